@@ -1,0 +1,54 @@
+using Gatehouse.Enforcement.Classification;
+using Npgsql;
+
+namespace Gatehouse.Connectors.Postgres;
+
+/// <summary>
+/// Asks PostgreSQL what a statement touches: <c>EXPLAIN (VERBOSE, FORMAT JSON)</c> in a read-only transaction that is rolled back,
+/// all in one round trip. EXPLAIN without ANALYZE plans but never executes, so even a write is only described.
+/// </summary>
+public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyzer
+{
+    private const string ExplainPrefix = "EXPLAIN (VERBOSE, FORMAT JSON) ";
+
+    private static readonly TimeSpan ExplainTimeout = TimeSpan.FromSeconds(5);
+
+    public async ValueTask<PlanFacts> ExplainAsync(string connection, string sql, IReadOnlyList<string?> parameters, CancellationToken cancellationToken)
+    {
+        await using var conn = await targets.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
+        await using var batch = conn.CreateBatch();
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("BEGIN READ ONLY"));
+        var settings = new NpgsqlBatchCommand($"SELECT set_config('statement_timeout', $1, true) AS {SessionSettings.Marker}");
+        settings.Parameters.Add(new NpgsqlParameter<string> { TypedValue = ((long)ExplainTimeout.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        batch.BatchCommands.Add(settings);
+        var explain = new NpgsqlBatchCommand(ExplainPrefix + sql);
+        SessionSettings.AddParameters(explain, parameters);
+        batch.BatchCommands.Add(explain);
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("ROLLBACK"));
+        try
+        {
+            string? json = null;
+            await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+            {
+                do
+                {
+                    while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                    {
+                        if (reader.GetName(0) != SessionSettings.Marker)
+                        {
+                            json = reader.GetString(0);
+                        }
+                    }
+                }
+                while (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false));
+            }
+
+            return PlanReader.Read(json ?? throw new InvalidOperationException("EXPLAIN returned no plan."));
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException)
+        {
+            await PostgresExecutor.RollBackQuietlyAsync(conn).ConfigureAwait(false);
+            throw PostgresErrors.Map(e, positionOffset: ExplainPrefix.Length);
+        }
+    }
+}

@@ -1,0 +1,104 @@
+using Gatehouse.Enforcement.Classification;
+using Gatehouse.Enforcement.Execution;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Gatehouse.Connectors.Postgres;
+
+/// <summary>Reads tables, columns, keys and comments from pg_catalog in one round trip. Filtering by grants happens in Enforcement.</summary>
+public sealed class PostgresCatalog(PostgresTargets targets) : ISchemaCatalog
+{
+    private const string Filter =
+        "c.relkind IN ('r','v','m','p','f') AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg\\_%'"
+        + " AND ($1::text IS NULL OR n.nspname = $1) AND ($2::text IS NULL OR c.relname = $2)";
+
+    private const string ColumnsSql =
+        "SELECT n.nspname, c.relname, c.relkind::text, obj_description(c.oid, 'pg_class'), a.attname, format_type(a.atttypid, a.atttypmod),"
+        + " NOT a.attnotnull, col_description(c.oid, a.attnum)"
+        + " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        + " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
+        + " WHERE " + Filter + " ORDER BY n.nspname, c.relname, a.attnum";
+
+    private const string KeysSql =
+        "SELECT n.nspname, c.relname, con.contype::text,"
+        + " ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(num, ord) JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num ORDER BY k.ord),"
+        + " fn.nspname, fc.relname,"
+        + " ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(num, ord) JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.ord)"
+        + " FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+        + " LEFT JOIN pg_class fc ON fc.oid = con.confrelid LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace"
+        + " WHERE con.contype IN ('p','f') AND " + Filter + " ORDER BY con.conname";
+
+    public async ValueTask<IReadOnlyList<TableDescription>> DescribeAsync(string connection, string? schema, string? table, CancellationToken cancellationToken)
+    {
+        await using var conn = await targets.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
+        await using var batch = conn.CreateBatch();
+        batch.BatchCommands.Add(WithFilter(ColumnsSql, schema, table));
+        batch.BatchCommands.Add(WithFilter(KeysSql, schema, table));
+        var tables = new Dictionary<RelationName, Builder>();
+        try
+        {
+            await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                var name = new RelationName(reader.GetString(0), reader.GetString(1));
+                if (!tables.TryGetValue(name, out var builder))
+                {
+                    tables[name] = builder = new Builder(name, KindName(reader.GetString(2)), reader.IsDBNull(3) ? null : reader.GetString(3));
+                }
+
+                builder.Columns.Add(new ColumnDescription(reader.GetString(4), reader.GetString(5), reader.GetBoolean(6), reader.IsDBNull(7) ? null : reader.GetString(7)));
+            }
+
+            await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                if (!tables.TryGetValue(new RelationName(reader.GetString(0), reader.GetString(1)), out var builder))
+                {
+                    continue;
+                }
+
+                var columns = reader.GetFieldValue<string[]>(3);
+                if (reader.GetString(2) == "p")
+                {
+                    builder.PrimaryKey.AddRange(columns);
+                }
+                else
+                {
+                    builder.ForeignKeys.Add(new ForeignKeyDescription(columns, new RelationName(reader.GetString(4), reader.GetString(5)), reader.GetFieldValue<string[]>(6)));
+                }
+            }
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException)
+        {
+            throw PostgresErrors.Map(e);
+        }
+
+        return tables.Values.Select(b => new TableDescription(b.Name, b.Kind, b.Comment, b.Columns, b.PrimaryKey, b.ForeignKeys)).ToList();
+    }
+
+    private static NpgsqlBatchCommand WithFilter(string sql, string? schema, string? table)
+    {
+        var command = new NpgsqlBatchCommand(sql);
+        command.Parameters.Add(new NpgsqlParameter { Value = (object?)schema ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        command.Parameters.Add(new NpgsqlParameter { Value = (object?)table ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        return command;
+    }
+
+    private static string KindName(string relkind) => relkind switch
+    {
+        "v" => "view",
+        "m" => "materialized view",
+        "f" => "foreign table",
+        "p" => "partitioned table",
+        _ => "table",
+    };
+
+    private sealed record Builder(RelationName Name, string Kind, string? Comment)
+    {
+        public List<ColumnDescription> Columns { get; } = [];
+
+        public List<string> PrimaryKey { get; } = [];
+
+        public List<ForeignKeyDescription> ForeignKeys { get; } = [];
+    }
+}

@@ -1,0 +1,110 @@
+using System.Globalization;
+using Gatehouse.Enforcement.Execution;
+using Npgsql;
+
+namespace Gatehouse.Connectors.Postgres;
+
+/// <summary>Reads the statement's rows past the settings row, converting values to JSON-friendly primitives under row and byte caps.</summary>
+internal static class ResultReader
+{
+    public static async ValueTask<QueryResult> ReadAsync(NpgsqlDataReader reader, int maxRows, int maxBytes, CancellationToken cancellationToken)
+    {
+        // The first row-returning result is always the settings row.
+        if (reader.FieldCount == 1 && reader.GetName(0) == SessionSettings.Marker)
+        {
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+            }
+
+            if (!await reader.NextResultAsync(cancellationToken).ConfigureAwait(false))
+            {
+                return new QueryResult([], [], false, null, null);
+            }
+        }
+
+        var columns = Enumerable.Range(0, reader.FieldCount)
+            .Select(i => new ResultColumn(reader.GetName(i), reader.GetDataTypeName(i)))
+            .ToList();
+        var rows = new List<object?[]>();
+        var bytes = 0L;
+        string? truncatedBecause = null;
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (rows.Count == maxRows)
+            {
+                truncatedBecause = $"row limit of {maxRows} reached";
+                break;
+            }
+
+            var row = new object?[columns.Count];
+            for (var i = 0; i < row.Length; i++)
+            {
+                row[i] = ReadValue(reader, i);
+                bytes += ApproximateSize(row[i]);
+            }
+
+            if (bytes > maxBytes)
+            {
+                truncatedBecause = $"result size limit of {maxBytes} bytes reached";
+                break;
+            }
+
+            rows.Add(row);
+        }
+
+        // Drain what is left of this and later results (at most one extra row for reads) so the batch completes.
+        while (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false))
+        {
+        }
+
+        return new QueryResult(columns, rows, truncatedBecause is not null, truncatedBecause, null);
+    }
+
+    private static object? ReadValue(NpgsqlDataReader reader, int ordinal)
+    {
+        if (reader.IsDBNull(ordinal))
+        {
+            return null;
+        }
+
+        object value;
+        try
+        {
+            value = reader.GetValue(ordinal);
+        }
+        catch (Exception e) when (e is InvalidCastException or NotSupportedException)
+        {
+            return $"(a {reader.GetDataTypeName(ordinal)} value Gatehouse cannot render)";
+        }
+
+        return Convert(value);
+    }
+
+    internal static object? Convert(object? value) => value switch
+    {
+        null or DBNull => null,
+        bool or long or decimal or string => value,
+        short s => (long)s,
+        int i => (long)i,
+        float f => float.IsFinite(f) ? (double)f : f.ToString(CultureInfo.InvariantCulture),
+        double d => double.IsFinite(d) ? d : d.ToString(CultureInfo.InvariantCulture),
+        char c => c.ToString(),
+        DateTime dt => dt.ToString(dt.Kind == DateTimeKind.Unspecified ? "yyyy-MM-ddTHH:mm:ss.FFFFFFF" : "O", CultureInfo.InvariantCulture),
+        DateTimeOffset dto => dto.ToString("O", CultureInfo.InvariantCulture),
+        DateOnly date => date.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
+        TimeOnly time => time.ToString("HH:mm:ss.FFFFFFF", CultureInfo.InvariantCulture),
+        TimeSpan span => span.ToString("c", CultureInfo.InvariantCulture),
+        byte[] bytes => "\\x" + System.Convert.ToHexString(bytes).ToLowerInvariant(),
+        Array array => array.Cast<object?>().Select(Convert).ToList(),
+        IFormattable formattable => formattable.ToString(null, CultureInfo.InvariantCulture),
+        _ => value.ToString(),
+    };
+
+    private static long ApproximateSize(object? value) => value switch
+    {
+        null => 4,
+        string s => s.Length + 2,
+        List<object?> list => list.Sum(ApproximateSize) + 2,
+        _ => 16,
+    };
+}

@@ -1,0 +1,75 @@
+using System.Text.Json;
+using Gatehouse.Enforcement.Audit;
+using Microsoft.Data.Sqlite;
+
+namespace Gatehouse.Connectors.State;
+
+public sealed partial class SqliteStateStore : IAuditStore
+{
+    private const string AuditColumns =
+        "id, time_ms, tool, transport, session_id, agent, groups_json, issuer, subject, token_id, connection, sql, parameters,"
+        + " classification, decision, rule, reason, row_count, duration_ms, error";
+
+    public async ValueTask BeginAsync(AuditRecord record, CancellationToken cancellationToken) =>
+        await ExecuteAsync($"INSERT INTO audit ({AuditColumns}) VALUES ({Placeholders()})", p => BindAudit(p, record), cancellationToken).ConfigureAwait(false);
+
+    public async ValueTask CompleteAsync(AuditRecord record, CancellationToken cancellationToken) =>
+        await ExecuteAsync($"INSERT OR REPLACE INTO audit ({AuditColumns}) VALUES ({Placeholders()})", p => BindAudit(p, record), cancellationToken).ConfigureAwait(false);
+
+    public async ValueTask<AuditRecord?> GetAsync(string id, CancellationToken cancellationToken) =>
+        (await QueryAsync($"SELECT {AuditColumns} FROM audit WHERE id = $id", p => p.AddWithValue("$id", id), ReadAudit, cancellationToken).ConfigureAwait(false))
+        .FirstOrDefault();
+
+    public async ValueTask<IReadOnlyList<AuditRecord>> ListAsync(AuditQuery query, CancellationToken cancellationToken) =>
+        await QueryAsync(
+            $"SELECT {AuditColumns} FROM audit WHERE ($agent IS NULL OR agent = $agent) AND ($since IS NULL OR time_ms >= $since)"
+            + " AND ($decision IS NULL OR decision = $decision) ORDER BY time_ms DESC, id DESC LIMIT $limit",
+            p =>
+            {
+                p.AddWithValue("$agent", Db(query.Agent));
+                p.AddWithValue("$since", query.Since is { } since ? ToMs(since) : DBNull.Value);
+                p.AddWithValue("$decision", Db(query.Decision?.ToString()));
+                p.AddWithValue("$limit", query.Limit);
+            },
+            ReadAudit,
+            cancellationToken).ConfigureAwait(false);
+
+    private static string Placeholders() => string.Join(", ", AuditColumns.Split(',').Select((_, i) => $"$p{i}"));
+
+    private static void BindAudit(SqliteParameterCollection p, AuditRecord r)
+    {
+        object?[] values =
+        [
+            r.Id, ToMs(r.Time), r.Tool, r.Transport, r.SessionId, r.Agent, JsonSerializer.Serialize(r.Groups), r.Issuer, r.Subject, r.TokenId,
+            r.Connection, r.Sql, r.Parameters, r.Classification, r.Decision.ToString(), r.Rule, r.Reason, r.RowCount, r.DurationMs, r.Error,
+        ];
+        for (var i = 0; i < values.Length; i++)
+        {
+            p.AddWithValue($"$p{i}", Db(values[i]));
+        }
+    }
+
+    private static AuditRecord ReadAudit(SqliteDataReader r) => new()
+    {
+        Id = r.GetString(0),
+        Time = FromMs(r.GetInt64(1)),
+        Tool = r.GetString(2),
+        Transport = r.GetString(3),
+        SessionId = NullableString(r, 4),
+        Agent = NullableString(r, 5),
+        Groups = JsonSerializer.Deserialize<string[]>(r.GetString(6)) ?? [],
+        Issuer = NullableString(r, 7),
+        Subject = NullableString(r, 8),
+        TokenId = NullableString(r, 9),
+        Connection = NullableString(r, 10),
+        Sql = NullableString(r, 11),
+        Parameters = NullableString(r, 12),
+        Classification = NullableString(r, 13),
+        Decision = Enum.Parse<Verdict>(r.GetString(14)),
+        Rule = r.GetString(15),
+        Reason = r.GetString(16),
+        RowCount = NullableLong(r, 17),
+        DurationMs = r.GetDouble(18),
+        Error = NullableString(r, 19),
+    };
+}

@@ -1,0 +1,89 @@
+using Microsoft.Data.Sqlite;
+
+namespace Gatehouse.Connectors.State;
+
+/// <summary>
+/// The gateway's own state in an embedded SQLite file (WAL, synchronous=FULL): audit records, access requests, agent status.
+/// Several processes (a server and the CLI) may share the file.
+/// </summary>
+public sealed partial class SqliteStateStore
+{
+    private const string Schema = """
+        CREATE TABLE IF NOT EXISTS audit (
+            id TEXT PRIMARY KEY, time_ms INTEGER NOT NULL, tool TEXT NOT NULL, transport TEXT NOT NULL, session_id TEXT,
+            agent TEXT, groups_json TEXT NOT NULL, issuer TEXT, subject TEXT, token_id TEXT, connection TEXT, sql TEXT,
+            parameters TEXT, classification TEXT, decision TEXT NOT NULL, rule TEXT NOT NULL, reason TEXT NOT NULL,
+            row_count INTEGER, duration_ms REAL NOT NULL, error TEXT);
+        CREATE INDEX IF NOT EXISTS audit_time ON audit(time_ms);
+        CREATE INDEX IF NOT EXISTS audit_agent_time ON audit(agent, time_ms);
+        CREATE TABLE IF NOT EXISTS access_requests (
+            id TEXT PRIMARY KEY, agent TEXT NOT NULL, subject TEXT NOT NULL, issuer TEXT NOT NULL, connection TEXT NOT NULL,
+            tables_json TEXT NOT NULL, access TEXT NOT NULL, reason TEXT NOT NULL, duration_ms INTEGER NOT NULL, status TEXT NOT NULL,
+            created_ms INTEGER NOT NULL, decided_ms INTEGER, decided_by TEXT, decision_note TEXT, grant_expires_ms INTEGER);
+        CREATE INDEX IF NOT EXISTS access_requests_agent ON access_requests(agent, status);
+        CREATE TABLE IF NOT EXISTS agents (
+            agent TEXT PRIMARY KEY, disabled INTEGER NOT NULL, changed_by TEXT NOT NULL, changed_ms INTEGER NOT NULL);
+        """;
+
+    private readonly string _connectionString;
+
+    private SqliteStateStore(string connectionString) => _connectionString = connectionString;
+
+    /// <summary>Opens (creating if needed) the state file and its schema.</summary>
+    public static async Task<SqliteStateStore> OpenAsync(string path, CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        var builder = new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadWriteCreate, Pooling = true, DefaultTimeout = 30 };
+        var store = new SqliteStateStore(builder.ToString());
+        await using var connection = await store.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = connection.CreateCommand();
+        command.CommandText = "PRAGMA journal_mode=WAL;" + Schema;
+        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        return store;
+    }
+
+    private async Task<SqliteConnection> OpenConnectionAsync(CancellationToken cancellationToken)
+    {
+        var connection = new SqliteConnection(_connectionString);
+        await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var pragma = connection.CreateCommand();
+        pragma.CommandText = "PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000;";
+        await pragma.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        return connection;
+    }
+
+    private async Task<int> ExecuteAsync(string sql, Action<SqliteParameterCollection> bind, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        bind(command.Parameters);
+        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<List<T>> QueryAsync<T>(string sql, Action<SqliteParameterCollection> bind, Func<SqliteDataReader, T> map, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        bind(command.Parameters);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var results = new List<T>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            results.Add(map(reader));
+        }
+
+        return results;
+    }
+
+    private static long ToMs(DateTimeOffset time) => time.ToUnixTimeMilliseconds();
+
+    private static DateTimeOffset FromMs(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
+
+    private static object Db(object? value) => value ?? DBNull.Value;
+
+    private static string? NullableString(SqliteDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? null : reader.GetString(ordinal);
+
+    private static long? NullableLong(SqliteDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? null : reader.GetInt64(ordinal);
+}

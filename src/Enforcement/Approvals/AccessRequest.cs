@@ -1,0 +1,44 @@
+using Gatehouse.Enforcement.Classification;
+using Gatehouse.Enforcement.Policy;
+
+namespace Gatehouse.Enforcement.Approvals;
+
+/// <summary>Where an access request stands.</summary>
+public enum AccessRequestStatus
+{
+    Pending,
+    Approved,
+    Denied,
+    Expired,
+}
+
+/// <summary>An agent's request for time-boxed access to some tables, and its decision.</summary>
+public sealed record AccessRequest(
+    string Id,
+    string Agent,
+    string Subject,
+    string Issuer,
+    string Connection,
+    IReadOnlyList<RelationName> Tables,
+    AccessLevel Access,
+    string Reason,
+    TimeSpan Duration,
+    AccessRequestStatus Status,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset? DecidedAt = null,
+    string? DecidedBy = null,
+    string? DecisionNote = null,
+    DateTimeOffset? GrantExpiresAt = null)
+{
+    /// <summary>How long a request may wait for a decision before it expires.</summary>
+    public static TimeSpan PendingLifetime { get; } = TimeSpan.FromHours(1);
+
+    /// <summary>The longest grant a request may ask for.</summary>
+    public static TimeSpan MaxDuration { get; } = TimeSpan.FromHours(24);
+
+    public static string NewId() => "req_" + Guid.CreateVersion7().ToString("N")[..20];
+
+    /// <summary>The grant this request gives while approved and unexpired.</summary>
+    public Grant ToGrant() =>
+        new(Connection, Access, [], Tables) { Source = $"request {Id}", ExpiresAt = GrantExpiresAt };
+}

@@ -1,0 +1,19 @@
+using Gatehouse.Enforcement.Policy;
+
+namespace Gatehouse.Enforcement.Approvals;
+
+/// <summary>Durable access requests and the time-boxed grants their approvals create.</summary>
+public interface IApprovalStore
+{
+    ValueTask CreateAsync(AccessRequest request, CancellationToken cancellationToken);
+
+    ValueTask<AccessRequest?> GetAsync(string id, DateTimeOffset now, CancellationToken cancellationToken);
+
+    ValueTask<IReadOnlyList<AccessRequest>> ListAsync(AccessRequestStatus? status, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>Moves a pending request to approved or denied; false when it is no longer pending.</summary>
+    ValueTask<bool> DecideAsync(string id, bool approve, string decidedBy, string? note, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>The grants from approved requests of <paramref name="agent"/> that have not yet expired.</summary>
+    ValueTask<IReadOnlyList<Grant>> ActiveGrantsAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken);
+}

@@ -1,0 +1,60 @@
+namespace Gatehouse.Enforcement.Audit;
+
+/// <summary>The verdict recorded for a call.</summary>
+public enum Verdict
+{
+    /// <summary>Recorded before the decision; a record left in this state means the call never finished.</summary>
+    Started,
+    Allowed,
+    Denied,
+    Failed,
+}
+
+/// <summary>One tool call as recorded: who, what, the decision and its rule, and how it ended. Never holds a token or credential.</summary>
+public sealed record AuditRecord
+{
+    public required string Id { get; init; }
+
+    public required DateTimeOffset Time { get; init; }
+
+    public required string Tool { get; init; }
+
+    public required string Transport { get; init; }
+
+    public string? SessionId { get; init; }
+
+    public string? Agent { get; init; }
+
+    public IReadOnlyList<string> Groups { get; init; } = [];
+
+    public string? Issuer { get; init; }
+
+    public string? Subject { get; init; }
+
+    public string? TokenId { get; init; }
+
+    public string? Connection { get; init; }
+
+    public string? Sql { get; init; }
+
+    /// <summary>The positional parameters as a JSON array, when the call had any.</summary>
+    public string? Parameters { get; init; }
+
+    /// <summary>Statement kind and the relations the plan touches, e.g. "select: public.orders(read)".</summary>
+    public string? Classification { get; init; }
+
+    public Verdict Decision { get; init; } = Verdict.Started;
+
+    public string Rule { get; init; } = "";
+
+    public string Reason { get; init; } = "";
+
+    public long? RowCount { get; init; }
+
+    public double DurationMs { get; init; }
+
+    public string? Error { get; init; }
+
+    /// <summary>A new, time-ordered record id.</summary>
+    public static string NewId() => "aud_" + Guid.CreateVersion7().ToString("N");
+}

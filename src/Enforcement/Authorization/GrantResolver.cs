@@ -1,0 +1,29 @@
+using Gatehouse.Enforcement.Approvals;
+using Gatehouse.Enforcement.Identity;
+using Gatehouse.Enforcement.Policy;
+
+namespace Gatehouse.Enforcement.Authorization;
+
+/// <summary>Collects the grants an identity holds on a connection: its own, its groups', and unexpired approved requests.</summary>
+public sealed class GrantResolver(GatewayPolicy policy, IApprovalStore approvals)
+{
+    public async ValueTask<IReadOnlyList<Grant>> ResolveAsync(AgentIdentity identity, string connection, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var grants = new List<Grant>();
+        if (policy.Agents.TryGetValue(identity.Agent, out var agent))
+        {
+            grants.AddRange(agent.Grants);
+        }
+
+        foreach (var group in identity.Groups)
+        {
+            if (policy.Groups.TryGetValue(group, out var g))
+            {
+                grants.AddRange(g.Grants.Select(x => x with { Source = $"group {group}" }));
+            }
+        }
+
+        grants.AddRange(await approvals.ActiveGrantsAsync(identity.Agent, now, cancellationToken).ConfigureAwait(false));
+        return grants.Where(g => g.Connection == connection).ToList();
+    }
+}

@@ -1,0 +1,228 @@
+namespace Gatehouse.Enforcement.Classification;
+
+/// <summary>
+/// A PostgreSQL lexer: enough of the real grammar (nested comments, E'' and U&amp;'' strings, dollar quoting,
+/// quoted identifiers, parameters) that statement boundaries and leading keywords are found where the server finds them.
+/// </summary>
+public static class SqlLexer
+{
+    /// <summary>Nested block comments deeper than this are refused rather than followed.</summary>
+    public const int MaxCommentDepth = 100;
+
+    public static List<SqlToken> Tokenize(string sql)
+    {
+        var tokens = new List<SqlToken>();
+        var i = 0;
+        while (i < sql.Length)
+        {
+            var c = sql[i];
+            if (c == '\0')
+            {
+                throw new SqlLexException($"the statement contains a NUL byte at position {i + 1}", i);
+            }
+
+            if (char.IsWhiteSpace(c))
+            {
+                i++;
+            }
+            else if (c == '-' && Peek(sql, i + 1) == '-')
+            {
+                i = SkipLineComment(sql, i);
+            }
+            else if (c == '/' && Peek(sql, i + 1) == '*')
+            {
+                i = SkipBlockComment(sql, i);
+            }
+            else
+            {
+                var token = ReadToken(sql, i);
+                tokens.Add(token);
+                i = token.Start + token.Length;
+            }
+        }
+
+        return tokens;
+    }
+
+    private static SqlToken ReadToken(string sql, int i)
+    {
+        var c = sql[i];
+        var next = Peek(sql, i + 1);
+        switch (c)
+        {
+            case '\'':
+                return new SqlToken(SqlTokenKind.String, i, EndOfQuoted(sql, i, '\'', backslashEscapes: false) - i);
+            case '"':
+                return new SqlToken(SqlTokenKind.QuotedIdentifier, i, EndOfQuoted(sql, i, '"', backslashEscapes: false) - i);
+            case 'e' or 'E' when next == '\'':
+                return new SqlToken(SqlTokenKind.String, i, EndOfQuoted(sql, i + 1, '\'', backslashEscapes: true) - i);
+            case 'b' or 'B' or 'x' or 'X' or 'n' or 'N' when next == '\'':
+                return new SqlToken(SqlTokenKind.String, i, EndOfQuoted(sql, i + 1, '\'', backslashEscapes: false) - i);
+            case 'u' or 'U' when next == '&' && Peek(sql, i + 2) is '\'' or '"':
+                var quote = sql[i + 2];
+                return new SqlToken(quote == '\'' ? SqlTokenKind.String : SqlTokenKind.QuotedIdentifier, i, EndOfQuoted(sql, i + 2, quote, backslashEscapes: false) - i);
+            case '$' when char.IsAsciiDigit(next):
+                return new SqlToken(SqlTokenKind.Parameter, i, EndWhile(sql, i + 1, char.IsAsciiDigit) - i);
+            case '$' when TryDollarTag(sql, i, out var tagLength):
+                return new SqlToken(SqlTokenKind.String, i, EndOfDollarQuoted(sql, i, tagLength) - i);
+            case '(':
+                return new SqlToken(SqlTokenKind.OpenParen, i, 1);
+            case ')':
+                return new SqlToken(SqlTokenKind.CloseParen, i, 1);
+            case ';':
+                return new SqlToken(SqlTokenKind.Semicolon, i, 1);
+            case ',' or '[' or ']' or ':' or '.' when !(c == '.' && char.IsAsciiDigit(next)):
+                return new SqlToken(SqlTokenKind.Punctuation, i, 1);
+        }
+
+        if (char.IsAsciiDigit(c) || c == '.')
+        {
+            return new SqlToken(SqlTokenKind.Number, i, EndWhile(sql, i, ch => char.IsAsciiLetterOrDigit(ch) || ch is '.' or '_') - i);
+        }
+
+        if (IsIdentifierStart(c))
+        {
+            return new SqlToken(SqlTokenKind.Word, i, EndWhile(sql, i, IsIdentifierPart) - i);
+        }
+
+        if (IsOperatorChar(c))
+        {
+            return new SqlToken(SqlTokenKind.Operator, i, EndOfOperator(sql, i) - i);
+        }
+
+        return new SqlToken(SqlTokenKind.Punctuation, i, 1);
+    }
+
+    private static char Peek(string sql, int i) => i < sql.Length ? sql[i] : '\0';
+
+    private static bool IsIdentifierStart(char c) => char.IsAsciiLetter(c) || c == '_' || c >= '\u0080';
+
+    private static bool IsIdentifierPart(char c) => IsIdentifierStart(c) || char.IsAsciiDigit(c) || c == '$';
+
+    private static bool IsOperatorChar(char c) => "+-*/<>=~!@#%^&|`?".Contains(c);
+
+    private static int EndWhile(string sql, int i, Func<char, bool> predicate)
+    {
+        while (i < sql.Length && predicate(sql[i]))
+        {
+            i++;
+        }
+
+        return i;
+    }
+
+    // An operator stops where a comment starts, as in PostgreSQL's scanner.
+    private static int EndOfOperator(string sql, int i)
+    {
+        var start = i;
+        while (i < sql.Length && IsOperatorChar(sql[i]))
+        {
+            if (i > start && ((sql[i] == '-' && Peek(sql, i + 1) == '-') || (sql[i] == '/' && Peek(sql, i + 1) == '*')))
+            {
+                break;
+            }
+
+            i++;
+        }
+
+        return i;
+    }
+
+    private static int SkipLineComment(string sql, int i)
+    {
+        var end = sql.IndexOf('\n', i);
+        return end < 0 ? sql.Length : end + 1;
+    }
+
+    private static int SkipBlockComment(string sql, int start)
+    {
+        var depth = 0;
+        var i = start;
+        while (i < sql.Length)
+        {
+            if (sql[i] == '/' && Peek(sql, i + 1) == '*')
+            {
+                if (++depth > MaxCommentDepth)
+                {
+                    throw new SqlLexException($"block comments are nested more than {MaxCommentDepth} deep", start);
+                }
+
+                i += 2;
+            }
+            else if (sql[i] == '*' && Peek(sql, i + 1) == '/')
+            {
+                i += 2;
+                if (--depth == 0)
+                {
+                    return i;
+                }
+            }
+            else
+            {
+                i++;
+            }
+        }
+
+        throw new SqlLexException($"a block comment starting at position {start + 1} is never closed with */", start);
+    }
+
+    private static int EndOfQuoted(string sql, int openQuote, char quote, bool backslashEscapes)
+    {
+        var i = openQuote + 1;
+        while (i < sql.Length)
+        {
+            var c = sql[i];
+            if (backslashEscapes && c == '\\')
+            {
+                i += 2;
+            }
+            else if (c == quote)
+            {
+                if (Peek(sql, i + 1) != quote)
+                {
+                    return i + 1;
+                }
+
+                i += 2;
+            }
+            else
+            {
+                i++;
+            }
+        }
+
+        var what = quote == '"' ? "quoted identifier" : "string";
+        throw new SqlLexException($"a {what} starting at position {openQuote + 1} is never closed with {quote}", openQuote);
+    }
+
+    private static bool TryDollarTag(string sql, int i, out int tagLength)
+    {
+        // $tag$ where tag is empty or an identifier without a leading digit.
+        var j = i + 1;
+        if (j < sql.Length && sql[j] != '$' && !(IsIdentifierStart(sql[j]) && sql[j] != '$'))
+        {
+            tagLength = 0;
+            return false;
+        }
+
+        while (j < sql.Length && sql[j] != '$' && IsIdentifierPart(sql[j]))
+        {
+            j++;
+        }
+
+        tagLength = j - i + 1;
+        return j < sql.Length && sql[j] == '$';
+    }
+
+    private static int EndOfDollarQuoted(string sql, int start, int tagLength)
+    {
+        var tag = sql.AsSpan(start, tagLength);
+        var close = sql.AsSpan(start + tagLength).IndexOf(tag, StringComparison.Ordinal);
+        if (close < 0)
+        {
+            throw new SqlLexException($"a dollar-quoted string starting at position {start + 1} is never closed with {tag}", start);
+        }
+
+        return start + tagLength + close + tagLength;
+    }
+}

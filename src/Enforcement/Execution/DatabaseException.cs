@@ -1,0 +1,23 @@
+namespace Gatehouse.Enforcement.Execution;
+
+/// <summary>Why a database call did not succeed, in words safe to show an agent (never a credential).</summary>
+public enum DatabaseFailure
+{
+    /// <summary>The database could not be reached or the connection broke.</summary>
+    Unavailable,
+
+    /// <summary>PostgreSQL refused the statement (syntax, permissions, constraint...).</summary>
+    Rejected,
+
+    /// <summary>The statement ran past its timeout and was cancelled.</summary>
+    Timeout,
+}
+
+/// <summary>A failure talking to a target database, carrying PostgreSQL's SQLSTATE where there is one.</summary>
+public sealed class DatabaseException(DatabaseFailure failure, string message, string? sqlState = null, Exception? inner = null)
+    : Exception(message, inner)
+{
+    public DatabaseFailure Failure { get; } = failure;
+
+    public string? SqlState { get; } = sqlState;
+}

@@ -1,0 +1,33 @@
+using Gatehouse.Enforcement.Identity;
+
+namespace Gatehouse.Enforcement.Execution;
+
+/// <summary>Runs one authorized statement under the gateway's own credential.</summary>
+public interface IQueryExecutor
+{
+    ValueTask<QueryResult> ExecuteAsync(ExecutionRequest request, CancellationToken cancellationToken);
+}
+
+/// <summary>An authorized statement with the bounds it must run under.</summary>
+/// <param name="Parameters">Positional values for $1, $2…, sent as untyped text so PostgreSQL infers their types.</param>
+public sealed record ExecutionRequest(
+    string Connection,
+    string Sql,
+    IReadOnlyList<string?> Parameters,
+    bool ReadOnly,
+    int MaxRows,
+    int MaxBytes,
+    TimeSpan StatementTimeout,
+    AgentIdentity Caller,
+    string CallId);
+
+/// <summary>Rows as they leave the database: values are null, bool, long, decimal, double, string, or JSON text for json columns.</summary>
+public sealed record QueryResult(
+    IReadOnlyList<ResultColumn> Columns,
+    IReadOnlyList<object?[]> Rows,
+    bool Truncated,
+    string? TruncatedBecause,
+    long? AffectedRows);
+
+/// <summary>A result column and its PostgreSQL type name.</summary>
+public sealed record ResultColumn(string Name, string Type);

@@ -1,0 +1,24 @@
+using Gatehouse.Enforcement.Classification;
+
+namespace Gatehouse.Enforcement.Execution;
+
+/// <summary>Reads table and column metadata from a target database.</summary>
+public interface ISchemaCatalog
+{
+    ValueTask<IReadOnlyList<TableDescription>> DescribeAsync(string connection, string? schema, string? table, CancellationToken cancellationToken);
+}
+
+/// <summary>A table or view with its columns and keys.</summary>
+public sealed record TableDescription(
+    RelationName Name,
+    string Kind,
+    string? Comment,
+    IReadOnlyList<ColumnDescription> Columns,
+    IReadOnlyList<string> PrimaryKey,
+    IReadOnlyList<ForeignKeyDescription> ForeignKeys);
+
+/// <summary>A column's name, type, nullability and comment.</summary>
+public sealed record ColumnDescription(string Name, string Type, bool Nullable, string? Comment);
+
+/// <summary>A foreign key from some columns of one table to another table.</summary>
+public sealed record ForeignKeyDescription(IReadOnlyList<string> Columns, RelationName References, IReadOnlyList<string> ReferencedColumns);

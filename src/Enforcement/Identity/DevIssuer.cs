@@ -1,0 +1,74 @@
+using System.Security.Cryptography;
+using Gatehouse.Enforcement.Policy;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+
+namespace Gatehouse.Enforcement.Identity;
+
+/// <summary>A local development issuer: an RSA key in a 0600 file, used to mint agent tokens the policy trusts.</summary>
+public static class DevIssuer
+{
+    /// <summary>Loads the signing key, creating it (owner-only file mode) on first use.</summary>
+    public static RsaSecurityKey LoadOrCreateKey(string path)
+    {
+        if (!File.Exists(path))
+        {
+            TryCreateKey(path);
+        }
+
+        var rsa = RSA.Create();
+        rsa.ImportFromPem(File.ReadAllText(path));
+        var key = new RsaSecurityKey(rsa);
+        key.KeyId = Base64UrlEncoder.Encode(JsonWebKeyConverter.ConvertFromRSASecurityKey(key).ComputeJwkThumbprint());
+        return key;
+    }
+
+    private static void TryCreateKey(string path)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        using var rsa = RSA.Create(2048);
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        try
+        {
+            using var writer = new StreamWriter(path, options);
+            writer.Write(rsa.ExportPkcs8PrivateKeyPem());
+        }
+        catch (IOException) when (File.Exists(path))
+        {
+            // Another process created it first; use theirs.
+        }
+    }
+
+    /// <summary>Signs an RS256 access token for <paramref name="agent"/> that <paramref name="issuer"/> will accept.</summary>
+    public static string Mint(IssuerConfig issuer, RsaSecurityKey key, string agent, IReadOnlyList<string> groups, TimeSpan lifetime, DateTimeOffset now)
+    {
+        var claims = new Dictionary<string, object>
+        {
+            [issuer.AgentClaim] = agent,
+            [issuer.GroupsClaim] = groups.ToArray(),
+            [JwtRegisteredClaimNames.Jti] = Guid.NewGuid().ToString("N"),
+        };
+        if (issuer.AgentClaim != JwtRegisteredClaimNames.Sub)
+        {
+            claims[JwtRegisteredClaimNames.Sub] = agent;
+        }
+
+        var descriptor = new SecurityTokenDescriptor
+        {
+            Issuer = issuer.Issuer,
+            Audience = issuer.Audiences[0],
+            IssuedAt = now.UtcDateTime,
+            NotBefore = now.UtcDateTime,
+            Expires = now.Add(lifetime).UtcDateTime,
+            Claims = claims,
+            TokenType = "at+jwt",
+            SigningCredentials = new SigningCredentials(key, SecurityAlgorithms.RsaSha256),
+        };
+        return new JsonWebTokenHandler { SetDefaultTimesOnTokenCreation = false }.CreateToken(descriptor);
+    }
+}

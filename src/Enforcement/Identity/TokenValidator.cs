@@ -1,0 +1,144 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
+using Gatehouse.Enforcement.Policy;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+
+namespace Gatehouse.Enforcement.Identity;
+
+/// <summary>Verifies agent tokens against the trusted issuers; successful results are cached until the token expires.</summary>
+public sealed class TokenValidator
+{
+    /// <summary>Tokens larger than this are refused before any parsing.</summary>
+    public const int MaxTokenLength = 16 * 1024;
+
+    private const int MaxCachedTokens = 10_000;
+
+    private readonly JsonWebTokenHandler _handler = new() { MaximumTokenSizeInBytes = MaxTokenLength };
+    private readonly Dictionary<string, (IssuerConfig Config, TokenValidationParameters Parameters)> _issuers;
+    private readonly ConcurrentDictionary<string, AgentIdentity> _cache = new(StringComparer.Ordinal);
+    private readonly TimeProvider _time;
+
+    public TokenValidator(IReadOnlyList<IssuerConfig> issuers, TimeProvider time)
+    {
+        _time = time;
+        _issuers = issuers.ToDictionary(i => i.Issuer, i => (i, IssuerKeys.CreateParameters(i)), StringComparer.Ordinal);
+    }
+
+    public async ValueTask<IdentityResult> ValidateAsync(string? token, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrWhiteSpace(token))
+        {
+            return IdentityResult.Refused("identity.missing_token", "no agent token was presented; stdio reads it from GATEHOUSE_TOKEN or --token-file, HTTP from 'Authorization: Bearer <token>'");
+        }
+
+        if (token.Length > MaxTokenLength)
+        {
+            return IdentityResult.Refused("identity.malformed_token", $"the token is {token.Length} characters long; the limit is {MaxTokenLength}");
+        }
+
+        var cacheKey = CacheKey(token);
+        var now = _time.GetUtcNow();
+        if (_cache.TryGetValue(cacheKey, out var cached))
+        {
+            if (cached.ExpiresAt > now)
+            {
+                return IdentityResult.Verified(cached);
+            }
+
+            _cache.TryRemove(cacheKey, out _);
+        }
+
+        JsonWebToken unverified;
+        try
+        {
+            unverified = _handler.ReadJsonWebToken(token);
+        }
+        catch (ArgumentException)
+        {
+            return IdentityResult.Refused("identity.malformed_token", "the token is not a well-formed JWT (header.payload.signature, base64url)");
+        }
+
+        if (!_issuers.TryGetValue(unverified.Issuer ?? "", out var issuer))
+        {
+            return IdentityResult.Refused("identity.untrusted_issuer", $"tokens from issuer '{Printable(unverified.Issuer)}' are not trusted by this gateway");
+        }
+
+        var result = await _handler.ValidateTokenAsync(token, issuer.Parameters).ConfigureAwait(false);
+        cancellationToken.ThrowIfCancellationRequested();
+        if (!result.IsValid)
+        {
+            return Refusal(result.Exception, issuer.Config);
+        }
+
+        var jwt = (JsonWebToken)result.SecurityToken;
+        var agent = ClaimText(jwt, issuer.Config.AgentClaim);
+        if (string.IsNullOrWhiteSpace(agent))
+        {
+            return IdentityResult.Refused("identity.missing_agent_claim", $"the token has no '{issuer.Config.AgentClaim}' claim naming the agent");
+        }
+
+        var identity = new AgentIdentity(
+            agent,
+            Groups(jwt, issuer.Config.GroupsClaim),
+            issuer.Config.Issuer,
+            jwt.Subject ?? agent,
+            string.IsNullOrEmpty(jwt.Id) ? null : jwt.Id,
+            new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero).Add(issuer.Config.ClockSkew));
+        if (_cache.Count >= MaxCachedTokens)
+        {
+            Evict(now);
+        }
+
+        _cache[cacheKey] = identity;
+        return IdentityResult.Verified(identity);
+    }
+
+    private void Evict(DateTimeOffset now)
+    {
+        foreach (var (key, value) in _cache)
+        {
+            if (value.ExpiresAt <= now)
+            {
+                _cache.TryRemove(key, out _);
+            }
+        }
+
+        if (_cache.Count >= MaxCachedTokens)
+        {
+            _cache.Clear();
+        }
+    }
+
+    private static IdentityResult Refusal(Exception? error, IssuerConfig issuer) => error switch
+    {
+        SecurityTokenExpiredException e => IdentityResult.Refused("identity.expired_token", $"the token expired at {e.Expires:u}; get a fresh token from its issuer"),
+        SecurityTokenNotYetValidException e => IdentityResult.Refused("identity.token_not_yet_valid", $"the token is not valid before {e.NotBefore:u}"),
+        SecurityTokenNoExpirationException => IdentityResult.Refused("identity.no_expiry", "the token has no expiry ('exp'); tokens must expire"),
+        SecurityTokenInvalidAudienceException => IdentityResult.Refused("identity.wrong_audience", $"the token was issued for another audience; this gateway accepts {string.Join(", ", issuer.Audiences)}"),
+        SecurityTokenInvalidIssuerException => IdentityResult.Refused("identity.untrusted_issuer", "the token's issuer is not trusted by this gateway"),
+        SecurityTokenInvalidAlgorithmException => IdentityResult.Refused("identity.algorithm_not_allowed", $"the token's signing algorithm is not allowed; this issuer may use {string.Join(", ", issuer.Algorithms)}"),
+        SecurityTokenSignatureKeyNotFoundException => IdentityResult.Refused("identity.bad_signature", "the token is signed with a key this issuer does not publish"),
+        SecurityTokenInvalidSignatureException => IdentityResult.Refused("identity.bad_signature", "the token's signature does not verify"),
+        SecurityTokenMalformedException => IdentityResult.Refused("identity.malformed_token", "the token is not a well-formed JWT"),
+        _ => IdentityResult.Refused("identity.invalid_token", $"the token was refused ({error?.GetType().Name ?? "unknown reason"})"),
+    };
+
+    private static string? ClaimText(JsonWebToken jwt, string claim) =>
+        jwt.TryGetClaim(claim, out var value) ? value.Value : null;
+
+    // Arrays arrive as one claim per element; a single string may list groups separated by spaces or commas.
+    private static List<string> Groups(JsonWebToken jwt, string claim) =>
+        jwt.Claims
+            .Where(c => c.Type == claim)
+            .SelectMany(c => c.Value.Split([' ', ','], StringSplitOptions.RemoveEmptyEntries))
+            .Distinct(StringComparer.Ordinal)
+            .ToList();
+
+    private static string Printable(string? text) =>
+        text is null ? "(none)" : text.Length > 100 ? text[..100] + "…" : text;
+
+    private static string CacheKey(string token) =>
+        Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
+}

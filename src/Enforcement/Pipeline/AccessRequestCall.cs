@@ -1,0 +1,85 @@
+using Gatehouse.Enforcement.Approvals;
+using Gatehouse.Enforcement.Classification;
+using Gatehouse.Enforcement.Policy;
+
+namespace Gatehouse.Enforcement.Pipeline;
+
+public sealed partial class GatewayPipeline
+{
+    /// <summary>At most this many tables in one access request.</summary>
+    public const int MaxRequestedTables = 50;
+
+    public ValueTask<CallOutcome> RequestAccessAsync(CallContext call, AccessRequestInput request, CancellationToken cancellationToken) =>
+        RunAsync(
+            call,
+            r => r with { Connection = request.Connection, Classification = $"request {request.Access} on {Clip(string.Join(", ", request.Tables), 500)}" },
+            (scope, ct) => RequestAccessBodyAsync(scope, request, ct),
+            cancellationToken);
+
+    private async ValueTask<StepResult> RequestAccessBodyAsync(CallScope scope, AccessRequestInput input, CancellationToken cancellationToken)
+    {
+        if (CheckConnection(input.Connection) is { } unknown)
+        {
+            return new StepResult(unknown);
+        }
+
+        if (ParseAccessRequest(input, out var tables, out var access, out var duration) is { } invalid)
+        {
+            return new StepResult(invalid);
+        }
+
+        var request = new AccessRequest(
+            AccessRequest.NewId(),
+            scope.Identity.Agent,
+            scope.Identity.Subject,
+            scope.Identity.Issuer,
+            input.Connection!,
+            tables,
+            access,
+            input.Reason!.Trim(),
+            duration,
+            AccessRequestStatus.Pending,
+            time.GetUtcNow());
+        await approvals.CreateAsync(request, cancellationToken).ConfigureAwait(false);
+        return new StepResult(
+            Decision.Allow("access.requested", $"request {request.Id} is pending; an approver can run: gatehouse approvals approve {request.Id}"),
+            request);
+    }
+
+    private static Decision? ParseAccessRequest(AccessRequestInput input, out List<RelationName> tables, out AccessLevel access, out TimeSpan duration)
+    {
+        tables = [];
+        duration = default;
+        if (!AccessLevels.TryParse(input.Access, out access))
+        {
+            return Decision.Deny("request.bad_access", $"access must be 'read' or 'write', not '{Clip(input.Access ?? "", 40)}'");
+        }
+
+        if (input.Tables.Count is 0 or > MaxRequestedTables)
+        {
+            return Decision.Deny("request.bad_tables", $"name between 1 and {MaxRequestedTables} tables as schema.table");
+        }
+
+        foreach (var text in input.Tables)
+        {
+            if (!RelationName.TryParse(text, out var relation) || text.Length > 200)
+            {
+                return Decision.Deny("request.bad_tables", $"'{Clip(text, 100)}' is not a table name; write schema.table");
+            }
+
+            tables.Add(relation);
+        }
+
+        if (string.IsNullOrWhiteSpace(input.Reason) || input.Reason.Length > 2000)
+        {
+            return Decision.Deny("request.bad_reason", "give a reason (up to 2000 characters) an approver can judge the request by");
+        }
+
+        if (!Durations.TryParse(input.Duration, out duration) || duration < TimeSpan.FromMinutes(1) || duration > AccessRequest.MaxDuration)
+        {
+            return Decision.Deny("request.bad_duration", $"duration must be between 1m and {Durations.Format(AccessRequest.MaxDuration)}, written like 30m or 2h");
+        }
+
+        return null;
+    }
+}

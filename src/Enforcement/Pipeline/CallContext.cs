@@ -1,0 +1,16 @@
+namespace Gatehouse.Enforcement.Pipeline;
+
+/// <summary>How a tool call arrived: the tool, the caller's raw token (from the transport, never an argument), and the session.</summary>
+public sealed record CallContext(string Tool, string? Token, string Transport, string? SessionId);
+
+/// <summary>What the pipeline hands back to a tool: the audit id, the decision, and the payload when allowed.</summary>
+public sealed record CallOutcome(string? AuditId, Decision Decision, object? Payload = null);
+
+/// <summary>Arguments of the <c>query</c> tool.</summary>
+public sealed record QueryRequest(string? Connection, string? Sql, IReadOnlyList<string?> Parameters, int? MaxRows);
+
+/// <summary>Arguments of the <c>describe_schema</c> tool.</summary>
+public sealed record DescribeSchemaRequest(string? Connection, string? Schema, string? Table);
+
+/// <summary>Arguments of the <c>request_access</c> tool.</summary>
+public sealed record AccessRequestInput(string? Connection, IReadOnlyList<string> Tables, string? Access, string? Reason, string? Duration);

@@ -1,0 +1,52 @@
+using Gatehouse.Enforcement.Audit;
+using Gatehouse.Enforcement.Identity;
+
+namespace Gatehouse.Enforcement.Pipeline;
+
+/// <summary>One call's record as it fills in. Nothing may touch a database until <see cref="RecordBeforeDatabaseAsync"/> has stored it.</summary>
+internal sealed class CallScope(IAuditStore audit, AuditRecord record)
+{
+    private bool _begun;
+
+    public AuditRecord Record { get; private set; } = record;
+
+    public AgentIdentity Identity { get; private set; } = null!;
+
+    public void Identify(AgentIdentity identity)
+    {
+        Identity = identity;
+        Record = Record with
+        {
+            Agent = identity.Agent,
+            Groups = identity.Groups,
+            Issuer = identity.Issuer,
+            Subject = identity.Subject,
+            TokenId = identity.TokenId,
+        };
+    }
+
+    public void Describe(Func<AuditRecord, AuditRecord> change) => Record = change(Record);
+
+    /// <summary>Stores the started record; if that fails the call stops here and nothing reaches the database.</summary>
+    public async ValueTask RecordBeforeDatabaseAsync(CancellationToken cancellationToken)
+    {
+        if (_begun)
+        {
+            return;
+        }
+
+        try
+        {
+            await audit.BeginAsync(Record, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            throw new AuditUnavailableException(e);
+        }
+
+        _begun = true;
+    }
+}
+
+/// <summary>The audit store could not make a record durable.</summary>
+internal sealed class AuditUnavailableException(Exception inner) : Exception("The audit store is unavailable.", inner);

@@ -1,0 +1,144 @@
+using System.Diagnostics;
+using Gatehouse.Enforcement.Approvals;
+using Gatehouse.Enforcement.Audit;
+using Gatehouse.Enforcement.Authorization;
+using Gatehouse.Enforcement.Classification;
+using Gatehouse.Enforcement.Execution;
+using Gatehouse.Enforcement.Identity;
+using Gatehouse.Enforcement.Policy;
+using Microsoft.Extensions.Logging;
+
+namespace Gatehouse.Enforcement.Pipeline;
+
+/// <summary>
+/// The one path from a tool call to the database: Identify → Record → Authorize → Classify → Execute, and a final record
+/// before anything is returned. No tool reaches a connector any other way.
+/// </summary>
+public sealed partial class GatewayPipeline(
+    GatewayPolicy policy,
+    Identifier identifier,
+    IAuditStore audit,
+    IApprovalStore approvals,
+    IStatementAnalyzer analyzer,
+    IQueryExecutor executor,
+    ISchemaCatalog catalog,
+    TimeProvider time,
+    ILogger<GatewayPipeline> logger)
+{
+    private readonly GrantResolver _grants = new(policy, approvals);
+
+    /// <summary>What a call's body produced: the decision, a payload when allowed, and facts for the record.</summary>
+    private sealed record StepResult(Decision Decision, object? Payload = null, long? RowCount = null, string? Classification = null);
+
+    /// <summary>
+    /// Verifies and records a session opening: a stdio server starting with its token, or an HTTP request refused before any tool ran.
+    /// </summary>
+    public ValueTask<CallOutcome> OpenSessionAsync(CallContext call, CancellationToken cancellationToken) =>
+        RunAsync(
+            call,
+            r => r,
+            (scope, _) => ValueTask.FromResult(new StepResult(Decision.Allow("session.opened", $"agent '{scope.Identity.Agent}' connected over {call.Transport}"))),
+            cancellationToken);
+
+    private async ValueTask<CallOutcome> RunAsync(
+        CallContext call,
+        Func<AuditRecord, AuditRecord> describe,
+        Func<CallScope, CancellationToken, ValueTask<StepResult>> body,
+        CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var scope = new CallScope(audit, describe(new AuditRecord
+        {
+            Id = AuditRecord.NewId(),
+            Time = time.GetUtcNow(),
+            Tool = call.Tool,
+            Transport = call.Transport,
+            SessionId = call.SessionId,
+        }));
+
+        StepResult result;
+        try
+        {
+            var identity = await identifier.IdentifyAsync(call.Token, cancellationToken).ConfigureAwait(false);
+            if (identity.Identity is null)
+            {
+                result = new StepResult(Decision.Deny(identity.Rule, identity.Reason));
+            }
+            else
+            {
+                scope.Identify(identity.Identity);
+                result = await body(scope, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (AuditUnavailableException e)
+        {
+            Log.AuditUnavailable(logger, e.InnerException ?? e, scope.Record.Id);
+            return new CallOutcome(null, Decision.Fail("audit.unavailable", "the gateway could not record this call, so nothing was run; try again, and tell an admin if it persists"));
+        }
+        catch (DatabaseException e)
+        {
+            result = new StepResult(DatabaseDecision(scope.Record.Connection, e));
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            await FinishAsync(scope, new StepResult(Decision.Fail("call.cancelled", "the client cancelled the call")), started, CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
+        catch (Exception e)
+        {
+            Log.CallCrashed(logger, e, scope.Record.Id);
+            result = new StepResult(Decision.Fail("gateway.error", $"the gateway hit an internal error; an admin can look up audit record {scope.Record.Id}"));
+        }
+
+        return await FinishAsync(scope, result, started, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async ValueTask<CallOutcome> FinishAsync(CallScope scope, StepResult result, long started, CancellationToken cancellationToken)
+    {
+        var elapsed = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+        var record = scope.Record with
+        {
+            Decision = result.Decision.Verdict,
+            Rule = result.Decision.Rule,
+            Reason = result.Decision.Reason,
+            RowCount = result.RowCount,
+            DurationMs = elapsed,
+            Classification = result.Classification ?? scope.Record.Classification,
+            Error = result.Decision.Verdict == Verdict.Failed ? result.Decision.Reason : null,
+        };
+
+        try
+        {
+            await audit.CompleteAsync(record, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            Log.AuditUnavailable(logger, e, record.Id);
+            return new CallOutcome(null, Decision.Fail("audit.unavailable", "the gateway could not record this call, so its result is withheld; tell an admin"));
+        }
+
+        Log.CallFinished(logger, record.Tool, record.Agent ?? "(unidentified)", record.Decision.ToString(), record.Rule, elapsed, record.Id);
+        return new CallOutcome(record.Id, result.Decision, result.Decision.IsAllowed ? result.Payload : null);
+    }
+
+    private Decision? CheckConnection(string? connection) =>
+        connection is not null && policy.Connections.ContainsKey(connection)
+            ? null
+            : Decision.Deny("request.unknown_connection", $"there is no connection named '{Clip(connection ?? "", 100)}'; this gateway has: {string.Join(", ", policy.Connections.Keys)}");
+
+    private static string Clip(string text, int max) => text.Length <= max ? text : $"{text[..max]}… ({text.Length} characters)";
+
+    private Decision DatabaseDecision(string? connection, DatabaseException e)
+    {
+        switch (e.Failure)
+        {
+            case DatabaseFailure.Unavailable:
+                Log.DatabaseUnavailable(logger, connection ?? "?", e.Message);
+                return Decision.Fail("database.unavailable", $"connection '{connection}' is not reachable right now ({e.Message}); nothing was run, try again shortly");
+            case DatabaseFailure.Timeout:
+                return Decision.Fail("database.timeout", $"the statement ran longer than {Durations.Format(policy.Gateway.Limits.StatementTimeout)} and was cancelled");
+            default:
+                return Decision.Fail("database.rejected", $"PostgreSQL rejected the statement: {e.Message}" + (e.SqlState is null ? "" : $" (SQLSTATE {e.SqlState})"));
+        }
+    }
+}

@@ -1,0 +1,129 @@
+using System.Text.Json;
+using Gatehouse.Enforcement.Authorization;
+using Gatehouse.Enforcement.Classification;
+using Gatehouse.Enforcement.Execution;
+
+namespace Gatehouse.Enforcement.Pipeline;
+
+public sealed partial class GatewayPipeline
+{
+    /// <summary>At most this many positional parameters per statement.</summary>
+    public const int MaxParameters = 100;
+
+    public ValueTask<CallOutcome> QueryAsync(CallContext call, QueryRequest request, CancellationToken cancellationToken) =>
+        RunAsync(
+            call,
+            r => r with
+            {
+                Connection = request.Connection,
+                Sql = request.Sql is null ? null : Clip(request.Sql, policy.Gateway.Limits.MaxSqlLength),
+                Parameters = request.Parameters.Count == 0 ? null : JsonSerializer.Serialize(request.Parameters.Take(MaxParameters)),
+            },
+            (scope, ct) => QueryBodyAsync(scope, request, ct),
+            cancellationToken);
+
+    private async ValueTask<StepResult> QueryBodyAsync(CallScope scope, QueryRequest request, CancellationToken cancellationToken)
+    {
+        var limits = policy.Gateway.Limits;
+        if (CheckConnection(request.Connection) is { } unknown)
+        {
+            return new StepResult(unknown);
+        }
+
+        if (CheckQueryInput(request) is { } invalid)
+        {
+            return new StepResult(invalid);
+        }
+
+        IReadOnlyList<StatementText> statements;
+        try
+        {
+            statements = StatementReader.Read(request.Sql!);
+        }
+        catch (SqlLexException e)
+        {
+            return new StepResult(Decision.Deny("sql.unreadable", $"the SQL could not be read: {e.Message}"));
+        }
+
+        if (statements.Count == 0)
+        {
+            return new StepResult(Decision.Deny("sql.empty", "the sql argument holds only comments; pass one SQL statement"));
+        }
+
+        if (statements.Count > 1)
+        {
+            var kinds = string.Join(", ", statements.Select(s => s.Keyword));
+            return new StepResult(Decision.Deny("sql.multiple_statements", $"the sql argument holds {statements.Count} statements ({kinds}); Gatehouse runs exactly one statement per call, so send them one at a time"));
+        }
+
+        var statement = statements[0];
+        var connection = request.Connection!;
+        scope.Describe(r => r with { Classification = statement.Kind.Name() });
+        var grants = await _grants.ResolveAsync(scope.Identity, connection, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+        var byKind = StatementAuthorizer.AuthorizeKind(scope.Identity, connection, grants, statement);
+        if (!byKind.IsAllowed)
+        {
+            return new StepResult(byKind);
+        }
+
+        await scope.RecordBeforeDatabaseAsync(cancellationToken).ConfigureAwait(false);
+        var plan = await analyzer.ExplainAsync(connection, statement.Sql, request.Parameters, cancellationToken).ConfigureAwait(false);
+        var classification = Describe(statement, plan);
+        var byPlan = StatementAuthorizer.AuthorizePlan(scope.Identity, connection, grants, plan);
+        if (!byPlan.IsAllowed)
+        {
+            return new StepResult(byPlan, Classification: classification);
+        }
+
+        var maxRows = Math.Min(request.MaxRows ?? limits.MaxRows, limits.MaxRows);
+        var execution = new ExecutionRequest(
+            connection,
+            statement.Sql,
+            request.Parameters,
+            ReadOnly: !plan.Writes && !statement.Kind.IsDml(),
+            maxRows,
+            limits.MaxResultBytes,
+            limits.StatementTimeout,
+            scope.Identity,
+            scope.Record.Id);
+        var result = await executor.ExecuteAsync(execution, cancellationToken).ConfigureAwait(false);
+        return new StepResult(
+            Decision.Allow("query.allowed", byPlan.Reason),
+            result,
+            result.AffectedRows ?? result.Rows.Count,
+            classification);
+    }
+
+    private Decision? CheckQueryInput(QueryRequest request)
+    {
+        var limits = policy.Gateway.Limits;
+        if (string.IsNullOrWhiteSpace(request.Sql))
+        {
+            return Decision.Deny("sql.empty", "the sql argument is empty; pass one SQL statement");
+        }
+
+        if (request.Sql.Length > limits.MaxSqlLength)
+        {
+            return Decision.Deny("sql.too_large", $"the statement is {request.Sql.Length} characters long; the limit is {limits.MaxSqlLength}");
+        }
+
+        if (request.Parameters.Count > MaxParameters)
+        {
+            return Decision.Deny("request.too_many_parameters", $"{request.Parameters.Count} parameters were passed; the limit is {MaxParameters}");
+        }
+
+        if (request.Parameters.Sum(p => p?.Length ?? 0) > limits.MaxSqlLength)
+        {
+            return Decision.Deny("request.parameters_too_large", $"the parameters add up to more than {limits.MaxSqlLength} characters");
+        }
+
+        return request.MaxRows is < 1
+            ? Decision.Deny("request.bad_max_rows", $"max_rows must be at least 1 (and at most {limits.MaxRows})")
+            : null;
+    }
+
+    private static string Describe(StatementText statement, PlanFacts plan) =>
+        plan.Relations.Count == 0
+            ? statement.Kind.Name()
+            : $"{statement.Kind.Name()}: {string.Join(", ", plan.Relations.Select(r => $"{r.Relation}({r.Operation})"))}";
+}

@@ -1,0 +1,37 @@
+namespace Gatehouse.Enforcement.Pipeline;
+
+public sealed partial class GatewayPipeline
+{
+    public ValueTask<CallOutcome> DescribeSchemaAsync(CallContext call, DescribeSchemaRequest request, CancellationToken cancellationToken) =>
+        RunAsync(
+            call,
+            r => r with { Connection = request.Connection, Classification = $"describe {request.Schema ?? "*"}.{request.Table ?? "*"}" },
+            (scope, ct) => DescribeBodyAsync(scope, request, ct),
+            cancellationToken);
+
+    private async ValueTask<StepResult> DescribeBodyAsync(CallScope scope, DescribeSchemaRequest request, CancellationToken cancellationToken)
+    {
+        if (CheckConnection(request.Connection) is { } unknown)
+        {
+            return new StepResult(unknown);
+        }
+
+        var connection = request.Connection!;
+        var grants = await _grants.ResolveAsync(scope.Identity, connection, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+        if (grants.Count == 0)
+        {
+            return new StepResult(Decision.Deny("grant.no_access", $"agent '{scope.Identity.Agent}' has no grant on connection '{connection}'"));
+        }
+
+        await scope.RecordBeforeDatabaseAsync(cancellationToken).ConfigureAwait(false);
+        var tables = await catalog.DescribeAsync(connection, request.Schema, request.Table, cancellationToken).ConfigureAwait(false);
+        var visible = tables.Where(t => grants.Any(g => g.Covers(t.Name))).ToList();
+        if (visible.Count == 0 && request.Table is not null)
+        {
+            // The same words whether the table is missing or merely not granted: existence is not disclosed.
+            return new StepResult(Decision.Deny("grant.relation_not_granted", $"agent '{scope.Identity.Agent}' may not see a table named '{Clip(request.Table, 100)}' on connection '{connection}'"));
+        }
+
+        return new StepResult(Decision.Allow("schema.described", $"{visible.Count} table(s) visible under the caller's grants"), visible, visible.Count);
+    }
+}

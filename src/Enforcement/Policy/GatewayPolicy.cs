@@ -1,0 +1,49 @@
+namespace Gatehouse.Enforcement.Policy;
+
+/// <summary>The whole policy file, validated: connections, trusted issuers, and who may do what.</summary>
+public sealed record GatewayPolicy(
+    string SourcePath,
+    GatewaySettings Gateway,
+    IReadOnlyDictionary<string, ConnectionConfig> Connections,
+    IReadOnlyList<IssuerConfig> Issuers,
+    IReadOnlyDictionary<string, PrincipalPolicy> Agents,
+    IReadOnlyDictionary<string, PrincipalPolicy> Groups);
+
+/// <summary>Gateway-wide settings: where state lives, limits, HTTP exposure.</summary>
+public sealed record GatewaySettings(string StatePath, QueryLimits Limits, HttpSettings Http);
+
+/// <summary>Bounds on every statement and result.</summary>
+public sealed record QueryLimits(int MaxRows, int MaxResultBytes, TimeSpan StatementTimeout, int MaxSqlLength)
+{
+    public static QueryLimits Default { get; } = new(1000, 4 * 1024 * 1024, TimeSpan.FromSeconds(15), 64 * 1024);
+}
+
+/// <summary>Which Host and Origin headers the HTTP transport accepts.</summary>
+public sealed record HttpSettings(IReadOnlyList<string> AllowedHosts, IReadOnlyList<string> AllowedOrigins)
+{
+    public static HttpSettings LoopbackOnly { get; } = new(["localhost", "127.0.0.1", "[::1]"], []);
+}
+
+/// <summary>A target database. The password never appears in the connection string; it comes from a secret source.</summary>
+public sealed record ConnectionConfig(string Name, string ConnectionString, SecretSource Password);
+
+/// <summary>Where a secret is read from: an environment variable or a file.</summary>
+public sealed record SecretSource(string? EnvironmentVariable, string? FilePath)
+{
+    public static SecretSource None { get; } = new(null, null);
+
+    /// <summary>Reads the secret now (files are re-read so rotation needs no restart).</summary>
+    public string? Read()
+    {
+        if (EnvironmentVariable is not null)
+        {
+            return Environment.GetEnvironmentVariable(EnvironmentVariable)
+                ?? throw new InvalidOperationException($"Environment variable {EnvironmentVariable} is not set.");
+        }
+
+        return FilePath is null ? null : File.ReadAllText(FilePath).TrimEnd('\r', '\n');
+    }
+}
+
+/// <summary>Grants attached to one agent or one group.</summary>
+public sealed record PrincipalPolicy(string Name, IReadOnlyList<Grant> Grants);

@@ -1,0 +1,18 @@
+using Gatehouse.Enforcement.Classification;
+
+namespace Gatehouse.Enforcement.Policy;
+
+/// <summary>Access to whole schemas and/or named tables of one connection.</summary>
+public sealed record Grant(string Connection, AccessLevel Access, IReadOnlyList<string> Schemas, IReadOnlyList<RelationName> Tables)
+{
+    /// <summary>Where the grant came from: a policy entry or a time-boxed approval.</summary>
+    public string Source { get; init; } = "policy";
+
+    /// <summary>When a time-boxed grant stops applying; null for policy grants.</summary>
+    public DateTimeOffset? ExpiresAt { get; init; }
+
+    public bool Covers(RelationName relation) =>
+        Tables.Contains(relation) || Schemas.Contains(relation.Schema, StringComparer.Ordinal);
+
+    public bool Allows(AccessLevel needed) => Access >= needed;
+}

@@ -1,0 +1,321 @@
+using System.Data.Common;
+using Gatehouse.Enforcement.Classification;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace Gatehouse.Enforcement.Policy;
+
+/// <summary>Loads and validates a policy file; an invalid file is a <see cref="PolicyException"/> listing every error with its line.</summary>
+public static class PolicyLoader
+{
+    private static readonly string[] SupportedAlgorithms = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"];
+
+    public static GatewayPolicy LoadFile(string path)
+    {
+        var fullPath = Path.GetFullPath(path);
+        if (!File.Exists(fullPath))
+        {
+            throw new PolicyException([$"{path}: the policy file does not exist."]);
+        }
+
+        return Parse(File.ReadAllText(fullPath), fullPath);
+    }
+
+    public static GatewayPolicy Parse(string yaml, string sourcePath)
+    {
+        var stream = new YamlStream();
+        try
+        {
+            stream.Load(new StringReader(yaml));
+        }
+        catch (YamlException e)
+        {
+            throw new PolicyException([$"{sourcePath}:{e.Start.Line}:{e.Start.Column}: not valid YAML: {e.InnerException?.Message ?? e.Message}"]);
+        }
+
+        if (stream.Documents.Count != 1)
+        {
+            throw new PolicyException([$"{sourcePath}: expected exactly one YAML document, found {stream.Documents.Count}."]);
+        }
+
+        var reader = new YamlNodeReader(sourcePath);
+        var baseDir = Path.GetDirectoryName(sourcePath) ?? ".";
+        var root = stream.Documents[0].RootNode;
+        var top = reader.Mapping(root, "the policy file", "gateway", "connections", "issuers", "agents", "groups");
+
+        var gateway = ReadGateway(reader, top.GetValueOrDefault("gateway"), baseDir);
+        var connections = top.TryGetValue("connections", out var c) ? ReadConnections(reader, c, baseDir) : new Dictionary<string, ConnectionConfig>();
+        if (connections.Count == 0)
+        {
+            reader.Error(root, "no connections are defined; add at least one under 'connections'.");
+        }
+
+        var issuers = top.TryGetValue("issuers", out var i) ? ReadIssuers(reader, i, baseDir) : [];
+        if (issuers.Count == 0)
+        {
+            reader.Error(root, "no issuers are trusted; add at least one under 'issuers', or no agent can ever call.");
+        }
+
+        var agents = top.TryGetValue("agents", out var a) ? ReadPrincipals(reader, a, "agent", connections) : new Dictionary<string, PrincipalPolicy>();
+        var groups = top.TryGetValue("groups", out var g) ? ReadPrincipals(reader, g, "group", connections) : new Dictionary<string, PrincipalPolicy>();
+
+        if (reader.Errors.Count > 0)
+        {
+            throw new PolicyException(reader.Errors);
+        }
+
+        return new GatewayPolicy(sourcePath, gateway, connections, issuers, agents, groups);
+    }
+
+    private static GatewaySettings ReadGateway(YamlNodeReader reader, YamlNode? node, string baseDir)
+    {
+        var statePath = Path.Combine(baseDir, "gatehouse-state.db");
+        var limits = QueryLimits.Default;
+        var http = HttpSettings.LoopbackOnly;
+        if (node is null)
+        {
+            return new GatewaySettings(statePath, limits, http);
+        }
+
+        var entries = reader.Mapping(node, "gateway", "state", "limits", "http");
+        if (reader.String(entries, "state", "gateway.state") is { } state)
+        {
+            statePath = Path.GetFullPath(state, baseDir);
+        }
+
+        if (entries.TryGetValue("limits", out var limitsNode))
+        {
+            var l = reader.Mapping(limitsNode, "gateway.limits", "max_rows", "max_result_bytes", "statement_timeout", "max_sql_length");
+            limits = new QueryLimits(
+                l.TryGetValue("max_rows", out var mr) ? reader.Int(mr, "max_rows", 1, 1_000_000) : limits.MaxRows,
+                l.TryGetValue("max_result_bytes", out var mb) ? reader.Int(mb, "max_result_bytes", 1024, 512 * 1024 * 1024) : limits.MaxResultBytes,
+                l.TryGetValue("statement_timeout", out var st) ? reader.Duration(st, "statement_timeout", TimeSpan.FromMilliseconds(100), TimeSpan.FromHours(1)) : limits.StatementTimeout,
+                l.TryGetValue("max_sql_length", out var ms) ? reader.Int(ms, "max_sql_length", 16, 1024 * 1024) : limits.MaxSqlLength);
+        }
+
+        if (entries.TryGetValue("http", out var httpNode))
+        {
+            var h = reader.Mapping(httpNode, "gateway.http", "allowed_hosts", "allowed_origins");
+            http = new HttpSettings(
+                h.TryGetValue("allowed_hosts", out var hosts) ? reader.Strings(hosts, "allowed_hosts") : http.AllowedHosts,
+                h.TryGetValue("allowed_origins", out var origins) ? reader.Strings(origins, "allowed_origins") : http.AllowedOrigins);
+        }
+
+        return new GatewaySettings(statePath, limits, http);
+    }
+
+    private static Dictionary<string, ConnectionConfig> ReadConnections(YamlNodeReader reader, YamlNode node, string baseDir)
+    {
+        var result = new Dictionary<string, ConnectionConfig>(StringComparer.Ordinal);
+        foreach (var (name, entryNode) in reader.Mapping(node, "connections"))
+        {
+            var what = $"connection '{name}'";
+            var e = reader.Mapping(entryNode, what, "connection_string", "password_env", "password_file");
+            var cs = reader.String(e, "connection_string", $"{what}: connection_string", requiredAt: entryNode);
+            if (cs is not null && !IsSafeConnectionString(cs, out var problem))
+            {
+                reader.Error(e["connection_string"], $"{what}: {problem}");
+            }
+
+            var secret = ReadSecret(reader, e, entryNode, what, baseDir);
+            if (cs is not null)
+            {
+                result[name] = new ConnectionConfig(name, cs, secret);
+            }
+        }
+
+        return result;
+    }
+
+    private static bool IsSafeConnectionString(string cs, out string problem)
+    {
+        problem = "";
+        var builder = new DbConnectionStringBuilder();
+        try
+        {
+            builder.ConnectionString = cs;
+        }
+        catch (ArgumentException)
+        {
+            problem = "connection_string is not a valid 'Key=Value;...' string.";
+            return false;
+        }
+
+        if (builder.ContainsKey("password") || builder.ContainsKey("pwd"))
+        {
+            problem = "connection_string must not contain a password; use password_env or password_file so the secret stays out of the policy.";
+            return false;
+        }
+
+        return true;
+    }
+
+    private static SecretSource ReadSecret(YamlNodeReader reader, Dictionary<string, YamlNode> e, YamlNode at, string what, string baseDir)
+    {
+        var env = reader.String(e, "password_env", $"{what}: password_env");
+        var file = reader.String(e, "password_file", $"{what}: password_file");
+        if (env is not null && file is not null)
+        {
+            reader.Error(at, $"{what}: set password_env or password_file, not both.");
+        }
+
+        return new SecretSource(env, file is null ? null : Path.GetFullPath(file, baseDir));
+    }
+
+    private static List<IssuerConfig> ReadIssuers(YamlNodeReader reader, YamlNode node, string baseDir)
+    {
+        var result = new List<IssuerConfig>();
+        foreach (var item in reader.Sequence(node, "issuers"))
+        {
+            var e = reader.Mapping(item, "an issuer", "issuer", "audience", "audiences", "dev_key_file", "jwks_file", "jwks_url", "discovery", "agent_claim", "groups_claim", "algorithms", "clock_skew");
+            var issuer = reader.String(e, "issuer", "issuer", requiredAt: item);
+            var what = $"issuer '{issuer}'";
+            var audiences = new List<string>();
+            if (e.TryGetValue("audience", out var aud))
+            {
+                audiences.AddRange(reader.Strings(aud, $"{what}: audience"));
+            }
+
+            if (e.TryGetValue("audiences", out var auds))
+            {
+                audiences.AddRange(reader.Strings(auds, $"{what}: audiences"));
+            }
+
+            if (audiences.Count == 0)
+            {
+                reader.Error(item, $"{what}: an audience is required, so tokens minted for other services are refused.");
+            }
+
+            var keys = ReadKeySource(reader, e, item, what, baseDir);
+            var algorithms = e.TryGetValue("algorithms", out var algs) ? reader.Strings(algs, $"{what}: algorithms") : ["RS256"];
+            foreach (var alg in algorithms.Where(a => !SupportedAlgorithms.Contains(a, StringComparer.Ordinal)))
+            {
+                reader.Error(algs!, $"{what}: algorithm '{alg}' is not allowed; use one of {string.Join(", ", SupportedAlgorithms)}.");
+            }
+
+            var skew = e.TryGetValue("clock_skew", out var sk) ? reader.Duration(sk, $"{what}: clock_skew", TimeSpan.Zero, TimeSpan.FromMinutes(5)) : TimeSpan.FromSeconds(30);
+            if (issuer is not null && keys is not null)
+            {
+                result.Add(new IssuerConfig(
+                    issuer,
+                    audiences,
+                    keys,
+                    reader.String(e, "agent_claim", $"{what}: agent_claim") ?? "sub",
+                    reader.String(e, "groups_claim", $"{what}: groups_claim") ?? "groups",
+                    algorithms,
+                    skew));
+            }
+        }
+
+        foreach (var dup in result.GroupBy(r => r.Issuer, StringComparer.Ordinal).Where(g => g.Count() > 1))
+        {
+            reader.Error(node, $"issuer '{dup.Key}' is listed more than once.");
+        }
+
+        return result;
+    }
+
+    private static IssuerKeySource? ReadKeySource(YamlNodeReader reader, Dictionary<string, YamlNode> e, YamlNode at, string what, string baseDir)
+    {
+        var dev = reader.String(e, "dev_key_file", $"{what}: dev_key_file");
+        var jwksFile = reader.String(e, "jwks_file", $"{what}: jwks_file");
+        var jwksUrl = ReadUri(reader, e, "jwks_url", what);
+        var discovery = ReadUri(reader, e, "discovery", what);
+        var count = new object?[] { dev, jwksFile, jwksUrl, discovery }.Count(x => x is not null);
+        if (count != 1)
+        {
+            reader.Error(at, $"{what}: set exactly one of dev_key_file, jwks_file, jwks_url or discovery (found {count}).");
+            return null;
+        }
+
+        return new IssuerKeySource(
+            dev is null ? null : Path.GetFullPath(dev, baseDir),
+            jwksFile is null ? null : Path.GetFullPath(jwksFile, baseDir),
+            jwksUrl,
+            discovery);
+    }
+
+    private static Uri? ReadUri(YamlNodeReader reader, Dictionary<string, YamlNode> e, string key, string what)
+    {
+        var text = reader.String(e, key, $"{what}: {key}");
+        if (text is null)
+        {
+            return null;
+        }
+
+        if (Uri.TryCreate(text, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttps || uri.IsLoopback))
+        {
+            return uri;
+        }
+
+        reader.Error(e[key], $"{what}: {key} must be an absolute https URL (http only on loopback).");
+        return null;
+    }
+
+    private static Dictionary<string, PrincipalPolicy> ReadPrincipals(YamlNodeReader reader, YamlNode node, string kind, IReadOnlyDictionary<string, ConnectionConfig> connections)
+    {
+        var result = new Dictionary<string, PrincipalPolicy>(StringComparer.Ordinal);
+        foreach (var (name, entryNode) in reader.Mapping(node, $"{kind}s"))
+        {
+            var what = $"{kind} '{name}'";
+            var e = reader.Mapping(entryNode, what, "grants");
+            var grants = new List<Grant>();
+            if (e.TryGetValue("grants", out var grantsNode))
+            {
+                foreach (var grantNode in reader.Sequence(grantsNode, $"{what}: grants"))
+                {
+                    if (ReadGrant(reader, grantNode, what, connections) is { } grant)
+                    {
+                        grants.Add(grant);
+                    }
+                }
+            }
+
+            result[name] = new PrincipalPolicy(name, grants);
+        }
+
+        return result;
+    }
+
+    private static Grant? ReadGrant(YamlNodeReader reader, YamlNode node, string what, IReadOnlyDictionary<string, ConnectionConfig> connections)
+    {
+        var e = reader.Mapping(node, $"a grant of {what}", "connection", "access", "schemas", "tables");
+        var connection = reader.String(e, "connection", $"{what}: grant connection", requiredAt: node);
+        if (connection is not null && !connections.ContainsKey(connection))
+        {
+            reader.Error(e["connection"], $"{what}: grant names connection '{connection}', which is not defined under 'connections'.");
+        }
+
+        var accessText = reader.String(e, "access", $"{what}: grant access", requiredAt: node);
+        if (accessText is not null && !AccessLevels.TryParse(accessText, out _))
+        {
+            reader.Error(e["access"], $"{what}: access '{accessText}' is not known; use read or write.");
+        }
+
+        var schemas = e.TryGetValue("schemas", out var s) ? reader.Strings(s, $"{what}: schemas") : [];
+        var tables = new List<RelationName>();
+        if (e.TryGetValue("tables", out var t))
+        {
+            foreach (var text in reader.Strings(t, $"{what}: tables"))
+            {
+                if (RelationName.TryParse(text, out var relation))
+                {
+                    tables.Add(relation);
+                }
+                else
+                {
+                    reader.Error(t, $"{what}: '{text}' is not a table name; write schema.table.");
+                }
+            }
+        }
+
+        if (schemas.Count == 0 && tables.Count == 0)
+        {
+            reader.Error(node, $"{what}: a grant must name schemas or tables.");
+        }
+
+        return connection is not null && AccessLevels.TryParse(accessText, out var access)
+            ? new Grant(connection, access, schemas, tables)
+            : null;
+    }
+}

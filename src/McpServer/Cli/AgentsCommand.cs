@@ -1,0 +1,48 @@
+using System.CommandLine;
+
+namespace Gatehouse.McpServer.Cli;
+
+/// <summary><c>gatehouse agents list|disable|enable</c>: see agents and revoke them at the gateway.</summary>
+public static class AgentsCommand
+{
+    public static Command Create() => new("agents", "List agents and disable (revoke) or enable them.") { List(), Toggle("disable", true), Toggle("enable", false) };
+
+    private static Command List()
+    {
+        var config = CliApp.ConfigOption();
+        var json = CliApp.JsonOption();
+        var command = new Command("list", "List agents with their calls, denials and last activity.") { config, json };
+        command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
+        {
+            var (_, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
+            var agents = await state.ListAsync(cancellationToken);
+            if (parse.GetValue(json))
+            {
+                Output.WriteJson(agents);
+                return 0;
+            }
+
+            Output.WriteTable(
+                ["AGENT", "STATUS", "LAST SEEN", "CALLS", "DENIALS"],
+                agents.Select(a => (IReadOnlyList<string>)[a.Agent, a.Disabled ? "disabled" : "enabled", Output.Time(a.LastSeen), a.Calls.ToString(), a.Denials.ToString()]));
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command Toggle(string verb, bool disable)
+    {
+        var config = CliApp.ConfigOption();
+        var agent = new Argument<string>("agent") { Description = "The agent name (the token's agent claim)." };
+        var by = new Option<string>("--as") { Description = "Who makes the change (default: the OS user).", DefaultValueFactory = _ => Environment.UserName };
+        var command = new Command(verb, disable ? "Disable an agent: its next call is refused, on every gateway sharing this state." : "Enable a disabled agent again.") { agent, config, by };
+        command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
+        {
+            var (_, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
+            await state.SetDisabledAsync(parse.GetValue(agent)!, disable, parse.GetValue(by)!, cancellationToken);
+            Console.Out.WriteLine($"Agent '{parse.GetValue(agent)}' is now {(disable ? "disabled" : "enabled")}.");
+            return 0;
+        }));
+        return command;
+    }
+}

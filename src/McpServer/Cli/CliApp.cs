@@ -1,0 +1,72 @@
+using System.CommandLine;
+using Gatehouse.Connectors.Postgres;
+using Gatehouse.Connectors.State;
+using Gatehouse.Enforcement.Policy;
+using Gatehouse.McpServer.Hosting;
+
+namespace Gatehouse.McpServer.Cli;
+
+/// <summary>The <c>gatehouse</c> command line: one binary for serving, minting dev tokens, reading the audit log and approving requests.</summary>
+public static class CliApp
+{
+    public static RootCommand Build()
+    {
+        var root = new RootCommand("Gatehouse: an MCP gateway that lets AI agents use PostgreSQL under their own identity, with policy, approvals and a full audit trail.");
+        root.Subcommands.Add(ServeCommand.Create());
+        root.Subcommands.Add(TokenCommand.Create());
+        root.Subcommands.Add(AuditCommand.Create());
+        root.Subcommands.Add(ApprovalsCommand.Create());
+        root.Subcommands.Add(AgentsCommand.Create());
+        root.Subcommands.Add(DemoCommand.Create());
+        return root;
+    }
+
+    public static Option<string> ConfigOption() => new("--config", "-c")
+    {
+        Description = "Path to the policy file (YAML).",
+        Required = true,
+    };
+
+    public static Option<bool> JsonOption() => new("--json") { Description = "Print JSON instead of a table." };
+
+    /// <summary>Runs a command body, turning expected failures into one clear line on stderr and a non-zero exit code.</summary>
+    public static Func<ParseResult, CancellationToken, Task<int>> Guarded(Func<ParseResult, CancellationToken, Task<int>> body) => async (result, cancellationToken) =>
+    {
+        try
+        {
+            return await body(result, cancellationToken);
+        }
+        catch (PolicyException e)
+        {
+            await Console.Error.WriteLineAsync("gatehouse: the policy file is not valid:");
+            foreach (var error in e.Errors)
+            {
+                await Console.Error.WriteLineAsync("  " + error);
+            }
+
+            return ExitCodes.Error;
+        }
+        catch (Exception e) when (e is LocalPostgresException or CliException or IOException or UnauthorizedAccessException or FormatException)
+        {
+            await Console.Error.WriteLineAsync($"gatehouse: {e.Message}");
+            return e is CliException { Refused: true } ? ExitCodes.Refused : ExitCodes.Error;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return ExitCodes.Ok;
+        }
+    };
+
+    public static async Task<(GatewayPolicy Policy, SqliteStateStore State)> LoadAsync(string configPath, CancellationToken cancellationToken)
+    {
+        var policy = PolicyLoader.LoadFile(configPath);
+        var state = await SqliteStateStore.OpenAsync(policy.Gateway.StatePath, cancellationToken);
+        return (policy, state);
+    }
+}
+
+/// <summary>A CLI failure with a message for the user; <see cref="Refused"/> marks a refusal rather than an error.</summary>
+public sealed class CliException(string message, bool refused = false) : Exception(message)
+{
+    public bool Refused { get; } = refused;
+}

@@ -1,0 +1,13 @@
+namespace Gatehouse.McpServer.Hosting;
+
+/// <summary>Process exit codes of the CLI.</summary>
+public static class ExitCodes
+{
+    public const int Ok = 0;
+
+    /// <summary>Something failed (bad config, unreachable store, ...).</summary>
+    public const int Error = 1;
+
+    /// <summary>The request was understood and refused (bad token, not found, not allowed).</summary>
+    public const int Refused = 2;
+}

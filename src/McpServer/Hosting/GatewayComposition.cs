@@ -1,0 +1,44 @@
+using Gatehouse.Connectors.Postgres;
+using Gatehouse.Connectors.State;
+using Gatehouse.Enforcement.Approvals;
+using Gatehouse.Enforcement.Audit;
+using Gatehouse.Enforcement.Classification;
+using Gatehouse.Enforcement.Execution;
+using Gatehouse.Enforcement.Identity;
+using Gatehouse.Enforcement.Pipeline;
+using Gatehouse.Enforcement.Policy;
+using Gatehouse.McpServer.Tools;
+
+namespace Gatehouse.McpServer.Hosting;
+
+/// <summary>The composition root shared by the stdio and HTTP hosts: policy, state store, connectors, pipeline and tools.</summary>
+public static class GatewayComposition
+{
+    public static IMcpServerBuilder AddGateway(this IServiceCollection services, GatewayPolicy policy, SqliteStateStore state)
+    {
+        services.AddSingleton(policy);
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton(state);
+        services.AddSingleton<IAuditStore>(state);
+        services.AddSingleton<IApprovalStore>(state);
+        services.AddSingleton<IAgentDirectory>(state);
+        services.AddSingleton(sp => new TokenValidator(policy.Issuers, sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<Identifier>();
+        services.AddSingleton(new PostgresTargets(policy.Connections));
+        services.AddSingleton<IStatementAnalyzer, PostgresAnalyzer>();
+        services.AddSingleton<IQueryExecutor, PostgresExecutor>();
+        services.AddSingleton<ISchemaCatalog, PostgresCatalog>();
+        services.AddSingleton<GatewayPipeline>();
+        services.AddSingleton(new SessionInfo("stdio-" + Guid.NewGuid().ToString("N")[..12]));
+        return services
+            .AddMcpServer(options =>
+            {
+                options.ServerInfo = new() { Name = "gatehouse", Title = "Gatehouse", Version = typeof(GatewayComposition).Assembly.GetName().Version?.ToString(3) ?? "0.1.0" };
+                options.ServerInstructions = GatehouseTools.Instructions;
+            })
+            .WithTools<GatehouseTools>();
+    }
+}
+
+/// <summary>The stdio session id: one per server process.</summary>
+public sealed record SessionInfo(string StdioSessionId);

@@ -1,0 +1,29 @@
+using System.Security.Claims;
+using Gatehouse.Enforcement.Identity;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+
+namespace Gatehouse.McpServer.Hosting;
+
+/// <summary>Lets JwtBearer authenticate HTTP requests with the gateway's own validator, so both transports verify tokens the same way.</summary>
+internal sealed class GatewayTokenHandler(TokenValidator validator) : TokenHandler
+{
+    public override async Task<TokenValidationResult> ValidateTokenAsync(string token, TokenValidationParameters validationParameters)
+    {
+        var result = await validator.ValidateAsync(token, CancellationToken.None);
+        if (result.Identity is not { } identity)
+        {
+            return new TokenValidationResult { IsValid = false, Exception = new SecurityTokenValidationException(result.Reason) };
+        }
+
+        var claims = new List<Claim>
+        {
+            new("agent", identity.Agent),
+            new("sub", identity.Subject),
+            new("iss", identity.Issuer),
+        };
+        claims.AddRange(identity.Groups.Select(g => new Claim("groups", g)));
+        // JwtBearer treats a result without a SecurityToken as a failure.
+        return new TokenValidationResult { IsValid = true, SecurityToken = new JsonWebToken(token), ClaimsIdentity = new ClaimsIdentity(claims, "Gatehouse", "agent", "groups") };
+    }
+}

@@ -1,0 +1,92 @@
+using Gatehouse.Connectors.State;
+using Gatehouse.Enforcement.Identity;
+using Gatehouse.Enforcement.Pipeline;
+using Gatehouse.Enforcement.Policy;
+using Microsoft.AspNetCore.Authentication.JwtBearer;
+using Microsoft.AspNetCore.HostFiltering;
+using ModelContextProtocol.AspNetCore.Authentication;
+using ModelContextProtocol.Authentication;
+using Serilog;
+
+namespace Gatehouse.McpServer.Hosting;
+
+/// <summary>MCP over Streamable HTTP at /mcp: a Bearer token on every request, loopback-only Host and Origin unless configured.</summary>
+public static class HttpHost
+{
+    public const string McpPath = "/mcp";
+
+    public static async Task<int> RunAsync(GatewayPolicy policy, SqliteStateStore state, string endpoint, Func<Uri, Task>? onStarted, CancellationToken cancellationToken)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
+        builder.Logging.ClearProviders();
+        builder.Services.AddSerilog(Log.Logger, dispose: false);
+        builder.WebHost.UseUrls($"http://{endpoint}");
+        builder.Services.AddHttpContextAccessor();
+        builder.Services.AddSingleton<ICallerToken, HttpCallerToken>();
+        builder.Services.AddGateway(policy, state).WithHttpTransport();
+        AddAuthentication(builder.Services, policy);
+        builder.Services.Configure<HostFilteringOptions>(o => o.AllowedHosts = policy.Gateway.Http.AllowedHosts.ToList());
+
+        await using var app = builder.Build();
+        app.UseHostFiltering();
+        app.Use(OriginGuard.Create(policy.Gateway.Http));
+        app.UseAuthentication();
+        app.Use(RecordRefusals);
+        app.UseAuthorization();
+        app.MapMcp(McpPath).RequireAuthorization();
+
+        await app.StartAsync(cancellationToken);
+        var url = new Uri(app.Urls.First() + McpPath);
+        Log.Information("Serving MCP over HTTP at {Url}", url);
+        if (onStarted is not null)
+        {
+            await onStarted(url);
+        }
+
+        await app.WaitForShutdownAsync(cancellationToken);
+        return ExitCodes.Ok;
+    }
+
+    private static void AddAuthentication(IServiceCollection services, GatewayPolicy policy)
+    {
+        services
+            .AddAuthentication(o =>
+            {
+                o.DefaultAuthenticateScheme = JwtBearerDefaults.AuthenticationScheme;
+                o.DefaultChallengeScheme = McpAuthenticationDefaults.AuthenticationScheme;
+            })
+            .AddJwtBearer(o =>
+            {
+                o.MapInboundClaims = false;
+                o.TokenHandlers.Clear();
+            })
+            .AddMcp(o => o.Events.OnResourceMetadataRequest = context =>
+            {
+                var request = context.HttpContext.Request;
+                context.ResourceMetadata = new ProtectedResourceMetadata
+                {
+                    Resource = $"{request.Scheme}://{request.Host}{McpPath}",
+                    AuthorizationServers = policy.Issuers.Where(i => Uri.TryCreate(i.Issuer, UriKind.Absolute, out _)).Select(i => i.Issuer).ToList(),
+                    BearerMethodsSupported = ["header"],
+                    ResourceName = "Gatehouse",
+                };
+                return Task.CompletedTask;
+            });
+        services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme)
+            .Configure<TokenValidator>((o, validator) => o.TokenHandlers.Add(new GatewayTokenHandler(validator)));
+        services.AddAuthorization();
+    }
+
+    // A request to /mcp without a valid token never reaches a tool; record it here so it is not invisible.
+    private static async Task RecordRefusals(HttpContext context, RequestDelegate next)
+    {
+        if (context.Request.Path.StartsWithSegments(McpPath) && context.User.Identity?.IsAuthenticated != true)
+        {
+            var pipeline = context.RequestServices.GetRequiredService<GatewayPipeline>();
+            var token = HttpCallerToken.BearerToken(context.Request.Headers.Authorization.ToString());
+            await pipeline.OpenSessionAsync(new CallContext("http.connect", token, "http", null), context.RequestAborted);
+        }
+
+        await next(context);
+    }
+}

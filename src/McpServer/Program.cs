@@ -1,0 +1,15 @@
+using Gatehouse.Connectors.Postgres;
+using Gatehouse.McpServer.Cli;
+using Gatehouse.McpServer.Hosting;
+using Serilog;
+
+NpgsqlSettings.DisableSqlRewriting();
+Log.Logger = Logging.CreateLogger();
+try
+{
+    return await CliApp.Build().Parse(args).InvokeAsync();
+}
+finally
+{
+    await Log.CloseAndFlushAsync();
+}

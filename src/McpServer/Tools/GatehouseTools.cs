@@ -1,0 +1,80 @@
+using System.ComponentModel;
+using System.Text.Json;
+using Gatehouse.Enforcement.Pipeline;
+using Gatehouse.McpServer.Hosting;
+using ModelContextProtocol.Protocol;
+using ModelContextProtocol.Server;
+using McpServerSession = ModelContextProtocol.Server.McpServer;
+
+namespace Gatehouse.McpServer.Tools;
+
+/// <summary>The three MCP tools. Each maps arguments to a request, runs the pipeline, and maps the outcome; no policy lives here.</summary>
+[McpServerToolType]
+public sealed class GatehouseTools(GatewayPipeline pipeline, ICallerToken caller, SessionInfo session)
+{
+    public const string Instructions =
+        "Gatehouse gives governed access to PostgreSQL databases under your own identity. "
+        + "Start with describe_schema to see the tables you may use, then run one SQL statement per query call. "
+        + "Refusals name the rule and what to do instead; if you need more access, use request_access with a reason.";
+
+    [McpServerTool(Name = "query", Title = "Run one SQL statement", ReadOnly = false, Destructive = true, Idempotent = false, OpenWorld = false)]
+    [Description("Runs exactly one PostgreSQL statement on a named connection under your grants and returns columns and rows. "
+        + "Reads run in a read-only transaction with a timeout and a row cap; writes need a write grant. "
+        + "Use $1, $2... placeholders with 'params' for values instead of pasting them into the SQL. "
+        + "Multiple statements, DDL, transaction control and session commands are refused.")]
+    public async Task<CallToolResult> Query(
+        McpServerSession server,
+        [Description("Connection name, e.g. 'shop'. describe_schema and refusals list the available ones.")] string connection,
+        [Description("One SQL statement, e.g. SELECT id, status FROM orders WHERE customer_id = $1 ORDER BY created_at DESC")] string sql,
+        [Description("Values for $1, $2... in order (strings, numbers, booleans or null).")] JsonElement[]? @params = null,
+        [Description("Return at most this many rows (default and maximum set by the gateway, usually 1000).")] int? max_rows = null,
+        CancellationToken cancellationToken = default)
+    {
+        var request = new QueryRequest(connection, sql, (@params ?? []).Select(ParameterText).ToList(), max_rows);
+        var outcome = await pipeline.QueryAsync(Call("query", server), request, cancellationToken);
+        return ResultMapper.ToResult(outcome);
+    }
+
+    [McpServerTool(Name = "describe_schema", Title = "Describe the tables you may use", ReadOnly = true, Destructive = false, Idempotent = true, OpenWorld = false)]
+    [Description("Lists the tables and views on a connection that your grants let you read: columns with types and nullability, "
+        + "primary and foreign keys, and comments. Filter by schema and/or table name.")]
+    public async Task<CallToolResult> DescribeSchema(
+        McpServerSession server,
+        [Description("Connection name, e.g. 'shop'.")] string connection,
+        [Description("Only this schema, e.g. 'public'.")] string? schema = null,
+        [Description("Only this table (name without schema).")] string? table = null,
+        CancellationToken cancellationToken = default)
+    {
+        var outcome = await pipeline.DescribeSchemaAsync(Call("describe_schema", server), new DescribeSchemaRequest(connection, schema, table), cancellationToken);
+        return ResultMapper.ToResult(outcome);
+    }
+
+    [McpServerTool(Name = "request_access", Title = "Ask a human for more access", ReadOnly = false, Destructive = false, Idempotent = false, OpenWorld = false)]
+    [Description("Asks an approver for time-boxed access to specific tables when a query was refused for lack of a grant. "
+        + "Returns a pending request id; once an approver accepts it, the access applies to your calls until it expires.")]
+    public async Task<CallToolResult> RequestAccess(
+        McpServerSession server,
+        [Description("Connection name, e.g. 'shop'.")] string connection,
+        [Description("Tables as schema.table, e.g. [\"public.payments\"].")] string[] tables,
+        [Description("'read' or 'write'.")] string access,
+        [Description("Why you need it, in a sentence an approver can judge.")] string reason,
+        [Description("How long the access should last, e.g. '30m' or '2h' (at most 24h).")] string duration = "1h",
+        CancellationToken cancellationToken = default)
+    {
+        var input = new AccessRequestInput(connection, tables ?? [], access, reason, duration);
+        var outcome = await pipeline.RequestAccessAsync(Call("request_access", server), input, cancellationToken);
+        return ResultMapper.ToResult(outcome);
+    }
+
+    private CallContext Call(string tool, McpServerSession server) =>
+        new(tool, caller.Current(), caller.Transport, server.SessionId ?? session.StdioSessionId);
+
+    private static string? ParameterText(JsonElement value) => value.ValueKind switch
+    {
+        JsonValueKind.Null or JsonValueKind.Undefined => null,
+        JsonValueKind.String => value.GetString(),
+        JsonValueKind.True => "true",
+        JsonValueKind.False => "false",
+        _ => value.GetRawText(),
+    };
+}
