@@ -41,9 +41,9 @@ public static class DemoCommand
     private static async Task PrintTourAsync(Uri url, string directory, string policyPath)
     {
         var gatehouse = SelfCommand.ShellPrefix();
+        var analystToken = Path.Combine(directory, "tokens", "analyst.token");
         var (command, leading) = SelfCommand.Resolve();
         var desktopArgs = string.Join(", ", leading.Concat(["serve", "--config", policyPath, "--token-file", analystToken]).Select(a => $"\"{a}\""));
-        var analystToken = Path.Combine(directory, "tokens", "analyst.token");
         await Console.Out.WriteLineAsync($"""
 
             {ReadyLine}
