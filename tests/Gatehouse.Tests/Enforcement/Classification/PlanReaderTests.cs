@@ -1,0 +1,48 @@
+using Gatehouse.Enforcement.Classification;
+using Gatehouse.Enforcement.Policy;
+
+namespace Gatehouse.Tests.Enforcement.Classification;
+
+public sealed class PlanReaderTests
+{
+    // The shape PostgreSQL 15 prints for: WITH d AS (DELETE FROM public.orders RETURNING *) SELECT c.id FROM customers c, pg_ls_dir('.') f
+    private const string WritableCtePlan = """
+        [{"Plan": {"Node Type": "Nested Loop", "Plan Rows": 42, "Output": ["c.id"], "Plans": [
+          {"Node Type": "ModifyTable", "Operation": "Delete", "Parent Relationship": "InitPlan", "Subplan Name": "CTE d",
+           "Relation Name": "orders", "Schema": "public", "Alias": "orders", "Plans": [
+             {"Node Type": "Seq Scan", "Relation Name": "orders", "Schema": "public", "Alias": "orders", "Output": ["orders.ctid"]}]},
+          {"Node Type": "Seq Scan", "Relation Name": "customers", "Schema": "public", "Alias": "c", "Output": ["c.id"]},
+          {"Node Type": "Function Scan", "Function Name": "pg_ls_dir", "Schema": "pg_catalog", "Alias": "f"}]}}]
+        """;
+
+    [Fact]
+    public void A_delete_inside_a_cte_is_a_write_to_its_table()
+    {
+        var facts = PlanReader.Read(WritableCtePlan);
+        Assert.True(facts.Writes);
+        Assert.Contains(new RelationAccess(new RelationName("public", "orders"), AccessLevel.Write, "delete"), facts.Relations);
+        Assert.Contains(new RelationAccess(new RelationName("public", "customers"), AccessLevel.Read, "read"), facts.Relations);
+    }
+
+    [Fact]
+    public void Function_scans_and_row_estimates_are_reported()
+    {
+        var facts = PlanReader.Read(WritableCtePlan);
+        Assert.Equal(["pg_catalog.pg_ls_dir"], facts.FunctionScans);
+        Assert.Equal(42, facts.EstimatedRows);
+    }
+
+    [Fact]
+    public void A_plain_select_reads_only()
+    {
+        var facts = PlanReader.Read("""[{"Plan": {"Node Type": "Seq Scan", "Relation Name": "orders", "Schema": "sales", "Plan Rows": 3}}]""");
+        Assert.False(facts.Writes);
+        Assert.Equal([new RelationAccess(new RelationName("sales", "orders"), AccessLevel.Read, "read")], facts.Relations);
+    }
+
+    [Fact]
+    public void Output_without_a_plan_is_refused()
+    {
+        Assert.Throws<FormatException>(() => PlanReader.Read("[]"));
+    }
+}

@@ -1,0 +1,116 @@
+using Gatehouse.Enforcement.Classification;
+
+namespace Gatehouse.Tests.Enforcement.Classification;
+
+public sealed class StatementReaderTests
+{
+    [Theory]
+    [InlineData("select 1; drop table orders", 2)]
+    [InlineData("COMMIT; DROP TABLE orders", 2)]
+    [InlineData("select ';' as semi", 1)]
+    [InlineData("select 1 -- ; drop table orders", 1)]
+    [InlineData("select /* ; */ 1", 1)]
+    [InlineData("select /* outer /* inner ; */ still comment ; */ 1", 1)]
+    [InlineData("select E'it\\'s; here' as x", 1)]
+    [InlineData("select $$ ; drop table x; $$", 1)]
+    [InlineData("select $fn$ a $$ ; $$ b $fn$", 1)]
+    [InlineData("select \"weird;name\" from t", 1)]
+    [InlineData("select U&\"d;ata\" from t", 1)]
+    [InlineData("select 1;", 1)]
+    [InlineData(";;select 1;;", 1)]
+    [InlineData("select 'a''; b'", 1)]
+    [InlineData("select 1; select 2; select 3", 3)]
+    [InlineData("-- only a comment", 0)]
+    [InlineData("/* nothing */ ;", 0)]
+    public void Statement_boundaries_are_found_where_PostgreSQL_finds_them(string sql, int expected) =>
+        Assert.Equal(expected, StatementReader.Read(sql).Count);
+
+    [Theory]
+    [InlineData("select * from orders", StatementKind.Select, "SELECT")]
+    [InlineData("  (select 1) union (select 2)", StatementKind.Select, "SELECT")]
+    [InlineData("/* x */ UPDATE orders SET total = 0", StatementKind.Update, "UPDATE")]
+    [InlineData("-- hi\n delete from orders", StatementKind.Delete, "DELETE")]
+    [InlineData("InSeRt into orders values (1)", StatementKind.Insert, "INSERT")]
+    [InlineData("merge into t using s on true when matched then delete", StatementKind.Merge, "MERGE")]
+    [InlineData("with d as (delete from orders returning *) select * from d", StatementKind.Select, "WITH SELECT")]
+    [InlineData("with x as (select 1) delete from orders", StatementKind.Delete, "WITH DELETE")]
+    [InlineData("with insert as (select 1) select * from insert", StatementKind.Select, "WITH SELECT")]
+    [InlineData("select * into stolen from customers", StatementKind.Ddl, "SELECT INTO")]
+    [InlineData("drop table orders", StatementKind.Ddl, "DROP")]
+    [InlineData("truncate orders", StatementKind.Ddl, "TRUNCATE")]
+    [InlineData("grant all on orders to public", StatementKind.Dcl, "GRANT")]
+    [InlineData("commit", StatementKind.Transaction, "COMMIT")]
+    [InlineData("begin", StatementKind.Transaction, "BEGIN")]
+    [InlineData("set role postgres", StatementKind.Session, "SET")]
+    [InlineData("reset all", StatementKind.Session, "RESET")]
+    [InlineData("copy orders to program 'id'", StatementKind.Copy, "COPY")]
+    [InlineData("do $$ begin perform 1; end $$", StatementKind.Do, "DO")]
+    [InlineData("call p()", StatementKind.Call, "CALL")]
+    [InlineData("explain analyze delete from orders", StatementKind.Explain, "EXPLAIN")]
+    [InlineData("prepare p as select 1", StatementKind.Prepared, "PREPARE")]
+    [InlineData("notify ch", StatementKind.Notify, "NOTIFY")]
+    [InlineData("lock table orders", StatementKind.Lock, "LOCK")]
+    [InlineData("vacuum full", StatementKind.Maintenance, "VACUUM")]
+    [InlineData("frobnicate the database", StatementKind.Unknown, "FROBNICATE")]
+    [InlineData("'just a string'", StatementKind.Unknown, "'just a string'")]
+    public void The_kind_comes_from_the_leading_keywords(string sql, StatementKind kind, string keyword)
+    {
+        var statement = Assert.Single(StatementReader.Read(sql));
+        Assert.Equal(kind, statement.Kind);
+        Assert.Equal(keyword, statement.Keyword);
+    }
+
+    [Fact]
+    public void A_single_statement_keeps_its_text_without_the_trailing_semicolon()
+    {
+        var statement = Assert.Single(StatementReader.Read("  select 1 as x ;  -- done"));
+        Assert.Equal("select 1 as x", statement.Sql);
+    }
+
+    [Theory]
+    [InlineData("select 'unterminated", "never closed")]
+    [InlineData("select \"unterminated", "never closed")]
+    [InlineData("select /* unterminated", "never closed")]
+    [InlineData("select $tag$ unterminated", "never closed")]
+    [InlineData("select E'ends with backslash\\'", "never closed")]
+    [InlineData("select 1\0; drop table t", "NUL")]
+    public void Unreadable_input_is_a_clear_error(string sql, string message)
+    {
+        var error = Assert.Throws<SqlLexException>(() => StatementReader.Read(sql));
+        Assert.Contains(message, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Absurdly_nested_comments_are_refused_not_followed()
+    {
+        var sql = "select " + string.Concat(Enumerable.Repeat("/*", 10_000)) + string.Concat(Enumerable.Repeat("*/", 10_000)) + " 1";
+        var error = Assert.Throws<SqlLexException>(() => StatementReader.Read(sql));
+        Assert.Contains("nested", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Random_input_never_crashes_or_hangs_the_lexer()
+    {
+        const string alphabet = "sel ct;'\"$/*-\n\\EeUu&()1x_";
+        var random = new Random(20261124);
+        for (var i = 0; i < 5_000; i++)
+        {
+            var chars = new char[random.Next(0, 200)];
+            for (var j = 0; j < chars.Length; j++)
+            {
+                chars[j] = alphabet[random.Next(alphabet.Length)];
+            }
+
+            var sql = new string(chars);
+            try
+            {
+                var statements = StatementReader.Read(sql);
+                Assert.All(statements, s => Assert.False(string.IsNullOrWhiteSpace(s.Sql)));
+            }
+            catch (SqlLexException e)
+            {
+                Assert.InRange(e.Position, 0, sql.Length);
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+using System.Security.Cryptography;
+using System.Text;
+using Gatehouse.Enforcement.Identity;
+using Gatehouse.Enforcement.Policy;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+
+namespace Gatehouse.Tests.Enforcement.Identity;
+
+public sealed class TokenValidatorTests : IDisposable
+{
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), "gatehouse-tokens-" + Guid.NewGuid().ToString("N"));
+    private readonly IssuerConfig _issuer;
+    private readonly RsaSecurityKey _key;
+    private readonly TokenValidator _validator;
+
+    public TokenValidatorTests()
+    {
+        Directory.CreateDirectory(_directory);
+        _issuer = new IssuerConfig("gatehouse-dev", ["gatehouse"], new IssuerKeySource(Path.Combine(_directory, "dev.pem"), null, null, null), "sub", "groups", ["RS256"], TimeSpan.Zero);
+        _key = DevIssuer.LoadOrCreateKey(_issuer.Keys.DevKeyFile!);
+        _validator = new TokenValidator([_issuer], TimeProvider.System);
+    }
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
+
+    private string Mint(string agent = "analyst", TimeSpan? lifetime = null, DateTimeOffset? now = null, IssuerConfig? issuer = null, RsaSecurityKey? key = null) =>
+        DevIssuer.Mint(issuer ?? _issuer, key ?? _key, agent, ["finance", "ops"], lifetime ?? TimeSpan.FromMinutes(5), now ?? DateTimeOffset.UtcNow);
+
+    private async Task<IdentityResult> Validate(string? token) => await _validator.ValidateAsync(token, CancellationToken.None);
+
+    [Fact]
+    public async Task A_valid_token_names_the_agent_and_its_groups()
+    {
+        var result = await Validate(Mint());
+        Assert.NotNull(result.Identity);
+        Assert.Equal("analyst", result.Identity.Agent);
+        Assert.Equal(["finance", "ops"], result.Identity.Groups);
+        Assert.Equal("gatehouse-dev", result.Identity.Issuer);
+        Assert.NotNull(result.Identity.TokenId);
+    }
+
+    [Fact]
+    public void The_dev_key_file_is_readable_only_by_its_owner()
+    {
+        var mode = File.GetUnixFileMode(_issuer.Keys.DevKeyFile!);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, mode);
+    }
+
+    [Theory]
+    [InlineData(null, "identity.missing_token")]
+    [InlineData("", "identity.missing_token")]
+    [InlineData("not-a-jwt", "identity.malformed_token")]
+    [InlineData("a.b.c", "identity.malformed_token")]
+    public async Task Missing_and_malformed_tokens_are_refused(string? token, string rule)
+    {
+        var result = await Validate(token);
+        Assert.Null(result.Identity);
+        Assert.Equal(rule, result.Rule);
+    }
+
+    [Fact]
+    public async Task An_expired_token_is_refused_with_its_expiry()
+    {
+        var result = await Validate(Mint(lifetime: TimeSpan.FromMinutes(5), now: DateTimeOffset.UtcNow.AddHours(-1)));
+        Assert.Equal("identity.expired_token", result.Rule);
+        Assert.Contains("expired at", result.Reason);
+    }
+
+    [Fact]
+    public async Task A_token_that_is_not_yet_valid_is_refused()
+    {
+        var result = await Validate(Mint(now: DateTimeOffset.UtcNow.AddHours(1)));
+        Assert.Equal("identity.token_not_yet_valid", result.Rule);
+    }
+
+    [Fact]
+    public async Task A_token_for_another_audience_is_refused()
+    {
+        var result = await Validate(Mint(issuer: _issuer with { Audiences = ["billing-api"] }));
+        Assert.Equal("identity.wrong_audience", result.Rule);
+        Assert.Contains("gatehouse", result.Reason);
+    }
+
+    [Fact]
+    public async Task A_token_from_an_untrusted_issuer_is_refused()
+    {
+        var result = await Validate(Mint(issuer: _issuer with { Issuer = "https://evil.example" }));
+        Assert.Equal("identity.untrusted_issuer", result.Rule);
+    }
+
+    [Fact]
+    public async Task A_token_signed_with_another_key_is_refused()
+    {
+        var otherKey = new RsaSecurityKey(RSA.Create(2048)) { KeyId = _key.KeyId };
+        var result = await Validate(Mint(key: otherKey));
+        Assert.Equal("identity.bad_signature", result.Rule);
+    }
+
+    [Fact]
+    public async Task A_tampered_payload_is_refused()
+    {
+        var parts = Mint().Split('.');
+        var payload = Encoding.UTF8.GetString(Base64UrlEncoder.DecodeBytes(parts[1])).Replace("analyst", "admin0");
+        var tampered = $"{parts[0]}.{Base64UrlEncoder.Encode(payload)}.{parts[2]}";
+        var result = await Validate(tampered);
+        Assert.Equal("identity.bad_signature", result.Rule);
+    }
+
+    [Fact]
+    public async Task An_unsigned_alg_none_token_is_refused()
+    {
+        var header = Base64UrlEncoder.Encode("""{"alg":"none","typ":"JWT"}""");
+        var exp = DateTimeOffset.UtcNow.AddMinutes(5).ToUnixTimeSeconds();
+        var payload = Base64UrlEncoder.Encode($$"""{"iss":"gatehouse-dev","aud":"gatehouse","sub":"analyst","exp":{{exp}}}""");
+        var result = await Validate($"{header}.{payload}.");
+        Assert.Null(result.Identity);
+        Assert.StartsWith("identity.", result.Rule);
+        Assert.NotEqual("identity.verified", result.Rule);
+    }
+
+    [Fact]
+    public async Task An_hs256_token_signed_with_a_guessable_secret_is_refused()
+    {
+        var descriptor = new SecurityTokenDescriptor
+        {
+            Issuer = "gatehouse-dev",
+            Audience = "gatehouse",
+            Expires = DateTime.UtcNow.AddMinutes(5),
+            Claims = new Dictionary<string, object> { ["sub"] = "analyst" },
+            SigningCredentials = new SigningCredentials(new SymmetricSecurityKey(RandomNumberGenerator.GetBytes(32)), SecurityAlgorithms.HmacSha256),
+        };
+        var result = await Validate(new JsonWebTokenHandler().CreateToken(descriptor));
+        Assert.Null(result.Identity);
+    }
+
+    [Fact]
+    public async Task An_oversized_token_is_refused_before_parsing()
+    {
+        var result = await Validate(new string('a', TokenValidator.MaxTokenLength + 1));
+        Assert.Equal("identity.malformed_token", result.Rule);
+        Assert.Contains("limit", result.Reason);
+    }
+
+    [Fact]
+    public async Task A_token_without_the_agent_claim_is_refused()
+    {
+        var expectsAzp = new TokenValidator([_issuer with { AgentClaim = "azp" }], TimeProvider.System);
+        var result = await expectsAzp.ValidateAsync(Mint(), CancellationToken.None);
+        Assert.Equal("identity.missing_agent_claim", result.Rule);
+        Assert.Contains("'azp'", result.Reason);
+    }
+
+    [Fact]
+    public async Task A_cached_token_stops_working_when_it_expires()
+    {
+        var token = Mint(lifetime: TimeSpan.FromSeconds(1));
+        Assert.NotNull((await Validate(token)).Identity);
+        await Task.Delay(TimeSpan.FromSeconds(1.5));
+        Assert.Equal("identity.expired_token", (await Validate(token)).Rule);
+    }
+}

@@ -1,0 +1,161 @@
+using Gatehouse.Enforcement.Audit;
+using Gatehouse.Enforcement.Execution;
+using Gatehouse.Enforcement.Identity;
+using Gatehouse.Enforcement.Pipeline;
+using Gatehouse.Enforcement.Policy;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Gatehouse.Tests.Enforcement.Pipeline;
+
+/// <summary>The pipeline's decisions and recording, with the database and stores replaced by doubles that count and fail on demand.</summary>
+public sealed class GatewayPipelineTests : IDisposable
+{
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), "gatehouse-pipeline-" + Guid.NewGuid().ToString("N"));
+    private readonly GatewayPolicy _policy;
+    private readonly MemoryAuditStore _audit = new();
+    private readonly RecordingDatabase _database = new();
+    private readonly AgentSwitch _agents = new();
+    private readonly GatewayPipeline _pipeline;
+
+    public GatewayPipelineTests()
+    {
+        Directory.CreateDirectory(_directory);
+        _policy = PolicyLoader.Parse("""
+            gateway:
+              limits:
+                max_sql_length: 200
+            connections:
+              shop:
+                connection_string: "Host=127.0.0.1;Database=shop;Username=gw"
+            issuers:
+              - issuer: gatehouse-dev
+                audience: gatehouse
+                dev_key_file: dev.pem
+            agents:
+              analyst:
+                grants:
+                  - connection: shop
+                    access: read
+                    schemas: [public]
+            """, Path.Combine(_directory, "gatehouse.yaml"));
+        var identifier = new Identifier(new TokenValidator(_policy.Issuers, TimeProvider.System), _agents);
+        _pipeline = new GatewayPipeline(_policy, identifier, _audit, new NoApprovals(), _database, _database, _database, TimeProvider.System, NullLogger<GatewayPipeline>.Instance);
+    }
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
+
+    private string Token(string agent = "analyst")
+    {
+        var issuer = _policy.Issuers[0];
+        return DevIssuer.Mint(issuer, DevIssuer.LoadOrCreateKey(issuer.Keys.DevKeyFile!), agent, [], TimeSpan.FromMinutes(5), DateTimeOffset.UtcNow);
+    }
+
+    private Task<CallOutcome> Query(string sql, string? token = null, string connection = "shop") =>
+        _pipeline.QueryAsync(new CallContext("query", token ?? Token(), "test", "s1"), new QueryRequest(connection, sql, [], null), CancellationToken.None).AsTask();
+
+    [Fact]
+    public async Task An_allowed_query_is_recorded_before_it_runs_and_completed_after()
+    {
+        var outcome = await Query("select * from orders");
+        Assert.True(outcome.Decision.IsAllowed);
+        var begun = Assert.Single(_audit.Begun);
+        Assert.Equal(Verdict.Started, begun.Decision);
+        Assert.Equal("analyst", begun.Agent);
+        var completed = _audit.Completed[outcome.AuditId!];
+        Assert.Equal(Verdict.Allowed, completed.Decision);
+        Assert.Equal(1, completed.RowCount);
+        Assert.Equal("select: public.orders(read)", completed.Classification);
+    }
+
+    [Fact]
+    public async Task When_the_audit_store_fails_nothing_reaches_the_database()
+    {
+        _audit.FailBegin = true;
+        var outcome = await Query("select * from orders");
+        Assert.Equal("audit.unavailable", outcome.Decision.Rule);
+        Assert.Equal(0, _database.Explains);
+        Assert.Equal(0, _database.Executions);
+    }
+
+    [Fact]
+    public async Task When_the_final_record_cannot_be_written_the_result_is_withheld()
+    {
+        _audit.FailComplete = true;
+        var outcome = await Query("select * from orders");
+        Assert.Equal(Verdict.Failed, outcome.Decision.Verdict);
+        Assert.Equal("audit.unavailable", outcome.Decision.Rule);
+        Assert.Null(outcome.Payload);
+    }
+
+    [Theory]
+    [InlineData("", "sql.empty")]
+    [InlineData("   -- nothing\n", "sql.empty")]
+    [InlineData("select 1; drop table orders", "sql.multiple_statements")]
+    [InlineData("select 'open", "sql.unreadable")]
+    [InlineData("delete from orders", "grant.read_only")]
+    [InlineData("drop table orders", "grant.kind_not_allowed")]
+    public async Task Refused_statements_are_recorded_and_never_reach_the_database(string sql, string rule)
+    {
+        var outcome = await Query(sql);
+        Assert.Equal(rule, outcome.Decision.Rule);
+        Assert.Equal(Verdict.Denied, _audit.Completed[outcome.AuditId!].Decision);
+        Assert.Equal(0, _database.Explains + _database.Executions);
+    }
+
+    [Fact]
+    public async Task A_statement_over_the_size_limit_is_refused_and_recorded_clipped()
+    {
+        var outcome = await Query("select '" + new string('x', 500) + "'");
+        Assert.Equal("sql.too_large", outcome.Decision.Rule);
+        Assert.True(_audit.Completed[outcome.AuditId!].Sql!.Length < 300);
+    }
+
+    [Fact]
+    public async Task An_unknown_connection_is_refused_naming_the_known_ones()
+    {
+        var outcome = await Query("select 1", connection: "warehouse");
+        Assert.Equal("request.unknown_connection", outcome.Decision.Rule);
+        Assert.Contains("shop", outcome.Decision.Reason);
+    }
+
+    [Fact]
+    public async Task A_bad_token_is_refused_and_recorded_without_an_agent()
+    {
+        var outcome = await Query("select 1", token: "garbage");
+        Assert.Equal("identity.malformed_token", outcome.Decision.Rule);
+        var record = _audit.Completed[outcome.AuditId!];
+        Assert.Null(record.Agent);
+        Assert.Equal(Verdict.Denied, record.Decision);
+        Assert.DoesNotContain("garbage", record.Reason);
+    }
+
+    [Fact]
+    public async Task A_disabled_agent_is_refused_on_its_next_call()
+    {
+        var token = Token();
+        Assert.True((await Query("select 1", token)).Decision.IsAllowed);
+        _agents.Disabled.Add("analyst");
+        var outcome = await Query("select 1", token);
+        Assert.Equal("identity.agent_disabled", outcome.Decision.Rule);
+    }
+
+    [Fact]
+    public async Task An_unreachable_database_is_a_failed_call_with_a_clear_reason()
+    {
+        _database.Failure = new DatabaseException(DatabaseFailure.Unavailable, "connection refused");
+        var outcome = await Query("select * from orders");
+        Assert.Equal("database.unavailable", outcome.Decision.Rule);
+        Assert.Contains("shop", outcome.Decision.Reason);
+        Assert.Equal(Verdict.Failed, _audit.Completed[outcome.AuditId!].Decision);
+    }
+
+    [Fact]
+    public async Task A_crash_inside_the_gateway_gives_the_agent_no_stack_trace()
+    {
+        _database.Failure = new InvalidOperationException("secret internal detail");
+        var outcome = await Query("select * from orders");
+        Assert.Equal("gateway.error", outcome.Decision.Rule);
+        Assert.DoesNotContain("secret internal detail", outcome.Decision.Reason);
+        Assert.Contains(outcome.AuditId!, outcome.Decision.Reason);
+    }
+}

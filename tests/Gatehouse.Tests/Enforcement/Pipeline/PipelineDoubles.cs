@@ -1,0 +1,100 @@
+using Gatehouse.Enforcement.Approvals;
+using Gatehouse.Enforcement.Audit;
+using Gatehouse.Enforcement.Classification;
+using Gatehouse.Enforcement.Execution;
+using Gatehouse.Enforcement.Identity;
+using Gatehouse.Enforcement.Policy;
+
+namespace Gatehouse.Tests.Enforcement.Pipeline;
+
+/// <summary>An audit store in memory that can be told to fail, to prove the pipeline fails closed.</summary>
+internal sealed class MemoryAuditStore : IAuditStore
+{
+    public List<AuditRecord> Begun { get; } = [];
+
+    public Dictionary<string, AuditRecord> Completed { get; } = [];
+
+    public bool FailBegin { get; set; }
+
+    public bool FailComplete { get; set; }
+
+    public ValueTask BeginAsync(AuditRecord record, CancellationToken cancellationToken)
+    {
+        if (FailBegin)
+        {
+            throw new IOException("disk full");
+        }
+
+        Begun.Add(record);
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask CompleteAsync(AuditRecord record, CancellationToken cancellationToken)
+    {
+        if (FailComplete)
+        {
+            throw new IOException("disk full");
+        }
+
+        Completed[record.Id] = record;
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask<AuditRecord?> GetAsync(string id, CancellationToken cancellationToken) => ValueTask.FromResult(Completed.GetValueOrDefault(id));
+
+    public ValueTask<IReadOnlyList<AuditRecord>> ListAsync(AuditQuery query, CancellationToken cancellationToken) =>
+        ValueTask.FromResult<IReadOnlyList<AuditRecord>>(Completed.Values.ToList());
+}
+
+/// <summary>A database double that counts what reached it; plan and result are fixed per test.</summary>
+internal sealed class RecordingDatabase : IStatementAnalyzer, IQueryExecutor, ISchemaCatalog
+{
+    public int Explains { get; private set; }
+
+    public int Executions { get; private set; }
+
+    public PlanFacts Plan { get; set; } = new([new RelationAccess(new RelationName("public", "orders"), AccessLevel.Read, "read")], [], 1);
+
+    public Exception? Failure { get; set; }
+
+    public ValueTask<PlanFacts> ExplainAsync(string connection, string sql, IReadOnlyList<string?> parameters, CancellationToken cancellationToken)
+    {
+        Explains++;
+        return Failure is null ? ValueTask.FromResult(Plan) : ValueTask.FromException<PlanFacts>(Failure);
+    }
+
+    public ValueTask<QueryResult> ExecuteAsync(ExecutionRequest request, CancellationToken cancellationToken)
+    {
+        Executions++;
+        return ValueTask.FromResult(new QueryResult([new ResultColumn("id", "integer")], [[1L]], false, null, null));
+    }
+
+    public ValueTask<IReadOnlyList<TableDescription>> DescribeAsync(string connection, string? schema, string? table, CancellationToken cancellationToken) =>
+        ValueTask.FromResult<IReadOnlyList<TableDescription>>([]);
+}
+
+internal sealed class NoApprovals : IApprovalStore
+{
+    public ValueTask CreateAsync(AccessRequest request, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    public ValueTask<AccessRequest?> GetAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult<AccessRequest?>(null);
+
+    public ValueTask<IReadOnlyList<AccessRequest>> ListAsync(AccessRequestStatus? status, DateTimeOffset now, CancellationToken cancellationToken) =>
+        ValueTask.FromResult<IReadOnlyList<AccessRequest>>([]);
+
+    public ValueTask<bool> DecideAsync(string id, bool approve, string decidedBy, string? note, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(false);
+
+    public ValueTask<IReadOnlyList<Grant>> ActiveGrantsAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) =>
+        ValueTask.FromResult<IReadOnlyList<Grant>>([]);
+}
+
+internal sealed class AgentSwitch : IAgentDirectory
+{
+    public HashSet<string> Disabled { get; } = [];
+
+    public ValueTask<bool> IsDisabledAsync(string agent, CancellationToken cancellationToken) => ValueTask.FromResult(Disabled.Contains(agent));
+
+    public ValueTask SetDisabledAsync(string agent, bool disabled, string changedBy, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    public ValueTask<IReadOnlyList<AgentStatus>> ListAsync(CancellationToken cancellationToken) => ValueTask.FromResult<IReadOnlyList<AgentStatus>>([]);
+}

@@ -1,0 +1,135 @@
+using Gatehouse.Enforcement.Classification;
+using Gatehouse.Enforcement.Policy;
+
+namespace Gatehouse.Tests.Enforcement.Policy;
+
+public sealed class PolicyLoaderTests
+{
+    private const string Minimal = """
+        connections:
+          shop:
+            connection_string: "Host=127.0.0.1;Database=shop;Username=gw"
+            password_env: SHOP_PW
+        issuers:
+          - issuer: gatehouse-dev
+            audience: gatehouse
+            dev_key_file: dev.pem
+        agents:
+          analyst:
+            grants:
+              - connection: shop
+                access: read
+                tables: [public.orders, customers]
+        """;
+
+    private static GatewayPolicy Parse(string yaml) => PolicyLoader.Parse(yaml, "/etc/gatehouse/policy.yaml");
+
+    private static IReadOnlyList<string> Errors(string yaml) => Assert.Throws<PolicyException>(() => Parse(yaml)).Errors;
+
+    [Fact]
+    public void The_sample_policy_in_the_repository_is_valid()
+    {
+        var path = Path.Combine(AppContext.BaseDirectory, "samples", "gatehouse.yaml");
+        var policy = PolicyLoader.LoadFile(path);
+        Assert.Contains("shop", policy.Connections.Keys);
+        Assert.Equal(["analyst", "ops-bot"], policy.Agents.Keys.Order());
+    }
+
+    [Fact]
+    public void A_minimal_policy_loads_with_defaults_and_paths_relative_to_the_file()
+    {
+        var policy = Parse(Minimal);
+        Assert.Equal("/etc/gatehouse/gatehouse-state.db", policy.Gateway.StatePath);
+        Assert.Equal(QueryLimits.Default, policy.Gateway.Limits);
+        Assert.Equal("/etc/gatehouse/dev.pem", policy.Issuers[0].Keys.DevKeyFile);
+        Assert.Equal("sub", policy.Issuers[0].AgentClaim);
+        var grant = Assert.Single(policy.Agents["analyst"].Grants);
+        Assert.Equal([new RelationName("public", "orders"), new RelationName("public", "customers")], grant.Tables);
+    }
+
+    [Fact]
+    public void An_unknown_key_is_an_error_with_its_line_and_the_allowed_keys()
+    {
+        var error = Assert.Single(Errors(Minimal.Replace("    password_env: SHOP_PW", "    password_env: SHOP_PW\n    pasword_file: x")));
+        Assert.StartsWith("/etc/gatehouse/policy.yaml:5:", error);
+        Assert.Contains("unknown key 'pasword_file'", error);
+        Assert.Contains("password_file", error);
+    }
+
+    [Fact]
+    public void A_grant_on_an_undefined_connection_is_an_error()
+    {
+        var error = Assert.Single(Errors(Minimal.Replace("- connection: shop", "- connection: warehouse")));
+        Assert.Contains("connection 'warehouse', which is not defined", error);
+        Assert.StartsWith("/etc/gatehouse/policy.yaml:12:", error);
+    }
+
+    [Fact]
+    public void A_password_inside_the_connection_string_is_refused()
+    {
+        var error = Assert.Single(Errors(Minimal.Replace("Username=gw", "Username=gw;Password=hunter2")));
+        Assert.Contains("must not contain a password", error);
+        Assert.DoesNotContain("hunter2", error);
+    }
+
+    [Theory]
+    [InlineData("access: read", "access: admin", "access 'admin' is not known")]
+    [InlineData("tables: [public.orders, customers]", "tables: [a.b.c]", "'a.b.c' is not a table name")]
+    [InlineData("audience: gatehouse", "audience: gatehouse\n    algorithms: [none]", "algorithm 'none' is not allowed")]
+    [InlineData("audience: gatehouse", "audience: gatehouse\n    clock_skew: forever", "clock_skew must be a duration")]
+    [InlineData("    audience: gatehouse\n", "", "an audience is required")]
+    [InlineData("dev_key_file: dev.pem", "dev_key_file: dev.pem\n    jwks_file: keys.json", "exactly one of dev_key_file")]
+    [InlineData("password_env: SHOP_PW", "password_env: SHOP_PW\n    password_file: pw", "not both")]
+    public void Bad_values_are_errors_that_say_what_is_wrong(string find, string replace, string message)
+    {
+        var errors = Errors(Minimal.Replace(find, replace));
+        Assert.Contains(errors, e => e.Contains(message, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Every_error_is_reported_not_just_the_first()
+    {
+        var errors = Errors(Minimal.Replace("access: read", "access: admin").Replace("- connection: shop", "- connection: warehouse"));
+        Assert.Equal(2, errors.Count);
+    }
+
+    [Fact]
+    public void A_policy_without_issuers_or_connections_cannot_start()
+    {
+        var errors = Errors("agents: {}");
+        Assert.Contains(errors, e => e.Contains("no connections", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Contains("no issuers", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Broken_yaml_is_reported_with_its_position()
+    {
+        var error = Assert.Single(Errors("connections:\n  shop: [unclosed"));
+        Assert.Contains("not valid YAML", error);
+        Assert.StartsWith("/etc/gatehouse/policy.yaml:", error);
+    }
+
+    [Fact]
+    public void A_missing_file_is_a_clear_error()
+    {
+        var error = Assert.Single(Assert.Throws<PolicyException>(() => PolicyLoader.LoadFile("/nonexistent/gatehouse.yaml")).Errors);
+        Assert.Contains("does not exist", error);
+    }
+
+    [Theory]
+    [InlineData("500ms", 500)]
+    [InlineData("30s", 30_000)]
+    [InlineData("15m", 900_000)]
+    [InlineData("2h", 7_200_000)]
+    [InlineData("1.5s", 1_500)]
+    public void Durations_parse_with_units(string text, double milliseconds) =>
+        Assert.Equal(milliseconds, Durations.Parse(text).TotalMilliseconds);
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("15")]
+    [InlineData("-1s")]
+    [InlineData("1 fortnight")]
+    public void Durations_without_a_unit_or_with_nonsense_are_refused(string text) =>
+        Assert.False(Durations.TryParse(text, out _));
+}

@@ -1,0 +1,76 @@
+using Gatehouse.Connectors.Postgres;
+using Gatehouse.McpServer.Demo;
+using Npgsql;
+
+namespace Gatehouse.Tests.Infrastructure;
+
+/// <summary>
+/// One real PostgreSQL for the whole run: a throwaway server started with initdb + pg_ctl, or the server named by
+/// GATEHOUSE_TEST_PG (an admin connection string). It holds the sample shop and a least-privilege gateway role.
+/// </summary>
+public sealed class PostgresFixture : IAsyncLifetime
+{
+    public const string EnvironmentVariable = "GATEHOUSE_TEST_PG";
+
+    private LocalPostgresServer? _server;
+
+    public string AdminConnectionString { get; private set; } = "";
+
+    public string Database { get; } = "shop_" + Guid.NewGuid().ToString("N")[..8];
+
+    public string GatewayRole { get; } = "gatehouse_" + Guid.NewGuid().ToString("N")[..8];
+
+    public string GatewayPassword { get; private set; } = "";
+
+    public string Host { get; private set; } = "127.0.0.1";
+
+    public int Port { get; private set; }
+
+    /// <summary>The gateway's connection string, without the password (that comes from a file, as in production).</summary>
+    public string GatewayConnectionString => $"Host={Host};Port={Port};Database={Database};Username={GatewayRole};Pooling=true";
+
+    public async Task InitializeAsync()
+    {
+        NpgsqlSettings.DisableSqlRewriting();
+        var external = Environment.GetEnvironmentVariable(EnvironmentVariable);
+        if (!string.IsNullOrWhiteSpace(external))
+        {
+            AdminConnectionString = external;
+            var builder = new NpgsqlConnectionStringBuilder(external);
+            Host = builder.Host!.StartsWith('/') ? "127.0.0.1" : builder.Host;
+            Port = builder.Port;
+        }
+        else
+        {
+            _server = await LocalPostgresServer.StartAsync(TestDirectory.Create("pg"), CancellationToken.None);
+            AdminConnectionString = _server.AdminConnectionString;
+            Port = _server.Port;
+        }
+
+        GatewayPassword = await ShopDatabase.CreateAsync(AdminConnectionString, Database, GatewayRole, CancellationToken.None);
+    }
+
+    /// <summary>Runs admin SQL (one statement) in the shop database.</summary>
+    public async Task<object?> AdminScalarAsync(string sql)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(AdminConnectionString) { Database = Database };
+        await using var connection = new NpgsqlConnection(builder.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        return await command.ExecuteScalarAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_server is not null)
+        {
+            await _server.DisposeAsync();
+        }
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class PostgresCollection : ICollectionFixture<PostgresFixture>
+{
+    public const string Name = "postgres";
+}

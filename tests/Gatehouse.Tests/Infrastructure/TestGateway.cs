@@ -1,0 +1,83 @@
+using Gatehouse.Enforcement.Identity;
+using Gatehouse.Enforcement.Policy;
+using Gatehouse.McpServer.Demo;
+
+namespace Gatehouse.Tests.Infrastructure;
+
+/// <summary>A policy directory for one test class: the policy file, a dev issuer key, a password file and a state store path.</summary>
+public sealed class TestGateway
+{
+    public const string DefaultAgents = """
+        agents:
+          analyst:
+            grants:
+              - connection: shop
+                access: read
+                schemas: [public]
+          ops-bot:
+            grants:
+              - connection: shop
+                access: read
+                schemas: [public]
+              - connection: shop
+                access: write
+                tables: [public.orders]
+          narrow:
+            grants:
+              - connection: shop
+                access: read
+                tables: [public.orders]
+        groups:
+          finance:
+            grants:
+              - connection: shop
+                access: read
+                tables: [public.payments]
+        """;
+
+    private TestGateway(string directory, string policyPath)
+    {
+        Directory = directory;
+        PolicyPath = policyPath;
+        Policy = PolicyLoader.LoadFile(policyPath);
+    }
+
+    public string Directory { get; }
+
+    public string PolicyPath { get; }
+
+    public GatewayPolicy Policy { get; }
+
+    public static TestGateway Create(PostgresFixture pg, string agents = DefaultAgents, string? gateway = null, string? connectionString = null)
+    {
+        var directory = TestDirectory.Create("gw");
+        DemoFiles.WriteSecret(Path.Combine(directory, "shop.password"), pg.GatewayPassword);
+        var policy = $"""
+            gateway:
+              state: state.db
+            {Indent(gateway ?? "")}
+            connections:
+              shop:
+                connection_string: "{connectionString ?? pg.GatewayConnectionString}"
+                password_file: shop.password
+            issuers:
+              - issuer: gatehouse-dev
+                audience: gatehouse
+                dev_key_file: dev-issuer.pem
+                clock_skew: 0s
+            {agents}
+            """;
+        var path = Path.Combine(directory, "gatehouse.yaml");
+        File.WriteAllText(path, policy);
+        return new TestGateway(directory, path);
+    }
+
+    public string Mint(string agent, IReadOnlyList<string>? groups = null, TimeSpan? lifetime = null)
+    {
+        var issuer = Policy.Issuers[0];
+        return DevIssuer.Mint(issuer, DevIssuer.LoadOrCreateKey(issuer.Keys.DevKeyFile!), agent, groups ?? [], lifetime ?? TimeSpan.FromMinutes(10), DateTimeOffset.UtcNow);
+    }
+
+    private static string Indent(string text) =>
+        string.Join("\n", text.Split('\n').Select((line, i) => i == 0 ? line : "  " + line));
+}
