@@ -1,0 +1,148 @@
+using Gatehouse.Connectors.Postgres;
+using Gatehouse.Enforcement.Classification;
+using Gatehouse.Enforcement.Execution;
+using Gatehouse.Enforcement.Identity;
+using Gatehouse.Enforcement.Policy;
+using Gatehouse.Tests.Infrastructure;
+
+namespace Gatehouse.Tests.Connectors;
+
+[Collection(PostgresCollection.Name)]
+public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
+{
+    private static readonly AgentIdentity Analyst = new("analyst", [], "dev", "analyst", null, DateTimeOffset.MaxValue);
+    private PostgresTargets _targets = null!;
+
+    public Task InitializeAsync()
+    {
+        var connections = new Dictionary<string, ConnectionConfig>
+        {
+            ["shop"] = new("shop", pg.GatewayConnectionString, new SecretSource(null, WritePassword())),
+        };
+        _targets = new PostgresTargets(connections);
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync() => await _targets.DisposeAsync();
+
+    private string WritePassword()
+    {
+        var path = Path.Combine(TestDirectory.Create("pw"), "password");
+        File.WriteAllText(path, pg.GatewayPassword + "\n");
+        return path;
+    }
+
+    private Task<QueryResult> Run(string sql, IReadOnlyList<string?>? parameters = null, bool readOnly = true, int maxRows = 100, int maxBytes = 1 << 20, TimeSpan? timeout = null) =>
+        new PostgresExecutor(_targets).ExecuteAsync(
+            new ExecutionRequest("shop", sql, parameters ?? [], readOnly, maxRows, maxBytes, timeout ?? TimeSpan.FromSeconds(10), Analyst, "aud_test"),
+            CancellationToken.None).AsTask();
+
+    [Fact]
+    public async Task Rows_come_back_with_column_names_types_and_json_friendly_values()
+    {
+        var result = await Run("select id, full_name, created_at, 12.50::numeric(10,2) as price, true as ok from customers where id = $1", ["1"]);
+        Assert.Equal(["id", "full_name", "created_at", "price", "ok"], result.Columns.Select(c => c.Name));
+        Assert.Equal("integer", result.Columns[0].Type);
+        var row = Assert.Single(result.Rows);
+        Assert.Equal(1L, row[0]);
+        Assert.Equal("Amelia Hartmann", row[1]);
+        Assert.StartsWith("2025-01-14T09:12:00", (string)row[2]!);
+        Assert.Equal(12.50m, row[3]);
+        Assert.Equal(true, row[4]);
+    }
+
+    [Fact]
+    public async Task The_row_cap_stops_the_fetch_and_says_so()
+    {
+        var result = await Run("select g from generate_series(1, 1000000) g", maxRows: 5);
+        Assert.Equal(5, result.Rows.Count);
+        Assert.True(result.Truncated);
+        Assert.Contains("row limit of 5", result.TruncatedBecause);
+    }
+
+    [Fact]
+    public async Task The_byte_cap_stops_wide_results()
+    {
+        var result = await Run("select repeat('x', 1000) from generate_series(1, 100)", maxBytes: 5000);
+        Assert.True(result.Truncated);
+        Assert.InRange(result.Rows.Count, 1, 5);
+    }
+
+    [Fact]
+    public async Task Reads_run_in_a_read_only_transaction()
+    {
+        var error = await Assert.ThrowsAsync<DatabaseException>(() => Run("select nextval('invoice_seq')"));
+        Assert.Equal(DatabaseFailure.Rejected, error.Failure);
+        Assert.Contains("read-only transaction", error.Message);
+    }
+
+    [Fact]
+    public async Task A_statement_past_its_timeout_is_cancelled()
+    {
+        var error = await Assert.ThrowsAsync<DatabaseException>(() => Run("select pg_sleep(5)", timeout: TimeSpan.FromMilliseconds(200)));
+        Assert.Equal(DatabaseFailure.Timeout, error.Failure);
+    }
+
+    [Fact]
+    public async Task The_agent_is_named_to_postgres_for_its_own_logs()
+    {
+        var result = await Run("select current_setting('application_name'), current_setting('gatehouse.agent'), current_setting('gatehouse.call_id')");
+        Assert.Equal(["gatehouse:analyst", "analyst", "aud_test"], result.Rows[0]);
+    }
+
+    [Fact]
+    public async Task No_session_state_survives_into_the_next_call()
+    {
+        await Run("select set_config('search_path', 'pg_catalog', false), set_config('work_mem', '77MB', false)");
+        var after = await Run("select current_setting('search_path'), current_setting('work_mem'), current_setting('application_name')");
+        Assert.NotEqual("pg_catalog", after.Rows[0][0]);
+        Assert.NotEqual("77MB", after.Rows[0][1]);
+    }
+
+    [Fact]
+    public async Task Parameters_are_values_not_sql()
+    {
+        var result = await Run("select count(*) from customers where full_name = $1", ["x' or '1'='1"]);
+        Assert.Equal(0L, result.Rows[0][0]);
+    }
+
+    [Fact]
+    public async Task Two_statements_in_one_text_are_refused_by_postgres_itself()
+    {
+        var error = await Assert.ThrowsAsync<DatabaseException>(() => Run("select 1; select 2", readOnly: false));
+        Assert.Contains("multiple commands", error.Message);
+    }
+
+    [Fact]
+    public async Task A_write_commits_and_reports_affected_rows()
+    {
+        await pg.AdminScalarAsync($"create table if not exists executor_writes (id int primary key, note text)");
+        await pg.AdminScalarAsync($"grant select, insert, update, delete on executor_writes to \"{pg.GatewayRole}\"");
+        var insert = await Run("insert into executor_writes values ($1, $2), ($3, $4) returning id", ["1", "a", "2", "b"], readOnly: false);
+        Assert.Equal(2, insert.AffectedRows);
+        Assert.Equal(2, insert.Rows.Count);
+        Assert.Equal(2L, await pg.AdminScalarAsync("select count(*) from executor_writes"));
+    }
+
+    [Fact]
+    public async Task Explain_reports_relations_read_and_written_without_running_anything()
+    {
+        var analyzer = new PostgresAnalyzer(_targets);
+        var facts = await analyzer.ExplainAsync("shop", "with d as (delete from orders where id = $1 returning customer_id) select c.email from customers c join d on d.customer_id = c.id", ["1"], CancellationToken.None);
+        Assert.Contains(new RelationAccess(new RelationName("public", "orders"), AccessLevel.Write, "delete"), facts.Relations);
+        Assert.Contains(new RelationAccess(new RelationName("public", "customers"), AccessLevel.Read, "read"), facts.Relations);
+        Assert.Equal(1L, await pg.AdminScalarAsync("select count(*) from orders where id = 1"));
+    }
+
+    [Fact]
+    public async Task The_catalog_describes_columns_keys_and_comments()
+    {
+        var tables = await new PostgresCatalog(_targets).DescribeAsync("shop", "public", "payments", CancellationToken.None);
+        var payments = Assert.Single(tables);
+        Assert.Contains("invoice numbers", payments.Comment);
+        Assert.Equal(["id"], payments.PrimaryKey);
+        var fk = Assert.Single(payments.ForeignKeys);
+        Assert.Equal(new RelationName("public", "orders"), fk.References);
+        Assert.Contains(payments.Columns, c => c is { Name: "invoice_no", Type: "bigint", Nullable: false });
+    }
+}

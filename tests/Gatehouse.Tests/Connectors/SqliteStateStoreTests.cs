@@ -1,0 +1,112 @@
+using Gatehouse.Connectors.State;
+using Gatehouse.Enforcement.Approvals;
+using Gatehouse.Enforcement.Audit;
+using Gatehouse.Enforcement.Classification;
+using Gatehouse.Enforcement.Policy;
+using Gatehouse.Tests.Infrastructure;
+
+namespace Gatehouse.Tests.Connectors;
+
+public sealed class SqliteStateStoreTests
+{
+    private static Task<SqliteStateStore> Open() => SqliteStateStore.OpenAsync(Path.Combine(TestDirectory.Create("state"), "state.db"), CancellationToken.None);
+
+    private static AuditRecord Record(string agent, Verdict decision, DateTimeOffset time) => new()
+    {
+        Id = AuditRecord.NewId(),
+        Time = time,
+        Tool = "query",
+        Transport = "test",
+        Agent = agent,
+        Groups = ["g1"],
+        Sql = "select 1",
+        Decision = decision,
+        Rule = "r",
+        Reason = "because",
+    };
+
+    private static AccessRequest Request(string agent, DateTimeOffset created) =>
+        new(AccessRequest.NewId(), agent, agent, "dev", "shop", [new RelationName("public", "payments")], AccessLevel.Read, "audit", TimeSpan.FromHours(1), AccessRequestStatus.Pending, created);
+
+    [Fact]
+    public async Task A_started_record_is_completed_in_place()
+    {
+        var store = await Open();
+        var record = Record("analyst", Verdict.Started, DateTimeOffset.UtcNow);
+        await store.BeginAsync(record, CancellationToken.None);
+        await store.CompleteAsync(record with { Decision = Verdict.Allowed, RowCount = 3 }, CancellationToken.None);
+        var stored = await store.GetAsync(record.Id, CancellationToken.None);
+        Assert.Equal(Verdict.Allowed, stored!.Decision);
+        Assert.Equal(3, stored.RowCount);
+        Assert.Equal(["g1"], stored.Groups);
+        Assert.Single(await store.ListAsync(new AuditQuery(), CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Listing_filters_by_agent_time_and_decision_newest_first()
+    {
+        var store = await Open();
+        var now = DateTimeOffset.UtcNow;
+        await store.CompleteAsync(Record("analyst", Verdict.Allowed, now.AddHours(-2)), CancellationToken.None);
+        await store.CompleteAsync(Record("analyst", Verdict.Denied, now.AddMinutes(-5)), CancellationToken.None);
+        await store.CompleteAsync(Record("ops-bot", Verdict.Denied, now.AddMinutes(-1)), CancellationToken.None);
+
+        Assert.Equal(2, (await store.ListAsync(new AuditQuery(Agent: "analyst"), CancellationToken.None)).Count);
+        Assert.Equal(2, (await store.ListAsync(new AuditQuery(Since: now.AddHours(-1)), CancellationToken.None)).Count);
+        var denied = await store.ListAsync(new AuditQuery(Decision: Verdict.Denied), CancellationToken.None);
+        Assert.Equal(["ops-bot", "analyst"], denied.Select(r => r.Agent));
+    }
+
+    [Fact]
+    public async Task An_approved_request_grants_access_until_it_expires()
+    {
+        var store = await Open();
+        var now = DateTimeOffset.UtcNow;
+        var request = Request("analyst", now);
+        await store.CreateAsync(request, CancellationToken.None);
+        Assert.Empty(await store.ActiveGrantsAsync("analyst", now, CancellationToken.None));
+
+        Assert.True(await store.DecideAsync(request.Id, approve: true, "alice", "ok", now, CancellationToken.None));
+        var grant = Assert.Single(await store.ActiveGrantsAsync("analyst", now.AddMinutes(59), CancellationToken.None));
+        Assert.True(grant.Covers(new RelationName("public", "payments")));
+        Assert.Empty(await store.ActiveGrantsAsync("analyst", now.AddMinutes(61), CancellationToken.None));
+        Assert.Equal(AccessRequestStatus.Expired, (await store.GetAsync(request.Id, now.AddMinutes(61), CancellationToken.None))!.Status);
+    }
+
+    [Fact]
+    public async Task A_request_is_decided_once()
+    {
+        var store = await Open();
+        var now = DateTimeOffset.UtcNow;
+        var request = Request("analyst", now);
+        await store.CreateAsync(request, CancellationToken.None);
+        Assert.True(await store.DecideAsync(request.Id, approve: false, "alice", "no", now, CancellationToken.None));
+        Assert.False(await store.DecideAsync(request.Id, approve: true, "bob", null, now, CancellationToken.None));
+        Assert.Equal(AccessRequestStatus.Denied, (await store.GetAsync(request.Id, now, CancellationToken.None))!.Status);
+    }
+
+    [Fact]
+    public async Task A_pending_request_expires_and_can_no_longer_be_approved()
+    {
+        var store = await Open();
+        var created = DateTimeOffset.UtcNow.AddHours(-2);
+        var request = Request("analyst", created);
+        await store.CreateAsync(request, CancellationToken.None);
+        var now = DateTimeOffset.UtcNow;
+        Assert.Equal(AccessRequestStatus.Expired, (await store.GetAsync(request.Id, now, CancellationToken.None))!.Status);
+        Assert.False(await store.DecideAsync(request.Id, approve: true, "alice", null, now, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Disabling_an_agent_is_seen_by_another_process_sharing_the_file()
+    {
+        var path = Path.Combine(TestDirectory.Create("state"), "state.db");
+        var first = await SqliteStateStore.OpenAsync(path, CancellationToken.None);
+        var second = await SqliteStateStore.OpenAsync(path, CancellationToken.None);
+        await first.SetDisabledAsync("analyst", true, "alice", CancellationToken.None);
+        Assert.True(await second.IsDisabledAsync("analyst", CancellationToken.None));
+        Assert.False(await second.IsDisabledAsync("ops-bot", CancellationToken.None));
+        await second.SetDisabledAsync("analyst", false, "alice", CancellationToken.None);
+        Assert.False(await first.IsDisabledAsync("analyst", CancellationToken.None));
+    }
+}
