@@ -22,6 +22,11 @@ internal static class PostgresErrors
                 return new DatabaseException(DatabaseFailure.Unavailable, pg.MessageText, pg.SqlState, pg);
             }
 
+            if (pg.SqlState == PostgresErrorCodes.InsufficientPrivilege)
+            {
+                return new DatabaseException(DatabaseFailure.PermissionDenied, pg.MessageText, pg.SqlState, pg);
+            }
+
             if (pg.SqlState.StartsWith("28", StringComparison.Ordinal))
             {
                 return new DatabaseException(DatabaseFailure.Unavailable, "the gateway's database credential was refused; an admin must fix the connection settings", pg.SqlState, pg);

@@ -11,6 +11,9 @@ public enum DatabaseFailure
 
     /// <summary>The statement ran past its timeout and was cancelled.</summary>
     Timeout,
+
+    /// <summary>PostgreSQL's own privileges refused the gateway's credential: the floor under the policy held.</summary>
+    PermissionDenied,
 }
 
 /// <summary>A failure talking to a target database, carrying PostgreSQL's SQLSTATE where there is one.</summary>

@@ -135,6 +135,8 @@ public sealed partial class GatewayPipeline(
             case DatabaseFailure.Unavailable:
                 Log.DatabaseUnavailable(logger, connection ?? "?", e.Message);
                 return Decision.Fail("database.unavailable", $"connection '{connection}' is not reachable right now ({e.Message}); nothing was run, try again shortly");
+            case DatabaseFailure.PermissionDenied:
+                return Decision.Deny("database.permission_denied", $"PostgreSQL's own privileges refuse this ({e.Message}); the gateway's credential may not do it either, whatever the policy says");
             case DatabaseFailure.Timeout:
                 return Decision.Fail("database.timeout", $"the statement ran longer than {Durations.Format(policy.Gateway.Limits.StatementTimeout)} and was cancelled");
             default:

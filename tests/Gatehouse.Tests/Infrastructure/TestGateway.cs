@@ -48,17 +48,20 @@ public sealed class TestGateway
 
     public GatewayPolicy Policy { get; }
 
-    public static TestGateway Create(PostgresFixture pg, string agents = DefaultAgents, string? gateway = null, string? connectionString = null)
+    public static TestGateway Create(PostgresFixture pg, string agents = DefaultAgents, string? gateway = null) =>
+        Create(pg.GatewayConnectionString, pg.GatewayPassword, agents, gateway);
+
+    public static TestGateway Create(string connectionString, string password, string agents = DefaultAgents, string? gateway = null)
     {
         var directory = TestDirectory.Create("gw");
-        DemoFiles.WriteSecret(Path.Combine(directory, "shop.password"), pg.GatewayPassword);
+        DemoFiles.WriteSecret(Path.Combine(directory, "shop.password"), password);
         var policy = $"""
             gateway:
               state: state.db
             {Indent(gateway ?? "")}
             connections:
               shop:
-                connection_string: "{connectionString ?? pg.GatewayConnectionString}"
+                connection_string: "{connectionString}"
                 password_file: shop.password
             issuers:
               - issuer: gatehouse-dev
@@ -72,12 +75,12 @@ public sealed class TestGateway
         return new TestGateway(directory, path);
     }
 
-    public string Mint(string agent, IReadOnlyList<string>? groups = null, TimeSpan? lifetime = null)
+    public string Mint(string agent, IReadOnlyList<string>? groups = null, TimeSpan? lifetime = null, DateTimeOffset? issuedAt = null)
     {
         var issuer = Policy.Issuers[0];
-        return DevIssuer.Mint(issuer, DevIssuer.LoadOrCreateKey(issuer.Keys.DevKeyFile!), agent, groups ?? [], lifetime ?? TimeSpan.FromMinutes(10), DateTimeOffset.UtcNow);
+        return DevIssuer.Mint(issuer, DevIssuer.LoadOrCreateKey(issuer.Keys.DevKeyFile!), agent, groups ?? [], lifetime ?? TimeSpan.FromMinutes(10), issuedAt ?? DateTimeOffset.UtcNow);
     }
 
     private static string Indent(string text) =>
-        string.Join("\n", text.Split('\n').Select((line, i) => i == 0 ? line : "  " + line));
+        string.Join("\n", text.Split('\n').Select(line => "  " + line));
 }

@@ -1,0 +1,110 @@
+using Gatehouse.Enforcement.Audit;
+using Gatehouse.Tests.Infrastructure;
+using ModelContextProtocol.Client;
+
+namespace Gatehouse.Tests.EndToEnd;
+
+/// <summary>Every kind of bad input through the real MCP path: a clear error, a denied or failed record, and nothing executed.</summary>
+[Collection(PostgresCollection.Name)]
+public sealed class BadInputTests(PostgresFixture pg) : IAsyncLifetime
+{
+    private readonly TestGateway _gateway = TestGateway.Create(pg, gateway: "limits:\n  max_sql_length: 4096\n  max_rows: 50");
+    private HttpGateway _server = null!;
+    private McpClient _client = null!;
+
+    public async Task InitializeAsync()
+    {
+        _server = await HttpGateway.StartAsync(_gateway);
+        _client = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("narrow"));
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _client.DisposeAsync();
+        await _server.DisposeAsync();
+    }
+
+    private async Task<AuditRecord> RecordOf(ModelContextProtocol.Protocol.CallToolResult result) =>
+        (await _server.State.GetAsync(result.AuditId(), CancellationToken.None))!;
+
+    [Theory]
+    [InlineData("", "sql.empty", Verdict.Denied)]
+    [InlineData("/* only a comment */", "sql.empty", Verdict.Denied)]
+    [InlineData("select 1; drop table customers", "sql.multiple_statements", Verdict.Denied)]
+    [InlineData("COMMIT; DROP TABLE customers", "sql.multiple_statements", Verdict.Denied)]
+    [InlineData("select 'unterminated", "sql.unreadable", Verdict.Denied)]
+    [InlineData("drop table customers", "grant.kind_not_allowed", Verdict.Denied)]
+    [InlineData("select * from customers", "grant.relation_not_granted", Verdict.Denied)]
+    [InlineData("select * from orders o join customers c on c.id = o.customer_id", "grant.relation_not_granted", Verdict.Denied)]
+    [InlineData("selec 1", "grant.kind_not_allowed", Verdict.Denied)]
+    [InlineData("select 1 +", "database.rejected", Verdict.Failed)]
+    public async Task Bad_statements_get_a_clear_error_a_record_and_change_nothing(string sql, string rule, Verdict verdict)
+    {
+        var result = await _client.QueryAsync(sql);
+        Assert.True(result.IsError);
+        Assert.Equal(rule, result.Rule());
+        Assert.Equal(verdict, (await RecordOf(result)).Decision);
+        Assert.Equal(20L, await pg.AdminScalarAsync("select count(*) from customers"));
+    }
+
+    [Fact]
+    public async Task A_syntax_error_returns_postgres_own_message_with_a_position_in_the_agents_text()
+    {
+        var result = await _client.QueryAsync("select id fro orders");
+        Assert.Equal("database.rejected", result.Rule());
+        Assert.Contains("syntax error at or near \"orders\" at character 15", result.Text());
+        Assert.DoesNotContain("EXPLAIN", result.Text());
+    }
+
+    [Fact]
+    public async Task Sql_over_the_size_limit_is_refused_before_parsing()
+    {
+        var result = await _client.QueryAsync("select '" + new string('x', 5000) + "'");
+        Assert.Equal("sql.too_large", result.Rule());
+        Assert.Contains("4096", result.Text());
+    }
+
+    [Fact]
+    public async Task An_unknown_connection_is_refused_naming_the_real_ones()
+    {
+        var result = await _client.QueryAsync("select 1", connection: "warehouse");
+        Assert.Equal("request.unknown_connection", result.Rule());
+        Assert.Contains("shop", result.Text());
+    }
+
+    [Fact]
+    public async Task Max_rows_is_capped_by_the_gateway_limit()
+    {
+        var result = await _client.QueryAsync("select id from orders", maxRows: 10_000);
+        Assert.Equal(50, result.Structured().GetProperty("row_count").GetInt32());
+        Assert.True(result.Structured().GetProperty("truncated").GetBoolean());
+        var zero = await _client.QueryAsync("select id from orders", maxRows: 0);
+        Assert.Equal("request.bad_max_rows", zero.Rule());
+    }
+
+    [Fact]
+    public async Task A_token_passed_as_a_tool_argument_is_ignored()
+    {
+        var result = await _client.CallToolAsync("query", new Dictionary<string, object?>
+        {
+            ["connection"] = "shop",
+            ["sql"] = "select count(*) from customers",
+            ["token"] = _gateway.Mint("analyst"),
+        });
+        Assert.Equal("grant.relation_not_granted", result.Rule());
+        Assert.Equal("narrow", (await RecordOf(result)).Agent);
+    }
+
+    [Theory]
+    [InlineData("admin", "1h", "request.bad_access")]
+    [InlineData("read", "forever", "request.bad_duration")]
+    [InlineData("read", "30d", "request.bad_duration")]
+    public async Task A_malformed_access_request_is_refused(string access, string duration, string rule)
+    {
+        var result = await _client.CallToolAsync("request_access", new Dictionary<string, object?>
+        {
+            ["connection"] = "shop", ["tables"] = new[] { "public.customers" }, ["access"] = access, ["reason"] = "testing", ["duration"] = duration,
+        });
+        Assert.Equal(rule, result.Rule());
+    }
+}

@@ -1,0 +1,131 @@
+using System.Net;
+using System.Text.Json;
+using Gatehouse.Enforcement.Audit;
+using Gatehouse.Tests.Infrastructure;
+
+namespace Gatehouse.Tests.EndToEnd;
+
+/// <summary>The gateway over Streamable HTTP on loopback, driven by the SDK's McpClient and by plain HTTP for the refusals.</summary>
+[Collection(PostgresCollection.Name)]
+public sealed class HttpTests(PostgresFixture pg) : IAsyncLifetime
+{
+    private readonly TestGateway _gateway = TestGateway.Create(pg);
+    private readonly HttpClient _http = new();
+    private HttpGateway _server = null!;
+
+    public async Task InitializeAsync() => _server = await HttpGateway.StartAsync(_gateway);
+
+    public async Task DisposeAsync()
+    {
+        _http.Dispose();
+        await _server.DisposeAsync();
+    }
+
+    private static HttpRequestMessage Initialize(Uri endpoint, string? token = null, string? origin = null)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, endpoint)
+        {
+            Content = new StringContent("""{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}""", System.Text.Encoding.UTF8, "application/json"),
+        };
+        request.Headers.Accept.ParseAdd("application/json");
+        request.Headers.Accept.ParseAdd("text/event-stream");
+        if (token is not null)
+        {
+            request.Headers.Authorization = new("Bearer", token);
+        }
+
+        if (origin is not null)
+        {
+            request.Headers.Add("Origin", origin);
+        }
+
+        return request;
+    }
+
+    [Fact]
+    public async Task A_request_without_a_token_gets_401_pointing_at_the_resource_metadata_and_is_recorded()
+    {
+        using var response = await _http.SendAsync(Initialize(_server.Endpoint));
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        var challenge = response.Headers.WwwAuthenticate.ToString();
+        Assert.Contains("resource_metadata=", challenge);
+
+        var metadataUrl = challenge[(challenge.IndexOf("resource_metadata=\"", StringComparison.Ordinal) + 19)..].TrimEnd('"');
+        using var metadata = JsonDocument.Parse(await _http.GetStringAsync(metadataUrl));
+        Assert.Equal(_server.Endpoint.ToString(), metadata.RootElement.GetProperty("resource").GetString());
+
+        var denied = await _server.State.ListAsync(new AuditQuery(Decision: Verdict.Denied), CancellationToken.None);
+        Assert.Contains(denied, r => r.Rule == "identity.missing_token" && r.Transport == "http");
+    }
+
+    [Theory]
+    [InlineData("wrong_audience")]
+    [InlineData("expired")]
+    [InlineData("malformed")]
+    public async Task A_bad_token_gets_401_and_a_denied_record_naming_why(string kind)
+    {
+        var token = kind switch
+        {
+            "expired" => _gateway.Mint("analyst", issuedAt: DateTimeOffset.UtcNow.AddHours(-1)),
+            "malformed" => "eyJhbGciOi.not.valid",
+            _ => Gatehouse.Enforcement.Identity.DevIssuer.Mint(
+                _gateway.Policy.Issuers[0] with { Audiences = ["another-service"] },
+                Gatehouse.Enforcement.Identity.DevIssuer.LoadOrCreateKey(_gateway.Policy.Issuers[0].Keys.DevKeyFile!),
+                "analyst", [], TimeSpan.FromMinutes(5), DateTimeOffset.UtcNow),
+        };
+        using var response = await _http.SendAsync(Initialize(_server.Endpoint, token));
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        var denied = await _server.State.ListAsync(new AuditQuery(Decision: Verdict.Denied), CancellationToken.None);
+        Assert.Contains(denied, r => r.Rule == $"identity.{(kind == "expired" ? "expired_token" : kind == "malformed" ? "malformed_token" : "wrong_audience")}");
+    }
+
+    [Fact]
+    public async Task A_browser_origin_that_is_not_loopback_is_refused()
+    {
+        using var evil = await _http.SendAsync(Initialize(_server.Endpoint, _gateway.Mint("analyst"), origin: "https://evil.example"));
+        Assert.Equal(HttpStatusCode.Forbidden, evil.StatusCode);
+        using var local = await _http.SendAsync(Initialize(_server.Endpoint, _gateway.Mint("analyst"), origin: "http://localhost:6274"));
+        Assert.Equal(HttpStatusCode.OK, local.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_rebound_host_name_is_refused()
+    {
+        var request = Initialize(_server.Endpoint, _gateway.Mint("analyst"));
+        request.Headers.Host = "attacker.example";
+        using var response = await _http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task Two_agents_over_http_are_attributed_separately()
+    {
+        await using var analyst = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("analyst"));
+        await using var ops = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("ops-bot"));
+        var results = await Task.WhenAll(analyst.QueryAsync("select count(*) from customers"), ops.QueryAsync("select count(*) from orders"));
+        Assert.All(results, r => Assert.NotEqual(true, r.IsError));
+        Assert.Equal("analyst", (await _server.State.GetAsync(results[0].AuditId(), CancellationToken.None))!.Agent);
+        Assert.Equal("ops-bot", (await _server.State.GetAsync(results[1].AuditId(), CancellationToken.None))!.Agent);
+        Assert.Equal(20L, results[0].Structured().GetProperty("rows")[0][0].GetInt64());
+    }
+
+    [Fact]
+    public async Task A_write_grant_lets_one_agent_change_its_table_and_nothing_else()
+    {
+        await using var ops = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("ops-bot"));
+        var update = await ops.QueryAsync("update orders set note = $1 where id = $2", ["call before delivery", 7]);
+        Assert.NotEqual(true, update.IsError);
+        Assert.Equal(1, update.Structured().GetProperty("affected_rows").GetInt32());
+        Assert.Equal("call before delivery", await pg.AdminScalarAsync("select note from orders where id = 7"));
+
+        // The gateway's credential holds no UPDATE on customers: PostgreSQL itself refuses, below the policy.
+        var floor = await ops.QueryAsync("update customers set email = 'x@example.com' where id = 1");
+        Assert.Equal("database.permission_denied", floor.Rule());
+        Assert.Contains("permission denied for table customers", floor.Text());
+
+        // The credential may delete payments (for approved work), but ops-bot's grant may not.
+        var cte = await ops.QueryAsync("with d as (delete from payments where id = 1 returning id) select count(*) from d");
+        Assert.Equal("grant.relation_read_only", cte.Rule());
+        Assert.Equal(1L, await pg.AdminScalarAsync("select count(*) from payments where id = 1"));
+    }
+}
