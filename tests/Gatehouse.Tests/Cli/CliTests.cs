@@ -1,0 +1,135 @@
+using System.Text.Json;
+using Gatehouse.Enforcement.Identity;
+using Gatehouse.McpServer.Hosting;
+using Gatehouse.Tests.EndToEnd;
+using Gatehouse.Tests.Infrastructure;
+
+namespace Gatehouse.Tests.Cli;
+
+/// <summary>The gatehouse binary as an admin runs it: minting tokens, reading the audit log, deciding access requests.</summary>
+[Collection(PostgresCollection.Name)]
+public sealed class CliTests(PostgresFixture pg)
+{
+    private readonly TestGateway _gateway = TestGateway.Create(pg);
+
+    private Task<(int ExitCode, string Stdout, string Stderr)> Gatehouse(params string[] arguments) => StdioTests.RunGatehouse(arguments);
+
+    [Fact]
+    public async Task Every_verb_has_help()
+    {
+        foreach (var verb in new[] { "serve", "token mint", "audit list", "audit show", "approvals list", "approvals approve", "agents disable", "demo" })
+        {
+            var (exitCode, stdout, _) = await Gatehouse([.. verb.Split(' '), "--help"]);
+            Assert.Equal(0, exitCode);
+            Assert.Contains("Usage:", stdout);
+        }
+    }
+
+    [Fact]
+    public async Task A_minted_token_is_accepted_by_the_gateway_it_was_minted_for()
+    {
+        var (exitCode, stdout, _) = await Gatehouse("token", "mint", "--config", _gateway.PolicyPath, "--agent", "analyst", "--groups", "finance,ops", "--ttl", "5m");
+        Assert.Equal(0, exitCode);
+        var result = await new TokenValidator(_gateway.Policy.Issuers, TimeProvider.System).ValidateAsync(stdout.Trim(), CancellationToken.None);
+        Assert.Equal("analyst", result.Identity!.Agent);
+        Assert.Equal(["finance", "ops"], result.Identity.Groups);
+        Assert.InRange(result.Identity.ExpiresAt - DateTimeOffset.UtcNow, TimeSpan.FromMinutes(4), TimeSpan.FromMinutes(6));
+    }
+
+    [Fact]
+    public async Task A_missing_or_invalid_policy_fails_with_the_file_and_line()
+    {
+        var missing = await Gatehouse("audit", "list", "--config", "/nonexistent.yaml");
+        Assert.Equal(ExitCodes.Error, missing.ExitCode);
+        Assert.Contains("does not exist", missing.Stderr);
+
+        var bad = Path.Combine(_gateway.Directory, "bad.yaml");
+        File.WriteAllText(bad, File.ReadAllText(_gateway.PolicyPath).Replace("access: read", "access: everything"));
+        var invalid = await Gatehouse("serve", "--config", bad);
+        Assert.Equal(ExitCodes.Error, invalid.ExitCode);
+        Assert.Contains("bad.yaml:", invalid.Stderr);
+        Assert.Contains("access 'everything' is not known", invalid.Stderr);
+    }
+
+    [Fact]
+    public async Task Serving_stdio_without_a_token_is_refused_with_how_to_get_one()
+    {
+        var (exitCode, _, stderr) = await Gatehouse("serve", "--config", _gateway.PolicyPath);
+        Assert.Equal(ExitCodes.Refused, exitCode);
+        Assert.Contains(StdioCallerToken.EnvironmentVariable, stderr);
+        Assert.Contains("token mint", stderr);
+    }
+
+    [Fact]
+    public async Task The_audit_log_lists_filters_and_shows_calls()
+    {
+        await using (var client = await GatewayClients.StdioAsync(_gateway, _gateway.Mint("analyst")))
+        {
+            await client.QueryAsync("select count(*) from orders");
+            await client.QueryAsync("delete from orders");
+        }
+
+        var table = await Gatehouse("audit", "list", "--config", _gateway.PolicyPath, "--agent", "analyst");
+        Assert.Equal(0, table.ExitCode);
+        Assert.Contains("grant.read_only", table.Stdout);
+        Assert.Contains("select count(*) from orders", table.Stdout);
+
+        var denied = await Gatehouse("audit", "list", "--config", _gateway.PolicyPath, "--decision", "denied", "--since", "1h", "--json");
+        using var json = JsonDocument.Parse(denied.Stdout);
+        var record = Assert.Single(json.RootElement.EnumerateArray());
+        Assert.Equal("delete from orders", record.GetProperty("sql").GetString());
+
+        var id = record.GetProperty("id").GetString()!;
+        var show = await Gatehouse("audit", "show", id, "--config", _gateway.PolicyPath);
+        Assert.Contains("needs write access", show.Stdout);
+        Assert.Equal(ExitCodes.Refused, (await Gatehouse("audit", "show", "aud_nope", "--config", _gateway.PolicyPath)).ExitCode);
+        Assert.Equal(ExitCodes.Error, (await Gatehouse("audit", "list", "--config", _gateway.PolicyPath, "--decision", "maybe")).ExitCode);
+    }
+
+    [Fact]
+    public async Task An_approved_access_request_widens_the_agents_access_until_it_expires()
+    {
+        await using var client = await GatewayClients.StdioAsync(_gateway, _gateway.Mint("narrow"));
+        Assert.Equal("grant.relation_not_granted", (await client.QueryAsync("select count(*) from customers")).Rule());
+
+        var requested = await client.CallToolAsync("request_access", new Dictionary<string, object?>
+        {
+            ["connection"] = "shop", ["tables"] = new[] { "public.customers" }, ["access"] = "read", ["reason"] = "count customers for the weekly report", ["duration"] = "30m",
+        });
+        var id = requested.Structured().GetProperty("request_id").GetString()!;
+        Assert.Equal("pending", requested.Structured().GetProperty("status").GetString());
+
+        var pending = await Gatehouse("approvals", "list", "--config", _gateway.PolicyPath);
+        Assert.Contains(id, pending.Stdout);
+        Assert.Contains("weekly report", pending.Stdout);
+
+        var self = await Gatehouse("approvals", "approve", id, "--config", _gateway.PolicyPath, "--as", "narrow");
+        Assert.Equal(ExitCodes.Refused, self.ExitCode);
+        Assert.Contains("cannot decide it", self.Stderr);
+
+        var approved = await Gatehouse("approvals", "approve", id, "--config", _gateway.PolicyPath, "--as", "alice", "--reason", "fine for a week");
+        Assert.Equal(0, approved.ExitCode);
+        Assert.Contains("may read public.customers", approved.Stdout);
+
+        Assert.NotEqual(true, (await client.QueryAsync("select count(*) from customers")).IsError);
+        Assert.Equal("grant.relation_not_granted", (await client.QueryAsync("select count(*) from payments")).Rule());
+        Assert.Equal(ExitCodes.Refused, (await Gatehouse("approvals", "deny", id, "--config", _gateway.PolicyPath, "--as", "bob")).ExitCode);
+    }
+
+    [Fact]
+    public async Task Agents_can_be_disabled_and_listed_from_the_cli()
+    {
+        await using (var client = await GatewayClients.StdioAsync(_gateway, _gateway.Mint("ops-bot")))
+        {
+            await client.QueryAsync("select 1");
+        }
+
+        Assert.Equal(0, (await Gatehouse("agents", "disable", "ops-bot", "--config", _gateway.PolicyPath)).ExitCode);
+        var list = await Gatehouse("agents", "list", "--config", _gateway.PolicyPath);
+        Assert.Matches(@"ops-bot\s+disabled", list.Stdout);
+        var refused = await StdioTests.RunGatehouse(["serve", "--config", _gateway.PolicyPath], _gateway.Mint("ops-bot"));
+        Assert.Equal(ExitCodes.Refused, refused.ExitCode);
+        Assert.Contains("identity.agent_disabled", refused.Stderr);
+        Assert.Equal(0, (await Gatehouse("agents", "enable", "ops-bot", "--config", _gateway.PolicyPath)).ExitCode);
+    }
+}
