@@ -23,8 +23,19 @@ public static class ApprovalsCommand
             {
                 Output.WriteJson(requests.Select(r => new
                 {
-                    r.Id, r.Agent, r.Connection, Tables = r.Tables.Select(t => t.ToString()), Access = r.Access.ToPolicyString(), r.Reason,
-                    Duration = Durations.Format(r.Duration), r.Status, r.CreatedAt, r.DecidedAt, r.DecidedBy, r.DecisionNote, r.GrantExpiresAt,
+                    r.Id,
+                    r.Agent,
+                    r.Connection,
+                    Tables = r.Tables.Select(t => t.ToString()),
+                    Access = r.Access.ToPolicyString(),
+                    r.Reason,
+                    Duration = Durations.Format(r.Duration),
+                    r.Status,
+                    r.CreatedAt,
+                    r.DecidedAt,
+                    r.DecidedBy,
+                    r.DecisionNote,
+                    r.GrantExpiresAt,
                 }));
                 return 0;
             }

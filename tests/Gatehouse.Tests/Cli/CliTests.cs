@@ -94,7 +94,11 @@ public sealed class CliTests(PostgresFixture pg)
 
         var requested = await client.CallToolAsync("request_access", new Dictionary<string, object?>
         {
-            ["connection"] = "shop", ["tables"] = new[] { "public.customers" }, ["access"] = "read", ["reason"] = "count customers for the weekly report", ["duration"] = "30m",
+            ["connection"] = "shop",
+            ["tables"] = new[] { "public.customers" },
+            ["access"] = "read",
+            ["reason"] = "count customers for the weekly report",
+            ["duration"] = "30m",
         });
         var id = requested.Structured().GetProperty("request_id").GetString()!;
         Assert.Equal("pending", requested.Structured().GetProperty("status").GetString());

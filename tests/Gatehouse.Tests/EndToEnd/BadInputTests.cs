@@ -103,7 +103,11 @@ public sealed class BadInputTests(PostgresFixture pg) : IAsyncLifetime
     {
         var result = await _client.CallToolAsync("request_access", new Dictionary<string, object?>
         {
-            ["connection"] = "shop", ["tables"] = new[] { "public.customers" }, ["access"] = access, ["reason"] = "testing", ["duration"] = duration,
+            ["connection"] = "shop",
+            ["tables"] = new[] { "public.customers" },
+            ["access"] = access,
+            ["reason"] = "testing",
+            ["duration"] = duration,
         });
         Assert.Equal(rule, result.Rule());
     }
