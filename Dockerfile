@@ -1,0 +1,20 @@
+# Gatehouse: build with the .NET SDK, run on the ASP.NET runtime as a non-root user.
+FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
+WORKDIR /src
+COPY global.json Directory.Build.props Directory.Packages.props .editorconfig Mcp.sln ./
+COPY src/ src/
+COPY samples/shop.sql samples/shop.sql
+RUN dotnet publish src/McpServer/McpServer.csproj -c Release -o /app --no-self-contained
+
+FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS runtime
+WORKDIR /app
+COPY --from=build /app ./
+# The policy, dev key and state store live in /config and /data, mounted by the operator.
+RUN groupadd --system gatehouse && useradd --system --gid gatehouse --home-dir /data gatehouse \
+    && mkdir -p /data /config && chown gatehouse:gatehouse /data
+USER gatehouse
+VOLUME ["/data"]
+EXPOSE 8787
+ENTRYPOINT ["/app/gatehouse"]
+# Listen on all interfaces inside the container; allow the Host names clients use in gateway.http.allowed_hosts.
+CMD ["serve", "--config", "/config/gatehouse.yaml", "--http", "0.0.0.0:8787"]
