@@ -2,8 +2,8 @@ using Gatehouse.Enforcement.Policy;
 
 namespace Gatehouse.Enforcement.Classification;
 
-/// <summary>What PostgreSQL's plan says a statement touches: relations read and written, functions scanned, estimated rows.</summary>
-public sealed record PlanFacts(IReadOnlyList<RelationAccess> Relations, IReadOnlyList<string> FunctionScans, double EstimatedRows)
+/// <summary>What PostgreSQL's plan says a statement touches: relations read and written, functions called, estimated rows.</summary>
+public sealed record PlanFacts(IReadOnlyList<RelationAccess> Relations, IReadOnlyList<FunctionCall> Functions, double EstimatedRows)
 {
     public bool Writes => Relations.Any(r => r.Access == AccessLevel.Write);
 }

@@ -3,9 +3,20 @@ using Gatehouse.Enforcement.Policy;
 
 namespace Gatehouse.Enforcement.Classification;
 
-/// <summary>Walks the whole tree of an <c>EXPLAIN (VERBOSE, FORMAT JSON)</c> document, subplans and CTEs included.</summary>
+/// <summary>
+/// Walks the whole tree of an <c>EXPLAIN (VERBOSE, FORMAT JSON)</c> document, subplans and CTEs included: relations read and
+/// written, and every function called in any expression (outputs, filters, join and sort keys, function scans).
+/// </summary>
 public static class PlanReader
 {
+    // Properties that hold names, not expressions; everything else with text is read for function calls.
+    private static readonly HashSet<string> NameProperties = new(StringComparer.Ordinal)
+    {
+        "Node Type", "Relation Name", "Schema", "Alias", "Operation", "Strategy", "Parent Relationship", "Subplan Name", "CTE Name",
+        "Join Type", "Index Name", "Scan Direction", "Partial Mode", "Sort Method", "Sort Space Type", "Command", "Function Name",
+        "Conflict Resolution", "Conflict Arbiter Indexes", "Async Capable",
+    };
+
     public static PlanFacts Read(string explainJson)
     {
         using var document = JsonDocument.Parse(explainJson);
@@ -16,36 +27,61 @@ public static class PlanReader
         }
 
         var relations = new List<RelationAccess>();
-        var functions = new List<string>();
+        var functions = new List<FunctionCall>();
         Walk(plan, relations, functions);
         var rows = plan.TryGetProperty("Plan Rows", out var r) && r.TryGetDouble(out var d) ? d : 0;
-        return new PlanFacts(relations.Distinct().ToList(), functions.Distinct(StringComparer.Ordinal).ToList(), rows);
+        return new PlanFacts(relations.Distinct().ToList(), functions.Distinct().ToList(), rows);
     }
 
-    private static void Walk(JsonElement node, List<RelationAccess> relations, List<string> functions)
+    private static void Walk(JsonElement node, List<RelationAccess> relations, List<FunctionCall> functions)
     {
         var nodeType = Text(node, "Node Type") ?? "";
         if (Text(node, "Relation Name") is { } name)
         {
-            var schema = Text(node, "Schema") ?? "public";
+            var relation = new RelationName(Text(node, "Schema") ?? "public", name);
             var operation = Text(node, "Operation");
-            var relation = new RelationName(schema, name);
             relations.Add(nodeType == "ModifyTable" && operation is not null
                 ? new RelationAccess(relation, AccessLevel.Write, operation.ToLowerInvariant())
                 : new RelationAccess(relation, AccessLevel.Read, "read"));
         }
 
-        if (Text(node, "Function Name") is { } function)
+        foreach (var property in node.EnumerateObject())
         {
-            functions.Add(Text(node, "Schema") is { } s ? $"{s}.{function}" : function);
-        }
-
-        if (node.TryGetProperty("Plans", out var children) && children.ValueKind == JsonValueKind.Array)
-        {
-            foreach (var child in children.EnumerateArray())
+            if (property.Name == "Plans")
             {
-                Walk(child, relations, functions);
+                foreach (var child in property.Value.EnumerateArray())
+                {
+                    Walk(child, relations, functions);
+                }
             }
+            else if (!NameProperties.Contains(property.Name))
+            {
+                CollectCalls(property.Value, functions);
+            }
+        }
+    }
+
+    private static void CollectCalls(JsonElement value, List<FunctionCall> functions)
+    {
+        switch (value.ValueKind)
+        {
+            case JsonValueKind.String:
+                functions.AddRange(FunctionCallReader.Read(value.GetString()!));
+                break;
+            case JsonValueKind.Array:
+                foreach (var item in value.EnumerateArray())
+                {
+                    CollectCalls(item, functions);
+                }
+
+                break;
+            case JsonValueKind.Object:
+                foreach (var property in value.EnumerateObject())
+                {
+                    CollectCalls(property.Value, functions);
+                }
+
+                break;
         }
     }
 

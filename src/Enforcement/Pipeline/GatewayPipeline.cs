@@ -20,6 +20,7 @@ public sealed partial class GatewayPipeline(
     IAuditStore audit,
     IApprovalStore approvals,
     IStatementAnalyzer analyzer,
+    IFunctionCatalogSource functions,
     IQueryExecutor executor,
     ISchemaCatalog catalog,
     TimeProvider time,

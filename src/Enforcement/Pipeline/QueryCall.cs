@@ -75,6 +75,11 @@ public sealed partial class GatewayPipeline
             return new StepResult(byPlan, Classification: classification);
         }
 
+        if (await VetFunctionsAsync(connection, plan, cancellationToken).ConfigureAwait(false) is { } refused)
+        {
+            return new StepResult(refused, Classification: classification);
+        }
+
         var maxRows = Math.Min(request.MaxRows ?? limits.MaxRows, limits.MaxRows);
         var execution = new ExecutionRequest(
             connection,
@@ -92,6 +97,26 @@ public sealed partial class GatewayPipeline
             result,
             result.AffectedRows ?? result.Rows.Count,
             classification);
+    }
+
+    private async ValueTask<Decision?> VetFunctionsAsync(string connection, PlanFacts plan, CancellationToken cancellationToken)
+    {
+        if (plan.Functions.Count == 0)
+        {
+            return null;
+        }
+
+        var allowlist = policy.Connections[connection].AllowedFunctions;
+        var catalog = await functions.GetAsync(connection, refresh: false, cancellationToken).ConfigureAwait(false);
+        var decision = FunctionVetting.Vet(plan.Functions, catalog, plan.Writes, allowlist);
+        if (decision?.Rule == FunctionVetting.UnknownRule)
+        {
+            // A function created since the catalog was read: look once more before refusing.
+            catalog = await functions.GetAsync(connection, refresh: true, cancellationToken).ConfigureAwait(false);
+            decision = FunctionVetting.Vet(plan.Functions, catalog, plan.Writes, allowlist);
+        }
+
+        return decision;
     }
 
     private Decision? CheckQueryInput(QueryRequest request)

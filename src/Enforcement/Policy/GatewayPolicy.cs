@@ -25,7 +25,11 @@ public sealed record HttpSettings(IReadOnlyList<string> AllowedHosts, IReadOnlyL
 }
 
 /// <summary>A target database. The password never appears in the connection string; it comes from a secret source.</summary>
-public sealed record ConnectionConfig(string Name, string ConnectionString, SecretSource Password);
+public sealed record ConnectionConfig(string Name, string ConnectionString, SecretSource Password)
+{
+    /// <summary>Functions beyond the vetted built-ins that statements may call, as schema.name (or a bare name).</summary>
+    public IReadOnlyList<string> AllowedFunctions { get; init; } = [];
+}
 
 /// <summary>Where a secret is read from: an environment variable or a file.</summary>
 public sealed record SecretSource(string? EnvironmentVariable, string? FilePath)

@@ -110,7 +110,7 @@ public static class PolicyLoader
         foreach (var (name, entryNode) in reader.Mapping(node, "connections"))
         {
             var what = $"connection '{name}'";
-            var e = reader.Mapping(entryNode, what, "connection_string", "password_env", "password_file");
+            var e = reader.Mapping(entryNode, what, "connection_string", "password_env", "password_file", "functions");
             var cs = reader.String(e, "connection_string", $"{what}: connection_string", requiredAt: entryNode);
             if (cs is not null && !IsSafeConnectionString(cs, out var problem))
             {
@@ -118,9 +118,10 @@ public static class PolicyLoader
             }
 
             var secret = ReadSecret(reader, e, entryNode, what, baseDir);
+            var functions = e.TryGetValue("functions", out var f) ? reader.Strings(f, $"{what}: functions") : [];
             if (cs is not null)
             {
-                result[name] = new ConnectionConfig(name, cs, secret);
+                result[name] = new ConnectionConfig(name, cs, secret) { AllowedFunctions = functions };
             }
         }
 

@@ -12,7 +12,8 @@ public sealed class PlanReaderTests
            "Relation Name": "orders", "Schema": "public", "Alias": "orders", "Plans": [
              {"Node Type": "Seq Scan", "Relation Name": "orders", "Schema": "public", "Alias": "orders", "Output": ["orders.ctid"]}]},
           {"Node Type": "Seq Scan", "Relation Name": "customers", "Schema": "public", "Alias": "c", "Output": ["c.id"]},
-          {"Node Type": "Function Scan", "Function Name": "pg_ls_dir", "Schema": "pg_catalog", "Alias": "f"}]}}]
+          {"Node Type": "Function Scan", "Function Name": "pg_ls_dir", "Schema": "pg_catalog", "Alias": "f", "Function Call": "pg_ls_dir('.'::text)",
+           "Filter": "(upper(f.f) <> 'x('::text)"}]}}]
         """;
 
     [Fact]
@@ -25,12 +26,19 @@ public sealed class PlanReaderTests
     }
 
     [Fact]
-    public void Function_scans_and_row_estimates_are_reported()
+    public void Functions_called_anywhere_in_the_plan_and_row_estimates_are_reported()
     {
         var facts = PlanReader.Read(WritableCtePlan);
-        Assert.Equal(["pg_catalog.pg_ls_dir"], facts.FunctionScans);
+        Assert.Equal([new FunctionCall(null, "pg_ls_dir"), new FunctionCall(null, "upper")], facts.Functions);
         Assert.Equal(42, facts.EstimatedRows);
     }
+
+    [Theory]
+    [InlineData("public.\"Odd\"\"Name\"(c.id)", "public", "Odd\"Name")]
+    [InlineData("pg_catalog.PG_READ_FILE('/etc/passwd'::text)", "pg_catalog", "pg_read_file")]
+    [InlineData("(c.ssn || lower('f(x)'::text))", null, "lower")]
+    public void Function_calls_are_read_out_of_expressions(string expression, string? schema, string name) =>
+        Assert.Contains(new FunctionCall(schema, name), FunctionCallReader.Read(expression));
 
     [Fact]
     public void A_plain_select_reads_only()

@@ -39,7 +39,7 @@ public sealed class GatewayPipelineTests : IDisposable
                     schemas: [public]
             """, Path.Combine(_directory, "gatehouse.yaml"));
         var identifier = new Identifier(new TokenValidator(_policy.Issuers, TimeProvider.System), _agents);
-        _pipeline = new GatewayPipeline(_policy, identifier, _audit, new NoApprovals(), _database, _database, _database, TimeProvider.System, NullLogger<GatewayPipeline>.Instance);
+        _pipeline = new GatewayPipeline(_policy, identifier, _audit, new NoApprovals(), _database, _database, _database, _database, TimeProvider.System, NullLogger<GatewayPipeline>.Instance);
     }
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);
@@ -147,6 +147,16 @@ public sealed class GatewayPipelineTests : IDisposable
         Assert.Equal("database.unavailable", outcome.Decision.Rule);
         Assert.Contains("shop", outcome.Decision.Reason);
         Assert.Equal(Verdict.Failed, _audit.Completed[outcome.AuditId!].Decision);
+    }
+
+    [Fact]
+    public async Task A_function_missing_from_the_cached_catalog_is_looked_up_once_more_then_refused()
+    {
+        _database.Plan = _database.Plan with { Functions = [new("public", "mystery")] };
+        var outcome = await Query("select public.mystery()");
+        Assert.Equal("function.unknown", outcome.Decision.Rule);
+        Assert.Equal(2, _database.CatalogReads);
+        Assert.Equal(0, _database.Executions);
     }
 
     [Fact]

@@ -47,8 +47,18 @@ internal sealed class MemoryAuditStore : IAuditStore
 }
 
 /// <summary>A database double that counts what reached it; plan and result are fixed per test.</summary>
-internal sealed class RecordingDatabase : IStatementAnalyzer, IQueryExecutor, ISchemaCatalog
+internal sealed class RecordingDatabase : IStatementAnalyzer, IQueryExecutor, ISchemaCatalog, IFunctionCatalogSource
 {
+    public FunctionCatalog Functions { get; set; } = new([new FunctionInfo("pg_catalog", "upper", Volatility.Immutable, false, "internal")]);
+
+    public int CatalogReads { get; private set; }
+
+    public ValueTask<FunctionCatalog> GetAsync(string connection, bool refresh, CancellationToken cancellationToken)
+    {
+        CatalogReads++;
+        return ValueTask.FromResult(Functions);
+    }
+
     public int Explains { get; private set; }
 
     public int Executions { get; private set; }

@@ -1,0 +1,37 @@
+namespace Gatehouse.Enforcement.Classification;
+
+/// <summary>How a function may behave, as pg_proc.provolatile says.</summary>
+public enum Volatility
+{
+    Immutable,
+    Stable,
+    Volatile,
+}
+
+/// <summary>One function from pg_proc: where it lives, its volatility, and whether it runs with its owner's rights.</summary>
+public sealed record FunctionInfo(string Schema, string Name, Volatility Volatility, bool SecurityDefiner, string Language);
+
+/// <summary>The functions a database defines, looked up by name as plans print them.</summary>
+public sealed class FunctionCatalog(IEnumerable<FunctionInfo> functions)
+{
+    private readonly ILookup<string, FunctionInfo> _byName = functions.ToLookup(f => f.Name, StringComparer.Ordinal);
+
+    public static FunctionCatalog Empty { get; } = new([]);
+
+    /// <summary>Candidates for a called name: an exact schema when the plan qualified it, otherwise every schema's.</summary>
+    public IReadOnlyList<FunctionInfo> Find(FunctionCall call) =>
+        _byName[call.Name].Where(f => call.Schema is null || f.Schema == call.Schema).ToList();
+}
+
+/// <summary>A function call found in a plan expression, e.g. <c>pg_catalog.pg_read_file(...)</c>.</summary>
+public readonly record struct FunctionCall(string? Schema, string Name)
+{
+    public override string ToString() => Schema is null ? Name : $"{Schema}.{Name}";
+}
+
+/// <summary>Reads the function catalog of a target database; implemented at the edge.</summary>
+public interface IFunctionCatalogSource
+{
+    /// <summary>The catalog, cached; <paramref name="refresh"/> re-reads it (when a plan names a function the cache lacks).</summary>
+    ValueTask<FunctionCatalog> GetAsync(string connection, bool refresh, CancellationToken cancellationToken);
+}

@@ -1,0 +1,124 @@
+using Gatehouse.Enforcement.Pipeline;
+
+namespace Gatehouse.Enforcement.Classification;
+
+/// <summary>
+/// Decides whether the functions a plan calls are safe. EXPLAIN cannot see what a function does inside, so only vetted
+/// functions pass: immutable or stable built-ins, a few harmless volatile ones, minus a denylist of functions that read
+/// files, run SQL strings, touch large objects, change settings or control the server. Anything else needs the policy's allowlist.
+/// </summary>
+public static class FunctionVetting
+{
+    private static readonly Dictionary<string, string> Denied = new(StringComparer.Ordinal)
+    {
+        ["pg_read_file"] = "reads server files", ["pg_read_binary_file"] = "reads server files", ["pg_ls_dir"] = "lists server directories",
+        ["pg_stat_file"] = "reads server file metadata", ["pg_file_write"] = "writes server files", ["pg_file_rename"] = "renames server files",
+        ["pg_file_unlink"] = "deletes server files", ["pg_logdir_ls"] = "lists server directories",
+        ["loread"] = "reads large objects", ["lowrite"] = "writes large objects",
+        ["query_to_xml"] = "runs a SQL string", ["query_to_xmlschema"] = "runs a SQL string", ["query_to_xml_and_xmlschema"] = "runs a SQL string",
+        ["cursor_to_xml"] = "reads an open cursor", ["cursor_to_xmlschema"] = "reads an open cursor",
+        ["ts_stat"] = "runs a SQL string", ["ts_rewrite"] = "can run a SQL string",
+        ["set_config"] = "changes settings", ["pg_notify"] = "sends notifications",
+        ["pg_terminate_backend"] = "ends other sessions", ["pg_cancel_backend"] = "cancels other sessions", ["pg_reload_conf"] = "controls the server",
+        ["pg_rotate_logfile"] = "controls the server", ["pg_switch_wal"] = "controls the server", ["pg_promote"] = "controls the server",
+        ["pg_create_restore_point"] = "controls the server", ["pg_backup_start"] = "controls the server", ["pg_backup_stop"] = "controls the server",
+        ["pg_log_backend_memory_contexts"] = "controls the server", ["pg_import_system_collations"] = "changes the catalog",
+        ["pg_logical_emit_message"] = "writes to the WAL", ["pg_replication_slot_advance"] = "controls replication",
+        ["pg_create_physical_replication_slot"] = "controls replication", ["pg_create_logical_replication_slot"] = "controls replication",
+        ["pg_drop_replication_slot"] = "controls replication", ["pg_sleep"] = "holds a connection", ["pg_sleep_for"] = "holds a connection",
+        ["pg_sleep_until"] = "holds a connection",
+    };
+
+    private static readonly (string Prefix, string Why)[] DeniedPrefixes =
+    [
+        ("pg_ls_", "lists server directories"), ("lo_", "touches large objects"), ("dblink", "connects to other databases"),
+        ("table_to_xml", "reads a table by name, around grants"), ("schema_to_xml", "reads tables by name, around grants"),
+        ("database_to_xml", "reads tables by name, around grants"), ("pg_advisory", "takes advisory locks"), ("pg_try_advisory", "takes advisory locks"),
+        ("pg_stat_reset", "resets statistics"), ("pg_replication_origin", "controls replication"), ("pg_copy_", "controls replication"),
+        ("pg_wal_replay", "controls the server"),
+    ];
+
+    /// <summary>The rule for a name the cached catalog lacks; the pipeline re-reads the catalog once before refusing.</summary>
+    public const string UnknownRule = "function.unknown";
+
+    private static readonly HashSet<string> Sequences = new(StringComparer.Ordinal) { "nextval", "setval", "currval", "lastval" };
+
+    private static readonly HashSet<string> HarmlessVolatile = new(StringComparer.Ordinal) { "random", "random_normal", "clock_timestamp", "timeofday", "gen_random_uuid" };
+
+    // Deparsed SQL constructs that print like calls but are not pg_proc functions.
+    private static readonly HashSet<string> Constructs = new(StringComparer.Ordinal)
+    {
+        "coalesce", "nullif", "greatest", "least", "exists", "any", "all", "some", "array", "row", "in", "values", "grouping", "cast", "treat",
+        "xmlelement", "xmlforest", "xmlparse", "xmlpi", "xmlroot", "xmlserialize", "xmlexists", "xmlconcat", "xmlattributes", "trim",
+        "json_object", "json_array", "json_objectagg", "json_arrayagg", "json", "json_scalar", "json_serialize", "is", "not", "and", "or", "collate",
+    };
+
+    /// <summary>Null when every call is acceptable; otherwise the refusal naming the first function that is not.</summary>
+    public static Decision? Vet(IEnumerable<FunctionCall> calls, FunctionCatalog catalog, bool statementWrites, IReadOnlyCollection<string> allowlist)
+    {
+        foreach (var call in calls.Distinct())
+        {
+            if (catalog.Find(call).Count == 0 && !(Constructs.Contains(call.Name) && call.Schema is null))
+            {
+                return Decision.Deny(UnknownRule, $"function {call} is not allowed: it is not in the database's function catalog");
+            }
+
+            if (Refusal(call, catalog, statementWrites, allowlist) is { } reason)
+            {
+                return Decision.Deny("function.not_allowed", $"function {call} is not allowed: {reason}");
+            }
+        }
+
+        return null;
+    }
+
+    private static string? Refusal(FunctionCall call, FunctionCatalog catalog, bool statementWrites, IReadOnlyCollection<string> allowlist)
+    {
+        // An unqualified name may resolve to any schema's function: every candidate must pass.
+        foreach (var function in catalog.Find(call))
+        {
+            var qualified = $"{function.Schema}.{function.Name}";
+            if (allowlist.Contains(qualified) || allowlist.Contains(function.Name))
+            {
+                continue;
+            }
+
+            if (DenialReason(function.Name) is { } why)
+            {
+                return $"it {why}";
+            }
+
+            if (Sequences.Contains(function.Name))
+            {
+                if (statementWrites)
+                {
+                    continue;
+                }
+
+                return "it changes a sequence, which a read may not do";
+            }
+
+            if (function.SecurityDefiner)
+            {
+                return $"it runs with its owner's rights (SECURITY DEFINER); allowlist {qualified} under the connection's 'functions' if it is safe";
+            }
+
+            if (function.Schema != "pg_catalog")
+            {
+                return $"{qualified} is not a vetted built-in; allowlist it under the connection's 'functions' if it is safe";
+            }
+
+            if (function.Volatility == Volatility.Volatile && !HarmlessVolatile.Contains(function.Name))
+            {
+                return "it is a volatile built-in that may change state";
+            }
+        }
+
+        return null;
+    }
+
+    private static string? DenialReason(string name) =>
+        Denied.TryGetValue(name, out var why)
+            ? why
+            : DeniedPrefixes.FirstOrDefault(p => name.StartsWith(p.Prefix, StringComparison.Ordinal)).Why;
+}

@@ -1,0 +1,76 @@
+using Gatehouse.Enforcement.Classification;
+
+namespace Gatehouse.Tests.Enforcement.Classification;
+
+public sealed class FunctionVettingTests
+{
+    private static readonly FunctionCatalog Catalog = new(
+    [
+        new("pg_catalog", "upper", Volatility.Immutable, false, "internal"),
+        new("pg_catalog", "now", Volatility.Stable, false, "internal"),
+        new("pg_catalog", "random", Volatility.Volatile, false, "internal"),
+        new("pg_catalog", "txid_current", Volatility.Volatile, false, "internal"),
+        new("pg_catalog", "pg_read_file", Volatility.Volatile, false, "internal"),
+        new("pg_catalog", "query_to_xml", Volatility.Stable, false, "internal"),
+        new("pg_catalog", "table_to_xml", Volatility.Stable, false, "internal"),
+        new("pg_catalog", "lo_export", Volatility.Volatile, false, "internal"),
+        new("pg_catalog", "set_config", Volatility.Volatile, false, "internal"),
+        new("pg_catalog", "pg_advisory_lock", Volatility.Volatile, false, "internal"),
+        new("pg_catalog", "nextval", Volatility.Volatile, false, "internal"),
+        new("public", "dblink", Volatility.Volatile, false, "c"),
+        new("public", "owner_rights", Volatility.Stable, true, "sql"),
+        new("public", "shipping_cost", Volatility.Immutable, false, "sql"),
+        new("public", "upper", Volatility.Volatile, false, "plpgsql"),
+    ]);
+
+    private static string? Rule(string name, string? schema = null, bool writes = false, params string[] allowlist) =>
+        FunctionVetting.Vet([new FunctionCall(schema, name)], Catalog, writes, allowlist)?.Rule;
+
+    [Theory]
+    [InlineData("now")]
+    [InlineData("random")]
+    [InlineData("coalesce")]
+    [InlineData("greatest")]
+    public void Stable_and_harmless_built_ins_and_sql_constructs_pass(string name) => Assert.Null(Rule(name));
+
+    [Fact]
+    public void An_immutable_built_in_passes_when_qualified() => Assert.Null(Rule("upper", "pg_catalog"));
+
+    [Theory]
+    [InlineData("pg_read_file", "reads server files")]
+    [InlineData("query_to_xml", "runs a SQL string")]
+    [InlineData("table_to_xml", "around grants")]
+    [InlineData("lo_export", "large objects")]
+    [InlineData("set_config", "changes settings")]
+    [InlineData("pg_advisory_lock", "advisory locks")]
+    [InlineData("dblink", "other databases")]
+    [InlineData("txid_current", "volatile built-in")]
+    [InlineData("nextval", "sequence")]
+    public void Dangerous_functions_are_refused_saying_why(string name, string why)
+    {
+        var decision = FunctionVetting.Vet([new FunctionCall(null, name)], Catalog, statementWrites: false, []);
+        Assert.Equal("function.not_allowed", decision!.Rule);
+        Assert.Contains(why, decision.Reason);
+    }
+
+    [Fact]
+    public void Sequences_may_advance_in_a_statement_that_writes() => Assert.Null(Rule("nextval", writes: true));
+
+    [Fact]
+    public void A_security_definer_function_is_refused_unless_allowlisted()
+    {
+        Assert.Equal("function.not_allowed", Rule("owner_rights"));
+        Assert.Null(Rule("owner_rights", allowlist: "public.owner_rights"));
+    }
+
+    [Fact]
+    public void A_user_function_needs_the_allowlist() =>
+        Assert.Equal(("function.not_allowed", (string?)null), (Rule("shipping_cost"), Rule("shipping_cost", allowlist: "public.shipping_cost")));
+
+    [Fact]
+    public void An_unqualified_name_must_be_safe_in_every_schema_that_defines_it() =>
+        Assert.Equal("function.not_allowed", Rule("upper"));
+
+    [Fact]
+    public void A_name_the_catalog_does_not_know_is_refused() => Assert.Equal(FunctionVetting.UnknownRule, Rule("made_up"));
+}
