@@ -18,8 +18,10 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
         await using var conn = await targets.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
         await using var batch = conn.CreateBatch();
         batch.BatchCommands.Add(new NpgsqlBatchCommand("BEGIN READ ONLY"));
-        var settings = new NpgsqlBatchCommand($"SELECT set_config('statement_timeout', $1, true) AS {SessionSettings.Marker}");
+        // The same search_path as execution, so names resolve to the same relations in both.
+        var settings = new NpgsqlBatchCommand($"SELECT set_config('statement_timeout', $1, true) || set_config('search_path', $2, true) AS {SessionSettings.Marker}");
         settings.Parameters.Add(new NpgsqlParameter<string> { TypedValue = ((long)ExplainTimeout.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        settings.Parameters.Add(new NpgsqlParameter<string> { TypedValue = targets.Config(connection).SearchPath });
         batch.BatchCommands.Add(settings);
         var explain = new NpgsqlBatchCommand(ExplainPrefix + sql);
         SessionSettings.AddParameters(explain, parameters);

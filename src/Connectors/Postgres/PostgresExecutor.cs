@@ -4,8 +4,8 @@ using Npgsql;
 namespace Gatehouse.Connectors.Postgres;
 
 /// <summary>
-/// Runs one authorized statement in a single round trip. Reads: BEGIN READ ONLY, settings, a cursor fetched to the row cap, ROLLBACK,
-/// so rows past the cap are never computed. Writes: BEGIN, settings, the statement, COMMIT.
+/// Runs one authorized statement in a single round trip. Reads: BEGIN READ ONLY, settings, a cursor fetched to the row cap
+/// (so rows past the cap are never computed), ROLLBACK. Writes: BEGIN, settings, the statement, COMMIT.
 /// </summary>
 public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
 {
@@ -17,21 +17,16 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
         await using var connection = await targets.OpenAsync(request.Connection, cancellationToken).ConfigureAwait(false);
         await using var batch = connection.CreateBatch();
         batch.BatchCommands.Add(new NpgsqlBatchCommand(request.ReadOnly ? "BEGIN READ ONLY" : "BEGIN"));
-        batch.BatchCommands.Add(SessionSettings.Create(request.StatementTimeout, request.Caller, request.CallId));
-        NpgsqlBatchCommand statement;
-        if (request.ReadOnly)
+        batch.BatchCommands.Add(SessionSettings.Create(request.StatementTimeout, targets.Config(request.Connection).SearchPath, request.Caller, request.CallId));
+        var statement = new NpgsqlBatchCommand(request.Cursor ? DeclarePrefix + request.Sql : request.Sql);
+        batch.BatchCommands.Add(statement);
+        if (request.Cursor)
         {
-            statement = new NpgsqlBatchCommand(DeclarePrefix + request.Sql);
-            batch.BatchCommands.Add(statement);
             batch.BatchCommands.Add(new NpgsqlBatchCommand($"FETCH FORWARD {request.MaxRows + 1} FROM {Cursor}"));
-            batch.BatchCommands.Add(new NpgsqlBatchCommand("ROLLBACK"));
         }
-        else
-        {
-            statement = new NpgsqlBatchCommand(request.Sql);
-            batch.BatchCommands.Add(statement);
-            batch.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
-        }
+
+        // Reads end in ROLLBACK, so nothing they did (session settings included) outlives the call.
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(request.ReadOnly ? "ROLLBACK" : "COMMIT"));
 
         SessionSettings.AddParameters(statement, request.Parameters);
         try
@@ -47,7 +42,7 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
         catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException or InvalidOperationException)
         {
             await RollBackQuietlyAsync(connection).ConfigureAwait(false);
-            throw PostgresErrors.Map(e, positionOffset: request.ReadOnly ? DeclarePrefix.Length : 0);
+            throw PostgresErrors.Map(e, positionOffset: request.Cursor ? DeclarePrefix.Length : 0);
         }
     }
 

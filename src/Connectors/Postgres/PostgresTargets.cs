@@ -17,6 +17,9 @@ public sealed class PostgresTargets : IAsyncDisposable
 
     public NpgsqlDataSource Get(string connection) => _sources.GetOrAdd(connection, Build);
 
+    public ConnectionConfig Config(string connection) =>
+        _connections.TryGetValue(connection, out var config) ? config : throw new InvalidOperationException($"Unknown connection '{connection}'.");
+
     /// <summary>Opens a pooled connection, turning connection failures into <see cref="DatabaseFailure.Unavailable"/>.</summary>
     public async ValueTask<NpgsqlConnection> OpenAsync(string connection, CancellationToken cancellationToken)
     {
@@ -32,7 +35,7 @@ public sealed class PostgresTargets : IAsyncDisposable
 
     private NpgsqlDataSource Build(string name)
     {
-        var config = _connections.TryGetValue(name, out var c) ? c : throw new InvalidOperationException($"Unknown connection '{name}'.");
+        var config = Config(name);
         var builder = new NpgsqlDataSourceBuilder(config.ConnectionString);
         builder.ConnectionStringBuilder.ApplicationName ??= "gatehouse";
         if (config.Password.EnvironmentVariable is not null || config.Password.FilePath is not null)

@@ -15,11 +15,11 @@ internal static class SessionSettings
     /// One SELECT of set_config(..., is_local =&gt; true): values travel as parameters, so nothing from a token is spliced into SQL,
     /// and they end with the transaction.
     /// </summary>
-    public static NpgsqlBatchCommand Create(TimeSpan statementTimeout, AgentIdentity caller, string callId)
+    public static NpgsqlBatchCommand Create(TimeSpan statementTimeout, string searchPath, AgentIdentity caller, string callId)
     {
         var command = new NpgsqlBatchCommand(
             "SELECT set_config('statement_timeout', $1, true) || set_config('lock_timeout', $2, true)"
-            + " || set_config('idle_in_transaction_session_timeout', $1, true)"
+            + " || set_config('idle_in_transaction_session_timeout', $1, true) || set_config('search_path', $6, true)"
             + " || set_config('application_name', $3, true) || set_config('gatehouse.agent', $4, true)"
             + $" || set_config('gatehouse.call_id', $5, true) AS {Marker}");
         var timeoutMs = ((long)statementTimeout.TotalMilliseconds).ToString(CultureInfo.InvariantCulture);
@@ -29,6 +29,7 @@ internal static class SessionSettings
         AddText(command, Truncate($"gatehouse:{caller.Agent}", 63));
         AddText(command, caller.Agent);
         AddText(command, callId);
+        AddText(command, searchPath);
         return command;
     }
 

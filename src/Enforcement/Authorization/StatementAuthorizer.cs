@@ -21,6 +21,13 @@ public static class StatementAuthorizer
             return Decision.Allow("grant.kind", "SELECT is covered by a read grant");
         }
 
+        if (statement.Kind == StatementKind.Explain)
+        {
+            return statement.Inner?.Kind == StatementKind.Select
+                ? Decision.Allow("grant.kind", "EXPLAIN of a SELECT is covered by a read grant")
+                : Decision.Deny("grant.kind_not_allowed", $"EXPLAIN is allowed only for a SELECT (this explains {statement.Inner?.Keyword ?? "nothing"}); EXPLAIN ANALYZE would run the statement");
+        }
+
         if (statement.Kind.IsDml())
         {
             return grants.Any(g => g.Allows(AccessLevel.Write))

@@ -100,12 +100,17 @@ public static class StatementReader
             (kind, keyword) = MainVerbAfterWith(sql, tokens);
         }
 
-        if (kind == StatementKind.Select && HasTopLevelInto(sql, tokens))
+        if (kind == StatementKind.Select && HasTopLevel(sql, tokens, "INTO"))
         {
             return new StatementText(text, StatementKind.Ddl, "SELECT INTO");
         }
 
-        return new StatementText(text, kind, keyword);
+        if (kind == StatementKind.Explain)
+        {
+            return Explain(sql, tokens, text);
+        }
+
+        return new StatementText(text, kind, keyword) { HasWhere = HasTopLevel(sql, tokens, "WHERE") };
     }
 
     // WITH a AS (...), b AS (...) <verb>: the verb is the first main keyword at depth 0 that is not a CTE name.
@@ -132,13 +137,35 @@ public static class StatementReader
         return (StatementKind.Unknown, "WITH");
     }
 
-    private static bool HasTopLevelInto(string sql, List<SqlToken> tokens)
+    // EXPLAIN [ ( options ) | ANALYZE | VERBOSE ...] statement
+    private static StatementText Explain(string sql, List<SqlToken> tokens, string text)
+    {
+        var i = 1;
+        var analyze = false;
+        if (i < tokens.Count && tokens[i].Kind == SqlTokenKind.OpenParen)
+        {
+            var close = tokens.FindIndex(i, t => t.Kind == SqlTokenKind.CloseParen);
+            analyze = tokens.Skip(i).Take(close < 0 ? 0 : close - i).Any(t => t.IsKeyword(sql, "ANALYZE") || t.IsKeyword(sql, "ANALYSE"));
+            i = close < 0 ? tokens.Count : close + 1;
+        }
+
+        while (i < tokens.Count && (tokens[i].IsKeyword(sql, "ANALYZE") || tokens[i].IsKeyword(sql, "ANALYSE") || tokens[i].IsKeyword(sql, "VERBOSE")))
+        {
+            analyze |= !tokens[i].IsKeyword(sql, "VERBOSE");
+            i++;
+        }
+
+        var inner = i < tokens.Count ? Classify(sql, tokens.GetRange(i, tokens.Count - i)) : null;
+        return new StatementText(text, StatementKind.Explain, "EXPLAIN") { Inner = inner, Analyze = analyze };
+    }
+
+    private static bool HasTopLevel(string sql, List<SqlToken> tokens, string keyword)
     {
         var depth = 0;
         foreach (var t in tokens)
         {
             depth += t.Kind == SqlTokenKind.OpenParen ? 1 : t.Kind == SqlTokenKind.CloseParen ? -1 : 0;
-            if (depth == 0 && t.IsKeyword(sql, "INTO"))
+            if (depth == 0 && t.IsKeyword(sql, keyword))
             {
                 return true;
             }

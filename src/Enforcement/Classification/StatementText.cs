@@ -1,4 +1,14 @@
 namespace Gatehouse.Enforcement.Classification;
 
 /// <summary>One statement cut out of the submitted text, with its kind and the keyword that decided it.</summary>
-public sealed record StatementText(string Sql, StatementKind Kind, string Keyword);
+public sealed record StatementText(string Sql, StatementKind Kind, string Keyword)
+{
+    /// <summary>For EXPLAIN: the statement being explained.</summary>
+    public StatementText? Inner { get; init; }
+
+    /// <summary>For EXPLAIN: whether ANALYZE makes it run the inner statement.</summary>
+    public bool Analyze { get; init; }
+
+    /// <summary>For UPDATE and DELETE: whether the statement itself (not a CTE inside it) has a WHERE clause.</summary>
+    public bool HasWhere { get; init; }
+}

@@ -10,11 +10,13 @@ public interface IQueryExecutor
 
 /// <summary>An authorized statement with the bounds it must run under.</summary>
 /// <param name="Parameters">Positional values for $1, $2…, sent as untyped text so PostgreSQL infers their types.</param>
+/// <param name="Cursor">Fetch through a cursor up to the row cap (SELECT only; a cursor cannot wrap EXPLAIN or DML).</param>
 public sealed record ExecutionRequest(
     string Connection,
     string Sql,
     IReadOnlyList<string?> Parameters,
     bool ReadOnly,
+    bool Cursor,
     int MaxRows,
     int MaxBytes,
     TimeSpan StatementTimeout,

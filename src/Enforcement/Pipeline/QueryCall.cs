@@ -2,6 +2,7 @@ using System.Text.Json;
 using Gatehouse.Enforcement.Authorization;
 using Gatehouse.Enforcement.Classification;
 using Gatehouse.Enforcement.Execution;
+using Gatehouse.Enforcement.Guardrails;
 
 namespace Gatehouse.Enforcement.Pipeline;
 
@@ -66,8 +67,15 @@ public sealed partial class GatewayPipeline
             return new StepResult(byKind);
         }
 
+        if (BuiltInGuards.Check(statement) is { } guarded)
+        {
+            return new StepResult(guarded);
+        }
+
+        // EXPLAIN is judged by the statement it explains.
+        var analyzed = statement.Kind == StatementKind.Explain ? statement.Inner! : statement;
         await scope.RecordBeforeDatabaseAsync(cancellationToken).ConfigureAwait(false);
-        var plan = await analyzer.ExplainAsync(connection, statement.Sql, request.Parameters, cancellationToken).ConfigureAwait(false);
+        var plan = await analyzer.ExplainAsync(connection, analyzed.Sql, request.Parameters, cancellationToken).ConfigureAwait(false);
         var classification = Describe(statement, plan);
         var byPlan = StatementAuthorizer.AuthorizePlan(scope.Identity, connection, grants, plan);
         if (!byPlan.IsAllowed)
@@ -86,6 +94,7 @@ public sealed partial class GatewayPipeline
             statement.Sql,
             request.Parameters,
             ReadOnly: !plan.Writes && !statement.Kind.IsDml(),
+            Cursor: statement.Kind == StatementKind.Select && !plan.Writes,
             maxRows,
             limits.MaxResultBytes,
             limits.StatementTimeout,

@@ -29,6 +29,9 @@ public sealed record ConnectionConfig(string Name, string ConnectionString, Secr
 {
     /// <summary>Functions beyond the vetted built-ins that statements may call, as schema.name (or a bare name).</summary>
     public IReadOnlyList<string> AllowedFunctions { get; init; } = [];
+
+    /// <summary>The search_path every statement (and its EXPLAIN) runs with, so unqualified names resolve the same way each time.</summary>
+    public string SearchPath { get; init; } = "public";
 }
 
 /// <summary>Where a secret is read from: an environment variable or a file.</summary>

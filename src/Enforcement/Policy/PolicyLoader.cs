@@ -110,7 +110,7 @@ public static class PolicyLoader
         foreach (var (name, entryNode) in reader.Mapping(node, "connections"))
         {
             var what = $"connection '{name}'";
-            var e = reader.Mapping(entryNode, what, "connection_string", "password_env", "password_file", "functions");
+            var e = reader.Mapping(entryNode, what, "connection_string", "password_env", "password_file", "functions", "search_path");
             var cs = reader.String(e, "connection_string", $"{what}: connection_string", requiredAt: entryNode);
             if (cs is not null && !IsSafeConnectionString(cs, out var problem))
             {
@@ -121,7 +121,11 @@ public static class PolicyLoader
             var functions = e.TryGetValue("functions", out var f) ? reader.Strings(f, $"{what}: functions") : [];
             if (cs is not null)
             {
-                result[name] = new ConnectionConfig(name, cs, secret) { AllowedFunctions = functions };
+                result[name] = new ConnectionConfig(name, cs, secret)
+                {
+                    AllowedFunctions = functions,
+                    SearchPath = reader.String(e, "search_path", $"{what}: search_path") ?? "public",
+                };
             }
         }
 

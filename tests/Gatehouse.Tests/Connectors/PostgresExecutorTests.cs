@@ -34,7 +34,7 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
 
     private Task<QueryResult> Run(string sql, IReadOnlyList<string?>? parameters = null, bool readOnly = true, int maxRows = 100, int maxBytes = 1 << 20, TimeSpan? timeout = null) =>
         new PostgresExecutor(_targets).ExecuteAsync(
-            new ExecutionRequest("shop", sql, parameters ?? [], readOnly, maxRows, maxBytes, timeout ?? TimeSpan.FromSeconds(10), Analyst, "aud_test"),
+            new ExecutionRequest("shop", sql, parameters ?? [], readOnly, Cursor: readOnly, maxRows, maxBytes, timeout ?? TimeSpan.FromSeconds(10), Analyst, "aud_test"),
             CancellationToken.None).AsTask();
 
     [Fact]
@@ -88,6 +88,13 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
     {
         var result = await Run("select current_setting('application_name'), current_setting('gatehouse.agent'), current_setting('gatehouse.call_id')");
         Assert.Equal(["gatehouse:analyst", "analyst", "aud_test"], result.Rows[0]);
+    }
+
+    [Fact]
+    public async Task Statements_run_with_the_pinned_search_path()
+    {
+        var result = await Run("select current_setting('search_path')");
+        Assert.Equal("public", result.Rows[0][0]);
     }
 
     [Fact]

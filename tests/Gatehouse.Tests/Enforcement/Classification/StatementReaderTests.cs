@@ -60,6 +60,29 @@ public sealed class StatementReaderTests
         Assert.Equal(keyword, statement.Keyword);
     }
 
+    [Theory]
+    [InlineData("explain select * from orders", false, StatementKind.Select)]
+    [InlineData("explain (analyze, buffers) select 1", true, StatementKind.Select)]
+    [InlineData("EXPLAIN ANALYZE VERBOSE delete from orders", true, StatementKind.Delete)]
+    [InlineData("explain verbose with d as (delete from t returning *) select * from d", false, StatementKind.Select)]
+    public void Explain_carries_the_statement_it_explains(string sql, bool analyze, StatementKind inner)
+    {
+        var statement = Assert.Single(StatementReader.Read(sql));
+        Assert.Equal(StatementKind.Explain, statement.Kind);
+        Assert.Equal(analyze, statement.Analyze);
+        Assert.Equal(inner, statement.Inner!.Kind);
+    }
+
+    [Theory]
+    [InlineData("delete from orders", false)]
+    [InlineData("delete from orders where id = 1", true)]
+    [InlineData("update orders set note = 'where' ", false)]
+    [InlineData("with x as (select * from t where a = 1) delete from orders", false)]
+    [InlineData("update orders set total = (select max(total) from orders where id = 2)", false)]
+    [InlineData("update orders set total = 0 where id in (select id from orders)", true)]
+    public void Update_and_delete_know_whether_they_have_their_own_where(string sql, bool hasWhere) =>
+        Assert.Equal(hasWhere, Assert.Single(StatementReader.Read(sql)).HasWhere);
+
     [Fact]
     public void A_single_statement_keeps_its_text_without_the_trailing_semicolon()
     {

@@ -1,0 +1,14 @@
+using Gatehouse.Enforcement.Classification;
+using Gatehouse.Enforcement.Pipeline;
+
+namespace Gatehouse.Enforcement.Guardrails;
+
+/// <summary>Guards that hold whatever the grants say, judged on the classification rather than on the text.</summary>
+public static class BuiltInGuards
+{
+    /// <summary>Null when the statement passes; otherwise the refusal.</summary>
+    public static Decision? Check(StatementText statement) =>
+        statement.Kind is StatementKind.Update or StatementKind.Delete && !statement.HasWhere
+            ? Decision.Deny("guard.unbounded_write", $"{statement.Keyword} without a WHERE clause would change every row of the table; add a WHERE clause that names the rows")
+            : null;
+}
