@@ -13,6 +13,11 @@ public static class FunctionCallReader
                 continue;
             }
 
+            if (IsCastType(expression, tokens, i))
+            {
+                continue;
+            }
+
             var name = Identifier(expression, tokens[i]);
             string? schema = null;
             if (i >= 2 && tokens[i - 1].Kind == SqlTokenKind.Punctuation && tokens[i - 1].Text(expression) == "." && tokens[i - 2].Kind is SqlTokenKind.Word or SqlTokenKind.QuotedIdentifier)
@@ -22,6 +27,18 @@ public static class FunctionCallReader
 
             yield return new FunctionCall(schema, name);
         }
+    }
+
+    // In "x::character varying(10)" or "x::numeric(10,2)" the parenthesis holds a type modifier, not arguments.
+    private static bool IsCastType(string text, List<SqlToken> tokens, int i)
+    {
+        var j = i;
+        while (j > 0 && tokens[j - 1].Kind == SqlTokenKind.Word)
+        {
+            j--;
+        }
+
+        return j >= 2 && tokens[j - 1].Text(text) == ":" && tokens[j - 2].Text(text) == ":";
     }
 
     // Unquoted names fold to lower case, as PostgreSQL folds them; quoted ones keep their spelling.

@@ -1,0 +1,68 @@
+using Gatehouse.Tests.Infrastructure;
+using ModelContextProtocol.Client;
+
+namespace Gatehouse.Tests.EndToEnd;
+
+/// <summary>The public corpus through the real MCP path: each statement gets its decision, and a refused one changes nothing.</summary>
+[Collection(PostgresCollection.Name)]
+public sealed class StatementCorpusTests(PostgresFixture pg) : IAsyncLifetime
+{
+    private const string LeakFile = "/tmp/gatehouse_leak";
+
+    // Schema, data, sequences, roles and large objects in one string: any change to the database changes it.
+    private const string Fingerprint =
+        "select (select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = 'public')"
+        + " || ':' || (select md5(string_agg(md5(t::text), '' order by id)) from customers t)"
+        + " || ':' || (select md5(string_agg(md5(t::text), '' order by id)) from orders t)"
+        + " || ':' || (select md5(string_agg(md5(t::text), '' order by id)) from payments t)"
+        + " || ':' || (select last_value from invoice_seq) || ':' || (select count(*) from pg_roles)"
+        + " || ':' || (select count(*) from pg_largeobject_metadata) || ':' || (select count(*) from pg_proc)";
+
+    private readonly TestGateway _gateway = TestGateway.Create(pg);
+    private HttpGateway _server = null!;
+    private readonly Dictionary<string, McpClient> _clients = [];
+
+    public async Task InitializeAsync()
+    {
+        _server = await HttpGateway.StartAsync(_gateway);
+        foreach (var agent in new[] { "analyst", "ops-bot" })
+        {
+            _clients[agent] = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint(agent));
+        }
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var client in _clients.Values)
+        {
+            await client.DisposeAsync();
+        }
+
+        await _server.DisposeAsync();
+    }
+
+    [Fact]
+    public void The_corpus_has_at_least_a_hundred_statements() => Assert.True(StatementCorpus.Cases().Count >= 100);
+
+    [Theory]
+    [MemberData(nameof(StatementCorpus.Cases), MemberType = typeof(StatementCorpus))]
+    public async Task Each_statement_gets_its_decision_and_a_refusal_changes_nothing(string agent, string sql, string expected)
+    {
+        var before = await pg.AdminScalarAsync(Fingerprint);
+        var result = await _clients[agent].QueryAsync(sql);
+        if (expected == StatementCorpus.Allowed)
+        {
+            Assert.False(result.IsError == true, result.Text());
+        }
+        else
+        {
+            Assert.True(result.IsError, $"expected {expected}, but it ran: {result.Text()}");
+            Assert.Contains(result.Rule(), expected.Split('|'));
+        }
+
+        Assert.Equal(before, await pg.AdminScalarAsync(Fingerprint));
+        Assert.False(File.Exists(LeakFile));
+        var session = await _clients[agent].QueryAsync("select current_setting('search_path'), current_setting('statement_timeout') <> '0'");
+        Assert.Equal("public", session.Structured().GetProperty("rows")[0][0].GetString());
+    }
+}
