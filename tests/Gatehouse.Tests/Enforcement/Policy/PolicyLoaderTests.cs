@@ -48,6 +48,15 @@ public sealed class PolicyLoaderTests
     }
 
     [Fact]
+    public void A_connection_may_allowlist_functions_and_pin_its_search_path()
+    {
+        var policy = Parse(Minimal.Replace("    password_env: SHOP_PW", "    password_env: SHOP_PW\n    functions: [public.shipping_cost]\n    search_path: sales"));
+        Assert.Equal(["public.shipping_cost"], policy.Connections["shop"].AllowedFunctions);
+        Assert.Equal("sales", policy.Connections["shop"].SearchPath);
+        Assert.Equal("public", Parse(Minimal).Connections["shop"].SearchPath);
+    }
+
+    [Fact]
     public void An_unknown_key_is_an_error_with_its_line_and_the_allowed_keys()
     {
         var error = Assert.Single(Errors(Minimal.Replace("    password_env: SHOP_PW", "    password_env: SHOP_PW\n    pasword_file: x")));

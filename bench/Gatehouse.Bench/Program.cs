@@ -1,0 +1,76 @@
+// Prints the figures issue 3 asks for: lexer throughput, cached token validation, and the cost of a cold
+// classification (one EXPLAIN round trip) against a throwaway PostgreSQL. Run: dotnet run -c Release --project bench/Gatehouse.Bench
+using System.Diagnostics;
+using Gatehouse.Connectors.Postgres;
+using Gatehouse.Enforcement.Classification;
+using Gatehouse.Enforcement.Identity;
+using Gatehouse.Enforcement.Policy;
+using Gatehouse.McpServer.Demo;
+
+NpgsqlSettings.DisableSqlRewriting();
+string[] statements =
+[
+    "select c.country, sum(o.total) from customers c join orders o on o.customer_id = c.id where o.status = $1 group by 1 order by 2 desc",
+    "/* report */ with recent as (select * from orders where created_at > now() - interval '30 days') select count(*) from recent",
+    "select id, email, E'it\\'s' as s, $$dollar; quoted$$ as d from customers where full_name like 'A%' -- trailing comment",
+    "update orders set note = 'call before delivery' where id = $1",
+];
+
+Measure("lexer + statement reader", statements.Sum(s => s.Length), () =>
+{
+    foreach (var sql in statements)
+    {
+        StatementReader.Read(sql);
+    }
+}, statements.Length);
+
+var directory = Path.Combine(Path.GetTempPath(), "gatehouse-bench-" + Guid.NewGuid().ToString("N")[..8]);
+Directory.CreateDirectory(directory);
+var issuer = new IssuerConfig("gatehouse-dev", ["gatehouse"], new IssuerKeySource(Path.Combine(directory, "dev.pem"), null, null, null), "sub", "groups", ["RS256"], TimeSpan.Zero);
+var token = DevIssuer.Mint(issuer, DevIssuer.LoadOrCreateKey(issuer.Keys.DevKeyFile!), "analyst", ["finance"], TimeSpan.FromHours(1), DateTimeOffset.UtcNow);
+var validator = new TokenValidator([issuer], TimeProvider.System);
+await validator.ValidateAsync(token, CancellationToken.None);
+Measure("token validation (cached)", 0, () => validator.ValidateAsync(token, CancellationToken.None).AsTask().GetAwaiter().GetResult(), 1);
+Measure("token validation (new validator: key load + RS256)", 0, () => new TokenValidator([issuer], TimeProvider.System).ValidateAsync(token, CancellationToken.None).AsTask().GetAwaiter().GetResult(), 1);
+
+await using var server = await LocalPostgresServer.StartAsync(Path.Combine(directory, "pg"), CancellationToken.None);
+var password = await ShopDatabase.CreateAsync(server.AdminConnectionString, "shop", "gatehouse_gateway", CancellationToken.None);
+File.WriteAllText(Path.Combine(directory, "pw"), password);
+var connections = new Dictionary<string, ConnectionConfig>
+{
+    ["shop"] = new("shop", $"Host=127.0.0.1;Port={server.Port};Database=shop;Username=gatehouse_gateway", new SecretSource(null, Path.Combine(directory, "pw"))),
+};
+await using var targets = new PostgresTargets(connections);
+var analyzer = new PostgresAnalyzer(targets);
+await analyzer.ExplainAsync("shop", statements[0], ["delivered"], CancellationToken.None);
+Measure("cold classification (EXPLAIN round trip)", 0, () => analyzer.ExplainAsync("shop", statements[0], ["delivered"], CancellationToken.None).AsTask().GetAwaiter().GetResult(), 1);
+Measure("PostgreSQL floor (SELECT 1 round trip)", 0, () =>
+{
+    using var connection = targets.Get("shop").OpenConnection();
+    using var command = new Npgsql.NpgsqlCommand("select 1", connection);
+    command.ExecuteScalar();
+}, 1);
+
+static void Measure(string name, int bytesPerIteration, Action body, int itemsPerIteration)
+{
+    for (var i = 0; i < 200; i++)
+    {
+        body();
+    }
+
+    var samples = new List<double>();
+    var total = Stopwatch.StartNew();
+    var iterations = 0;
+    while (total.Elapsed < TimeSpan.FromSeconds(3))
+    {
+        var start = Stopwatch.GetTimestamp();
+        body();
+        samples.Add(Stopwatch.GetElapsedTime(start).TotalMicroseconds);
+        iterations++;
+    }
+
+    samples.Sort();
+    var perItem = samples[samples.Count / 2] / itemsPerIteration;
+    var throughput = bytesPerIteration == 0 ? "" : $", {bytesPerIteration * (double)iterations / total.Elapsed.TotalSeconds / 1_000_000:0.0} MB/s";
+    Console.WriteLine($"{name,-45} p50 {perItem,9:0.0} µs per item, p99 {samples[(int)(samples.Count * 0.99)] / itemsPerIteration,9:0.0} µs{throughput}");
+}
