@@ -38,6 +38,12 @@ public sealed record AccessRequest(
 
     public static string NewId() => "req_" + Guid.CreateVersion7().ToString("N")[..20];
 
+    /// <summary>Null when <paramref name="approver"/> may decide this request; the requester never may, through any channel.</summary>
+    public string? RefuseApprover(string approver) =>
+        string.Equals(approver, Agent, StringComparison.Ordinal) || string.Equals(approver, Subject, StringComparison.Ordinal)
+            ? $"'{approver}' made this request and cannot decide it; another person must"
+            : null;
+
     /// <summary>The grant this request gives while approved and unexpired.</summary>
     public Grant ToGrant() =>
         new(Connection, Access, [], Tables) { Source = $"request {Id}", ExpiresAt = GrantExpiresAt };

@@ -66,9 +66,9 @@ public static class ApprovalsCommand
             var requestId = parse.GetValue(id)!;
             var who = parse.GetValue(approver)!;
             var request = await state.GetAsync(requestId, now, cancellationToken) ?? throw new CliException($"no access request with id '{requestId}'", refused: true);
-            if (string.Equals(who, request.Agent, StringComparison.Ordinal) || string.Equals(who, request.Subject, StringComparison.Ordinal))
+            if (request.RefuseApprover(who) is { } refusal)
             {
-                throw new CliException($"'{who}' made this request and cannot decide it; another person must", refused: true);
+                throw new CliException(refusal, refused: true);
             }
 
             if (!await state.DecideAsync(requestId, approve, who, parse.GetValue(reason), now, cancellationToken))
