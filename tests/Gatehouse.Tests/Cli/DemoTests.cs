@@ -51,6 +51,7 @@ public sealed class DemoTests
 
         Assert.Equal(0, demo.ExitCode);
         Assert.False(File.Exists(Path.Combine(directory, "postgres", "data", "postmaster.pid")), "the demo's PostgreSQL should be stopped: " + await stderr);
+        TestDirectory.Remove(directory);
     }
 
     private static async Task<Uri> ReadEndpointAsync(Process demo)

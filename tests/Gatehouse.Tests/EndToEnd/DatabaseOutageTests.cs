@@ -18,7 +18,11 @@ public sealed class DatabaseOutageTests : IAsyncLifetime
         _password = await ShopDatabase.CreateAsync(_server.AdminConnectionString, "shop", "gatehouse_gateway", CancellationToken.None);
     }
 
-    public async Task DisposeAsync() => await _server.DisposeAsync();
+    public async Task DisposeAsync()
+    {
+        await _server.DisposeAsync();
+        TestDirectory.Remove(_server.Directory);
+    }
 
     [Fact]
     public async Task A_database_that_goes_away_gives_clear_errors_and_the_gateway_recovers_when_it_returns()

@@ -65,6 +65,7 @@ public sealed class PostgresFixture : IAsyncLifetime
         if (_server is not null)
         {
             await _server.DisposeAsync();
+            TestDirectory.Remove(_server.Directory);
         }
     }
 }

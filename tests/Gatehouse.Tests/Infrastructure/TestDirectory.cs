@@ -17,21 +17,27 @@ public static class TestDirectory
         return path;
     }
 
+    /// <summary>Removes a directory now (for large ones, such as a stopped server's data), ignoring what cannot be removed.</summary>
+    public static void Remove(string path)
+    {
+        try
+        {
+            Directory.Delete(path, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A server still shutting down may hold a file; the OS temp cleaner gets the rest.
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+
     private static void RemoveAll()
     {
-        foreach (var path in Created)
+        foreach (var path in Created.Where(Directory.Exists))
         {
-            try
-            {
-                Directory.Delete(path, recursive: true);
-            }
-            catch (IOException)
-            {
-                // A server still shutting down may hold a file; the OS temp cleaner gets the rest.
-            }
-            catch (UnauthorizedAccessException)
-            {
-            }
+            Remove(path);
         }
     }
 }
