@@ -9,18 +9,8 @@ public static class DemoFiles
 {
     public static readonly string[] Agents = ["analyst", "ops-bot"];
 
-    public static string PolicyYaml(int port) => $"""
-        # Written by `gatehouse demo`. The shop runs on a throwaway PostgreSQL on port {port}.
-        gateway:
-          state: gatehouse-state.db
-        connections:
-          shop:
-            connection_string: "Host=127.0.0.1;Port={port};Database=shop;Username=gatehouse_gateway"
-            password_file: shop.password
-        issuers:
-          - issuer: gatehouse-dev
-            audience: gatehouse
-            dev_key_file: dev-issuer.pem
+    /// <summary>The demo's agents: analyst reads the shop; ops-bot also writes orders.</summary>
+    public const string AgentGrants = """
         agents:
           analyst:
             grants:
@@ -35,6 +25,21 @@ public static class DemoFiles
               - connection: shop
                 access: write
                 tables: [public.orders]
+        """;
+
+    public static string PolicyYaml(int port) => $"""
+        # Written by `gatehouse demo`. The shop runs on a throwaway PostgreSQL on port {port}.
+        gateway:
+          state: gatehouse-state.db
+        connections:
+          shop:
+            connection_string: "Host=127.0.0.1;Port={port};Database=shop;Username=gatehouse_gateway"
+            password_file: shop.password
+        issuers:
+          - issuer: gatehouse-dev
+            audience: gatehouse
+            dev_key_file: dev-issuer.pem
+        {AgentGrants}
         """;
 
     /// <summary>Writes gatehouse.yaml, shop.password, tokens.json and tokens/NAME.token; returns the policy path and the tokens.</summary>

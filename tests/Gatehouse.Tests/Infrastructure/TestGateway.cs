@@ -7,21 +7,8 @@ namespace Gatehouse.Tests.Infrastructure;
 /// <summary>A policy directory for one test class: the policy file, a dev issuer key, a password file and a state store path.</summary>
 public sealed class TestGateway
 {
-    public const string DefaultAgents = """
-        agents:
-          analyst:
-            grants:
-              - connection: shop
-                access: read
-                schemas: [public]
-          ops-bot:
-            grants:
-              - connection: shop
-                access: read
-                schemas: [public]
-              - connection: shop
-                access: write
-                tables: [public.orders]
+    /// <summary>The demo's agents, plus one narrow agent and a group.</summary>
+    public const string DefaultAgents = DemoFiles.AgentGrants + "\n" + """
           narrow:
             grants:
               - connection: shop
