@@ -4,8 +4,11 @@ using Npgsql;
 
 namespace Gatehouse.Connectors.Postgres;
 
-/// <summary>Reads pg_proc once per connection and keeps it; a refresh is rate-limited so unknown names cannot hammer the catalog.</summary>
-public sealed class PostgresFunctionCatalog(PostgresTargets targets, TimeProvider time) : IFunctionCatalogSource
+/// <summary>
+/// Reads pg_proc per connection and keeps it while the catalog version stands; a refresh for an unknown name is rate-limited
+/// so unknown names cannot hammer the catalog.
+/// </summary>
+public sealed class PostgresFunctionCatalog(PostgresTargets targets, ICatalogVersionSource versions, TimeProvider time) : IFunctionCatalogSource
 {
     private static readonly TimeSpan MinRefreshInterval = TimeSpan.FromSeconds(5);
 
@@ -13,12 +16,13 @@ public sealed class PostgresFunctionCatalog(PostgresTargets targets, TimeProvide
         "SELECT n.nspname, p.proname, p.provolatile::text, p.prosecdef, l.lanname"
         + " FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang";
 
-    private readonly ConcurrentDictionary<string, (FunctionCatalog Catalog, DateTimeOffset ReadAt)> _cache = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, (FunctionCatalog Catalog, DateTimeOffset ReadAt, string? Version)> _cache = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _loading = new(1, 1);
 
     public async ValueTask<FunctionCatalog> GetAsync(string connection, bool refresh, CancellationToken cancellationToken)
     {
-        if (_cache.TryGetValue(connection, out var cached) && (!refresh || time.GetUtcNow() - cached.ReadAt < MinRefreshInterval))
+        var version = versions.Current(connection);
+        if (_cache.TryGetValue(connection, out var cached) && Fresh(cached, version) && (!refresh || time.GetUtcNow() - cached.ReadAt < MinRefreshInterval))
         {
             return cached.Catalog;
         }
@@ -26,13 +30,13 @@ public sealed class PostgresFunctionCatalog(PostgresTargets targets, TimeProvide
         await _loading.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            if (_cache.TryGetValue(connection, out cached) && cached.ReadAt > time.GetUtcNow() - MinRefreshInterval)
+            if (_cache.TryGetValue(connection, out cached) && Fresh(cached, version) && cached.ReadAt > time.GetUtcNow() - MinRefreshInterval)
             {
                 return cached.Catalog;
             }
 
             var catalog = await LoadAsync(connection, cancellationToken).ConfigureAwait(false);
-            _cache[connection] = (catalog, time.GetUtcNow());
+            _cache[connection] = (catalog, time.GetUtcNow(), version);
             return catalog;
         }
         finally
@@ -40,6 +44,10 @@ public sealed class PostgresFunctionCatalog(PostgresTargets targets, TimeProvide
             _loading.Release();
         }
     }
+
+    // Kept while the catalog version it was read under is still current; with no confirmed version, for one second at most.
+    private bool Fresh((FunctionCatalog Catalog, DateTimeOffset ReadAt, string? Version) cached, string? version) =>
+        version is not null ? cached.Version == version : time.GetUtcNow() - cached.ReadAt < TimeSpan.FromSeconds(1);
 
     private async Task<FunctionCatalog> LoadAsync(string connection, CancellationToken cancellationToken)
     {

@@ -3,7 +3,9 @@ using Gatehouse.Enforcement.Policy;
 namespace Gatehouse.Enforcement.Classification;
 
 /// <summary>What PostgreSQL's plan says a statement touches: relations read and written, functions called, estimated rows.</summary>
-public sealed record PlanFacts(IReadOnlyList<RelationAccess> Relations, IReadOnlyList<FunctionCall> Functions, double EstimatedRows)
+/// <param name="EstimatedRows">The planner's estimate of rows the statement returns.</param>
+/// <param name="EstimatedWriteRows">The planner's estimate of rows the statement's writes touch (0 when it writes nothing).</param>
+public sealed record PlanFacts(IReadOnlyList<RelationAccess> Relations, IReadOnlyList<FunctionCall> Functions, double EstimatedRows, double EstimatedWriteRows = 0)
 {
     public bool Writes => Relations.Any(r => r.Access == AccessLevel.Write);
 }

@@ -28,14 +28,20 @@ public static class PlanReader
 
         var relations = new List<RelationAccess>();
         var functions = new List<FunctionCall>();
-        Walk(plan, relations, functions);
-        var rows = plan.TryGetProperty("Plan Rows", out var r) && r.TryGetDouble(out var d) ? d : 0;
-        return new PlanFacts(relations.Distinct().ToList(), functions.Distinct().ToList(), rows);
+        var writeRows = 0.0;
+        Walk(plan, relations, functions, ref writeRows);
+        return new PlanFacts(relations.Distinct().ToList(), functions.Distinct().ToList(), Rows(plan), writeRows);
     }
 
-    private static void Walk(JsonElement node, List<RelationAccess> relations, List<FunctionCall> functions)
+    private static void Walk(JsonElement node, List<RelationAccess> relations, List<FunctionCall> functions, ref double writeRows)
     {
         var nodeType = Text(node, "Node Type") ?? "";
+        if (nodeType == "ModifyTable" && node.TryGetProperty("Plans", out var sources))
+        {
+            // A ModifyTable returns no rows unless RETURNING; what it touches is what its source produces.
+            writeRows += sources.EnumerateArray().Where(p => Text(p, "Parent Relationship") == "Outer").Sum(Rows);
+        }
+
         if (Text(node, "Relation Name") is { } name)
         {
             var relation = new RelationName(Text(node, "Schema") ?? "public", name);
@@ -51,7 +57,7 @@ public static class PlanReader
             {
                 foreach (var child in property.Value.EnumerateArray())
                 {
-                    Walk(child, relations, functions);
+                    Walk(child, relations, functions, ref writeRows);
                 }
             }
             else if (!NameProperties.Contains(property.Name))
@@ -84,6 +90,9 @@ public static class PlanReader
                 break;
         }
     }
+
+    private static double Rows(JsonElement node) =>
+        node.TryGetProperty("Plan Rows", out var rows) && rows.TryGetDouble(out var value) ? value : 0;
 
     private static string? Text(JsonElement node, string property) =>
         node.TryGetProperty(property, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;

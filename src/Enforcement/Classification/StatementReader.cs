@@ -80,7 +80,13 @@ public static class StatementReader
         return statements;
     }
 
-    private static StatementText Classify(string sql, List<SqlToken> tokens)
+    private static StatementText Classify(string sql, List<SqlToken> tokens) =>
+        ClassifyKind(sql, tokens) with { Normalized = Normalize(sql, tokens) };
+
+    private static string Normalize(string sql, List<SqlToken> tokens) =>
+        string.Join(' ', tokens.Select(t => t.Kind == SqlTokenKind.Word ? t.Text(sql).ToLowerInvariant() : t.Text(sql)));
+
+    private static StatementText ClassifyKind(string sql, List<SqlToken> tokens)
     {
         var text = sql[tokens[0].Start..(tokens[^1].Start + tokens[^1].Length)];
         var first = tokens.FirstOrDefault(t => t.Kind != SqlTokenKind.OpenParen);

@@ -11,4 +11,7 @@ public sealed record StatementText(string Sql, StatementKind Kind, string Keywor
 
     /// <summary>For UPDATE and DELETE: whether the statement itself (not a CTE inside it) has a WHERE clause.</summary>
     public bool HasWhere { get; init; }
+
+    /// <summary>The tokens without comments or layout, unquoted words in lower case: equal for statements PostgreSQL reads alike.</summary>
+    public string Normalized { get; init; } = Sql;
 }

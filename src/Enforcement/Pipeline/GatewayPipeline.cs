@@ -20,6 +20,7 @@ public sealed partial class GatewayPipeline(
     IAuditStore audit,
     IApprovalStore approvals,
     IStatementAnalyzer analyzer,
+    ICatalogVersionSource catalogVersions,
     IFunctionCatalogSource functions,
     IQueryExecutor executor,
     ISchemaCatalog catalog,
@@ -27,6 +28,7 @@ public sealed partial class GatewayPipeline(
     ILogger<GatewayPipeline> logger)
 {
     private readonly GrantResolver _grants = new(policy, approvals);
+    private readonly ClassificationCache _classifications = new();
 
     /// <summary>What a call's body produced: the decision, a payload when allowed, and facts for the record.</summary>
     private sealed record StepResult(Decision Decision, object? Payload = null, long? RowCount = null, string? Classification = null);

@@ -75,7 +75,7 @@ public sealed partial class GatewayPipeline
         // EXPLAIN is judged by the statement it explains.
         var analyzed = statement.Kind == StatementKind.Explain ? statement.Inner! : statement;
         await scope.RecordBeforeDatabaseAsync(cancellationToken).ConfigureAwait(false);
-        var plan = await analyzer.ExplainAsync(connection, analyzed.Sql, request.Parameters, cancellationToken).ConfigureAwait(false);
+        var plan = await ClassifyAsync(connection, analyzed, request.Parameters, cancellationToken).ConfigureAwait(false);
         var classification = Describe(statement, plan);
         var byPlan = StatementAuthorizer.AuthorizePlan(scope.Identity, connection, grants, plan);
         if (!byPlan.IsAllowed)
@@ -106,6 +106,24 @@ public sealed partial class GatewayPipeline
             result,
             result.AffectedRows ?? result.Rows.Count,
             classification);
+    }
+
+    // Cached under the catalog version read before EXPLAIN: a change during EXPLAIN only makes the entry stale sooner.
+    private async ValueTask<PlanFacts> ClassifyAsync(string connection, StatementText statement, IReadOnlyList<string?> parameters, CancellationToken cancellationToken)
+    {
+        var version = catalogVersions.Current(connection);
+        if (version is not null && _classifications.TryGet(connection, statement.Normalized, version, out var cached))
+        {
+            return cached;
+        }
+
+        var plan = await analyzer.ExplainAsync(connection, statement.Sql, parameters, cancellationToken).ConfigureAwait(false);
+        if (version is not null)
+        {
+            _classifications.Set(connection, statement.Normalized, version, plan);
+        }
+
+        return plan;
     }
 
     private async ValueTask<Decision?> VetFunctionsAsync(string connection, PlanFacts plan, CancellationToken cancellationToken)

@@ -26,6 +26,7 @@ public static class GatewayComposition
         services.AddSingleton<Identifier>();
         services.AddSingleton(new PostgresTargets(policy.Connections));
         services.AddSingleton<IStatementAnalyzer, PostgresAnalyzer>();
+        services.AddSingleton<ICatalogVersionSource, PostgresCatalogVersions>();
         services.AddSingleton<IFunctionCatalogSource, PostgresFunctionCatalog>();
         services.AddSingleton<IQueryExecutor, PostgresExecutor>();
         services.AddSingleton<ISchemaCatalog, PostgresCatalog>();

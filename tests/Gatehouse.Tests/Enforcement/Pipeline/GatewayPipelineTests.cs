@@ -39,7 +39,7 @@ public sealed class GatewayPipelineTests : IDisposable
                     schemas: [public]
             """, Path.Combine(_directory, "gatehouse.yaml"));
         var identifier = new Identifier(new TokenValidator(_policy.Issuers, TimeProvider.System), _agents);
-        _pipeline = new GatewayPipeline(_policy, identifier, _audit, new NoApprovals(), _database, _database, _database, _database, TimeProvider.System, NullLogger<GatewayPipeline>.Instance);
+        _pipeline = new GatewayPipeline(_policy, identifier, _audit, new NoApprovals(), _database, _database, _database, _database, _database, TimeProvider.System, NullLogger<GatewayPipeline>.Instance);
     }
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);
@@ -147,6 +147,29 @@ public sealed class GatewayPipelineTests : IDisposable
         Assert.Equal("database.unavailable", outcome.Decision.Rule);
         Assert.Contains("shop", outcome.Decision.Reason);
         Assert.Equal(Verdict.Failed, _audit.Completed[outcome.AuditId!].Decision);
+    }
+
+    [Fact]
+    public async Task A_repeated_statement_is_classified_once_while_the_catalog_version_stands()
+    {
+        _database.Version = "v1";
+        await Query("select * from orders");
+        await Query("SELECT *   FROM orders -- same statement, other layout");
+        Assert.Equal(1, _database.Explains);
+        Assert.Equal(2, _database.Executions);
+
+        _database.Version = "v2";
+        await Query("select * from orders");
+        Assert.Equal(2, _database.Explains);
+    }
+
+    [Fact]
+    public async Task Without_a_confirmed_catalog_version_every_statement_is_explained()
+    {
+        _database.Version = null;
+        await Query("select * from orders");
+        await Query("select * from orders");
+        Assert.Equal(2, _database.Explains);
     }
 
     [Fact]

@@ -47,8 +47,13 @@ internal sealed class MemoryAuditStore : IAuditStore
 }
 
 /// <summary>A database double that counts what reached it; plan and result are fixed per test.</summary>
-internal sealed class RecordingDatabase : IStatementAnalyzer, IQueryExecutor, ISchemaCatalog, IFunctionCatalogSource
+internal sealed class RecordingDatabase : IStatementAnalyzer, IQueryExecutor, ISchemaCatalog, IFunctionCatalogSource, ICatalogVersionSource
 {
+    /// <summary>The catalog version the double reports; null means "not known right now".</summary>
+    public string? Version { get; set; }
+
+    public string? Current(string connection) => Version;
+
     public FunctionCatalog Functions { get; set; } = new([new FunctionInfo("pg_catalog", "upper", Volatility.Immutable, false, "internal")]);
 
     public int CatalogReads { get; private set; }

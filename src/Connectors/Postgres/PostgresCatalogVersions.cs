@@ -1,0 +1,98 @@
+using System.Collections.Concurrent;
+using Gatehouse.Enforcement.Classification;
+using Npgsql;
+
+namespace Gatehouse.Connectors.Postgres;
+
+/// <summary>
+/// Watches each target's catalog (relations, views, functions, schemas) with a small fingerprint query every 250 ms.
+/// Cached classifications are used only under a version confirmed within the last second; any DDL or GRANT changes the
+/// version and so retires them. Between polls a change can go unseen for at most one interval: PostgreSQL's own privileges
+/// still hold underneath.
+/// </summary>
+public sealed class PostgresCatalogVersions(PostgresTargets targets, TimeProvider time) : ICatalogVersionSource, IAsyncDisposable
+{
+    public static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(250);
+    private static readonly TimeSpan MaxAge = TimeSpan.FromSeconds(1);
+
+    // xmin changes whenever a catalog row is rewritten (ALTER, GRANT, CREATE OR REPLACE); count catches drops.
+    private const string Fingerprint =
+        "SELECT (SELECT sum(xmin::text::bigint) || '/' || count(*) FROM pg_catalog.pg_class)"
+        + " || ':' || (SELECT sum(xmin::text::bigint) || '/' || count(*) FROM pg_catalog.pg_proc)"
+        + " || ':' || (SELECT sum(xmin::text::bigint) || '/' || count(*) FROM pg_catalog.pg_rewrite)"
+        + " || ':' || (SELECT sum(xmin::text::bigint) || '/' || count(*) FROM pg_catalog.pg_namespace)";
+
+    private readonly ConcurrentDictionary<string, Watch> _watches = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _stop = new();
+
+    private TimeProvider Time => time;
+
+    public string? Current(string connection)
+    {
+        var watch = _watches.GetOrAdd(connection, c => new Watch(this, c));
+        var seen = watch.Seen;
+        return seen is not null && Time.GetUtcNow() - seen.Value.At < MaxAge ? seen.Value.Version : null;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        await Task.WhenAll(_watches.Values.Select(w => w.Loop)).ConfigureAwait(false);
+        _stop.Dispose();
+    }
+
+    private async Task<string> ReadAsync(string connection, CancellationToken cancellationToken)
+    {
+        await using var conn = await targets.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand(Fingerprint, conn);
+        return (string)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+    }
+
+    private sealed class Watch
+    {
+        private volatile Box? _seen;
+
+        public Watch(PostgresCatalogVersions owner, string connection) => Loop = Task.Run(() => RunAsync(owner, connection));
+
+        public Task Loop { get; }
+
+        public (string Version, DateTimeOffset At)? Seen => _seen is { } box ? (box.Version, box.At) : null;
+
+        private async Task RunAsync(PostgresCatalogVersions owner, string connection)
+        {
+            using var timer = new PeriodicTimer(PollInterval, owner.Time);
+            var token = owner._stop.Token;
+            do
+            {
+                try
+                {
+                    _seen = new Box(await owner.ReadAsync(connection, token).ConfigureAwait(false), owner.Time.GetUtcNow());
+                }
+                catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException or Enforcement.Execution.DatabaseException or InvalidOperationException)
+                {
+                    // Unknown version: callers classify afresh until the database answers again.
+                    _seen = null;
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+            while (await WaitAsync(timer, token).ConfigureAwait(false));
+        }
+
+        private static async Task<bool> WaitAsync(PeriodicTimer timer, CancellationToken token)
+        {
+            try
+            {
+                return await timer.WaitForNextTickAsync(token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return false;
+            }
+        }
+
+        private sealed record Box(string Version, DateTimeOffset At);
+    }
+}
