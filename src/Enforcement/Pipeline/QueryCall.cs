@@ -60,32 +60,51 @@ public sealed partial class GatewayPipeline
         var statement = statements[0];
         var connection = request.Connection!;
         scope.Describe(r => r with { Classification = statement.Kind.Name() });
+
+        // EXPLAIN is judged by the statement it explains.
+        var analyzed = statement.Kind == StatementKind.Explain ? statement.Inner : statement;
+        if (analyzed is null || !analyzed.Kind.IsExplainable() || (statement.Kind == StatementKind.Explain && analyzed.Kind != StatementKind.Select))
+        {
+            // Kinds the gateway cannot classify and run safely are refused outright, observe mode or not.
+            var grantsForKind = await _grants.ResolveAsync(scope.Identity, connection, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+            return new StepResult(StatementAuthorizer.AuthorizeKind(scope.Identity, connection, grantsForKind, statement) is { IsAllowed: false } refusal
+                ? refusal
+                : Decision.Deny("grant.kind_not_allowed", $"{statement.Keyword} cannot be run through Gatehouse"));
+        }
+
+        var verdicts = new PolicyVerdicts(policy.Connections[connection].ObserveOnly);
         var grants = await _grants.ResolveAsync(scope.Identity, connection, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
         var byKind = StatementAuthorizer.AuthorizeKind(scope.Identity, connection, grants, statement);
-        if (!byKind.IsAllowed)
+        if (verdicts.Blocks(byKind))
         {
             return new StepResult(byKind);
         }
 
-        if (BuiltInGuards.Check(statement) is { } guarded)
+        var unbounded = BuiltInGuards.Check(statement);
+        if (verdicts.Blocks(unbounded))
         {
-            return new StepResult(guarded);
+            return new StepResult(unbounded!);
         }
 
-        // EXPLAIN is judged by the statement it explains.
-        var analyzed = statement.Kind == StatementKind.Explain ? statement.Inner! : statement;
         await scope.RecordBeforeDatabaseAsync(cancellationToken).ConfigureAwait(false);
         var plan = await ClassifyAsync(connection, analyzed, request.Parameters, cancellationToken).ConfigureAwait(false);
         var classification = Describe(statement, plan);
         var byPlan = StatementAuthorizer.AuthorizePlan(scope.Identity, connection, grants, plan);
-        if (!byPlan.IsAllowed)
+        if (verdicts.Blocks(byPlan))
         {
             return new StepResult(byPlan, Classification: classification);
         }
 
-        if (await VetFunctionsAsync(connection, plan, cancellationToken).ConfigureAwait(false) is { } refused)
+        var functionsRefused = await VetFunctionsAsync(connection, plan, cancellationToken).ConfigureAwait(false);
+        if (verdicts.Blocks(functionsRefused))
         {
-            return new StepResult(refused, Classification: classification);
+            return new StepResult(functionsRefused!, Classification: classification);
+        }
+
+        var guarded = GuardrailEvaluator.Evaluate(analyzed, plan, scope.Identity, connection, policy.Guardrails, limits.MaxWriteRows);
+        if (verdicts.Blocks(guarded))
+        {
+            return new StepResult(guarded!, Classification: classification);
         }
 
         var maxRows = Math.Min(request.MaxRows ?? limits.MaxRows, limits.MaxRows);
@@ -102,7 +121,7 @@ public sealed partial class GatewayPipeline
             scope.Record.Id);
         var result = await executor.ExecuteAsync(execution, cancellationToken).ConfigureAwait(false);
         return new StepResult(
-            Decision.Allow("query.allowed", byPlan.Reason),
+            verdicts.Final(Decision.Allow("query.allowed", byPlan.IsAllowed ? byPlan.Reason : "allowed")),
             result,
             result.AffectedRows ?? result.Rows.Count,
             classification);

@@ -1,3 +1,5 @@
+using Gatehouse.Enforcement.Guardrails;
+
 namespace Gatehouse.Enforcement.Policy;
 
 /// <summary>The whole policy file, validated: connections, trusted issuers, and who may do what.</summary>
@@ -7,13 +9,18 @@ public sealed record GatewayPolicy(
     IReadOnlyDictionary<string, ConnectionConfig> Connections,
     IReadOnlyList<IssuerConfig> Issuers,
     IReadOnlyDictionary<string, PrincipalPolicy> Agents,
-    IReadOnlyDictionary<string, PrincipalPolicy> Groups);
+    IReadOnlyDictionary<string, PrincipalPolicy> Groups)
+{
+    /// <summary>Guardrail rules, judged in order after the built-in guards.</summary>
+    public IReadOnlyList<GuardrailRule> Guardrails { get; init; } = [];
+}
 
 /// <summary>Gateway-wide settings: where state lives, limits, HTTP exposure.</summary>
 public sealed record GatewaySettings(string StatePath, QueryLimits Limits, HttpSettings Http);
 
 /// <summary>Bounds on every statement and result.</summary>
-public sealed record QueryLimits(int MaxRows, int MaxResultBytes, TimeSpan StatementTimeout, int MaxSqlLength)
+/// <param name="MaxWriteRows">Writes the planner estimates to touch more rows than this are refused (built-in guard).</param>
+public sealed record QueryLimits(int MaxRows, int MaxResultBytes, TimeSpan StatementTimeout, int MaxSqlLength, int MaxWriteRows = 10_000)
 {
     public static QueryLimits Default { get; } = new(1000, 4 * 1024 * 1024, TimeSpan.FromSeconds(15), 64 * 1024);
 }
@@ -29,6 +36,9 @@ public sealed record ConnectionConfig(string Name, string ConnectionString, Secr
 {
     /// <summary>Functions beyond the vetted built-ins that statements may call, as schema.name (or a bare name).</summary>
     public IReadOnlyList<string> AllowedFunctions { get; init; } = [];
+
+    /// <summary>Decisions are computed and recorded, but policy refusals do not block (for trying a policy on live traffic).</summary>
+    public bool ObserveOnly { get; init; }
 
     /// <summary>The search_path every statement (and its EXPLAIN) runs with, so unqualified names resolve the same way each time.</summary>
     public string SearchPath { get; init; } = "public";

@@ -41,7 +41,7 @@ public static class PolicyLoader
         var reader = new YamlNodeReader(sourcePath);
         var baseDir = Path.GetDirectoryName(sourcePath) ?? ".";
         var root = stream.Documents[0].RootNode;
-        var top = reader.Mapping(root, "the policy file", "gateway", "connections", "issuers", "agents", "groups");
+        var top = reader.Mapping(root, "the policy file", "gateway", "connections", "issuers", "agents", "groups", "guardrails");
 
         var gateway = ReadGateway(reader, top.GetValueOrDefault("gateway"), baseDir);
         var connections = top.TryGetValue("connections", out var c) ? ReadConnections(reader, c, baseDir) : new Dictionary<string, ConnectionConfig>();
@@ -59,12 +59,13 @@ public static class PolicyLoader
         var agents = top.TryGetValue("agents", out var a) ? ReadPrincipals(reader, a, "agent", connections) : new Dictionary<string, PrincipalPolicy>();
         var groups = top.TryGetValue("groups", out var g) ? ReadPrincipals(reader, g, "group", connections) : new Dictionary<string, PrincipalPolicy>();
 
+        var guardrails = top.TryGetValue("guardrails", out var gr) ? GuardrailReader.Read(reader, gr, connections) : [];
         if (reader.Errors.Count > 0)
         {
             throw new PolicyException(reader.Errors);
         }
 
-        return new GatewayPolicy(sourcePath, gateway, connections, issuers, agents, groups);
+        return new GatewayPolicy(sourcePath, gateway, connections, issuers, agents, groups) { Guardrails = guardrails };
     }
 
     private static GatewaySettings ReadGateway(YamlNodeReader reader, YamlNode? node, string baseDir)
@@ -85,12 +86,13 @@ public static class PolicyLoader
 
         if (entries.TryGetValue("limits", out var limitsNode))
         {
-            var l = reader.Mapping(limitsNode, "gateway.limits", "max_rows", "max_result_bytes", "statement_timeout", "max_sql_length");
+            var l = reader.Mapping(limitsNode, "gateway.limits", "max_rows", "max_result_bytes", "statement_timeout", "max_sql_length", "max_write_rows");
             limits = new QueryLimits(
                 l.TryGetValue("max_rows", out var mr) ? reader.Int(mr, "max_rows", 1, 1_000_000) : limits.MaxRows,
                 l.TryGetValue("max_result_bytes", out var mb) ? reader.Int(mb, "max_result_bytes", 1024, 512 * 1024 * 1024) : limits.MaxResultBytes,
                 l.TryGetValue("statement_timeout", out var st) ? reader.Duration(st, "statement_timeout", TimeSpan.FromMilliseconds(100), TimeSpan.FromHours(1)) : limits.StatementTimeout,
-                l.TryGetValue("max_sql_length", out var ms) ? reader.Int(ms, "max_sql_length", 16, 1024 * 1024) : limits.MaxSqlLength);
+                l.TryGetValue("max_sql_length", out var ms) ? reader.Int(ms, "max_sql_length", 16, 1024 * 1024) : limits.MaxSqlLength,
+                l.TryGetValue("max_write_rows", out var mw) ? reader.Int(mw, "max_write_rows", 1, int.MaxValue) : limits.MaxWriteRows);
         }
 
         if (entries.TryGetValue("http", out var httpNode))
@@ -110,7 +112,7 @@ public static class PolicyLoader
         foreach (var (name, entryNode) in reader.Mapping(node, "connections"))
         {
             var what = $"connection '{name}'";
-            var e = reader.Mapping(entryNode, what, "connection_string", "password_env", "password_file", "functions", "search_path");
+            var e = reader.Mapping(entryNode, what, "connection_string", "password_env", "password_file", "functions", "search_path", "observe_only");
             var cs = reader.String(e, "connection_string", $"{what}: connection_string", requiredAt: entryNode);
             if (cs is not null && !IsSafeConnectionString(cs, out var problem))
             {
@@ -125,6 +127,7 @@ public static class PolicyLoader
                 {
                     AllowedFunctions = functions,
                     SearchPath = reader.String(e, "search_path", $"{what}: search_path") ?? "public",
+                    ObserveOnly = e.TryGetValue("observe_only", out var observe) && reader.Bool(observe, $"{what}: observe_only"),
                 };
             }
         }

@@ -91,6 +91,20 @@ internal sealed class YamlNodeReader(string file)
         return Sequence(node, what).Select(n => String(n, what)).OfType<string>().ToList();
     }
 
+    public bool Bool(YamlNode node, string what)
+    {
+        switch (String(node, what))
+        {
+            case "true":
+                return true;
+            case "false":
+                return false;
+            default:
+                Error(node, $"{what} must be true or false.");
+                return false;
+        }
+    }
+
     public int Int(YamlNode node, string what, int min, int max)
     {
         var text = String(node, what);

@@ -62,6 +62,9 @@ public sealed class TestGateway
         return new TestGateway(directory, path);
     }
 
+    /// <summary>The same directory with its policy file read again (after a test edited it).</summary>
+    public static TestGateway Reload(TestGateway gateway) => new(gateway.Directory, gateway.PolicyPath);
+
     public string Mint(string agent, IReadOnlyList<string>? groups = null, TimeSpan? lifetime = null, DateTimeOffset? issuedAt = null)
     {
         var issuer = Policy.Issuers[0];

@@ -173,6 +173,26 @@ public sealed class GatewayPipelineTests : IDisposable
     }
 
     [Fact]
+    public async Task In_observe_only_mode_a_policy_refusal_is_recorded_but_the_statement_runs()
+    {
+        var observing = new GatewayPipeline(
+            _policy with { Connections = _policy.Connections.ToDictionary(c => c.Key, c => c.Value with { ObserveOnly = true }) },
+            new Identifier(new TokenValidator(_policy.Issuers, TimeProvider.System), _agents),
+            _audit, new NoApprovals(), _database, _database, _database, _database, _database, TimeProvider.System, NullLogger<GatewayPipeline>.Instance);
+        _database.Plan = new([new(new("public", "orders"), AccessLevel.Write, "delete")], [], 0, 1);
+        var outcome = await observing.QueryAsync(new CallContext("query", Token(), "test", "s1"), new QueryRequest("shop", "delete from orders where id = 1", [], null), CancellationToken.None);
+        Assert.True(outcome.Decision.IsAllowed);
+        Assert.Equal("observe.would_deny", outcome.Decision.Rule);
+        Assert.Contains("grant.read_only", outcome.Decision.Reason);
+        Assert.Equal(1, _database.Executions);
+        Assert.Equal("observe.would_deny", _audit.Completed[outcome.AuditId!].Rule);
+
+        var ddl = await observing.QueryAsync(new CallContext("query", Token(), "test", "s1"), new QueryRequest("shop", "drop table orders", [], null), CancellationToken.None);
+        Assert.Equal("grant.kind_not_allowed", ddl.Decision.Rule);
+        Assert.Equal(1, _database.Executions);
+    }
+
+    [Fact]
     public async Task A_function_missing_from_the_cached_catalog_is_looked_up_once_more_then_refused()
     {
         _database.Plan = _database.Plan with { Functions = [new("public", "mystery")] };

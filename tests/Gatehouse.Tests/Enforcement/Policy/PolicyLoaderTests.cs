@@ -57,6 +57,45 @@ public sealed class PolicyLoaderTests
     }
 
     [Fact]
+    public void Guardrails_observe_only_and_the_write_limit_are_read()
+    {
+        var policy = Parse(Minimal.Replace("    password_env: SHOP_PW", "    password_env: SHOP_PW\n    observe_only: true") + """
+
+            guardrails:
+              - id: payments-by-hand
+                connection: shop
+                match: { tables: [public.payments], operations: [update, delete], kinds: [update, delete], without_where: false, min_rows: 1 }
+                outcome: require_approval
+                message: Payments are changed by people.
+            gateway:
+              limits: { max_write_rows: 500 }
+            """);
+        var rule = Assert.Single(policy.Guardrails);
+        Assert.Equal("payments-by-hand", rule.Id);
+        Assert.Equal(Gatehouse.Enforcement.Guardrails.GuardrailOutcome.RequireApproval, rule.Outcome);
+        Assert.Equal([StatementKind.Update, StatementKind.Delete], rule.Match.Kinds);
+        Assert.Equal(1, rule.Match.MinRows);
+        Assert.True(policy.Connections["shop"].ObserveOnly);
+        Assert.Equal(500, policy.Gateway.Limits.MaxWriteRows);
+    }
+
+    [Theory]
+    [InlineData("outcome: maybe", "outcome 'maybe' is not known")]
+    [InlineData("match: {}", "needs a match with at least one condition")]
+    [InlineData("match: { kinds: [drop] }", "kind 'drop' is not known")]
+    [InlineData("match: { operations: [truncate] }", "operation 'truncate' is not known")]
+    [InlineData("connection: warehouse", "connection 'warehouse' is not defined")]
+    public void A_bad_guardrail_is_an_error(string line, string message)
+    {
+        var rule = "guardrails:\n  - id: g\n    match: { tables: [public.orders] }\n    outcome: deny\n";
+        var key = line.Split(':')[0];
+        rule = rule.Contains(key + ":", StringComparison.Ordinal)
+            ? string.Join("\n", rule.Split('\n').Select(l => l.TrimStart().StartsWith(key + ":", StringComparison.Ordinal) ? "    " + line : l))
+            : rule + "    " + line + "\n";
+        Assert.Contains(Errors(Minimal + "\n" + rule), e => e.Contains(message, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void An_unknown_key_is_an_error_with_its_line_and_the_allowed_keys()
     {
         var error = Assert.Single(Errors(Minimal.Replace("    password_env: SHOP_PW", "    password_env: SHOP_PW\n    pasword_file: x")));

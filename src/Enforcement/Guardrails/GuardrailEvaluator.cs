@@ -1,0 +1,43 @@
+using Gatehouse.Enforcement.Classification;
+using Gatehouse.Enforcement.Identity;
+using Gatehouse.Enforcement.Pipeline;
+
+namespace Gatehouse.Enforcement.Guardrails;
+
+/// <summary>Judges a classified statement against the built-in guards and the policy's rules, in order; the first match decides.</summary>
+public static class GuardrailEvaluator
+{
+    public static Decision? Evaluate(StatementText statement, PlanFacts plan, AgentIdentity identity, string connection, IReadOnlyList<GuardrailRule> rules, double maxWriteRows)
+    {
+        if (plan.Writes && plan.EstimatedWriteRows > maxWriteRows)
+        {
+            return Decision.Deny("guard.large_write", $"the planner estimates this write touches about {plan.EstimatedWriteRows:0} rows; the limit is {maxWriteRows:0}. Narrow the WHERE clause or split the work");
+        }
+
+        foreach (var rule in rules)
+        {
+            if ((rule.Connection is null || rule.Connection == connection) && Matches(rule.Match, statement, plan, identity))
+            {
+                var message = rule.Message ?? $"guardrail '{rule.Id}' matches this statement";
+                return rule.Outcome == GuardrailOutcome.Deny
+                    ? Decision.Deny($"guard.{rule.Id}", message)
+                    : Decision.Deny($"guard.{rule.Id}", $"{message}. It needs a human's approval (rule '{rule.Id}'); statement approvals are not available yet, so it is refused");
+            }
+        }
+
+        return null;
+    }
+
+    private static bool Matches(GuardrailMatch match, StatementText statement, PlanFacts plan, AgentIdentity identity)
+    {
+        var rows = plan.Writes ? plan.EstimatedWriteRows : plan.EstimatedRows;
+        return (match.Kinds.Count == 0 || match.Kinds.Contains(statement.Kind))
+            && (match.Tables.Count == 0 || plan.Relations.Any(r => match.Tables.Contains(r.Relation)))
+            && (match.Operations.Count == 0 || plan.Relations.Any(r => match.Operations.Contains(r.Operation, StringComparer.Ordinal)))
+            && (match.WithoutWhere is null || match.WithoutWhere == (statement.Kind is StatementKind.Update or StatementKind.Delete && !statement.HasWhere))
+            && (match.MinRows is null || rows >= match.MinRows)
+            && (match.Functions.Count == 0 || plan.Functions.Any(f => match.Functions.Contains(f.Name, StringComparer.Ordinal) || match.Functions.Contains(f.ToString(), StringComparer.Ordinal)))
+            && (match.Agents.Count == 0 || match.Agents.Contains(identity.Agent, StringComparer.Ordinal))
+            && (match.Groups.Count == 0 || identity.Groups.Any(g => match.Groups.Contains(g, StringComparer.Ordinal)));
+    }
+}

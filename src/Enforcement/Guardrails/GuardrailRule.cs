@@ -1,0 +1,46 @@
+using Gatehouse.Enforcement.Classification;
+
+namespace Gatehouse.Enforcement.Guardrails;
+
+/// <summary>What a guardrail does when it matches.</summary>
+public enum GuardrailOutcome
+{
+    Deny,
+
+    /// <summary>A human must approve the statement first (refused until statement approvals exist).</summary>
+    RequireApproval,
+}
+
+/// <summary>A policy guardrail: an id the refusal names, a match on the classification, and an outcome.</summary>
+public sealed record GuardrailRule(string Id, string? Connection, GuardrailMatch Match, GuardrailOutcome Outcome, string? Message);
+
+/// <summary>
+/// Conditions on a classified statement; all given conditions must hold, and a list matches when any of its items does.
+/// </summary>
+public sealed record GuardrailMatch
+{
+    public IReadOnlyList<StatementKind> Kinds { get; init; } = [];
+
+    /// <summary>Relations the plan reads or writes.</summary>
+    public IReadOnlyList<RelationName> Tables { get; init; } = [];
+
+    /// <summary>Plan operations: read, insert, update, delete, merge.</summary>
+    public IReadOnlyList<string> Operations { get; init; } = [];
+
+    /// <summary>True: only UPDATE/DELETE without their own WHERE clause.</summary>
+    public bool? WithoutWhere { get; init; }
+
+    /// <summary>Estimated rows written (for writes) or returned (for reads) at least this many.</summary>
+    public double? MinRows { get; init; }
+
+    /// <summary>Functions called, as name or schema.name.</summary>
+    public IReadOnlyList<string> Functions { get; init; } = [];
+
+    public IReadOnlyList<string> Agents { get; init; } = [];
+
+    public IReadOnlyList<string> Groups { get; init; } = [];
+
+    public bool IsEmpty =>
+        Kinds.Count == 0 && Tables.Count == 0 && Operations.Count == 0 && WithoutWhere is null && MinRows is null
+        && Functions.Count == 0 && Agents.Count == 0 && Groups.Count == 0;
+}

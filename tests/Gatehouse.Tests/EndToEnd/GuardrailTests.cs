@@ -1,0 +1,85 @@
+using Gatehouse.Enforcement.Audit;
+using Gatehouse.Tests.Infrastructure;
+
+namespace Gatehouse.Tests.EndToEnd;
+
+/// <summary>Policy guardrails and observe-only mode through the real MCP path against the shop.</summary>
+[Collection(PostgresCollection.Name)]
+public sealed class GuardrailTests(PostgresFixture pg)
+{
+    private const string Agents = """
+        agents:
+          ops-bot:
+            grants:
+              - connection: shop
+                access: read
+                schemas: [public]
+              - connection: shop
+                access: write
+                tables: [public.orders, public.payments, public.observed_rows]
+          analyst:
+            grants:
+              - connection: shop
+                access: read
+                schemas: [public]
+        guardrails:
+          - id: payments-by-hand
+            match: { tables: [public.payments], operations: [update, delete] }
+            outcome: require_approval
+            message: Payments are changed by people
+        """;
+
+    [Fact]
+    public async Task A_write_estimated_past_the_limit_is_refused_and_a_small_one_runs()
+    {
+        var gateway = TestGateway.Create(pg, Agents, gateway: "limits:\n  max_write_rows: 10");
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+        var before = await pg.AdminScalarAsync("select count(*) from orders where note = 'bulk'");
+
+        var bulk = await client.QueryAsync("update orders set note = 'bulk' where total >= 0");
+        Assert.Equal("guard.large_write", bulk.Rule());
+        Assert.Equal(before, await pg.AdminScalarAsync("select count(*) from orders where note = 'bulk'"));
+
+        var single = await client.QueryAsync("update orders set note = 'single' where id = $1", [3]);
+        Assert.Equal(1, single.Structured().GetProperty("affected_rows").GetInt32());
+    }
+
+    [Fact]
+    public async Task A_require_approval_rule_refuses_with_its_message_and_changes_nothing()
+    {
+        var gateway = TestGateway.Create(pg, Agents);
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+        var result = await client.QueryAsync("delete from payments where id = $1", [5]);
+        Assert.Equal("guard.payments-by-hand", result.Rule());
+        Assert.Contains("Payments are changed by people", result.Text());
+        Assert.Contains("approval", result.Text());
+        Assert.Equal(1L, await pg.AdminScalarAsync("select count(*) from payments where id = 5"));
+        Assert.NotEqual(true, (await client.QueryAsync("select count(*) from payments")).IsError);
+    }
+
+    [Fact]
+    public async Task Observe_only_runs_what_policy_would_refuse_and_records_the_refusal()
+    {
+        await pg.AdminScalarAsync("create table if not exists observed_rows (id int primary key)");
+        await pg.AdminScalarAsync("insert into observed_rows values (1), (2) on conflict do nothing");
+        await pg.AdminScalarAsync($"grant select, insert, update, delete on observed_rows to \"{pg.GatewayRole}\"");
+        var gateway = TestGateway.Create(pg, Agents);
+        File.WriteAllText(gateway.PolicyPath, File.ReadAllText(gateway.PolicyPath).Replace("password_file: shop.password", "password_file: shop.password\n    observe_only: true"));
+        var observing = TestGateway.Reload(gateway);
+        await using var server = await HttpGateway.StartAsync(observing);
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, observing.Mint("analyst"));
+
+        var delete = await client.QueryAsync("delete from observed_rows where id = 1");
+        Assert.NotEqual(true, delete.IsError);
+        Assert.Equal(0L, await pg.AdminScalarAsync("select count(*) from observed_rows where id = 1"));
+        var record = await server.State.GetAsync(delete.AuditId(), CancellationToken.None);
+        Assert.Equal(Verdict.Allowed, record!.Decision);
+        Assert.Equal("observe.would_deny", record.Rule);
+        Assert.Contains("grant.read_only", record.Reason);
+
+        Assert.Equal("grant.kind_not_allowed", (await client.QueryAsync("drop table observed_rows")).Rule());
+        Assert.Equal("sql.multiple_statements", (await client.QueryAsync("select 1; drop table observed_rows")).Rule());
+    }
+}

@@ -1,0 +1,68 @@
+using Gatehouse.Enforcement.Classification;
+using Gatehouse.Enforcement.Guardrails;
+using Gatehouse.Enforcement.Identity;
+using Gatehouse.Enforcement.Policy;
+
+namespace Gatehouse.Tests.Enforcement.Guardrails;
+
+public sealed class GuardrailEvaluatorTests
+{
+    private static readonly AgentIdentity OpsBot = new("ops-bot", ["ops"], "dev", "ops-bot", null, DateTimeOffset.MaxValue);
+    private static readonly RelationName Payments = new("public", "payments");
+    private static readonly RelationName Orders = new("public", "orders");
+
+    private static StatementText Statement(string sql) => StatementReader.Read(sql).Single();
+
+    private static PlanFacts Write(RelationName table, string operation, double rows, params FunctionCall[] functions) =>
+        new([new RelationAccess(table, AccessLevel.Write, operation)], functions, 0, rows);
+
+    private static string? Rule(string sql, PlanFacts plan, GuardrailMatch match, GuardrailOutcome outcome = GuardrailOutcome.Deny, string? connection = null, double maxWriteRows = 10_000) =>
+        GuardrailEvaluator.Evaluate(Statement(sql), plan, OpsBot, "shop", [new GuardrailRule("r1", connection, match, outcome, null)], maxWriteRows)?.Rule;
+
+    [Fact]
+    public void A_write_estimated_past_the_limit_is_refused_with_the_estimate()
+    {
+        var decision = GuardrailEvaluator.Evaluate(Statement("update orders set note = 'x' where total > 0"), Write(Orders, "update", 5000), OpsBot, "shop", [], 1000);
+        Assert.Equal("guard.large_write", decision!.Rule);
+        Assert.Contains("5000", decision.Reason);
+    }
+
+    [Fact]
+    public void A_rule_matches_on_tables_and_operations()
+    {
+        var match = new GuardrailMatch { Tables = [Payments], Operations = ["delete"] };
+        Assert.Equal("guard.r1", Rule("delete from payments where id = 1", Write(Payments, "delete", 1), match));
+        Assert.Null(Rule("update payments set status = 'x' where id = 1", Write(Payments, "update", 1), match));
+        Assert.Null(Rule("delete from orders where id = 1", Write(Orders, "delete", 1), match));
+    }
+
+    [Fact]
+    public void A_rule_matches_on_kind_rows_functions_agents_and_groups()
+    {
+        var plan = Write(Orders, "update", 500, new FunctionCall(null, "now"));
+        Assert.Equal("guard.r1", Rule("update orders set note = 'x' where id > 1", plan, new GuardrailMatch { Kinds = [StatementKind.Update], MinRows = 100 }));
+        Assert.Null(Rule("update orders set note = 'x' where id > 1", plan, new GuardrailMatch { Kinds = [StatementKind.Update], MinRows = 1000 }));
+        Assert.Equal("guard.r1", Rule("update orders set note = now()::text where id > 1", plan, new GuardrailMatch { Functions = ["now"] }));
+        Assert.Equal("guard.r1", Rule("update orders set note = 'x' where id > 1", plan, new GuardrailMatch { Agents = ["ops-bot"] }));
+        Assert.Null(Rule("update orders set note = 'x' where id > 1", plan, new GuardrailMatch { Groups = ["finance"] }));
+    }
+
+    [Fact]
+    public void A_rule_for_another_connection_does_not_apply() =>
+        Assert.Null(Rule("delete from payments where id = 1", Write(Payments, "delete", 1), new GuardrailMatch { Tables = [Payments] }, connection: "warehouse"));
+
+    [Fact]
+    public void Require_approval_refuses_and_says_a_human_is_needed()
+    {
+        var decision = GuardrailEvaluator.Evaluate(
+            Statement("delete from payments where id = 1"),
+            Write(Payments, "delete", 1),
+            OpsBot,
+            "shop",
+            [new GuardrailRule("payments-by-hand", null, new GuardrailMatch { Tables = [Payments] }, GuardrailOutcome.RequireApproval, "Payments are changed by people")],
+            10_000);
+        Assert.Equal("guard.payments-by-hand", decision!.Rule);
+        Assert.Contains("Payments are changed by people", decision.Reason);
+        Assert.Contains("approval", decision.Reason);
+    }
+}
