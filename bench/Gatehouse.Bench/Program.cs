@@ -44,6 +44,20 @@ await using var targets = new PostgresTargets(connections);
 var analyzer = new PostgresAnalyzer(targets);
 await analyzer.ExplainAsync("shop", statements[0], ["delivered"], CancellationToken.None);
 Measure("cold classification (EXPLAIN round trip)", 0, () => analyzer.ExplainAsync("shop", statements[0], ["delivered"], CancellationToken.None).AsTask().GetAwaiter().GetResult(), 1);
+// A cached call's classification work: read the statement, hit the cache, authorize the plan, vet its functions.
+var cache = new ClassificationCache();
+var plan = await analyzer.ExplainAsync("shop", statements[0], ["delivered"], CancellationToken.None);
+var functionCatalog = await new PostgresFunctionCatalog(targets, new FixedVersion(), TimeProvider.System).GetAsync("shop", false, CancellationToken.None);
+var analyst = new AgentIdentity("analyst", [], "dev", "analyst", null, DateTimeOffset.MaxValue);
+Grant[] grants = [new("shop", AccessLevel.Read, ["public"], [])];
+cache.Set("shop", StatementReader.Read(statements[0])[0].Normalized, "v1", plan);
+Measure("classification, cached (read + cache + authorize + vet)", 0, () =>
+{
+    var statement = StatementReader.Read(statements[0])[0];
+    cache.TryGet("shop", statement.Normalized, "v1", out var cached);
+    Gatehouse.Enforcement.Authorization.StatementAuthorizer.AuthorizePlan(analyst, "shop", grants, cached);
+    FunctionVetting.Vet(cached.Functions, functionCatalog, cached.Writes, []);
+}, 1);
 Measure("PostgreSQL floor (SELECT 1 round trip)", 0, () =>
 {
     using var connection = targets.Get("shop").OpenConnection();
@@ -72,5 +86,11 @@ static void Measure(string name, int bytesPerIteration, Action body, int itemsPe
     samples.Sort();
     var perItem = samples[samples.Count / 2] / itemsPerIteration;
     var throughput = bytesPerIteration == 0 ? "" : $", {bytesPerIteration * (double)iterations / total.Elapsed.TotalSeconds / 1_000_000:0.0} MB/s";
-    Console.WriteLine($"{name,-45} p50 {perItem,9:0.0} µs per item, p99 {samples[(int)(samples.Count * 0.99)] / itemsPerIteration,9:0.0} µs{throughput}");
+    Console.WriteLine($"{name,-58} p50 {perItem,9:0.0} µs per item, p99 {samples[(int)(samples.Count * 0.99)] / itemsPerIteration,9:0.0} µs{throughput}");
+}
+
+/// <summary>A catalog version that never changes, for measuring cached paths.</summary>
+internal sealed class FixedVersion : ICatalogVersionSource
+{
+    public string? Current(string connection) => "v1";
 }
