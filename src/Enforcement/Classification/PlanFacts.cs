@@ -8,10 +8,13 @@ namespace Gatehouse.Enforcement.Classification;
 public sealed record PlanFacts(IReadOnlyList<RelationAccess> Relations, IReadOnlyList<FunctionCall> Functions, double EstimatedRows, double EstimatedWriteRows = 0)
 {
     public bool Writes => Relations.Any(r => r.Access == AccessLevel.Write);
+
+    /// <summary>The planner's total cost estimate for the statement.</summary>
+    public double EstimatedCost { get; init; }
+
+    /// <summary>The result columns as the top plan node computes them (EXPLAIN VERBOSE's Output): the lineage masking reads.</summary>
+    public IReadOnlyList<string> Outputs { get; init; } = [];
 }
 
 /// <summary>One relation in a plan and the access the plan needs on it (a ModifyTable target needs write).</summary>
 public sealed record RelationAccess(RelationName Relation, AccessLevel Access, string Operation);
-
-/// <summary>The gateway's understanding of one statement: its text, kind and, where PostgreSQL could explain it, the plan facts.</summary>
-public sealed record Classification(StatementText Statement, PlanFacts? Plan);

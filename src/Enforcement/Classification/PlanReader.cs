@@ -30,7 +30,13 @@ public static class PlanReader
         var functions = new List<FunctionCall>();
         var writeRows = 0.0;
         Walk(plan, relations, functions, ref writeRows);
-        return new PlanFacts(relations.Distinct().ToList(), functions.Distinct().ToList(), Rows(plan), writeRows);
+        return new PlanFacts(relations.Distinct().ToList(), functions.Distinct().ToList(), Rows(plan), writeRows)
+        {
+            EstimatedCost = plan.TryGetProperty("Total Cost", out var cost) && cost.TryGetDouble(out var c) ? c : 0,
+            Outputs = plan.TryGetProperty("Output", out var output) && output.ValueKind == JsonValueKind.Array
+                ? output.EnumerateArray().Where(o => o.ValueKind == JsonValueKind.String).Select(o => o.GetString()!).ToList()
+                : [],
+        };
     }
 
     private static void Walk(JsonElement node, List<RelationAccess> relations, List<FunctionCall> functions, ref double writeRows)

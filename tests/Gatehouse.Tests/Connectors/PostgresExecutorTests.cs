@@ -138,7 +138,12 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
         var facts = await analyzer.ExplainAsync("shop", "with d as (delete from orders where id = $1 returning customer_id) select c.email from customers c join d on d.customer_id = c.id", ["1"], CancellationToken.None);
         Assert.Contains(new RelationAccess(new RelationName("public", "orders"), AccessLevel.Write, "delete"), facts.Relations);
         Assert.Contains(new RelationAccess(new RelationName("public", "customers"), AccessLevel.Read, "read"), facts.Relations);
+        Assert.Equal(["c.email"], facts.Outputs);
+        Assert.True(facts.EstimatedCost > 0);
         Assert.Equal(1L, await pg.AdminScalarAsync("select count(*) from orders where id = 1"));
+
+        var bulk = await analyzer.ExplainAsync("shop", "update orders set note = 'x' where total >= 0", [], CancellationToken.None);
+        Assert.InRange(bulk.EstimatedWriteRows, 40, 200);
     }
 
     [Fact]

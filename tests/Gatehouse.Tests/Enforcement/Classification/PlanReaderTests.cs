@@ -7,7 +7,7 @@ public sealed class PlanReaderTests
 {
     // The shape PostgreSQL 15 prints for: WITH d AS (DELETE FROM public.orders RETURNING *) SELECT c.id FROM customers c, pg_ls_dir('.') f
     private const string WritableCtePlan = """
-        [{"Plan": {"Node Type": "Nested Loop", "Plan Rows": 42, "Output": ["c.id"], "Plans": [
+        [{"Plan": {"Node Type": "Nested Loop", "Plan Rows": 42, "Total Cost": 12.5, "Output": ["c.id"], "Plans": [
           {"Node Type": "ModifyTable", "Operation": "Delete", "Parent Relationship": "InitPlan", "Subplan Name": "CTE d",
            "Relation Name": "orders", "Schema": "public", "Alias": "orders", "Plans": [
              {"Node Type": "Seq Scan", "Relation Name": "orders", "Schema": "public", "Alias": "orders", "Output": ["orders.ctid"]}]},
@@ -31,6 +31,8 @@ public sealed class PlanReaderTests
         var facts = PlanReader.Read(WritableCtePlan);
         Assert.Equal([new FunctionCall(null, "pg_ls_dir"), new FunctionCall(null, "upper")], facts.Functions);
         Assert.Equal(42, facts.EstimatedRows);
+        Assert.Equal(12.5, facts.EstimatedCost);
+        Assert.Equal(["c.id"], facts.Outputs);
     }
 
     [Theory]

@@ -36,6 +36,23 @@ public sealed class PolicyLoaderTests
     }
 
     [Fact]
+    public void The_policy_example_in_the_readme_is_valid()
+    {
+        var directory = new DirectoryInfo(AppContext.BaseDirectory);
+        while (!File.Exists(Path.Combine(directory!.FullName, "Mcp.sln")))
+        {
+            directory = directory.Parent;
+        }
+
+        var readme = File.ReadAllText(Path.Combine(directory.FullName, "README.md"));
+        var start = readme.IndexOf("```yaml\ngateway:", StringComparison.Ordinal) + "```yaml\n".Length;
+        var example = readme[start..readme.IndexOf("```", start, StringComparison.Ordinal)];
+        var policy = Parse(example);
+        Assert.Equal(2, policy.Issuers.Count);
+        Assert.Equal("payments-by-hand", Assert.Single(policy.Guardrails).Id);
+    }
+
+    [Fact]
     public void A_minimal_policy_loads_with_defaults_and_paths_relative_to_the_file()
     {
         var policy = Parse(Minimal);
