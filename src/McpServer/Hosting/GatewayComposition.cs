@@ -24,7 +24,8 @@ public static class GatewayComposition
         services.AddSingleton<IAgentDirectory>(state);
         services.AddSingleton(sp => new TokenValidator(policy.Issuers, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<Identifier>();
-        services.AddSingleton(new PostgresTargets(policy.Connections));
+        // Built by the container so it is also disposed by it: pooled connections close with the host.
+        services.AddSingleton(_ => new PostgresTargets(policy.Connections));
         services.AddSingleton<IStatementAnalyzer, PostgresAnalyzer>();
         services.AddSingleton<ICatalogVersionSource, PostgresCatalogVersions>();
         services.AddSingleton<IFunctionCatalogSource, PostgresFunctionCatalog>();
