@@ -8,7 +8,7 @@ public sealed partial class SqliteStateStore : IAuditStore
 {
     private const string AuditColumns =
         "id, time_ms, tool, transport, session_id, agent, groups_json, issuer, subject, token_id, connection, sql, parameters,"
-        + " classification, decision, rule, reason, row_count, duration_ms, error";
+        + " classification, decision, rule, reason, row_count, duration_ms, error, masking";
 
     public async ValueTask BeginAsync(AuditRecord record, CancellationToken cancellationToken) =>
         await ExecuteAsync($"INSERT INTO audit ({AuditColumns}) VALUES ({Placeholders()})", p => BindAudit(p, record), cancellationToken).ConfigureAwait(false);
@@ -42,6 +42,7 @@ public sealed partial class SqliteStateStore : IAuditStore
         [
             r.Id, ToMs(r.Time), r.Tool, r.Transport, r.SessionId, r.Agent, JsonSerializer.Serialize(r.Groups), r.Issuer, r.Subject, r.TokenId,
             r.Connection, r.Sql, r.Parameters, r.Classification, r.Decision.ToString(), r.Rule, r.Reason, r.RowCount, r.DurationMs, r.Error,
+            r.Masking,
         ];
         for (var i = 0; i < values.Length; i++)
         {
@@ -71,5 +72,6 @@ public sealed partial class SqliteStateStore : IAuditStore
         RowCount = NullableLong(r, 17),
         DurationMs = r.GetDouble(18),
         Error = NullableString(r, 19),
+        Masking = NullableString(r, 20),
     };
 }

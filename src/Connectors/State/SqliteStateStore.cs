@@ -13,7 +13,7 @@ public sealed partial class SqliteStateStore
             id TEXT PRIMARY KEY, time_ms INTEGER NOT NULL, tool TEXT NOT NULL, transport TEXT NOT NULL, session_id TEXT,
             agent TEXT, groups_json TEXT NOT NULL, issuer TEXT, subject TEXT, token_id TEXT, connection TEXT, sql TEXT,
             parameters TEXT, classification TEXT, decision TEXT NOT NULL, rule TEXT NOT NULL, reason TEXT NOT NULL,
-            row_count INTEGER, duration_ms REAL NOT NULL, error TEXT);
+            row_count INTEGER, duration_ms REAL NOT NULL, error TEXT, masking TEXT);
         CREATE INDEX IF NOT EXISTS audit_time ON audit(time_ms);
         CREATE INDEX IF NOT EXISTS audit_agent_time ON audit(agent, time_ms);
         CREATE TABLE IF NOT EXISTS access_requests (
@@ -39,7 +39,30 @@ public sealed partial class SqliteStateStore
         await using var command = connection.CreateCommand();
         command.CommandText = "PRAGMA journal_mode=WAL;" + Schema;
         await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        await store.MigrateAsync(connection, cancellationToken).ConfigureAwait(false);
         return store;
+    }
+
+    // Columns added after a store may already exist; each is added once, idempotently.
+    private async Task MigrateAsync(SqliteConnection connection, CancellationToken cancellationToken)
+    {
+        await using var columns = connection.CreateCommand();
+        columns.CommandText = "SELECT name FROM pragma_table_info('audit')";
+        var existing = new HashSet<string>(StringComparer.Ordinal);
+        await using (var reader = await columns.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                existing.Add(reader.GetString(0));
+            }
+        }
+
+        if (!existing.Contains("masking"))
+        {
+            await using var alter = connection.CreateCommand();
+            alter.CommandText = "ALTER TABLE audit ADD COLUMN masking TEXT";
+            await alter.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
     }
 
     private async Task<SqliteConnection> OpenConnectionAsync(CancellationToken cancellationToken)

@@ -55,6 +55,9 @@ public sealed record AuditRecord
 
     public string? Error { get; init; }
 
+    /// <summary>What the detectors masked in what the agent received, e.g. "email:3, card:1".</summary>
+    public string? Masking { get; init; }
+
     /// <summary>A new, time-ordered record id.</summary>
     public static string NewId() => "aud_" + Guid.CreateVersion7().ToString("N");
 }

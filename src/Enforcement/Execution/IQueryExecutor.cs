@@ -29,7 +29,11 @@ public sealed record QueryResult(
     IReadOnlyList<object?[]> Rows,
     bool Truncated,
     string? TruncatedBecause,
-    long? AffectedRows);
+    long? AffectedRows)
+{
+    /// <summary>How many values of each sensitive kind the detectors masked.</summary>
+    public IReadOnlyDictionary<string, int> Masked { get; init; } = new Dictionary<string, int>();
+}
 
 /// <summary>A result column and its PostgreSQL type name.</summary>
 public sealed record ResultColumn(string Name, string Type);

@@ -50,3 +50,6 @@ internal sealed class CallScope(IAuditStore audit, AuditRecord record)
 
 /// <summary>The audit store could not make a record durable.</summary>
 internal sealed class AuditUnavailableException(Exception inner) : Exception("The audit store is unavailable.", inner);
+
+/// <summary>The Mask stage could not check a result; it must not leave the gateway.</summary>
+internal sealed class MaskingFailedException(Exception inner) : Exception("Masking failed.", inner);

@@ -5,6 +5,7 @@ using Gatehouse.Enforcement.Authorization;
 using Gatehouse.Enforcement.Classification;
 using Gatehouse.Enforcement.Execution;
 using Gatehouse.Enforcement.Identity;
+using Gatehouse.Enforcement.Masking;
 using Gatehouse.Enforcement.Policy;
 using Microsoft.Extensions.Logging;
 
@@ -82,6 +83,11 @@ public sealed partial class GatewayPipeline(
         {
             result = new StepResult(DatabaseDecision(scope.Record.Connection, e));
         }
+        catch (MaskingFailedException e)
+        {
+            Log.CallCrashed(logger, e.InnerException!, scope.Record.Id);
+            result = new StepResult(Decision.Fail("masking.failed", "the result could not be checked for sensitive values, so it is withheld"));
+        }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             await FinishAsync(scope, new StepResult(Decision.Fail("call.cancelled", "the client cancelled the call")), started, CancellationToken.None).ConfigureAwait(false);
@@ -124,6 +130,24 @@ public sealed partial class GatewayPipeline(
         return new CallOutcome(record.Id, result.Decision, result.Decision.IsAllowed ? result.Payload : null);
     }
 
+    // The Mask stage. A failure here is a failed call, never an unmasked result.
+    private static QueryResult MaskResult(QueryResult result, CallScope scope)
+    {
+        var counts = new MaskingCounts();
+        QueryResult masked;
+        try
+        {
+            masked = ResultMasker.Mask(result, counts);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            throw new MaskingFailedException(e);
+        }
+
+        scope.Describe(r => r with { Masking = counts.Describe() });
+        return masked;
+    }
+
     private Decision? CheckConnection(string? connection) =>
         connection is not null && policy.Connections.ContainsKey(connection)
             ? null
@@ -133,17 +157,19 @@ public sealed partial class GatewayPipeline(
 
     private Decision DatabaseDecision(string? connection, DatabaseException e)
     {
+        // PostgreSQL echoes values in its messages (a failed cast shows the input): they pass the detectors too.
+        var message = ContentDetectors.Mask(e.Message, new MaskingCounts());
         switch (e.Failure)
         {
             case DatabaseFailure.Unavailable:
-                Log.DatabaseUnavailable(logger, connection ?? "?", e.Message);
-                return Decision.Fail("database.unavailable", $"connection '{connection}' is not reachable right now ({e.Message}); nothing was run, try again shortly");
+                Log.DatabaseUnavailable(logger, connection ?? "?", message);
+                return Decision.Fail("database.unavailable", $"connection '{connection}' is not reachable right now ({message}); nothing was run, try again shortly");
             case DatabaseFailure.PermissionDenied:
-                return Decision.Deny("database.permission_denied", $"PostgreSQL's own privileges refuse this ({e.Message}); the gateway's credential may not do it either, whatever the policy says");
+                return Decision.Deny("database.permission_denied", $"PostgreSQL's own privileges refuse this ({message}); the gateway's credential may not do it either, whatever the policy says");
             case DatabaseFailure.Timeout:
                 return Decision.Fail("database.timeout", $"the statement ran longer than {Durations.Format(policy.Gateway.Limits.StatementTimeout)} and was cancelled");
             default:
-                return Decision.Fail("database.rejected", $"PostgreSQL rejected the statement: {e.Message}" + (e.SqlState is null ? "" : $" (SQLSTATE {e.SqlState})"));
+                return Decision.Fail("database.rejected", $"PostgreSQL rejected the statement: {message}" + (e.SqlState is null ? "" : $" (SQLSTATE {e.SqlState})"));
         }
     }
 }

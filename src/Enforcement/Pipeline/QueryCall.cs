@@ -119,7 +119,7 @@ public sealed partial class GatewayPipeline
             limits.StatementTimeout,
             scope.Identity,
             scope.Record.Id);
-        var result = await executor.ExecuteAsync(execution, cancellationToken).ConfigureAwait(false);
+        var result = MaskResult(await executor.ExecuteAsync(execution, cancellationToken).ConfigureAwait(false), scope);
         return new StepResult(
             verdicts.Final(Decision.Allow("query.allowed", byPlan.IsAllowed ? byPlan.Reason : "allowed")),
             result,

@@ -67,7 +67,7 @@ public static class AuditCommand
                     ("subject", record.Subject), ("token id", record.TokenId), ("connection", record.Connection), ("sql", record.Sql),
                     ("parameters", record.Parameters), ("classification", record.Classification), ("decision", record.Decision.ToString()),
                     ("rule", record.Rule), ("reason", record.Reason), ("rows", record.RowCount?.ToString()),
-                    ("duration", $"{record.DurationMs:0.0} ms"), ("error", record.Error),
+                    ("duration", $"{record.DurationMs:0.0} ms"), ("error", record.Error), ("masked", record.Masking),
                 }.Select(f => (IReadOnlyList<string>)[f.Item1, Output.Clip(f.Item2 ?? "-", 4000)]));
             return 0;
         }));

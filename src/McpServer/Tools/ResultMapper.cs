@@ -65,6 +65,17 @@ public static class ResultMapper
             json["affected_rows"] = result.AffectedRows;
         }
 
+        if (result.Masked.Count > 0)
+        {
+            var masked = new JsonObject();
+            foreach (var (kind, count) in result.Masked)
+            {
+                masked[kind] = count;
+            }
+
+            json["masked"] = masked;
+        }
+
         return json;
     }
 

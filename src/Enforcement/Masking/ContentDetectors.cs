@@ -1,0 +1,215 @@
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace Gatehouse.Enforcement.Masking;
+
+/// <summary>
+/// The backstop under column masking: finds sensitive values in any text (result values and error messages alike) and
+/// replaces them with a bracketed class name. Each detector validates its candidates (Luhn and IIN for cards, SSA ranges for
+/// SSNs, mod-97 for IBANs) so that ordinary numbers pass untouched. Cheap pre-checks skip the regexes for most values.
+/// </summary>
+public static partial class ContentDetectors
+{
+    /// <summary>The masked text, or the original string when nothing was found.</summary>
+    public static string Mask(string text, MaskingCounts counts)
+    {
+        if (text.Length < 6)
+        {
+            return text;
+        }
+
+        var digits = 0;
+        bool at = false, letters = false;
+        foreach (var c in text)
+        {
+            if (char.IsAsciiDigit(c))
+            {
+                digits++;
+            }
+            else if (c == '@')
+            {
+                at = true;
+            }
+            else if (char.IsAsciiLetter(c))
+            {
+                letters = true;
+            }
+        }
+
+        var result = text;
+        if (letters && result.Contains("-----BEGIN", StringComparison.Ordinal))
+        {
+            result = Replace(PrivateKeyPattern(), result, SensitiveKind.PrivateKey, counts, _ => true);
+        }
+
+        if (letters && result.Contains("eyJ", StringComparison.Ordinal))
+        {
+            result = Replace(JwtPattern(), result, SensitiveKind.Jwt, counts, _ => true);
+        }
+
+        if (letters && result.Length >= 20)
+        {
+            result = Replace(ApiKeyPattern(), result, SensitiveKind.ApiKey, counts, _ => true);
+        }
+
+        if (at)
+        {
+            result = Replace(EmailPattern(), result, SensitiveKind.Email, counts, _ => true);
+        }
+
+        if (digits >= 12)
+        {
+            result = Replace(CardPattern(), result, SensitiveKind.Card, counts, IsCard);
+            result = Replace(IbanPattern(), result, SensitiveKind.Iban, counts, IsIban);
+        }
+
+        if (digits >= 9)
+        {
+            result = Replace(SsnPattern(), result, SensitiveKind.Ssn, counts, IsSsn);
+        }
+
+        if (digits >= 8)
+        {
+            result = Replace(InternationalPhonePattern(), result, SensitiveKind.Phone, counts, IsPhone);
+        }
+
+        if (digits >= 10)
+        {
+            result = Replace(NanpPhonePattern(), result, SensitiveKind.Phone, counts, _ => true);
+        }
+
+        return result;
+    }
+
+    private static string Replace(Regex pattern, string text, SensitiveKind kind, MaskingCounts counts, Func<string, bool> valid) =>
+        pattern.Replace(text, match =>
+        {
+            if (!valid(match.Value))
+            {
+                return match.Value;
+            }
+
+            counts.Add(kind);
+            return $"[{MaskingCounts.Name(kind)}]";
+        });
+
+    internal static bool IsSsn(string candidate)
+    {
+        var digits = Digits(candidate);
+        if (digits.Length != 9)
+        {
+            return false;
+        }
+
+        var area = int.Parse(digits.AsSpan(0, 3));
+        var group = int.Parse(digits.AsSpan(3, 2));
+        var serial = int.Parse(digits.AsSpan(5, 4));
+        return area is not (0 or 666) && area < 900 && group != 0 && serial != 0;
+    }
+
+    internal static bool IsCard(string candidate)
+    {
+        var digits = Digits(candidate);
+        return digits.Length is >= 13 and <= 19 && KnownIssuer(digits) && Luhn(digits);
+    }
+
+    private static bool KnownIssuer(string d)
+    {
+        var two = int.Parse(d.AsSpan(0, 2));
+        var four = int.Parse(d.AsSpan(0, 4));
+        return d[0] == '4' && d.Length is 13 or 16 or 19                           // Visa
+            || (two is >= 51 and <= 55 || four is >= 2221 and <= 2720) && d.Length == 16 // Mastercard
+            || two is 34 or 37 && d.Length == 15                                     // American Express
+            || (four == 6011 || two == 65 || four / 10 is >= 644 and <= 649) && d.Length is 16 or 19 // Discover
+            || four is >= 3528 and <= 3589 && d.Length is >= 16 and <= 19            // JCB
+            || (four / 10 is >= 300 and <= 305 || two is 36 or 38) && d.Length is 14 or 16 // Diners
+            || two == 62 && d.Length is >= 16 and <= 19;                             // UnionPay
+    }
+
+    private static bool Luhn(string digits)
+    {
+        var sum = 0;
+        for (var i = 0; i < digits.Length; i++)
+        {
+            var d = digits[digits.Length - 1 - i] - '0';
+            if (i % 2 == 1)
+            {
+                d = d * 2 > 9 ? d * 2 - 9 : d * 2;
+            }
+
+            sum += d;
+        }
+
+        return sum % 10 == 0;
+    }
+
+    internal static bool IsIban(string candidate)
+    {
+        var iban = candidate.Replace(" ", "", StringComparison.Ordinal);
+        if (iban.Length is < 15 or > 34)
+        {
+            return false;
+        }
+
+        // Move the country code and check digits to the end, turn letters into numbers, and take the remainder mod 97.
+        var rearranged = iban[4..] + iban[..4];
+        var remainder = 0;
+        foreach (var c in rearranged)
+        {
+            var value = char.IsAsciiDigit(c) ? c - '0' : char.IsAsciiLetterUpper(c) ? c - 'A' + 10 : -1;
+            if (value < 0)
+            {
+                return false;
+            }
+
+            remainder = value >= 10 ? (remainder * 100 + value) % 97 : (remainder * 10 + value) % 97;
+        }
+
+        return remainder == 1;
+    }
+
+    // E.164 allows at most 15 digits after the '+'.
+    internal static bool IsPhone(string candidate) => Digits(candidate).Length is >= 8 and <= 15;
+
+    private static string Digits(string text)
+    {
+        var builder = new StringBuilder(text.Length);
+        foreach (var c in text)
+        {
+            if (char.IsAsciiDigit(c))
+            {
+                builder.Append(c);
+            }
+        }
+
+        return builder.ToString();
+    }
+
+    [GeneratedRegex(@"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}", RegexOptions.CultureInvariant)]
+    private static partial Regex EmailPattern();
+
+    [GeneratedRegex(@"(?<![\d-])\d{3}[- ]\d{2}[- ]\d{4}(?![\d-])", RegexOptions.CultureInvariant)]
+    private static partial Regex SsnPattern();
+
+    [GeneratedRegex(@"(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)", RegexOptions.CultureInvariant)]
+    private static partial Regex CardPattern();
+
+    [GeneratedRegex(@"(?<![\w+])\+\d{1,3}(?:[ .\-]?\(?\d{1,4}\)?){2,5}(?![\w])", RegexOptions.CultureInvariant)]
+    private static partial Regex InternationalPhonePattern();
+
+    // NANP without a country code: 3-3-4 digits, area and exchange codes starting with 2-9.
+    [GeneratedRegex(@"(?<![\w\-])\(?[2-9]\d{2}\)?[ .\-]?[2-9]\d{2}[ .\-]\d{4}(?![\w\-])", RegexOptions.CultureInvariant)]
+    private static partial Regex NanpPhonePattern();
+
+    [GeneratedRegex(@"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", RegexOptions.CultureInvariant)]
+    private static partial Regex IbanPattern();
+
+    [GeneratedRegex(@"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*", RegexOptions.CultureInvariant)]
+    private static partial Regex JwtPattern();
+
+    [GeneratedRegex(@"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----[\s\S]*?(?:-----END (?:[A-Z]+ )*PRIVATE KEY-----|$)", RegexOptions.CultureInvariant)]
+    private static partial Regex PrivateKeyPattern();
+
+    [GeneratedRegex(@"\b(?:sk-[A-Za-z0-9_\-]{20,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,}|xox[abprs]-[A-Za-z0-9\-]{10,}|AIza[0-9A-Za-z_\-]{35}|glpat-[A-Za-z0-9_\-]{20,})", RegexOptions.CultureInvariant)]
+    private static partial Regex ApiKeyPattern();
+}

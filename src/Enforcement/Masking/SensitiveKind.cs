@@ -1,0 +1,37 @@
+namespace Gatehouse.Enforcement.Masking;
+
+/// <summary>Kinds of sensitive value the content detectors recognize in any text.</summary>
+public enum SensitiveKind
+{
+    Email,
+    Ssn,
+    Card,
+    Phone,
+    Iban,
+    Jwt,
+    PrivateKey,
+    ApiKey,
+}
+
+/// <summary>How many values of each kind were masked in one result.</summary>
+public sealed class MaskingCounts
+{
+    private readonly int[] _counts = new int[Enum.GetValues<SensitiveKind>().Length];
+
+    public int Total => _counts.Sum();
+
+    public void Add(SensitiveKind kind) => _counts[(int)kind]++;
+
+    public IReadOnlyDictionary<string, int> ByKind() =>
+        Enum.GetValues<SensitiveKind>().Where(k => _counts[(int)k] > 0).ToDictionary(k => Name(k), k => _counts[(int)k]);
+
+    /// <summary>"email:3, card:1", or null when nothing was masked.</summary>
+    public string? Describe() => Total == 0 ? null : string.Join(", ", ByKind().Select(p => $"{p.Key}:{p.Value}"));
+
+    public static string Name(SensitiveKind kind) => kind switch
+    {
+        SensitiveKind.PrivateKey => "private_key",
+        SensitiveKind.ApiKey => "api_key",
+        _ => kind.ToString().ToLowerInvariant(),
+    };
+}
