@@ -12,6 +12,9 @@ public sealed record PlanFacts(IReadOnlyList<RelationAccess> Relations, IReadOnl
     /// <summary>The planner's total cost estimate for the statement.</summary>
     public double EstimatedCost { get; init; }
 
+    /// <summary>Columns of scanned relations that any expression in the plan uses (outputs, filters, join and sort keys, subplans).</summary>
+    public IReadOnlyList<ColumnUse> Columns { get; init; } = [];
+
     /// <summary>The result columns as the top plan node computes them (EXPLAIN VERBOSE's Output): the lineage masking reads.</summary>
     public IReadOnlyList<string> Outputs { get; init; } = [];
 }

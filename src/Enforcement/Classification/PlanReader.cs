@@ -28,10 +28,14 @@ public static class PlanReader
 
         var relations = new List<RelationAccess>();
         var functions = new List<FunctionCall>();
+        var references = new List<(string Alias, string Column)>();
+        var bare = new List<string>();
+        var aliases = new List<(string Alias, RelationName Relation)>();
         var writeRows = 0.0;
-        Walk(plan, relations, functions, ref writeRows);
+        Walk(plan, new Collected(relations, functions, references, bare, aliases), ref writeRows);
         return new PlanFacts(relations.Distinct().ToList(), functions.Distinct().ToList(), Rows(plan), writeRows)
         {
+            Columns = Resolve(references, bare, aliases),
             EstimatedCost = plan.TryGetProperty("Total Cost", out var cost) && cost.TryGetDouble(out var c) ? c : 0,
             Outputs = plan.TryGetProperty("Output", out var output) && output.ValueKind == JsonValueKind.Array
                 ? output.EnumerateArray().Where(o => o.ValueKind == JsonValueKind.String).Select(o => o.GetString()!).ToList()
@@ -39,8 +43,31 @@ public static class PlanReader
         };
     }
 
-    private static void Walk(JsonElement node, List<RelationAccess> relations, List<FunctionCall> functions, ref double writeRows)
+    /// <summary>What the walk gathers from every node.</summary>
+    private sealed record Collected(
+        List<RelationAccess> Relations,
+        List<FunctionCall> Functions,
+        List<(string Alias, string Column)> References,
+        List<string> Bare,
+        List<(string Alias, RelationName Relation)> Aliases);
+
+    // An alias used for several relations in one plan maps to all of them: a reference is charged to each (fail closed).
+    // With a single relation, EXPLAIN prints its columns unqualified: every bare name is charged to that relation.
+    private static List<ColumnUse> Resolve(List<(string Alias, string Column)> references, List<string> bare, List<(string Alias, RelationName Relation)> aliases)
     {
+        var uses = references.SelectMany(r => aliases.Where(a => a.Alias == r.Alias).Select(a => new ColumnUse(a.Relation, r.Column)));
+        var relations = aliases.Select(a => a.Relation).Distinct().ToList();
+        if (relations.Count == 1)
+        {
+            uses = uses.Concat(bare.Select(b => new ColumnUse(relations[0], b)));
+        }
+
+        return uses.Distinct().ToList();
+    }
+
+    private static void Walk(JsonElement node, Collected collected, ref double writeRows)
+    {
+        var (relations, functions, _, _, aliases) = collected;
         var nodeType = Text(node, "Node Type") ?? "";
         if (nodeType == "ModifyTable" && node.TryGetProperty("Plans", out var sources))
         {
@@ -55,6 +82,7 @@ public static class PlanReader
             relations.Add(nodeType == "ModifyTable" && operation is not null
                 ? new RelationAccess(relation, AccessLevel.Write, operation.ToLowerInvariant())
                 : new RelationAccess(relation, AccessLevel.Read, "read"));
+            aliases.Add((Text(node, "Alias") ?? name, relation));
         }
 
         foreach (var property in node.EnumerateObject())
@@ -63,34 +91,37 @@ public static class PlanReader
             {
                 foreach (var child in property.Value.EnumerateArray())
                 {
-                    Walk(child, relations, functions, ref writeRows);
+                    Walk(child, collected, ref writeRows);
                 }
             }
             else if (!NameProperties.Contains(property.Name))
             {
-                CollectCalls(property.Value, functions);
+                CollectExpressions(property.Value, collected);
             }
         }
     }
 
-    private static void CollectCalls(JsonElement value, List<FunctionCall> functions)
+    private static void CollectExpressions(JsonElement value, Collected collected)
     {
         switch (value.ValueKind)
         {
             case JsonValueKind.String:
-                functions.AddRange(FunctionCallReader.Read(value.GetString()!));
+                var expression = value.GetString()!;
+                collected.Functions.AddRange(FunctionCallReader.Read(expression));
+                collected.References.AddRange(ColumnReader.Read(expression));
+                collected.Bare.AddRange(ColumnReader.ReadBare(expression));
                 break;
             case JsonValueKind.Array:
                 foreach (var item in value.EnumerateArray())
                 {
-                    CollectCalls(item, functions);
+                    CollectExpressions(item, collected);
                 }
 
                 break;
             case JsonValueKind.Object:
                 foreach (var property in value.EnumerateObject())
                 {
-                    CollectCalls(property.Value, functions);
+                    CollectExpressions(property.Value, collected);
                 }
 
                 break;

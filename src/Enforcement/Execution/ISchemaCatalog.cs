@@ -17,8 +17,13 @@ public sealed record TableDescription(
     IReadOnlyList<string> PrimaryKey,
     IReadOnlyList<ForeignKeyDescription> ForeignKeys);
 
-/// <summary>A column's name, type, nullability and comment.</summary>
-public sealed record ColumnDescription(string Name, string Type, bool Nullable, string? Comment);
+/// <summary>A column's name, type, nullability and comment; the gateway adds its sensitive class and whether the caller sees it masked.</summary>
+public sealed record ColumnDescription(string Name, string Type, bool Nullable, string? Comment)
+{
+    public string? SensitiveClass { get; init; }
+
+    public bool MaskedForCaller { get; init; }
+}
 
 /// <summary>A foreign key from some columns of one table to another table.</summary>
 public sealed record ForeignKeyDescription(IReadOnlyList<string> Columns, RelationName References, IReadOnlyList<string> ReferencedColumns);

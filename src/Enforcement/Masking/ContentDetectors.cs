@@ -11,9 +11,10 @@ namespace Gatehouse.Enforcement.Masking;
 public static partial class ContentDetectors
 {
     /// <summary>The masked text, or the original string when nothing was found.</summary>
-    public static string Mask(string text, MaskingCounts counts)
+    /// <param name="unmasked">Classes the caller may see (email, ssn, card, phone, iban, secret; or all).</param>
+    public static string Mask(string text, MaskingCounts counts, IReadOnlySet<string>? unmasked = null)
     {
-        if (text.Length < 6)
+        if (text.Length < 6 || unmasked?.Contains("all") == true)
         {
             return text;
         }
@@ -39,50 +40,50 @@ public static partial class ContentDetectors
         var result = text;
         if (letters && result.Contains("-----BEGIN", StringComparison.Ordinal))
         {
-            result = Replace(PrivateKeyPattern(), result, SensitiveKind.PrivateKey, counts, _ => true);
+            result = Replace(PrivateKeyPattern(), result, SensitiveKind.PrivateKey, counts, _ => true, unmasked);
         }
 
         if (letters && result.Contains("eyJ", StringComparison.Ordinal))
         {
-            result = Replace(JwtPattern(), result, SensitiveKind.Jwt, counts, _ => true);
+            result = Replace(JwtPattern(), result, SensitiveKind.Jwt, counts, _ => true, unmasked);
         }
 
         if (letters && result.Length >= 20)
         {
-            result = Replace(ApiKeyPattern(), result, SensitiveKind.ApiKey, counts, _ => true);
+            result = Replace(ApiKeyPattern(), result, SensitiveKind.ApiKey, counts, _ => true, unmasked);
         }
 
         if (at)
         {
-            result = Replace(EmailPattern(), result, SensitiveKind.Email, counts, _ => true);
+            result = Replace(EmailPattern(), result, SensitiveKind.Email, counts, _ => true, unmasked);
         }
 
         if (digits >= 12)
         {
-            result = Replace(CardPattern(), result, SensitiveKind.Card, counts, IsCard);
-            result = Replace(IbanPattern(), result, SensitiveKind.Iban, counts, IsIban);
+            result = Replace(CardPattern(), result, SensitiveKind.Card, counts, IsCard, unmasked);
+            result = Replace(IbanPattern(), result, SensitiveKind.Iban, counts, IsIban, unmasked);
         }
 
         if (digits >= 9)
         {
-            result = Replace(SsnPattern(), result, SensitiveKind.Ssn, counts, IsSsn);
+            result = Replace(SsnPattern(), result, SensitiveKind.Ssn, counts, IsSsn, unmasked);
         }
 
         if (digits >= 8)
         {
-            result = Replace(InternationalPhonePattern(), result, SensitiveKind.Phone, counts, IsPhone);
+            result = Replace(InternationalPhonePattern(), result, SensitiveKind.Phone, counts, IsPhone, unmasked);
         }
 
         if (digits >= 10)
         {
-            result = Replace(NanpPhonePattern(), result, SensitiveKind.Phone, counts, _ => true);
+            result = Replace(NanpPhonePattern(), result, SensitiveKind.Phone, counts, _ => true, unmasked);
         }
 
         return result;
     }
 
-    private static string Replace(Regex pattern, string text, SensitiveKind kind, MaskingCounts counts, Func<string, bool> valid) =>
-        pattern.Replace(text, match =>
+    private static string Replace(Regex pattern, string text, SensitiveKind kind, MaskingCounts counts, Func<string, bool> valid, IReadOnlySet<string>? unmasked) =>
+        unmasked?.Contains(MaskingCounts.ClassOf(kind)) == true ? text : pattern.Replace(text, match =>
         {
             if (!valid(match.Value))
             {

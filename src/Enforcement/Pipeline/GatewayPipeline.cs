@@ -81,7 +81,7 @@ public sealed partial class GatewayPipeline(
         }
         catch (DatabaseException e)
         {
-            result = new StepResult(DatabaseDecision(scope.Record.Connection, e));
+            result = new StepResult(DatabaseDecision(scope.Record.Connection, e, scope.Identity is null ? null : OverlayMasking.UnmaskRights(policy, scope.Identity)));
         }
         catch (MaskingFailedException e)
         {
@@ -131,13 +131,13 @@ public sealed partial class GatewayPipeline(
     }
 
     // The Mask stage. A failure here is a failed call, never an unmasked result.
-    private static QueryResult MaskResult(QueryResult result, CallScope scope)
+    private QueryResult MaskResult(QueryResult result, CallScope scope)
     {
         var counts = new MaskingCounts();
         QueryResult masked;
         try
         {
-            masked = ResultMasker.Mask(result, counts);
+            masked = ResultMasker.Mask(result, counts, OverlayMasking.UnmaskRights(policy, scope.Identity));
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -155,10 +155,10 @@ public sealed partial class GatewayPipeline(
 
     private static string Clip(string text, int max) => text.Length <= max ? text : $"{text[..max]}… ({text.Length} characters)";
 
-    private Decision DatabaseDecision(string? connection, DatabaseException e)
+    private Decision DatabaseDecision(string? connection, DatabaseException e, IReadOnlySet<string>? unmasked)
     {
         // PostgreSQL echoes values in its messages (a failed cast shows the input): they pass the detectors too.
-        var message = ContentDetectors.Mask(e.Message, new MaskingCounts());
+        var message = ContentDetectors.Mask(e.Message, new MaskingCounts(), unmasked);
         switch (e.Failure)
         {
             case DatabaseFailure.Unavailable:

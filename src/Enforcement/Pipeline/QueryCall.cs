@@ -3,6 +3,8 @@ using Gatehouse.Enforcement.Authorization;
 using Gatehouse.Enforcement.Classification;
 using Gatehouse.Enforcement.Execution;
 using Gatehouse.Enforcement.Guardrails;
+using Gatehouse.Enforcement.Masking;
+using Gatehouse.Enforcement.Policy;
 
 namespace Gatehouse.Enforcement.Pipeline;
 
@@ -99,6 +101,16 @@ public sealed partial class GatewayPipeline
         if (verdicts.Blocks(functionsRefused))
         {
             return new StepResult(functionsRefused!, Classification: classification);
+        }
+
+        var connectionConfig = policy.Connections[connection];
+        var masked = connectionConfig.Masking == MaskingMode.Overlay
+            ? OverlayMasking.Check(plan, connectionConfig, OverlayMasking.UnmaskRights(policy, scope.Identity))
+            : null;
+        if (masked is not null)
+        {
+            // Fail closed even in observe mode: a sensitive value must never leave to find out what would happen.
+            return new StepResult(masked, Classification: classification);
         }
 
         var guarded = GuardrailEvaluator.Evaluate(analyzed, plan, scope.Identity, connection, policy.Guardrails, limits.MaxWriteRows);

@@ -1,3 +1,6 @@
+using Gatehouse.Enforcement.Classification;
+using Gatehouse.Enforcement.Masking;
+
 namespace Gatehouse.Enforcement.Pipeline;
 
 public sealed partial class GatewayPipeline
@@ -32,6 +35,16 @@ public sealed partial class GatewayPipeline
             return new StepResult(Decision.Deny("grant.relation_not_granted", $"agent '{scope.Identity.Agent}' may not see a table named '{Clip(request.Table, 100)}' on connection '{connection}'"));
         }
 
-        return new StepResult(Decision.Allow("schema.described", $"{visible.Count} table(s) visible under the caller's grants"), visible, visible.Count);
+        var config = policy.Connections[connection];
+        var unmask = OverlayMasking.UnmaskRights(policy, scope.Identity);
+        var described = visible
+            .Select(t => t with
+            {
+                Columns = t.Columns.Select(c => config.Tags.TryGetValue(new ColumnUse(t.Name, c.Name), out var className)
+                    ? c with { SensitiveClass = className, MaskedForCaller = !unmask.Contains(className) && !unmask.Contains("all") }
+                    : c).ToList(),
+            })
+            .ToList();
+        return new StepResult(Decision.Allow("schema.described", $"{visible.Count} table(s) visible under the caller's grants"), described, described.Count);
     }
 }

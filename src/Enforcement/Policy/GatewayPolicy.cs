@@ -1,3 +1,4 @@
+using Gatehouse.Enforcement.Classification;
 using Gatehouse.Enforcement.Guardrails;
 
 namespace Gatehouse.Enforcement.Policy;
@@ -37,6 +38,12 @@ public sealed record ConnectionConfig(string Name, string ConnectionString, Secr
     /// <summary>Functions beyond the vetted built-ins that statements may call, as schema.name (or a bare name).</summary>
     public IReadOnlyList<string> AllowedFunctions { get; init; } = [];
 
+    /// <summary>Columns tagged sensitive, with their class (email, ssn, card, …).</summary>
+    public IReadOnlyDictionary<ColumnUse, string> Tags { get; init; } = new Dictionary<ColumnUse, string>();
+
+    /// <summary>How tagged columns are protected on this connection.</summary>
+    public MaskingMode Masking { get; init; } = MaskingMode.Strict;
+
     /// <summary>Decisions are computed and recorded, but policy refusals do not block (for trying a policy on live traffic).</summary>
     public bool ObserveOnly { get; init; }
 
@@ -62,5 +69,18 @@ public sealed record SecretSource(string? EnvironmentVariable, string? FilePath)
     }
 }
 
-/// <summary>Grants attached to one agent or one group.</summary>
-public sealed record PrincipalPolicy(string Name, IReadOnlyList<Grant> Grants);
+/// <summary>Grants attached to one agent or one group, and the sensitive classes it may see unmasked ("all" for every class).</summary>
+public sealed record PrincipalPolicy(string Name, IReadOnlyList<Grant> Grants)
+{
+    public IReadOnlyList<string> Unmask { get; init; } = [];
+}
+
+/// <summary>How a connection protects tagged columns.</summary>
+public enum MaskingMode
+{
+    /// <summary>PostgreSQL enforces masking through per-profile roles and views created by setup.</summary>
+    Strict,
+
+    /// <summary>No objects in the database: statements that touch a tagged column are refused for callers without the unmask right.</summary>
+    Overlay,
+}

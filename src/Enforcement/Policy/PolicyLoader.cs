@@ -112,7 +112,7 @@ public static class PolicyLoader
         foreach (var (name, entryNode) in reader.Mapping(node, "connections"))
         {
             var what = $"connection '{name}'";
-            var e = reader.Mapping(entryNode, what, "connection_string", "password_env", "password_file", "functions", "search_path", "observe_only");
+            var e = reader.Mapping(entryNode, what, "connection_string", "password_env", "password_file", "functions", "search_path", "observe_only", "masking", "tags");
             var cs = reader.String(e, "connection_string", $"{what}: connection_string", requiredAt: entryNode);
             if (cs is not null && !IsSafeConnectionString(cs, out var problem))
             {
@@ -128,11 +128,62 @@ public static class PolicyLoader
                     AllowedFunctions = functions,
                     SearchPath = reader.String(e, "search_path", $"{what}: search_path") ?? "public",
                     ObserveOnly = e.TryGetValue("observe_only", out var observe) && reader.Bool(observe, $"{what}: observe_only"),
+                    Tags = e.TryGetValue("tags", out var tags) ? ReadTags(reader, tags, what) : new Dictionary<ColumnUse, string>(),
+                    Masking = ReadMaskingMode(reader, e, entryNode, what),
                 };
             }
         }
 
         return result;
+    }
+
+    private static Dictionary<ColumnUse, string> ReadTags(YamlNodeReader reader, YamlNode node, string what)
+    {
+        var tags = new Dictionary<ColumnUse, string>();
+        foreach (var (key, classNode) in reader.Mapping(node, $"{what}: tags"))
+        {
+            var parts = key.Split('.');
+            var className = reader.String(classNode, $"{what}: the class of {key}");
+            if (parts.Length is < 2 or > 3 || parts.Any(string.IsNullOrWhiteSpace))
+            {
+                reader.Error(classNode, $"{what}: '{key}' is not a column; write schema.table.column.");
+                continue;
+            }
+
+            if (className is not null && !ValidClassName(className))
+            {
+                reader.Error(classNode, $"{what}: class '{className}' must be a lower-case word such as email, ssn, card, phone, iban, name, address, secret or free_text.");
+                continue;
+            }
+
+            var relation = parts.Length == 3 ? new RelationName(parts[0], parts[1]) : new RelationName("public", parts[0]);
+            tags[new ColumnUse(relation, parts[^1])] = className ?? "";
+        }
+
+        return tags;
+    }
+
+    private static bool ValidClassName(string name) => name.Length > 0 && name != "all" && name.All(c => char.IsAsciiLetterLower(c) || c == '_');
+
+    private static MaskingMode ReadMaskingMode(YamlNodeReader reader, Dictionary<string, YamlNode> e, YamlNode at, string what)
+    {
+        var text = reader.String(e, "masking", $"{what}: masking") ?? "strict";
+        if (text == "overlay")
+        {
+            return MaskingMode.Overlay;
+        }
+
+        if (text != "strict")
+        {
+            reader.Error(e["masking"], $"{what}: masking '{text}' is not known; use overlay (strict needs gatehouse setup).");
+        }
+        else if (e.ContainsKey("tags"))
+        {
+            // Fail closed: tags without a mode that enforces them would promise masking that does not happen.
+            reader.Error(at, $"{what}: tagged columns need a masking mode; strict masking (database profiles created by 'gatehouse setup') is not available yet, so set masking: overlay.");
+        }
+
+        return MaskingMode.Strict;
     }
 
     private static bool IsSafeConnectionString(string cs, out string problem)
@@ -266,7 +317,7 @@ public static class PolicyLoader
         foreach (var (name, entryNode) in reader.Mapping(node, $"{kind}s"))
         {
             var what = $"{kind} '{name}'";
-            var e = reader.Mapping(entryNode, what, "grants");
+            var e = reader.Mapping(entryNode, what, "grants", "unmask");
             var grants = new List<Grant>();
             if (e.TryGetValue("grants", out var grantsNode))
             {
@@ -279,7 +330,13 @@ public static class PolicyLoader
                 }
             }
 
-            result[name] = new PrincipalPolicy(name, grants);
+            var unmask = e.TryGetValue("unmask", out var u) ? reader.Strings(u, $"{what}: unmask") : [];
+            foreach (var bad in unmask.Where(c => c != "all" && !ValidClassName(c)))
+            {
+                reader.Error(u!, $"{what}: unmask class '{bad}' must be a lower-case word, or all.");
+            }
+
+            result[name] = new PrincipalPolicy(name, grants) { Unmask = unmask };
         }
 
         return result;

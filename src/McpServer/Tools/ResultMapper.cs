@@ -118,6 +118,8 @@ public static class ResultMapper
                 ["type"] = c.Type,
                 ["nullable"] = c.Nullable,
                 ["comment"] = c.Comment,
+                ["sensitive"] = c.SensitiveClass,
+                ["masked_for_you"] = c.SensitiveClass is null ? null : c.MaskedForCaller,
             }).ToArray()),
             ["primary_key"] = new JsonArray(t.PrimaryKey.Select(k => (JsonNode?)k).ToArray()),
             ["foreign_keys"] = new JsonArray(t.ForeignKeys.Select(f => (JsonNode)new JsonObject

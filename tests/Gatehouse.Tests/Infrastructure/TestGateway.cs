@@ -35,10 +35,10 @@ public sealed class TestGateway
 
     public GatewayPolicy Policy { get; }
 
-    public static TestGateway Create(PostgresFixture pg, string agents = DefaultAgents, string? gateway = null) =>
-        Create(pg.GatewayConnectionString, pg.GatewayPassword, agents, gateway);
+    public static TestGateway Create(PostgresFixture pg, string agents = DefaultAgents, string? gateway = null, string? connectionSettings = null) =>
+        Create(pg.GatewayConnectionString, pg.GatewayPassword, agents, gateway, connectionSettings);
 
-    public static TestGateway Create(string connectionString, string password, string agents = DefaultAgents, string? gateway = null)
+    public static TestGateway Create(string connectionString, string password, string agents = DefaultAgents, string? gateway = null, string? connectionSettings = null)
     {
         var directory = TestDirectory.Create("gw");
         DemoFiles.WriteSecret(Path.Combine(directory, "shop.password"), password);
@@ -50,6 +50,7 @@ public sealed class TestGateway
               shop:
                 connection_string: "{connectionString}"
                 password_file: shop.password
+            {Indent(Indent(connectionSettings ?? ""))}
             issuers:
               - issuer: gatehouse-dev
                 audience: gatehouse

@@ -113,6 +113,27 @@ public sealed class PolicyLoaderTests
     }
 
     [Fact]
+    public void Tags_need_overlay_masking_until_database_profiles_exist()
+    {
+        var tagged = Minimal.Replace("    password_env: SHOP_PW", "    password_env: SHOP_PW\n    tags:\n      public.customers.ssn: ssn\n      customers.email: email");
+        Assert.Contains(Errors(tagged), e => e.Contains("set masking: overlay", StringComparison.Ordinal));
+
+        var policy = Parse(tagged.Replace("    tags:", "    masking: overlay\n    tags:").Replace("    grants:", "    unmask: [email]\n    grants:"));
+        Assert.Equal(MaskingMode.Overlay, policy.Connections["shop"].Masking);
+        Assert.Equal("email", policy.Connections["shop"].Tags[new ColumnUse(new RelationName("public", "customers"), "email")]);
+        Assert.Equal(["email"], policy.Agents["analyst"].Unmask);
+    }
+
+    [Theory]
+    [InlineData("      public.customers.ssn: SSN!", "must be a lower-case word")]
+    [InlineData("      ssn: ssn", "is not a column")]
+    public void Bad_tags_are_errors(string tag, string message)
+    {
+        var yaml = Minimal.Replace("    password_env: SHOP_PW", "    password_env: SHOP_PW\n    masking: overlay\n    tags:\n" + tag);
+        Assert.Contains(Errors(yaml), e => e.Contains(message, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void An_unknown_key_is_an_error_with_its_line_and_the_allowed_keys()
     {
         var error = Assert.Single(Errors(Minimal.Replace("    password_env: SHOP_PW", "    password_env: SHOP_PW\n    pasword_file: x")));

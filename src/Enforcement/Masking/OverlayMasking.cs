@@ -1,0 +1,59 @@
+using Gatehouse.Enforcement.Classification;
+using Gatehouse.Enforcement.Identity;
+using Gatehouse.Enforcement.Pipeline;
+using Gatehouse.Enforcement.Policy;
+
+namespace Gatehouse.Enforcement.Masking;
+
+/// <summary>
+/// Overlay masking: no objects in the database, so a statement whose plan uses a tagged column anywhere (or a whole row of a
+/// table with tagged columns) is refused for a caller without the unmask right for that column's class. It fails closed.
+/// </summary>
+public static class OverlayMasking
+{
+    public static Decision? Check(PlanFacts plan, ConnectionConfig connection, IReadOnlySet<string> unmask)
+    {
+        if (connection.Tags.Count == 0 || unmask.Contains("all"))
+        {
+            return null;
+        }
+
+        foreach (var use in plan.Columns)
+        {
+            if (use.Column == ColumnUse.WholeRow)
+            {
+                var hidden = connection.Tags.Where(t => t.Key.Relation == use.Relation && !unmask.Contains(t.Value)).ToList();
+                if (hidden.Count > 0)
+                {
+                    return Decision.Deny("masking.tagged_column", $"the statement uses whole rows of {use.Relation}, which has sensitive columns ({string.Join(", ", hidden.Select(h => $"{h.Key.Column}: {h.Value}"))}); name the columns you need instead");
+                }
+            }
+            else if (connection.Tags.TryGetValue(use, out var className) && !unmask.Contains(className))
+            {
+                return Decision.Deny("masking.tagged_column", $"the statement uses {use}, tagged {className}, which this caller may not see unmasked (also not in filters, joins or sorts); leave that column out");
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>The classes an identity may see unmasked: its own and its groups'.</summary>
+    public static IReadOnlySet<string> UnmaskRights(GatewayPolicy policy, AgentIdentity identity)
+    {
+        var rights = new HashSet<string>(StringComparer.Ordinal);
+        if (policy.Agents.TryGetValue(identity.Agent, out var agent))
+        {
+            rights.UnionWith(agent.Unmask);
+        }
+
+        foreach (var group in identity.Groups)
+        {
+            if (policy.Groups.TryGetValue(group, out var g))
+            {
+                rights.UnionWith(g.Unmask);
+            }
+        }
+
+        return rights;
+    }
+}

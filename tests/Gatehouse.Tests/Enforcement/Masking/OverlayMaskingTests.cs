@@ -1,0 +1,62 @@
+using Gatehouse.Enforcement.Classification;
+using Gatehouse.Enforcement.Masking;
+using Gatehouse.Enforcement.Policy;
+
+namespace Gatehouse.Tests.Enforcement.Masking;
+
+public sealed class OverlayMaskingTests
+{
+    private static readonly RelationName Customers = new("public", "customers");
+    private static readonly ConnectionConfig Shop = new("shop", "Host=x", SecretSource.None)
+    {
+        Masking = MaskingMode.Overlay,
+        Tags = new Dictionary<ColumnUse, string> { [new(Customers, "ssn")] = "ssn", [new(Customers, "email")] = "email" },
+    };
+
+    private static string? Rule(string planJson, params string[] unmask) =>
+        OverlayMasking.Check(PlanReader.Read(planJson), Shop, unmask.ToHashSet())?.Rule;
+
+    private static string Scan(string output, string? filter = null)
+    {
+        var filterJson = filter is null ? "" : $", \"Filter\": \"{filter}\"";
+        return "[{\"Plan\": {\"Node Type\": \"Seq Scan\", \"Relation Name\": \"customers\", \"Schema\": \"public\", \"Alias\": \"c\", \"Output\": [" + output + "]" + filterJson + "}}]";
+    }
+
+    [Theory]
+    [InlineData("\"c.id\", \"c.ssn\"", null)]
+    [InlineData("\"reverse(c.ssn)\"", null)]
+    [InlineData("\"c.id\"", "(c.ssn ~~ '5%'::text)")]
+    [InlineData("\"row_to_json(c.*)\"", null)]
+    [InlineData("\"c.*\"", null)]
+    [InlineData("\"(('x'::text || c.email) || 'y'::text)\"", null)]
+    public void Any_use_of_a_tagged_column_or_a_whole_row_is_refused(string output, string? filter) =>
+        Assert.Equal("masking.tagged_column", Rule(Scan(output, filter)));
+
+    [Fact]
+    public void Untagged_columns_pass() => Assert.Null(Rule(Scan("\"c.id\", \"c.full_name\"", "(c.country = 'US'::bpchar)")));
+
+    [Fact]
+    public void The_matching_unmask_right_lets_the_column_through()
+    {
+        Assert.Null(Rule(Scan("\"c.email\""), "email"));
+        Assert.Equal("masking.tagged_column", Rule(Scan("\"c.email\", \"c.ssn\""), "email"));
+        Assert.Null(Rule(Scan("\"c.*\""), "all"));
+    }
+
+    [Fact]
+    public void A_qualified_function_name_is_not_mistaken_for_a_column() =>
+        Assert.Equal([("c", "full_name")], ColumnReader.Read("pg_catalog.upper(c.full_name)"));
+
+    [Fact]
+    public void An_alias_used_for_two_relations_is_charged_to_both()
+    {
+        const string plan = """
+            [{"Plan": {"Node Type": "Append", "Plans": [
+              {"Node Type": "Seq Scan", "Relation Name": "orders", "Schema": "public", "Alias": "x", "Output": ["x.id", "x.note"]},
+              {"Node Type": "Seq Scan", "Relation Name": "customers", "Schema": "public", "Alias": "x", "Output": ["x.id", "x.email"]}]}}]
+            """;
+        var facts = PlanReader.Read(plan);
+        Assert.Contains(new ColumnUse(Customers, "email"), facts.Columns);
+        Assert.Contains(new ColumnUse(new RelationName("public", "orders"), "email"), facts.Columns);
+    }
+}
