@@ -17,7 +17,7 @@ public sealed class CliTests(PostgresFixture pg)
     [Fact]
     public async Task Every_verb_has_help()
     {
-        foreach (var verb in new[] { "serve", "token mint", "audit list", "audit show", "approvals list", "approvals approve", "agents disable", "demo" })
+        foreach (var verb in new[] { "serve", "token mint", "audit list", "audit show", "approvals list", "approvals approve", "agents disable", "classify", "demo" })
         {
             var (exitCode, stdout, _) = await Gatehouse([.. verb.Split(' '), "--help"]);
             Assert.Equal(0, exitCode);
@@ -118,6 +118,23 @@ public sealed class CliTests(PostgresFixture pg)
         Assert.NotEqual(true, (await client.QueryAsync("select count(*) from customers")).IsError);
         Assert.Equal("grant.relation_not_granted", (await client.QueryAsync("select count(*) from payments")).Rule());
         Assert.Equal(ExitCodes.Refused, (await Gatehouse("approvals", "deny", id, "--config", _gateway.PolicyPath, "--as", "bob")).ExitCode);
+    }
+
+    [Fact]
+    public async Task Classify_proposes_tags_for_the_shop_without_printing_any_sampled_value()
+    {
+        var (exitCode, stdout, stderr) = await Gatehouse("classify", "--config", _gateway.PolicyPath, "--connection", "shop", "--sample", "50");
+        Assert.Equal(0, exitCode);
+        Assert.Matches(@"public\.customers\.ssn:\s+ssn", stdout);
+        Assert.Matches(@"public\.customers\.email:\s+email", stdout);
+        Assert.Matches(@"public\.customers\.card_number:\s+card", stdout);
+        Assert.Matches(@"public\.customers\.phone:\s+phone", stdout);
+        Assert.DoesNotContain("public.orders.status", stdout);
+        Assert.Contains("[1/", stderr);
+        foreach (var raw in new[] { "536-22-4821", "amelia.hartmann@example.com", "4111111111111111", "+1 415 555 0134" })
+        {
+            Assert.DoesNotContain(raw, stdout + stderr);
+        }
     }
 
     [Fact]
