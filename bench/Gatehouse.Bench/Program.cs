@@ -3,6 +3,7 @@
 using System.Diagnostics;
 using Gatehouse.Connectors.Postgres;
 using Gatehouse.Enforcement.Classification;
+using Gatehouse.Enforcement.Execution;
 using Gatehouse.Enforcement.Identity;
 using Gatehouse.Enforcement.Policy;
 using Gatehouse.McpServer.Demo;
@@ -74,6 +75,28 @@ Measure("classification, cached (read + cache + authorize + vet)", 0, () =>
     Gatehouse.Enforcement.Authorization.StatementAuthorizer.AuthorizePlan(analyst, "shop", grants, cached);
     FunctionVetting.Vet(cached.Functions, functionCatalog, cached.Writes, []);
 }, 1);
+// Masking cost on a realistic result: the same read with and without the Mask stage.
+var executor = new PostgresExecutor(targets);
+ExecutionRequest Read(string sql, int maxRows) => new("shop", sql, [], true, true, maxRows, 256 << 20, TimeSpan.FromSeconds(60), analyst, "bench");
+const string Wide = "select c.*, o.* from customers c join orders o on o.customer_id = c.id";
+var unmasked = Measure("query, 80 wide rows (no masking)", 0, () => executor.ExecuteAsync(Read(Wide, 1000), CancellationToken.None).AsTask().GetAwaiter().GetResult(), 1);
+var masked = Measure("query, 80 wide rows + content detectors", 0, () =>
+    Gatehouse.Enforcement.Masking.ResultMasker.Mask(executor.ExecuteAsync(Read(Wide, 1000), CancellationToken.None).AsTask().GetAwaiter().GetResult(), new Gatehouse.Enforcement.Masking.MaskingCounts()), 1);
+Console.WriteLine($"masking overhead on that query: {(masked / unmasked - 1) * 100:0.0}% (target <= 10%)");
+
+// A 100,000-row statement under the row cap, and the same rows read in full, with the memory each takes.
+const string Big = "select g, md5(g::text) as hash, repeat('x', 40) as pad from generate_series(1, 100000) g";
+foreach (var cap in new[] { 1000, 100_000 })
+{
+    GC.Collect();
+    var workingSet = Environment.WorkingSet;
+    var allocated = GC.GetTotalAllocatedBytes(precise: true);
+    var result = executor.ExecuteAsync(Read(Big, cap), CancellationToken.None).AsTask().GetAwaiter().GetResult();
+    Gatehouse.Enforcement.Masking.ResultMasker.Mask(result, new Gatehouse.Enforcement.Masking.MaskingCounts());
+    Console.WriteLine($"100,000-row statement, row cap {cap,7:N0}: {result.Rows.Count,7:N0} rows returned, "
+        + $"{(GC.GetTotalAllocatedBytes(precise: true) - allocated) / 1048576.0,6:0.0} MB allocated, working set +{(Environment.WorkingSet - workingSet) / 1048576.0:0.0} MB");
+}
+
 Measure("PostgreSQL floor (SELECT 1 round trip)", 0, () =>
 {
     using var connection = targets.Get("shop").OpenConnection();
@@ -81,7 +104,7 @@ Measure("PostgreSQL floor (SELECT 1 round trip)", 0, () =>
     command.ExecuteScalar();
 }, 1);
 
-static void Measure(string name, int bytesPerIteration, Action body, int itemsPerIteration)
+static double Measure(string name, int bytesPerIteration, Action body, int itemsPerIteration)
 {
     for (var i = 0; i < 200; i++)
     {
@@ -104,6 +127,7 @@ static void Measure(string name, int bytesPerIteration, Action body, int itemsPe
     var throughput = bytesPerIteration == 0 ? "" : $", {bytesPerIteration * (double)iterations / total.Elapsed.TotalSeconds / 1_000_000:0.0} MB/s";
     var perSecond = itemsPerIteration * (double)iterations / total.Elapsed.TotalSeconds;
     Console.WriteLine($"{name,-58} p50 {perItem,9:0.000} µs per item, p99 {samples[(int)(samples.Count * 0.99)] / itemsPerIteration,9:0.0} µs, {perSecond,12:N0} items/s{throughput}");
+    return perItem;
 }
 
 /// <summary>A catalog version that never changes, for measuring cached paths.</summary>
