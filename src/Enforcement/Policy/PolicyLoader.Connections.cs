@@ -1,0 +1,124 @@
+using System.Data.Common;
+using Gatehouse.Enforcement.Classification;
+using YamlDotNet.RepresentationModel;
+
+namespace Gatehouse.Enforcement.Policy;
+
+/// <summary>Reading the <c>connections</c> section: connection strings without secrets, secret sources, tags and masking.</summary>
+public static partial class PolicyLoader
+{
+    private static Dictionary<string, ConnectionConfig> ReadConnections(YamlNodeReader reader, YamlNode node, string baseDir)
+    {
+        var result = new Dictionary<string, ConnectionConfig>(StringComparer.Ordinal);
+        foreach (var (name, entryNode) in reader.Mapping(node, "connections"))
+        {
+            var what = $"connection '{name}'";
+            var e = reader.Mapping(entryNode, what, "connection_string", "password_env", "password_file", "functions", "search_path", "observe_only", "masking", "tags");
+            var cs = reader.String(e, "connection_string", $"{what}: connection_string", requiredAt: entryNode);
+            if (cs is not null && !IsSafeConnectionString(cs, out var problem))
+            {
+                reader.Error(e["connection_string"], $"{what}: {problem}");
+            }
+
+            var secret = ReadSecret(reader, e, entryNode, what, baseDir);
+            var functions = e.TryGetValue("functions", out var f) ? reader.Strings(f, $"{what}: functions") : [];
+            if (cs is not null)
+            {
+                result[name] = new ConnectionConfig(name, cs, secret)
+                {
+                    AllowedFunctions = functions,
+                    SearchPath = reader.String(e, "search_path", $"{what}: search_path") ?? "public",
+                    ObserveOnly = e.TryGetValue("observe_only", out var observe) && reader.Bool(observe, $"{what}: observe_only"),
+                    Tags = e.TryGetValue("tags", out var tags) ? ReadTags(reader, tags, what) : new Dictionary<ColumnUse, string>(),
+                    Masking = ReadMaskingMode(reader, e, entryNode, what),
+                };
+            }
+        }
+
+        return result;
+    }
+
+    private static Dictionary<ColumnUse, string> ReadTags(YamlNodeReader reader, YamlNode node, string what)
+    {
+        var tags = new Dictionary<ColumnUse, string>();
+        foreach (var (key, classNode) in reader.Mapping(node, $"{what}: tags"))
+        {
+            var parts = key.Split('.');
+            var className = reader.String(classNode, $"{what}: the class of {key}");
+            if (parts.Length is < 2 or > 3 || parts.Any(string.IsNullOrWhiteSpace))
+            {
+                reader.Error(classNode, $"{what}: '{key}' is not a column; write schema.table.column.");
+                continue;
+            }
+
+            if (className is not null && !ValidClassName(className))
+            {
+                reader.Error(classNode, $"{what}: class '{className}' must be a lower-case word such as email, ssn, card, phone, iban, name, address, secret or free_text.");
+                continue;
+            }
+
+            var relation = parts.Length == 3 ? new RelationName(parts[0], parts[1]) : new RelationName("public", parts[0]);
+            tags[new ColumnUse(relation, parts[^1])] = className ?? "";
+        }
+
+        return tags;
+    }
+
+    private static bool ValidClassName(string name) => name.Length > 0 && name != "all" && name.All(c => char.IsAsciiLetterLower(c) || c == '_');
+
+    private static MaskingMode ReadMaskingMode(YamlNodeReader reader, Dictionary<string, YamlNode> e, YamlNode at, string what)
+    {
+        var text = reader.String(e, "masking", $"{what}: masking") ?? "strict";
+        if (text == "overlay")
+        {
+            return MaskingMode.Overlay;
+        }
+
+        if (text != "strict")
+        {
+            reader.Error(e["masking"], $"{what}: masking '{text}' is not known; use overlay (strict needs gatehouse setup).");
+        }
+        else if (e.ContainsKey("tags"))
+        {
+            // Fail closed: tags without a mode that enforces them would promise masking that does not happen.
+            reader.Error(at, $"{what}: tagged columns need a masking mode; strict masking (database profiles created by 'gatehouse setup') is not available yet, so set masking: overlay.");
+        }
+
+        return MaskingMode.Strict;
+    }
+
+    private static bool IsSafeConnectionString(string cs, out string problem)
+    {
+        problem = "";
+        var builder = new DbConnectionStringBuilder();
+        try
+        {
+            builder.ConnectionString = cs;
+        }
+        catch (ArgumentException)
+        {
+            problem = "connection_string is not a valid 'Key=Value;...' string.";
+            return false;
+        }
+
+        if (builder.ContainsKey("password") || builder.ContainsKey("pwd"))
+        {
+            problem = "connection_string must not contain a password; use password_env or password_file so the secret stays out of the policy.";
+            return false;
+        }
+
+        return true;
+    }
+
+    private static SecretSource ReadSecret(YamlNodeReader reader, Dictionary<string, YamlNode> e, YamlNode at, string what, string baseDir)
+    {
+        var env = reader.String(e, "password_env", $"{what}: password_env");
+        var file = reader.String(e, "password_file", $"{what}: password_file");
+        if (env is not null && file is not null)
+        {
+            reader.Error(at, $"{what}: set password_env or password_file, not both.");
+        }
+
+        return new SecretSource(env, file is null ? null : Path.GetFullPath(file, baseDir));
+    }
+}
