@@ -79,9 +79,9 @@ Measure("classification, cached (read + cache + authorize + vet)", 0, () =>
 var executor = new PostgresExecutor(targets);
 ExecutionRequest Read(string sql, int maxRows) => new("shop", sql, [], true, true, maxRows, 256 << 20, TimeSpan.FromSeconds(60), analyst, "bench");
 const string Wide = "select c.*, o.* from customers c join orders o on o.customer_id = c.id";
-var unmasked = Measure("query, 80 wide rows (no masking)", 0, () => executor.ExecuteAsync(Read(Wide, 1000), CancellationToken.None).AsTask().GetAwaiter().GetResult(), 1);
+var unmasked = Measure("query, 80 wide rows (no masking)", 0, () => executor.ExecuteAsync(Read(Wide, 1000), null, CancellationToken.None).AsTask().GetAwaiter().GetResult(), 1);
 var masked = Measure("query, 80 wide rows + content detectors", 0, () =>
-    Gatehouse.Enforcement.Masking.ResultMasker.Mask(executor.ExecuteAsync(Read(Wide, 1000), CancellationToken.None).AsTask().GetAwaiter().GetResult(), new Gatehouse.Enforcement.Masking.MaskingCounts()), 1);
+    Gatehouse.Enforcement.Masking.ResultMasker.Mask(executor.ExecuteAsync(Read(Wide, 1000), null, CancellationToken.None).AsTask().GetAwaiter().GetResult(), new Gatehouse.Enforcement.Masking.MaskingCounts()), 1);
 Console.WriteLine($"masking overhead on that query: {(masked / unmasked - 1) * 100:0.0}% (target <= 10%)");
 
 // A 100,000-row statement under the row cap, and the same rows read in full, with the memory each takes.
@@ -91,7 +91,7 @@ foreach (var cap in new[] { 1000, 100_000 })
     GC.Collect();
     var workingSet = Environment.WorkingSet;
     var allocated = GC.GetTotalAllocatedBytes(precise: true);
-    var result = executor.ExecuteAsync(Read(Big, cap), CancellationToken.None).AsTask().GetAwaiter().GetResult();
+    var result = executor.ExecuteAsync(Read(Big, cap), null, CancellationToken.None).AsTask().GetAwaiter().GetResult();
     Gatehouse.Enforcement.Masking.ResultMasker.Mask(result, new Gatehouse.Enforcement.Masking.MaskingCounts());
     Console.WriteLine($"100,000-row statement, row cap {cap,7:N0}: {result.Rows.Count,7:N0} rows returned, "
         + $"{(GC.GetTotalAllocatedBytes(precise: true) - allocated) / 1048576.0,6:0.0} MB allocated, working set +{(Environment.WorkingSet - workingSet) / 1048576.0:0.0} MB");

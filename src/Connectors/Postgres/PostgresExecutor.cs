@@ -5,14 +5,15 @@ namespace Gatehouse.Connectors.Postgres;
 
 /// <summary>
 /// Runs one authorized statement in a single round trip. Reads: BEGIN READ ONLY, settings, a cursor fetched to the row cap
-/// (so rows past the cap are never computed), ROLLBACK. Writes: BEGIN, settings, the statement, COMMIT.
+/// (so rows past the cap are never computed), ROLLBACK. Writes: BEGIN, settings, the statement; then, once the caller has
+/// recorded the outcome, COMMIT.
 /// </summary>
 public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
 {
     private const string Cursor = "gatehouse_result";
     private const string DeclarePrefix = $"DECLARE {Cursor} NO SCROLL CURSOR FOR ";
 
-    public async ValueTask<QueryResult> ExecuteAsync(ExecutionRequest request, CancellationToken cancellationToken)
+    public async ValueTask<QueryResult> ExecuteAsync(ExecutionRequest request, Func<QueryResult, ValueTask>? beforeCommit, CancellationToken cancellationToken)
     {
         await using var connection = await targets.OpenAsync(request.Connection, cancellationToken).ConfigureAwait(false);
         await using var batch = connection.CreateBatch();
@@ -26,23 +27,64 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
         }
 
         // Reads end in ROLLBACK, so nothing they did (session settings included) outlives the call.
-        batch.BatchCommands.Add(new NpgsqlBatchCommand(request.ReadOnly ? "ROLLBACK" : "COMMIT"));
+        // A write commits in a second step, after beforeCommit has recorded it.
+        if (request.ReadOnly)
+        {
+            batch.BatchCommands.Add(new NpgsqlBatchCommand("ROLLBACK"));
+        }
 
         SessionSettings.AddParameters(statement, request.Parameters);
+        QueryResult result;
         try
         {
-            QueryResult result;
             await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
             {
                 result = await ResultReader.ReadAsync(reader, request.MaxRows, request.MaxBytes, cancellationToken).ConfigureAwait(false);
             }
-
-            return request.ReadOnly ? result : result with { AffectedRows = statement.RecordsAffected };
         }
-        catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException or InvalidOperationException)
+        catch (Exception e) when (IsDatabaseFailure(e))
         {
             await RollBackQuietlyAsync(connection).ConfigureAwait(false);
             throw PostgresErrors.Map(e, positionOffset: request.Cursor ? DeclarePrefix.Length : 0);
+        }
+
+        if (request.ReadOnly)
+        {
+            return result;
+        }
+
+        result = result with { AffectedRows = statement.RecordsAffected };
+        await CommitAfterAsync(connection, result, beforeCommit, cancellationToken).ConfigureAwait(false);
+        return result;
+    }
+
+    private static bool IsDatabaseFailure(Exception e) => e is NpgsqlException or TimeoutException or IOException or InvalidOperationException;
+
+    // The caller's step runs inside the open transaction; whatever it throws rolls the write back and reaches the caller as is.
+    private static async ValueTask CommitAfterAsync(NpgsqlConnection connection, QueryResult result, Func<QueryResult, ValueTask>? beforeCommit, CancellationToken cancellationToken)
+    {
+        if (beforeCommit is not null)
+        {
+            try
+            {
+                await beforeCommit(result).ConfigureAwait(false);
+            }
+            catch
+            {
+                await RollBackQuietlyAsync(connection).ConfigureAwait(false);
+                throw;
+            }
+        }
+
+        try
+        {
+            await using var commit = new NpgsqlCommand("COMMIT", connection);
+            await commit.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (IsDatabaseFailure(e))
+        {
+            await RollBackQuietlyAsync(connection).ConfigureAwait(false);
+            throw PostgresErrors.Map(e);
         }
     }
 

@@ -5,7 +5,9 @@ namespace Gatehouse.Enforcement.Execution;
 /// <summary>Runs one authorized statement under the gateway's own credential.</summary>
 public interface IQueryExecutor
 {
-    ValueTask<QueryResult> ExecuteAsync(ExecutionRequest request, CancellationToken cancellationToken);
+    /// <param name="beforeCommit">For writes: called with the result while the transaction is still open; if it throws, the
+    /// write is rolled back. The pipeline records the call there, so a write never outlives a lost record.</param>
+    ValueTask<QueryResult> ExecuteAsync(ExecutionRequest request, Func<QueryResult, ValueTask>? beforeCommit, CancellationToken cancellationToken);
 }
 
 /// <summary>An authorized statement with the bounds it must run under.</summary>

@@ -27,6 +27,28 @@ internal sealed class CallScope(IAuditStore audit, AuditRecord record)
 
     public void Describe(Func<AuditRecord, AuditRecord> change) => Record = change(Record);
 
+    /// <summary>Stores the outcome before a write commits; if that fails the write is rolled back.</summary>
+    public async ValueTask RecordOutcomeAsync(Decision decision, long? rows, string classification, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await audit.CompleteAsync(
+                Record with
+                {
+                    Decision = decision.Verdict,
+                    Rule = decision.Rule,
+                    Reason = decision.Reason,
+                    RowCount = rows,
+                    Classification = classification,
+                },
+                cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            throw new AuditUnavailableException(e);
+        }
+    }
+
     /// <summary>Stores the started record; if that fails the call stops here and nothing reaches the database.</summary>
     public async ValueTask RecordBeforeDatabaseAsync(CancellationToken cancellationToken)
     {

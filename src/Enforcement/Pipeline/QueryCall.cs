@@ -131,12 +131,17 @@ public sealed partial class GatewayPipeline
             limits.StatementTimeout,
             scope.Identity,
             scope.Record.Id);
-        var result = MaskResult(await executor.ExecuteAsync(execution, cancellationToken).ConfigureAwait(false), scope);
-        return new StepResult(
-            verdicts.Final(Decision.Allow("query.allowed", byPlan.IsAllowed ? byPlan.Reason : "allowed")),
-            result,
-            result.AffectedRows ?? result.Rows.Count,
-            classification);
+        var allowed = verdicts.Final(Decision.Allow("query.allowed", byPlan.IsAllowed ? byPlan.Reason : "allowed"));
+        QueryResult? maskedWrite = null;
+        Func<QueryResult, ValueTask>? recordBeforeCommit = execution.ReadOnly ? null : async written =>
+        {
+            // A write commits only once its record says what happened.
+            maskedWrite = MaskResult(written, scope);
+            await scope.RecordOutcomeAsync(allowed, written.AffectedRows, classification, cancellationToken).ConfigureAwait(false);
+        };
+        var raw = await executor.ExecuteAsync(execution, recordBeforeCommit, cancellationToken).ConfigureAwait(false);
+        var result = maskedWrite ?? MaskResult(raw, scope);
+        return new StepResult(allowed, result, result.AffectedRows ?? result.Rows.Count, classification);
     }
 
     // Cached under the catalog version read before EXPLAIN: a change during EXPLAIN only makes the entry stale sooner.

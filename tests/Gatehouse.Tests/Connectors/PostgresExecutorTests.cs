@@ -35,6 +35,7 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
     private Task<QueryResult> Run(string sql, IReadOnlyList<string?>? parameters = null, bool readOnly = true, int maxRows = 100, int maxBytes = 1 << 20, TimeSpan? timeout = null) =>
         new PostgresExecutor(_targets).ExecuteAsync(
             new ExecutionRequest("shop", sql, parameters ?? [], readOnly, Cursor: readOnly, maxRows, maxBytes, timeout ?? TimeSpan.FromSeconds(10), Analyst, "aud_test"),
+            beforeCommit: null,
             CancellationToken.None).AsTask();
 
     [Fact]
@@ -129,6 +130,19 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
         Assert.Equal(2, insert.AffectedRows);
         Assert.Equal(2, insert.Rows.Count);
         Assert.Equal(2L, await pg.AdminScalarAsync("select count(*) from executor_writes"));
+    }
+
+    [Fact]
+    public async Task A_write_is_rolled_back_when_the_step_before_commit_fails()
+    {
+        await pg.AdminScalarAsync("create table if not exists executor_uncommitted (id int primary key)");
+        await pg.AdminScalarAsync($"grant select, insert on executor_uncommitted to \"{pg.GatewayRole}\"");
+        var request = new ExecutionRequest("shop", "insert into executor_uncommitted values (1)", [], ReadOnly: false, Cursor: false, 10, 1 << 20, TimeSpan.FromSeconds(10), Analyst, "aud_test");
+        await Assert.ThrowsAsync<IOException>(() => new PostgresExecutor(_targets).ExecuteAsync(request, _ => throw new IOException("audit store lost"), CancellationToken.None).AsTask());
+        Assert.Equal(0L, await pg.AdminScalarAsync("select count(*) from executor_uncommitted"));
+        var committed = await new PostgresExecutor(_targets).ExecuteAsync(request, _ => ValueTask.CompletedTask, CancellationToken.None);
+        Assert.Equal(1, committed.AffectedRows);
+        Assert.Equal(1L, await pg.AdminScalarAsync("select count(*) from executor_uncommitted"));
     }
 
     [Fact]

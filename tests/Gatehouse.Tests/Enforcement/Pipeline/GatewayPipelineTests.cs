@@ -193,6 +193,27 @@ public sealed class GatewayPipelineTests : IDisposable
     }
 
     [Fact]
+    public async Task A_write_whose_record_cannot_be_stored_is_never_committed()
+    {
+        var writer = new GatewayPipeline(
+            _policy with { Agents = new Dictionary<string, PrincipalPolicy> { ["analyst"] = new("analyst", [new Grant("shop", AccessLevel.Write, ["public"], [])]) } },
+            new Identifier(new TokenValidator(_policy.Issuers, TimeProvider.System), _agents),
+            _audit, new NoApprovals(), _database, _database, _database, _database, _database, TimeProvider.System, NullLogger<GatewayPipeline>.Instance);
+        _database.Plan = new([new(new("public", "orders"), AccessLevel.Write, "update")], [], 0, 1);
+        _audit.FailComplete = true;
+        var outcome = await writer.QueryAsync(new CallContext("query", Token(), "test", "s1"), new QueryRequest("shop", "update orders set note = 'x' where id = 1", [], null), CancellationToken.None);
+        Assert.Equal("audit.unavailable", outcome.Decision.Rule);
+        Assert.Equal(1, _database.Executions);
+        Assert.Equal(0, _database.Commits);
+
+        _audit.FailComplete = false;
+        var committed = await writer.QueryAsync(new CallContext("query", Token(), "test", "s1"), new QueryRequest("shop", "update orders set note = 'x' where id = 1", [], null), CancellationToken.None);
+        Assert.True(committed.Decision.IsAllowed);
+        Assert.Equal(1, _database.Commits);
+        Assert.Equal(1, _audit.Completed[committed.AuditId!].RowCount);
+    }
+
+    [Fact]
     public async Task A_function_missing_from_the_cached_catalog_is_looked_up_once_more_then_refused()
     {
         _database.Plan = _database.Plan with { Functions = [new("public", "mystery")] };

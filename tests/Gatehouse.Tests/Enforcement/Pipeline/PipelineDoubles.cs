@@ -78,10 +78,23 @@ internal sealed class RecordingDatabase : IStatementAnalyzer, IQueryExecutor, IS
         return Failure is null ? ValueTask.FromResult(Plan) : ValueTask.FromException<PlanFacts>(Failure);
     }
 
-    public ValueTask<QueryResult> ExecuteAsync(ExecutionRequest request, CancellationToken cancellationToken)
+    public int Commits { get; private set; }
+
+    public async ValueTask<QueryResult> ExecuteAsync(ExecutionRequest request, Func<QueryResult, ValueTask>? beforeCommit, CancellationToken cancellationToken)
     {
         Executions++;
-        return ValueTask.FromResult(new QueryResult([new ResultColumn("id", "integer")], [[1L]], false, null, null));
+        var result = new QueryResult([new ResultColumn("id", "integer")], [[1L]], false, null, request.ReadOnly ? null : 1);
+        if (!request.ReadOnly)
+        {
+            if (beforeCommit is not null)
+            {
+                await beforeCommit(result);
+            }
+
+            Commits++;
+        }
+
+        return result;
     }
 
     public ValueTask<IReadOnlyList<TableDescription>> DescribeAsync(string connection, string? schema, string? table, CancellationToken cancellationToken) =>
