@@ -35,6 +35,9 @@ public sealed record QueryResult(
 {
     /// <summary>How many values of each sensitive kind the detectors masked.</summary>
     public IReadOnlyDictionary<string, int> Masked { get; init; } = new Dictionary<string, int>();
+
+    /// <summary>For each output column the detectors touched, the classes they masked in it.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<string>> MaskedColumns { get; init; } = new Dictionary<string, IReadOnlyList<string>>();
 }
 
 /// <summary>A result column and its PostgreSQL type name.</summary>

@@ -8,19 +8,31 @@ public static class ResultMasker
     public static QueryResult Mask(QueryResult result, MaskingCounts counts, IReadOnlySet<string>? unmasked = null)
     {
         var columns = result.Columns.Select(c => c with { Name = ContentDetectors.Mask(c.Name, counts, unmasked) }).ToList();
+        var perColumn = columns.Select(_ => new MaskingCounts()).ToArray();
         var rows = new List<object?[]>(result.Rows.Count);
         foreach (var row in result.Rows)
         {
             var masked = new object?[row.Length];
             for (var i = 0; i < row.Length; i++)
             {
-                masked[i] = MaskValue(row[i], counts, unmasked);
+                masked[i] = MaskValue(row[i], perColumn[i], unmasked);
             }
 
             rows.Add(masked);
         }
 
-        return result with { Columns = columns, Rows = rows, Masked = counts.ByKind() };
+        foreach (var column in perColumn)
+        {
+            counts.Add(column);
+        }
+
+        // Which output columns carried what, so the agent (and the audit log) can see what was masked where.
+        var maskedColumns = columns
+            .Select((c, i) => (c.Name, Kinds: perColumn[i].ByKind().Keys.ToList()))
+            .Where(c => c.Kinds.Count > 0)
+            .GroupBy(c => c.Name, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => (IReadOnlyList<string>)g.SelectMany(c => c.Kinds).Distinct().ToList(), StringComparer.Ordinal);
+        return result with { Columns = columns, Rows = rows, Masked = counts.ByKind(), MaskedColumns = maskedColumns };
     }
 
     private static object? MaskValue(object? value, MaskingCounts counts, IReadOnlySet<string>? unmasked) => value switch

@@ -22,6 +22,15 @@ public sealed class MaskingCounts
 
     public void Add(SensitiveKind kind) => _counts[(int)kind]++;
 
+    /// <summary>Adds another tally into this one.</summary>
+    public void Add(MaskingCounts other)
+    {
+        for (var i = 0; i < _counts.Length; i++)
+        {
+            _counts[i] += other._counts[i];
+        }
+    }
+
     public IReadOnlyDictionary<string, int> ByKind() =>
         Enum.GetValues<SensitiveKind>().Where(k => _counts[(int)k] > 0).ToDictionary(k => Name(k), k => _counts[(int)k]);
 

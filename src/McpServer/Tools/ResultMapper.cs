@@ -74,6 +74,13 @@ public static class ResultMapper
             }
 
             json["masked"] = masked;
+            var columns = new JsonObject();
+            foreach (var (column, kinds) in result.MaskedColumns)
+            {
+                columns[column] = new JsonArray(kinds.Select(k => (JsonNode?)k).ToArray());
+            }
+
+            json["masked_columns"] = columns;
         }
 
         return json;

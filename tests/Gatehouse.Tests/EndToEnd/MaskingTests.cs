@@ -24,6 +24,7 @@ public sealed class MaskingTests(PostgresFixture pg) : IAsyncLifetime
         Assert.Equal(["[email]", "[phone]", "[ssn]", "[card]"], Enumerable.Range(1, 4).Select(i => row[i].GetString()));
         Assert.Equal("US", row[5].GetString());
         Assert.Equal(1, body.GetProperty("masked").GetProperty("ssn").GetInt32());
+        Assert.Equal("card", body.GetProperty("masked_columns").GetProperty("card_number")[0].GetString());
 
         var text = result.Text();
         foreach (var raw in new[] { "amelia.hartmann@example.com", "536-22-4821", "4111111111111111", "+1 415 555 0134" })

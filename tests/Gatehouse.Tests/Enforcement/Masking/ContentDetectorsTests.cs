@@ -88,5 +88,8 @@ public sealed class ContentDetectorsTests
         Assert.Equal(["[ssn]", "ok"], (IEnumerable<object?>)masked.Rows[0][2]!);
         Assert.Equal(42L, masked.Rows[1][1]);
         Assert.Equal(new Dictionary<string, int> { ["email"] = 1, ["ssn"] = 2 }, masked.Masked);
+        Assert.Equal(["email"], masked.MaskedColumns["email"]);
+        Assert.Equal(["ssn"], masked.MaskedColumns["tags"]);
+        Assert.False(masked.MaskedColumns.ContainsKey("[ssn]"));
     }
 }
