@@ -119,15 +119,7 @@ public static class ResultMapper
             ["name"] = t.Name.Name,
             ["kind"] = t.Kind,
             ["comment"] = t.Comment,
-            ["columns"] = new JsonArray(t.Columns.Select(c => (JsonNode)new JsonObject
-            {
-                ["name"] = c.Name,
-                ["type"] = c.Type,
-                ["nullable"] = c.Nullable,
-                ["comment"] = c.Comment,
-                ["sensitive"] = c.SensitiveClass,
-                ["masked_for_you"] = c.SensitiveClass is null ? null : c.MaskedForCaller,
-            }).ToArray()),
+            ["columns"] = new JsonArray(t.Columns.Select(Column).ToArray()),
             ["primary_key"] = new JsonArray(t.PrimaryKey.Select(k => (JsonNode?)k).ToArray()),
             ["foreign_keys"] = new JsonArray(t.ForeignKeys.Select(f => (JsonNode)new JsonObject
             {
@@ -137,6 +129,24 @@ public static class ResultMapper
             }).ToArray()),
         }).ToArray()),
     };
+
+    private static JsonNode Column(ColumnDescription column)
+    {
+        var json = new JsonObject
+        {
+            ["name"] = column.Name,
+            ["type"] = column.Type,
+            ["nullable"] = column.Nullable,
+            ["comment"] = column.Comment,
+        };
+        if (column.SensitiveClass is not null)
+        {
+            json["sensitive"] = column.SensitiveClass;
+            json["masked_for_you"] = column.MaskedForCaller;
+        }
+
+        return json;
+    }
 
     private static JsonObject Request(AccessRequest request) => new()
     {
