@@ -152,6 +152,20 @@ public sealed class TokenValidatorTests : IDisposable
     }
 
     [Fact]
+    public async Task An_issuer_whose_keys_come_from_a_jwks_file_verifies_its_tokens()
+    {
+        var jwk = JsonWebKeyConverter.ConvertFromRSASecurityKey(new RsaSecurityKey(_key.Rsa.ExportParameters(includePrivateParameters: false)) { KeyId = _key.KeyId });
+        var jwksPath = Path.Combine(_directory, "jwks.json");
+        File.WriteAllText(jwksPath, System.Text.Json.JsonSerializer.Serialize(new { keys = new[] { new { kty = jwk.Kty, kid = jwk.Kid, n = jwk.N, e = jwk.E, use = "sig", alg = "RS256" } } }));
+        var fromFile = _issuer with { Keys = new IssuerKeySource(null, jwksPath, null, null) };
+        var validator = new TokenValidator([fromFile], TimeProvider.System);
+        Assert.Equal("analyst", (await validator.ValidateAsync(Mint(), CancellationToken.None)).Identity?.Agent);
+
+        var stranger = new RsaSecurityKey(RSA.Create(2048)) { KeyId = "other" };
+        Assert.Equal("identity.bad_signature", (await validator.ValidateAsync(Mint(key: stranger), CancellationToken.None)).Rule);
+    }
+
+    [Fact]
     public async Task A_cached_token_stops_working_when_it_expires()
     {
         var token = Mint(lifetime: TimeSpan.FromSeconds(1));
