@@ -30,6 +30,7 @@ public sealed partial class GatewayPipeline(
 {
     private readonly GrantResolver _grants = new(policy, approvals);
     private readonly ClassificationCache _classifications = new();
+    private readonly TagDrift _tagDrift = new(catalog, catalogVersions);
 
     /// <summary>What a call's body produced: the decision, a payload when allowed, and facts for the record.</summary>
     private sealed record StepResult(Decision Decision, object? Payload = null, long? RowCount = null, string? Classification = null);

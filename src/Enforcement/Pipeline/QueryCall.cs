@@ -89,6 +89,11 @@ public sealed partial class GatewayPipeline
         }
 
         await scope.RecordBeforeDatabaseAsync(cancellationToken).ConfigureAwait(false);
+        if (await _tagDrift.CheckAsync(policy.Connections[connection], cancellationToken).ConfigureAwait(false) is { } drift)
+        {
+            return new StepResult(drift);
+        }
+
         var plan = await ClassifyAsync(connection, analyzed, request.Parameters, cancellationToken).ConfigureAwait(false);
         var classification = Describe(statement, plan);
         var byPlan = StatementAuthorizer.AuthorizePlan(scope.Identity, connection, grants, plan);

@@ -27,6 +27,11 @@ public sealed partial class GatewayPipeline
         }
 
         await scope.RecordBeforeDatabaseAsync(cancellationToken).ConfigureAwait(false);
+        if (await _tagDrift.CheckAsync(policy.Connections[connection], cancellationToken).ConfigureAwait(false) is { } drift)
+        {
+            return new StepResult(drift);
+        }
+
         var tables = await catalog.DescribeAsync(connection, request.Schema, request.Table, cancellationToken).ConfigureAwait(false);
         var visible = tables.Where(t => grants.Any(g => g.Covers(t.Name))).ToList();
         if (visible.Count == 0 && request.Table is not null)

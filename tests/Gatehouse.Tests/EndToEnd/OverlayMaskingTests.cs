@@ -164,6 +164,18 @@ public sealed class OverlayMaskingTests(PostgresFixture pg) : IAsyncLifetime
         Assert.False(columns["full_name"].TryGetProperty("sensitive", out _));
     }
 
+    [Fact]
+    public async Task A_mistyped_tag_stops_the_connection_instead_of_leaving_the_real_column_open()
+    {
+        var typo = TestGateway.Create(pg, Agents, connectionSettings: Tags.Replace("public.customers.ssn: ssn", "public.customers.snn: ssn"));
+        await using var server = await HttpGateway.StartAsync(typo);
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, typo.Mint("analyst"));
+        var result = await client.QueryAsync("select ssn from customers");
+        Assert.Equal("masking.tags_out_of_sync", result.Rule());
+        Assert.Contains("public.customers.snn", result.Text());
+        AssertNoSecret(result);
+    }
+
     private void AssertNoSecret(CallToolResult result)
     {
         var everything = result.Text() + (result.StructuredContent?.GetRawText() ?? "");

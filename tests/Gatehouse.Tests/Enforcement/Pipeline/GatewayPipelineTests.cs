@@ -214,6 +214,25 @@ public sealed class GatewayPipelineTests : IDisposable
     }
 
     [Fact]
+    public async Task A_tag_naming_a_column_the_database_lacks_stops_the_connection_until_fixed()
+    {
+        var ssn = new Gatehouse.Enforcement.Classification.ColumnUse(new("public", "customers"), "snn");
+        var tagged = new GatewayPipeline(
+            _policy with { Connections = _policy.Connections.ToDictionary(c => c.Key, c => c.Value with { Masking = MaskingMode.Overlay, Tags = new Dictionary<Gatehouse.Enforcement.Classification.ColumnUse, string> { [ssn] = "ssn" } }) },
+            new Identifier(new TokenValidator(_policy.Issuers, TimeProvider.System), _agents),
+            _audit, new NoApprovals(), _database, _database, _database, _database, _database, TimeProvider.System, NullLogger<GatewayPipeline>.Instance);
+        _database.Tables.Add(new TableDescription(new("public", "customers"), "table", null, [new ColumnDescription("ssn", "text", true, null)], [], []));
+
+        var outcome = await tagged.QueryAsync(new CallContext("query", Token(), "test", "s1"), new QueryRequest("shop", "select id from orders", [], null), CancellationToken.None);
+        Assert.Equal("masking.tags_out_of_sync", outcome.Decision.Rule);
+        Assert.Contains("public.customers.snn", outcome.Decision.Reason);
+        Assert.Equal(0, _database.Explains + _database.Executions);
+
+        _database.Tables.Add(new TableDescription(new("public", "customers"), "table", null, [new ColumnDescription("snn", "text", true, null)], [], []));
+        Assert.True((await tagged.QueryAsync(new CallContext("query", Token(), "test", "s1"), new QueryRequest("shop", "select id from orders", [], null), CancellationToken.None)).Decision.IsAllowed);
+    }
+
+    [Fact]
     public async Task A_function_missing_from_the_cached_catalog_is_looked_up_once_more_then_refused()
     {
         _database.Plan = _database.Plan with { Functions = [new("public", "mystery")] };

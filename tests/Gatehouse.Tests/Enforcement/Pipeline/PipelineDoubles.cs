@@ -97,8 +97,10 @@ internal sealed class RecordingDatabase : IStatementAnalyzer, IQueryExecutor, IS
         return result;
     }
 
+    public List<TableDescription> Tables { get; } = [];
+
     public ValueTask<IReadOnlyList<TableDescription>> DescribeAsync(string connection, string? schema, string? table, CancellationToken cancellationToken) =>
-        ValueTask.FromResult<IReadOnlyList<TableDescription>>([]);
+        ValueTask.FromResult<IReadOnlyList<TableDescription>>(Tables);
 }
 
 internal sealed class NoApprovals : IApprovalStore
