@@ -74,7 +74,8 @@ public sealed partial class GatewayPipeline
                 : Decision.Deny("grant.kind_not_allowed", $"{statement.Keyword} cannot be run through Gatehouse"));
         }
 
-        var verdicts = new PolicyVerdicts(policy.Connections[connection].ObserveOnly);
+        var connectionConfig = policy.Connections[connection];
+        var verdicts = new PolicyVerdicts(connectionConfig.ObserveOnly);
         var grants = await _grants.ResolveAsync(scope.Identity, connection, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
         var byKind = StatementAuthorizer.AuthorizeKind(scope.Identity, connection, grants, statement);
         if (verdicts.Blocks(byKind))
@@ -89,7 +90,7 @@ public sealed partial class GatewayPipeline
         }
 
         await scope.RecordBeforeDatabaseAsync(cancellationToken).ConfigureAwait(false);
-        if (await _tagDrift.CheckAsync(policy.Connections[connection], cancellationToken).ConfigureAwait(false) is { } drift)
+        if (await _tagDrift.CheckAsync(connectionConfig, cancellationToken).ConfigureAwait(false) is { } drift)
         {
             return new StepResult(drift);
         }
@@ -108,7 +109,6 @@ public sealed partial class GatewayPipeline
             return new StepResult(functionsRefused!, Classification: classification);
         }
 
-        var connectionConfig = policy.Connections[connection];
         var masked = connectionConfig.Masking == MaskingMode.Overlay
             ? OverlayMasking.Check(plan, connectionConfig, OverlayMasking.UnmaskRights(policy, scope.Identity))
             : null;

@@ -38,11 +38,16 @@ public sealed class GatewayPipelineTests : IDisposable
                     access: read
                     schemas: [public]
             """, Path.Combine(_directory, "gatehouse.yaml"));
-        var identifier = new Identifier(new TokenValidator(_policy.Issuers, TimeProvider.System), _agents);
-        _pipeline = new GatewayPipeline(_policy, identifier, _audit, new NoApprovals(), _database, _database, _database, _database, _database, TimeProvider.System, NullLogger<GatewayPipeline>.Instance);
+        _pipeline = Pipeline(_policy);
     }
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);
+
+    /// <summary>A pipeline over this test's doubles, with the given policy.</summary>
+    private GatewayPipeline Pipeline(GatewayPolicy policy) => new(
+        policy,
+        new Identifier(new TokenValidator(policy.Issuers, TimeProvider.System), _agents),
+        _audit, new NoApprovals(), _database, _database, _database, _database, _database, TimeProvider.System, NullLogger<GatewayPipeline>.Instance);
 
     private string Token(string agent = "analyst")
     {
@@ -175,10 +180,7 @@ public sealed class GatewayPipelineTests : IDisposable
     [Fact]
     public async Task In_observe_only_mode_a_policy_refusal_is_recorded_but_the_statement_runs()
     {
-        var observing = new GatewayPipeline(
-            _policy with { Connections = _policy.Connections.ToDictionary(c => c.Key, c => c.Value with { ObserveOnly = true }) },
-            new Identifier(new TokenValidator(_policy.Issuers, TimeProvider.System), _agents),
-            _audit, new NoApprovals(), _database, _database, _database, _database, _database, TimeProvider.System, NullLogger<GatewayPipeline>.Instance);
+        var observing = Pipeline(_policy with { Connections = _policy.Connections.ToDictionary(c => c.Key, c => c.Value with { ObserveOnly = true }) });
         _database.Plan = new([new(new("public", "orders"), AccessLevel.Write, "delete")], [], 0, 1);
         var outcome = await observing.QueryAsync(new CallContext("query", Token(), "test", "s1"), new QueryRequest("shop", "delete from orders where id = 1", [], null), CancellationToken.None);
         Assert.True(outcome.Decision.IsAllowed);
@@ -195,10 +197,7 @@ public sealed class GatewayPipelineTests : IDisposable
     [Fact]
     public async Task A_write_whose_record_cannot_be_stored_is_never_committed()
     {
-        var writer = new GatewayPipeline(
-            _policy with { Agents = new Dictionary<string, PrincipalPolicy> { ["analyst"] = new("analyst", [new Grant("shop", AccessLevel.Write, ["public"], [])]) } },
-            new Identifier(new TokenValidator(_policy.Issuers, TimeProvider.System), _agents),
-            _audit, new NoApprovals(), _database, _database, _database, _database, _database, TimeProvider.System, NullLogger<GatewayPipeline>.Instance);
+        var writer = Pipeline(_policy with { Agents = new Dictionary<string, PrincipalPolicy> { ["analyst"] = new("analyst", [new Grant("shop", AccessLevel.Write, ["public"], [])]) } });
         _database.Plan = new([new(new("public", "orders"), AccessLevel.Write, "update")], [], 0, 1);
         _audit.FailComplete = true;
         var outcome = await writer.QueryAsync(new CallContext("query", Token(), "test", "s1"), new QueryRequest("shop", "update orders set note = 'x' where id = 1", [], null), CancellationToken.None);
@@ -217,10 +216,7 @@ public sealed class GatewayPipelineTests : IDisposable
     public async Task A_tag_naming_a_column_the_database_lacks_stops_the_connection_until_fixed()
     {
         var ssn = new Gatehouse.Enforcement.Classification.ColumnUse(new("public", "customers"), "snn");
-        var tagged = new GatewayPipeline(
-            _policy with { Connections = _policy.Connections.ToDictionary(c => c.Key, c => c.Value with { Masking = MaskingMode.Overlay, Tags = new Dictionary<Gatehouse.Enforcement.Classification.ColumnUse, string> { [ssn] = "ssn" } }) },
-            new Identifier(new TokenValidator(_policy.Issuers, TimeProvider.System), _agents),
-            _audit, new NoApprovals(), _database, _database, _database, _database, _database, TimeProvider.System, NullLogger<GatewayPipeline>.Instance);
+        var tagged = Pipeline(_policy with { Connections = _policy.Connections.ToDictionary(c => c.Key, c => c.Value with { Masking = MaskingMode.Overlay, Tags = new Dictionary<Gatehouse.Enforcement.Classification.ColumnUse, string> { [ssn] = "ssn" } }) });
         _database.Tables.Add(new TableDescription(new("public", "customers"), "table", null, [new ColumnDescription("ssn", "text", true, null)], [], []));
 
         var outcome = await tagged.QueryAsync(new CallContext("query", Token(), "test", "s1"), new QueryRequest("shop", "select id from orders", [], null), CancellationToken.None);
