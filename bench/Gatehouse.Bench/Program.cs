@@ -59,11 +59,11 @@ var connections = new Dictionary<string, ConnectionConfig>
 };
 await using var targets = new PostgresTargets(connections);
 var analyzer = new PostgresAnalyzer(targets);
-await analyzer.ExplainAsync("shop", statements[0], ["delivered"], CancellationToken.None);
-Measure("cold classification (EXPLAIN round trip)", 0, () => analyzer.ExplainAsync("shop", statements[0], ["delivered"], CancellationToken.None).AsTask().GetAwaiter().GetResult(), 1);
+await analyzer.ExplainAsync("shop", statements[0], ["delivered"], null, CancellationToken.None);
+Measure("cold classification (EXPLAIN round trip)", 0, () => analyzer.ExplainAsync("shop", statements[0], ["delivered"], null, CancellationToken.None).AsTask().GetAwaiter().GetResult(), 1);
 // A cached call's classification work: read the statement, hit the cache, authorize the plan, vet its functions.
 var cache = new ClassificationCache();
-var plan = await analyzer.ExplainAsync("shop", statements[0], ["delivered"], CancellationToken.None);
+var plan = await analyzer.ExplainAsync("shop", statements[0], ["delivered"], null, CancellationToken.None);
 var functionCatalog = await new PostgresFunctionCatalog(targets, new FixedVersion(), TimeProvider.System).GetAsync("shop", false, CancellationToken.None);
 var analyst = new AgentIdentity("analyst", [], "dev", "analyst", null, DateTimeOffset.MaxValue);
 Grant[] grants = [new("shop", AccessLevel.Read, ["public"], [])];

@@ -13,16 +13,13 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
 
     private static readonly TimeSpan ExplainTimeout = TimeSpan.FromSeconds(5);
 
-    public async ValueTask<PlanFacts> ExplainAsync(string connection, string sql, IReadOnlyList<string?> parameters, CancellationToken cancellationToken)
+    public async ValueTask<PlanFacts> ExplainAsync(string connection, string sql, IReadOnlyList<string?> parameters, string? profile, CancellationToken cancellationToken)
     {
         await using var conn = await targets.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
         await using var batch = conn.CreateBatch();
         batch.BatchCommands.Add(new NpgsqlBatchCommand("BEGIN READ ONLY"));
-        // The same search_path as execution, so names resolve to the same relations in both.
-        var settings = new NpgsqlBatchCommand($"SELECT set_config('statement_timeout', $1, true) || set_config('search_path', $2, true) AS {SessionSettings.Marker}");
-        settings.Parameters.Add(new NpgsqlParameter<string> { TypedValue = ((long)ExplainTimeout.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture) });
-        settings.Parameters.Add(new NpgsqlParameter<string> { TypedValue = targets.Config(connection).SearchPath });
-        batch.BatchCommands.Add(settings);
+        // The same role and search_path as execution, so names resolve to the same relations in both.
+        batch.BatchCommands.Add(SessionSettings.ForExplain(ExplainTimeout, targets.Config(connection).SearchPath, profile));
         var explain = new NpgsqlBatchCommand(ExplainPrefix + sql);
         SessionSettings.AddParameters(explain, parameters);
         batch.BatchCommands.Add(explain);
@@ -50,7 +47,7 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
         catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException)
         {
             await PostgresExecutor.RollBackQuietlyAsync(conn).ConfigureAwait(false);
-            throw PostgresErrors.Map(e, positionOffset: ExplainPrefix.Length);
+            throw SessionSettings.ProfileFailure(e, profile) ?? PostgresErrors.Map(e, positionOffset: ExplainPrefix.Length);
         }
     }
 }

@@ -38,6 +38,8 @@ public sealed class PostgresTargets : IAsyncDisposable
         var config = Config(name);
         var builder = new NpgsqlDataSourceBuilder(config.ConnectionString);
         builder.ConnectionStringBuilder.ApplicationName ??= "gatehouse";
+        // Lets the executor tell a failed settings row (a missing masking profile) from a failed statement.
+        builder.ConnectionStringBuilder.IncludeFailedBatchedCommand = true;
         if (config.Password.EnvironmentVariable is not null || config.Password.FilePath is not null)
         {
             // Read at each new physical connection, so a rotated password file needs no restart.

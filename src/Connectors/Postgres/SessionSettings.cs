@@ -1,4 +1,5 @@
 using System.Globalization;
+using Gatehouse.Enforcement.Execution;
 using Gatehouse.Enforcement.Identity;
 using Npgsql;
 using NpgsqlTypes;
@@ -15,10 +16,12 @@ internal static class SessionSettings
     /// One SELECT of set_config(..., is_local =&gt; true): values travel as parameters, so nothing from a token is spliced into SQL,
     /// and they end with the transaction.
     /// </summary>
-    public static NpgsqlBatchCommand Create(TimeSpan statementTimeout, string searchPath, AgentIdentity caller, string callId)
+    /// <param name="profile">A strict-mode masking profile: the role to become and the schema to resolve names in.</param>
+    public static NpgsqlBatchCommand Create(TimeSpan statementTimeout, string searchPath, string? profile, AgentIdentity caller, string callId)
     {
         var command = new NpgsqlBatchCommand(
-            "SELECT set_config('statement_timeout', $1, true) || set_config('lock_timeout', $2, true)"
+            (profile is null ? "SELECT " : "SELECT set_config('role', $7, true) || ")
+            + "set_config('statement_timeout', $1, true) || set_config('lock_timeout', $2, true)"
             + " || set_config('idle_in_transaction_session_timeout', $1, true) || set_config('search_path', $6, true)"
             + " || set_config('application_name', $3, true) || set_config('gatehouse.agent', $4, true)"
             + $" || set_config('gatehouse.call_id', $5, true) AS {Marker}");
@@ -29,9 +32,39 @@ internal static class SessionSettings
         AddText(command, Truncate($"gatehouse:{caller.Agent}", 63));
         AddText(command, caller.Agent);
         AddText(command, callId);
-        AddText(command, searchPath);
+        AddText(command, profile ?? searchPath);
+        if (profile is not null)
+        {
+            AddText(command, profile);
+        }
+
         return command;
     }
+
+    /// <summary>The settings for an EXPLAIN: a timeout, and the same role and search_path the statement will run with.</summary>
+    public static NpgsqlBatchCommand ForExplain(TimeSpan timeout, string searchPath, string? profile)
+    {
+        var command = new NpgsqlBatchCommand(
+            (profile is null ? "SELECT " : "SELECT set_config('role', $3, true) || ")
+            + $"set_config('statement_timeout', $1, true) || set_config('search_path', $2, true) AS {Marker}");
+        AddText(command, ((long)timeout.TotalMilliseconds).ToString(CultureInfo.InvariantCulture));
+        AddText(command, profile ?? searchPath);
+        if (profile is not null)
+        {
+            AddText(command, profile);
+        }
+
+        return command;
+    }
+
+    /// <summary>
+    /// A failure of the settings row itself. With a profile that means PostgreSQL would not let the gateway become the
+    /// profile role (it does not exist, or the login role is not its member): setup has not run for these rights.
+    /// </summary>
+    public static DatabaseException? ProfileFailure(Exception e, string? profile) =>
+        profile is not null && e is PostgresException { BatchCommand.CommandText: var text } pg && text.Contains(Marker, StringComparison.Ordinal)
+            ? new DatabaseException(DatabaseFailure.ProfileMissing, $"the database has no usable masking profile {profile} ({pg.MessageText})", pg.SqlState, pg)
+            : null;
 
     /// <summary>Adds positional parameters as untyped text, so PostgreSQL infers each type from where it is used.</summary>
     public static void AddParameters(NpgsqlBatchCommand command, IReadOnlyList<string?> parameters)

@@ -14,6 +14,9 @@ public enum DatabaseFailure
 
     /// <summary>PostgreSQL's own privileges refused the gateway's credential: the floor under the policy held.</summary>
     PermissionDenied,
+
+    /// <summary>The caller's strict-mode masking profile does not exist in the database: setup has not run for these rights.</summary>
+    ProfileMissing,
 }
 
 /// <summary>A failure talking to a target database, carrying PostgreSQL's SQLSTATE where there is one.</summary>

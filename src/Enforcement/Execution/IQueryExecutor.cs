@@ -23,7 +23,11 @@ public sealed record ExecutionRequest(
     int MaxBytes,
     TimeSpan StatementTimeout,
     AgentIdentity Caller,
-    string CallId);
+    string CallId)
+{
+    /// <summary>The strict-mode masking profile: the statement runs under this role, with this schema as its search_path.</summary>
+    public string? Profile { get; init; }
+}
 
 /// <summary>Rows as they leave the database: values are null, bool, long, decimal, double, string, or JSON text for json columns.</summary>
 public sealed record QueryResult(

@@ -132,20 +132,21 @@ public sealed partial class GatewayPipeline(
     }
 
     // The Mask stage. A failure here is a failed call, never an unmasked result.
-    private QueryResult MaskResult(QueryResult result, CallScope scope)
+    // databaseMasking explains what strict-mode profile views masked, so the audit record says what the agent received.
+    private QueryResult MaskResult(QueryResult result, CallScope scope, Func<QueryResult, QueryResult>? databaseMasking = null)
     {
-        var counts = new MaskingCounts();
         QueryResult masked;
         try
         {
-            masked = ResultMasker.Mask(result, counts, OverlayMasking.UnmaskRights(policy, scope.Identity));
+            masked = ResultMasker.Mask(result, new MaskingCounts(), OverlayMasking.UnmaskRights(policy, scope.Identity));
+            masked = databaseMasking?.Invoke(masked) ?? masked;
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
             throw new MaskingFailedException(e);
         }
 
-        scope.Describe(r => r with { Masking = counts.Describe() });
+        scope.Describe(r => r with { Masking = masked.Masked.Count == 0 ? null : string.Join(", ", masked.Masked.Select(p => $"{p.Key}:{p.Value}")) });
         return masked;
     }
 
@@ -166,7 +167,12 @@ public sealed partial class GatewayPipeline(
                 Log.DatabaseUnavailable(logger, connection ?? "?", message);
                 return Decision.Fail("database.unavailable", $"connection '{connection}' is not reachable right now ({message}); nothing was run, try again shortly");
             case DatabaseFailure.PermissionDenied:
-                return Decision.Deny("database.permission_denied", $"PostgreSQL's own privileges refuse this ({message}); the gateway's credential may not do it either, whatever the policy says");
+                return Decision.Deny("database.permission_denied", $"PostgreSQL's own privileges refuse this ({message}); the gateway's credential may not do it either, whatever the policy says"
+                    + (connection is not null && policy.Connections.TryGetValue(connection, out var config) && DatabaseProfiles.Apply(config)
+                        ? ". This connection masks in the database: write table names without their schema (customers, not public.customers) so they resolve to your masked views"
+                        : ""));
+            case DatabaseFailure.ProfileMissing:
+                return Decision.Deny("masking.profile_missing", $"{message}. Each agent and group of the policy gets its own profile when an admin runs 'gatehouse setup' after changing the policy; rights combined at call time (an agent's grants plus a group's, or a time-boxed grant) have none, so nothing was run");
             case DatabaseFailure.Timeout:
                 return Decision.Fail("database.timeout", $"the statement ran longer than {Durations.Format(policy.Gateway.Limits.StatementTimeout)} and was cancelled");
             default:

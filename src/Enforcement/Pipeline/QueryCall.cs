@@ -95,7 +95,9 @@ public sealed partial class GatewayPipeline
             return new StepResult(drift);
         }
 
-        var plan = await ClassifyAsync(connection, analyzed, request.Parameters, cancellationToken).ConfigureAwait(false);
+        // Strict masking: the statement is planned and run as the caller's profile role, so PostgreSQL itself masks.
+        var profile = DatabaseProfiles.Apply(connectionConfig) ? DatabaseProfiles.For(policy, connectionConfig, scope.Identity, grants) : null;
+        var plan = await ClassifyAsync(connection, profile?.Name, analyzed, request.Parameters, cancellationToken).ConfigureAwait(false);
         var classification = Describe(statement, plan);
         var byPlan = StatementAuthorizer.AuthorizePlan(scope.Identity, connection, grants, plan);
         if (verdicts.Blocks(byPlan))
@@ -103,7 +105,7 @@ public sealed partial class GatewayPipeline
             return new StepResult(byPlan, Classification: classification);
         }
 
-        var functionsRefused = await VetFunctionsAsync(connection, plan, cancellationToken).ConfigureAwait(false);
+        var functionsRefused = await VetFunctionsAsync(connection, plan, profile is not null, cancellationToken).ConfigureAwait(false);
         if (verdicts.Blocks(functionsRefused))
         {
             return new StepResult(functionsRefused!, Classification: classification);
@@ -135,46 +137,55 @@ public sealed partial class GatewayPipeline
             limits.MaxResultBytes,
             limits.StatementTimeout,
             scope.Identity,
-            scope.Record.Id);
+            scope.Record.Id)
+        {
+            Profile = profile?.Name,
+        };
         var allowed = verdicts.Final(Decision.Allow("query.allowed", byPlan.IsAllowed ? byPlan.Reason : "allowed"));
         QueryResult? maskedWrite = null;
+        Func<QueryResult, QueryResult>? databaseMasking = profile is null ? null : r => StrictLineage.Annotate(r, plan, connectionConfig, profile.Masked);
         Func<QueryResult, ValueTask>? recordBeforeCommit = execution.ReadOnly ? null : async written =>
         {
             // A write commits only once its record says what happened.
-            maskedWrite = MaskResult(written, scope);
+            maskedWrite = MaskResult(written, scope, databaseMasking);
             await scope.RecordOutcomeAsync(allowed, written.AffectedRows, classification, cancellationToken).ConfigureAwait(false);
         };
         var raw = await executor.ExecuteAsync(execution, recordBeforeCommit, cancellationToken).ConfigureAwait(false);
-        var result = maskedWrite ?? MaskResult(raw, scope);
+        var result = maskedWrite ?? MaskResult(raw, scope, databaseMasking);
         return new StepResult(allowed, result, result.AffectedRows ?? result.Rows.Count, classification);
     }
 
     // Cached under the catalog version read before EXPLAIN: a change during EXPLAIN only makes the entry stale sooner.
-    private async ValueTask<PlanFacts> ClassifyAsync(string connection, StatementText statement, IReadOnlyList<string?> parameters, CancellationToken cancellationToken)
+    // Each profile resolves names to its own views, so its plans are cached apart.
+    private async ValueTask<PlanFacts> ClassifyAsync(string connection, string? profile, StatementText statement, IReadOnlyList<string?> parameters, CancellationToken cancellationToken)
     {
         var version = catalogVersions.Current(connection);
-        if (version is not null && _classifications.TryGet(connection, statement.Normalized, version, out var cached))
+        var cacheScope = profile is null ? connection : $"{connection}/{profile}";
+        if (version is not null && _classifications.TryGet(cacheScope, statement.Normalized, version, out var cached))
         {
             return cached;
         }
 
-        var plan = await analyzer.ExplainAsync(connection, statement.Sql, parameters, cancellationToken).ConfigureAwait(false);
+        var plan = await analyzer.ExplainAsync(connection, statement.Sql, parameters, profile, cancellationToken).ConfigureAwait(false);
         if (version is not null)
         {
-            _classifications.Set(connection, statement.Normalized, version, plan);
+            _classifications.Set(cacheScope, statement.Normalized, version, plan);
         }
 
         return plan;
     }
 
-    private async ValueTask<Decision?> VetFunctionsAsync(string connection, PlanFacts plan, CancellationToken cancellationToken)
+    private async ValueTask<Decision?> VetFunctionsAsync(string connection, PlanFacts plan, bool strictProfile, CancellationToken cancellationToken)
     {
         if (plan.Functions.Count == 0)
         {
             return null;
         }
 
-        var allowlist = policy.Connections[connection].AllowedFunctions;
+        // The profile views call the token function; agent roles cannot call it themselves (no USAGE on its schema).
+        var allowlist = strictProfile
+            ? [.. policy.Connections[connection].AllowedFunctions, DatabaseProfiles.TokenFunction]
+            : policy.Connections[connection].AllowedFunctions;
         var catalog = await functions.GetAsync(connection, refresh: false, cancellationToken).ConfigureAwait(false);
         var decision = FunctionVetting.Vet(plan.Functions, catalog, plan.Writes, allowlist);
         if (decision?.Rule == FunctionVetting.UnknownRule)

@@ -44,6 +44,16 @@ public sealed record ConnectionConfig(string Name, string ConnectionString, Secr
     /// <summary>How tagged columns are protected on this connection.</summary>
     public MaskingMode Masking { get; init; } = MaskingMode.Strict;
 
+    /// <summary>How strict mode masks each class; classes not listed use <see cref="MaskingStrategies.Default"/>.</summary>
+    public IReadOnlyDictionary<string, MaskingStrategy> Strategies { get; init; } = new Dictionary<string, MaskingStrategy>();
+
+    /// <summary>The role the gateway logs in as (the connection string's Username); strict mode makes it a member of the profile roles.</summary>
+    public string? LoginRole { get; init; }
+
+    /// <summary>The strategy strict mode applies to a class.</summary>
+    public MaskingStrategy StrategyFor(string className) =>
+        Strategies.TryGetValue(className, out var strategy) ? strategy : MaskingStrategies.Default(className);
+
     /// <summary>Decisions are computed and recorded, but policy refusals do not block (for trying a policy on live traffic).</summary>
     public bool ObserveOnly { get; init; }
 
@@ -73,6 +83,35 @@ public sealed record SecretSource(string? EnvironmentVariable, string? FilePath)
 public sealed record PrincipalPolicy(string Name, IReadOnlyList<Grant> Grants)
 {
     public IReadOnlyList<string> Unmask { get; init; } = [];
+}
+
+/// <summary>How strict mode replaces a tagged column in the profile views.</summary>
+public enum MaskingStrategy
+{
+    /// <summary>The class name in brackets, e.g. <c>[ssn]</c> (null stays null).</summary>
+    Redact,
+
+    /// <summary>A harmless part: an email's domain, the last four digits of a card, phone, IBAN or SSN, the initial of a name.</summary>
+    Partial,
+
+    /// <summary>A deterministic HMAC-SHA256 token under a key agent roles cannot read: joins, GROUP BY and COUNT DISTINCT still work.</summary>
+    Token,
+
+    /// <summary>Always null.</summary>
+    Null,
+}
+
+/// <summary>Default strategies per class.</summary>
+public static class MaskingStrategies
+{
+    public static MaskingStrategy Default(string className) => className switch
+    {
+        "email" or "card" or "phone" or "iban" => MaskingStrategy.Partial,
+        "secret" => MaskingStrategy.Null,
+        _ => MaskingStrategy.Redact,
+    };
+
+    public static string Name(MaskingStrategy strategy) => strategy.ToString().ToLowerInvariant();
 }
 
 /// <summary>How a connection protects tagged columns.</summary>

@@ -13,7 +13,7 @@ public static partial class PolicyLoader
         foreach (var (name, entryNode) in reader.Mapping(node, "connections"))
         {
             var what = $"connection '{name}'";
-            var e = reader.Mapping(entryNode, what, "connection_string", "password_env", "password_file", "functions", "search_path", "observe_only", "masking", "tags");
+            var e = reader.Mapping(entryNode, what, "connection_string", "password_env", "password_file", "functions", "search_path", "observe_only", "masking", "tags", "strategies");
             var cs = reader.String(e, "connection_string", $"{what}: connection_string", requiredAt: entryNode);
             if (cs is not null && !IsSafeConnectionString(cs, out var problem))
             {
@@ -30,8 +30,14 @@ public static partial class PolicyLoader
                     SearchPath = reader.String(e, "search_path", $"{what}: search_path") ?? "public",
                     ObserveOnly = e.TryGetValue("observe_only", out var observe) && reader.Bool(observe, $"{what}: observe_only"),
                     Tags = e.TryGetValue("tags", out var tags) ? ReadTags(reader, tags, what) : new Dictionary<ColumnUse, string>(),
-                    Masking = ReadMaskingMode(reader, e, entryNode, what),
+                    Masking = ReadMaskingMode(reader, e, what),
+                    Strategies = e.TryGetValue("strategies", out var strategies) ? ReadStrategies(reader, strategies, what) : new Dictionary<string, MaskingStrategy>(),
+                    LoginRole = LoginRole(cs),
                 };
+                if (result[name] is { Masking: MaskingMode.Strict, Tags.Count: > 0, LoginRole: null })
+                {
+                    reader.Error(e["connection_string"], $"{what}: strict masking needs the connection string's Username: it is the login role 'gatehouse setup' makes a member of the masking profiles.");
+                }
             }
         }
 
@@ -66,25 +72,61 @@ public static partial class PolicyLoader
 
     private static bool ValidClassName(string name) => name.Length > 0 && name != "all" && name.All(c => char.IsAsciiLetterLower(c) || c == '_');
 
-    private static MaskingMode ReadMaskingMode(YamlNodeReader reader, Dictionary<string, YamlNode> e, YamlNode at, string what)
+    private static MaskingMode ReadMaskingMode(YamlNodeReader reader, Dictionary<string, YamlNode> e, string what)
     {
         var text = reader.String(e, "masking", $"{what}: masking") ?? "strict";
-        if (text == "overlay")
+        switch (text)
         {
-            return MaskingMode.Overlay;
+            case "strict":
+                return MaskingMode.Strict;
+            case "overlay":
+                return MaskingMode.Overlay;
+            default:
+                reader.Error(e["masking"], $"{what}: masking '{text}' is not known; use strict (database profiles made by 'gatehouse setup') or overlay.");
+                return MaskingMode.Strict;
+        }
+    }
+
+    private static Dictionary<string, MaskingStrategy> ReadStrategies(YamlNodeReader reader, YamlNode node, string what)
+    {
+        var strategies = new Dictionary<string, MaskingStrategy>(StringComparer.Ordinal);
+        foreach (var (className, strategyNode) in reader.Mapping(node, $"{what}: strategies"))
+        {
+            var text = reader.String(strategyNode, $"{what}: the strategy for {className}");
+            if (text is not null && Enum.TryParse<MaskingStrategy>(text, ignoreCase: true, out var strategy) && text == MaskingStrategies.Name(strategy))
+            {
+                strategies[className] = strategy;
+            }
+            else if (text is not null)
+            {
+                reader.Error(strategyNode, $"{what}: strategy '{text}' for {className} is not known; use redact, partial, token or null.");
+            }
         }
 
-        if (text != "strict")
+        return strategies;
+    }
+
+    private static string? LoginRole(string connectionString)
+    {
+        var builder = new DbConnectionStringBuilder();
+        try
         {
-            reader.Error(e["masking"], $"{what}: masking '{text}' is not known; use overlay (strict needs gatehouse setup).");
+            builder.ConnectionString = connectionString;
         }
-        else if (e.ContainsKey("tags"))
+        catch (ArgumentException)
         {
-            // Fail closed: tags without a mode that enforces them would promise masking that does not happen.
-            reader.Error(at, $"{what}: tagged columns need a masking mode; strict masking (database profiles created by 'gatehouse setup') is not available yet, so set masking: overlay.");
+            return null;
         }
 
-        return MaskingMode.Strict;
+        foreach (var key in new[] { "username", "user id", "userid", "user" })
+        {
+            if (builder.TryGetValue(key, out var value) && value is string { Length: > 0 } role)
+            {
+                return role;
+            }
+        }
+
+        return null;
     }
 
     private static bool IsSafeConnectionString(string cs, out string problem)

@@ -10,4 +10,7 @@ public static class ExitCodes
 
     /// <summary>The request was understood and refused (bad token, not found, not allowed).</summary>
     public const int Refused = 2;
+
+    /// <summary><c>setup --check</c> found the database out of line with the policy.</summary>
+    public const int Drift = 3;
 }

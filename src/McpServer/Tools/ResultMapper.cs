@@ -74,6 +74,10 @@ public static class ResultMapper
             }
 
             json["masked"] = masked;
+        }
+
+        if (result.MaskedColumns.Count > 0)
+        {
             var columns = new JsonObject();
             foreach (var (column, kinds) in result.MaskedColumns)
             {

@@ -149,14 +149,14 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
     public async Task Explain_reports_relations_read_and_written_without_running_anything()
     {
         var analyzer = new PostgresAnalyzer(_targets);
-        var facts = await analyzer.ExplainAsync("shop", "with d as (delete from orders where id = $1 returning customer_id) select c.email from customers c join d on d.customer_id = c.id", ["1"], CancellationToken.None);
+        var facts = await analyzer.ExplainAsync("shop", "with d as (delete from orders where id = $1 returning customer_id) select c.email from customers c join d on d.customer_id = c.id", ["1"], null, CancellationToken.None);
         Assert.Contains(new RelationAccess(new RelationName("public", "orders"), AccessLevel.Write, "delete"), facts.Relations);
         Assert.Contains(new RelationAccess(new RelationName("public", "customers"), AccessLevel.Read, "read"), facts.Relations);
         Assert.Equal(["c.email"], facts.Outputs);
         Assert.True(facts.EstimatedCost > 0);
         Assert.Equal(1L, await pg.AdminScalarAsync("select count(*) from orders where id = 1"));
 
-        var bulk = await analyzer.ExplainAsync("shop", "update orders set note = 'x' where total >= 0", [], CancellationToken.None);
+        var bulk = await analyzer.ExplainAsync("shop", "update orders set note = 'x' where total >= 0", [], null, CancellationToken.None);
         Assert.InRange(bulk.EstimatedWriteRows, 40, 200);
     }
 

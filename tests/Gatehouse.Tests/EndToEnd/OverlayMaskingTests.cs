@@ -1,8 +1,6 @@
-using System.Text;
 using Gatehouse.Tests.Infrastructure;
 using ModelContextProtocol.Client;
 using ModelContextProtocol.Protocol;
-using Npgsql;
 
 namespace Gatehouse.Tests.EndToEnd;
 
@@ -13,61 +11,20 @@ namespace Gatehouse.Tests.EndToEnd;
 [Collection(PostgresCollection.Name)]
 public sealed class OverlayMaskingTests(PostgresFixture pg) : IAsyncLifetime
 {
-    private const string Tags = """
-        masking: overlay
-        tags:
-          public.customers.email: email
-          public.customers.phone: phone
-          public.customers.ssn: ssn
-          public.customers.card_number: card
-        """;
+    private const string Tags = "masking: overlay\n" + ExfiltrationCorpus.Tags;
 
-    private const string Agents = """
-        agents:
-          analyst:
-            grants:
-              - connection: shop
-                access: read
-                schemas: [public]
-          support:
-            unmask: [email, phone]
-            grants:
-              - connection: shop
-                access: read
-                schemas: [public]
-          auditor:
-            unmask: [all]
-            grants:
-              - connection: shop
-                access: read
-                schemas: [public]
-        """;
+    private const string Agents = ExfiltrationCorpus.Readers;
 
     private readonly TestGateway _gateway = TestGateway.Create(pg, Agents, connectionSettings: Tags);
     private HttpGateway _server = null!;
     private McpClient _analyst = null!;
-    private List<string> _secrets = [];
+    private IReadOnlyList<string> _secrets = [];
 
     public async Task InitializeAsync()
     {
         _server = await HttpGateway.StartAsync(_gateway);
         _analyst = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("analyst"));
-        var builder = new NpgsqlConnectionStringBuilder(pg.AdminConnectionString) { Database = pg.Database };
-        await using var connection = new NpgsqlConnection(builder.ConnectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand("select email, phone, ssn, card_number from customers", connection);
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync())
-        {
-            for (var i = 0; i < 4; i++)
-            {
-                if (!reader.IsDBNull(i))
-                {
-                    var raw = reader.GetString(i);
-                    _secrets.AddRange([raw, new string(raw.Reverse().ToArray()), Convert.ToBase64String(Encoding.UTF8.GetBytes(raw))]);
-                }
-            }
-        }
+        _secrets = await ExfiltrationCorpus.SecretsAsync(pg);
     }
 
     public async Task DisposeAsync()
@@ -76,58 +33,13 @@ public sealed class OverlayMaskingTests(PostgresFixture pg) : IAsyncLifetime
         await _server.DisposeAsync();
     }
 
-    public static TheoryData<string> Attempts() =>
-    [
-        "select ssn from customers",
-        "select ssn as harmless from customers",
-        "select ssn::text from customers",
-        "select 'x' || ssn || 'y' from customers",
-        "select reverse(ssn) from customers",
-        "select encode(convert_to(ssn, 'UTF8'), 'base64') from customers",
-        "select upper(email) from customers",
-        "select split_part(email, '@', 1) from customers",
-        "select substr(card_number, 1, 6) from customers",
-        "select md5(card_number) from customers",
-        "select length(ssn) from customers",
-        "select row_to_json(c) from customers c",
-        "select to_jsonb(c.*) from customers c",
-        "select json_agg(c) from customers c",
-        "select c from customers c",
-        "select * from customers",
-        "select customers.* from customers",
-        "select string_agg(phone, ',') from customers",
-        "select array_agg(email order by id) from customers",
-        "select max(ssn) from customers",
-        "select count(distinct card_number) from customers",
-        "select id from customers where ssn like '5%'",
-        "select id from customers where email = 'amelia.hartmann@example.com'",
-        "select id from customers order by ssn",
-        "select ssn, count(*) from customers group by ssn",
-        "select (select ssn from customers limit 1)",
-        "select id from customers c where exists (select 1 from customers d where d.ssn = c.ssn and d.id <> c.id)",
-        "with x as (select ssn from customers) select * from x",
-        "with x as (select * from customers) select id from x where card_number is not null",
-        "select s.ssn from (select * from customers) s",
-        "select o.id from orders o join customers c on c.email = o.note",
-        "select id from customers where id = $1 and ssn = $2",
-        "select jsonb_build_object('e', email) from customers",
-        "select format('%s', phone) from customers",
-        "select case when ssn > '5' then 1 else 0 end from customers",
-        "select id from customers union select length(ssn) from customers",
-        "select 1 from customers where ssn::int > 0",
-        "explain select ssn from customers",
-        "select ssn from customers c join orders o on o.customer_id = c.id",
-        "select lateral_ssn from orders o, lateral (select ssn as lateral_ssn from customers c where c.id = o.customer_id) l",
-    ];
-
     [Theory]
-    [MemberData(nameof(Attempts))]
+    [MemberData(nameof(ExfiltrationCorpus.Attempts), MemberType = typeof(ExfiltrationCorpus))]
     public async Task An_agent_without_unmask_rights_gets_no_tagged_value_out(string sql)
     {
-        object?[]? parameters = sql.Contains("$2", StringComparison.Ordinal) ? [1, "536-22-4821"] : null;
-        var result = await _analyst.QueryAsync(sql, parameters);
+        var result = await _analyst.QueryAsync(sql, ExfiltrationCorpus.Parameters(sql));
         Assert.True(result.IsError, $"expected a refusal, got {result.Text()}");
-        Assert.Equal("masking.tagged_column", result.Rule());
+        Assert.Matches("^(masking.tagged_column|grant\\.|function\\.|database\\.)", result.Rule());
         AssertNoSecret(result);
     }
 
@@ -176,12 +88,5 @@ public sealed class OverlayMaskingTests(PostgresFixture pg) : IAsyncLifetime
         AssertNoSecret(result);
     }
 
-    private void AssertNoSecret(CallToolResult result)
-    {
-        var everything = result.Text() + (result.StructuredContent?.GetRawText() ?? "");
-        foreach (var secret in _secrets)
-        {
-            Assert.DoesNotContain(secret, everything);
-        }
-    }
+    private void AssertNoSecret(CallToolResult result) => ExfiltrationCorpus.AssertNoSecret(result, _secrets);
 }

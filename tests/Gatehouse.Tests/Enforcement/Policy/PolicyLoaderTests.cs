@@ -113,15 +113,38 @@ public sealed class PolicyLoaderTests
     }
 
     [Fact]
-    public void Tags_need_overlay_masking_until_database_profiles_exist()
+    public void Tags_default_to_strict_masking_with_a_strategy_per_class()
     {
-        var tagged = Minimal.Replace("    password_env: SHOP_PW", "    password_env: SHOP_PW\n    tags:\n      public.customers.ssn: ssn\n      customers.email: email");
-        Assert.Contains(Errors(tagged), e => e.Contains("set masking: overlay", StringComparison.Ordinal));
-
-        var policy = Parse(tagged.Replace("    tags:", "    masking: overlay\n    tags:").Replace("    grants:", "    unmask: [email]\n    grants:"));
-        Assert.Equal(MaskingMode.Overlay, policy.Connections["shop"].Masking);
-        Assert.Equal("email", policy.Connections["shop"].Tags[new ColumnUse(new RelationName("public", "customers"), "email")]);
+        var tagged = Minimal.Replace("    password_env: SHOP_PW", "    password_env: SHOP_PW\n    tags:\n      public.customers.ssn: ssn\n      customers.email: email\n    strategies:\n      ssn: token");
+        var policy = Parse(tagged.Replace("    grants:", "    unmask: [email]\n    grants:"));
+        var shop = policy.Connections["shop"];
+        Assert.Equal(MaskingMode.Strict, shop.Masking);
+        Assert.Equal("gw", shop.LoginRole);
+        Assert.Equal("email", shop.Tags[new ColumnUse(new RelationName("public", "customers"), "email")]);
+        Assert.Equal(MaskingStrategy.Token, shop.StrategyFor("ssn"));
+        Assert.Equal(MaskingStrategy.Partial, shop.StrategyFor("email"));
+        Assert.Equal(MaskingStrategy.Redact, shop.StrategyFor("address"));
         Assert.Equal(["email"], policy.Agents["analyst"].Unmask);
+
+        var overlay = Parse(tagged.Replace("    tags:", "    masking: overlay\n    tags:"));
+        Assert.Equal(MaskingMode.Overlay, overlay.Connections["shop"].Masking);
+    }
+
+    [Theory]
+    [InlineData("    masking: strong", "masking 'strong' is not known")]
+    [InlineData("    strategies:\n      ssn: hash", "strategy 'hash' for ssn is not known")]
+    [InlineData("    strategies:\n      ssn: 1", "strategy '1' for ssn is not known")]
+    public void Bad_masking_settings_are_errors(string line, string message)
+    {
+        var yaml = Minimal.Replace("    password_env: SHOP_PW", "    password_env: SHOP_PW\n    tags:\n      public.customers.ssn: ssn\n" + line);
+        Assert.Contains(Errors(yaml), e => e.Contains(message, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Strict_masking_needs_a_login_role_in_the_connection_string()
+    {
+        var yaml = Minimal.Replace(";Username=gw", "").Replace("    password_env: SHOP_PW", "    password_env: SHOP_PW\n    tags:\n      public.customers.ssn: ssn");
+        Assert.Contains(Errors(yaml), e => e.Contains("strict masking needs the connection string's Username", StringComparison.Ordinal));
     }
 
     [Theory]

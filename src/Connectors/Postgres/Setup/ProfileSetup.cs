@@ -1,0 +1,363 @@
+using System.Security.Cryptography;
+using System.Text;
+using Gatehouse.Enforcement.Classification;
+using Gatehouse.Enforcement.Masking;
+using Gatehouse.Enforcement.Policy;
+using Npgsql;
+
+namespace Gatehouse.Connectors.Postgres.Setup;
+
+/// <summary>One statement setup runs; <see cref="Shown"/> is what --dry-run prints (no secret in it).</summary>
+public sealed record SetupStatement(string Sql, string Shown);
+
+/// <summary>What setup found and would do.</summary>
+/// <param name="Drift">How the database differs from what the policy calls for; empty when in sync.</param>
+/// <param name="Blockers">Problems setup will not paper over (a login role that is superuser or owns objects, tags naming no column).</param>
+/// <param name="Notes">Things worth knowing that do not stop setup (views left out, name clashes).</param>
+public sealed record SetupReport(
+    string Database,
+    IReadOnlyList<DatabaseProfile> Profiles,
+    IReadOnlyList<SetupStatement> Statements,
+    IReadOnlyList<string> Drift,
+    IReadOnlyList<string> Blockers,
+    IReadOnlyList<string> Notes);
+
+/// <summary>
+/// <c>gatehouse setup</c> for one strict-mode connection: reads the database, works out the profile roles, schemas and
+/// security_barrier views the policy calls for, reports drift, and applies everything in one transaction.
+/// </summary>
+public static class ProfileSetup
+{
+    /// <summary>Reads the database and plans the setup. <paramref name="loginPassword"/> is used only if the login role must be created.</summary>
+    public static async Task<SetupReport> PlanAsync(NpgsqlConnection admin, GatewayPolicy policy, ConnectionConfig connection, string? loginPassword, bool revokePublicExecute, CancellationToken cancellationToken)
+    {
+        var login = connection.LoginRole ?? throw new InvalidOperationException($"connection '{connection.Name}' names no login role (Username) in its connection string");
+        var profiles = DatabaseProfiles.All(policy, connection);
+        var schemas = profiles.SelectMany(p => p.Grants).SelectMany(g => g.Schemas.Concat(g.Tables.Select(t => t.Schema)))
+            .Concat(connection.Tags.Keys.Select(t => t.Relation.Schema)).Distinct(StringComparer.Ordinal).ToList();
+        var state = await SetupState.ReadAsync(admin, login, connection.Name, schemas, cancellationToken).ConfigureAwait(false);
+        string? passwordLiteral = null;
+        if (state.Login is null && loginPassword is not null)
+        {
+            await using var quote = new NpgsqlCommand("SELECT quote_literal($1)", admin);
+            quote.Parameters.Add(new NpgsqlParameter<string> { TypedValue = loginPassword });
+            passwordLiteral = (string?)await quote.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        return new Planner(connection, login, profiles, state, passwordLiteral, revokePublicExecute).Plan();
+    }
+
+    /// <summary>Runs every statement in one transaction: the database moves from the old profiles to the new at once, or not at all.</summary>
+    public static async Task ApplyAsync(NpgsqlConnection admin, SetupReport report, CancellationToken cancellationToken)
+    {
+        await using var transaction = await admin.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        foreach (var statement in report.Statements)
+        {
+            await using var command = new NpgsqlCommand(statement.Sql, admin, transaction);
+            await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private sealed class Planner(ConnectionConfig connection, string login, IReadOnlyList<DatabaseProfile> profiles, SetupState state, string? passwordLiteral, bool revokePublicExecute)
+    {
+        private readonly List<SetupStatement> _statements = [];
+        private readonly List<string> _drift = [];
+        private readonly List<string> _blockers = [];
+        private readonly List<string> _notes = [];
+        private readonly NpgsqlCommandBuilder _quoter = new();
+
+        public SetupReport Plan()
+        {
+            CheckTags();
+            PlanLoginRole();
+            var tokens = profiles.Any(p => p.Masked.Any(c => connection.StrategyFor(c) == MaskingStrategy.Token));
+            if (tokens)
+            {
+                PlanTokenFunction();
+            }
+
+            foreach (var profile in profiles)
+            {
+                PlanProfile(profile, tokens);
+            }
+
+            foreach (var stale in state.ProfileSchemas.Keys.Where(s => profiles.All(p => p.Name != s)).Order(StringComparer.Ordinal))
+            {
+                _drift.Add($"profile {stale} is left from an earlier policy; setup drops it");
+                Run($"DROP SCHEMA {Id(stale)} CASCADE");
+                if (state.ProfileRoles.Contains(stale))
+                {
+                    Run($"DROP OWNED BY {Id(stale)}");
+                    Run($"DROP ROLE {Id(stale)}");
+                }
+            }
+
+            if (revokePublicExecute)
+            {
+                foreach (var function in state.PublicDefinerFunctions)
+                {
+                    Run($"REVOKE EXECUTE ON FUNCTION {function} FROM PUBLIC");
+                }
+            }
+            else if (state.PublicDefinerFunctions.Count > 0)
+            {
+                _notes.Add($"SECURITY DEFINER functions anyone may execute: {string.Join(", ", state.PublicDefinerFunctions)}. The gateway refuses them unless allowlisted; --revoke-public-execute takes PUBLIC's EXECUTE away.");
+            }
+
+            return new SetupReport(state.Database, profiles, _statements, _drift, _blockers, _notes);
+        }
+
+        private void CheckTags()
+        {
+            var columns = state.Relations.SelectMany(r => r.Columns.Select(c => new ColumnUse(r.Name, c.Name))).ToHashSet();
+            foreach (var tag in connection.Tags.Keys.Where(t => !columns.Contains(t)))
+            {
+                _blockers.Add($"the policy tags {tag}, which the database does not have: fix the tag so the real column is protected");
+            }
+        }
+
+        private void PlanLoginRole()
+        {
+            if (state.Login is not { } role)
+            {
+                _drift.Add($"login role {login} does not exist; setup creates it (NOINHERIT, owning nothing)");
+                if (passwordLiteral is null)
+                {
+                    _blockers.Add($"login role {login} must be created, but the connection's password (password_env or password_file) could not be read");
+                }
+
+                Run(
+                    $"CREATE ROLE {Id(login)} LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS PASSWORD {passwordLiteral ?? "NULL"}",
+                    $"CREATE ROLE {Id(login)} LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS PASSWORD '(the connection's password)'");
+            }
+            else
+            {
+                if (role.Superuser || role.BypassRls)
+                {
+                    _blockers.Add($"login role {login} is a superuser or bypasses row security: PostgreSQL would check nothing for it; use a plain role");
+                }
+
+                if (role.OwnedObjects > 0)
+                {
+                    _blockers.Add($"login role {login} owns {role.OwnedObjects} object(s) in this database; an owner can read and grant its own tables, so the gateway's role must own nothing (ALTER ... OWNER TO another role)");
+                }
+
+                if (role.Inherits)
+                {
+                    _drift.Add($"login role {login} inherits its roles' privileges; setup makes it NOINHERIT");
+                    Run($"ALTER ROLE {Id(login)} NOINHERIT");
+                }
+
+                foreach (var relation in role.DirectPrivileges)
+                {
+                    _drift.Add($"login role {login} holds privileges on {relation} directly; setup revokes them (it may read only through profiles)");
+                    Run($"REVOKE ALL ON TABLE {relation} FROM {Id(login)}");
+                }
+
+                if (role.OtherMemberships.Count > 0)
+                {
+                    _notes.Add($"login role {login} is also a member of {string.Join(", ", role.OtherMemberships)}; it inherits nothing from them, but revoke them unless the gateway needs them");
+                }
+            }
+
+            Run($"GRANT CONNECT ON DATABASE {Id(state.Database)} TO {Id(login)}");
+        }
+
+        private void PlanTokenFunction()
+        {
+            var schema = Id(DatabaseProfiles.GatewaySchema);
+            var crypto = state.PgcryptoSchema is null ? schema : Id(state.PgcryptoSchema);
+            if (!state.TokenFunctionExists)
+            {
+                _drift.Add($"the token function {DatabaseProfiles.TokenFunction} and its key do not exist yet; setup creates them");
+            }
+
+            Run($"CREATE SCHEMA IF NOT EXISTS {schema}");
+            Run($"REVOKE ALL ON SCHEMA {schema} FROM PUBLIC");
+            Run($"CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA {schema}");
+            Run($"CREATE TABLE IF NOT EXISTS {schema}.mask_key (id boolean PRIMARY KEY DEFAULT true CHECK (id), key bytea NOT NULL)");
+            Run($"REVOKE ALL ON TABLE {schema}.mask_key FROM PUBLIC");
+            // The key is made inside the database and never leaves it; view definitions are public, the key is not.
+            Run($"INSERT INTO {schema}.mask_key (key) SELECT {crypto}.gen_random_bytes(32) WHERE NOT EXISTS (SELECT 1 FROM {schema}.mask_key)");
+            Run(
+                $"CREATE OR REPLACE FUNCTION {DatabaseProfiles.TokenFunction}(value text) RETURNS text LANGUAGE sql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog"
+                + $" AS $gatehouse$ SELECT 'tok_' || left(encode({crypto}.hmac(convert_to(value, 'UTF8'), k.key, 'sha256'), 'hex'), 16) FROM {schema}.mask_key k $gatehouse$");
+            Run($"REVOKE ALL ON FUNCTION {DatabaseProfiles.TokenFunction}(text) FROM PUBLIC");
+        }
+
+        private void PlanProfile(DatabaseProfile profile, bool tokens)
+        {
+            var name = Id(profile.Name);
+            var views = Views(profile);
+            if (!state.ProfileRoles.Contains(profile.Name))
+            {
+                _drift.Add($"profile {profile.Name} ({string.Join(", ", profile.UsedBy)}) does not exist; setup creates it");
+                Run($"CREATE ROLE {name} NOLOGIN NOINHERIT");
+            }
+            else if (!state.Memberships.Contains(profile.Name))
+            {
+                _drift.Add($"login role {login} is not a member of profile {profile.Name}; setup grants it");
+            }
+
+            state.ProfileSchemas.TryGetValue(profile.Name, out var existing);
+            if (existing is not null)
+            {
+                foreach (var view in views)
+                {
+                    if (!existing.TryGetValue(view.Name, out var comment))
+                    {
+                        _drift.Add($"{view.Source} is not in profile {profile.Name} yet (hidden from {string.Join(", ", profile.UsedBy)} until setup runs)");
+                    }
+                    else if (comment != view.Fingerprint)
+                    {
+                        _drift.Add($"profile {profile.Name}'s view of {view.Source} differs from the policy and catalog (a new or changed column stays hidden until setup runs)");
+                    }
+                }
+
+                foreach (var extra in existing.Keys.Where(v => views.All(x => x.Name != v)))
+                {
+                    _drift.Add($"profile {profile.Name} has a view {extra} the policy no longer calls for");
+                }
+            }
+
+            Run($"GRANT {name} TO {Id(login)}");
+            Run($"DROP OWNED BY {name}");
+            Run($"DROP SCHEMA IF EXISTS {name} CASCADE");
+            Run($"CREATE SCHEMA {name}");
+            Run($"COMMENT ON SCHEMA {name} IS {Literal(SetupState.SchemaComment(login, connection.Name))}");
+            Run($"COMMENT ON ROLE {name} IS {Literal($"Gatehouse masking profile for {string.Join(", ", profile.UsedBy)} on connection {connection.Name}; masks {(profile.Masked.Count == 0 ? "nothing" : string.Join(", ", profile.Masked.Order(StringComparer.Ordinal)))}.")}");
+            Run($"GRANT USAGE ON SCHEMA {name} TO {name}");
+            if (tokens && profile.Masked.Any(c => connection.StrategyFor(c) == MaskingStrategy.Token))
+            {
+                Run($"GRANT EXECUTE ON FUNCTION {DatabaseProfiles.TokenFunction}(text) TO {name}");
+            }
+
+            foreach (var view in views)
+            {
+                Run(view.Create);
+                Run($"COMMENT ON VIEW {name}.{Id(view.Name)} IS {Literal(view.Fingerprint)}");
+                Run($"GRANT SELECT ON {name}.{Id(view.Name)} TO {name}");
+                if (view.Writable)
+                {
+                    GrantWrites(profile, view);
+                }
+            }
+
+            if (existing is null && state.ProfileRoles.Contains(profile.Name))
+            {
+                _drift.Add($"profile {profile.Name} has no views yet; setup creates {views.Count}");
+            }
+        }
+
+        // Writes: through the view for plain columns, and on the base table for the rest, with SELECT only on columns this
+        // profile sees unmasked, so a WHERE or RETURNING on a masked column is refused by PostgreSQL itself.
+        private void GrantWrites(DatabaseProfile profile, ProfileView view)
+        {
+            var name = Id(profile.Name);
+            var relation = view.Relation;
+            Run($"GRANT INSERT, UPDATE, DELETE ON {name}.{Id(view.Name)} TO {name}");
+            Run($"GRANT USAGE ON SCHEMA {Id(relation.Name.Schema)} TO {name}");
+            Run($"GRANT INSERT, UPDATE, DELETE ON {Id(relation.Name)} TO {name}");
+            var readable = relation.Columns.Where(c => MaskedClass(profile, relation.Name, c.Name) is null).Select(c => Id(c.Name)).ToList();
+            if (readable.Count > 0)
+            {
+                Run($"GRANT SELECT ({string.Join(", ", readable)}) ON {Id(relation.Name)} TO {name}");
+            }
+
+            foreach (var sequence in state.DefaultSequences[relation.Name])
+            {
+                Run($"GRANT USAGE ON SCHEMA {Id(sequence.Schema)} TO {name}");
+                Run($"GRANT USAGE ON SEQUENCE {Id(sequence)} TO {name}");
+            }
+        }
+
+        private List<ProfileView> Views(DatabaseProfile profile)
+        {
+            var order = connection.SearchPath.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToList();
+            var candidates = state.Relations
+                .Where(r => profile.AccessTo(r.Name) is not null)
+                .OrderBy(r => order.IndexOf(r.Name.Schema) is var i && i < 0 ? int.MaxValue : i)
+                .ThenBy(r => r.Name.Schema, StringComparer.Ordinal);
+            var views = new List<ProfileView>();
+            foreach (var relation in candidates)
+            {
+                if (views.FirstOrDefault(v => v.Name == relation.Name.Name) is { } taken)
+                {
+                    _notes.Add($"{relation.Name} is left out of profile {profile.Name}: its name is taken by {taken.Source} (profile views are named without their schema)");
+                    continue;
+                }
+
+                if (relation.Kind is 'v' or 'm' && state.ViewReads[relation.Name].FirstOrDefault(c => ReadsMasked(profile, c)) is { Relation.Schema: not null } hidden)
+                {
+                    _notes.Add($"{relation.Name} is left out of profile {profile.Name}: it reads {hidden}, which that profile sees masked; define it over the masked columns instead");
+                    continue;
+                }
+
+                views.Add(View(profile, relation));
+            }
+
+            return views;
+        }
+
+        private bool ReadsMasked(DatabaseProfile profile, ColumnUse use) =>
+            use.Column == ColumnUse.WholeRow
+                ? connection.Tags.Any(t => t.Key.Relation == use.Relation && profile.Masked.Contains(t.Value))
+                : MaskedClass(profile, use.Relation, use.Column) is not null;
+
+        private string? MaskedClass(DatabaseProfile profile, RelationName relation, string column) =>
+            connection.Tags.TryGetValue(new ColumnUse(relation, column), out var className) && profile.Masked.Contains(className) ? className : null;
+
+        private ProfileView View(DatabaseProfile profile, CatalogRelation relation)
+        {
+            var select = relation.Columns.Select(c =>
+            {
+                var column = $"t.{Id(c.Name)}";
+                var expression = MaskedClass(profile, relation.Name, c.Name) is { } className
+                    ? MaskExpression(column, c.Type, className, connection.StrategyFor(className))
+                    : column;
+                return expression == column ? column : $"{expression} AS {Id(c.Name)}";
+            });
+            var create = $"CREATE VIEW {Id(profile.Name)}.{Id(relation.Name.Name)} WITH (security_barrier) AS SELECT {string.Join(", ", select)} FROM {Id(relation.Name)} t";
+            var fingerprint = "gatehouse " + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(create)))[..16];
+            var writable = relation.IsTable && profile.AccessTo(relation.Name) == AccessLevel.Write;
+            return new ProfileView(relation.Name.Name, relation.Name.ToString(), relation, create, fingerprint, writable);
+        }
+
+        private static string MaskExpression(string column, string type, string className, MaskingStrategy strategy)
+        {
+            var text = $"{column}::text";
+            return strategy switch
+            {
+                MaskingStrategy.Null => $"NULL::{type}",
+                MaskingStrategy.Token => $"{DatabaseProfiles.TokenFunction}({text})",
+                MaskingStrategy.Partial => className switch
+                {
+                    "email" => $"CASE WHEN {column} IS NULL THEN NULL ELSE '***@' || split_part({text}, '@', 2) END",
+                    "card" or "phone" or "iban" or "ssn" => $"CASE WHEN {column} IS NULL THEN NULL ELSE '***' || right(regexp_replace({text}, '[^0-9A-Za-z]', '', 'g'), 4) END",
+                    _ => $"CASE WHEN {column} IS NULL THEN NULL ELSE left({text}, 1) || '***' END",
+                },
+                _ => $"CASE WHEN {column} IS NULL THEN NULL ELSE '[{className}]' END",
+            };
+        }
+
+        // Grants that several views need (USAGE on a schema) are written once.
+        private void Run(string sql, string? shown = null)
+        {
+            if (!_statements.Any(s => s.Sql == sql))
+            {
+                _statements.Add(new SetupStatement(sql, shown ?? sql));
+            }
+        }
+
+        private string Id(string name) => _quoter.QuoteIdentifier(name);
+
+        private string Id(RelationName name) => $"{Id(name.Schema)}.{Id(name.Name)}";
+
+        // standard_conforming_strings is checked on when the state is read, so doubling quotes is the whole escaping.
+        private static string Literal(string text) => $"'{text.Replace("'", "''", StringComparison.Ordinal)}'";
+    }
+
+    private sealed record ProfileView(string Name, string Source, CatalogRelation Relation, string Create, string Fingerprint, bool Writable);
+}

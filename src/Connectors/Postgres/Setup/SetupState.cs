@@ -1,0 +1,201 @@
+using Gatehouse.Enforcement.Classification;
+using Gatehouse.Enforcement.Masking;
+using Npgsql;
+
+namespace Gatehouse.Connectors.Postgres.Setup;
+
+/// <summary>A relation setup may wrap in a profile view: its kind (pg_class.relkind) and columns with their types, in order.</summary>
+internal sealed record CatalogRelation(RelationName Name, char Kind, IReadOnlyList<(string Name, string Type)> Columns)
+{
+    public bool IsTable => Kind is 'r' or 'p';
+}
+
+/// <summary>The gateway's login role as PostgreSQL sees it; <see cref="DirectPrivileges"/> are relations, already quoted by the server.</summary>
+internal sealed record LoginRoleState(bool Superuser, bool Inherits, bool CanLogin, bool BypassRls, int OwnedObjects, IReadOnlyList<string> DirectPrivileges, IReadOnlyList<string> OtherMemberships);
+
+/// <summary>What setup reads from the target database before deciding what to create: one round trip of catalog queries.</summary>
+internal sealed class SetupState
+{
+    public required string Database { get; init; }
+
+    public required IReadOnlyList<CatalogRelation> Relations { get; init; }
+
+    /// <summary>For each view or materialized view, the base columns it reads ("*" when it reads whole rows).</summary>
+    public required ILookup<RelationName, ColumnUse> ViewReads { get; init; }
+
+    /// <summary>For each table, the sequences its column defaults call.</summary>
+    public required ILookup<RelationName, RelationName> DefaultSequences { get; init; }
+
+    /// <summary>Null when the login role does not exist yet.</summary>
+    public required LoginRoleState? Login { get; init; }
+
+    /// <summary>Existing roles named like profiles.</summary>
+    public required IReadOnlySet<string> ProfileRoles { get; init; }
+
+    /// <summary>Profile roles the login role is a member of.</summary>
+    public required IReadOnlySet<string> Memberships { get; init; }
+
+    /// <summary>Profile schemas this login role and connection own (by their comment), with each view's comment.</summary>
+    public required IReadOnlyDictionary<string, IReadOnlyDictionary<string, string?>> ProfileSchemas { get; init; }
+
+    /// <summary>The schema pgcrypto is installed in, or null.</summary>
+    public required string? PgcryptoSchema { get; init; }
+
+    public required bool TokenFunctionExists { get; init; }
+
+    /// <summary>SECURITY DEFINER functions in the granted schemas that PUBLIC may execute, as signatures.</summary>
+    public required IReadOnlyList<string> PublicDefinerFunctions { get; init; }
+
+    public static string SchemaComment(string loginRole, string connection) => $"Gatehouse masking profile. login={loginRole} connection={connection}.";
+
+    public static async Task<SetupState> ReadAsync(NpgsqlConnection admin, string loginRole, string connection, IReadOnlyList<string> schemas, CancellationToken cancellationToken)
+    {
+        await using var batch = admin.CreateBatch();
+        Add(batch, "SELECT current_database(), current_setting('standard_conforming_strings')");
+        Add(
+            batch,
+            "SELECT n.nspname, c.relname, c.relkind::text, array_agg(a.attname::text ORDER BY a.attnum), array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum)"
+            + " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
+            + " WHERE c.relkind IN ('r','v','m','p','f') AND NOT c.relispartition AND n.nspname = ANY($1) GROUP BY 1, 2, 3 ORDER BY 1, 2",
+            schemas.ToArray());
+        Add(
+            batch,
+            "SELECT DISTINCT vn.nspname, v.relname, tn.nspname, t.relname, coalesce(a.attname::text, '*')"
+            + " FROM pg_rewrite r JOIN pg_class v ON v.oid = r.ev_class JOIN pg_namespace vn ON vn.oid = v.relnamespace"
+            + " JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass"
+            + " JOIN pg_class t ON t.oid = d.refobjid AND t.oid <> v.oid JOIN pg_namespace tn ON tn.oid = t.relnamespace"
+            + " LEFT JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid AND d.refobjsubid > 0"
+            + " WHERE v.relkind IN ('v','m') AND vn.nspname = ANY($1)",
+            schemas.ToArray());
+        Add(
+            batch,
+            "SELECT DISTINCT tn.nspname, t.relname, sn.nspname, s.relname FROM pg_attrdef ad"
+            + " JOIN pg_class t ON t.oid = ad.adrelid JOIN pg_namespace tn ON tn.oid = t.relnamespace"
+            + " JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid AND d.refclassid = 'pg_class'::regclass"
+            + " JOIN pg_class s ON s.oid = d.refobjid AND s.relkind = 'S' JOIN pg_namespace sn ON sn.oid = s.relnamespace"
+            + " WHERE tn.nspname = ANY($1)",
+            schemas.ToArray());
+        Add(
+            batch,
+            "SELECT r.rolsuper, r.rolinherit, r.rolcanlogin, r.rolbypassrls,"
+            + " (SELECT count(*) FROM pg_class WHERE relowner = r.oid) + (SELECT count(*) FROM pg_namespace WHERE nspowner = r.oid) + (SELECT count(*) FROM pg_proc WHERE proowner = r.oid),"
+            + " ARRAY(SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            + "   WHERE (EXISTS (SELECT 1 FROM aclexplode(c.relacl) x WHERE x.grantee = r.oid)"
+            + "     OR EXISTS (SELECT 1 FROM pg_attribute a, aclexplode(a.attacl) x WHERE a.attrelid = c.oid AND x.grantee = r.oid))"
+            + "   AND n.nspname NOT LIKE 'gatehouse\\_p\\_%' ORDER BY 1),"
+            + " ARRAY(SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid AND g.rolname NOT LIKE 'gatehouse\\_p\\_%' ORDER BY 1)"
+            + " FROM pg_roles r WHERE r.rolname = $1",
+            loginRole);
+        Add(batch, "SELECT rolname::text FROM pg_roles WHERE rolname LIKE 'gatehouse\\_p\\_%'");
+        Add(batch, "SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = $1 AND g.rolname LIKE 'gatehouse\\_p\\_%'", loginRole);
+        Add(
+            batch,
+            "SELECT n.nspname, c.relname, obj_description(c.oid, 'pg_class') FROM pg_namespace n LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind = 'v'"
+            + " WHERE n.nspname LIKE 'gatehouse\\_p\\_%' AND obj_description(n.oid, 'pg_namespace') = $1",
+            SchemaComment(loginRole, connection));
+        Add(batch, "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pgcrypto'");
+        Add(batch, $"SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = '{DatabaseProfiles.GatewaySchema}' AND p.proname = 'mask_token'");
+        Add(
+            batch,
+            "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+            + " WHERE p.prosecdef AND n.nspname = ANY($1) AND (p.proacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(p.proacl) x WHERE x.grantee = 0)) ORDER BY 1",
+            schemas.ToArray());
+
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        var database = reader.GetString(0);
+        if (reader.GetString(1) != "on")
+        {
+            throw new InvalidOperationException("standard_conforming_strings is off in this database; setup writes standard SQL literals and will not run without it.");
+        }
+
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        var relations = new List<CatalogRelation>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var names = reader.GetFieldValue<string[]>(3);
+            var types = reader.GetFieldValue<string[]>(4);
+            relations.Add(new CatalogRelation(new RelationName(reader.GetString(0), reader.GetString(1)), reader.GetString(2)[0], names.Zip(types).ToList()));
+        }
+
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        var viewReads = new List<(RelationName View, ColumnUse Column)>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            viewReads.Add((new RelationName(reader.GetString(0), reader.GetString(1)), new ColumnUse(new RelationName(reader.GetString(2), reader.GetString(3)), reader.GetString(4))));
+        }
+
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        var sequences = new List<(RelationName Table, RelationName Sequence)>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            sequences.Add((new RelationName(reader.GetString(0), reader.GetString(1)), new RelationName(reader.GetString(2), reader.GetString(3))));
+        }
+
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        LoginRoleState? login = null;
+        if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            login = new LoginRoleState(reader.GetBoolean(0), reader.GetBoolean(1), reader.GetBoolean(2), reader.GetBoolean(3), (int)reader.GetInt64(4), reader.GetFieldValue<string[]>(5), reader.GetFieldValue<string[]>(6));
+        }
+
+        var profileRoles = await ReadStringsAsync(reader, cancellationToken).ConfigureAwait(false);
+        var memberships = await ReadStringsAsync(reader, cancellationToken).ConfigureAwait(false);
+
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        var profileSchemas = new Dictionary<string, Dictionary<string, string?>>(StringComparer.Ordinal);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var views = profileSchemas.TryGetValue(reader.GetString(0), out var v) ? v : profileSchemas[reader.GetString(0)] = new Dictionary<string, string?>(StringComparer.Ordinal);
+            if (!reader.IsDBNull(1))
+            {
+                views[reader.GetString(1)] = reader.IsDBNull(2) ? null : reader.GetString(2);
+            }
+        }
+
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        var pgcrypto = await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? reader.GetString(0) : null;
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        var tokenFunction = reader.GetInt64(0) > 0;
+        var definers = await ReadStringsAsync(reader, cancellationToken).ConfigureAwait(false);
+
+        return new SetupState
+        {
+            Database = database,
+            Relations = relations,
+            ViewReads = viewReads.ToLookup(r => r.View, r => r.Column),
+            DefaultSequences = sequences.ToLookup(s => s.Table, s => s.Sequence),
+            Login = login,
+            ProfileRoles = profileRoles.ToHashSet(StringComparer.Ordinal),
+            Memberships = memberships.ToHashSet(StringComparer.Ordinal),
+            ProfileSchemas = profileSchemas.ToDictionary(p => p.Key, p => (IReadOnlyDictionary<string, string?>)p.Value, StringComparer.Ordinal),
+            PgcryptoSchema = pgcrypto,
+            TokenFunctionExists = tokenFunction,
+            PublicDefinerFunctions = definers,
+        };
+    }
+
+    private static async Task<List<string>> ReadStringsAsync(NpgsqlDataReader reader, CancellationToken cancellationToken)
+    {
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        var values = new List<string>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            values.Add(reader.GetString(0));
+        }
+
+        return values;
+    }
+
+    private static void Add(NpgsqlBatch batch, string sql, object? parameter = null)
+    {
+        var command = new NpgsqlBatchCommand(sql);
+        if (parameter is not null)
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = parameter });
+        }
+
+        batch.BatchCommands.Add(command);
+    }
+}

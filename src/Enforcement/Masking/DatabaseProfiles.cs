@@ -1,0 +1,98 @@
+using System.Security.Cryptography;
+using System.Text;
+using Gatehouse.Enforcement.Identity;
+using Gatehouse.Enforcement.Policy;
+
+namespace Gatehouse.Enforcement.Masking;
+
+/// <summary>
+/// One masking profile of a strict-mode connection: a distinct set of grants and masked classes. <c>gatehouse setup</c> gives
+/// it a NOLOGIN role and a schema of the same name holding security_barrier views; every call of an identity with exactly
+/// these rights runs under that role with that schema as its search_path.
+/// </summary>
+/// <param name="Name">The role and schema name: a hash of everything the views depend on in the policy.</param>
+/// <param name="Masked">The tagged classes this profile sees masked.</param>
+/// <param name="UsedBy">The agents and groups of the policy that have exactly these rights (for the admin reading the database).</param>
+public sealed record DatabaseProfile(string Name, IReadOnlyList<Grant> Grants, IReadOnlySet<string> Masked, IReadOnlyList<string> UsedBy)
+{
+    /// <summary>The access this profile has to a relation, or null when no grant covers it.</summary>
+    public AccessLevel? AccessTo(Classification.RelationName relation) =>
+        Grants.Where(g => g.Covers(relation)).Select(g => (AccessLevel?)g.Access).Max();
+}
+
+/// <summary>Names and enumerates the masking profiles of strict-mode connections.</summary>
+public static class DatabaseProfiles
+{
+    /// <summary>Profile roles and schemas start with this.</summary>
+    public const string Prefix = "gatehouse_p_";
+
+    /// <summary>The schema setup keeps the masking key and token function in; no agent role may use it.</summary>
+    public const string GatewaySchema = "gatehouse";
+
+    /// <summary>The token function the views call; it reads the key with its owner's rights.</summary>
+    public const string TokenFunction = GatewaySchema + ".mask_token";
+
+    // Bumped when the shape of the views changes, so an old setup counts as missing rather than silently different.
+    private const string Format = "gatehouse-profile-v1";
+
+    /// <summary>Strict masking needs database profiles only where there is something to mask.</summary>
+    public static bool Apply(ConnectionConfig connection) => connection.Masking == MaskingMode.Strict && connection.Tags.Count > 0;
+
+    /// <summary>The profile for a caller with these grants (on this connection) and unmask rights.</summary>
+    public static DatabaseProfile For(ConnectionConfig connection, IEnumerable<Grant> grants, IReadOnlySet<string> unmask, IReadOnlyList<string>? usedBy = null)
+    {
+        var onConnection = grants.Where(g => g.Connection == connection.Name).Select(g => g with { Source = "policy", ExpiresAt = null }).ToList();
+        var tagged = connection.Tags.Values.ToHashSet(StringComparer.Ordinal);
+        var masked = unmask.Contains("all") ? [] : tagged.Where(c => !unmask.Contains(c)).ToHashSet(StringComparer.Ordinal);
+        var key = new StringBuilder(Format).Append('\n').Append(connection.Name).Append('\n').Append(connection.LoginRole).Append('\n');
+        foreach (var line in CanonicalGrants(onConnection))
+        {
+            key.Append(line).Append('\n');
+        }
+
+        foreach (var className in masked.Order(StringComparer.Ordinal))
+        {
+            key.Append("masked ").Append(className).Append('\n');
+        }
+
+        foreach (var (column, className) in connection.Tags.OrderBy(t => t.Key.ToString(), StringComparer.Ordinal))
+        {
+            key.Append("tag ").Append(column).Append(' ').Append(className).Append(' ').Append(MaskingStrategies.Name(connection.StrategyFor(className))).Append('\n');
+        }
+
+        var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key.ToString())))[..12];
+        return new DatabaseProfile(Prefix + hash, onConnection, masked, usedBy ?? []);
+    }
+
+    /// <summary>The profile of one identity: its own grants and its groups', with its unmask rights.</summary>
+    public static DatabaseProfile For(GatewayPolicy policy, ConnectionConfig connection, AgentIdentity identity, IEnumerable<Grant> grants) =>
+        For(connection, grants, OverlayMasking.UnmaskRights(policy, identity));
+
+    /// <summary>Every profile the policy's agents and groups need on a connection, each once, naming who uses it.</summary>
+    public static IReadOnlyList<DatabaseProfile> All(GatewayPolicy policy, ConnectionConfig connection)
+    {
+        var principals = policy.Agents.Values.Select(a => (Name: $"agent {a.Name}", Policy: a))
+            .Concat(policy.Groups.Values.Select(g => (Name: $"group {g.Name}", Policy: g)))
+            .Where(p => p.Policy.Grants.Any(g => g.Connection == connection.Name));
+        return principals
+            .Select(p => For(connection, p.Policy.Grants, p.Policy.Unmask.ToHashSet(StringComparer.Ordinal), [p.Name]))
+            .GroupBy(p => p.Name, StringComparer.Ordinal)
+            .Select(g => g.First() with { UsedBy = g.SelectMany(p => p.UsedBy).ToList() })
+            .OrderBy(p => p.Name, StringComparer.Ordinal)
+            .ToList();
+    }
+
+    private static IEnumerable<string> CanonicalGrants(IEnumerable<Grant> grants)
+    {
+        var targets = new Dictionary<string, AccessLevel>(StringComparer.Ordinal);
+        foreach (var grant in grants)
+        {
+            foreach (var target in grant.Schemas.Select(s => $"schema {s}").Concat(grant.Tables.Select(t => $"table {t}")))
+            {
+                targets[target] = targets.TryGetValue(target, out var had) && had > grant.Access ? had : grant.Access;
+            }
+        }
+
+        return targets.OrderBy(t => t.Key, StringComparer.Ordinal).Select(t => $"{t.Value} {t.Key}");
+    }
+}

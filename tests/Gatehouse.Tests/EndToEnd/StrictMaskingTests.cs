@@ -1,0 +1,273 @@
+using System.Security.Cryptography;
+using Gatehouse.Enforcement.Masking;
+using Gatehouse.McpServer.Hosting;
+using Gatehouse.Tests.Infrastructure;
+using Microsoft.IdentityModel.Tokens;
+using ModelContextProtocol.Client;
+using Npgsql;
+
+namespace Gatehouse.Tests.EndToEnd;
+
+/// <summary>
+/// Strict masking against the shop: <c>gatehouse setup</c> creates the profiles, and PostgreSQL itself hands each agent
+/// masked values. The gateway logs in as a fresh role that owns nothing, exactly as in production.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
+{
+    private const string Masking = ExfiltrationCorpus.Tags + "\nstrategies:\n  ssn: token";
+
+    private const string Agents = ExfiltrationCorpus.Readers + """
+
+          clerk:
+            grants:
+              - connection: shop
+                access: read
+                schemas: [public]
+              - connection: shop
+                access: write
+                tables: [public.orders, public.customers]
+        """;
+
+    // Setup runs once per database: xunit makes a class instance per test, and each setup spawns the CLI.
+    private static readonly SemaphoreSlim SetupOnce = new(1, 1);
+    private static (PostgresFixture Pg, string Login, string Password, TestGateway Gateway)? _shared;
+
+    private string _login = "";
+    private string _password = "";
+    private TestGateway _gateway = null!;
+    private HttpGateway _server = null!;
+    private McpClient _analyst = null!;
+    private IReadOnlyList<string> _secrets = [];
+
+    private string GatewayConnectionString => $"Host={pg.Host};Port={pg.Port};Database={pg.Database};Username={_login};Pooling=true";
+
+    private string LoginConnectionString => $"Host={pg.Host};Port={pg.Port};Database={pg.Database};Username={_login};Password={_password};Pooling=false";
+
+    public async Task InitializeAsync()
+    {
+        await SetupOnce.WaitAsync();
+        try
+        {
+            if (_shared?.Pg != pg)
+            {
+                _login = "gatehouse_strict_" + Guid.NewGuid().ToString("N")[..8];
+                _password = Base64UrlEncoder.Encode(RandomNumberGenerator.GetBytes(18));
+                _gateway = TestGateway.Create(GatewayConnectionString, _password, Agents, connectionSettings: Masking);
+                var setup = await SetupAsync();
+                Assert.True(setup.ExitCode == 0, setup.Stderr + setup.Stdout);
+                _shared = (pg, _login, _password, _gateway);
+            }
+
+            (_, _login, _password, _gateway) = _shared.Value;
+        }
+        finally
+        {
+            SetupOnce.Release();
+        }
+
+        _server = await HttpGateway.StartAsync(_gateway);
+        _analyst = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("analyst"));
+        _secrets = await ExfiltrationCorpus.SecretsAsync(pg);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _analyst.DisposeAsync();
+        await _server.DisposeAsync();
+    }
+
+    private Task<(int ExitCode, string Stdout, string Stderr)> SetupAsync(params string[] extra) =>
+        StdioTests.RunGatehouse(["setup", "--config", _gateway.PolicyPath, "--connection", "shop", "--admin-connection", pg.AdminConnectionString, .. extra]);
+
+    [Theory]
+    [MemberData(nameof(ExfiltrationCorpus.Attempts), MemberType = typeof(ExfiltrationCorpus))]
+    public async Task An_agent_without_unmask_rights_gets_no_tagged_value_out(string sql)
+    {
+        var result = await _analyst.QueryAsync(sql, ExfiltrationCorpus.Parameters(sql));
+        ExfiltrationCorpus.AssertNoSecret(result, _secrets);
+    }
+
+    [Fact]
+    public async Task Strict_mode_answers_most_attempts_with_masked_values_instead_of_refusing()
+    {
+        var answered = new List<string>();
+        foreach (var sql in ExfiltrationCorpus.All)
+        {
+            var result = await _analyst.QueryAsync(sql, ExfiltrationCorpus.Parameters(sql));
+            if (result.IsError != true)
+            {
+                answered.Add(sql);
+            }
+        }
+
+        // Overlay refuses all of these; strict lets PostgreSQL answer them from the masked views.
+        Assert.True(answered.Count >= ExfiltrationCorpus.All.Count / 2, $"only {answered.Count} answered: {string.Join(" | ", answered)}");
+        Assert.Contains("select row_to_json(c) from customers c", answered);
+        Assert.Contains("select ssn, count(*) from customers group by ssn", answered);
+    }
+
+    [Fact]
+    public async Task PostgreSQL_returns_each_class_masked_by_its_strategy_and_says_which_columns()
+    {
+        var result = await _analyst.QueryAsync("select id, full_name, email, phone, ssn, card_number as card from customers where id = 1");
+        Assert.NotEqual(true, result.IsError);
+        var row = result.Structured().GetProperty("rows")[0];
+        Assert.Equal("Amelia Hartmann", row[1].GetString());
+        Assert.Equal("***@example.com", row[2].GetString());
+        Assert.Equal("***0134", row[3].GetString());
+        Assert.Matches("^tok_[0-9a-f]{16}$", row[4].GetString());
+        Assert.Equal("***1111", row[5].GetString());
+        var masked = result.Structured().GetProperty("masked_columns");
+        Assert.Equal("ssn", masked.GetProperty("ssn")[0].GetString());
+        Assert.Equal("card", masked.GetProperty("card")[0].GetString());
+        Assert.False(masked.TryGetProperty("full_name", out _));
+        Assert.Equal(1, result.Structured().GetProperty("masked").GetProperty("ssn").GetInt32());
+    }
+
+    [Fact]
+    public async Task Tokens_are_deterministic_so_agents_can_count_and_join_without_seeing_values()
+    {
+        var distinct = await _analyst.QueryAsync("select count(distinct ssn) as n, count(ssn) as total from customers");
+        var expected = await pg.AdminScalarAsync("select count(distinct ssn) from customers");
+        Assert.Equal(Convert.ToInt64(expected), distinct.Structured().GetProperty("rows")[0][0].GetInt64());
+
+        var self = await _analyst.QueryAsync("select count(*) from customers a join customers b on a.ssn = b.ssn where a.id = b.id");
+        Assert.Equal(distinct.Structured().GetProperty("rows")[0][1].GetInt64(), self.Structured().GetProperty("rows")[0][0].GetInt64());
+    }
+
+    [Fact]
+    public async Task Unmask_rights_map_to_their_own_profile()
+    {
+        await using var support = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("support"));
+        var contact = await support.QueryAsync("select email, phone, ssn from customers where id = 1");
+        var row = contact.Structured().GetProperty("rows")[0];
+        Assert.Equal("amelia.hartmann@example.com", row[0].GetString());
+        Assert.Equal("+1 415 555 0134", row[1].GetString());
+        Assert.StartsWith("tok_", row[2].GetString());
+
+        await using var auditor = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("auditor"));
+        var all = await auditor.QueryAsync("select ssn, card_number from customers where id = 1");
+        Assert.Equal("536-22-4821", all.Structured().GetProperty("rows")[0][0].GetString());
+        Assert.Equal("4111111111111111", all.Structured().GetProperty("rows")[0][1].GetString());
+    }
+
+    [Fact]
+    public async Task Writes_work_through_the_profile_and_a_masked_column_cannot_be_read_back()
+    {
+        await using var clerk = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("clerk"));
+        var update = await clerk.QueryAsync("update orders set note = note where id = 1");
+        Assert.Equal(1, update.Structured().GetProperty("affected_rows").GetInt32());
+
+        var through = await clerk.QueryAsync("update customers set full_name = full_name where id = 1 returning ssn");
+        Assert.StartsWith("tok_", through.Structured().GetProperty("rows")[0][0].GetString());
+
+        var returning = await clerk.QueryAsync("update public.customers set full_name = full_name where id = 1 returning ssn");
+        Assert.Equal("database.permission_denied", returning.Rule());
+        var probing = await clerk.QueryAsync("update public.customers set full_name = full_name where ssn = '000-00-0000'");
+        Assert.Equal("database.permission_denied", probing.Rule());
+        Assert.Contains("without their schema", probing.Text());
+        ExfiltrationCorpus.AssertNoSecret(returning, _secrets);
+    }
+
+    [Fact]
+    public async Task The_login_role_reads_nothing_itself_even_after_RESET_ROLE()
+    {
+        await using var connection = new NpgsqlConnection(LoginConnectionString);
+        await connection.OpenAsync();
+        var profile = DatabaseProfiles.For(_gateway.Policy.Connections["shop"], _gateway.Policy.Agents["analyst"].Grants, new HashSet<string>()).Name;
+        foreach (var sql in new[]
+        {
+            "select ssn from public.customers",
+            "reset role; select ssn from public.customers",
+            $"select ssn from {profile}.customers",
+            "select key from gatehouse.mask_key",
+            "select gatehouse.mask_token('536-22-4821')",
+            $"set role {profile}; select gatehouse.mask_token('536-22-4821')",
+            $"set role {profile}; select ssn from public.customers",
+        })
+        {
+            var steps = sql.Split("; ");
+            foreach (var step in steps[..^1])
+            {
+                await using var first = new NpgsqlCommand(step, connection);
+                await first.ExecuteNonQueryAsync();
+            }
+
+            await using var command = new NpgsqlCommand(steps[^1], connection);
+            var error = await Assert.ThrowsAsync<PostgresException>(() => command.ExecuteScalarAsync());
+            Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, error.SqlState);
+            await using var reset = new NpgsqlCommand("reset role", connection);
+            await reset.ExecuteNonQueryAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Setup_is_idempotent_and_check_finds_a_new_table_and_column_hidden_until_setup_runs()
+    {
+        Assert.Contains("Already in sync", (await SetupAsync()).Stdout);
+        Assert.Equal(ExitCodes.Ok, (await SetupAsync("--check")).ExitCode);
+
+        await pg.AdminScalarAsync("create table strict_probe (id int primary key, label text)");
+        try
+        {
+            var check = await SetupAsync("--check");
+            Assert.Equal(ExitCodes.Drift, check.ExitCode);
+            Assert.Contains("public.strict_probe is not in profile", check.Stdout);
+            Assert.Equal("database.rejected", (await _analyst.QueryAsync("select * from strict_probe")).Rule());
+
+            Assert.Equal(ExitCodes.Ok, (await SetupAsync()).ExitCode);
+            await pg.AdminScalarAsync("insert into strict_probe values (1, 'one')");
+            await WaitForAsync(async () => (await _analyst.QueryAsync("select label from strict_probe")).IsError != true);
+
+            await pg.AdminScalarAsync("alter table strict_probe add column secret_note text");
+            var drift = await SetupAsync("--check");
+            Assert.Equal(ExitCodes.Drift, drift.ExitCode);
+            Assert.Contains("view of public.strict_probe differs", drift.Stdout);
+            var hidden = await _analyst.QueryAsync("select secret_note from strict_probe");
+            Assert.Equal("database.rejected", hidden.Rule());
+            Assert.Contains("secret_note", hidden.Text());
+        }
+        finally
+        {
+            await pg.AdminScalarAsync("drop table strict_probe cascade");
+        }
+    }
+
+    [Fact]
+    public async Task A_caller_whose_rights_have_no_profile_is_refused_until_setup_runs()
+    {
+        var extended = TestGateway.Create(
+            GatewayConnectionString,
+            _password,
+            Agents + "\n  newcomer:\n    grants:\n      - connection: shop\n        access: read\n        tables: [public.customers]\n",
+            connectionSettings: Masking);
+        await using var server = await HttpGateway.StartAsync(extended);
+        await using var newcomer = await GatewayClients.HttpAsync(server.Endpoint, extended.Mint("newcomer"));
+        var result = await newcomer.QueryAsync("select ssn from customers");
+        Assert.Equal("masking.profile_missing", result.Rule());
+        Assert.Contains("gatehouse setup", result.Text());
+        ExfiltrationCorpus.AssertNoSecret(result, _secrets);
+    }
+
+    [Fact]
+    public async Task Setup_refuses_a_login_role_that_owns_tables()
+    {
+        var owner = TestGateway.Create(pg.GatewayConnectionString.Replace(pg.GatewayRole, "postgres", StringComparison.Ordinal), "unused", Agents, connectionSettings: Masking);
+        var (exitCode, _, stderr) = await StdioTests.RunGatehouse(["setup", "--config", owner.PolicyPath, "--connection", "shop", "--admin-connection", pg.AdminConnectionString]);
+        Assert.Equal(ExitCodes.Refused, exitCode);
+        Assert.Contains("is a superuser", stderr);
+        Assert.Contains("changed nothing", stderr);
+    }
+
+    private static async Task WaitForAsync(Func<Task<bool>> condition)
+    {
+        // The gateway re-plans once it sees the catalog change (polled every 250 ms).
+        for (var i = 0; i < 40 && !await condition(); i++)
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.True(await condition());
+    }
+}
