@@ -1,7 +1,10 @@
 using System.CommandLine;
 using Gatehouse.Connectors.Postgres;
+using Gatehouse.Connectors.Postgres.Setup;
+using Gatehouse.Enforcement.Policy;
 using Gatehouse.McpServer.Demo;
 using Gatehouse.McpServer.Hosting;
+using Npgsql;
 
 namespace Gatehouse.McpServer.Cli;
 
@@ -24,9 +27,10 @@ public static class DemoCommand
             await using var server = await LocalPostgresServer.StartAsync(Path.Combine(directory, "postgres"), cancellationToken);
             try
             {
-                var password = await ShopDatabase.CreateAsync(server.AdminConnectionString, "shop", "gatehouse_gateway", cancellationToken);
+                var password = await ShopDatabase.CreateAsync(server.AdminConnectionString, "shop", "gatehouse_gateway", cancellationToken, directGrants: false);
                 var (policyPath, _) = DemoFiles.Write(directory, server.Port, password, TimeSpan.FromHours(8));
                 var (policy, state) = await CliApp.LoadAsync(policyPath, cancellationToken);
+                await SetUpMaskingAsync(server, policy, cancellationToken);
                 return await HttpHost.RunAsync(policy, state, endpoint, url => PrintTourAsync(url, directory, policyPath), cancellationToken);
             }
             finally
@@ -36,6 +40,22 @@ public static class DemoCommand
             }
         }));
         return command;
+    }
+
+    // What `gatehouse setup --admin-connection ...` does, with the throwaway server's superuser.
+    private static async Task SetUpMaskingAsync(LocalPostgresServer server, GatewayPolicy policy, CancellationToken cancellationToken)
+    {
+        var shop = policy.Connections["shop"];
+        await using var admin = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(server.AdminConnectionString) { Database = "shop" }.ConnectionString);
+        await admin.OpenAsync(cancellationToken);
+        var report = await ProfileSetup.PlanAsync(admin, policy, shop, shop.Password.Read(), revokePublicExecute: false, cancellationToken);
+        if (report.Blockers.Count > 0)
+        {
+            throw new CliException($"the demo could not set up masking: {string.Join("; ", report.Blockers)}");
+        }
+
+        await ProfileSetup.ApplyAsync(admin, report, cancellationToken);
+        Console.Out.WriteLine($"Set up strict masking: {report.Profiles.Count} database profiles (one per agent), each a PostgreSQL role with masked views.");
     }
 
     private static async Task PrintTourAsync(Uri url, string directory, string policyPath)
@@ -50,6 +70,7 @@ public static class DemoCommand
               MCP endpoint : {url}
               Policy       : {policyPath}
               Agent tokens : {Path.Combine(directory, "tokens.json")} (analyst: read-only; ops-bot: may also write orders)
+              Masking      : customers' email, phone, ssn and card_number are masked by PostgreSQL itself (try: select * from customers)
 
             Try it in the MCP Inspector (Transport: Streamable HTTP, URL above, Authentication: Bearer token = contents of {analystToken}):
               npx @modelcontextprotocol/inspector

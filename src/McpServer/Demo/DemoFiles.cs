@@ -35,6 +35,14 @@ public static class DemoFiles
           shop:
             connection_string: "Host=127.0.0.1;Port={port};Database=shop;Username=gatehouse_gateway"
             password_file: shop.password
+            # Strict masking: `gatehouse setup` (run by the demo) made a PostgreSQL role and masked views per profile.
+            tags:
+              public.customers.email: email
+              public.customers.phone: phone
+              public.customers.ssn: ssn
+              public.customers.card_number: card
+            strategies:
+              ssn: token
         issuers:
           - issuer: gatehouse-dev
             audience: gatehouse

@@ -32,6 +32,9 @@ public sealed class DemoTests
                 Assert.Equal(3, (await analyst.ListToolsAsync()).Count);
                 var rows = await analyst.QueryAsync("select full_name, country from customers order by id limit 3");
                 Assert.Equal("Amelia Hartmann", rows.Structured().GetProperty("rows")[0][0].GetString());
+                var masked = await analyst.QueryAsync("select email, ssn from customers order by id limit 1");
+                Assert.Equal("***@example.com", masked.Structured().GetProperty("rows")[0][0].GetString());
+                Assert.StartsWith("tok_", masked.Structured().GetProperty("rows")[0][1].GetString());
                 var refused = await analyst.QueryAsync("delete from orders where id = 1");
                 Assert.Equal("grant.read_only", refused.Rule());
             }
