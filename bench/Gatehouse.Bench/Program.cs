@@ -1,5 +1,6 @@
-// Prints the figures issue 3 asks for: lexer throughput, cached token validation, and the cost of a cold
-// classification (one EXPLAIN round trip) against a throwaway PostgreSQL. Run: dotnet run -c Release --project bench/Gatehouse.Bench
+// Prints the figures issues 3 and 4 ask for: lexer throughput, cached token validation, the cost of a cold
+// classification (one EXPLAIN round trip), detector throughput, memory under the row cap, and strict masking's
+// cost, against a throwaway PostgreSQL. Run: dotnet run -c Release --project bench/Gatehouse.Bench
 using System.Diagnostics;
 using Gatehouse.Connectors.Postgres;
 using Gatehouse.Enforcement.Classification;
@@ -97,6 +98,55 @@ foreach (var cap in new[] { 1000, 100_000 })
         + $"{(GC.GetTotalAllocatedBytes(precise: true) - allocated) / 1048576.0,6:0.0} MB allocated, working set +{(Environment.WorkingSet - workingSet) / 1048576.0:0.0} MB");
 }
 
+// Strict masking: the same reads as a masked profile (views with masking expressions) and as an unmasked one
+// (the same views, columns passed through), both under SET LOCAL ROLE; and without any profile, as a reference.
+// Once with redact/partial strategies only, once with SSNs as HMAC tokens.
+var strictPassword = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+File.WriteAllText(Path.Combine(directory, "strict.pw"), strictPassword);
+foreach (var (login, strategies) in new[] { ("gatehouse_partial", "{}"), ("gatehouse_token", "{ ssn: token }") })
+{
+    File.WriteAllText(Path.Combine(directory, login + ".yaml"), $$"""
+        connections:
+          shop:
+            connection_string: "Host=127.0.0.1;Port={{server.Port}};Database=shop;Username={{login}}"
+            password_file: strict.pw
+            tags: { public.customers.email: email, public.customers.phone: phone, public.customers.ssn: ssn, public.customers.card_number: card }
+            strategies: {{strategies}}
+        issuers:
+          - { issuer: gatehouse-dev, audience: gatehouse, dev_key_file: dev.pem }
+        agents:
+          analyst: { grants: [{ connection: shop, access: read, schemas: [public] }] }
+          auditor: { unmask: [all], grants: [{ connection: shop, access: read, schemas: [public] }] }
+        """);
+    var strictPolicy = PolicyLoader.LoadFile(Path.Combine(directory, login + ".yaml"));
+    var strictShop = strictPolicy.Connections["shop"];
+    await using (var admin = new Npgsql.NpgsqlConnection(new Npgsql.NpgsqlConnectionStringBuilder(server.AdminConnectionString) { Database = "shop" }.ConnectionString))
+    {
+        await admin.OpenAsync();
+        var report = await Gatehouse.Connectors.Postgres.Setup.ProfileSetup.PlanAsync(admin, strictPolicy, strictShop, strictPassword, false, CancellationToken.None);
+        await Gatehouse.Connectors.Postgres.Setup.ProfileSetup.ApplyAsync(admin, report, CancellationToken.None);
+    }
+
+    await using var strictTargets = new PostgresTargets(strictPolicy.Connections);
+    var strictExecutor = new PostgresExecutor(strictTargets);
+    var maskedProfile = Gatehouse.Enforcement.Masking.DatabaseProfiles.For(strictShop, strictPolicy.Agents["analyst"].Grants, new HashSet<string>()).Name;
+    var clearProfile = Gatehouse.Enforcement.Masking.DatabaseProfiles.For(strictShop, strictPolicy.Agents["auditor"].Grants, new HashSet<string> { "all" }).Name;
+    foreach (var (label, sql) in new[]
+    {
+        ("customers, all columns", "select * from customers"),
+        ("80 wide rows (customers x orders)", "select c.*, o.* from customers c join orders o on o.customer_id = c.id"),
+    })
+    {
+        // Interleaved, so the shared machine's noise falls on all three alike.
+        var (unprofiled, clear, maskedRun) = Interleave(
+            () => executor.ExecuteAsync(Read(sql, 1000), null, CancellationToken.None).AsTask().GetAwaiter().GetResult(),
+            () => strictExecutor.ExecuteAsync(Read(sql, 1000) with { Profile = clearProfile }, null, CancellationToken.None).AsTask().GetAwaiter().GetResult(),
+            () => strictExecutor.ExecuteAsync(Read(sql, 1000) with { Profile = maskedProfile }, null, CancellationToken.None).AsTask().GetAwaiter().GetResult());
+        Console.WriteLine($"strict masking, strategies {strategies}, {label}: p50 no profile {unprofiled:0} µs, unmasked profile {clear:0} µs, masked profile {maskedRun:0} µs;"
+            + $" masked vs unmasked {(maskedRun / clear - 1) * 100:+0.0;-0.0}% (target <= 10%), profile vs none {(clear / unprofiled - 1) * 100:+0.0;-0.0}%");
+    }
+}
+
 Measure("PostgreSQL floor (SELECT 1 round trip)", 0, () =>
 {
     using var connection = targets.Get("shop").OpenConnection();
@@ -128,6 +178,26 @@ static double Measure(string name, int bytesPerIteration, Action body, int items
     var perSecond = itemsPerIteration * (double)iterations / total.Elapsed.TotalSeconds;
     Console.WriteLine($"{name,-58} p50 {perItem,9:0.000} µs per item, p99 {samples[(int)(samples.Count * 0.99)] / itemsPerIteration,9:0.0} µs, {perSecond,12:N0} items/s{throughput}");
     return perItem;
+}
+
+// p50 in µs of three bodies run in turn for 6 seconds.
+static (double A, double B, double C) Interleave(Action a, Action b, Action c)
+{
+    Action[] bodies = [a, b, c];
+    var samples = bodies.Select(_ => new List<double>()).ToArray();
+    var total = Stopwatch.StartNew();
+    for (var i = 0; total.Elapsed < TimeSpan.FromSeconds(6); i++)
+    {
+        var start = Stopwatch.GetTimestamp();
+        bodies[i % 3]();
+        if (i >= 300)
+        {
+            samples[i % 3].Add(Stopwatch.GetElapsedTime(start).TotalMicroseconds);
+        }
+    }
+
+    var p50 = samples.Select(s => s.Order().ElementAt(s.Count / 2)).ToArray();
+    return (p50[0], p50[1], p50[2]);
 }
 
 /// <summary>A catalog version that never changes, for measuring cached paths.</summary>

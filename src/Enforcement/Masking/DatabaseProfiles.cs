@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using Gatehouse.Enforcement.Classification;
 using Gatehouse.Enforcement.Identity;
 using Gatehouse.Enforcement.Policy;
 
@@ -26,11 +27,24 @@ public static class DatabaseProfiles
     /// <summary>Profile roles and schemas start with this.</summary>
     public const string Prefix = "gatehouse_p_";
 
-    /// <summary>The schema setup keeps the masking key and token function in; no agent role may use it.</summary>
+    /// <summary>The schema setup keeps the token key (and pgcrypto, unless installed elsewhere) in; no agent role may use it.</summary>
     public const string GatewaySchema = "gatehouse";
 
-    /// <summary>The token function the views call; it reads the key with its owner's rights.</summary>
-    public const string TokenFunction = GatewaySchema + ".mask_token";
+    /// <summary>The pgcrypto function token views call with the key.</summary>
+    public const string TokenFunction = "hmac";
+
+    /// <summary>
+    /// The plan as the caller's statement wrote it: a profile view's own reads (the token key, in the gateway's schema,
+    /// which agent roles cannot use) are the view's business, not the caller's, and are left out of authorization.
+    /// </summary>
+    public static PlanFacts WithoutViewInternals(PlanFacts plan) =>
+        plan.Relations.Any(r => r.Relation.Schema == GatewaySchema)
+            ? plan with
+            {
+                Relations = plan.Relations.Where(r => r.Relation.Schema != GatewaySchema).ToList(),
+                Columns = plan.Columns.Where(c => c.Relation.Schema != GatewaySchema).ToList(),
+            }
+            : plan;
 
     // Bumped when the shape of the views changes, so an old setup counts as missing rather than silently different.
     private const string Format = "gatehouse-profile-v1";

@@ -98,6 +98,11 @@ public sealed partial class GatewayPipeline
         // Strict masking: the statement is planned and run as the caller's profile role, so PostgreSQL itself masks.
         var profile = DatabaseProfiles.Apply(connectionConfig) ? DatabaseProfiles.For(policy, connectionConfig, scope.Identity, grants) : null;
         var plan = await ClassifyAsync(connection, profile?.Name, analyzed, request.Parameters, cancellationToken).ConfigureAwait(false);
+        if (profile is not null)
+        {
+            plan = DatabaseProfiles.WithoutViewInternals(plan);
+        }
+
         var classification = Describe(statement, plan);
         var byPlan = StatementAuthorizer.AuthorizePlan(scope.Identity, connection, grants, plan);
         if (verdicts.Blocks(byPlan))
@@ -182,7 +187,7 @@ public sealed partial class GatewayPipeline
             return null;
         }
 
-        // The profile views call the token function; agent roles cannot call it themselves (no USAGE on its schema).
+        // Token views call pgcrypto's hmac with a key agent roles cannot read; hmac itself is a pure function.
         var allowlist = strictProfile
             ? [.. policy.Connections[connection].AllowedFunctions, DatabaseProfiles.TokenFunction]
             : policy.Connections[connection].AllowedFunctions;

@@ -182,8 +182,9 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
             "reset role; select ssn from public.customers",
             $"select ssn from {profile}.customers",
             "select key from gatehouse.mask_key",
-            "select gatehouse.mask_token('536-22-4821')",
-            $"set role {profile}; select gatehouse.mask_token('536-22-4821')",
+            "select gatehouse.hmac('536-22-4821', 'guess', 'sha256')",
+            $"set role {profile}; select gatehouse.hmac('536-22-4821', 'guess', 'sha256')",
+            $"set role {profile}; select key from gatehouse.mask_key",
             $"set role {profile}; select ssn from public.customers",
         })
         {

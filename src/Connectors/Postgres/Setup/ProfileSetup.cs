@@ -75,12 +75,12 @@ public static class ProfileSetup
             var tokens = profiles.Any(p => p.Masked.Any(c => connection.StrategyFor(c) == MaskingStrategy.Token));
             if (tokens)
             {
-                PlanTokenFunction();
+                PlanTokenKey();
             }
 
             foreach (var profile in profiles)
             {
-                PlanProfile(profile, tokens);
+                PlanProfile(profile);
             }
 
             foreach (var stale in state.ProfileSchemas.Keys.Where(s => profiles.All(p => p.Name != s)).Order(StringComparer.Ordinal))
@@ -165,13 +165,14 @@ public static class ProfileSetup
             Run($"GRANT CONNECT ON DATABASE {Id(state.Database)} TO {Id(login)}");
         }
 
-        private void PlanTokenFunction()
+        // The key is made inside the database and never leaves it. Views read it with their owner's rights (an
+        // uncorrelated subquery, evaluated once per statement); no agent role can read it, nor use this schema.
+        private void PlanTokenKey()
         {
             var schema = Id(DatabaseProfiles.GatewaySchema);
-            var crypto = state.PgcryptoSchema is null ? schema : Id(state.PgcryptoSchema);
-            if (!state.TokenFunctionExists)
+            if (!state.TokenKeyExists)
             {
-                _drift.Add($"the token function {DatabaseProfiles.TokenFunction} and its key do not exist yet; setup creates them");
+                _drift.Add($"the token key ({DatabaseProfiles.GatewaySchema}.mask_key) does not exist yet; setup creates it");
             }
 
             Run($"CREATE SCHEMA IF NOT EXISTS {schema}");
@@ -179,15 +180,13 @@ public static class ProfileSetup
             Run($"CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA {schema}");
             Run($"CREATE TABLE IF NOT EXISTS {schema}.mask_key (id boolean PRIMARY KEY DEFAULT true CHECK (id), key bytea NOT NULL)");
             Run($"REVOKE ALL ON TABLE {schema}.mask_key FROM PUBLIC");
-            // The key is made inside the database and never leaves it; view definitions are public, the key is not.
-            Run($"INSERT INTO {schema}.mask_key (key) SELECT {crypto}.gen_random_bytes(32) WHERE NOT EXISTS (SELECT 1 FROM {schema}.mask_key)");
-            Run(
-                $"CREATE OR REPLACE FUNCTION {DatabaseProfiles.TokenFunction}(value text) RETURNS text LANGUAGE sql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog"
-                + $" AS $gatehouse$ SELECT 'tok_' || left(encode({crypto}.hmac(convert_to(value, 'UTF8'), k.key, 'sha256'), 'hex'), 16) FROM {schema}.mask_key k $gatehouse$");
-            Run($"REVOKE ALL ON FUNCTION {DatabaseProfiles.TokenFunction}(text) FROM PUBLIC");
+            Run($"INSERT INTO {schema}.mask_key (key) SELECT {Crypto}.gen_random_bytes(32) WHERE NOT EXISTS (SELECT 1 FROM {schema}.mask_key)");
         }
 
-        private void PlanProfile(DatabaseProfile profile, bool tokens)
+        // Where pgcrypto's functions live: an existing installation wherever it is, or the gateway's schema.
+        private string Crypto => Id(state.PgcryptoSchema ?? DatabaseProfiles.GatewaySchema);
+
+        private void PlanProfile(DatabaseProfile profile)
         {
             var name = Id(profile.Name);
             var views = Views(profile);
@@ -229,11 +228,6 @@ public static class ProfileSetup
             Run($"COMMENT ON SCHEMA {name} IS {Literal(SetupState.SchemaComment(login, connection.Name))}");
             Run($"COMMENT ON ROLE {name} IS {Literal($"Gatehouse masking profile for {string.Join(", ", profile.UsedBy)} on connection {connection.Name}; masks {(profile.Masked.Count == 0 ? "nothing" : string.Join(", ", profile.Masked.Order(StringComparer.Ordinal)))}.")}");
             Run($"GRANT USAGE ON SCHEMA {name} TO {name}");
-            if (tokens && profile.Masked.Any(c => connection.StrategyFor(c) == MaskingStrategy.Token))
-            {
-                Run($"GRANT EXECUTE ON FUNCTION {DatabaseProfiles.TokenFunction}(text) TO {name}");
-            }
-
             foreach (var view in views)
             {
                 Run(view.Create);
@@ -325,17 +319,18 @@ public static class ProfileSetup
             return new ProfileView(relation.Name.Name, relation.Name.ToString(), relation, create, fingerprint, writable);
         }
 
-        private static string MaskExpression(string column, string type, string className, MaskingStrategy strategy)
+        private string MaskExpression(string column, string type, string className, MaskingStrategy strategy)
         {
             var text = $"{column}::text";
+            var key = $"(SELECT k.key FROM {Id(DatabaseProfiles.GatewaySchema)}.mask_key k)";
             return strategy switch
             {
                 MaskingStrategy.Null => $"NULL::{type}",
-                MaskingStrategy.Token => $"{DatabaseProfiles.TokenFunction}({text})",
+                MaskingStrategy.Token => $"'tok_' || left(encode({Crypto}.hmac(convert_to({text}, 'UTF8'), {key}, 'sha256'), 'hex'), 16)",
                 MaskingStrategy.Partial => className switch
                 {
                     "email" => $"CASE WHEN {column} IS NULL THEN NULL ELSE '***@' || split_part({text}, '@', 2) END",
-                    "card" or "phone" or "iban" or "ssn" => $"CASE WHEN {column} IS NULL THEN NULL ELSE '***' || right(regexp_replace({text}, '[^0-9A-Za-z]', '', 'g'), 4) END",
+                    "card" or "phone" or "iban" or "ssn" => $"CASE WHEN {column} IS NULL THEN NULL ELSE '***' || right({text}, 4) END",
                     _ => $"CASE WHEN {column} IS NULL THEN NULL ELSE left({text}, 1) || '***' END",
                 },
                 _ => $"CASE WHEN {column} IS NULL THEN NULL ELSE '[{className}]' END",

@@ -41,7 +41,7 @@ internal sealed class SetupState
     /// <summary>The schema pgcrypto is installed in, or null.</summary>
     public required string? PgcryptoSchema { get; init; }
 
-    public required bool TokenFunctionExists { get; init; }
+    public required bool TokenKeyExists { get; init; }
 
     /// <summary>SECURITY DEFINER functions in the granted schemas that PUBLIC may execute, as signatures.</summary>
     public required IReadOnlyList<string> PublicDefinerFunctions { get; init; }
@@ -94,7 +94,7 @@ internal sealed class SetupState
             + " WHERE n.nspname LIKE 'gatehouse\\_p\\_%' AND obj_description(n.oid, 'pg_namespace') = $1",
             SchemaComment(loginRole, connection));
         Add(batch, "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pgcrypto'");
-        Add(batch, $"SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = '{DatabaseProfiles.GatewaySchema}' AND p.proname = 'mask_token'");
+        Add(batch, $"SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = '{DatabaseProfiles.GatewaySchema}' AND c.relname = 'mask_key'");
         Add(
             batch,
             "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
@@ -157,7 +157,7 @@ internal sealed class SetupState
         var pgcrypto = await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? reader.GetString(0) : null;
         await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
         await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
-        var tokenFunction = reader.GetInt64(0) > 0;
+        var tokenKey = reader.GetInt64(0) > 0;
         var definers = await ReadStringsAsync(reader, cancellationToken).ConfigureAwait(false);
 
         return new SetupState
@@ -171,7 +171,7 @@ internal sealed class SetupState
             Memberships = memberships.ToHashSet(StringComparer.Ordinal),
             ProfileSchemas = profileSchemas.ToDictionary(p => p.Key, p => (IReadOnlyDictionary<string, string?>)p.Value, StringComparer.Ordinal),
             PgcryptoSchema = pgcrypto,
-            TokenFunctionExists = tokenFunction,
+            TokenKeyExists = tokenKey,
             PublicDefinerFunctions = definers,
         };
     }
