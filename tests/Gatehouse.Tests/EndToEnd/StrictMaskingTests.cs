@@ -1,5 +1,9 @@
 using System.Security.Cryptography;
+using Gatehouse.Connectors.Postgres;
+using Gatehouse.Enforcement.Execution;
+using Gatehouse.Enforcement.Identity;
 using Gatehouse.Enforcement.Masking;
+using Gatehouse.Enforcement.Policy;
 using Gatehouse.McpServer.Hosting;
 using Gatehouse.Tests.Infrastructure;
 using Microsoft.IdentityModel.Tokens;
@@ -123,6 +127,52 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
         Assert.Equal("card", masked.GetProperty("card")[0].GetString());
         Assert.False(masked.TryGetProperty("full_name", out _));
         Assert.Equal(1, result.Structured().GetProperty("masked").GetProperty("ssn").GetInt32());
+
+        // The audit record says what the agent received.
+        var record = await _server.State.GetAsync(result.AuditId(), CancellationToken.None);
+        Assert.Contains("ssn:1", record!.Masking);
+        Assert.Contains("email:1", record.Masking);
+    }
+
+    [Fact]
+    public async Task A_pooled_connection_is_back_to_the_login_role_after_a_profiled_call()
+    {
+        var single = _gateway.Policy.Connections["shop"] with { ConnectionString = GatewayConnectionString + ";Maximum Pool Size=1" };
+        await using var targets = new PostgresTargets(new Dictionary<string, ConnectionConfig> { ["shop"] = single });
+        var executor = new PostgresExecutor(targets);
+        var caller = new AgentIdentity("analyst", [], "t", "analyst", null, DateTimeOffset.MaxValue);
+        string Profile(string agent) => DatabaseProfiles.For(single, _gateway.Policy.Agents[agent].Grants, new HashSet<string>()).Name;
+        ExecutionRequest Request(string sql, string agent, bool readOnly) =>
+            new("shop", sql, [], readOnly, false, 10, 1 << 20, TimeSpan.FromSeconds(10), caller, "aud_test") { Profile = Profile(agent) };
+
+        var inside = await executor.ExecuteAsync(Request("select current_user::text, current_setting('search_path')", "analyst", readOnly: true), null, CancellationToken.None);
+        Assert.Equal(Profile("analyst"), inside.Rows[0][0]);
+        Assert.Equal(Profile("analyst"), inside.Rows[0][1]);
+        var written = await executor.ExecuteAsync(Request("update orders set note = note where id = 1", "clerk", readOnly: false), null, CancellationToken.None);
+        Assert.Equal(1, written.AffectedRows);
+
+        await using var connection = await targets.OpenAsync("shop", CancellationToken.None);
+        await using var command = new NpgsqlCommand("select current_user::text", connection);
+        Assert.Equal(_login, await command.ExecuteScalarAsync());
+    }
+
+    [Fact]
+    public async Task Setup_can_revoke_PUBLIC_execute_on_security_definer_functions()
+    {
+        await pg.AdminScalarAsync("create function public.strict_definer() returns int language sql security definer as 'select 1'");
+        try
+        {
+            var canExecute = $"select has_function_privilege('{_login}', 'public.strict_definer()', 'EXECUTE')";
+            Assert.Equal(true, await pg.AdminScalarAsync(canExecute));
+            Assert.Contains("public.strict_definer()", (await SetupAsync("--dry-run")).Stdout);
+            var revoked = await SetupAsync("--revoke-public-execute");
+            Assert.Equal(ExitCodes.Ok, revoked.ExitCode);
+            Assert.Equal(false, await pg.AdminScalarAsync(canExecute));
+        }
+        finally
+        {
+            await pg.AdminScalarAsync("drop function public.strict_definer()");
+        }
     }
 
     [Fact]

@@ -97,7 +97,7 @@ internal sealed class SetupState
         Add(batch, $"SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = '{DatabaseProfiles.GatewaySchema}' AND c.relname = 'mask_key'");
         Add(
             batch,
-            "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+            "SELECT quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')' FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
             + " WHERE p.prosecdef AND n.nspname = ANY($1) AND (p.proacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(p.proacl) x WHERE x.grantee = 0)) ORDER BY 1",
             schemas.ToArray());
 
