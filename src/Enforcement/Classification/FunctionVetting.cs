@@ -102,6 +102,13 @@ public static class FunctionVetting
         // An unqualified name may resolve to any schema's function: every candidate must pass.
         foreach (var function in catalog.Find(call))
         {
+            // Strict masking's own schema (pgcrypto, the token key) is never on an agent's path and no agent role may
+            // use it, so an unqualified name cannot mean a function there.
+            if (call.Schema is null && function.Schema == Masking.DatabaseProfiles.GatewaySchema)
+            {
+                continue;
+            }
+
             var qualified = $"{function.Schema}.{function.Name}";
             if (allowlist.Contains(qualified) || allowlist.Contains(function.Name))
             {

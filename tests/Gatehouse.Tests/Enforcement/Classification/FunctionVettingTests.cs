@@ -21,6 +21,9 @@ public sealed class FunctionVettingTests
         new("public", "owner_rights", Volatility.Stable, true, "sql"),
         new("public", "shipping_cost", Volatility.Immutable, false, "sql"),
         new("public", "upper", Volatility.Volatile, false, "plpgsql"),
+        new("pg_catalog", "gen_random_uuid", Volatility.Volatile, false, "internal"),
+        new("gatehouse", "gen_random_uuid", Volatility.Volatile, false, "c"),
+        new("gatehouse", "hmac", Volatility.Immutable, false, "c"),
     ]);
 
     private static string? Rule(string name, string? schema = null, bool writes = false, params string[] allowlist) =>
@@ -51,6 +54,13 @@ public sealed class FunctionVettingTests
         var decision = FunctionVetting.Vet([new FunctionCall(null, name)], Catalog, statementWrites: false, []);
         Assert.Equal("function.not_allowed", decision!.Rule);
         Assert.Contains(why, decision.Reason);
+    }
+
+    [Fact]
+    public void Strict_maskings_own_schema_does_not_shadow_built_ins_but_is_refused_by_name()
+    {
+        Assert.Null(Rule("gen_random_uuid"));
+        Assert.Equal("function.not_allowed", Rule("hmac", "gatehouse"));
     }
 
     [Fact]
