@@ -26,9 +26,10 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
             batch.BatchCommands.Add(new NpgsqlBatchCommand($"FETCH FORWARD {request.MaxRows + 1} FROM {Cursor}"));
         }
 
-        // Reads end in ROLLBACK, so nothing they did (session settings included) outlives the call.
+        // Reads and dry runs end in ROLLBACK, so nothing they did (session settings included) outlives the call.
         // A write commits in a second step, after beforeCommit has recorded it.
-        if (request.ReadOnly)
+        var rollBack = request.ReadOnly || request.DryRun;
+        if (rollBack)
         {
             batch.BatchCommands.Add(new NpgsqlBatchCommand("ROLLBACK"));
         }
@@ -54,6 +55,11 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
         }
 
         result = result with { AffectedRows = statement.RecordsAffected };
+        if (request.DryRun)
+        {
+            return result;
+        }
+
         await CommitAfterAsync(connection, result, beforeCommit, cancellationToken).ConfigureAwait(false);
         return result;
     }

@@ -3,7 +3,8 @@ using Microsoft.Data.Sqlite;
 namespace Gatehouse.Connectors.State;
 
 /// <summary>
-/// The gateway's own state in an embedded SQLite file (WAL, synchronous=FULL): audit records, access requests, agent status.
+/// The gateway's own state in an embedded SQLite file (WAL, synchronous=FULL): audit records, access requests, statement
+/// approvals, agent status.
 /// Several processes (a server and the CLI) may share the file.
 /// </summary>
 public sealed partial class SqliteStateStore
@@ -21,6 +22,12 @@ public sealed partial class SqliteStateStore
             tables_json TEXT NOT NULL, access TEXT NOT NULL, reason TEXT NOT NULL, duration_ms INTEGER NOT NULL, status TEXT NOT NULL,
             created_ms INTEGER NOT NULL, decided_ms INTEGER, decided_by TEXT, decision_note TEXT, grant_expires_ms INTEGER);
         CREATE INDEX IF NOT EXISTS access_requests_agent ON access_requests(agent, status);
+        CREATE TABLE IF NOT EXISTS statement_approvals (
+            id TEXT PRIMARY KEY, agent TEXT NOT NULL, subject TEXT NOT NULL, issuer TEXT NOT NULL, connection TEXT NOT NULL,
+            statement_hash TEXT NOT NULL, parameters_hash TEXT NOT NULL, sql TEXT NOT NULL, parameters TEXT, classification TEXT NOT NULL,
+            rule TEXT NOT NULL, reason TEXT NOT NULL, required INTEGER NOT NULL, status TEXT NOT NULL, created_ms INTEGER NOT NULL,
+            expires_ms INTEGER NOT NULL, votes_json TEXT NOT NULL, dry_run_rows INTEGER, kept_result TEXT, kept_until_ms INTEGER);
+        CREATE INDEX IF NOT EXISTS statement_approvals_lookup ON statement_approvals(agent, connection, statement_hash, parameters_hash);
         CREATE TABLE IF NOT EXISTS agents (
             agent TEXT PRIMARY KEY, disabled INTEGER NOT NULL, changed_by TEXT NOT NULL, changed_ms INTEGER NOT NULL);
         """;

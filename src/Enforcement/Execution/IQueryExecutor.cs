@@ -27,6 +27,9 @@ public sealed record ExecutionRequest(
 {
     /// <summary>The strict-mode masking profile: the statement runs under this role, with this schema as its search_path.</summary>
     public string? Profile { get; init; }
+
+    /// <summary>Run a write only to measure it: its transaction is always rolled back, and the result says how many rows it touched.</summary>
+    public bool DryRun { get; init; }
 }
 
 /// <summary>Rows as they leave the database: values are null, bool, long, decimal, double, string, or JSON text for json columns.</summary>

@@ -21,7 +21,7 @@ public static class GuardrailEvaluator
                 var message = rule.Message ?? $"guardrail '{rule.Id}' matches this statement";
                 return rule.Outcome == GuardrailOutcome.Deny
                     ? Decision.Deny($"guard.{rule.Id}", message)
-                    : Decision.Deny($"guard.{rule.Id}", $"{message}. It needs a human's approval (rule '{rule.Id}'); statement approvals are not available yet, so it is refused");
+                    : Decision.Deny($"guard.{rule.Id}", $"{message}. It needs a human's approval (rule '{rule.Id}')") with { NeedsApproval = true };
             }
         }
 

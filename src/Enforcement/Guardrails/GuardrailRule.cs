@@ -7,7 +7,7 @@ public enum GuardrailOutcome
 {
     Deny,
 
-    /// <summary>A human must approve the statement first (refused until statement approvals exist).</summary>
+    /// <summary>A human must approve this exact statement first; the caller waits for the decision (or comes back).</summary>
     RequireApproval,
 }
 

@@ -1,7 +1,11 @@
 namespace Gatehouse.Enforcement.Pipeline;
 
 /// <summary>How a tool call arrived: the tool, the caller's raw token (from the transport, never an argument), and the session.</summary>
-public sealed record CallContext(string Tool, string? Token, string Transport, string? SessionId);
+public sealed record CallContext(string Tool, string? Token, string Transport, string? SessionId)
+{
+    /// <summary>Where to report a call that waits for a human (MCP progress notifications), if the client asked for progress.</summary>
+    public IProgress<Approvals.WaitProgress>? Progress { get; init; }
+}
 
 /// <summary>What the pipeline hands back to a tool: the audit id, the decision, and the payload when allowed.</summary>
 public sealed record CallOutcome(string? AuditId, Decision Decision, object? Payload = null);

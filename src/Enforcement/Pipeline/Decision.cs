@@ -12,4 +12,7 @@ public sealed record Decision(Verdict Verdict, string Rule, string Reason)
     public static Decision Fail(string rule, string reason) => new(Verdict.Failed, rule, reason);
 
     public bool IsAllowed => Verdict == Verdict.Allowed;
+
+    /// <summary>A guardrail refusal that a human may lift: the statement runs once approved.</summary>
+    public bool NeedsApproval { get; init; }
 }

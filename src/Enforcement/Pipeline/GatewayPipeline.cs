@@ -20,6 +20,7 @@ public sealed partial class GatewayPipeline(
     Identifier identifier,
     IAuditStore audit,
     IApprovalStore approvals,
+    IStatementApprovalStore statementApprovals,
     IStatementAnalyzer analyzer,
     ICatalogVersionSource catalogVersions,
     IFunctionCatalogSource functions,
@@ -91,7 +92,7 @@ public sealed partial class GatewayPipeline(
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            await FinishAsync(scope, new StepResult(Decision.Fail("call.cancelled", "the client cancelled the call")), started, CancellationToken.None).ConfigureAwait(false);
+            await FinishAsync(scope, new StepResult(Decision.Fail("call.cancelled", "the client cancelled the call")), started).ConfigureAwait(false);
             throw;
         }
         catch (Exception e)
@@ -100,10 +101,10 @@ public sealed partial class GatewayPipeline(
             result = new StepResult(Decision.Fail("gateway.error", $"the gateway hit an internal error; an admin can look up audit record {scope.Record.Id}"));
         }
 
-        return await FinishAsync(scope, result, started, cancellationToken).ConfigureAwait(false);
+        return await FinishAsync(scope, result, started).ConfigureAwait(false);
     }
 
-    private async ValueTask<CallOutcome> FinishAsync(CallScope scope, StepResult result, long started, CancellationToken cancellationToken)
+    private async ValueTask<CallOutcome> FinishAsync(CallScope scope, StepResult result, long started)
     {
         var elapsed = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         var record = scope.Record with
@@ -119,16 +120,18 @@ public sealed partial class GatewayPipeline(
 
         try
         {
-            await audit.CompleteAsync(record, cancellationToken).ConfigureAwait(false);
+            // Recorded even when the caller has gone: what ran must be on record.
+            await audit.CompleteAsync(record, CancellationToken.None).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e)
         {
             Log.AuditUnavailable(logger, e, record.Id);
             return new CallOutcome(null, Decision.Fail("audit.unavailable", "the gateway could not record this call, so its result is withheld; tell an admin"));
         }
 
         Log.CallFinished(logger, record.Tool, record.Agent ?? "(unidentified)", record.Decision.ToString(), record.Rule, elapsed, record.Id);
-        return new CallOutcome(record.Id, result.Decision, result.Decision.IsAllowed ? result.Payload : null);
+        // A refusal carries no payload, except the follow-up details of a statement waiting for approval.
+        return new CallOutcome(record.Id, result.Decision, result.Decision.IsAllowed || result.Payload is PendingApproval ? result.Payload : null);
     }
 
     // The Mask stage. A failure here is a failed call, never an unmasked result.

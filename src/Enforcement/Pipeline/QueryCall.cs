@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Gatehouse.Enforcement.Approvals;
 using Gatehouse.Enforcement.Authorization;
 using Gatehouse.Enforcement.Classification;
 using Gatehouse.Enforcement.Execution;
@@ -22,10 +23,10 @@ public sealed partial class GatewayPipeline
                 Sql = request.Sql is null ? null : Clip(request.Sql, policy.Gateway.Limits.MaxSqlLength),
                 Parameters = request.Parameters.Count == 0 ? null : JsonSerializer.Serialize(request.Parameters.Take(MaxParameters)),
             },
-            (scope, ct) => QueryBodyAsync(scope, request, ct),
+            (scope, ct) => QueryBodyAsync(scope, request, call.Progress, ct),
             cancellationToken);
 
-    private async ValueTask<StepResult> QueryBodyAsync(CallScope scope, QueryRequest request, CancellationToken cancellationToken)
+    private async ValueTask<StepResult> QueryBodyAsync(CallScope scope, QueryRequest request, IProgress<WaitProgress>? progress, CancellationToken cancellationToken)
     {
         var limits = policy.Gateway.Limits;
         if (CheckConnection(request.Connection) is { } unknown)
@@ -126,7 +127,8 @@ public sealed partial class GatewayPipeline
         }
 
         var guarded = GuardrailEvaluator.Evaluate(analyzed, plan, scope.Identity, connection, policy.Guardrails, limits.MaxWriteRows);
-        if (verdicts.Blocks(guarded))
+        var needsApproval = guarded is { NeedsApproval: true } && verdicts.Blocks(guarded);
+        if (!needsApproval && verdicts.Blocks(guarded))
         {
             return new StepResult(guarded!, Classification: classification);
         }
@@ -146,18 +148,47 @@ public sealed partial class GatewayPipeline
         {
             Profile = profile?.Name,
         };
-        var allowed = verdicts.Final(Decision.Allow("query.allowed", byPlan.IsAllowed ? byPlan.Reason : "allowed"));
-        QueryResult? maskedWrite = null;
         Func<QueryResult, QueryResult>? databaseMasking = profile is null ? null : r => StrictLineage.Annotate(r, plan, connectionConfig, profile.Masked);
-        Func<QueryResult, ValueTask>? recordBeforeCommit = execution.ReadOnly ? null : async written =>
+        var run = new StatementRun(scope, execution, classification, databaseMasking);
+        if (needsApproval)
         {
-            // A write commits only once its record says what happened.
-            maskedWrite = MaskResult(written, scope, databaseMasking);
-            await scope.RecordOutcomeAsync(allowed, written.AffectedRows, classification, cancellationToken).ConfigureAwait(false);
+            return await WithApprovalAsync(run, guarded!, statement, progress, cancellationToken).ConfigureAwait(false);
+        }
+
+        return await ExecuteAsync(run, verdicts.Final(Decision.Allow("query.allowed", byPlan.IsAllowed ? byPlan.Reason : "allowed")), maxAffectedRows: null, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>An authorized statement ready to run, with what its record and masking need.</summary>
+    private sealed record StatementRun(CallScope Scope, ExecutionRequest Execution, string Classification, Func<QueryResult, QueryResult>? DatabaseMasking);
+
+    /// <summary>The Execute and Mask stages. A write commits only once its record is stored, and not at all past <paramref name="maxAffectedRows"/>.</summary>
+    private async ValueTask<StepResult> ExecuteAsync(StatementRun run, Decision allowed, long? maxAffectedRows, CancellationToken cancellationToken)
+    {
+        QueryResult? maskedWrite = null;
+        Func<QueryResult, ValueTask>? recordBeforeCommit = run.Execution.ReadOnly ? null : async written =>
+        {
+            if (written.AffectedRows > maxAffectedRows)
+            {
+                throw new ApprovedRowsExceededException(written.AffectedRows ?? 0, maxAffectedRows ?? 0);
+            }
+
+            maskedWrite = MaskResult(written, run.Scope, run.DatabaseMasking);
+            await run.Scope.RecordOutcomeAsync(allowed, written.AffectedRows, run.Classification, cancellationToken).ConfigureAwait(false);
         };
-        var raw = await executor.ExecuteAsync(execution, recordBeforeCommit, cancellationToken).ConfigureAwait(false);
-        var result = maskedWrite ?? MaskResult(raw, scope, databaseMasking);
-        return new StepResult(allowed, result, result.AffectedRows ?? result.Rows.Count, classification);
+        QueryResult raw;
+        try
+        {
+            raw = await executor.ExecuteAsync(run.Execution, recordBeforeCommit, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ApprovedRowsExceededException e)
+        {
+            return new StepResult(
+                Decision.Deny("approval.rows_exceeded", $"the approved write touched {e.Affected} rows, more than the {e.Allowed} approved (the dry run's count plus the tolerance), so it was rolled back; ask for a new approval"),
+                Classification: run.Classification);
+        }
+
+        var result = maskedWrite ?? MaskResult(raw, run.Scope, run.DatabaseMasking);
+        return new StepResult(allowed, result, result.AffectedRows ?? result.Rows.Count, run.Classification);
     }
 
     // Cached under the catalog version read before EXPLAIN: a change during EXPLAIN only makes the entry stale sooner.

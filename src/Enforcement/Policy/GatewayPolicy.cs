@@ -14,6 +14,9 @@ public sealed record GatewayPolicy(
 {
     /// <summary>Guardrail rules, judged in order after the built-in guards.</summary>
     public IReadOnlyList<GuardrailRule> Guardrails { get; init; } = [];
+
+    /// <summary>Who decides statements that guardrails send for approval, and the timings.</summary>
+    public ApprovalSettings Approvals { get; init; } = ApprovalSettings.Default;
 }
 
 /// <summary>Gateway-wide settings: where state lives, limits, HTTP exposure.</summary>

@@ -40,7 +40,7 @@ public static partial class PolicyLoader
         var reader = new YamlNodeReader(sourcePath);
         var baseDir = Path.GetDirectoryName(sourcePath) ?? ".";
         var root = stream.Documents[0].RootNode;
-        var top = reader.Mapping(root, "the policy file", "gateway", "connections", "issuers", "agents", "groups", "guardrails");
+        var top = reader.Mapping(root, "the policy file", "gateway", "connections", "issuers", "agents", "groups", "guardrails", "approvals");
 
         var gateway = ReadGateway(reader, top.GetValueOrDefault("gateway"), baseDir);
         var connections = top.TryGetValue("connections", out var c) ? ReadConnections(reader, c, baseDir) : new Dictionary<string, ConnectionConfig>();
@@ -59,12 +59,13 @@ public static partial class PolicyLoader
         var groups = top.TryGetValue("groups", out var g) ? ReadPrincipals(reader, g, "group", connections) : new Dictionary<string, PrincipalPolicy>();
 
         var guardrails = top.TryGetValue("guardrails", out var gr) ? GuardrailReader.Read(reader, gr, connections) : [];
+        var approvals = ReadApprovals(reader, top.GetValueOrDefault("approvals"));
         if (reader.Errors.Count > 0)
         {
             throw new PolicyException(reader.Errors);
         }
 
-        return new GatewayPolicy(sourcePath, gateway, connections, issuers, agents, groups) { Guardrails = guardrails };
+        return new GatewayPolicy(sourcePath, gateway, connections, issuers, agents, groups) { Guardrails = guardrails, Approvals = approvals };
     }
 
     private static GatewaySettings ReadGateway(YamlNodeReader reader, YamlNode? node, string baseDir)

@@ -1,48 +1,63 @@
 using System.CommandLine;
+using Gatehouse.Connectors.State;
 using Gatehouse.Enforcement.Approvals;
+using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Policy;
 
 namespace Gatehouse.McpServer.Cli;
 
-/// <summary><c>gatehouse approvals list|approve|deny</c>: decide agents' access requests.</summary>
+/// <summary>
+/// <c>gatehouse approvals list|show|approve|deny|cancel</c>: decide agents' access requests (req_…) and the statements
+/// guardrails sent for approval (apr_…). Every decision is recorded in the audit log.
+/// </summary>
 public static class ApprovalsCommand
 {
-    public static Command Create() => new("approvals", "Review and decide agents' access requests.") { List(), Decide("approve", true), Decide("deny", false) };
+    public static Command Create() => new("approvals", "Review and decide agents' access requests and statements waiting for approval.")
+    {
+        List(), Show(), Decide("approve", true), Decide("deny", false), Cancel(),
+    };
 
     private static Command List()
     {
         var config = CliApp.ConfigOption();
-        var all = new Option<bool>("--all") { Description = "Include decided and expired requests, not only pending ones." };
+        var all = new Option<bool>("--all") { Description = "Include decided, used and expired requests, not only pending ones." };
         var json = CliApp.JsonOption();
-        var command = new Command("list", "List access requests (pending ones by default).") { config, all, json };
+        var command = new Command("list", "List requests (pending ones by default).") { config, all, json };
         command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
         {
             var (_, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
-            var requests = await state.ListAsync(parse.GetValue(all) ? null : AccessRequestStatus.Pending, DateTimeOffset.UtcNow, cancellationToken);
+            var now = DateTimeOffset.UtcNow;
+            var requests = await state.ListAsync(parse.GetValue(all) ? null : AccessRequestStatus.Pending, now, cancellationToken);
+            var statements = await state.ListStatementsAsync(parse.GetValue(all), now, cancellationToken);
             if (parse.GetValue(json))
             {
-                Output.WriteJson(requests.Select(r => new
-                {
-                    r.Id,
-                    r.Agent,
-                    r.Connection,
-                    Tables = r.Tables.Select(t => t.ToString()),
-                    Access = r.Access.ToPolicyString(),
-                    r.Reason,
-                    Duration = Durations.Format(r.Duration),
-                    r.Status,
-                    r.CreatedAt,
-                    r.DecidedAt,
-                    r.DecidedBy,
-                    r.DecisionNote,
-                    r.GrantExpiresAt,
-                }));
+                Output.WriteJson(new { access = requests.Select(AccessJson), statements = statements.Select(StatementJson) });
                 return 0;
             }
 
             Output.WriteTable(
-                ["ID", "CREATED", "AGENT", "CONNECTION", "ACCESS", "TABLES", "FOR", "STATUS", "REASON"],
-                requests.Select(r => (IReadOnlyList<string>)[r.Id, Output.Time(r.CreatedAt), r.Agent, r.Connection, r.Access.ToPolicyString(), string.Join(",", r.Tables), Durations.Format(r.Duration), r.Status.ToString(), Output.Clip(r.Reason, 60)]));
+                ["ID", "CREATED", "AGENT", "CONNECTION", "WHAT", "STATUS", "DETAIL"],
+                requests.Select(r => (IReadOnlyList<string>)[r.Id, Output.Time(r.CreatedAt), r.Agent, r.Connection, $"{r.Access.ToPolicyString()} {string.Join(",", r.Tables)} for {Durations.Format(r.Duration)}", r.Status.ToString(), Output.Clip(r.Reason, 60)])
+                    .Concat(statements.Select(s => (IReadOnlyList<string>)[s.Id, Output.Time(s.CreatedAt), s.Agent, s.Connection, Output.Clip(s.Sql, 60), $"{s.Status} ({s.Approvals}/{s.Required})", DryRun(s)])));
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command Show()
+    {
+        var config = CliApp.ConfigOption();
+        var id = new Argument<string>("id") { Description = "The request id (req_… or apr_…)." };
+        var json = CliApp.JsonOption();
+        var command = new Command("show", "Show one request in full: the statement, its parameters, the dry run and every decision.") { id, config, json };
+        command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
+        {
+            var (_, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
+            var requestId = parse.GetValue(id)!;
+            object shown = requestId.StartsWith("apr_", StringComparison.Ordinal)
+                ? StatementJson(await state.GetStatementAsync(requestId, DateTimeOffset.UtcNow, cancellationToken) ?? throw NotFound(requestId))
+                : AccessJson(await state.GetAsync(requestId, DateTimeOffset.UtcNow, cancellationToken) ?? throw NotFound(requestId));
+            Output.WriteJson(shown);
             return 0;
         }));
         return command;
@@ -51,45 +66,161 @@ public static class ApprovalsCommand
     private static Command Decide(string verb, bool approve)
     {
         var config = CliApp.ConfigOption();
-        var id = new Argument<string>("id") { Description = "The request id (req_...)." };
+        var id = new Argument<string>("id") { Description = "The request id (req_… or apr_…)." };
         var reason = new Option<string?>("--reason") { Description = "Why, recorded with the decision." };
         var approver = new Option<string>("--as") { Description = "Who decides (default: the OS user).", DefaultValueFactory = _ => Environment.UserName };
         var json = CliApp.JsonOption();
-        var command = new Command(verb, approve ? "Approve a pending request: the agent gets the access for the requested duration." : "Deny a pending request.")
+        var command = new Command(verb, approve
+            ? "Approve a pending request: an access request becomes a time-boxed grant; a statement may then run once."
+            : "Deny a pending request.")
         {
             id, config, reason, approver, json,
         };
         command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
         {
-            var (_, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
-            var now = DateTimeOffset.UtcNow;
+            var (policy, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
             var requestId = parse.GetValue(id)!;
             var who = parse.GetValue(approver)!;
-            var request = await state.GetAsync(requestId, now, cancellationToken) ?? throw new CliException($"no access request with id '{requestId}'", refused: true);
-            if (request.RefuseApprover(who) is { } refusal)
-            {
-                throw new CliException(refusal, refused: true);
-            }
-
-            if (!await state.DecideAsync(requestId, approve, who, parse.GetValue(reason), now, cancellationToken))
-            {
-                throw new CliException($"request {requestId} is {request.Status.ToString().ToLowerInvariant()}, not pending; nothing changed", refused: true);
-            }
-
-            var decided = (await state.GetAsync(requestId, now, cancellationToken))!;
+            var note = parse.GetValue(reason);
+            var message = requestId.StartsWith("apr_", StringComparison.Ordinal)
+                ? await VoteAsync(policy, state, requestId, who, approve, note, cancellationToken)
+                : await DecideAccessAsync(state, requestId, who, approve, note, cancellationToken);
+            await RecordAsync(state, verb, who, requestId, message, cancellationToken);
             if (parse.GetValue(json))
             {
-                Output.WriteJson(new { decided.Id, decided.Status, decided.DecidedBy, decided.GrantExpiresAt });
+                Output.WriteJson(new { id = requestId, decided_by = who, result = message });
             }
             else
             {
-                Console.Out.WriteLine(approve
-                    ? $"Approved {decided.Id}: {decided.Agent} may {decided.Access.ToPolicyString()} {string.Join(", ", decided.Tables)} on {decided.Connection} until {Output.Time(decided.GrantExpiresAt)}."
-                    : $"Denied {decided.Id}.");
+                Console.Out.WriteLine(message);
             }
 
             return 0;
         }));
         return command;
     }
+
+    private static Command Cancel()
+    {
+        var config = CliApp.ConfigOption();
+        var id = new Argument<string>("id") { Description = "The statement request id (apr_…)." };
+        var by = new Option<string>("--as") { Description = "Who cancels (default: the OS user).", DefaultValueFactory = _ => Environment.UserName };
+        var command = new Command("cancel", "Cancel a pending statement request; calling query again files a new one.") { id, config, by };
+        command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
+        {
+            var (_, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
+            var requestId = parse.GetValue(id)!;
+            var request = await state.GetStatementAsync(requestId, DateTimeOffset.UtcNow, cancellationToken) ?? throw NotFound(requestId);
+            if (!await state.CancelAsync(requestId, parse.GetValue(by)!, DateTimeOffset.UtcNow, cancellationToken))
+            {
+                throw new CliException($"request {requestId} is {request.Status.ToString().ToLowerInvariant()}, not pending; nothing changed", refused: true);
+            }
+
+            var message = $"Cancelled {requestId}.";
+            await RecordAsync(state, "cancel", parse.GetValue(by)!, requestId, message, cancellationToken);
+            Console.Out.WriteLine(message);
+            return 0;
+        }));
+        return command;
+    }
+
+    private static async Task<string> VoteAsync(GatewayPolicy policy, SqliteStateStore state, string id, string who, bool approve, string? note, CancellationToken cancellationToken)
+    {
+        var now = DateTimeOffset.UtcNow;
+        var request = await state.GetStatementAsync(id, now, cancellationToken) ?? throw NotFound(id);
+        if (request.RefuseApprover(who, policy.Approvals.Approvers) is { } refusal)
+        {
+            throw new CliException(refusal, refused: true);
+        }
+
+        var decided = await state.VoteAsync(id, new ApprovalVote(who, approve, now, note), policy.Approvals.ApprovalLifetime, now, cancellationToken)
+            ?? throw new CliException($"request {id} is {request.Status.ToString().ToLowerInvariant()}, not pending; nothing changed", refused: true);
+        return decided.Status switch
+        {
+            StatementApprovalStatus.Approved => $"Approved {id}: {decided.Agent} may run it once, until {Output.Time(decided.ExpiresAt)}.",
+            StatementApprovalStatus.Denied => $"Denied {id}.",
+            _ => $"Recorded {who}'s approval of {id}: {decided.Approvals} of {decided.Required} so far.",
+        };
+    }
+
+    private static async Task<string> DecideAccessAsync(SqliteStateStore state, string id, string who, bool approve, string? note, CancellationToken cancellationToken)
+    {
+        var now = DateTimeOffset.UtcNow;
+        var request = await state.GetAsync(id, now, cancellationToken) ?? throw NotFound(id);
+        if (request.RefuseApprover(who) is { } refusal)
+        {
+            throw new CliException(refusal, refused: true);
+        }
+
+        if (!await state.DecideAsync(id, approve, who, note, now, cancellationToken))
+        {
+            throw new CliException($"request {id} is {request.Status.ToString().ToLowerInvariant()}, not pending; nothing changed", refused: true);
+        }
+
+        var decided = (await state.GetAsync(id, now, cancellationToken))!;
+        return approve
+            ? $"Approved {decided.Id}: {decided.Agent} may {decided.Access.ToPolicyString()} {string.Join(", ", decided.Tables)} on {decided.Connection} until {Output.Time(decided.GrantExpiresAt)}."
+            : $"Denied {decided.Id}.";
+    }
+
+    // Every transition is in the audit log: who, when, what, and why.
+    private static async Task RecordAsync(SqliteStateStore state, string verb, string who, string id, string message, CancellationToken cancellationToken)
+    {
+        var record = new AuditRecord
+        {
+            Id = AuditRecord.NewId(),
+            Time = DateTimeOffset.UtcNow,
+            Tool = $"approvals {verb}",
+            Transport = "cli",
+            Agent = who,
+            Classification = id,
+            Decision = Verdict.Allowed,
+            Rule = $"approval.{verb}",
+            Reason = message,
+        };
+        await state.BeginAsync(record, cancellationToken);
+        await state.CompleteAsync(record, cancellationToken);
+    }
+
+    private static CliException NotFound(string id) => new($"no request with id '{id}'", refused: true);
+
+    private static string DryRun(StatementApproval s) => s.DryRunRows is { } rows ? $"dry run: {rows} row(s)" : Output.Clip(s.Reason, 60);
+
+    private static object AccessJson(AccessRequest r) => new
+    {
+        r.Id,
+        Kind = "access",
+        r.Agent,
+        r.Connection,
+        Tables = r.Tables.Select(t => t.ToString()),
+        Access = r.Access.ToPolicyString(),
+        r.Reason,
+        Duration = Durations.Format(r.Duration),
+        r.Status,
+        r.CreatedAt,
+        r.DecidedAt,
+        r.DecidedBy,
+        r.DecisionNote,
+        r.GrantExpiresAt,
+    };
+
+    private static object StatementJson(StatementApproval s) => new
+    {
+        s.Id,
+        Kind = "statement",
+        s.Agent,
+        s.Connection,
+        s.Sql,
+        s.Parameters,
+        s.Classification,
+        s.Rule,
+        s.Reason,
+        s.Status,
+        Approvals = s.Approvals,
+        s.Required,
+        s.DryRunRows,
+        s.CreatedAt,
+        s.ExpiresAt,
+        Decisions = s.Votes,
+    };
 }

@@ -21,6 +21,7 @@ public static class GatewayComposition
         services.AddSingleton(state);
         services.AddSingleton<IAuditStore>(state);
         services.AddSingleton<IApprovalStore>(state);
+        services.AddSingleton<IStatementApprovalStore>(state);
         services.AddSingleton<IAgentDirectory>(state);
         services.AddSingleton(sp => new TokenValidator(policy.Issuers, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<Identifier>();

@@ -1,7 +1,9 @@
 using System.ComponentModel;
 using System.Text.Json;
+using Gatehouse.Enforcement.Approvals;
 using Gatehouse.Enforcement.Pipeline;
 using Gatehouse.McpServer.Hosting;
+using ModelContextProtocol;
 using ModelContextProtocol.Protocol;
 using ModelContextProtocol.Server;
 using McpServerSession = ModelContextProtocol.Server.McpServer;
@@ -21,17 +23,21 @@ public sealed class GatehouseTools(GatewayPipeline pipeline, ICallerToken caller
     [Description("Runs exactly one PostgreSQL statement on a named connection under your grants and returns columns and rows. "
         + "Reads run in a read-only transaction with a timeout and a row cap; writes need a write grant. "
         + "Use $1, $2... placeholders with 'params' for values instead of pasting them into the SQL. "
-        + "Multiple statements, DDL, transaction control and session commands are refused.")]
+        + "Multiple statements, DDL, transaction control and session commands are refused. "
+        + "A statement a guardrail sends to a human waits for approval (with progress notifications); if none comes in time you get "
+        + "a pending_approval request id: call query again with the same SQL and params to run it once approved.")]
     public async Task<CallToolResult> Query(
         McpServerSession server,
         [Description("Connection name, e.g. 'shop'. describe_schema and refusals list the available ones.")] string connection,
         [Description("One SQL statement, e.g. SELECT id, status FROM orders WHERE customer_id = $1 ORDER BY created_at DESC")] string sql,
         [Description("Values for $1, $2... in order (strings, numbers, booleans or null).")] JsonElement[]? @params = null,
         [Description("Return at most this many rows (default and maximum set by the gateway, usually 1000).")] int? max_rows = null,
+        IProgress<ProgressNotificationValue>? progress = null,
         CancellationToken cancellationToken = default)
     {
         var request = new QueryRequest(connection, sql, (@params ?? []).Select(ParameterText).ToList(), max_rows);
-        var outcome = await pipeline.QueryAsync(Call("query", server), request, cancellationToken);
+        var call = Call("query", server) with { Progress = progress is null ? null : new WaitReporter(progress) };
+        var outcome = await pipeline.QueryAsync(call, request, cancellationToken);
         return ResultMapper.ToResult(outcome);
     }
 
@@ -64,6 +70,13 @@ public sealed class GatehouseTools(GatewayPipeline pipeline, ICallerToken caller
         var input = new AccessRequestInput(connection, tables ?? [], access, reason, duration);
         var outcome = await pipeline.RequestAccessAsync(Call("request_access", server), input, cancellationToken);
         return ResultMapper.ToResult(outcome);
+    }
+
+    /// <summary>Turns the pipeline's waiting reports into MCP progress notifications.</summary>
+    private sealed class WaitReporter(IProgress<ProgressNotificationValue> progress) : IProgress<WaitProgress>
+    {
+        public void Report(WaitProgress value) =>
+            progress.Report(new ProgressNotificationValue { Progress = (float)value.Elapsed, Total = (float)value.Total, Message = value.Message });
     }
 
     private CallContext Call(string tool, McpServerSession server) =>

@@ -29,6 +29,20 @@ public static class ResultMapper
                 },
                 ["audit_id"] = outcome.AuditId,
             };
+            if (outcome.Payload is PendingApproval pending)
+            {
+                error["pending_approval"] = new JsonObject
+                {
+                    ["request_id"] = pending.RequestId,
+                    ["approvers"] = new JsonArray(pending.Approvers.Select(a => (JsonNode?)a).ToArray()),
+                    ["approvals_required"] = pending.Required,
+                    ["approvals"] = pending.Approvals,
+                    ["expires_at"] = pending.ExpiresAt,
+                    ["dry_run_affected_rows"] = pending.DryRunRows,
+                    ["resume"] = pending.Resume,
+                };
+            }
+
             var text = $"{outcome.Decision.Verdict} by rule {outcome.Decision.Rule}: {outcome.Decision.Reason}"
                 + (outcome.AuditId is null ? "" : $" (audit {outcome.AuditId})");
             return new CallToolResult { IsError = true, Content = [new TextContentBlock { Text = text }], StructuredContent = JsonSerializer.SerializeToElement<JsonNode>(error) };

@@ -109,4 +109,44 @@ public sealed class SqliteStateStoreTests
         await second.SetDisabledAsync("analyst", false, "alice", CancellationToken.None);
         Assert.False(await first.IsDisabledAsync("analyst", CancellationToken.None));
     }
+
+    private static StatementApproval Statement(DateTimeOffset created, int required = 1) =>
+        new(StatementApproval.NewId(), "ops-bot", "ops-bot", "dev", "shop", StatementApproval.Hash("delete from payments where id = $1"), StatementApproval.Hash("[\"5\"]"),
+            "delete from payments where id = $1", "[\"5\"]", "delete: public.payments(delete)", "guard.payments", "Payments are changed by people", required,
+            StatementApprovalStatus.Pending, created, created + TimeSpan.FromHours(1));
+
+    [Fact]
+    public async Task A_statement_request_expires_undecided_and_an_approval_lapses_unused()
+    {
+        var store = await Open();
+        var now = DateTimeOffset.UtcNow;
+        var stale = Statement(now);
+        await store.CreateStatementAsync(stale, CancellationToken.None);
+        var later = now + TimeSpan.FromHours(2);
+        Assert.Equal(StatementApprovalStatus.Expired, (await store.GetStatementAsync(stale.Id, later, CancellationToken.None))!.Status);
+        Assert.Null(await store.FindLiveAsync("ops-bot", "shop", stale.StatementHash, stale.ParametersHash, later - TimeSpan.FromHours(1), later, CancellationToken.None));
+        Assert.Null(await store.VoteAsync(stale.Id, new ApprovalVote("alice", true, later, null), TimeSpan.FromMinutes(15), later, CancellationToken.None));
+
+        var fresh = Statement(now) with { Id = StatementApproval.NewId() };
+        await store.CreateStatementAsync(fresh, CancellationToken.None);
+        Assert.Equal(StatementApprovalStatus.Approved, (await store.VoteAsync(fresh.Id, new ApprovalVote("alice", true, now, "ok"), TimeSpan.FromMinutes(15), now, CancellationToken.None))!.Status);
+        Assert.False(await store.ClaimAsync(fresh.Id, now + TimeSpan.FromMinutes(16), CancellationToken.None));
+        Assert.True(await store.ClaimAsync(fresh.Id, now + TimeSpan.FromMinutes(1), CancellationToken.None));
+        Assert.False(await store.ClaimAsync(fresh.Id, now + TimeSpan.FromMinutes(2), CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task A_kept_result_is_handed_over_exactly_once_and_not_after_it_expires()
+    {
+        var store = await Open();
+        var now = DateTimeOffset.UtcNow;
+        var request = Statement(now);
+        await store.CreateStatementAsync(request, CancellationToken.None);
+        await store.KeepResultAsync(request.Id, "{\"kept\":1}", now + TimeSpan.FromHours(1), CancellationToken.None);
+        Assert.Equal("{\"kept\":1}", await store.TakeResultAsync(request.Id, now, CancellationToken.None));
+        Assert.Null(await store.TakeResultAsync(request.Id, now, CancellationToken.None));
+
+        await store.KeepResultAsync(request.Id, "{\"kept\":2}", now + TimeSpan.FromHours(1), CancellationToken.None);
+        Assert.Null(await store.TakeResultAsync(request.Id, now + TimeSpan.FromHours(2), CancellationToken.None));
+    }
 }

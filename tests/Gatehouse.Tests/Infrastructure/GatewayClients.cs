@@ -57,7 +57,7 @@ public static class GatewayClients
         return await McpClient.CreateAsync(transport);
     }
 
-    public static Task<CallToolResult> QueryAsync(this McpClient client, string sql, object?[]? parameters = null, int? maxRows = null, string connection = "shop")
+    public static Task<CallToolResult> QueryAsync(this McpClient client, string sql, object?[]? parameters = null, int? maxRows = null, string connection = "shop", CancellationToken cancellationToken = default)
     {
         var arguments = new Dictionary<string, object?> { ["connection"] = connection, ["sql"] = sql };
         if (parameters is not null)
@@ -70,7 +70,7 @@ public static class GatewayClients
             arguments["max_rows"] = maxRows;
         }
 
-        return client.CallToolAsync("query", arguments).AsTask();
+        return client.CallToolAsync("query", arguments, cancellationToken: cancellationToken).AsTask();
     }
 
     public static JsonElement Structured(this CallToolResult result) =>

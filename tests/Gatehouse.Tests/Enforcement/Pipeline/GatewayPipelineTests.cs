@@ -47,7 +47,7 @@ public sealed class GatewayPipelineTests : IDisposable
     private GatewayPipeline Pipeline(GatewayPolicy policy) => new(
         policy,
         new Identifier(new TokenValidator(policy.Issuers, TimeProvider.System), _agents),
-        _audit, new NoApprovals(), _database, _database, _database, _database, _database, TimeProvider.System, NullLogger<GatewayPipeline>.Instance);
+        _audit, new NoApprovals(), new NoApprovals(), _database, _database, _database, _database, _database, TimeProvider.System, NullLogger<GatewayPipeline>.Instance);
 
     private string Token(string agent = "analyst")
     {

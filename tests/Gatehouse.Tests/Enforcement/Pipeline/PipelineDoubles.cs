@@ -103,8 +103,29 @@ internal sealed class RecordingDatabase : IStatementAnalyzer, IQueryExecutor, IS
         ValueTask.FromResult<IReadOnlyList<TableDescription>>(Tables);
 }
 
-internal sealed class NoApprovals : IApprovalStore
+internal sealed class NoApprovals : IApprovalStore, IStatementApprovalStore
 {
+    public ValueTask<StatementApproval?> FindLiveAsync(string agent, string connection, string statementHash, string parametersHash, DateTimeOffset decidedSince, DateTimeOffset now, CancellationToken cancellationToken) =>
+        ValueTask.FromResult<StatementApproval?>(null);
+
+    public ValueTask CreateStatementAsync(StatementApproval request, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    public ValueTask<StatementApproval?> GetStatementAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult<StatementApproval?>(null);
+
+    public ValueTask<IReadOnlyList<StatementApproval>> ListStatementsAsync(bool all, DateTimeOffset now, CancellationToken cancellationToken) =>
+        ValueTask.FromResult<IReadOnlyList<StatementApproval>>([]);
+
+    public ValueTask<StatementApproval?> VoteAsync(string id, ApprovalVote vote, TimeSpan approvalLifetime, DateTimeOffset now, CancellationToken cancellationToken) =>
+        ValueTask.FromResult<StatementApproval?>(null);
+
+    public ValueTask<bool> CancelAsync(string id, string by, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(false);
+
+    public ValueTask<bool> ClaimAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(false);
+
+    public ValueTask KeepResultAsync(string id, string result, DateTimeOffset until, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    public ValueTask<string?> TakeResultAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult<string?>(null);
+
     public ValueTask CreateAsync(AccessRequest request, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
     public ValueTask<AccessRequest?> GetAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult<AccessRequest?>(null);

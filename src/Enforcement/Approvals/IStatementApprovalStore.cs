@@ -1,0 +1,36 @@
+namespace Gatehouse.Enforcement.Approvals;
+
+/// <summary>Durable statement approvals, shared by every gateway process on the same store. Expiry is applied on read.</summary>
+public interface IStatementApprovalStore
+{
+    /// <summary>
+    /// The current request for exactly this statement of this agent: pending, approved and unused, used with a result not yet
+    /// delivered, or denied or cancelled since <paramref name="decidedSince"/> (so the agent hears the answer). Null when there
+    /// is none: used and expired requests are history, and the next call files a new one.
+    /// </summary>
+    ValueTask<StatementApproval?> FindLiveAsync(string agent, string connection, string statementHash, string parametersHash, DateTimeOffset decidedSince, DateTimeOffset now, CancellationToken cancellationToken);
+
+    ValueTask CreateStatementAsync(StatementApproval request, CancellationToken cancellationToken);
+
+    ValueTask<StatementApproval?> GetStatementAsync(string id, DateTimeOffset now, CancellationToken cancellationToken);
+
+    ValueTask<IReadOnlyList<StatementApproval>> ListStatementsAsync(bool all, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Adds a decision to a pending request, atomically: a denial denies it, the <c>Required</c>-th approval approves it until
+    /// <paramref name="now"/> + <paramref name="approvalLifetime"/>. Null when the request is not pending (or is unknown).
+    /// </summary>
+    ValueTask<StatementApproval?> VoteAsync(string id, ApprovalVote vote, TimeSpan approvalLifetime, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>Cancels a pending request; false when it is no longer pending.</summary>
+    ValueTask<bool> CancelAsync(string id, string by, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>Uses an approval: approved → used, once, across processes. False when it is not (or no longer) approved.</summary>
+    ValueTask<bool> ClaimAsync(string id, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>Keeps the result of a used request for its requester until <paramref name="until"/>.</summary>
+    ValueTask KeepResultAsync(string id, string result, DateTimeOffset until, CancellationToken cancellationToken);
+
+    /// <summary>Hands over a kept result exactly once; null when there is none (taken, expired, never kept).</summary>
+    ValueTask<string?> TakeResultAsync(string id, DateTimeOffset now, CancellationToken cancellationToken);
+}

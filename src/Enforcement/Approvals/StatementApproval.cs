@@ -1,0 +1,81 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Gatehouse.Enforcement.Approvals;
+
+/// <summary>Where a statement approval stands: pending → approved | denied | expired | cancelled; approved → used | expired.</summary>
+public enum StatementApprovalStatus
+{
+    Pending,
+    Approved,
+    Denied,
+    Expired,
+    Cancelled,
+    Used,
+}
+
+/// <summary>One approver's decision on a request.</summary>
+public sealed record ApprovalVote(string Approver, bool Approve, DateTimeOffset At, string? Note);
+
+/// <summary>
+/// A request to run one exact statement that a guardrail sent to a human. It is bound to the identity, the connection, the
+/// normalized statement and its parameters: anything else is a different request. An approval is single use and expires.
+/// </summary>
+/// <param name="ExpiresAt">While pending: when it expires undecided. Once approved: when the approval lapses unused.</param>
+public sealed record StatementApproval(
+    string Id,
+    string Agent,
+    string Subject,
+    string Issuer,
+    string Connection,
+    string StatementHash,
+    string ParametersHash,
+    string Sql,
+    string? Parameters,
+    string Classification,
+    string Rule,
+    string Reason,
+    int Required,
+    StatementApprovalStatus Status,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset ExpiresAt)
+{
+    public IReadOnlyList<ApprovalVote> Votes { get; init; } = [];
+
+    /// <summary>For a write: the rows a rolled-back dry run touched, shown to approvers and enforced on the approved run.</summary>
+    public long? DryRunRows { get; init; }
+
+    /// <summary>A result the requester has not received yet (its call ended before the run finished), until it is taken.</summary>
+    public string? KeptResult { get; init; }
+
+    public DateTimeOffset? KeptUntil { get; init; }
+
+    public static string NewId() => "apr_" + Guid.CreateVersion7().ToString("N")[..20];
+
+    /// <summary>A hash that binds a request to exact text.</summary>
+    public static string Hash(string text) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
+
+    public int Approvals => Votes.Count(v => v.Approve);
+
+    /// <summary>Null when <paramref name="approver"/> may decide; the requester never may, nor may anyone twice or outside <paramref name="approvers"/>.</summary>
+    public string? RefuseApprover(string approver, IReadOnlyCollection<string> approvers)
+    {
+        if (string.Equals(approver, Agent, StringComparison.Ordinal) || string.Equals(approver, Subject, StringComparison.Ordinal))
+        {
+            return $"'{approver}' made this request and cannot decide it; another person must";
+        }
+
+        if (approvers.Count > 0 && !approvers.Contains(approver))
+        {
+            return $"'{approver}' is not one of this gateway's approvers ({string.Join(", ", approvers)})";
+        }
+
+        return Votes.Any(v => v.Approver == approver) ? $"'{approver}' has already decided this request" : null;
+    }
+}
+
+/// <summary>What a waiting <c>query</c> hands back when no decision came in time: how to follow up.</summary>
+public sealed record PendingApproval(string RequestId, IReadOnlyList<string> Approvers, int Required, int Approvals, DateTimeOffset ExpiresAt, long? DryRunRows, string Resume);
+
+/// <summary>A step of a call that is waiting for a human, for progress notifications.</summary>
+public sealed record WaitProgress(double Elapsed, double Total, string Message);

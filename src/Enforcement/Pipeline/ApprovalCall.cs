@@ -1,0 +1,133 @@
+using System.Text.Json;
+using Gatehouse.Enforcement.Approvals;
+using Gatehouse.Enforcement.Classification;
+using Gatehouse.Enforcement.Execution;
+
+namespace Gatehouse.Enforcement.Pipeline;
+
+public sealed partial class GatewayPipeline
+{
+    private static readonly TimeSpan ApprovalPoll = TimeSpan.FromMilliseconds(500);
+    private static readonly TimeSpan ProgressEvery = TimeSpan.FromSeconds(3);
+
+    /// <summary>
+    /// A statement a guardrail sends to a human. The call finds (or files) the request bound to exactly this identity, connection,
+    /// statement and parameters, waits for the decision while reporting progress, and runs the statement once, when approved.
+    /// A call that comes back later for the same statement picks up the decision, or the result its earlier call missed.
+    /// </summary>
+    private async ValueTask<StepResult> WithApprovalAsync(StatementRun run, Decision guard, StatementText statement, IProgress<WaitProgress>? progress, CancellationToken cancellationToken)
+    {
+        var settings = policy.Approvals;
+        var identity = run.Scope.Identity;
+        var execution = run.Execution;
+        var parameters = execution.Parameters.Count == 0 ? null : JsonSerializer.Serialize(execution.Parameters);
+        var statementHash = StatementApproval.Hash(statement.Normalized);
+        var parametersHash = StatementApproval.Hash(parameters ?? "");
+        var request = await statementApprovals.FindLiveAsync(
+            identity.Agent, execution.Connection, statementHash, parametersHash, time.GetUtcNow() - settings.PendingLifetime, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+        if (request is { Status: StatementApprovalStatus.Used })
+        {
+            var kept = await statementApprovals.TakeResultAsync(request.Id, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+            return kept is null
+                ? new StepResult(Decision.Deny("approval.used", $"request {request.Id} has already run and its result was delivered; an approval is good for one run"), Classification: run.Classification)
+                : Delivered(QueryResultCodec.Read(kept), Decision.Allow("approval.result", $"the result of approved request {request.Id}, which ran after your earlier call ended"), run.Classification);
+        }
+
+        if (request is null)
+        {
+            // Two-phase write: measure what it would change, in a transaction that is always rolled back, for the approvers.
+            long? dryRun = execution.ReadOnly ? null : (await executor.ExecuteAsync(execution with { DryRun = true }, null, cancellationToken).ConfigureAwait(false)).AffectedRows;
+            var now = time.GetUtcNow();
+            request = new StatementApproval(
+                StatementApproval.NewId(), identity.Agent, identity.Subject, identity.Issuer, execution.Connection, statementHash, parametersHash,
+                execution.Sql, parameters, run.Classification, guard.Rule, guard.Reason, settings.Required, StatementApprovalStatus.Pending, now, now + settings.PendingLifetime)
+            {
+                DryRunRows = dryRun,
+            };
+            await statementApprovals.CreateStatementAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+
+        run.Scope.Describe(r => r with { Classification = $"{run.Classification} [approval {request.Id}]" });
+        request = await WaitForDecisionAsync(request, progress, cancellationToken).ConfigureAwait(false);
+        var who = string.Join(", ", request.Votes.Select(v => v.Approver));
+        var note = string.Join("; ", request.Votes.Where(v => v.Note is not null).Select(v => $"{v.Approver}: {v.Note}"));
+        switch (request.Status)
+        {
+            case StatementApprovalStatus.Approved:
+                if (!await statementApprovals.ClaimAsync(request.Id, time.GetUtcNow(), cancellationToken).ConfigureAwait(false))
+                {
+                    return new StepResult(Decision.Deny("approval.used", $"request {request.Id} was approved but has already been used or has lapsed; an approval is good for one run"), Classification: run.Classification);
+                }
+
+                return await RunApprovedAsync(run, request, who, cancellationToken).ConfigureAwait(false);
+            case StatementApprovalStatus.Denied:
+                return new StepResult(Decision.Deny("approval.denied", $"request {request.Id} was denied by {who}{(note.Length > 0 ? $" ({note})" : "")}; nothing was run. The same statement can be asked for again after {request.CreatedAt + settings.PendingLifetime:u}"), Classification: run.Classification);
+            case StatementApprovalStatus.Cancelled:
+                return new StepResult(Decision.Deny("approval.cancelled", $"request {request.Id} was cancelled; nothing was run. The same statement can be asked for again after {request.CreatedAt + settings.PendingLifetime:u}"), Classification: run.Classification);
+            case StatementApprovalStatus.Expired:
+                return new StepResult(Decision.Deny("approval.expired", $"request {request.Id} expired before it was used; nothing was run. Calling query again files a new request"), Classification: run.Classification);
+            default:
+                var approvers = Approvers();
+                return new StepResult(
+                    Decision.Deny(
+                        "approval.pending",
+                        $"{guard.Reason}. Request {request.Id} waits for {approvers} ({request.Approvals} of {request.Required} approvals so far)"
+                        + (request.DryRunRows is { } rows ? $"; a dry run touched {rows} row(s)" : "")
+                        + $". Call query again with the same statement and parameters to run it once approved (until {request.ExpiresAt:u}); nothing has run yet"),
+                    new PendingApproval(request.Id, settings.Approvers, request.Required, request.Approvals, request.ExpiresAt, request.DryRunRows, "call query again with the same sql and params"),
+                    Classification: run.Classification);
+        }
+    }
+
+    private async ValueTask<StatementApproval> WaitForDecisionAsync(StatementApproval request, IProgress<WaitProgress>? progress, CancellationToken cancellationToken)
+    {
+        var wait = policy.Approvals.Wait;
+        var started = time.GetUtcNow();
+        var reported = DateTimeOffset.MinValue;
+        while (request.Status == StatementApprovalStatus.Pending && time.GetUtcNow() - started < wait)
+        {
+            var now = time.GetUtcNow();
+            if (now - reported >= ProgressEvery)
+            {
+                progress?.Report(new WaitProgress(
+                    (now - started).TotalSeconds,
+                    wait.TotalSeconds,
+                    $"Waiting for {Approvers()} to approve request {request.Id} ({request.Approvals} of {request.Required} approvals); an approver runs: gatehouse approvals approve {request.Id}"));
+                reported = now;
+            }
+
+            await Task.Delay(ApprovalPoll, time, cancellationToken).ConfigureAwait(false);
+            request = await statementApprovals.GetStatementAsync(request.Id, time.GetUtcNow(), cancellationToken).ConfigureAwait(false) ?? request;
+        }
+
+        return request;
+    }
+
+    // Once claimed, the work must not be lost: it runs to the end even if the caller has gone, and a result the caller
+    // can no longer receive is kept for its next call.
+    private async ValueTask<StepResult> RunApprovedAsync(StatementRun run, StatementApproval request, string approvers, CancellationToken cancellationToken)
+    {
+        var allowed = Decision.Allow("approval.approved", $"approved by {approvers} (request {request.Id})");
+        long? maxRows = request.DryRunRows is { } rows ? rows + policy.Approvals.WriteTolerance : null;
+        var step = await ExecuteAsync(run, allowed, maxRows, CancellationToken.None).ConfigureAwait(false);
+        if (cancellationToken.IsCancellationRequested && step.Payload is QueryResult result)
+        {
+            await statementApprovals.KeepResultAsync(request.Id, QueryResultCodec.Write(result), time.GetUtcNow() + policy.Approvals.ResultLifetime, CancellationToken.None).ConfigureAwait(false);
+        }
+
+        return step;
+    }
+
+    private static StepResult Delivered(QueryResult result, Decision decision, string classification) =>
+        new(decision, result, result.AffectedRows ?? result.Rows.Count, classification);
+
+    private string Approvers() => policy.Approvals.Approvers.Count == 0 ? "an approver" : string.Join(" or ", policy.Approvals.Approvers);
+}
+
+/// <summary>An approved write touched more rows than its dry run (plus the tolerance): it is rolled back.</summary>
+internal sealed class ApprovedRowsExceededException(long affected, long allowed) : Exception($"The approved write touched {affected} rows; {allowed} were approved.")
+{
+    public long Affected { get; } = affected;
+
+    public long Allowed { get; } = allowed;
+}

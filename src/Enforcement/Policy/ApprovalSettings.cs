@@ -1,0 +1,21 @@
+namespace Gatehouse.Enforcement.Policy;
+
+/// <summary>How statement approvals work: who decides, how many must agree, and how long each stage may last.</summary>
+/// <param name="Approvers">The people who may decide; empty means anyone but the requester.</param>
+/// <param name="Required">How many approvals a request needs (N of the approvers).</param>
+/// <param name="Wait">How long a <c>query</c> waits for a decision before answering "pending" (below common client timeouts).</param>
+/// <param name="PendingLifetime">A request nobody decides expires after this.</param>
+/// <param name="ApprovalLifetime">An approval must be used within this.</param>
+/// <param name="ResultLifetime">A result its requester missed (the call ended first) is kept this long.</param>
+/// <param name="WriteTolerance">An approved write may touch at most the dry run's rows plus this many.</param>
+public sealed record ApprovalSettings(
+    IReadOnlyList<string> Approvers,
+    int Required,
+    TimeSpan Wait,
+    TimeSpan PendingLifetime,
+    TimeSpan ApprovalLifetime,
+    TimeSpan ResultLifetime,
+    int WriteTolerance)
+{
+    public static ApprovalSettings Default { get; } = new([], 1, TimeSpan.FromSeconds(45), TimeSpan.FromHours(1), TimeSpan.FromMinutes(15), TimeSpan.FromHours(1), 0);
+}

@@ -1,0 +1,33 @@
+using YamlDotNet.RepresentationModel;
+
+namespace Gatehouse.Enforcement.Policy;
+
+/// <summary>Reading the <c>approvals</c> section.</summary>
+public static partial class PolicyLoader
+{
+    private static ApprovalSettings ReadApprovals(YamlNodeReader reader, YamlNode? node)
+    {
+        var d = ApprovalSettings.Default;
+        if (node is null)
+        {
+            return d;
+        }
+
+        var e = reader.Mapping(node, "approvals", "approvers", "required", "wait", "pending_ttl", "approval_ttl", "result_ttl", "write_tolerance");
+        var approvers = e.TryGetValue("approvers", out var a) ? reader.Strings(a, "approvals.approvers") : d.Approvers;
+        var required = e.TryGetValue("required", out var r) ? reader.Int(r, "approvals.required", 1, 100) : d.Required;
+        if (approvers.Count > 0 && required > approvers.Count)
+        {
+            reader.Error(e["required"], $"approvals.required is {required}, but only {approvers.Count} approver(s) are named: no request could ever be approved.");
+        }
+
+        return new ApprovalSettings(
+            approvers,
+            required,
+            e.TryGetValue("wait", out var w) ? reader.Duration(w, "approvals.wait", TimeSpan.Zero, TimeSpan.FromMinutes(10)) : d.Wait,
+            e.TryGetValue("pending_ttl", out var p) ? reader.Duration(p, "approvals.pending_ttl", TimeSpan.FromMinutes(1), TimeSpan.FromDays(7)) : d.PendingLifetime,
+            e.TryGetValue("approval_ttl", out var t) ? reader.Duration(t, "approvals.approval_ttl", TimeSpan.FromMinutes(1), TimeSpan.FromDays(1)) : d.ApprovalLifetime,
+            e.TryGetValue("result_ttl", out var k) ? reader.Duration(k, "approvals.result_ttl", TimeSpan.FromMinutes(1), TimeSpan.FromDays(1)) : d.ResultLifetime,
+            e.TryGetValue("write_tolerance", out var tol) ? reader.Int(tol, "approvals.write_tolerance", 0, int.MaxValue) : d.WriteTolerance);
+    }
+}

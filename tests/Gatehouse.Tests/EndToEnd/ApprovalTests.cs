@@ -1,0 +1,249 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using Gatehouse.McpServer.Hosting;
+using Gatehouse.Tests.Infrastructure;
+using ModelContextProtocol;
+using ModelContextProtocol.Client;
+using ModelContextProtocol.Protocol;
+
+namespace Gatehouse.Tests.EndToEnd;
+
+/// <summary>
+/// Statement approvals through the real MCP path: a guardrail sends a statement to a human, the call waits with progress
+/// notifications, approvers decide from the CLI, and the approved statement runs exactly once, never lost.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class ApprovalTests(PostgresFixture pg)
+{
+    private const string Agents = GuardrailTests.Agents + """
+
+          - id: customer-lists
+            match: { tables: [public.customers], agents: [ops-bot] }
+            outcome: require_approval
+            message: Customer data needs a second pair of eyes
+        """;
+
+    private static TestGateway Gateway(PostgresFixture pg, string wait, int required = 1) =>
+        TestGateway.Create(pg, Agents + $"\napprovals:\n  approvers: [alice, bob, carol]\n  required: {required}\n  wait: {wait}\n");
+
+    private static Task<(int ExitCode, string Stdout, string Stderr)> Cli(TestGateway gateway, params string[] arguments) =>
+        StdioTests.RunGatehouse([.. arguments, "--config", gateway.PolicyPath]);
+
+    private static string PendingId(CallToolResult result)
+    {
+        Assert.True(result.Rule() == "approval.pending", result.Text());
+        return result.Structured().GetProperty("pending_approval").GetProperty("request_id").GetString()!;
+    }
+
+    [Fact]
+    public async Task A_waiting_call_reports_progress_and_returns_the_result_once_an_approver_agrees()
+    {
+        var gateway = Gateway(pg, "60s");
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+        var progress = new Collected();
+        var call = client.CallToolAsync("query", new Dictionary<string, object?> { ["connection"] = "shop", ["sql"] = "select count(*) from customers" }, progress).AsTask();
+
+        var id = await WaitForPendingAsync(gateway);
+        await WaitUntilAsync(() => !progress.Messages.IsEmpty);
+        Assert.Contains(id, progress.Messages.First());
+        Assert.Contains("alice or bob or carol", progress.Messages.First());
+
+        var approved = await Cli(gateway, "approvals", "approve", id, "--as", "alice", "--reason", "routine count");
+        Assert.Equal(0, approved.ExitCode);
+        var result = await call.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.NotEqual(true, result.IsError);
+        Assert.Equal(await pg.AdminScalarAsync("select count(*) from customers"), result.Structured().GetProperty("rows")[0][0].GetInt64());
+
+        var audit = await Cli(gateway, "audit", "list", "--agent", "alice");
+        Assert.Contains("approval.approve", audit.Stdout);
+    }
+
+    [Fact]
+    public async Task An_approval_after_the_wait_is_picked_up_by_the_next_call_exactly_once()
+    {
+        var gateway = Gateway(pg, "0s");
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+        const string Sql = "update payments set status = status where id = $1";
+        var pending = await client.QueryAsync(Sql, [7]);
+        var id = PendingId(pending);
+        Assert.Contains("payments-by-hand", pending.Text());
+        Assert.Equal(1, pending.Structured().GetProperty("pending_approval").GetProperty("dry_run_affected_rows").GetInt32());
+
+        Assert.Equal(0, (await Cli(gateway, "approvals", "approve", id, "--as", "bob")).ExitCode);
+        var ran = await client.QueryAsync(Sql, [7]);
+        Assert.Equal(1, ran.Structured().GetProperty("affected_rows").GetInt32());
+
+        var again = await client.QueryAsync(Sql, [7]);
+        Assert.NotEqual(id, PendingId(again));
+    }
+
+    [Fact]
+    public async Task A_result_whose_caller_left_during_the_approved_run_is_kept_for_its_next_call()
+    {
+        var gateway = Gateway(pg, "60s");
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+        // Slow enough (a few seconds) that the caller is gone before it finishes.
+        const string Slow = "select count(*) from customers, generate_series(1, 4000000)";
+        using var leave = new CancellationTokenSource();
+        var call = client.QueryAsync(Slow, cancellationToken: leave.Token);
+        var id = await WaitForPendingAsync(gateway);
+        Assert.Equal(0, (await Cli(gateway, "approvals", "approve", id, "--as", "alice")).ExitCode);
+        await Task.Delay(TimeSpan.FromSeconds(1.5));
+        await leave.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call);
+
+        // The run finishes on its own and is recorded; its result waits for the agent.
+        for (var i = 0; i < 100 && !(await Cli(gateway, "audit", "list", "--agent", "ops-bot")).Stdout.Contains("approval.approved", StringComparison.Ordinal); i++)
+        {
+            await Task.Delay(200);
+        }
+
+        var picked = await client.QueryAsync(Slow);
+        Assert.Equal("approval.result", (await server.State.GetAsync(picked.AuditId(), CancellationToken.None))!.Rule);
+        Assert.Equal(4000000L * (long)(await pg.AdminScalarAsync("select count(*) from customers"))!, picked.Structured().GetProperty("rows")[0][0].GetInt64());
+    }
+
+    [Fact]
+    public async Task A_different_statement_or_parameters_is_a_different_request()
+    {
+        var gateway = Gateway(pg, "0s");
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+        var first = PendingId(await client.QueryAsync("delete from payments where id = $1", [5]));
+        Assert.Equal(first, PendingId(await client.QueryAsync("DELETE  FROM payments WHERE id = $1", [5])));
+        Assert.NotEqual(first, PendingId(await client.QueryAsync("delete from payments where id = $1", [6])));
+        Assert.NotEqual(first, PendingId(await client.QueryAsync("delete from payments where id = $1 and true", [5])));
+
+        Assert.Equal(0, (await Cli(gateway, "approvals", "approve", first, "--as", "alice")).ExitCode);
+        var other = await client.QueryAsync("delete from payments where id = $1", [6]);
+        Assert.Equal("approval.pending", other.Rule());
+        Assert.Equal(1L, await pg.AdminScalarAsync("select count(*) from payments where id = 6"));
+    }
+
+    [Fact]
+    public async Task Denied_and_cancelled_requests_say_so_and_nothing_runs()
+    {
+        var gateway = Gateway(pg, "0s");
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+        var denied = PendingId(await client.QueryAsync("delete from payments where id = $1", [8]));
+        Assert.Equal(0, (await Cli(gateway, "approvals", "deny", denied, "--as", "carol", "--reason", "refunds go through finance")).ExitCode);
+        var refusal = await client.QueryAsync("delete from payments where id = $1", [8]);
+        Assert.Equal("approval.denied", refusal.Rule());
+        Assert.Contains("refunds go through finance", refusal.Text());
+
+        var cancelled = PendingId(await client.QueryAsync("delete from payments where id = $1", [9]));
+        Assert.Equal(0, (await Cli(gateway, "approvals", "cancel", cancelled, "--as", "carol")).ExitCode);
+        Assert.Equal("approval.cancelled", (await client.QueryAsync("delete from payments where id = $1", [9])).Rule());
+        Assert.Equal(ExitCodes.Refused, (await Cli(gateway, "approvals", "approve", cancelled, "--as", "alice")).ExitCode);
+        Assert.Equal(2L, await pg.AdminScalarAsync("select count(*) from payments where id in (8, 9)"));
+    }
+
+    [Fact]
+    public async Task The_requester_and_strangers_cannot_approve_and_two_of_three_approvers_are_needed_when_configured()
+    {
+        var gateway = Gateway(pg, "0s", required: 2);
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+        const string Sql = "update payments set status = status where id = $1";
+        var id = PendingId(await client.QueryAsync(Sql, [10]));
+
+        var self = await Cli(gateway, "approvals", "approve", id, "--as", "ops-bot");
+        Assert.Equal(ExitCodes.Refused, self.ExitCode);
+        Assert.Contains("cannot decide it", self.Stderr);
+        var stranger = await Cli(gateway, "approvals", "approve", id, "--as", "mallory");
+        Assert.Equal(ExitCodes.Refused, stranger.ExitCode);
+        Assert.Contains("not one of this gateway's approvers", stranger.Stderr);
+
+        Assert.Contains("1 of 2", (await Cli(gateway, "approvals", "approve", id, "--as", "alice")).Stdout);
+        Assert.Equal(ExitCodes.Refused, (await Cli(gateway, "approvals", "approve", id, "--as", "alice")).ExitCode);
+        Assert.Equal("approval.pending", (await client.QueryAsync(Sql, [10])).Rule());
+        Assert.Contains("Approved", (await Cli(gateway, "approvals", "approve", id, "--as", "bob")).Stdout);
+        Assert.Equal(1, (await client.QueryAsync(Sql, [10])).Structured().GetProperty("affected_rows").GetInt32());
+
+        var shown = JsonDocument.Parse((await Cli(gateway, "approvals", "show", id)).Stdout).RootElement;
+        Assert.Equal("used", shown.GetProperty("status").GetString());
+        Assert.Equal(["alice", "bob"], shown.GetProperty("decisions").EnumerateArray().Select(d => d.GetProperty("approver").GetString()));
+    }
+
+    [Fact]
+    public async Task An_approved_write_that_would_touch_more_rows_than_its_dry_run_is_rolled_back()
+    {
+        var gateway = Gateway(pg, "0s");
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+        const string Sql = "update payments set status = 'refunded' where order_id = $1";
+        var before = (long)(await pg.AdminScalarAsync("select count(*) from payments where order_id = 2"))!;
+        var pending = await client.QueryAsync(Sql, [2]);
+        Assert.Equal(before, pending.Structured().GetProperty("pending_approval").GetProperty("dry_run_affected_rows").GetInt64());
+        Assert.Equal(0L, await pg.AdminScalarAsync("select count(*) from payments where order_id = 2 and status = 'refunded'"));
+
+        Assert.Equal(0, (await Cli(gateway, "approvals", "approve", PendingId(pending), "--as", "alice")).ExitCode);
+        var extra = await pg.AdminScalarAsync("insert into payments (order_id, amount, method, status) values (2, 1, 'card', 'captured') returning id");
+        try
+        {
+            var refused = await client.QueryAsync(Sql, [2]);
+            Assert.Equal("approval.rows_exceeded", refused.Rule());
+            Assert.Equal(0L, await pg.AdminScalarAsync("select count(*) from payments where order_id = 2 and status = 'refunded'"));
+        }
+        finally
+        {
+            await pg.AdminScalarAsync($"delete from payments where id = {extra}");
+        }
+    }
+
+    [Fact]
+    public async Task Pending_requests_survive_a_restart_of_the_gateway()
+    {
+        var gateway = Gateway(pg, "0s");
+        const string Sql = "update payments set status = status where id = $1";
+        string id;
+        await using (var first = await HttpGateway.StartAsync(gateway))
+        {
+            await using var client = await GatewayClients.HttpAsync(first.Endpoint, gateway.Mint("ops-bot"));
+            id = PendingId(await client.QueryAsync(Sql, [11]));
+        }
+
+        Assert.Contains(id, (await Cli(gateway, "approvals", "list")).Stdout);
+        Assert.Equal(0, (await Cli(gateway, "approvals", "approve", id, "--as", "carol")).ExitCode);
+        await using var second = await HttpGateway.StartAsync(gateway);
+        await using var again = await GatewayClients.HttpAsync(second.Endpoint, gateway.Mint("ops-bot"));
+        Assert.Equal(1, (await again.QueryAsync(Sql, [11])).Structured().GetProperty("affected_rows").GetInt32());
+    }
+
+    private static async Task<string> WaitForPendingAsync(TestGateway gateway)
+    {
+        for (var i = 0; i < 100; i++)
+        {
+            var listed = JsonDocument.Parse((await Cli(gateway, "approvals", "list", "--json")).Stdout).RootElement.GetProperty("statements");
+            if (listed.GetArrayLength() > 0)
+            {
+                return listed[0].GetProperty("id").GetString()!;
+            }
+
+            await Task.Delay(100);
+        }
+
+        throw new TimeoutException("no statement request appeared");
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        for (var i = 0; i < 100 && !condition(); i++)
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.True(condition());
+    }
+
+    private sealed class Collected : IProgress<ProgressNotificationValue>
+    {
+        public ConcurrentQueue<string> Messages { get; } = new();
+
+        public void Report(ProgressNotificationValue value) => Messages.Enqueue(value.Message ?? "");
+    }
+}
