@@ -60,6 +60,19 @@ public sealed partial class SqliteStateStore : IApprovalStore
         return changed == 1;
     }
 
+    public async ValueTask<bool> RevokeAsync(string id, string revokedBy, DateTimeOffset now, CancellationToken cancellationToken) =>
+        await ExecuteAsync(
+            "UPDATE access_requests SET status = 'Revoked', grant_expires_ms = $now,"
+            + " decision_note = coalesce(decision_note || '; ', '') || 'revoked by ' || $by"
+            + " WHERE id = $id AND status = 'Approved' AND grant_expires_ms > $now",
+            p =>
+            {
+                p.AddWithValue("$now", ToMs(now));
+                p.AddWithValue("$by", revokedBy);
+                p.AddWithValue("$id", id);
+            },
+            cancellationToken).ConfigureAwait(false) == 1;
+
     public async ValueTask<IReadOnlyList<Grant>> ActiveGrantsAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) =>
         await QueryAsync(
             $"SELECT {RequestColumns} FROM access_requests WHERE agent = $agent AND status = 'Approved' AND grant_expires_ms > $now",

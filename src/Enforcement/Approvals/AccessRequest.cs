@@ -10,6 +10,9 @@ public enum AccessRequestStatus
     Approved,
     Denied,
     Expired,
+
+    /// <summary>Approved, then revoked by an admin before the grant ran out.</summary>
+    Revoked,
 }
 
 /// <summary>An agent's request for time-boxed access to some tables, and its decision.</summary>

@@ -14,6 +14,9 @@ public interface IApprovalStore
     /// <summary>Moves a pending request to approved or denied; false when it is no longer pending.</summary>
     ValueTask<bool> DecideAsync(string id, bool approve, string decidedBy, string? note, DateTimeOffset now, CancellationToken cancellationToken);
 
+    /// <summary>Ends an approved request's grant now; false when it is not an active grant.</summary>
+    ValueTask<bool> RevokeAsync(string id, string revokedBy, DateTimeOffset now, CancellationToken cancellationToken);
+
     /// <summary>The grants from approved requests of <paramref name="agent"/> that have not yet expired.</summary>
     ValueTask<IReadOnlyList<Grant>> ActiveGrantsAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken);
 }

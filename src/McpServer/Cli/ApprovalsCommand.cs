@@ -1,7 +1,6 @@
 using System.CommandLine;
 using Gatehouse.Connectors.State;
 using Gatehouse.Enforcement.Approvals;
-using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Policy;
 
 namespace Gatehouse.McpServer.Cli;
@@ -164,23 +163,8 @@ public static class ApprovalsCommand
     }
 
     // Every transition is in the audit log: who, when, what, and why.
-    private static async Task RecordAsync(SqliteStateStore state, string verb, string who, string id, string message, CancellationToken cancellationToken)
-    {
-        var record = new AuditRecord
-        {
-            Id = AuditRecord.NewId(),
-            Time = DateTimeOffset.UtcNow,
-            Tool = $"approvals {verb}",
-            Transport = "cli",
-            Agent = who,
-            Classification = id,
-            Decision = Verdict.Allowed,
-            Rule = $"approval.{verb}",
-            Reason = message,
-        };
-        await state.BeginAsync(record, cancellationToken);
-        await state.CompleteAsync(record, cancellationToken);
-    }
+    private static Task RecordAsync(SqliteStateStore state, string verb, string who, string id, string message, CancellationToken cancellationToken) =>
+        CliApp.RecordAdminActionAsync(state, $"approvals {verb}", who, id, $"approval.{verb}", message, cancellationToken);
 
     private static CliException NotFound(string id) => new($"no request with id '{id}'", refused: true);
 

@@ -17,7 +17,7 @@ public sealed class CliTests(PostgresFixture pg)
     [Fact]
     public async Task Every_verb_has_help()
     {
-        foreach (var verb in new[] { "serve", "token mint", "audit list", "audit show", "approvals list", "approvals approve", "agents disable", "classify", "setup", "demo" })
+        foreach (var verb in new[] { "serve", "token mint", "audit list", "audit show", "approvals list", "approvals approve", "agents disable", "classify", "setup", "grants list", "grants revoke", "approvals show", "approvals cancel", "demo" })
         {
             var (exitCode, stdout, _) = await Gatehouse([.. verb.Split(' '), "--help"]);
             Assert.Equal(0, exitCode);
@@ -118,6 +118,14 @@ public sealed class CliTests(PostgresFixture pg)
         Assert.NotEqual(true, (await client.QueryAsync("select count(*) from customers")).IsError);
         Assert.Equal("grant.relation_not_granted", (await client.QueryAsync("select count(*) from payments")).Rule());
         Assert.Equal(ExitCodes.Refused, (await Gatehouse("approvals", "deny", id, "--config", _gateway.PolicyPath, "--as", "bob")).ExitCode);
+
+        // Revoked early: the next call is judged without the grant, and the revocation is on record.
+        Assert.Contains(id, (await Gatehouse("grants", "list", "--config", _gateway.PolicyPath)).Stdout);
+        Assert.Equal(0, (await Gatehouse("grants", "revoke", id, "--config", _gateway.PolicyPath, "--as", "alice")).ExitCode);
+        Assert.Equal("grant.relation_not_granted", (await client.QueryAsync("select count(*) from customers")).Rule());
+        Assert.DoesNotContain(id, (await Gatehouse("grants", "list", "--config", _gateway.PolicyPath)).Stdout);
+        Assert.Equal(ExitCodes.Refused, (await Gatehouse("grants", "revoke", id, "--config", _gateway.PolicyPath, "--as", "alice")).ExitCode);
+        Assert.Contains("grant.revoked", (await Gatehouse("audit", "list", "--config", _gateway.PolicyPath, "--agent", "alice")).Stdout);
     }
 
     [Fact]

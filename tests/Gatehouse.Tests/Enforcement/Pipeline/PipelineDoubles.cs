@@ -135,6 +135,8 @@ internal sealed class NoApprovals : IApprovalStore, IStatementApprovalStore
 
     public ValueTask<bool> DecideAsync(string id, bool approve, string decidedBy, string? note, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(false);
 
+    public ValueTask<bool> RevokeAsync(string id, string revokedBy, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(false);
+
     public ValueTask<IReadOnlyList<Grant>> ActiveGrantsAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) =>
         ValueTask.FromResult<IReadOnlyList<Grant>>([]);
 }

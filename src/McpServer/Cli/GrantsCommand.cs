@@ -1,0 +1,58 @@
+using System.CommandLine;
+using Gatehouse.Enforcement.Approvals;
+using Gatehouse.Enforcement.Policy;
+
+namespace Gatehouse.McpServer.Cli;
+
+/// <summary><c>gatehouse grants list|revoke</c>: the time-boxed grants approved access requests gave, and ending one early.</summary>
+public static class GrantsCommand
+{
+    public static Command Create() => new("grants", "List the time-boxed grants approved access requests gave, or end one early.") { List(), Revoke() };
+
+    private static Command List()
+    {
+        var config = CliApp.ConfigOption();
+        var json = CliApp.JsonOption();
+        var command = new Command("list", "List active time-boxed grants.") { config, json };
+        command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
+        {
+            var (_, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
+            var active = await state.ListAsync(AccessRequestStatus.Approved, DateTimeOffset.UtcNow, cancellationToken);
+            if (parse.GetValue(json))
+            {
+                Output.WriteJson(active.Select(r => new { r.Id, r.Agent, r.Connection, Access = r.Access.ToPolicyString(), Tables = r.Tables.Select(t => t.ToString()), r.DecidedBy, r.GrantExpiresAt }));
+                return 0;
+            }
+
+            Output.WriteTable(
+                ["REQUEST", "AGENT", "CONNECTION", "ACCESS", "TABLES", "APPROVED BY", "UNTIL"],
+                active.Select(r => (IReadOnlyList<string>)[r.Id, r.Agent, r.Connection, r.Access.ToPolicyString(), string.Join(",", r.Tables), r.DecidedBy ?? "", Output.Time(r.GrantExpiresAt)]));
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command Revoke()
+    {
+        var config = CliApp.ConfigOption();
+        var id = new Argument<string>("id") { Description = "The access request whose grant ends now (req_…)." };
+        var by = new Option<string>("--as") { Description = "Who revokes (default: the OS user).", DefaultValueFactory = _ => Environment.UserName };
+        var command = new Command("revoke", "End a time-boxed grant now: the agent's next call is judged without it.") { id, config, by };
+        command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
+        {
+            var (_, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
+            var requestId = parse.GetValue(id)!;
+            var who = parse.GetValue(by)!;
+            if (!await state.RevokeAsync(requestId, who, DateTimeOffset.UtcNow, cancellationToken))
+            {
+                throw new CliException($"'{requestId}' is not an active grant; gatehouse grants list shows them", refused: true);
+            }
+
+            var message = $"Revoked the grant of {requestId}.";
+            await CliApp.RecordAdminActionAsync(state, "grants revoke", who, requestId, "grant.revoked", message, cancellationToken);
+            Console.Out.WriteLine(message);
+            return 0;
+        }));
+        return command;
+    }
+}
