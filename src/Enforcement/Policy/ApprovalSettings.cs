@@ -17,5 +17,11 @@ public sealed record ApprovalSettings(
     TimeSpan ResultLifetime,
     int WriteTolerance)
 {
+    /// <summary>Where to POST request and decision events, if anywhere.</summary>
+    public WebhookSettings? Webhook { get; init; }
+
     public static ApprovalSettings Default { get; } = new([], 1, TimeSpan.FromSeconds(45), TimeSpan.FromHours(1), TimeSpan.FromMinutes(15), TimeSpan.FromHours(1), 0);
 }
+
+/// <summary>An outgoing webhook; with a secret, each body is signed (X-Gatehouse-Signature: sha256=HMAC of the body).</summary>
+public sealed record WebhookSettings(Uri Url, SecretSource Secret);

@@ -5,7 +5,7 @@ namespace Gatehouse.Enforcement.Policy;
 /// <summary>Reading the <c>approvals</c> section.</summary>
 public static partial class PolicyLoader
 {
-    private static ApprovalSettings ReadApprovals(YamlNodeReader reader, YamlNode? node)
+    private static ApprovalSettings ReadApprovals(YamlNodeReader reader, YamlNode? node, string baseDir)
     {
         var d = ApprovalSettings.Default;
         if (node is null)
@@ -13,7 +13,7 @@ public static partial class PolicyLoader
             return d;
         }
 
-        var e = reader.Mapping(node, "approvals", "approvers", "required", "wait", "pending_ttl", "approval_ttl", "result_ttl", "write_tolerance");
+        var e = reader.Mapping(node, "approvals", "approvers", "required", "wait", "pending_ttl", "approval_ttl", "result_ttl", "write_tolerance", "webhook");
         var approvers = e.TryGetValue("approvers", out var a) ? reader.Strings(a, "approvals.approvers") : d.Approvers;
         var required = e.TryGetValue("required", out var r) ? reader.Int(r, "approvals.required", 1, 100) : d.Required;
         if (approvers.Count > 0 && required > approvers.Count)
@@ -28,6 +28,28 @@ public static partial class PolicyLoader
             e.TryGetValue("pending_ttl", out var p) ? reader.Duration(p, "approvals.pending_ttl", TimeSpan.FromMinutes(1), TimeSpan.FromDays(7)) : d.PendingLifetime,
             e.TryGetValue("approval_ttl", out var t) ? reader.Duration(t, "approvals.approval_ttl", TimeSpan.FromMinutes(1), TimeSpan.FromDays(1)) : d.ApprovalLifetime,
             e.TryGetValue("result_ttl", out var k) ? reader.Duration(k, "approvals.result_ttl", TimeSpan.FromMinutes(1), TimeSpan.FromDays(1)) : d.ResultLifetime,
-            e.TryGetValue("write_tolerance", out var tol) ? reader.Int(tol, "approvals.write_tolerance", 0, int.MaxValue) : d.WriteTolerance);
+            e.TryGetValue("write_tolerance", out var tol) ? reader.Int(tol, "approvals.write_tolerance", 0, int.MaxValue) : d.WriteTolerance)
+        {
+            Webhook = e.TryGetValue("webhook", out var hook) ? ReadWebhook(reader, hook, baseDir) : null,
+        };
+    }
+
+    private static WebhookSettings? ReadWebhook(YamlNodeReader reader, YamlNode node, string baseDir)
+    {
+        var e = reader.Mapping(node, "approvals.webhook", "url", "secret_env", "secret_file");
+        var url = reader.String(e, "url", "approvals.webhook.url", requiredAt: node);
+        if (url is null)
+        {
+            return null;
+        }
+
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("https" or "http"))
+        {
+            reader.Error(e["url"], $"approvals.webhook.url '{url}' is not an http(s) URL.");
+            return null;
+        }
+
+        var secret = ReadSecret(reader, e, node, "approvals.webhook", baseDir, "secret_env", "secret_file");
+        return new WebhookSettings(uri, secret);
     }
 }

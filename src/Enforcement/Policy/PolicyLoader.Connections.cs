@@ -152,13 +152,13 @@ public static partial class PolicyLoader
         return true;
     }
 
-    private static SecretSource ReadSecret(YamlNodeReader reader, Dictionary<string, YamlNode> e, YamlNode at, string what, string baseDir)
+    private static SecretSource ReadSecret(YamlNodeReader reader, Dictionary<string, YamlNode> e, YamlNode at, string what, string baseDir, string envKey = "password_env", string fileKey = "password_file")
     {
-        var env = reader.String(e, "password_env", $"{what}: password_env");
-        var file = reader.String(e, "password_file", $"{what}: password_file");
+        var env = reader.String(e, envKey, $"{what}: {envKey}");
+        var file = reader.String(e, fileKey, $"{what}: {fileKey}");
         if (env is not null && file is not null)
         {
-            reader.Error(at, $"{what}: set password_env or password_file, not both.");
+            reader.Error(at, $"{what}: set {envKey} or {fileKey}, not both.");
         }
 
         return new SecretSource(env, file is null ? null : Path.GetFullPath(file, baseDir));

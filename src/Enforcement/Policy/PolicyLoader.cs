@@ -59,7 +59,7 @@ public static partial class PolicyLoader
         var groups = top.TryGetValue("groups", out var g) ? ReadPrincipals(reader, g, "group", connections) : new Dictionary<string, PrincipalPolicy>();
 
         var guardrails = top.TryGetValue("guardrails", out var gr) ? GuardrailReader.Read(reader, gr, connections) : [];
-        var approvals = ReadApprovals(reader, top.GetValueOrDefault("approvals"));
+        var approvals = ReadApprovals(reader, top.GetValueOrDefault("approvals"), baseDir);
         if (reader.Errors.Count > 0)
         {
             throw new PolicyException(reader.Errors);

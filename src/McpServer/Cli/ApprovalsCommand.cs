@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Gatehouse.Connectors.State;
+using Gatehouse.Connectors.Webhooks;
 using Gatehouse.Enforcement.Approvals;
 using Gatehouse.Enforcement.Policy;
 
@@ -81,9 +82,11 @@ public static class ApprovalsCommand
             var requestId = parse.GetValue(id)!;
             var who = parse.GetValue(approver)!;
             var note = parse.GetValue(reason);
+            await using var notifier = Notifier(policy);
+            var approvals = new NotifyingApprovals(state, state, notifier);
             var message = requestId.StartsWith("apr_", StringComparison.Ordinal)
-                ? await VoteAsync(policy, state, requestId, who, approve, note, cancellationToken)
-                : await DecideAccessAsync(state, requestId, who, approve, note, cancellationToken);
+                ? await VoteAsync(policy, approvals, requestId, who, approve, note, cancellationToken)
+                : await DecideAccessAsync(approvals, requestId, who, approve, note, cancellationToken);
             await RecordAsync(state, verb, who, requestId, message, cancellationToken);
             if (parse.GetValue(json))
             {
@@ -107,10 +110,11 @@ public static class ApprovalsCommand
         var command = new Command("cancel", "Cancel a pending statement request; calling query again files a new one.") { id, config, by };
         command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
         {
-            var (_, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
+            var (policy, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
             var requestId = parse.GetValue(id)!;
             var request = await state.GetStatementAsync(requestId, DateTimeOffset.UtcNow, cancellationToken) ?? throw NotFound(requestId);
-            if (!await state.CancelAsync(requestId, parse.GetValue(by)!, DateTimeOffset.UtcNow, cancellationToken))
+            await using var notifier = Notifier(policy);
+            if (!await new NotifyingApprovals(state, state, notifier).CancelAsync(requestId, parse.GetValue(by)!, DateTimeOffset.UtcNow, cancellationToken))
             {
                 throw new CliException($"request {requestId} is {request.Status.ToString().ToLowerInvariant()}, not pending; nothing changed", refused: true);
             }
@@ -123,7 +127,10 @@ public static class ApprovalsCommand
         return command;
     }
 
-    private static async Task<string> VoteAsync(GatewayPolicy policy, SqliteStateStore state, string id, string who, bool approve, string? note, CancellationToken cancellationToken)
+    // The webhook (if any) hears about the decision before the command exits; its failure is reported, never fatal.
+    private static CliNotifier Notifier(GatewayPolicy policy) => new(policy.Approvals.Webhook);
+
+    private static async Task<string> VoteAsync(GatewayPolicy policy, NotifyingApprovals state, string id, string who, bool approve, string? note, CancellationToken cancellationToken)
     {
         var now = DateTimeOffset.UtcNow;
         var request = await state.GetStatementAsync(id, now, cancellationToken) ?? throw NotFound(id);
@@ -142,7 +149,7 @@ public static class ApprovalsCommand
         };
     }
 
-    private static async Task<string> DecideAccessAsync(SqliteStateStore state, string id, string who, bool approve, string? note, CancellationToken cancellationToken)
+    private static async Task<string> DecideAccessAsync(NotifyingApprovals state, string id, string who, bool approve, string? note, CancellationToken cancellationToken)
     {
         var now = DateTimeOffset.UtcNow;
         var request = await state.GetAsync(id, now, cancellationToken) ?? throw NotFound(id);
@@ -207,4 +214,23 @@ public static class ApprovalsCommand
         s.ExpiresAt,
         Decisions = s.Votes,
     };
+}
+
+/// <summary>The webhook for one CLI run: events are delivered (with retries, up to 15 s) before the command exits.</summary>
+internal sealed class CliNotifier(WebhookSettings? settings) : IApprovalNotifier, IAsyncDisposable
+{
+    private readonly WebhookNotifier? _webhook = settings is null
+        ? null
+        : new WebhookNotifier(settings, new Serilog.Extensions.Logging.SerilogLoggerFactory(Hosting.Logging.CreateLogger()).CreateLogger("Gatehouse.Webhook"));
+
+    public void Publish(ApprovalEvent approvalEvent) => _webhook?.Publish(approvalEvent);
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_webhook is not null)
+        {
+            await _webhook.FlushAsync(TimeSpan.FromSeconds(15));
+            await _webhook.DisposeAsync();
+        }
+    }
 }

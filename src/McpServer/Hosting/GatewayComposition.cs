@@ -1,5 +1,6 @@
 using Gatehouse.Connectors.Postgres;
 using Gatehouse.Connectors.State;
+using Gatehouse.Connectors.Webhooks;
 using Gatehouse.Enforcement.Approvals;
 using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Classification;
@@ -8,6 +9,7 @@ using Gatehouse.Enforcement.Identity;
 using Gatehouse.Enforcement.Pipeline;
 using Gatehouse.Enforcement.Policy;
 using Gatehouse.McpServer.Tools;
+using Microsoft.Extensions.Logging;
 
 namespace Gatehouse.McpServer.Hosting;
 
@@ -20,8 +22,12 @@ public static class GatewayComposition
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton(state);
         services.AddSingleton<IAuditStore>(state);
-        services.AddSingleton<IApprovalStore>(state);
-        services.AddSingleton<IStatementApprovalStore>(state);
+        services.AddSingleton<IApprovalNotifier>(sp => policy.Approvals.Webhook is { } hook
+            ? new WebhookNotifier(hook, sp.GetRequiredService<ILoggerFactory>().CreateLogger("Gatehouse.Webhook"))
+            : new NoNotifier());
+        services.AddSingleton(sp => new NotifyingApprovals(state, state, sp.GetRequiredService<IApprovalNotifier>()));
+        services.AddSingleton<IApprovalStore>(sp => sp.GetRequiredService<NotifyingApprovals>());
+        services.AddSingleton<IStatementApprovalStore>(sp => sp.GetRequiredService<NotifyingApprovals>());
         services.AddSingleton<IAgentDirectory>(state);
         services.AddSingleton(sp => new TokenValidator(policy.Issuers, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<Identifier>();

@@ -214,6 +214,34 @@ public sealed class ApprovalTests(PostgresFixture pg)
         Assert.Equal(1, (await again.QueryAsync(Sql, [11])).Structured().GetProperty("affected_rows").GetInt32());
     }
 
+    [Fact]
+    public async Task Approvers_hear_of_new_requests_and_decisions_by_signed_webhook_and_a_dead_webhook_blocks_nothing()
+    {
+        using var hook = new WebhookReceiver();
+        var gateway = TestGateway.Create(pg, Agents + $"\napprovals:\n  approvers: [alice]\n  wait: 0s\n  webhook:\n    url: {hook.Url}\n    secret_file: hook.secret\n");
+        File.WriteAllText(Path.Combine(gateway.Directory, "hook.secret"), "s3cret-for-signing");
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+        var id = PendingId(await client.QueryAsync("delete from payments where id = $1", [12]));
+
+        var created = await hook.WaitForAsync("request.created", id);
+        Assert.Contains("gatehouse approvals approve", created.Json.GetProperty("text").GetString());
+        Assert.Equal("ops-bot", created.Json.GetProperty("agent").GetString());
+        var expected = "sha256=" + Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData("s3cret-for-signing"u8.ToArray(), System.Text.Encoding.UTF8.GetBytes(created.Body)));
+        Assert.Equal(expected, created.Signature);
+
+        Assert.Equal(0, (await Cli(gateway, "approvals", "deny", id, "--as", "alice", "--reason", "not today")).ExitCode);
+        var decided = await hook.WaitForAsync("request.decided", id);
+        Assert.Equal("denied", decided.Json.GetProperty("status").GetString());
+
+        var dead = TestGateway.Create(pg, Agents + "\napprovals:\n  wait: 0s\n  webhook:\n    url: http://127.0.0.1:9/unreachable\n");
+        await using var deadServer = await HttpGateway.StartAsync(dead);
+        await using var deadClient = await GatewayClients.HttpAsync(deadServer.Endpoint, dead.Mint("ops-bot"));
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        Assert.Equal("approval.pending", (await deadClient.QueryAsync("delete from payments where id = $1", [12])).Rule());
+        Assert.True(started.Elapsed < TimeSpan.FromSeconds(5), $"a dead webhook held the call for {started.Elapsed}");
+    }
+
     private static async Task<string> WaitForPendingAsync(TestGateway gateway)
     {
         for (var i = 0; i < 100; i++)
@@ -238,6 +266,69 @@ public sealed class ApprovalTests(PostgresFixture pg)
         }
 
         Assert.True(condition());
+    }
+
+    /// <summary>A real HTTP endpoint on loopback that records what the gateway posts to it.</summary>
+    private sealed class WebhookReceiver : IDisposable
+    {
+        private readonly System.Net.HttpListener _listener = new();
+        private readonly ConcurrentQueue<(string Body, string? Signature)> _received = new();
+
+        public WebhookReceiver()
+        {
+            var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+            probe.Start();
+            var port = ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
+            probe.Stop();
+            Url = $"http://127.0.0.1:{port}/hook/";
+            _listener.Prefixes.Add(Url);
+            _listener.Start();
+            _ = Task.Run(ServeAsync);
+        }
+
+        public string Url { get; }
+
+        public async Task<(string Body, JsonElement Json, string? Signature)> WaitForAsync(string eventName, string requestId)
+        {
+            for (var i = 0; i < 100; i++)
+            {
+                foreach (var (body, signature) in _received)
+                {
+                    var json = JsonDocument.Parse(body).RootElement;
+                    if (json.GetProperty("event").GetString() == eventName && json.GetProperty("request_id").GetString() == requestId)
+                    {
+                        return (body, json, signature);
+                    }
+                }
+
+                await Task.Delay(100);
+            }
+
+            throw new TimeoutException($"no {eventName} for {requestId} reached the webhook");
+        }
+
+        public void Dispose() => _listener.Close();
+
+        private async Task ServeAsync()
+        {
+            while (_listener.IsListening)
+            {
+                System.Net.HttpListenerContext context;
+                try
+                {
+                    context = await _listener.GetContextAsync();
+                }
+                catch (Exception e) when (e is System.Net.HttpListenerException or ObjectDisposedException)
+                {
+                    return;
+                }
+
+                using var reader = new StreamReader(context.Request.InputStream);
+                _received.Enqueue((await reader.ReadToEndAsync(), context.Request.Headers["X-Gatehouse-Signature"]));
+                context.Response.StatusCode = 204;
+                context.Response.Close();
+            }
+        }
     }
 
     private sealed class Collected : IProgress<ProgressNotificationValue>

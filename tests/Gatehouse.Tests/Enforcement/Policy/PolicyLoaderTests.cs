@@ -140,6 +140,26 @@ public sealed class PolicyLoaderTests
         Assert.Contains(Errors(yaml), e => e.Contains(message, StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData("approvals:\n  approvers: [alice, bob]\n  required: 3", "only 2 approver(s) are named")]
+    [InlineData("approvals:\n  wait: forever", "approvals.wait must be a duration")]
+    [InlineData("approvals:\n  webhook:\n    url: ftp://hooks.example.com/x", "is not an http(s) URL")]
+    [InlineData("approvals:\n  webhook:\n    url: https://hooks.example.com/x\n    secret_env: A\n    secret_file: b", "set secret_env or secret_file, not both")]
+    public void Bad_approval_settings_are_errors(string section, string message) =>
+        Assert.Contains(Errors(Minimal + "\n" + section + "\n"), e => e.Contains(message, StringComparison.Ordinal));
+
+    [Fact]
+    public void Approval_settings_are_read_with_their_defaults()
+    {
+        var policy = Parse(Minimal + "\napprovals:\n  approvers: [alice, bob]\n  required: 2\n  wait: 10s\n  webhook:\n    url: https://hooks.example.com/x\n    secret_env: HOOK_SECRET\n");
+        Assert.Equal(["alice", "bob"], policy.Approvals.Approvers);
+        Assert.Equal(2, policy.Approvals.Required);
+        Assert.Equal(TimeSpan.FromSeconds(10), policy.Approvals.Wait);
+        Assert.Equal(TimeSpan.FromMinutes(15), policy.Approvals.ApprovalLifetime);
+        Assert.Equal("HOOK_SECRET", policy.Approvals.Webhook!.Secret.EnvironmentVariable);
+        Assert.Equal(TimeSpan.FromSeconds(45), Parse(Minimal).Approvals.Wait);
+    }
+
     [Fact]
     public void Strict_masking_needs_a_login_role_in_the_connection_string()
     {
