@@ -81,13 +81,9 @@ public static class ApprovalsCommand
             var (policy, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
             var requestId = parse.GetValue(id)!;
             var who = parse.GetValue(approver)!;
-            var note = parse.GetValue(reason);
-            await using var notifier = Notifier(policy);
-            var approvals = new NotifyingApprovals(state, state, notifier);
-            var message = requestId.StartsWith("apr_", StringComparison.Ordinal)
-                ? await VoteAsync(policy, approvals, requestId, who, approve, note, cancellationToken)
-                : await DecideAccessAsync(approvals, requestId, who, approve, note, cancellationToken);
-            await RecordAsync(state, verb, who, requestId, message, cancellationToken);
+            await using var notifier = new CliNotifier(policy.Approvals.Webhook);
+            var outcome = await Desk(policy, state, notifier).DecideAsync(requestId, who, approve, parse.GetValue(reason), "cli", cancellationToken);
+            var message = Done(outcome);
             if (parse.GetValue(json))
             {
                 Output.WriteJson(new { id = requestId, decided_by = who, result = message });
@@ -111,67 +107,20 @@ public static class ApprovalsCommand
         command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
         {
             var (policy, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
-            var requestId = parse.GetValue(id)!;
-            var request = await state.GetStatementAsync(requestId, DateTimeOffset.UtcNow, cancellationToken) ?? throw NotFound(requestId);
-            await using var notifier = Notifier(policy);
-            if (!await new NotifyingApprovals(state, state, notifier).CancelAsync(requestId, parse.GetValue(by)!, DateTimeOffset.UtcNow, cancellationToken))
-            {
-                throw new CliException($"request {requestId} is {request.Status.ToString().ToLowerInvariant()}, not pending; nothing changed", refused: true);
-            }
-
-            var message = $"Cancelled {requestId}.";
-            await RecordAsync(state, "cancel", parse.GetValue(by)!, requestId, message, cancellationToken);
+            await using var notifier = new CliNotifier(policy.Approvals.Webhook);
+            var message = Done(await Desk(policy, state, notifier).CancelAsync(parse.GetValue(id)!, parse.GetValue(by)!, "cli", cancellationToken));
             Console.Out.WriteLine(message);
             return 0;
         }));
         return command;
     }
 
-    // The webhook (if any) hears about the decision before the command exits; its failure is reported, never fatal.
-    private static CliNotifier Notifier(GatewayPolicy policy) => new(policy.Approvals.Webhook);
+    /// <summary>The approver's desk over the state file, telling the webhook (if any) before the command exits.</summary>
+    internal static ApprovalDesk Desk(GatewayPolicy policy, SqliteStateStore state, IApprovalNotifier notifier) =>
+        new(policy, new NotifyingApprovals(state, state, notifier), state, TimeProvider.System);
 
-    private static async Task<string> VoteAsync(GatewayPolicy policy, NotifyingApprovals state, string id, string who, bool approve, string? note, CancellationToken cancellationToken)
-    {
-        var now = DateTimeOffset.UtcNow;
-        var request = await state.GetStatementAsync(id, now, cancellationToken) ?? throw NotFound(id);
-        if (request.RefuseApprover(who, policy.Approvals.Approvers) is { } refusal)
-        {
-            throw new CliException(refusal, refused: true);
-        }
-
-        var decided = await state.VoteAsync(id, new ApprovalVote(who, approve, now, note), policy.Approvals.ApprovalLifetime, now, cancellationToken)
-            ?? throw new CliException($"request {id} is {request.Status.ToString().ToLowerInvariant()}, not pending; nothing changed", refused: true);
-        return decided.Status switch
-        {
-            StatementApprovalStatus.Approved => $"Approved {id}: {decided.Agent} may run it once, until {Output.Time(decided.ExpiresAt)}.",
-            StatementApprovalStatus.Denied => $"Denied {id}.",
-            _ => $"Recorded {who}'s approval of {id}: {decided.Approvals} of {decided.Required} so far.",
-        };
-    }
-
-    private static async Task<string> DecideAccessAsync(NotifyingApprovals state, string id, string who, bool approve, string? note, CancellationToken cancellationToken)
-    {
-        var now = DateTimeOffset.UtcNow;
-        var request = await state.GetAsync(id, now, cancellationToken) ?? throw NotFound(id);
-        if (request.RefuseApprover(who) is { } refusal)
-        {
-            throw new CliException(refusal, refused: true);
-        }
-
-        if (!await state.DecideAsync(id, approve, who, note, now, cancellationToken))
-        {
-            throw new CliException($"request {id} is {request.Status.ToString().ToLowerInvariant()}, not pending; nothing changed", refused: true);
-        }
-
-        var decided = (await state.GetAsync(id, now, cancellationToken))!;
-        return approve
-            ? $"Approved {decided.Id}: {decided.Agent} may {decided.Access.ToPolicyString()} {string.Join(", ", decided.Tables)} on {decided.Connection} until {Output.Time(decided.GrantExpiresAt)}."
-            : $"Denied {decided.Id}.";
-    }
-
-    // Every transition is in the audit log: who, when, what, and why.
-    private static Task RecordAsync(SqliteStateStore state, string verb, string who, string id, string message, CancellationToken cancellationToken) =>
-        CliApp.RecordAdminActionAsync(state, $"approvals {verb}", who, id, $"approval.{verb}", message, cancellationToken);
+    /// <summary>The desk's sentence when it did the thing; its refusal as a CLI refusal (exit 2) otherwise.</summary>
+    internal static string Done(DeskOutcome outcome) => outcome.Done ? outcome.Message : throw new CliException(outcome.Message, refused: true);
 
     private static CliException NotFound(string id) => new($"no request with id '{id}'", refused: true);
 

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using Gatehouse.Connectors.Postgres;
 using Gatehouse.Connectors.State;
-using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Policy;
 using Gatehouse.McpServer.Hosting;
 
@@ -60,25 +59,6 @@ public static class CliApp
             return ExitCodes.Ok;
         }
     };
-
-    /// <summary>Records an admin's action (a decision, a revocation) in the audit log, like any call: who, when, what, why.</summary>
-    public static async Task RecordAdminActionAsync(SqliteStateStore state, string tool, string who, string subject, string rule, string message, CancellationToken cancellationToken)
-    {
-        var record = new AuditRecord
-        {
-            Id = AuditRecord.NewId(),
-            Time = DateTimeOffset.UtcNow,
-            Tool = tool,
-            Transport = "cli",
-            Agent = who,
-            Classification = subject,
-            Decision = Verdict.Allowed,
-            Rule = rule,
-            Reason = message,
-        };
-        await state.BeginAsync(record, cancellationToken);
-        await state.CompleteAsync(record, cancellationToken);
-    }
 
     public static async Task<(GatewayPolicy Policy, SqliteStateStore State)> LoadAsync(string configPath, CancellationToken cancellationToken)
     {

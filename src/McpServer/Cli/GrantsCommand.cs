@@ -40,16 +40,9 @@ public static class GrantsCommand
         var command = new Command("revoke", "End a time-boxed grant now: the agent's next call is judged without it.") { id, config, by };
         command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
         {
-            var (_, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
-            var requestId = parse.GetValue(id)!;
-            var who = parse.GetValue(by)!;
-            if (!await state.RevokeAsync(requestId, who, DateTimeOffset.UtcNow, cancellationToken))
-            {
-                throw new CliException($"'{requestId}' is not an active grant; gatehouse grants list shows them", refused: true);
-            }
-
-            var message = $"Revoked the grant of {requestId}.";
-            await CliApp.RecordAdminActionAsync(state, "grants revoke", who, requestId, "grant.revoked", message, cancellationToken);
+            var (policy, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
+            await using var notifier = new CliNotifier(policy.Approvals.Webhook);
+            var message = ApprovalsCommand.Done(await ApprovalsCommand.Desk(policy, state, notifier).RevokeAsync(parse.GetValue(id)!, parse.GetValue(by)!, "cli", cancellationToken));
             Console.Out.WriteLine(message);
             return 0;
         }));

@@ -125,7 +125,7 @@ public sealed class CliTests(PostgresFixture pg)
         Assert.Equal("grant.relation_not_granted", (await client.QueryAsync("select count(*) from customers")).Rule());
         Assert.DoesNotContain(id, (await Gatehouse("grants", "list", "--config", _gateway.PolicyPath)).Stdout);
         Assert.Equal(ExitCodes.Refused, (await Gatehouse("grants", "revoke", id, "--config", _gateway.PolicyPath, "--as", "alice")).ExitCode);
-        Assert.Contains("grant.revoked", (await Gatehouse("audit", "list", "--config", _gateway.PolicyPath, "--agent", "alice")).Stdout);
+        Assert.Contains("approval.revoke", (await Gatehouse("audit", "list", "--config", _gateway.PolicyPath, "--agent", "alice")).Stdout);
     }
 
     [Fact]

@@ -1,0 +1,118 @@
+using Gatehouse.Enforcement.Audit;
+using Gatehouse.Enforcement.Policy;
+
+namespace Gatehouse.Enforcement.Approvals;
+
+/// <summary>The outcome of an approver's action: done (with a sentence saying what changed), or refused and why.</summary>
+public sealed record DeskOutcome(bool Done, string Message, bool NotFound = false)
+{
+    public static DeskOutcome Refused(string message) => new(false, message);
+
+    public static DeskOutcome Missing(string id) => new(false, $"no request with id '{id}'", NotFound: true);
+}
+
+/// <summary>
+/// What an approver can do, whatever the channel (CLI, admin API): decide a request, cancel a statement request, revoke a
+/// grant. Enforces who may decide, and records every action in the audit log: who, when, through which channel, and why.
+/// </summary>
+public sealed class ApprovalDesk(GatewayPolicy policy, NotifyingApprovals approvals, IAuditStore audit, TimeProvider time)
+{
+    public async Task<DeskOutcome> DecideAsync(string id, string who, bool approve, string? note, string channel, CancellationToken cancellationToken)
+    {
+        var outcome = id.StartsWith("apr_", StringComparison.Ordinal)
+            ? await VoteAsync(id, who, approve, note, cancellationToken).ConfigureAwait(false)
+            : await DecideAccessAsync(id, who, approve, note, cancellationToken).ConfigureAwait(false);
+        return await RecordAsync(outcome, approve ? "approve" : "deny", who, id, note, channel, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<DeskOutcome> CancelAsync(string id, string who, string channel, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var outcome = await approvals.GetStatementAsync(id, now, cancellationToken).ConfigureAwait(false) switch
+        {
+            null => DeskOutcome.Missing(id),
+            var request when !await approvals.CancelAsync(id, who, now, cancellationToken).ConfigureAwait(false) => NotPending(id, request.Status.ToString()),
+            _ => new DeskOutcome(true, $"Cancelled {id}."),
+        };
+        return await RecordAsync(outcome, "cancel", who, id, null, channel, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<DeskOutcome> RevokeAsync(string id, string who, string channel, CancellationToken cancellationToken)
+    {
+        var outcome = await approvals.RevokeAsync(id, who, time.GetUtcNow(), cancellationToken).ConfigureAwait(false)
+            ? new DeskOutcome(true, $"Revoked the grant of {id}.")
+            : DeskOutcome.Refused($"'{id}' is not an active grant");
+        return await RecordAsync(outcome, "revoke", who, id, null, channel, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<DeskOutcome> VoteAsync(string id, string who, bool approve, string? note, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var request = await approvals.GetStatementAsync(id, now, cancellationToken).ConfigureAwait(false);
+        if (request is null)
+        {
+            return DeskOutcome.Missing(id);
+        }
+
+        if (request.RefuseApprover(who, policy.Approvals.Approvers) is { } refusal)
+        {
+            return DeskOutcome.Refused(refusal);
+        }
+
+        var decided = await approvals.VoteAsync(id, new ApprovalVote(who, approve, now, note), policy.Approvals.ApprovalLifetime, now, cancellationToken).ConfigureAwait(false);
+        return decided?.Status switch
+        {
+            null => NotPending(id, request.Status.ToString()),
+            StatementApprovalStatus.Approved => new DeskOutcome(true, $"Approved {id}: {decided.Agent} may run it once, until {decided.ExpiresAt:u}."),
+            StatementApprovalStatus.Denied => new DeskOutcome(true, $"Denied {id}."),
+            _ => new DeskOutcome(true, $"Recorded {who}'s approval of {id}: {decided.Approvals} of {decided.Required} so far."),
+        };
+    }
+
+    private async Task<DeskOutcome> DecideAccessAsync(string id, string who, bool approve, string? note, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var request = await approvals.GetAsync(id, now, cancellationToken).ConfigureAwait(false);
+        if (request is null)
+        {
+            return DeskOutcome.Missing(id);
+        }
+
+        if (request.RefuseApprover(who) is { } refusal)
+        {
+            return DeskOutcome.Refused(refusal);
+        }
+
+        if (!await approvals.DecideAsync(id, approve, who, note, now, cancellationToken).ConfigureAwait(false))
+        {
+            return NotPending(id, request.Status.ToString());
+        }
+
+        var decided = (await approvals.GetAsync(id, now, cancellationToken).ConfigureAwait(false))!;
+        return new DeskOutcome(true, approve
+            ? $"Approved {decided.Id}: {decided.Agent} may {decided.Access.ToPolicyString()} {string.Join(", ", decided.Tables)} on {decided.Connection} until {decided.GrantExpiresAt:u}."
+            : $"Denied {decided.Id}.");
+    }
+
+    private static DeskOutcome NotPending(string id, string status) => DeskOutcome.Refused($"request {id} is {status.ToLowerInvariant()}, not pending; nothing changed");
+
+    // Refusals are recorded too: an attempt to approve one's own request is worth knowing about.
+    private async Task<DeskOutcome> RecordAsync(DeskOutcome outcome, string verb, string who, string id, string? note, string channel, CancellationToken cancellationToken)
+    {
+        var record = new AuditRecord
+        {
+            Id = AuditRecord.NewId(),
+            Time = time.GetUtcNow(),
+            Tool = $"approvals {verb}",
+            Transport = channel,
+            Agent = who,
+            Classification = id,
+            Decision = outcome.Done ? Verdict.Allowed : Verdict.Denied,
+            Rule = outcome.Done ? $"approval.{verb}" : "approval.refused",
+            Reason = note is null ? outcome.Message : $"{outcome.Message} Reason given: {note}",
+        };
+        await audit.BeginAsync(record, cancellationToken).ConfigureAwait(false);
+        await audit.CompleteAsync(record, cancellationToken).ConfigureAwait(false);
+        return outcome;
+    }
+}
