@@ -17,6 +17,9 @@ public sealed record GatewayPolicy(
 
     /// <summary>Who decides statements that guardrails send for approval, and the timings.</summary>
     public ApprovalSettings Approvals { get; init; } = ApprovalSettings.Default;
+
+    /// <summary>The admin HTTP API, or null when it is not served.</summary>
+    public AdminSettings? Admin { get; init; }
 }
 
 /// <summary>Gateway-wide settings: where state lives, limits, HTTP exposure.</summary>

@@ -34,6 +34,31 @@ public static partial class PolicyLoader
         };
     }
 
+    private static AdminSettings? ReadAdmin(YamlNodeReader reader, YamlNode node, IReadOnlyList<IssuerConfig> issuers)
+    {
+        var e = reader.Mapping(node, "admin", "audience", "users", "groups");
+        var audience = reader.String(e, "audience", "admin.audience", requiredAt: node);
+        var users = e.TryGetValue("users", out var u) ? reader.Strings(u, "admin.users") : [];
+        var groups = e.TryGetValue("groups", out var g) ? reader.Strings(g, "admin.groups") : [];
+        if (audience is null)
+        {
+            return null;
+        }
+
+        if (issuers.Any(i => i.Audiences.Contains(audience, StringComparer.Ordinal)))
+        {
+            // Otherwise an agent's own token would open the admin API.
+            reader.Error(e["audience"], $"admin.audience '{audience}' is also an agent audience; use one no agent token is minted for, such as gatehouse-admin.");
+        }
+
+        if (users.Count == 0 && groups.Count == 0)
+        {
+            reader.Error(node, "admin: name the users or groups who may use the admin API.");
+        }
+
+        return new AdminSettings(audience, users, groups);
+    }
+
     private static WebhookSettings? ReadWebhook(YamlNodeReader reader, YamlNode node, string baseDir)
     {
         var e = reader.Mapping(node, "approvals.webhook", "url", "secret_env", "secret_file");

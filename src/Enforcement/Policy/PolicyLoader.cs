@@ -40,7 +40,7 @@ public static partial class PolicyLoader
         var reader = new YamlNodeReader(sourcePath);
         var baseDir = Path.GetDirectoryName(sourcePath) ?? ".";
         var root = stream.Documents[0].RootNode;
-        var top = reader.Mapping(root, "the policy file", "gateway", "connections", "issuers", "agents", "groups", "guardrails", "approvals");
+        var top = reader.Mapping(root, "the policy file", "gateway", "connections", "issuers", "agents", "groups", "guardrails", "approvals", "admin");
 
         var gateway = ReadGateway(reader, top.GetValueOrDefault("gateway"), baseDir);
         var connections = top.TryGetValue("connections", out var c) ? ReadConnections(reader, c, baseDir) : new Dictionary<string, ConnectionConfig>();
@@ -60,12 +60,13 @@ public static partial class PolicyLoader
 
         var guardrails = top.TryGetValue("guardrails", out var gr) ? GuardrailReader.Read(reader, gr, connections) : [];
         var approvals = ReadApprovals(reader, top.GetValueOrDefault("approvals"), baseDir);
+        var admin = top.TryGetValue("admin", out var ad) ? ReadAdmin(reader, ad, issuers) : null;
         if (reader.Errors.Count > 0)
         {
             throw new PolicyException(reader.Errors);
         }
 
-        return new GatewayPolicy(sourcePath, gateway, connections, issuers, agents, groups) { Guardrails = guardrails, Approvals = approvals };
+        return new GatewayPolicy(sourcePath, gateway, connections, issuers, agents, groups) { Guardrails = guardrails, Approvals = approvals, Admin = admin };
     }
 
     private static GatewaySettings ReadGateway(YamlNodeReader reader, YamlNode? node, string baseDir)

@@ -3,6 +3,7 @@ using Gatehouse.Connectors.State;
 using Gatehouse.Connectors.Webhooks;
 using Gatehouse.Enforcement.Approvals;
 using Gatehouse.Enforcement.Policy;
+using Gatehouse.McpServer.Admin;
 
 namespace Gatehouse.McpServer.Cli;
 
@@ -31,7 +32,7 @@ public static class ApprovalsCommand
             var statements = await state.ListStatementsAsync(parse.GetValue(all), now, cancellationToken);
             if (parse.GetValue(json))
             {
-                Output.WriteJson(new { access = requests.Select(AccessJson), statements = statements.Select(StatementJson) });
+                Output.WriteJson(new { access = requests.Select(RequestViews.Access), statements = statements.Select(RequestViews.Statement) });
                 return 0;
             }
 
@@ -55,8 +56,8 @@ public static class ApprovalsCommand
             var (_, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
             var requestId = parse.GetValue(id)!;
             object shown = requestId.StartsWith("apr_", StringComparison.Ordinal)
-                ? StatementJson(await state.GetStatementAsync(requestId, DateTimeOffset.UtcNow, cancellationToken) ?? throw NotFound(requestId))
-                : AccessJson(await state.GetAsync(requestId, DateTimeOffset.UtcNow, cancellationToken) ?? throw NotFound(requestId));
+                ? RequestViews.Statement(await state.GetStatementAsync(requestId, DateTimeOffset.UtcNow, cancellationToken) ?? throw NotFound(requestId))
+                : RequestViews.Access(await state.GetAsync(requestId, DateTimeOffset.UtcNow, cancellationToken) ?? throw NotFound(requestId));
             Output.WriteJson(shown);
             return 0;
         }));
@@ -125,44 +126,6 @@ public static class ApprovalsCommand
     private static CliException NotFound(string id) => new($"no request with id '{id}'", refused: true);
 
     private static string DryRun(StatementApproval s) => s.DryRunRows is { } rows ? $"dry run: {rows} row(s)" : Output.Clip(s.Reason, 60);
-
-    private static object AccessJson(AccessRequest r) => new
-    {
-        r.Id,
-        Kind = "access",
-        r.Agent,
-        r.Connection,
-        Tables = r.Tables.Select(t => t.ToString()),
-        Access = r.Access.ToPolicyString(),
-        r.Reason,
-        Duration = Durations.Format(r.Duration),
-        r.Status,
-        r.CreatedAt,
-        r.DecidedAt,
-        r.DecidedBy,
-        r.DecisionNote,
-        r.GrantExpiresAt,
-    };
-
-    private static object StatementJson(StatementApproval s) => new
-    {
-        s.Id,
-        Kind = "statement",
-        s.Agent,
-        s.Connection,
-        s.Sql,
-        s.Parameters,
-        s.Classification,
-        s.Rule,
-        s.Reason,
-        s.Status,
-        Approvals = s.Approvals,
-        s.Required,
-        s.DryRunRows,
-        s.CreatedAt,
-        s.ExpiresAt,
-        Decisions = s.Votes,
-    };
 }
 
 /// <summary>The webhook for one CLI run: events are delivered (with retries, up to 15 s) before the command exits.</summary>

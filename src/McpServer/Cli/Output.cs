@@ -7,7 +7,7 @@ namespace Gatehouse.McpServer.Cli;
 /// <summary>Console rendering for the CLI: aligned tables for people, JSON for tools.</summary>
 public static class Output
 {
-    private static readonly JsonSerializerOptions Json = new()
+    public static readonly JsonSerializerOptions JsonOptions = new()
     {
         WriteIndented = true,
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
@@ -15,7 +15,7 @@ public static class Output
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     };
 
-    public static void WriteJson<T>(T value) => Console.Out.WriteLine(JsonSerializer.Serialize(value, Json));
+    public static void WriteJson<T>(T value) => Console.Out.WriteLine(JsonSerializer.Serialize(value, JsonOptions));
 
     public static void WriteTable(IReadOnlyList<string> headers, IEnumerable<IReadOnlyList<string>> rows)
     {

@@ -13,7 +13,8 @@ public static class TokenCommand
         var agent = new Option<string>("--agent") { Description = "The agent the token names.", Required = true };
         var groups = new Option<string?>("--groups") { Description = "Comma-separated groups, e.g. finance,ops." };
         var ttl = new Option<string>("--ttl") { Description = "Lifetime, e.g. 15m, 8h.", DefaultValueFactory = _ => "15m" };
-        var mint = new Command("mint", "Mint a development token for an agent (printed to stdout).") { config, agent, groups, ttl };
+        var admin = new Option<bool>("--admin") { Description = "Mint for the admin API's audience (admin.audience) instead of the agents' audience." };
+        var mint = new Command("mint", "Mint a development token for an agent, or with --admin for a person using the admin API (printed to stdout).") { config, agent, groups, ttl, admin };
         mint.SetAction(CliApp.Guarded((parse, _) =>
         {
             var policy = PolicyLoader.LoadFile(parse.GetValue(config)!);
@@ -26,6 +27,11 @@ public static class TokenCommand
             }
 
             var groupList = (parse.GetValue(groups) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            if (parse.GetValue(admin))
+            {
+                issuer = issuer with { Audiences = [policy.Admin?.Audience ?? throw new CliException("the policy has no admin section, so there is no admin audience to mint for")] };
+            }
+
             var key = DevIssuer.LoadOrCreateKey(issuer.Keys.DevKeyFile!);
             Console.Out.WriteLine(DevIssuer.Mint(issuer, key, parse.GetValue(agent)!, groupList, lifetime, DateTimeOffset.UtcNow));
             return Task.FromResult(0);

@@ -28,6 +28,7 @@ public static class GatewayComposition
         services.AddSingleton(sp => new NotifyingApprovals(state, state, sp.GetRequiredService<IApprovalNotifier>()));
         services.AddSingleton<IApprovalStore>(sp => sp.GetRequiredService<NotifyingApprovals>());
         services.AddSingleton<IStatementApprovalStore>(sp => sp.GetRequiredService<NotifyingApprovals>());
+        services.AddSingleton<ApprovalDesk>();
         services.AddSingleton<IAgentDirectory>(state);
         services.AddSingleton(sp => new TokenValidator(policy.Issuers, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<Identifier>();

@@ -24,6 +24,11 @@ public static class HttpHost
         builder.Services.AddHttpContextAccessor();
         builder.Services.AddSingleton<ICallerToken, HttpCallerToken>();
         builder.Services.AddGateway(policy, state).WithHttpTransport();
+        if (policy.Admin is not null)
+        {
+            builder.Services.AddSingleton<Admin.AdminGate>();
+        }
+
         AddAuthentication(builder.Services, policy);
         builder.Services.Configure<HostFilteringOptions>(o => o.AllowedHosts = policy.Gateway.Http.AllowedHosts.ToList());
 
@@ -34,6 +39,7 @@ public static class HttpHost
         app.Use(RecordRefusals);
         app.UseAuthorization();
         app.MapMcp(McpPath).RequireAuthorization();
+        Admin.AdminApi.Map(app, policy);
 
         await app.StartAsync(cancellationToken);
         var url = new Uri(app.Urls.First() + McpPath);

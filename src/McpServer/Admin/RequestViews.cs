@@ -1,0 +1,46 @@
+using Gatehouse.Enforcement.Approvals;
+using Gatehouse.Enforcement.Policy;
+
+namespace Gatehouse.McpServer.Admin;
+
+/// <summary>How requests look to approvers, in the CLI's --json output and the admin API alike.</summary>
+public static class RequestViews
+{
+    public static object Access(AccessRequest r) => new
+    {
+        r.Id,
+        Kind = "access",
+        r.Agent,
+        r.Connection,
+        Tables = r.Tables.Select(t => t.ToString()),
+        Access = r.Access.ToPolicyString(),
+        r.Reason,
+        Duration = Durations.Format(r.Duration),
+        r.Status,
+        r.CreatedAt,
+        r.DecidedAt,
+        r.DecidedBy,
+        r.DecisionNote,
+        r.GrantExpiresAt,
+    };
+
+    public static object Statement(StatementApproval s) => new
+    {
+        s.Id,
+        Kind = "statement",
+        s.Agent,
+        s.Connection,
+        s.Sql,
+        s.Parameters,
+        s.Classification,
+        s.Rule,
+        s.Reason,
+        s.Status,
+        Approvals = s.Approvals,
+        s.Required,
+        s.DryRunRows,
+        s.CreatedAt,
+        s.ExpiresAt,
+        Decisions = s.Votes,
+    };
+}

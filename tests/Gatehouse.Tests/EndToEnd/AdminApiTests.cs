@@ -1,0 +1,128 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Gatehouse.Enforcement.Audit;
+using Gatehouse.Enforcement.Identity;
+using Gatehouse.Tests.Infrastructure;
+
+namespace Gatehouse.Tests.EndToEnd;
+
+/// <summary>The admin HTTP API against a real gateway: its own authentication, and the same rules as the CLI.</summary>
+[Collection(PostgresCollection.Name)]
+public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
+{
+    private const string Policy = """
+
+        approvals:
+          approvers: [alice, ops-bot]
+          wait: 0s
+        admin:
+          audience: gatehouse-admin
+          users: [alice, ops-bot]
+        """;
+
+    private readonly TestGateway _gateway = TestGateway.Create(pg, GuardrailTests.Agents + Policy);
+    private readonly HttpClient _http = new();
+    private HttpGateway _server = null!;
+    private Uri _api = null!;
+
+    public async Task InitializeAsync()
+    {
+        _server = await HttpGateway.StartAsync(_gateway);
+        _api = new Uri(_server.Endpoint, "/admin/api/");
+    }
+
+    public async Task DisposeAsync()
+    {
+        _http.Dispose();
+        await _server.DisposeAsync();
+    }
+
+    private string AdminToken(string person)
+    {
+        var issuer = _gateway.Policy.Issuers[0] with { Audiences = ["gatehouse-admin"] };
+        return DevIssuer.Mint(issuer, DevIssuer.LoadOrCreateKey(issuer.Keys.DevKeyFile!), person, [], TimeSpan.FromMinutes(5), DateTimeOffset.UtcNow);
+    }
+
+    private async Task<(HttpStatusCode Status, JsonElement Body)> SendAsync(HttpMethod method, string path, string? token, object? body = null)
+    {
+        using var request = new HttpRequestMessage(method, new Uri(_api, path));
+        if (token is not null)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        }
+
+        if (body is not null)
+        {
+            request.Content = JsonContent.Create(body);
+        }
+
+        using var response = await _http.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        return (response.StatusCode, text.Length == 0 ? default : JsonDocument.Parse(text).RootElement);
+    }
+
+    private async Task<string> PendingStatementAsync(int paymentId)
+    {
+        await using var agent = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("ops-bot"));
+        var pending = await agent.QueryAsync("update payments set status = status where id = $1", [paymentId]);
+        return pending.Structured().GetProperty("pending_approval").GetProperty("request_id").GetString()!;
+    }
+
+    [Fact]
+    public async Task Only_an_admin_token_for_an_admin_opens_the_api_and_an_agent_token_never_does()
+    {
+        Assert.Equal(HttpStatusCode.Unauthorized, (await SendAsync(HttpMethod.Get, "requests", null)).Status);
+        var agentToken = await SendAsync(HttpMethod.Get, "requests", _gateway.Mint("ops-bot"));
+        Assert.Equal(HttpStatusCode.Unauthorized, agentToken.Status);
+        Assert.Contains("audience", agentToken.Body.GetProperty("error").GetString());
+        Assert.Equal(HttpStatusCode.Forbidden, (await SendAsync(HttpMethod.Get, "requests", AdminToken("mallory"))).Status);
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync(HttpMethod.Get, "requests", AdminToken("alice"))).Status);
+    }
+
+    [Fact]
+    public async Task An_admin_approves_through_the_api_under_the_same_rules_as_the_cli_and_it_is_on_record()
+    {
+        var id = await PendingStatementAsync(13);
+        var listed = await SendAsync(HttpMethod.Get, "requests", AdminToken("alice"));
+        Assert.Contains(listed.Body.GetProperty("statements").EnumerateArray(), s => s.GetProperty("id").GetString() == id);
+
+        var self = await SendAsync(HttpMethod.Post, $"requests/{id}/approve", AdminToken("ops-bot"));
+        Assert.Equal(HttpStatusCode.Conflict, self.Status);
+        Assert.Contains("cannot decide it", self.Body.GetProperty("error").GetString());
+        Assert.Equal(HttpStatusCode.NotFound, (await SendAsync(HttpMethod.Post, "requests/apr_missing/approve", AdminToken("alice"))).Status);
+
+        var approved = await SendAsync(HttpMethod.Post, $"requests/{id}/approve", AdminToken("alice"), new { reason = "checked the invoice" });
+        Assert.Equal(HttpStatusCode.OK, approved.Status);
+        Assert.Equal("approved", (await SendAsync(HttpMethod.Get, $"requests/{id}", AdminToken("alice"))).Body.GetProperty("status").GetString());
+
+        await using var agent = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("ops-bot"));
+        Assert.Equal(1, (await agent.QueryAsync("update payments set status = status where id = $1", [13])).Structured().GetProperty("affected_rows").GetInt32());
+
+        var records = await _server.State.ListAsync(new AuditQuery(Agent: "alice"), CancellationToken.None);
+        var record = Assert.Single(records, r => r.Classification == id);
+        Assert.Equal("admin-api", record.Transport);
+        Assert.Contains("checked the invoice", record.Reason);
+        Assert.Contains(await _server.State.ListAsync(new AuditQuery(Agent: "ops-bot"), CancellationToken.None), r => r.Rule == "approval.refused");
+    }
+
+    [Fact]
+    public async Task An_admin_can_cancel_a_request_and_revoke_a_grant()
+    {
+        var id = await PendingStatementAsync(14);
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync(HttpMethod.Post, $"requests/{id}/cancel", AdminToken("alice"))).Status);
+        Assert.Equal(HttpStatusCode.Conflict, (await SendAsync(HttpMethod.Post, $"requests/{id}/cancel", AdminToken("alice"))).Status);
+
+        await using var analyst = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("analyst"));
+        var requested = await analyst.CallToolAsync("request_access", new Dictionary<string, object?>
+        {
+            ["connection"] = "shop", ["tables"] = new[] { "public.orders" }, ["access"] = "write", ["reason"] = "fix a typo in a note", ["duration"] = "10m",
+        });
+        var access = requested.Structured().GetProperty("request_id").GetString()!;
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync(HttpMethod.Post, $"requests/{access}/approve", AdminToken("alice"))).Status);
+        Assert.Contains((await SendAsync(HttpMethod.Get, "grants", AdminToken("alice"))).Body.EnumerateArray(), g => g.GetProperty("id").GetString() == access);
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync(HttpMethod.Post, $"grants/{access}/revoke", AdminToken("alice"))).Status);
+        Assert.Equal("grant.read_only", (await analyst.QueryAsync("update orders set note = note where id = 1")).Rule());
+    }
+}
