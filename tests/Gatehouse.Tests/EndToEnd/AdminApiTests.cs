@@ -117,7 +117,11 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
         await using var analyst = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("analyst"));
         var requested = await analyst.CallToolAsync("request_access", new Dictionary<string, object?>
         {
-            ["connection"] = "shop", ["tables"] = new[] { "public.orders" }, ["access"] = "write", ["reason"] = "fix a typo in a note", ["duration"] = "10m",
+            ["connection"] = "shop",
+            ["tables"] = new[] { "public.orders" },
+            ["access"] = "write",
+            ["reason"] = "fix a typo in a note",
+            ["duration"] = "10m",
         });
         var access = requested.Structured().GetProperty("request_id").GetString()!;
         Assert.Equal(HttpStatusCode.OK, (await SendAsync(HttpMethod.Post, $"requests/{access}/approve", AdminToken("alice"))).Status);
