@@ -15,6 +15,9 @@ public enum AccessRequestStatus
     Revoked,
 }
 
+/// <summary>What request_access answers: the request just filed (if any), and where each of the caller's recent requests stands.</summary>
+public sealed record RequestStatus(AccessRequest? Created, IReadOnlyList<AccessRequest> Access, IReadOnlyList<StatementApproval> Statements);
+
 /// <summary>An agent's request for time-boxed access to some tables, and its decision.</summary>
 public sealed record AccessRequest(
     string Id,

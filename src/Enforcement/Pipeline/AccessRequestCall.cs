@@ -18,6 +18,12 @@ public sealed partial class GatewayPipeline
 
     private async ValueTask<StepResult> RequestAccessBodyAsync(CallScope scope, AccessRequestInput input, CancellationToken cancellationToken)
     {
+        if (input.StatusOnly)
+        {
+            var status = await StatusAsync(scope, null, cancellationToken).ConfigureAwait(false);
+            return new StepResult(Decision.Allow("access.status", $"{status.Access.Count} access request(s) and {status.Statements.Count} statement request(s) of agent '{scope.Identity.Agent}'"), status);
+        }
+
         if (CheckConnection(input.Connection) is { } unknown)
         {
             return new StepResult(unknown);
@@ -43,7 +49,17 @@ public sealed partial class GatewayPipeline
         await approvals.CreateAsync(request, cancellationToken).ConfigureAwait(false);
         return new StepResult(
             Decision.Allow("access.requested", $"request {request.Id} is pending; an approver can run: gatehouse approvals approve {request.Id}"),
-            request);
+            await StatusAsync(scope, request, cancellationToken).ConfigureAwait(false));
+    }
+
+    // The caller's own recent requests only, newest first.
+    private async ValueTask<RequestStatus> StatusAsync(CallScope scope, AccessRequest? created, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var agent = scope.Identity.Agent;
+        var access = (await approvals.ListAsync(null, now, cancellationToken).ConfigureAwait(false)).Where(r => r.Agent == agent).Take(20).ToList();
+        var statements = (await statementApprovals.ListStatementsAsync(true, now, cancellationToken).ConfigureAwait(false)).Where(r => r.Agent == agent).Take(20).ToList();
+        return new RequestStatus(created, access, statements);
     }
 
     private static Decision? ParseAccessRequest(AccessRequestInput input, out List<RelationName> tables, out AccessLevel access, out TimeSpan duration)

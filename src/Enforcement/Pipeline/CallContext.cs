@@ -17,4 +17,8 @@ public sealed record QueryRequest(string? Connection, string? Sql, IReadOnlyList
 public sealed record DescribeSchemaRequest(string? Connection, string? Schema, string? Table);
 
 /// <summary>Arguments of the <c>request_access</c> tool.</summary>
-public sealed record AccessRequestInput(string? Connection, IReadOnlyList<string> Tables, string? Access, string? Reason, string? Duration);
+public sealed record AccessRequestInput(string? Connection, IReadOnlyList<string> Tables, string? Access, string? Reason, string? Duration)
+{
+    /// <summary>Only report the caller's requests; file nothing.</summary>
+    public bool StatusOnly { get; init; }
+}

@@ -57,17 +57,20 @@ public sealed class GatehouseTools(GatewayPipeline pipeline, ICallerToken caller
 
     [McpServerTool(Name = "request_access", Title = "Ask a human for more access", ReadOnly = false, Destructive = false, Idempotent = false, OpenWorld = false)]
     [Description("Asks an approver for time-boxed access to specific tables when a query was refused for lack of a grant. "
-        + "Returns a pending request id; once an approver accepts it, the access applies to your calls until it expires.")]
+        + "Returns a pending request id; once an approver accepts it, the access applies to your calls until it expires. "
+        + "Every answer lists where your recent requests stand (access requests and statements waiting for approval); "
+        + "with status_only=true it only does that.")]
     public async Task<CallToolResult> RequestAccess(
         McpServerSession server,
-        [Description("Connection name, e.g. 'shop'.")] string connection,
-        [Description("Tables as schema.table, e.g. [\"public.payments\"].")] string[] tables,
-        [Description("'read' or 'write'.")] string access,
-        [Description("Why you need it, in a sentence an approver can judge.")] string reason,
+        [Description("Connection name, e.g. 'shop'.")] string? connection = null,
+        [Description("Tables as schema.table, e.g. [\"public.payments\"].")] string[]? tables = null,
+        [Description("'read' or 'write'.")] string? access = null,
+        [Description("Why you need it, in a sentence an approver can judge.")] string? reason = null,
         [Description("How long the access should last, e.g. '30m' or '2h' (at most 24h).")] string duration = "1h",
+        [Description("Only list your requests and their status; request nothing.")] bool status_only = false,
         CancellationToken cancellationToken = default)
     {
-        var input = new AccessRequestInput(connection, tables ?? [], access, reason, duration);
+        var input = new AccessRequestInput(connection, tables ?? [], access, reason, duration) { StatusOnly = status_only };
         var outcome = await pipeline.RequestAccessAsync(Call("request_access", server), input, cancellationToken);
         return ResultMapper.ToResult(outcome);
     }

@@ -52,7 +52,7 @@ public static class ResultMapper
         {
             QueryResult result => Query(result),
             IReadOnlyList<TableDescription> tables => Tables(tables),
-            AccessRequest request => Request(request),
+            RequestStatus status => Status(status),
             _ => new JsonObject(),
         };
         body["audit_id"] = outcome.AuditId;
@@ -163,6 +163,30 @@ public static class ResultMapper
             json["masked_for_you"] = column.MaskedForCaller;
         }
 
+        return json;
+    }
+
+    private static JsonObject Status(RequestStatus status)
+    {
+        var json = status.Created is null ? new JsonObject() : Request(status.Created);
+        json["your_requests"] = new JsonArray(
+            status.Access.Select(r => (JsonNode)new JsonObject
+            {
+                ["id"] = r.Id,
+                ["kind"] = "access",
+                ["status"] = r.Status.ToString().ToLowerInvariant(),
+                ["what"] = $"{r.Access.ToPolicyString()} {string.Join(", ", r.Tables)} on {r.Connection} for {Durations.Format(r.Duration)}",
+                ["grant_expires_at"] = r.GrantExpiresAt?.ToString("O"),
+            })
+            .Concat(status.Statements.Select(s => (JsonNode)new JsonObject
+            {
+                ["id"] = s.Id,
+                ["kind"] = "statement",
+                ["status"] = s.Status.ToString().ToLowerInvariant(),
+                ["what"] = s.Sql.Length <= 200 ? s.Sql : s.Sql[..200] + "…",
+                ["approvals"] = $"{s.Approvals} of {s.Required}",
+            }))
+            .ToArray());
         return json;
     }
 

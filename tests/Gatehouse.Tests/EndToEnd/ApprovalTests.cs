@@ -124,6 +124,31 @@ public sealed class ApprovalTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task An_approved_statement_does_not_run_once_the_callers_grant_is_gone_and_request_access_reports_where_requests_stand()
+    {
+        var gateway = Gateway(pg, "0s");
+        const string Sql = "update payments set status = 'failed' where id = $1";
+        await using (var server = await HttpGateway.StartAsync(gateway))
+        {
+            await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+            var id = PendingId(await client.QueryAsync(Sql, [15]));
+            var status = await client.CallToolAsync("request_access", new Dictionary<string, object?> { ["status_only"] = true });
+            var listed = status.Structured().GetProperty("your_requests").EnumerateArray().Single(r => r.GetProperty("id").GetString() == id);
+            Assert.Equal("pending", listed.GetProperty("status").GetString());
+            Assert.Equal(0, (await Cli(gateway, "approvals", "approve", id, "--as", "alice")).ExitCode);
+        }
+
+        // The admin takes the write grant away before the agent comes back for its approved statement.
+        File.WriteAllText(gateway.PolicyPath, File.ReadAllText(gateway.PolicyPath).Replace("tables: [public.orders, public.payments, public.observed_rows]", "tables: [public.orders]", StringComparison.Ordinal));
+        var narrowed = TestGateway.Reload(gateway);
+        Assert.DoesNotContain(narrowed.Policy.Agents["ops-bot"].Grants, g => g.Tables.Any(t => t.Name == "payments") && g.Access == Gatehouse.Enforcement.Policy.AccessLevel.Write);
+        await using var again = await HttpGateway.StartAsync(narrowed);
+        await using var agent = await GatewayClients.HttpAsync(again.Endpoint, narrowed.Mint("ops-bot"));
+        Assert.Equal("grant.relation_read_only", (await agent.QueryAsync(Sql, [15])).Rule());
+        Assert.Equal(0L, await pg.AdminScalarAsync("select count(*) from payments where id = 15 and status = 'failed'"));
+    }
+
+    [Fact]
     public async Task Denied_and_cancelled_requests_say_so_and_nothing_runs()
     {
         var gateway = Gateway(pg, "0s");
