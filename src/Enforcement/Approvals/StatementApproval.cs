@@ -77,5 +77,8 @@ public sealed record StatementApproval(
 /// <summary>What a waiting <c>query</c> hands back when no decision came in time: how to follow up.</summary>
 public sealed record PendingApproval(string RequestId, IReadOnlyList<string> Approvers, int Required, int Approvals, DateTimeOffset ExpiresAt, long? DryRunRows, string Resume);
 
+/// <summary>What the agent's operator answered when asked through the client.</summary>
+public sealed record OperatorAnswer(bool Approve, string? Reason);
+
 /// <summary>A step of a call that is waiting for a human, for progress notifications.</summary>
 public sealed record WaitProgress(double Elapsed, double Total, string Message);

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Gatehouse.Enforcement.Approvals;
 using Gatehouse.Enforcement.Classification;
 using Gatehouse.Enforcement.Execution;
+using Gatehouse.Enforcement.Policy;
 
 namespace Gatehouse.Enforcement.Pipeline;
 
@@ -15,7 +16,7 @@ public sealed partial class GatewayPipeline
     /// statement and parameters, waits for the decision while reporting progress, and runs the statement once, when approved.
     /// A call that comes back later for the same statement picks up the decision, or the result its earlier call missed.
     /// </summary>
-    private async ValueTask<StepResult> WithApprovalAsync(StatementRun run, Decision guard, StatementText statement, IProgress<WaitProgress>? progress, CancellationToken cancellationToken)
+    private async ValueTask<StepResult> WithApprovalAsync(StatementRun run, Decision guard, StatementText statement, CallContext call, CancellationToken cancellationToken)
     {
         var settings = policy.Approvals;
         var identity = run.Scope.Identity;
@@ -48,7 +49,8 @@ public sealed partial class GatewayPipeline
         }
 
         run.Scope.Describe(r => r with { Classification = $"{run.Classification} [approval {request.Id}]" });
-        request = await WaitForDecisionAsync(request, progress, cancellationToken).ConfigureAwait(false);
+        request = await AskOperatorAsync(request, call, cancellationToken).ConfigureAwait(false);
+        request = await WaitForDecisionAsync(request, call.Progress, cancellationToken).ConfigureAwait(false);
         var who = string.Join(", ", request.Votes.Select(v => v.Approver));
         var note = string.Join("; ", request.Votes.Where(v => v.Note is not null).Select(v => $"{v.Approver}: {v.Note}"));
         switch (request.Status)
@@ -77,6 +79,43 @@ public sealed partial class GatewayPipeline
                     new PendingApproval(request.Id, settings.Approvers, request.Required, request.Approvals, request.ExpiresAt, request.DryRunRows, "call query again with the same sql and params"),
                     Classification: run.Classification);
         }
+    }
+
+    // When the policy lets the agent's operator approve and the client can ask a human (elicitation), ask once per request.
+    // Declining to answer leaves the request to the other approvers.
+    private async ValueTask<StatementApproval> AskOperatorAsync(StatementApproval request, CallContext call, CancellationToken cancellationToken)
+    {
+        if (call.AskOperator is not { } ask || !policy.Approvals.OperatorMayApprove || request.Status != StatementApprovalStatus.Pending
+            || request.Votes.Any(v => v.Approver == ApprovalSettings.Operator))
+        {
+            return request;
+        }
+
+        var message = $"Agent '{request.Agent}' wants to run on '{request.Connection}':\n{request.Sql}"
+            + (request.Parameters is null ? "" : $"\nwith parameters {request.Parameters}")
+            + (request.DryRunRows is { } rows ? $"\nA dry run touched {rows} row(s)." : "")
+            + $"\n{request.Reason}. Approve request {request.Id}?";
+        OperatorAnswer? answer;
+        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+        {
+            timeout.CancelAfter(policy.Approvals.Wait);
+            try
+            {
+                answer = await ask(message, timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                answer = null;
+            }
+        }
+
+        if (answer is null)
+        {
+            return request;
+        }
+
+        var vote = new ApprovalVote(ApprovalSettings.Operator, answer.Approve, time.GetUtcNow(), answer.Reason);
+        return await statementApprovals.VoteAsync(request.Id, vote, policy.Approvals.ApprovalLifetime, time.GetUtcNow(), cancellationToken).ConfigureAwait(false) ?? request;
     }
 
     private async ValueTask<StatementApproval> WaitForDecisionAsync(StatementApproval request, IProgress<WaitProgress>? progress, CancellationToken cancellationToken)

@@ -5,6 +5,12 @@ public sealed record CallContext(string Tool, string? Token, string Transport, s
 {
     /// <summary>Where to report a call that waits for a human (MCP progress notifications), if the client asked for progress.</summary>
     public IProgress<Approvals.WaitProgress>? Progress { get; init; }
+
+    /// <summary>
+    /// Asks the human operating the agent's client (MCP elicitation) to approve a statement; null when the client cannot ask.
+    /// The answer is null when the operator declined to answer.
+    /// </summary>
+    public Func<string, CancellationToken, Task<Approvals.OperatorAnswer?>>? AskOperator { get; init; }
 }
 
 /// <summary>What the pipeline hands back to a tool: the audit id, the decision, and the payload when allowed.</summary>

@@ -23,10 +23,10 @@ public sealed partial class GatewayPipeline
                 Sql = request.Sql is null ? null : Clip(request.Sql, policy.Gateway.Limits.MaxSqlLength),
                 Parameters = request.Parameters.Count == 0 ? null : JsonSerializer.Serialize(request.Parameters.Take(MaxParameters)),
             },
-            (scope, ct) => QueryBodyAsync(scope, request, call.Progress, ct),
+            (scope, ct) => QueryBodyAsync(scope, request, call, ct),
             cancellationToken);
 
-    private async ValueTask<StepResult> QueryBodyAsync(CallScope scope, QueryRequest request, IProgress<WaitProgress>? progress, CancellationToken cancellationToken)
+    private async ValueTask<StepResult> QueryBodyAsync(CallScope scope, QueryRequest request, CallContext call, CancellationToken cancellationToken)
     {
         var limits = policy.Gateway.Limits;
         if (CheckConnection(request.Connection) is { } unknown)
@@ -152,7 +152,7 @@ public sealed partial class GatewayPipeline
         var run = new StatementRun(scope, execution, classification, databaseMasking);
         if (needsApproval)
         {
-            return await WithApprovalAsync(run, guarded!, statement, progress, cancellationToken).ConfigureAwait(false);
+            return await WithApprovalAsync(run, guarded!, statement, call, cancellationToken).ConfigureAwait(false);
         }
 
         return await ExecuteAsync(run, verdicts.Final(Decision.Allow("query.allowed", byPlan.IsAllowed ? byPlan.Reason : "allowed")), maxAffectedRows: null, cancellationToken).ConfigureAwait(false);

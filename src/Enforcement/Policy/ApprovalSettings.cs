@@ -21,6 +21,12 @@ public sealed record ApprovalSettings(
     public WebhookSettings? Webhook { get; init; }
 
     public static ApprovalSettings Default { get; } = new([], 1, TimeSpan.FromSeconds(45), TimeSpan.FromHours(1), TimeSpan.FromMinutes(15), TimeSpan.FromHours(1), 0);
+
+    /// <summary>The approver name that stands for the human operating the agent's MCP client, asked through elicitation.</summary>
+    public const string Operator = "operator";
+
+    /// <summary>Whether the agent's own operator may approve (listed as <c>operator</c> among the approvers).</summary>
+    public bool OperatorMayApprove => Approvers.Contains(Operator);
 }
 
 /// <summary>An outgoing webhook; with a secret, each body is signed (X-Gatehouse-Signature: sha256=HMAC of the body).</summary>

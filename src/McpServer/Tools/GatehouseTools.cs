@@ -36,7 +36,11 @@ public sealed class GatehouseTools(GatewayPipeline pipeline, ICallerToken caller
         CancellationToken cancellationToken = default)
     {
         var request = new QueryRequest(connection, sql, (@params ?? []).Select(ParameterText).ToList(), max_rows);
-        var call = Call("query", server) with { Progress = progress is null ? null : new WaitReporter(progress) };
+        var call = Call("query", server) with
+        {
+            Progress = progress is null ? null : new WaitReporter(progress),
+            AskOperator = server.ClientCapabilities?.Elicitation is null ? null : (message, ct) => AskOperatorAsync(server, message, ct),
+        };
         var outcome = await pipeline.QueryAsync(call, request, cancellationToken);
         return ResultMapper.ToResult(outcome);
     }
@@ -73,6 +77,42 @@ public sealed class GatehouseTools(GatewayPipeline pipeline, ICallerToken caller
         var input = new AccessRequestInput(connection, tables ?? [], access, reason, duration) { StatusOnly = status_only };
         var outcome = await pipeline.RequestAccessAsync(Call("request_access", server), input, cancellationToken);
         return ResultMapper.ToResult(outcome);
+    }
+
+    // MCP elicitation: the client shows the form to its human; declining, cancelling or an unreadable answer is no answer.
+    // It needs a session that can send the client requests: stdio, not stateless Streamable HTTP.
+    private static async Task<OperatorAnswer?> AskOperatorAsync(McpServerSession server, string message, CancellationToken cancellationToken)
+    {
+        var request = new ElicitRequestParams
+        {
+            Message = message,
+            RequestedSchema = new ElicitRequestParams.RequestSchema
+            {
+                Properties = new Dictionary<string, ElicitRequestParams.PrimitiveSchemaDefinition>
+                {
+                    ["approve"] = new ElicitRequestParams.BooleanSchema { Description = "Approve running this statement once" },
+                    ["reason"] = new ElicitRequestParams.StringSchema { Description = "Why (recorded with the decision)" },
+                },
+                Required = ["approve"],
+            },
+        };
+        ElicitResult result;
+        try
+        {
+            result = await server.ElicitAsync(request, cancellationToken);
+        }
+        catch (InvalidOperationException)
+        {
+            // Stateless Streamable HTTP cannot send the client a request; the other approvers decide.
+            return null;
+        }
+        if (!result.IsAccepted || result.Content is not { } content || !content.TryGetValue("approve", out var approve) || approve.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+        {
+            return null;
+        }
+
+        var reason = content.TryGetValue("reason", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString() : null;
+        return new OperatorAnswer(approve.GetBoolean(), reason is { Length: > 2000 } ? reason[..2000] : reason);
     }
 
     /// <summary>Turns the pipeline's waiting reports into MCP progress notifications.</summary>

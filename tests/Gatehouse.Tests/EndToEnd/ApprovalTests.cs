@@ -149,6 +149,41 @@ public sealed class ApprovalTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task The_agents_operator_may_approve_through_elicitation_when_the_policy_says_so()
+    {
+        var gateway = TestGateway.Create(pg, Agents + "\napprovals:\n  approvers: [alice, operator]\n  wait: 3s\n");
+        var asked = new ConcurrentQueue<string>();
+        McpClientOptions Answering(bool accept) => new()
+        {
+            Handlers = new McpClientHandlers
+            {
+                ElicitationHandler = (request, _) =>
+                {
+                    asked.Enqueue(request?.Message ?? "");
+                    return ValueTask.FromResult(accept
+                        ? new ElicitResult { Action = "accept", Content = new Dictionary<string, JsonElement> { ["approve"] = JsonSerializer.SerializeToElement(true), ["reason"] = JsonSerializer.SerializeToElement("I asked for this") } }
+                        : new ElicitResult { Action = "decline" });
+                },
+            },
+        };
+
+        // Over stdio, whose session can ask the client; the operator is whoever answers the client's form.
+        await using (var declining = await GatewayClients.StdioAsync(gateway, gateway.Mint("ops-bot"), options: Answering(accept: false)))
+        {
+            Assert.Equal("approval.pending", (await declining.QueryAsync("update payments set status = status where id = $1", [16])).Rule());
+        }
+
+        await using var approving = await GatewayClients.StdioAsync(gateway, gateway.Mint("ops-bot"), options: Answering(accept: true));
+        var ran = await approving.QueryAsync("update payments set status = status where id = $1", [17]);
+        Assert.Equal(1, ran.Structured().GetProperty("affected_rows").GetInt32());
+        Assert.Contains(asked, m => m.Contains("update payments set status = status where id = $1", StringComparison.Ordinal) && m.Contains("[\"17\"]", StringComparison.Ordinal));
+        var state = await Gatehouse.Connectors.State.SqliteStateStore.OpenAsync(gateway.Policy.Gateway.StatePath, CancellationToken.None);
+        var record = await state.GetAsync(ran.AuditId(), CancellationToken.None);
+        Assert.Equal("approval.approved", record!.Rule);
+        Assert.Contains("operator", record.Reason);
+    }
+
+    [Fact]
     public async Task Denied_and_cancelled_requests_say_so_and_nothing_runs()
     {
         var gateway = Gateway(pg, "0s");

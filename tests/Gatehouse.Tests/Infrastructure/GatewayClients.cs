@@ -11,7 +11,7 @@ public static class GatewayClients
 {
     public static string GatehouseBinary => Path.Combine(AppContext.BaseDirectory, "gatehouse");
 
-    public static async Task<McpClient> StdioAsync(TestGateway gateway, string? token, string? tokenFile = null, IList<string>? stderr = null)
+    public static async Task<McpClient> StdioAsync(TestGateway gateway, string? token, string? tokenFile = null, IList<string>? stderr = null, McpClientOptions? options = null)
     {
         var arguments = new List<string> { "serve", "--config", gateway.PolicyPath };
         if (tokenFile is not null)
@@ -37,10 +37,10 @@ public static class GatewayClients
                 }
             },
         });
-        return await McpClient.CreateAsync(transport);
+        return await McpClient.CreateAsync(transport, options);
     }
 
-    public static async Task<McpClient> HttpAsync(Uri endpoint, string? token)
+    public static async Task<McpClient> HttpAsync(Uri endpoint, string? token, McpClientOptions? options = null)
     {
         var headers = new Dictionary<string, string>();
         if (token is not null)
@@ -54,7 +54,7 @@ public static class GatewayClients
             TransportMode = HttpTransportMode.StreamableHttp,
             AdditionalHeaders = headers,
         });
-        return await McpClient.CreateAsync(transport);
+        return await McpClient.CreateAsync(transport, options);
     }
 
     public static Task<CallToolResult> QueryAsync(this McpClient client, string sql, object?[]? parameters = null, int? maxRows = null, string connection = "shop", CancellationToken cancellationToken = default)
