@@ -8,7 +8,7 @@ public sealed partial class SqliteStateStore : IStatementApprovalStore
 {
     private const string StatementColumns =
         "id, agent, subject, issuer, connection, statement_hash, parameters_hash, sql, parameters, classification, rule, reason, required,"
-        + " status, created_ms, expires_ms, votes_json, dry_run_rows, kept_result, kept_until_ms";
+        + " status, created_ms, expires_ms, votes_json, dry_run_rows, kept_result, kept_until_ms, review";
 
     public async ValueTask<StatementApproval?> FindLiveAsync(string agent, string connection, string statementHash, string parametersHash, DateTimeOffset decidedSince, DateTimeOffset now, CancellationToken cancellationToken) =>
         (await QueryAsync(
@@ -31,7 +31,7 @@ public sealed partial class SqliteStateStore : IStatementApprovalStore
     public async ValueTask CreateStatementAsync(StatementApproval request, CancellationToken cancellationToken) =>
         await ExecuteAsync(
             $"INSERT INTO statement_approvals ({StatementColumns}) VALUES ($id, $agent, $subject, $issuer, $connection, $statement, $parameters_hash,"
-            + " $sql, $parameters, $classification, $rule, $reason, $required, 'Pending', $created, $expires, '[]', $dry_run, NULL, NULL)",
+            + " $sql, $parameters, $classification, $rule, $reason, $required, 'Pending', $created, $expires, '[]', $dry_run, NULL, NULL, NULL)",
             p =>
             {
                 p.AddWithValue("$id", request.Id);
@@ -126,6 +126,16 @@ public sealed partial class SqliteStateStore : IStatementApprovalStore
             },
             cancellationToken).ConfigureAwait(false) == 1;
 
+    public async ValueTask SetReviewAsync(string id, string review, CancellationToken cancellationToken) =>
+        await ExecuteAsync(
+            "UPDATE statement_approvals SET review = $review WHERE id = $id",
+            p =>
+            {
+                p.AddWithValue("$review", review);
+                p.AddWithValue("$id", id);
+            },
+            cancellationToken).ConfigureAwait(false);
+
     public async ValueTask KeepResultAsync(string id, string result, DateTimeOffset until, CancellationToken cancellationToken) =>
         await ExecuteAsync(
             "UPDATE statement_approvals SET kept_result = $result, kept_until_ms = $until WHERE id = $id",
@@ -170,6 +180,7 @@ public sealed partial class SqliteStateStore : IStatementApprovalStore
             DryRunRows = NullableLong(r, 17),
             KeptResult = keptUntil > now ? NullableString(r, 18) : null,
             KeptUntil = keptUntil,
+            Review = NullableString(r, 20),
         };
     }
 }

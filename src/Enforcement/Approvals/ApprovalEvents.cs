@@ -1,4 +1,6 @@
 using Gatehouse.Enforcement.Policy;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Gatehouse.Enforcement.Approvals;
 
@@ -17,9 +19,15 @@ public interface IApprovalNotifier
 /// The approval stores, telling approvers (webhooks) whenever a request is filed or decided. The store's answer comes first:
 /// a notification is sent only after the change is durable, and its failure changes nothing.
 /// </summary>
-public sealed class NotifyingApprovals(IApprovalStore access, IStatementApprovalStore statements, IApprovalNotifier notifier)
+public sealed partial class NotifyingApprovals(IApprovalStore access, IStatementApprovalStore statements, IApprovalNotifier notifier)
     : IApprovalStore, IStatementApprovalStore
 {
+    /// <summary>The optional AI reviewer, asked in the background about each new statement request.</summary>
+    public ApprovalReviewer? Reviewer { get; init; }
+
+    /// <summary>Where a failing reviewer is reported.</summary>
+    public ILogger Logger { get; init; } = NullLogger.Instance;
+
     public async ValueTask CreateAsync(AccessRequest request, CancellationToken cancellationToken)
     {
         await access.CreateAsync(request, cancellationToken).ConfigureAwait(false);
@@ -68,6 +76,31 @@ public sealed class NotifyingApprovals(IApprovalStore access, IStatementApproval
         notifier.Publish(new ApprovalEvent(
             "request.created", request.Id, "statement", request.Agent, request.Connection, "pending", request.Sql, request.CreatedAt,
             $"Gatehouse: agent {request.Agent} wants to run `{Clip(request.Sql)}` on {request.Connection}{dryRun}; {request.Rule}: {request.Reason}. Decide: gatehouse approvals approve|deny {request.Id}"));
+        if (Reviewer is not null)
+        {
+            _ = Task.Run(() => ReviewAsync(Reviewer, request), CancellationToken.None);
+        }
+    }
+
+    public ValueTask SetReviewAsync(string id, string review, CancellationToken cancellationToken) => statements.SetReviewAsync(id, review, cancellationToken);
+
+    // In the background: the request is already filed and waiting; a slow or failing model changes nothing about it.
+    private async Task ReviewAsync(ApprovalReviewer reviewer, StatementApproval request)
+    {
+        try
+        {
+            if (await reviewer.ReviewAsync(request, CancellationToken.None).ConfigureAwait(false) is { } review)
+            {
+                await statements.SetReviewAsync(request.Id, review, CancellationToken.None).ConfigureAwait(false);
+                notifier.Publish(new ApprovalEvent(
+                    "request.reviewed", request.Id, "statement", request.Agent, request.Connection, "pending", request.Sql, DateTimeOffset.UtcNow,
+                    $"Gatehouse reviewer on {request.Id}: {review}"));
+            }
+        }
+        catch (Exception e)
+        {
+            ReviewFailed(Logger, e, request.Id);
+        }
     }
 
     public ValueTask<StatementApproval?> GetStatementAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) => statements.GetStatementAsync(id, now, cancellationToken);
@@ -106,6 +139,9 @@ public sealed class NotifyingApprovals(IApprovalStore access, IStatementApproval
         statements.KeepResultAsync(id, result, until, cancellationToken);
 
     public ValueTask<string?> TakeResultAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) => statements.TakeResultAsync(id, now, cancellationToken);
+
+    [LoggerMessage(20, LogLevel.Warning, "The AI reviewer could not review request {RequestId}; approvers decide without its summary")]
+    private static partial void ReviewFailed(ILogger logger, Exception exception, string requestId);
 
     private static string Clip(string sql) => sql.Length <= 300 ? sql : sql[..300] + "…";
 }

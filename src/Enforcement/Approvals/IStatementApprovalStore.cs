@@ -28,6 +28,9 @@ public interface IStatementApprovalStore
     /// <summary>Uses an approval: approved → used, once, across processes. False when it is not (or no longer) approved.</summary>
     ValueTask<bool> ClaimAsync(string id, DateTimeOffset now, CancellationToken cancellationToken);
 
+    /// <summary>Attaches the AI reviewer's summary to a request.</summary>
+    ValueTask SetReviewAsync(string id, string review, CancellationToken cancellationToken);
+
     /// <summary>Keeps the result of a used request for its requester until <paramref name="until"/>.</summary>
     ValueTask KeepResultAsync(string id, string result, DateTimeOffset until, CancellationToken cancellationToken);
 

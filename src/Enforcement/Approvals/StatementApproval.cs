@@ -50,6 +50,9 @@ public sealed record StatementApproval(
 
     public DateTimeOffset? KeptUntil { get; init; }
 
+    /// <summary>The AI reviewer's summary for approvers, when one is configured and answered.</summary>
+    public string? Review { get; init; }
+
     public static string NewId() => "apr_" + Guid.CreateVersion7().ToString("N")[..20];
 
     /// <summary>A hash that binds a request to exact text.</summary>

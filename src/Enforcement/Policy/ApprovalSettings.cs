@@ -20,6 +20,9 @@ public sealed record ApprovalSettings(
     /// <summary>Where to POST request and decision events, if anywhere.</summary>
     public WebhookSettings? Webhook { get; init; }
 
+    /// <summary>An OpenAI-compatible model that summarizes each statement request for its approvers, if any.</summary>
+    public ReviewerSettings? Reviewer { get; init; }
+
     public static ApprovalSettings Default { get; } = new([], 1, TimeSpan.FromSeconds(45), TimeSpan.FromHours(1), TimeSpan.FromMinutes(15), TimeSpan.FromHours(1), 0);
 
     /// <summary>The approver name that stands for the human operating the agent's MCP client, asked through elicitation.</summary>
@@ -31,3 +34,6 @@ public sealed record ApprovalSettings(
 
 /// <summary>An outgoing webhook; with a secret, each body is signed (X-Gatehouse-Signature: sha256=HMAC of the body).</summary>
 public sealed record WebhookSettings(Uri Url, SecretSource Secret);
+
+/// <summary>The AI reviewer: an OpenAI-compatible chat endpoint, a model, and where its API key comes from (if it needs one).</summary>
+public sealed record ReviewerSettings(Uri Endpoint, string Model, SecretSource ApiKey, TimeSpan Timeout);

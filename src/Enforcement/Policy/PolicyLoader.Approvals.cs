@@ -13,7 +13,7 @@ public static partial class PolicyLoader
             return d;
         }
 
-        var e = reader.Mapping(node, "approvals", "approvers", "required", "wait", "pending_ttl", "approval_ttl", "result_ttl", "write_tolerance", "webhook");
+        var e = reader.Mapping(node, "approvals", "approvers", "required", "wait", "pending_ttl", "approval_ttl", "result_ttl", "write_tolerance", "webhook", "reviewer");
         var approvers = e.TryGetValue("approvers", out var a) ? reader.Strings(a, "approvals.approvers") : d.Approvers;
         var required = e.TryGetValue("required", out var r) ? reader.Int(r, "approvals.required", 1, 100) : d.Required;
         if (approvers.Count > 0 && required > approvers.Count)
@@ -31,7 +31,29 @@ public static partial class PolicyLoader
             e.TryGetValue("write_tolerance", out var tol) ? reader.Int(tol, "approvals.write_tolerance", 0, int.MaxValue) : d.WriteTolerance)
         {
             Webhook = e.TryGetValue("webhook", out var hook) ? ReadWebhook(reader, hook, baseDir) : null,
+            Reviewer = e.TryGetValue("reviewer", out var reviewer) ? ReadReviewer(reader, reviewer, baseDir) : null,
         };
+    }
+
+    private static ReviewerSettings? ReadReviewer(YamlNodeReader reader, YamlNode node, string baseDir)
+    {
+        var e = reader.Mapping(node, "approvals.reviewer", "endpoint", "model", "api_key_env", "api_key_file", "timeout");
+        var endpoint = reader.String(e, "endpoint", "approvals.reviewer.endpoint", requiredAt: node);
+        var model = reader.String(e, "model", "approvals.reviewer.model", requiredAt: node);
+        if (endpoint is null || model is null)
+        {
+            return null;
+        }
+
+        if (!Uri.TryCreate(endpoint, UriKind.Absolute, out var uri) || uri.Scheme is not ("https" or "http"))
+        {
+            reader.Error(e["endpoint"], $"approvals.reviewer.endpoint '{endpoint}' is not an http(s) URL.");
+            return null;
+        }
+
+        var key = ReadSecret(reader, e, node, "approvals.reviewer", baseDir, "api_key_env", "api_key_file");
+        var timeout = e.TryGetValue("timeout", out var t) ? reader.Duration(t, "approvals.reviewer.timeout", TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(5)) : TimeSpan.FromSeconds(30);
+        return new ReviewerSettings(uri, model, key, timeout);
     }
 
     private static AdminSettings? ReadAdmin(YamlNodeReader reader, YamlNode node, IReadOnlyList<IssuerConfig> issuers)

@@ -39,6 +39,7 @@ public static class RequestViews
         Approvals = s.Approvals,
         s.Required,
         s.DryRunRows,
+        s.Review,
         s.CreatedAt,
         s.ExpiresAt,
         Decisions = s.Votes,

@@ -1,3 +1,4 @@
+using System.ClientModel;
 using Gatehouse.Connectors.Postgres;
 using Gatehouse.Connectors.State;
 using Gatehouse.Connectors.Webhooks;
@@ -9,7 +10,9 @@ using Gatehouse.Enforcement.Identity;
 using Gatehouse.Enforcement.Pipeline;
 using Gatehouse.Enforcement.Policy;
 using Gatehouse.McpServer.Tools;
+using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
+using OpenAI;
 
 namespace Gatehouse.McpServer.Hosting;
 
@@ -25,7 +28,11 @@ public static class GatewayComposition
         services.AddSingleton<IApprovalNotifier>(sp => policy.Approvals.Webhook is { } hook
             ? new WebhookNotifier(hook, sp.GetRequiredService<ILoggerFactory>().CreateLogger("Gatehouse.Webhook"))
             : new NoNotifier());
-        services.AddSingleton(sp => new NotifyingApprovals(state, state, sp.GetRequiredService<IApprovalNotifier>()));
+        services.AddSingleton(sp => new NotifyingApprovals(state, state, sp.GetRequiredService<IApprovalNotifier>())
+        {
+            Reviewer = policy.Approvals.Reviewer is { } reviewer ? Reviewer(reviewer, sp.GetRequiredService<ILoggerFactory>().CreateLogger("Gatehouse.Reviewer")) : null,
+            Logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("Gatehouse.Reviewer"),
+        });
         services.AddSingleton<IApprovalStore>(sp => sp.GetRequiredService<NotifyingApprovals>());
         services.AddSingleton<IStatementApprovalStore>(sp => sp.GetRequiredService<NotifyingApprovals>());
         services.AddSingleton<ApprovalDesk>();
@@ -48,6 +55,25 @@ public static class GatewayComposition
                 options.ServerInstructions = GatehouseTools.Instructions;
             })
             .WithTools<GatehouseTools>();
+    }
+
+    // Any OpenAI-compatible endpoint (OpenAI, Azure OpenAI, Ollama, vLLM…) through Microsoft.Extensions.AI.
+    // A key that cannot be read leaves approvals without a reviewer rather than failing calls.
+    private static ApprovalReviewer? Reviewer(ReviewerSettings settings, ILogger logger)
+    {
+        string key;
+        try
+        {
+            key = settings.ApiKey.Read() ?? "not-needed";
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException or UnauthorizedAccessException)
+        {
+            logger.LogWarning("The AI reviewer is off: its API key could not be read ({Reason})", e.Message);
+            return null;
+        }
+
+        var chat = new OpenAIClient(new ApiKeyCredential(key), new OpenAIClientOptions { Endpoint = settings.Endpoint }).GetChatClient(settings.Model).AsIChatClient();
+        return new ApprovalReviewer(chat, settings.Timeout);
     }
 }
 

@@ -302,6 +302,39 @@ public sealed class ApprovalTests(PostgresFixture pg)
         Assert.True(started.Elapsed < TimeSpan.FromSeconds(5), $"a dead webhook held the call for {started.Elapsed}");
     }
 
+    [Fact]
+    public async Task The_AI_reviewer_summarizes_a_request_for_approvers_without_seeing_sensitive_values_and_a_failing_model_changes_nothing()
+    {
+        const string Completion = """
+            {"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"reviewer","choices":[{"index":0,
+             "message":{"role":"assistant","content":"Marks one payment as failed; low blast radius but it changes money records."},"finish_reason":"stop"}],
+             "usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}
+            """;
+        using var model = new WebhookReceiver(Completion, 200);
+        var gateway = TestGateway.Create(pg, Agents + $"\napprovals:\n  wait: 0s\n  reviewer:\n    endpoint: {model.Url}v1\n    model: reviewer\n");
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+        var id = PendingId(await client.QueryAsync("update payments set status = 'failed' where id = $1 and $2::text <> ''", [18, "536-22-4821"]));
+
+        string? review = null;
+        for (var i = 0; i < 100 && review is null; i++)
+        {
+            await Task.Delay(100);
+            review = JsonDocument.Parse((await Cli(gateway, "approvals", "show", id)).Stdout).RootElement.GetProperty("review").GetString();
+        }
+
+        Assert.Equal("Marks one payment as failed; low blast radius but it changes money records.", review);
+        var asked = Assert.Single(model.Bodies);
+        Assert.Contains("update payments set status", asked);
+        Assert.DoesNotContain("536-22-4821", asked);
+
+        using var broken = new WebhookReceiver("{\"error\":\"overloaded\"}", 500);
+        var failing = TestGateway.Create(pg, Agents + $"\napprovals:\n  wait: 0s\n  reviewer:\n    endpoint: {broken.Url}v1\n    model: reviewer\n    timeout: 2s\n");
+        await using var failingServer = await HttpGateway.StartAsync(failing);
+        await using var failingClient = await GatewayClients.HttpAsync(failingServer.Endpoint, failing.Mint("ops-bot"));
+        Assert.Equal("approval.pending", (await failingClient.QueryAsync("update payments set status = status where id = $1", [18])).Rule());
+    }
+
     private static async Task<string> WaitForPendingAsync(TestGateway gateway)
     {
         for (var i = 0; i < 100; i++)
@@ -333,9 +366,14 @@ public sealed class ApprovalTests(PostgresFixture pg)
     {
         private readonly System.Net.HttpListener _listener = new();
         private readonly ConcurrentQueue<(string Body, string? Signature)> _received = new();
+        private readonly string? _reply;
+        private readonly int _status;
 
-        public WebhookReceiver()
+        /// <param name="reply">A JSON body to answer every request with (a fake model endpoint); none by default.</param>
+        public WebhookReceiver(string? reply = null, int status = 204)
         {
+            _reply = reply;
+            _status = status;
             var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
             probe.Start();
             var port = ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
@@ -367,6 +405,8 @@ public sealed class ApprovalTests(PostgresFixture pg)
             throw new TimeoutException($"no {eventName} for {requestId} reached the webhook");
         }
 
+        public IReadOnlyList<string> Bodies => _received.Select(r => r.Body).ToList();
+
         public void Dispose() => _listener.Close();
 
         private async Task ServeAsync()
@@ -385,7 +425,13 @@ public sealed class ApprovalTests(PostgresFixture pg)
 
                 using var reader = new StreamReader(context.Request.InputStream);
                 _received.Enqueue((await reader.ReadToEndAsync(), context.Request.Headers["X-Gatehouse-Signature"]));
-                context.Response.StatusCode = 204;
+                context.Response.StatusCode = _status;
+                if (_reply is not null)
+                {
+                    context.Response.ContentType = "application/json";
+                    await context.Response.OutputStream.WriteAsync(System.Text.Encoding.UTF8.GetBytes(_reply));
+                }
+
                 context.Response.Close();
             }
         }

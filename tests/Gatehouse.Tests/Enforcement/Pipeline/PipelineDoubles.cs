@@ -124,6 +124,8 @@ internal sealed class NoApprovals : IApprovalStore, IStatementApprovalStore
 
     public ValueTask KeepResultAsync(string id, string result, DateTimeOffset until, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
+    public ValueTask SetReviewAsync(string id, string review, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
     public ValueTask<string?> TakeResultAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult<string?>(null);
 
     public ValueTask CreateAsync(AccessRequest request, CancellationToken cancellationToken) => ValueTask.CompletedTask;

@@ -1,0 +1,38 @@
+using Gatehouse.Enforcement.Masking;
+using Microsoft.Extensions.AI;
+
+namespace Gatehouse.Enforcement.Approvals;
+
+/// <summary>
+/// The optional AI reviewer: a short risk summary of a statement request for its approvers, from any chat model behind
+/// <see cref="IChatClient"/>. It informs and never decides. Everything sent to the model, and everything it says, passes the
+/// content detectors first, so no recognisable sensitive value leaves for a third party or comes back into the record.
+/// </summary>
+public sealed class ApprovalReviewer(IChatClient chat, TimeSpan timeout)
+{
+    private const string Instructions =
+        "You help a human decide whether an AI agent may run a SQL statement against a production database. "
+        + "In at most three short sentences say what the statement does, which data it reads or changes, and the main risk. "
+        + "Do not approve or deny; the human decides.";
+
+    public async Task<string?> ReviewAsync(StatementApproval request, CancellationToken cancellationToken)
+    {
+        var counts = new MaskingCounts();
+        var facts = string.Join('\n',
+            $"Agent: {request.Agent}",
+            $"Connection: {request.Connection}",
+            $"Why it needs approval: {request.Rule}: {request.Reason}",
+            $"What the database plan says it touches: {request.Classification}",
+            $"Statement: {request.Sql}",
+            $"Parameters: {request.Parameters ?? "none"}",
+            request.DryRunRows is { } rows ? $"A rolled-back dry run touched {rows} row(s)." : "It only reads.");
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        limit.CancelAfter(timeout);
+        var response = await chat.GetResponseAsync(
+            [new ChatMessage(ChatRole.System, Instructions), new ChatMessage(ChatRole.User, ContentDetectors.Mask(facts, counts))],
+            new ChatOptions { Temperature = 0, MaxOutputTokens = 300 },
+            limit.Token).ConfigureAwait(false);
+        var text = ContentDetectors.Mask(response.Text.Trim(), counts);
+        return text.Length == 0 ? null : text.Length <= 1000 ? text : text[..1000] + "…";
+    }
+}
