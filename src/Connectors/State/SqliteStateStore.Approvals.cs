@@ -9,11 +9,11 @@ namespace Gatehouse.Connectors.State;
 public sealed partial class SqliteStateStore : IApprovalStore
 {
     private const string RequestColumns =
-        "id, agent, subject, issuer, connection, tables_json, access, reason, duration_ms, status, created_ms, decided_ms, decided_by, decision_note, grant_expires_ms";
+        "id, agent, subject, issuer, connection, tables_json, access, reason, duration_ms, status, created_ms, decided_ms, decided_by, decision_note, grant_expires_ms, schemas_json";
 
     public async ValueTask CreateAsync(AccessRequest request, CancellationToken cancellationToken) =>
         await ExecuteAsync(
-            $"INSERT INTO access_requests ({RequestColumns}) VALUES ($id, $agent, $subject, $issuer, $connection, $tables, $access, $reason, $duration, 'Pending', $created, NULL, NULL, NULL, NULL)",
+            $"INSERT INTO access_requests ({RequestColumns}) VALUES ($id, $agent, $subject, $issuer, $connection, $tables, $access, $reason, $duration, 'Pending', $created, NULL, NULL, NULL, NULL, $schemas)",
             p =>
             {
                 p.AddWithValue("$id", request.Id);
@@ -26,6 +26,7 @@ public sealed partial class SqliteStateStore : IApprovalStore
                 p.AddWithValue("$reason", request.Reason);
                 p.AddWithValue("$duration", (long)request.Duration.TotalMilliseconds);
                 p.AddWithValue("$created", ToMs(request.CreatedAt));
+                p.AddWithValue("$schemas", JsonSerializer.Serialize(request.Schemas));
             },
             cancellationToken).ConfigureAwait(false);
 
@@ -103,6 +104,9 @@ public sealed partial class SqliteStateStore : IApprovalStore
         return new AccessRequest(
             r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4), tables, access, r.GetString(7),
             TimeSpan.FromMilliseconds(r.GetInt64(8)), status, created,
-            NullableLong(r, 11) is { } decided ? FromMs(decided) : null, NullableString(r, 12), NullableString(r, 13), grantExpires);
+            NullableLong(r, 11) is { } decided ? FromMs(decided) : null, NullableString(r, 12), NullableString(r, 13), grantExpires)
+        {
+            Schemas = NullableString(r, 15) is { } schemas ? JsonSerializer.Deserialize<string[]>(schemas) ?? [] : [],
+        };
     }
 }

@@ -39,8 +39,11 @@ public sealed record AccessRequest(
     /// <summary>How long a request may wait for a decision before it expires.</summary>
     public static TimeSpan PendingLifetime { get; } = TimeSpan.FromHours(1);
 
-    /// <summary>The longest grant a request may ask for.</summary>
-    public static TimeSpan MaxDuration { get; } = TimeSpan.FromHours(24);
+    /// <summary>Whole schemas asked for, besides <see cref="Tables"/>.</summary>
+    public IReadOnlyList<string> Schemas { get; init; } = [];
+
+    /// <summary>What the request asks for, in words: "read public.payments, schema sales".</summary>
+    public string Scope => string.Join(", ", Tables.Select(t => t.ToString()).Concat(Schemas.Select(s => $"schema {s}")));
 
     public static string NewId() => "req_" + Guid.CreateVersion7().ToString("N")[..20];
 
@@ -52,5 +55,5 @@ public sealed record AccessRequest(
 
     /// <summary>The grant this request gives while approved and unexpired.</summary>
     public Grant ToGrant() =>
-        new(Connection, Access, [], Tables) { Source = $"request {Id}", ExpiresAt = GrantExpiresAt };
+        new(Connection, Access, Schemas, Tables) { Source = $"request {Id}", ExpiresAt = GrantExpiresAt };
 }

@@ -90,7 +90,7 @@ public sealed class ApprovalDesk(GatewayPolicy policy, NotifyingApprovals approv
 
         var decided = (await approvals.GetAsync(id, now, cancellationToken).ConfigureAwait(false))!;
         return new DeskOutcome(true, approve
-            ? $"Approved {decided.Id}: {decided.Agent} may {decided.Access.ToPolicyString()} {string.Join(", ", decided.Tables)} on {decided.Connection} until {decided.GrantExpiresAt:u}."
+            ? $"Approved {decided.Id}: {decided.Agent} may {decided.Access.ToPolicyString()} {decided.Scope} on {decided.Connection} until {decided.GrantExpiresAt:u}."
             : $"Denied {decided.Id}.");
     }
 

@@ -12,7 +12,7 @@ public sealed partial class GatewayPipeline
     public ValueTask<CallOutcome> RequestAccessAsync(CallContext call, AccessRequestInput request, CancellationToken cancellationToken) =>
         RunAsync(
             call,
-            r => r with { Connection = request.Connection, Classification = $"request {request.Access} on {Clip(string.Join(", ", request.Tables), 500)}" },
+            r => r with { Connection = request.Connection, Classification = $"request {request.Access} on {Clip(string.Join(", ", request.Tables.Concat(request.Schemas.Select(x => $"schema {x}"))), 500)}" },
             (scope, ct) => RequestAccessBodyAsync(scope, request, ct),
             cancellationToken);
 
@@ -29,7 +29,7 @@ public sealed partial class GatewayPipeline
             return new StepResult(unknown);
         }
 
-        if (ParseAccessRequest(input, out var tables, out var access, out var duration) is { } invalid)
+        if (ParseAccessRequest(input, policy.Approvals.MaxGrant, out var tables, out var access, out var duration) is { } invalid)
         {
             return new StepResult(invalid);
         }
@@ -45,7 +45,10 @@ public sealed partial class GatewayPipeline
             input.Reason!.Trim(),
             duration,
             AccessRequestStatus.Pending,
-            time.GetUtcNow());
+            time.GetUtcNow())
+        {
+            Schemas = input.Schemas.Distinct(StringComparer.Ordinal).ToList(),
+        };
         await approvals.CreateAsync(request, cancellationToken).ConfigureAwait(false);
         return new StepResult(
             Decision.Allow("access.requested", $"request {request.Id} is pending; an approver can run: gatehouse approvals approve {request.Id}"),
@@ -62,7 +65,7 @@ public sealed partial class GatewayPipeline
         return new RequestStatus(created, access, statements);
     }
 
-    private static Decision? ParseAccessRequest(AccessRequestInput input, out List<RelationName> tables, out AccessLevel access, out TimeSpan duration)
+    private static Decision? ParseAccessRequest(AccessRequestInput input, TimeSpan maxGrant, out List<RelationName> tables, out AccessLevel access, out TimeSpan duration)
     {
         tables = [];
         duration = default;
@@ -71,9 +74,14 @@ public sealed partial class GatewayPipeline
             return Decision.Deny("request.bad_access", $"access must be 'read' or 'write', not '{Clip(input.Access ?? "", 40)}'");
         }
 
-        if (input.Tables.Count is 0 or > MaxRequestedTables)
+        if (input.Tables.Count + input.Schemas.Count is 0 || input.Tables.Count > MaxRequestedTables || input.Schemas.Count > MaxRequestedTables)
         {
-            return Decision.Deny("request.bad_tables", $"name between 1 and {MaxRequestedTables} tables as schema.table");
+            return Decision.Deny("request.bad_tables", $"name up to {MaxRequestedTables} tables as schema.table and/or up to {MaxRequestedTables} schemas, at least one of either");
+        }
+
+        if (input.Schemas.FirstOrDefault(s => s.Length is 0 or > 63 || s.Contains('.', StringComparison.Ordinal) || s.Any(char.IsWhiteSpace)) is { } badSchema)
+        {
+            return Decision.Deny("request.bad_tables", $"'{Clip(badSchema, 100)}' is not a schema name");
         }
 
         foreach (var text in input.Tables)
@@ -91,9 +99,9 @@ public sealed partial class GatewayPipeline
             return Decision.Deny("request.bad_reason", "give a reason (up to 2000 characters) an approver can judge the request by");
         }
 
-        if (!Durations.TryParse(input.Duration, out duration) || duration < TimeSpan.FromMinutes(1) || duration > AccessRequest.MaxDuration)
+        if (!Durations.TryParse(input.Duration, out duration) || duration < TimeSpan.FromMinutes(1) || duration > maxGrant)
         {
-            return Decision.Deny("request.bad_duration", $"duration must be between 1m and {Durations.Format(AccessRequest.MaxDuration)}, written like 30m or 2h");
+            return Decision.Deny("request.bad_duration", $"duration must be between 1m and {Durations.Format(maxGrant)}, written like 30m or 2h");
         }
 
         return null;

@@ -27,4 +27,7 @@ public sealed record AccessRequestInput(string? Connection, IReadOnlyList<string
 {
     /// <summary>Only report the caller's requests; file nothing.</summary>
     public bool StatusOnly { get; init; }
+
+    /// <summary>Whole schemas asked for, besides the tables.</summary>
+    public IReadOnlyList<string> Schemas { get; init; } = [];
 }

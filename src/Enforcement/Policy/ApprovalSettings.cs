@@ -20,6 +20,9 @@ public sealed record ApprovalSettings(
     /// <summary>Where to POST request and decision events, if anywhere.</summary>
     public WebhookSettings? Webhook { get; init; }
 
+    /// <summary>The longest time-boxed grant request_access may ask for.</summary>
+    public TimeSpan MaxGrant { get; init; } = TimeSpan.FromHours(24);
+
     /// <summary>An OpenAI-compatible model that summarizes each statement request for its approvers, if any.</summary>
     public ReviewerSettings? Reviewer { get; init; }
 

@@ -13,6 +13,7 @@ public static class RequestViews
         r.Agent,
         r.Connection,
         Tables = r.Tables.Select(t => t.ToString()),
+        r.Schemas,
         Access = r.Access.ToPolicyString(),
         r.Reason,
         Duration = Durations.Format(r.Duration),

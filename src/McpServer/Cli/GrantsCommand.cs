@@ -26,7 +26,7 @@ public static class GrantsCommand
 
             Output.WriteTable(
                 ["REQUEST", "AGENT", "CONNECTION", "ACCESS", "TABLES", "APPROVED BY", "UNTIL"],
-                active.Select(r => (IReadOnlyList<string>)[r.Id, r.Agent, r.Connection, r.Access.ToPolicyString(), string.Join(",", r.Tables), r.DecidedBy ?? "", Output.Time(r.GrantExpiresAt)]));
+                active.Select(r => (IReadOnlyList<string>)[r.Id, r.Agent, r.Connection, r.Access.ToPolicyString(), r.Scope, r.DecidedBy ?? "", Output.Time(r.GrantExpiresAt)]));
             return 0;
         }));
         return command;

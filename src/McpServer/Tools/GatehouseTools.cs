@@ -68,13 +68,14 @@ public sealed class GatehouseTools(GatewayPipeline pipeline, ICallerToken caller
         McpServerSession server,
         [Description("Connection name, e.g. 'shop'.")] string? connection = null,
         [Description("Tables as schema.table, e.g. [\"public.payments\"].")] string[]? tables = null,
+        [Description("Whole schemas, e.g. [\"reporting\"] (instead of or besides tables).")] string[]? schemas = null,
         [Description("'read' or 'write'.")] string? access = null,
         [Description("Why you need it, in a sentence an approver can judge.")] string? reason = null,
-        [Description("How long the access should last, e.g. '30m' or '2h' (at most 24h).")] string duration = "1h",
+        [Description("How long the access should last, e.g. '30m' or '2h' (at most the gateway's approvals.max_grant, 24h by default).")] string duration = "1h",
         [Description("Only list your requests and their status; request nothing.")] bool status_only = false,
         CancellationToken cancellationToken = default)
     {
-        var input = new AccessRequestInput(connection, tables ?? [], access, reason, duration) { StatusOnly = status_only };
+        var input = new AccessRequestInput(connection, tables ?? [], access, reason, duration) { StatusOnly = status_only, Schemas = schemas ?? [] };
         var outcome = await pipeline.RequestAccessAsync(Call("request_access", server), input, cancellationToken);
         return ResultMapper.ToResult(outcome);
     }

@@ -175,7 +175,7 @@ public static class ResultMapper
                 ["id"] = r.Id,
                 ["kind"] = "access",
                 ["status"] = r.Status.ToString().ToLowerInvariant(),
-                ["what"] = $"{r.Access.ToPolicyString()} {string.Join(", ", r.Tables)} on {r.Connection} for {Durations.Format(r.Duration)}",
+                ["what"] = $"{r.Access.ToPolicyString()} {r.Scope} on {r.Connection} for {Durations.Format(r.Duration)}",
                 ["grant_expires_at"] = r.GrantExpiresAt?.ToString("O"),
             })
             .Concat(status.Statements.Select(s => (JsonNode)new JsonObject
@@ -196,6 +196,7 @@ public static class ResultMapper
         ["status"] = request.Status.ToString().ToLowerInvariant(),
         ["connection"] = request.Connection,
         ["tables"] = new JsonArray(request.Tables.Select(t => (JsonNode?)t.ToString()).ToArray()),
+        ["schemas"] = new JsonArray(request.Schemas.Select(t => (JsonNode?)t).ToArray()),
         ["access"] = request.Access.ToPolicyString(),
         ["duration"] = Durations.Format(request.Duration),
         ["expires_if_undecided_at"] = (request.CreatedAt + AccessRequest.PendingLifetime).ToString("O"),

@@ -87,6 +87,31 @@ public sealed class CliTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task An_access_request_may_name_whole_schemas_within_the_policys_longest_grant()
+    {
+        File.WriteAllText(_gateway.PolicyPath, File.ReadAllText(_gateway.PolicyPath) + "\napprovals:\n  max_grant: 2h\n");
+        var gateway = TestGateway.Reload(_gateway);
+        await using var client = await GatewayClients.StdioAsync(gateway, gateway.Mint("narrow"));
+        Dictionary<string, object?> Request(string duration, params string[] schemas) => new()
+        {
+            ["connection"] = "shop",
+            ["schemas"] = schemas,
+            ["access"] = "read",
+            ["reason"] = "month-end report",
+            ["duration"] = duration,
+        };
+
+        Assert.Equal("request.bad_duration", (await client.CallToolAsync("request_access", Request("3h", "public"))).Rule());
+        Assert.Equal("request.bad_tables", (await client.CallToolAsync("request_access", Request("1h", "pub lic"))).Rule());
+        var requested = await client.CallToolAsync("request_access", Request("1h", "public"));
+        var id = requested.Structured().GetProperty("request_id").GetString()!;
+        Assert.Equal("public", requested.Structured().GetProperty("schemas")[0].GetString());
+        Assert.Equal(0, (await Gatehouse("approvals", "approve", id, "--config", gateway.PolicyPath, "--as", "alice")).ExitCode);
+        Assert.NotEqual(true, (await client.QueryAsync("select count(*) from customers")).IsError);
+        Assert.NotEqual(true, (await client.QueryAsync("select count(*) from payments")).IsError);
+    }
+
+    [Fact]
     public async Task An_approved_access_request_widens_the_agents_access_until_it_expires()
     {
         await using var client = await GatewayClients.StdioAsync(_gateway, _gateway.Mint("narrow"));
