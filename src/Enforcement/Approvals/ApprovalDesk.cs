@@ -17,11 +17,12 @@ public sealed record DeskOutcome(bool Done, string Message, bool NotFound = fals
 /// </summary>
 public sealed class ApprovalDesk(GatewayPolicy policy, NotifyingApprovals approvals, IAuditStore audit, TimeProvider time)
 {
-    public async Task<DeskOutcome> DecideAsync(string id, string who, bool approve, string? note, string channel, CancellationToken cancellationToken)
+    /// <param name="groups">The decider's groups, when the channel knows them from a verified token (the admin API).</param>
+    public async Task<DeskOutcome> DecideAsync(string id, string who, IReadOnlyList<string> groups, bool approve, string? note, string channel, CancellationToken cancellationToken)
     {
         var outcome = id.StartsWith("apr_", StringComparison.Ordinal)
-            ? await VoteAsync(id, who, approve, note, cancellationToken).ConfigureAwait(false)
-            : await DecideAccessAsync(id, who, approve, note, cancellationToken).ConfigureAwait(false);
+            ? await VoteAsync(id, who, groups, approve, note, cancellationToken).ConfigureAwait(false)
+            : await DecideAccessAsync(id, who, groups, approve, note, cancellationToken).ConfigureAwait(false);
         return await RecordAsync(outcome, approve ? "approve" : "deny", who, id, note, channel, cancellationToken).ConfigureAwait(false);
     }
 
@@ -45,7 +46,7 @@ public sealed class ApprovalDesk(GatewayPolicy policy, NotifyingApprovals approv
         return await RecordAsync(outcome, "revoke", who, id, null, channel, cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task<DeskOutcome> VoteAsync(string id, string who, bool approve, string? note, CancellationToken cancellationToken)
+    private async Task<DeskOutcome> VoteAsync(string id, string who, IReadOnlyList<string> groups, bool approve, string? note, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
         var request = await approvals.GetStatementAsync(id, now, cancellationToken).ConfigureAwait(false);
@@ -54,7 +55,7 @@ public sealed class ApprovalDesk(GatewayPolicy policy, NotifyingApprovals approv
             return DeskOutcome.Missing(id);
         }
 
-        if (request.RefuseApprover(who, policy.Approvals.Approvers) is { } refusal)
+        if ((request.RefuseApprover(who) ?? policy.Approvals.RefuseApprover(who, groups)) is { } refusal)
         {
             return DeskOutcome.Refused(refusal);
         }
@@ -69,7 +70,7 @@ public sealed class ApprovalDesk(GatewayPolicy policy, NotifyingApprovals approv
         };
     }
 
-    private async Task<DeskOutcome> DecideAccessAsync(string id, string who, bool approve, string? note, CancellationToken cancellationToken)
+    private async Task<DeskOutcome> DecideAccessAsync(string id, string who, IReadOnlyList<string> groups, bool approve, string? note, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
         var request = await approvals.GetAsync(id, now, cancellationToken).ConfigureAwait(false);
@@ -78,7 +79,7 @@ public sealed class ApprovalDesk(GatewayPolicy policy, NotifyingApprovals approv
             return DeskOutcome.Missing(id);
         }
 
-        if (request.RefuseApprover(who) is { } refusal)
+        if ((request.RefuseApprover(who) ?? policy.Approvals.RefuseApprover(who, groups)) is { } refusal)
         {
             return DeskOutcome.Refused(refusal);
         }

@@ -60,17 +60,12 @@ public sealed record StatementApproval(
 
     public int Approvals => Votes.Count(v => v.Approve);
 
-    /// <summary>Null when <paramref name="approver"/> may decide; the requester never may, nor may anyone twice or outside <paramref name="approvers"/>.</summary>
-    public string? RefuseApprover(string approver, IReadOnlyCollection<string> approvers)
+    /// <summary>Null when <paramref name="approver"/> may decide; the requester never may, nor may anyone twice.</summary>
+    public string? RefuseApprover(string approver)
     {
         if (string.Equals(approver, Agent, StringComparison.Ordinal) || string.Equals(approver, Subject, StringComparison.Ordinal))
         {
             return $"'{approver}' made this request and cannot decide it; another person must";
-        }
-
-        if (approvers.Count > 0 && !approvers.Contains(approver))
-        {
-            return $"'{approver}' is not one of this gateway's approvers ({string.Join(", ", approvers)})";
         }
 
         return Votes.Any(v => v.Approver == approver) ? $"'{approver}' has already decided this request" : null;

@@ -20,6 +20,18 @@ public sealed record ApprovalSettings(
     /// <summary>Where to POST request and decision events, if anywhere.</summary>
     public WebhookSettings? Webhook { get; init; }
 
+    /// <summary>Groups whose members may decide (known from an admin API token's groups claim).</summary>
+    public IReadOnlyList<string> ApproverGroups { get; init; } = [];
+
+    /// <summary>
+    /// Null when <paramref name="person"/> (with <paramref name="groups"/>) may decide requests; otherwise why not. With no
+    /// approvers and no approver groups named, anyone may (but never the requester, checked per request).
+    /// </summary>
+    public string? RefuseApprover(string person, IReadOnlyList<string> groups) =>
+        (Approvers.Count == 0 && ApproverGroups.Count == 0) || Approvers.Contains(person) || groups.Any(g => ApproverGroups.Contains(g))
+            ? null
+            : $"'{person}' is not one of this gateway's approvers ({string.Join(", ", Approvers.Concat(ApproverGroups.Select(g => $"group {g}")))})";
+
     /// <summary>The longest time-boxed grant request_access may ask for.</summary>
     public TimeSpan MaxGrant { get; init; } = TimeSpan.FromHours(24);
 

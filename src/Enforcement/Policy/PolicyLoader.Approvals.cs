@@ -13,10 +13,10 @@ public static partial class PolicyLoader
             return d;
         }
 
-        var e = reader.Mapping(node, "approvals", "approvers", "required", "wait", "pending_ttl", "approval_ttl", "result_ttl", "write_tolerance", "webhook", "reviewer", "max_grant");
+        var e = reader.Mapping(node, "approvals", "approvers", "required", "wait", "pending_ttl", "approval_ttl", "result_ttl", "write_tolerance", "webhook", "reviewer", "max_grant", "groups");
         var approvers = e.TryGetValue("approvers", out var a) ? reader.Strings(a, "approvals.approvers") : d.Approvers;
         var required = e.TryGetValue("required", out var r) ? reader.Int(r, "approvals.required", 1, 100) : d.Required;
-        if (approvers.Count > 0 && required > approvers.Count)
+        if (approvers.Count > 0 && !e.ContainsKey("groups") && required > approvers.Count)
         {
             reader.Error(e["required"], $"approvals.required is {required}, but only {approvers.Count} approver(s) are named: no request could ever be approved.");
         }
@@ -32,6 +32,7 @@ public static partial class PolicyLoader
         {
             Webhook = e.TryGetValue("webhook", out var hook) ? ReadWebhook(reader, hook, baseDir) : null,
             Reviewer = e.TryGetValue("reviewer", out var reviewer) ? ReadReviewer(reader, reviewer, baseDir) : null,
+            ApproverGroups = e.TryGetValue("groups", out var approverGroups) ? reader.Strings(approverGroups, "approvals.groups") : [],
             MaxGrant = e.TryGetValue("max_grant", out var max) ? reader.Duration(max, "approvals.max_grant", TimeSpan.FromMinutes(1), TimeSpan.FromDays(30)) : d.MaxGrant,
         };
     }

@@ -43,16 +43,16 @@ public static class AdminApi
                 return shown is null ? Problem(StatusCodes.Status404NotFound, $"no request with id '{id}'") : Json(shown);
             }));
         api.MapPost("/requests/{id}/approve", (HttpContext context, AdminGate gate, ApprovalDesk desk, string id) =>
-            gate.RunAsync(context, async admin => Outcome(await desk.DecideAsync(id, admin, approve: true, await ReasonAsync(context), Channel, context.RequestAborted))));
+            gate.RunAsync(context, async admin => Outcome(await desk.DecideAsync(id, admin.Agent, admin.Groups, approve: true, await ReasonAsync(context), Channel, context.RequestAborted))));
         api.MapPost("/requests/{id}/deny", (HttpContext context, AdminGate gate, ApprovalDesk desk, string id) =>
-            gate.RunAsync(context, async admin => Outcome(await desk.DecideAsync(id, admin, approve: false, await ReasonAsync(context), Channel, context.RequestAborted))));
+            gate.RunAsync(context, async admin => Outcome(await desk.DecideAsync(id, admin.Agent, admin.Groups, approve: false, await ReasonAsync(context), Channel, context.RequestAborted))));
         api.MapPost("/requests/{id}/cancel", (HttpContext context, AdminGate gate, ApprovalDesk desk, string id) =>
-            gate.RunAsync(context, async admin => Outcome(await desk.CancelAsync(id, admin, Channel, context.RequestAborted))));
+            gate.RunAsync(context, async admin => Outcome(await desk.CancelAsync(id, admin.Agent, Channel, context.RequestAborted))));
         api.MapGet("/grants", async (HttpContext context, AdminGate gate, SqliteStateStore state) =>
             await gate.RunAsync(context, async _ =>
                 Json((await state.ListAsync(AccessRequestStatus.Approved, DateTimeOffset.UtcNow, context.RequestAborted)).Select(RequestViews.Access))));
         api.MapPost("/grants/{id}/revoke", (HttpContext context, AdminGate gate, ApprovalDesk desk, string id) =>
-            gate.RunAsync(context, async admin => Outcome(await desk.RevokeAsync(id, admin, Channel, context.RequestAborted))));
+            gate.RunAsync(context, async admin => Outcome(await desk.RevokeAsync(id, admin.Agent, Channel, context.RequestAborted))));
     }
 
     private static IResult Json(object value) => Results.Json(value, Output.JsonOptions);
@@ -97,7 +97,7 @@ public sealed class AdminGate
         _validator = new TokenValidator(policy.Issuers.Select(i => i with { Audiences = [_settings.Audience] }).ToList(), time);
     }
 
-    public async Task<IResult> RunAsync(HttpContext context, Func<string, Task<IResult>> body)
+    public async Task<IResult> RunAsync(HttpContext context, Func<AgentIdentity, Task<IResult>> body)
     {
         var token = HttpCallerToken.BearerToken(context.Request.Headers.Authorization.ToString());
         if (token is null)
@@ -118,6 +118,6 @@ public sealed class AdminGate
             return Results.Json(new { error = $"'{admin.Agent}' is not an admin: admin.users and admin.groups in the policy name who is" }, Output.JsonOptions, statusCode: StatusCodes.Status403Forbidden);
         }
 
-        return await body(admin.Agent);
+        return await body(admin);
     }
 }

@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Identity;
+using Gatehouse.McpServer.Hosting;
 using Gatehouse.Tests.Infrastructure;
 
 namespace Gatehouse.Tests.EndToEnd;
@@ -39,15 +40,20 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
         await _server.DisposeAsync();
     }
 
-    private string AdminToken(string person)
+    private string AdminToken(string person, params string[] groups) => AdminToken(_gateway, person, groups);
+
+    private static string AdminToken(TestGateway gateway, string person, params string[] groups)
     {
-        var issuer = _gateway.Policy.Issuers[0] with { Audiences = ["gatehouse-admin"] };
-        return DevIssuer.Mint(issuer, DevIssuer.LoadOrCreateKey(issuer.Keys.DevKeyFile!), person, [], TimeSpan.FromMinutes(5), DateTimeOffset.UtcNow);
+        var issuer = gateway.Policy.Issuers[0] with { Audiences = ["gatehouse-admin"] };
+        return DevIssuer.Mint(issuer, DevIssuer.LoadOrCreateKey(issuer.Keys.DevKeyFile!), person, groups, TimeSpan.FromMinutes(5), DateTimeOffset.UtcNow);
     }
 
-    private async Task<(HttpStatusCode Status, JsonElement Body)> SendAsync(HttpMethod method, string path, string? token, object? body = null)
+    private Task<(HttpStatusCode Status, JsonElement Body)> SendAsync(HttpMethod method, string path, string? token, object? body = null) =>
+        SendAsync(_api, method, path, token, body);
+
+    private async Task<(HttpStatusCode Status, JsonElement Body)> SendAsync(Uri api, HttpMethod method, string path, string? token, object? body = null)
     {
-        using var request = new HttpRequestMessage(method, new Uri(_api, path));
+        using var request = new HttpRequestMessage(method, new Uri(api, path));
         if (token is not null)
         {
             request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
@@ -105,6 +111,22 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
         Assert.Equal("admin-api", record.Transport);
         Assert.Contains("checked the invoice", record.Reason);
         Assert.Contains(await _server.State.ListAsync(new AuditQuery(Agent: "ops-bot"), CancellationToken.None), r => r.Rule == "approval.refused");
+    }
+
+    [Fact]
+    public async Task Approver_groups_come_from_the_admin_token_and_an_admin_outside_them_cannot_decide()
+    {
+        var gateway = TestGateway.Create(pg, GuardrailTests.Agents + "\napprovals:\n  groups: [dba]\n  wait: 0s\nadmin:\n  audience: gatehouse-admin\n  groups: [dba, auditors]\n");
+        await using var server = await HttpGateway.StartAsync(gateway);
+        var api = new Uri(server.Endpoint, "/admin/api/");
+        await using var agent = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+        var id = (await agent.QueryAsync("update payments set status = status where id = $1", [19])).Structured().GetProperty("pending_approval").GetProperty("request_id").GetString()!;
+
+        var auditor = await SendAsync(api, HttpMethod.Post, $"requests/{id}/approve", AdminToken(gateway, "dave", "auditors"));
+        Assert.Equal(HttpStatusCode.Conflict, auditor.Status);
+        Assert.Contains("not one of this gateway's approvers", auditor.Body.GetProperty("error").GetString());
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync(api, HttpMethod.Post, $"requests/{id}/approve", AdminToken(gateway, "erin", "dba"))).Status);
+        Assert.Equal(ExitCodes.Refused, (await StdioTests.RunGatehouse(["approvals", "approve", id, "--config", gateway.PolicyPath, "--as", "frank"])).ExitCode);
     }
 
     [Fact]
