@@ -90,8 +90,11 @@ public sealed class ApprovalDesk(GatewayPolicy policy, NotifyingApprovals approv
         }
 
         var decided = (await approvals.GetAsync(id, now, cancellationToken).ConfigureAwait(false))!;
+        var setup = approve && policy.Connections.TryGetValue(decided.Connection, out var connection) && Masking.DatabaseProfiles.Apply(connection)
+            ? $" Connection {decided.Connection} masks in the database: run gatehouse setup --connection {decided.Connection} so PostgreSQL has a profile for the widened rights."
+            : "";
         return new DeskOutcome(true, approve
-            ? $"Approved {decided.Id}: {decided.Agent} may {decided.Access.ToPolicyString()} {decided.Scope} on {decided.Connection} until {decided.GrantExpiresAt:u}."
+            ? $"Approved {decided.Id}: {decided.Agent} may {decided.Access.ToPolicyString()} {decided.Scope} on {decided.Connection} until {decided.GrantExpiresAt:u}.{setup}"
             : $"Denied {decided.Id}.");
     }
 

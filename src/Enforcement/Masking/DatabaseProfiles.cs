@@ -82,14 +82,22 @@ public static class DatabaseProfiles
     public static DatabaseProfile For(GatewayPolicy policy, ConnectionConfig connection, AgentIdentity identity, IEnumerable<Grant> grants) =>
         For(connection, grants, OverlayMasking.UnmaskRights(policy, identity));
 
-    /// <summary>Every profile the policy's agents and groups need on a connection, each once, naming who uses it.</summary>
-    public static IReadOnlyList<DatabaseProfile> All(GatewayPolicy policy, ConnectionConfig connection)
+    /// <summary>
+    /// Every profile the policy's agents and groups need on a connection, each once, naming who uses it; plus, for agents
+    /// holding time-boxed grants from approved requests (<paramref name="timeBoxed"/>), the profile of their widened rights.
+    /// </summary>
+    public static IReadOnlyList<DatabaseProfile> All(GatewayPolicy policy, ConnectionConfig connection, IReadOnlyDictionary<string, IReadOnlyList<Grant>>? timeBoxed = null)
     {
-        var principals = policy.Agents.Values.Select(a => (Name: $"agent {a.Name}", Policy: a))
-            .Concat(policy.Groups.Values.Select(g => (Name: $"group {g.Name}", Policy: g)))
-            .Where(p => p.Policy.Grants.Any(g => g.Connection == connection.Name));
+        var principals = policy.Agents.Values.Select(a => (Name: $"agent {a.Name}", a.Grants, a.Unmask))
+            .Concat(policy.Groups.Values.Select(g => (Name: $"group {g.Name}", g.Grants, g.Unmask)))
+            .Concat((timeBoxed ?? new Dictionary<string, IReadOnlyList<Grant>>())
+                .Where(t => t.Value.Any(g => g.Connection == connection.Name))
+                .Select(t => policy.Agents.TryGetValue(t.Key, out var agent)
+                    ? (Name: $"agent {t.Key} with {string.Join(", ", t.Value.Select(g => g.Source))}", Grants: (IReadOnlyList<Grant>)[.. agent.Grants, .. t.Value], agent.Unmask)
+                    : (Name: $"agent {t.Key} with {string.Join(", ", t.Value.Select(g => g.Source))}", Grants: t.Value, Unmask: (IReadOnlyList<string>)[])))
+            .Where(p => p.Grants.Any(g => g.Connection == connection.Name));
         return principals
-            .Select(p => For(connection, p.Policy.Grants, p.Policy.Unmask.ToHashSet(StringComparer.Ordinal), [p.Name]))
+            .Select(p => For(connection, p.Grants, p.Unmask.ToHashSet(StringComparer.Ordinal), [p.Name]))
             .GroupBy(p => p.Name, StringComparer.Ordinal)
             .Select(g => g.First() with { UsedBy = g.SelectMany(p => p.UsedBy).ToList() })
             .OrderBy(p => p.Name, StringComparer.Ordinal)

@@ -175,7 +175,7 @@ public sealed partial class GatewayPipeline(
                         ? ". This connection masks in the database: write table names without their schema (customers, not public.customers) so they resolve to your masked views"
                         : ""));
             case DatabaseFailure.ProfileMissing:
-                return Decision.Deny("masking.profile_missing", $"{message}. Each agent and group of the policy gets its own profile when an admin runs 'gatehouse setup' after changing the policy; rights combined at call time (an agent's grants plus a group's, or a time-boxed grant) have none, so nothing was run");
+                return Decision.Deny("masking.profile_missing", $"{message}. Each agent and group of the policy, and each agent holding time-boxed grants, gets its own profile when an admin runs 'gatehouse setup' (after changing the policy or approving access); rights combined at call time from an agent's grants and its groups' have none. Nothing was run");
             case DatabaseFailure.Timeout:
                 return Decision.Fail("database.timeout", $"the statement ran longer than {Durations.Format(policy.Gateway.Limits.StatementTimeout)} and was cancelled");
             default:

@@ -1,5 +1,7 @@
 using System.CommandLine;
 using Gatehouse.Connectors.Postgres.Setup;
+using Gatehouse.Connectors.State;
+using Gatehouse.Enforcement.Approvals;
 using Gatehouse.Enforcement.Masking;
 using Gatehouse.Enforcement.Policy;
 using Gatehouse.McpServer.Hosting;
@@ -46,7 +48,7 @@ public static class SetupCommand
             SetupReport report;
             try
             {
-                report = await ProfileSetup.PlanAsync(db, policy, target, ReadPassword(target), parse.GetValue(revoke), cancellationToken);
+                report = await ProfileSetup.PlanAsync(db, policy, target, ReadPassword(target), parse.GetValue(revoke), cancellationToken, await TimeBoxedGrantsAsync(policy, cancellationToken));
             }
             catch (Exception e) when (e is NpgsqlException or InvalidOperationException)
             {
@@ -58,6 +60,20 @@ public static class SetupCommand
                 : await ApplyAsync(db, report, target, parse.GetValue(revoke), cancellationToken);
         }));
         return command;
+    }
+
+    // Approved access requests widen an agent's rights for a while; PostgreSQL needs a profile for those rights too.
+    private static async Task<IReadOnlyDictionary<string, IReadOnlyList<Grant>>> TimeBoxedGrantsAsync(GatewayPolicy policy, CancellationToken cancellationToken)
+    {
+        if (!File.Exists(policy.Gateway.StatePath))
+        {
+            return new Dictionary<string, IReadOnlyList<Grant>>();
+        }
+
+        var state = await SqliteStateStore.OpenAsync(policy.Gateway.StatePath, cancellationToken);
+        var approved = await state.ListAsync(AccessRequestStatus.Approved, DateTimeOffset.UtcNow, cancellationToken);
+        return approved.GroupBy(r => r.Agent, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => (IReadOnlyList<Grant>)g.Select(r => r.ToGrant()).ToList(), StringComparer.Ordinal);
     }
 
     private static ConnectionConfig Connection(GatewayPolicy policy, string name)

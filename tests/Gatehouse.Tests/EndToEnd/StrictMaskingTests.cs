@@ -31,6 +31,11 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
               - connection: shop
                 access: write
                 tables: [public.orders, public.customers]
+          visitor:
+            grants:
+              - connection: shop
+                access: read
+                tables: [public.orders]
         """;
 
     // Setup runs once per database: xunit makes a class instance per test, and each setup spawns the CLI.
@@ -299,6 +304,37 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
         Assert.Equal("masking.profile_missing", result.Rule());
         Assert.Contains("gatehouse setup", result.Text());
         ExfiltrationCorpus.AssertNoSecret(result, _secrets);
+    }
+
+    [Fact]
+    public async Task A_time_boxed_grant_gets_its_own_masked_profile_when_setup_runs_after_the_approval()
+    {
+        await using var visitor = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("visitor"));
+        var requested = await visitor.CallToolAsync("request_access", new Dictionary<string, object?>
+        {
+            ["connection"] = "shop",
+            ["tables"] = new[] { "public.customers" },
+            ["access"] = "read",
+            ["reason"] = "match orders to countries",
+            ["duration"] = "10m",
+        });
+        var id = requested.Structured().GetProperty("request_id").GetString()!;
+        var approved = await StdioTests.RunGatehouse(["approvals", "approve", id, "--config", _gateway.PolicyPath, "--as", "alice"]);
+        Assert.Contains("run gatehouse setup", approved.Stdout);
+
+        Assert.Equal("masking.profile_missing", (await visitor.QueryAsync("select ssn from customers where id = 1")).Rule());
+        Assert.Contains($"agent visitor with request {id}", (await SetupAsync("--check")).Stdout);
+        Assert.Equal(ExitCodes.Ok, (await SetupAsync()).ExitCode);
+        var masked = await visitor.QueryAsync("select ssn, country from customers where id = 1");
+        Assert.StartsWith("tok_", masked.Structured().GetProperty("rows")[0][0].GetString());
+
+        // Revoked: the next setup drops the profile, and the agent is back to its policy rights.
+        Assert.Equal(0, (await StdioTests.RunGatehouse(["grants", "revoke", id, "--config", _gateway.PolicyPath, "--as", "alice"])).ExitCode);
+        Assert.Contains("left from an earlier policy", (await SetupAsync()).Stdout);
+        var gone = await visitor.QueryAsync("select country from customers");
+        Assert.Equal("database.rejected", gone.Rule());
+        Assert.Contains("does not exist", gone.Text());
+        Assert.NotEqual(true, (await visitor.QueryAsync("select count(*) from orders")).IsError);
     }
 
     [Fact]

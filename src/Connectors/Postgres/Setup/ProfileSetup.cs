@@ -29,10 +29,13 @@ public sealed record SetupReport(
 public static class ProfileSetup
 {
     /// <summary>Reads the database and plans the setup. <paramref name="loginPassword"/> is used only if the login role must be created.</summary>
-    public static async Task<SetupReport> PlanAsync(NpgsqlConnection admin, GatewayPolicy policy, ConnectionConfig connection, string? loginPassword, bool revokePublicExecute, CancellationToken cancellationToken)
+    /// <param name="timeBoxed">Active time-boxed grants by agent (approved access requests), which need profiles of their own.</param>
+    public static async Task<SetupReport> PlanAsync(
+        NpgsqlConnection admin, GatewayPolicy policy, ConnectionConfig connection, string? loginPassword, bool revokePublicExecute, CancellationToken cancellationToken,
+        IReadOnlyDictionary<string, IReadOnlyList<Grant>>? timeBoxed = null)
     {
         var login = connection.LoginRole ?? throw new InvalidOperationException($"connection '{connection.Name}' names no login role (Username) in its connection string");
-        var profiles = DatabaseProfiles.All(policy, connection);
+        var profiles = DatabaseProfiles.All(policy, connection, timeBoxed);
         var schemas = profiles.SelectMany(p => p.Grants).SelectMany(g => g.Schemas.Concat(g.Tables.Select(t => t.Schema)))
             .Concat(connection.Tags.Keys.Select(t => t.Relation.Schema)).Distinct(StringComparer.Ordinal).ToList();
         var state = await SetupState.ReadAsync(admin, login, connection.Name, schemas, cancellationToken).ConfigureAwait(false);
