@@ -117,14 +117,7 @@ public sealed class CliTests(PostgresFixture pg)
         await using var client = await GatewayClients.StdioAsync(_gateway, _gateway.Mint("narrow"));
         Assert.Equal("grant.relation_not_granted", (await client.QueryAsync("select count(*) from customers")).Rule());
 
-        var requested = await client.CallToolAsync("request_access", new Dictionary<string, object?>
-        {
-            ["connection"] = "shop",
-            ["tables"] = new[] { "public.customers" },
-            ["access"] = "read",
-            ["reason"] = "count customers for the weekly report",
-            ["duration"] = "30m",
-        });
+        var requested = await client.RequestAccessAsync(["public.customers"], "read", "count customers for the weekly report", "30m");
         var id = requested.Structured().GetProperty("request_id").GetString()!;
         Assert.Equal("pending", requested.Structured().GetProperty("status").GetString());
 

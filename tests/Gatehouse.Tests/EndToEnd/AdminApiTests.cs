@@ -137,14 +137,7 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
         Assert.Equal(HttpStatusCode.Conflict, (await SendAsync(HttpMethod.Post, $"requests/{id}/cancel", AdminToken("alice"))).Status);
 
         await using var analyst = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("analyst"));
-        var requested = await analyst.CallToolAsync("request_access", new Dictionary<string, object?>
-        {
-            ["connection"] = "shop",
-            ["tables"] = new[] { "public.orders" },
-            ["access"] = "write",
-            ["reason"] = "fix a typo in a note",
-            ["duration"] = "10m",
-        });
+        var requested = await analyst.RequestAccessAsync(["public.orders"], "write", "fix a typo in a note");
         var access = requested.Structured().GetProperty("request_id").GetString()!;
         Assert.Equal(HttpStatusCode.OK, (await SendAsync(HttpMethod.Post, $"requests/{access}/approve", AdminToken("alice"))).Status);
         Assert.Contains((await SendAsync(HttpMethod.Get, "grants", AdminToken("alice"))).Body.EnumerateArray(), g => g.GetProperty("id").GetString() == access);

@@ -310,14 +310,7 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
     public async Task A_time_boxed_grant_gets_its_own_masked_profile_when_setup_runs_after_the_approval()
     {
         await using var visitor = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("visitor"));
-        var requested = await visitor.CallToolAsync("request_access", new Dictionary<string, object?>
-        {
-            ["connection"] = "shop",
-            ["tables"] = new[] { "public.customers" },
-            ["access"] = "read",
-            ["reason"] = "match orders to countries",
-            ["duration"] = "10m",
-        });
+        var requested = await visitor.RequestAccessAsync(["public.customers"], "read", "match orders to countries");
         var id = requested.Structured().GetProperty("request_id").GetString()!;
         var approved = await StdioTests.RunGatehouse(["approvals", "approve", id, "--config", _gateway.PolicyPath, "--as", "alice"]);
         Assert.Contains("run gatehouse setup", approved.Stdout);

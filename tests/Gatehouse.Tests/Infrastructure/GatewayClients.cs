@@ -73,6 +73,17 @@ public static class GatewayClients
         return client.CallToolAsync("query", arguments, cancellationToken: cancellationToken).AsTask();
     }
 
+    /// <summary>Calls request_access for tables and returns the structured answer (request_id, status, your_requests…).</summary>
+    public static async Task<CallToolResult> RequestAccessAsync(this McpClient client, string[] tables, string access, string reason, string duration = "10m", string connection = "shop") =>
+        await client.CallToolAsync("request_access", new Dictionary<string, object?>
+        {
+            ["connection"] = connection,
+            ["tables"] = tables,
+            ["access"] = access,
+            ["reason"] = reason,
+            ["duration"] = duration,
+        });
+
     public static JsonElement Structured(this CallToolResult result) =>
         result.StructuredContent ?? throw new InvalidOperationException("The tool result has no structured content: " + Text(result));
 
