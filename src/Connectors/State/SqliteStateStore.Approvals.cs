@@ -9,11 +9,11 @@ namespace Gatehouse.Connectors.State;
 public sealed partial class SqliteStateStore : IApprovalStore
 {
     private const string RequestColumns =
-        "id, agent, subject, issuer, connection, tables_json, access, reason, duration_ms, status, created_ms, decided_ms, decided_by, decision_note, grant_expires_ms, schemas_json";
+        "id, agent, subject, issuer, connection, tables_json, access, reason, duration_ms, status, created_ms, decided_ms, decided_by, decision_note, grant_expires_ms, schemas_json, unmask";
 
     public async ValueTask CreateAsync(AccessRequest request, CancellationToken cancellationToken) =>
         await ExecuteAsync(
-            $"INSERT INTO access_requests ({RequestColumns}) VALUES ($id, $agent, $subject, $issuer, $connection, $tables, $access, $reason, $duration, 'Pending', $created, NULL, NULL, NULL, NULL, $schemas)",
+            $"INSERT INTO access_requests ({RequestColumns}) VALUES ($id, $agent, $subject, $issuer, $connection, $tables, $access, $reason, $duration, 'Pending', $created, NULL, NULL, NULL, NULL, $schemas, $unmask)",
             p =>
             {
                 p.AddWithValue("$id", request.Id);
@@ -27,6 +27,7 @@ public sealed partial class SqliteStateStore : IApprovalStore
                 p.AddWithValue("$duration", (long)request.Duration.TotalMilliseconds);
                 p.AddWithValue("$created", ToMs(request.CreatedAt));
                 p.AddWithValue("$schemas", JsonSerializer.Serialize(request.Schemas));
+                p.AddWithValue("$unmask", Db(request.Unmask));
             },
             cancellationToken).ConfigureAwait(false);
 
@@ -74,6 +75,17 @@ public sealed partial class SqliteStateStore : IApprovalStore
             },
             cancellationToken).ConfigureAwait(false) == 1;
 
+    public async ValueTask<IReadOnlyList<(string Connection, string Class)>> ActiveUnmaskAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) =>
+        await QueryAsync(
+            "SELECT connection, unmask FROM access_requests WHERE agent = $agent AND status = 'Approved' AND grant_expires_ms > $now AND unmask IS NOT NULL",
+            p =>
+            {
+                p.AddWithValue("$agent", agent);
+                p.AddWithValue("$now", ToMs(now));
+            },
+            r => (r.GetString(0), r.GetString(1)),
+            cancellationToken).ConfigureAwait(false);
+
     public async ValueTask<IReadOnlyList<Grant>> ActiveGrantsAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) =>
         await QueryAsync(
             $"SELECT {RequestColumns} FROM access_requests WHERE agent = $agent AND status = 'Approved' AND grant_expires_ms > $now",
@@ -107,6 +119,7 @@ public sealed partial class SqliteStateStore : IApprovalStore
             NullableLong(r, 11) is { } decided ? FromMs(decided) : null, NullableString(r, 12), NullableString(r, 13), grantExpires)
         {
             Schemas = NullableString(r, 15) is { } schemas ? JsonSerializer.Deserialize<string[]>(schemas) ?? [] : [],
+            Unmask = NullableString(r, 16),
         };
     }
 }

@@ -51,7 +51,7 @@ public sealed partial class SqliteStateStore
     }
 
     // Columns added after a store may already exist; each is added once, idempotently.
-    private static readonly (string Table, string Column, string Type)[] AddedColumns = [("audit", "masking", "TEXT"), ("statement_approvals", "review", "TEXT"), ("access_requests", "schemas_json", "TEXT")];
+    private static readonly (string Table, string Column, string Type)[] AddedColumns = [("audit", "masking", "TEXT"), ("statement_approvals", "review", "TEXT"), ("access_requests", "schemas_json", "TEXT"), ("access_requests", "unmask", "TEXT")];
 
     private async Task MigrateAsync(SqliteConnection connection, CancellationToken cancellationToken)
     {

@@ -42,8 +42,14 @@ public sealed record AccessRequest(
     /// <summary>Whole schemas asked for, besides <see cref="Tables"/>.</summary>
     public IReadOnlyList<string> Schemas { get; init; } = [];
 
+    /// <summary>For an unmask request: the sensitive class the agent may see unmasked on the connection while it lasts.</summary>
+    public string? Unmask { get; init; }
+
+    /// <summary>What is asked, as request_access spells it: read, write or unmask:CLASS.</summary>
+    public string AccessText => Unmask is null ? Access.ToPolicyString() : $"unmask:{Unmask}";
+
     /// <summary>What the request asks for, in words: "read public.payments, schema sales".</summary>
-    public string Scope => string.Join(", ", Tables.Select(t => t.ToString()).Concat(Schemas.Select(s => $"schema {s}")));
+    public string Scope => Tables.Count + Schemas.Count == 0 ? "the connection" : string.Join(", ", Tables.Select(t => t.ToString()).Concat(Schemas.Select(s => $"schema {s}")));
 
     public static string NewId() => "req_" + Guid.CreateVersion7().ToString("N")[..20];
 

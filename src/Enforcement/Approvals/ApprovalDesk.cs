@@ -94,7 +94,7 @@ public sealed class ApprovalDesk(GatewayPolicy policy, NotifyingApprovals approv
             ? $" Connection {decided.Connection} masks in the database: run gatehouse setup --connection {decided.Connection} so PostgreSQL has a profile for the widened rights."
             : "";
         return new DeskOutcome(true, approve
-            ? $"Approved {decided.Id}: {decided.Agent} may {decided.Access.ToPolicyString()} {decided.Scope} on {decided.Connection} until {decided.GrantExpiresAt:u}.{setup}"
+            ? $"Approved {decided.Id}: {decided.Agent} may {decided.AccessText} {decided.Scope} on {decided.Connection} until {decided.GrantExpiresAt:u}.{setup}"
             : $"Denied {decided.Id}.");
     }
 

@@ -31,7 +31,7 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
     public async ValueTask CreateAsync(AccessRequest request, CancellationToken cancellationToken)
     {
         await access.CreateAsync(request, cancellationToken).ConfigureAwait(false);
-        var what = $"{request.Access.ToPolicyString()} {request.Scope} for {Durations.Format(request.Duration)}";
+        var what = $"{request.AccessText} {request.Scope} for {Durations.Format(request.Duration)}";
         notifier.Publish(new ApprovalEvent(
             "request.created", request.Id, "access", request.Agent, request.Connection, "pending", what, request.CreatedAt,
             $"Gatehouse: agent {request.Agent} asks for {what} on {request.Connection}: \"{request.Reason}\". Decide: gatehouse approvals approve|deny {request.Id}"));
@@ -53,7 +53,7 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
         {
             var status = approve ? "approved" : "denied";
             notifier.Publish(new ApprovalEvent(
-                "request.decided", id, "access", request.Agent, request.Connection, status, $"{request.Access.ToPolicyString()} {request.Scope}", now,
+                "request.decided", id, "access", request.Agent, request.Connection, status, $"{request.AccessText} {request.Scope}", now,
                 $"Gatehouse: {decidedBy} {status} {request.Agent}'s access request {id}{(note is null ? "" : $": \"{note}\"")}"));
         }
 
@@ -62,6 +62,9 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
 
     public ValueTask<bool> RevokeAsync(string id, string revokedBy, DateTimeOffset now, CancellationToken cancellationToken) =>
         access.RevokeAsync(id, revokedBy, now, cancellationToken);
+
+    public ValueTask<IReadOnlyList<(string Connection, string Class)>> ActiveUnmaskAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) =>
+        access.ActiveUnmaskAsync(agent, now, cancellationToken);
 
     public ValueTask<IReadOnlyList<Grant>> ActiveGrantsAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) =>
         access.ActiveGrantsAsync(agent, now, cancellationToken);

@@ -26,4 +26,19 @@ public sealed class GrantResolver(GatewayPolicy policy, IApprovalStore approvals
         grants.AddRange(await approvals.ActiveGrantsAsync(identity.Agent, now, cancellationToken).ConfigureAwait(false));
         return grants.Where(g => g.Connection == connection).ToList();
     }
+
+    /// <summary>The classes an identity may see unmasked on a connection: its own and its groups' in the policy, and approved unmask requests.</summary>
+    public async ValueTask<IReadOnlySet<string>> UnmaskAsync(AgentIdentity identity, string connection, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var rights = new HashSet<string>(Masking.OverlayMasking.UnmaskRights(policy, identity), StringComparer.Ordinal);
+        foreach (var (on, className) in await approvals.ActiveUnmaskAsync(identity.Agent, now, cancellationToken).ConfigureAwait(false))
+        {
+            if (on == connection)
+            {
+                rights.Add(className);
+            }
+        }
+
+        return rights;
+    }
 }

@@ -78,23 +78,22 @@ public static class DatabaseProfiles
         return new DatabaseProfile(Prefix + hash, onConnection, masked, usedBy ?? []);
     }
 
-    /// <summary>The profile of one identity: its own grants and its groups', with its unmask rights.</summary>
-    public static DatabaseProfile For(GatewayPolicy policy, ConnectionConfig connection, AgentIdentity identity, IEnumerable<Grant> grants) =>
-        For(connection, grants, OverlayMasking.UnmaskRights(policy, identity));
-
     /// <summary>
     /// Every profile the policy's agents and groups need on a connection, each once, naming who uses it; plus, for agents
     /// holding time-boxed grants from approved requests (<paramref name="timeBoxed"/>), the profile of their widened rights.
     /// </summary>
-    public static IReadOnlyList<DatabaseProfile> All(GatewayPolicy policy, ConnectionConfig connection, IReadOnlyDictionary<string, IReadOnlyList<Grant>>? timeBoxed = null)
+    public static IReadOnlyList<DatabaseProfile> All(GatewayPolicy policy, ConnectionConfig connection, IReadOnlyDictionary<string, TimeBoxedRights>? timeBoxed = null)
     {
         var principals = policy.Agents.Values.Select(a => (Name: $"agent {a.Name}", a.Grants, a.Unmask))
             .Concat(policy.Groups.Values.Select(g => (Name: $"group {g.Name}", g.Grants, g.Unmask)))
-            .Concat((timeBoxed ?? new Dictionary<string, IReadOnlyList<Grant>>())
-                .Where(t => t.Value.Any(g => g.Connection == connection.Name))
-                .Select(t => policy.Agents.TryGetValue(t.Key, out var agent)
-                    ? (Name: $"agent {t.Key} with {string.Join(", ", t.Value.Select(g => g.Source))}", Grants: (IReadOnlyList<Grant>)[.. agent.Grants, .. t.Value], agent.Unmask)
-                    : (Name: $"agent {t.Key} with {string.Join(", ", t.Value.Select(g => g.Source))}", Grants: t.Value, Unmask: (IReadOnlyList<string>)[])))
+            .Concat((timeBoxed ?? new Dictionary<string, TimeBoxedRights>())
+                .Where(t => t.Value.Grants.Any(g => g.Connection == connection.Name))
+                .Select(t =>
+                {
+                    var own = policy.Agents.TryGetValue(t.Key, out var agent) ? agent : new PrincipalPolicy(t.Key, []);
+                    var unmask = own.Unmask.Concat(t.Value.Unmask.Where(u => u.Connection == connection.Name).Select(u => u.Class)).ToList();
+                    return (Name: $"agent {t.Key} with {string.Join(", ", t.Value.Grants.Select(g => g.Source))}", Grants: (IReadOnlyList<Grant>)[.. own.Grants, .. t.Value.Grants], Unmask: (IReadOnlyList<string>)unmask);
+                }))
             .Where(p => p.Grants.Any(g => g.Connection == connection.Name));
         return principals
             .Select(p => For(connection, p.Grants, p.Unmask.ToHashSet(StringComparer.Ordinal), [p.Name]))
@@ -118,3 +117,6 @@ public static class DatabaseProfiles
         return targets.OrderBy(t => t.Key, StringComparer.Ordinal).Select(t => $"{t.Value} {t.Key}");
     }
 }
+
+/// <summary>What approved requests add to an agent's rights for a while: grants, and classes it may see unmasked per connection.</summary>
+public sealed record TimeBoxedRights(IReadOnlyList<Grant> Grants, IReadOnlyList<(string Connection, string Class)> Unmask);

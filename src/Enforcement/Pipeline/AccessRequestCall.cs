@@ -12,7 +12,7 @@ public sealed partial class GatewayPipeline
     public ValueTask<CallOutcome> RequestAccessAsync(CallContext call, AccessRequestInput request, CancellationToken cancellationToken) =>
         RunAsync(
             call,
-            r => r with { Connection = request.Connection, Classification = $"request {request.Access} on {Clip(string.Join(", ", request.Tables.Concat(request.Schemas.Select(x => $"schema {x}"))), 500)}" },
+            r => r with { Connection = request.Connection, Classification = $"request {request.Access ?? "?"} on {Clip(string.Join(", ", request.Tables.Concat(request.Schemas.Select(x => $"schema {x}"))), 500)}" },
             (scope, ct) => RequestAccessBodyAsync(scope, request, ct),
             cancellationToken);
 
@@ -29,7 +29,7 @@ public sealed partial class GatewayPipeline
             return new StepResult(unknown);
         }
 
-        if (ParseAccessRequest(input, policy.Approvals.MaxGrant, out var tables, out var access, out var duration) is { } invalid)
+        if (ParseAccessRequest(input, policy.Approvals.MaxGrant, out var tables, out var access, out var unmask, out var duration) is { } invalid)
         {
             return new StepResult(invalid);
         }
@@ -48,6 +48,7 @@ public sealed partial class GatewayPipeline
             time.GetUtcNow())
         {
             Schemas = input.Schemas.Distinct(StringComparer.Ordinal).ToList(),
+            Unmask = unmask,
         };
         await approvals.CreateAsync(request, cancellationToken).ConfigureAwait(false);
         return new StepResult(
@@ -65,16 +66,27 @@ public sealed partial class GatewayPipeline
         return new RequestStatus(created, access, statements);
     }
 
-    private static Decision? ParseAccessRequest(AccessRequestInput input, TimeSpan maxGrant, out List<RelationName> tables, out AccessLevel access, out TimeSpan duration)
+    private static Decision? ParseAccessRequest(AccessRequestInput input, TimeSpan maxGrant, out List<RelationName> tables, out AccessLevel access, out string? unmask, out TimeSpan duration)
     {
         tables = [];
         duration = default;
-        if (!AccessLevels.TryParse(input.Access, out access))
+        unmask = null;
+        const string UnmaskPrefix = "unmask:";
+        if (input.Access?.StartsWith(UnmaskPrefix, StringComparison.Ordinal) == true)
         {
-            return Decision.Deny("request.bad_access", $"access must be 'read' or 'write', not '{Clip(input.Access ?? "", 40)}'");
+            unmask = input.Access[UnmaskPrefix.Length..];
+            access = AccessLevel.Read;
+            if (unmask.Length is 0 or > 40 || unmask == "all" || !unmask.All(c => char.IsAsciiLetterLower(c) || c == '_'))
+            {
+                return Decision.Deny("request.bad_access", $"'{Clip(input.Access, 60)}' names no class; write unmask:CLASS, e.g. unmask:email (one class per request, not all)");
+            }
+        }
+        else if (!AccessLevels.TryParse(input.Access, out access))
+        {
+            return Decision.Deny("request.bad_access", $"access must be 'read', 'write' or 'unmask:CLASS', not '{Clip(input.Access ?? "", 40)}'");
         }
 
-        if (input.Tables.Count + input.Schemas.Count is 0 || input.Tables.Count > MaxRequestedTables || input.Schemas.Count > MaxRequestedTables)
+        if ((unmask is null && input.Tables.Count + input.Schemas.Count is 0) || input.Tables.Count > MaxRequestedTables || input.Schemas.Count > MaxRequestedTables)
         {
             return Decision.Deny("request.bad_tables", $"name up to {MaxRequestedTables} tables as schema.table and/or up to {MaxRequestedTables} schemas, at least one of either");
         }

@@ -12,6 +12,9 @@ internal sealed class CallScope(IAuditStore audit, AuditRecord record)
 
     public AgentIdentity Identity { get; private set; } = null!;
 
+    /// <summary>The classes the caller may see unmasked on the call's connection, once known (policy and approved requests).</summary>
+    public IReadOnlySet<string>? Unmask { get; set; }
+
     public void Identify(AgentIdentity identity)
     {
         Identity = identity;

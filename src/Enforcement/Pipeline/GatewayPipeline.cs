@@ -83,7 +83,7 @@ public sealed partial class GatewayPipeline(
         }
         catch (DatabaseException e)
         {
-            result = new StepResult(DatabaseDecision(scope.Record.Connection, e, scope.Identity is null ? null : OverlayMasking.UnmaskRights(policy, scope.Identity)));
+            result = new StepResult(DatabaseDecision(scope.Record.Connection, e, scope.Identity is null ? null : scope.Unmask ?? OverlayMasking.UnmaskRights(policy, scope.Identity)));
         }
         catch (MaskingFailedException e)
         {
@@ -141,7 +141,7 @@ public sealed partial class GatewayPipeline(
         QueryResult masked;
         try
         {
-            masked = ResultMasker.Mask(result, new MaskingCounts(), OverlayMasking.UnmaskRights(policy, scope.Identity));
+            masked = ResultMasker.Mask(result, new MaskingCounts(), scope.Unmask ?? OverlayMasking.UnmaskRights(policy, scope.Identity));
             masked = databaseMasking?.Invoke(masked) ?? masked;
         }
         catch (Exception e) when (e is not OperationCanceledException)

@@ -78,6 +78,7 @@ public sealed partial class GatewayPipeline
         var connectionConfig = policy.Connections[connection];
         var verdicts = new PolicyVerdicts(connectionConfig.ObserveOnly);
         var grants = await _grants.ResolveAsync(scope.Identity, connection, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+        var unmask = scope.Unmask = await _grants.UnmaskAsync(scope.Identity, connection, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
         var byKind = StatementAuthorizer.AuthorizeKind(scope.Identity, connection, grants, statement);
         if (verdicts.Blocks(byKind))
         {
@@ -97,7 +98,7 @@ public sealed partial class GatewayPipeline
         }
 
         // Strict masking: the statement is planned and run as the caller's profile role, so PostgreSQL itself masks.
-        var profile = DatabaseProfiles.Apply(connectionConfig) ? DatabaseProfiles.For(policy, connectionConfig, scope.Identity, grants) : null;
+        var profile = DatabaseProfiles.Apply(connectionConfig) ? DatabaseProfiles.For(connectionConfig, grants, unmask) : null;
         var plan = await ClassifyAsync(connection, profile?.Name, analyzed, request.Parameters, cancellationToken).ConfigureAwait(false);
         if (profile is not null)
         {
@@ -118,7 +119,7 @@ public sealed partial class GatewayPipeline
         }
 
         var masked = connectionConfig.Masking == MaskingMode.Overlay
-            ? OverlayMasking.Check(plan, connectionConfig, OverlayMasking.UnmaskRights(policy, scope.Identity))
+            ? OverlayMasking.Check(plan, connectionConfig, unmask)
             : null;
         if (masked is not null)
         {

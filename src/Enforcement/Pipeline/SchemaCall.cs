@@ -41,7 +41,7 @@ public sealed partial class GatewayPipeline
         }
 
         var config = policy.Connections[connection];
-        var unmask = OverlayMasking.UnmaskRights(policy, scope.Identity);
+        var unmask = await _grants.UnmaskAsync(scope.Identity, connection, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
         var described = visible
             .Select(t => t with
             {

@@ -14,7 +14,7 @@ public static class RequestViews
         r.Connection,
         Tables = r.Tables.Select(t => t.ToString()),
         r.Schemas,
-        Access = r.Access.ToPolicyString(),
+        Access = r.AccessText,
         r.Reason,
         Duration = Durations.Format(r.Duration),
         r.Status,

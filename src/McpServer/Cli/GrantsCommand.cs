@@ -20,13 +20,13 @@ public static class GrantsCommand
             var active = await state.ListAsync(AccessRequestStatus.Approved, DateTimeOffset.UtcNow, cancellationToken);
             if (parse.GetValue(json))
             {
-                Output.WriteJson(active.Select(r => new { r.Id, r.Agent, r.Connection, Access = r.Access.ToPolicyString(), Tables = r.Tables.Select(t => t.ToString()), r.DecidedBy, r.GrantExpiresAt }));
+                Output.WriteJson(active.Select(r => new { r.Id, r.Agent, r.Connection, Access = r.AccessText, Tables = r.Tables.Select(t => t.ToString()), r.DecidedBy, r.GrantExpiresAt }));
                 return 0;
             }
 
             Output.WriteTable(
                 ["REQUEST", "AGENT", "CONNECTION", "ACCESS", "TABLES", "APPROVED BY", "UNTIL"],
-                active.Select(r => (IReadOnlyList<string>)[r.Id, r.Agent, r.Connection, r.Access.ToPolicyString(), r.Scope, r.DecidedBy ?? "", Output.Time(r.GrantExpiresAt)]));
+                active.Select(r => (IReadOnlyList<string>)[r.Id, r.Agent, r.Connection, r.AccessText, r.Scope, r.DecidedBy ?? "", Output.Time(r.GrantExpiresAt)]));
             return 0;
         }));
         return command;

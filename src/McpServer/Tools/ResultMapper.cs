@@ -175,7 +175,7 @@ public static class ResultMapper
                 ["id"] = r.Id,
                 ["kind"] = "access",
                 ["status"] = r.Status.ToString().ToLowerInvariant(),
-                ["what"] = $"{r.Access.ToPolicyString()} {r.Scope} on {r.Connection} for {Durations.Format(r.Duration)}",
+                ["what"] = $"{r.AccessText} {r.Scope} on {r.Connection} for {Durations.Format(r.Duration)}",
                 ["grant_expires_at"] = r.GrantExpiresAt?.ToString("O"),
             })
             .Concat(status.Statements.Select(s => (JsonNode)new JsonObject
@@ -197,7 +197,7 @@ public static class ResultMapper
         ["connection"] = request.Connection,
         ["tables"] = new JsonArray(request.Tables.Select(t => (JsonNode?)t.ToString()).ToArray()),
         ["schemas"] = new JsonArray(request.Schemas.Select(t => (JsonNode?)t).ToArray()),
-        ["access"] = request.Access.ToPolicyString(),
+        ["access"] = request.AccessText,
         ["duration"] = Durations.Format(request.Duration),
         ["expires_if_undecided_at"] = (request.CreatedAt + AccessRequest.PendingLifetime).ToString("O"),
         ["next_step"] = "An approver must accept this request (gatehouse approvals approve " + request.Id + "). Retry your query after that.",

@@ -67,6 +67,20 @@ public sealed class OverlayMaskingTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_approved_unmask_request_lets_its_class_through_until_it_is_revoked()
+    {
+        var id = (await _analyst.RequestAccessAsync([], "unmask:ssn", "verify identity for a fraud case")).Structured().GetProperty("request_id").GetString()!;
+        Assert.Equal("masking.tagged_column", (await _analyst.QueryAsync("select ssn from customers where id = 1")).Rule());
+        Assert.Equal(0, (await StdioTests.RunGatehouse(["approvals", "approve", id, "--config", _gateway.PolicyPath, "--as", "alice"])).ExitCode);
+        Assert.Equal("536-22-4821", (await _analyst.QueryAsync("select ssn from customers where id = 1")).Structured().GetProperty("rows")[0][0].GetString());
+        Assert.Equal("masking.tagged_column", (await _analyst.QueryAsync("select email from customers where id = 1")).Rule());
+
+        Assert.Equal(0, (await StdioTests.RunGatehouse(["grants", "revoke", id, "--config", _gateway.PolicyPath, "--as", "alice"])).ExitCode);
+        Assert.Equal("masking.tagged_column", (await _analyst.QueryAsync("select ssn from customers where id = 1")).Rule());
+        Assert.Equal("request.bad_access", (await _analyst.RequestAccessAsync([], "unmask:all", "everything")).Rule());
+    }
+
+    [Fact]
     public async Task Describe_schema_says_which_columns_are_sensitive_and_masked_for_the_caller()
     {
         var result = await _analyst.CallToolAsync("describe_schema", new Dictionary<string, object?> { ["connection"] = "shop", ["table"] = "customers" });

@@ -36,6 +36,11 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
               - connection: shop
                 access: read
                 tables: [public.orders]
+          guest:
+            grants:
+              - connection: shop
+                access: read
+                schemas: [public]
         """;
 
     // Setup runs once per database: xunit makes a class instance per test, and each setup spawns the CLI.
@@ -328,6 +333,24 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
         Assert.Equal("database.rejected", gone.Rule());
         Assert.Contains("does not exist", gone.Text());
         Assert.NotEqual(true, (await visitor.QueryAsync("select count(*) from orders")).IsError);
+    }
+
+    [Fact]
+    public async Task A_time_boxed_unmask_right_shows_exactly_its_class_once_setup_has_made_its_profile()
+    {
+        await using var guest = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("guest"));
+        var id = (await guest.RequestAccessAsync([], "unmask:email", "send the renewal letters")).Structured().GetProperty("request_id").GetString()!;
+        Assert.Equal(0, (await StdioTests.RunGatehouse(["approvals", "approve", id, "--config", _gateway.PolicyPath, "--as", "alice"])).ExitCode);
+        Assert.Equal("masking.profile_missing", (await guest.QueryAsync("select email from customers where id = 1")).Rule());
+
+        Assert.Equal(ExitCodes.Ok, (await SetupAsync()).ExitCode);
+        var row = (await guest.QueryAsync("select email, ssn from customers where id = 1")).Structured().GetProperty("rows")[0];
+        Assert.Equal("amelia.hartmann@example.com", row[0].GetString());
+        Assert.StartsWith("tok_", row[1].GetString());
+
+        Assert.Equal(0, (await StdioTests.RunGatehouse(["grants", "revoke", id, "--config", _gateway.PolicyPath, "--as", "alice"])).ExitCode);
+        Assert.Equal(ExitCodes.Ok, (await SetupAsync()).ExitCode);
+        Assert.Equal("***@example.com", (await guest.QueryAsync("select email from customers where id = 1")).Structured().GetProperty("rows")[0][0].GetString());
     }
 
     [Fact]
