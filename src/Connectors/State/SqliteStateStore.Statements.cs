@@ -8,7 +8,7 @@ public sealed partial class SqliteStateStore : IStatementApprovalStore
 {
     private const string StatementColumns =
         "id, agent, subject, issuer, connection, statement_hash, parameters_hash, sql, parameters, classification, rule, reason, required,"
-        + " status, created_ms, expires_ms, votes_json, dry_run_rows, kept_result, kept_until_ms, review";
+        + " status, created_ms, expires_ms, votes_json, dry_run_rows, kept_result, kept_until_ms, review, dry_run_sample";
 
     public async ValueTask<StatementApproval?> FindLiveAsync(string agent, string connection, string statementHash, string parametersHash, DateTimeOffset decidedSince, DateTimeOffset now, CancellationToken cancellationToken) =>
         (await QueryAsync(
@@ -31,7 +31,7 @@ public sealed partial class SqliteStateStore : IStatementApprovalStore
     public async ValueTask CreateStatementAsync(StatementApproval request, CancellationToken cancellationToken) =>
         await ExecuteAsync(
             $"INSERT INTO statement_approvals ({StatementColumns}) VALUES ($id, $agent, $subject, $issuer, $connection, $statement, $parameters_hash,"
-            + " $sql, $parameters, $classification, $rule, $reason, $required, 'Pending', $created, $expires, '[]', $dry_run, NULL, NULL, NULL)",
+            + " $sql, $parameters, $classification, $rule, $reason, $required, 'Pending', $created, $expires, '[]', $dry_run, NULL, NULL, NULL, $sample)",
             p =>
             {
                 p.AddWithValue("$id", request.Id);
@@ -50,6 +50,7 @@ public sealed partial class SqliteStateStore : IStatementApprovalStore
                 p.AddWithValue("$created", ToMs(request.CreatedAt));
                 p.AddWithValue("$expires", ToMs(request.ExpiresAt));
                 p.AddWithValue("$dry_run", Db(request.DryRunRows));
+                p.AddWithValue("$sample", Db(request.DryRunSample));
             },
             cancellationToken).ConfigureAwait(false);
 
@@ -181,6 +182,7 @@ public sealed partial class SqliteStateStore : IStatementApprovalStore
             KeptResult = keptUntil > now ? NullableString(r, 18) : null,
             KeptUntil = keptUntil,
             Review = NullableString(r, 20),
+            DryRunSample = NullableString(r, 21),
         };
     }
 }

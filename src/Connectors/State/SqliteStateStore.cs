@@ -26,7 +26,7 @@ public sealed partial class SqliteStateStore
             id TEXT PRIMARY KEY, agent TEXT NOT NULL, subject TEXT NOT NULL, issuer TEXT NOT NULL, connection TEXT NOT NULL,
             statement_hash TEXT NOT NULL, parameters_hash TEXT NOT NULL, sql TEXT NOT NULL, parameters TEXT, classification TEXT NOT NULL,
             rule TEXT NOT NULL, reason TEXT NOT NULL, required INTEGER NOT NULL, status TEXT NOT NULL, created_ms INTEGER NOT NULL,
-            expires_ms INTEGER NOT NULL, votes_json TEXT NOT NULL, dry_run_rows INTEGER, kept_result TEXT, kept_until_ms INTEGER, review TEXT);
+            expires_ms INTEGER NOT NULL, votes_json TEXT NOT NULL, dry_run_rows INTEGER, kept_result TEXT, kept_until_ms INTEGER, review TEXT, dry_run_sample TEXT);
         CREATE INDEX IF NOT EXISTS statement_approvals_lookup ON statement_approvals(agent, connection, statement_hash, parameters_hash);
         CREATE TABLE IF NOT EXISTS agents (
             agent TEXT PRIMARY KEY, disabled INTEGER NOT NULL, changed_by TEXT NOT NULL, changed_ms INTEGER NOT NULL);
@@ -51,7 +51,7 @@ public sealed partial class SqliteStateStore
     }
 
     // Columns added after a store may already exist; each is added once, idempotently.
-    private static readonly (string Table, string Column, string Type)[] AddedColumns = [("audit", "masking", "TEXT"), ("statement_approvals", "review", "TEXT"), ("access_requests", "schemas_json", "TEXT"), ("access_requests", "unmask", "TEXT")];
+    private static readonly (string Table, string Column, string Type)[] AddedColumns = [("audit", "masking", "TEXT"), ("statement_approvals", "review", "TEXT"), ("access_requests", "schemas_json", "TEXT"), ("access_requests", "unmask", "TEXT"), ("statement_approvals", "dry_run_sample", "TEXT")];
 
     private async Task MigrateAsync(SqliteConnection connection, CancellationToken cancellationToken)
     {

@@ -45,6 +45,9 @@ public sealed record StatementApproval(
     /// <summary>For a write: the rows a rolled-back dry run touched, shown to approvers and enforced on the approved run.</summary>
     public long? DryRunRows { get; init; }
 
+    /// <summary>A few rows as the dry run left them (masked), as a stored result; null when there is none.</summary>
+    public string? DryRunSample { get; init; }
+
     /// <summary>A result the requester has not received yet (its call ended before the run finished), until it is taken.</summary>
     public string? KeptResult { get; init; }
 

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Gatehouse.Enforcement.Approvals;
 using Gatehouse.Enforcement.Classification;
 using Gatehouse.Enforcement.Execution;
+using Gatehouse.Enforcement.Masking;
 using Gatehouse.Enforcement.Policy;
 
 namespace Gatehouse.Enforcement.Pipeline;
@@ -36,14 +37,14 @@ public sealed partial class GatewayPipeline
 
         if (request is null)
         {
-            // Two-phase write: measure what it would change, in a transaction that is always rolled back, for the approvers.
-            long? dryRun = execution.ReadOnly ? null : (await executor.ExecuteAsync(execution with { DryRun = true }, null, cancellationToken).ConfigureAwait(false)).AffectedRows;
+            var (dryRun, sample) = execution.ReadOnly ? (null, null) : await DryRunAsync(run, statement, cancellationToken).ConfigureAwait(false);
             var now = time.GetUtcNow();
             request = new StatementApproval(
                 StatementApproval.NewId(), identity.Agent, identity.Subject, identity.Issuer, execution.Connection, statementHash, parametersHash,
                 execution.Sql, parameters, run.Classification, guard.Rule, guard.Reason, settings.Required, StatementApprovalStatus.Pending, now, now + settings.PendingLifetime)
             {
                 DryRunRows = dryRun,
+                DryRunSample = sample,
             };
             await statementApprovals.CreateStatementAsync(request, cancellationToken).ConfigureAwait(false);
         }
@@ -79,6 +80,33 @@ public sealed partial class GatewayPipeline
                     new PendingApproval(request.Id, settings.Approvers, request.Required, request.Approvals, request.ExpiresAt, request.DryRunRows, "call query again with the same sql and params"),
                     Classification: run.Classification);
         }
+    }
+
+    // Two-phase write: run it in a transaction that is always rolled back, to tell approvers how many rows it touches and show
+    // a few of them, masked, as the write leaves them (for a DELETE: the rows it removes). The sample comes from the same
+    // statement with RETURNING * added; where that is refused (a column the profile may not read) or could show tagged
+    // values the database does not mask (overlay mode), approvers get the count alone.
+    private async ValueTask<(long? Rows, string? Sample)> DryRunAsync(StatementRun run, StatementText statement, CancellationToken cancellationToken)
+    {
+        var execution = run.Execution with { DryRun = true };
+        var connection = policy.Connections[execution.Connection];
+        var sampleable = statement.Kind is StatementKind.Insert or StatementKind.Update or StatementKind.Delete
+            && !(connection.Masking == MaskingMode.Overlay && connection.Tags.Count > 0)
+            && !SqlLexer.Tokenize(statement.Sql).Any(t => t.Kind == SqlTokenKind.Word && t.Text(statement.Sql).Equals("returning", StringComparison.OrdinalIgnoreCase));
+        if (sampleable)
+        {
+            try
+            {
+                var sampled = await executor.ExecuteAsync(execution with { Sql = statement.Sql + "\nRETURNING *", MaxRows = 3 }, null, cancellationToken).ConfigureAwait(false);
+                return (sampled.AffectedRows, QueryResultCodec.Write(ResultMasker.Mask(sampled, new MaskingCounts())));
+            }
+            catch (DatabaseException e) when (e.Failure is DatabaseFailure.PermissionDenied or DatabaseFailure.Rejected)
+            {
+                // Counted below without a sample.
+            }
+        }
+
+        return ((await executor.ExecuteAsync(execution, null, cancellationToken).ConfigureAwait(false)).AffectedRows, null);
     }
 
     // When the policy lets the agent's operator approve and the client can ask a human (elicitation), ask once per request.

@@ -1,4 +1,5 @@
 using Gatehouse.Enforcement.Approvals;
+using Gatehouse.Enforcement.Execution;
 using Gatehouse.Enforcement.Policy;
 
 namespace Gatehouse.McpServer.Admin;
@@ -40,9 +41,17 @@ public static class RequestViews
         Approvals = s.Approvals,
         s.Required,
         s.DryRunRows,
+        DryRunSample = s.DryRunSample is null ? null : Sample(QueryResultCodec.Read(s.DryRunSample)),
         s.Review,
         s.CreatedAt,
         s.ExpiresAt,
         Decisions = s.Votes,
+    };
+
+    // Column names and rows of a dry run's sample, as an approver reads them.
+    private static object Sample(QueryResult result) => new
+    {
+        Columns = result.Columns.Select(c => c.Name),
+        result.Rows,
     };
 }

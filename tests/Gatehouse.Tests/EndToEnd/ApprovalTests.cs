@@ -70,6 +70,9 @@ public sealed class ApprovalTests(PostgresFixture pg)
         var id = PendingId(pending);
         Assert.Contains("payments-by-hand", pending.Text());
         Assert.Equal(1, pending.Structured().GetProperty("pending_approval").GetProperty("dry_run_affected_rows").GetInt32());
+        var sample = JsonDocument.Parse((await Cli(gateway, "approvals", "show", id)).Stdout).RootElement.GetProperty("dry_run_sample");
+        Assert.Contains("status", sample.GetProperty("columns").EnumerateArray().Select(c => c.GetString()));
+        Assert.Equal(7, sample.GetProperty("rows")[0][0].GetInt32());
 
         Assert.Equal(0, (await Cli(gateway, "approvals", "approve", id, "--as", "bob")).ExitCode);
         var ran = await client.QueryAsync(Sql, [7]);
@@ -104,6 +107,19 @@ public sealed class ApprovalTests(PostgresFixture pg)
         var picked = await client.QueryAsync(Slow);
         Assert.Equal("approval.result", (await server.State.GetAsync(picked.AuditId(), CancellationToken.None))!.Rule);
         Assert.Equal(4000000L * (long)(await pg.AdminScalarAsync("select count(*) from customers"))!, picked.Structured().GetProperty("rows")[0][0].GetInt64());
+    }
+
+    [Fact]
+    public async Task A_dry_run_counts_every_row_it_touches_while_sampling_only_a_few()
+    {
+        var gateway = Gateway(pg, "0s");
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+        var pending = await client.QueryAsync("update payments set status = status where order_id <= $1", [30]);
+        var expected = await pg.AdminScalarAsync("select count(*) from payments where order_id <= 30");
+        Assert.Equal(expected, pending.Structured().GetProperty("pending_approval").GetProperty("dry_run_affected_rows").GetInt64());
+        var sample = JsonDocument.Parse((await Cli(gateway, "approvals", "show", PendingId(pending))).Stdout).RootElement.GetProperty("dry_run_sample");
+        Assert.Equal(3, sample.GetProperty("rows").GetArrayLength());
     }
 
     [Fact]
