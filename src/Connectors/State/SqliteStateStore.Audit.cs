@@ -13,8 +13,58 @@ public sealed partial class SqliteStateStore : IAuditStore
     public async ValueTask BeginAsync(AuditRecord record, CancellationToken cancellationToken) =>
         await ExecuteAsync($"INSERT INTO audit ({AuditColumns}) VALUES ({Placeholders()})", p => BindAudit(p, record), cancellationToken).ConfigureAwait(false);
 
-    public async ValueTask CompleteAsync(AuditRecord record, CancellationToken cancellationToken) =>
-        await ExecuteAsync($"INSERT OR REPLACE INTO audit ({AuditColumns}) VALUES ({Placeholders()})", p => BindAudit(p, record), cancellationToken).ConfigureAwait(false);
+    /// <summary>
+    /// Stores the record's final state and seals it into the hash chain, in one write transaction: the chain entry holds
+    /// the record exactly as stored and the hash of the entry before it, so changing, removing, adding or reordering records
+    /// shows in <see cref="VerifyChainAsync"/>.
+    /// </summary>
+    public async ValueTask CompleteAsync(AuditRecord record, CancellationToken cancellationToken)
+    {
+        var stored = record with { Time = FromMs(ToMs(record.Time)) };
+        await using var connection = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await using (var write = connection.CreateCommand())
+        {
+            write.Transaction = transaction;
+            write.CommandText = $"INSERT OR REPLACE INTO audit ({AuditColumns}) VALUES ({Placeholders()})";
+            BindAudit(write.Parameters, stored);
+            await write.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        string prev;
+        await using (var last = connection.CreateCommand())
+        {
+            last.Transaction = transaction;
+            last.CommandText = "SELECT hash FROM audit_chain ORDER BY seq DESC LIMIT 1";
+            prev = (string?)await last.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) ?? AuditChain.Genesis;
+        }
+
+        var sealedRecord = AuditChain.Canonical(stored);
+        await using (var seal = connection.CreateCommand())
+        {
+            seal.Transaction = transaction;
+            seal.CommandText = "INSERT INTO audit_chain (record_id, prev, hash, sealed) VALUES ($id, $prev, $hash, $sealed)";
+            seal.Parameters.AddWithValue("$id", stored.Id);
+            seal.Parameters.AddWithValue("$prev", prev);
+            seal.Parameters.AddWithValue("$hash", AuditChain.Hash(prev, sealedRecord));
+            seal.Parameters.AddWithValue("$sealed", sealedRecord);
+            await seal.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Walks the chain and compares it with the records: every break, each named.</summary>
+    public async Task<ChainReport> VerifyChainAsync(CancellationToken cancellationToken)
+    {
+        var entries = await QueryAsync(
+            "SELECT seq, record_id, prev, hash, sealed FROM audit_chain ORDER BY seq",
+            _ => { },
+            r => new ChainEntry(r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4)),
+            cancellationToken).ConfigureAwait(false);
+        var records = await QueryAsync($"SELECT {AuditColumns} FROM audit", _ => { }, ReadAudit, cancellationToken).ConfigureAwait(false);
+        return AuditChain.Verify(entries, records);
+    }
 
     public async ValueTask<AuditRecord?> GetAsync(string id, CancellationToken cancellationToken) =>
         (await QueryAsync($"SELECT {AuditColumns} FROM audit WHERE id = $id", p => p.AddWithValue("$id", id), ReadAudit, cancellationToken).ConfigureAwait(false))

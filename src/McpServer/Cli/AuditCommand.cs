@@ -1,13 +1,35 @@
 using System.CommandLine;
 using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Policy;
+using Gatehouse.McpServer.Hosting;
 
 namespace Gatehouse.McpServer.Cli;
 
 /// <summary><c>gatehouse audit list|show</c>: what every agent did, newest first.</summary>
 public static class AuditCommand
 {
-    public static Command Create() => new("audit", "Read the audit log of tool calls.") { List(), Show() };
+    public static Command Create() => new("audit", "Read the audit log of tool calls, and check it has not been tampered with.") { List(), Show(), Verify() };
+
+    private static Command Verify()
+    {
+        var config = CliApp.ConfigOption();
+        var command = new Command("verify", $"Check the audit log's hash chain: any record changed, deleted, inserted or reordered is named (exit {ExitCodes.Drift}).") { config };
+        command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
+        {
+            var (_, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
+            var report = await state.VerifyChainAsync(cancellationToken);
+            foreach (var problem in report.Problems)
+            {
+                await Console.Out.WriteLineAsync($"tampered: {problem}");
+            }
+
+            await Console.Out.WriteLineAsync(report.Intact
+                ? $"Intact: {report.Sealed} sealed record(s) chain back to the first; {report.Open} call(s) still open."
+                : $"Not intact: {report.Problems.Count} problem(s) in {report.Sealed} sealed record(s).");
+            return report.Intact ? ExitCodes.Ok : ExitCodes.Drift;
+        }));
+        return command;
+    }
 
     private static Command List()
     {

@@ -11,6 +11,6 @@ public static class ExitCodes
     /// <summary>The request was understood and refused (bad token, not found, not allowed).</summary>
     public const int Refused = 2;
 
-    /// <summary><c>setup --check</c> found the database out of line with the policy.</summary>
+    /// <summary><c>setup --check</c> found the database out of line with the policy, or <c>audit verify</c> found the log tampered with.</summary>
     public const int Drift = 3;
 }

@@ -17,7 +17,7 @@ public sealed class CliTests(PostgresFixture pg)
     [Fact]
     public async Task Every_verb_has_help()
     {
-        foreach (var verb in new[] { "serve", "token mint", "audit list", "audit show", "approvals list", "approvals approve", "agents disable", "classify", "setup", "grants list", "grants revoke", "approvals show", "approvals cancel", "demo" })
+        foreach (var verb in new[] { "serve", "token mint", "audit list", "audit show", "approvals list", "approvals approve", "agents disable", "classify", "setup", "grants list", "grants revoke", "audit verify", "approvals show", "approvals cancel", "demo" })
         {
             var (exitCode, stdout, _) = await Gatehouse([.. verb.Split(' '), "--help"]);
             Assert.Equal(0, exitCode);
@@ -84,6 +84,10 @@ public sealed class CliTests(PostgresFixture pg)
         Assert.Contains("needs write access", show.Stdout);
         Assert.Equal(ExitCodes.Refused, (await Gatehouse("audit", "show", "aud_nope", "--config", _gateway.PolicyPath)).ExitCode);
         Assert.Equal(ExitCodes.Error, (await Gatehouse("audit", "list", "--config", _gateway.PolicyPath, "--decision", "maybe")).ExitCode);
+
+        var verified = await Gatehouse("audit", "verify", "--config", _gateway.PolicyPath);
+        Assert.Equal(0, verified.ExitCode);
+        Assert.Contains("Intact", verified.Stdout);
     }
 
     [Fact]

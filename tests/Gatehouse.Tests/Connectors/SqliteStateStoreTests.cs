@@ -149,4 +149,74 @@ public sealed class SqliteStateStoreTests
         await store.KeepResultAsync(request.Id, "{\"kept\":2}", now + TimeSpan.FromHours(1), CancellationToken.None);
         Assert.Null(await store.TakeResultAsync(request.Id, now + TimeSpan.FromHours(2), CancellationToken.None));
     }
+
+    private static async Task<(SqliteStateStore Store, string Path, List<AuditRecord> Records)> ChainedAsync(int count)
+    {
+        var path = Path.Combine(TestDirectory.Create("chain"), "state.db");
+        var store = await SqliteStateStore.OpenAsync(path, CancellationToken.None);
+        var records = new List<AuditRecord>();
+        for (var i = 0; i < count; i++)
+        {
+            var record = Record($"agent{i}", Verdict.Started, DateTimeOffset.UtcNow.AddSeconds(i));
+            await store.BeginAsync(record, CancellationToken.None);
+            await store.CompleteAsync(record with { Decision = Verdict.Allowed, RowCount = i }, CancellationToken.None);
+            records.Add(record);
+        }
+
+        return (store, path, records);
+    }
+
+    private static async Task TamperAsync(string path, string sql)
+    {
+        await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={path}");
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        await command.ExecuteNonQueryAsync();
+    }
+
+    [Fact]
+    public async Task An_untouched_audit_chain_verifies_with_open_calls_counted_apart()
+    {
+        var (store, _, _) = await ChainedAsync(5);
+        await store.BeginAsync(Record("late", Verdict.Started, DateTimeOffset.UtcNow), CancellationToken.None);
+        var report = await store.VerifyChainAsync(CancellationToken.None);
+        Assert.True(report.Intact, string.Join("; ", report.Problems));
+        Assert.Equal(5, report.Sealed);
+        Assert.Equal(1, report.Open);
+    }
+
+    [Theory]
+    [InlineData("update audit set reason = 'nothing to see' where agent = 'agent2'", "was modified after it was sealed")]
+    [InlineData("delete from audit where agent = 'agent3'", "was deleted")]
+    [InlineData("insert into audit (id, time_ms, tool, transport, groups_json, decision, rule, reason, duration_ms) values ('aud_forged', 0, 'query', 'x', '[]', 'Allowed', 'r', 'r', 0)", "was never sealed")]
+    [InlineData("update audit_chain set sealed = replace(sealed, 'because', 'because!') where seq = 2", "was altered after it was sealed")]
+    [InlineData("delete from audit_chain where seq = 3", "are missing")]
+    [InlineData("update audit_chain set seq = seq + 100 where seq = 2; update audit_chain set seq = 2 where seq = 4; update audit_chain set seq = 4 where seq = 102", "does not follow the link before it")]
+    public async Task Verification_names_each_kind_of_tampering(string tampering, string finding)
+    {
+        var (store, path, _) = await ChainedAsync(5);
+        await TamperAsync(path, tampering);
+        var report = await store.VerifyChainAsync(CancellationToken.None);
+        Assert.False(report.Intact);
+        Assert.Contains(report.Problems, p => p.Contains(finding, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Concurrent_writers_keep_one_consistent_chain()
+    {
+        var path = Path.Combine(TestDirectory.Create("chain"), "state.db");
+        var first = await SqliteStateStore.OpenAsync(path, CancellationToken.None);
+        var second = await SqliteStateStore.OpenAsync(path, CancellationToken.None);
+        await Task.WhenAll(Enumerable.Range(0, 40).Select(async i =>
+        {
+            var store = i % 2 == 0 ? first : second;
+            var record = Record($"writer{i}", Verdict.Started, DateTimeOffset.UtcNow);
+            await store.BeginAsync(record, CancellationToken.None);
+            await store.CompleteAsync(record with { Decision = Verdict.Allowed }, CancellationToken.None);
+        }));
+        var report = await first.VerifyChainAsync(CancellationToken.None);
+        Assert.True(report.Intact, string.Join("; ", report.Problems));
+        Assert.Equal(40, report.Sealed);
+    }
 }

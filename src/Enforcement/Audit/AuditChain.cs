@@ -1,0 +1,87 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+
+namespace Gatehouse.Enforcement.Audit;
+
+/// <summary>One link of the audit hash chain: a record as it was sealed, and the hash binding it to the link before.</summary>
+public sealed record ChainEntry(long Seq, string RecordId, string Prev, string Hash, string Sealed);
+
+/// <summary>What verification found: how much was checked, and each break in words.</summary>
+public sealed record ChainReport(int Sealed, int Open, IReadOnlyList<string> Problems)
+{
+    public bool Intact => Problems.Count == 0;
+}
+
+/// <summary>
+/// The audit log's hash chain (one chain per store, shared by every gateway process writing to it). Each completed record is
+/// sealed as canonical JSON with SHA-256(previous hash + record); a record sealed twice (a write's outcome, then its final
+/// state) has two links, and the latest must match what the store holds.
+/// </summary>
+public static class AuditChain
+{
+    public const string Genesis = "genesis";
+
+    public static string Canonical(AuditRecord record) => JsonSerializer.Serialize(record);
+
+    public static string Hash(string prev, string sealedRecord) =>
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(prev + "\n" + sealedRecord)));
+
+    public static ChainReport Verify(IReadOnlyList<ChainEntry> chain, IReadOnlyList<AuditRecord> records)
+    {
+        var problems = new List<string>();
+        var prev = Genesis;
+        long expectedSeq = 1;
+        var latest = new Dictionary<string, ChainEntry>(StringComparer.Ordinal);
+        foreach (var entry in chain)
+        {
+            if (entry.Seq != expectedSeq)
+            {
+                problems.Add($"links {expectedSeq}..{entry.Seq - 1} are missing: sealed records were deleted from the chain");
+            }
+
+            if (entry.Prev != prev)
+            {
+                problems.Add($"link {entry.Seq} (record {entry.RecordId}) does not follow the link before it: links were removed, inserted or reordered");
+            }
+
+            if (Hash(entry.Prev, entry.Sealed) != entry.Hash)
+            {
+                problems.Add($"link {entry.Seq} (record {entry.RecordId}) was altered after it was sealed");
+            }
+
+            prev = entry.Hash;
+            expectedSeq = entry.Seq + 1;
+            latest[entry.RecordId] = entry;
+        }
+
+        var open = 0;
+        var present = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var record in records)
+        {
+            present.Add(record.Id);
+            if (latest.TryGetValue(record.Id, out var link))
+            {
+                if (Canonical(record) != link.Sealed)
+                {
+                    problems.Add($"record {record.Id} was modified after it was sealed (link {link.Seq})");
+                }
+            }
+            else if (record.Decision == Verdict.Started)
+            {
+                open++;
+            }
+            else
+            {
+                problems.Add($"record {record.Id} is finished but was never sealed: it was inserted around the gateway");
+            }
+        }
+
+        foreach (var (id, link) in latest.Where(l => !present.Contains(l.Key)))
+        {
+            problems.Add($"record {id} was deleted (sealed at link {link.Seq})");
+        }
+
+        return new ChainReport(latest.Count, open, problems);
+    }
+}
