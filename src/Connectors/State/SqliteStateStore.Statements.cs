@@ -13,9 +13,11 @@ public sealed partial class SqliteStateStore : IStatementApprovalStore
     public async ValueTask<StatementApproval?> FindLiveAsync(string agent, string connection, string statementHash, string parametersHash, DateTimeOffset decidedSince, DateTimeOffset now, CancellationToken cancellationToken) =>
         (await QueryAsync(
             $"SELECT {StatementColumns} FROM statement_approvals WHERE agent = $agent AND connection = $connection AND statement_hash = $statement"
-            + " AND parameters_hash = $parameters AND ((status IN ('Pending', 'Approved') AND expires_ms > $now)"
+            + " AND parameters_hash = $parameters AND ((status IN ('Pending', 'Approved', 'Running') AND expires_ms > $now)"
             + " OR (status = 'Used' AND kept_result IS NOT NULL AND kept_until_ms > $now)"
-            + " OR (status IN ('Denied', 'Cancelled') AND created_ms > $since)) ORDER BY created_ms DESC LIMIT 1",
+            + " OR (status IN ('Denied', 'Cancelled') AND created_ms > $since))"
+            // A result waiting for its requester comes first: a newer request must not hide it.
+            + " ORDER BY kept_result IS NOT NULL DESC, created_ms DESC LIMIT 1",
             p =>
             {
                 p.AddWithValue("$agent", agent);
@@ -79,7 +81,8 @@ public sealed partial class SqliteStateStore : IStatementApprovalStore
             request = await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? ReadStatement(reader, now) : null;
         }
 
-        if (request is not { Status: StatementApprovalStatus.Pending })
+        // Checked again inside the write transaction: two decisions by one person arriving at once count once.
+        if (request is not { Status: StatementApprovalStatus.Pending } || request.RefuseApprover(vote.Approver) is not null)
         {
             return null;
         }
@@ -119,7 +122,7 @@ public sealed partial class SqliteStateStore : IStatementApprovalStore
 
     public async ValueTask<bool> ClaimAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) =>
         await ExecuteAsync(
-            "UPDATE statement_approvals SET status = 'Used' WHERE id = $id AND status = 'Approved' AND expires_ms > $now",
+            "UPDATE statement_approvals SET status = 'Running' WHERE id = $id AND status = 'Approved' AND expires_ms > $now",
             p =>
             {
                 p.AddWithValue("$id", id);
@@ -137,12 +140,12 @@ public sealed partial class SqliteStateStore : IStatementApprovalStore
             },
             cancellationToken).ConfigureAwait(false);
 
-    public async ValueTask KeepResultAsync(string id, string result, DateTimeOffset until, CancellationToken cancellationToken) =>
+    public async ValueTask FinishRunAsync(string id, string? result, DateTimeOffset until, CancellationToken cancellationToken) =>
         await ExecuteAsync(
-            "UPDATE statement_approvals SET kept_result = $result, kept_until_ms = $until WHERE id = $id",
+            "UPDATE statement_approvals SET status = 'Used', kept_result = $result, kept_until_ms = $until WHERE id = $id",
             p =>
             {
-                p.AddWithValue("$result", result);
+                p.AddWithValue("$result", Db(result));
                 p.AddWithValue("$until", ToMs(until));
                 p.AddWithValue("$id", id);
             },
@@ -167,7 +170,8 @@ public sealed partial class SqliteStateStore : IStatementApprovalStore
     {
         var status = Enum.Parse<StatementApprovalStatus>(r.GetString(13));
         var expires = FromMs(r.GetInt64(15));
-        if (status is StatementApprovalStatus.Pending or StatementApprovalStatus.Approved && expires <= now)
+        // A run that never finished (the process died) lapses with its approval, so a new request can be filed.
+        if (status is StatementApprovalStatus.Pending or StatementApprovalStatus.Approved or StatementApprovalStatus.Running && expires <= now)
         {
             status = StatementApprovalStatus.Expired;
         }

@@ -54,8 +54,9 @@ public sealed record AccessRequest(
     public static string NewId() => "req_" + Guid.CreateVersion7().ToString("N")[..20];
 
     /// <summary>Null when <paramref name="approver"/> may decide this request; the requester never may, through any channel.</summary>
-    public string? RefuseApprover(string approver) =>
+    public string? RefuseApprover(string approver, Identity.AgentIdentity? verified = null) =>
         string.Equals(approver, Agent, StringComparison.Ordinal) || string.Equals(approver, Subject, StringComparison.Ordinal)
+        || (verified is not null && verified.Issuer == Issuer && verified.Subject == Subject)
             ? $"'{approver}' made this request and cannot decide it; another person must"
             : null;
 

@@ -1,4 +1,5 @@
 using Gatehouse.Enforcement.Audit;
+using Gatehouse.Enforcement.Identity;
 using Gatehouse.Enforcement.Policy;
 
 namespace Gatehouse.Enforcement.Approvals;
@@ -17,12 +18,13 @@ public sealed record DeskOutcome(bool Done, string Message, bool NotFound = fals
 /// </summary>
 public sealed class ApprovalDesk(GatewayPolicy policy, NotifyingApprovals approvals, IAuditStore audit, TimeProvider time)
 {
-    /// <param name="groups">The decider's groups, when the channel knows them from a verified token (the admin API).</param>
-    public async Task<DeskOutcome> DecideAsync(string id, string who, IReadOnlyList<string> groups, bool approve, string? note, string channel, CancellationToken cancellationToken)
+    /// <param name="verified">The decider's verified token identity, when the channel has one (the admin API): its groups count, and
+    /// its issuer and subject are compared with the requester's.</param>
+    public async Task<DeskOutcome> DecideAsync(string id, string who, AgentIdentity? verified, bool approve, string? note, string channel, CancellationToken cancellationToken)
     {
         var outcome = id.StartsWith("apr_", StringComparison.Ordinal)
-            ? await VoteAsync(id, who, groups, approve, note, cancellationToken).ConfigureAwait(false)
-            : await DecideAccessAsync(id, who, groups, approve, note, cancellationToken).ConfigureAwait(false);
+            ? await VoteAsync(id, who, verified, approve, note, cancellationToken).ConfigureAwait(false)
+            : await DecideAccessAsync(id, who, verified, approve, note, cancellationToken).ConfigureAwait(false);
         return await RecordAsync(outcome, approve ? "approve" : "deny", who, id, note, channel, cancellationToken).ConfigureAwait(false);
     }
 
@@ -46,7 +48,7 @@ public sealed class ApprovalDesk(GatewayPolicy policy, NotifyingApprovals approv
         return await RecordAsync(outcome, "revoke", who, id, null, channel, cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task<DeskOutcome> VoteAsync(string id, string who, IReadOnlyList<string> groups, bool approve, string? note, CancellationToken cancellationToken)
+    private async Task<DeskOutcome> VoteAsync(string id, string who, AgentIdentity? verified, bool approve, string? note, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
         var request = await approvals.GetStatementAsync(id, now, cancellationToken).ConfigureAwait(false);
@@ -55,7 +57,7 @@ public sealed class ApprovalDesk(GatewayPolicy policy, NotifyingApprovals approv
             return DeskOutcome.Missing(id);
         }
 
-        if ((request.RefuseApprover(who) ?? policy.Approvals.RefuseApprover(who, groups)) is { } refusal)
+        if ((request.RefuseApprover(who, verified) ?? policy.Approvals.RefuseApprover(who, verified?.Groups ?? [])) is { } refusal)
         {
             return DeskOutcome.Refused(refusal);
         }
@@ -70,7 +72,7 @@ public sealed class ApprovalDesk(GatewayPolicy policy, NotifyingApprovals approv
         };
     }
 
-    private async Task<DeskOutcome> DecideAccessAsync(string id, string who, IReadOnlyList<string> groups, bool approve, string? note, CancellationToken cancellationToken)
+    private async Task<DeskOutcome> DecideAccessAsync(string id, string who, AgentIdentity? verified, bool approve, string? note, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
         var request = await approvals.GetAsync(id, now, cancellationToken).ConfigureAwait(false);
@@ -79,7 +81,7 @@ public sealed class ApprovalDesk(GatewayPolicy policy, NotifyingApprovals approv
             return DeskOutcome.Missing(id);
         }
 
-        if ((request.RefuseApprover(who) ?? policy.Approvals.RefuseApprover(who, groups)) is { } refusal)
+        if ((request.RefuseApprover(who, verified) ?? policy.Approvals.RefuseApprover(who, verified?.Groups ?? [])) is { } refusal)
         {
             return DeskOutcome.Refused(refusal);
         }

@@ -76,9 +76,10 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
     {
         await statements.CreateStatementAsync(request, cancellationToken).ConfigureAwait(false);
         var dryRun = request.DryRunRows is { } rows ? $" (a dry run touched {rows} row(s))" : "";
+        var sql = Outbound(request.Sql);
         notifier.Publish(new ApprovalEvent(
-            "request.created", request.Id, "statement", request.Agent, request.Connection, "pending", request.Sql, request.CreatedAt,
-            $"Gatehouse: agent {request.Agent} wants to run `{Clip(request.Sql)}` on {request.Connection}{dryRun}; {request.Rule}: {request.Reason}. Decide: gatehouse approvals approve|deny {request.Id}"));
+            "request.created", request.Id, "statement", request.Agent, request.Connection, "pending", sql, request.CreatedAt,
+            $"Gatehouse: agent {request.Agent} wants to run `{Clip(sql)}` on {request.Connection}{dryRun}; {request.Rule}: {request.Reason}. Decide: gatehouse approvals approve|deny {request.Id}"));
         if (Reviewer is not null)
         {
             _ = Task.Run(() => ReviewAsync(Reviewer, request), CancellationToken.None);
@@ -96,7 +97,7 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
             {
                 await statements.SetReviewAsync(request.Id, review, CancellationToken.None).ConfigureAwait(false);
                 notifier.Publish(new ApprovalEvent(
-                    "request.reviewed", request.Id, "statement", request.Agent, request.Connection, "pending", request.Sql, DateTimeOffset.UtcNow,
+                    "request.reviewed", request.Id, "statement", request.Agent, request.Connection, "pending", Outbound(request.Sql), DateTimeOffset.UtcNow,
                     $"Gatehouse reviewer on {request.Id}: {review}"));
             }
         }
@@ -118,7 +119,7 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
         {
             var status = decided.Status.ToString().ToLowerInvariant();
             notifier.Publish(new ApprovalEvent(
-                "request.decided", id, "statement", decided.Agent, decided.Connection, status, decided.Sql, now,
+                "request.decided", id, "statement", decided.Agent, decided.Connection, status, Outbound(decided.Sql), now,
                 $"Gatehouse: {vote.Approver} {(vote.Approve ? "approved" : "denied")} {decided.Agent}'s statement {id} ({decided.Approvals} of {decided.Required} approvals; now {status})"));
         }
 
@@ -138,13 +139,16 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
 
     public ValueTask<bool> ClaimAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) => statements.ClaimAsync(id, now, cancellationToken);
 
-    public ValueTask KeepResultAsync(string id, string result, DateTimeOffset until, CancellationToken cancellationToken) =>
-        statements.KeepResultAsync(id, result, until, cancellationToken);
+    public ValueTask FinishRunAsync(string id, string? result, DateTimeOffset until, CancellationToken cancellationToken) =>
+        statements.FinishRunAsync(id, result, until, cancellationToken);
 
     public ValueTask<string?> TakeResultAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) => statements.TakeResultAsync(id, now, cancellationToken);
 
     [LoggerMessage(20, LogLevel.Warning, "The AI reviewer could not review request {RequestId}; approvers decide without its summary")]
     private static partial void ReviewFailed(ILogger logger, Exception exception, string requestId);
+
+    // A webhook leaves for a third party (a chat channel): values in the SQL pass the detectors first.
+    private static string Outbound(string sql) => Masking.ContentDetectors.Mask(sql, new Masking.MaskingCounts());
 
     private static string Clip(string sql) => sql.Length <= 300 ? sql : sql[..300] + "…";
 }

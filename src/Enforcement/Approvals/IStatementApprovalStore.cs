@@ -18,21 +18,22 @@ public interface IStatementApprovalStore
 
     /// <summary>
     /// Adds a decision to a pending request, atomically: a denial denies it, the <c>Required</c>-th approval approves it until
-    /// <paramref name="now"/> + <paramref name="approvalLifetime"/>. Null when the request is not pending (or is unknown).
+    /// <paramref name="now"/> + <paramref name="approvalLifetime"/>. Null when nothing changed: the request is not pending (or is
+    /// unknown), or the approver is its requester or has already decided it.
     /// </summary>
     ValueTask<StatementApproval?> VoteAsync(string id, ApprovalVote vote, TimeSpan approvalLifetime, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>Cancels a pending request; false when it is no longer pending.</summary>
     ValueTask<bool> CancelAsync(string id, string by, DateTimeOffset now, CancellationToken cancellationToken);
 
-    /// <summary>Uses an approval: approved → used, once, across processes. False when it is not (or no longer) approved.</summary>
+    /// <summary>Uses an approval: approved → running, once, across processes. False when it is not (or no longer) approved.</summary>
     ValueTask<bool> ClaimAsync(string id, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>Attaches the AI reviewer's summary to a request.</summary>
     ValueTask SetReviewAsync(string id, string review, CancellationToken cancellationToken);
 
-    /// <summary>Keeps the result of a used request for its requester until <paramref name="until"/>.</summary>
-    ValueTask KeepResultAsync(string id, string result, DateTimeOffset until, CancellationToken cancellationToken);
+    /// <summary>Ends a run: running → used, keeping <paramref name="result"/> (if any: the caller had gone) for its requester until <paramref name="until"/>.</summary>
+    ValueTask FinishRunAsync(string id, string? result, DateTimeOffset until, CancellationToken cancellationToken);
 
     /// <summary>Hands over a kept result exactly once; null when there is none (taken, expired, never kept).</summary>
     ValueTask<string?> TakeResultAsync(string id, DateTimeOffset now, CancellationToken cancellationToken);

@@ -3,7 +3,7 @@ using System.Text;
 
 namespace Gatehouse.Enforcement.Approvals;
 
-/// <summary>Where a statement approval stands: pending → approved | denied | expired | cancelled; approved → used | expired.</summary>
+/// <summary>Where a statement approval stands: pending → approved | denied | expired | cancelled; approved → running → used; approved → expired.</summary>
 public enum StatementApprovalStatus
 {
     Pending,
@@ -11,6 +11,9 @@ public enum StatementApprovalStatus
     Denied,
     Expired,
     Cancelled,
+
+    /// <summary>Claimed: the approved statement is running now.</summary>
+    Running,
     Used,
 }
 
@@ -63,10 +66,14 @@ public sealed record StatementApproval(
 
     public int Approvals => Votes.Count(v => v.Approve);
 
-    /// <summary>Null when <paramref name="approver"/> may decide; the requester never may, nor may anyone twice.</summary>
-    public string? RefuseApprover(string approver)
+    /// <summary>
+    /// Null when <paramref name="approver"/> may decide; the requester never may (by name, or by the same issuer and subject
+    /// when the channel verified a token), nor may anyone twice.
+    /// </summary>
+    public string? RefuseApprover(string approver, Identity.AgentIdentity? verified = null)
     {
-        if (string.Equals(approver, Agent, StringComparison.Ordinal) || string.Equals(approver, Subject, StringComparison.Ordinal))
+        if (string.Equals(approver, Agent, StringComparison.Ordinal) || string.Equals(approver, Subject, StringComparison.Ordinal)
+            || (verified is not null && verified.Issuer == Issuer && verified.Subject == Subject))
         {
             return $"'{approver}' made this request and cannot decide it; another person must";
         }

@@ -4,7 +4,11 @@ using Gatehouse.Enforcement.Pipeline;
 
 namespace Gatehouse.Enforcement.Guardrails;
 
-/// <summary>Judges a classified statement against the built-in guards and the policy's rules, in order; the first match decides.</summary>
+/// <summary>
+/// Judges a classified statement against the built-in guards and the policy's rules. A matching deny rule refuses wherever it
+/// stands; otherwise the first matching require_approval rule sends the statement to a human. (An approval must never lift a
+/// refusal that a later rule would make.)
+/// </summary>
 public static class GuardrailEvaluator
 {
     public static Decision? Evaluate(StatementText statement, PlanFacts plan, AgentIdentity identity, string connection, IReadOnlyList<GuardrailRule> rules, double maxWriteRows)
@@ -14,18 +18,22 @@ public static class GuardrailEvaluator
             return Decision.Deny("guard.large_write", $"the planner estimates this write touches about {plan.EstimatedWriteRows:0} rows; the limit is {maxWriteRows:0}. Narrow the WHERE clause or split the work");
         }
 
+        Decision? approval = null;
         foreach (var rule in rules)
         {
             if ((rule.Connection is null || rule.Connection == connection) && Matches(rule.Match, statement, plan, identity))
             {
                 var message = rule.Message ?? $"guardrail '{rule.Id}' matches this statement";
-                return rule.Outcome == GuardrailOutcome.Deny
-                    ? Decision.Deny($"guard.{rule.Id}", message)
-                    : Decision.Deny($"guard.{rule.Id}", $"{message}. It needs a human's approval (rule '{rule.Id}')") with { NeedsApproval = true };
+                if (rule.Outcome == GuardrailOutcome.Deny)
+                {
+                    return Decision.Deny($"guard.{rule.Id}", message);
+                }
+
+                approval ??= Decision.Deny($"guard.{rule.Id}", $"{message}. It needs a human's approval (rule '{rule.Id}')") with { NeedsApproval = true };
             }
         }
 
-        return null;
+        return approval;
     }
 
     private static bool Matches(GuardrailMatch match, StatementText statement, PlanFacts plan, AgentIdentity identity)

@@ -30,8 +30,8 @@ public static class DatabaseProfiles
     /// <summary>The schema setup keeps the token key (and pgcrypto, unless installed elsewhere) in; no agent role may use it.</summary>
     public const string GatewaySchema = "gatehouse";
 
-    /// <summary>The pgcrypto function token views call with the key.</summary>
-    public const string TokenFunction = "hmac";
+    /// <summary>The pgcrypto function token views call with the key (where setup installs pgcrypto; elsewhere, allowlist it).</summary>
+    public const string TokenFunction = GatewaySchema + ".hmac";
 
     /// <summary>
     /// The plan as the caller's statement wrote it: a profile view's own reads (the token key, in the gateway's schema,
@@ -48,6 +48,10 @@ public static class DatabaseProfiles
 
     // Bumped when the shape of the views changes, so an old setup counts as missing rather than silently different.
     private const string Format = "gatehouse-profile-v1";
+
+    /// <summary>The gateway's own schemas (the token key, the profile views): no grant or request may name them.</summary>
+    public static bool IsGatewaySchema(string schema) =>
+        schema == GatewaySchema || schema.StartsWith(Prefix, StringComparison.Ordinal);
 
     /// <summary>Strict masking needs database profiles only where there is something to mask.</summary>
     public static bool Apply(ConnectionConfig connection) => connection.Masking == MaskingMode.Strict && connection.Tags.Count > 0;

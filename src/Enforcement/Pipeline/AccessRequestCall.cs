@@ -96,6 +96,11 @@ public sealed partial class GatewayPipeline
             return Decision.Deny("request.bad_tables", $"'{Clip(badSchema, 100)}' is not a schema name");
         }
 
+        if (input.Schemas.Concat(input.Tables.Select(t => t.Split('.')[0])).FirstOrDefault(Masking.DatabaseProfiles.IsGatewaySchema) is { } reserved)
+        {
+            return Decision.Deny("request.reserved_schema", $"schema '{Clip(reserved, 100)}' belongs to the gateway's strict masking; nobody can be granted it");
+        }
+
         foreach (var text in input.Tables)
         {
             if (!RelationName.TryParse(text, out var relation) || text.Length > 200)

@@ -35,6 +35,13 @@ public sealed partial class GatewayPipeline
                 : Delivered(QueryResultCodec.Read(kept), Decision.Allow("approval.result", $"the result of approved request {request.Id}, which ran after your earlier call ended"), run.Classification);
         }
 
+        if (request is { Status: StatementApprovalStatus.Running })
+        {
+            return new StepResult(
+                Decision.Deny("approval.running", $"request {request.Id} was approved and is running now; call again with the same statement in a moment for its result"),
+                Classification: run.Classification);
+        }
+
         if (request is null)
         {
             var (dryRun, sample) = execution.ReadOnly ? (null, null) : await DryRunAsync(run, statement, cancellationToken).ConfigureAwait(false);
@@ -176,13 +183,18 @@ public sealed partial class GatewayPipeline
     {
         var allowed = Decision.Allow("approval.approved", $"approved by {approvers} (request {request.Id})");
         long? maxRows = request.DryRunRows is { } rows ? rows + policy.Approvals.WriteTolerance : null;
-        var step = await ExecuteAsync(run, allowed, maxRows, CancellationToken.None).ConfigureAwait(false);
-        if (cancellationToken.IsCancellationRequested && step.Payload is QueryResult result)
+        string? kept = null;
+        try
         {
-            await statementApprovals.KeepResultAsync(request.Id, QueryResultCodec.Write(result), time.GetUtcNow() + policy.Approvals.ResultLifetime, CancellationToken.None).ConfigureAwait(false);
+            var step = await ExecuteAsync(run, allowed, maxRows, CancellationToken.None).ConfigureAwait(false);
+            kept = cancellationToken.IsCancellationRequested && step.Payload is QueryResult result ? QueryResultCodec.Write(result) : null;
+            return step;
         }
-
-        return step;
+        finally
+        {
+            // Running → used whatever happened: a failed run is over too, and the approval is spent.
+            await statementApprovals.FinishRunAsync(request.Id, kept, time.GetUtcNow() + policy.Approvals.ResultLifetime, CancellationToken.None).ConfigureAwait(false);
+        }
     }
 
     private static StepResult Delivered(QueryResult result, Decision decision, string classification) =>

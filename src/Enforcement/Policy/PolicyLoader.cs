@@ -260,6 +260,12 @@ public static partial class PolicyLoader
             }
         }
 
+        if (schemas.Concat(tables.Select(x => x.Schema)).FirstOrDefault(Masking.DatabaseProfiles.IsGatewaySchema) is { } reserved)
+        {
+            // The token key and the profile views live there; a grant on them would hand out the key or another profile's view.
+            reader.Error(node, $"{what}: schema '{reserved}' belongs to the gateway's strict masking and cannot be granted.");
+        }
+
         if (schemas.Count == 0 && tables.Count == 0)
         {
             reader.Error(node, $"{what}: a grant must name schemas or tables.");

@@ -43,9 +43,9 @@ public static class AdminApi
                 return shown is null ? Problem(StatusCodes.Status404NotFound, $"no request with id '{id}'") : Json(shown);
             }));
         api.MapPost("/requests/{id}/approve", (HttpContext context, AdminGate gate, ApprovalDesk desk, string id) =>
-            gate.RunAsync(context, async admin => Outcome(await desk.DecideAsync(id, admin.Agent, admin.Groups, approve: true, await ReasonAsync(context), Channel, context.RequestAborted))));
+            gate.RunAsync(context, async admin => Outcome(await desk.DecideAsync(id, admin.Agent, admin, approve: true, await ReasonAsync(context), Channel, context.RequestAborted))));
         api.MapPost("/requests/{id}/deny", (HttpContext context, AdminGate gate, ApprovalDesk desk, string id) =>
-            gate.RunAsync(context, async admin => Outcome(await desk.DecideAsync(id, admin.Agent, admin.Groups, approve: false, await ReasonAsync(context), Channel, context.RequestAborted))));
+            gate.RunAsync(context, async admin => Outcome(await desk.DecideAsync(id, admin.Agent, admin, approve: false, await ReasonAsync(context), Channel, context.RequestAborted))));
         api.MapPost("/requests/{id}/cancel", (HttpContext context, AdminGate gate, ApprovalDesk desk, string id) =>
             gate.RunAsync(context, async admin => Outcome(await desk.CancelAsync(id, admin.Agent, Channel, context.RequestAborted))));
         api.MapGet("/grants", async (HttpContext context, AdminGate gate, SqliteStateStore state) =>

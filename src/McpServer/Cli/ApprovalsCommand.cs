@@ -83,7 +83,7 @@ public static class ApprovalsCommand
             var requestId = parse.GetValue(id)!;
             var who = parse.GetValue(approver)!;
             await using var notifier = new CliNotifier(policy.Approvals.Webhook);
-            var outcome = await Desk(policy, state, notifier).DecideAsync(requestId, who, [], approve, parse.GetValue(reason), "cli", cancellationToken);
+            var outcome = await Desk(policy, state, notifier).DecideAsync(requestId, who, null, approve, parse.GetValue(reason), "cli", cancellationToken);
             var message = Done(outcome);
             if (parse.GetValue(json))
             {

@@ -142,11 +142,11 @@ public sealed class SqliteStateStoreTests
         var now = DateTimeOffset.UtcNow;
         var request = Statement(now);
         await store.CreateStatementAsync(request, CancellationToken.None);
-        await store.KeepResultAsync(request.Id, "{\"kept\":1}", now + TimeSpan.FromHours(1), CancellationToken.None);
+        await store.FinishRunAsync(request.Id, "{\"kept\":1}", now + TimeSpan.FromHours(1), CancellationToken.None);
         Assert.Equal("{\"kept\":1}", await store.TakeResultAsync(request.Id, now, CancellationToken.None));
         Assert.Null(await store.TakeResultAsync(request.Id, now, CancellationToken.None));
 
-        await store.KeepResultAsync(request.Id, "{\"kept\":2}", now + TimeSpan.FromHours(1), CancellationToken.None);
+        await store.FinishRunAsync(request.Id, "{\"kept\":2}", now + TimeSpan.FromHours(1), CancellationToken.None);
         Assert.Null(await store.TakeResultAsync(request.Id, now + TimeSpan.FromHours(2), CancellationToken.None));
     }
 

@@ -354,6 +354,46 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Setup_refuses_tagged_columns_PUBLIC_may_read_and_leaves_out_views_of_views_over_them()
+    {
+        await pg.AdminScalarAsync("grant select (ssn) on customers to public");
+        try
+        {
+            var check = await SetupAsync("--check");
+            Assert.Equal(ExitCodes.Drift, check.ExitCode);
+            Assert.Contains("PUBLIC may read public.customers.ssn", check.Stderr);
+        }
+        finally
+        {
+            await pg.AdminScalarAsync("revoke select (ssn) on customers from public");
+        }
+
+        await pg.AdminScalarAsync("create view strict_contacts as select id, email from customers");
+        await pg.AdminScalarAsync("create view strict_contacts_again as select id, email from strict_contacts");
+        try
+        {
+            var plan = await SetupAsync("--dry-run");
+            Assert.Contains("public.strict_contacts_again is left out", plan.Stdout);
+            Assert.Contains("public.customers.email", plan.Stdout);
+        }
+        finally
+        {
+            await pg.AdminScalarAsync("drop view strict_contacts_again, strict_contacts");
+        }
+
+        await using var guest = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("guest"));
+        var reserved = await guest.CallToolAsync("request_access", new Dictionary<string, object?>
+        {
+            ["connection"] = "shop",
+            ["schemas"] = new[] { "gatehouse" },
+            ["access"] = "read",
+            ["reason"] = "read the key",
+            ["duration"] = "10m",
+        });
+        Assert.Equal("request.reserved_schema", reserved.Rule());
+    }
+
+    [Fact]
     public async Task Setup_refuses_a_login_role_that_owns_tables()
     {
         var owner = TestGateway.Create(pg.GatewayConnectionString.Replace(pg.GatewayRole, "postgres", StringComparison.Ordinal), "unused", Agents, connectionSettings: Masking);

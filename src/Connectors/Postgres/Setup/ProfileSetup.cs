@@ -119,6 +119,22 @@ public static class ProfileSetup
             {
                 _blockers.Add($"the policy tags {tag}, which the database does not have: fix the tag so the real column is protected");
             }
+
+            // Privileges granted to PUBLIC reach every role, the gateway's included: a tagged column PUBLIC may read is
+            // readable raw through its table's qualified name, whatever the views mask.
+            foreach (var relation in state.Relations)
+            {
+                foreach (var column in relation.PublicReadable.Where(c => connection.Tags.ContainsKey(new ColumnUse(relation.Name, c))))
+                {
+                    _blockers.Add($"PUBLIC may read {relation.Name}.{column}, which the policy tags: every role could read it unmasked; REVOKE SELECT ON {relation.Name} FROM PUBLIC (and any column grant) first");
+                }
+            }
+
+            // Profile views run with their owner's rights, so row-level security would hold them to the admin's rows, not the agent's.
+            foreach (var relation in state.Relations.Where(r => r.RowSecurity && profiles.Any(p => p.AccessTo(r.Name) is not null)))
+            {
+                _blockers.Add($"{relation.Name} has row-level security, which profile views (owned by the admin running setup) would not apply; use overlay masking for this connection, or disable row-level security on it");
+            }
         }
 
         private void PlanLoginRole()
@@ -273,8 +289,9 @@ public static class ProfileSetup
         private List<ProfileView> Views(DatabaseProfile profile)
         {
             var order = connection.SearchPath.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToList();
+            // The gateway's own schemas are never wrapped, whatever a grant says.
             var candidates = state.Relations
-                .Where(r => profile.AccessTo(r.Name) is not null)
+                .Where(r => profile.AccessTo(r.Name) is not null && !DatabaseProfiles.IsGatewaySchema(r.Name.Schema))
                 .OrderBy(r => order.IndexOf(r.Name.Schema) is var i && i < 0 ? int.MaxValue : i)
                 .ThenBy(r => r.Name.Schema, StringComparer.Ordinal);
             var views = new List<ProfileView>();

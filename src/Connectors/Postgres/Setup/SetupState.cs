@@ -7,6 +7,12 @@ namespace Gatehouse.Connectors.Postgres.Setup;
 /// <summary>A relation setup may wrap in a profile view: its kind (pg_class.relkind) and columns with their types, in order.</summary>
 internal sealed record CatalogRelation(RelationName Name, char Kind, IReadOnlyList<(string Name, string Type)> Columns)
 {
+    /// <summary>Row-level security is on: views owned by the admin who runs setup would not be held to it.</summary>
+    public bool RowSecurity { get; init; }
+
+    /// <summary>Columns PUBLIC may read directly (all of them when PUBLIC holds SELECT on the table).</summary>
+    public IReadOnlyList<string> PublicReadable { get; init; } = [];
+
     public bool IsTable => Kind is 'r' or 'p';
 }
 
@@ -54,17 +60,23 @@ internal sealed class SetupState
         Add(batch, "SELECT current_database(), current_setting('standard_conforming_strings')");
         Add(
             batch,
-            "SELECT n.nspname, c.relname, c.relkind::text, array_agg(a.attname::text ORDER BY a.attnum), array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum)"
+            "SELECT n.nspname, c.relname, c.relkind::text, array_agg(a.attname::text ORDER BY a.attnum), array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum),"
+            + " c.relrowsecurity, array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE has_column_privilege('public', c.oid, a.attnum, 'SELECT'))"
             + " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
-            + " WHERE c.relkind IN ('r','v','m','p','f') AND NOT c.relispartition AND n.nspname = ANY($1) GROUP BY 1, 2, 3 ORDER BY 1, 2",
+            + " WHERE c.relkind IN ('r','v','m','p','f') AND NOT c.relispartition AND n.nspname = ANY($1) GROUP BY 1, 2, 3, c.relrowsecurity ORDER BY 1, 2",
             schemas.ToArray());
         Add(
             batch,
-            "SELECT DISTINCT vn.nspname, v.relname, tn.nspname, t.relname, coalesce(a.attname::text, '*')"
-            + " FROM pg_rewrite r JOIN pg_class v ON v.oid = r.ev_class JOIN pg_namespace vn ON vn.oid = v.relnamespace"
-            + " JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass"
-            + " JOIN pg_class t ON t.oid = d.refobjid AND t.oid <> v.oid JOIN pg_namespace tn ON tn.oid = t.relnamespace"
-            + " LEFT JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid AND d.refobjsubid > 0"
+            // Everything a view reads, through views of views: a view over a view over customers.ssn reads customers.ssn.
+            "WITH RECURSIVE reads(view_oid, ref_oid, ref_col) AS ("
+            + " SELECT r.ev_class, d.refobjid, d.refobjsubid FROM pg_rewrite r JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid"
+            + " AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> r.ev_class"
+            + " UNION SELECT reads.view_oid, d.refobjid, d.refobjsubid FROM reads JOIN pg_rewrite r ON r.ev_class = reads.ref_oid"
+            + " JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> r.ev_class)"
+            + " SELECT DISTINCT vn.nspname, v.relname, tn.nspname, t.relname, coalesce(a.attname::text, '*')"
+            + " FROM reads JOIN pg_class v ON v.oid = reads.view_oid JOIN pg_namespace vn ON vn.oid = v.relnamespace"
+            + " JOIN pg_class t ON t.oid = reads.ref_oid JOIN pg_namespace tn ON tn.oid = t.relnamespace"
+            + " LEFT JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = reads.ref_col AND reads.ref_col > 0"
             + " WHERE v.relkind IN ('v','m') AND vn.nspname = ANY($1)",
             schemas.ToArray());
         Add(
@@ -115,7 +127,11 @@ internal sealed class SetupState
         {
             var names = reader.GetFieldValue<string[]>(3);
             var types = reader.GetFieldValue<string[]>(4);
-            relations.Add(new CatalogRelation(new RelationName(reader.GetString(0), reader.GetString(1)), reader.GetString(2)[0], names.Zip(types).ToList()));
+            relations.Add(new CatalogRelation(new RelationName(reader.GetString(0), reader.GetString(1)), reader.GetString(2)[0], names.Zip(types).ToList())
+            {
+                RowSecurity = reader.GetBoolean(5),
+                PublicReadable = reader.IsDBNull(6) ? [] : reader.GetFieldValue<string[]>(6),
+            });
         }
 
         await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);

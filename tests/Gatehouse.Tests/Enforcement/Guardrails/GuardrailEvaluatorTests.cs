@@ -65,4 +65,21 @@ public sealed class GuardrailEvaluatorTests
         Assert.Contains("Payments are changed by people", decision.Reason);
         Assert.Contains("approval", decision.Reason);
     }
+
+    [Fact]
+    public void A_deny_rule_wins_over_an_earlier_require_approval_rule()
+    {
+        GuardrailRule[] rules =
+        [
+            new("payments-by-hand", null, new GuardrailMatch { Tables = [Payments] }, GuardrailOutcome.RequireApproval, "Payments are changed by people"),
+            new("no-deletes", null, new GuardrailMatch { Operations = ["delete"] }, GuardrailOutcome.Deny, "Nothing is deleted"),
+        ];
+        var deleted = GuardrailEvaluator.Evaluate(Statement("delete from payments where id = 1"), Write(Payments, "delete", 1), OpsBot, "shop", rules, 10_000);
+        Assert.Equal("guard.no-deletes", deleted!.Rule);
+        Assert.False(deleted.NeedsApproval);
+
+        var updated = GuardrailEvaluator.Evaluate(Statement("update payments set status = 'x' where id = 1"), Write(Payments, "update", 1), OpsBot, "shop", rules, 10_000);
+        Assert.Equal("guard.payments-by-hand", updated!.Rule);
+        Assert.True(updated.NeedsApproval);
+    }
 }

@@ -122,7 +122,7 @@ internal sealed class NoApprovals : IApprovalStore, IStatementApprovalStore
 
     public ValueTask<bool> ClaimAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(false);
 
-    public ValueTask KeepResultAsync(string id, string result, DateTimeOffset until, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+    public ValueTask FinishRunAsync(string id, string? result, DateTimeOffset until, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
     public ValueTask SetReviewAsync(string id, string review, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
