@@ -54,6 +54,27 @@ public sealed partial class SqliteStateStore : IAuditStore
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>One session's calls (an MCP session, or a stdio process's lifetime), oldest first.</summary>
+    public async Task<IReadOnlyList<AuditRecord>> SessionAsync(string sessionId, CancellationToken cancellationToken) =>
+        await QueryAsync(
+            $"SELECT {AuditColumns} FROM audit WHERE session_id = $session ORDER BY time_ms, id LIMIT 10000",
+            p => p.AddWithValue("$session", sessionId),
+            ReadAudit,
+            cancellationToken).ConfigureAwait(false);
+
+    /// <summary>Recent sessions, newest first: who, when, how many calls and refusals.</summary>
+    public async Task<IReadOnlyList<SessionSummary>> SessionsAsync(string? agent, int limit, CancellationToken cancellationToken) =>
+        await QueryAsync(
+            "SELECT session_id, max(agent), min(time_ms), max(time_ms), count(*), sum(decision = 'Denied'), sum(decision = 'Failed') FROM audit"
+            + " WHERE session_id IS NOT NULL AND ($agent IS NULL OR agent = $agent) GROUP BY session_id ORDER BY max(time_ms) DESC LIMIT $limit",
+            p =>
+            {
+                p.AddWithValue("$agent", Db(agent));
+                p.AddWithValue("$limit", limit);
+            },
+            r => new SessionSummary(r.GetString(0), NullableString(r, 1), FromMs(r.GetInt64(2)), FromMs(r.GetInt64(3)), r.GetInt32(4), r.GetInt32(5), r.GetInt32(6)),
+            cancellationToken).ConfigureAwait(false);
+
     /// <summary>Walks the chain and compares it with the records: every break, each named.</summary>
     public async Task<ChainReport> VerifyChainAsync(CancellationToken cancellationToken)
     {

@@ -61,3 +61,6 @@ public sealed record AuditRecord
     /// <summary>A new, time-ordered record id.</summary>
     public static string NewId() => "aud_" + Guid.CreateVersion7().ToString("N");
 }
+
+/// <summary>A session at a glance: its agent, first and last call, and how many calls were made, refused and failed.</summary>
+public sealed record SessionSummary(string SessionId, string? Agent, DateTimeOffset First, DateTimeOffset Last, int Calls, int Denied, int Failed);

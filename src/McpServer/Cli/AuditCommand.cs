@@ -8,7 +8,77 @@ namespace Gatehouse.McpServer.Cli;
 /// <summary><c>gatehouse audit list|show</c>: what every agent did, newest first.</summary>
 public static class AuditCommand
 {
-    public static Command Create() => new("audit", "Read the audit log of tool calls, and check it has not been tampered with.") { List(), Show(), Verify() };
+    public static Command Create() => new("audit", "Read the audit log of tool calls, and check it has not been tampered with.") { List(), Show(), Sessions(), Replay(), Verify() };
+
+    private static Command Sessions()
+    {
+        var config = CliApp.ConfigOption();
+        var agent = new Option<string?>("--agent") { Description = "Only this agent's sessions." };
+        var limit = new Option<int>("--limit") { Description = "At most this many sessions.", DefaultValueFactory = _ => 50 };
+        var json = CliApp.JsonOption();
+        var command = new Command("sessions", "List recent sessions (an MCP session, or one stdio process), newest first.") { config, agent, limit, json };
+        command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
+        {
+            var (_, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
+            var sessions = await state.SessionsAsync(parse.GetValue(agent), Math.Clamp(parse.GetValue(limit), 1, 10_000), cancellationToken);
+            if (parse.GetValue(json))
+            {
+                Output.WriteJson(sessions);
+                return 0;
+            }
+
+            Output.WriteTable(
+                ["SESSION", "AGENT", "FIRST", "LAST", "CALLS", "DENIED", "FAILED"],
+                sessions.Select(s => (IReadOnlyList<string>)[s.SessionId, s.Agent ?? "-", Output.Time(s.First), Output.Time(s.Last), $"{s.Calls}", $"{s.Denied}", $"{s.Failed}"]));
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command Replay()
+    {
+        var config = CliApp.ConfigOption();
+        var session = new Argument<string>("session") { Description = "The session id (audit sessions lists them)." };
+        var json = CliApp.JsonOption();
+        var command = new Command("replay", "Print one session as a timeline: each call, what it was, the decision and why, rows, masking and timing.") { session, config, json };
+        command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
+        {
+            var (_, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
+            var id = parse.GetValue(session)!;
+            var calls = await state.SessionAsync(id, cancellationToken);
+            if (calls.Count == 0)
+            {
+                throw new CliException($"no session '{id}' in the audit log; gatehouse audit sessions lists them", refused: true);
+            }
+
+            if (parse.GetValue(json))
+            {
+                Output.WriteJson(calls);
+                return 0;
+            }
+
+            var start = calls[0].Time;
+            await Console.Out.WriteLineAsync($"Session {id}: agent {calls[0].Agent ?? "(unidentified)"}, {calls.Count} call(s) from {Output.Time(start)} over {Durations.Format(calls[^1].Time - start)}");
+            foreach (var call in calls)
+            {
+                await Console.Out.WriteLineAsync($"+{(call.Time - start).TotalSeconds,8:0.000}s  {call.Tool,-16} {call.Decision,-8} {call.Rule}  ({call.DurationMs:0.0} ms{(call.RowCount is { } rows ? $", {rows} row(s)" : "")}{(call.Masking is { } m ? $", masked {m}" : "")})");
+                if (call.Sql is not null)
+                {
+                    await Console.Out.WriteLineAsync($"           sql: {Output.Clip(call.Sql, 200)}");
+                }
+
+                if (call.Classification is not null)
+                {
+                    await Console.Out.WriteLineAsync($"           touches: {Output.Clip(call.Classification, 200)}");
+                }
+
+                await Console.Out.WriteLineAsync($"           why: {Output.Clip(call.Reason, 300)}  [{call.Id}]");
+            }
+
+            return 0;
+        }));
+        return command;
+    }
 
     private static Command Verify()
     {

@@ -17,7 +17,7 @@ public sealed class CliTests(PostgresFixture pg)
     [Fact]
     public async Task Every_verb_has_help()
     {
-        foreach (var verb in new[] { "serve", "token mint", "audit list", "audit show", "approvals list", "approvals approve", "agents disable", "classify", "setup", "grants list", "grants revoke", "audit verify", "approvals show", "approvals cancel", "demo" })
+        foreach (var verb in new[] { "serve", "token mint", "audit list", "audit show", "approvals list", "approvals approve", "agents disable", "classify", "setup", "grants list", "grants revoke", "audit verify", "audit sessions", "audit replay", "approvals show", "approvals cancel", "demo" })
         {
             var (exitCode, stdout, _) = await Gatehouse([.. verb.Split(' '), "--help"]);
             Assert.Equal(0, exitCode);
@@ -88,6 +88,29 @@ public sealed class CliTests(PostgresFixture pg)
         var verified = await Gatehouse("audit", "verify", "--config", _gateway.PolicyPath);
         Assert.Equal(0, verified.ExitCode);
         Assert.Contains("Intact", verified.Stdout);
+    }
+
+    [Fact]
+    public async Task A_session_replays_as_a_timeline_of_its_calls_in_order()
+    {
+        await using (var client = await GatewayClients.StdioAsync(_gateway, _gateway.Mint("narrow")))
+        {
+            await client.QueryAsync("select count(*) from orders");
+            await client.QueryAsync("select count(*) from customers");
+        }
+
+        var sessions = await Gatehouse("audit", "sessions", "--config", _gateway.PolicyPath, "--agent", "narrow", "--json");
+        var session = System.Text.Json.JsonDocument.Parse(sessions.Stdout).RootElement[0];
+        Assert.True(session.GetProperty("calls").GetInt32() >= 3, sessions.Stdout);
+        Assert.Equal(1, session.GetProperty("denied").GetInt32());
+
+        var replay = await Gatehouse("audit", "replay", session.GetProperty("session_id").GetString()!, "--config", _gateway.PolicyPath);
+        Assert.Equal(0, replay.ExitCode);
+        var orders = replay.Stdout.IndexOf("select count(*) from orders", StringComparison.Ordinal);
+        var customers = replay.Stdout.IndexOf("select count(*) from customers", StringComparison.Ordinal);
+        Assert.True(orders > 0 && customers > orders, replay.Stdout);
+        Assert.Contains("grant.relation_not_granted", replay.Stdout);
+        Assert.Equal(ExitCodes.Refused, (await Gatehouse("audit", "replay", "no-such-session", "--config", _gateway.PolicyPath)).ExitCode);
     }
 
     [Fact]
