@@ -75,16 +75,73 @@ public sealed partial class SqliteStateStore : IAuditStore
             r => new SessionSummary(r.GetString(0), NullableString(r, 1), FromMs(r.GetInt64(2)), FromMs(r.GetInt64(3)), r.GetInt32(4), r.GetInt32(5), r.GetInt32(6)),
             cancellationToken).ConfigureAwait(false);
 
-    /// <summary>Walks the chain and compares it with the records: every break, each named.</summary>
-    public async Task<ChainReport> VerifyChainAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Retention: removes records finished before <paramref name="before"/> and their chain links, in one transaction, and leaves
+    /// a checkpoint signed with <paramref name="sign"/> where the chain now starts, so what remains still verifies.
+    /// </summary>
+    public async Task<ChainCheckpoint?> PurgeAsync(DateTimeOffset before, Func<string, string> sign, CancellationToken cancellationToken)
     {
+        await using var connection = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        SqliteCommand Command(string sql, params (string Name, object Value)[] parameters)
+        {
+            var command = connection.CreateCommand();
+            command.Transaction = transaction;
+            command.CommandText = sql;
+            foreach (var (name, value) in parameters)
+            {
+                command.Parameters.AddWithValue(name, value);
+            }
+
+            return command;
+        }
+
+        async Task<object?> ScalarAsync(string sql, params (string Name, object Value)[] parameters)
+        {
+            await using var command = Command(sql, parameters);
+            return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        // The cut: the last link that seals a record from before the cutoff. Everything up to it goes; a record sealed again
+        // after the cut keeps its newer link and stays.
+        var through = await ScalarAsync(
+            "SELECT max(c.seq) FROM audit_chain c JOIN audit a ON a.id = c.record_id WHERE a.time_ms < $before", ("$before", ToMs(before))) is long seq ? seq : 0;
+        if (through == 0)
+        {
+            return null;
+        }
+
+        var lastHash = (string)(await ScalarAsync("SELECT hash FROM audit_chain WHERE seq = $seq", ("$seq", through)))!;
+        int purged;
+        await using (var delete = Command("DELETE FROM audit WHERE id IN (SELECT record_id FROM audit_chain GROUP BY record_id HAVING max(seq) <= $seq)", ("$seq", through)))
+        {
+            purged = await delete.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+        await ScalarAsync("DELETE FROM audit_chain WHERE seq <= $seq", ("$seq", through));
+        var at = FromMs(ToMs(DateTimeOffset.UtcNow));
+        var checkpoint = new ChainCheckpoint(through, lastHash, purged, at, sign(ChainCheckpoint.SignedText(through, lastHash, purged, at)));
+        await ScalarAsync(
+            "INSERT INTO audit_checkpoints (through_seq, last_hash, purged, at_ms, signature) VALUES ($seq, $hash, $purged, $at, $signature)",
+            ("$seq", through), ("$hash", lastHash), ("$purged", purged), ("$at", ToMs(at)), ("$signature", checkpoint.Signature));
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return checkpoint;
+    }
+
+    /// <summary>Walks the chain (from the latest purge checkpoint, if any) and compares it with the records: every break, each named.</summary>
+    public async Task<ChainReport> VerifyChainAsync(Func<string, string, bool>? signatureValid, CancellationToken cancellationToken)
+    {
+        var checkpoint = (await QueryAsync(
+            "SELECT through_seq, last_hash, purged, at_ms, signature FROM audit_checkpoints ORDER BY through_seq DESC LIMIT 1",
+            _ => { },
+            r => new ChainCheckpoint(r.GetInt64(0), r.GetString(1), r.GetInt32(2), FromMs(r.GetInt64(3)), r.GetString(4)),
+            cancellationToken).ConfigureAwait(false)).FirstOrDefault();
         var entries = await QueryAsync(
             "SELECT seq, record_id, prev, hash, sealed FROM audit_chain ORDER BY seq",
             _ => { },
             r => new ChainEntry(r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4)),
             cancellationToken).ConfigureAwait(false);
         var records = await QueryAsync($"SELECT {AuditColumns} FROM audit", _ => { }, ReadAudit, cancellationToken).ConfigureAwait(false);
-        return AuditChain.Verify(entries, records);
+        return AuditChain.Verify(entries, records, checkpoint, signatureValid);
     }
 
     public async ValueTask<AuditRecord?> GetAsync(string id, CancellationToken cancellationToken) =>

@@ -30,6 +30,8 @@ public sealed partial class SqliteStateStore
         CREATE INDEX IF NOT EXISTS statement_approvals_lookup ON statement_approvals(agent, connection, statement_hash, parameters_hash);
         CREATE TABLE IF NOT EXISTS audit_chain (
             seq INTEGER PRIMARY KEY, record_id TEXT NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL, sealed TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS audit_checkpoints (
+            id INTEGER PRIMARY KEY, through_seq INTEGER NOT NULL, last_hash TEXT NOT NULL, purged INTEGER NOT NULL, at_ms INTEGER NOT NULL, signature TEXT NOT NULL);
         CREATE TABLE IF NOT EXISTS agents (
             agent TEXT PRIMARY KEY, disabled INTEGER NOT NULL, changed_by TEXT NOT NULL, changed_ms INTEGER NOT NULL);
         """;

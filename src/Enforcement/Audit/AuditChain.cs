@@ -7,6 +7,17 @@ namespace Gatehouse.Enforcement.Audit;
 /// <summary>One link of the audit hash chain: a record as it was sealed, and the hash binding it to the link before.</summary>
 public sealed record ChainEntry(long Seq, string RecordId, string Prev, string Hash, string Sealed);
 
+/// <summary>
+/// Where a purge cut the chain: links up to <see cref="ThroughSeq"/> are gone, the next link must follow <see cref="LastHash"/>.
+/// Signed, so the cut itself cannot be moved or forged without the checkpoint key.
+/// </summary>
+public sealed record ChainCheckpoint(long ThroughSeq, string LastHash, int Purged, DateTimeOffset At, string Signature)
+{
+    /// <summary>The exact text that is signed.</summary>
+    public static string SignedText(long throughSeq, string lastHash, int purged, DateTimeOffset at) =>
+        $"gatehouse-audit-checkpoint\n{throughSeq}\n{lastHash}\n{purged}\n{at.ToUnixTimeMilliseconds()}";
+}
+
 /// <summary>What verification found: how much was checked, and each break in words.</summary>
 public sealed record ChainReport(int Sealed, int Open, IReadOnlyList<string> Problems)
 {
@@ -27,11 +38,19 @@ public static class AuditChain
     public static string Hash(string prev, string sealedRecord) =>
         Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(prev + "\n" + sealedRecord)));
 
-    public static ChainReport Verify(IReadOnlyList<ChainEntry> chain, IReadOnlyList<AuditRecord> records)
+    /// <param name="checkpoint">The latest purge checkpoint, if records were purged; the chain resumes from it.</param>
+    /// <param name="signatureValid">Checks a checkpoint's signature over its signed text.</param>
+    public static ChainReport Verify(IReadOnlyList<ChainEntry> chain, IReadOnlyList<AuditRecord> records, ChainCheckpoint? checkpoint = null, Func<string, string, bool>? signatureValid = null)
     {
         var problems = new List<string>();
-        var prev = Genesis;
-        long expectedSeq = 1;
+        var prev = checkpoint?.LastHash ?? Genesis;
+        var expectedSeq = (checkpoint?.ThroughSeq ?? 0) + 1;
+        if (checkpoint is not null
+            && signatureValid?.Invoke(ChainCheckpoint.SignedText(checkpoint.ThroughSeq, checkpoint.LastHash, checkpoint.Purged, checkpoint.At), checkpoint.Signature) != true)
+        {
+            problems.Add($"the purge checkpoint at link {checkpoint.ThroughSeq} is not signed by the checkpoint key: the purge record was forged or altered");
+        }
+
         var latest = new Dictionary<string, ChainEntry>(StringComparer.Ordinal);
         foreach (var entry in chain)
         {

@@ -8,7 +8,30 @@ namespace Gatehouse.McpServer.Cli;
 /// <summary><c>gatehouse audit list|show</c>: what every agent did, newest first.</summary>
 public static class AuditCommand
 {
-    public static Command Create() => new("audit", "Read the audit log of tool calls, and check it has not been tampered with.") { List(), Show(), Sessions(), Replay(), Verify() };
+    public static Command Create() => new("audit", "Read the audit log of tool calls, and check it has not been tampered with.") { List(), Show(), Sessions(), Replay(), Verify(), Purge() };
+
+    private static Command Purge()
+    {
+        var config = CliApp.ConfigOption();
+        var olderThan = new Option<string>("--older-than") { Description = "Remove records finished longer ago than this, e.g. 90d.", Required = true };
+        var command = new Command("purge", "Retention: remove old records and leave a signed checkpoint, so what remains still verifies.") { config, olderThan };
+        command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
+        {
+            var age = Durations.Parse(parse.GetValue(olderThan)!);
+            if (age < TimeSpan.FromHours(1))
+            {
+                throw new CliException("--older-than must be at least 1h: purging is for retention, not for hiding recent calls");
+            }
+
+            var (policy, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
+            var checkpoint = await state.PurgeAsync(DateTimeOffset.UtcNow - age, CheckpointKey.For(policy).Sign, cancellationToken);
+            await Console.Out.WriteLineAsync(checkpoint is null
+                ? $"Nothing finished before {Output.Time(DateTimeOffset.UtcNow - age)}; nothing purged."
+                : $"Purged {checkpoint.Purged} record(s) through chain link {checkpoint.ThroughSeq}; the signed checkpoint keeps the rest verifiable.");
+            return 0;
+        }));
+        return command;
+    }
 
     private static Command Sessions()
     {
@@ -86,8 +109,8 @@ public static class AuditCommand
         var command = new Command("verify", $"Check the audit log's hash chain: any record changed, deleted, inserted or reordered is named (exit {ExitCodes.Drift}).") { config };
         command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
         {
-            var (_, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
-            var report = await state.VerifyChainAsync(cancellationToken);
+            var (policy, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
+            var report = await state.VerifyChainAsync(CheckpointKey.For(policy).Verify, cancellationToken);
             foreach (var problem in report.Problems)
             {
                 await Console.Out.WriteLineAsync($"tampered: {problem}");

@@ -17,7 +17,7 @@ public sealed class CliTests(PostgresFixture pg)
     [Fact]
     public async Task Every_verb_has_help()
     {
-        foreach (var verb in new[] { "serve", "token mint", "audit list", "audit show", "approvals list", "approvals approve", "agents disable", "classify", "setup", "grants list", "grants revoke", "audit verify", "audit sessions", "audit replay", "approvals show", "approvals cancel", "demo" })
+        foreach (var verb in new[] { "serve", "token mint", "audit list", "audit show", "approvals list", "approvals approve", "agents disable", "classify", "setup", "grants list", "grants revoke", "audit verify", "audit sessions", "audit replay", "audit purge", "approvals show", "approvals cancel", "demo" })
         {
             var (exitCode, stdout, _) = await Gatehouse([.. verb.Split(' '), "--help"]);
             Assert.Equal(0, exitCode);
@@ -85,6 +85,8 @@ public sealed class CliTests(PostgresFixture pg)
         Assert.Equal(ExitCodes.Refused, (await Gatehouse("audit", "show", "aud_nope", "--config", _gateway.PolicyPath)).ExitCode);
         Assert.Equal(ExitCodes.Error, (await Gatehouse("audit", "list", "--config", _gateway.PolicyPath, "--decision", "maybe")).ExitCode);
 
+        Assert.Equal(ExitCodes.Error, (await Gatehouse("audit", "purge", "--config", _gateway.PolicyPath, "--older-than", "5m")).ExitCode);
+        Assert.Contains("nothing purged", (await Gatehouse("audit", "purge", "--config", _gateway.PolicyPath, "--older-than", "1h")).Stdout);
         var verified = await Gatehouse("audit", "verify", "--config", _gateway.PolicyPath);
         Assert.Equal(0, verified.ExitCode);
         Assert.Contains("Intact", verified.Stdout);

@@ -180,7 +180,7 @@ public sealed class SqliteStateStoreTests
     {
         var (store, _, _) = await ChainedAsync(5);
         await store.BeginAsync(Record("late", Verdict.Started, DateTimeOffset.UtcNow), CancellationToken.None);
-        var report = await store.VerifyChainAsync(CancellationToken.None);
+        var report = await store.VerifyChainAsync(null, CancellationToken.None);
         Assert.True(report.Intact, string.Join("; ", report.Problems));
         Assert.Equal(5, report.Sealed);
         Assert.Equal(1, report.Open);
@@ -197,7 +197,7 @@ public sealed class SqliteStateStoreTests
     {
         var (store, path, _) = await ChainedAsync(5);
         await TamperAsync(path, tampering);
-        var report = await store.VerifyChainAsync(CancellationToken.None);
+        var report = await store.VerifyChainAsync(null, CancellationToken.None);
         Assert.False(report.Intact);
         Assert.Contains(report.Problems, p => p.Contains(finding, StringComparison.Ordinal));
     }
@@ -215,8 +215,35 @@ public sealed class SqliteStateStoreTests
             await store.BeginAsync(record, CancellationToken.None);
             await store.CompleteAsync(record with { Decision = Verdict.Allowed }, CancellationToken.None);
         }));
-        var report = await first.VerifyChainAsync(CancellationToken.None);
+        var report = await first.VerifyChainAsync(null, CancellationToken.None);
         Assert.True(report.Intact, string.Join("; ", report.Problems));
         Assert.Equal(40, report.Sealed);
+    }
+
+    [Fact]
+    public async Task A_purge_leaves_a_signed_checkpoint_so_the_rest_still_verifies_and_a_forged_cut_does_not()
+    {
+        var path = Path.Combine(TestDirectory.Create("chain"), "state.db");
+        var store = await SqliteStateStore.OpenAsync(path, CancellationToken.None);
+        var now = DateTimeOffset.UtcNow;
+        for (var i = 0; i < 6; i++)
+        {
+            var record = Record($"agent{i}", Verdict.Started, i < 3 ? now.AddDays(-10).AddSeconds(i) : now.AddSeconds(i));
+            await store.BeginAsync(record, CancellationToken.None);
+            await store.CompleteAsync(record with { Decision = Verdict.Allowed }, CancellationToken.None);
+        }
+
+        static string Sign(string text) => "signed:" + AuditChain.Hash("key", text);
+        static bool Valid(string text, string signature) => signature == Sign(text);
+        var checkpoint = await store.PurgeAsync(now.AddDays(-1), Sign, CancellationToken.None);
+        Assert.Equal(3, checkpoint!.Purged);
+        Assert.Equal(3, (await store.ListAsync(new AuditQuery(Limit: 100), CancellationToken.None)).Count);
+        var report = await store.VerifyChainAsync(Valid, CancellationToken.None);
+        Assert.True(report.Intact, string.Join("; ", report.Problems));
+        Assert.Equal(3, report.Sealed);
+        Assert.Null(await store.PurgeAsync(now.AddDays(-1), Sign, CancellationToken.None));
+
+        await TamperAsync(path, "update audit_checkpoints set through_seq = 4");
+        Assert.Contains((await store.VerifyChainAsync(Valid, CancellationToken.None)).Problems, p => p.Contains("not signed by the checkpoint key", StringComparison.Ordinal));
     }
 }
