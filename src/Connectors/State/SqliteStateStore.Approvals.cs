@@ -75,17 +75,6 @@ public sealed partial class SqliteStateStore : IApprovalStore
             },
             cancellationToken).ConfigureAwait(false) == 1;
 
-    public async ValueTask<IReadOnlyList<(string Connection, string Class)>> ActiveUnmaskAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) =>
-        await QueryAsync(
-            "SELECT connection, unmask FROM access_requests WHERE agent = $agent AND status = 'Approved' AND grant_expires_ms > $now AND unmask IS NOT NULL",
-            p =>
-            {
-                p.AddWithValue("$agent", agent);
-                p.AddWithValue("$now", ToMs(now));
-            },
-            r => (r.GetString(0), r.GetString(1)),
-            cancellationToken).ConfigureAwait(false);
-
     public async ValueTask<IReadOnlyList<Grant>> ActiveGrantsAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) =>
         await QueryAsync(
             $"SELECT {RequestColumns} FROM access_requests WHERE agent = $agent AND status = 'Approved' AND grant_expires_ms > $now",

@@ -62,5 +62,5 @@ public sealed record AccessRequest(
 
     /// <summary>The grant this request gives while approved and unexpired.</summary>
     public Grant ToGrant() =>
-        new(Connection, Access, Schemas, Tables) { Source = $"request {Id}", ExpiresAt = GrantExpiresAt };
+        new(Connection, Access, Schemas, Tables) { Source = $"request {Id}", ExpiresAt = GrantExpiresAt, Unmask = Unmask };
 }

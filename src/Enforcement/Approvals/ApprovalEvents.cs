@@ -63,9 +63,6 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
     public ValueTask<bool> RevokeAsync(string id, string revokedBy, DateTimeOffset now, CancellationToken cancellationToken) =>
         access.RevokeAsync(id, revokedBy, now, cancellationToken);
 
-    public ValueTask<IReadOnlyList<(string Connection, string Class)>> ActiveUnmaskAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) =>
-        access.ActiveUnmaskAsync(agent, now, cancellationToken);
-
     public ValueTask<IReadOnlyList<Grant>> ActiveGrantsAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) =>
         access.ActiveGrantsAsync(agent, now, cancellationToken);
 

@@ -17,9 +17,6 @@ public interface IApprovalStore
     /// <summary>Ends an approved request's grant now; false when it is not an active grant.</summary>
     ValueTask<bool> RevokeAsync(string id, string revokedBy, DateTimeOffset now, CancellationToken cancellationToken);
 
-    /// <summary>The classes approved unmask requests of <paramref name="agent"/> let it see unmasked, per connection, until they expire.</summary>
-    ValueTask<IReadOnlyList<(string Connection, string Class)>> ActiveUnmaskAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken);
-
-    /// <summary>The grants from approved requests of <paramref name="agent"/> that have not yet expired.</summary>
+    /// <summary>The grants (table access, or a class to unmask) from approved requests of <paramref name="agent"/> that have not yet expired.</summary>
     ValueTask<IReadOnlyList<Grant>> ActiveGrantsAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken);
 }

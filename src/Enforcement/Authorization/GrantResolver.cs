@@ -7,7 +7,14 @@ namespace Gatehouse.Enforcement.Authorization;
 /// <summary>Collects the grants an identity holds on a connection: its own, its groups', and unexpired approved requests.</summary>
 public sealed class GrantResolver(GatewayPolicy policy, IApprovalStore approvals)
 {
-    public async ValueTask<IReadOnlyList<Grant>> ResolveAsync(AgentIdentity identity, string connection, DateTimeOffset now, CancellationToken cancellationToken)
+    public async ValueTask<IReadOnlyList<Grant>> ResolveAsync(AgentIdentity identity, string connection, DateTimeOffset now, CancellationToken cancellationToken) =>
+        (await ResolveRightsAsync(identity, connection, now, cancellationToken).ConfigureAwait(false)).Grants;
+
+    /// <summary>
+    /// An identity's grants on a connection and the classes it may see unmasked there: its own and its groups' in the policy,
+    /// and unexpired approved requests, read from the store once.
+    /// </summary>
+    public async ValueTask<(IReadOnlyList<Grant> Grants, IReadOnlySet<string> Unmask)> ResolveRightsAsync(AgentIdentity identity, string connection, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var grants = new List<Grant>();
         if (policy.Agents.TryGetValue(identity.Agent, out var agent))
@@ -24,21 +31,9 @@ public sealed class GrantResolver(GatewayPolicy policy, IApprovalStore approvals
         }
 
         grants.AddRange(await approvals.ActiveGrantsAsync(identity.Agent, now, cancellationToken).ConfigureAwait(false));
-        return grants.Where(g => g.Connection == connection).ToList();
-    }
-
-    /// <summary>The classes an identity may see unmasked on a connection: its own and its groups' in the policy, and approved unmask requests.</summary>
-    public async ValueTask<IReadOnlySet<string>> UnmaskAsync(AgentIdentity identity, string connection, DateTimeOffset now, CancellationToken cancellationToken)
-    {
-        var rights = new HashSet<string>(Masking.OverlayMasking.UnmaskRights(policy, identity), StringComparer.Ordinal);
-        foreach (var (on, className) in await approvals.ActiveUnmaskAsync(identity.Agent, now, cancellationToken).ConfigureAwait(false))
-        {
-            if (on == connection)
-            {
-                rights.Add(className);
-            }
-        }
-
-        return rights;
+        var onConnection = grants.Where(g => g.Connection == connection).ToList();
+        var unmask = new HashSet<string>(Masking.OverlayMasking.UnmaskRights(policy, identity), StringComparer.Ordinal);
+        unmask.UnionWith(onConnection.Where(g => g.Unmask is not null).Select(g => g.Unmask!));
+        return (onConnection, unmask);
     }
 }

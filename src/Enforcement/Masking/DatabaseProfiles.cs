@@ -86,17 +86,17 @@ public static class DatabaseProfiles
     /// Every profile the policy's agents and groups need on a connection, each once, naming who uses it; plus, for agents
     /// holding time-boxed grants from approved requests (<paramref name="timeBoxed"/>), the profile of their widened rights.
     /// </summary>
-    public static IReadOnlyList<DatabaseProfile> All(GatewayPolicy policy, ConnectionConfig connection, IReadOnlyDictionary<string, TimeBoxedRights>? timeBoxed = null)
+    public static IReadOnlyList<DatabaseProfile> All(GatewayPolicy policy, ConnectionConfig connection, IReadOnlyDictionary<string, IReadOnlyList<Grant>>? timeBoxed = null)
     {
         var principals = policy.Agents.Values.Select(a => (Name: $"agent {a.Name}", a.Grants, a.Unmask))
             .Concat(policy.Groups.Values.Select(g => (Name: $"group {g.Name}", g.Grants, g.Unmask)))
-            .Concat((timeBoxed ?? new Dictionary<string, TimeBoxedRights>())
-                .Where(t => t.Value.Grants.Any(g => g.Connection == connection.Name))
+            .Concat((timeBoxed ?? new Dictionary<string, IReadOnlyList<Grant>>())
+                .Where(t => t.Value.Any(g => g.Connection == connection.Name))
                 .Select(t =>
                 {
                     var own = policy.Agents.TryGetValue(t.Key, out var agent) ? agent : new PrincipalPolicy(t.Key, []);
-                    var unmask = own.Unmask.Concat(t.Value.Unmask.Where(u => u.Connection == connection.Name).Select(u => u.Class)).ToList();
-                    return (Name: $"agent {t.Key} with {string.Join(", ", t.Value.Grants.Select(g => g.Source))}", Grants: (IReadOnlyList<Grant>)[.. own.Grants, .. t.Value.Grants], Unmask: (IReadOnlyList<string>)unmask);
+                    var unmask = own.Unmask.Concat(t.Value.Where(g => g.Connection == connection.Name && g.Unmask is not null).Select(g => g.Unmask!)).ToList();
+                    return (Name: $"agent {t.Key} with {string.Join(", ", t.Value.Select(g => g.Source))}", Grants: (IReadOnlyList<Grant>)[.. own.Grants, .. t.Value], Unmask: (IReadOnlyList<string>)unmask);
                 }))
             .Where(p => p.Grants.Any(g => g.Connection == connection.Name));
         return principals
@@ -121,6 +121,3 @@ public static class DatabaseProfiles
         return targets.OrderBy(t => t.Key, StringComparer.Ordinal).Select(t => $"{t.Value} {t.Key}");
     }
 }
-
-/// <summary>What approved requests add to an agent's rights for a while: grants, and classes it may see unmasked per connection.</summary>
-public sealed record TimeBoxedRights(IReadOnlyList<Grant> Grants, IReadOnlyList<(string Connection, string Class)> Unmask);

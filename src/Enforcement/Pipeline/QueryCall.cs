@@ -77,8 +77,8 @@ public sealed partial class GatewayPipeline
 
         var connectionConfig = policy.Connections[connection];
         var verdicts = new PolicyVerdicts(connectionConfig.ObserveOnly);
-        var grants = await _grants.ResolveAsync(scope.Identity, connection, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
-        var unmask = scope.Unmask = await _grants.UnmaskAsync(scope.Identity, connection, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+        var (grants, unmask) = await _grants.ResolveRightsAsync(scope.Identity, connection, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+        scope.Unmask = unmask;
         var byKind = StatementAuthorizer.AuthorizeKind(scope.Identity, connection, grants, statement);
         if (verdicts.Blocks(byKind))
         {

@@ -20,7 +20,7 @@ public sealed partial class GatewayPipeline
         }
 
         var connection = request.Connection!;
-        var grants = await _grants.ResolveAsync(scope.Identity, connection, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+        var (grants, unmask) = await _grants.ResolveRightsAsync(scope.Identity, connection, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
         if (grants.Count == 0)
         {
             return new StepResult(Decision.Deny("grant.no_access", $"agent '{scope.Identity.Agent}' has no grant on connection '{connection}'"));
@@ -41,7 +41,6 @@ public sealed partial class GatewayPipeline
         }
 
         var config = policy.Connections[connection];
-        var unmask = await _grants.UnmaskAsync(scope.Identity, connection, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
         var described = visible
             .Select(t => t with
             {

@@ -11,6 +11,9 @@ public sealed record Grant(string Connection, AccessLevel Access, IReadOnlyList<
     /// <summary>When a time-boxed grant stops applying; null for policy grants.</summary>
     public DateTimeOffset? ExpiresAt { get; init; }
 
+    /// <summary>For an approved unmask request: the sensitive class the holder may see unmasked on the connection.</summary>
+    public string? Unmask { get; init; }
+
     public bool Covers(RelationName relation) =>
         Tables.Contains(relation) || Schemas.Contains(relation.Schema, StringComparer.Ordinal);
 

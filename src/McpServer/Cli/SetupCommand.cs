@@ -63,21 +63,17 @@ public static class SetupCommand
     }
 
     // Approved access requests widen an agent's rights for a while; PostgreSQL needs a profile for those rights too.
-    private static async Task<IReadOnlyDictionary<string, TimeBoxedRights>> TimeBoxedGrantsAsync(GatewayPolicy policy, CancellationToken cancellationToken)
+    private static async Task<IReadOnlyDictionary<string, IReadOnlyList<Grant>>> TimeBoxedGrantsAsync(GatewayPolicy policy, CancellationToken cancellationToken)
     {
         if (!File.Exists(policy.Gateway.StatePath))
         {
-            return new Dictionary<string, TimeBoxedRights>();
+            return new Dictionary<string, IReadOnlyList<Grant>>();
         }
 
         var state = await SqliteStateStore.OpenAsync(policy.Gateway.StatePath, cancellationToken);
         var approved = await state.ListAsync(AccessRequestStatus.Approved, DateTimeOffset.UtcNow, cancellationToken);
-        return approved.GroupBy(r => r.Agent, StringComparer.Ordinal).ToDictionary(
-            g => g.Key,
-            g => new TimeBoxedRights(
-                g.Select(r => r.ToGrant()).ToList(),
-                g.Where(r => r.Unmask is not null).Select(r => (r.Connection, r.Unmask!)).ToList()),
-            StringComparer.Ordinal);
+        return approved.GroupBy(r => r.Agent, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => (IReadOnlyList<Grant>)g.Select(r => r.ToGrant()).ToList(), StringComparer.Ordinal);
     }
 
     private static ConnectionConfig Connection(GatewayPolicy policy, string name)

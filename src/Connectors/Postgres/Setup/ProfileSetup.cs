@@ -32,7 +32,7 @@ public static class ProfileSetup
     /// <param name="timeBoxed">Active time-boxed grants by agent (approved access requests), which need profiles of their own.</param>
     public static async Task<SetupReport> PlanAsync(
         NpgsqlConnection admin, GatewayPolicy policy, ConnectionConfig connection, string? loginPassword, bool revokePublicExecute, CancellationToken cancellationToken,
-        IReadOnlyDictionary<string, TimeBoxedRights>? timeBoxed = null)
+        IReadOnlyDictionary<string, IReadOnlyList<Grant>>? timeBoxed = null)
     {
         var login = connection.LoginRole ?? throw new InvalidOperationException($"connection '{connection.Name}' names no login role (Username) in its connection string");
         var profiles = DatabaseProfiles.All(policy, connection, timeBoxed);

@@ -139,9 +139,6 @@ internal sealed class NoApprovals : IApprovalStore, IStatementApprovalStore
 
     public ValueTask<bool> RevokeAsync(string id, string revokedBy, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(false);
 
-    public ValueTask<IReadOnlyList<(string Connection, string Class)>> ActiveUnmaskAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) =>
-        ValueTask.FromResult<IReadOnlyList<(string Connection, string Class)>>([]);
-
     public ValueTask<IReadOnlyList<Grant>> ActiveGrantsAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) =>
         ValueTask.FromResult<IReadOnlyList<Grant>>([]);
 }
