@@ -21,12 +21,10 @@ public sealed partial class SqliteStateStore : IAgentDirectory
             },
             cancellationToken).ConfigureAwait(false);
 
-    public async ValueTask<IReadOnlyList<AgentStatus>> ListAsync(CancellationToken cancellationToken) =>
+    public async ValueTask<IReadOnlyList<AgentSetting>> ListAsync(CancellationToken cancellationToken) =>
         await QueryAsync(
-            "SELECT name, COALESCE((SELECT disabled FROM agents WHERE agents.agent = name), 0), MAX(last_ms), SUM(calls), SUM(denials) FROM ("
-            + " SELECT agent AS name, MAX(time_ms) AS last_ms, COUNT(*) AS calls, SUM(decision = 'Denied') AS denials FROM audit WHERE agent IS NOT NULL GROUP BY agent"
-            + " UNION ALL SELECT agent, NULL, 0, 0 FROM agents) GROUP BY name ORDER BY name",
+            "SELECT agent, disabled, changed_by, changed_ms FROM agents ORDER BY agent",
             _ => { },
-            r => new AgentStatus(r.GetString(0), r.GetInt64(1) != 0, NullableLong(r, 2) is { } ms ? FromMs(ms) : null, r.GetInt64(3), r.GetInt64(4)),
+            r => new AgentSetting(r.GetString(0), r.GetInt64(1) != 0, r.GetString(2), FromMs(r.GetInt64(3))),
             cancellationToken).ConfigureAwait(false);
 }

@@ -58,9 +58,15 @@ public sealed record AuditRecord
     /// <summary>What the detectors masked in what the agent received, e.g. "email:3, card:1".</summary>
     public string? Masking { get; init; }
 
+    /// <summary>With capture level <c>full</c>: the result as the agent received it (already masked), cut to a size bound.</summary>
+    public string? Result { get; init; }
+
     /// <summary>A new, time-ordered record id.</summary>
     public static string NewId() => "aud_" + Guid.CreateVersion7().ToString("N");
 }
 
 /// <summary>A session at a glance: its agent, first and last call, and how many calls were made, refused and failed.</summary>
 public sealed record SessionSummary(string SessionId, string? Agent, DateTimeOffset First, DateTimeOffset Last, int Calls, int Denied, int Failed);
+
+/// <summary>An agent's activity in the audit log: first and last call, how many calls and how many refused.</summary>
+public sealed record AgentActivity(string Agent, DateTimeOffset FirstSeen, DateTimeOffset LastSeen, long Calls, long Denials);

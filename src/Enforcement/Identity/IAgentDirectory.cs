@@ -1,3 +1,5 @@
+using Gatehouse.Enforcement.Audit;
+
 namespace Gatehouse.Enforcement.Identity;
 
 /// <summary>Gateway-side agent status, shared by every instance on the same state store.</summary>
@@ -8,8 +10,28 @@ public interface IAgentDirectory
 
     ValueTask SetDisabledAsync(string agent, bool disabled, string changedBy, CancellationToken cancellationToken);
 
-    ValueTask<IReadOnlyList<AgentStatus>> ListAsync(CancellationToken cancellationToken);
+    /// <summary>Every agent an admin has acted on, with its current switch.</summary>
+    ValueTask<IReadOnlyList<AgentSetting>> ListAsync(CancellationToken cancellationToken);
 }
 
-/// <summary>An agent the gateway has seen or an admin has acted on.</summary>
-public sealed record AgentStatus(string Agent, bool Disabled, DateTimeOffset? LastSeen, long Calls, long Denials);
+/// <summary>An admin's last change to an agent: disabled or enabled, by whom, when.</summary>
+public sealed record AgentSetting(string Agent, bool Disabled, string ChangedBy, DateTimeOffset Changed);
+
+/// <summary>An agent the gateway has seen or an admin has acted on: its switch and its activity in the audit log.</summary>
+public sealed record AgentStatus(string Agent, bool Disabled, DateTimeOffset? LastSeen, long Calls, long Denials, DateTimeOffset? FirstSeen = null)
+{
+    /// <summary>Joins the directory's switches with the audit log's activity, by agent name.</summary>
+    public static IReadOnlyList<AgentStatus> Combine(IEnumerable<AgentSetting> settings, IEnumerable<AgentActivity> activity)
+    {
+        var disabled = settings.ToDictionary(s => s.Agent, s => s.Disabled, StringComparer.Ordinal);
+        var seen = activity.ToDictionary(a => a.Agent, StringComparer.Ordinal);
+        return disabled.Keys.Union(seen.Keys, StringComparer.Ordinal)
+            .Order(StringComparer.Ordinal)
+            .Select(name =>
+            {
+                seen.TryGetValue(name, out var a);
+                return new AgentStatus(name, disabled.GetValueOrDefault(name), a?.LastSeen, a?.Calls ?? 0, a?.Denials ?? 0, a?.FirstSeen);
+            })
+            .ToList();
+    }
+}

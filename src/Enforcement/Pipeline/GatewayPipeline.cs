@@ -149,7 +149,14 @@ public sealed partial class GatewayPipeline(
             throw new MaskingFailedException(e);
         }
 
-        scope.Describe(r => r with { Masking = masked.Masked.Count == 0 ? null : string.Join(", ", masked.Masked.Select(p => $"{p.Key}:{p.Value}")) });
+        var capture = scope.Record.Connection is { } name && policy.Connections.TryGetValue(name, out var config) && config.Capture == CaptureLevel.Full
+            ? ResultExcerpt.Write(masked, policy.Gateway.Audit.MaxCaptureBytes)
+            : null;
+        scope.Describe(r => r with
+        {
+            Masking = masked.Masked.Count == 0 ? null : string.Join(", ", masked.Masked.Select(p => $"{p.Key}:{p.Value}")),
+            Result = capture,
+        });
         return masked;
     }
 

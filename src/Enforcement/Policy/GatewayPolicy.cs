@@ -1,3 +1,4 @@
+using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Classification;
 using Gatehouse.Enforcement.Guardrails;
 
@@ -23,7 +24,14 @@ public sealed record GatewayPolicy(
 }
 
 /// <summary>Gateway-wide settings: where state lives, limits, HTTP exposure.</summary>
-public sealed record GatewaySettings(string StatePath, QueryLimits Limits, HttpSettings Http);
+public sealed record GatewaySettings(string StatePath, QueryLimits Limits, HttpSettings Http)
+{
+    /// <summary>Where audit records live, retention and the JSON-lines sink.</summary>
+    public AuditSettings Audit { get; init; } = AuditSettings.Default;
+
+    /// <summary>OpenTelemetry traces and metrics; off unless an endpoint is set.</summary>
+    public TelemetrySettings Telemetry { get; init; } = TelemetrySettings.Off;
+}
 
 /// <summary>Bounds on every statement and result.</summary>
 /// <param name="MaxWriteRows">Writes the planner estimates to touch more rows than this are refused (built-in guard).</param>
@@ -62,6 +70,9 @@ public sealed record ConnectionConfig(string Name, string ConnectionString, Secr
 
     /// <summary>Decisions are computed and recorded, but policy refusals do not block (for trying a policy on live traffic).</summary>
     public bool ObserveOnly { get; init; }
+
+    /// <summary>How much each call's audit record keeps: metadata, or also the masked result.</summary>
+    public CaptureLevel Capture { get; init; } = CaptureLevel.Metadata;
 
     /// <summary>The search_path every statement (and its EXPLAIN) runs with, so unqualified names resolve the same way each time.</summary>
     public string SearchPath { get; init; } = "public";

@@ -1,4 +1,5 @@
 using System.Data.Common;
+using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Classification;
 using YamlDotNet.RepresentationModel;
 
@@ -13,7 +14,7 @@ public static partial class PolicyLoader
         foreach (var (name, entryNode) in reader.Mapping(node, "connections"))
         {
             var what = $"connection '{name}'";
-            var e = reader.Mapping(entryNode, what, "connection_string", "password_env", "password_file", "functions", "search_path", "observe_only", "masking", "tags", "strategies");
+            var e = reader.Mapping(entryNode, what, "connection_string", "password_env", "password_file", "functions", "search_path", "observe_only", "masking", "tags", "strategies", "capture");
             var cs = reader.String(e, "connection_string", $"{what}: connection_string", requiredAt: entryNode);
             if (cs is not null && !IsSafeConnectionString(cs, out var problem))
             {
@@ -33,6 +34,7 @@ public static partial class PolicyLoader
                     Masking = ReadMaskingMode(reader, e, what),
                     Strategies = e.TryGetValue("strategies", out var strategies) ? ReadStrategies(reader, strategies, what) : new Dictionary<string, MaskingStrategy>(),
                     LoginRole = LoginRole(cs),
+                    Capture = ReadCapture(reader, e, what),
                 };
                 if (result[name] is { Masking: MaskingMode.Strict, Tags.Count: > 0, LoginRole: null })
                 {
@@ -72,19 +74,23 @@ public static partial class PolicyLoader
 
     private static bool ValidClassName(string name) => name.Length > 0 && name != "all" && name.All(c => char.IsAsciiLetterLower(c) || c == '_');
 
-    private static MaskingMode ReadMaskingMode(YamlNodeReader reader, Dictionary<string, YamlNode> e, string what)
+    private static CaptureLevel ReadCapture(YamlNodeReader reader, Dictionary<string, YamlNode> e, string what) =>
+        ReadChoice<CaptureLevel>(reader, e, "capture", what, new() { ["metadata"] = CaptureLevel.Metadata, ["full"] = CaptureLevel.Full }, "metadata", "use metadata (who, what, decision, counts, timings) or full (also the masked result)");
+
+    private static MaskingMode ReadMaskingMode(YamlNodeReader reader, Dictionary<string, YamlNode> e, string what) =>
+        ReadChoice<MaskingMode>(reader, e, "masking", what, new() { ["strict"] = MaskingMode.Strict, ["overlay"] = MaskingMode.Overlay }, "strict", "use strict (database profiles made by 'gatehouse setup') or overlay");
+
+    // A key whose value is one of a few words; an unknown word is an error that names the choices.
+    private static T ReadChoice<T>(YamlNodeReader reader, Dictionary<string, YamlNode> e, string key, string what, Dictionary<string, T> choices, string fallback, string hint)
     {
-        var text = reader.String(e, "masking", $"{what}: masking") ?? "strict";
-        switch (text)
+        var text = reader.String(e, key, $"{what}: {key}") ?? fallback;
+        if (choices.TryGetValue(text, out var value))
         {
-            case "strict":
-                return MaskingMode.Strict;
-            case "overlay":
-                return MaskingMode.Overlay;
-            default:
-                reader.Error(e["masking"], $"{what}: masking '{text}' is not known; use strict (database profiles made by 'gatehouse setup') or overlay.");
-                return MaskingMode.Strict;
+            return value;
         }
+
+        reader.Error(e[key], $"{what}: {key} '{text}' is not known; {hint}.");
+        return choices[fallback];
     }
 
     private static Dictionary<string, MaskingStrategy> ReadStrategies(YamlNodeReader reader, YamlNode node, string what)

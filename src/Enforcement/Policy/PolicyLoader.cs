@@ -1,3 +1,4 @@
+using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Classification;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
@@ -79,7 +80,7 @@ public static partial class PolicyLoader
             return new GatewaySettings(statePath, limits, http);
         }
 
-        var entries = reader.Mapping(node, "gateway", "state", "limits", "http");
+        var entries = reader.Mapping(node, "gateway", "state", "limits", "http", "audit", "telemetry");
         if (reader.String(entries, "state", "gateway.state") is { } state)
         {
             statePath = Path.GetFullPath(state, baseDir);
@@ -104,7 +105,11 @@ public static partial class PolicyLoader
                 h.TryGetValue("allowed_origins", out var origins) ? reader.Strings(origins, "allowed_origins") : http.AllowedOrigins);
         }
 
-        return new GatewaySettings(statePath, limits, http);
+        return new GatewaySettings(statePath, limits, http)
+        {
+            Audit = entries.TryGetValue("audit", out var auditNode) ? ReadAudit(reader, auditNode, baseDir) : AuditSettings.Default,
+            Telemetry = entries.TryGetValue("telemetry", out var telemetryNode) ? ReadTelemetry(reader, telemetryNode) : TelemetrySettings.Off,
+        };
     }
 
     private static List<IssuerConfig> ReadIssuers(YamlNodeReader reader, YamlNode node, string baseDir)

@@ -14,8 +14,8 @@ public static class AgentsCommand
         var command = new Command("list", "List agents with their calls, denials and last activity.") { config, json };
         command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
         {
-            var (_, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
-            var agents = await state.ListAsync(cancellationToken);
+            var (_, state) = await CliApp.LoadGatewayAsync(parse.GetValue(config)!, cancellationToken);
+            var agents = await state.AgentsAsync(cancellationToken);
             if (parse.GetValue(json))
             {
                 Output.WriteJson(agents);
@@ -23,8 +23,8 @@ public static class AgentsCommand
             }
 
             Output.WriteTable(
-                ["AGENT", "STATUS", "LAST SEEN", "CALLS", "DENIALS"],
-                agents.Select(a => (IReadOnlyList<string>)[a.Agent, a.Disabled ? "disabled" : "enabled", Output.Time(a.LastSeen), a.Calls.ToString(), a.Denials.ToString()]));
+                ["AGENT", "STATUS", "FIRST SEEN", "LAST SEEN", "CALLS", "DENIALS"],
+                agents.Select(a => (IReadOnlyList<string>)[a.Agent, a.Disabled ? "disabled" : "enabled", Output.Time(a.FirstSeen), Output.Time(a.LastSeen), a.Calls.ToString(), a.Denials.ToString()]));
             return 0;
         }));
         return command;

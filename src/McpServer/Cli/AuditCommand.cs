@@ -23,8 +23,8 @@ public static class AuditCommand
                 throw new CliException("--older-than must be at least 1h: purging is for retention, not for hiding recent calls");
             }
 
-            var (policy, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
-            var checkpoint = await state.PurgeAsync(DateTimeOffset.UtcNow - age, CheckpointKey.For(policy).Sign, cancellationToken);
+            var (policy, state) = await CliApp.LoadGatewayAsync(parse.GetValue(config)!, cancellationToken);
+            var checkpoint = await state.Audit.PurgeAsync(new RetentionCut(DateTimeOffset.UtcNow - age), CheckpointKey.For(policy).Sign, cancellationToken);
             await Console.Out.WriteLineAsync(checkpoint is null
                 ? $"Nothing finished before {Output.Time(DateTimeOffset.UtcNow - age)}; nothing purged."
                 : $"Purged {checkpoint.Purged} record(s) through chain link {checkpoint.ThroughSeq}; the signed checkpoint keeps the rest verifiable.");
@@ -42,8 +42,8 @@ public static class AuditCommand
         var command = new Command("sessions", "List recent sessions (an MCP session, or one stdio process), newest first.") { config, agent, limit, json };
         command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
         {
-            var (_, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
-            var sessions = await state.SessionsAsync(parse.GetValue(agent), Math.Clamp(parse.GetValue(limit), 1, 10_000), cancellationToken);
+            var (_, state) = await CliApp.LoadGatewayAsync(parse.GetValue(config)!, cancellationToken);
+            var sessions = await state.Audit.SessionsAsync(parse.GetValue(agent), Math.Clamp(parse.GetValue(limit), 1, 10_000), cancellationToken);
             if (parse.GetValue(json))
             {
                 Output.WriteJson(sessions);
@@ -66,9 +66,9 @@ public static class AuditCommand
         var command = new Command("replay", "Print one session as a timeline: each call, what it was, the decision and why, rows, masking and timing.") { session, config, json };
         command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
         {
-            var (_, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
+            var (_, state) = await CliApp.LoadGatewayAsync(parse.GetValue(config)!, cancellationToken);
             var id = parse.GetValue(session)!;
-            var calls = await state.SessionAsync(id, cancellationToken);
+            var calls = await state.Audit.SessionAsync(id, cancellationToken);
             if (calls.Count == 0)
             {
                 throw new CliException($"no session '{id}' in the audit log; gatehouse audit sessions lists them", refused: true);
@@ -109,8 +109,8 @@ public static class AuditCommand
         var command = new Command("verify", $"Check the audit log's hash chain: any record changed, deleted, inserted or reordered is named (exit {ExitCodes.Drift}).") { config };
         command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
         {
-            var (policy, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
-            var report = await state.VerifyChainAsync(CheckpointKey.For(policy).Verify, cancellationToken);
+            var (policy, state) = await CliApp.LoadGatewayAsync(parse.GetValue(config)!, cancellationToken);
+            var report = await state.Audit.VerifyChainAsync(CheckpointKey.For(policy).Verify, cancellationToken);
             foreach (var problem in report.Problems)
             {
                 await Console.Out.WriteLineAsync($"tampered: {problem}");
@@ -140,8 +140,8 @@ public static class AuditCommand
                 parse.GetValue(since) is { } s ? DateTimeOffset.UtcNow - Durations.Parse(s) : null,
                 parse.GetValue(decision) is { } d ? ParseVerdict(d) : null,
                 Math.Clamp(parse.GetValue(limit), 1, 100_000));
-            var (_, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
-            var records = await state.ListAsync(query, cancellationToken);
+            var (_, state) = await CliApp.LoadGatewayAsync(parse.GetValue(config)!, cancellationToken);
+            var records = await state.Audit.ListAsync(query, cancellationToken);
             if (parse.GetValue(json))
             {
                 Output.WriteJson(records);
@@ -164,8 +164,8 @@ public static class AuditCommand
         var command = new Command("show", "Show one recorded call in full.") { id, config, json };
         command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
         {
-            var (_, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
-            var record = await state.GetAsync(parse.GetValue(id)!, cancellationToken)
+            var (_, state) = await CliApp.LoadGatewayAsync(parse.GetValue(config)!, cancellationToken);
+            var record = await state.Audit.GetAsync(parse.GetValue(id)!, cancellationToken)
                 ?? throw new CliException($"no audit record with id '{parse.GetValue(id)}'", refused: true);
             if (parse.GetValue(json))
             {

@@ -60,6 +60,13 @@ public static class CliApp
         }
     };
 
+    /// <summary>The policy and the gateway's whole state, the audit log included (which may live in PostgreSQL).</summary>
+    public static async Task<(GatewayPolicy Policy, GatewayState State)> LoadGatewayAsync(string configPath, CancellationToken cancellationToken)
+    {
+        var policy = PolicyLoader.LoadFile(configPath);
+        return (policy, await GatewayState.OpenAsync(policy, cancellationToken));
+    }
+
     public static async Task<(GatewayPolicy Policy, SqliteStateStore State)> LoadAsync(string configPath, CancellationToken cancellationToken)
     {
         var policy = PolicyLoader.LoadFile(configPath);

@@ -14,7 +14,7 @@ public static class ServeCommand
         var command = new Command("serve", "Serve the query, describe_schema and request_access tools over MCP.") { config, tokenFile, http };
         command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
         {
-            var (policy, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
+            var (policy, state) = await CliApp.LoadGatewayAsync(parse.GetValue(config)!, cancellationToken);
             if (parse.GetValue(http) is { } endpoint)
             {
                 return await HttpHost.RunAsync(policy, state, CheckEndpoint(endpoint), onStarted: null, cancellationToken);

@@ -19,12 +19,15 @@ namespace Gatehouse.McpServer.Hosting;
 /// <summary>The composition root shared by the stdio and HTTP hosts: policy, state store, connectors, pipeline and tools.</summary>
 public static class GatewayComposition
 {
-    public static IMcpServerBuilder AddGateway(this IServiceCollection services, GatewayPolicy policy, SqliteStateStore state)
+    public static IMcpServerBuilder AddGateway(this IServiceCollection services, GatewayPolicy policy, GatewayState gatewayState)
     {
         services.AddSingleton(policy);
         services.AddSingleton(TimeProvider.System);
+        var state = gatewayState.Store;
+        services.AddSingleton(gatewayState);
         services.AddSingleton(state);
-        services.AddSingleton<IAuditStore>(state);
+        services.AddSingleton(gatewayState.Audit);
+        services.AddSingleton<IAuditStore>(gatewayState.Audit);
         services.AddSingleton<IApprovalNotifier>(sp => policy.Approvals.Webhook is { } hook
             ? new WebhookNotifier(hook, sp.GetRequiredService<ILoggerFactory>().CreateLogger("Gatehouse.Webhook"))
             : new NoNotifier());

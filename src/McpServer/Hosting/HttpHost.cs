@@ -1,4 +1,3 @@
-using Gatehouse.Connectors.State;
 using Gatehouse.Enforcement.Identity;
 using Gatehouse.Enforcement.Pipeline;
 using Gatehouse.Enforcement.Policy;
@@ -15,7 +14,7 @@ public static class HttpHost
 {
     public const string McpPath = "/mcp";
 
-    public static async Task<int> RunAsync(GatewayPolicy policy, SqliteStateStore state, string endpoint, Func<Uri, Task>? onStarted, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(GatewayPolicy policy, GatewayState state, string endpoint, Func<Uri, Task>? onStarted, CancellationToken cancellationToken)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();

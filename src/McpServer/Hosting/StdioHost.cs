@@ -1,4 +1,3 @@
-using Gatehouse.Connectors.State;
 using Gatehouse.Enforcement.Pipeline;
 using Gatehouse.Enforcement.Policy;
 using Serilog;
@@ -8,7 +7,7 @@ namespace Gatehouse.McpServer.Hosting;
 /// <summary>MCP over stdio for one agent: its token is verified before the server starts and again on every call.</summary>
 public static class StdioHost
 {
-    public static async Task<int> RunAsync(GatewayPolicy policy, SqliteStateStore state, StdioCallerToken token, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(GatewayPolicy policy, GatewayState state, StdioCallerToken token, CancellationToken cancellationToken)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = [], ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();

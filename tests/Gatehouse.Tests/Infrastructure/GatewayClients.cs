@@ -106,17 +106,19 @@ public sealed class HttpGateway : IAsyncDisposable
 
     public Uri Endpoint { get; private set; } = null!;
 
-    public SqliteStateStore State { get; private set; } = null!;
+    public GatewayState Gateway { get; private set; } = null!;
+
+    public SqliteStateStore State => Gateway.Store;
 
     public static async Task<HttpGateway> StartAsync(TestGateway gateway)
     {
-        var http = new HttpGateway { State = await SqliteStateStore.OpenAsync(gateway.Policy.Gateway.StatePath, CancellationToken.None) };
+        var http = new HttpGateway { Gateway = await GatewayState.OpenAsync(gateway.Policy, CancellationToken.None) };
         var started = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
         http._run = Task.Run(async () =>
         {
             try
             {
-                await HttpHost.RunAsync(gateway.Policy, http.State, "127.0.0.1:0", url =>
+                await HttpHost.RunAsync(gateway.Policy, http.Gateway, "127.0.0.1:0", url =>
                 {
                     started.TrySetResult(url);
                     return Task.CompletedTask;

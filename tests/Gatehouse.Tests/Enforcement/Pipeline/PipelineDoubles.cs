@@ -151,5 +151,5 @@ internal sealed class AgentSwitch : IAgentDirectory
 
     public ValueTask SetDisabledAsync(string agent, bool disabled, string changedBy, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
-    public ValueTask<IReadOnlyList<AgentStatus>> ListAsync(CancellationToken cancellationToken) => ValueTask.FromResult<IReadOnlyList<AgentStatus>>([]);
+    public ValueTask<IReadOnlyList<AgentSetting>> ListAsync(CancellationToken cancellationToken) => ValueTask.FromResult<IReadOnlyList<AgentSetting>>([]);
 }

@@ -1,0 +1,98 @@
+using System.Data.Common;
+using Gatehouse.Connectors.Postgres;
+using Gatehouse.Enforcement.Audit;
+using Npgsql;
+
+namespace Gatehouse.Connectors.State;
+
+/// <summary>
+/// The audit log in PostgreSQL, for several gateway instances: one hash chain in schema <c>gatehouse_audit</c>, appended under
+/// a transaction-scoped advisory lock so concurrent instances never fork it.
+/// </summary>
+public sealed class PostgresAuditLog : SqlAuditLog, IAsyncDisposable
+{
+    public const string SchemaName = "gatehouse_audit";
+
+    // Any fixed key will do: it only has to be the same in every gateway process.
+    private const long ChainLock = 0x6761_7465_6175_6469;
+
+    private static readonly string[] Schema =
+    [
+        $"CREATE SCHEMA IF NOT EXISTS {SchemaName}",
+        """
+        CREATE TABLE IF NOT EXISTS audit (
+            id text PRIMARY KEY, time_ms bigint NOT NULL, tool text NOT NULL, transport text NOT NULL, session_id text,
+            agent text, groups_json text NOT NULL, issuer text, subject text, token_id text, connection text, sql text,
+            parameters text, classification text, decision text NOT NULL, rule text NOT NULL, reason text NOT NULL,
+            row_count bigint, duration_ms double precision NOT NULL, error text, masking text, result text)
+        """,
+        "CREATE INDEX IF NOT EXISTS audit_time ON audit (time_ms)",
+        "CREATE INDEX IF NOT EXISTS audit_agent_time ON audit (agent, time_ms)",
+        "CREATE INDEX IF NOT EXISTS audit_session ON audit (session_id)",
+        "CREATE TABLE IF NOT EXISTS audit_chain (seq bigint PRIMARY KEY, record_id text NOT NULL, prev text NOT NULL, hash text NOT NULL, sealed text NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS audit_chain_record ON audit_chain (record_id)",
+        "CREATE TABLE IF NOT EXISTS audit_checkpoints (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, through_seq bigint NOT NULL, last_hash text NOT NULL, purged bigint NOT NULL, at_ms bigint NOT NULL, signature text NOT NULL)",
+    ];
+
+    private readonly NpgsqlDataSource _source;
+
+    private PostgresAuditLog(NpgsqlDataSource source) => _source = source;
+
+    /// <summary>Connects with the given credential and creates the schema and tables if they are missing.</summary>
+    public static async Task<PostgresAuditLog> OpenAsync(string connectionString, Func<string?> password, CancellationToken cancellationToken)
+    {
+        NpgsqlSettings.DisableSqlRewriting();
+        var builder = new NpgsqlDataSourceBuilder(connectionString);
+        builder.ConnectionStringBuilder.SearchPath = SchemaName;
+        builder.ConnectionStringBuilder.ApplicationName ??= "gatehouse-audit";
+        // Read at each new physical connection, so a rotated password file needs no restart.
+        builder.UsePasswordProvider(_ => password() ?? "", (_, _) => ValueTask.FromResult(password() ?? ""));
+        var log = new PostgresAuditLog(builder.Build());
+        try
+        {
+            await using var connection = await log._source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+            // Two instances starting together must not race on CREATE ... IF NOT EXISTS.
+            await using (var lockCommand = new NpgsqlCommand($"SELECT pg_advisory_xact_lock({ChainLock})", connection, transaction))
+            {
+                await lockCommand.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            foreach (var statement in Schema)
+            {
+                await using var command = new NpgsqlCommand(statement, connection, transaction);
+                await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+            return log;
+        }
+        catch
+        {
+            await log.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    protected override async Task<DbConnection> OpenAuditConnectionAsync(CancellationToken cancellationToken) =>
+        await _source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+
+    // With SQL rewriting off, Npgsql sends $1..$n to the server as positional parameters.
+    protected override void Bind(DbCommand command, IReadOnlyList<object?> values)
+    {
+        foreach (var value in values)
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = value ?? DBNull.Value });
+        }
+    }
+
+    protected override async Task LockChainAsync(DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand($"SELECT pg_advisory_xact_lock({ChainLock})", (NpgsqlConnection)connection, (NpgsqlTransaction)transaction);
+        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    protected override string Contains(string haystack, string needle) => $"strpos({haystack}, {needle}) > 0";
+
+    public ValueTask DisposeAsync() => _source.DisposeAsync();
+}

@@ -1,0 +1,308 @@
+using System.Data.Common;
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using Gatehouse.Enforcement.Audit;
+
+namespace Gatehouse.Connectors.State;
+
+/// <summary>
+/// The audit log over plain ADO.NET, written once for both stores: the embedded SQLite file and the PostgreSQL database that
+/// several gateway instances share. The SQL is the common subset of both (parameters are <c>$1..$n</c>, which SQLite reads as
+/// names and PostgreSQL as positions); a store supplies connections, parameter binding and how the chain is locked.
+/// </summary>
+public abstract class SqlAuditLog : IAuditLog
+{
+    protected const string AuditColumns =
+        "id, time_ms, tool, transport, session_id, agent, groups_json, issuer, subject, token_id, connection, sql, parameters,"
+        + " classification, decision, rule, reason, row_count, duration_ms, error, masking, result";
+
+    private static readonly int ColumnCount = AuditColumns.Split(',').Length;
+
+    private static readonly string Values = string.Join(", ", Enumerable.Range(1, ColumnCount).Select(i => $"${i}"));
+
+    private static readonly string Upsert = string.Join(", ", AuditColumns.Split(',').Skip(1).Select(c => $"{c.Trim()} = excluded.{c.Trim()}"));
+
+    private const int ExportPage = 500;
+
+    protected abstract Task<DbConnection> OpenAuditConnectionAsync(CancellationToken cancellationToken);
+
+    /// <summary>Adds positional values to a command whose SQL uses <c>$1..$n</c>.</summary>
+    protected abstract void Bind(DbCommand command, IReadOnlyList<object?> values);
+
+    /// <summary>
+    /// Serializes appends to the chain, inside the write transaction and after its first write. SQLite needs nothing (that
+    /// write already holds the file's write lock); PostgreSQL takes a transaction-scoped advisory lock.
+    /// </summary>
+    protected virtual Task LockChainAsync(DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>An expression true when <paramref name="haystack"/> contains <paramref name="needle"/> (both text).</summary>
+    protected abstract string Contains(string haystack, string needle);
+
+    public async ValueTask BeginAsync(AuditRecord record, CancellationToken cancellationToken) =>
+        await ExecuteAuditAsync($"INSERT INTO audit ({AuditColumns}) VALUES ({Values})", AuditValues(record), cancellationToken).ConfigureAwait(false);
+
+    /// <summary>
+    /// Stores the record's final state and seals it into the hash chain, in one write transaction: the chain entry holds
+    /// the record exactly as stored and the hash of the entry before it, so changing, removing, adding or reordering records
+    /// shows in <see cref="VerifyChainAsync"/>.
+    /// </summary>
+    public async ValueTask CompleteAsync(AuditRecord record, CancellationToken cancellationToken)
+    {
+        var stored = record with { Time = FromMs(ToMs(record.Time)) };
+        await using var connection = await OpenAuditConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await NonQueryAsync(connection, transaction, $"INSERT INTO audit ({AuditColumns}) VALUES ({Values}) ON CONFLICT (id) DO UPDATE SET {Upsert}", AuditValues(stored), cancellationToken).ConfigureAwait(false);
+        await LockChainAsync(connection, transaction, cancellationToken).ConfigureAwait(false);
+
+        // After a purge that took every link, the chain goes on from the checkpoint's sequence number.
+        var last = await RowsAsync(
+            connection,
+            transaction,
+            "SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1",
+            [],
+            r => (Seq: r.GetInt64(0), Hash: r.GetString(1)),
+            cancellationToken).ConfigureAwait(false);
+        var (seq, prev) = last.Count == 1 ? last[0] : await CheckpointStartAsync(connection, transaction, cancellationToken).ConfigureAwait(false);
+        var sealedRecord = AuditChain.Canonical(stored);
+        await NonQueryAsync(
+            connection,
+            transaction,
+            "INSERT INTO audit_chain (seq, record_id, prev, hash, sealed) VALUES ($1, $2, $3, $4, $5)",
+            [seq + 1, stored.Id, prev, AuditChain.Hash(prev, sealedRecord), sealedRecord],
+            cancellationToken).ConfigureAwait(false);
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<(long Seq, string Hash)> CheckpointStartAsync(DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken)
+    {
+        var checkpoint = await RowsAsync(
+            connection,
+            transaction,
+            "SELECT through_seq, last_hash FROM audit_checkpoints ORDER BY through_seq DESC LIMIT 1",
+            [],
+            r => (r.GetInt64(0), r.GetString(1)),
+            cancellationToken).ConfigureAwait(false);
+        return checkpoint.Count == 1 ? checkpoint[0] : (0, AuditChain.Genesis);
+    }
+
+    public async Task<IReadOnlyList<AuditRecord>> SessionAsync(string sessionId, CancellationToken cancellationToken) =>
+        await AuditQueryAsync($"SELECT {AuditColumns} FROM audit WHERE session_id = $1 ORDER BY time_ms, id LIMIT 10000", [sessionId], ReadAudit, cancellationToken).ConfigureAwait(false);
+
+    public async Task<IReadOnlyList<SessionSummary>> SessionsAsync(string? agent, int limit, CancellationToken cancellationToken) =>
+        await AuditQueryAsync(
+            "SELECT session_id, max(agent), min(time_ms), max(time_ms), count(*), " + CountWhere("decision = 'Denied'") + ", " + CountWhere("decision = 'Failed'") + " FROM audit"
+            + " WHERE session_id IS NOT NULL AND (CAST($1 AS TEXT) IS NULL OR agent = CAST($1 AS TEXT)) GROUP BY session_id ORDER BY max(time_ms) DESC LIMIT $2",
+            [agent, (long)limit],
+            r => new SessionSummary(r.GetString(0), r.IsDBNull(1) ? null : r.GetString(1), FromMs(r.GetInt64(2)), FromMs(r.GetInt64(3)), (int)r.GetInt64(4), (int)r.GetInt64(5), (int)r.GetInt64(6)),
+            cancellationToken).ConfigureAwait(false);
+
+    public async Task<IReadOnlyList<AgentActivity>> AgentActivityAsync(CancellationToken cancellationToken) =>
+        await AuditQueryAsync(
+            "SELECT agent, min(time_ms), max(time_ms), count(*), " + CountWhere("decision = 'Denied'") + " FROM audit WHERE agent IS NOT NULL GROUP BY agent ORDER BY agent",
+            [],
+            r => new AgentActivity(r.GetString(0), FromMs(r.GetInt64(1)), FromMs(r.GetInt64(2)), r.GetInt64(3), r.GetInt64(4)),
+            cancellationToken).ConfigureAwait(false);
+
+    public async ValueTask<AuditRecord?> GetAsync(string id, CancellationToken cancellationToken) =>
+        (await AuditQueryAsync($"SELECT {AuditColumns} FROM audit WHERE id = $1", [id], ReadAudit, cancellationToken).ConfigureAwait(false)).FirstOrDefault();
+
+    public async ValueTask<IReadOnlyList<AuditRecord>> ListAsync(AuditQuery query, CancellationToken cancellationToken)
+    {
+        // A table filter matches a relation as the classification lists it: "select: public.orders(read), ...".
+        var table = query.Table?.Trim();
+        return await AuditQueryAsync(
+            $"SELECT {AuditColumns} FROM audit WHERE (CAST($1 AS TEXT) IS NULL OR agent = CAST($1 AS TEXT))"
+            + " AND (CAST($2 AS BIGINT) IS NULL OR time_ms >= CAST($2 AS BIGINT)) AND (CAST($3 AS BIGINT) IS NULL OR time_ms < CAST($3 AS BIGINT))"
+            + " AND (CAST($4 AS TEXT) IS NULL OR decision = CAST($4 AS TEXT)) AND (CAST($5 AS TEXT) IS NULL OR connection = CAST($5 AS TEXT))"
+            + " AND (CAST($6 AS TEXT) IS NULL OR tool = CAST($6 AS TEXT))"
+            + $" AND (CAST($7 AS TEXT) IS NULL OR {Contains("coalesce(classification, '')", "'.' || CAST($7 AS TEXT) || '('")} OR {Contains("coalesce(classification, '')", "' ' || CAST($7 AS TEXT) || '('")})"
+            + $" AND (CAST($8 AS TEXT) IS NULL OR {Contains("lower(coalesce(sql, '') || ' ' || rule || ' ' || reason)", "lower(CAST($8 AS TEXT))")})"
+            + " ORDER BY time_ms DESC, id DESC LIMIT $9 OFFSET $10",
+            [
+                Blank(query.Agent), query.Since is { } since ? ToMs(since) : null, query.Until is { } until ? ToMs(until) : null,
+                query.Decision?.ToString(), Blank(query.Connection), Blank(query.Tool), Blank(table), Blank(query.Text),
+                (long)Math.Clamp(query.Limit, 1, 100_000), (long)Math.Max(0, query.Offset),
+            ],
+            ReadAudit,
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    public async IAsyncEnumerable<AuditRecord> ExportAsync(DateTimeOffset? since, DateTimeOffset? until, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        // Keyset paging on (time, id): records written during the export neither repeat nor shift the pages. The first page
+        // starts just before `since`, after every id at that instant ("z" sorts after the "aud_" ids).
+        var afterMs = since is { } s ? ToMs(s) - 1 : long.MinValue;
+        var afterId = "z";
+        var untilMs = until is { } u ? ToMs(u) : long.MaxValue;
+        while (true)
+        {
+            var page = await AuditQueryAsync(
+                $"SELECT {AuditColumns} FROM audit WHERE (time_ms > $1 OR (time_ms = $1 AND id > $2)) AND time_ms < $3 ORDER BY time_ms, id LIMIT $4",
+                [afterMs, afterId, untilMs, (long)ExportPage],
+                ReadAudit,
+                cancellationToken).ConfigureAwait(false);
+            foreach (var record in page)
+            {
+                yield return record;
+            }
+
+            if (page.Count < ExportPage)
+            {
+                yield break;
+            }
+
+            afterMs = ToMs(page[^1].Time);
+            afterId = page[^1].Id;
+        }
+    }
+
+    public async Task<ChainCheckpoint?> PurgeAsync(RetentionCut cut, Func<string, string> sign, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAuditConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        // Taken first, so no record is sealed between choosing the cut and removing up to it.
+        await LockChainAsync(connection, transaction, cancellationToken).ConfigureAwait(false);
+        var beforeMs = cut.Before is { } before ? ToMs(before) : long.MinValue;
+        if (cut.KeepNewest is { } keep)
+        {
+            var oldestKept = await RowsAsync(connection, transaction, "SELECT time_ms FROM audit ORDER BY time_ms DESC, id DESC LIMIT 1 OFFSET $1", [(long)keep], r => r.GetInt64(0), cancellationToken).ConfigureAwait(false);
+            if (oldestKept.Count == 1)
+            {
+                beforeMs = Math.Max(beforeMs, oldestKept[0] + 1);
+            }
+        }
+
+        // The cut: the last link that seals a record from before the cutoff. Everything up to it goes; a record sealed again
+        // after the cut keeps its newer link and stays.
+        var cutAt = await RowsAsync(
+            connection,
+            transaction,
+            "SELECT max(c.seq) FROM audit_chain c JOIN audit a ON a.id = c.record_id WHERE a.time_ms < $1",
+            [beforeMs],
+            r => r.IsDBNull(0) ? 0 : r.GetInt64(0),
+            cancellationToken).ConfigureAwait(false);
+        var through = cutAt.FirstOrDefault();
+        if (through == 0)
+        {
+            return null;
+        }
+
+        var lastHash = (await RowsAsync(connection, transaction, "SELECT hash FROM audit_chain WHERE seq = $1", [through], r => r.GetString(0), cancellationToken).ConfigureAwait(false))[0];
+        var purged = await NonQueryAsync(
+            connection,
+            transaction,
+            "DELETE FROM audit WHERE id IN (SELECT record_id FROM audit_chain GROUP BY record_id HAVING max(seq) <= $1)",
+            [through],
+            cancellationToken).ConfigureAwait(false);
+        await NonQueryAsync(connection, transaction, "DELETE FROM audit_chain WHERE seq <= $1", [through], cancellationToken).ConfigureAwait(false);
+        var at = FromMs(ToMs(DateTimeOffset.UtcNow));
+        var checkpoint = new ChainCheckpoint(through, lastHash, purged, at, sign(ChainCheckpoint.SignedText(through, lastHash, purged, at)));
+        await NonQueryAsync(
+            connection,
+            transaction,
+            "INSERT INTO audit_checkpoints (through_seq, last_hash, purged, at_ms, signature) VALUES ($1, $2, $3, $4, $5)",
+            [through, lastHash, (long)purged, ToMs(at), checkpoint.Signature],
+            cancellationToken).ConfigureAwait(false);
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return checkpoint;
+    }
+
+    public async Task<ChainReport> VerifyChainAsync(Func<string, string, bool>? signatureValid, CancellationToken cancellationToken)
+    {
+        var checkpoint = (await AuditQueryAsync(
+            "SELECT through_seq, last_hash, purged, at_ms, signature FROM audit_checkpoints ORDER BY through_seq DESC LIMIT 1",
+            [],
+            r => new ChainCheckpoint(r.GetInt64(0), r.GetString(1), (int)r.GetInt64(2), FromMs(r.GetInt64(3)), r.GetString(4)),
+            cancellationToken).ConfigureAwait(false)).FirstOrDefault();
+        var entries = await AuditQueryAsync(
+            "SELECT seq, record_id, prev, hash, sealed FROM audit_chain ORDER BY seq",
+            [],
+            r => new ChainEntry(r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4)),
+            cancellationToken).ConfigureAwait(false);
+        var records = await AuditQueryAsync($"SELECT {AuditColumns} FROM audit", [], ReadAudit, cancellationToken).ConfigureAwait(false);
+        return AuditChain.Verify(entries, records, checkpoint, signatureValid);
+    }
+
+    private static string CountWhere(string condition) => $"coalesce(sum(CASE WHEN {condition} THEN 1 ELSE 0 END), 0)";
+
+    private static string? Blank(string? text) => string.IsNullOrWhiteSpace(text) ? null : text;
+
+    protected static long ToMs(DateTimeOffset time) => time.ToUnixTimeMilliseconds();
+
+    protected static DateTimeOffset FromMs(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
+
+    private async Task<int> ExecuteAuditAsync(string sql, IReadOnlyList<object?> values, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAuditConnectionAsync(cancellationToken).ConfigureAwait(false);
+        return await NonQueryAsync(connection, null, sql, values, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<List<T>> AuditQueryAsync<T>(string sql, IReadOnlyList<object?> values, Func<DbDataReader, T> map, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAuditConnectionAsync(cancellationToken).ConfigureAwait(false);
+        return await RowsAsync(connection, null, sql, values, map, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<int> NonQueryAsync(DbConnection connection, DbTransaction? transaction, string sql, IReadOnlyList<object?> values, CancellationToken cancellationToken)
+    {
+        await using var command = Command(connection, transaction, sql, values);
+        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<List<T>> RowsAsync<T>(DbConnection connection, DbTransaction? transaction, string sql, IReadOnlyList<object?> values, Func<DbDataReader, T> map, CancellationToken cancellationToken)
+    {
+        await using var command = Command(connection, transaction, sql, values);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var rows = new List<T>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            rows.Add(map(reader));
+        }
+
+        return rows;
+    }
+
+    private DbCommand Command(DbConnection connection, DbTransaction? transaction, string sql, IReadOnlyList<object?> values)
+    {
+        var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = sql;
+        Bind(command, values);
+        return command;
+    }
+
+    private static object?[] AuditValues(AuditRecord r) =>
+    [
+        r.Id, ToMs(r.Time), r.Tool, r.Transport, r.SessionId, r.Agent, JsonSerializer.Serialize(r.Groups), r.Issuer, r.Subject, r.TokenId,
+        r.Connection, r.Sql, r.Parameters, r.Classification, r.Decision.ToString(), r.Rule, r.Reason, r.RowCount, r.DurationMs, r.Error,
+        r.Masking, r.Result,
+    ];
+
+    private static string? Text(DbDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? null : reader.GetString(ordinal);
+
+    private static AuditRecord ReadAudit(DbDataReader r) => new()
+    {
+        Id = r.GetString(0),
+        Time = FromMs(r.GetInt64(1)),
+        Tool = r.GetString(2),
+        Transport = r.GetString(3),
+        SessionId = Text(r, 4),
+        Agent = Text(r, 5),
+        Groups = JsonSerializer.Deserialize<string[]>(r.GetString(6)) ?? [],
+        Issuer = Text(r, 7),
+        Subject = Text(r, 8),
+        TokenId = Text(r, 9),
+        Connection = Text(r, 10),
+        Sql = Text(r, 11),
+        Parameters = Text(r, 12),
+        Classification = Text(r, 13),
+        Decision = Enum.Parse<Verdict>(r.GetString(14)),
+        Rule = r.GetString(15),
+        Reason = r.GetString(16),
+        RowCount = r.IsDBNull(17) ? null : r.GetInt64(17),
+        DurationMs = r.GetDouble(18),
+        Error = Text(r, 19),
+        Masking = Text(r, 20),
+        Result = Text(r, 21),
+    };
+}

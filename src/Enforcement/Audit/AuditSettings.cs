@@ -1,0 +1,43 @@
+using Gatehouse.Enforcement.Policy;
+
+namespace Gatehouse.Enforcement.Audit;
+
+/// <summary>How much of a call its audit record keeps.</summary>
+public enum CaptureLevel
+{
+    /// <summary>Who, what, the decision and its rule, counts and timings.</summary>
+    Metadata,
+
+    /// <summary>Metadata plus the result as the agent received it (masked), up to <see cref="AuditSettings.MaxCaptureBytes"/>.</summary>
+    Full,
+}
+
+/// <summary>Where audit records live, how long they are kept, and where they are streamed.</summary>
+/// <param name="PostgresConnectionString">The PostgreSQL store several gateway instances share; null keeps records in the embedded SQLite state file.</param>
+/// <param name="Sink">A JSON-lines file every finished record is appended to, for SIEMs; null for none.</param>
+public sealed record AuditSettings(
+    string? PostgresConnectionString,
+    SecretSource PostgresPassword,
+    AuditRetention Retention,
+    string? Sink,
+    int MaxCaptureBytes)
+{
+    public static AuditSettings Default { get; } = new(null, SecretSource.None, AuditRetention.None, null, 16 * 1024);
+}
+
+/// <summary>Retention run by a background job in <c>gatehouse serve</c>: by age, by record count, or both.</summary>
+public sealed record AuditRetention(TimeSpan? MaxAge, int? MaxRecords, TimeSpan Every)
+{
+    public static AuditRetention None { get; } = new(null, null, TimeSpan.FromHours(1));
+
+    public bool Enabled => MaxAge is not null || MaxRecords is not null;
+
+    /// <summary>The cut a purge run now makes.</summary>
+    public RetentionCut CutAt(DateTimeOffset now) => new(now - MaxAge, MaxRecords);
+}
+
+/// <summary>Traces and metrics, exported over OTLP when an endpoint is configured; off otherwise.</summary>
+public sealed record TelemetrySettings(Uri? OtlpEndpoint, string ServiceName)
+{
+    public static TelemetrySettings Off { get; } = new(null, "gatehouse");
+}

@@ -1,0 +1,249 @@
+using Gatehouse.Enforcement.Audit;
+
+namespace Gatehouse.Tests.Connectors.Audit;
+
+/// <summary>
+/// What every audit store promises, run against each: the embedded SQLite file and the PostgreSQL store that several gateway
+/// instances share. Each test gets a fresh, empty store.
+/// </summary>
+public abstract class AuditLogContract
+{
+    /// <summary>A new, empty store; calling again opens a second handle on the same store (another gateway process).</summary>
+    protected abstract Task<IAuditLog> OpenAsync(bool again = false);
+
+    /// <summary>Changes the store behind the gateway's back, as someone with write access to it could.</summary>
+    protected abstract Task TamperAsync(string sql);
+
+    protected static AuditRecord Record(string agent, Verdict decision, DateTimeOffset time) => new()
+    {
+        Id = AuditRecord.NewId(),
+        Time = time,
+        Tool = "query",
+        Transport = "test",
+        Agent = agent,
+        Groups = ["g1"],
+        Sql = "select 1",
+        Decision = decision,
+        Rule = "r",
+        Reason = "because",
+    };
+
+    private static string Sign(string text) => "signed:" + AuditChain.Hash("key", text);
+
+    private static bool Valid(string text, string signature) => signature == Sign(text);
+
+    private static async Task<AuditRecord> WriteAsync(IAuditLog log, AuditRecord record)
+    {
+        await log.BeginAsync(record with { Decision = Verdict.Started }, CancellationToken.None);
+        await log.CompleteAsync(record, CancellationToken.None);
+        return record;
+    }
+
+    private async Task<(IAuditLog Log, List<AuditRecord> Records)> ChainedAsync(int count)
+    {
+        var log = await OpenAsync();
+        var records = new List<AuditRecord>();
+        for (var i = 0; i < count; i++)
+        {
+            records.Add(await WriteAsync(log, Record($"agent{i}", Verdict.Allowed, DateTimeOffset.UtcNow.AddSeconds(i)) with { RowCount = i }));
+        }
+
+        return (log, records);
+    }
+
+    [Fact]
+    public async Task A_started_record_is_completed_in_place_with_its_capture()
+    {
+        var log = await OpenAsync();
+        var record = Record("analyst", Verdict.Started, DateTimeOffset.UtcNow);
+        await log.BeginAsync(record, CancellationToken.None);
+        await log.CompleteAsync(record with { Decision = Verdict.Allowed, RowCount = 3, Result = """{"columns":["id"],"rows":[[1]]}""" }, CancellationToken.None);
+        var stored = await log.GetAsync(record.Id, CancellationToken.None);
+        Assert.Equal(Verdict.Allowed, stored!.Decision);
+        Assert.Equal(3, stored.RowCount);
+        Assert.Equal(["g1"], stored.Groups);
+        Assert.Equal("""{"columns":["id"],"rows":[[1]]}""", stored.Result);
+        Assert.Single(await log.ListAsync(new AuditQuery(), CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Listing_filters_by_agent_time_and_decision_newest_first()
+    {
+        var log = await OpenAsync();
+        var now = DateTimeOffset.UtcNow;
+        await WriteAsync(log, Record("analyst", Verdict.Allowed, now.AddHours(-2)));
+        await WriteAsync(log, Record("analyst", Verdict.Denied, now.AddMinutes(-5)));
+        await WriteAsync(log, Record("ops-bot", Verdict.Denied, now.AddMinutes(-1)));
+
+        Assert.Equal(2, (await log.ListAsync(new AuditQuery(Agent: "analyst"), CancellationToken.None)).Count);
+        Assert.Equal(2, (await log.ListAsync(new AuditQuery(Since: now.AddHours(-1)), CancellationToken.None)).Count);
+        Assert.Single(await log.ListAsync(new AuditQuery(Until: now.AddHours(-1)), CancellationToken.None));
+        var denied = await log.ListAsync(new AuditQuery(Decision: Verdict.Denied), CancellationToken.None);
+        Assert.Equal(["ops-bot", "analyst"], denied.Select(r => r.Agent));
+    }
+
+    [Fact]
+    public async Task Listing_filters_by_connection_table_and_text_and_pages()
+    {
+        var log = await OpenAsync();
+        var now = DateTimeOffset.UtcNow;
+        await WriteAsync(log, Record("a", Verdict.Allowed, now.AddSeconds(1)) with { Connection = "shop", Classification = "select: public.orders(read)", Sql = "select * from orders" });
+        await WriteAsync(log, Record("a", Verdict.Denied, now.AddSeconds(2)) with { Connection = "shop", Classification = "delete: public.big_orders(delete)", Sql = "DELETE from big_orders" });
+        await WriteAsync(log, Record("a", Verdict.Allowed, now.AddSeconds(3)) with { Connection = "crm", Classification = "select: public.orders(read), public.customers(read)", Sql = "select 2" });
+
+        Assert.Equal(2, (await log.ListAsync(new AuditQuery(Connection: "shop"), CancellationToken.None)).Count);
+        var orders = await log.ListAsync(new AuditQuery(Table: "orders"), CancellationToken.None);
+        Assert.Equal(["select 2", "select * from orders"], orders.Select(r => r.Sql));
+        Assert.Single(await log.ListAsync(new AuditQuery(Table: "public.customers"), CancellationToken.None));
+        Assert.Equal("DELETE from big_orders", Assert.Single(await log.ListAsync(new AuditQuery(Text: "delete FROM"), CancellationToken.None)).Sql);
+        Assert.Empty(await log.ListAsync(new AuditQuery(Text: "%"), CancellationToken.None));
+
+        var first = await log.ListAsync(new AuditQuery(Limit: 2), CancellationToken.None);
+        var second = await log.ListAsync(new AuditQuery(Limit: 2, Offset: 2), CancellationToken.None);
+        Assert.Equal(["select 2", "DELETE from big_orders"], first.Select(r => r.Sql));
+        Assert.Equal("select * from orders", Assert.Single(second).Sql);
+    }
+
+    [Fact]
+    public async Task Sessions_group_calls_and_agents_show_first_and_last_activity()
+    {
+        var log = await OpenAsync();
+        var now = DateTimeOffset.UtcNow;
+        await WriteAsync(log, Record("analyst", Verdict.Allowed, now.AddMinutes(-3)) with { SessionId = "s1" });
+        await WriteAsync(log, Record("analyst", Verdict.Denied, now.AddMinutes(-2)) with { SessionId = "s1" });
+        await WriteAsync(log, Record("ops-bot", Verdict.Failed, now.AddMinutes(-1)) with { SessionId = "s2" });
+
+        var sessions = await log.SessionsAsync(null, 10, CancellationToken.None);
+        Assert.Equal(["s2", "s1"], sessions.Select(s => s.SessionId));
+        Assert.Equal((2, 1, 0), (sessions[1].Calls, sessions[1].Denied, sessions[1].Failed));
+        Assert.Equal(["s1"], (await log.SessionsAsync("analyst", 10, CancellationToken.None)).Select(s => s.SessionId));
+        Assert.Equal(2, (await log.SessionAsync("s1", CancellationToken.None)).Count);
+
+        var analyst = Assert.Single(await log.AgentActivityAsync(CancellationToken.None), a => a.Agent == "analyst");
+        Assert.Equal((2L, 1L), (analyst.Calls, analyst.Denials));
+        Assert.True(analyst.FirstSeen < analyst.LastSeen);
+    }
+
+    [Fact]
+    public async Task Export_reads_every_record_in_the_window_oldest_first_across_pages()
+    {
+        var log = await OpenAsync();
+        var start = DateTimeOffset.UtcNow.AddHours(-1);
+        // More than one export page, several sharing a millisecond, so the keyset paging is exercised.
+        for (var i = 0; i < 1203; i++)
+        {
+            await log.CompleteAsync(Record($"a{i}", Verdict.Allowed, start.AddMilliseconds(i / 3)), CancellationToken.None);
+        }
+
+        var all = new List<AuditRecord>();
+        await foreach (var record in log.ExportAsync(null, null, CancellationToken.None))
+        {
+            all.Add(record);
+        }
+
+        Assert.Equal(1203, all.Count);
+        Assert.Equal(1203, all.Select(r => r.Id).Distinct().Count());
+        Assert.Equal(all.OrderBy(r => r.Time).Select(r => r.Time), all.Select(r => r.Time));
+
+        var window = new List<AuditRecord>();
+        await foreach (var record in log.ExportAsync(start.AddMilliseconds(100), start.AddMilliseconds(200), CancellationToken.None))
+        {
+            window.Add(record);
+        }
+
+        Assert.Equal(300, window.Count);
+    }
+
+    [Fact]
+    public async Task An_untouched_audit_chain_verifies_with_open_calls_counted_apart()
+    {
+        var (log, _) = await ChainedAsync(5);
+        await log.BeginAsync(Record("late", Verdict.Started, DateTimeOffset.UtcNow), CancellationToken.None);
+        var report = await log.VerifyChainAsync(null, CancellationToken.None);
+        Assert.True(report.Intact, string.Join("; ", report.Problems));
+        Assert.Equal(5, report.Sealed);
+        Assert.Equal(1, report.Open);
+    }
+
+    [Theory]
+    [InlineData("update audit set reason = 'nothing to see' where agent = 'agent2'", "was modified after it was sealed")]
+    [InlineData("delete from audit where agent = 'agent3'", "was deleted")]
+    [InlineData("insert into audit (id, time_ms, tool, transport, groups_json, decision, rule, reason, duration_ms) values ('aud_forged', 0, 'query', 'x', '[]', 'Allowed', 'r', 'r', 0)", "was never sealed")]
+    [InlineData("update audit_chain set sealed = replace(sealed, 'because', 'because!') where seq = 2", "was altered after it was sealed")]
+    [InlineData("delete from audit_chain where seq = 3", "are missing")]
+    [InlineData("update audit_chain set seq = seq + 100 where seq = 2; update audit_chain set seq = 2 where seq = 4; update audit_chain set seq = 4 where seq = 102", "does not follow the link before it")]
+    public async Task Verification_names_each_kind_of_tampering(string tampering, string finding)
+    {
+        var (log, _) = await ChainedAsync(5);
+        await TamperAsync(tampering);
+        var report = await log.VerifyChainAsync(null, CancellationToken.None);
+        Assert.False(report.Intact);
+        Assert.Contains(report.Problems, p => p.Contains(finding, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Concurrent_writers_keep_one_consistent_chain()
+    {
+        var first = await OpenAsync();
+        var second = await OpenAsync(again: true);
+        await Task.WhenAll(Enumerable.Range(0, 40).Select(async i =>
+            await WriteAsync(i % 2 == 0 ? first : second, Record($"writer{i}", Verdict.Allowed, DateTimeOffset.UtcNow))));
+        var report = await first.VerifyChainAsync(null, CancellationToken.None);
+        Assert.True(report.Intact, string.Join("; ", report.Problems));
+        Assert.Equal(40, report.Sealed);
+    }
+
+    [Fact]
+    public async Task A_purge_leaves_a_signed_checkpoint_so_the_rest_still_verifies_and_a_forged_cut_does_not()
+    {
+        var log = await OpenAsync();
+        var now = DateTimeOffset.UtcNow;
+        for (var i = 0; i < 6; i++)
+        {
+            await WriteAsync(log, Record($"agent{i}", Verdict.Allowed, i < 3 ? now.AddDays(-10).AddSeconds(i) : now.AddSeconds(i)));
+        }
+
+        var checkpoint = await log.PurgeAsync(new RetentionCut(now.AddDays(-1)), Sign, CancellationToken.None);
+        Assert.Equal(3, checkpoint!.Purged);
+        Assert.Equal(3, (await log.ListAsync(new AuditQuery(Limit: 100), CancellationToken.None)).Count);
+        var report = await log.VerifyChainAsync(Valid, CancellationToken.None);
+        Assert.True(report.Intact, string.Join("; ", report.Problems));
+        Assert.Equal(3, report.Sealed);
+        Assert.Null(await log.PurgeAsync(new RetentionCut(now.AddDays(-1)), Sign, CancellationToken.None));
+
+        await TamperAsync("update audit_checkpoints set through_seq = 4");
+        Assert.Contains((await log.VerifyChainAsync(Valid, CancellationToken.None)).Problems, p => p.Contains("not signed by the checkpoint key", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Retention_by_count_keeps_the_newest_records_and_the_chain_verifies()
+    {
+        var log = await OpenAsync();
+        var now = DateTimeOffset.UtcNow;
+        for (var i = 0; i < 10; i++)
+        {
+            await WriteAsync(log, Record($"agent{i}", Verdict.Allowed, now.AddMinutes(i - 10)));
+        }
+
+        var checkpoint = await log.PurgeAsync(new RetentionCut(null, KeepNewest: 4), Sign, CancellationToken.None);
+        Assert.Equal(6, checkpoint!.Purged);
+        var left = await log.ListAsync(new AuditQuery(), CancellationToken.None);
+        Assert.Equal(["agent9", "agent8", "agent7", "agent6"], left.Select(r => r.Agent));
+        Assert.True((await log.VerifyChainAsync(Valid, CancellationToken.None)).Intact);
+    }
+
+    [Fact]
+    public async Task The_chain_goes_on_from_the_checkpoint_after_a_purge_took_every_record()
+    {
+        var log = await OpenAsync();
+        var old = DateTimeOffset.UtcNow.AddDays(-30);
+        await WriteAsync(log, Record("a", Verdict.Allowed, old));
+        await WriteAsync(log, Record("b", Verdict.Allowed, old.AddSeconds(1)));
+        Assert.Equal(2, (await log.PurgeAsync(new RetentionCut(DateTimeOffset.UtcNow.AddDays(-1)), Sign, CancellationToken.None))!.Purged);
+
+        await WriteAsync(log, Record("c", Verdict.Allowed, DateTimeOffset.UtcNow));
+        var report = await log.VerifyChainAsync(Valid, CancellationToken.None);
+        Assert.True(report.Intact, string.Join("; ", report.Problems));
+        Assert.Equal(1, report.Sealed);
+    }
+}
