@@ -53,6 +53,7 @@ public sealed partial class GatewayPipeline(
         CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
+        using var span = GatewayTelemetry.StartCall(call.Tool);
         var scope = new CallScope(audit, describe(new AuditRecord
         {
             Id = AuditRecord.NewId(),
@@ -65,7 +66,12 @@ public sealed partial class GatewayPipeline(
         StepResult result;
         try
         {
-            var identity = await identifier.IdentifyAsync(call.Token, cancellationToken).ConfigureAwait(false);
+            IdentityResult identity;
+            using (GatewayTelemetry.Stage("identify"))
+            {
+                identity = await identifier.IdentifyAsync(call.Token, cancellationToken).ConfigureAwait(false);
+            }
+
             if (identity.Identity is null)
             {
                 result = new StepResult(Decision.Deny(identity.Rule, identity.Reason));
@@ -92,7 +98,7 @@ public sealed partial class GatewayPipeline(
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            await FinishAsync(scope, new StepResult(Decision.Fail("call.cancelled", "the client cancelled the call")), started).ConfigureAwait(false);
+            await FinishAsync(scope, new StepResult(Decision.Fail("call.cancelled", "the client cancelled the call")), started, span).ConfigureAwait(false);
             throw;
         }
         catch (Exception e)
@@ -101,10 +107,10 @@ public sealed partial class GatewayPipeline(
             result = new StepResult(Decision.Fail("gateway.error", $"the gateway hit an internal error; an admin can look up audit record {scope.Record.Id}"));
         }
 
-        return await FinishAsync(scope, result, started).ConfigureAwait(false);
+        return await FinishAsync(scope, result, started, span).ConfigureAwait(false);
     }
 
-    private async ValueTask<CallOutcome> FinishAsync(CallScope scope, StepResult result, long started)
+    private async ValueTask<CallOutcome> FinishAsync(CallScope scope, StepResult result, long started, Activity? span)
     {
         var elapsed = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         var record = scope.Record with
@@ -121,7 +127,10 @@ public sealed partial class GatewayPipeline(
         try
         {
             // Recorded even when the caller has gone: what ran must be on record.
-            await audit.CompleteAsync(record, CancellationToken.None).ConfigureAwait(false);
+            using (GatewayTelemetry.Stage("record"))
+            {
+                await audit.CompleteAsync(record, CancellationToken.None).ConfigureAwait(false);
+            }
         }
         catch (Exception e)
         {
@@ -129,6 +138,7 @@ public sealed partial class GatewayPipeline(
             return new CallOutcome(null, Decision.Fail("audit.unavailable", "the gateway could not record this call, so its result is withheld; tell an admin"));
         }
 
+        GatewayTelemetry.Finish(span, record);
         Log.CallFinished(logger, record.Tool, record.Agent ?? "(unidentified)", record.Decision.ToString(), record.Rule, elapsed, record.Id);
         // A refusal carries no payload, except the follow-up details of a statement waiting for approval.
         return new CallOutcome(record.Id, result.Decision, result.Decision.IsAllowed || result.Payload is PendingApproval ? result.Payload : null);
@@ -139,6 +149,7 @@ public sealed partial class GatewayPipeline(
     private QueryResult MaskResult(QueryResult result, CallScope scope, Func<QueryResult, QueryResult>? databaseMasking = null)
     {
         QueryResult masked;
+        using var stage = GatewayTelemetry.Stage("mask");
         try
         {
             masked = ResultMasker.Mask(result, new MaskingCounts(), scope.Unmask ?? OverlayMasking.UnmaskRights(policy, scope.Identity));

@@ -77,9 +77,11 @@ public sealed partial class GatewayPipeline
 
         var connectionConfig = policy.Connections[connection];
         var verdicts = new PolicyVerdicts(connectionConfig.ObserveOnly);
+        using var authorize = GatewayTelemetry.Stage("authorize");
         var (grants, unmask) = await _grants.ResolveRightsAsync(scope.Identity, connection, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
         scope.Unmask = unmask;
         var byKind = StatementAuthorizer.AuthorizeKind(scope.Identity, connection, grants, statement);
+        authorize?.Dispose();
         if (verdicts.Blocks(byKind))
         {
             return new StepResult(byKind);
@@ -91,7 +93,12 @@ public sealed partial class GatewayPipeline
             return new StepResult(unbounded!);
         }
 
-        await scope.RecordBeforeDatabaseAsync(cancellationToken).ConfigureAwait(false);
+        using (GatewayTelemetry.Stage("record"))
+        {
+            await scope.RecordBeforeDatabaseAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        using var classify = GatewayTelemetry.Stage("classify");
         if (await _tagDrift.CheckAsync(connectionConfig, cancellationToken).ConfigureAwait(false) is { } drift)
         {
             return new StepResult(drift);
@@ -106,6 +113,8 @@ public sealed partial class GatewayPipeline
         }
 
         var classification = Describe(statement, plan);
+        classify?.Dispose();
+        using var authorizePlan = GatewayTelemetry.Stage("authorize.plan");
         var byPlan = StatementAuthorizer.AuthorizePlan(scope.Identity, connection, grants, plan);
         if (verdicts.Blocks(byPlan))
         {
@@ -127,7 +136,10 @@ public sealed partial class GatewayPipeline
             return new StepResult(masked, Classification: classification);
         }
 
+        authorizePlan?.Dispose();
+        using var guard = GatewayTelemetry.Stage("guard");
         var guarded = GuardrailEvaluator.Evaluate(analyzed, plan, scope.Identity, connection, policy.Guardrails, limits.MaxWriteRows);
+        guard?.Dispose();
         var needsApproval = guarded is { NeedsApproval: true } && verdicts.Blocks(guarded);
         if (!needsApproval && verdicts.Blocks(guarded))
         {
@@ -153,6 +165,8 @@ public sealed partial class GatewayPipeline
         var run = new StatementRun(scope, execution, classification, databaseMasking);
         if (needsApproval)
         {
+            GatewayTelemetry.ApprovalRequested();
+            using var approve = GatewayTelemetry.Stage("approve");
             return await WithApprovalAsync(run, guarded!, statement, call, cancellationToken).ConfigureAwait(false);
         }
 
@@ -179,6 +193,7 @@ public sealed partial class GatewayPipeline
         QueryResult raw;
         try
         {
+            using var stage = GatewayTelemetry.Stage("execute");
             raw = await executor.ExecuteAsync(run.Execution, recordBeforeCommit, cancellationToken).ConfigureAwait(false);
         }
         catch (ApprovedRowsExceededException e)

@@ -5,10 +5,10 @@ using Gatehouse.McpServer.Hosting;
 
 namespace Gatehouse.McpServer.Cli;
 
-/// <summary><c>gatehouse audit list|show</c>: what every agent did, newest first.</summary>
-public static class AuditCommand
+/// <summary><c>gatehouse audit list|show|sessions|replay|verify|purge|export</c>: what every agent did, and proof nobody changed it.</summary>
+public static partial class AuditCommand
 {
-    public static Command Create() => new("audit", "Read the audit log of tool calls, and check it has not been tampered with.") { List(), Show(), Sessions(), Replay(), Verify(), Purge() };
+    public static Command Create() => new("audit", "Read the audit log of tool calls, and check it has not been tampered with.") { List(), Show(), Sessions(), Replay(), Verify(), Purge(), Export() };
 
     private static Command Purge()
     {

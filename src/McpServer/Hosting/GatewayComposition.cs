@@ -27,7 +27,7 @@ public static class GatewayComposition
         services.AddSingleton(gatewayState);
         services.AddSingleton(state);
         services.AddSingleton(gatewayState.Audit);
-        services.AddSingleton<IAuditStore>(gatewayState.Audit);
+        AddAuditServices(services, policy, gatewayState.Audit);
         services.AddSingleton<IApprovalNotifier>(sp => policy.Approvals.Webhook is { } hook
             ? new WebhookNotifier(hook, sp.GetRequiredService<ILoggerFactory>().CreateLogger("Gatehouse.Webhook"))
             : new NoNotifier());
@@ -58,6 +58,30 @@ public static class GatewayComposition
                 options.ServerInstructions = GatehouseTools.Instructions;
             })
             .WithTools<GatehouseTools>();
+    }
+
+    // The pipeline records through the sink when one is configured; retention and telemetry run only when the policy asks.
+    private static void AddAuditServices(IServiceCollection services, GatewayPolicy policy, IAuditLog audit)
+    {
+        var settings = policy.Gateway;
+        if (settings.Audit.Sink is { } sink)
+        {
+            services.AddSingleton<IAuditStore>(_ => AuditSink.ToFile(audit, sink));
+        }
+        else
+        {
+            services.AddSingleton<IAuditStore>(audit);
+        }
+
+        if (settings.Audit.Retention.Enabled)
+        {
+            services.AddHostedService<AuditRetentionJob>();
+        }
+
+        if (settings.Telemetry.OtlpEndpoint is { } endpoint)
+        {
+            services.AddGatewayTelemetry(settings.Telemetry.ServiceName, endpoint);
+        }
     }
 
     // Any OpenAI-compatible endpoint (OpenAI, Azure OpenAI, Ollama, vLLM…) through Microsoft.Extensions.AI.

@@ -8,7 +8,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace Gatehouse.Tests.Enforcement.Pipeline;
 
 /// <summary>The pipeline's decisions and recording, with the database and stores replaced by doubles that count and fail on demand.</summary>
-public sealed class GatewayPipelineTests : IDisposable
+public sealed partial class GatewayPipelineTests : IDisposable
 {
     private readonly string _directory = Path.Combine(Path.GetTempPath(), "gatehouse-pipeline-" + Guid.NewGuid().ToString("N"));
     private readonly GatewayPolicy _policy;

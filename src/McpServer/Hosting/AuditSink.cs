@@ -1,0 +1,49 @@
+using Gatehouse.Enforcement.Audit;
+using Serilog;
+using Serilog.Events;
+using Serilog.Formatting;
+
+namespace Gatehouse.McpServer.Hosting;
+
+/// <summary>
+/// The live JSON-lines feed for SIEMs: every finished record, once it is durable in the audit store, is appended to the sink
+/// file through Serilog (which owns buffering, rolling and file handling). The store stays the record of truth: a sink that
+/// fails never fails a call.
+/// </summary>
+public sealed class AuditSink(IAuditStore inner, Serilog.ILogger sink) : IAuditStore, IDisposable
+{
+    private const string Property = "AuditRecord";
+
+    public static AuditSink ToFile(IAuditStore inner, string path) =>
+        new(inner, new LoggerConfiguration()
+            .MinimumLevel.Information()
+            .WriteTo.File(new RecordLineFormatter(), path, flushToDiskInterval: TimeSpan.FromSeconds(1), rollingInterval: RollingInterval.Day, retainedFileCountLimit: 31)
+            .CreateLogger());
+
+    public ValueTask BeginAsync(AuditRecord record, CancellationToken cancellationToken) => inner.BeginAsync(record, cancellationToken);
+
+    public async ValueTask CompleteAsync(AuditRecord record, CancellationToken cancellationToken)
+    {
+        await inner.CompleteAsync(record, cancellationToken).ConfigureAwait(false);
+        sink.Write(new LogEvent(record.Time, LogEventLevel.Information, null, MessageTemplate.Empty, [new LogEventProperty(Property, new ScalarValue(AuditJson.Line(record)))]));
+    }
+
+    public ValueTask<AuditRecord?> GetAsync(string id, CancellationToken cancellationToken) => inner.GetAsync(id, cancellationToken);
+
+    public ValueTask<IReadOnlyList<AuditRecord>> ListAsync(AuditQuery query, CancellationToken cancellationToken) => inner.ListAsync(query, cancellationToken);
+
+    public void Dispose() => (sink as IDisposable)?.Dispose();
+
+    // Each event is exactly the record's JSON line, as audit export writes it.
+    private sealed class RecordLineFormatter : ITextFormatter
+    {
+        public void Format(LogEvent logEvent, TextWriter output)
+        {
+            if (logEvent.Properties.TryGetValue(Property, out var value) && value is ScalarValue { Value: string line })
+            {
+                output.Write(line);
+                output.Write('\n');
+            }
+        }
+    }
+}

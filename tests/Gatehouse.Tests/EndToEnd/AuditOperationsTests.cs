@@ -1,0 +1,184 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Gatehouse.Connectors.State;
+using Gatehouse.Enforcement.Audit;
+using Gatehouse.Tests.Infrastructure;
+
+namespace Gatehouse.Tests.EndToEnd;
+
+/// <summary>Running the audit log: retention in the background, the live JSON-lines sink, export, and OpenTelemetry export.</summary>
+[Collection(PostgresCollection.Name)]
+public sealed class AuditOperationsTests(PostgresFixture pg)
+{
+    private static async Task<T> EventuallyAsync<T>(Func<Task<T?>> probe, string what)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (await probe() is { } found)
+            {
+                return found;
+            }
+
+            await Task.Delay(200);
+        }
+
+        throw new TimeoutException($"gave up waiting for {what}");
+    }
+
+    private static async Task SeedAsync(SqliteStateStore store, string agent, DateTimeOffset time)
+    {
+        var record = new AuditRecord { Id = AuditRecord.NewId(), Time = time, Tool = "query", Transport = "test", Agent = agent, Decision = Verdict.Allowed, Rule = "r", Reason = "seeded" };
+        await store.BeginAsync(record with { Decision = Verdict.Started }, CancellationToken.None);
+        await store.CompleteAsync(record, CancellationToken.None);
+    }
+
+    [Fact]
+    public async Task The_retention_job_purges_old_records_in_the_background_and_the_chain_still_verifies()
+    {
+        var gateway = TestGateway.Create(pg, gateway: "audit:\n  retention:\n    max_age: 1h\n    every: 1s");
+        var store = await SqliteStateStore.OpenAsync(gateway.Policy.Gateway.StatePath, CancellationToken.None);
+        for (var i = 0; i < 3; i++)
+        {
+            await SeedAsync(store, "old-agent", DateTimeOffset.UtcNow.AddDays(-2).AddSeconds(i));
+        }
+
+        await SeedAsync(store, "recent-agent", DateTimeOffset.UtcNow);
+        await using (var server = await HttpGateway.StartAsync(gateway))
+        {
+            await EventuallyAsync(
+                async () => (await store.ListAsync(new AuditQuery(Agent: "old-agent"), CancellationToken.None)).Count == 0 ? "purged" : null,
+                "the retention job to purge the old records");
+        }
+
+        Assert.Single(await store.ListAsync(new AuditQuery(Agent: "recent-agent"), CancellationToken.None));
+        var verify = await StdioTests.RunGatehouse(["audit", "verify", "--config", gateway.PolicyPath]);
+        Assert.Equal(0, verify.ExitCode);
+        Assert.Contains("Intact: 1 sealed record(s)", verify.Stdout);
+    }
+
+    [Fact]
+    public async Task Every_finished_call_reaches_the_json_lines_sink_masked_as_the_agent_saw_it()
+    {
+        var gateway = TestGateway.Create(pg, gateway: "audit:\n  sink: siem/audit.jsonl", connectionSettings: "capture: full");
+        string auditId;
+        await using (var server = await HttpGateway.StartAsync(gateway))
+        {
+            await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("analyst"));
+            auditId = (await client.QueryAsync("select email, ssn from customers where id = 1")).AuditId();
+        }
+
+        // Serilog's daily rolling puts the date before the extension: audit20261202.jsonl.
+        var line = await EventuallyAsync(
+            () => Task.FromResult(Directory.GetFiles(Path.Combine(gateway.Directory, "siem"), "audit*.jsonl")
+                .SelectMany(f => File.ReadAllLines(f))
+                .FirstOrDefault(l => l.Contains(auditId, StringComparison.Ordinal))),
+            "the record in the sink file");
+        using var json = JsonDocument.Parse(line);
+        Assert.Equal("allowed", json.RootElement.GetProperty("decision").GetString());
+        Assert.Equal("analyst", json.RootElement.GetProperty("agent").GetString());
+        Assert.Contains("[email]", json.RootElement.GetProperty("result").GetString());
+        Assert.DoesNotContain("amelia.hartmann@example.com", line);
+        Assert.DoesNotContain("536-22-4821", line);
+    }
+
+    [Fact]
+    public async Task Export_writes_one_json_line_per_record_in_the_window_and_refuses_bad_arguments()
+    {
+        var gateway = TestGateway.Create(pg);
+        var store = await SqliteStateStore.OpenAsync(gateway.Policy.Gateway.StatePath, CancellationToken.None);
+        await SeedAsync(store, "last-week", DateTimeOffset.UtcNow.AddDays(-7));
+        await SeedAsync(store, "today", DateTimeOffset.UtcNow.AddMinutes(-5));
+        await SeedAsync(store, "today", DateTimeOffset.UtcNow.AddMinutes(-1));
+        var file = Path.Combine(gateway.Directory, "export.jsonl");
+
+        var export = await StdioTests.RunGatehouse(["audit", "export", "--config", gateway.PolicyPath, "--since", "1d", "--output", file]);
+        Assert.Equal(0, export.ExitCode);
+        Assert.Contains("Exported 2 record(s)", export.Stderr);
+        var agents = File.ReadAllLines(file).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("agent").GetString());
+        Assert.Equal(["today", "today"], agents);
+
+        var all = await StdioTests.RunGatehouse(["audit", "export", "--config", gateway.PolicyPath]);
+        Assert.Equal(3, all.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+
+        var csv = await StdioTests.RunGatehouse(["audit", "export", "--config", gateway.PolicyPath, "--format", "csv"]);
+        Assert.NotEqual(0, csv.ExitCode);
+        Assert.Contains("use jsonl", csv.Stderr);
+        var since = await StdioTests.RunGatehouse(["audit", "export", "--config", gateway.PolicyPath, "--since", "yesterday"]);
+        Assert.NotEqual(0, since.ExitCode);
+        Assert.Contains("--since takes a window such as 7d or an ISO 8601 time", since.Stderr);
+    }
+
+    [Fact]
+    public async Task With_an_otlp_endpoint_each_call_is_exported_as_a_trace_to_the_collector()
+    {
+        // A stand-in OTLP/HTTP collector on loopback: it keeps what the exporter posts.
+        var port = FreePort();
+        using var collector = new HttpListener();
+        collector.Prefixes.Add($"http://127.0.0.1:{port}/");
+        collector.Start();
+        var received = new List<(string Path, byte[] Body)>();
+        var collecting = Task.Run(async () =>
+        {
+            while (collector.IsListening)
+            {
+                HttpListenerContext context;
+                try
+                {
+                    context = await collector.GetContextAsync();
+                }
+                catch (Exception e) when (e is HttpListenerException or ObjectDisposedException)
+                {
+                    return;
+                }
+
+                using var body = new MemoryStream();
+                await context.Request.InputStream.CopyToAsync(body);
+                lock (received)
+                {
+                    received.Add((context.Request.Url!.AbsolutePath, body.ToArray()));
+                }
+
+                context.Response.StatusCode = 200;
+                context.Response.Close();
+            }
+        });
+
+        var gateway = TestGateway.Create(pg, gateway: $"telemetry:\n  otlp_endpoint: http://127.0.0.1:{port}");
+        await using (var server = await HttpGateway.StartAsync(gateway))
+        {
+            await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("analyst"));
+            await client.QueryAsync("select count(*) from orders");
+            await EventuallyAsync(
+                () =>
+                {
+                    lock (received)
+                    {
+                        return Task.FromResult(received.Any(r => r.Path == "/v1/traces" && Contains(r.Body, "gatehouse.query")) ? "exported" : null);
+                    }
+                },
+                "the query's span at the collector");
+        }
+
+        lock (received)
+        {
+            var traces = received.Where(r => r.Path == "/v1/traces").ToList();
+            Assert.Contains(traces, r => Contains(r.Body, "gatehouse.stage.execute"));
+            Assert.DoesNotContain(traces, r => Contains(r.Body, "from orders"));
+        }
+
+        collector.Stop();
+        await collecting;
+    }
+
+    // Span names travel as plain UTF-8 inside the protobuf payload.
+    private static bool Contains(byte[] body, string text) => body.AsSpan().IndexOf(Encoding.UTF8.GetBytes(text)) >= 0;
+
+    private static int FreePort()
+    {
+        using var socket = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        socket.Start();
+        return ((IPEndPoint)socket.LocalEndpoint).Port;
+    }
+}
