@@ -105,20 +105,9 @@ public sealed class ApprovalDesk(GatewayPolicy policy, NotifyingApprovals approv
     // Refusals are recorded too: an attempt to approve one's own request is worth knowing about.
     private async Task<DeskOutcome> RecordAsync(DeskOutcome outcome, string verb, string who, string id, string? note, string channel, CancellationToken cancellationToken)
     {
-        var record = new AuditRecord
-        {
-            Id = AuditRecord.NewId(),
-            Time = time.GetUtcNow(),
-            Tool = $"approvals {verb}",
-            Transport = channel,
-            Agent = who,
-            Classification = id,
-            Decision = outcome.Done ? Verdict.Allowed : Verdict.Denied,
-            Rule = outcome.Done ? $"approval.{verb}" : "approval.refused",
-            Reason = note is null ? outcome.Message : $"{outcome.Message} Reason given: {note}",
-        };
-        await audit.BeginAsync(record, cancellationToken).ConfigureAwait(false);
-        await audit.CompleteAsync(record, cancellationToken).ConfigureAwait(false);
+        await audit.RecordAsync(
+            time.GetUtcNow(), $"approvals {verb}", channel, who, id, outcome.Done, outcome.Done ? $"approval.{verb}" : "approval.refused",
+            note is null ? outcome.Message : $"{outcome.Message} Reason given: {note}", cancellationToken).ConfigureAwait(false);
         return outcome;
     }
 }

@@ -9,10 +9,10 @@ using Gatehouse.McpServer.Hosting;
 namespace Gatehouse.McpServer.Admin;
 
 /// <summary>
-/// The admin HTTP API under /admin/api: list and decide requests, list and revoke grants. It has its own authentication:
-/// a Bearer token from a trusted issuer minted for the admin audience (no agent token is), naming an admin user or group.
+/// The admin HTTP API under /admin/api, which the web console uses too: requests and grants here, agents, calls and sessions in
+/// <c>AdminApi.Audit.cs</c>. It has its own authentication (<see cref="AdminGate"/>); no agent token opens it.
 /// </summary>
-public static class AdminApi
+public static partial class AdminApi
 {
     public const string Prefix = "/admin/api";
     private const string Channel = "admin-api";
@@ -43,17 +43,22 @@ public static class AdminApi
                 return shown is null ? Problem(StatusCodes.Status404NotFound, $"no request with id '{id}'") : Json(shown);
             }));
         api.MapPost("/requests/{id}/approve", (HttpContext context, AdminGate gate, ApprovalDesk desk, string id) =>
-            gate.RunAsync(context, async admin => Outcome(await desk.DecideAsync(id, admin.Agent, admin, approve: true, await ReasonAsync(context), Channel, context.RequestAborted))));
+            gate.RunAsync(context, async admin => Outcome(await desk.DecideAsync(id, admin.Agent, admin, approve: true, await ReasonAsync(context), ChannelOf(context), context.RequestAborted))));
         api.MapPost("/requests/{id}/deny", (HttpContext context, AdminGate gate, ApprovalDesk desk, string id) =>
-            gate.RunAsync(context, async admin => Outcome(await desk.DecideAsync(id, admin.Agent, admin, approve: false, await ReasonAsync(context), Channel, context.RequestAborted))));
+            gate.RunAsync(context, async admin => Outcome(await desk.DecideAsync(id, admin.Agent, admin, approve: false, await ReasonAsync(context), ChannelOf(context), context.RequestAborted))));
         api.MapPost("/requests/{id}/cancel", (HttpContext context, AdminGate gate, ApprovalDesk desk, string id) =>
-            gate.RunAsync(context, async admin => Outcome(await desk.CancelAsync(id, admin.Agent, Channel, context.RequestAborted))));
+            gate.RunAsync(context, async admin => Outcome(await desk.CancelAsync(id, admin.Agent, ChannelOf(context), context.RequestAborted))));
         api.MapGet("/grants", async (HttpContext context, AdminGate gate, SqliteStateStore state) =>
             await gate.RunAsync(context, async _ =>
                 Json((await state.ListAsync(AccessRequestStatus.Approved, DateTimeOffset.UtcNow, context.RequestAborted)).Select(RequestViews.Access))));
         api.MapPost("/grants/{id}/revoke", (HttpContext context, AdminGate gate, ApprovalDesk desk, string id) =>
-            gate.RunAsync(context, async admin => Outcome(await desk.RevokeAsync(id, admin.Agent, Channel, context.RequestAborted))));
+            gate.RunAsync(context, async admin => Outcome(await desk.RevokeAsync(id, admin.Agent, ChannelOf(context), context.RequestAborted))));
+        MapAudit(api, policy);
     }
+
+    // Console actions are recorded as such, so the log tells a click in the console from a script's API call.
+    private static string ChannelOf(HttpContext context) =>
+        context.Request.Headers.Authorization.Count == 0 ? "admin-console" : Channel;
 
     private static IResult Json(object value) => Results.Json(value, Output.JsonOptions);
 
@@ -82,42 +87,5 @@ public static class AdminApi
         {
             return null;
         }
-    }
-}
-
-/// <summary>Verifies an admin token on every admin API request: admin audience, trusted issuer, admitted user or group.</summary>
-public sealed class AdminGate
-{
-    private readonly AdminSettings _settings;
-    private readonly TokenValidator _validator;
-
-    public AdminGate(GatewayPolicy policy, TimeProvider time)
-    {
-        _settings = policy.Admin ?? throw new InvalidOperationException("The admin API is not configured.");
-        _validator = new TokenValidator(policy.Issuers.Select(i => i with { Audiences = [_settings.Audience] }).ToList(), time);
-    }
-
-    public async Task<IResult> RunAsync(HttpContext context, Func<AgentIdentity, Task<IResult>> body)
-    {
-        var token = HttpCallerToken.BearerToken(context.Request.Headers.Authorization.ToString());
-        if (token is null)
-        {
-            context.Response.Headers.WWWAuthenticate = "Bearer";
-            return Results.Json(new { error = "the admin API needs an admin token (Authorization: Bearer …) minted for the admin audience" }, Output.JsonOptions, statusCode: StatusCodes.Status401Unauthorized);
-        }
-
-        var result = await _validator.ValidateAsync(token, context.RequestAborted);
-        if (result.Identity is not { } admin)
-        {
-            context.Response.Headers.WWWAuthenticate = "Bearer error=\"invalid_token\"";
-            return Results.Json(new { error = $"{result.Rule}: {result.Reason}" }, Output.JsonOptions, statusCode: StatusCodes.Status401Unauthorized);
-        }
-
-        if (!_settings.Admits(admin.Agent, admin.Groups))
-        {
-            return Results.Json(new { error = $"'{admin.Agent}' is not an admin: admin.users and admin.groups in the policy name who is" }, Output.JsonOptions, statusCode: StatusCodes.Status403Forbidden);
-        }
-
-        return await body(admin);
     }
 }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Gatehouse.Enforcement.Identity;
 
 namespace Gatehouse.McpServer.Cli;
 
@@ -38,9 +39,9 @@ public static class AgentsCommand
         var command = new Command(verb, disable ? "Disable an agent: its next call is refused, on every gateway sharing this state." : "Enable a disabled agent again.") { agent, config, by };
         command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
         {
-            var (_, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
-            await state.SetDisabledAsync(parse.GetValue(agent)!, disable, parse.GetValue(by)!, cancellationToken);
-            Console.Out.WriteLine($"Agent '{parse.GetValue(agent)}' is now {(disable ? "disabled" : "enabled")}.");
+            var (_, state) = await CliApp.LoadGatewayAsync(parse.GetValue(config)!, cancellationToken);
+            var switchboard = new AgentSwitchboard(state.Store, state.Audit, TimeProvider.System);
+            Console.Out.WriteLine(await switchboard.SetAsync(parse.GetValue(agent)!, disable, parse.GetValue(by)!, "cli", cancellationToken));
             return 0;
         }));
         return command;

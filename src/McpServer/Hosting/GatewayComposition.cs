@@ -39,6 +39,7 @@ public static class GatewayComposition
         services.AddSingleton<IApprovalStore>(sp => sp.GetRequiredService<NotifyingApprovals>());
         services.AddSingleton<IStatementApprovalStore>(sp => sp.GetRequiredService<NotifyingApprovals>());
         services.AddSingleton<ApprovalDesk>();
+        services.AddSingleton<AgentSwitchboard>();
         services.AddSingleton<IAgentDirectory>(state);
         services.AddSingleton(sp => new TokenValidator(policy.Issuers, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<Identifier>();

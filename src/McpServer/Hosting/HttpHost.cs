@@ -26,6 +26,7 @@ public static class HttpHost
         if (policy.Admin is not null)
         {
             builder.Services.AddSingleton<Admin.AdminGate>();
+            builder.Services.AddSingleton<Admin.ConsoleSessions>();
         }
 
         AddAuthentication(builder.Services, policy);
@@ -39,6 +40,7 @@ public static class HttpHost
         app.UseAuthorization();
         app.MapMcp(McpPath).RequireAuthorization();
         Admin.AdminApi.Map(app, policy);
+        Admin.AdminConsole.Map(app, policy);
 
         await app.StartAsync(cancellationToken);
         var url = new Uri(app.Urls.First() + McpPath);

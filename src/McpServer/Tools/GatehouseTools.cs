@@ -123,8 +123,18 @@ public sealed class GatehouseTools(GatewayPipeline pipeline, ICallerToken caller
             progress.Report(new ProgressNotificationValue { Progress = (float)value.Elapsed, Total = (float)value.Total, Message = value.Message });
     }
 
-    private CallContext Call(string tool, McpServerSession server) =>
-        new(tool, caller.Current(), caller.Transport, server.SessionId ?? session.StdioSessionId);
+    private CallContext Call(string tool, McpServerSession server)
+    {
+        var token = caller.Current();
+        return new(tool, token, caller.Transport, server.SessionId ?? SessionOf(token));
+    }
+
+    // Stdio: the process is the session. Stateless HTTP has no MCP session, so the calls made with one token form one session;
+    // the id is a hash prefix, which says nothing about the token itself.
+    private string SessionOf(string? token) =>
+        caller.Transport == "stdio" ? session.StdioSessionId
+        : token is null ? "http-unidentified"
+        : "http-" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(token)))[..16];
 
     private static string? ParameterText(JsonElement value) => value.ValueKind switch
     {

@@ -1,0 +1,21 @@
+using Gatehouse.Enforcement.Audit;
+
+namespace Gatehouse.Enforcement.Identity;
+
+/// <summary>
+/// Disabling and enabling agents, from any channel (CLI, web console): the switch every gateway instance reads on the agent's
+/// next call, and an audit record of who flipped it, when and through what.
+/// </summary>
+public sealed class AgentSwitchboard(IAgentDirectory directory, IAuditStore audit, TimeProvider time)
+{
+    public async Task<string> SetAsync(string agent, bool disable, string who, string channel, CancellationToken cancellationToken)
+    {
+        await directory.SetDisabledAsync(agent, disable, who, cancellationToken).ConfigureAwait(false);
+        var verb = disable ? "disable" : "enable";
+        var message = disable
+            ? $"Agent '{agent}' is disabled: its next call is refused, on every gateway sharing this state."
+            : $"Agent '{agent}' is enabled again.";
+        await audit.RecordAsync(time.GetUtcNow(), $"agents {verb}", channel, who, agent, done: true, $"agent.{verb}", message, cancellationToken).ConfigureAwait(false);
+        return message;
+    }
+}

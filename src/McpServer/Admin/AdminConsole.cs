@@ -1,0 +1,120 @@
+using System.Net;
+using System.Reflection;
+using Gatehouse.Enforcement.Audit;
+using Gatehouse.Enforcement.Policy;
+using Gatehouse.McpServer.Cli;
+
+namespace Gatehouse.McpServer.Admin;
+
+/// <summary>
+/// The web console at /admin: a sign-in page, the console page and its assets, all embedded in the gateway (no CDN, no
+/// build step). Signing in exchanges an admin token for a session cookie; the page then uses the admin API.
+/// </summary>
+public static class AdminConsole
+{
+    public const string Path = "/admin";
+
+    private static readonly Dictionary<string, string> ContentTypes = new(StringComparer.Ordinal)
+    {
+        [".js"] = "text/javascript; charset=utf-8",
+        [".css"] = "text/css; charset=utf-8",
+    };
+
+    public static void Map(WebApplication app, GatewayPolicy policy)
+    {
+        if (policy.Admin is null)
+        {
+            return;
+        }
+
+        app.MapGet(Path, (HttpContext context, ConsoleSessions sessions) =>
+            sessions.Find(context.Request.Cookies[ConsoleSessions.Cookie]) is null ? Login(context, null) : Page(context, "index.html"));
+        app.MapGet(Path + "/assets/{name}", (HttpContext context, string name) =>
+            ContentTypes.TryGetValue(System.IO.Path.GetExtension(name), out var type) && Asset(name) is { } text
+                ? Secured(context, Results.Text(text, type))
+                : Results.NotFound());
+        app.MapPost(Path + "/login", SignInAsync).DisableAntiforgery();
+        app.MapPost(Path + "/logout", SignOutAsync).DisableAntiforgery();
+        app.MapGet(Path + "/session", (HttpContext context, ConsoleSessions sessions) =>
+            sessions.Find(context.Request.Cookies[ConsoleSessions.Cookie]) is { } session
+                ? Results.Json(new { Admin = session.Admin.Agent, session.ExpiresAt, session.Csrf }, Output.JsonOptions)
+                : Results.Json(new { error = "not signed in" }, Output.JsonOptions, statusCode: StatusCodes.Status401Unauthorized));
+    }
+
+    private static async Task<IResult> SignInAsync(HttpContext context, AdminGate gate, ConsoleSessions sessions, IAuditStore audit, TimeProvider time)
+    {
+        if (!AdminGate.SameOrigin(context) || !context.Request.HasFormContentType)
+        {
+            return Login(context, "Sign in from the console's own page.", StatusCodes.Status403Forbidden);
+        }
+
+        var form = await context.Request.ReadFormAsync(context.RequestAborted);
+        var token = form["token"].ToString().Trim();
+        var (admin, problem) = token.Length is 0 or > 16 * 1024
+            ? (null, "paste an admin token (it was empty or too long)")
+            : await gate.VerifyTokenAsync(token, context.RequestAborted);
+        await audit.RecordAsync(
+            time.GetUtcNow(), "console sign-in", "admin-console", admin?.Agent, null, admin is not null, admin is null ? "admin.sign_in_refused" : "admin.signed_in",
+            admin is null ? $"refused: {problem}" : "signed in", context.RequestAborted);
+        if (admin is null)
+        {
+            return Login(context, $"That token does not open the console: {problem}.", StatusCodes.Status401Unauthorized);
+        }
+
+        var (id, session) = sessions.Open(admin);
+        context.Response.Cookies.Append(ConsoleSessions.Cookie, id, new CookieOptions
+        {
+            HttpOnly = true,
+            SameSite = SameSiteMode.Strict,
+            Secure = context.Request.IsHttps,
+            Path = Path,
+            Expires = session.ExpiresAt,
+        });
+        return Results.Redirect(Path + "#/calls");
+    }
+
+    private static async Task<IResult> SignOutAsync(HttpContext context, ConsoleSessions sessions)
+    {
+        var id = context.Request.Cookies[ConsoleSessions.Cookie];
+        var form = context.Request.HasFormContentType ? await context.Request.ReadFormAsync(context.RequestAborted) : null;
+        if (sessions.Find(id) is { } session && AdminGate.SameOrigin(context) && ConsoleSessions.CsrfMatches(session, form?["csrf"].ToString()))
+        {
+            sessions.Close(id);
+        }
+
+        context.Response.Cookies.Delete(ConsoleSessions.Cookie, new CookieOptions { Path = Path });
+        return Results.Redirect(Path);
+    }
+
+    private static IResult Login(HttpContext context, string? error, int status = StatusCodes.Status200OK)
+    {
+        var html = Asset("login.html")!.Replace("{{error}}", WebUtility.HtmlEncode(error ?? ""), StringComparison.Ordinal);
+        return Secured(context, Results.Text(html, "text/html; charset=utf-8", statusCode: status));
+    }
+
+    private static IResult Page(HttpContext context, string name) => Secured(context, Results.Text(Asset(name)!, "text/html; charset=utf-8"));
+
+    // Only the gateway's own scripts and styles run, and no other site may frame the console.
+    private static IResult Secured(HttpContext context, IResult result)
+    {
+        var headers = context.Response.Headers;
+        headers.ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+        headers.XContentTypeOptions = "nosniff";
+        // same-origin, not no-referrer: with no-referrer Chromium sends "Origin: null" on form posts, and the origin checks need it.
+        headers["Referrer-Policy"] = "same-origin";
+        headers.CacheControl = "no-store";
+        return result;
+    }
+
+    private static string? Asset(string name)
+    {
+        using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream("console/" + name);
+        if (stream is null)
+        {
+            return null;
+        }
+
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+}

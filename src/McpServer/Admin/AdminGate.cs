@@ -1,0 +1,92 @@
+using Gatehouse.Enforcement.Identity;
+using Gatehouse.Enforcement.Policy;
+using Gatehouse.McpServer.Cli;
+using Gatehouse.McpServer.Hosting;
+
+namespace Gatehouse.McpServer.Admin;
+
+/// <summary>
+/// Verifies the admin on every admin API request, by one of two means: a Bearer token from a trusted issuer minted for the
+/// admin audience (no agent token is) naming an admin user or group; or a web console session, whose actions must also carry
+/// its CSRF token and come from the gateway's own origin.
+/// </summary>
+public sealed class AdminGate
+{
+    public const string CsrfHeader = "X-Gatehouse-CSRF";
+
+    private readonly AdminSettings _settings;
+    private readonly TokenValidator _validator;
+    private readonly ConsoleSessions _sessions;
+
+    public AdminGate(GatewayPolicy policy, TimeProvider time, ConsoleSessions sessions)
+    {
+        _settings = policy.Admin ?? throw new InvalidOperationException("The admin API is not configured.");
+        _validator = new TokenValidator(policy.Issuers.Select(i => i with { Audiences = [_settings.Audience] }).ToList(), time);
+        _sessions = sessions;
+    }
+
+    /// <summary>Verifies an admin token: admin audience, trusted issuer, admitted user or group. Returns the admin or why not.</summary>
+    public async Task<(AgentIdentity? Admin, string Problem)> VerifyTokenAsync(string token, CancellationToken cancellationToken)
+    {
+        var result = await _validator.ValidateAsync(token, cancellationToken);
+        if (result.Identity is not { } admin)
+        {
+            return (null, $"{result.Rule}: {result.Reason}");
+        }
+
+        return _settings.Admits(admin.Agent, admin.Groups)
+            ? (admin, "")
+            : (null, $"'{admin.Agent}' is not an admin: admin.users and admin.groups in the policy name who is");
+    }
+
+    public async Task<IResult> RunAsync(HttpContext context, Func<AgentIdentity, Task<IResult>> body)
+    {
+        var token = HttpCallerToken.BearerToken(context.Request.Headers.Authorization.ToString());
+        if (token is null)
+        {
+            return await RunConsoleAsync(context, body);
+        }
+
+        var (admin, problem) = await VerifyTokenAsync(token, context.RequestAborted);
+        if (admin is null)
+        {
+            var invalid = problem.Contains("is not an admin", StringComparison.Ordinal) is false;
+            if (invalid)
+            {
+                context.Response.Headers.WWWAuthenticate = "Bearer error=\"invalid_token\"";
+            }
+
+            return Error(problem, invalid ? StatusCodes.Status401Unauthorized : StatusCodes.Status403Forbidden);
+        }
+
+        return await body(admin);
+    }
+
+    private async Task<IResult> RunConsoleAsync(HttpContext context, Func<AgentIdentity, Task<IResult>> body)
+    {
+        var session = _sessions.Find(context.Request.Cookies[ConsoleSessions.Cookie]);
+        if (session is null)
+        {
+            context.Response.Headers.WWWAuthenticate = "Bearer";
+            return Error("the admin API needs an admin token (Authorization: Bearer …) minted for the admin audience, or a web console sign-in at /admin", StatusCodes.Status401Unauthorized);
+        }
+
+        // A cookie rides along on any request the browser makes, so actions also need what only the console's own page has.
+        if (!HttpMethods.IsGet(context.Request.Method) && !HttpMethods.IsHead(context.Request.Method)
+            && (!ConsoleSessions.CsrfMatches(session, context.Request.Headers[CsrfHeader]) || !SameOrigin(context)))
+        {
+            return Error($"this action needs the console's {CsrfHeader} header and must come from the console's own page", StatusCodes.Status403Forbidden);
+        }
+
+        return await body(session.Admin);
+    }
+
+    /// <summary>True unless the browser says the request came from another origin than the gateway's own.</summary>
+    public static bool SameOrigin(HttpContext context)
+    {
+        var origin = context.Request.Headers.Origin.ToString();
+        return origin.Length == 0 || string.Equals(origin, $"{context.Request.Scheme}://{context.Request.Host}", StringComparison.OrdinalIgnoreCase);
+    }
+
+    private static IResult Error(string message, int status) => Results.Json(new { error = message }, Output.JsonOptions, statusCode: status);
+}

@@ -1,0 +1,173 @@
+using Deque.AxeCore.Playwright;
+using Gatehouse.Enforcement.Identity;
+using Gatehouse.Tests.EndToEnd;
+using Gatehouse.Tests.Infrastructure;
+using Microsoft.Playwright;
+
+namespace Gatehouse.Tests.Admin;
+
+/// <summary>The web console in real headless Chromium against a real gateway, agents calling it over MCP meanwhile.</summary>
+[Collection(PostgresCollection.Name)]
+public sealed class WebConsoleTests(PostgresFixture pg) : IAsyncLifetime
+{
+    private const string Policy = """
+
+        approvals:
+          approvers: [alice]
+          wait: 60s
+        admin:
+          audience: gatehouse-admin
+          users: [alice]
+        """;
+
+    private readonly Browser _browser = new();
+    private readonly TestGateway _gateway = TestGateway.Create(pg, GuardrailTests.Agents + Policy);
+    private HttpGateway _server = null!;
+    private IBrowserContext _context = null!;
+    private IPage _page = null!;
+
+    public async Task InitializeAsync()
+    {
+        await _browser.InitializeAsync();
+        _server = await HttpGateway.StartAsync(_gateway);
+        _context = await _browser.Chromium.NewContextAsync(new() { BaseURL = _server.Endpoint.GetLeftPart(UriPartial.Authority) });
+        _page = await _context.NewPageAsync();
+        _page.SetDefaultTimeout(20_000);
+        Assertions.SetDefaultExpectTimeout(15_000);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _context.DisposeAsync();
+        await _server.DisposeAsync();
+        await _browser.DisposeAsync();
+    }
+
+    private string AdminToken(string person)
+    {
+        var issuer = _gateway.Policy.Issuers[0] with { Audiences = ["gatehouse-admin"] };
+        return DevIssuer.Mint(issuer, DevIssuer.LoadOrCreateKey(issuer.Keys.DevKeyFile!), person, [], TimeSpan.FromMinutes(10), DateTimeOffset.UtcNow);
+    }
+
+    private async Task SignInAsync()
+    {
+        await _page.GotoAsync("/admin");
+        await _page.GetByLabel("Admin token").FillAsync(AdminToken("alice"));
+        await _page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
+        await Assertions.Expect(_page.Locator("#who")).ToHaveTextAsync("Signed in as alice");
+    }
+
+    private async Task<string> QueryAsync(string agent, string sql, object?[]? parameters = null)
+    {
+        await using var client = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint(agent));
+        return (await client.QueryAsync(sql, parameters)).AuditId();
+    }
+
+    [Fact]
+    public async Task An_agent_token_does_not_open_the_console_and_the_refusal_says_why()
+    {
+        await _page.GotoAsync("/admin");
+        await _page.GetByLabel("Admin token").FillAsync(_gateway.Mint("analyst"));
+        await _page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
+        await Assertions.Expect(_page.GetByRole(AriaRole.Alert)).ToContainTextAsync("That token does not open the console");
+        Assert.Equal(401, (await _page.APIRequest.GetAsync("/admin/api/calls")).Status);
+    }
+
+    [Fact]
+    public async Task An_admin_filters_the_log_to_one_agent_with_the_keyboard()
+    {
+        await QueryAsync("analyst", "select count(*) from orders");
+        await QueryAsync("ops-bot", "select count(*) from customers");
+        await QueryAsync("analyst", "delete from orders");
+        await SignInAsync();
+
+        await Assertions.Expect(_page.Locator("tr[data-call]")).Not.ToHaveCountAsync(0);
+        await _page.Locator("#filter-agent").SelectOptionAsync("analyst");
+        await _page.GetByPlaceholder("SQL, rule or reason").FocusAsync();
+        await _page.Keyboard.PressAsync("Enter");
+        await _page.WaitForURLAsync("**/admin#/calls?agent=analyst");
+
+        var agents = await _page.Locator("tr[data-call] td:nth-child(2)").AllTextContentsAsync();
+        Assert.Equal(2, agents.Count);
+        Assert.All(agents, a => Assert.Equal("analyst", a));
+        await Browser.ScreenshotAsync(_page, "calls-filtered-to-analyst");
+
+        var axe = await _page.RunAxe();
+        Assert.Empty(axe.Violations.Where(v => v.Impact is "serious" or "critical").Select(v => $"{v.Id}: {v.Help}"));
+    }
+
+    [Fact]
+    public async Task An_admin_opens_a_refused_call_and_sees_the_sql_rule_and_reason()
+    {
+        var id = await QueryAsync("analyst", "delete from orders where id = 1");
+        await SignInAsync();
+        await _page.Locator($"tr[data-call='{id}'] a").ClickAsync();
+
+        await Assertions.Expect(_page.GetByRole(AriaRole.Heading, new() { Name = $"Call {id}" })).ToBeVisibleAsync();
+        await Assertions.Expect(_page.Locator("#call-sql")).ToHaveTextAsync("delete from orders where id = 1");
+        await Assertions.Expect(_page.Locator("dl.fields")).ToContainTextAsync("grant.read_only");
+        await Assertions.Expect(_page.Locator("dl.fields")).ToContainTextAsync("needs write access");
+        await Browser.ScreenshotAsync(_page, "call-detail");
+
+        // Its session, replayed as a timeline, holds the call too.
+        await _page.Locator("dl.fields a[href^='#/sessions/http-']").ClickAsync();
+        await Assertions.Expect(_page.Locator("ol.timeline li")).ToContainTextAsync("delete from orders where id = 1");
+        await Browser.ScreenshotAsync(_page, "session-replay");
+    }
+
+    [Fact]
+    public async Task An_admin_approves_a_pending_statement_and_the_waiting_agents_call_completes()
+    {
+        await using var agent = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("ops-bot"));
+        var waiting = agent.QueryAsync("update payments set status = status where id = $1", [2]);
+        await SignInAsync();
+        await _page.GetByRole(AriaRole.Link, new() { Name = "Approvals" }).ClickAsync();
+
+        var card = _page.Locator("section[data-request]");
+        await Assertions.Expect(card).ToHaveCountAsync(1);
+        await Assertions.Expect(card).ToContainTextAsync("update payments set status = status where id = $1");
+        await Assertions.Expect(_page.Locator("#pending-count")).ToHaveTextAsync("1");
+        await Browser.ScreenshotAsync(_page, "approvals-pending");
+        await card.GetByLabel(new System.Text.RegularExpressions.Regex("^Reason for deciding")).FillAsync("routine fix, checked with finance");
+        await card.GetByRole(AriaRole.Button, new() { NameRegex = new("^Approve ") }).ClickAsync();
+
+        var result = await waiting.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.NotEqual(true, result.IsError);
+        Assert.Equal(1, result.Structured().GetProperty("affected_rows").GetInt32());
+        await Assertions.Expect(_page.Locator("#status")).ToContainTextAsync("Approved");
+        await Assertions.Expect(_page.Locator("section[data-request]")).ToHaveCountAsync(0);
+        await Browser.ScreenshotAsync(_page, "approvals-approved");
+    }
+
+    [Fact]
+    public async Task An_admin_disables_an_agent_and_its_next_call_is_refused()
+    {
+        await QueryAsync("analyst", "select 1");
+        await SignInAsync();
+        await _page.GetByRole(AriaRole.Link, new() { Name = "Agents" }).ClickAsync();
+        await _page.GetByRole(AriaRole.Button, new() { Name = "Disable analyst" }).ClickAsync();
+        await Assertions.Expect(_page.Locator("#status")).ToContainTextAsync("Agent 'analyst' is disabled");
+        await Assertions.Expect(_page.Locator("tr[data-agent='analyst']")).ToContainTextAsync("disabled");
+        await Browser.ScreenshotAsync(_page, "agents-analyst-disabled");
+
+        await using var client = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("analyst"));
+        var refused = await client.QueryAsync("select 1");
+        Assert.True(refused.IsError);
+        Assert.Equal("identity.agent_disabled", refused.Rule());
+        // Other agents are untouched.
+        await using var other = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("ops-bot"));
+        Assert.NotEqual(true, (await other.QueryAsync("select 1")).IsError);
+    }
+
+    [Fact]
+    public async Task A_console_action_without_the_csrf_token_is_refused()
+    {
+        await SignInAsync();
+        // The session cookie rides along, but a forged request cannot know the page's CSRF token.
+        var forged = await _page.APIRequest.PostAsync("/admin/api/agents/analyst/disable");
+        Assert.Equal(403, forged.Status);
+        Assert.Contains("X-Gatehouse-CSRF", await forged.TextAsync());
+        var state = await Gatehouse.Connectors.State.SqliteStateStore.OpenAsync(_gateway.Policy.Gateway.StatePath, CancellationToken.None);
+        Assert.False(await state.IsDisabledAsync("analyst", CancellationToken.None));
+    }
+}
