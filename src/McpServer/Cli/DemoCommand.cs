@@ -83,7 +83,9 @@ public static class DemoCommand
             Claude Desktop (stdio), in claude_desktop_config.json:
               {"{"} "mcpServers": {"{"} "gatehouse": {"{"} "command": "{command}", "args": [{desktopArgs}] {"}"} {"}"} {"}"}
 
-            See every call:
+            See every call, approve requests and disable agents in the web console:
+              {new Uri(url, "/admin")}  (sign in with the contents of {Path.Combine(directory, "tokens", DemoFiles.AdminName + ".token")})
+            or from the CLI:
               {gatehouse} audit list --config {policyPath}
 
             Press Ctrl-C to stop.

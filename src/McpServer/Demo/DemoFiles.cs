@@ -48,9 +48,16 @@ public static class DemoFiles
             audience: gatehouse
             dev_key_file: dev-issuer.pem
         {AgentGrants}
+        # The web console (/admin) and the admin API: tokens minted for this audience, naming an admin.
+        admin:
+          audience: gatehouse-admin
+          users: [{AdminName}]
         """;
 
-    /// <summary>Writes gatehouse.yaml, shop.password, tokens.json and tokens/NAME.token; returns the policy path and the tokens.</summary>
+    /// <summary>The demo's admin, who signs in to the web console with tokens/admin.token.</summary>
+    public const string AdminName = "admin";
+
+    /// <summary>Writes gatehouse.yaml, shop.password, tokens.json, tokens/NAME.token and tokens/admin.token; returns the policy path and the agent tokens.</summary>
     public static (string PolicyPath, Dictionary<string, string> Tokens) Write(string directory, int port, string gatewayPassword, TimeSpan tokenLifetime)
     {
         WriteSecret(Path.Combine(directory, "shop.password"), gatewayPassword);
@@ -67,6 +74,9 @@ public static class DemoFiles
         {
             WriteSecret(Path.Combine(directory, "tokens", agent + ".token"), token);
         }
+
+        var adminIssuer = issuer with { Audiences = [policy.Admin!.Audience] };
+        WriteSecret(Path.Combine(directory, "tokens", AdminName + ".token"), DevIssuer.Mint(adminIssuer, key, AdminName, [], tokenLifetime, DateTimeOffset.UtcNow));
 
         return (policyPath, tokens);
     }

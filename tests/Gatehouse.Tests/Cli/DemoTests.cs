@@ -39,6 +39,18 @@ public sealed class DemoTests
                 Assert.Equal("grant.read_only", refused.Rule());
             }
 
+            // The web console's API opens with the demo's admin token, and sees both agents.
+            using (var http = new HttpClient())
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(endpoint, "/admin/api/agents"));
+                request.Headers.Authorization = new("Bearer", File.ReadAllText(Path.Combine(directory, "tokens", "admin.token")));
+                using var response = await http.SendAsync(request);
+                var agents = await response.Content.ReadAsStringAsync();
+                Assert.True(response.IsSuccessStatusCode, agents);
+                Assert.Contains("\"analyst\"", agents);
+                Assert.Contains("\"ops-bot\"", agents);
+            }
+
             var policy = Path.Combine(directory, "gatehouse.yaml");
             var audit = await StdioTests.RunGatehouse(["audit", "list", "--config", policy, "--agent", "analyst"]);
             Assert.Contains("select full_name, country from customers", audit.Stdout);
