@@ -57,7 +57,7 @@ internal static class ResultReader
         {
         }
 
-        return new QueryResult(columns, rows, truncatedBecause is not null, truncatedBecause, null);
+        return new QueryResult(columns, rows, truncatedBecause is not null, truncatedBecause, null) { Bytes = bytes };
     }
 
     private static object? ReadValue(NpgsqlDataReader reader, int ordinal)

@@ -6,7 +6,11 @@ using NpgsqlTypes;
 
 namespace Gatehouse.Connectors.Postgres;
 
-/// <summary>The transaction-local settings every call starts with: timeouts, and the agent's name for PostgreSQL's own logs.</summary>
+/// <summary>
+/// The transaction-local settings every call starts with: timeouts, and the verified caller for PostgreSQL's own logs and
+/// row-level security policies: <c>gatehouse.agent</c>, <c>gatehouse.groups</c> (comma-separated), <c>gatehouse.subject</c>,
+/// <c>gatehouse.delegated_by</c> (empty when nobody delegated) and <c>gatehouse.call_id</c>.
+/// </summary>
 internal static class SessionSettings
 {
     /// <summary>The single column of the settings row, so readers can skip it.</summary>
@@ -24,7 +28,8 @@ internal static class SessionSettings
             + "set_config('statement_timeout', $1, true) || set_config('lock_timeout', $2, true)"
             + " || set_config('idle_in_transaction_session_timeout', $1, true) || set_config('search_path', $6, true)"
             + " || set_config('application_name', $3, true) || set_config('gatehouse.agent', $4, true)"
-            + $" || set_config('gatehouse.call_id', $5, true) AS {Marker}");
+            + " || set_config('gatehouse.call_id', $5, true) || set_config('gatehouse.groups', $8, true)"
+            + $" || set_config('gatehouse.subject', $9, true) || set_config('gatehouse.delegated_by', $10, true) AS {Marker}");
         var timeoutMs = ((long)statementTimeout.TotalMilliseconds).ToString(CultureInfo.InvariantCulture);
         var lockMs = ((long)Math.Min(statementTimeout.TotalMilliseconds, 5000)).ToString(CultureInfo.InvariantCulture);
         AddText(command, timeoutMs);
@@ -33,11 +38,11 @@ internal static class SessionSettings
         AddText(command, caller.Agent);
         AddText(command, callId);
         AddText(command, profile ?? searchPath);
-        if (profile is not null)
-        {
-            AddText(command, profile);
-        }
-
+        // $7 is the role; without a profile a placeholder keeps the later positions fixed (the SQL does not use it).
+        AddText(command, profile ?? "");
+        AddText(command, string.Join(",", caller.Groups));
+        AddText(command, caller.Subject);
+        AddText(command, caller.DelegatedBy ?? "");
         return command;
     }
 

@@ -26,6 +26,9 @@ public sealed class PostgresAuditLog : SqlAuditLog, IAsyncDisposable
             parameters text, classification text, decision text NOT NULL, rule text NOT NULL, reason text NOT NULL,
             row_count bigint, duration_ms double precision NOT NULL, error text, masking text, result text)
         """,
+        // Columns added since the first release, for stores created before them.
+        "ALTER TABLE audit ADD COLUMN IF NOT EXISTS client_id text",
+        "ALTER TABLE audit ADD COLUMN IF NOT EXISTS delegated_by text",
         "CREATE INDEX IF NOT EXISTS audit_time ON audit (time_ms)",
         "CREATE INDEX IF NOT EXISTS audit_agent_time ON audit (agent, time_ms)",
         "CREATE INDEX IF NOT EXISTS audit_session ON audit (session_id)",

@@ -14,7 +14,7 @@ public abstract class SqlAuditLog : IAuditLog
 {
     protected const string AuditColumns =
         "id, time_ms, tool, transport, session_id, agent, groups_json, issuer, subject, token_id, connection, sql, parameters,"
-        + " classification, decision, rule, reason, row_count, duration_ms, error, masking, result";
+        + " classification, decision, rule, reason, row_count, duration_ms, error, masking, result, client_id, delegated_by";
 
     private static readonly int ColumnCount = AuditColumns.Split(',').Length;
 
@@ -275,7 +275,7 @@ public abstract class SqlAuditLog : IAuditLog
     [
         r.Id, ToMs(r.Time), r.Tool, r.Transport, r.SessionId, r.Agent, JsonSerializer.Serialize(r.Groups), r.Issuer, r.Subject, r.TokenId,
         r.Connection, r.Sql, r.Parameters, r.Classification, r.Decision.ToString(), r.Rule, r.Reason, r.RowCount, r.DurationMs, r.Error,
-        r.Masking, r.Result,
+        r.Masking, r.Result, r.ClientId, r.DelegatedBy,
     ];
 
     private static string? Text(DbDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? null : reader.GetString(ordinal);
@@ -304,5 +304,7 @@ public abstract class SqlAuditLog : IAuditLog
         Error = Text(r, 19),
         Masking = Text(r, 20),
         Result = Text(r, 21),
+        ClientId = Text(r, 22),
+        DelegatedBy = Text(r, 23),
     };
 }

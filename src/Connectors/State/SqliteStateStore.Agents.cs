@@ -4,9 +4,22 @@ namespace Gatehouse.Connectors.State;
 
 public sealed partial class SqliteStateStore : IAgentDirectory
 {
-    public async ValueTask<bool> IsDisabledAsync(string agent, CancellationToken cancellationToken) =>
-        (await QueryAsync("SELECT disabled FROM agents WHERE agent = $agent", p => p.AddWithValue("$agent", agent), r => r.GetInt64(0) != 0, cancellationToken).ConfigureAwait(false))
-        .FirstOrDefault();
+    public async ValueTask<string?> FindDisabledAsync(IReadOnlyList<string> keys, CancellationToken cancellationToken) =>
+        (await QueryAsync(
+            $"SELECT agent FROM agents WHERE disabled = 1 AND agent IN ({string.Join(", ", keys.Select((_, i) => $"$k{i}"))}) LIMIT 1",
+            p =>
+            {
+                for (var i = 0; i < keys.Count; i++)
+                {
+                    p.AddWithValue($"$k{i}", keys[i]);
+                }
+            },
+            r => r.GetString(0),
+            cancellationToken).ConfigureAwait(false)).FirstOrDefault();
+
+    /// <summary>Whether this one key (an agent name, or an <see cref="AgentKeys"/> key) is disabled.</summary>
+    public async ValueTask<bool> IsDisabledAsync(string key, CancellationToken cancellationToken) =>
+        await FindDisabledAsync([key], cancellationToken).ConfigureAwait(false) is not null;
 
     public async ValueTask SetDisabledAsync(string agent, bool disabled, string changedBy, CancellationToken cancellationToken) =>
         await ExecuteAsync(

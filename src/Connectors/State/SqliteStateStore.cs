@@ -14,7 +14,7 @@ public sealed partial class SqliteStateStore
             id TEXT PRIMARY KEY, time_ms INTEGER NOT NULL, tool TEXT NOT NULL, transport TEXT NOT NULL, session_id TEXT,
             agent TEXT, groups_json TEXT NOT NULL, issuer TEXT, subject TEXT, token_id TEXT, connection TEXT, sql TEXT,
             parameters TEXT, classification TEXT, decision TEXT NOT NULL, rule TEXT NOT NULL, reason TEXT NOT NULL,
-            row_count INTEGER, duration_ms REAL NOT NULL, error TEXT, masking TEXT, result TEXT);
+            row_count INTEGER, duration_ms REAL NOT NULL, error TEXT, masking TEXT, result TEXT, client_id TEXT, delegated_by TEXT);
         CREATE INDEX IF NOT EXISTS audit_time ON audit(time_ms);
         CREATE INDEX IF NOT EXISTS audit_agent_time ON audit(agent, time_ms);
         CREATE TABLE IF NOT EXISTS access_requests (
@@ -55,7 +55,7 @@ public sealed partial class SqliteStateStore
     }
 
     // Columns added after a store may already exist; each is added once, idempotently.
-    private static readonly (string Table, string Column, string Type)[] AddedColumns = [("audit", "masking", "TEXT"), ("statement_approvals", "review", "TEXT"), ("access_requests", "schemas_json", "TEXT"), ("access_requests", "unmask", "TEXT"), ("statement_approvals", "dry_run_sample", "TEXT"), ("audit", "result", "TEXT")];
+    private static readonly (string Table, string Column, string Type)[] AddedColumns = [("audit", "masking", "TEXT"), ("statement_approvals", "review", "TEXT"), ("access_requests", "schemas_json", "TEXT"), ("access_requests", "unmask", "TEXT"), ("statement_approvals", "dry_run_sample", "TEXT"), ("audit", "result", "TEXT"), ("audit", "client_id", "TEXT"), ("audit", "delegated_by", "TEXT")];
 
     private async Task MigrateAsync(SqliteConnection connection, CancellationToken cancellationToken)
     {

@@ -33,6 +33,12 @@ public sealed record AuditRecord
 
     public string? TokenId { get; init; }
 
+    /// <summary>The OAuth client the token was issued to.</summary>
+    public string? ClientId { get; init; }
+
+    /// <summary>The human the agent acted for, when the token says one delegated.</summary>
+    public string? DelegatedBy { get; init; }
+
     public string? Connection { get; init; }
 
     public string? Sql { get; init; }

@@ -40,6 +40,9 @@ public sealed record QueryResult(
     string? TruncatedBecause,
     long? AffectedRows)
 {
+    /// <summary>About how many bytes the rows hold, as the executor counted them for the byte cap (quotas count these).</summary>
+    public long Bytes { get; init; }
+
     /// <summary>How many values of each sensitive kind the detectors masked.</summary>
     public IReadOnlyDictionary<string, int> Masked { get; init; } = new Dictionary<string, int>();
 

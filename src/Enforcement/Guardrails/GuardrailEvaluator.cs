@@ -46,6 +46,9 @@ public static class GuardrailEvaluator
             && (match.MinRows is null || rows >= match.MinRows)
             && (match.Functions.Count == 0 || plan.Functions.Any(f => match.Functions.Contains(f.Name, StringComparer.Ordinal) || match.Functions.Contains(f.ToString(), StringComparer.Ordinal)))
             && (match.Agents.Count == 0 || match.Agents.Contains(identity.Agent, StringComparer.Ordinal))
-            && (match.Groups.Count == 0 || identity.Groups.Any(g => match.Groups.Contains(g, StringComparer.Ordinal)));
+            && (match.Groups.Count == 0 || identity.Groups.Any(g => match.Groups.Contains(g, StringComparer.Ordinal)))
+            && (match.Delegated is null || match.Delegated == (identity.DelegatedBy is not null))
+            && (match.DelegatedBy.Count == 0 || (identity.DelegatedBy is { } human && match.DelegatedBy.Contains(human, StringComparer.Ordinal)))
+            && (match.DelegatorGroups.Count == 0 || identity.DelegatorGroups.Any(g => match.DelegatorGroups.Contains(g, StringComparer.Ordinal)));
     }
 }

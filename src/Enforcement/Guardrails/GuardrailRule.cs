@@ -40,7 +40,16 @@ public sealed record GuardrailMatch
 
     public IReadOnlyList<string> Groups { get; init; } = [];
 
+    /// <summary>True: only when a human delegated to the agent; false: only when none did.</summary>
+    public bool? Delegated { get; init; }
+
+    /// <summary>Only when one of these humans delegated.</summary>
+    public IReadOnlyList<string> DelegatedBy { get; init; } = [];
+
+    /// <summary>Only when the delegating human is in one of these groups (as the delegation claim says).</summary>
+    public IReadOnlyList<string> DelegatorGroups { get; init; } = [];
+
     public bool IsEmpty =>
         Kinds.Count == 0 && Tables.Count == 0 && Operations.Count == 0 && WithoutWhere is null && MinRows is null
-        && Functions.Count == 0 && Agents.Count == 0 && Groups.Count == 0;
+        && Functions.Count == 0 && Agents.Count == 0 && Groups.Count == 0 && Delegated is null && DelegatedBy.Count == 0 && DelegatorGroups.Count == 0;
 }

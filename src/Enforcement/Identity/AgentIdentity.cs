@@ -7,7 +7,43 @@ public sealed record AgentIdentity(
     string Issuer,
     string Subject,
     string? TokenId,
-    DateTimeOffset ExpiresAt);
+    DateTimeOffset ExpiresAt)
+{
+    /// <summary>The OAuth client the token was issued to (<c>azp</c> or <c>client_id</c>), when the token says.</summary>
+    public string? ClientId { get; init; }
+
+    /// <summary>The human the agent acts for (RFC 8693 <c>act</c>, or the issuer's delegation claim); null when nobody delegated.</summary>
+    public string? DelegatedBy { get; init; }
+
+    /// <summary>The delegating human's groups, when the delegation claim carries them.</summary>
+    public IReadOnlyList<string> DelegatorGroups { get; init; } = [];
+
+    /// <summary>The token's scopes (<c>scope</c> or <c>scp</c>).</summary>
+    public IReadOnlyList<string> Scopes { get; init; } = [];
+
+    /// <summary>The keys under which an admin may have disabled this caller: its name, subject, client and token id.</summary>
+    public IReadOnlyList<string> SwitchKeys =>
+        [Agent, AgentKeys.Subject(Subject), .. ClientId is null ? Array.Empty<string>() : [AgentKeys.Client(ClientId)], .. TokenId is null ? Array.Empty<string>() : [AgentKeys.TokenId(TokenId)]];
+}
+
+/// <summary>How the agent directory names what it switches off besides agent names: a subject, a client id, a token id.</summary>
+public static class AgentKeys
+{
+    public static string Subject(string subject) => "sub:" + subject;
+
+    public static string Client(string clientId) => "client:" + clientId;
+
+    public static string TokenId(string jti) => "jti:" + jti;
+
+    /// <summary>A key in words: "agent 'x'", "subject 'x'", "client 'x'" or "token 'x'".</summary>
+    public static string Describe(string key) => key.Split(':', 2) switch
+    {
+        ["sub", var subject] => $"subject '{subject}'",
+        ["client", var client] => $"client '{client}'",
+        ["jti", var jti] => $"token '{jti}'",
+        _ => $"agent '{key}'",
+    };
+}
 
 /// <summary>The outcome of verifying a token: an identity, or the rule that refused it and why.</summary>
 public sealed record IdentityResult(AgentIdentity? Identity, string Rule, string Reason)

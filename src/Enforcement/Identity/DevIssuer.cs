@@ -45,7 +45,8 @@ public static class DevIssuer
     }
 
     /// <summary>Signs an RS256 access token for <paramref name="agent"/> that <paramref name="issuer"/> will accept.</summary>
-    public static string Mint(IssuerConfig issuer, RsaSecurityKey key, string agent, IReadOnlyList<string> groups, TimeSpan lifetime, DateTimeOffset now)
+    /// <param name="extraClaims">More claims, e.g. <c>scope</c>, <c>azp</c> or an RFC 8693 <c>act</c> object naming a delegating human.</param>
+    public static string Mint(IssuerConfig issuer, RsaSecurityKey key, string agent, IReadOnlyList<string> groups, TimeSpan lifetime, DateTimeOffset now, IReadOnlyDictionary<string, object>? extraClaims = null)
     {
         var claims = new Dictionary<string, object>
         {
@@ -56,6 +57,11 @@ public static class DevIssuer
         if (issuer.AgentClaim != JwtRegisteredClaimNames.Sub)
         {
             claims[JwtRegisteredClaimNames.Sub] = agent;
+        }
+
+        foreach (var (name, value) in extraClaims ?? new Dictionary<string, object>())
+        {
+            claims[name] = value;
         }
 
         var descriptor = new SecurityTokenDescriptor

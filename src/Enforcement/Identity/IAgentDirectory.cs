@@ -5,8 +5,11 @@ namespace Gatehouse.Enforcement.Identity;
 /// <summary>Gateway-side agent status, shared by every instance on the same state store.</summary>
 public interface IAgentDirectory
 {
-    /// <summary>True when an admin has disabled the agent; checked on every call.</summary>
-    ValueTask<bool> IsDisabledAsync(string agent, CancellationToken cancellationToken);
+    /// <summary>
+    /// The first of <paramref name="keys"/> (an agent name, or a subject, client or token id from <see cref="AgentKeys"/>) an
+    /// admin has disabled, or null; checked on every call.
+    /// </summary>
+    ValueTask<string?> FindDisabledAsync(IReadOnlyList<string> keys, CancellationToken cancellationToken);
 
     ValueTask SetDisabledAsync(string agent, bool disabled, string changedBy, CancellationToken cancellationToken);
 

@@ -6,9 +6,10 @@ public sealed class Identifier(TokenValidator tokens, IAgentDirectory agents)
     public async ValueTask<IdentityResult> IdentifyAsync(string? token, CancellationToken cancellationToken)
     {
         var result = await tokens.ValidateAsync(token, cancellationToken).ConfigureAwait(false);
-        if (result.Identity is { } identity && await agents.IsDisabledAsync(identity.Agent, cancellationToken).ConfigureAwait(false))
+        if (result.Identity is { } identity && await agents.FindDisabledAsync(identity.SwitchKeys, cancellationToken).ConfigureAwait(false) is { } key)
         {
-            return IdentityResult.Refused("identity.agent_disabled", $"agent '{identity.Agent}' has been disabled by an admin") with { Identity = null };
+            var what = key == identity.Agent ? $"agent '{identity.Agent}'" : $"{AgentKeys.Describe(key)} (used by agent '{identity.Agent}')";
+            return IdentityResult.Refused("identity.agent_disabled", $"{what} has been disabled by an admin; nothing runs until an admin enables it again") with { Identity = null };
         }
 
         return result;

@@ -22,8 +22,18 @@ internal static class IssuerKeys
             NameClaimType = issuer.AgentClaim,
         };
 
+        if (issuer.RequiredType is { } type)
+        {
+            parameters.ValidTypes = [type];
+        }
+
         var keys = issuer.Keys;
-        if (keys.DevKeyFile is not null)
+        if (issuer.SharedSecret.Read() is { } secret)
+        {
+            // HS* only: the loader refuses a shared secret next to published keys, so a public key is never an HMAC secret.
+            parameters.IssuerSigningKey = new SymmetricSecurityKey(System.Text.Encoding.UTF8.GetBytes(secret));
+        }
+        else if (keys.DevKeyFile is not null)
         {
             parameters.IssuerSigningKey = DevIssuer.LoadOrCreateKey(keys.DevKeyFile);
         }
@@ -38,7 +48,13 @@ internal static class IssuerKeys
             IConfigurationRetriever<OpenIdConnectConfiguration> retriever = keys.Discovery is not null
                 ? new OpenIdConnectConfigurationRetriever()
                 : new JwksOnlyRetriever();
-            parameters.ConfigurationManager = new ConfigurationManager<OpenIdConnectConfiguration>(address.ToString(), retriever, documents);
+            // An unknown kid (a key rotation) makes the token handler ask for fresh keys, at most once per KeyRefreshInterval;
+            // if the IdP is down, the keys already fetched keep verifying the tokens they signed.
+            parameters.ConfigurationManager = new ConfigurationManager<OpenIdConnectConfiguration>(address.ToString(), retriever, documents)
+            {
+                RefreshInterval = issuer.KeyRefreshInterval,
+                AutomaticRefreshInterval = TimeSpan.FromHours(1),
+            };
         }
 
         return parameters;

@@ -79,13 +79,26 @@ public sealed class TokenValidator
             return IdentityResult.Refused("identity.missing_agent_claim", $"the token has no '{issuer.Config.AgentClaim}' claim naming the agent");
         }
 
+        var scopes = Scopes(jwt);
+        if (issuer.Config.RequiredScopes.Except(scopes, StringComparer.Ordinal).ToList() is { Count: > 0 } missing)
+        {
+            return IdentityResult.Refused("identity.insufficient_scope", $"the token lacks the scope(s) {string.Join(", ", missing)} that issuer '{issuer.Config.Issuer}' tokens need here; ask its issuer for a token with them");
+        }
+
+        var (delegatedBy, delegatorGroups) = Delegation(jwt, issuer.Config.DelegationClaim);
         var identity = new AgentIdentity(
             agent,
             Groups(jwt, issuer.Config.GroupsClaim),
             issuer.Config.Issuer,
             jwt.Subject ?? agent,
             string.IsNullOrEmpty(jwt.Id) ? null : jwt.Id,
-            new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero).Add(issuer.Config.ClockSkew));
+            new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero).Add(issuer.Config.ClockSkew))
+        {
+            ClientId = ClaimText(jwt, "azp") ?? ClaimText(jwt, "client_id"),
+            DelegatedBy = delegatedBy,
+            DelegatorGroups = delegatorGroups,
+            Scopes = scopes,
+        };
         if (_cache.Count >= MaxCachedTokens)
         {
             Evict(now);
@@ -122,6 +135,7 @@ public sealed class TokenValidator
         SecurityTokenSignatureKeyNotFoundException => IdentityResult.Refused("identity.bad_signature", "the token is signed with a key this issuer does not publish"),
         SecurityTokenInvalidSignatureException => IdentityResult.Refused("identity.bad_signature", "the token's signature does not verify"),
         SecurityTokenMalformedException => IdentityResult.Refused("identity.malformed_token", "the token is not a well-formed JWT"),
+        SecurityTokenInvalidTypeException => IdentityResult.Refused("identity.wrong_token_type", $"the token's type (JWT header 'typ') is not '{issuer.RequiredType}': this gateway takes access tokens, not ID tokens or other JWTs"),
         _ => IdentityResult.Refused("identity.invalid_token", $"the token was refused ({error?.GetType().Name ?? "unknown reason"})"),
     };
 
@@ -135,6 +149,34 @@ public sealed class TokenValidator
             .SelectMany(c => c.Value.Split([' ', ','], StringSplitOptions.RemoveEmptyEntries))
             .Distinct(StringComparer.Ordinal)
             .ToList();
+
+    // "scope" is a space-separated string (RFC 9068); "scp" may be an array or a string.
+    private static List<string> Scopes(JsonWebToken jwt) =>
+        jwt.Claims
+            .Where(c => c.Type is "scope" or "scp")
+            .SelectMany(c => c.Value.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Distinct(StringComparer.Ordinal)
+            .ToList();
+
+    // RFC 8693: "act": {"sub": "alice", ...}; a configured claim may also be a plain string naming the human.
+    private static (string? Human, IReadOnlyList<string> Groups) Delegation(JsonWebToken jwt, string claim)
+    {
+        if (!jwt.TryGetPayloadValue<System.Text.Json.JsonElement>(claim, out var value))
+        {
+            return (null, []);
+        }
+
+        return value.ValueKind switch
+        {
+            System.Text.Json.JsonValueKind.String when value.GetString() is { Length: > 0 } human => (human, []),
+            System.Text.Json.JsonValueKind.Object when value.TryGetProperty("sub", out var sub) && sub.ValueKind == System.Text.Json.JsonValueKind.String => (
+                sub.GetString(),
+                value.TryGetProperty("groups", out var groups) && groups.ValueKind == System.Text.Json.JsonValueKind.Array
+                    ? groups.EnumerateArray().Where(g => g.ValueKind == System.Text.Json.JsonValueKind.String).Select(g => g.GetString()!).ToList()
+                    : []),
+            _ => (null, []),
+        };
+    }
 
     private static string Printable(string? text) =>
         text is null ? "(none)" : text.Length > 100 ? text[..100] + "…" : text;

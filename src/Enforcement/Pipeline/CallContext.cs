@@ -3,6 +3,15 @@ namespace Gatehouse.Enforcement.Pipeline;
 /// <summary>How a tool call arrived: the tool, the caller's raw token (from the transport, never an argument), and the session.</summary>
 public sealed record CallContext(string Tool, string? Token, string Transport, string? SessionId)
 {
+    /// <summary>A stdio server starting with its token (recorded, not a tool call).</summary>
+    public const string SessionOpen = "session.open";
+
+    /// <summary>An HTTP request refused before any tool ran.</summary>
+    public const string HttpConnect = "http.connect";
+
+    /// <summary>Whether this is a tool call, which quotas count (session openings are not).</summary>
+    public bool IsToolCall => Tool is not (SessionOpen or HttpConnect);
+
     /// <summary>Where to report a call that waits for a human (MCP progress notifications), if the client asked for progress.</summary>
     public IProgress<Approvals.WaitProgress>? Progress { get; init; }
 

@@ -25,6 +25,8 @@ internal sealed class CallScope(IAuditStore audit, AuditRecord record)
             Issuer = identity.Issuer,
             Subject = identity.Subject,
             TokenId = identity.TokenId,
+            ClientId = identity.ClientId,
+            DelegatedBy = identity.DelegatedBy,
         };
     }
 

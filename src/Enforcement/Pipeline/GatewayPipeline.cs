@@ -7,6 +7,7 @@ using Gatehouse.Enforcement.Execution;
 using Gatehouse.Enforcement.Identity;
 using Gatehouse.Enforcement.Masking;
 using Gatehouse.Enforcement.Policy;
+using Gatehouse.Enforcement.Quotas;
 using Microsoft.Extensions.Logging;
 
 namespace Gatehouse.Enforcement.Pipeline;
@@ -31,10 +32,11 @@ public sealed partial class GatewayPipeline(
 {
     private readonly GrantResolver _grants = new(policy, approvals);
     private readonly ClassificationCache _classifications = new();
+    private readonly QuotaTracker _quotas = new(policy.Quotas);
     private readonly TagDrift _tagDrift = new(catalog, catalogVersions);
 
     /// <summary>What a call's body produced: the decision, a payload when allowed, and facts for the record.</summary>
-    private sealed record StepResult(Decision Decision, object? Payload = null, long? RowCount = null, string? Classification = null);
+    private sealed record StepResult(Decision Decision, object? Payload = null, long? RowCount = null, string? Classification = null, long Bytes = 0);
 
     /// <summary>
     /// Verifies and records a session opening: a stdio server starting with its token, or an HTTP request refused before any tool ran.
@@ -79,7 +81,7 @@ public sealed partial class GatewayPipeline(
             else
             {
                 scope.Identify(identity.Identity);
-                result = await body(scope, cancellationToken).ConfigureAwait(false);
+                result = await AuthorizedAsync(scope, call, body, cancellationToken).ConfigureAwait(false);
             }
         }
         catch (AuditUnavailableException e)
@@ -108,6 +110,33 @@ public sealed partial class GatewayPipeline(
         }
 
         return await FinishAsync(scope, result, started, span).ConfigureAwait(false);
+    }
+
+    // Scopes and quotas, once the caller is known; the call's rows and bytes count against its quotas when it ends.
+    private async ValueTask<StepResult> AuthorizedAsync(CallScope scope, CallContext call, Func<CallScope, CancellationToken, ValueTask<StepResult>> body, CancellationToken cancellationToken)
+    {
+        if (policy.Gateway.MissingScopes(call.Tool, scope.Identity.Scopes) is { Count: > 0 } missing)
+        {
+            return new StepResult(Decision.Deny("identity.insufficient_scope", $"the {call.Tool} tool needs the scope(s) {string.Join(", ", missing)}, which this token lacks; ask its issuer for a token with them"));
+        }
+
+        if (!call.IsToolCall)
+        {
+            return await body(scope, cancellationToken).ConfigureAwait(false);
+        }
+
+        var (lease, overQuota) = _quotas.Enter(scope.Identity, time.GetUtcNow());
+        if (overQuota is not null)
+        {
+            return new StepResult(Decision.Deny(overQuota.Rule, overQuota.Reason));
+        }
+
+        using (lease)
+        {
+            var result = await body(scope, cancellationToken).ConfigureAwait(false);
+            lease!.Consume(result.RowCount ?? 0, result.Bytes, time.GetUtcNow());
+            return result;
+        }
     }
 
     private async ValueTask<CallOutcome> FinishAsync(CallScope scope, StepResult result, long started, Activity? span)

@@ -204,7 +204,7 @@ public sealed partial class GatewayPipeline
         }
 
         var result = maskedWrite ?? MaskResult(raw, run.Scope, run.DatabaseMasking);
-        return new StepResult(allowed, result, result.AffectedRows ?? result.Rows.Count, run.Classification);
+        return new StepResult(allowed, result, result.AffectedRows ?? result.Rows.Count, run.Classification, raw.Bytes);
     }
 
     // Cached under the catalog version read before EXPLAIN: a change during EXPLAIN only makes the entry stale sooner.

@@ -1,6 +1,7 @@
 using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Classification;
 using Gatehouse.Enforcement.Guardrails;
+using Gatehouse.Enforcement.Quotas;
 
 namespace Gatehouse.Enforcement.Policy;
 
@@ -21,6 +22,9 @@ public sealed record GatewayPolicy(
 
     /// <summary>The admin HTTP API, or null when it is not served.</summary>
     public AdminSettings? Admin { get; init; }
+
+    /// <summary>Per-agent and per-group limits on calls, concurrency, rows and bytes.</summary>
+    public QuotaSettings Quotas { get; init; } = QuotaSettings.None;
 }
 
 /// <summary>Gateway-wide settings: where state lives, limits, HTTP exposure.</summary>
@@ -31,6 +35,13 @@ public sealed record GatewaySettings(string StatePath, QueryLimits Limits, HttpS
 
     /// <summary>OpenTelemetry traces and metrics; off unless an endpoint is set.</summary>
     public TelemetrySettings Telemetry { get; init; } = TelemetrySettings.Off;
+
+    /// <summary>Scopes a token must carry to call each tool (tool name to scopes); a tool not listed needs none.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<string>> ToolScopes { get; init; } = new Dictionary<string, IReadOnlyList<string>>();
+
+    /// <summary>The scopes <paramref name="tool"/> needs that <paramref name="granted"/> lacks.</summary>
+    public IReadOnlyList<string> MissingScopes(string tool, IReadOnlyList<string> granted) =>
+        ToolScopes.TryGetValue(tool, out var needed) ? needed.Except(granted, StringComparer.Ordinal).ToList() : [];
 }
 
 /// <summary>Bounds on every statement and result.</summary>

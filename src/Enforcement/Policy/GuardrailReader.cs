@@ -57,7 +57,7 @@ internal static class GuardrailReader
 
     private static GuardrailMatch ReadMatch(YamlNodeReader reader, YamlNode node, string what)
     {
-        var e = reader.Mapping(node, $"{what}: match", "kinds", "tables", "operations", "without_where", "min_rows", "functions", "agents", "groups");
+        var e = reader.Mapping(node, $"{what}: match", "kinds", "tables", "operations", "without_where", "min_rows", "functions", "agents", "groups", "delegated", "delegated_by", "delegator_groups");
         var kinds = new List<StatementKind>();
         foreach (var text in e.TryGetValue("kinds", out var k) ? reader.Strings(k, $"{what}: kinds") : [])
         {
@@ -100,6 +100,9 @@ internal static class GuardrailReader
             Functions = e.TryGetValue("functions", out var f) ? reader.Strings(f, $"{what}: functions") : [],
             Agents = e.TryGetValue("agents", out var a) ? reader.Strings(a, $"{what}: agents") : [],
             Groups = e.TryGetValue("groups", out var g) ? reader.Strings(g, $"{what}: groups") : [],
+            Delegated = e.TryGetValue("delegated", out var d) ? reader.Bool(d, $"{what}: delegated") : null,
+            DelegatedBy = e.TryGetValue("delegated_by", out var db) ? reader.Strings(db, $"{what}: delegated_by") : [],
+            DelegatorGroups = e.TryGetValue("delegator_groups", out var dg) ? reader.Strings(dg, $"{what}: delegator_groups") : [],
         };
     }
 }

@@ -8,14 +8,37 @@ public sealed record IssuerConfig(
     string AgentClaim,
     string GroupsClaim,
     IReadOnlyList<string> Algorithms,
-    TimeSpan ClockSkew);
+    TimeSpan ClockSkew)
+{
+    /// <summary>The JWT header <c>typ</c> tokens must carry (for example <c>at+jwt</c>, RFC 9068); null accepts any.</summary>
+    public string? RequiredType { get; init; }
 
-/// <summary>Where an issuer's signing keys come from; exactly one is set.</summary>
+    /// <summary>Scopes every token from this issuer must carry (claim <c>scope</c> or <c>scp</c>).</summary>
+    public IReadOnlyList<string> RequiredScopes { get; init; } = [];
+
+    /// <summary>
+    /// The claim naming the human an agent acts for: <c>act</c> (RFC 8693, an object whose <c>sub</c> is the human and whose
+    /// optional <c>groups</c> are theirs) by default, or a plain string claim such as <c>on_behalf_of</c>.
+    /// </summary>
+    public string DelegationClaim { get; init; } = "act";
+
+    /// <summary>The shared secret for HS256/384/512, the only way those algorithms are accepted.</summary>
+    public SecretSource SharedSecret { get; init; } = SecretSource.None;
+
+    /// <summary>
+    /// The least time between two key refreshes forced by a token whose <c>kid</c> is unknown (a key rotation at the
+    /// issuer); keys are also refreshed every hour. Limits how often a flood of bad tokens can make the gateway call the IdP.
+    /// </summary>
+    public TimeSpan KeyRefreshInterval { get; init; } = TimeSpan.FromSeconds(30);
+}
+
+/// <summary>Where an issuer's signing keys come from: exactly one is set, or none for an issuer with a shared secret (HS*).</summary>
 public sealed record IssuerKeySource(string? DevKeyFile, string? JwksFile, Uri? JwksUrl, Uri? Discovery)
 {
     public string Describe() =>
         DevKeyFile is not null ? $"dev key {DevKeyFile}"
         : JwksFile is not null ? $"JWKS file {JwksFile}"
         : JwksUrl is not null ? $"JWKS {JwksUrl}"
-        : $"discovery {Discovery}";
+        : Discovery is not null ? $"discovery {Discovery}"
+        : "a shared secret";
 }

@@ -1,5 +1,6 @@
 using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Classification;
+using Gatehouse.Enforcement.Quotas;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -8,8 +9,6 @@ namespace Gatehouse.Enforcement.Policy;
 /// <summary>Loads and validates a policy file; an invalid file is a <see cref="PolicyException"/> listing every error with its line.</summary>
 public static partial class PolicyLoader
 {
-    private static readonly string[] SupportedAlgorithms = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"];
-
     public static GatewayPolicy LoadFile(string path)
     {
         var fullPath = Path.GetFullPath(path);
@@ -41,7 +40,7 @@ public static partial class PolicyLoader
         var reader = new YamlNodeReader(sourcePath);
         var baseDir = Path.GetDirectoryName(sourcePath) ?? ".";
         var root = stream.Documents[0].RootNode;
-        var top = reader.Mapping(root, "the policy file", "gateway", "connections", "issuers", "agents", "groups", "guardrails", "approvals", "admin");
+        var top = reader.Mapping(root, "the policy file", "gateway", "connections", "issuers", "agents", "groups", "guardrails", "approvals", "admin", "quotas");
 
         var gateway = ReadGateway(reader, top.GetValueOrDefault("gateway"), baseDir);
         var connections = top.TryGetValue("connections", out var c) ? ReadConnections(reader, c, baseDir) : new Dictionary<string, ConnectionConfig>();
@@ -67,7 +66,8 @@ public static partial class PolicyLoader
             throw new PolicyException(reader.Errors);
         }
 
-        return new GatewayPolicy(sourcePath, gateway, connections, issuers, agents, groups) { Guardrails = guardrails, Approvals = approvals, Admin = admin };
+        var quotas = top.TryGetValue("quotas", out var qu) ? ReadQuotas(reader, qu, agents, groups) : QuotaSettings.None;
+        return new GatewayPolicy(sourcePath, gateway, connections, issuers, agents, groups) { Guardrails = guardrails, Approvals = approvals, Admin = admin, Quotas = quotas };
     }
 
     private static GatewaySettings ReadGateway(YamlNodeReader reader, YamlNode? node, string baseDir)
@@ -80,7 +80,7 @@ public static partial class PolicyLoader
             return new GatewaySettings(statePath, limits, http);
         }
 
-        var entries = reader.Mapping(node, "gateway", "state", "limits", "http", "audit", "telemetry");
+        var entries = reader.Mapping(node, "gateway", "state", "limits", "http", "audit", "telemetry", "tool_scopes");
         if (reader.String(entries, "state", "gateway.state") is { } state)
         {
             statePath = Path.GetFullPath(state, baseDir);
@@ -109,80 +109,8 @@ public static partial class PolicyLoader
         {
             Audit = entries.TryGetValue("audit", out var auditNode) ? ReadAudit(reader, auditNode, baseDir) : AuditSettings.Default,
             Telemetry = entries.TryGetValue("telemetry", out var telemetryNode) ? ReadTelemetry(reader, telemetryNode) : TelemetrySettings.Off,
+            ToolScopes = entries.TryGetValue("tool_scopes", out var scopesNode) ? ReadToolScopes(reader, scopesNode) : new Dictionary<string, IReadOnlyList<string>>(),
         };
-    }
-
-    private static List<IssuerConfig> ReadIssuers(YamlNodeReader reader, YamlNode node, string baseDir)
-    {
-        var result = new List<IssuerConfig>();
-        foreach (var item in reader.Sequence(node, "issuers"))
-        {
-            var e = reader.Mapping(item, "an issuer", "issuer", "audience", "audiences", "dev_key_file", "jwks_file", "jwks_url", "discovery", "agent_claim", "groups_claim", "algorithms", "clock_skew");
-            var issuer = reader.String(e, "issuer", "issuer", requiredAt: item);
-            var what = $"issuer '{issuer}'";
-            var audiences = new List<string>();
-            if (e.TryGetValue("audience", out var aud))
-            {
-                audiences.AddRange(reader.Strings(aud, $"{what}: audience"));
-            }
-
-            if (e.TryGetValue("audiences", out var auds))
-            {
-                audiences.AddRange(reader.Strings(auds, $"{what}: audiences"));
-            }
-
-            if (audiences.Count == 0)
-            {
-                reader.Error(item, $"{what}: an audience is required, so tokens minted for other services are refused.");
-            }
-
-            var keys = ReadKeySource(reader, e, item, what, baseDir);
-            var algorithms = e.TryGetValue("algorithms", out var algs) ? reader.Strings(algs, $"{what}: algorithms") : ["RS256"];
-            foreach (var alg in algorithms.Where(a => !SupportedAlgorithms.Contains(a, StringComparer.Ordinal)))
-            {
-                reader.Error(algs!, $"{what}: algorithm '{alg}' is not allowed; use one of {string.Join(", ", SupportedAlgorithms)}.");
-            }
-
-            var skew = e.TryGetValue("clock_skew", out var sk) ? reader.Duration(sk, $"{what}: clock_skew", TimeSpan.Zero, TimeSpan.FromMinutes(5)) : TimeSpan.FromSeconds(30);
-            if (issuer is not null && keys is not null)
-            {
-                result.Add(new IssuerConfig(
-                    issuer,
-                    audiences,
-                    keys,
-                    reader.String(e, "agent_claim", $"{what}: agent_claim") ?? "sub",
-                    reader.String(e, "groups_claim", $"{what}: groups_claim") ?? "groups",
-                    algorithms,
-                    skew));
-            }
-        }
-
-        foreach (var dup in result.GroupBy(r => r.Issuer, StringComparer.Ordinal).Where(g => g.Count() > 1))
-        {
-            reader.Error(node, $"issuer '{dup.Key}' is listed more than once.");
-        }
-
-        return result;
-    }
-
-    private static IssuerKeySource? ReadKeySource(YamlNodeReader reader, Dictionary<string, YamlNode> e, YamlNode at, string what, string baseDir)
-    {
-        var dev = reader.String(e, "dev_key_file", $"{what}: dev_key_file");
-        var jwksFile = reader.String(e, "jwks_file", $"{what}: jwks_file");
-        var jwksUrl = ReadUri(reader, e, "jwks_url", what);
-        var discovery = ReadUri(reader, e, "discovery", what);
-        var count = new object?[] { dev, jwksFile, jwksUrl, discovery }.Count(x => x is not null);
-        if (count != 1)
-        {
-            reader.Error(at, $"{what}: set exactly one of dev_key_file, jwks_file, jwks_url or discovery (found {count}).");
-            return null;
-        }
-
-        return new IssuerKeySource(
-            dev is null ? null : Path.GetFullPath(dev, baseDir),
-            jwksFile is null ? null : Path.GetFullPath(jwksFile, baseDir),
-            jwksUrl,
-            discovery);
     }
 
     private static Uri? ReadUri(YamlNodeReader reader, Dictionary<string, YamlNode> e, string key, string what)

@@ -34,16 +34,29 @@ public static class AgentsCommand
     private static Command Toggle(string verb, bool disable)
     {
         var config = CliApp.ConfigOption();
-        var agent = new Argument<string>("agent") { Description = "The agent name (the token's agent claim)." };
+        var agent = new Argument<string?>("agent") { Description = "The agent name (the token's agent claim).", Arity = ArgumentArity.ZeroOrOne };
+        var subject = new Option<string?>("--subject") { Description = "Instead of a name: every token with this subject ('sub')." };
+        var client = new Option<string?>("--client-id") { Description = "Instead of a name: every token issued to this OAuth client ('azp' or 'client_id')." };
+        var jti = new Option<string?>("--jti") { Description = "Instead of a name: the one token with this id ('jti')." };
         var by = new Option<string>("--as") { Description = "Who makes the change (default: the OS user).", DefaultValueFactory = _ => Environment.UserName };
-        var command = new Command(verb, disable ? "Disable an agent: its next call is refused, on every gateway sharing this state." : "Enable a disabled agent again.") { agent, config, by };
+        var command = new Command(verb, disable
+            ? "Disable an agent (by name, subject, client id or token id): its next call is refused, on every gateway sharing this state."
+            : "Enable again what was disabled.") { agent, subject, client, jti, config, by };
         command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
         {
+            string?[] given = [parse.GetValue(agent), Key(parse.GetValue(subject), AgentKeys.Subject), Key(parse.GetValue(client), AgentKeys.Client), Key(parse.GetValue(jti), AgentKeys.TokenId)];
+            if (given.Count(g => g is not null) != 1)
+            {
+                throw new CliException($"name exactly one of: an agent, --subject, --client-id or --jti (e.g. gatehouse agents {verb} analyst)");
+            }
+
             var (_, state) = await CliApp.LoadGatewayAsync(parse.GetValue(config)!, cancellationToken);
             var switchboard = new AgentSwitchboard(state.Store, state.Audit, TimeProvider.System);
-            Console.Out.WriteLine(await switchboard.SetAsync(parse.GetValue(agent)!, disable, parse.GetValue(by)!, "cli", cancellationToken));
+            Console.Out.WriteLine(await switchboard.SetAsync(given.First(g => g is not null)!, disable, parse.GetValue(by)!, "cli", cancellationToken));
             return 0;
         }));
         return command;
     }
+
+    private static string? Key(string? value, Func<string, string> key) => string.IsNullOrWhiteSpace(value) ? null : key(value.Trim());
 }

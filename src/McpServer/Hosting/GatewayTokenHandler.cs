@@ -23,6 +23,7 @@ internal sealed class GatewayTokenHandler(TokenValidator validator) : TokenHandl
             new("iss", identity.Issuer),
         };
         claims.AddRange(identity.Groups.Select(g => new Claim("groups", g)));
+        claims.AddRange(identity.Scopes.Select(s => new Claim("scope", s)));
         // JwtBearer treats a result without a SecurityToken as a failure.
         return new TokenValidationResult { IsValid = true, SecurityToken = new JsonWebToken(token), ClaimsIdentity = new ClaimsIdentity(claims, "Gatehouse", "agent", "groups") };
     }

@@ -36,6 +36,7 @@ public static class HttpHost
         app.UseHostFiltering();
         app.Use(OriginGuard.Create(policy.Gateway.Http));
         app.UseAuthentication();
+        app.Use(AuthChallenges.Create(policy));
         app.Use(RecordRefusals);
         app.UseAuthorization();
         app.MapMcp(McpPath).RequireAuthorization();
@@ -75,6 +76,7 @@ public static class HttpHost
                     Resource = $"{request.Scheme}://{request.Host}{McpPath}",
                     AuthorizationServers = policy.Issuers.Where(i => Uri.TryCreate(i.Issuer, UriKind.Absolute, out _)).Select(i => i.Issuer).ToList(),
                     BearerMethodsSupported = ["header"],
+                    ScopesSupported = policy.Gateway.ToolScopes.Values.SelectMany(s => s).Concat(policy.Issuers.SelectMany(i => i.RequiredScopes)).Distinct(StringComparer.Ordinal).ToList(),
                     ResourceName = "Gatehouse",
                 };
                 return Task.CompletedTask;
@@ -91,7 +93,7 @@ public static class HttpHost
         {
             var pipeline = context.RequestServices.GetRequiredService<GatewayPipeline>();
             var token = HttpCallerToken.BearerToken(context.Request.Headers.Authorization.ToString());
-            await pipeline.OpenSessionAsync(new CallContext("http.connect", token, "http", null), context.RequestAborted);
+            await pipeline.OpenSessionAsync(new CallContext(CallContext.HttpConnect, token, "http", null), context.RequestAborted);
         }
 
         await next(context);

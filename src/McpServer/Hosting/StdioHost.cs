@@ -18,7 +18,7 @@ public static class StdioHost
 
         var pipeline = host.Services.GetRequiredService<GatewayPipeline>();
         var session = host.Services.GetRequiredService<SessionInfo>();
-        var opened = await pipeline.OpenSessionAsync(new CallContext("session.open", token.Current(), token.Transport, session.StdioSessionId), cancellationToken);
+        var opened = await pipeline.OpenSessionAsync(new CallContext(CallContext.SessionOpen, token.Current(), token.Transport, session.StdioSessionId), cancellationToken);
         if (!opened.Decision.IsAllowed)
         {
             await Console.Error.WriteLineAsync($"gatehouse: the agent token was refused ({opened.Decision.Rule}): {opened.Decision.Reason}");

@@ -66,10 +66,10 @@ public sealed class TestGateway
     /// <summary>The same directory with its policy file read again (after a test edited it).</summary>
     public static TestGateway Reload(TestGateway gateway) => new(gateway.Directory, gateway.PolicyPath);
 
-    public string Mint(string agent, IReadOnlyList<string>? groups = null, TimeSpan? lifetime = null, DateTimeOffset? issuedAt = null)
+    public string Mint(string agent, IReadOnlyList<string>? groups = null, TimeSpan? lifetime = null, DateTimeOffset? issuedAt = null, IReadOnlyDictionary<string, object>? claims = null)
     {
         var issuer = Policy.Issuers[0];
-        return DevIssuer.Mint(issuer, DevIssuer.LoadOrCreateKey(issuer.Keys.DevKeyFile!), agent, groups ?? [], lifetime ?? TimeSpan.FromMinutes(10), issuedAt ?? DateTimeOffset.UtcNow);
+        return DevIssuer.Mint(issuer, DevIssuer.LoadOrCreateKey(issuer.Keys.DevKeyFile!), agent, groups ?? [], lifetime ?? TimeSpan.FromMinutes(10), issuedAt ?? DateTimeOffset.UtcNow, claims);
     }
 
     private static string Indent(string text) =>

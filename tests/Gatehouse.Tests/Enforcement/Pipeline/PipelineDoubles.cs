@@ -147,7 +147,7 @@ internal sealed class AgentSwitch : IAgentDirectory
 {
     public HashSet<string> Disabled { get; } = [];
 
-    public ValueTask<bool> IsDisabledAsync(string agent, CancellationToken cancellationToken) => ValueTask.FromResult(Disabled.Contains(agent));
+    public ValueTask<string?> FindDisabledAsync(IReadOnlyList<string> keys, CancellationToken cancellationToken) => ValueTask.FromResult(keys.FirstOrDefault(Disabled.Contains));
 
     public ValueTask SetDisabledAsync(string agent, bool disabled, string changedBy, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 

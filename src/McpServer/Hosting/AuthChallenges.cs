@@ -1,0 +1,102 @@
+using System.Text.Json;
+using Gatehouse.Enforcement.Audit;
+using Gatehouse.Enforcement.Policy;
+using Microsoft.AspNetCore.Authentication;
+
+namespace Gatehouse.McpServer.Hosting;
+
+/// <summary>
+/// The MCP authorization spec's answers at the HTTP edge (RFC 6750 §3): a presented token that is refused gets
+/// <c>401</c> with <c>error="invalid_token"</c> and why; a valid token calling a tool whose scopes it lacks gets <c>403</c>
+/// with <c>error="insufficient_scope"</c> and the scopes needed, before the call reaches the tool (where the pipeline would
+/// refuse and record it anyway).
+/// </summary>
+public static class AuthChallenges
+{
+    private const int MaxInspectedBody = 1024 * 1024;
+
+    public static Func<HttpContext, RequestDelegate, Task> Create(GatewayPolicy policy) => async (context, next) =>
+    {
+        if (!context.Request.Path.StartsWithSegments(HttpHost.McpPath))
+        {
+            await next(context);
+            return;
+        }
+
+        if (HttpCallerToken.BearerToken(context.Request.Headers.Authorization.ToString()) is not null)
+        {
+            context.Response.OnStarting(() =>
+            {
+                if (context.Response.StatusCode == StatusCodes.Status401Unauthorized)
+                {
+                    var why = context.Features.Get<IAuthenticateResultFeature>()?.AuthenticateResult?.Failure?.Message ?? "the token was refused";
+                    context.Response.Headers.WWWAuthenticate = Append(context.Response.Headers.WWWAuthenticate.ToString(), "invalid_token", why, null);
+                }
+
+                return Task.CompletedTask;
+            });
+        }
+
+        if (policy.Gateway.ToolScopes.Count > 0 && context.User.Identity?.IsAuthenticated == true && HttpMethods.IsPost(context.Request.Method)
+            && await CalledToolAsync(context) is { } tool)
+        {
+            var granted = context.User.FindAll("scope").Select(c => c.Value).ToList();
+            if (policy.Gateway.MissingScopes(tool, granted) is { Count: > 0 } missing)
+            {
+                var needed = string.Join(' ', policy.Gateway.ToolScopes[tool]);
+                var reason = $"the {tool} tool needs the scope(s) {string.Join(", ", missing)}, which this token lacks";
+                // Refused before any tool ran, so recorded here.
+                await context.RequestServices.GetRequiredService<IAuditStore>().RecordAsync(
+                    DateTimeOffset.UtcNow, tool, "http", context.User.FindFirst("agent")?.Value, null, done: false, "identity.insufficient_scope", reason, context.RequestAborted);
+                context.Response.StatusCode = StatusCodes.Status403Forbidden;
+                context.Response.Headers.WWWAuthenticate = Append(
+                    $"Bearer resource_metadata=\"{context.Request.Scheme}://{context.Request.Host}/.well-known/oauth-protected-resource{HttpHost.McpPath}\"",
+                    "insufficient_scope",
+                    reason,
+                    needed);
+                await context.Response.WriteAsJsonAsync(new { error = "insufficient_scope", scope = needed });
+                return;
+            }
+        }
+
+        await next(context);
+    };
+
+    private static string Append(string challenge, string error, string description, string? scope)
+    {
+        var text = string.IsNullOrEmpty(challenge) ? "Bearer" : challenge;
+        var separator = text.TrimEnd() == "Bearer" ? " " : ", ";
+        var quoted = description.Replace('"', '\'').ReplaceLineEndings(" ");
+        return $"{text}{separator}error=\"{error}\", error_description=\"{quoted}\"" + (scope is null ? "" : $", scope=\"{scope}\"");
+    }
+
+    // The name of the tool a JSON-RPC tools/call request calls; the body is kept for the endpoint to read again.
+    private static async Task<string?> CalledToolAsync(HttpContext context)
+    {
+        if (context.Request.ContentLength is > MaxInspectedBody)
+        {
+            return null;
+        }
+
+        context.Request.EnableBuffering(MaxInspectedBody);
+        try
+        {
+            using var document = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
+            var root = document.RootElement;
+            return root.ValueKind == JsonValueKind.Object
+                && root.TryGetProperty("method", out var method) && method.ValueEquals("tools/call")
+                && root.TryGetProperty("params", out var parameters) && parameters.ValueKind == JsonValueKind.Object
+                && parameters.TryGetProperty("name", out var name) && name.ValueKind == JsonValueKind.String
+                ? name.GetString()
+                : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+        finally
+        {
+            context.Request.Body.Position = 0;
+        }
+    }
+}

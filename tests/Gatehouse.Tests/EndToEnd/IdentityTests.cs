@@ -1,0 +1,173 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using Gatehouse.Enforcement.Audit;
+using Gatehouse.Tests.Infrastructure;
+
+namespace Gatehouse.Tests.EndToEnd;
+
+/// <summary>Who the caller is, end to end: delegation, scopes, quotas, revocation by subject or token, and the caller inside PostgreSQL.</summary>
+[Collection(PostgresCollection.Name)]
+public sealed class IdentityTests(PostgresFixture pg)
+{
+    private static Dictionary<string, object> Claims(params (string Name, object Value)[] claims) => claims.ToDictionary(c => c.Name, c => c.Value);
+
+    [Fact]
+    public async Task Postgres_row_level_security_sees_the_verified_agent_and_its_groups()
+    {
+        var table = "notes_" + Guid.NewGuid().ToString("N")[..8];
+        foreach (var sql in new[]
+        {
+            $"create table {table} (owner text not null, team text not null, note text not null)",
+            $"insert into {table} values ('analyst', 'finance', 'analyst note'), ('ops-bot', 'ops', 'ops note'), ('nobody', 'finance', 'finance note')",
+            $"alter table {table} enable row level security",
+            $"create policy by_caller on {table} using (owner = current_setting('gatehouse.agent', true) or team = any(string_to_array(current_setting('gatehouse.groups', true), ',')))",
+            $"grant select on {table} to {pg.GatewayRole}",
+        })
+        {
+            await pg.AdminScalarAsync(sql);
+        }
+
+        var gateway = TestGateway.Create(pg);
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var analyst = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("analyst", ["finance"]));
+        var rows = (await analyst.QueryAsync($"select note from {table} order by note")).Structured().GetProperty("rows");
+        Assert.Equal(["analyst note", "finance note"], rows.EnumerateArray().Select(r => r[0].GetString()));
+
+        await using var ops = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+        var opsRows = (await ops.QueryAsync($"select note from {table}")).Structured().GetProperty("rows");
+        Assert.Equal(["ops note"], opsRows.EnumerateArray().Select(r => r[0].GetString()));
+    }
+
+    [Fact]
+    public async Task The_delegating_human_is_recorded_and_a_guardrail_can_require_one_for_writes()
+    {
+        var gateway = TestGateway.Create(pg, TestGateway.DefaultAgents + """
+
+            guardrails:
+              - id: writes-need-a-human
+                match: { operations: [insert, update, delete], delegated: false }
+                outcome: deny
+                message: Writes need a human who delegated
+            """);
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using (var alone = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot")))
+        {
+            var refused = await alone.QueryAsync("update orders set status = status where id = 1");
+            Assert.Equal("guard.writes-need-a-human", refused.Rule());
+        }
+
+        var act = Claims(("act", new Dictionary<string, object> { ["sub"] = "alice@example.com" }), ("azp", "ops-console"));
+        await using var delegated = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot", claims: act));
+        var ran = await delegated.QueryAsync("update orders set status = status where id = 1");
+        Assert.NotEqual(true, ran.IsError);
+        var record = await server.Gateway.Audit.GetAsync(ran.AuditId(), CancellationToken.None);
+        Assert.Equal("alice@example.com", record!.DelegatedBy);
+        Assert.Equal("ops-console", record.ClientId);
+    }
+
+    [Fact]
+    public async Task A_tool_whose_scope_the_token_lacks_gets_403_insufficient_scope_and_a_bad_token_401_invalid_token()
+    {
+        var gateway = TestGateway.Create(pg, gateway: "tool_scopes:\n  query: [gatehouse.query]");
+        await using var server = await HttpGateway.StartAsync(gateway);
+        using var http = new HttpClient();
+
+        async Task<HttpResponseMessage> CallQueryAsync(string token)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, server.Endpoint)
+            {
+                Content = new StringContent("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"query","arguments":{"connection":"shop","sql":"select 1"}}}""", Encoding.UTF8, "application/json"),
+            };
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            request.Headers.Accept.ParseAdd("application/json, text/event-stream");
+            return await http.SendAsync(request);
+        }
+
+        using var unscoped = await CallQueryAsync(gateway.Mint("analyst"));
+        Assert.Equal(HttpStatusCode.Forbidden, unscoped.StatusCode);
+        var challenge = unscoped.Headers.WwwAuthenticate.ToString();
+        Assert.Contains("error=\"insufficient_scope\"", challenge);
+        Assert.Contains("scope=\"gatehouse.query\"", challenge);
+        Assert.Contains("resource_metadata=", challenge);
+
+        using var bad = await CallQueryAsync(gateway.Mint("analyst") + "x");
+        Assert.Equal(HttpStatusCode.Unauthorized, bad.StatusCode);
+        Assert.Contains("error=\"invalid_token\"", bad.Headers.WwwAuthenticate.ToString());
+
+        // With the scope, the same call goes through; the metadata lists the scope.
+        await using var scoped = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("analyst", claims: Claims(("scope", "gatehouse.query openid"))));
+        Assert.NotEqual(true, (await scoped.QueryAsync("select 1")).IsError);
+        var metadata = await http.GetStringAsync(new Uri(server.Endpoint, "/.well-known/oauth-protected-resource/mcp"));
+        Assert.Contains("gatehouse.query", metadata);
+
+        var refusals = await server.Gateway.Audit.ListAsync(new AuditQuery(Agent: "analyst", Decision: Verdict.Denied), CancellationToken.None);
+        Assert.Contains(refusals, r => r.Rule == "identity.insufficient_scope");
+    }
+
+    [Fact]
+    public async Task A_quota_refuses_with_which_limit_and_when_it_resets_and_the_refusal_is_recorded()
+    {
+        var gateway = TestGateway.Create(pg, TestGateway.DefaultAgents + """
+
+            quotas:
+              agents:
+                analyst: { calls_per_minute: 3 }
+              groups:
+                finance: { rows: 5, window: 1h }
+            """);
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var analyst = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("analyst"));
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.NotEqual(true, (await analyst.QueryAsync("select 1")).IsError);
+        }
+
+        var fourth = await analyst.QueryAsync("select 1");
+        Assert.Equal("quota.calls_per_minute", fourth.Rule());
+        Assert.Contains("its limit is 3", fourth.Text());
+        Assert.Contains("the next call is allowed from", fourth.Text());
+        Assert.Equal(Verdict.Denied, (await server.Gateway.Audit.GetAsync(fourth.AuditId(), CancellationToken.None))!.Decision);
+
+        // The group's rows budget is shared: one member spends it, the next call of another member is refused.
+        await using var first = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("narrow", ["finance"]));
+        Assert.NotEqual(true, (await first.QueryAsync("select id from orders order by id limit 6")).IsError);
+        await using var second = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot", ["finance"]));
+        var overRows = await second.QueryAsync("select 1");
+        Assert.Equal("quota.rows", overRows.Rule());
+        Assert.Contains("group 'finance' received 6 rows", overRows.Text());
+    }
+
+    [Fact]
+    public async Task Disabling_a_subject_or_one_token_id_refuses_those_calls_and_no_others()
+    {
+        var gateway = TestGateway.Create(pg);
+        await using var server = await HttpGateway.StartAsync(gateway);
+        var leaked = gateway.Mint("analyst", claims: Claims(("jti", "leaked-token-1")));
+        var fresh = gateway.Mint("analyst");
+
+        var byJti = await StdioTests.RunGatehouse(["agents", "disable", "--jti", "leaked-token-1", "--config", gateway.PolicyPath, "--as", "alice"]);
+        Assert.Equal(0, byJti.ExitCode);
+        await using (var client = await GatewayClients.HttpAsync(server.Endpoint, leaked))
+        {
+            var refused = await client.QueryAsync("select 1");
+            Assert.Equal("identity.agent_disabled", refused.Rule());
+            Assert.Contains("token 'leaked-token-1'", refused.Text());
+        }
+
+        await using (var client = await GatewayClients.HttpAsync(server.Endpoint, fresh))
+        {
+            Assert.NotEqual(true, (await client.QueryAsync("select 1")).IsError);
+        }
+
+        Assert.Equal(0, (await StdioTests.RunGatehouse(["agents", "disable", "--subject", "ops-bot", "--config", gateway.PolicyPath])).ExitCode);
+        await using (var ops = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot")))
+        {
+            Assert.Equal("identity.agent_disabled", (await ops.QueryAsync("select 1")).Rule());
+        }
+
+        var neither = await StdioTests.RunGatehouse(["agents", "disable", "--config", gateway.PolicyPath]);
+        Assert.NotEqual(0, neither.ExitCode);
+        Assert.Contains("name exactly one of", neither.Stderr);
+    }
+}

@@ -1,0 +1,55 @@
+using Gatehouse.Enforcement.Audit;
+
+namespace Gatehouse.Tests.Enforcement.Audit;
+
+public sealed class AuditChainTests
+{
+    private static AuditRecord Record(string agent) => new()
+    {
+        Id = AuditRecord.NewId(),
+        Time = DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_000),
+        Tool = "query",
+        Transport = "stdio",
+        Agent = agent,
+        Decision = Verdict.Allowed,
+        Rule = "query.allowed",
+        Reason = "allowed",
+    };
+
+    // Seals records the way a gateway does, but with the sealed text an older version would have written.
+    private static List<ChainEntry> Seal(IEnumerable<(AuditRecord Record, string Sealed)> items)
+    {
+        var chain = new List<ChainEntry>();
+        var prev = AuditChain.Genesis;
+        foreach (var (record, text) in items)
+        {
+            var hash = AuditChain.Hash(prev, text);
+            chain.Add(new ChainEntry(chain.Count + 1, record.Id, prev, hash, text));
+            prev = hash;
+        }
+
+        return chain;
+    }
+
+    [Fact]
+    public void A_record_sealed_before_a_field_existed_still_verifies_after_an_upgrade()
+    {
+        var record = Record("analyst");
+        var olderSealedText = AuditChain.Canonical(record).Replace(",\"Result\":null", "", StringComparison.Ordinal);
+        Assert.DoesNotContain("Result", olderSealedText);
+
+        var report = AuditChain.Verify(Seal([(record, olderSealedText)]), [record]);
+        Assert.True(report.Intact, string.Join("; ", report.Problems));
+    }
+
+    [Fact]
+    public void A_changed_value_is_still_caught_in_a_record_sealed_by_an_older_version()
+    {
+        var record = Record("analyst");
+        var olderSealedText = AuditChain.Canonical(record).Replace(",\"Result\":null", "", StringComparison.Ordinal);
+
+        var report = AuditChain.Verify(Seal([(record, olderSealedText)]), [record with { Reason = "nothing to see" }]);
+        Assert.Contains(report.Problems, p => p.Contains("was modified after it was sealed", StringComparison.Ordinal));
+        Assert.False(AuditChain.SameRecord(record with { Result = "{}" }, olderSealedText));
+    }
+}
