@@ -19,10 +19,12 @@ public sealed class TokenValidator
     private readonly Dictionary<string, (IssuerConfig Config, TokenValidationParameters Parameters)> _issuers;
     private readonly ConcurrentDictionary<string, AgentIdentity> _cache = new(StringComparer.Ordinal);
     private readonly TimeProvider _time;
+    private readonly KeyRotation _rotation;
 
     public TokenValidator(IReadOnlyList<IssuerConfig> issuers, TimeProvider time)
     {
         _time = time;
+        _rotation = new KeyRotation(time);
         _issuers = issuers.ToDictionary(i => i.Issuer, i => (i, IssuerKeys.CreateParameters(i)), StringComparer.Ordinal);
     }
 
@@ -66,6 +68,11 @@ public sealed class TokenValidator
         }
 
         var result = await _handler.ValidateTokenAsync(token, issuer.Parameters).ConfigureAwait(false);
+        if (result.Exception is SecurityTokenSignatureKeyNotFoundException && await _rotation.RefreshAsync(issuer.Config, issuer.Parameters, cancellationToken).ConfigureAwait(false))
+        {
+            result = await _handler.ValidateTokenAsync(token, issuer.Parameters).ConfigureAwait(false);
+        }
+
         cancellationToken.ThrowIfCancellationRequested();
         if (!result.IsValid)
         {
@@ -161,21 +168,16 @@ public sealed class TokenValidator
     // RFC 8693: "act": {"sub": "alice", ...}; a configured claim may also be a plain string naming the human.
     private static (string? Human, IReadOnlyList<string> Groups) Delegation(JsonWebToken jwt, string claim)
     {
-        if (!jwt.TryGetPayloadValue<System.Text.Json.JsonElement>(claim, out var value))
+        if (jwt.TryGetPayloadValue<System.Text.Json.JsonElement>(claim, out var value) && value.ValueKind == System.Text.Json.JsonValueKind.Object)
         {
-            return (null, []);
+            return value.TryGetProperty("sub", out var sub) && sub.ValueKind == System.Text.Json.JsonValueKind.String
+                ? (sub.GetString(), value.TryGetProperty("groups", out var groups) && groups.ValueKind == System.Text.Json.JsonValueKind.Array
+                    ? groups.EnumerateArray().Where(g => g.ValueKind == System.Text.Json.JsonValueKind.String).Select(g => g.GetString()!).ToList()
+                    : [])
+                : (null, []);
         }
 
-        return value.ValueKind switch
-        {
-            System.Text.Json.JsonValueKind.String when value.GetString() is { Length: > 0 } human => (human, []),
-            System.Text.Json.JsonValueKind.Object when value.TryGetProperty("sub", out var sub) && sub.ValueKind == System.Text.Json.JsonValueKind.String => (
-                sub.GetString(),
-                value.TryGetProperty("groups", out var groups) && groups.ValueKind == System.Text.Json.JsonValueKind.Array
-                    ? groups.EnumerateArray().Where(g => g.ValueKind == System.Text.Json.JsonValueKind.String).Select(g => g.GetString()!).ToList()
-                    : []),
-            _ => (null, []),
-        };
+        return jwt.TryGetPayloadValue<string>(claim, out var name) && !string.IsNullOrWhiteSpace(name) ? (name, []) : (null, []);
     }
 
     private static string Printable(string? text) =>

@@ -35,10 +35,11 @@ public sealed class TestGateway
 
     public GatewayPolicy Policy { get; }
 
-    public static TestGateway Create(PostgresFixture pg, string agents = DefaultAgents, string? gateway = null, string? connectionSettings = null) =>
-        Create(pg.GatewayConnectionString, pg.GatewayPassword, agents, gateway, connectionSettings);
+    /// <param name="issuers">More entries for the issuers list (YAML, starting with "- issuer: ..."), after the dev issuer.</param>
+    public static TestGateway Create(PostgresFixture pg, string agents = DefaultAgents, string? gateway = null, string? connectionSettings = null, string? issuers = null) =>
+        Create(pg.GatewayConnectionString, pg.GatewayPassword, agents, gateway, connectionSettings, issuers);
 
-    public static TestGateway Create(string connectionString, string password, string agents = DefaultAgents, string? gateway = null, string? connectionSettings = null)
+    public static TestGateway Create(string connectionString, string password, string agents = DefaultAgents, string? gateway = null, string? connectionSettings = null, string? issuers = null)
     {
         var directory = TestDirectory.Create("gw");
         DemoFiles.WriteSecret(Path.Combine(directory, "shop.password"), password);
@@ -56,6 +57,7 @@ public sealed class TestGateway
                 audience: gatehouse
                 dev_key_file: dev-issuer.pem
                 clock_skew: 0s
+            {Indent(issuers ?? "")}
             {agents}
             """;
         var path = Path.Combine(directory, "gatehouse.yaml");

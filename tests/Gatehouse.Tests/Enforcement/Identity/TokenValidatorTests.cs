@@ -7,7 +7,7 @@ using Microsoft.IdentityModel.Tokens;
 
 namespace Gatehouse.Tests.Enforcement.Identity;
 
-public sealed class TokenValidatorTests : IDisposable
+public sealed partial class TokenValidatorTests : IDisposable
 {
     private readonly string _directory = Path.Combine(Path.GetTempPath(), "gatehouse-tokens-" + Guid.NewGuid().ToString("N"));
     private readonly IssuerConfig _issuer;

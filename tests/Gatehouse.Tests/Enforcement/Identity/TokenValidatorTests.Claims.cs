@@ -1,0 +1,117 @@
+using System.Security.Cryptography;
+using System.Text;
+using Gatehouse.Enforcement.Identity;
+using Gatehouse.Enforcement.Policy;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+
+namespace Gatehouse.Tests.Enforcement.Identity;
+
+/// <summary>The rest of the token attack matrix, and what a verified token says beyond the agent: type, scopes, client, delegation.</summary>
+public sealed partial class TokenValidatorTests
+{
+    private string MintWith(IReadOnlyDictionary<string, object> claims, IssuerConfig? issuer = null) =>
+        DevIssuer.Mint(issuer ?? _issuer, _key, "analyst", [], TimeSpan.FromMinutes(5), DateTimeOffset.UtcNow, claims);
+
+    [Fact]
+    public async Task An_hs256_token_whose_secret_is_the_issuers_public_key_is_refused()
+    {
+        // The classic key-confusion attack: HMAC keyed with the RSA public key the issuer publishes.
+        var publicPem = Encoding.UTF8.GetBytes(_key.Rsa.ExportSubjectPublicKeyInfoPem());
+        var descriptor = new SecurityTokenDescriptor
+        {
+            Issuer = "gatehouse-dev",
+            Audience = "gatehouse",
+            Expires = DateTime.UtcNow.AddMinutes(5),
+            Claims = new Dictionary<string, object> { ["sub"] = "analyst" },
+            SigningCredentials = new SigningCredentials(new SymmetricSecurityKey(publicPem) { KeyId = _key.KeyId }, SecurityAlgorithms.HmacSha256),
+        };
+        var result = await Validate(new JsonWebTokenHandler().CreateToken(descriptor));
+        Assert.Null(result.Identity);
+        Assert.Contains(result.Rule, new[] { "identity.algorithm_not_allowed", "identity.bad_signature" });
+    }
+
+    [Fact]
+    public async Task A_token_naming_an_unknown_key_id_is_refused()
+    {
+        var stranger = new RsaSecurityKey(RSA.Create(2048)) { KeyId = "not-published" };
+        var result = await Validate(Mint(key: stranger));
+        Assert.Equal("identity.bad_signature", result.Rule);
+        Assert.Contains("does not publish", result.Reason);
+    }
+
+    [Fact]
+    public async Task An_issuer_that_requires_access_tokens_refuses_another_token_type()
+    {
+        var strict = new TokenValidator([_issuer with { RequiredType = "at+jwt" }], TimeProvider.System);
+        Assert.NotNull((await strict.ValidateAsync(Mint(), CancellationToken.None)).Identity);
+
+        var idToken = new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+        {
+            Issuer = "gatehouse-dev",
+            Audience = "gatehouse",
+            Expires = DateTime.UtcNow.AddMinutes(5),
+            Claims = new Dictionary<string, object> { ["sub"] = "analyst" },
+            TokenType = "JWT",
+            SigningCredentials = new SigningCredentials(_key, SecurityAlgorithms.RsaSha256),
+        });
+        var result = await strict.ValidateAsync(idToken, CancellationToken.None);
+        Assert.Equal("identity.wrong_token_type", result.Rule);
+    }
+
+    [Fact]
+    public async Task Required_scopes_are_checked_and_scopes_client_and_delegation_are_read()
+    {
+        var scoped = new TokenValidator([_issuer with { RequiredScopes = ["gatehouse.query"] }], TimeProvider.System);
+        var missing = await scoped.ValidateAsync(MintWith(new Dictionary<string, object> { ["scope"] = "openid" }), CancellationToken.None);
+        Assert.Equal("identity.insufficient_scope", missing.Rule);
+        Assert.Contains("gatehouse.query", missing.Reason);
+
+        var token = MintWith(new Dictionary<string, object>
+        {
+            ["scope"] = "gatehouse.query openid",
+            ["azp"] = "reporting-app",
+            ["act"] = new Dictionary<string, object> { ["sub"] = "alice@example.com", ["groups"] = new[] { "dba" } },
+        });
+        var identity = (await scoped.ValidateAsync(token, CancellationToken.None)).Identity!;
+        Assert.Equal(["gatehouse.query", "openid"], identity.Scopes);
+        Assert.Equal("reporting-app", identity.ClientId);
+        Assert.Equal("alice@example.com", identity.DelegatedBy);
+        Assert.Equal(["dba"], identity.DelegatorGroups);
+        Assert.Contains("client:reporting-app", identity.SwitchKeys);
+    }
+
+    [Fact]
+    public async Task A_configured_on_behalf_of_claim_names_the_human()
+    {
+        var obo = new TokenValidator([_issuer with { DelegationClaim = "on_behalf_of" }], TimeProvider.System);
+        var identity = (await obo.ValidateAsync(MintWith(new Dictionary<string, object> { ["on_behalf_of"] = "bob" }), CancellationToken.None)).Identity!;
+        Assert.Equal("bob", identity.DelegatedBy);
+        Assert.Null((await obo.ValidateAsync(Mint(), CancellationToken.None)).Identity!.DelegatedBy);
+    }
+
+    [Fact]
+    public async Task A_shared_secret_issuer_accepts_its_hs256_tokens_and_nothing_signed_otherwise()
+    {
+        var secretFile = Path.Combine(_directory, "hs.secret");
+        File.WriteAllText(secretFile, Convert.ToHexString(RandomNumberGenerator.GetBytes(32)));
+        var issuer = new IssuerConfig("hs-issuer", ["gatehouse"], new IssuerKeySource(null, null, null, null), "sub", "groups", ["HS256"], TimeSpan.Zero)
+        {
+            SharedSecret = new SecretSource(null, secretFile),
+        };
+        var validator = new TokenValidator([issuer], TimeProvider.System);
+        string Sign(SigningCredentials credentials) => new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+        {
+            Issuer = "hs-issuer",
+            Audience = "gatehouse",
+            Expires = DateTime.UtcNow.AddMinutes(5),
+            Claims = new Dictionary<string, object> { ["sub"] = "batch-job" },
+            SigningCredentials = credentials,
+        });
+
+        var good = await validator.ValidateAsync(Sign(new SigningCredentials(new SymmetricSecurityKey(Encoding.UTF8.GetBytes(File.ReadAllText(secretFile))), SecurityAlgorithms.HmacSha256)), CancellationToken.None);
+        Assert.Equal("batch-job", good.Identity?.Agent);
+        var rsa = await validator.ValidateAsync(Sign(new SigningCredentials(_key, SecurityAlgorithms.RsaSha256)), CancellationToken.None);
+        Assert.Null(rsa.Identity);
+    }
+}
