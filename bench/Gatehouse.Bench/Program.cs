@@ -140,8 +140,8 @@ foreach (var (login, strategies) in new[] { ("gatehouse_partial", "{}"), ("gateh
         // Interleaved, so the shared machine's noise falls on all three alike.
         var (unprofiled, clear, maskedRun) = Interleave(
             () => executor.ExecuteAsync(Read(sql, 1000), null, CancellationToken.None).AsTask().GetAwaiter().GetResult(),
-            () => strictExecutor.ExecuteAsync(Read(sql, 1000) with { Profile = clearProfile }, null, CancellationToken.None).AsTask().GetAwaiter().GetResult(),
-            () => strictExecutor.ExecuteAsync(Read(sql, 1000) with { Profile = maskedProfile }, null, CancellationToken.None).AsTask().GetAwaiter().GetResult());
+            () => strictExecutor.ExecuteAsync(Read(sql, 1000) with { Role = SessionRole.Profile(clearProfile) }, null, CancellationToken.None).AsTask().GetAwaiter().GetResult(),
+            () => strictExecutor.ExecuteAsync(Read(sql, 1000) with { Role = SessionRole.Profile(maskedProfile) }, null, CancellationToken.None).AsTask().GetAwaiter().GetResult());
         Console.WriteLine($"strict masking, strategies {strategies}, {label}: p50 no profile {unprofiled:0} µs, unmasked profile {clear:0} µs, masked profile {maskedRun:0} µs;"
             + $" masked vs unmasked {(maskedRun / clear - 1) * 100:+0.0;-0.0}% (target <= 10%), profile vs none {(clear / unprofiled - 1) * 100:+0.0;-0.0}%");
     }

@@ -1,4 +1,5 @@
 using Gatehouse.Enforcement.Classification;
+using Gatehouse.Enforcement.Execution;
 using Npgsql;
 
 namespace Gatehouse.Connectors.Postgres;
@@ -13,13 +14,13 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
 
     private static readonly TimeSpan ExplainTimeout = TimeSpan.FromSeconds(5);
 
-    public async ValueTask<PlanFacts> ExplainAsync(string connection, string sql, IReadOnlyList<string?> parameters, string? profile, CancellationToken cancellationToken)
+    public async ValueTask<PlanFacts> ExplainAsync(string connection, string sql, IReadOnlyList<string?> parameters, SessionRole? role, CancellationToken cancellationToken)
     {
         await using var conn = await targets.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
         await using var batch = conn.CreateBatch();
         batch.BatchCommands.Add(new NpgsqlBatchCommand("BEGIN READ ONLY"));
         // The same role and search_path as execution, so names resolve to the same relations in both.
-        batch.BatchCommands.Add(SessionSettings.ForExplain(ExplainTimeout, targets.Config(connection).SearchPath, profile));
+        batch.BatchCommands.Add(SessionSettings.ForExplain(ExplainTimeout, targets.Config(connection).SearchPath, role));
         var explain = new NpgsqlBatchCommand(ExplainPrefix + sql);
         SessionSettings.AddParameters(explain, parameters);
         batch.BatchCommands.Add(explain);
@@ -47,7 +48,7 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
         catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException)
         {
             await PostgresExecutor.RollBackQuietlyAsync(conn).ConfigureAwait(false);
-            throw SessionSettings.ProfileFailure(e, profile) ?? PostgresErrors.Map(e, positionOffset: ExplainPrefix.Length);
+            throw SessionSettings.ProfileFailure(e, role) ?? PostgresErrors.Map(e, positionOffset: ExplainPrefix.Length);
         }
     }
 }

@@ -18,7 +18,7 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
         await using var connection = await targets.OpenAsync(request.Connection, cancellationToken).ConfigureAwait(false);
         await using var batch = connection.CreateBatch();
         batch.BatchCommands.Add(new NpgsqlBatchCommand(request.ReadOnly ? "BEGIN READ ONLY" : "BEGIN"));
-        batch.BatchCommands.Add(SessionSettings.Create(request.StatementTimeout, targets.Config(request.Connection).SearchPath, request.Profile, request.Caller, request.CallId));
+        batch.BatchCommands.Add(SessionSettings.Create(request.StatementTimeout, targets.Config(request.Connection).SearchPath, request.Role, request.Caller, request.CallId));
         var statement = new NpgsqlBatchCommand(request.Cursor ? DeclarePrefix + request.Sql : request.Sql);
         batch.BatchCommands.Add(statement);
         if (request.Cursor)
@@ -46,7 +46,7 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
         catch (Exception e) when (IsDatabaseFailure(e))
         {
             await RollBackQuietlyAsync(connection).ConfigureAwait(false);
-            throw SessionSettings.ProfileFailure(e, request.Profile) ?? PostgresErrors.Map(e, positionOffset: request.Cursor ? DeclarePrefix.Length : 0);
+            throw SessionSettings.ProfileFailure(e, request.Role) ?? PostgresErrors.Map(e, positionOffset: request.Cursor ? DeclarePrefix.Length : 0);
         }
 
         if (request.ReadOnly)

@@ -20,11 +20,11 @@ internal static class SessionSettings
     /// One SELECT of set_config(..., is_local =&gt; true): values travel as parameters, so nothing from a token is spliced into SQL,
     /// and they end with the transaction.
     /// </summary>
-    /// <param name="profile">A strict-mode masking profile: the role to become and the schema to resolve names in.</param>
-    public static NpgsqlBatchCommand Create(TimeSpan statementTimeout, string searchPath, string? profile, AgentIdentity caller, string callId)
+    /// <param name="role">The role to become: a strict-mode masking profile (whose schema names resolve in) or a group's mapped role.</param>
+    public static NpgsqlBatchCommand Create(TimeSpan statementTimeout, string searchPath, SessionRole? role, AgentIdentity caller, string callId)
     {
         var command = new NpgsqlBatchCommand(
-            (profile is null ? "SELECT " : "SELECT set_config('role', $7, true) || ")
+            (role is null ? "SELECT " : "SELECT set_config('role', $7, true) || ")
             + "set_config('statement_timeout', $1, true) || set_config('lock_timeout', $2, true)"
             + " || set_config('idle_in_transaction_session_timeout', $1, true) || set_config('search_path', $6, true)"
             + " || set_config('application_name', $3, true) || set_config('gatehouse.agent', $4, true)"
@@ -37,9 +37,9 @@ internal static class SessionSettings
         AddText(command, Truncate($"gatehouse:{caller.Agent}", 63));
         AddText(command, caller.Agent);
         AddText(command, callId);
-        AddText(command, profile ?? searchPath);
-        // $7 is the role; without a profile a placeholder keeps the later positions fixed (the SQL does not use it).
-        AddText(command, profile ?? "");
+        AddText(command, role?.Schema ?? searchPath);
+        // $7 is the role; without one a placeholder keeps the later positions fixed (the SQL does not use it).
+        AddText(command, role?.Role ?? "");
         AddText(command, string.Join(",", caller.Groups));
         AddText(command, caller.Subject);
         AddText(command, caller.DelegatedBy ?? "");
@@ -47,16 +47,16 @@ internal static class SessionSettings
     }
 
     /// <summary>The settings for an EXPLAIN: a timeout, and the same role and search_path the statement will run with.</summary>
-    public static NpgsqlBatchCommand ForExplain(TimeSpan timeout, string searchPath, string? profile)
+    public static NpgsqlBatchCommand ForExplain(TimeSpan timeout, string searchPath, SessionRole? role)
     {
         var command = new NpgsqlBatchCommand(
-            (profile is null ? "SELECT " : "SELECT set_config('role', $3, true) || ")
+            (role is null ? "SELECT " : "SELECT set_config('role', $3, true) || ")
             + $"set_config('statement_timeout', $1, true) || set_config('search_path', $2, true) AS {Marker}");
         AddText(command, ((long)timeout.TotalMilliseconds).ToString(CultureInfo.InvariantCulture));
-        AddText(command, profile ?? searchPath);
-        if (profile is not null)
+        AddText(command, role?.Schema ?? searchPath);
+        if (role is not null)
         {
-            AddText(command, profile);
+            AddText(command, role.Role);
         }
 
         return command;
@@ -66,10 +66,10 @@ internal static class SessionSettings
     /// A failure of the settings row itself. With a profile that means PostgreSQL would not let the gateway become the
     /// profile role (it does not exist, or the login role is not its member): setup has not run for these rights.
     /// </summary>
-    public static DatabaseException? ProfileFailure(Exception e, string? profile) =>
-        profile is not null && e is PostgresException { BatchCommand.CommandText: var text } pg && text.Contains(Marker, StringComparison.Ordinal)
-            ? new DatabaseException(DatabaseFailure.ProfileMissing, $"the database has no usable masking profile {profile} ({pg.MessageText})", pg.SqlState, pg)
-            : null;
+    public static DatabaseException? ProfileFailure(Exception e, SessionRole? role) =>
+        role is null || e is not PostgresException { BatchCommand.CommandText: var text } pg || !text.Contains(Marker, StringComparison.Ordinal) ? null
+        : role.Schema is not null ? new DatabaseException(DatabaseFailure.ProfileMissing, $"the database has no usable masking profile {role.Role} ({pg.MessageText})", pg.SqlState, pg)
+        : new DatabaseException(DatabaseFailure.PermissionDenied, $"the gateway cannot act as role '{role.Role}', which the connection maps to the caller's group ({pg.MessageText}); an admin must GRANT {role.Role} TO the gateway's login role", pg.SqlState, pg);
 
     /// <summary>Adds positional parameters as untyped text, so PostgreSQL infers each type from where it is used.</summary>
     public static void AddParameters(NpgsqlBatchCommand command, IReadOnlyList<string?> parameters)

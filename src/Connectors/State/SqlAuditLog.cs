@@ -98,9 +98,11 @@ public abstract class SqlAuditLog : IAuditLog
 
     public async Task<IReadOnlyList<AgentActivity>> AgentActivityAsync(CancellationToken cancellationToken) =>
         await AuditQueryAsync(
-            "SELECT agent, min(time_ms), max(time_ms), count(*), " + CountWhere("decision = 'Denied'") + " FROM audit WHERE agent IS NOT NULL GROUP BY agent ORDER BY agent",
+            "SELECT agent, min(time_ms), max(time_ms), count(*), " + CountWhere("decision = 'Denied'") + ", min(issuer), max(issuer) FROM audit WHERE agent IS NOT NULL GROUP BY agent ORDER BY agent",
             [],
-            r => new AgentActivity(r.GetString(0), FromMs(r.GetInt64(1)), FromMs(r.GetInt64(2)), r.GetInt64(3), r.GetInt64(4)),
+            r => new AgentActivity(
+                r.GetString(0), FromMs(r.GetInt64(1)), FromMs(r.GetInt64(2)), r.GetInt64(3), r.GetInt64(4),
+                new[] { Text(r, 5), Text(r, 6) }.OfType<string>().Distinct(StringComparer.Ordinal).ToList()),
             cancellationToken).ConfigureAwait(false);
 
     public async ValueTask<AuditRecord?> GetAsync(string id, CancellationToken cancellationToken) =>

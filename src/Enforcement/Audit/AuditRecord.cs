@@ -75,4 +75,5 @@ public sealed record AuditRecord
 public sealed record SessionSummary(string SessionId, string? Agent, DateTimeOffset First, DateTimeOffset Last, int Calls, int Denied, int Failed);
 
 /// <summary>An agent's activity in the audit log: first and last call, how many calls and how many refused.</summary>
-public sealed record AgentActivity(string Agent, DateTimeOffset FirstSeen, DateTimeOffset LastSeen, long Calls, long Denials);
+/// <param name="Issuers">The token issuers its calls came with: where its identity comes from.</param>
+public sealed record AgentActivity(string Agent, DateTimeOffset FirstSeen, DateTimeOffset LastSeen, long Calls, long Denials, IReadOnlyList<string> Issuers);

@@ -25,8 +25,8 @@ public sealed record ExecutionRequest(
     AgentIdentity Caller,
     string CallId)
 {
-    /// <summary>The strict-mode masking profile: the statement runs under this role, with this schema as its search_path.</summary>
-    public string? Profile { get; init; }
+    /// <summary>The role to run as: a strict-mode masking profile (its schema is the search_path) or a group's mapped role.</summary>
+    public SessionRole? Role { get; init; }
 
     /// <summary>Run a write only to measure it: its transaction is always rolled back, and the result says how many rows it touched.</summary>
     public bool DryRun { get; init; }

@@ -23,6 +23,9 @@ public sealed record AgentSetting(string Agent, bool Disabled, string ChangedBy,
 /// <summary>An agent the gateway has seen or an admin has acted on: its switch and its activity in the audit log.</summary>
 public sealed record AgentStatus(string Agent, bool Disabled, DateTimeOffset? LastSeen, long Calls, long Denials, DateTimeOffset? FirstSeen = null)
 {
+    /// <summary>Where the agent's identity comes from: the issuers of the tokens it called with.</summary>
+    public IReadOnlyList<string> Issuers { get; init; } = [];
+
     /// <summary>Joins the directory's switches with the audit log's activity, by agent name.</summary>
     public static IReadOnlyList<AgentStatus> Combine(IEnumerable<AgentSetting> settings, IEnumerable<AgentActivity> activity)
     {
@@ -33,7 +36,7 @@ public sealed record AgentStatus(string Agent, bool Disabled, DateTimeOffset? La
             .Select(name =>
             {
                 seen.TryGetValue(name, out var a);
-                return new AgentStatus(name, disabled.GetValueOrDefault(name), a?.LastSeen, a?.Calls ?? 0, a?.Denials ?? 0, a?.FirstSeen);
+                return new AgentStatus(name, disabled.GetValueOrDefault(name), a?.LastSeen, a?.Calls ?? 0, a?.Denials ?? 0, a?.FirstSeen) { Issuers = a?.Issuers ?? [] };
             })
             .ToList();
     }

@@ -106,7 +106,8 @@ public sealed partial class GatewayPipeline
 
         // Strict masking: the statement is planned and run as the caller's profile role, so PostgreSQL itself masks.
         var profile = DatabaseProfiles.Apply(connectionConfig) ? DatabaseProfiles.For(connectionConfig, grants, unmask) : null;
-        var plan = await ClassifyAsync(connection, profile?.Name, analyzed, request.Parameters, cancellationToken).ConfigureAwait(false);
+        var role = profile is not null ? SessionRole.Profile(profile.Name) : MappedRole(connectionConfig, scope.Identity);
+        var plan = await ClassifyAsync(connection, role, analyzed, request.Parameters, cancellationToken).ConfigureAwait(false);
         if (profile is not null)
         {
             plan = DatabaseProfiles.WithoutViewInternals(plan);
@@ -159,7 +160,7 @@ public sealed partial class GatewayPipeline
             scope.Identity,
             scope.Record.Id)
         {
-            Profile = profile?.Name,
+            Role = role,
         };
         Func<QueryResult, QueryResult>? databaseMasking = profile is null ? null : r => StrictLineage.Annotate(r, plan, connectionConfig, profile.Masked);
         var run = new StatementRun(scope, execution, classification, databaseMasking);
@@ -209,16 +210,16 @@ public sealed partial class GatewayPipeline
 
     // Cached under the catalog version read before EXPLAIN: a change during EXPLAIN only makes the entry stale sooner.
     // Each profile resolves names to its own views, so its plans are cached apart.
-    private async ValueTask<PlanFacts> ClassifyAsync(string connection, string? profile, StatementText statement, IReadOnlyList<string?> parameters, CancellationToken cancellationToken)
+    private async ValueTask<PlanFacts> ClassifyAsync(string connection, SessionRole? role, StatementText statement, IReadOnlyList<string?> parameters, CancellationToken cancellationToken)
     {
         var version = catalogVersions.Current(connection);
-        var cacheScope = profile is null ? connection : $"{connection}/{profile}";
+        var cacheScope = role is null ? connection : $"{connection}/{role.CacheScope}";
         if (version is not null && _classifications.TryGet(cacheScope, statement.Normalized, version, out var cached))
         {
             return cached;
         }
 
-        var plan = await analyzer.ExplainAsync(connection, statement.Sql, parameters, profile, cancellationToken).ConfigureAwait(false);
+        var plan = await analyzer.ExplainAsync(connection, statement.Sql, parameters, role, cancellationToken).ConfigureAwait(false);
         if (version is not null)
         {
             _classifications.Set(cacheScope, statement.Normalized, version, plan);
@@ -226,6 +227,10 @@ public sealed partial class GatewayPipeline
 
         return plan;
     }
+
+    // The first of the connection's group_roles (in policy order) whose group the caller is in.
+    private static SessionRole? MappedRole(ConnectionConfig connection, Identity.AgentIdentity caller) =>
+        connection.GroupRoles.FirstOrDefault(m => caller.Groups.Contains(m.Group, StringComparer.Ordinal)) is { Role: { } mapped } ? SessionRole.Mapped(mapped) : null;
 
     private async ValueTask<Decision?> VetFunctionsAsync(string connection, PlanFacts plan, bool strictProfile, CancellationToken cancellationToken)
     {

@@ -85,6 +85,12 @@ public sealed record ConnectionConfig(string Name, string ConnectionString, Secr
     /// <summary>How much each call's audit record keeps: metadata, or also the masked result.</summary>
     public CaptureLevel Capture { get; init; } = CaptureLevel.Metadata;
 
+    /// <summary>
+    /// Roles the gateway becomes (<c>SET LOCAL ROLE</c>) for callers in these groups, in order: the first group the caller is in
+    /// wins. PostgreSQL's privileges and row-level security for that role then apply. Not combined with strict masking.
+    /// </summary>
+    public IReadOnlyList<(string Group, string Role)> GroupRoles { get; init; } = [];
+
     /// <summary>The search_path every statement (and its EXPLAIN) runs with, so unqualified names resolve the same way each time.</summary>
     public string SearchPath { get; init; } = "public";
 }

@@ -14,7 +14,7 @@ public static partial class PolicyLoader
         foreach (var (name, entryNode) in reader.Mapping(node, "connections"))
         {
             var what = $"connection '{name}'";
-            var e = reader.Mapping(entryNode, what, "connection_string", "password_env", "password_file", "functions", "search_path", "observe_only", "masking", "tags", "strategies", "capture");
+            var e = reader.Mapping(entryNode, what, "connection_string", "password_env", "password_file", "functions", "search_path", "observe_only", "masking", "tags", "strategies", "capture", "group_roles");
             var cs = reader.String(e, "connection_string", $"{what}: connection_string", requiredAt: entryNode);
             if (cs is not null && !IsSafeConnectionString(cs, out var problem))
             {
@@ -35,7 +35,14 @@ public static partial class PolicyLoader
                     Strategies = e.TryGetValue("strategies", out var strategies) ? ReadStrategies(reader, strategies, what) : new Dictionary<string, MaskingStrategy>(),
                     LoginRole = LoginRole(cs),
                     Capture = ReadCapture(reader, e, what),
+                    GroupRoles = e.TryGetValue("group_roles", out var roles)
+                        ? reader.Mapping(roles, $"{what}: group_roles").Select(r => (r.Key, reader.String(r.Value, $"{what}: the role for group {r.Key}") ?? "")).ToList()
+                        : [],
                 };
+                if (result[name] is { Masking: MaskingMode.Strict, Tags.Count: > 0, GroupRoles.Count: > 0 })
+                {
+                    reader.Error(e["group_roles"], $"{what}: group_roles cannot be combined with strict masking: the masking profile is already the role calls run as. Use masking: overlay, or drop group_roles.");
+                }
                 if (result[name] is { Masking: MaskingMode.Strict, Tags.Count: > 0, LoginRole: null })
                 {
                     reader.Error(e["connection_string"], $"{what}: strict masking needs the connection string's Username: it is the login role 'gatehouse setup' makes a member of the masking profiles.");

@@ -19,7 +19,7 @@ public static partial class AdminApi
                 // Agents named in the policy show up before their first call, so they can be disabled ahead of time.
                 var configured = policy.Agents.Keys.Where(a => known.All(k => k.Agent != a)).Select(a => new AgentStatus(a, false, null, 0, 0));
                 return Json(known.Concat(configured).OrderBy(a => a.Agent, StringComparer.Ordinal)
-                    .Select(a => new { a.Agent, a.Disabled, a.FirstSeen, a.LastSeen, a.Calls, a.Denials, Configured = policy.Agents.ContainsKey(a.Agent) }));
+                    .Select(a => new { a.Agent, a.Disabled, a.FirstSeen, a.LastSeen, a.Calls, a.Denials, a.Issuers, Configured = policy.Agents.ContainsKey(a.Agent) }));
             }));
         api.MapPost("/agents/{name}/disable", (HttpContext context, AdminGate gate, AgentSwitchboard switchboard, string name) =>
             gate.RunAsync(context, async admin => Json(new { result = await switchboard.SetAsync(name, true, admin.Agent, ChannelOf(context), context.RequestAborted) })));

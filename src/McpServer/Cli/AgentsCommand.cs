@@ -24,8 +24,8 @@ public static class AgentsCommand
             }
 
             Output.WriteTable(
-                ["AGENT", "STATUS", "FIRST SEEN", "LAST SEEN", "CALLS", "DENIALS"],
-                agents.Select(a => (IReadOnlyList<string>)[a.Agent, a.Disabled ? "disabled" : "enabled", Output.Time(a.FirstSeen), Output.Time(a.LastSeen), a.Calls.ToString(), a.Denials.ToString()]));
+                ["AGENT", "STATUS", "FIRST SEEN", "LAST SEEN", "CALLS", "DENIALS", "IDENTITY FROM"],
+                agents.Select(a => (IReadOnlyList<string>)[a.Agent, a.Disabled ? "disabled" : "enabled", Output.Time(a.FirstSeen), Output.Time(a.LastSeen), a.Calls.ToString(), a.Denials.ToString(), a.Issuers.Count == 0 ? "-" : string.Join(", ", a.Issuers)]));
             return 0;
         }));
         return command;

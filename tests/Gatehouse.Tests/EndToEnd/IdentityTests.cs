@@ -170,4 +170,30 @@ public sealed class IdentityTests(PostgresFixture pg)
         Assert.NotEqual(0, neither.ExitCode);
         Assert.Contains("name exactly one of", neither.Stderr);
     }
+
+    [Fact]
+    public async Task A_callers_group_can_map_to_a_postgres_role_the_call_runs_as()
+    {
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+        var reader = "finance_reader_" + suffix;
+        var stranger = "stranger_" + suffix;
+        await pg.AdminScalarAsync($"create role {reader} nologin");
+        await pg.AdminScalarAsync($"create role {stranger} nologin");
+        await pg.AdminScalarAsync($"grant {reader} to {pg.GatewayRole}");
+        var gateway = TestGateway.Create(pg, connectionSettings: $"group_roles:\n  finance: {reader}\n  outsiders: {stranger}");
+        await using var server = await HttpGateway.StartAsync(gateway);
+
+        await using var finance = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("analyst", ["finance"]));
+        var asReader = await finance.QueryAsync("select current_user::text");
+        Assert.Equal(reader, asReader.Structured().GetProperty("rows")[0][0].GetString());
+
+        await using var plain = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("analyst"));
+        Assert.Equal(pg.GatewayRole, (await plain.QueryAsync("select current_user::text")).Structured().GetProperty("rows")[0][0].GetString());
+
+        // A mapped role the gateway may not become is refused by PostgreSQL, with what to grant.
+        await using var outsider = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("analyst", ["outsiders"]));
+        var refused = await outsider.QueryAsync("select 1");
+        Assert.Equal("database.permission_denied", refused.Rule());
+        Assert.Contains($"GRANT {stranger} TO", refused.Text());
+    }
 }

@@ -153,7 +153,7 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
         var caller = new AgentIdentity("analyst", [], "t", "analyst", null, DateTimeOffset.MaxValue);
         string Profile(string agent) => DatabaseProfiles.For(single, _gateway.Policy.Agents[agent].Grants, new HashSet<string>()).Name;
         ExecutionRequest Request(string sql, string agent, bool readOnly) =>
-            new("shop", sql, [], readOnly, false, 10, 1 << 20, TimeSpan.FromSeconds(10), caller, "aud_test") { Profile = Profile(agent) };
+            new("shop", sql, [], readOnly, false, 10, 1 << 20, TimeSpan.FromSeconds(10), caller, "aud_test") { Role = SessionRole.Profile(Profile(agent)) };
 
         var inside = await executor.ExecuteAsync(Request("select current_user::text, current_setting('search_path')", "analyst", readOnly: true), null, CancellationToken.None);
         Assert.Equal(Profile("analyst"), inside.Rows[0][0]);

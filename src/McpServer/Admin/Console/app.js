@@ -71,11 +71,12 @@ async function agentsPage(view) {
     },
   }, agent.disabled ? `Enable ${agent.agent}` : `Disable ${agent.agent}`);
   put(view, h("h1", {}, "Agents"), table(
-    ["Agent", "Status", "First seen", "Last seen", "Calls", "Denials", ""],
+    ["Agent", "Status", "First seen", "Last seen", "Calls", "Denials", "Identity from", ""],
     agents.map(a => h("tr", { "data-agent": a.agent },
       h("td", {}, h("a", { href: "#/calls" + query({ agent: a.agent }) }, a.agent)),
       h("td", {}, a.disabled ? h("strong", { class: "decision denied" }, "disabled") : "enabled"),
       h("td", {}, time(a.first_seen)), h("td", {}, time(a.last_seen)), h("td", {}, a.calls), h("td", {}, a.denials),
+      h("td", {}, (a.issuers || []).join(", ") || "–"),
       h("td", {}, toggle(a), " ", h("a", { href: "#/sessions" + query({ agent: a.agent }) }, "sessions")))),
     "No agent has called yet, and the policy names none."));
 }

@@ -109,7 +109,7 @@ public abstract class AuditLogContract
     {
         var log = await OpenAsync();
         var now = DateTimeOffset.UtcNow;
-        await WriteAsync(log, Record("analyst", Verdict.Allowed, now.AddMinutes(-3)) with { SessionId = "s1" });
+        await WriteAsync(log, Record("analyst", Verdict.Allowed, now.AddMinutes(-3)) with { SessionId = "s1", Issuer = "https://idp.example.com/" });
         await WriteAsync(log, Record("analyst", Verdict.Denied, now.AddMinutes(-2)) with { SessionId = "s1" });
         await WriteAsync(log, Record("ops-bot", Verdict.Failed, now.AddMinutes(-1)) with { SessionId = "s2" });
 
@@ -122,6 +122,7 @@ public abstract class AuditLogContract
         var analyst = Assert.Single(await log.AgentActivityAsync(CancellationToken.None), a => a.Agent == "analyst");
         Assert.Equal((2L, 1L), (analyst.Calls, analyst.Denials));
         Assert.True(analyst.FirstSeen < analyst.LastSeen);
+        Assert.Equal(["https://idp.example.com/"], analyst.Issuers);
     }
 
     [Fact]

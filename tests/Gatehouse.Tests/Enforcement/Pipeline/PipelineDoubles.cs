@@ -72,7 +72,7 @@ internal sealed class RecordingDatabase : IStatementAnalyzer, IQueryExecutor, IS
 
     public Exception? Failure { get; set; }
 
-    public ValueTask<PlanFacts> ExplainAsync(string connection, string sql, IReadOnlyList<string?> parameters, string? profile, CancellationToken cancellationToken)
+    public ValueTask<PlanFacts> ExplainAsync(string connection, string sql, IReadOnlyList<string?> parameters, SessionRole? role, CancellationToken cancellationToken)
     {
         Explains++;
         return Failure is null ? ValueTask.FromResult(Plan) : ValueTask.FromException<PlanFacts>(Failure);
