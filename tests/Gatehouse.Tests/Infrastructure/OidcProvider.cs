@@ -116,7 +116,7 @@ public sealed class OidcProvider : IAsyncDisposable
         _http.Dispose();
     }
 
-    private static string RepositoryRoot()
+    public static string RepositoryRoot()
     {
         var directory = new DirectoryInfo(AppContext.BaseDirectory);
         while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Mcp.sln")))
