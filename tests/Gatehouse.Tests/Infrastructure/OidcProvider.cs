@@ -42,11 +42,7 @@ public sealed class OidcProvider : IAsyncDisposable
 
     public async Task StartAsync(bool rotate)
     {
-        var directory = Path.Combine(RepositoryRoot(), "tests", "oidc");
-        if (!Directory.Exists(Path.Combine(directory, "node_modules", "oidc-provider")))
-        {
-            throw new InvalidOperationException($"The OIDC tests need oidc-provider: run 'npm ci --prefix {directory}' (.ci/run does).");
-        }
+        var directory = await NodePackages.EnsureAsync("oidc");
 
         var start = new ProcessStartInfo("node", [Path.Combine(directory, "provider.mjs")])
         {
