@@ -48,8 +48,10 @@ public sealed class PolicyLoaderTests
         var start = readme.IndexOf("```yaml\ngateway:", StringComparison.Ordinal) + "```yaml\n".Length;
         var example = readme[start..readme.IndexOf("```", start, StringComparison.Ordinal)];
         var policy = Parse(example);
-        Assert.Equal(2, policy.Issuers.Count);
+        Assert.Equal(["gatehouse-dev", "https://login.example.com/", "batch-scheduler"], policy.Issuers.Select(i => i.Issuer));
+        Assert.Equal(["HS256"], policy.Issuers[2].Algorithms);
         Assert.Equal("payments-by-hand", Assert.Single(policy.Guardrails).Id);
+        Assert.Equal(60, policy.Quotas.Agents["analyst"].CallsPerMinute);
     }
 
     [Fact]

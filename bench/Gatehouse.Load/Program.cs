@@ -1,0 +1,267 @@
+// The side-by-side load benchmark of issue 8: on one machine, against one PostgreSQL, the same point query through
+// direct Npgsql (the floor), a no-op MCP tool (the transport floor), Gatehouse over stdio and HTTP (identity,
+// classification, audit and masking on), and the reference @modelcontextprotocol/server-postgres over stdio.
+// Run: dotnet run -c Release --project bench/Gatehouse.Load [-- --seconds 5 --http 1,8,32,64 --stdio 1,8]
+using System.Diagnostics;
+using Gatehouse.Connectors.Postgres;
+using Gatehouse.Connectors.Postgres.Setup;
+using Gatehouse.Connectors.State;
+using Gatehouse.Enforcement.Audit;
+using Gatehouse.Enforcement.Policy;
+using Gatehouse.Load;
+using Gatehouse.McpServer.Demo;
+using ModelContextProtocol.Client;
+using Npgsql;
+
+if (args is ["noop-stdio"])
+{
+    await NoopServer.RunStdioAsync();
+    return;
+}
+
+var seconds = Option("--seconds", 5);
+var httpLevels = Levels("--http", [1, 8, 32, 64]);
+var stdioLevels = Levels("--stdio", [1, 8]);
+const string Sql = "select id, status, total from orders where id = 42";
+
+NpgsqlSettings.DisableSqlRewriting();
+var directory = Path.Combine(Path.GetTempPath(), "gatehouse-load-" + Guid.NewGuid().ToString("N")[..8]);
+Directory.CreateDirectory(directory);
+await using var server = await LocalPostgresServer.StartAsync(Path.Combine(directory, "postgres"), CancellationToken.None);
+var password = await ShopDatabase.CreateAsync(server.AdminConnectionString, "shop", "gatehouse_gateway", CancellationToken.None, directGrants: false);
+var (policyPath, tokens) = DemoFiles.Write(directory, server.Port, password, TimeSpan.FromHours(4));
+File.AppendAllText(policyPath, "\n# The load benchmark reads 100,000 rows in one call.\n");
+var policyText = File.ReadAllText(policyPath).Replace("gateway:\n  state: gatehouse-state.db", "gateway:\n  state: gatehouse-state.db\n  limits: { max_rows: 100000, max_result_bytes: 67108864 }", StringComparison.Ordinal);
+File.WriteAllText(policyPath, policyText);
+var policy = PolicyLoader.LoadFile(policyPath);
+await SetUpMaskingAsync(server.AdminConnectionString, policy);
+var shopAdmin = new NpgsqlConnectionStringBuilder(server.AdminConnectionString) { Database = "shop" }.ConnectionString;
+var binary = Path.Combine(AppContext.BaseDirectory, "gatehouse");
+var results = new List<LoadResult>();
+var duration = TimeSpan.FromSeconds(seconds);
+Console.WriteLine($"PostgreSQL {server.Port}, {Environment.ProcessorCount} cores, {seconds} s per run, query: {Sql}");
+
+// 1. The floor: PostgreSQL itself, through Npgsql.
+await using (var direct = NpgsqlDataSource.Create(shopAdmin))
+{
+    foreach (var n in httpLevels)
+    {
+        results.Add(await LoadResult.RunAsync("direct Npgsql", n, duration, _ => async () =>
+        {
+            await using var command = direct.CreateCommand(Sql);
+            await using var reader = await command.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+            {
+            }
+        }));
+    }
+}
+
+// 2. The transport floor: a no-op MCP tool, over HTTP (in this process) and over stdio (this program as a child).
+await using (var noop = await NoopServer.StartHttpAsync())
+{
+    foreach (var n in httpLevels)
+    {
+        results.Add(await RunMcpAsync("no-op tool, HTTP", n, _ => HttpClientFor(noop.Url, null), client => client.CallToolAsync("noop", new Dictionary<string, object?> { ["sql"] = Sql })));
+    }
+}
+
+foreach (var n in stdioLevels)
+{
+    results.Add(await RunMcpAsync("no-op tool, stdio", n, _ => StdioClientFor(Path.Combine(AppContext.BaseDirectory, "Gatehouse.Load"), ["noop-stdio"], null), client => client.CallToolAsync("noop", new Dictionary<string, object?> { ["sql"] = Sql })));
+}
+
+// 3. Gatehouse over HTTP, as a separate process: start-to-ready time and idle memory first.
+var port = FreePort();
+var clock = Stopwatch.StartNew();
+using var gatehouse = Process.Start(new ProcessStartInfo(binary, ["serve", "--config", policyPath, "--http", $"127.0.0.1:{port}"]) { RedirectStandardError = true, RedirectStandardOutput = true })!;
+_ = gatehouse.StandardError.ReadToEndAsync();
+_ = gatehouse.StandardOutput.ReadToEndAsync();
+var endpoint = new Uri($"http://127.0.0.1:{port}/mcp");
+await WaitReadyAsync(new Uri($"http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp"));
+var ready = clock.Elapsed;
+await Task.Delay(TimeSpan.FromSeconds(2));
+var idleRss = Memory(gatehouse.Id, "VmRSS");
+var state = await SqliteStateStore.OpenAsync(policy.Gateway.StatePath, CancellationToken.None);
+var audited = new List<(LoadResult Result, int Records)>();
+foreach (var n in httpLevels)
+{
+    var since = DateTimeOffset.UtcNow;
+    var result = await RunMcpAsync("Gatehouse, HTTP", n, _ => HttpClientFor(endpoint, tokens["analyst"]), client => QueryAsync(client, Sql));
+    results.Add(result);
+    audited.Add((result, await CountQueriesAsync(state, since)));
+}
+
+// A 100,000-row result under the cap: how much the process's peak memory grows.
+var peakBefore = Memory(gatehouse.Id, "VmHWM");
+await using (var big = await HttpClientFor(endpoint, tokens["analyst"]))
+{
+    var rows = await QueryAsync(big, "select g as n, md5(g::text) as h from generate_series(1, 100000) g");
+    Console.WriteLine($"100,000-row call: {(rows.IsError == true ? "refused" : "answered")}");
+}
+
+var peakAfter = Memory(gatehouse.Id, "VmHWM");
+gatehouse.Kill(entireProcessTree: true);
+
+// 4. Gatehouse and the reference server over stdio: one server process per agent, as MCP clients run them.
+var reference = Path.Combine(RepositoryRoot(), "bench", "reference", "node_modules", "@modelcontextprotocol", "server-postgres", "dist", "index.js");
+var referenceUrl = $"postgresql://postgres@127.0.0.1:{server.Port}/shop";
+foreach (var n in stdioLevels)
+{
+    var since = DateTimeOffset.UtcNow;
+    var result = await RunMcpAsync("Gatehouse, stdio", n, _ => StdioClientFor(binary, ["serve", "--config", policyPath], tokens["analyst"]), client => QueryAsync(client, Sql));
+    results.Add(result);
+    audited.Add((result, await CountQueriesAsync(state, since)));
+    if (File.Exists(reference))
+    {
+        results.Add(await RunMcpAsync("reference server-postgres, stdio", n, _ => StdioClientFor("node", [reference, referenceUrl], null), client => client.CallToolAsync("query", new Dictionary<string, object?> { ["sql"] = Sql })));
+    }
+}
+
+Console.WriteLine();
+Console.WriteLine($"{"target",-36} {"agents",6} {"p50 ms",8} {"p99 ms",8} {"calls/s",9} {"errors",7} {"audited",8}");
+foreach (var r in results)
+{
+    var records = audited.Where(a => a.Result == r).Select(a => $"{a.Records}/{r.Calls}").FirstOrDefault() ?? "-";
+    Console.WriteLine($"{r.Target,-36} {r.Concurrency,6} {r.P50Ms,8:0.000} {r.P99Ms,8:0.000} {r.CallsPerSecond,9:0} {r.Errors,7} {records,8}");
+}
+
+Console.WriteLine();
+foreach (var n in stdioLevels)
+{
+    Ratio($"Gatehouse stdio p50 / reference stdio p50 at {n} (target <= 1)", Find("Gatehouse, stdio", n)?.P50Ms, Find("reference server-postgres, stdio", n)?.P50Ms);
+}
+
+foreach (var n in httpLevels)
+{
+    var floor = Find("no-op tool, HTTP", n)?.P50Ms + Find("direct Npgsql", n)?.P50Ms;
+    Ratio($"Gatehouse HTTP p50 / (no-op HTTP + direct) at {n} (target <= 1.25)", Find("Gatehouse, HTTP", n)?.P50Ms, floor);
+}
+
+Console.WriteLine($"start to ready: {ready.TotalMilliseconds:0} ms (target <= 1000); idle memory: {idleRss / 1024.0:0.0} MB (target <= 120)");
+Console.WriteLine($"100,000-row result: peak memory grew {(peakAfter - peakBefore) / 1024.0:0.0} MB (target < 100)");
+return;
+
+LoadResult? Find(string target, int n) => results.FirstOrDefault(r => r.Target == target && r.Concurrency == n);
+
+static void Ratio(string what, double? value, double? baseline) =>
+    Console.WriteLine(value is { } v && baseline is { } b ? $"{what}: {v / b:0.00} ({v:0.000} ms vs {b:0.000} ms)" : $"{what}: not measured");
+
+async Task<LoadResult> RunMcpAsync(string target, int n, Func<int, Task<McpClient>> connect, Func<McpClient, ValueTask<ModelContextProtocol.Protocol.CallToolResult>> call)
+{
+    var clients = await Task.WhenAll(Enumerable.Range(0, n).Select(connect));
+    try
+    {
+        return await LoadResult.RunAsync(target, n, duration, i => async () =>
+        {
+            var result = await call(clients[i]);
+            if (result.IsError == true)
+            {
+                throw new InvalidOperationException("the call was refused");
+            }
+        });
+    }
+    finally
+    {
+        foreach (var client in clients)
+        {
+            await client.DisposeAsync();
+        }
+    }
+}
+
+static ValueTask<ModelContextProtocol.Protocol.CallToolResult> QueryAsync(McpClient client, string sql) =>
+    client.CallToolAsync("query", new Dictionary<string, object?> { ["connection"] = "shop", ["sql"] = sql });
+
+static async Task<McpClient> HttpClientFor(Uri url, string? token)
+{
+    var options = new HttpClientTransportOptions { Endpoint = url, TransportMode = HttpTransportMode.StreamableHttp };
+    if (token is not null)
+    {
+        options.AdditionalHeaders = new Dictionary<string, string> { ["Authorization"] = "Bearer " + token };
+    }
+
+    return await McpClient.CreateAsync(new HttpClientTransport(options));
+}
+
+static async Task<McpClient> StdioClientFor(string command, string[] arguments, string? token)
+{
+    var options = new StdioClientTransportOptions { Command = command, Arguments = arguments, Name = "bench" };
+    if (token is not null)
+    {
+        options.EnvironmentVariables = new Dictionary<string, string?> { ["GATEHOUSE_TOKEN"] = token };
+    }
+
+    return await McpClient.CreateAsync(new StdioClientTransport(options));
+}
+
+static async Task<int> CountQueriesAsync(SqliteStateStore state, DateTimeOffset since)
+{
+    var count = 0;
+    await foreach (var record in state.ExportAsync(since, null, CancellationToken.None))
+    {
+        count += record.Tool == "query" && record.Decision == Verdict.Allowed ? 1 : 0;
+    }
+
+    return count;
+}
+
+static async Task WaitReadyAsync(Uri url)
+{
+    using var http = new HttpClient();
+    for (var i = 0; i < 600; i++)
+    {
+        try
+        {
+            using var response = await http.GetAsync(url);
+            if (response.IsSuccessStatusCode)
+            {
+                return;
+            }
+        }
+        catch (HttpRequestException)
+        {
+        }
+
+        await Task.Delay(10);
+    }
+
+    throw new TimeoutException("gatehouse serve --http did not become ready");
+}
+
+static long Memory(int pid, string field) =>
+    File.ReadLines($"/proc/{pid}/status").Where(l => l.StartsWith(field + ":", StringComparison.Ordinal))
+        .Select(l => long.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture)).First();
+
+static async Task SetUpMaskingAsync(string adminConnectionString, GatewayPolicy policy)
+{
+    var shop = policy.Connections["shop"];
+    await using var admin = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(adminConnectionString) { Database = "shop" }.ConnectionString);
+    await admin.OpenAsync();
+    var report = await ProfileSetup.PlanAsync(admin, policy, shop, shop.Password.Read(), revokePublicExecute: false, CancellationToken.None);
+    await ProfileSetup.ApplyAsync(admin, report, CancellationToken.None);
+}
+
+static int FreePort()
+{
+    using var socket = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+    socket.Start();
+    return ((System.Net.IPEndPoint)socket.LocalEndpoint).Port;
+}
+
+static string RepositoryRoot()
+{
+    var directory = new DirectoryInfo(AppContext.BaseDirectory);
+    while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Mcp.sln")))
+    {
+        directory = directory.Parent;
+    }
+
+    return directory?.FullName ?? throw new InvalidOperationException("run the benchmark from the repository");
+}
+
+int Option(string name, int fallback) =>
+    Array.IndexOf(args, name) is var i and >= 0 && i + 1 < args.Length && int.TryParse(args[i + 1], out var value) ? value : fallback;
+
+int[] Levels(string name, int[] fallback) =>
+    Array.IndexOf(args, name) is var i and >= 0 && i + 1 < args.Length ? args[i + 1].Split(',').Select(int.Parse).ToArray() : fallback;
