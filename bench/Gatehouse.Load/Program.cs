@@ -42,7 +42,7 @@ var duration = TimeSpan.FromSeconds(seconds);
 Console.WriteLine($"PostgreSQL {server.Port}, {Environment.ProcessorCount} cores, {seconds} s per run, query: {Sql}");
 
 // 1. The floor: PostgreSQL itself, through Npgsql.
-await using (var direct = NpgsqlDataSource.Create(shopAdmin))
+await using (var direct = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(shopAdmin) { Pooling = true, MaxPoolSize = 100 }.ConnectionString))
 {
     foreach (var n in httpLevels)
     {
@@ -86,10 +86,9 @@ var state = await SqliteStateStore.OpenAsync(policy.Gateway.StatePath, Cancellat
 var audited = new List<(LoadResult Result, int Records)>();
 foreach (var n in httpLevels)
 {
-    var since = DateTimeOffset.UtcNow;
     var result = await RunMcpAsync("Gatehouse, HTTP", n, _ => HttpClientFor(endpoint, tokens["analyst"]), client => QueryAsync(client, Sql));
     results.Add(result);
-    audited.Add((result, await CountQueriesAsync(state, since)));
+    audited.Add((result, await CountQueriesAsync(state, result)));
 }
 
 // A 100,000-row result under the cap: how much the process's peak memory grows.
@@ -105,13 +104,14 @@ gatehouse.Kill(entireProcessTree: true);
 
 // 4. Gatehouse and the reference server over stdio: one server process per agent, as MCP clients run them.
 var reference = Path.Combine(RepositoryRoot(), "bench", "reference", "node_modules", "@modelcontextprotocol", "server-postgres", "dist", "index.js");
-var referenceUrl = $"postgresql://postgres@127.0.0.1:{server.Port}/shop";
+var adminBuilder = new NpgsqlConnectionStringBuilder(server.AdminConnectionString);
+// The same local socket the admin uses (trust), as a libpq-style URL the reference server's pg driver reads.
+var referenceUrl = $"postgresql:///shop?host={Uri.EscapeDataString(adminBuilder.Host!)}&port={server.Port}&user={adminBuilder.Username}";
 foreach (var n in stdioLevels)
 {
-    var since = DateTimeOffset.UtcNow;
     var result = await RunMcpAsync("Gatehouse, stdio", n, _ => StdioClientFor(binary, ["serve", "--config", policyPath], tokens["analyst"]), client => QueryAsync(client, Sql));
     results.Add(result);
-    audited.Add((result, await CountQueriesAsync(state, since)));
+    audited.Add((result, await CountQueriesAsync(state, result)));
     if (File.Exists(reference))
     {
         results.Add(await RunMcpAsync("reference server-postgres, stdio", n, _ => StdioClientFor("node", [reference, referenceUrl], null), client => client.CallToolAsync("query", new Dictionary<string, object?> { ["sql"] = Sql })));
@@ -195,10 +195,11 @@ static async Task<McpClient> StdioClientFor(string command, string[] arguments, 
     return await McpClient.CreateAsync(new StdioClientTransport(options));
 }
 
-static async Task<int> CountQueriesAsync(SqliteStateStore state, DateTimeOffset since)
+// The records of the measured calls: started after the warm-up, before the last call ended.
+static async Task<int> CountQueriesAsync(SqliteStateStore state, LoadResult run)
 {
     var count = 0;
-    await foreach (var record in state.ExportAsync(since, null, CancellationToken.None))
+    await foreach (var record in state.ExportAsync(run.Started, run.Ended.AddMilliseconds(1), CancellationToken.None))
     {
         count += record.Tool == "query" && record.Decision == Verdict.Allowed ? 1 : 0;
     }

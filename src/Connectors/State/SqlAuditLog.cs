@@ -10,7 +10,7 @@ namespace Gatehouse.Connectors.State;
 /// several gateway instances share. The SQL is the common subset of both (parameters are <c>$1..$n</c>, which SQLite reads as
 /// names and PostgreSQL as positions); a store supplies connections, parameter binding and how the chain is locked.
 /// </summary>
-public abstract class SqlAuditLog : IAuditLog
+public abstract partial class SqlAuditLog : IAuditLog
 {
     protected const string AuditColumns =
         "id, time_ms, tool, transport, session_id, agent, groups_json, issuer, subject, token_id, connection, sql, parameters,"
@@ -37,41 +37,6 @@ public abstract class SqlAuditLog : IAuditLog
 
     /// <summary>An expression true when <paramref name="haystack"/> contains <paramref name="needle"/> (both text).</summary>
     protected abstract string Contains(string haystack, string needle);
-
-    public async ValueTask BeginAsync(AuditRecord record, CancellationToken cancellationToken) =>
-        await ExecuteAuditAsync($"INSERT INTO audit ({AuditColumns}) VALUES ({Values})", AuditValues(record), cancellationToken).ConfigureAwait(false);
-
-    /// <summary>
-    /// Stores the record's final state and seals it into the hash chain, in one write transaction: the chain entry holds
-    /// the record exactly as stored and the hash of the entry before it, so changing, removing, adding or reordering records
-    /// shows in <see cref="VerifyChainAsync"/>.
-    /// </summary>
-    public async ValueTask CompleteAsync(AuditRecord record, CancellationToken cancellationToken)
-    {
-        var stored = record with { Time = FromMs(ToMs(record.Time)) };
-        await using var connection = await OpenAuditConnectionAsync(cancellationToken).ConfigureAwait(false);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-        await NonQueryAsync(connection, transaction, $"INSERT INTO audit ({AuditColumns}) VALUES ({Values}) ON CONFLICT (id) DO UPDATE SET {Upsert}", AuditValues(stored), cancellationToken).ConfigureAwait(false);
-        await LockChainAsync(connection, transaction, cancellationToken).ConfigureAwait(false);
-
-        // After a purge that took every link, the chain goes on from the checkpoint's sequence number.
-        var last = await RowsAsync(
-            connection,
-            transaction,
-            "SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1",
-            [],
-            r => (Seq: r.GetInt64(0), Hash: r.GetString(1)),
-            cancellationToken).ConfigureAwait(false);
-        var (seq, prev) = last.Count == 1 ? last[0] : await CheckpointStartAsync(connection, transaction, cancellationToken).ConfigureAwait(false);
-        var sealedRecord = AuditChain.Canonical(stored);
-        await NonQueryAsync(
-            connection,
-            transaction,
-            "INSERT INTO audit_chain (seq, record_id, prev, hash, sealed) VALUES ($1, $2, $3, $4, $5)",
-            [seq + 1, stored.Id, prev, AuditChain.Hash(prev, sealedRecord), sealedRecord],
-            cancellationToken).ConfigureAwait(false);
-        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-    }
 
     private async Task<(long Seq, string Hash)> CheckpointStartAsync(DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken)
     {
@@ -232,12 +197,6 @@ public abstract class SqlAuditLog : IAuditLog
     protected static long ToMs(DateTimeOffset time) => time.ToUnixTimeMilliseconds();
 
     protected static DateTimeOffset FromMs(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
-
-    private async Task<int> ExecuteAuditAsync(string sql, IReadOnlyList<object?> values, CancellationToken cancellationToken)
-    {
-        await using var connection = await OpenAuditConnectionAsync(cancellationToken).ConfigureAwait(false);
-        return await NonQueryAsync(connection, null, sql, values, cancellationToken).ConfigureAwait(false);
-    }
 
     private async Task<List<T>> AuditQueryAsync<T>(string sql, IReadOnlyList<object?> values, Func<DbDataReader, T> map, CancellationToken cancellationToken)
     {

@@ -183,6 +183,24 @@ public abstract class AuditLogContract
     }
 
     [Fact]
+    public async Task A_record_that_cannot_be_stored_fails_alone_and_not_the_writes_it_shared_a_commit_with()
+    {
+        var log = await OpenAsync();
+        var first = Record("first", Verdict.Started, DateTimeOffset.UtcNow);
+        await log.BeginAsync(first, CancellationToken.None);
+
+        var others = Enumerable.Range(0, 20).Select(i => Record($"other{i}", Verdict.Started, DateTimeOffset.UtcNow)).ToList();
+        var duplicate = log.BeginAsync(first, CancellationToken.None).AsTask();
+        await Task.WhenAll(others.Select(r => log.BeginAsync(r, CancellationToken.None).AsTask()).Append(duplicate.ContinueWith(_ => { }, TaskScheduler.Default)));
+
+        Assert.True(duplicate.IsFaulted);
+        foreach (var record in others)
+        {
+            Assert.NotNull(await log.GetAsync(record.Id, CancellationToken.None));
+        }
+    }
+
+    [Fact]
     public async Task Concurrent_writers_keep_one_consistent_chain()
     {
         var first = await OpenAsync();

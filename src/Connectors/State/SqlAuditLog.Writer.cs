@@ -1,0 +1,136 @@
+using System.Data.Common;
+using System.Threading.Channels;
+using Gatehouse.Enforcement.Audit;
+
+namespace Gatehouse.Connectors.State;
+
+/// <summary>
+/// Group commit: every record write (a call starting, a call finishing and being sealed) goes through one writer per store,
+/// which takes whatever has queued up and stores it in one transaction, in order. A caller's write returns only once its
+/// transaction has committed, so a record is durable before the call goes on; under load, many records share one commit
+/// (one fsync) instead of paying one each.
+/// </summary>
+public abstract partial class SqlAuditLog
+{
+    private const int MaxBatch = 512;
+
+    private readonly Channel<PendingWrite> _writes = Channel.CreateUnbounded<PendingWrite>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Lock _writerGate = new();
+    private Task? _writer;
+
+    /// <summary>A record waiting to be stored: <see cref="Seal"/> marks a finished call, stored in place and sealed into the chain.</summary>
+    private sealed record PendingWrite(AuditRecord Record, bool Seal)
+    {
+        public TaskCompletionSource Stored { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    public ValueTask BeginAsync(AuditRecord record, CancellationToken cancellationToken) => WriteAsync(new PendingWrite(record, Seal: false), cancellationToken);
+
+    /// <summary>
+    /// Stores the record's final state and seals it into the hash chain in the same transaction: the chain entry holds the
+    /// record exactly as stored and the hash of the entry before it, so changing, removing, adding or reordering records
+    /// shows in <see cref="VerifyChainAsync"/>.
+    /// </summary>
+    public ValueTask CompleteAsync(AuditRecord record, CancellationToken cancellationToken) =>
+        WriteAsync(new PendingWrite(record with { Time = FromMs(ToMs(record.Time)) }, Seal: true), cancellationToken);
+
+    private async ValueTask WriteAsync(PendingWrite write, CancellationToken cancellationToken)
+    {
+        if (!_writes.Writer.TryWrite(write))
+        {
+            throw new InvalidOperationException("The audit writer has stopped.");
+        }
+
+        lock (_writerGate)
+        {
+            _writer ??= Task.Run(WriterLoopAsync, CancellationToken.None);
+        }
+
+        await write.Stored.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task WriterLoopAsync()
+    {
+        var batch = new List<PendingWrite>(MaxBatch);
+        while (await _writes.Reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            batch.Clear();
+            while (batch.Count < MaxBatch && _writes.Reader.TryRead(out var write))
+            {
+                batch.Add(write);
+            }
+
+            try
+            {
+                await StoreAsync(batch).ConfigureAwait(false);
+                batch.ForEach(w => w.Stored.TrySetResult());
+            }
+            catch (Exception)
+            {
+                // One bad record must not fail the calls it happened to share a commit with: store each on its own.
+                foreach (var write in batch)
+                {
+                    try
+                    {
+                        await StoreAsync([write]).ConfigureAwait(false);
+                        write.Stored.TrySetResult();
+                    }
+                    catch (Exception e)
+                    {
+                        write.Stored.TrySetException(e);
+                    }
+                }
+            }
+        }
+    }
+
+    private async Task StoreAsync(IReadOnlyList<PendingWrite> batch)
+    {
+        var cancellationToken = CancellationToken.None;
+        await using var connection = await OpenAuditConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        (long Seq, string Hash)? head = null;
+        foreach (var write in batch)
+        {
+            var record = write.Record;
+            await NonQueryAsync(
+                connection,
+                transaction,
+                write.Seal ? $"INSERT INTO audit ({AuditColumns}) VALUES ({Values}) ON CONFLICT (id) DO UPDATE SET {Upsert}" : $"INSERT INTO audit ({AuditColumns}) VALUES ({Values})",
+                AuditValues(record),
+                cancellationToken).ConfigureAwait(false);
+            if (!write.Seal)
+            {
+                continue;
+            }
+
+            // The chain head is read once per commit, after a write (SQLite's write lock) and the chain lock are held.
+            head ??= await ChainHeadAsync(connection, transaction, cancellationToken).ConfigureAwait(false);
+            var sealedRecord = AuditChain.Canonical(record);
+            var hash = AuditChain.Hash(head.Value.Hash, sealedRecord);
+            await NonQueryAsync(
+                connection,
+                transaction,
+                "INSERT INTO audit_chain (seq, record_id, prev, hash, sealed) VALUES ($1, $2, $3, $4, $5)",
+                [head.Value.Seq + 1, record.Id, head.Value.Hash, hash, sealedRecord],
+                cancellationToken).ConfigureAwait(false);
+            head = (head.Value.Seq + 1, hash);
+        }
+
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<(long Seq, string Hash)> ChainHeadAsync(DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken)
+    {
+        await LockChainAsync(connection, transaction, cancellationToken).ConfigureAwait(false);
+        // After a purge that took every link, the chain goes on from the checkpoint's sequence number.
+        var last = await RowsAsync(
+            connection,
+            transaction,
+            "SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1",
+            [],
+            r => (Seq: r.GetInt64(0), Hash: r.GetString(1)),
+            cancellationToken).ConfigureAwait(false);
+        return last.Count == 1 ? last[0] : await CheckpointStartAsync(connection, transaction, cancellationToken).ConfigureAwait(false);
+    }
+}
