@@ -2,6 +2,7 @@
 // direct Npgsql (the floor), a no-op MCP tool (the transport floor), Gatehouse over stdio and HTTP (identity,
 // classification, audit and masking on), and the reference @modelcontextprotocol/server-postgres over stdio.
 // Run: dotnet run -c Release --project bench/Gatehouse.Load [-- --seconds 5 --http 1,8,32,64 --stdio 1,8]
+// Or, for where one call's time goes, stage by stage: dotnet run -c Release --project bench/Gatehouse.Load -- --profile
 using System.Diagnostics;
 using Gatehouse.Connectors.Postgres;
 using Gatehouse.Connectors.Postgres.Setup;
@@ -35,6 +36,12 @@ var policyText = File.ReadAllText(policyPath).Replace("gateway:\n  state: gateho
 File.WriteAllText(policyPath, policyText);
 var policy = PolicyLoader.LoadFile(policyPath);
 await SetUpMaskingAsync(server.AdminConnectionString, policy);
+if (args.Contains("--profile"))
+{
+    await StageProfile.RunAsync(policy, tokens["analyst"], Sql, Option("--calls", 500));
+    return;
+}
+
 var shopAdmin = new NpgsqlConnectionStringBuilder(server.AdminConnectionString) { Database = "shop" }.ConnectionString;
 var binary = Path.Combine(AppContext.BaseDirectory, "gatehouse");
 var results = new List<LoadResult>();

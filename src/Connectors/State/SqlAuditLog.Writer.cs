@@ -18,6 +18,10 @@ public abstract partial class SqlAuditLog
     private readonly Lock _writerGate = new();
     private Task? _writer;
 
+    // The writer's own connection, opened once and kept: a commit then costs the statements and the fsync, not a
+    // connection checkout and its session settings. Dropped and reopened after any failure.
+    private DbConnection? _writerConnection;
+
     /// <summary>A record waiting to be stored: <see cref="Seal"/> marks a finished call, stored in place and sealed into the chain.</summary>
     private sealed record PendingWrite(AuditRecord Record, bool Seal)
     {
@@ -87,7 +91,21 @@ public abstract partial class SqlAuditLog
     private async Task StoreAsync(IReadOnlyList<PendingWrite> batch)
     {
         var cancellationToken = CancellationToken.None;
-        await using var connection = await OpenAuditConnectionAsync(cancellationToken).ConfigureAwait(false);
+        var connection = _writerConnection ??= await OpenAuditConnectionAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await StoreAsync(connection, batch, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            _writerConnection = null;
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private async Task StoreAsync(DbConnection connection, IReadOnlyList<PendingWrite> batch, CancellationToken cancellationToken)
+    {
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         (long Seq, string Hash)? head = null;
         foreach (var write in batch)

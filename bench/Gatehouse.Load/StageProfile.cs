@@ -1,0 +1,69 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Gatehouse.Enforcement.Pipeline;
+using Gatehouse.Enforcement.Policy;
+using Gatehouse.McpServer.Hosting;
+using ModelContextProtocol.Client;
+
+namespace Gatehouse.Load;
+
+/// <summary>
+/// Where one call's time goes: the gateway in this process, its pipeline spans (a span per call, a child per stage)
+/// collected by an ActivityListener over sequential calls, next to the latency the client sees.
+/// </summary>
+public static class StageProfile
+{
+    public static async Task RunAsync(GatewayPolicy policy, string token, string sql, int calls)
+    {
+        var spans = new ConcurrentQueue<(string Name, double Ms)>();
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == GatewayTelemetry.Name,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllData,
+            ActivityStopped = a => spans.Enqueue((a.OperationName, a.Duration.TotalMilliseconds)),
+        };
+        ActivitySource.AddActivityListener(listener);
+
+        var state = await GatewayState.OpenAsync(policy, CancellationToken.None);
+        using var stop = new CancellationTokenSource();
+        var started = new TaskCompletionSource<Uri>();
+        var host = Task.Run(() => HttpHost.RunAsync(policy, state, "127.0.0.1:0", url =>
+        {
+            started.SetResult(url);
+            return Task.CompletedTask;
+        }, stop.Token));
+        var endpoint = await started.Task;
+        await using (var client = await McpClient.CreateAsync(new HttpClientTransport(new HttpClientTransportOptions
+        {
+            Endpoint = endpoint,
+            TransportMode = HttpTransportMode.StreamableHttp,
+            AdditionalHeaders = new Dictionary<string, string> { ["Authorization"] = "Bearer " + token },
+        })))
+        {
+            var arguments = new Dictionary<string, object?> { ["connection"] = "shop", ["sql"] = sql };
+            for (var i = 0; i < 50; i++)
+            {
+                await client.CallToolAsync("query", arguments);
+            }
+
+            spans.Clear();
+            var seen = new List<double>();
+            for (var i = 0; i < calls; i++)
+            {
+                var clock = Stopwatch.GetTimestamp();
+                await client.CallToolAsync("query", arguments);
+                seen.Add(Stopwatch.GetElapsedTime(clock).TotalMilliseconds);
+            }
+
+            Console.WriteLine($"{calls} sequential calls, in process, mean per call:");
+            Console.WriteLine($"  {"client-observed latency",-32} {seen.Average(),8:0.000} ms");
+            foreach (var group in spans.GroupBy(s => s.Name).OrderByDescending(g => g.Sum(s => s.Ms)))
+            {
+                Console.WriteLine($"  {group.Key,-32} {group.Sum(s => s.Ms) / calls,8:0.000} ms");
+            }
+        }
+
+        await stop.CancelAsync();
+        await host;
+    }
+}
