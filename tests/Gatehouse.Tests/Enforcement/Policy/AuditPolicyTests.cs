@@ -5,20 +5,12 @@ namespace Gatehouse.Tests.Enforcement.Policy;
 
 public sealed class AuditPolicyTests
 {
-    private const string Connections = """
-        connections:
-          shop:
-            connection_string: "Host=127.0.0.1;Database=shop;Username=gw"
-            password_env: SHOP_PW
-        issuers:
-          - issuer: gatehouse-dev
-            audience: gatehouse
-            dev_key_file: dev.pem
-        """;
+    // The smallest valid policy: one connection, the dev issuer, one agent.
+    private const string Connections = PolicyLoaderTests.Minimal;
 
-    private static GatewayPolicy Parse(string yaml) => PolicyLoader.Parse(yaml, "/etc/gatehouse/policy.yaml");
+    private static GatewayPolicy Parse(string yaml) => PolicyLoaderTests.Parse(yaml);
 
-    private static IReadOnlyList<string> Errors(string yaml) => Assert.Throws<PolicyException>(() => Parse(yaml)).Errors;
+    private static IReadOnlyList<string> Errors(string yaml) => PolicyLoaderTests.Errors(yaml);
 
     [Fact]
     public void Without_an_audit_section_records_stay_in_the_state_file_at_metadata_level_and_telemetry_is_off()

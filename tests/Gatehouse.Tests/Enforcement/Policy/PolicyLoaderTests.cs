@@ -5,7 +5,7 @@ namespace Gatehouse.Tests.Enforcement.Policy;
 
 public sealed class PolicyLoaderTests
 {
-    private const string Minimal = """
+    internal const string Minimal = """
         connections:
           shop:
             connection_string: "Host=127.0.0.1;Database=shop;Username=gw"
@@ -22,9 +22,9 @@ public sealed class PolicyLoaderTests
                 tables: [public.orders, customers]
         """;
 
-    private static GatewayPolicy Parse(string yaml) => PolicyLoader.Parse(yaml, "/etc/gatehouse/policy.yaml");
+    internal static GatewayPolicy Parse(string yaml) => PolicyLoader.Parse(yaml, "/etc/gatehouse/policy.yaml");
 
-    private static IReadOnlyList<string> Errors(string yaml) => Assert.Throws<PolicyException>(() => Parse(yaml)).Errors;
+    internal static IReadOnlyList<string> Errors(string yaml) => Assert.Throws<PolicyException>(() => Parse(yaml)).Errors;
 
     [Fact]
     public void The_sample_policy_in_the_repository_is_valid()
