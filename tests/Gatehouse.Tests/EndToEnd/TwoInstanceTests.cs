@@ -1,0 +1,97 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using Gatehouse.Enforcement.Audit;
+using Gatehouse.Enforcement.Identity;
+using Gatehouse.Tests.Infrastructure;
+
+namespace Gatehouse.Tests.EndToEnd;
+
+/// <summary>
+/// Two gateway instances behind one policy: each its own HTTP host, pipeline and stores, sharing the audit log in
+/// PostgreSQL and the state file. What one instance decides, the other enforces.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class TwoInstanceTests(PostgresFixture pg) : IAsyncLifetime
+{
+    private TestGateway _gateway = null!;
+    private HttpGateway _first = null!;
+    private HttpGateway _second = null!;
+
+    public async Task InitializeAsync()
+    {
+        var audit = await pg.CreateDatabaseAsync("shared_audit");
+        _gateway = TestGateway.Create(
+            pg,
+            GuardrailTests.Agents + "\napprovals:\n  approvers: [alice]\n  wait: 60s\nadmin:\n  audience: gatehouse-admin\n  users: [alice]\n",
+            gateway: $"audit:\n  store: postgres\n  connection_string: \"{audit}\"");
+        _first = await HttpGateway.StartAsync(_gateway);
+        _second = await HttpGateway.StartAsync(_gateway);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _first.DisposeAsync();
+        await _second.DisposeAsync();
+    }
+
+    private string AdminToken()
+    {
+        var issuer = _gateway.Policy.Issuers[0] with { Audiences = ["gatehouse-admin"] };
+        return DevIssuer.Mint(issuer, DevIssuer.LoadOrCreateKey(issuer.Keys.DevKeyFile!), "alice", [], TimeSpan.FromMinutes(5), DateTimeOffset.UtcNow);
+    }
+
+    [Fact]
+    public async Task An_approval_through_one_instance_releases_the_statement_waiting_on_the_other()
+    {
+        await using var agent = await GatewayClients.HttpAsync(_second.Endpoint, _gateway.Mint("ops-bot"));
+        var waiting = agent.QueryAsync("update payments set status = status where id = $1", [21]);
+
+        using var http = new HttpClient();
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminToken());
+        var api = new Uri(_first.Endpoint, "/admin/api/");
+        string? id = null;
+        for (var i = 0; i < 100 && id is null; i++)
+        {
+            var pending = await http.GetFromJsonAsync<System.Text.Json.JsonElement>(new Uri(api, "requests"));
+            id = pending.GetProperty("statements").EnumerateArray().Select(s => s.GetProperty("id").GetString()).FirstOrDefault();
+            await Task.Delay(id is null ? 100 : 0);
+        }
+
+        Assert.NotNull(id);
+        using var approved = await http.PostAsync(new Uri(api, $"requests/{id}/approve"), null);
+        Assert.True(approved.IsSuccessStatusCode, await approved.Content.ReadAsStringAsync());
+
+        var result = await waiting.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.NotEqual(true, result.IsError);
+        Assert.Equal(1, result.Structured().GetProperty("affected_rows").GetInt32());
+    }
+
+    [Fact]
+    public async Task A_revocation_on_one_instance_is_enforced_by_both_and_the_shared_audit_chain_verifies()
+    {
+        await using (var before = await GatewayClients.HttpAsync(_second.Endpoint, _gateway.Mint("analyst")))
+        {
+            Assert.NotEqual(true, (await before.QueryAsync("select 1")).IsError);
+        }
+
+        await _first.Gateway.Store.SetDisabledAsync("analyst", true, "alice", CancellationToken.None);
+        foreach (var instance in new[] { _first, _second })
+        {
+            await using var client = await GatewayClients.HttpAsync(instance.Endpoint, _gateway.Mint("analyst"));
+            Assert.Equal("identity.agent_disabled", (await client.QueryAsync("select 1")).Rule());
+        }
+
+        // Both instances wrote to one chain; it verifies whole.
+        await using (var ops1 = await GatewayClients.HttpAsync(_first.Endpoint, _gateway.Mint("ops-bot")))
+        await using (var ops2 = await GatewayClients.HttpAsync(_second.Endpoint, _gateway.Mint("ops-bot")))
+        {
+            await Task.WhenAll(Enumerable.Range(0, 10).Select(i => (i % 2 == 0 ? ops1 : ops2).QueryAsync("select count(*) from orders")));
+        }
+
+        var report = await _first.Gateway.Audit.VerifyChainAsync(null, CancellationToken.None);
+        Assert.True(report.Intact, string.Join("; ", report.Problems));
+        var agents = (await _second.Gateway.Audit.ListAsync(new AuditQuery(Limit: 1000), CancellationToken.None)).Select(r => r.Agent).ToHashSet();
+        Assert.Contains("analyst", agents);
+        Assert.Contains("ops-bot", agents);
+    }
+}
