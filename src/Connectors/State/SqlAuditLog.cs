@@ -198,19 +198,19 @@ public abstract partial class SqlAuditLog : IAuditLog
 
     protected static DateTimeOffset FromMs(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
 
-    private async Task<List<T>> AuditQueryAsync<T>(string sql, IReadOnlyList<object?> values, Func<DbDataReader, T> map, CancellationToken cancellationToken)
+    protected async Task<List<T>> AuditQueryAsync<T>(string sql, IReadOnlyList<object?> values, Func<DbDataReader, T> map, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAuditConnectionAsync(cancellationToken).ConfigureAwait(false);
         return await RowsAsync(connection, null, sql, values, map, cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task<int> NonQueryAsync(DbConnection connection, DbTransaction? transaction, string sql, IReadOnlyList<object?> values, CancellationToken cancellationToken)
+    protected async Task<int> NonQueryAsync(DbConnection connection, DbTransaction? transaction, string sql, IReadOnlyList<object?> values, CancellationToken cancellationToken)
     {
         await using var command = Command(connection, transaction, sql, values);
         return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task<List<T>> RowsAsync<T>(DbConnection connection, DbTransaction? transaction, string sql, IReadOnlyList<object?> values, Func<DbDataReader, T> map, CancellationToken cancellationToken)
+    protected async Task<List<T>> RowsAsync<T>(DbConnection connection, DbTransaction? transaction, string sql, IReadOnlyList<object?> values, Func<DbDataReader, T> map, CancellationToken cancellationToken)
     {
         await using var command = Command(connection, transaction, sql, values);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -239,7 +239,7 @@ public abstract partial class SqlAuditLog : IAuditLog
         r.Masking, r.Result, r.ClientId, r.DelegatedBy,
     ];
 
-    private static string? Text(DbDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? null : reader.GetString(ordinal);
+    protected static string? Text(DbDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? null : reader.GetString(ordinal);
 
     private static AuditRecord ReadAudit(DbDataReader r) => new()
     {

@@ -4,7 +4,7 @@ using Microsoft.Data.Sqlite;
 namespace Gatehouse.Connectors.State;
 
 /// <summary>The audit log in the state file: <see cref="SqlAuditLog"/> over SQLite.</summary>
-public sealed partial class SqliteStateStore : SqlAuditLog
+public sealed partial class SqliteStateStore : SqlStateStore
 {
     protected override async Task<DbConnection> OpenAuditConnectionAsync(CancellationToken cancellationToken) =>
         await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);

@@ -4,8 +4,8 @@ namespace Gatehouse.Connectors.State;
 
 /// <summary>
 /// The gateway's own state in an embedded SQLite file (WAL, synchronous=FULL): audit records, access requests, statement
-/// approvals, agent status.
-/// Several processes (a server and the CLI) may share the file.
+/// approvals, agent status; the SQL itself is <see cref="SqlStateStore"/>'s. Several processes (servers and the CLI) on one
+/// host may share the file.
 /// </summary>
 public sealed partial class SqliteStateStore
 {
@@ -81,35 +81,4 @@ public sealed partial class SqliteStateStore
         await pragma.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         return connection;
     }
-
-    private async Task<int> ExecuteAsync(string sql, Action<SqliteParameterCollection> bind, CancellationToken cancellationToken)
-    {
-        await using var connection = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-        await using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        bind(command.Parameters);
-        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-    }
-
-    private async Task<List<T>> QueryAsync<T>(string sql, Action<SqliteParameterCollection> bind, Func<SqliteDataReader, T> map, CancellationToken cancellationToken)
-    {
-        await using var connection = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-        await using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        bind(command.Parameters);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        var results = new List<T>();
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-        {
-            results.Add(map(reader));
-        }
-
-        return results;
-    }
-
-    private static object Db(object? value) => value ?? DBNull.Value;
-
-    private static string? NullableString(SqliteDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? null : reader.GetString(ordinal);
-
-    private static long? NullableLong(SqliteDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? null : reader.GetInt64(ordinal);
 }

@@ -1,0 +1,86 @@
+using System.Data.Common;
+using System.Text.Json;
+using Gatehouse.Enforcement.Approvals;
+using Gatehouse.Enforcement.Classification;
+using Gatehouse.Enforcement.Policy;
+
+namespace Gatehouse.Connectors.State;
+
+public abstract partial class SqlStateStore : IApprovalStore
+{
+    private const string RequestColumns =
+        "id, agent, subject, issuer, connection, tables_json, access, reason, duration_ms, status, created_ms, decided_ms, decided_by, decision_note, grant_expires_ms, schemas_json, unmask";
+
+    public async ValueTask CreateAsync(AccessRequest request, CancellationToken cancellationToken) =>
+        await ExecuteStateAsync(
+            $"INSERT INTO access_requests ({RequestColumns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'Pending', $10, NULL, NULL, NULL, NULL, $11, $12)",
+            [
+                request.Id, request.Agent, request.Subject, request.Issuer, request.Connection,
+                JsonSerializer.Serialize(request.Tables.Select(t => t.ToString())), request.Access.ToPolicyString(), request.Reason,
+                (long)request.Duration.TotalMilliseconds, ToMs(request.CreatedAt), JsonSerializer.Serialize(request.Schemas), request.Unmask,
+            ],
+            cancellationToken).ConfigureAwait(false);
+
+    public async ValueTask<AccessRequest?> GetAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) =>
+        (await AuditQueryAsync($"SELECT {RequestColumns} FROM access_requests WHERE id = $1", [id], r => ReadRequest(r, now), cancellationToken).ConfigureAwait(false))
+        .FirstOrDefault();
+
+    public async ValueTask<IReadOnlyList<AccessRequest>> ListAsync(AccessRequestStatus? status, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var all = await AuditQueryAsync($"SELECT {RequestColumns} FROM access_requests ORDER BY created_ms DESC LIMIT 1000", [], r => ReadRequest(r, now), cancellationToken).ConfigureAwait(false);
+        return status is null ? all : all.Where(r => r.Status == status).ToList();
+    }
+
+    public async ValueTask<bool> DecideAsync(string id, bool approve, string decidedBy, string? note, DateTimeOffset now, CancellationToken cancellationToken) =>
+        // Only a pending, unexpired request changes; the WHERE clause makes the transition atomic across processes.
+        await ExecuteStateAsync(
+            "UPDATE access_requests SET status = $1, decided_ms = $2, decided_by = $3, decision_note = $4,"
+            + " grant_expires_ms = CASE WHEN $5 = 1 THEN $2 + duration_ms ELSE NULL END"
+            + " WHERE id = $6 AND status = 'Pending' AND created_ms > $7",
+            [
+                approve ? nameof(AccessRequestStatus.Approved) : nameof(AccessRequestStatus.Denied), ToMs(now), decidedBy, note, approve ? 1L : 0L, id,
+                ToMs(now - AccessRequest.PendingLifetime),
+            ],
+            cancellationToken).ConfigureAwait(false) == 1;
+
+    public async ValueTask<bool> RevokeAsync(string id, string revokedBy, DateTimeOffset now, CancellationToken cancellationToken) =>
+        await ExecuteStateAsync(
+            "UPDATE access_requests SET status = 'Revoked', grant_expires_ms = $1,"
+            + " decision_note = coalesce(decision_note || '; ', '') || 'revoked by ' || CAST($2 AS TEXT)"
+            + " WHERE id = $3 AND status = 'Approved' AND grant_expires_ms > $1",
+            [ToMs(now), revokedBy, id],
+            cancellationToken).ConfigureAwait(false) == 1;
+
+    public async ValueTask<IReadOnlyList<Grant>> ActiveGrantsAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) =>
+        await AuditQueryAsync(
+            $"SELECT {RequestColumns} FROM access_requests WHERE agent = $1 AND status = 'Approved' AND grant_expires_ms > $2",
+            [agent, ToMs(now)],
+            r => ReadRequest(r, now).ToGrant(),
+            cancellationToken).ConfigureAwait(false);
+
+    private static AccessRequest ReadRequest(DbDataReader r, DateTimeOffset now)
+    {
+        var tables = JsonSerializer.Deserialize<string[]>(r.GetString(5))!
+            .Select(t => RelationName.TryParse(t, out var rel) ? rel : throw new InvalidDataException($"Stored table name '{t}' is invalid."))
+            .ToList();
+        AccessLevels.TryParse(r.GetString(6), out var access);
+        var created = FromMs(r.GetInt64(10));
+        var grantExpires = Long(r, 14) is { } ms ? FromMs(ms) : (DateTimeOffset?)null;
+        var status = Enum.Parse<AccessRequestStatus>(r.GetString(9));
+        // Expiry is derived on read, so no background job is needed to keep statuses honest.
+        if ((status == AccessRequestStatus.Pending && created + AccessRequest.PendingLifetime <= now)
+            || (status == AccessRequestStatus.Approved && grantExpires <= now))
+        {
+            status = AccessRequestStatus.Expired;
+        }
+
+        return new AccessRequest(
+            r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4), tables, access, r.GetString(7),
+            TimeSpan.FromMilliseconds(r.GetInt64(8)), status, created,
+            Long(r, 11) is { } decided ? FromMs(decided) : null, Text(r, 12), Text(r, 13), grantExpires)
+        {
+            Schemas = Text(r, 15) is { } schemas ? JsonSerializer.Deserialize<string[]>(schemas) ?? [] : [],
+            Unmask = Text(r, 16),
+        };
+    }
+}

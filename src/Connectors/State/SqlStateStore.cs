@@ -1,0 +1,35 @@
+using System.Data.Common;
+
+namespace Gatehouse.Connectors.State;
+
+/// <summary>
+/// The gateway's whole state over plain ADO.NET, written once for SQLite and PostgreSQL: the audit log
+/// (<see cref="SqlAuditLog"/>), access requests and grants, statement approvals and agent switches. SQL uses <c>$1..$n</c>
+/// parameters and the subset both databases share; a store supplies connections, binding and row locking.
+/// </summary>
+public abstract partial class SqlStateStore : SqlAuditLog
+{
+    /// <summary>
+    /// Appended to a SELECT that reads a row it will then update in the same transaction. SQLite needs nothing (its write
+    /// transactions are serialized when they begin); PostgreSQL locks the row.
+    /// </summary>
+    protected virtual string LockRow => "";
+
+    private async Task<int> ExecuteStateAsync(string sql, IReadOnlyList<object?> values, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAuditConnectionAsync(cancellationToken).ConfigureAwait(false);
+        return await NonQueryAsync(connection, null, sql, values, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Runs <paramref name="work"/> in one write transaction and commits it.</summary>
+    private async Task<T> InTransactionAsync<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAuditConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        var result = await work(connection, transaction).ConfigureAwait(false);
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return result;
+    }
+
+    private static long? Long(DbDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? null : reader.GetInt64(ordinal);
+}
