@@ -12,17 +12,18 @@ public enum CaptureLevel
     Full,
 }
 
-/// <summary>Where audit records live, how long they are kept, and where they are streamed.</summary>
-/// <param name="PostgresConnectionString">The PostgreSQL store several gateway instances share; null keeps records in the embedded SQLite state file.</param>
+/// <summary>How long audit records are kept, where they are streamed, and how much of a result they keep.</summary>
 /// <param name="Sink">A JSON-lines file every finished record is appended to, for SIEMs; null for none.</param>
-public sealed record AuditSettings(
-    string? PostgresConnectionString,
-    SecretSource PostgresPassword,
-    AuditRetention Retention,
-    string? Sink,
-    int MaxCaptureBytes)
+public sealed record AuditSettings(AuditRetention Retention, string? Sink, int MaxCaptureBytes)
 {
-    public static AuditSettings Default { get; } = new(null, SecretSource.None, AuditRetention.None, null, 16 * 1024);
+    public static AuditSettings Default { get; } = new(AuditRetention.None, null, 16 * 1024);
+}
+
+/// <summary>Where the gateway keeps its state: the SQLite state file, or a PostgreSQL database several instances share.</summary>
+/// <param name="PostgresConnectionString">Null keeps everything in the state file.</param>
+public sealed record StoreSettings(string? PostgresConnectionString, SecretSource Password)
+{
+    public static StoreSettings StateFile { get; } = new(null, SecretSource.None);
 }
 
 /// <summary>Retention run by a background job in <c>gatehouse serve</c>: by age, by record count, or both.</summary>

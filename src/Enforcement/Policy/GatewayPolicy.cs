@@ -30,8 +30,11 @@ public sealed record GatewayPolicy(
 /// <summary>Gateway-wide settings: where state lives, limits, HTTP exposure.</summary>
 public sealed record GatewaySettings(string StatePath, QueryLimits Limits, HttpSettings Http)
 {
-    /// <summary>Where audit records live, retention and the JSON-lines sink.</summary>
+    /// <summary>Audit retention, the JSON-lines sink and the capture bound.</summary>
     public AuditSettings Audit { get; init; } = AuditSettings.Default;
+
+    /// <summary>Where state lives: the state file, or PostgreSQL for several instances.</summary>
+    public StoreSettings Store { get; init; } = StoreSettings.StateFile;
 
     /// <summary>OpenTelemetry traces and metrics; off unless an endpoint is set.</summary>
     public TelemetrySettings Telemetry { get; init; } = TelemetrySettings.Off;

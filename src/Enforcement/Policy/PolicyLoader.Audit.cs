@@ -3,37 +3,26 @@ using YamlDotNet.RepresentationModel;
 
 namespace Gatehouse.Enforcement.Policy;
 
-/// <summary>Reading <c>gateway.audit</c> (store, retention, sink, capture bound) and <c>gateway.telemetry</c>.</summary>
+/// <summary>Reading <c>gateway.store</c>, <c>gateway.audit</c> (retention, sink, capture bound) and <c>gateway.telemetry</c>.</summary>
 public static partial class PolicyLoader
 {
+    private static StoreSettings ReadStore(YamlNodeReader reader, YamlNode node, string baseDir)
+    {
+        const string what = "gateway.store";
+        var e = reader.Mapping(node, what, "postgres", "password_env", "password_file");
+        var connectionString = reader.String(e, "postgres", $"{what}: postgres", requiredAt: node);
+        if (connectionString is not null && !IsSafeConnectionString(connectionString, out var problem))
+        {
+            reader.Error(e["postgres"], $"{what}: {problem}");
+        }
+
+        return new StoreSettings(connectionString, ReadSecret(reader, e, node, what, baseDir));
+    }
+
     private static AuditSettings ReadAudit(YamlNodeReader reader, YamlNode node, string baseDir)
     {
         const string what = "gateway.audit";
-        var e = reader.Mapping(node, what, "store", "connection_string", "password_env", "password_file", "retention", "sink", "max_capture_bytes");
-        var store = reader.String(e, "store", $"{what}: store") ?? "sqlite";
-        string? connectionString = null;
-        switch (store)
-        {
-            case "sqlite":
-                if (e.ContainsKey("connection_string"))
-                {
-                    reader.Error(e["connection_string"], $"{what}: connection_string applies only to store: postgres.");
-                }
-
-                break;
-            case "postgres":
-                connectionString = reader.String(e, "connection_string", $"{what}: connection_string", requiredAt: node);
-                if (connectionString is not null && !IsSafeConnectionString(connectionString, out var problem))
-                {
-                    reader.Error(e["connection_string"], $"{what}: {problem}");
-                }
-
-                break;
-            default:
-                reader.Error(e["store"], $"{what}: store '{store}' is not known; use sqlite (the embedded state file) or postgres (shared by several gateway instances).");
-                break;
-        }
-
+        var e = reader.Mapping(node, what, "retention", "sink", "max_capture_bytes");
         var retention = AuditRetention.None;
         if (e.TryGetValue("retention", out var retentionNode))
         {
@@ -50,8 +39,6 @@ public static partial class PolicyLoader
 
         var sink = reader.String(e, "sink", $"{what}: sink");
         return new AuditSettings(
-            connectionString,
-            ReadSecret(reader, e, node, what, baseDir),
             retention,
             sink is null ? null : Path.GetFullPath(sink, baseDir),
             e.TryGetValue("max_capture_bytes", out var bound) ? reader.Int(bound, $"{what}: max_capture_bytes", 256, 16 * 1024 * 1024) : AuditSettings.Default.MaxCaptureBytes);

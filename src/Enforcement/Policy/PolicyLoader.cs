@@ -80,7 +80,7 @@ public static partial class PolicyLoader
             return new GatewaySettings(statePath, limits, http);
         }
 
-        var entries = reader.Mapping(node, "gateway", "state", "limits", "http", "audit", "telemetry", "tool_scopes");
+        var entries = reader.Mapping(node, "gateway", "state", "limits", "http", "audit", "telemetry", "tool_scopes", "store");
         if (reader.String(entries, "state", "gateway.state") is { } state)
         {
             statePath = Path.GetFullPath(state, baseDir);
@@ -108,6 +108,7 @@ public static partial class PolicyLoader
         return new GatewaySettings(statePath, limits, http)
         {
             Audit = entries.TryGetValue("audit", out var auditNode) ? ReadAudit(reader, auditNode, baseDir) : AuditSettings.Default,
+            Store = entries.TryGetValue("store", out var storeNode) ? ReadStore(reader, storeNode, baseDir) : StoreSettings.StateFile,
             Telemetry = entries.TryGetValue("telemetry", out var telemetryNode) ? ReadTelemetry(reader, telemetryNode) : TelemetrySettings.Off,
             ToolScopes = entries.TryGetValue("tool_scopes", out var scopesNode) ? ReadToolScopes(reader, scopesNode) : new Dictionary<string, IReadOnlyList<string>>(),
         };

@@ -39,7 +39,7 @@ public static partial class AdminApi
                 var page = await audit.ListAsync(query with { Limit = query.Limit + 1 }, context.RequestAborted);
                 return Json(new { Calls = page.Take(query.Limit).Select(CallSummary), query.Offset, query.Limit, HasMore = page.Count > query.Limit });
             }));
-        api.MapGet("/calls/{id}", (HttpContext context, AdminGate gate, IAuditLog audit, Connectors.State.SqliteStateStore state, string id) =>
+        api.MapGet("/calls/{id}", (HttpContext context, AdminGate gate, IAuditLog audit, Connectors.State.SqlStateStore state, string id) =>
             gate.RunAsync(context, async _ =>
             {
                 if (await audit.GetAsync(id, context.RequestAborted) is not { } record)

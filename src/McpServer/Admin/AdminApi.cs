@@ -25,7 +25,7 @@ public static partial class AdminApi
         }
 
         var api = app.MapGroup(Prefix);
-        api.MapGet("/requests", async (HttpContext context, AdminGate gate, SqliteStateStore state, bool? all) =>
+        api.MapGet("/requests", async (HttpContext context, AdminGate gate, SqlStateStore state, bool? all) =>
             await gate.RunAsync(context, async _ =>
             {
                 var now = DateTimeOffset.UtcNow;
@@ -33,7 +33,7 @@ public static partial class AdminApi
                 var statements = await state.ListStatementsAsync(all == true, now, context.RequestAborted);
                 return Json(new { access = access.Select(RequestViews.Access), statements = statements.Select(RequestViews.Statement) });
             }));
-        api.MapGet("/requests/{id}", async (HttpContext context, AdminGate gate, SqliteStateStore state, string id) =>
+        api.MapGet("/requests/{id}", async (HttpContext context, AdminGate gate, SqlStateStore state, string id) =>
             await gate.RunAsync(context, async _ =>
             {
                 var now = DateTimeOffset.UtcNow;
@@ -48,7 +48,7 @@ public static partial class AdminApi
             gate.RunAsync(context, async admin => Outcome(await desk.DecideAsync(id, admin.Agent, admin, approve: false, await ReasonAsync(context), ChannelOf(context), context.RequestAborted))));
         api.MapPost("/requests/{id}/cancel", (HttpContext context, AdminGate gate, ApprovalDesk desk, string id) =>
             gate.RunAsync(context, async admin => Outcome(await desk.CancelAsync(id, admin.Agent, ChannelOf(context), context.RequestAborted))));
-        api.MapGet("/grants", async (HttpContext context, AdminGate gate, SqliteStateStore state) =>
+        api.MapGet("/grants", async (HttpContext context, AdminGate gate, SqlStateStore state) =>
             await gate.RunAsync(context, async _ =>
                 Json((await state.ListAsync(AccessRequestStatus.Approved, DateTimeOffset.UtcNow, context.RequestAborted)).Select(RequestViews.Access))));
         api.MapPost("/grants/{id}/revoke", (HttpContext context, AdminGate gate, ApprovalDesk desk, string id) =>

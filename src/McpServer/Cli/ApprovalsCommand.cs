@@ -117,7 +117,7 @@ public static class ApprovalsCommand
     }
 
     /// <summary>The approver's desk over the state file, telling the webhook (if any) before the command exits.</summary>
-    internal static ApprovalDesk Desk(GatewayPolicy policy, SqliteStateStore state, IApprovalNotifier notifier) =>
+    internal static ApprovalDesk Desk(GatewayPolicy policy, SqlStateStore state, IApprovalNotifier notifier) =>
         new(policy, new NotifyingApprovals(state, state, notifier), state, TimeProvider.System);
 
     /// <summary>The desk's sentence when it did the thing; its refusal as a CLI refusal (exit 2) otherwise.</summary>

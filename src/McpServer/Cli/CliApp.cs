@@ -67,11 +67,10 @@ public static class CliApp
         return (policy, await GatewayState.OpenAsync(policy, cancellationToken));
     }
 
-    public static async Task<(GatewayPolicy Policy, SqliteStateStore State)> LoadAsync(string configPath, CancellationToken cancellationToken)
+    public static async Task<(GatewayPolicy Policy, SqlStateStore State)> LoadAsync(string configPath, CancellationToken cancellationToken)
     {
-        var policy = PolicyLoader.LoadFile(configPath);
-        var state = await SqliteStateStore.OpenAsync(policy.Gateway.StatePath, cancellationToken);
-        return (policy, state);
+        var (policy, state) = await LoadGatewayAsync(configPath, cancellationToken);
+        return (policy, state.Store);
     }
 }
 

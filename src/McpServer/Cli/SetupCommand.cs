@@ -70,7 +70,7 @@ public static class SetupCommand
             return new Dictionary<string, IReadOnlyList<Grant>>();
         }
 
-        var state = await SqliteStateStore.OpenAsync(policy.Gateway.StatePath, cancellationToken);
+        var state = (await GatewayState.OpenAsync(policy, cancellationToken)).Store;
         var approved = await state.ListAsync(AccessRequestStatus.Approved, DateTimeOffset.UtcNow, cancellationToken);
         return approved.GroupBy(r => r.Agent, StringComparer.Ordinal)
             .ToDictionary(g => g.Key, g => (IReadOnlyList<Grant>)g.Select(r => r.ToGrant()).ToList(), StringComparer.Ordinal);

@@ -5,20 +5,18 @@ using Gatehouse.Enforcement.Policy;
 namespace Gatehouse.McpServer.Hosting;
 
 /// <summary>
-/// The gateway's own state: the embedded store (access requests, approvals, agent switches) and the audit log, which is the
-/// same SQLite file unless <c>gateway.audit.store</c> is postgres.
+/// The gateway's own state: access requests, approvals, agent switches and the audit log, in the SQLite state file, or in
+/// PostgreSQL when <c>gateway.store</c> names one (for several instances).
 /// </summary>
-public sealed record GatewayState(SqliteStateStore Store, IAuditLog Audit)
+public sealed record GatewayState(SqlStateStore Store)
 {
-    public static async Task<GatewayState> OpenAsync(GatewayPolicy policy, CancellationToken cancellationToken)
-    {
-        var store = await SqliteStateStore.OpenAsync(policy.Gateway.StatePath, cancellationToken);
-        var settings = policy.Gateway.Audit;
-        IAuditLog audit = settings.PostgresConnectionString is { } connectionString
-            ? await PostgresAuditLog.OpenAsync(connectionString, settings.PostgresPassword.Read, cancellationToken)
-            : store;
-        return new GatewayState(store, audit);
-    }
+    /// <summary>The audit log: the same store.</summary>
+    public IAuditLog Audit => Store;
+
+    public static async Task<GatewayState> OpenAsync(GatewayPolicy policy, CancellationToken cancellationToken) =>
+        new(policy.Gateway.Store.PostgresConnectionString is { } connectionString
+            ? await PostgresStateStore.OpenAsync(connectionString, policy.Gateway.Store.Password.Read, cancellationToken)
+            : await SqliteStateStore.OpenAsync(policy.Gateway.StatePath, cancellationToken));
 
     /// <summary>Agents with their switches (from the store) and activity (from the audit log).</summary>
     public async Task<IReadOnlyList<Enforcement.Identity.AgentStatus>> AgentsAsync(CancellationToken cancellationToken) =>

@@ -46,16 +46,16 @@ public sealed class AuditStoreTests(PostgresFixture pg)
     public async Task With_the_postgres_store_calls_are_recorded_there_and_the_cli_verifies_them()
     {
         var audit = await pg.CreateDatabaseAsync("gwaudit");
-        var gateway = TestGateway.Create(pg, gateway: $"audit:\n  store: postgres\n  connection_string: \"{audit}\"");
+        var gateway = TestGateway.Create(pg, gateway: $"store:\n  postgres: \"{audit}\"");
         await using (var server = await HttpGateway.StartAsync(gateway))
         {
-            Assert.IsType<PostgresAuditLog>(server.Gateway.Audit);
+            Assert.IsType<PostgresStateStore>(server.Gateway.Audit);
             await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("analyst"));
             var allowed = await client.QueryAsync("select count(*) from orders");
             var denied = await client.QueryAsync("delete from orders");
             Assert.Equal("grant.read_only", denied.Rule());
 
-            await using var log = await PostgresAuditLog.OpenAsync(audit, () => null, CancellationToken.None);
+            await using var log = await PostgresStateStore.OpenAsync(audit, () => null, CancellationToken.None);
             Assert.Equal(Verdict.Allowed, (await log.GetAsync(allowed.AuditId(), CancellationToken.None))!.Decision);
             Assert.Equal(Verdict.Denied, (await log.GetAsync(denied.AuditId(), CancellationToken.None))!.Decision);
             var local = await SqliteStateStore.OpenAsync(gateway.Policy.Gateway.StatePath, CancellationToken.None);

@@ -7,8 +7,8 @@ using Gatehouse.Tests.Infrastructure;
 namespace Gatehouse.Tests.EndToEnd;
 
 /// <summary>
-/// Two gateway instances behind one policy: each its own HTTP host, pipeline and stores, sharing the audit log in
-/// PostgreSQL and the state file. What one instance decides, the other enforces.
+/// Two gateway instances behind one policy: each its own HTTP host, pipeline and store handle, all state in one
+/// PostgreSQL database (audit log, approvals, agent switches). What one instance decides, the other enforces.
 /// </summary>
 [Collection(PostgresCollection.Name)]
 public sealed class TwoInstanceTests(PostgresFixture pg) : IAsyncLifetime
@@ -19,11 +19,11 @@ public sealed class TwoInstanceTests(PostgresFixture pg) : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var audit = await pg.CreateDatabaseAsync("shared_audit");
+        var audit = await pg.CreateDatabaseAsync("shared_state");
         _gateway = TestGateway.Create(
             pg,
             GuardrailTests.Agents + "\napprovals:\n  approvers: [alice]\n  wait: 60s\nadmin:\n  audience: gatehouse-admin\n  users: [alice]\n",
-            gateway: $"audit:\n  store: postgres\n  connection_string: \"{audit}\"");
+            gateway: $"store:\n  postgres: \"{audit}\"");
         _first = await HttpGateway.StartAsync(_gateway);
         _second = await HttpGateway.StartAsync(_gateway);
     }

@@ -108,7 +108,7 @@ public sealed class HttpGateway : IAsyncDisposable
 
     public GatewayState Gateway { get; private set; } = null!;
 
-    public SqliteStateStore State => Gateway.Store;
+    public SqlStateStore State => Gateway.Store;
 
     public static async Task<HttpGateway> StartAsync(TestGateway gateway)
     {

@@ -9,7 +9,7 @@ namespace Gatehouse.Tests.Connectors.Audit;
 [Collection(PostgresCollection.Name)]
 public sealed class PostgresAuditLogTests(PostgresFixture pg) : AuditLogContract, IAsyncLifetime
 {
-    private readonly List<PostgresAuditLog> _opened = [];
+    private readonly List<PostgresStateStore> _opened = [];
     private string _connectionString = "";
 
     public async Task InitializeAsync() => _connectionString = await pg.CreateDatabaseAsync("audit");
@@ -24,14 +24,14 @@ public sealed class PostgresAuditLogTests(PostgresFixture pg) : AuditLogContract
 
     protected override async Task<IAuditLog> OpenAsync(bool again = false)
     {
-        var log = await PostgresAuditLog.OpenAsync(_connectionString, () => null, CancellationToken.None);
+        var log = await PostgresStateStore.OpenAsync(_connectionString, () => null, CancellationToken.None);
         _opened.Add(log);
         return log;
     }
 
     protected override async Task TamperAsync(string sql)
     {
-        var builder = new NpgsqlConnectionStringBuilder(_connectionString) { SearchPath = PostgresAuditLog.SchemaName };
+        var builder = new NpgsqlConnectionStringBuilder(_connectionString) { SearchPath = PostgresStateStore.SchemaName };
         await using var connection = new NpgsqlConnection(builder.ConnectionString);
         await connection.OpenAsync();
         foreach (var statement in sql.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
@@ -39,5 +39,30 @@ public sealed class PostgresAuditLogTests(PostgresFixture pg) : AuditLogContract
             await using var command = new NpgsqlCommand(statement, connection);
             await command.ExecuteNonQueryAsync();
         }
+    }
+}
+
+/// <summary>The state contract against PostgreSQL, each test in a database of its own.</summary>
+[Collection(PostgresCollection.Name)]
+public sealed class PostgresStateStoreTests(PostgresFixture pg) : StateStoreContract, IAsyncLifetime
+{
+    private readonly List<PostgresStateStore> _opened = [];
+    private string _connectionString = "";
+
+    public async Task InitializeAsync() => _connectionString = await pg.CreateDatabaseAsync("state");
+
+    public async Task DisposeAsync()
+    {
+        foreach (var store in _opened)
+        {
+            await store.DisposeAsync();
+        }
+    }
+
+    protected override async Task<SqlStateStore> OpenAsync(bool again = false)
+    {
+        var store = await PostgresStateStore.OpenAsync(_connectionString, () => null, CancellationToken.None);
+        _opened.Add(store);
+        return store;
     }
 }

@@ -21,3 +21,11 @@ public sealed class SqliteAuditLogTests : AuditLogContract
         await command.ExecuteNonQueryAsync();
     }
 }
+
+/// <summary>The state contract against the embedded SQLite state file.</summary>
+public sealed class SqliteStateStoreTests : StateStoreContract
+{
+    private readonly string _path = Path.Combine(TestDirectory.Create("state"), "state.db");
+
+    protected override async Task<SqlStateStore> OpenAsync(bool again = false) => await SqliteStateStore.OpenAsync(_path, CancellationToken.None);
+}

@@ -16,7 +16,7 @@ public sealed class AuditPolicyTests
     public void Without_an_audit_section_records_stay_in_the_state_file_at_metadata_level_and_telemetry_is_off()
     {
         var policy = Parse(Connections);
-        Assert.Null(policy.Gateway.Audit.PostgresConnectionString);
+        Assert.Null(policy.Gateway.Store.PostgresConnectionString);
         Assert.False(policy.Gateway.Audit.Retention.Enabled);
         Assert.Null(policy.Gateway.Audit.Sink);
         Assert.Null(policy.Gateway.Telemetry.OtlpEndpoint);
@@ -28,10 +28,10 @@ public sealed class AuditPolicyTests
     {
         var policy = Parse("""
             gateway:
-              audit:
-                store: postgres
-                connection_string: "Host=db;Database=gatehouse_state;Username=gh_state"
+              store:
+                postgres: "Host=db;Database=gatehouse_state;Username=gh_state"
                 password_file: secrets/state.password
+              audit:
                 retention:
                   max_age: 90d
                   max_records: 5000000
@@ -42,8 +42,8 @@ public sealed class AuditPolicyTests
                 otlp_endpoint: http://localhost:4318
             """ + "\n" + Connections.Replace("    password_env: SHOP_PW", "    password_env: SHOP_PW\n    capture: full"));
         var audit = policy.Gateway.Audit;
-        Assert.Equal("Host=db;Database=gatehouse_state;Username=gh_state", audit.PostgresConnectionString);
-        Assert.Equal("/etc/gatehouse/secrets/state.password", audit.PostgresPassword.FilePath);
+        Assert.Equal("Host=db;Database=gatehouse_state;Username=gh_state", policy.Gateway.Store.PostgresConnectionString);
+        Assert.Equal("/etc/gatehouse/secrets/state.password", policy.Gateway.Store.Password.FilePath);
         Assert.Equal(new AuditRetention(TimeSpan.FromDays(90), 5_000_000, TimeSpan.FromMinutes(30)), audit.Retention);
         Assert.Equal("/etc/gatehouse/logs/audit.jsonl", audit.Sink);
         Assert.Equal(8192, audit.MaxCaptureBytes);
@@ -52,10 +52,9 @@ public sealed class AuditPolicyTests
     }
 
     [Theory]
-    [InlineData("audit:\n    store: mysql", "store 'mysql' is not known")]
-    [InlineData("audit:\n    store: postgres", "gateway.audit: connection_string is missing")]
-    [InlineData("audit:\n    store: postgres\n    connection_string: \"Host=db;Password=hunter2\"", "must not contain a password")]
-    [InlineData("audit:\n    connection_string: \"Host=db\"", "applies only to store: postgres")]
+    [InlineData("store:\n    mysql: \"Host=db\"", "unknown key 'mysql' in gateway.store")]
+    [InlineData("store:\n    password_env: X", "gateway.store: postgres is missing")]
+    [InlineData("store:\n    postgres: \"Host=db;Password=hunter2\"", "must not contain a password")]
     [InlineData("audit:\n    retention:\n      every: 1h", "set max_age, max_records or both")]
     [InlineData("audit:\n    retention:\n      max_age: 5m", "max_age must be a duration from 1h")]
     [InlineData("audit:\n    retention:\n      max_records: 10", "max_records must be a whole number from 1000")]

@@ -4,11 +4,16 @@ using Gatehouse.Enforcement.Classification;
 using Gatehouse.Enforcement.Policy;
 using Gatehouse.Tests.Infrastructure;
 
-namespace Gatehouse.Tests.Connectors;
+namespace Gatehouse.Tests.Connectors.Audit;
 
-public sealed class SqliteStateStoreTests
+/// <summary>
+/// What every state store promises about access requests, statement approvals and agent switches, run against the SQLite
+/// state file and against PostgreSQL (the audit log has its own contract).
+/// </summary>
+public abstract class StateStoreContract
 {
-    private static Task<SqliteStateStore> Open() => SqliteStateStore.OpenAsync(Path.Combine(TestDirectory.Create("state"), "state.db"), CancellationToken.None);
+    /// <summary>A new, empty store; calling again opens a second handle on the same store (another gateway process).</summary>
+    protected abstract Task<SqlStateStore> OpenAsync(bool again = false);
 
     private static AccessRequest Request(string agent, DateTimeOffset created) =>
         new(AccessRequest.NewId(), agent, agent, "dev", "shop", [new RelationName("public", "payments")], AccessLevel.Read, "audit", TimeSpan.FromHours(1), AccessRequestStatus.Pending, created);
@@ -16,7 +21,7 @@ public sealed class SqliteStateStoreTests
     [Fact]
     public async Task An_approved_request_grants_access_until_it_expires()
     {
-        var store = await Open();
+        var store = await OpenAsync();
         var now = DateTimeOffset.UtcNow;
         var request = Request("analyst", now);
         await store.CreateAsync(request, CancellationToken.None);
@@ -32,7 +37,7 @@ public sealed class SqliteStateStoreTests
     [Fact]
     public async Task A_request_is_decided_once()
     {
-        var store = await Open();
+        var store = await OpenAsync();
         var now = DateTimeOffset.UtcNow;
         var request = Request("analyst", now);
         await store.CreateAsync(request, CancellationToken.None);
@@ -44,7 +49,7 @@ public sealed class SqliteStateStoreTests
     [Fact]
     public async Task A_pending_request_expires_and_can_no_longer_be_approved()
     {
-        var store = await Open();
+        var store = await OpenAsync();
         var created = DateTimeOffset.UtcNow.AddHours(-2);
         var request = Request("analyst", created);
         await store.CreateAsync(request, CancellationToken.None);
@@ -54,11 +59,10 @@ public sealed class SqliteStateStoreTests
     }
 
     [Fact]
-    public async Task Disabling_an_agent_is_seen_by_another_process_sharing_the_file()
+    public async Task Disabling_an_agent_is_seen_by_another_process_sharing_the_store()
     {
-        var path = Path.Combine(TestDirectory.Create("state"), "state.db");
-        var first = await SqliteStateStore.OpenAsync(path, CancellationToken.None);
-        var second = await SqliteStateStore.OpenAsync(path, CancellationToken.None);
+        var first = await OpenAsync();
+        var second = await OpenAsync(again: true);
         await first.SetDisabledAsync("analyst", true, "alice", CancellationToken.None);
         Assert.True(await second.IsDisabledAsync("analyst", CancellationToken.None));
         Assert.False(await second.IsDisabledAsync("ops-bot", CancellationToken.None));
@@ -74,7 +78,7 @@ public sealed class SqliteStateStoreTests
     [Fact]
     public async Task A_statement_request_expires_undecided_and_an_approval_lapses_unused()
     {
-        var store = await Open();
+        var store = await OpenAsync();
         var now = DateTimeOffset.UtcNow;
         var stale = Statement(now);
         await store.CreateStatementAsync(stale, CancellationToken.None);
@@ -94,7 +98,7 @@ public sealed class SqliteStateStoreTests
     [Fact]
     public async Task A_kept_result_is_handed_over_exactly_once_and_not_after_it_expires()
     {
-        var store = await Open();
+        var store = await OpenAsync();
         var now = DateTimeOffset.UtcNow;
         var request = Statement(now);
         await store.CreateStatementAsync(request, CancellationToken.None);

@@ -6,12 +6,13 @@ using Npgsql;
 namespace Gatehouse.Connectors.State;
 
 /// <summary>
-/// The audit log in PostgreSQL, for several gateway instances: one hash chain in schema <c>gatehouse_audit</c>, appended under
-/// a transaction-scoped advisory lock so concurrent instances never fork it.
+/// The gateway's state in PostgreSQL, for several gateway instances: the audit log (one hash chain, appended under a
+/// transaction-scoped advisory lock so concurrent instances never fork it), access requests, statement approvals and agent
+/// switches, in schema <c>gatehouse_state</c>.
 /// </summary>
-public sealed class PostgresAuditLog : SqlAuditLog, IAsyncDisposable
+public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
 {
-    public const string SchemaName = "gatehouse_audit";
+    public const string SchemaName = "gatehouse_state";
 
     // Any fixed key will do: it only has to be the same in every gateway process.
     private const long ChainLock = 0x6761_7465_6175_6469;
@@ -35,14 +36,30 @@ public sealed class PostgresAuditLog : SqlAuditLog, IAsyncDisposable
         "CREATE TABLE IF NOT EXISTS audit_chain (seq bigint PRIMARY KEY, record_id text NOT NULL, prev text NOT NULL, hash text NOT NULL, sealed text NOT NULL)",
         "CREATE INDEX IF NOT EXISTS audit_chain_record ON audit_chain (record_id)",
         "CREATE TABLE IF NOT EXISTS audit_checkpoints (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, through_seq bigint NOT NULL, last_hash text NOT NULL, purged bigint NOT NULL, at_ms bigint NOT NULL, signature text NOT NULL)",
+        """
+        CREATE TABLE IF NOT EXISTS access_requests (
+            id text PRIMARY KEY, agent text NOT NULL, subject text NOT NULL, issuer text NOT NULL, connection text NOT NULL,
+            tables_json text NOT NULL, access text NOT NULL, reason text NOT NULL, duration_ms bigint NOT NULL, status text NOT NULL,
+            created_ms bigint NOT NULL, decided_ms bigint, decided_by text, decision_note text, grant_expires_ms bigint, schemas_json text, unmask text)
+        """,
+        "CREATE INDEX IF NOT EXISTS access_requests_agent ON access_requests (agent, status)",
+        """
+        CREATE TABLE IF NOT EXISTS statement_approvals (
+            id text PRIMARY KEY, agent text NOT NULL, subject text NOT NULL, issuer text NOT NULL, connection text NOT NULL,
+            statement_hash text NOT NULL, parameters_hash text NOT NULL, sql text NOT NULL, parameters text, classification text NOT NULL,
+            rule text NOT NULL, reason text NOT NULL, required bigint NOT NULL, status text NOT NULL, created_ms bigint NOT NULL,
+            expires_ms bigint NOT NULL, votes_json text NOT NULL, dry_run_rows bigint, kept_result text, kept_until_ms bigint, review text, dry_run_sample text)
+        """,
+        "CREATE INDEX IF NOT EXISTS statement_approvals_lookup ON statement_approvals (agent, connection, statement_hash, parameters_hash)",
+        "CREATE TABLE IF NOT EXISTS agents (agent text PRIMARY KEY, disabled bigint NOT NULL, changed_by text NOT NULL, changed_ms bigint NOT NULL)",
     ];
 
     private readonly NpgsqlDataSource _source;
 
-    private PostgresAuditLog(NpgsqlDataSource source) => _source = source;
+    private PostgresStateStore(NpgsqlDataSource source) => _source = source;
 
     /// <summary>Connects with the given credential and creates the schema and tables if they are missing.</summary>
-    public static async Task<PostgresAuditLog> OpenAsync(string connectionString, Func<string?> password, CancellationToken cancellationToken)
+    public static async Task<PostgresStateStore> OpenAsync(string connectionString, Func<string?> password, CancellationToken cancellationToken)
     {
         NpgsqlSettings.DisableSqlRewriting();
         var builder = new NpgsqlDataSourceBuilder(connectionString);
@@ -50,7 +67,7 @@ public sealed class PostgresAuditLog : SqlAuditLog, IAsyncDisposable
         builder.ConnectionStringBuilder.ApplicationName ??= "gatehouse-audit";
         // Read at each new physical connection, so a rotated password file needs no restart.
         builder.UsePasswordProvider(_ => password() ?? "", (_, _) => ValueTask.FromResult(password() ?? ""));
-        var log = new PostgresAuditLog(builder.Build());
+        var log = new PostgresStateStore(builder.Build());
         try
         {
             await using var connection = await log._source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
@@ -96,6 +113,8 @@ public sealed class PostgresAuditLog : SqlAuditLog, IAsyncDisposable
     }
 
     protected override string Contains(string haystack, string needle) => $"strpos({haystack}, {needle}) > 0";
+
+    protected override string LockRow => " FOR UPDATE";
 
     public ValueTask DisposeAsync() => _source.DisposeAsync();
 }
