@@ -3,6 +3,7 @@
 // classification, audit and masking on), and the reference @modelcontextprotocol/server-postgres over stdio.
 // Run: dotnet run -c Release --project bench/Gatehouse.Load [-- --seconds 5 --http 1,8,32,64 --stdio 1,8]
 // Or, for where one call's time goes, stage by stage: dotnet run -c Release --project bench/Gatehouse.Load -- --profile
+// Or the soak with faults (PostgreSQL stopped and restarted, the gateway killed with -9): ... -- --soak [--minutes 10 --agents 32]
 using System.Diagnostics;
 using Gatehouse.Connectors.Postgres;
 using Gatehouse.Connectors.Postgres.Setup;
@@ -36,6 +37,12 @@ var policyText = File.ReadAllText(policyPath).Replace("gateway:\n  state: gateho
 File.WriteAllText(policyPath, policyText);
 var policy = PolicyLoader.LoadFile(policyPath);
 await SetUpMaskingAsync(server.AdminConnectionString, policy);
+if (args.Contains("--soak"))
+{
+    await Soak.RunAsync(server, policy, policyPath, tokens["analyst"], Path.Combine(AppContext.BaseDirectory, "gatehouse"), TimeSpan.FromMinutes(Option("--minutes", 10)), Option("--agents", 32));
+    return;
+}
+
 if (args.Contains("--profile"))
 {
     await StageProfile.RunAsync(policy, tokens["analyst"], Sql, Option("--calls", 500));

@@ -62,12 +62,17 @@ internal static class SessionSettings
         return command;
     }
 
+    // What PostgreSQL answers when a role cannot be set: it does not exist (22023 invalid value, 42704 undefined object) or
+    // the login role is not its member (42501). Anything else, such as a server shutting down mid-call, is not about roles.
+    private static readonly HashSet<string> RoleRefusals = ["22023", "42704", "42501"];
+
     /// <summary>
     /// A failure of the settings row itself. With a profile that means PostgreSQL would not let the gateway become the
     /// profile role (it does not exist, or the login role is not its member): setup has not run for these rights.
     /// </summary>
     public static DatabaseException? ProfileFailure(Exception e, SessionRole? role) =>
-        role is null || e is not PostgresException { BatchCommand.CommandText: var text } pg || !text.Contains(Marker, StringComparison.Ordinal) ? null
+        role is null || e is not PostgresException { BatchCommand.CommandText: var text } pg || !text.Contains(Marker, StringComparison.Ordinal)
+            || !RoleRefusals.Contains(pg.SqlState) ? null
         : role.Schema is not null ? new DatabaseException(DatabaseFailure.ProfileMissing, $"the database has no usable masking profile {role.Role} ({pg.MessageText})", pg.SqlState, pg)
         : new DatabaseException(DatabaseFailure.PermissionDenied, $"the gateway cannot act as role '{role.Role}', which the connection maps to the caller's group ({pg.MessageText}); an admin must GRANT {role.Role} TO the gateway's login role", pg.SqlState, pg);
 
