@@ -86,16 +86,13 @@ foreach (var n in stdioLevels)
 }
 
 // 3. Gatehouse over HTTP, as a separate process: start-to-ready time and idle memory first.
-var port = FreePort();
+var port = GatewayProcess.FreePort();
 var clock = Stopwatch.StartNew();
-using var gatehouse = Process.Start(new ProcessStartInfo(binary, ["serve", "--config", policyPath, "--http", $"127.0.0.1:{port}"]) { RedirectStandardError = true, RedirectStandardOutput = true })!;
-_ = gatehouse.StandardError.ReadToEndAsync();
-_ = gatehouse.StandardOutput.ReadToEndAsync();
-var endpoint = new Uri($"http://127.0.0.1:{port}/mcp");
-await WaitReadyAsync(new Uri($"http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp"));
+using var gatehouse = await GatewayProcess.StartAsync(binary, policyPath, port);
 var ready = clock.Elapsed;
+var endpoint = new Uri($"http://127.0.0.1:{port}/mcp");
 await Task.Delay(TimeSpan.FromSeconds(2));
-var idleRss = Memory(gatehouse.Id, "VmRSS");
+var idleRss = GatewayProcess.Memory(gatehouse.Id, "VmRSS");
 var state = await SqliteStateStore.OpenAsync(policy.Gateway.StatePath, CancellationToken.None);
 var audited = new List<(LoadResult Result, int Records)>();
 foreach (var n in httpLevels)
@@ -106,14 +103,14 @@ foreach (var n in httpLevels)
 }
 
 // A 100,000-row result under the cap: how much the process's peak memory grows.
-var peakBefore = Memory(gatehouse.Id, "VmHWM");
+var peakBefore = GatewayProcess.Memory(gatehouse.Id, "VmHWM");
 await using (var big = await HttpClientFor(endpoint, tokens["analyst"]))
 {
     var rows = await QueryAsync(big, "select g as n, md5(g::text) as h from generate_series(1, 100000) g");
     Console.WriteLine($"100,000-row call: {(rows.IsError == true ? "refused" : "answered")}");
 }
 
-var peakAfter = Memory(gatehouse.Id, "VmHWM");
+var peakAfter = GatewayProcess.Memory(gatehouse.Id, "VmHWM");
 gatehouse.Kill(entireProcessTree: true);
 
 // 4. Gatehouse and the reference server over stdio: one server process per agent, as MCP clients run them.
@@ -221,32 +218,7 @@ static async Task<int> CountQueriesAsync(SqliteStateStore state, LoadResult run)
     return count;
 }
 
-static async Task WaitReadyAsync(Uri url)
-{
-    using var http = new HttpClient();
-    for (var i = 0; i < 600; i++)
-    {
-        try
-        {
-            using var response = await http.GetAsync(url);
-            if (response.IsSuccessStatusCode)
-            {
-                return;
-            }
-        }
-        catch (HttpRequestException)
-        {
-        }
 
-        await Task.Delay(10);
-    }
-
-    throw new TimeoutException("gatehouse serve --http did not become ready");
-}
-
-static long Memory(int pid, string field) =>
-    File.ReadLines($"/proc/{pid}/status").Where(l => l.StartsWith(field + ":", StringComparison.Ordinal))
-        .Select(l => long.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture)).First();
 
 static async Task SetUpMaskingAsync(string adminConnectionString, GatewayPolicy policy)
 {
@@ -257,12 +229,6 @@ static async Task SetUpMaskingAsync(string adminConnectionString, GatewayPolicy 
     await ProfileSetup.ApplyAsync(admin, report, CancellationToken.None);
 }
 
-static int FreePort()
-{
-    using var socket = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-    socket.Start();
-    return ((System.Net.IPEndPoint)socket.LocalEndpoint).Port;
-}
 
 static string RepositoryRoot()
 {

@@ -17,9 +17,9 @@ public static class Soak
 {
     public static async Task RunAsync(LocalPostgresServer server, GatewayPolicy policy, string policyPath, string token, string binary, TimeSpan duration, int agents)
     {
-        var port = FreePort();
+        var port = GatewayProcess.FreePort();
         var endpoint = new Uri($"http://127.0.0.1:{port}/mcp");
-        var gateway = await StartGatewayAsync(binary, policyPath, port);
+        var gateway = await GatewayProcess.StartAsync(binary, policyPath, port);
         var returned = new ConcurrentBag<string>();
         var errors = new ConcurrentDictionary<string, int>(StringComparer.Ordinal);
         var memory = new ConcurrentQueue<(double Minute, double Mb)>();
@@ -77,7 +77,7 @@ public static class Soak
             {
                 try
                 {
-                    memory.Enqueue((clock.Elapsed.TotalMinutes, Rss(gateway.Id) / 1024.0));
+                    memory.Enqueue((clock.Elapsed.TotalMinutes, GatewayProcess.Memory(gateway.Id, "VmRSS") / 1024.0));
                 }
                 catch (IOException)
                 {
@@ -98,7 +98,7 @@ public static class Soak
         Console.WriteLine($"{clock.Elapsed.TotalSeconds:0}s: kill -9 the gateway, then start it again");
         gateway.Kill(entireProcessTree: true);
         await gateway.WaitForExitAsync();
-        gateway = await StartGatewayAsync(binary, policyPath, port);
+        gateway = await GatewayProcess.StartAsync(binary, policyPath, port);
 
         await Task.WhenAll(workers);
         await sampler;
@@ -126,42 +126,5 @@ public static class Soak
         Console.WriteLine($"memory (RSS, MB) by minute: {string.Join(", ", memory.Select(m => $"{m.Minute:0.0}: {m.Mb:0}"))}");
         Console.WriteLine($"returned results without their record: {missing} of {returned.Count}");
         Console.WriteLine($"audit verify (exit {verify.ExitCode}): {verdict}");
-    }
-
-    private static async Task<Process> StartGatewayAsync(string binary, string policyPath, int port)
-    {
-        var process = Process.Start(new ProcessStartInfo(binary, ["serve", "--config", policyPath, "--http", $"127.0.0.1:{port}"]) { RedirectStandardError = true, RedirectStandardOutput = true })!;
-        _ = process.StandardError.ReadToEndAsync();
-        _ = process.StandardOutput.ReadToEndAsync();
-        using var http = new HttpClient();
-        for (var i = 0; i < 1000; i++)
-        {
-            try
-            {
-                using var response = await http.GetAsync($"http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp");
-                if (response.IsSuccessStatusCode)
-                {
-                    return process;
-                }
-            }
-            catch (HttpRequestException)
-            {
-            }
-
-            await Task.Delay(20);
-        }
-
-        throw new TimeoutException("the gateway did not come back");
-    }
-
-    private static long Rss(int pid) =>
-        File.ReadLines($"/proc/{pid}/status").Where(l => l.StartsWith("VmRSS:", StringComparison.Ordinal))
-            .Select(l => long.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture)).First();
-
-    private static int FreePort()
-    {
-        using var socket = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        socket.Start();
-        return ((System.Net.IPEndPoint)socket.LocalEndpoint).Port;
     }
 }

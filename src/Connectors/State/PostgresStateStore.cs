@@ -116,5 +116,9 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
 
     protected override string LockRow => " FOR UPDATE";
 
-    public ValueTask DisposeAsync() => _source.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        await CloseWriterAsync().ConfigureAwait(false);
+        await _source.DisposeAsync().ConfigureAwait(false);
+    }
 }

@@ -38,6 +38,15 @@ public abstract partial class SqlAuditLog
     public ValueTask CompleteAsync(AuditRecord record, CancellationToken cancellationToken) =>
         WriteAsync(new PendingWrite(record with { Time = FromMs(ToMs(record.Time)) }, Seal: true), cancellationToken);
 
+    /// <summary>Closes the writer's connection, for a store being disposed once nothing writes to it any more.</summary>
+    protected async ValueTask CloseWriterAsync()
+    {
+        if (Interlocked.Exchange(ref _writerConnection, null) is { } connection)
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
     private async ValueTask WriteAsync(PendingWrite write, CancellationToken cancellationToken)
     {
         if (!_writes.Writer.TryWrite(write))

@@ -43,16 +43,10 @@ public sealed class WebConsoleTests(PostgresFixture pg) : IAsyncLifetime
         await _browser.DisposeAsync();
     }
 
-    private string AdminToken(string person)
-    {
-        var issuer = _gateway.Policy.Issuers[0] with { Audiences = ["gatehouse-admin"] };
-        return DevIssuer.Mint(issuer, DevIssuer.LoadOrCreateKey(issuer.Keys.DevKeyFile!), person, [], TimeSpan.FromMinutes(10), DateTimeOffset.UtcNow);
-    }
-
     private async Task SignInAsync()
     {
         await _page.GotoAsync("/admin");
-        await _page.GetByLabel("Admin token").FillAsync(AdminToken("alice"));
+        await _page.GetByLabel("Admin token").FillAsync(_gateway.MintAdmin("alice"));
         await _page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
         await Assertions.Expect(_page.Locator("#who")).ToHaveTextAsync("Signed in as alice");
     }

@@ -42,11 +42,7 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
 
     private string AdminToken(string person, params string[] groups) => AdminToken(_gateway, person, groups);
 
-    private static string AdminToken(TestGateway gateway, string person, params string[] groups)
-    {
-        var issuer = gateway.Policy.Issuers[0] with { Audiences = ["gatehouse-admin"] };
-        return DevIssuer.Mint(issuer, DevIssuer.LoadOrCreateKey(issuer.Keys.DevKeyFile!), person, groups, TimeSpan.FromMinutes(5), DateTimeOffset.UtcNow);
-    }
+    private static string AdminToken(TestGateway gateway, string person, params string[] groups) => gateway.MintAdmin(person, groups);
 
     private Task<(HttpStatusCode Status, JsonElement Body)> SendAsync(HttpMethod method, string path, string? token, object? body = null) =>
         SendAsync(_api, method, path, token, body);

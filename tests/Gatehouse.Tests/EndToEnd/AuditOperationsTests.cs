@@ -114,7 +114,7 @@ public sealed class AuditOperationsTests(PostgresFixture pg)
     public async Task With_an_otlp_endpoint_each_call_is_exported_as_a_trace_to_the_collector()
     {
         // A stand-in OTLP/HTTP collector on loopback: it keeps what the exporter posts.
-        var port = FreePort();
+        var port = TestGateway.FreePort();
         using var collector = new HttpListener();
         collector.Prefixes.Add($"http://127.0.0.1:{port}/");
         collector.Start();
@@ -175,10 +175,4 @@ public sealed class AuditOperationsTests(PostgresFixture pg)
     // Span names travel as plain UTF-8 inside the protobuf payload.
     private static bool Contains(byte[] body, string text) => body.AsSpan().IndexOf(Encoding.UTF8.GetBytes(text)) >= 0;
 
-    private static int FreePort()
-    {
-        using var socket = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-        socket.Start();
-        return ((IPEndPoint)socket.LocalEndpoint).Port;
-    }
 }

@@ -34,12 +34,6 @@ public sealed class TwoInstanceTests(PostgresFixture pg) : IAsyncLifetime
         await _second.DisposeAsync();
     }
 
-    private string AdminToken()
-    {
-        var issuer = _gateway.Policy.Issuers[0] with { Audiences = ["gatehouse-admin"] };
-        return DevIssuer.Mint(issuer, DevIssuer.LoadOrCreateKey(issuer.Keys.DevKeyFile!), "alice", [], TimeSpan.FromMinutes(5), DateTimeOffset.UtcNow);
-    }
-
     [Fact]
     public async Task An_approval_through_one_instance_releases_the_statement_waiting_on_the_other()
     {
@@ -47,7 +41,7 @@ public sealed class TwoInstanceTests(PostgresFixture pg) : IAsyncLifetime
         var waiting = agent.QueryAsync("update payments set status = status where id = $1", [21]);
 
         using var http = new HttpClient();
-        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminToken());
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", _gateway.MintAdmin("alice"));
         var api = new Uri(_first.Endpoint, "/admin/api/");
         string? id = null;
         for (var i = 0; i < 100 && id is null; i++)

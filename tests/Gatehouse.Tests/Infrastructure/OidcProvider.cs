@@ -35,7 +35,7 @@ public sealed class OidcProvider : IAsyncDisposable
 
     public static async Task<OidcProvider> StartAsync(string resource)
     {
-        var provider = new OidcProvider(FreePort(), resource);
+        var provider = new OidcProvider(TestGateway.FreePort(), resource);
         await provider.StartAsync(rotate: false);
         return provider;
     }
@@ -123,10 +123,4 @@ public sealed class OidcProvider : IAsyncDisposable
         return directory?.FullName ?? throw new InvalidOperationException("the repository root (Mcp.sln) is not above the test binaries");
     }
 
-    private static int FreePort()
-    {
-        using var socket = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-        socket.Start();
-        return ((IPEndPoint)socket.LocalEndpoint).Port;
-    }
 }

@@ -74,6 +74,21 @@ public sealed class TestGateway
         return DevIssuer.Mint(issuer, DevIssuer.LoadOrCreateKey(issuer.Keys.DevKeyFile!), agent, groups ?? [], lifetime ?? TimeSpan.FromMinutes(10), issuedAt ?? DateTimeOffset.UtcNow, claims);
     }
 
+    /// <summary>A token for the admin API and web console: the dev issuer, minted for <paramref name="audience"/>.</summary>
+    public string MintAdmin(string person, IReadOnlyList<string>? groups = null, string audience = "gatehouse-admin")
+    {
+        var issuer = Policy.Issuers[0] with { Audiences = [audience] };
+        return DevIssuer.Mint(issuer, DevIssuer.LoadOrCreateKey(issuer.Keys.DevKeyFile!), person, groups ?? [], TimeSpan.FromMinutes(10), DateTimeOffset.UtcNow);
+    }
+
+    /// <summary>A free TCP port on loopback, for a server a test starts.</summary>
+    public static int FreePort()
+    {
+        using var socket = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        socket.Start();
+        return ((System.Net.IPEndPoint)socket.LocalEndpoint).Port;
+    }
+
     private static string Indent(string text) =>
         string.Join("\n", text.Split('\n').Select(line => "  " + line));
 }
