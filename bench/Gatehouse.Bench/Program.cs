@@ -1,6 +1,7 @@
-// Prints the figures issues 3 and 4 ask for: lexer throughput, cached token validation, the cost of a cold
-// classification (one EXPLAIN round trip), detector throughput, memory under the row cap, and strict masking's
-// cost, against a throwaway PostgreSQL. Run: dotnet run -c Release --project bench/Gatehouse.Bench
+// Prints the figures issues 3 and 4 ask for that need PostgreSQL: the cost of a cold classification (one EXPLAIN
+// round trip), masking on a real result, memory under the row cap, and strict masking's cost, against a throwaway
+// PostgreSQL. The in-process parts (lexer, token validation, detectors, cached classification) are BenchmarkDotNet
+// micro-benchmarks in bench/Gatehouse.Micro. Run: dotnet run -c Release --project bench/Gatehouse.Bench
 using System.Diagnostics;
 using Gatehouse.Connectors.Postgres;
 using Gatehouse.Enforcement.Classification;
@@ -18,39 +19,8 @@ string[] statements =
     "update orders set note = 'call before delivery' where id = $1",
 ];
 
-Measure("lexer + statement reader", statements.Sum(s => s.Length), () =>
-{
-    foreach (var sql in statements)
-    {
-        StatementReader.Read(sql);
-    }
-}, statements.Length);
-
-// Detector throughput over a realistic mix: mostly ordinary values, some sensitive ones.
-string[] values =
-[
-    "Amelia Hartmann", "delivered", "2025-01-14 09:12:00+00", "gift wrap, leave at the door", "412.50", "US", "card",
-    "amelia.hartmann@example.com", "536-22-4821", "4111111111111111", "+1 415 555 0134", "order 100045 shipped", "captured",
-    "Lucía Fernández", "deliver after 6pm", "100001",
-];
-var detectorCounts = new Gatehouse.Enforcement.Masking.MaskingCounts();
-Measure("content detectors (per value, realistic mix)", 0, () =>
-{
-    foreach (var value in values)
-    {
-        Gatehouse.Enforcement.Masking.ContentDetectors.Mask(value, detectorCounts);
-    }
-}, values.Length);
-
 var directory = Path.Combine(Path.GetTempPath(), "gatehouse-bench-" + Guid.NewGuid().ToString("N")[..8]);
 Directory.CreateDirectory(directory);
-var issuer = new IssuerConfig("gatehouse-dev", ["gatehouse"], new IssuerKeySource(Path.Combine(directory, "dev.pem"), null, null, null), "sub", "groups", ["RS256"], TimeSpan.Zero);
-var token = DevIssuer.Mint(issuer, DevIssuer.LoadOrCreateKey(issuer.Keys.DevKeyFile!), "analyst", ["finance"], TimeSpan.FromHours(1), DateTimeOffset.UtcNow);
-var validator = new TokenValidator([issuer], TimeProvider.System);
-await validator.ValidateAsync(token, CancellationToken.None);
-Measure("token validation (cached)", 0, () => validator.ValidateAsync(token, CancellationToken.None).AsTask().GetAwaiter().GetResult(), 1);
-Measure("token validation (new validator: key load + RS256)", 0, () => new TokenValidator([issuer], TimeProvider.System).ValidateAsync(token, CancellationToken.None).AsTask().GetAwaiter().GetResult(), 1);
-
 await using var server = await LocalPostgresServer.StartAsync(Path.Combine(directory, "pg"), CancellationToken.None);
 var password = await ShopDatabase.CreateAsync(server.AdminConnectionString, "shop", "gatehouse_gateway", CancellationToken.None);
 File.WriteAllText(Path.Combine(directory, "pw"), password);
@@ -62,20 +32,7 @@ await using var targets = new PostgresTargets(connections);
 var analyzer = new PostgresAnalyzer(targets);
 await analyzer.ExplainAsync("shop", statements[0], ["delivered"], null, CancellationToken.None);
 Measure("cold classification (EXPLAIN round trip)", 0, () => analyzer.ExplainAsync("shop", statements[0], ["delivered"], null, CancellationToken.None).AsTask().GetAwaiter().GetResult(), 1);
-// A cached call's classification work: read the statement, hit the cache, authorize the plan, vet its functions.
-var cache = new ClassificationCache();
-var plan = await analyzer.ExplainAsync("shop", statements[0], ["delivered"], null, CancellationToken.None);
-var functionCatalog = await new PostgresFunctionCatalog(targets, new FixedVersion(), TimeProvider.System).GetAsync("shop", false, CancellationToken.None);
 var analyst = new AgentIdentity("analyst", [], "dev", "analyst", null, DateTimeOffset.MaxValue);
-Grant[] grants = [new("shop", AccessLevel.Read, ["public"], [])];
-cache.Set("shop", StatementReader.Read(statements[0])[0].Normalized, "v1", plan);
-Measure("classification, cached (read + cache + authorize + vet)", 0, () =>
-{
-    var statement = StatementReader.Read(statements[0])[0];
-    cache.TryGet("shop", statement.Normalized, "v1", out var cached);
-    Gatehouse.Enforcement.Authorization.StatementAuthorizer.AuthorizePlan(analyst, "shop", grants, cached);
-    FunctionVetting.Vet(cached.Functions, functionCatalog, cached.Writes, []);
-}, 1);
 // Masking cost on a realistic result: the same read with and without the Mask stage.
 var executor = new PostgresExecutor(targets);
 ExecutionRequest Read(string sql, int maxRows) => new("shop", sql, [], true, true, maxRows, 256 << 20, TimeSpan.FromSeconds(60), analyst, "bench");
@@ -198,10 +155,4 @@ static (double A, double B, double C) Interleave(Action a, Action b, Action c)
 
     var p50 = samples.Select(s => s.Order().ElementAt(s.Count / 2)).ToArray();
     return (p50[0], p50[1], p50[2]);
-}
-
-/// <summary>A catalog version that never changes, for measuring cached paths.</summary>
-internal sealed class FixedVersion : ICatalogVersionSource
-{
-    public string? Current(string connection) => "v1";
 }

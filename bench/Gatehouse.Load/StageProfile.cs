@@ -9,7 +9,8 @@ namespace Gatehouse.Load;
 
 /// <summary>
 /// Where one call's time goes: the gateway in this process, its pipeline spans (a span per call, a child per stage)
-/// collected by an ActivityListener over sequential calls, next to the latency the client sees.
+/// collected by an ActivityListener over sequential calls, next to the latency the client sees, the server's time for the
+/// whole HTTP request and the PostgreSQL round trips.
 /// </summary>
 public static class StageProfile
 {
@@ -18,7 +19,8 @@ public static class StageProfile
         var spans = new ConcurrentQueue<(string Name, double Ms)>();
         using var listener = new ActivityListener
         {
-            ShouldListenTo = source => source.Name == GatewayTelemetry.Name,
+            // The gateway's own spans, the server's whole HTTP request, and Npgsql's span per round trip to PostgreSQL.
+            ShouldListenTo = source => source.Name is GatewayTelemetry.Name or "Microsoft.AspNetCore" or "Npgsql",
             Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllData,
             ActivityStopped = a => spans.Enqueue((a.OperationName, a.Duration.TotalMilliseconds)),
         };

@@ -82,8 +82,12 @@ public static partial class ContentDetectors
         return result;
     }
 
+    // Most values match no pattern: IsMatch allocates nothing, so only a candidate pays for the replacement's closure.
     private static string Replace(Regex pattern, string text, SensitiveKind kind, MaskingCounts counts, Func<string, bool> valid, IReadOnlySet<string>? unmasked) =>
-        unmasked?.Contains(MaskingCounts.ClassOf(kind)) == true ? text : pattern.Replace(text, match =>
+        unmasked?.Contains(MaskingCounts.ClassOf(kind)) == true || !pattern.IsMatch(text) ? text : ReplaceMatches(pattern, text, kind, counts, valid);
+
+    private static string ReplaceMatches(Regex pattern, string text, SensitiveKind kind, MaskingCounts counts, Func<string, bool> valid) =>
+        pattern.Replace(text, match =>
         {
             if (!valid(match.Value))
             {

@@ -12,13 +12,23 @@ public static class ResultMasker
         var rows = new List<object?[]>(result.Rows.Count);
         foreach (var row in result.Rows)
         {
-            var masked = new object?[row.Length];
+            // A row is copied only when a value in it changes: a large result with nothing to mask is not held twice.
+            object?[]? masked = null;
             for (var i = 0; i < row.Length; i++)
             {
-                masked[i] = MaskValue(row[i], perColumn[i], unmasked);
+                var value = MaskValue(row[i], perColumn[i], unmasked);
+                if (masked is null && !ReferenceEquals(value, row[i]))
+                {
+                    masked = (object?[])row.Clone();
+                }
+
+                if (masked is not null)
+                {
+                    masked[i] = value;
+                }
             }
 
-            rows.Add(masked);
+            rows.Add(masked ?? row);
         }
 
         foreach (var column in perColumn)
@@ -35,10 +45,20 @@ public static class ResultMasker
         return result with { Columns = columns, Rows = rows, Masked = counts.ByKind(), MaskedColumns = maskedColumns };
     }
 
-    private static object? MaskValue(object? value, MaskingCounts counts, IReadOnlySet<string>? unmasked) => value switch
+    // The same instance back when nothing in it was masked.
+    private static object? MaskValue(object? value, MaskingCounts counts, IReadOnlySet<string>? unmasked)
     {
-        string text => ContentDetectors.Mask(text, counts, unmasked),
-        IEnumerable<object?> list => list.Select(v => MaskValue(v, counts, unmasked)).ToList(),
-        _ => value,
-    };
+        switch (value)
+        {
+            case string text:
+                var masked = ContentDetectors.Mask(text, counts, unmasked);
+                return masked == text ? text : masked;
+            case IEnumerable<object?> list:
+                var items = list.ToList();
+                var maskedItems = items.ConvertAll(v => MaskValue(v, counts, unmasked));
+                return maskedItems.SequenceEqual(items, ReferenceEqualityComparer.Instance) ? value : maskedItems;
+            default:
+                return value;
+        }
+    }
 }

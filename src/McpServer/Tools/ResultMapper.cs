@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -13,7 +15,14 @@ namespace Gatehouse.McpServer.Tools;
 public static class ResultMapper
 {
     // Agents read the text content; keep quotes and non-ASCII readable instead of \u-escaped.
-    private static readonly JsonSerializerOptions TextOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    private static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    /// <summary>
+    /// Results up to this size come back twice, as structured content and as the same JSON in a text block (MCP's advice for
+    /// older clients). Larger ones come back once, as text: the tools declare no output schema, so structured content is
+    /// optional, and a large result held and sent twice would double the gateway's memory for it.
+    /// </summary>
+    public const int StructuredContentLimit = 1 << 20;
 
     public static CallToolResult ToResult(CallOutcome outcome)
     {
@@ -48,84 +57,172 @@ public static class ResultMapper
             return new CallToolResult { IsError = true, Content = [new TextContentBlock { Text = text }], StructuredContent = JsonSerializer.SerializeToElement<JsonNode>(error) };
         }
 
-        var body = outcome.Payload switch
+        return outcome.Payload switch
         {
-            QueryResult result => Query(result),
-            IReadOnlyList<TableDescription> tables => Tables(tables),
-            RequestStatus status => Status(status),
-            _ => new JsonObject(),
+            QueryResult result => Success(writer => WriteQuery(writer, result), outcome.AuditId, result.Bytes),
+            IReadOnlyList<TableDescription> tables => Success(Tables(tables), outcome.AuditId),
+            RequestStatus status => Success(Status(status), outcome.AuditId),
+            _ => Success(new JsonObject(), outcome.AuditId),
         };
-        body["audit_id"] = outcome.AuditId;
-        var json = body.ToJsonString(TextOptions);
-        return new CallToolResult { Content = [new TextContentBlock { Text = json }], StructuredContent = JsonElement.Parse(json) };
     }
 
-    private static JsonObject Query(QueryResult result)
+    private static CallToolResult Success(JsonObject body, string? auditId) => Success(
+        writer =>
+        {
+            foreach (var (name, value) in body)
+            {
+                writer.WritePropertyName(name);
+                WriteNode(writer, value);
+            }
+        },
+        auditId,
+        sizeHint: 0);
+
+    // The body's members and the audit id, written once as UTF-8: the text block and the structured content are two
+    // readings of the same bytes, so a large result is never held as a tree of JSON nodes.
+    private static CallToolResult Success(Action<Utf8JsonWriter> writeMembers, string? auditId, long sizeHint)
     {
-        var json = new JsonObject
+        var buffer = new ArrayBufferWriter<byte>((int)Math.Clamp(sizeHint + (sizeHint / 4) + 256, 256, Array.MaxLength));
+        using (var writer = new Utf8JsonWriter(buffer, WriterOptions))
         {
-            ["columns"] = new JsonArray(result.Columns.Select(c => (JsonNode)new JsonObject { ["name"] = c.Name, ["type"] = c.Type }).ToArray()),
-            ["rows"] = new JsonArray(result.Rows.Select(row => (JsonNode)new JsonArray(row.Select((v, i) => Value(v, result.Columns[i].Type)).ToArray())).ToArray()),
-            ["row_count"] = result.Rows.Count,
-            ["truncated"] = result.Truncated,
-        };
-        if (result.TruncatedBecause is not null)
-        {
-            json["truncated_because"] = result.TruncatedBecause;
+            writer.WriteStartObject();
+            writeMembers(writer);
+            writer.WriteString("audit_id", auditId);
+            writer.WriteEndObject();
         }
 
-        if (result.AffectedRows is not null)
+        var json = buffer.WrittenSpan;
+        return new CallToolResult { Content = [new TextContentBlock { Text = Encoding.UTF8.GetString(json) }], StructuredContent = json.Length > StructuredContentLimit ? null : JsonElement.Parse(json) };
+    }
+
+    private static void WriteQuery(Utf8JsonWriter writer, QueryResult result)
+    {
+        writer.WriteStartArray("columns");
+        foreach (var column in result.Columns)
         {
-            json["affected_rows"] = result.AffectedRows;
+            writer.WriteStartObject();
+            writer.WriteString("name", column.Name);
+            writer.WriteString("type", column.Type);
+            writer.WriteEndObject();
+        }
+
+        writer.WriteEndArray();
+        writer.WriteStartArray("rows");
+        foreach (var row in result.Rows)
+        {
+            writer.WriteStartArray();
+            for (var i = 0; i < row.Length; i++)
+            {
+                WriteValue(writer, row[i], result.Columns[i].Type);
+            }
+
+            writer.WriteEndArray();
+        }
+
+        writer.WriteEndArray();
+        writer.WriteNumber("row_count", result.Rows.Count);
+        writer.WriteBoolean("truncated", result.Truncated);
+        if (result.TruncatedBecause is not null)
+        {
+            writer.WriteString("truncated_because", result.TruncatedBecause);
+        }
+
+        if (result.AffectedRows is { } affected)
+        {
+            writer.WriteNumber("affected_rows", affected);
         }
 
         if (result.Masked.Count > 0)
         {
-            var masked = new JsonObject();
+            writer.WriteStartObject("masked");
             foreach (var (kind, count) in result.Masked)
             {
-                masked[kind] = count;
+                writer.WriteNumber(kind, count);
             }
 
-            json["masked"] = masked;
+            writer.WriteEndObject();
         }
 
         if (result.MaskedColumns.Count > 0)
         {
-            var columns = new JsonObject();
+            writer.WriteStartObject("masked_columns");
             foreach (var (column, kinds) in result.MaskedColumns)
             {
-                columns[column] = new JsonArray(kinds.Select(k => (JsonNode?)k).ToArray());
+                writer.WriteStartArray(column);
+                foreach (var kind in kinds)
+                {
+                    writer.WriteStringValue(kind);
+                }
+
+                writer.WriteEndArray();
             }
 
-            json["masked_columns"] = columns;
+            writer.WriteEndObject();
         }
-
-        return json;
     }
 
-    internal static JsonNode? Value(object? value, string type) => value switch
+    private static void WriteValue(Utf8JsonWriter writer, object? value, string type)
     {
-        null => null,
-        string s when type is "json" or "jsonb" => ParseJsonOrText(s),
-        string s => JsonValue.Create(s),
-        bool b => JsonValue.Create(b),
-        long l => JsonValue.Create(l),
-        decimal m => JsonValue.Create(m),
-        double d => JsonValue.Create(d),
-        IEnumerable<object?> list => new JsonArray(list.Select(v => Value(v, "")).ToArray()),
-        _ => JsonValue.Create(value.ToString()),
-    };
+        switch (value)
+        {
+            case null:
+                writer.WriteNullValue();
+                break;
+            case string s when type is "json" or "jsonb":
+                WriteJsonOrText(writer, s);
+                break;
+            case string s:
+                writer.WriteStringValue(s);
+                break;
+            case bool b:
+                writer.WriteBooleanValue(b);
+                break;
+            case long l:
+                writer.WriteNumberValue(l);
+                break;
+            case decimal m:
+                writer.WriteNumberValue(m);
+                break;
+            case double d:
+                writer.WriteNumberValue(d);
+                break;
+            case IEnumerable<object?> list:
+                writer.WriteStartArray();
+                foreach (var item in list)
+                {
+                    WriteValue(writer, item, "");
+                }
 
-    private static JsonNode? ParseJsonOrText(string text)
+                writer.WriteEndArray();
+                break;
+            default:
+                writer.WriteStringValue(value.ToString());
+                break;
+        }
+    }
+
+    // A json/jsonb value goes out as JSON; text PostgreSQL called JSON that does not parse goes out as a string.
+    private static void WriteJsonOrText(Utf8JsonWriter writer, string text)
     {
         try
         {
-            return JsonNode.Parse(text);
+            writer.WriteRawValue(text);
         }
         catch (JsonException)
         {
-            return JsonValue.Create(text);
+            writer.WriteStringValue(text);
+        }
+    }
+
+    private static void WriteNode(Utf8JsonWriter writer, JsonNode? node)
+    {
+        if (node is null)
+        {
+            writer.WriteNullValue();
+        }
+        else
+        {
+            node.WriteTo(writer);
         }
     }
 

@@ -1,0 +1,7 @@
+// The micro-benchmarks of issue 8, with BenchmarkDotNet: the lexer, the cached classification path, token validation,
+// the content detectors and result masking, the result's JSON, and one audit append made durable.
+// Run all: dotnet run -c Release --project bench/Gatehouse.Micro -- --filter '*'
+// One class: ... -- --filter '*Masking*'
+using BenchmarkDotNet.Running;
+
+BenchmarkSwitcher.FromAssembly(typeof(Gatehouse.Micro.Lexer).Assembly).Run(args);
