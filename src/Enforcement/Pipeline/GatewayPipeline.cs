@@ -28,7 +28,8 @@ public sealed partial class GatewayPipeline(
     IQueryExecutor executor,
     ISchemaCatalog catalog,
     TimeProvider time,
-    ILogger<GatewayPipeline> logger)
+    ILogger<GatewayPipeline> logger,
+    GatewayLifetime lifetime)
 {
     private readonly GrantResolver _grants = new(policy, approvals);
     private readonly ClassificationCache _classifications = new();
@@ -65,23 +66,31 @@ public sealed partial class GatewayPipeline(
             SessionId = call.SessionId,
         }));
 
+        // Held until the call is recorded, so a graceful shutdown waits for the record too.
+        using var lease = lifetime.TryEnter();
+        using var cutOff = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, lifetime.CutOff);
         StepResult result;
         try
         {
             IdentityResult identity;
             using (GatewayTelemetry.Stage("identify"))
             {
-                identity = await identifier.IdentifyAsync(call.Token, cancellationToken).ConfigureAwait(false);
+                identity = await identifier.IdentifyAsync(call.Token, cutOff.Token).ConfigureAwait(false);
             }
 
             if (identity.Identity is null)
             {
                 result = new StepResult(Decision.Deny(identity.Rule, identity.Reason));
             }
+            else if (lease is null)
+            {
+                scope.Identify(identity.Identity);
+                result = new StepResult(Decision.Deny("gateway.shutting_down", "this gateway instance is shutting down and takes no new calls; call again (another instance, or this one once restarted, will answer)"));
+            }
             else
             {
                 scope.Identify(identity.Identity);
-                result = await AuthorizedAsync(scope, call, body, cancellationToken).ConfigureAwait(false);
+                result = await AuthorizedAsync(scope, call, body, cutOff.Token).ConfigureAwait(false);
             }
         }
         catch (AuditUnavailableException e)
@@ -97,6 +106,10 @@ public sealed partial class GatewayPipeline(
         {
             Log.CallCrashed(logger, e.InnerException!, scope.Record.Id);
             result = new StepResult(Decision.Fail("masking.failed", "the result could not be checked for sensitive values, so it is withheld"));
+        }
+        catch (OperationCanceledException) when (lifetime.CutOff.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            result = new StepResult(Decision.Fail("gateway.shutdown", "the gateway shut down while this call was running (its shutdown deadline passed), so the call was cut off; call again"));
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {

@@ -14,6 +14,9 @@ public sealed record GatewayPolicy(
     IReadOnlyDictionary<string, PrincipalPolicy> Agents,
     IReadOnlyDictionary<string, PrincipalPolicy> Groups)
 {
+    /// <summary>Which version of the policy file this is (<see cref="PolicyLoader.HashOf"/>), for logs and audit records.</summary>
+    public string Hash { get; init; } = "";
+
     /// <summary>Guardrail rules, judged in order after the built-in guards.</summary>
     public IReadOnlyList<GuardrailRule> Guardrails { get; init; } = [];
 

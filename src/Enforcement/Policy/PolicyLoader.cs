@@ -67,8 +67,12 @@ public static partial class PolicyLoader
         }
 
         var quotas = top.TryGetValue("quotas", out var qu) ? ReadQuotas(reader, qu, agents, groups) : QuotaSettings.None;
-        return new GatewayPolicy(sourcePath, gateway, connections, issuers, agents, groups) { Guardrails = guardrails, Approvals = approvals, Admin = admin, Quotas = quotas };
+        return new GatewayPolicy(sourcePath, gateway, connections, issuers, agents, groups) { Guardrails = guardrails, Approvals = approvals, Admin = admin, Quotas = quotas, Hash = HashOf(yaml) };
     }
+
+    /// <summary>Names one version of a policy file in logs and audit records: the start of the SHA-256 of its text.</summary>
+    public static string HashOf(string yaml) =>
+        "sha256:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(yaml)))[..16];
 
     private static GatewaySettings ReadGateway(YamlNodeReader reader, YamlNode? node, string baseDir)
     {

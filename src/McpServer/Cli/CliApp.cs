@@ -20,6 +20,7 @@ public static class CliApp
         root.Subcommands.Add(AgentsCommand.Create());
         root.Subcommands.Add(ClassifyCommand.Create());
         root.Subcommands.Add(SetupCommand.Create());
+        root.Subcommands.Add(PolicyCommand.Create());
         root.Subcommands.Add(DemoCommand.Create());
         return root;
     }

@@ -50,7 +50,9 @@ public static class GatewayComposition
         services.AddSingleton<IFunctionCatalogSource, PostgresFunctionCatalog>();
         services.AddSingleton<IQueryExecutor, PostgresExecutor>();
         services.AddSingleton<ISchemaCatalog, PostgresCatalog>();
+        services.AddSingleton<GatewayLifetime>();
         services.AddSingleton<GatewayPipeline>();
+        services.AddHostedService<GracefulShutdown>();
         services.AddSingleton(new SessionInfo("stdio-" + Guid.NewGuid().ToString("N")[..12]));
         return services
             .AddMcpServer(options =>

@@ -29,6 +29,10 @@ public static class HttpHost
             builder.Services.AddSingleton<Admin.ConsoleSessions>();
         }
 
+        builder.Services.AddSingleton<ReadinessProbe>();
+        // First of all startup filters, so probes are answered ahead of the host filtering ASP.NET puts in front.
+        builder.Services.Insert(0, ServiceDescriptor.Transient<IStartupFilter, Health.First>());
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = GracefulShutdown.HostTimeout);
         AddAuthentication(builder.Services, policy);
         builder.Services.Configure<HostFilteringOptions>(o => o.AllowedHosts = policy.Gateway.Http.AllowedHosts.ToList());
 
@@ -45,7 +49,7 @@ public static class HttpHost
 
         await app.StartAsync(cancellationToken);
         var url = new Uri(app.Urls.First() + McpPath);
-        Log.Information("Serving MCP over HTTP at {Url}", url);
+        StartupSummary.Write(policy, $"MCP over HTTP at {url}");
         if (onStarted is not null)
         {
             await onStarted(url);

@@ -25,7 +25,7 @@ public static class StdioHost
             return ExitCodes.Refused;
         }
 
-        Log.Information("Serving MCP over stdio; {Reason}", opened.Decision.Reason);
+        StartupSummary.Write(policy, $"MCP over stdio; {opened.Decision.Reason}");
         await host.RunAsync(cancellationToken);
         return ExitCodes.Ok;
     }

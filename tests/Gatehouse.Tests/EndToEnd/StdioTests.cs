@@ -170,7 +170,12 @@ public sealed class StdioTests(PostgresFixture pg)
         process.StandardInput.Close();
         await process.WaitForExitAsync(timeout.Token);
         Assert.All(lines, line => Assert.Equal("2.0", JsonDocument.Parse(line).RootElement.GetProperty("jsonrpc").GetString()));
-        Assert.Contains("Serving MCP over stdio", await stderr);
+        // The startup summary: what serves, with which connections and policy version, and never the password.
+        var log = await stderr;
+        Assert.Contains("Gatehouse ready: MCP over stdio", log);
+        Assert.Contains(_gateway.Policy.Hash, log);
+        Assert.Matches(@"shop \(gatehouse_\w+@127\.0\.0\.1:\d+/shop_\w+, \w+ masking\)", log);
+        Assert.DoesNotContain(File.ReadAllText(Path.Combine(_gateway.Directory, "shop.password")).Trim(), log);
     }
 
     internal static async Task<(int ExitCode, string Stdout, string Stderr)> RunGatehouse(IEnumerable<string> arguments, string? token = null)

@@ -15,6 +15,7 @@ public sealed partial class GatewayPipelineTests : IDisposable
     private readonly MemoryAuditStore _audit = new();
     private readonly RecordingDatabase _database = new();
     private readonly AgentSwitch _agents = new();
+    private readonly GatewayLifetime _lifetime = new();
     private readonly GatewayPipeline _pipeline;
 
     public GatewayPipelineTests()
@@ -47,7 +48,7 @@ public sealed partial class GatewayPipelineTests : IDisposable
     private GatewayPipeline Pipeline(GatewayPolicy policy) => new(
         policy,
         new Identifier(new TokenValidator(policy.Issuers, TimeProvider.System), _agents),
-        _audit, new NoApprovals(), new NoApprovals(), _database, _database, _database, _database, _database, TimeProvider.System, NullLogger<GatewayPipeline>.Instance);
+        _audit, new NoApprovals(), new NoApprovals(), _database, _database, _database, _database, _database, TimeProvider.System, NullLogger<GatewayPipeline>.Instance, _lifetime);
 
     private string Token(string agent = "analyst")
     {

@@ -80,9 +80,17 @@ internal sealed class RecordingDatabase : IStatementAnalyzer, IQueryExecutor, IS
 
     public int Commits { get; private set; }
 
+    /// <summary>Awaited by each execution before it answers: a statement that takes as long as the test says.</summary>
+    public Func<CancellationToken, Task>? Hold { get; set; }
+
     public async ValueTask<QueryResult> ExecuteAsync(ExecutionRequest request, Func<QueryResult, ValueTask>? beforeCommit, CancellationToken cancellationToken)
     {
         Executions++;
+        if (Hold is not null)
+        {
+            await Hold(cancellationToken);
+        }
+
         var result = new QueryResult([new ResultColumn("id", "integer")], [[1L]], false, null, request.ReadOnly ? null : 1);
         if (!request.ReadOnly)
         {

@@ -1,0 +1,36 @@
+using Gatehouse.Enforcement.Pipeline;
+
+namespace Gatehouse.McpServer.Hosting;
+
+/// <summary>
+/// On SIGTERM (or Ctrl-C): refuse new calls, let those in flight finish until <see cref="Deadline"/>, cut off and record
+/// the rest, and only then let the host close the pools and stores. /readyz says "not ready" from the first moment.
+/// </summary>
+public sealed class GracefulShutdown(GatewayLifetime lifetime, ILogger<GracefulShutdown> logger) : IHostedService
+{
+    /// <summary>How long calls in flight may take to finish once the gateway is asked to stop.</summary>
+    public static readonly TimeSpan Deadline = TimeSpan.FromSeconds(20);
+
+    /// <summary>How long cut-off calls get to record how they ended.</summary>
+    public static readonly TimeSpan RecordGrace = TimeSpan.FromSeconds(5);
+
+    /// <summary>The host's own shutdown timeout must outlast both.</summary>
+    public static TimeSpan HostTimeout => Deadline + RecordGrace + TimeSpan.FromSeconds(5);
+
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        var running = lifetime.InFlight;
+        logger.LogInformation("Stopping: no new calls; waiting up to {Deadline} s for {Running} call(s) in flight", Deadline.TotalSeconds, running);
+        var cut = await lifetime.StopAsync(Deadline, RecordGrace);
+        if (cut > 0)
+        {
+            logger.LogWarning("Stopped: {Cut} call(s) were still running at the deadline and were cut off (each recorded as gateway.shutdown)", cut);
+        }
+        else
+        {
+            logger.LogInformation("Stopped: every call in flight finished and was recorded");
+        }
+    }
+}
