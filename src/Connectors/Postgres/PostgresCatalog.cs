@@ -76,6 +76,34 @@ public sealed class PostgresCatalog(PostgresTargets targets) : ISchemaCatalog
         return tables.Values.Select(b => new TableDescription(b.Name, b.Kind, b.Comment, b.Columns, b.PrimaryKey, b.ForeignKeys)).ToList();
     }
 
+    /// <summary>Every schema and every role the database has, for checking what a policy names (<c>policy check</c>).</summary>
+    public async Task<(IReadOnlySet<string> Schemas, IReadOnlySet<string> Roles)> SchemasAndRolesAsync(string connection, CancellationToken cancellationToken)
+    {
+        await using var conn = await targets.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
+        await using var batch = new NpgsqlBatch(conn) { BatchCommands = { new("SELECT nspname FROM pg_namespace"), new("SELECT rolname FROM pg_roles") } };
+        var schemas = new HashSet<string>(StringComparer.Ordinal);
+        var roles = new HashSet<string>(StringComparer.Ordinal);
+        try
+        {
+            await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            foreach (var names in new[] { schemas, roles })
+            {
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    names.Add(reader.GetString(0));
+                }
+
+                await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException)
+        {
+            throw PostgresErrors.Map(e);
+        }
+
+        return (schemas, roles);
+    }
+
     private static NpgsqlBatchCommand WithFilter(string sql, string? schema, string? table)
     {
         var command = new NpgsqlBatchCommand(sql);

@@ -16,11 +16,7 @@ public abstract partial class SqlStateStore : SqlAuditLog
     protected virtual string LockRow => "";
 
     /// <summary>Throws unless the store answers: a connection and a read of the audit table (for readiness checks).</summary>
-    public async Task PingAsync(CancellationToken cancellationToken)
-    {
-        await using var connection = await OpenAuditConnectionAsync(cancellationToken).ConfigureAwait(false);
-        await RowsAsync(connection, null, "SELECT 1 FROM audit LIMIT 1", [], _ => 0, cancellationToken).ConfigureAwait(false);
-    }
+    public Task PingAsync(CancellationToken cancellationToken) => AuditQueryAsync("SELECT 1 FROM audit LIMIT 1", [], _ => 0, cancellationToken);
 
     private async Task<int> ExecuteStateAsync(string sql, IReadOnlyList<object?> values, CancellationToken cancellationToken)
     {

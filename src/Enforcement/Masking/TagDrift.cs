@@ -27,9 +27,7 @@ public sealed class TagDrift(ISchemaCatalog catalog, ICatalogVersionSource versi
             return known.Result;
         }
 
-        var tables = await catalog.DescribeAsync(connection.Name, null, null, cancellationToken).ConfigureAwait(false);
-        var columns = tables.SelectMany(t => t.Columns.Select(c => new ColumnUse(t.Name, c.Name))).ToHashSet();
-        var missing = connection.Tags.Keys.Where(tag => !columns.Contains(tag)).ToList();
+        var missing = MissingTags(connection, await catalog.DescribeAsync(connection.Name, null, null, cancellationToken).ConfigureAwait(false));
         var result = missing.Count == 0
             ? null
             : Decision.Deny("masking.tags_out_of_sync", $"connection '{connection.Name}' is not ready: the policy tags {string.Join(", ", missing)}, which the database does not have, so the real column may be unprotected. Fix the tags (gatehouse classify proposes them) and calls resume");
@@ -39,5 +37,12 @@ public sealed class TagDrift(ISchemaCatalog catalog, ICatalogVersionSource versi
         }
 
         return result;
+    }
+
+    /// <summary>The connection's tags that name no column of <paramref name="tables"/> (the whole catalog).</summary>
+    public static IReadOnlyList<ColumnUse> MissingTags(ConnectionConfig connection, IReadOnlyList<TableDescription> tables)
+    {
+        var columns = tables.SelectMany(t => t.Columns.Select(c => new ColumnUse(t.Name, c.Name))).ToHashSet();
+        return connection.Tags.Keys.Where(tag => !columns.Contains(tag)).ToList();
     }
 }

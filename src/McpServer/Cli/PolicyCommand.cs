@@ -34,10 +34,13 @@ public static class PolicyCommand
             }
 
             await using var targets = new PostgresTargets(policy.Connections);
+            var catalog = new PostgresCatalog(targets);
             IReadOnlyList<string> problems;
             try
             {
-                problems = await PolicyCatalogCheck.CheckAsync(policy, name, targets, cancellationToken);
+                var tables = await catalog.DescribeAsync(name, null, null, cancellationToken);
+                var (schemas, roles) = await catalog.SchemasAndRolesAsync(name, cancellationToken);
+                problems = PolicyCatalogCheck.Problems(policy, name, tables, schemas, roles);
             }
             catch (Enforcement.Execution.DatabaseException e)
             {
