@@ -50,8 +50,8 @@ public static class AdminConsole
 
         var form = await context.Request.ReadFormAsync(context.RequestAborted);
         var token = form["token"].ToString().Trim();
-        var (admin, problem) = token.Length is 0 or > 16 * 1024
-            ? (null, "paste an admin token (it was empty or too long)")
+        var (admin, problem, _) = token.Length is 0 or > 16 * 1024
+            ? (null, "paste an admin token (it was empty or too long)", false)
             : await gate.VerifyTokenAsync(token, context.RequestAborted);
         await audit.RecordAsync(
             time.GetUtcNow(), "console sign-in", "admin-console", admin?.Agent, null, admin is not null, admin is null ? "admin.sign_in_refused" : "admin.signed_in",

@@ -25,18 +25,21 @@ public sealed class AdminGate
         _sessions = sessions;
     }
 
-    /// <summary>Verifies an admin token: admin audience, trusted issuer, admitted user or group. Returns the admin or why not.</summary>
-    public async Task<(AgentIdentity? Admin, string Problem)> VerifyTokenAsync(string token, CancellationToken cancellationToken)
+    /// <summary>
+    /// Verifies an admin token: admin audience, trusted issuer, admitted user or group. Returns the admin, or why not and
+    /// whether the token itself was valid (someone who is not an admin: forbidden rather than unauthenticated).
+    /// </summary>
+    public async Task<(AgentIdentity? Admin, string Problem, bool NotAnAdmin)> VerifyTokenAsync(string token, CancellationToken cancellationToken)
     {
         var result = await _validator.ValidateAsync(token, cancellationToken);
         if (result.Identity is not { } admin)
         {
-            return (null, $"{result.Rule}: {result.Reason}");
+            return (null, $"{result.Rule}: {result.Reason}", false);
         }
 
         return _settings.Admits(admin.Agent, admin.Groups)
-            ? (admin, "")
-            : (null, $"'{admin.Agent}' is not an admin: admin.users and admin.groups in the policy name who is");
+            ? (admin, "", false)
+            : (null, $"'{admin.Agent}' is not an admin: admin.users and admin.groups in the policy name who is", true);
     }
 
     public async Task<IResult> RunAsync(HttpContext context, Func<AgentIdentity, Task<IResult>> body)
@@ -47,16 +50,15 @@ public sealed class AdminGate
             return await RunConsoleAsync(context, body);
         }
 
-        var (admin, problem) = await VerifyTokenAsync(token, context.RequestAborted);
+        var (admin, problem, notAnAdmin) = await VerifyTokenAsync(token, context.RequestAborted);
         if (admin is null)
         {
-            var invalid = problem.Contains("is not an admin", StringComparison.Ordinal) is false;
-            if (invalid)
+            if (!notAnAdmin)
             {
                 context.Response.Headers.WWWAuthenticate = "Bearer error=\"invalid_token\"";
             }
 
-            return Error(problem, invalid ? StatusCodes.Status401Unauthorized : StatusCodes.Status403Forbidden);
+            return Error(problem, notAnAdmin ? StatusCodes.Status403Forbidden : StatusCodes.Status401Unauthorized);
         }
 
         return await body(admin);

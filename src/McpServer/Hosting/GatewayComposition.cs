@@ -53,6 +53,7 @@ public static class GatewayComposition
         services.AddSingleton<GatewayLifetime>();
         services.AddSingleton<GatewayPipeline>();
         services.AddHostedService<GracefulShutdown>();
+        services.Configure<HostOptions>(o => o.ShutdownTimeout = GracefulShutdown.HostTimeout);
         services.AddSingleton(new SessionInfo("stdio-" + Guid.NewGuid().ToString("N")[..12]));
         return services
             .AddMcpServer(options =>

@@ -21,16 +21,15 @@ public sealed class GracefulShutdown(GatewayLifetime lifetime, ILogger<GracefulS
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        var running = lifetime.InFlight;
-        logger.LogInformation("Stopping: no new calls; waiting up to {Deadline} s for {Running} call(s) in flight", Deadline.TotalSeconds, running);
+        HostLog.Stopping(logger, Deadline.TotalSeconds, lifetime.InFlight);
         var cut = await lifetime.StopAsync(Deadline, RecordGrace);
         if (cut > 0)
         {
-            logger.LogWarning("Stopped: {Cut} call(s) were still running at the deadline and were cut off (each recorded as gateway.shutdown)", cut);
+            HostLog.StoppedCuttingOff(logger, cut);
         }
         else
         {
-            logger.LogInformation("Stopped: every call in flight finished and was recorded");
+            HostLog.StoppedCleanly(logger);
         }
     }
 }

@@ -29,7 +29,8 @@ public static class Health
     public static async Task Answer(HttpContext context, RequestDelegate next)
     {
         var path = context.Request.Path;
-        if (!HttpMethods.IsGet(context.Request.Method) && !HttpMethods.IsHead(context.Request.Method) || !(path == LivePath || path == ReadyPath))
+        var probe = (HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method)) && (path == LivePath || path == ReadyPath);
+        if (!probe)
         {
             await next(context);
             return;
@@ -74,7 +75,7 @@ public sealed class ReadinessProbe(GatewayState state, PostgresTargets targets, 
             var failures = (await Task.WhenAll(Checks().Select(c => FailureAsync(c.Name, c.Check)))).OfType<string>().ToList();
             if (failures.Count > 0)
             {
-                logger.LogWarning("Not ready: {Failures}", string.Join("; ", failures));
+                HostLog.NotReady(logger, string.Join("; ", failures));
             }
 
             _last = (time.GetUtcNow(), failures.Count == 0);

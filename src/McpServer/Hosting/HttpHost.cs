@@ -32,7 +32,6 @@ public static class HttpHost
         builder.Services.AddSingleton<ReadinessProbe>();
         // First of all startup filters, so probes are answered ahead of the host filtering ASP.NET puts in front.
         builder.Services.Insert(0, ServiceDescriptor.Transient<IStartupFilter, Health.First>());
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = GracefulShutdown.HostTimeout);
         AddAuthentication(builder.Services, policy);
         builder.Services.Configure<HostFilteringOptions>(o => o.AllowedHosts = policy.Gateway.Http.AllowedHosts.ToList());
 

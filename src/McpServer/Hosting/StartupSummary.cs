@@ -24,9 +24,17 @@ public static class StartupSummary
         $"{connection.Name} ({Server(connection.ConnectionString)}, {connection.Masking.ToString().ToLowerInvariant()} masking)";
 
     // Only the parts that say which server: a password in the string (never there by policy) could not leak from here.
+    // A string Npgsql cannot read fails that connection's calls with the reason; it must not stop the gateway here.
     private static string Server(string connectionString)
     {
-        var builder = new NpgsqlConnectionStringBuilder(connectionString);
-        return $"{builder.Username}@{builder.Host}:{builder.Port}/{builder.Database}";
+        try
+        {
+            var builder = new NpgsqlConnectionStringBuilder(connectionString);
+            return $"{builder.Username}@{builder.Host}:{builder.Port}/{builder.Database}";
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException)
+        {
+            return "a connection string Npgsql cannot read";
+        }
     }
 }
