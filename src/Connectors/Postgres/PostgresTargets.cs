@@ -8,30 +8,67 @@ namespace Gatehouse.Connectors.Postgres;
 /// <summary>One pooled data source per configured connection, holding the gateway's credential. Agents never see it.</summary>
 public sealed class PostgresTargets : IAsyncDisposable
 {
-    private readonly IReadOnlyDictionary<string, ConnectionConfig> _connections;
+    /// <summary>Logins tried while a rotated password settles: about four seconds in all.</summary>
+    private const int LoginAttempts = 6;
+
+    private static readonly TimeSpan LoginRetryDelay = TimeSpan.FromMilliseconds(250);
+
+    private readonly Func<IReadOnlyDictionary<string, ConnectionConfig>> _connections;
     private readonly ConcurrentDictionary<string, NpgsqlDataSource> _sources = new(StringComparer.Ordinal);
 
     static PostgresTargets() => NpgsqlSettings.DisableSqlRewriting();
 
-    public PostgresTargets(IReadOnlyDictionary<string, ConnectionConfig> connections) => _connections = connections;
+    public PostgresTargets(IReadOnlyDictionary<string, ConnectionConfig> connections) => _connections = () => connections;
+
+    /// <summary>Follows policy reloads: a connection's settings (search path, roles) are read from the policy in force.</summary>
+    public PostgresTargets(LivePolicy policy) => _connections = () => policy.Current.Connections;
 
     public NpgsqlDataSource Get(string connection) => _sources.GetOrAdd(connection, Build);
 
     public ConnectionConfig Config(string connection) =>
-        _connections.TryGetValue(connection, out var config) ? config : throw new InvalidOperationException($"Unknown connection '{connection}'.");
+        _connections().TryGetValue(connection, out var config) ? config : throw new InvalidOperationException($"Unknown connection '{connection}'.");
 
-    /// <summary>Opens a pooled connection, turning connection failures into <see cref="DatabaseFailure.Unavailable"/>.</summary>
+    /// <summary>
+    /// Opens a pooled connection, turning connection failures into <see cref="DatabaseFailure.Unavailable"/>. While a password
+    /// is being rotated, PostgreSQL and the password file can briefly disagree: a refused password is read again and retried
+    /// for a few seconds before the call fails.
+    /// </summary>
     public async ValueTask<NpgsqlConnection> OpenAsync(string connection, CancellationToken cancellationToken)
     {
-        try
+        for (var attempt = 1; ; attempt++)
         {
-            return await Get(connection).OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException or IOException)
-        {
-            throw PostgresErrors.Map(e, connecting: true);
+            try
+            {
+                return await Get(connection).OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InvalidPassword && attempt < LoginAttempts && Rotatable(Config(connection)))
+            {
+                await Task.Delay(LoginRetryDelay * attempt, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException or IOException)
+            {
+                throw PostgresErrors.Map(e, connecting: true);
+            }
         }
     }
+
+    /// <summary>
+    /// Drains a connection's pool: idle connections close now, busy ones when their call returns them. Calls keep running;
+    /// the next connections log in afresh, with the password as it is now.
+    /// </summary>
+    /// <returns>False when the connection has no pool yet (nothing to drain).</returns>
+    public bool Drain(string connection)
+    {
+        if (!_sources.TryGetValue(connection, out var source))
+        {
+            return false;
+        }
+
+        source.Clear();
+        return true;
+    }
+
+    private static bool Rotatable(ConnectionConfig config) => config.Password.EnvironmentVariable is not null || config.Password.FilePath is not null;
 
     private NpgsqlDataSource Build(string name)
     {
@@ -40,7 +77,7 @@ public sealed class PostgresTargets : IAsyncDisposable
         builder.ConnectionStringBuilder.ApplicationName ??= "gatehouse";
         // Lets the executor tell a failed settings row (a missing masking profile) from a failed statement.
         builder.ConnectionStringBuilder.IncludeFailedBatchedCommand = true;
-        if (config.Password.EnvironmentVariable is not null || config.Password.FilePath is not null)
+        if (Rotatable(config))
         {
             // Read at each new physical connection, so a rotated password file needs no restart.
             builder.UsePasswordProvider(

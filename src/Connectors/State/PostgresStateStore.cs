@@ -52,6 +52,7 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
         """,
         "CREATE INDEX IF NOT EXISTS statement_approvals_lookup ON statement_approvals (agent, connection, statement_hash, parameters_hash)",
         "CREATE TABLE IF NOT EXISTS agents (agent text PRIMARY KEY, disabled bigint NOT NULL, changed_by text NOT NULL, changed_ms bigint NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS connection_rotations (connection text PRIMARY KEY, generation bigint NOT NULL, requested_by text NOT NULL, requested_ms bigint NOT NULL)",
     ];
 
     private readonly NpgsqlDataSource _source;

@@ -34,6 +34,8 @@ public sealed partial class SqliteStateStore
             id INTEGER PRIMARY KEY, through_seq INTEGER NOT NULL, last_hash TEXT NOT NULL, purged INTEGER NOT NULL, at_ms INTEGER NOT NULL, signature TEXT NOT NULL);
         CREATE TABLE IF NOT EXISTS agents (
             agent TEXT PRIMARY KEY, disabled INTEGER NOT NULL, changed_by TEXT NOT NULL, changed_ms INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS connection_rotations (
+            connection TEXT PRIMARY KEY, generation INTEGER NOT NULL, requested_by TEXT NOT NULL, requested_ms INTEGER NOT NULL);
         """;
 
     private readonly string _connectionString;

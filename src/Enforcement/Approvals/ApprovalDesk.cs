@@ -16,7 +16,7 @@ public sealed record DeskOutcome(bool Done, string Message, bool NotFound = fals
 /// What an approver can do, whatever the channel (CLI, admin API): decide a request, cancel a statement request, revoke a
 /// grant. Enforces who may decide, and records every action in the audit log: who, when, through which channel, and why.
 /// </summary>
-public sealed class ApprovalDesk(GatewayPolicy policy, NotifyingApprovals approvals, IAuditStore audit, TimeProvider time)
+public sealed class ApprovalDesk(LivePolicy policy, NotifyingApprovals approvals, IAuditStore audit, TimeProvider time)
 {
     /// <param name="verified">The decider's verified token identity, when the channel has one (the admin API): its groups count, and
     /// its issuer and subject are compared with the requester's.</param>
@@ -57,12 +57,12 @@ public sealed class ApprovalDesk(GatewayPolicy policy, NotifyingApprovals approv
             return DeskOutcome.Missing(id);
         }
 
-        if ((request.RefuseApprover(who, verified) ?? policy.Approvals.RefuseApprover(who, verified?.Groups ?? [])) is { } refusal)
+        if ((request.RefuseApprover(who, verified) ?? policy.Current.Approvals.RefuseApprover(who, verified?.Groups ?? [])) is { } refusal)
         {
             return DeskOutcome.Refused(refusal);
         }
 
-        var decided = await approvals.VoteAsync(id, new ApprovalVote(who, approve, now, note), policy.Approvals.ApprovalLifetime, now, cancellationToken).ConfigureAwait(false);
+        var decided = await approvals.VoteAsync(id, new ApprovalVote(who, approve, now, note), policy.Current.Approvals.ApprovalLifetime, now, cancellationToken).ConfigureAwait(false);
         return decided?.Status switch
         {
             null => NotPending(id, request.Status.ToString()),
@@ -81,7 +81,7 @@ public sealed class ApprovalDesk(GatewayPolicy policy, NotifyingApprovals approv
             return DeskOutcome.Missing(id);
         }
 
-        if ((request.RefuseApprover(who, verified) ?? policy.Approvals.RefuseApprover(who, verified?.Groups ?? [])) is { } refusal)
+        if ((request.RefuseApprover(who, verified) ?? policy.Current.Approvals.RefuseApprover(who, verified?.Groups ?? [])) is { } refusal)
         {
             return DeskOutcome.Refused(refusal);
         }
@@ -92,7 +92,7 @@ public sealed class ApprovalDesk(GatewayPolicy policy, NotifyingApprovals approv
         }
 
         var decided = (await approvals.GetAsync(id, now, cancellationToken).ConfigureAwait(false))!;
-        var setup = approve && policy.Connections.TryGetValue(decided.Connection, out var connection) && Masking.DatabaseProfiles.Apply(connection)
+        var setup = approve && policy.Current.Connections.TryGetValue(decided.Connection, out var connection) && Masking.DatabaseProfiles.Apply(connection)
             ? $" Connection {decided.Connection} masks in the database: run gatehouse setup --connection {decided.Connection} so PostgreSQL has a profile for the widened rights."
             : "";
         return new DeskOutcome(true, approve

@@ -12,7 +12,7 @@ public sealed partial class GatewayPipeline
     public ValueTask<CallOutcome> RequestAccessAsync(CallContext call, AccessRequestInput request, CancellationToken cancellationToken) =>
         RunAsync(
             call,
-            r => r with { Connection = request.Connection, Classification = $"request {request.Access ?? "?"} on {Clip(string.Join(", ", request.Tables.Concat(request.Schemas.Select(x => $"schema {x}"))), 500)}" },
+            (r, _) => r with { Connection = request.Connection, Classification = $"request {request.Access ?? "?"} on {Clip(string.Join(", ", request.Tables.Concat(request.Schemas.Select(x => $"schema {x}"))), 500)}" },
             (scope, ct) => RequestAccessBodyAsync(scope, request, ct),
             cancellationToken);
 
@@ -24,12 +24,12 @@ public sealed partial class GatewayPipeline
             return new StepResult(Decision.Allow("access.status", $"{status.Access.Count} access request(s) and {status.Statements.Count} statement request(s) of agent '{scope.Identity.Agent}'"), status);
         }
 
-        if (CheckConnection(input.Connection) is { } unknown)
+        if (CheckConnection(scope.Policy, input.Connection) is { } unknown)
         {
             return new StepResult(unknown);
         }
 
-        if (ParseAccessRequest(input, policy.Approvals.MaxGrant, out var tables, out var access, out var unmask, out var duration) is { } invalid)
+        if (ParseAccessRequest(input, scope.Policy.Approvals.MaxGrant, out var tables, out var access, out var unmask, out var duration) is { } invalid)
         {
             return new StepResult(invalid);
         }

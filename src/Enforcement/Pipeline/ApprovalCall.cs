@@ -19,7 +19,7 @@ public sealed partial class GatewayPipeline
     /// </summary>
     private async ValueTask<StepResult> WithApprovalAsync(StatementRun run, Decision guard, StatementText statement, CallContext call, CancellationToken cancellationToken)
     {
-        var settings = policy.Approvals;
+        var settings = run.Scope.Policy.Approvals;
         var identity = run.Scope.Identity;
         var execution = run.Execution;
         var parameters = execution.Parameters.Count == 0 ? null : JsonSerializer.Serialize(execution.Parameters);
@@ -57,8 +57,8 @@ public sealed partial class GatewayPipeline
         }
 
         run.Scope.Describe(r => r with { Classification = $"{run.Classification} [approval {request.Id}]" });
-        request = await AskOperatorAsync(request, call, cancellationToken).ConfigureAwait(false);
-        request = await WaitForDecisionAsync(request, call.Progress, cancellationToken).ConfigureAwait(false);
+        request = await AskOperatorAsync(settings, request, call, cancellationToken).ConfigureAwait(false);
+        request = await WaitForDecisionAsync(settings, request, call.Progress, cancellationToken).ConfigureAwait(false);
         var who = string.Join(", ", request.Votes.Select(v => v.Approver));
         var note = string.Join("; ", request.Votes.Where(v => v.Note is not null).Select(v => $"{v.Approver}: {v.Note}"));
         switch (request.Status)
@@ -77,7 +77,7 @@ public sealed partial class GatewayPipeline
             case StatementApprovalStatus.Expired:
                 return new StepResult(Decision.Deny("approval.expired", $"request {request.Id} expired before it was used; nothing was run. Calling query again files a new request"), Classification: run.Classification);
             default:
-                var approvers = Approvers();
+                var approvers = Approvers(settings);
                 return new StepResult(
                     Decision.Deny(
                         "approval.pending",
@@ -96,7 +96,7 @@ public sealed partial class GatewayPipeline
     private async ValueTask<(long? Rows, string? Sample)> DryRunAsync(StatementRun run, StatementText statement, CancellationToken cancellationToken)
     {
         var execution = run.Execution with { DryRun = true };
-        var connection = policy.Connections[execution.Connection];
+        var connection = run.Scope.Policy.Connections[execution.Connection];
         var sampleable = statement.Kind is StatementKind.Insert or StatementKind.Update or StatementKind.Delete
             && !(connection.Masking == MaskingMode.Overlay && connection.Tags.Count > 0)
             && !SqlLexer.Tokenize(statement.Sql).Any(t => t.Kind == SqlTokenKind.Word && t.Text(statement.Sql).Equals("returning", StringComparison.OrdinalIgnoreCase));
@@ -118,9 +118,9 @@ public sealed partial class GatewayPipeline
 
     // When the policy lets the agent's operator approve and the client can ask a human (elicitation), ask once per request.
     // Declining to answer leaves the request to the other approvers.
-    private async ValueTask<StatementApproval> AskOperatorAsync(StatementApproval request, CallContext call, CancellationToken cancellationToken)
+    private async ValueTask<StatementApproval> AskOperatorAsync(ApprovalSettings settings, StatementApproval request, CallContext call, CancellationToken cancellationToken)
     {
-        if (call.AskOperator is not { } ask || !policy.Approvals.OperatorMayApprove || request.Status != StatementApprovalStatus.Pending
+        if (call.AskOperator is not { } ask || !settings.OperatorMayApprove || request.Status != StatementApprovalStatus.Pending
             || request.Votes.Any(v => v.Approver == ApprovalSettings.Operator))
         {
             return request;
@@ -133,7 +133,7 @@ public sealed partial class GatewayPipeline
         OperatorAnswer? answer;
         using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
         {
-            timeout.CancelAfter(policy.Approvals.Wait);
+            timeout.CancelAfter(settings.Wait);
             try
             {
                 answer = await ask(message, timeout.Token).ConfigureAwait(false);
@@ -150,12 +150,12 @@ public sealed partial class GatewayPipeline
         }
 
         var vote = new ApprovalVote(ApprovalSettings.Operator, answer.Approve, time.GetUtcNow(), answer.Reason);
-        return await statementApprovals.VoteAsync(request.Id, vote, policy.Approvals.ApprovalLifetime, time.GetUtcNow(), cancellationToken).ConfigureAwait(false) ?? request;
+        return await statementApprovals.VoteAsync(request.Id, vote, settings.ApprovalLifetime, time.GetUtcNow(), cancellationToken).ConfigureAwait(false) ?? request;
     }
 
-    private async ValueTask<StatementApproval> WaitForDecisionAsync(StatementApproval request, IProgress<WaitProgress>? progress, CancellationToken cancellationToken)
+    private async ValueTask<StatementApproval> WaitForDecisionAsync(ApprovalSettings settings, StatementApproval request, IProgress<WaitProgress>? progress, CancellationToken cancellationToken)
     {
-        var wait = policy.Approvals.Wait;
+        var wait = settings.Wait;
         var started = time.GetUtcNow();
         var reported = DateTimeOffset.MinValue;
         while (request.Status == StatementApprovalStatus.Pending && time.GetUtcNow() - started < wait)
@@ -166,7 +166,7 @@ public sealed partial class GatewayPipeline
                 progress?.Report(new WaitProgress(
                     (now - started).TotalSeconds,
                     wait.TotalSeconds,
-                    $"Waiting for {Approvers()} to approve request {request.Id} ({request.Approvals} of {request.Required} approvals); an approver runs: gatehouse approvals approve {request.Id}"));
+                    $"Waiting for {Approvers(settings)} to approve request {request.Id} ({request.Approvals} of {request.Required} approvals); an approver runs: gatehouse approvals approve {request.Id}"));
                 reported = now;
             }
 
@@ -182,7 +182,7 @@ public sealed partial class GatewayPipeline
     private async ValueTask<StepResult> RunApprovedAsync(StatementRun run, StatementApproval request, string approvers, CancellationToken cancellationToken)
     {
         var allowed = Decision.Allow("approval.approved", $"approved by {approvers} (request {request.Id})");
-        long? maxRows = request.DryRunRows is { } rows ? rows + policy.Approvals.WriteTolerance : null;
+        long? maxRows = request.DryRunRows is { } rows ? rows + run.Scope.Policy.Approvals.WriteTolerance : null;
         string? kept = null;
         try
         {
@@ -193,14 +193,14 @@ public sealed partial class GatewayPipeline
         finally
         {
             // Running → used whatever happened: a failed run is over too, and the approval is spent.
-            await statementApprovals.FinishRunAsync(request.Id, kept, time.GetUtcNow() + policy.Approvals.ResultLifetime, CancellationToken.None).ConfigureAwait(false);
+            await statementApprovals.FinishRunAsync(request.Id, kept, time.GetUtcNow() + run.Scope.Policy.Approvals.ResultLifetime, CancellationToken.None).ConfigureAwait(false);
         }
     }
 
     private static StepResult Delivered(QueryResult result, Decision decision, string classification) =>
         new(decision, result, result.AffectedRows ?? result.Rows.Count, classification);
 
-    private string Approvers() => policy.Approvals.Approvers.Count == 0 ? "an approver" : string.Join(" or ", policy.Approvals.Approvers);
+    private static string Approvers(ApprovalSettings settings) => settings.Approvers.Count == 0 ? "an approver" : string.Join(" or ", settings.Approvers);
 }
 
 /// <summary>An approved write touched more rows than its dry run (plus the tolerance): it is rolled back.</summary>

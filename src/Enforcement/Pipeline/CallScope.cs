@@ -1,12 +1,26 @@
 using Gatehouse.Enforcement.Audit;
+using Gatehouse.Enforcement.Authorization;
 using Gatehouse.Enforcement.Identity;
+using Gatehouse.Enforcement.Policy;
+using Gatehouse.Enforcement.Quotas;
 
 namespace Gatehouse.Enforcement.Pipeline;
 
-/// <summary>One call's record as it fills in. Nothing may touch a database until <see cref="RecordBeforeDatabaseAsync"/> has stored it.</summary>
-internal sealed class CallScope(IAuditStore audit, AuditRecord record)
+/// <summary>The policy version a call runs under, with what is built once per version.</summary>
+internal sealed record PolicyRules(GatewayPolicy Policy, GrantResolver Grants, QuotaTracker Quotas);
+
+/// <summary>
+/// One call's record as it fills in, and the policy version it runs under. Nothing may touch a database until
+/// <see cref="RecordBeforeDatabaseAsync"/> has stored the record.
+/// </summary>
+internal sealed class CallScope(IAuditStore audit, AuditRecord record, PolicyRules rules)
 {
     private bool _begun;
+
+    public PolicyRules Rules { get; } = rules;
+
+    /// <summary>The policy in force when the call started; a reload during the call does not change it.</summary>
+    public GatewayPolicy Policy => Rules.Policy;
 
     public AuditRecord Record { get; private set; } = record;
 

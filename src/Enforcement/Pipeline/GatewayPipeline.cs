@@ -17,7 +17,7 @@ namespace Gatehouse.Enforcement.Pipeline;
 /// before anything is returned. No tool reaches a connector any other way.
 /// </summary>
 public sealed partial class GatewayPipeline(
-    GatewayPolicy policy,
+    LivePolicy livePolicy,
     Identifier identifier,
     IAuditStore audit,
     IApprovalStore approvals,
@@ -31,10 +31,36 @@ public sealed partial class GatewayPipeline(
     ILogger<GatewayPipeline> logger,
     GatewayLifetime lifetime)
 {
-    private readonly GrantResolver _grants = new(policy, approvals);
     private readonly ClassificationCache _classifications = new();
-    private readonly QuotaTracker _quotas = new(policy.Quotas);
     private readonly TagDrift _tagDrift = new(catalog, catalogVersions);
+    private readonly Lock _rulesGate = new();
+    private PolicyRules? _rules;
+
+    // The rules of the policy in force, built once per policy version. Quota counts carry over a reload that leaves the
+    // quotas as they were; a reload that changes them starts the counts afresh.
+    private PolicyRules Rules()
+    {
+        var current = livePolicy.Current;
+        if (Volatile.Read(ref _rules) is { } rules && ReferenceEquals(rules.Policy, current))
+        {
+            return rules;
+        }
+
+        lock (_rulesGate)
+        {
+            if (_rules is { } built && ReferenceEquals(built.Policy, current))
+            {
+                return built;
+            }
+
+            var quotas = _rules is { } old && System.Text.Json.JsonSerializer.Serialize(old.Policy.Quotas) == System.Text.Json.JsonSerializer.Serialize(current.Quotas)
+                ? old.Quotas
+                : new QuotaTracker(current.Quotas);
+            var next = new PolicyRules(current, new GrantResolver(current, approvals), quotas);
+            Volatile.Write(ref _rules, next);
+            return next;
+        }
+    }
 
     /// <summary>What a call's body produced: the decision, a payload when allowed, and facts for the record.</summary>
     private sealed record StepResult(Decision Decision, object? Payload = null, long? RowCount = null, string? Classification = null, long Bytes = 0);
@@ -45,26 +71,28 @@ public sealed partial class GatewayPipeline(
     public ValueTask<CallOutcome> OpenSessionAsync(CallContext call, CancellationToken cancellationToken) =>
         RunAsync(
             call,
-            r => r,
+            (r, _) => r,
             (scope, _) => ValueTask.FromResult(new StepResult(Decision.Allow("session.opened", $"agent '{scope.Identity.Agent}' connected over {call.Transport}"))),
             cancellationToken);
 
     private async ValueTask<CallOutcome> RunAsync(
         CallContext call,
-        Func<AuditRecord, AuditRecord> describe,
+        Func<AuditRecord, GatewayPolicy, AuditRecord> describe,
         Func<CallScope, CancellationToken, ValueTask<StepResult>> body,
         CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
         using var span = GatewayTelemetry.StartCall(call.Tool);
-        var scope = new CallScope(audit, describe(new AuditRecord
+        var rules = Rules();
+        var record = new AuditRecord
         {
             Id = AuditRecord.NewId(),
             Time = time.GetUtcNow(),
             Tool = call.Tool,
             Transport = call.Transport,
             SessionId = call.SessionId,
-        }));
+        };
+        var scope = new CallScope(audit, describe(record, rules.Policy), rules);
 
         // Held until the call is recorded, so a graceful shutdown waits for the record too.
         using var lease = lifetime.TryEnter();
@@ -100,7 +128,7 @@ public sealed partial class GatewayPipeline(
         }
         catch (DatabaseException e)
         {
-            result = new StepResult(DatabaseDecision(scope.Record.Connection, e, scope.Identity is null ? null : scope.Unmask ?? OverlayMasking.UnmaskRights(policy, scope.Identity)));
+            result = new StepResult(DatabaseDecision(scope.Policy, scope.Record.Connection, e, scope.Identity is null ? null : scope.Unmask ?? OverlayMasking.UnmaskRights(scope.Policy, scope.Identity)));
         }
         catch (MaskingFailedException e)
         {
@@ -128,7 +156,7 @@ public sealed partial class GatewayPipeline(
     // Scopes and quotas, once the caller is known; the call's rows and bytes count against its quotas when it ends.
     private async ValueTask<StepResult> AuthorizedAsync(CallScope scope, CallContext call, Func<CallScope, CancellationToken, ValueTask<StepResult>> body, CancellationToken cancellationToken)
     {
-        if (policy.Gateway.MissingScopes(call.Tool, scope.Identity.Scopes) is { Count: > 0 } missing)
+        if (scope.Policy.Gateway.MissingScopes(call.Tool, scope.Identity.Scopes) is { Count: > 0 } missing)
         {
             return new StepResult(Decision.Deny("identity.insufficient_scope", $"the {call.Tool} tool needs the scope(s) {string.Join(", ", missing)}, which this token lacks; ask its issuer for a token with them"));
         }
@@ -138,7 +166,7 @@ public sealed partial class GatewayPipeline(
             return await body(scope, cancellationToken).ConfigureAwait(false);
         }
 
-        var (lease, overQuota) = _quotas.Enter(scope.Identity, time.GetUtcNow());
+        var (lease, overQuota) = scope.Rules.Quotas.Enter(scope.Identity, time.GetUtcNow());
         if (overQuota is not null)
         {
             return new StepResult(Decision.Deny(overQuota.Rule, overQuota.Reason));
@@ -194,7 +222,7 @@ public sealed partial class GatewayPipeline(
         using var stage = GatewayTelemetry.Stage("mask");
         try
         {
-            masked = ResultMasker.Mask(result, new MaskingCounts(), scope.Unmask ?? OverlayMasking.UnmaskRights(policy, scope.Identity));
+            masked = ResultMasker.Mask(result, new MaskingCounts(), scope.Unmask ?? OverlayMasking.UnmaskRights(scope.Policy, scope.Identity));
             masked = databaseMasking?.Invoke(masked) ?? masked;
         }
         catch (Exception e) when (e is not OperationCanceledException)
@@ -202,8 +230,8 @@ public sealed partial class GatewayPipeline(
             throw new MaskingFailedException(e);
         }
 
-        var capture = scope.Record.Connection is { } name && policy.Connections.TryGetValue(name, out var config) && config.Capture == CaptureLevel.Full
-            ? ResultExcerpt.Write(masked, policy.Gateway.Audit.MaxCaptureBytes)
+        var capture = scope.Record.Connection is { } name && scope.Policy.Connections.TryGetValue(name, out var config) && config.Capture == CaptureLevel.Full
+            ? ResultExcerpt.Write(masked, scope.Policy.Gateway.Audit.MaxCaptureBytes)
             : null;
         scope.Describe(r => r with
         {
@@ -213,14 +241,14 @@ public sealed partial class GatewayPipeline(
         return masked;
     }
 
-    private Decision? CheckConnection(string? connection) =>
+    private static Decision? CheckConnection(GatewayPolicy policy, string? connection) =>
         connection is not null && policy.Connections.ContainsKey(connection)
             ? null
             : Decision.Deny("request.unknown_connection", $"there is no connection named '{Clip(connection ?? "", 100)}'; this gateway has: {string.Join(", ", policy.Connections.Keys)}");
 
     private static string Clip(string text, int max) => text.Length <= max ? text : $"{text[..max]}… ({text.Length} characters)";
 
-    private Decision DatabaseDecision(string? connection, DatabaseException e, IReadOnlySet<string>? unmasked)
+    private Decision DatabaseDecision(GatewayPolicy policy, string? connection, DatabaseException e, IReadOnlySet<string>? unmasked)
     {
         // PostgreSQL echoes values in its messages (a failed cast shows the input): they pass the detectors too.
         var message = ContentDetectors.Mask(e.Message, new MaskingCounts(), unmasked);

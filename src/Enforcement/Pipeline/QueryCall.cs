@@ -17,7 +17,7 @@ public sealed partial class GatewayPipeline
     public ValueTask<CallOutcome> QueryAsync(CallContext call, QueryRequest request, CancellationToken cancellationToken) =>
         RunAsync(
             call,
-            r => r with
+            (r, policy) => r with
             {
                 Connection = request.Connection,
                 Sql = request.Sql is null ? null : Clip(request.Sql, policy.Gateway.Limits.MaxSqlLength),
@@ -28,13 +28,13 @@ public sealed partial class GatewayPipeline
 
     private async ValueTask<StepResult> QueryBodyAsync(CallScope scope, QueryRequest request, CallContext call, CancellationToken cancellationToken)
     {
-        var limits = policy.Gateway.Limits;
-        if (CheckConnection(request.Connection) is { } unknown)
+        var limits = scope.Policy.Gateway.Limits;
+        if (CheckConnection(scope.Policy, request.Connection) is { } unknown)
         {
             return new StepResult(unknown);
         }
 
-        if (CheckQueryInput(request) is { } invalid)
+        if (CheckQueryInput(limits, request) is { } invalid)
         {
             return new StepResult(invalid);
         }
@@ -69,16 +69,16 @@ public sealed partial class GatewayPipeline
         if (analyzed is null || !analyzed.Kind.IsExplainable() || (statement.Kind == StatementKind.Explain && analyzed.Kind != StatementKind.Select))
         {
             // Kinds the gateway cannot classify and run safely are refused outright, observe mode or not.
-            var grantsForKind = await _grants.ResolveAsync(scope.Identity, connection, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+            var grantsForKind = await scope.Rules.Grants.ResolveAsync(scope.Identity, connection, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
             return new StepResult(StatementAuthorizer.AuthorizeKind(scope.Identity, connection, grantsForKind, statement) is { IsAllowed: false } refusal
                 ? refusal
                 : Decision.Deny("grant.kind_not_allowed", $"{statement.Keyword} cannot be run through Gatehouse"));
         }
 
-        var connectionConfig = policy.Connections[connection];
+        var connectionConfig = scope.Policy.Connections[connection];
         var verdicts = new PolicyVerdicts(connectionConfig.ObserveOnly);
         using var authorize = GatewayTelemetry.Stage("authorize");
-        var (grants, unmask) = await _grants.ResolveRightsAsync(scope.Identity, connection, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+        var (grants, unmask) = await scope.Rules.Grants.ResolveRightsAsync(scope.Identity, connection, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
         scope.Unmask = unmask;
         var byKind = StatementAuthorizer.AuthorizeKind(scope.Identity, connection, grants, statement);
         authorize?.Dispose();
@@ -122,7 +122,7 @@ public sealed partial class GatewayPipeline
             return new StepResult(byPlan, Classification: classification);
         }
 
-        var functionsRefused = await VetFunctionsAsync(connection, plan, profile is not null, cancellationToken).ConfigureAwait(false);
+        var functionsRefused = await VetFunctionsAsync(connectionConfig, plan, profile is not null, cancellationToken).ConfigureAwait(false);
         if (verdicts.Blocks(functionsRefused))
         {
             return new StepResult(functionsRefused!, Classification: classification);
@@ -139,7 +139,7 @@ public sealed partial class GatewayPipeline
 
         authorizePlan?.Dispose();
         using var guard = GatewayTelemetry.Stage("guard");
-        var guarded = GuardrailEvaluator.Evaluate(analyzed, plan, scope.Identity, connection, policy.Guardrails, limits.MaxWriteRows);
+        var guarded = GuardrailEvaluator.Evaluate(analyzed, plan, scope.Identity, connection, scope.Policy.Guardrails, limits.MaxWriteRows);
         guard?.Dispose();
         var needsApproval = guarded is { NeedsApproval: true } && verdicts.Blocks(guarded);
         if (!needsApproval && verdicts.Blocks(guarded))
@@ -232,7 +232,7 @@ public sealed partial class GatewayPipeline
     private static SessionRole? MappedRole(ConnectionConfig connection, Identity.AgentIdentity caller) =>
         connection.GroupRoles.FirstOrDefault(m => caller.Groups.Contains(m.Group, StringComparer.Ordinal)) is { Role: { } mapped } ? SessionRole.Mapped(mapped) : null;
 
-    private async ValueTask<Decision?> VetFunctionsAsync(string connection, PlanFacts plan, bool strictProfile, CancellationToken cancellationToken)
+    private async ValueTask<Decision?> VetFunctionsAsync(ConnectionConfig connection, PlanFacts plan, bool strictProfile, CancellationToken cancellationToken)
     {
         if (plan.Functions.Count == 0)
         {
@@ -241,14 +241,14 @@ public sealed partial class GatewayPipeline
 
         // Token views call pgcrypto's hmac with a key agent roles cannot read; hmac itself is a pure function.
         var allowlist = strictProfile
-            ? [.. policy.Connections[connection].AllowedFunctions, DatabaseProfiles.TokenFunction]
-            : policy.Connections[connection].AllowedFunctions;
-        var catalog = await functions.GetAsync(connection, refresh: false, cancellationToken).ConfigureAwait(false);
+            ? [.. connection.AllowedFunctions, DatabaseProfiles.TokenFunction]
+            : connection.AllowedFunctions;
+        var catalog = await functions.GetAsync(connection.Name, refresh: false, cancellationToken).ConfigureAwait(false);
         var decision = FunctionVetting.Vet(plan.Functions, catalog, plan.Writes, allowlist);
         if (decision?.Rule == FunctionVetting.UnknownRule)
         {
             // A function created since the catalog was read: look once more before refusing.
-            catalog = await functions.GetAsync(connection, refresh: true, cancellationToken).ConfigureAwait(false);
+            catalog = await functions.GetAsync(connection.Name, refresh: true, cancellationToken).ConfigureAwait(false);
             decision = FunctionVetting.Vet(plan.Functions, catalog, plan.Writes, allowlist);
         }
 

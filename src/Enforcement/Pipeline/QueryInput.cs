@@ -1,11 +1,12 @@
+using Gatehouse.Enforcement.Policy;
+
 namespace Gatehouse.Enforcement.Pipeline;
 
 /// <summary>Bounds on the <c>query</c> tool's arguments, checked before anything else.</summary>
 public sealed partial class GatewayPipeline
 {
-    private Decision? CheckQueryInput(QueryRequest request)
+    private static Decision? CheckQueryInput(QueryLimits limits, QueryRequest request)
     {
-        var limits = policy.Gateway.Limits;
         if (string.IsNullOrWhiteSpace(request.Sql))
         {
             return Decision.Deny("sql.empty", "the sql argument is empty; pass one SQL statement");

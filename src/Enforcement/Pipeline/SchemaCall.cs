@@ -8,26 +8,26 @@ public sealed partial class GatewayPipeline
     public ValueTask<CallOutcome> DescribeSchemaAsync(CallContext call, DescribeSchemaRequest request, CancellationToken cancellationToken) =>
         RunAsync(
             call,
-            r => r with { Connection = request.Connection, Classification = $"describe {request.Schema ?? "*"}.{request.Table ?? "*"}" },
+            (r, _) => r with { Connection = request.Connection, Classification = $"describe {request.Schema ?? "*"}.{request.Table ?? "*"}" },
             (scope, ct) => DescribeBodyAsync(scope, request, ct),
             cancellationToken);
 
     private async ValueTask<StepResult> DescribeBodyAsync(CallScope scope, DescribeSchemaRequest request, CancellationToken cancellationToken)
     {
-        if (CheckConnection(request.Connection) is { } unknown)
+        if (CheckConnection(scope.Policy, request.Connection) is { } unknown)
         {
             return new StepResult(unknown);
         }
 
         var connection = request.Connection!;
-        var (grants, unmask) = await _grants.ResolveRightsAsync(scope.Identity, connection, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+        var (grants, unmask) = await scope.Rules.Grants.ResolveRightsAsync(scope.Identity, connection, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
         if (grants.Count == 0)
         {
             return new StepResult(Decision.Deny("grant.no_access", $"agent '{scope.Identity.Agent}' has no grant on connection '{connection}'"));
         }
 
         await scope.RecordBeforeDatabaseAsync(cancellationToken).ConfigureAwait(false);
-        if (await _tagDrift.CheckAsync(policy.Connections[connection], cancellationToken).ConfigureAwait(false) is { } drift)
+        if (await _tagDrift.CheckAsync(scope.Policy.Connections[connection], cancellationToken).ConfigureAwait(false) is { } drift)
         {
             return new StepResult(drift);
         }
@@ -40,7 +40,7 @@ public sealed partial class GatewayPipeline
             return new StepResult(Decision.Deny("grant.relation_not_granted", $"agent '{scope.Identity.Agent}' may not see a table named '{Clip(request.Table, 100)}' on connection '{connection}'"));
         }
 
-        var config = policy.Connections[connection];
+        var config = scope.Policy.Connections[connection];
         var described = visible
             .Select(t => t with
             {

@@ -10,11 +10,12 @@ public static partial class AdminApi
 {
     private const int PageSize = 50;
 
-    private static void MapAudit(RouteGroupBuilder api, GatewayPolicy policy)
+    private static void MapAudit(RouteGroupBuilder api)
     {
-        api.MapGet("/agents", (HttpContext context, AdminGate gate, GatewayState state) =>
+        api.MapGet("/agents", (HttpContext context, AdminGate gate, GatewayState state, LivePolicy live) =>
             gate.RunAsync(context, async _ =>
             {
+                var policy = live.Current;
                 var known = await state.AgentsAsync(context.RequestAborted);
                 // Agents named in the policy show up before their first call, so they can be disabled ahead of time.
                 var configured = policy.Agents.Keys.Where(a => known.All(k => k.Agent != a)).Select(a => new AgentStatus(a, false, null, 0, 0));
@@ -25,8 +26,8 @@ public static partial class AdminApi
             gate.RunAsync(context, async admin => Json(new { result = await switchboard.SetAsync(name, true, admin.Agent, ChannelOf(context), context.RequestAborted) })));
         api.MapPost("/agents/{name}/enable", (HttpContext context, AdminGate gate, AgentSwitchboard switchboard, string name) =>
             gate.RunAsync(context, async admin => Json(new { result = await switchboard.SetAsync(name, false, admin.Agent, ChannelOf(context), context.RequestAborted) })));
-        api.MapGet("/connections", (HttpContext context, AdminGate gate) =>
-            gate.RunAsync(context, _ => Task.FromResult(Json(policy.Connections.Keys.Order(StringComparer.Ordinal)))));
+        api.MapGet("/connections", (HttpContext context, AdminGate gate, LivePolicy live) =>
+            gate.RunAsync(context, _ => Task.FromResult(Json(live.Current.Connections.Keys.Order(StringComparer.Ordinal)))));
         api.MapGet("/calls", (HttpContext context, AdminGate gate, IAuditLog audit) =>
             gate.RunAsync(context, async _ =>
             {

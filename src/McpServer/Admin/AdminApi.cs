@@ -53,7 +53,7 @@ public static partial class AdminApi
                 Json((await state.ListAsync(AccessRequestStatus.Approved, DateTimeOffset.UtcNow, context.RequestAborted)).Select(RequestViews.Access))));
         api.MapPost("/grants/{id}/revoke", (HttpContext context, AdminGate gate, ApprovalDesk desk, string id) =>
             gate.RunAsync(context, async admin => Outcome(await desk.RevokeAsync(id, admin.Agent, ChannelOf(context), context.RequestAborted))));
-        MapAudit(api, policy);
+        MapAudit(api);
     }
 
     // Console actions are recorded as such, so the log tells a click in the console from a script's API call.

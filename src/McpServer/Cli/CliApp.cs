@@ -21,6 +21,7 @@ public static class CliApp
         root.Subcommands.Add(ClassifyCommand.Create());
         root.Subcommands.Add(SetupCommand.Create());
         root.Subcommands.Add(PolicyCommand.Create());
+        root.Subcommands.Add(ConnectionsCommand.Create());
         root.Subcommands.Add(DemoCommand.Create());
         return root;
     }

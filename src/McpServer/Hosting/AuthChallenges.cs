@@ -15,8 +15,9 @@ public static class AuthChallenges
 {
     private const int MaxInspectedBody = 1024 * 1024;
 
-    public static Func<HttpContext, RequestDelegate, Task> Create(GatewayPolicy policy) => async (context, next) =>
+    public static Func<HttpContext, RequestDelegate, Task> Create(LivePolicy live) => async (context, next) =>
     {
+        var policy = live.Current;
         if (!context.Request.Path.StartsWithSegments(HttpHost.McpPath))
         {
             await next(context);

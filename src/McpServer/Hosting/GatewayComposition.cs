@@ -22,6 +22,7 @@ public static class GatewayComposition
     public static IMcpServerBuilder AddGateway(this IServiceCollection services, GatewayPolicy policy, GatewayState gatewayState)
     {
         services.AddSingleton(policy);
+        services.AddSingleton(new LivePolicy(policy));
         services.AddSingleton(TimeProvider.System);
         var state = gatewayState.Store;
         services.AddSingleton(gatewayState);
@@ -44,7 +45,7 @@ public static class GatewayComposition
         services.AddSingleton(sp => new TokenValidator(policy.Issuers, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<Identifier>();
         // Built by the container so it is also disposed by it: pooled connections close with the host.
-        services.AddSingleton(_ => new PostgresTargets(policy.Connections));
+        services.AddSingleton(sp => new PostgresTargets(sp.GetRequiredService<LivePolicy>()));
         services.AddSingleton<IStatementAnalyzer, PostgresAnalyzer>();
         services.AddSingleton<ICatalogVersionSource, PostgresCatalogVersions>();
         services.AddSingleton<IFunctionCatalogSource, PostgresFunctionCatalog>();
@@ -53,6 +54,9 @@ public static class GatewayComposition
         services.AddSingleton<GatewayLifetime>();
         services.AddSingleton<GatewayPipeline>();
         services.AddHostedService<GracefulShutdown>();
+        services.AddSingleton<PolicyReloader>();
+        services.AddHostedService(sp => sp.GetRequiredService<PolicyReloader>());
+        services.AddHostedService<PoolRotation>();
         services.Configure<HostOptions>(o => o.ShutdownTimeout = GracefulShutdown.HostTimeout);
         services.AddSingleton(new SessionInfo("stdio-" + Guid.NewGuid().ToString("N")[..12]));
         return services

@@ -20,4 +20,28 @@ internal static partial class HostLog
 
     [LoggerMessage(EventId = 105, Level = LogLevel.Warning, Message = "Not ready: {Failures}")]
     public static partial void NotReady(ILogger logger, string failures);
+
+    [LoggerMessage(EventId = 106, Level = LogLevel.Information, Message = "Policy reloaded: {Hash} is in force (was {Previous})")]
+    public static partial void PolicyReloaded(ILogger logger, string hash, string previous);
+
+    [LoggerMessage(EventId = 107, Level = LogLevel.Error, Message = "Policy reload refused: {Reason}")]
+    public static partial void ReloadRefused(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 108, Level = LogLevel.Error, Message = "Policy reload failed; the policy in force stays")]
+    public static partial void ReloadCrashed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 109, Level = LogLevel.Error, Message = "Policy {Hash} is in force but its audit event could not be recorded")]
+    public static partial void ReloadNotRecorded(ILogger logger, Exception exception, string hash);
+
+    [LoggerMessage(EventId = 110, Level = LogLevel.Warning, Message = "The policy file cannot be watched ({Reason}); changes are picked up by reading it every {Seconds} s")]
+    public static partial void WatchUnavailable(ILogger logger, string reason, double seconds);
+
+    [LoggerMessage(EventId = 111, Level = LogLevel.Information, Message = "Drained {Pools} connection pool(s) after a {Cause}: new connections log in with the current passwords")]
+    public static partial void PoolsDrained(ILogger logger, int pools, string cause);
+
+    [LoggerMessage(EventId = 112, Level = LogLevel.Information, Message = "Connection {Connection}: rotation {Generation} asked for; its pool is drained, new connections log in with the current password")]
+    public static partial void PoolRotated(ILogger logger, string connection, long generation);
+
+    [LoggerMessage(EventId = 113, Level = LogLevel.Warning, Message = "Connection rotations cannot be read from the state store ({Reason}); they are carried out once it answers")]
+    public static partial void RotationWatchFailed(ILogger logger, string reason);
 }

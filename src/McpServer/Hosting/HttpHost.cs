@@ -39,7 +39,7 @@ public static class HttpHost
         app.UseHostFiltering();
         app.Use(OriginGuard.Create(policy.Gateway.Http));
         app.UseAuthentication();
-        app.Use(AuthChallenges.Create(policy));
+        app.Use(AuthChallenges.Create(app.Services.GetRequiredService<LivePolicy>()));
         app.Use(RecordRefusals);
         app.UseAuthorization();
         app.MapMcp(McpPath).RequireAuthorization();

@@ -21,33 +21,19 @@ public sealed partial class GatewayPipelineTests : IDisposable
     public GatewayPipelineTests()
     {
         Directory.CreateDirectory(_directory);
-        _policy = PolicyLoader.Parse("""
-            gateway:
-              limits:
-                max_sql_length: 200
-            connections:
-              shop:
-                connection_string: "Host=127.0.0.1;Database=shop;Username=gw"
-            issuers:
-              - issuer: gatehouse-dev
-                audience: gatehouse
-                dev_key_file: dev.pem
-            agents:
-              analyst:
-                grants:
-                  - connection: shop
-                    access: read
-                    schemas: [public]
-            """, Path.Combine(_directory, "gatehouse.yaml"));
+        _policy = Version(AnalystReads, "gateway:\n  limits:\n    max_sql_length: 200");
         _pipeline = Pipeline(_policy);
     }
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 
     /// <summary>A pipeline over this test's doubles, with the given policy.</summary>
-    private GatewayPipeline Pipeline(GatewayPolicy policy) => new(
+    private GatewayPipeline Pipeline(GatewayPolicy policy) => Pipeline(new LivePolicy(policy));
+
+    /// <summary>A pipeline following a policy that may be reloaded.</summary>
+    private GatewayPipeline Pipeline(LivePolicy policy) => new(
         policy,
-        new Identifier(new TokenValidator(policy.Issuers, TimeProvider.System), _agents),
+        new Identifier(new TokenValidator(policy.Current.Issuers, TimeProvider.System), _agents),
         _audit, new NoApprovals(), new NoApprovals(), _database, _database, _database, _database, _database, TimeProvider.System, NullLogger<GatewayPipeline>.Instance, _lifetime);
 
     private string Token(string agent = "analyst")

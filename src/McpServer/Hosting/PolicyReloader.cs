@@ -1,0 +1,188 @@
+using System.Runtime.InteropServices;
+using Gatehouse.Connectors.Postgres;
+using Gatehouse.Enforcement.Audit;
+using Gatehouse.Enforcement.Policy;
+
+namespace Gatehouse.McpServer.Hosting;
+
+/// <summary>
+/// Hot reload: watches the policy file (and, as a fallback for file systems that do not report changes, reads it every
+/// few seconds); SIGHUP forces a reload. A valid new version takes effect for the next call and is recorded in the audit
+/// log with its hash; an invalid one, or one that changes settings only a restart applies, is refused with a logged error
+/// and the policy in force stays. An applied (or forced) reload also drains the connection pools, so new connections
+/// log in with the passwords as they are now.
+/// </summary>
+public sealed class PolicyReloader(LivePolicy live, PostgresTargets targets, IAuditStore audit, TimeProvider time, ILogger<PolicyReloader> logger) : BackgroundService
+{
+    /// <summary>How long the file must be quiet before it is read: editors and ConfigMap updates write in several steps.</summary>
+    public static readonly TimeSpan Settle = TimeSpan.FromMilliseconds(300);
+
+    /// <summary>How often the file is read even when no change was reported.</summary>
+    public static readonly TimeSpan Poll = TimeSpan.FromSeconds(5);
+
+    private readonly SemaphoreSlim _wake = new(0);
+    private int _forced;
+    private string? _lastProblem;
+
+    /// <summary>Reloads now, whether or not the file changed (what SIGHUP does).</summary>
+    public void Force()
+    {
+        Interlocked.Exchange(ref _forced, 1);
+        _wake.Release();
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var path = live.Current.SourcePath;
+        using var watcher = Watch(path);
+        using var hangup = OperatingSystem.IsWindows() ? null : PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
+        {
+            // Handled here: the default for SIGHUP would end the process.
+            context.Cancel = true;
+            Force();
+        });
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                if (await _wake.WaitAsync(Poll, stoppingToken))
+                {
+                    await Task.Delay(Settle, time, stoppingToken);
+                    while (_wake.CurrentCount > 0)
+                    {
+                        await _wake.WaitAsync(stoppingToken);
+                    }
+                }
+
+                await ReloadAsync(path, forced: Interlocked.Exchange(ref _forced, 0) == 1, stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                // A reload must never take the gateway down: the policy in force stays.
+                HostLog.ReloadCrashed(logger, e);
+            }
+        }
+    }
+
+    private async Task ReloadAsync(string path, bool forced, CancellationToken cancellationToken)
+    {
+        string text;
+        try
+        {
+            text = await File.ReadAllTextAsync(path, cancellationToken);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Refuse("unreadable", $"the policy file cannot be read ({e.Message}); the policy in force ({live.Current.Hash}) stays");
+            return;
+        }
+
+        var current = live.Current;
+        var hash = PolicyLoader.HashOf(text);
+        if (hash != current.Hash)
+        {
+            if (!forced && _lastProblem?.StartsWith(hash, StringComparison.Ordinal) == true)
+            {
+                return;
+            }
+
+            GatewayPolicy next;
+            try
+            {
+                next = PolicyLoader.Parse(text, path);
+            }
+            catch (PolicyException e)
+            {
+                await RefuseAsync(hash, $"version {hash} is not valid, so the policy in force ({current.Hash}) stays: {string.Join(" ", e.Errors)}", cancellationToken);
+                return;
+            }
+
+            if (live.TryReplace(next) is { Count: > 0 } bound)
+            {
+                await RefuseAsync(hash, $"version {hash} changes {string.Join("; ", bound)}, which only a restart applies; the policy in force ({current.Hash}) stays", cancellationToken);
+                return;
+            }
+
+            _lastProblem = null;
+            HostLog.PolicyReloaded(logger, hash, current.Hash);
+            await RecordAsync(hash, done: true, "policy.reloaded", $"policy {hash} is in force (was {current.Hash}); it decides every call from now on", cancellationToken);
+        }
+        else if (!forced)
+        {
+            _lastProblem = null;
+            return;
+        }
+
+        var drained = live.Current.Connections.Keys.Count(targets.Drain);
+        HostLog.PoolsDrained(logger, drained, forced ? "SIGHUP" : "policy reload");
+    }
+
+    private async Task RefuseAsync(string hash, string reason, CancellationToken cancellationToken)
+    {
+        if (Refuse(hash, reason))
+        {
+            await RecordAsync(hash, done: false, "policy.reload_refused", reason, cancellationToken);
+        }
+    }
+
+    // Logs a problem once, not at every poll while the file stays the same.
+    private bool Refuse(string key, string reason)
+    {
+        var problem = $"{key} {reason}";
+        if (problem == _lastProblem)
+        {
+            return false;
+        }
+
+        _lastProblem = problem;
+        HostLog.ReloadRefused(logger, reason);
+        return true;
+    }
+
+    private async Task RecordAsync(string hash, bool done, string rule, string reason, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await audit.RecordAsync(time.GetUtcNow(), "policy reload", "gateway", null, hash, done, rule, reason, cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            HostLog.ReloadNotRecorded(logger, e, hash);
+        }
+    }
+
+    // The directory is watched, not the file: editors save by renaming, and Kubernetes swaps a symlink.
+    private FileSystemWatcher? Watch(string path)
+    {
+        try
+        {
+            var watcher = new FileSystemWatcher(Path.GetDirectoryName(path)!)
+            {
+                NotifyFilter = NotifyFilters.FileName | NotifyFilters.LastWrite | NotifyFilters.Size | NotifyFilters.CreationTime | NotifyFilters.DirectoryName,
+            };
+            FileSystemEventHandler changed = (_, _) => _wake.Release();
+            watcher.Changed += changed;
+            watcher.Created += changed;
+            watcher.Deleted += changed;
+            watcher.Renamed += (_, _) => _wake.Release();
+            watcher.EnableRaisingEvents = true;
+            return watcher;
+        }
+        catch (Exception e) when (e is IOException or ArgumentException or PlatformNotSupportedException)
+        {
+            // Polling still sees changes, only later.
+            HostLog.WatchUnavailable(logger, e.Message, Poll.TotalSeconds);
+            return null;
+        }
+    }
+
+    public override void Dispose()
+    {
+        _wake.Dispose();
+        base.Dispose();
+    }
+}

@@ -1,0 +1,224 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using Gatehouse.Enforcement.Audit;
+using Gatehouse.Enforcement.Policy;
+using Gatehouse.McpServer.Hosting;
+using Gatehouse.Tests.Infrastructure;
+
+namespace Gatehouse.Tests.EndToEnd;
+
+/// <summary>Operating a running gateway: policy hot reload, password rotation under load, SIGHUP and SIGTERM.</summary>
+[Collection(PostgresCollection.Name)]
+public sealed class OperationsTests(PostgresFixture pg)
+{
+    [Fact]
+    public async Task A_policy_change_decides_the_next_call_and_a_bad_one_leaves_the_policy_in_force()
+    {
+        var gateway = TestGateway.Create(pg);
+        await using var http = await HttpGateway.StartAsync(gateway);
+        await using var narrow = await GatewayClients.HttpAsync(http.Endpoint, gateway.Mint("narrow"));
+        Assert.NotEqual(true, (await narrow.QueryAsync("select count(*) from orders")).IsError);
+        var original = await File.ReadAllTextAsync(gateway.PolicyPath);
+
+        // Not a valid policy: refused with the file and line, recorded, and the policy in force stays.
+        await File.WriteAllTextAsync(gateway.PolicyPath, original + "\nlimits_typo: 1\n");
+        var invalid = await WaitForReloadAsync(http.State, "policy.reload_refused", since: DateTimeOffset.MinValue);
+        Assert.Matches(@"gatehouse\.yaml:\d+:\d+: .*limits_typo", invalid.Reason);
+        Assert.Contains(gateway.Policy.Hash, invalid.Reason);
+        Assert.NotEqual(true, (await narrow.QueryAsync("select count(*) from orders")).IsError);
+
+        // Valid: the narrow agent's table changes, from the next call on, recorded with the new version's hash.
+        var narrower = original.Replace("tables: [public.orders]", "tables: [public.payments]");
+        await File.WriteAllTextAsync(gateway.PolicyPath, narrower);
+        var applied = await WaitForReloadAsync(http.State, "policy.reloaded", since: invalid.Time);
+        Assert.Equal(PolicyLoader.HashOf(narrower), applied.Classification);
+        var refused = await narrow.QueryAsync("select count(*) from orders");
+        Assert.True(refused.IsError);
+        Assert.StartsWith("grant.", refused.Rule());
+
+        // A setting bound at start (the connection's address) is refused until a restart: the narrower policy stays.
+        await File.WriteAllTextAsync(gateway.PolicyPath, narrower.Replace("Pooling=true", "Pooling=true;Timeout=9"));
+        var bound = await WaitForReloadAsync(http.State, "policy.reload_refused", since: applied.Time);
+        Assert.Contains("connections.shop", bound.Reason);
+        Assert.Contains("only a restart applies", bound.Reason);
+        Assert.StartsWith("grant.", (await narrow.QueryAsync("select count(*) from orders")).Rule());
+    }
+
+    [Fact]
+    public async Task A_password_rotated_under_load_fails_no_call_and_leaves_no_connection_on_the_old_one()
+    {
+        var role = "rot_" + Guid.NewGuid().ToString("N")[..8];
+        await pg.AdminScalarAsync($"CREATE ROLE {role} LOGIN PASSWORD 'first-password' IN ROLE {pg.GatewayRole}");
+        var gateway = TestGateway.Create(pg.GatewayConnectionString.Replace($"Username={pg.GatewayRole}", $"Username={role}"), "first-password");
+        var passwordFile = Path.Combine(gateway.Directory, "shop.password");
+        await using var http = await HttpGateway.StartAsync(gateway);
+
+        var calls = 0;
+        var failures = new ConcurrentQueue<string>();
+        using var stop = new CancellationTokenSource();
+        var agents = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => GatewayClients.HttpAsync(http.Endpoint, gateway.Mint("analyst"))));
+        var load = agents.Select(agent => Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var result = await agent.QueryAsync("select count(*) from orders");
+                Interlocked.Increment(ref calls);
+                if (result.IsError == true)
+                {
+                    failures.Enqueue($"{result.Rule()}: {result.Text()}");
+                }
+            }
+        })).ToList();
+        await Task.Delay(TimeSpan.FromSeconds(1));
+
+        // The worst order: the gateway is told to drain while PostgreSQL still expects the old password, so new logins
+        // are refused until the database catches up a moment later. The gateway retries them; no call fails.
+        var beforeRotation = (DateTime)(await pg.AdminScalarAsync("SELECT now()::timestamp"))!;
+        await File.WriteAllTextAsync(passwordFile, "second-password");
+        await http.State.RequestRotationAsync("shop", "test", CancellationToken.None);
+        var stale = $"SELECT count(*) FROM pg_stat_activity WHERE usename = '{role}' AND backend_start < '{beforeRotation:O}'::timestamp";
+        for (var i = 0; i < 40 && (long)(await pg.AdminScalarAsync(stale))! > 0; i++)
+        {
+            await Task.Delay(100);
+        }
+
+        // Drained: every call now needs a new login, which PostgreSQL refuses for a moment yet.
+        await Task.Delay(TimeSpan.FromMilliseconds(500));
+        await pg.AdminScalarAsync($"ALTER ROLE {role} PASSWORD 'second-password'");
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        await stop.CancelAsync();
+        await Task.WhenAll(load);
+        foreach (var agent in agents)
+        {
+            await agent.DisposeAsync();
+        }
+
+        Assert.Empty(failures);
+        Assert.True(calls > 20, $"only {calls} calls were made");
+        Assert.Equal(0L, await pg.AdminScalarAsync(stale));
+        Assert.True((long)(await pg.AdminScalarAsync($"SELECT count(*) FROM pg_stat_activity WHERE usename = '{role}'"))! > 0, "the gateway holds connections logged in with the new password");
+    }
+
+    [Fact]
+    public async Task Connections_rotate_refuses_a_password_that_does_not_log_in_and_otherwise_asks_every_gateway_to_drain()
+    {
+        var gateway = TestGateway.Create(pg);
+        var passwordFile = Path.Combine(gateway.Directory, "shop.password");
+        await File.WriteAllTextAsync(passwordFile, "not-the-password");
+
+        var (exitCode, stdout, stderr) = await StdioTests.RunGatehouse(["connections", "rotate", "shop", "--config", gateway.PolicyPath, "--as", "dba"]);
+        Assert.Equal(ExitCodes.Error, exitCode);
+        Assert.Contains("does not log in", stderr);
+        Assert.Contains("nothing was drained", stderr);
+        Assert.DoesNotContain("not-the-password", stderr + stdout);
+
+        await File.WriteAllTextAsync(passwordFile, pg.GatewayPassword);
+        (exitCode, stdout, stderr) = await StdioTests.RunGatehouse(["connections", "rotate", "shop", "--config", gateway.PolicyPath, "--as", "dba"]);
+        Assert.True(exitCode == ExitCodes.Ok, stderr);
+        Assert.Contains("drains its pool within a second (rotation 1)", stdout);
+
+        var (_, state) = await Gatehouse.McpServer.Cli.CliApp.LoadGatewayAsync(gateway.PolicyPath, CancellationToken.None);
+        Assert.Equal(1L, (await state.Store.RotationsAsync(CancellationToken.None))["shop"]);
+        var recorded = Assert.Single(await state.Audit.ListAsync(new AuditQuery(Tool: "connections rotate"), CancellationToken.None));
+        Assert.Equal(("dba", "connection.rotate", "shop"), (recorded.Agent, recorded.Rule, recorded.Classification));
+    }
+
+    [Fact]
+    public async Task A_served_process_reloads_on_SIGHUP_and_on_SIGTERM_finishes_the_call_in_flight_before_it_exits()
+    {
+        var gateway = TestGateway.Create(pg, connectionSettings: "functions: [pg_sleep]");
+        var port = TestGateway.FreePort();
+        var start = new ProcessStartInfo(GatewayClients.GatehouseBinary) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in new[] { "serve", "--http", $"127.0.0.1:{port}", "--config", gateway.PolicyPath })
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using var process = Process.Start(start)!;
+        var log = new ConcurrentQueue<string>();
+        process.ErrorDataReceived += (_, e) => log.Enqueue(e.Data ?? "");
+        process.OutputDataReceived += (_, e) => log.Enqueue(e.Data ?? "");
+        process.BeginErrorReadLine();
+        process.BeginOutputReadLine();
+        try
+        {
+            using var probe = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+            await WaitUntilAsync(async () => (await TryGetAsync(probe, "/readyz")) == HttpStatusCode.OK, "the gateway became ready", log);
+            await using var client = await GatewayClients.HttpAsync(new Uri($"http://127.0.0.1:{port}/mcp"), gateway.Mint("analyst"));
+            Assert.NotEqual(true, (await client.QueryAsync("select count(*) from orders")).IsError);
+
+            // SIGHUP: a reload (pools drained), and the process goes on serving; by default the signal would end it.
+            Signal(process, "HUP");
+            await WaitUntilAsync(() => Task.FromResult(log.Any(l => l.Contains("after a SIGHUP"))), "the SIGHUP reload was logged", log);
+            Assert.False(process.HasExited);
+            Assert.NotEqual(true, (await client.QueryAsync("select count(*) from orders")).IsError);
+
+            // SIGTERM while a call runs: the call finishes and is answered, then the process stops cleanly.
+            var inFlight = client.QueryAsync("select pg_sleep(1.5), count(*) from orders");
+            await Task.Delay(500);
+            Signal(process, "TERM");
+            var answered = await inFlight;
+            Assert.NotEqual(true, answered.IsError);
+            Assert.True(process.WaitForExit(TimeSpan.FromSeconds(30)), "the gateway exited");
+            process.WaitForExit();
+            Assert.Equal(0, process.ExitCode);
+            Assert.Contains(log, l => l.Contains("Stopped: every call in flight finished and was recorded"));
+        }
+        finally
+        {
+            if (!process.HasExited)
+            {
+                process.Kill();
+            }
+        }
+    }
+
+    private static void Signal(Process process, string signal) =>
+        Process.Start(new ProcessStartInfo("kill", ["-" + signal, process.Id.ToString()]))!.WaitForExit();
+
+    private static async Task<HttpStatusCode?> TryGetAsync(HttpClient client, string path)
+    {
+        try
+        {
+            using var response = await client.GetAsync(path);
+            return response.StatusCode;
+        }
+        catch (HttpRequestException)
+        {
+            return null;
+        }
+    }
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what, IEnumerable<string> log)
+    {
+        for (var i = 0; i < 120; i++)
+        {
+            if (await condition())
+            {
+                return;
+            }
+
+            await Task.Delay(250);
+        }
+
+        Assert.Fail($"timed out waiting until {what}; the gateway logged:\n{string.Join("\n", log)}");
+    }
+
+    // Reloads are noticed within the watcher's settle time, or the poll at worst.
+    private static async Task<AuditRecord> WaitForReloadAsync(Gatehouse.Connectors.State.SqlStateStore state, string rule, DateTimeOffset since)
+    {
+        for (var i = 0; i < 60; i++)
+        {
+            var records = await state.ListAsync(new AuditQuery(Tool: "policy reload"), CancellationToken.None);
+            if (records.FirstOrDefault(r => r.Rule == rule && r.Time > since) is { } found)
+            {
+                return found;
+            }
+
+            await Task.Delay(250);
+        }
+
+        throw new TimeoutException($"no '{rule}' audit record appeared");
+    }
+}
