@@ -11,11 +11,22 @@ internal sealed record PolicyRules(GatewayPolicy Policy, GrantResolver Grants, Q
 
 /// <summary>
 /// One call's record as it fills in, and the policy version it runs under. Nothing may touch a database until
-/// <see cref="RecordBeforeDatabaseAsync"/> has stored the record.
+/// <see cref="RecordBeforeDatabaseAsync"/> has stored the record. Without an audit store the scope explains a statement
+/// instead (<c>gatehouse policy explain</c>): nothing is recorded, and nothing runs but EXPLAIN.
 /// </summary>
-internal sealed class CallScope(IAuditStore audit, AuditRecord record, PolicyRules rules)
+internal sealed class CallScope(IAuditStore? audit, AuditRecord record, PolicyRules rules)
 {
+    private readonly List<ExplainStep>? _steps = audit is null ? [] : null;
     private bool _begun;
+
+    /// <summary>True when the call only explains what it would do.</summary>
+    public bool Explaining => _steps is not null;
+
+    /// <summary>The steps noted so far when explaining.</summary>
+    public IReadOnlyList<ExplainStep> Steps => _steps ?? [];
+
+    /// <summary>Notes a step of the decision when explaining; does nothing otherwise.</summary>
+    public void Note(string step, Func<string> detail) => _steps?.Add(new ExplainStep(step, detail()));
 
     public PolicyRules Rules { get; } = rules;
 
@@ -49,6 +60,11 @@ internal sealed class CallScope(IAuditStore audit, AuditRecord record, PolicyRul
     /// <summary>Stores the outcome before a write commits; if that fails the write is rolled back.</summary>
     public async ValueTask RecordOutcomeAsync(Decision decision, long? rows, string classification, CancellationToken cancellationToken)
     {
+        if (audit is null)
+        {
+            return;
+        }
+
         try
         {
             await audit.CompleteAsync(
@@ -71,7 +87,7 @@ internal sealed class CallScope(IAuditStore audit, AuditRecord record, PolicyRul
     /// <summary>Stores the started record; if that fails the call stops here and nothing reaches the database.</summary>
     public async ValueTask RecordBeforeDatabaseAsync(CancellationToken cancellationToken)
     {
-        if (_begun)
+        if (_begun || audit is null)
         {
             return;
         }

@@ -63,6 +63,8 @@ public sealed partial class GatewayPipeline
         var statement = statements[0];
         var connection = request.Connection!;
         scope.Describe(r => r with { Classification = statement.Kind.Name() });
+        scope.Note("identity", () => $"agent '{scope.Identity.Agent}'" + (scope.Identity.Groups.Count == 0 ? ", in no group" : $", in groups {string.Join(", ", scope.Identity.Groups)}"));
+        scope.Note("statement", () => $"one {statement.Keyword} statement");
 
         // EXPLAIN is judged by the statement it explains.
         var analyzed = statement.Kind == StatementKind.Explain ? statement.Inner : statement;
@@ -82,6 +84,10 @@ public sealed partial class GatewayPipeline
         scope.Unmask = unmask;
         var byKind = StatementAuthorizer.AuthorizeKind(scope.Identity, connection, grants, statement);
         authorize?.Dispose();
+        scope.Note("grants", () => grants.Count == 0
+            ? $"none on connection '{connection}'"
+            : string.Join("; ", grants.Select(DescribeGrant)) + (unmask.Count == 0 ? "" : $"; may see unmasked: {string.Join(", ", unmask.Order(StringComparer.Ordinal))}"));
+        scope.Note("kind", () => $"{byKind.Rule}: {byKind.Reason}");
         if (verdicts.Blocks(byKind))
         {
             return new StepResult(byKind);
@@ -115,8 +121,11 @@ public sealed partial class GatewayPipeline
 
         var classification = Describe(statement, plan);
         classify?.Dispose();
+        scope.Note("classification", () => $"PostgreSQL's plan: {classification}, about {plan.EstimatedRows:0} row(s)");
         using var authorizePlan = GatewayTelemetry.Stage("authorize.plan");
         var byPlan = StatementAuthorizer.AuthorizePlan(scope.Identity, connection, grants, plan);
+        scope.Note("grant", () => string.Join("; ", plan.Relations.Select(r =>
+            $"{r.Relation} ({r.Operation}): " + (grants.FirstOrDefault(g => g.Covers(r.Relation) && g.Allows(r.Access)) is { } g ? $"covered by {DescribeGrant(g)}" : "covered by no grant"))));
         if (verdicts.Blocks(byPlan))
         {
             return new StepResult(byPlan, Classification: classification);
@@ -131,6 +140,7 @@ public sealed partial class GatewayPipeline
         var masked = connectionConfig.Masking == MaskingMode.Overlay
             ? OverlayMasking.Check(plan, connectionConfig, unmask)
             : null;
+        scope.Note("masking", () => DescribeMasking(connectionConfig, profile, unmask, masked));
         if (masked is not null)
         {
             // Fail closed even in observe mode: a sensitive value must never leave to find out what would happen.
@@ -141,6 +151,7 @@ public sealed partial class GatewayPipeline
         using var guard = GatewayTelemetry.Stage("guard");
         var guarded = GuardrailEvaluator.Evaluate(analyzed, plan, scope.Identity, connection, scope.Policy.Guardrails, limits.MaxWriteRows);
         guard?.Dispose();
+        scope.Note("guardrails", () => guarded is null ? "no guardrail matched" : $"{guarded.Rule}: {guarded.Reason}");
         var needsApproval = guarded is { NeedsApproval: true } && verdicts.Blocks(guarded);
         if (!needsApproval && verdicts.Blocks(guarded))
         {
@@ -164,6 +175,11 @@ public sealed partial class GatewayPipeline
         };
         Func<QueryResult, QueryResult>? databaseMasking = profile is null ? null : r => StrictLineage.Annotate(r, plan, connectionConfig, profile.Masked);
         var run = new StatementRun(scope, execution, classification, databaseMasking);
+        if (scope.Explaining)
+        {
+            return Explained(scope, execution, needsApproval ? guarded! : verdicts.Final(Decision.Allow("query.allowed", byPlan.IsAllowed ? byPlan.Reason : "allowed")), needsApproval);
+        }
+
         if (needsApproval)
         {
             GatewayTelemetry.ApprovalRequested();

@@ -1,14 +1,21 @@
 using System.CommandLine;
 using Gatehouse.Connectors.Postgres;
+using Gatehouse.Enforcement.Identity;
+using Gatehouse.Enforcement.Pipeline;
 using Gatehouse.Enforcement.Policy;
 using Gatehouse.McpServer.Hosting;
 
 namespace Gatehouse.McpServer.Cli;
 
-/// <summary><c>gatehouse policy check</c>: policy as code, validated in CI before it reaches a gateway.</summary>
+/// <summary>
+/// <c>gatehouse policy check</c>: policy as code, validated in CI before it reaches a gateway. <c>gatehouse policy
+/// explain</c>: what the gateway would decide for one statement, and why, without running it.
+/// </summary>
 public static class PolicyCommand
 {
-    public static Command Create() => new("policy", "Policy as code: validate a policy file before a gateway loads it.") { Check() };
+    private const string NotJudged = "token scopes and quotas (they depend on the token and on traffic)";
+
+    public static Command Create() => new("policy", "Policy as code: validate a policy file before a gateway loads it, and explain its decisions.") { Check(), Explain() };
 
     private static Command Check()
     {
@@ -54,6 +61,78 @@ public static class PolicyCommand
 
             Console.WriteLine(problems.Count == 0 ? $"connection {name}: everything the policy names exists." : $"connection {name}: {Count(problems.Count, "problem")}.");
             return problems.Count == 0 ? ExitCodes.Ok : ExitCodes.Drift;
+        }));
+        return command;
+    }
+
+    private static Command Explain()
+    {
+        var config = CliApp.ConfigOption();
+        var agent = new Option<string>("--agent") { Description = "The agent (the token's agent claim).", Required = true };
+        var groups = new Option<string[]>("--groups") { Description = "The agent's groups (the token's groups claim), space or comma separated.", AllowMultipleArgumentsPerToken = true };
+        var connection = new Option<string>("--connection") { Description = "The connection the statement is for.", Required = true };
+        var sql = new Option<string>("--sql") { Description = "The statement, as the agent would send it.", Required = true };
+        var parameters = new Option<string[]>("--param") { Description = "A positional parameter ($1, $2, …), in order; repeat for each.", AllowMultipleArgumentsPerToken = false };
+        var json = CliApp.JsonOption();
+        var command = new Command(
+            "explain",
+            $"What the query tool would decide for this statement, step by step (classification, grants, masking, guardrails, approval), through the same pipeline; PostgreSQL only plans it, nothing runs or is recorded. Exit {ExitCodes.Ok} when it would run, {ExitCodes.Refused} when it would be refused or wait for approval.")
+        {
+            config, agent, groups, connection, sql, parameters, json,
+        };
+        command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
+        {
+            var (policy, state) = await CliApp.LoadGatewayAsync(parse.GetValue(config)!, cancellationToken);
+            var identity = new AgentIdentity(
+                parse.GetValue(agent)!,
+                (parse.GetValue(groups) ?? []).SelectMany(g => g.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).Distinct(StringComparer.Ordinal).ToList(),
+                "policy explain",
+                parse.GetValue(agent)!,
+                null,
+                DateTimeOffset.UtcNow.AddHours(1));
+            var request = new QueryRequest(parse.GetValue(connection), parse.GetValue(sql), parse.GetValue(parameters) ?? [], null);
+
+            // The gateway's own composition, so the explanation comes from the very pipeline that serves calls.
+            var services = new ServiceCollection().AddLogging();
+            services.AddGateway(policy, state);
+            await using var provider = services.BuildServiceProvider();
+            QueryExplanation explanation;
+            if (await state.Store.FindDisabledAsync(identity.SwitchKeys, cancellationToken) is not null)
+            {
+                explanation = new QueryExplanation(Decision.Deny("identity.agent_disabled", $"agent '{identity.Agent}' has been disabled by an admin"), false, []);
+            }
+            else
+            {
+                explanation = await provider.GetRequiredService<GatewayPipeline>().ExplainAsync(identity, request, cancellationToken);
+            }
+
+            var exitCode = explanation.Decision.IsAllowed ? ExitCodes.Ok : ExitCodes.Refused;
+            if (parse.GetValue(json))
+            {
+                Output.WriteJson(new
+                {
+                    Decision = explanation.NeedsApproval ? "needs_approval" : explanation.Decision.Verdict.ToString().ToLowerInvariant(),
+                    explanation.Decision.Rule,
+                    explanation.Decision.Reason,
+                    explanation.Steps,
+                    NotJudged = NotJudged,
+                });
+                return exitCode;
+            }
+
+            Console.WriteLine($"Agent '{identity.Agent}' on connection '{request.Connection}':");
+            foreach (var step in explanation.Steps)
+            {
+                Console.WriteLine($"  {step.Step,-15} {step.Detail}");
+            }
+
+            if (explanation.Steps.Count == 0 || explanation.Steps[^1].Step != "decision")
+            {
+                Console.WriteLine($"  {"decision",-15} refused ({explanation.Decision.Rule}): {explanation.Decision.Reason}");
+            }
+
+            Console.WriteLine($"Not judged: {NotJudged}.");
+            return exitCode;
         }));
         return command;
     }
