@@ -33,6 +33,12 @@ public sealed record GatewayPolicy(
 /// <summary>Gateway-wide settings: where state lives, limits, HTTP exposure.</summary>
 public sealed record GatewaySettings(string StatePath, QueryLimits Limits, HttpSettings Http)
 {
+    /// <summary>Within Kubernetes' default 30 s grace period, with room for recording and closing.</summary>
+    public static readonly TimeSpan DefaultShutdownDeadline = TimeSpan.FromSeconds(20);
+
+    /// <summary>How long calls in flight may take to finish once the gateway is asked to stop (SIGTERM).</summary>
+    public TimeSpan ShutdownDeadline { get; init; } = DefaultShutdownDeadline;
+
     /// <summary>Audit retention, the JSON-lines sink and the capture bound.</summary>
     public AuditSettings Audit { get; init; } = AuditSettings.Default;
 

@@ -33,7 +33,7 @@ public sealed class LivePolicy(GatewayPolicy initial)
 
     /// <summary>
     /// The settings that differ between two policies and are bound when the gateway starts: where state lives, the HTTP
-    /// surface, telemetry and the audit sink, trusted issuers and admins, the approval webhook and reviewer, and each
+    /// surface, telemetry, the audit sink and the shutdown deadline, trusted issuers and admins, the approval webhook and reviewer, and each
     /// connection's name, address, login and password source. Everything else (agents, groups, grants, guardrails, tags,
     /// masking, limits, quotas, approval rules, tool scopes) takes effect on the next call.
     /// </summary>
@@ -45,6 +45,7 @@ public sealed class LivePolicy(GatewayPolicy initial)
         Compare("gateway.http", p => p.Gateway.Http);
         Compare("gateway.telemetry", p => p.Gateway.Telemetry);
         Compare("gateway.audit", p => p.Gateway.Audit);
+        Compare("gateway.shutdown_deadline", p => p.Gateway.ShutdownDeadline);
         Compare("issuers", p => p.Issuers);
         Compare("admin", p => p.Admin);
         Compare("approvals.webhook", p => p.Approvals.Webhook);

@@ -84,7 +84,7 @@ public static partial class PolicyLoader
             return new GatewaySettings(statePath, limits, http);
         }
 
-        var entries = reader.Mapping(node, "gateway", "state", "limits", "http", "audit", "telemetry", "tool_scopes", "store");
+        var entries = reader.Mapping(node, "gateway", "state", "limits", "http", "audit", "telemetry", "tool_scopes", "store", "shutdown_deadline");
         if (reader.String(entries, "state", "gateway.state") is { } state)
         {
             statePath = Path.GetFullPath(state, baseDir);
@@ -115,6 +115,9 @@ public static partial class PolicyLoader
             Store = entries.TryGetValue("store", out var storeNode) ? ReadStore(reader, storeNode, baseDir) : StoreSettings.StateFile,
             Telemetry = entries.TryGetValue("telemetry", out var telemetryNode) ? ReadTelemetry(reader, telemetryNode) : TelemetrySettings.Off,
             ToolScopes = entries.TryGetValue("tool_scopes", out var scopesNode) ? ReadToolScopes(reader, scopesNode) : new Dictionary<string, IReadOnlyList<string>>(),
+            ShutdownDeadline = entries.TryGetValue("shutdown_deadline", out var deadline)
+                ? reader.Duration(deadline, "gateway.shutdown_deadline", TimeSpan.Zero, TimeSpan.FromHours(1))
+                : GatewaySettings.DefaultShutdownDeadline,
         };
     }
 

@@ -57,7 +57,7 @@ public static class GatewayComposition
         services.AddSingleton<PolicyReloader>();
         services.AddHostedService(sp => sp.GetRequiredService<PolicyReloader>());
         services.AddHostedService<PoolRotation>();
-        services.Configure<HostOptions>(o => o.ShutdownTimeout = GracefulShutdown.HostTimeout);
+        services.Configure<HostOptions>(o => o.ShutdownTimeout = GracefulShutdown.HostTimeout(policy));
         services.AddSingleton(new SessionInfo("stdio-" + Guid.NewGuid().ToString("N")[..12]));
         return services
             .AddMcpServer(options =>

@@ -128,81 +128,44 @@ public sealed class OperationsTests(PostgresFixture pg)
     public async Task A_served_process_reloads_on_SIGHUP_and_on_SIGTERM_finishes_the_call_in_flight_before_it_exits()
     {
         var gateway = TestGateway.Create(pg, connectionSettings: "functions: [pg_sleep]");
-        var port = TestGateway.FreePort();
-        var start = new ProcessStartInfo(GatewayClients.GatehouseBinary) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in new[] { "serve", "--http", $"127.0.0.1:{port}", "--config", gateway.PolicyPath })
-        {
-            start.ArgumentList.Add(argument);
-        }
+        await using var served = await ServedGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(served.Endpoint, gateway.Mint("analyst"));
+        Assert.NotEqual(true, (await client.QueryAsync("select count(*) from orders")).IsError);
 
-        using var process = Process.Start(start)!;
-        var log = new ConcurrentQueue<string>();
-        process.ErrorDataReceived += (_, e) => log.Enqueue(e.Data ?? "");
-        process.OutputDataReceived += (_, e) => log.Enqueue(e.Data ?? "");
-        process.BeginErrorReadLine();
-        process.BeginOutputReadLine();
-        try
-        {
-            using var probe = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
-            await WaitUntilAsync(async () => (await TryGetAsync(probe, "/readyz")) == HttpStatusCode.OK, "the gateway became ready", log);
-            await using var client = await GatewayClients.HttpAsync(new Uri($"http://127.0.0.1:{port}/mcp"), gateway.Mint("analyst"));
-            Assert.NotEqual(true, (await client.QueryAsync("select count(*) from orders")).IsError);
+        // SIGHUP: a reload (pools drained), and the process goes on serving; by default the signal would end it.
+        served.Signal("HUP");
+        await served.WaitForLogAsync("after a SIGHUP");
+        Assert.False(served.Process.HasExited);
+        Assert.NotEqual(true, (await client.QueryAsync("select count(*) from orders")).IsError);
 
-            // SIGHUP: a reload (pools drained), and the process goes on serving; by default the signal would end it.
-            Signal(process, "HUP");
-            await WaitUntilAsync(() => Task.FromResult(log.Any(l => l.Contains("after a SIGHUP"))), "the SIGHUP reload was logged", log);
-            Assert.False(process.HasExited);
-            Assert.NotEqual(true, (await client.QueryAsync("select count(*) from orders")).IsError);
-
-            // SIGTERM while a call runs: the call finishes and is answered, then the process stops cleanly.
-            var inFlight = client.QueryAsync("select pg_sleep(1.5), count(*) from orders");
-            await Task.Delay(500);
-            Signal(process, "TERM");
-            var answered = await inFlight;
-            Assert.NotEqual(true, answered.IsError);
-            Assert.True(process.WaitForExit(TimeSpan.FromSeconds(30)), "the gateway exited");
-            process.WaitForExit();
-            Assert.Equal(0, process.ExitCode);
-            Assert.Contains(log, l => l.Contains("Stopped: every call in flight finished and was recorded"));
-        }
-        finally
-        {
-            if (!process.HasExited)
-            {
-                process.Kill();
-            }
-        }
+        // SIGTERM while a call runs: the call finishes and is answered, then the process stops cleanly.
+        var inFlight = client.QueryAsync("select pg_sleep(1.5), count(*) from orders");
+        await Task.Delay(500);
+        served.Signal("TERM");
+        Assert.NotEqual(true, (await inFlight).IsError);
+        Assert.Equal(0, await served.ExitCodeAsync());
+        await served.WaitForLogAsync("Stopped: every call in flight finished and was recorded");
     }
 
-    private static void Signal(Process process, string signal) =>
-        Process.Start(new ProcessStartInfo("kill", ["-" + signal, process.Id.ToString()]))!.WaitForExit();
-
-    private static async Task<HttpStatusCode?> TryGetAsync(HttpClient client, string path)
+    [Fact]
+    public async Task On_SIGTERM_a_call_past_the_shutdown_deadline_is_cut_off_and_recorded_as_such()
     {
-        try
-        {
-            using var response = await client.GetAsync(path);
-            return response.StatusCode;
-        }
-        catch (HttpRequestException)
-        {
-            return null;
-        }
-    }
+        var gateway = TestGateway.Create(pg, gateway: "shutdown_deadline: 1s", connectionSettings: "functions: [pg_sleep]");
+        await using var served = await ServedGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(served.Endpoint, gateway.Mint("analyst"));
 
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what, IEnumerable<string> log)
-    {
-        for (var i = 0; i < 120; i++)
-        {
-            if (await condition())
-            {
-                return;
-            }
+        var inFlight = client.QueryAsync("select pg_sleep(10), count(*) from orders");
+        await Task.Delay(700);
+        served.Signal("TERM");
+        var cut = await inFlight;
+        Assert.True(cut.IsError == true, $"the call ran to its end ({cut.Text()}); the gateway logged:\n{string.Join("\n", served.Log)}");
+        Assert.Equal("gateway.shutdown", cut.Rule());
+        Assert.Equal(0, await served.ExitCodeAsync());
+        await served.WaitForLogAsync("1 call(s) were still running at the deadline and were cut off");
 
-            await Task.Delay(250);
-        }
-
-        Assert.Fail($"timed out waiting until {what}; the gateway logged:\n{string.Join("\n", log)}");
+        var (_, state) = await Gatehouse.McpServer.Cli.CliApp.LoadGatewayAsync(gateway.PolicyPath, CancellationToken.None);
+        var record = await state.Audit.GetAsync(cut.AuditId(), CancellationToken.None);
+        Assert.Equal((Verdict.Failed, "gateway.shutdown"), (record!.Decision, record.Rule));
     }
 
     // Reloads are noticed within the watcher's settle time, or the poll at worst.
@@ -220,5 +183,92 @@ public sealed class OperationsTests(PostgresFixture pg)
         }
 
         throw new TimeoutException($"no '{rule}' audit record appeared");
+    }
+}
+
+/// <summary><c>gatehouse serve --http</c> as its own process on a free port, killed on dispose if still running.</summary>
+internal sealed class ServedGateway : IAsyncDisposable
+{
+    private readonly ConcurrentQueue<string> _log = new();
+
+    private ServedGateway(Process process, int port)
+    {
+        Process = process;
+        Endpoint = new Uri($"http://127.0.0.1:{port}/mcp");
+    }
+
+    public Process Process { get; }
+
+    public IEnumerable<string> Log => _log;
+
+    public Uri Endpoint { get; }
+
+    public static async Task<ServedGateway> StartAsync(TestGateway gateway)
+    {
+        var port = TestGateway.FreePort();
+        var start = new ProcessStartInfo(GatewayClients.GatehouseBinary) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in new[] { "serve", "--http", $"127.0.0.1:{port}", "--config", gateway.PolicyPath })
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        var served = new ServedGateway(Process.Start(start)!, port);
+        served.Process.ErrorDataReceived += (_, e) => served._log.Enqueue(e.Data ?? "");
+        served.Process.OutputDataReceived += (_, e) => served._log.Enqueue(e.Data ?? "");
+        served.Process.BeginErrorReadLine();
+        served.Process.BeginOutputReadLine();
+        using var probe = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        await served.WaitUntilAsync(async () => await ReadyAsync(probe), "the gateway became ready");
+        return served;
+    }
+
+    public void Signal(string signal) => Process.Start(new ProcessStartInfo("kill", ["-" + signal, Process.Id.ToString()]))!.WaitForExit();
+
+    public Task WaitForLogAsync(string text) => WaitUntilAsync(() => Task.FromResult(_log.Any(l => l.Contains(text, StringComparison.Ordinal))), $"the gateway logged '{text}'");
+
+    public async Task<int> ExitCodeAsync()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(40));
+        await Process.WaitForExitAsync(timeout.Token);
+        return Process.ExitCode;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!Process.HasExited)
+        {
+            Process.Kill();
+            await Process.WaitForExitAsync();
+        }
+
+        Process.Dispose();
+    }
+
+    private static async Task<bool> ReadyAsync(HttpClient probe)
+    {
+        try
+        {
+            using var response = await probe.GetAsync("/readyz");
+            return response.StatusCode == HttpStatusCode.OK;
+        }
+        catch (HttpRequestException)
+        {
+            return false;
+        }
+    }
+
+    private async Task WaitUntilAsync(Func<Task<bool>> condition, string what)
+    {
+        for (var i = 0; i < 120; i++)
+        {
+            if (await condition())
+            {
+                return;
+            }
+
+            await Task.Delay(250);
+        }
+
+        Assert.Fail($"timed out waiting until {what}; the gateway logged:\n{string.Join("\n", _log)}");
     }
 }
