@@ -1,3 +1,6 @@
+using Gatehouse.Enforcement.Policy;
+using Npgsql;
+
 namespace Gatehouse.Connectors.Postgres;
 
 /// <summary>Process-wide Npgsql switches the gateway depends on.</summary>
@@ -8,4 +11,24 @@ public static class NpgsqlSettings
     /// and PostgreSQL itself refuses a second one. Must be set before Npgsql is first used.
     /// </summary>
     public static void DisableSqlRewriting() => AppContext.SetSwitch("Npgsql.EnableSqlRewriting", false);
+
+    /// <summary>Applies a connection's sslmode and sslrootcert (libpq's terms) to Npgsql's settings.</summary>
+    public static void ApplyTls(NpgsqlConnectionStringBuilder builder, TlsSettings? tls)
+    {
+        if (tls is null)
+        {
+            return;
+        }
+
+        builder.SslMode = tls.Mode switch
+        {
+            "disable" => SslMode.Disable,
+            "allow" => SslMode.Allow,
+            "prefer" => SslMode.Prefer,
+            "require" => SslMode.Require,
+            "verify-ca" => SslMode.VerifyCA,
+            _ => SslMode.VerifyFull,
+        };
+        builder.RootCertificate = tls.RootCertificate;
+    }
 }

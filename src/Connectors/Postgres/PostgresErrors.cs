@@ -36,10 +36,27 @@ internal static class PostgresErrors
             return new DatabaseException(DatabaseFailure.Rejected, pg.MessageText + position, pg.SqlState, pg);
         }
 
+        if (connecting && InnerChain(e).Any(x => x is System.Security.Authentication.AuthenticationException))
+        {
+            return new DatabaseException(
+                DatabaseFailure.Unavailable,
+                "the database server's TLS certificate could not be verified: is the connection's sslrootcert the CA that signed it, and does the host name match the certificate?",
+                null,
+                e);
+        }
+
         var unreachable = connecting || e is TimeoutException || e.InnerException is SocketException or IOException or TimeoutException
             || (e is NpgsqlException { IsTransient: true });
         return unreachable
             ? new DatabaseException(DatabaseFailure.Unavailable, "the database did not answer (connection failed or was lost)", null, e)
             : new DatabaseException(DatabaseFailure.Rejected, e.Message, null, e);
+    }
+
+    private static IEnumerable<Exception> InnerChain(Exception e)
+    {
+        for (Exception? x = e; x is not null; x = x.InnerException)
+        {
+            yield return x;
+        }
     }
 }

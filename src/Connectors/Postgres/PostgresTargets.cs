@@ -77,6 +77,8 @@ public sealed class PostgresTargets : IAsyncDisposable
         builder.ConnectionStringBuilder.ApplicationName ??= "gatehouse";
         // Lets the executor tell a failed settings row (a missing masking profile) from a failed statement.
         builder.ConnectionStringBuilder.IncludeFailedBatchedCommand = true;
+        NpgsqlSettings.ApplyTls(builder.ConnectionStringBuilder, config.Tls);
+
         if (Rotatable(config))
         {
             // Read at each new physical connection, so a rotated password file needs no restart.

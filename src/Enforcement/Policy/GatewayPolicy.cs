@@ -105,6 +105,20 @@ public sealed record ConnectionConfig(string Name, string ConnectionString, Secr
 
     /// <summary>The search_path every statement (and its EXPLAIN) runs with, so unqualified names resolve the same way each time.</summary>
     public string SearchPath { get; init; } = "public";
+
+    /// <summary>TLS to PostgreSQL from the policy's sslmode and sslrootcert; null leaves it to the connection string (Npgsql's default: prefer).</summary>
+    public TlsSettings? Tls { get; init; }
+}
+
+/// <summary>TLS to a PostgreSQL server, in libpq's terms.</summary>
+/// <param name="Mode">disable, allow, prefer, require, verify-ca or verify-full.</param>
+/// <param name="RootCertificate">The CA certificate(s) the server's certificate must chain to; null for the system's.</param>
+public sealed record TlsSettings(string Mode, string? RootCertificate)
+{
+    public static IReadOnlyList<string> Modes { get; } = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
+
+    /// <summary>Whether the server's certificate is checked (a man in the middle is refused).</summary>
+    public bool Verifies => Mode is "verify-ca" or "verify-full";
 }
 
 /// <summary>Where a secret is read from: an environment variable or a file.</summary>

@@ -52,8 +52,8 @@ public sealed class LivePolicy(GatewayPolicy initial)
         Compare("approvals.reviewer", p => p.Approvals.Reviewer);
         foreach (var name in current.Connections.Keys.Union(next.Connections.Keys).Order(StringComparer.Ordinal))
         {
-            Compare($"connections.{name} (its url, login or password source; or the connection was added or removed)", p =>
-                p.Connections.TryGetValue(name, out var c) ? new { c.ConnectionString, c.Password, c.LoginRole } : null);
+            Compare($"connections.{name} (its address, login, password source or TLS; or the connection was added or removed)", p =>
+                p.Connections.TryGetValue(name, out var c) ? new { c.ConnectionString, c.Password, c.LoginRole, c.Tls } : null);
         }
 
         return changed;

@@ -14,7 +14,7 @@ public static partial class PolicyLoader
         foreach (var (name, entryNode) in reader.Mapping(node, "connections"))
         {
             var what = $"connection '{name}'";
-            var e = reader.Mapping(entryNode, what, "connection_string", "password_env", "password_file", "functions", "search_path", "observe_only", "masking", "tags", "strategies", "capture", "group_roles");
+            var e = reader.Mapping(entryNode, what, "connection_string", "password_env", "password_file", "functions", "search_path", "observe_only", "masking", "tags", "strategies", "capture", "group_roles", "sslmode", "sslrootcert");
             var cs = reader.String(e, "connection_string", $"{what}: connection_string", requiredAt: entryNode);
             if (cs is not null && !IsSafeConnectionString(cs, out var problem))
             {
@@ -35,6 +35,7 @@ public static partial class PolicyLoader
                     Strategies = e.TryGetValue("strategies", out var strategies) ? ReadStrategies(reader, strategies, what) : new Dictionary<string, MaskingStrategy>(),
                     LoginRole = LoginRole(cs),
                     Capture = ReadCapture(reader, e, what),
+                    Tls = ReadTls(reader, e, what, cs, baseDir),
                     GroupRoles = e.TryGetValue("group_roles", out var roles)
                         ? reader.Mapping(roles, $"{what}: group_roles").Select(r => (r.Key, reader.String(r.Value, $"{what}: the role for group {r.Key}") ?? "")).ToList()
                         : [],
@@ -80,6 +81,56 @@ public static partial class PolicyLoader
     }
 
     private static bool ValidClassName(string name) => name.Length > 0 && name != "all" && name.All(c => char.IsAsciiLetterLower(c) || c == '_');
+
+    // libpq's names and values, so a DBA's settings carry over; the connection string's own SSL keys would be a second place.
+    private static TlsSettings? ReadTls(YamlNodeReader reader, Dictionary<string, YamlNode> e, string what, string connectionString, string baseDir)
+    {
+        var mode = reader.String(e, "sslmode", $"{what}: sslmode");
+        var rootCert = reader.String(e, "sslrootcert", $"{what}: sslrootcert");
+        if (mode is null && rootCert is null)
+        {
+            return null;
+        }
+
+        var builder = new DbConnectionStringBuilder();
+        try
+        {
+            builder.ConnectionString = connectionString;
+        }
+        catch (ArgumentException)
+        {
+            return null;
+        }
+
+        if (builder.Keys.Cast<string>().Any(k => k.Replace(" ", "", StringComparison.Ordinal).ToLowerInvariant() is "sslmode" or "rootcertificate"))
+        {
+            reader.Error(e.GetValueOrDefault("sslmode") ?? e["sslrootcert"], $"{what}: TLS is set both here and in connection_string (SSL Mode / Root Certificate); set it in one place.");
+            return null;
+        }
+
+        if (mode is not null && !TlsSettings.Modes.Contains(mode))
+        {
+            reader.Error(e["sslmode"], $"{what}: sslmode '{mode}' is not known; use one of {string.Join(", ", TlsSettings.Modes)} (verify-full in production).");
+            return null;
+        }
+
+        mode ??= "verify-full";
+        string? rootPath = null;
+        if (rootCert is not null)
+        {
+            rootPath = Path.GetFullPath(rootCert, baseDir);
+            if (mode is not ("verify-ca" or "verify-full"))
+            {
+                reader.Error(e["sslrootcert"], $"{what}: sslrootcert is only used to verify the server (sslmode verify-ca or verify-full); with sslmode {mode} it would be ignored.");
+            }
+            else if (!File.Exists(rootPath))
+            {
+                reader.Error(e["sslrootcert"], $"{what}: sslrootcert {rootPath} does not exist.");
+            }
+        }
+
+        return new TlsSettings(mode, rootPath);
+    }
 
     private static CaptureLevel ReadCapture(YamlNodeReader reader, Dictionary<string, YamlNode> e, string what) =>
         ReadChoice<CaptureLevel>(reader, e, "capture", what, new() { ["metadata"] = CaptureLevel.Metadata, ["full"] = CaptureLevel.Full }, "metadata", "use metadata (who, what, decision, counts, timings) or full (also the masked result)");

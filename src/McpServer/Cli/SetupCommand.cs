@@ -101,6 +101,7 @@ public static class SetupCommand
         if (adminDsn is null)
         {
             builder = new NpgsqlConnectionStringBuilder(target.ConnectionString) { Password = ReadPassword(target) };
+            Connectors.Postgres.NpgsqlSettings.ApplyTls(builder, target.Tls);
         }
         else
         {

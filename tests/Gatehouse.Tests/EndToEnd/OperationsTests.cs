@@ -101,6 +101,24 @@ public sealed class OperationsTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task Without_a_password_setting_the_password_comes_from_a_libpq_passfile()
+    {
+        var gateway = TestGateway.Create(pg);
+        var passfile = Path.Combine(gateway.Directory, "pgpass");
+        await File.WriteAllTextAsync(passfile, $"{pg.Host}:{pg.Port}:{pg.Database}:{pg.GatewayRole}:{pg.GatewayPassword}\n");
+        File.SetUnixFileMode(passfile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var policy = (await File.ReadAllTextAsync(gateway.PolicyPath)).Replace("    password_file: shop.password\n", "").Replace("Pooling=true", $"Pooling=true;Passfile={passfile}");
+        Assert.DoesNotContain("password_file", policy);
+        await File.WriteAllTextAsync(gateway.PolicyPath, policy);
+        File.Delete(Path.Combine(gateway.Directory, "shop.password"));
+
+        gateway = TestGateway.Reload(gateway);
+        await using var http = await HttpGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(http.Endpoint, gateway.Mint("analyst"));
+        Assert.NotEqual(true, (await client.QueryAsync("select count(*) from orders")).IsError);
+    }
+
+    [Fact]
     public async Task Connections_rotate_refuses_a_password_that_does_not_log_in_and_otherwise_asks_every_gateway_to_drain()
     {
         var gateway = TestGateway.Create(pg);

@@ -174,7 +174,7 @@ public sealed class StdioTests(PostgresFixture pg)
         var log = await stderr;
         Assert.Contains("Gatehouse ready: MCP over stdio", log);
         Assert.Contains(_gateway.Policy.Hash, log);
-        Assert.Matches(@"shop \(gatehouse_\w+@127\.0\.0\.1:\d+/shop_\w+, \w+ masking\)", log);
+        Assert.Matches(@"shop \(gatehouse_\w+@127\.0\.0\.1:\d+/shop_\w+, TLS prefer, \w+ masking\)", log);
         Assert.DoesNotContain(File.ReadAllText(Path.Combine(_gateway.Directory, "shop.password")).Trim(), log);
     }
 

@@ -270,4 +270,37 @@ public sealed class PolicyLoaderTests
     [InlineData("1 fortnight")]
     public void Durations_without_a_unit_or_with_nonsense_are_refused(string text) =>
         Assert.False(Durations.TryParse(text, out _));
+
+    [Fact]
+    public void Tls_settings_use_libpqs_names_and_a_root_certificate_alone_means_verify_full()
+    {
+        var certificate = Path.GetTempFileName();
+        try
+        {
+            var policy = Parse(Minimal.Replace("    password_env: SHOP_PW", $"    password_env: SHOP_PW\n    sslrootcert: {certificate}"));
+            Assert.Equal(new TlsSettings("verify-full", certificate), policy.Connections["shop"].Tls);
+            Assert.Equal("require", Parse(Minimal.Replace("    password_env: SHOP_PW", "    password_env: SHOP_PW\n    sslmode: require")).Connections["shop"].Tls!.Mode);
+            Assert.Null(Parse(Minimal).Connections["shop"].Tls);
+        }
+        finally
+        {
+            File.Delete(certificate);
+        }
+    }
+
+    [Theory]
+    [InlineData("sslmode: verify_full", "sslmode 'verify_full' is not known")]
+    [InlineData("sslmode: require\n    sslrootcert: /etc/ssl/ca.pem", "sslrootcert is only used to verify the server")]
+    [InlineData("sslrootcert: /nonexistent/ca.pem", "sslrootcert /nonexistent/ca.pem does not exist")]
+    [InlineData("sslmode: verify-full\n    connection_string: \"Host=db;SSL Mode=Require;Username=gw\"", "TLS is set both here and in connection_string")]
+    public void Tls_mistakes_are_errors_with_their_line(string settings, string message)
+    {
+        var yaml = Minimal.Replace("    password_env: SHOP_PW", $"    password_env: SHOP_PW\n    {settings}");
+        if (settings.Contains("connection_string", StringComparison.Ordinal))
+        {
+            yaml = yaml.Replace("    connection_string: \"Host=127.0.0.1;Database=shop;Username=gw\"\n", "");
+        }
+
+        Assert.Contains(Errors(yaml), e => e.Contains(message, StringComparison.Ordinal) && e.StartsWith("/etc/gatehouse/policy.yaml:", StringComparison.Ordinal));
+    }
 }

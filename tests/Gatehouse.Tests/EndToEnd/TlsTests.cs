@@ -1,0 +1,134 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Gatehouse.Connectors.Postgres;
+using Gatehouse.McpServer.Demo;
+using Gatehouse.Tests.Infrastructure;
+using Npgsql;
+
+namespace Gatehouse.Tests.EndToEnd;
+
+/// <summary>
+/// TLS to PostgreSQL from the policy's sslmode and sslrootcert, against a server of its own with a certificate for
+/// "localhost" issued by a test CA.
+/// </summary>
+public sealed class TlsTests : IAsyncLifetime
+{
+    private LocalPostgresServer _server = null!;
+    private string _password = "";
+    private string _ca = "";
+    private string _otherCa = "";
+
+    public async Task InitializeAsync()
+    {
+        NpgsqlSettings.DisableSqlRewriting();
+        _server = await LocalPostgresServer.StartAsync(TestDirectory.Create("pg-tls"), CancellationToken.None);
+        _password = await ShopDatabase.CreateAsync(_server.AdminConnectionString, "shop", "gatehouse_gateway", CancellationToken.None);
+
+        using var ca = CreateCa("Gatehouse Test CA");
+        using var otherCa = CreateCa("Somebody Else's CA");
+        _ca = Path.Combine(_server.Directory, "ca.pem");
+        _otherCa = Path.Combine(_server.Directory, "other-ca.pem");
+        await File.WriteAllTextAsync(_ca, ca.ExportCertificatePem());
+        await File.WriteAllTextAsync(_otherCa, otherCa.ExportCertificatePem());
+
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest("CN=localhost", key, HashAlgorithmName.SHA256);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddDnsName("localhost");
+        request.CertificateExtensions.Add(names.Build());
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, false));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
+        request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(ca, true, false));
+        using var certificate = request.Create(ca, DateTimeOffset.UtcNow.AddHours(-1), DateTimeOffset.UtcNow.AddDays(1), RandomNumberGenerator.GetBytes(16));
+        var certificateFile = Path.Combine(_server.DataDirectory, "server.crt");
+        var keyFile = Path.Combine(_server.DataDirectory, "server.key");
+        await File.WriteAllTextAsync(certificateFile, certificate.ExportCertificatePem());
+        await File.WriteAllTextAsync(keyFile, key.ExportPkcs8PrivateKeyPem());
+        File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        if (Environment.IsPrivilegedProcess)
+        {
+            Process.Start("chown", ["postgres:postgres", certificateFile, keyFile]).WaitForExit();
+        }
+
+        await using var admin = new NpgsqlConnection(_server.AdminConnectionString);
+        await admin.OpenAsync();
+        await using (var on = new NpgsqlCommand("ALTER SYSTEM SET ssl = on", admin))
+        {
+            await on.ExecuteNonQueryAsync();
+        }
+
+        await using (var reload = new NpgsqlCommand("SELECT pg_reload_conf()", admin))
+        {
+            await reload.ExecuteNonQueryAsync();
+        }
+
+        await Task.Delay(500);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _server.DisposeAsync();
+        TestDirectory.Remove(_server.Directory);
+    }
+
+    [Fact]
+    public async Task Verify_full_with_the_servers_CA_connects_over_TLS()
+    {
+        long encrypted = 0;
+        var result = await QueryAsync("localhost", $"sslmode: verify-full\nsslrootcert: {_ca}", async () =>
+        {
+            await using var admin = new NpgsqlConnection(_server.AdminConnectionString);
+            await admin.OpenAsync();
+            await using var command = new NpgsqlCommand("SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.usename = 'gatehouse_gateway' AND s.ssl", admin);
+            encrypted = (long)(await command.ExecuteScalarAsync())!;
+        });
+
+        Assert.NotEqual(true, result.IsError);
+        Assert.True(encrypted > 0, "the gateway's connections use TLS");
+    }
+
+    [Theory]
+    [InlineData("127.0.0.1", "verify-full", true)] // the certificate names localhost, not 127.0.0.1
+    [InlineData("localhost", "verify-full", false)]
+    [InlineData("127.0.0.1", "verify-ca", true)] // the name is not checked, the CA is
+    public async Task A_server_that_cannot_be_verified_is_refused(string host, string mode, bool rightCa)
+    {
+        if (rightCa && mode == "verify-ca")
+        {
+            Assert.NotEqual(true, (await QueryAsync(host, $"sslmode: verify-ca\nsslrootcert: {_ca}")).IsError);
+            var other = await QueryAsync(host, $"sslmode: verify-ca\nsslrootcert: {_otherCa}");
+            Assert.True(other.IsError);
+            Assert.Equal("database.unavailable", other.Rule());
+            return;
+        }
+
+        var result = await QueryAsync(host, $"sslmode: {mode}\nsslrootcert: {(rightCa ? _ca : _otherCa)}");
+
+        Assert.True(result.IsError);
+        Assert.Equal("database.unavailable", result.Rule());
+        Assert.Contains("certificate", result.Text());
+        Assert.DoesNotContain(_password, result.Text());
+    }
+
+    private async Task<ModelContextProtocol.Protocol.CallToolResult> QueryAsync(string host, string tls, Func<Task>? whileServing = null)
+    {
+        var gateway = TestGateway.Create($"Host={host};Port={_server.Port};Database=shop;Username=gatehouse_gateway;Timeout=5", _password, connectionSettings: tls);
+        await using var http = await HttpGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(http.Endpoint, gateway.Mint("analyst"));
+        var result = await client.QueryAsync("select count(*) from orders");
+        await (whileServing?.Invoke() ?? Task.CompletedTask);
+        return result;
+    }
+
+    private static X509Certificate2 CreateCa(string name)
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest($"CN={name}", key, HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+        request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, false));
+        return request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(2));
+    }
+}
