@@ -68,7 +68,8 @@ public sealed class PostgresTargets : IAsyncDisposable
         return true;
     }
 
-    private static bool Rotatable(ConnectionConfig config) => config.Password.EnvironmentVariable is not null || config.Password.FilePath is not null;
+    // A running process never sees its environment change: only a password file can be rotated under it.
+    private static bool Rotatable(ConnectionConfig config) => config.Password.FilePath is not null;
 
     private NpgsqlDataSource Build(string name)
     {
@@ -79,7 +80,7 @@ public sealed class PostgresTargets : IAsyncDisposable
         builder.ConnectionStringBuilder.IncludeFailedBatchedCommand = true;
         NpgsqlSettings.ApplyTls(builder.ConnectionStringBuilder, config.Tls);
 
-        if (Rotatable(config))
+        if (config.Password.EnvironmentVariable is not null || config.Password.FilePath is not null)
         {
             // Read at each new physical connection, so a rotated password file needs no restart.
             builder.UsePasswordProvider(

@@ -16,7 +16,7 @@ public sealed record DeskOutcome(bool Done, string Message, bool NotFound = fals
 /// What an approver can do, whatever the channel (CLI, admin API): decide a request, cancel a statement request, revoke a
 /// grant. Enforces who may decide, and records every action in the audit log: who, when, through which channel, and why.
 /// </summary>
-public sealed class ApprovalDesk(LivePolicy policy, NotifyingApprovals approvals, IAuditStore audit, TimeProvider time)
+public sealed class ApprovalDesk(LivePolicy livePolicy, NotifyingApprovals approvals, IAuditStore audit, TimeProvider time)
 {
     /// <param name="verified">The decider's verified token identity, when the channel has one (the admin API): its groups count, and
     /// its issuer and subject are compared with the requester's.</param>
@@ -50,6 +50,7 @@ public sealed class ApprovalDesk(LivePolicy policy, NotifyingApprovals approvals
 
     private async Task<DeskOutcome> VoteAsync(string id, string who, AgentIdentity? verified, bool approve, string? note, CancellationToken cancellationToken)
     {
+        var policy = livePolicy.Current;
         var now = time.GetUtcNow();
         var request = await approvals.GetStatementAsync(id, now, cancellationToken).ConfigureAwait(false);
         if (request is null)
@@ -57,12 +58,12 @@ public sealed class ApprovalDesk(LivePolicy policy, NotifyingApprovals approvals
             return DeskOutcome.Missing(id);
         }
 
-        if ((request.RefuseApprover(who, verified) ?? policy.Current.Approvals.RefuseApprover(who, verified?.Groups ?? [])) is { } refusal)
+        if ((request.RefuseApprover(who, verified) ?? policy.Approvals.RefuseApprover(who, verified?.Groups ?? [])) is { } refusal)
         {
             return DeskOutcome.Refused(refusal);
         }
 
-        var decided = await approvals.VoteAsync(id, new ApprovalVote(who, approve, now, note), policy.Current.Approvals.ApprovalLifetime, now, cancellationToken).ConfigureAwait(false);
+        var decided = await approvals.VoteAsync(id, new ApprovalVote(who, approve, now, note), policy.Approvals.ApprovalLifetime, now, cancellationToken).ConfigureAwait(false);
         return decided?.Status switch
         {
             null => NotPending(id, request.Status.ToString()),
@@ -74,6 +75,7 @@ public sealed class ApprovalDesk(LivePolicy policy, NotifyingApprovals approvals
 
     private async Task<DeskOutcome> DecideAccessAsync(string id, string who, AgentIdentity? verified, bool approve, string? note, CancellationToken cancellationToken)
     {
+        var policy = livePolicy.Current;
         var now = time.GetUtcNow();
         var request = await approvals.GetAsync(id, now, cancellationToken).ConfigureAwait(false);
         if (request is null)
@@ -81,7 +83,7 @@ public sealed class ApprovalDesk(LivePolicy policy, NotifyingApprovals approvals
             return DeskOutcome.Missing(id);
         }
 
-        if ((request.RefuseApprover(who, verified) ?? policy.Current.Approvals.RefuseApprover(who, verified?.Groups ?? [])) is { } refusal)
+        if ((request.RefuseApprover(who, verified) ?? policy.Approvals.RefuseApprover(who, verified?.Groups ?? [])) is { } refusal)
         {
             return DeskOutcome.Refused(refusal);
         }
@@ -92,7 +94,7 @@ public sealed class ApprovalDesk(LivePolicy policy, NotifyingApprovals approvals
         }
 
         var decided = (await approvals.GetAsync(id, now, cancellationToken).ConfigureAwait(false))!;
-        var setup = approve && policy.Current.Connections.TryGetValue(decided.Connection, out var connection) && Masking.DatabaseProfiles.Apply(connection)
+        var setup = approve && policy.Connections.TryGetValue(decided.Connection, out var connection) && Masking.DatabaseProfiles.Apply(connection)
             ? $" Connection {decided.Connection} masks in the database: run gatehouse setup --connection {decided.Connection} so PostgreSQL has a profile for the widened rights."
             : "";
         return new DeskOutcome(true, approve

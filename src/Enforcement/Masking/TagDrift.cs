@@ -8,11 +8,12 @@ namespace Gatehouse.Enforcement.Masking;
 
 /// <summary>
 /// Drift between the policy's tags and the database: a tag that names no existing column protects nothing (a typo, a renamed
-/// column), so the connection refuses calls until the policy matches again. Checked once per catalog version.
+/// column), so the connection refuses calls until the policy matches again. Checked once per catalog version and policy
+/// version (a reload brings new tags).
 /// </summary>
 public sealed class TagDrift(ISchemaCatalog catalog, ICatalogVersionSource versions)
 {
-    private readonly ConcurrentDictionary<string, (string Version, Decision? Result)> _checked = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, (string Version, IReadOnlyDictionary<ColumnUse, string> Tags, Decision? Result)> _checked = new(StringComparer.Ordinal);
 
     public async ValueTask<Decision?> CheckAsync(ConnectionConfig connection, CancellationToken cancellationToken)
     {
@@ -22,7 +23,7 @@ public sealed class TagDrift(ISchemaCatalog catalog, ICatalogVersionSource versi
         }
 
         var version = versions.Current(connection.Name);
-        if (version is not null && _checked.TryGetValue(connection.Name, out var known) && known.Version == version)
+        if (version is not null && _checked.TryGetValue(connection.Name, out var known) && known.Version == version && ReferenceEquals(known.Tags, connection.Tags))
         {
             return known.Result;
         }
@@ -33,7 +34,7 @@ public sealed class TagDrift(ISchemaCatalog catalog, ICatalogVersionSource versi
             : Decision.Deny("masking.tags_out_of_sync", $"connection '{connection.Name}' is not ready: the policy tags {string.Join(", ", missing)}, which the database does not have, so the real column may be unprotected. Fix the tags (gatehouse classify proposes them) and calls resume");
         if (version is not null)
         {
-            _checked[connection.Name] = (version, result);
+            _checked[connection.Name] = (version, connection.Tags, result);
         }
 
         return result;

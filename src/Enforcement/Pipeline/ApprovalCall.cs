@@ -64,6 +64,14 @@ public sealed partial class GatewayPipeline
         switch (request.Status)
         {
             case StatementApprovalStatus.Approved:
+                if (!ReferenceEquals(livePolicy.Current, run.Scope.Policy))
+                {
+                    // Judged under a policy no longer in force: the approval stays, the statement is judged again.
+                    return new StepResult(
+                        Decision.Deny("approval.policy_changed", $"request {request.Id} was approved, but the policy changed while this call waited, so nothing was run. Call query again with the same statement and parameters: it is judged under the policy in force and, if that still allows it, runs on this approval"),
+                        Classification: run.Classification);
+                }
+
                 if (!await statementApprovals.ClaimAsync(request.Id, time.GetUtcNow(), cancellationToken).ConfigureAwait(false))
                 {
                     return new StepResult(Decision.Deny("approval.used", $"request {request.Id} was approved but has already been used or has lapsed; an approval is good for one run"), Classification: run.Classification);

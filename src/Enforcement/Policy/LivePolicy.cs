@@ -34,8 +34,9 @@ public sealed class LivePolicy(GatewayPolicy initial)
     /// <summary>
     /// The settings that differ between two policies and are bound when the gateway starts: where state lives, the HTTP
     /// surface, telemetry, the audit sink and the shutdown deadline, trusted issuers and admins, the approval webhook and reviewer, and each
-    /// connection's name, address, login and password source. Everything else (agents, groups, grants, guardrails, tags,
-    /// masking, limits, quotas, approval rules, tool scopes) takes effect on the next call.
+    /// connection's name, address, login, password source, TLS and search_path (cached plans resolved names with it).
+    /// Everything else (agents, groups, grants, guardrails, tags, masking, limits, quotas, approval rules, tool scopes)
+    /// takes effect on the next call.
     /// </summary>
     public static IReadOnlyList<string> NeedingRestart(GatewayPolicy current, GatewayPolicy next)
     {
@@ -52,8 +53,8 @@ public sealed class LivePolicy(GatewayPolicy initial)
         Compare("approvals.reviewer", p => p.Approvals.Reviewer);
         foreach (var name in current.Connections.Keys.Union(next.Connections.Keys).Order(StringComparer.Ordinal))
         {
-            Compare($"connections.{name} (its address, login, password source or TLS; or the connection was added or removed)", p =>
-                p.Connections.TryGetValue(name, out var c) ? new { c.ConnectionString, c.Password, c.LoginRole, c.Tls } : null);
+            Compare($"connections.{name} (its address, login, password source, TLS or search_path; or the connection was added or removed)", p =>
+                p.Connections.TryGetValue(name, out var c) ? new { c.ConnectionString, c.Password, c.LoginRole, c.Tls, c.SearchPath } : null);
         }
 
         return changed;

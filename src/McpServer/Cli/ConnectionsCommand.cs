@@ -17,7 +17,7 @@ public static class ConnectionsCommand
         var by = new Option<string>("--as") { Description = "Who asks for the rotation (default: the OS user).", DefaultValueFactory = _ => Environment.UserName };
         var command = new Command(
             "rotate",
-            "After a database password changed (and the connection's password_file or variable holds the new one): checks that the new password logs in, then has every gateway sharing this state drain its pool within a second. Calls in flight finish; the next ones log in with the new password.")
+            "After a database password changed (and the connection's password_file, or passfile, holds the new one): checks that the new password logs in, then has every gateway sharing this state drain its pool within a second. Calls in flight finish; the next ones log in with the new password.")
         {
             name, config, by,
         };
@@ -28,6 +28,11 @@ public static class ConnectionsCommand
             if (!policy.Connections.ContainsKey(connection))
             {
                 throw new CliException($"the policy has no connection '{connection}' (it has: {string.Join(", ", policy.Connections.Keys)})");
+            }
+
+            if (policy.Connections[connection].Password.EnvironmentVariable is { } variable)
+            {
+                throw new CliException($"connection {connection} reads its password from the environment variable {variable}, which a running gateway never sees change: restart the gateways with the new value, or use password_file so rotation needs no restart");
             }
 
             // Draining onto a password PostgreSQL refuses would fail every call: check it first.

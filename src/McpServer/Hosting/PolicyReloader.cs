@@ -12,7 +12,7 @@ namespace Gatehouse.McpServer.Hosting;
 /// and the policy in force stays. An applied (or forced) reload also drains the connection pools, so new connections
 /// log in with the passwords as they are now.
 /// </summary>
-public sealed class PolicyReloader(LivePolicy live, PostgresTargets targets, IAuditStore audit, TimeProvider time, ILogger<PolicyReloader> logger) : BackgroundService
+public sealed class PolicyReloader : BackgroundService
 {
     /// <summary>How long the file must be quiet before it is read: editors and ConfigMap updates write in several steps.</summary>
     public static readonly TimeSpan Settle = TimeSpan.FromMilliseconds(300);
@@ -21,8 +21,26 @@ public sealed class PolicyReloader(LivePolicy live, PostgresTargets targets, IAu
     public static readonly TimeSpan Poll = TimeSpan.FromSeconds(5);
 
     private readonly SemaphoreSlim _wake = new(0);
+    private readonly LivePolicy _live;
+    private readonly PostgresTargets _targets;
+    private readonly IAuditStore _audit;
+    private readonly TimeProvider _time;
+    private readonly ILogger<PolicyReloader> _logger;
+    private readonly PosixSignalRegistration? _hangup;
     private int _forced;
     private string? _lastProblem;
+
+    public PolicyReloader(LivePolicy live, PostgresTargets targets, IAuditStore audit, TimeProvider time, ILogger<PolicyReloader> logger)
+    {
+        (_live, _targets, _audit, _time, _logger) = (live, targets, audit, time, logger);
+
+        // Held as long as the gateway lives, so a SIGHUP while it starts or stops never ends the process (the default).
+        _hangup = OperatingSystem.IsWindows() ? null : PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
+        {
+            context.Cancel = true;
+            Force();
+        });
+    }
 
     /// <summary>Reloads now, whether or not the file changed (what SIGHUP does).</summary>
     public void Force()
@@ -33,21 +51,15 @@ public sealed class PolicyReloader(LivePolicy live, PostgresTargets targets, IAu
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var path = live.Current.SourcePath;
+        var path = _live.Current.SourcePath;
         using var watcher = Watch(path);
-        using var hangup = OperatingSystem.IsWindows() ? null : PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
-        {
-            // Handled here: the default for SIGHUP would end the process.
-            context.Cancel = true;
-            Force();
-        });
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
                 if (await _wake.WaitAsync(Poll, stoppingToken))
                 {
-                    await Task.Delay(Settle, time, stoppingToken);
+                    await Task.Delay(Settle, _time, stoppingToken);
                     while (_wake.CurrentCount > 0)
                     {
                         await _wake.WaitAsync(stoppingToken);
@@ -63,12 +75,28 @@ public sealed class PolicyReloader(LivePolicy live, PostgresTargets targets, IAu
             catch (Exception e)
             {
                 // A reload must never take the gateway down: the policy in force stays.
-                HostLog.ReloadCrashed(logger, e);
+                HostLog.ReloadCrashed(_logger, e);
             }
         }
     }
 
     private async Task ReloadAsync(string path, bool forced, CancellationToken cancellationToken)
+    {
+        if (forced)
+        {
+            // Asked for by hand: say what comes of it even when it was said before.
+            _lastProblem = null;
+        }
+
+        await TakeUpAsync(path, forced, cancellationToken);
+        if (forced)
+        {
+            // A SIGHUP drains the pools whatever became of the file.
+            HostLog.PoolsDrained(_logger, _live.Current.Connections.Keys.Count(_targets.Drain), "SIGHUP");
+        }
+    }
+
+    private async Task TakeUpAsync(string path, bool forced, CancellationToken cancellationToken)
     {
         string text;
         try
@@ -77,48 +105,47 @@ public sealed class PolicyReloader(LivePolicy live, PostgresTargets targets, IAu
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            Refuse("unreadable", $"the policy file cannot be read ({e.Message}); the policy in force ({live.Current.Hash}) stays");
+            Refuse("unreadable", $"the policy file cannot be read ({e.Message}); the policy in force ({_live.Current.Hash}) stays");
             return;
         }
 
-        var current = live.Current;
+        var current = _live.Current;
         var hash = PolicyLoader.HashOf(text);
-        if (hash != current.Hash)
-        {
-            if (!forced && _lastProblem?.StartsWith(hash, StringComparison.Ordinal) == true)
-            {
-                return;
-            }
-
-            GatewayPolicy next;
-            try
-            {
-                next = PolicyLoader.Parse(text, path);
-            }
-            catch (PolicyException e)
-            {
-                await RefuseAsync(hash, $"version {hash} is not valid, so the policy in force ({current.Hash}) stays: {string.Join(" ", e.Errors)}", cancellationToken);
-                return;
-            }
-
-            if (live.TryReplace(next) is { Count: > 0 } bound)
-            {
-                await RefuseAsync(hash, $"version {hash} changes {string.Join("; ", bound)}, which only a restart applies; the policy in force ({current.Hash}) stays", cancellationToken);
-                return;
-            }
-
-            _lastProblem = null;
-            HostLog.PolicyReloaded(logger, hash, current.Hash);
-            await RecordAsync(hash, done: true, "policy.reloaded", $"policy {hash} is in force (was {current.Hash}); it decides every call from now on", cancellationToken);
-        }
-        else if (!forced)
+        if (hash == current.Hash)
         {
             _lastProblem = null;
             return;
         }
 
-        var drained = live.Current.Connections.Keys.Count(targets.Drain);
-        HostLog.PoolsDrained(logger, drained, forced ? "SIGHUP" : "policy reload");
+        if (!forced && _lastProblem?.StartsWith(hash, StringComparison.Ordinal) == true)
+        {
+            return;
+        }
+
+        GatewayPolicy next;
+        try
+        {
+            next = PolicyLoader.Parse(text, path);
+        }
+        catch (PolicyException e)
+        {
+            await RefuseAsync(hash, $"version {hash} is not valid, so the policy in force ({current.Hash}) stays: {string.Join(" ", e.Errors)}", cancellationToken);
+            return;
+        }
+
+        if (_live.TryReplace(next) is { Count: > 0 } bound)
+        {
+            await RefuseAsync(hash, $"version {hash} changes {string.Join("; ", bound)}, which only a restart applies; the policy in force ({current.Hash}) stays", cancellationToken);
+            return;
+        }
+
+        _lastProblem = null;
+        HostLog.PolicyReloaded(_logger, hash, current.Hash);
+        await RecordAsync(hash, done: true, "policy.reloaded", $"policy {hash} is in force (was {current.Hash}); it decides every call from now on", cancellationToken);
+        if (!forced)
+        {
+            HostLog.PoolsDrained(_logger, next.Connections.Keys.Count(_targets.Drain), "policy reload");
+        }
     }
 
     private async Task RefuseAsync(string hash, string reason, CancellationToken cancellationToken)
@@ -139,49 +166,66 @@ public sealed class PolicyReloader(LivePolicy live, PostgresTargets targets, IAu
         }
 
         _lastProblem = problem;
-        HostLog.ReloadRefused(logger, reason);
+        HostLog.ReloadRefused(_logger, reason);
         return true;
     }
 
+    // The outcome stands whether or not its record can be written; a failed write is logged.
     private async Task RecordAsync(string hash, bool done, string rule, string reason, CancellationToken cancellationToken)
     {
         try
         {
-            await audit.RecordAsync(time.GetUtcNow(), "policy reload", "gateway", null, hash, done, rule, reason, cancellationToken);
+            await _audit.RecordAsync(_time.GetUtcNow(), "policy reload", "gateway", null, hash, done, rule, reason, cancellationToken);
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested)
         {
-            HostLog.ReloadNotRecorded(logger, e, hash);
+            HostLog.ReloadNotRecorded(_logger, e, hash);
         }
     }
 
-    // The directory is watched, not the file: editors save by renaming, and Kubernetes swaps a symlink.
+    // The directory is watched, not the file: editors save by renaming, and Kubernetes swaps a symlink (..data). Other
+    // files there (the state store, its WAL) do not wake the reloader.
     private FileSystemWatcher? Watch(string path)
     {
+        var name = Path.GetFileName(path);
+        bool Ours(string? changed) => changed is not null && (changed == name || changed.StartsWith("..", StringComparison.Ordinal));
         try
         {
             var watcher = new FileSystemWatcher(Path.GetDirectoryName(path)!)
             {
                 NotifyFilter = NotifyFilters.FileName | NotifyFilters.LastWrite | NotifyFilters.Size | NotifyFilters.CreationTime | NotifyFilters.DirectoryName,
             };
-            FileSystemEventHandler changed = (_, _) => _wake.Release();
+            FileSystemEventHandler changed = (_, e) =>
+            {
+                if (Ours(e.Name))
+                {
+                    _wake.Release();
+                }
+            };
             watcher.Changed += changed;
             watcher.Created += changed;
             watcher.Deleted += changed;
-            watcher.Renamed += (_, _) => _wake.Release();
+            watcher.Renamed += (_, e) =>
+            {
+                if (Ours(e.Name) || Ours(e.OldName))
+                {
+                    _wake.Release();
+                }
+            };
             watcher.EnableRaisingEvents = true;
             return watcher;
         }
         catch (Exception e) when (e is IOException or ArgumentException or PlatformNotSupportedException)
         {
             // Polling still sees changes, only later.
-            HostLog.WatchUnavailable(logger, e.Message, Poll.TotalSeconds);
+            HostLog.WatchUnavailable(_logger, e.Message, Poll.TotalSeconds);
             return null;
         }
     }
 
     public override void Dispose()
     {
+        _hangup?.Dispose();
         _wake.Dispose();
         base.Dispose();
     }

@@ -36,7 +36,7 @@ public sealed class PoolRotation(SqlStateStore store, PostgresTargets targets, T
                 seen = now;
                 failing = false;
             }
-            catch (Exception e) when (e is not OperationCanceledException)
+            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
             {
                 // The readiness probe reports an unreachable store; this only says rotation waits for it, once.
                 if (!failing)

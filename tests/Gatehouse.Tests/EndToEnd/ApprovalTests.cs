@@ -36,6 +36,30 @@ public sealed class ApprovalTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task A_statement_approved_after_a_policy_reload_is_judged_again_before_it_runs()
+    {
+        var gateway = Gateway(pg, "60s");
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+        var call = client.QueryAsync("select count(*) from customers");
+        var id = await WaitForPendingAsync(gateway);
+
+        // The policy changes while the call waits; then the approval comes.
+        await File.WriteAllTextAsync(gateway.PolicyPath, (await File.ReadAllTextAsync(gateway.PolicyPath)).Replace("wait: 60s", "wait: 59s"));
+        await OperationsTests.WaitForReloadAsync(server.State, "policy.reloaded", since: DateTimeOffset.MinValue);
+        Assert.Equal(0, (await Cli(gateway, "approvals", "approve", id, "--as", "alice")).ExitCode);
+
+        var first = await call.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal("approval.policy_changed", first.Rule());
+        Assert.Contains(id, first.Text());
+
+        // Called again, it is judged under the policy in force, which still sends it for approval: this one.
+        var again = await client.QueryAsync("select count(*) from customers");
+        Assert.NotEqual(true, again.IsError);
+        Assert.Equal(await pg.AdminScalarAsync("select count(*) from customers"), again.Structured().GetProperty("rows")[0][0].GetInt64());
+    }
+
+    [Fact]
     public async Task A_waiting_call_reports_progress_and_returns_the_result_once_an_approver_agrees()
     {
         var gateway = Gateway(pg, "60s");

@@ -46,6 +46,20 @@ public sealed class OperationsTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task Fixing_a_misspelt_tag_by_reload_lets_the_connection_serve_again()
+    {
+        var gateway = TestGateway.Create(pg, connectionSettings: "masking: overlay\ntags: { public.customers.e_mail: email }");
+        await using var http = await HttpGateway.StartAsync(gateway);
+        await using var analyst = await GatewayClients.HttpAsync(http.Endpoint, gateway.Mint("analyst"));
+        Assert.Equal("masking.tags_out_of_sync", (await analyst.QueryAsync("select id from customers")).Rule());
+
+        await File.WriteAllTextAsync(gateway.PolicyPath, (await File.ReadAllTextAsync(gateway.PolicyPath)).Replace("public.customers.e_mail", "public.customers.email"));
+        await WaitForReloadAsync(http.State, "policy.reloaded", since: DateTimeOffset.MinValue);
+
+        Assert.NotEqual(true, (await analyst.QueryAsync("select id from customers")).IsError);
+    }
+
+    [Fact]
     public async Task A_password_rotated_under_load_fails_no_call_and_leaves_no_connection_on_the_old_one()
     {
         var role = "rot_" + Guid.NewGuid().ToString("N")[..8];
@@ -134,6 +148,13 @@ public sealed class OperationsTests(PostgresFixture pg)
         await File.WriteAllTextAsync(passwordFile, pg.GatewayPassword);
         (exitCode, stdout, stderr) = await StdioTests.RunGatehouse(["connections", "rotate", "shop", "--config", gateway.PolicyPath, "--as", "dba"]);
         Assert.True(exitCode == ExitCodes.Ok, stderr);
+
+        // A variable cannot change under a running gateway: rotating one is refused with what to do instead.
+        var fromEnvironment = Path.Combine(gateway.Directory, "from-environment.yaml");
+        await File.WriteAllTextAsync(fromEnvironment, (await File.ReadAllTextAsync(gateway.PolicyPath)).Replace("password_file: shop.password", "password_env: SHOP_PASSWORD"));
+        var (refusedCode, _, refused) = await StdioTests.RunGatehouse(["connections", "rotate", "shop", "--config", fromEnvironment]);
+        Assert.Equal(ExitCodes.Error, refusedCode);
+        Assert.Contains("restart the gateways with the new value", refused);
         Assert.Contains("drains its pool within a second (rotation 1)", stdout);
 
         var (_, state) = await Gatehouse.McpServer.Cli.CliApp.LoadGatewayAsync(gateway.PolicyPath, CancellationToken.None);
@@ -187,7 +208,7 @@ public sealed class OperationsTests(PostgresFixture pg)
     }
 
     // Reloads are noticed within the watcher's settle time, or the poll at worst.
-    private static async Task<AuditRecord> WaitForReloadAsync(Gatehouse.Connectors.State.SqlStateStore state, string rule, DateTimeOffset since)
+    internal static async Task<AuditRecord> WaitForReloadAsync(Gatehouse.Connectors.State.SqlStateStore state, string rule, DateTimeOffset since)
     {
         for (var i = 0; i < 60; i++)
         {

@@ -76,6 +76,6 @@ public sealed class LivePolicyTests
             """,
             "/etc/gatehouse/gatehouse.yaml");
 
-        Assert.Equal(["connections.crm (its address, login, password source or TLS; or the connection was added or removed)"], LivePolicy.NeedingRestart(first, withTwo));
+        Assert.Equal(["connections.crm (its address, login, password source, TLS or search_path; or the connection was added or removed)"], LivePolicy.NeedingRestart(first, withTwo));
     }
 }
