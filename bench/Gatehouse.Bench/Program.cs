@@ -33,6 +33,43 @@ var analyzer = new PostgresAnalyzer(targets);
 await analyzer.ExplainAsync("shop", statements[0], ["delivered"], null, CancellationToken.None);
 Measure("cold classification (EXPLAIN round trip)", 0, () => analyzer.ExplainAsync("shop", statements[0], ["delivered"], null, CancellationToken.None).AsTask().GetAwaiter().GetResult(), 1);
 var analyst = new AgentIdentity("analyst", [], "dev", "analyst", null, DateTimeOffset.MaxValue);
+
+// One point read: PostgreSQL through plain Npgsql (the floor), then the executor's round trip (BEGIN READ ONLY, the
+// session settings, a cursor fetched to the row cap, ROLLBACK), and the same without its parts, to see what each costs.
+const string Point = "select id, status, total from orders where id = 42";
+await using (var plain = Npgsql.NpgsqlDataSource.Create(new Npgsql.NpgsqlConnectionStringBuilder($"Host=127.0.0.1;Port={server.Port};Database=shop;Username=gatehouse_gateway") { Password = password }.ConnectionString))
+{
+    Measure("point read, plain Npgsql", 0, () => RunBatch(plain, Point), 1);
+    Measure("point read, in BEGIN READ ONLY ... ROLLBACK", 0, () => RunBatch(plain, "BEGIN READ ONLY", Point, "ROLLBACK"), 1);
+    Measure("point read, as a cursor in BEGIN ... ROLLBACK", 0, () => RunBatch(plain, "BEGIN READ ONLY", "DECLARE c NO SCROLL CURSOR FOR " + Point, "FETCH FORWARD 1001 FROM c", "ROLLBACK"), 1);
+}
+
+var pointExecutor = new PostgresExecutor(targets);
+Measure("point read, the executor (settings + cursor + caps)", 0, () => pointExecutor.ExecuteAsync(new("shop", Point, [], true, true, 1000, 4 << 20, TimeSpan.FromSeconds(15), analyst, "bench"), null, CancellationToken.None).AsTask().GetAwaiter().GetResult(), 1);
+await using (var prepared = new PostgresTargets(new Dictionary<string, ConnectionConfig> { ["shop"] = connections["shop"] with { ConnectionString = connections["shop"].ConnectionString + ";Max Auto Prepare=16" } }))
+{
+    var preparedExecutor = new PostgresExecutor(prepared);
+    Measure("point read, the executor, auto-prepared", 0, () => preparedExecutor.ExecuteAsync(new("shop", Point, [], true, true, 1000, 4 << 20, TimeSpan.FromSeconds(15), analyst, "bench"), null, CancellationToken.None).AsTask().GetAwaiter().GetResult(), 1);
+}
+
+static void RunBatch(Npgsql.NpgsqlDataSource source, params string[] commands)
+{
+    using var connection = source.OpenConnection();
+    using var batch = connection.CreateBatch();
+    foreach (var text in commands)
+    {
+        batch.BatchCommands.Add(new Npgsql.NpgsqlBatchCommand(text));
+    }
+
+    using var reader = batch.ExecuteReader();
+    do
+    {
+        while (reader.Read())
+        {
+        }
+    }
+    while (reader.NextResult());
+}
 // Masking cost on a realistic result: the same read with and without the Mask stage.
 var executor = new PostgresExecutor(targets);
 ExecutionRequest Read(string sql, int maxRows) => new("shop", sql, [], true, true, maxRows, 256 << 20, TimeSpan.FromSeconds(60), analyst, "bench");

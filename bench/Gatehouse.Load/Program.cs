@@ -4,6 +4,7 @@
 // Run: dotnet run -c Release --project bench/Gatehouse.Load [-- --seconds 5 --http 1,8,32,64 --stdio 1,8] ("none" skips a transport)
 // Or, for where one call's time goes, stage by stage: dotnet run -c Release --project bench/Gatehouse.Load -- --profile
 // Or the soak with faults (PostgreSQL stopped and restarted, the gateway killed with -9): ... -- --soak [--minutes 10 --agents 32]
+// Any of them with --durability process_crash: the audit store's opt-in faster durability level.
 using System.Diagnostics;
 using Gatehouse.Connectors.Postgres;
 using Gatehouse.Connectors.Postgres.Setup;
@@ -33,7 +34,12 @@ await using var server = await LocalPostgresServer.StartAsync(Path.Combine(direc
 var password = await ShopDatabase.CreateAsync(server.AdminConnectionString, "shop", "gatehouse_gateway", CancellationToken.None, directGrants: false);
 var (policyPath, tokens) = DemoFiles.Write(directory, server.Port, password, TimeSpan.FromHours(4));
 File.AppendAllText(policyPath, "\n# The load benchmark reads 100,000 rows in one call.\n");
-var policyText = File.ReadAllText(policyPath).Replace("gateway:\n  state: gatehouse-state.db", "gateway:\n  state: gatehouse-state.db\n  limits: { max_rows: 100000, max_result_bytes: 67108864 }", StringComparison.Ordinal);
+// --durability process_crash measures the opt-in audit durability (records survive the gateway, not a power cut).
+var durability = args.SkipWhile(a => a != "--durability").Skip(1).FirstOrDefault() ?? "power_loss";
+var policyText = File.ReadAllText(policyPath).Replace(
+    "gateway:\n  state: gatehouse-state.db",
+    $"gateway:\n  state: gatehouse-state.db\n  limits: {{ max_rows: 100000, max_result_bytes: 67108864 }}\n  audit: {{ durability: {durability} }}",
+    StringComparison.Ordinal);
 File.WriteAllText(policyPath, policyText);
 var policy = PolicyLoader.LoadFile(policyPath);
 await SetUpMaskingAsync(server.AdminConnectionString, policy);
@@ -53,7 +59,7 @@ var shopAdmin = new NpgsqlConnectionStringBuilder(server.AdminConnectionString) 
 var binary = Path.Combine(AppContext.BaseDirectory, "gatehouse");
 var results = new List<LoadResult>();
 var duration = TimeSpan.FromSeconds(seconds);
-Console.WriteLine($"PostgreSQL {server.Port}, {Environment.ProcessorCount} cores, {seconds} s per run, query: {Sql}");
+Console.WriteLine($"PostgreSQL {server.Port}, {Environment.ProcessorCount} cores, {seconds} s per run, audit durability {durability}, query: {Sql}");
 
 // 1. The floor: PostgreSQL itself, through Npgsql.
 await using (var direct = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(shopAdmin) { Pooling = true, MaxPoolSize = 100 }.ConnectionString))

@@ -186,11 +186,16 @@ public class AuditAppend
     private readonly string _directory = Path.Combine(Path.GetTempPath(), "gatehouse-micro-" + Guid.NewGuid().ToString("N")[..8]);
     private SqliteStateStore _store = null!;
 
+    /// <summary>gateway.audit.durability: power_loss (fsync per commit, the default) or process_crash.</summary>
+    [Params(AuditDurability.PowerLoss, AuditDurability.ProcessCrash)]
+    public AuditDurability Durability { get; set; }
+
     [GlobalSetup]
     public async Task Setup()
     {
         Directory.CreateDirectory(_directory);
         _store = await SqliteStateStore.OpenAsync(Path.Combine(_directory, "state.db"), CancellationToken.None);
+        _store.Durability = Durability;
     }
 
     [GlobalCleanup]

@@ -95,6 +95,9 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
         }
     }
 
+    // The writer's session only: approvals, switches and everything else keep synchronous commits.
+    protected override string ProcessCrashDurability => "SET synchronous_commit = off";
+
     protected override async Task<DbConnection> OpenAuditConnectionAsync(CancellationToken cancellationToken) =>
         await _source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
 

@@ -22,6 +22,9 @@ public abstract partial class SqlAuditLog
     // connection checkout and its session settings. Dropped and reopened after any failure.
     private DbConnection? _writerConnection;
 
+    /// <summary>What a stored record survives; set by the gateway from <c>gateway.audit.durability</c> before it serves.</summary>
+    public AuditDurability Durability { get; set; } = AuditDurability.PowerLoss;
+
     /// <summary>A record waiting to be stored: <see cref="Seal"/> marks a finished call, stored in place and sealed into the chain.</summary>
     private sealed record PendingWrite(AuditRecord Record, bool Seal)
     {
@@ -100,7 +103,7 @@ public abstract partial class SqlAuditLog
     private async Task StoreAsync(IReadOnlyList<PendingWrite> batch)
     {
         var cancellationToken = CancellationToken.None;
-        var connection = _writerConnection ??= await OpenAuditConnectionAsync(cancellationToken).ConfigureAwait(false);
+        var connection = _writerConnection ??= await OpenWriterConnectionAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             await StoreAsync(connection, batch, cancellationToken).ConfigureAwait(false);
@@ -111,6 +114,27 @@ public abstract partial class SqlAuditLog
             await connection.DisposeAsync().ConfigureAwait(false);
             throw;
         }
+    }
+
+    private async Task<DbConnection> OpenWriterConnectionAsync(CancellationToken cancellationToken)
+    {
+        var connection = await OpenAuditConnectionAsync(cancellationToken).ConfigureAwait(false);
+        if (Durability == AuditDurability.ProcessCrash)
+        {
+            try
+            {
+                await using var relax = connection.CreateCommand();
+                relax.CommandText = ProcessCrashDurability;
+                await relax.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
+        }
+
+        return connection;
     }
 
     private async Task StoreAsync(DbConnection connection, IReadOnlyList<PendingWrite> batch, CancellationToken cancellationToken)

@@ -26,6 +26,9 @@ public abstract partial class SqlAuditLog : IAuditLog
 
     protected abstract Task<DbConnection> OpenAuditConnectionAsync(CancellationToken cancellationToken);
 
+    /// <summary>The session setting that makes the writer's commits wait for the operating system, not the disk.</summary>
+    protected abstract string ProcessCrashDurability { get; }
+
     /// <summary>Adds positional values to a command whose SQL uses <c>$1..$n</c>.</summary>
     protected abstract void Bind(DbCommand command, IReadOnlyList<object?> values);
 

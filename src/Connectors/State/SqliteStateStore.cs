@@ -74,6 +74,9 @@ public sealed partial class SqliteStateStore
         }
     }
 
+    // In WAL mode, NORMAL syncs at checkpoints only: a commit survives the process, not a power cut.
+    protected override string ProcessCrashDurability => "PRAGMA synchronous=NORMAL";
+
     private async Task<SqliteConnection> OpenConnectionAsync(CancellationToken cancellationToken)
     {
         var connection = new SqliteConnection(_connectionString);

@@ -12,11 +12,27 @@ public enum CaptureLevel
     Full,
 }
 
-/// <summary>How long audit records are kept, where they are streamed, and how much of a result they keep.</summary>
+/// <summary>What an audit record, once the call goes on, is guaranteed to survive.</summary>
+public enum AuditDurability
+{
+    /// <summary>The default: each commit is flushed to disk (fsync) before the call goes on; survives a power cut.</summary>
+    PowerLoss,
+
+    /// <summary>
+    /// Each commit reaches the operating system (SQLite synchronous=NORMAL in WAL mode; PostgreSQL synchronous_commit off)
+    /// before the call goes on: survives the gateway crashing or being killed, but a power cut or kernel crash of the
+    /// store's machine may lose the last moment of records. Faster per call; a choice an operator makes knowingly.
+    /// </summary>
+    ProcessCrash,
+}
+
+/// <summary>How long audit records are kept, where they are streamed, how much of a result they keep, and how durably.</summary>
 /// <param name="Sink">A JSON-lines file every finished record is appended to, for SIEMs; null for none.</param>
 public sealed record AuditSettings(AuditRetention Retention, string? Sink, int MaxCaptureBytes)
 {
     public static AuditSettings Default { get; } = new(AuditRetention.None, null, 16 * 1024);
+
+    public AuditDurability Durability { get; init; } = AuditDurability.PowerLoss;
 }
 
 /// <summary>Where the gateway keeps its state: the SQLite state file, or a PostgreSQL database several instances share.</summary>

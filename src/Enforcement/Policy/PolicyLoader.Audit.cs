@@ -22,7 +22,7 @@ public static partial class PolicyLoader
     private static AuditSettings ReadAudit(YamlNodeReader reader, YamlNode node, string baseDir)
     {
         const string what = "gateway.audit";
-        var e = reader.Mapping(node, what, "retention", "sink", "max_capture_bytes");
+        var e = reader.Mapping(node, what, "retention", "sink", "max_capture_bytes", "durability");
         var retention = AuditRetention.None;
         if (e.TryGetValue("retention", out var retentionNode))
         {
@@ -38,10 +38,25 @@ public static partial class PolicyLoader
         }
 
         var sink = reader.String(e, "sink", $"{what}: sink");
+        var durability = reader.String(e, "durability", $"{what}: durability") switch
+        {
+            null or "power_loss" => AuditDurability.PowerLoss,
+            "process_crash" => AuditDurability.ProcessCrash,
+            var other => Unknown(other),
+        };
         return new AuditSettings(
             retention,
             sink is null ? null : Path.GetFullPath(sink, baseDir),
-            e.TryGetValue("max_capture_bytes", out var bound) ? reader.Int(bound, $"{what}: max_capture_bytes", 256, 16 * 1024 * 1024) : AuditSettings.Default.MaxCaptureBytes);
+            e.TryGetValue("max_capture_bytes", out var bound) ? reader.Int(bound, $"{what}: max_capture_bytes", 256, 16 * 1024 * 1024) : AuditSettings.Default.MaxCaptureBytes)
+        {
+            Durability = durability,
+        };
+
+        AuditDurability Unknown(string value)
+        {
+            reader.Error(e["durability"], $"{what}: durability '{value}' is not known; use power_loss (the default: every record is on disk before its call goes on) or process_crash (records survive the gateway crashing, not the machine losing power).");
+            return AuditDurability.PowerLoss;
+        }
     }
 
     private static TelemetrySettings ReadTelemetry(YamlNodeReader reader, YamlNode node)

@@ -13,10 +13,14 @@ public sealed record GatewayState(SqlStateStore Store)
     /// <summary>The audit log: the same store.</summary>
     public IAuditLog Audit => Store;
 
-    public static async Task<GatewayState> OpenAsync(GatewayPolicy policy, CancellationToken cancellationToken) =>
-        new(policy.Gateway.Store.PostgresConnectionString is { } connectionString
+    public static async Task<GatewayState> OpenAsync(GatewayPolicy policy, CancellationToken cancellationToken)
+    {
+        SqlStateStore store = policy.Gateway.Store.PostgresConnectionString is { } connectionString
             ? await PostgresStateStore.OpenAsync(connectionString, policy.Gateway.Store.Password.Read, cancellationToken)
-            : await SqliteStateStore.OpenAsync(policy.Gateway.StatePath, cancellationToken));
+            : await SqliteStateStore.OpenAsync(policy.Gateway.StatePath, cancellationToken);
+        store.Durability = policy.Gateway.Audit.Durability;
+        return new GatewayState(store);
+    }
 
     /// <summary>Agents with their switches (from the store) and activity (from the audit log).</summary>
     public async Task<IReadOnlyList<Enforcement.Identity.AgentStatus>> AgentsAsync(CancellationToken cancellationToken) =>

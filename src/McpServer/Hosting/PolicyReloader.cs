@@ -17,8 +17,8 @@ public sealed class PolicyReloader : BackgroundService
     /// <summary>How long the file must be quiet before it is read: editors and ConfigMap updates write in several steps.</summary>
     public static readonly TimeSpan Settle = TimeSpan.FromMilliseconds(300);
 
-    /// <summary>How often the file is read even when no change was reported.</summary>
-    public static readonly TimeSpan Poll = TimeSpan.FromSeconds(5);
+    /// <summary>How often the file is read even when no change was reported (writes in place are seen this way).</summary>
+    public static readonly TimeSpan Poll = TimeSpan.FromSeconds(2);
 
     private readonly SemaphoreSlim _wake = new(0);
     private readonly LivePolicy _live;
@@ -183,8 +183,9 @@ public sealed class PolicyReloader : BackgroundService
         }
     }
 
-    // The directory is watched, not the file: editors save by renaming, and Kubernetes swaps a symlink (..data). Other
-    // files there (the state store, its WAL) do not wake the reloader.
+    // The directory is watched, not the file: editors save by renaming, and Kubernetes swaps a symlink (..data). Only
+    // names coming and going are watched: the state store often shares the directory, and every write to it would
+    // otherwise wake the watcher. A file written in place is seen by the poll.
     private FileSystemWatcher? Watch(string path)
     {
         var name = Path.GetFileName(path);
@@ -193,7 +194,7 @@ public sealed class PolicyReloader : BackgroundService
         {
             var watcher = new FileSystemWatcher(Path.GetDirectoryName(path)!)
             {
-                NotifyFilter = NotifyFilters.FileName | NotifyFilters.LastWrite | NotifyFilters.Size | NotifyFilters.CreationTime | NotifyFilters.DirectoryName,
+                NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName,
             };
             FileSystemEventHandler changed = (_, e) =>
             {

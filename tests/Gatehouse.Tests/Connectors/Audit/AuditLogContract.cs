@@ -52,6 +52,28 @@ public abstract class AuditLogContract
     }
 
     [Fact]
+    public async Task Under_process_crash_durability_records_are_stored_sealed_and_seen_by_another_handle()
+    {
+        var log = await OpenAsync();
+        ((Gatehouse.Connectors.State.SqlAuditLog)log).Durability = AuditDurability.ProcessCrash;
+        var records = new List<AuditRecord>();
+        for (var i = 0; i < 3; i++)
+        {
+            records.Add(await WriteAsync(log, Record($"fast{i}", Verdict.Allowed, DateTimeOffset.UtcNow.AddSeconds(i))));
+        }
+
+        var other = await OpenAsync(again: true);
+        foreach (var record in records)
+        {
+            Assert.Equal(record.Agent, (await other.GetAsync(record.Id, CancellationToken.None))!.Agent);
+        }
+
+        var report = await other.VerifyChainAsync(null, CancellationToken.None);
+        Assert.True(report.Intact, string.Join("; ", report.Problems));
+        Assert.Equal(3, report.Sealed);
+    }
+
+    [Fact]
     public async Task A_started_record_is_completed_in_place_with_its_capture()
     {
         var log = await OpenAsync();

@@ -1,3 +1,4 @@
+using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Classification;
 using Gatehouse.Enforcement.Policy;
 
@@ -302,5 +303,13 @@ public sealed class PolicyLoaderTests
         }
 
         Assert.Contains(Errors(yaml), e => e.Contains(message, StringComparison.Ordinal) && e.StartsWith("/etc/gatehouse/policy.yaml:", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Audit_durability_defaults_to_power_loss_and_takes_process_crash_by_name()
+    {
+        Assert.Equal(AuditDurability.PowerLoss, Parse(Minimal).Gateway.Audit.Durability);
+        Assert.Equal(AuditDurability.ProcessCrash, Parse("gateway:\n  audit:\n    durability: process_crash\n" + Minimal).Gateway.Audit.Durability);
+        Assert.Contains(Errors("gateway:\n  audit:\n    durability: fast\n" + Minimal), e => e.Contains("durability 'fast' is not known", StringComparison.Ordinal));
     }
 }
