@@ -6,12 +6,18 @@ public sealed class Identifier(TokenValidator tokens, IAgentDirectory agents)
     public async ValueTask<IdentityResult> IdentifyAsync(string? token, CancellationToken cancellationToken)
     {
         var result = await tokens.ValidateAsync(token, cancellationToken).ConfigureAwait(false);
-        if (result.Identity is { } identity && await agents.FindDisabledAsync(identity.SwitchKeys, cancellationToken).ConfigureAwait(false) is { } key)
+        return result.Identity is { } identity ? await CheckSwitchesAsync(identity, cancellationToken).ConfigureAwait(false) ?? result : result;
+    }
+
+    /// <summary>The refusal for an identity an admin has disabled (by agent, subject, client or token id); null when none is.</summary>
+    public async ValueTask<IdentityResult?> CheckSwitchesAsync(AgentIdentity identity, CancellationToken cancellationToken)
+    {
+        if (await agents.FindDisabledAsync(identity.SwitchKeys, cancellationToken).ConfigureAwait(false) is not { } key)
         {
-            var what = key == identity.Agent ? $"agent '{identity.Agent}'" : $"{AgentKeys.Describe(key)} (used by agent '{identity.Agent}')";
-            return IdentityResult.Refused("identity.agent_disabled", $"{what} has been disabled by an admin; nothing runs until an admin enables it again") with { Identity = null };
+            return null;
         }
 
-        return result;
+        var what = key == identity.Agent ? $"agent '{identity.Agent}'" : $"{AgentKeys.Describe(key)} (used by agent '{identity.Agent}')";
+        return IdentityResult.Refused("identity.agent_disabled", $"{what} has been disabled by an admin; nothing runs until an admin enables it again") with { Identity = null };
     }
 }

@@ -18,7 +18,8 @@ public sealed partial class GatewayPipeline
     /// <summary>
     /// Decides a statement for <paramref name="identity"/> exactly as <see cref="QueryAsync"/> would, through the same
     /// stages, but stops where it would run it: PostgreSQL only plans it (EXPLAIN), nothing is executed and nothing is
-    /// recorded. Token scopes and quotas are not judged (they depend on the token and on traffic).
+    /// recorded. The identity is taken as given, not from a token; whether an admin disabled it is judged as for a call.
+    /// Token scopes and quotas are not judged (they depend on the token and on traffic).
     /// </summary>
     public async ValueTask<QueryExplanation> ExplainAsync(AgentIdentity identity, QueryRequest request, CancellationToken cancellationToken)
     {
@@ -28,7 +29,9 @@ public sealed partial class GatewayPipeline
         StepResult result;
         try
         {
-            result = await QueryBodyAsync(scope, request, new CallContext("query", null, "explain", null), cancellationToken).ConfigureAwait(false);
+            result = await identifier.CheckSwitchesAsync(identity, cancellationToken).ConfigureAwait(false) is { } disabled
+                ? new StepResult(Decision.Deny(disabled.Rule, disabled.Reason))
+                : await QueryBodyAsync(scope, request, new CallContext("query", null, "explain", null), cancellationToken).ConfigureAwait(false);
         }
         catch (DatabaseException e)
         {

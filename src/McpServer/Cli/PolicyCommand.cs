@@ -96,15 +96,7 @@ public static class PolicyCommand
             var services = new ServiceCollection().AddLogging();
             services.AddGateway(policy, state);
             await using var provider = services.BuildServiceProvider();
-            QueryExplanation explanation;
-            if (await state.Store.FindDisabledAsync(identity.SwitchKeys, cancellationToken) is not null)
-            {
-                explanation = new QueryExplanation(Decision.Deny("identity.agent_disabled", $"agent '{identity.Agent}' has been disabled by an admin"), false, []);
-            }
-            else
-            {
-                explanation = await provider.GetRequiredService<GatewayPipeline>().ExplainAsync(identity, request, cancellationToken);
-            }
+            var explanation = await provider.GetRequiredService<GatewayPipeline>().ExplainAsync(identity, request, cancellationToken);
 
             var exitCode = explanation.Decision.IsAllowed ? ExitCodes.Ok : ExitCodes.Refused;
             if (parse.GetValue(json))
@@ -124,11 +116,6 @@ public static class PolicyCommand
             foreach (var step in explanation.Steps)
             {
                 Console.WriteLine($"  {step.Step,-15} {step.Detail}");
-            }
-
-            if (explanation.Steps.Count == 0 || explanation.Steps[^1].Step != "decision")
-            {
-                Console.WriteLine($"  {"decision",-15} refused ({explanation.Decision.Rule}): {explanation.Decision.Reason}");
             }
 
             Console.WriteLine($"Not judged: {NotJudged}.");

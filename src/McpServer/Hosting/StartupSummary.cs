@@ -1,3 +1,4 @@
+using Gatehouse.Connectors.Postgres;
 using Gatehouse.Enforcement.Policy;
 using Npgsql;
 using Serilog;
@@ -12,74 +13,52 @@ public static class StartupSummary
 {
     public static void Write(GatewayPolicy policy, string listening)
     {
+        var connections = policy.Connections.Values.Select(c => (Config: c, Settings: Effective(c.ConnectionString, c.Tls))).ToList();
         Log.Information(
             "Gatehouse ready: {Listening}; connections {Connections}; issuers {Issuers}; state {State}; policy {PolicyPath} {PolicyHash}",
             listening,
-            policy.Connections.Values.Select(Describe).ToArray(),
+            connections.Select(c => Describe(c.Config, c.Settings)).ToArray(),
             policy.Issuers.Select(i => i.Issuer).ToArray(),
-            policy.Gateway.Store.PostgresConnectionString is { } store ? "PostgreSQL " + Server(store) : "SQLite " + policy.Gateway.StatePath,
+            policy.Gateway.Store.PostgresConnectionString is { } store ? "PostgreSQL " + Server(Effective(store, null)) : "SQLite " + policy.Gateway.StatePath,
             policy.SourcePath,
             policy.Hash);
-        foreach (var connection in policy.Connections.Values)
+        foreach (var (connection, settings) in connections)
         {
-            if (TlsOf(connection) is { Verifies: false } tls && !Local(connection.ConnectionString))
+            if (settings is { SslMode: not (SslMode.VerifyCA or SslMode.VerifyFull) } && !Local(settings))
             {
                 Log.Warning(
                     "Connection {Connection}: TLS to PostgreSQL does not verify the server (sslmode {Mode}), so a man in the middle could read the data and the gateway's login; set sslmode: verify-full and sslrootcert",
                     connection.Name,
-                    tls.Mode);
+                    NpgsqlSettings.TlsModeName(settings.SslMode));
             }
         }
     }
 
-    private static string Describe(ConnectionConfig connection) =>
-        $"{connection.Name} ({Server(connection.ConnectionString)}, TLS {TlsOf(connection).Mode}, {connection.Masking.ToString().ToLowerInvariant()} masking)";
+    private static string Describe(ConnectionConfig connection, NpgsqlConnectionStringBuilder? settings) =>
+        $"{connection.Name} ({Server(settings)}, TLS {(settings is null ? "?" : NpgsqlSettings.TlsModeName(settings.SslMode))}, {connection.Masking.ToString().ToLowerInvariant()} masking)";
 
-    // The policy's sslmode, or what the connection string says (Npgsql's default is prefer: TLS when offered, unverified).
-    private static TlsSettings TlsOf(ConnectionConfig connection)
-    {
-        if (connection.Tls is { } tls)
-        {
-            return tls;
-        }
-
-        try
-        {
-            var mode = new NpgsqlConnectionStringBuilder(connection.ConnectionString).SslMode;
-            return new TlsSettings(mode switch { SslMode.VerifyCA => "verify-ca", SslMode.VerifyFull => "verify-full", _ => mode.ToString().ToLowerInvariant() }, null);
-        }
-        catch (Exception e) when (e is ArgumentException or FormatException)
-        {
-            return new TlsSettings("prefer", null);
-        }
-    }
-
-    // Loopback and Unix sockets never leave the machine.
-    private static bool Local(string connectionString)
-    {
-        try
-        {
-            var host = new NpgsqlConnectionStringBuilder(connectionString).Host ?? "";
-            return host.Split(',').All(h => h.StartsWith('/') || h is "localhost" or "127.0.0.1" or "::1" or "[::1]");
-        }
-        catch (Exception e) when (e is ArgumentException or FormatException)
-        {
-            return false;
-        }
-    }
-
-    // Only the parts that say which server: a password in the string (never there by policy) could not leak from here.
-    // A string Npgsql cannot read fails that connection's calls with the reason; it must not stop the gateway here.
-    private static string Server(string connectionString)
+    // The settings the pools use: the connection string with the policy's sslmode (Npgsql's default is prefer: TLS when
+    // offered, unverified). A string Npgsql cannot read fails that connection's calls with the reason; it must not stop
+    // the gateway here.
+    private static NpgsqlConnectionStringBuilder? Effective(string connectionString, TlsSettings? tls)
     {
         try
         {
             var builder = new NpgsqlConnectionStringBuilder(connectionString);
-            return $"{builder.Username}@{builder.Host}:{builder.Port}/{builder.Database}";
+            NpgsqlSettings.ApplyTls(builder, tls);
+            return builder;
         }
         catch (Exception e) when (e is ArgumentException or FormatException)
         {
-            return "a connection string Npgsql cannot read";
+            return null;
         }
     }
+
+    // Loopback and Unix sockets never leave the machine.
+    private static bool Local(NpgsqlConnectionStringBuilder settings) =>
+        (settings.Host ?? "").Split(',').All(h => h.StartsWith('/') || h is "localhost" or "127.0.0.1" or "::1" or "[::1]");
+
+    // Only the parts that say which server: a password in the string (never there by policy) could not leak from here.
+    private static string Server(NpgsqlConnectionStringBuilder? settings) =>
+        settings is null ? "a connection string Npgsql cannot read" : $"{settings.Username}@{settings.Host}:{settings.Port}/{settings.Database}";
 }

@@ -93,4 +93,16 @@ public sealed class PolicyExplainTests(PostgresFixture pg)
         Assert.Empty(await state.Audit.ListAsync(new AuditQuery(), CancellationToken.None));
         Assert.Empty(await state.Store.ListStatementsAsync(true, DateTimeOffset.UtcNow, CancellationToken.None));
     }
+
+    [Fact]
+    public async Task A_disabled_agent_is_explained_as_refused_by_the_identify_stage()
+    {
+        Assert.Equal(ExitCodes.Ok, (await StdioTests.RunGatehouse(["agents", "disable", "analyst", "--config", _gateway.PolicyPath])).ExitCode);
+
+        var (exitCode, stdout, _) = await StdioTests.RunGatehouse(
+            ["policy", "explain", "--config", _gateway.PolicyPath, "--agent", "analyst", "--connection", "shop", "--sql", "select count(*) from orders", "--json"]);
+
+        Assert.Equal(ExitCodes.Refused, exitCode);
+        Assert.Equal("identity.agent_disabled", JsonDocument.Parse(stdout).RootElement.GetProperty("rule").GetString());
+    }
 }
