@@ -10,8 +10,11 @@ namespace Gatehouse.Enforcement.Pipeline;
 public sealed record ExplainStep(string Step, string Detail);
 
 /// <summary>What the <c>query</c> tool would decide for a statement, and the steps that led there.</summary>
-/// <param name="NeedsApproval">The statement would wait for a human: <see cref="Decision"/> is the guardrail that asks.</param>
-public sealed record QueryExplanation(Decision Decision, bool NeedsApproval, IReadOnlyList<ExplainStep> Steps);
+public sealed record QueryExplanation(Decision Decision, IReadOnlyList<ExplainStep> Steps)
+{
+    /// <summary>The statement would wait for a human: <see cref="Decision"/> is the guardrail that asks.</summary>
+    public bool NeedsApproval => Decision.NeedsApproval;
+}
 
 public sealed partial class GatewayPipeline
 {
@@ -38,22 +41,19 @@ public sealed partial class GatewayPipeline
             result = new StepResult(DatabaseDecision(rules.Policy, request.Connection, e, scope.Unmask ?? OverlayMasking.UnmaskRights(rules.Policy, identity)));
         }
 
-        var approval = result.Payload is PendingExplanation;
-        scope.Note("decision", () => approval
+        // Only a guardrail that asks for a human reaches here carrying NeedsApproval.
+        scope.Note("decision", () => result.Decision.NeedsApproval
             ? $"waits for approval ({result.Decision.Rule}): {result.Decision.Reason}"
             : $"{(result.Decision.IsAllowed ? "runs" : "refused")} ({result.Decision.Rule}): {result.Decision.Reason}");
-        return new QueryExplanation(result.Decision, approval, scope.Steps);
+        return new QueryExplanation(result.Decision, scope.Steps);
     }
 
-    /// <summary>Marks an explained statement that a guardrail sends for approval.</summary>
-    private sealed record PendingExplanation;
-
     // Where an explained statement stops: before it would wait for approval or run.
-    private static StepResult Explained(CallScope scope, ExecutionRequest execution, Decision decision, bool needsApproval)
+    private static StepResult Explained(CallScope scope, ExecutionRequest execution, Decision decision)
     {
         scope.Note("execution", () => $"{(execution.ReadOnly ? "a read-only transaction" : "a read-write transaction")}"
             + $" as {(execution.Role is not { } role ? "the gateway's login role" : role.Schema is null ? $"the mapped role {role.Role}" : $"the masking profile role {role.Role}")}, at most {execution.MaxRows} rows and {execution.MaxBytes} bytes, timeout {Durations.Format(execution.StatementTimeout)}");
-        return new StepResult(decision, needsApproval ? new PendingExplanation() : null);
+        return new StepResult(decision);
     }
 
     private static string DescribeGrant(Grant grant) =>

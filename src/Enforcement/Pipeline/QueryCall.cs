@@ -177,7 +177,7 @@ public sealed partial class GatewayPipeline
         var run = new StatementRun(scope, execution, classification, databaseMasking);
         if (scope.Explaining)
         {
-            return Explained(scope, execution, needsApproval ? guarded! : verdicts.Final(Decision.Allow("query.allowed", byPlan.IsAllowed ? byPlan.Reason : "allowed")), needsApproval);
+            return Explained(scope, execution, needsApproval ? guarded! : verdicts.Final(Decision.Allow("query.allowed", byPlan.IsAllowed ? byPlan.Reason : "allowed")));
         }
 
         if (needsApproval)
