@@ -177,7 +177,7 @@ public class ResultJson
 }
 
 /// <summary>
-/// One call's two audit writes (the started record, then the final one), each durable before it returns, in the SQLite
+/// One call's two audit writes (the started record, then the final one), each stored before it returns, in the SQLite
 /// state store with its group-commit writer; alone, and with 32 calls at once sharing commits.
 /// </summary>
 [MemoryDiagnoser]

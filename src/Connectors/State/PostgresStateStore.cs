@@ -95,8 +95,9 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
         }
     }
 
-    // The writer's session only: approvals, switches and everything else keep synchronous commits.
-    protected override string ProcessCrashDurability => "SET synchronous_commit = off";
+    // The writer's session only: approvals, switches and everything else keep synchronous commits. A synchronous commit
+    // flushes the write-ahead log up to itself, asynchronous commits before it included; RESET keeps the server's own choice.
+    protected override string FlushSetting(bool flush) => flush ? "RESET synchronous_commit" : "SET synchronous_commit = off";
 
     protected override async Task<DbConnection> OpenAuditConnectionAsync(CancellationToken cancellationToken) =>
         await _source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);

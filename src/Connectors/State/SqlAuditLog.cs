@@ -26,8 +26,8 @@ public abstract partial class SqlAuditLog : IAuditLog
 
     protected abstract Task<DbConnection> OpenAuditConnectionAsync(CancellationToken cancellationToken);
 
-    /// <summary>The session setting that makes the writer's commits wait for the operating system, not the disk.</summary>
-    protected abstract string ProcessCrashDurability { get; }
+    /// <summary>The session setting that makes the writer's next commits wait for the disk (flush) or only for the operating system.</summary>
+    protected abstract string FlushSetting(bool flush);
 
     /// <summary>Adds positional values to a command whose SQL uses <c>$1..$n</c>.</summary>
     protected abstract void Bind(DbCommand command, IReadOnlyList<object?> values);

@@ -74,8 +74,9 @@ public sealed partial class SqliteStateStore
         }
     }
 
-    // In WAL mode, NORMAL syncs at checkpoints only: a commit survives the process, not a power cut.
-    protected override string ProcessCrashDurability => "PRAGMA synchronous=NORMAL";
+    // In WAL mode, NORMAL syncs at checkpoints only: a commit survives the process, not a power cut. FULL syncs the log at
+    // each commit, and with it every commit before.
+    protected override string FlushSetting(bool flush) => flush ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL";
 
     private async Task<SqliteConnection> OpenConnectionAsync(CancellationToken cancellationToken)
     {

@@ -15,7 +15,11 @@ public enum CaptureLevel
 /// <summary>What an audit record, once the call goes on, is guaranteed to survive.</summary>
 public enum AuditDurability
 {
-    /// <summary>The default: each commit is flushed to disk (fsync) before the call goes on; survives a power cut.</summary>
+    /// <summary>
+    /// The default: a finished record is flushed to disk (fsync) before the result leaves or a write commits, and survives a
+    /// power cut. A started record is stored (it survives the gateway dying) before the statement runs, and reaches the disk
+    /// with the next finished one: a power cut can lose it only for a call whose result never left. One fsync per call.
+    /// </summary>
     PowerLoss,
 
     /// <summary>

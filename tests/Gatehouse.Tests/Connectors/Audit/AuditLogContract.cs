@@ -74,6 +74,26 @@ public abstract class AuditLogContract
     }
 
     [Fact]
+    public async Task A_started_record_is_seen_by_another_handle_before_the_call_finishes_and_calls_alternating_commits_keep_the_chain()
+    {
+        var log = await OpenAsync();
+        var other = await OpenAsync(again: true);
+        for (var i = 0; i < 4; i++)
+        {
+            // Started records commit without waiting for the disk, finished ones with it: the writer switches each time.
+            var record = Record($"call{i}", Verdict.Allowed, DateTimeOffset.UtcNow.AddSeconds(i));
+            await log.BeginAsync(record with { Decision = Verdict.Started }, CancellationToken.None);
+            Assert.Equal(Verdict.Started, (await other.GetAsync(record.Id, CancellationToken.None))!.Decision);
+            await log.CompleteAsync(record, CancellationToken.None);
+            Assert.Equal(Verdict.Allowed, (await other.GetAsync(record.Id, CancellationToken.None))!.Decision);
+        }
+
+        var report = await other.VerifyChainAsync(null, CancellationToken.None);
+        Assert.True(report.Intact, string.Join("; ", report.Problems));
+        Assert.Equal(4, report.Sealed);
+    }
+
+    [Fact]
     public async Task A_started_record_is_completed_in_place_with_its_capture()
     {
         var log = await OpenAsync();
