@@ -5,7 +5,32 @@ namespace Gatehouse.Load;
 /// <summary>`gatehouse serve --http` as a child process, and what the benchmarks read about it.</summary>
 public static class GatewayProcess
 {
-    /// <summary>Starts the gateway on <paramref name="port"/> and returns once it answers HTTP.</summary>
+    /// <summary>
+    /// Publishes the gateway as it ships (the Dockerfile's publish: ReadyToRun, framework-dependent) into
+    /// <paramref name="output"/> and returns its binary. Precompiled code is what start-up and the first seconds of load run on.
+    /// </summary>
+    public static async Task<string> PublishAsync(string repository, string output)
+    {
+        Console.WriteLine($"Publishing gatehouse (ReadyToRun) into {output} ...");
+        var arguments = new[]
+        {
+            "publish", Path.Combine(repository, "src", "McpServer", "McpServer.csproj"), "-c", "Release",
+            "-r", System.Runtime.InteropServices.RuntimeInformation.RuntimeIdentifier, "--self-contained", "false",
+            "-p:PublishReadyToRun=true", "-o", output,
+        };
+        using var publish = Process.Start(new ProcessStartInfo("dotnet", arguments) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        var log = publish.StandardOutput.ReadToEndAsync();
+        var errors = publish.StandardError.ReadToEndAsync();
+        await publish.WaitForExitAsync();
+        if (publish.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"dotnet publish failed:\n{await log}{await errors}");
+        }
+
+        return Path.Combine(output, "gatehouse");
+    }
+
+    /// <summary>Starts the gateway on <paramref name="port"/> and returns once /readyz says it is ready (state store and PostgreSQL answer).</summary>
     public static async Task<Process> StartAsync(string binary, string policyPath, int port)
     {
         var process = Process.Start(new ProcessStartInfo(binary, ["serve", "--config", policyPath, "--http", $"127.0.0.1:{port}"]) { RedirectStandardError = true, RedirectStandardOutput = true })!;
@@ -16,7 +41,7 @@ public static class GatewayProcess
         {
             try
             {
-                using var response = await http.GetAsync($"http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp");
+                using var response = await http.GetAsync($"http://127.0.0.1:{port}/readyz");
                 if (response.IsSuccessStatusCode)
                 {
                     return process;
@@ -29,7 +54,7 @@ public static class GatewayProcess
             await Task.Delay(10);
         }
 
-        throw new TimeoutException("gatehouse serve --http did not become ready");
+        throw new TimeoutException("gatehouse serve --http did not become ready within 10 s");
     }
 
     /// <summary>A memory figure of a process in KiB, from /proc (VmRSS now, VmHWM the peak).</summary>

@@ -12,25 +12,40 @@ public sealed record LoadResult(string Target, int Concurrency, int Calls, int E
 
     public double CallsPerSecond => Calls / Seconds;
 
-    public static async Task<LoadResult> RunAsync(string target, int concurrency, TimeSpan duration, Func<int, Func<Task>> worker)
+    /// <summary>
+    /// Runs the workers unmeasured for <paramref name="warmUp"/> (connections, caches, and the JIT's tiers: a .NET process
+    /// runs unoptimized code for its first seconds of load), then measured for <paramref name="duration"/>. Every target gets
+    /// the same warm-up.
+    /// </summary>
+    public static async Task<LoadResult> RunAsync(string target, int concurrency, TimeSpan duration, TimeSpan warmUp, Func<int, Func<Task>> worker)
     {
         var calls = Enumerable.Range(0, concurrency).Select(worker).ToList();
-        // Warm up: every worker once, not measured (connections, JIT, caches).
         await Task.WhenAll(calls.Select(call => call()));
+        await CallAsync(calls, warmUp, latencies: null);
         var latencies = new List<double>[concurrency];
-        var errors = 0;
         var started = DateTimeOffset.UtcNow;
         var clock = Stopwatch.StartNew();
-        await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async i =>
+        var errors = await CallAsync(calls, duration, latencies);
+        var seconds = clock.Elapsed.TotalSeconds;
+        var all = latencies.SelectMany(l => l).Order().ToArray();
+        return new LoadResult(target, concurrency, all.Length, errors, seconds, Percentile(all, 0.50), Percentile(all, 0.99)) { Started = started, Ended = DateTimeOffset.UtcNow };
+    }
+
+    // Every worker calls without pause until the time is up; latencies are kept when asked for. Returns the errors.
+    private static async Task<int> CallAsync(List<Func<Task>> calls, TimeSpan duration, List<double>[]? latencies)
+    {
+        var errors = 0;
+        var clock = Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, calls.Count).Select(async i =>
         {
-            var mine = latencies[i] = new List<double>(4096);
+            var mine = latencies is null ? null : latencies[i] = new List<double>(4096);
             while (clock.Elapsed < duration)
             {
                 var started = Stopwatch.GetTimestamp();
                 try
                 {
                     await calls[i]();
-                    mine.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                    mine?.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
                 }
                 catch (Exception)
                 {
@@ -38,9 +53,7 @@ public sealed record LoadResult(string Target, int Concurrency, int Calls, int E
                 }
             }
         }));
-        var seconds = clock.Elapsed.TotalSeconds;
-        var all = latencies.SelectMany(l => l).Order().ToArray();
-        return new LoadResult(target, concurrency, all.Length, errors, seconds, Percentile(all, 0.50), Percentile(all, 0.99)) { Started = started, Ended = DateTimeOffset.UtcNow };
+        return errors;
     }
 
     private static double Percentile(double[] sorted, double p) => sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)(p * sorted.Length))];

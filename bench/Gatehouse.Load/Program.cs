@@ -1,7 +1,8 @@
 // The side-by-side load benchmark of issue 8: on one machine, against one PostgreSQL, the same point query through
 // direct Npgsql (the floor), a no-op MCP tool (the transport floor), Gatehouse over stdio and HTTP (identity,
 // classification, audit and masking on), and the reference @modelcontextprotocol/server-postgres over stdio.
-// Run: dotnet run -c Release --project bench/Gatehouse.Load [-- --seconds 5 --http 1,8,32,64 --stdio 1,8] ("none" skips a transport)
+// Run: dotnet run -c Release --project bench/Gatehouse.Load [-- --seconds 5 --warmup 3 --http 1,8,32,64 --stdio 1,8] ("none" skips a transport)
+// Gatehouse is published first as it ships (ReadyToRun, like the Dockerfile); --binary PATH runs another build of it.
 // Or, for where one call's time goes, stage by stage: dotnet run -c Release --project bench/Gatehouse.Load -- --profile
 // Or the soak with faults (PostgreSQL stopped and restarted, the gateway killed with -9): ... -- --soak [--minutes 10 --agents 32]
 // Any of them with --durability process_crash: the audit store's opt-in faster durability level.
@@ -23,6 +24,8 @@ if (args is ["noop-stdio"])
 }
 
 var seconds = Option("--seconds", 5);
+// Unmeasured calls before each measured run, the same for every target.
+var warmUp = TimeSpan.FromSeconds(Option("--warmup", 3));
 var httpLevels = Levels("--http", [1, 8, 32, 64]);
 var stdioLevels = Levels("--stdio", [1, 8]);
 const string Sql = "select id, status, total from orders where id = 42";
@@ -43,30 +46,32 @@ var policyText = File.ReadAllText(policyPath).Replace(
 File.WriteAllText(policyPath, policyText);
 var policy = PolicyLoader.LoadFile(policyPath);
 await SetUpMaskingAsync(server.AdminConnectionString, policy);
-if (args.Contains("--soak"))
-{
-    await Soak.RunAsync(server, policy, policyPath, tokens["analyst"], Path.Combine(AppContext.BaseDirectory, "gatehouse"), TimeSpan.FromMinutes(Option("--minutes", 10)), Option("--agents", 32));
-    return;
-}
-
 if (args.Contains("--profile"))
 {
     await StageProfile.RunAsync(policy, tokens["analyst"], Sql, Option("--calls", 500));
     return;
 }
 
+// Gatehouse as it ships: published ReadyToRun, as the Dockerfile does. --binary PATH runs another build instead.
+var binary = args.SkipWhile(a => a != "--binary").Skip(1).FirstOrDefault()
+    ?? await GatewayProcess.PublishAsync(RepositoryRoot(), Path.Combine(directory, "published"));
+if (args.Contains("--soak"))
+{
+    await Soak.RunAsync(server, policy, policyPath, tokens["analyst"], binary, TimeSpan.FromMinutes(Option("--minutes", 10)), Option("--agents", 32));
+    return;
+}
+
 var shopAdmin = new NpgsqlConnectionStringBuilder(server.AdminConnectionString) { Database = "shop" }.ConnectionString;
-var binary = Path.Combine(AppContext.BaseDirectory, "gatehouse");
 var results = new List<LoadResult>();
 var duration = TimeSpan.FromSeconds(seconds);
-Console.WriteLine($"PostgreSQL {server.Port}, {Environment.ProcessorCount} cores, {seconds} s per run, audit durability {durability}, query: {Sql}");
+Console.WriteLine($"PostgreSQL {server.Port}, {Environment.ProcessorCount} cores, {seconds} s per run after {warmUp.TotalSeconds:0} s of warm-up, audit durability {durability}, query: {Sql}");
 
 // 1. The floor: PostgreSQL itself, through Npgsql.
 await using (var direct = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(shopAdmin) { Pooling = true, MaxPoolSize = 100 }.ConnectionString))
 {
     foreach (var n in httpLevels)
     {
-        results.Add(await LoadResult.RunAsync("direct Npgsql", n, duration, _ => async () =>
+        results.Add(await LoadResult.RunAsync("direct Npgsql", n, duration, warmUp, _ => async () =>
         {
             await using var command = direct.CreateCommand(Sql);
             await using var reader = await command.ExecuteReaderAsync();
@@ -176,7 +181,7 @@ async Task<LoadResult> RunMcpAsync(string target, int n, Func<int, Task<McpClien
     var clients = await Task.WhenAll(Enumerable.Range(0, n).Select(connect));
     try
     {
-        return await LoadResult.RunAsync(target, n, duration, i => async () =>
+        return await LoadResult.RunAsync(target, n, duration, warmUp, i => async () =>
         {
             var result = await call(clients[i]);
             if (result.IsError == true)
