@@ -186,7 +186,7 @@ public class AuditAppend
     private readonly string _directory = Path.Combine(Path.GetTempPath(), "gatehouse-micro-" + Guid.NewGuid().ToString("N")[..8]);
     private SqliteStateStore _store = null!;
 
-    /// <summary>gateway.audit.durability: power_loss (fsync per commit, the default) or process_crash.</summary>
+    /// <summary>gateway.audit.durability: power_loss (one fsync per call, the default) or process_crash (none).</summary>
     [Params(AuditDurability.PowerLoss, AuditDurability.ProcessCrash)]
     public AuditDurability Durability { get; set; }
 

@@ -24,12 +24,9 @@ public abstract partial class SqlAuditLog
     private readonly Lock _writerGate = new();
     private Task? _writer;
 
-    // The writer's own connection, opened once and kept: a commit then costs the statements and the fsync, not a
-    // connection checkout and its session settings. Dropped and reopened after any failure.
-    private DbConnection? _writerConnection;
-
-    // Whether the writer connection's commits wait for the disk now; null until set on a new connection.
-    private bool? _writerFlushes;
+    // The writer's own connection, opened once and kept with its statements: a commit then costs the statements and the
+    // fsync, not a connection checkout and a compilation of each statement. Dropped and reopened after any failure.
+    private WriterSession? _session;
 
     /// <summary>What a stored record survives; set by the gateway from <c>gateway.audit.durability</c> before it serves.</summary>
     public AuditDurability Durability { get; set; } = AuditDurability.PowerLoss;
@@ -53,9 +50,9 @@ public abstract partial class SqlAuditLog
     /// <summary>Closes the writer's connection, for a store being disposed once nothing writes to it any more.</summary>
     protected async ValueTask CloseWriterAsync()
     {
-        if (Interlocked.Exchange(ref _writerConnection, null) is { } connection)
+        if (Interlocked.Exchange(ref _session, null) is { } session)
         {
-            await connection.DisposeAsync().ConfigureAwait(false);
+            await session.DisposeAsync().ConfigureAwait(false);
         }
     }
 
@@ -112,22 +109,16 @@ public abstract partial class SqlAuditLog
     private async Task StoreAsync(IReadOnlyList<PendingWrite> batch)
     {
         var cancellationToken = CancellationToken.None;
-        if (_writerConnection is null)
-        {
-            _writerConnection = await OpenAuditConnectionAsync(cancellationToken).ConfigureAwait(false);
-            _writerFlushes = null;
-        }
-
-        var connection = _writerConnection;
+        var session = _session ??= new WriterSession(await OpenAuditConnectionAsync(cancellationToken).ConfigureAwait(false), Bind);
         try
         {
-            await SetFlushAsync(connection, MustFlush(Durability, batch.Select(w => w.Seal)), cancellationToken).ConfigureAwait(false);
-            await StoreAsync(connection, batch, cancellationToken).ConfigureAwait(false);
+            await SetFlushAsync(session, MustFlush(Durability, batch.Select(w => w.Seal)), cancellationToken).ConfigureAwait(false);
+            await StoreAsync(session, batch, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
-            _writerConnection = null;
-            await connection.DisposeAsync().ConfigureAwait(false);
+            _session = null;
+            await session.DisposeAsync().ConfigureAwait(false);
             throw;
         }
     }
@@ -137,64 +128,102 @@ public abstract partial class SqlAuditLog
         durability == AuditDurability.PowerLoss && seals.Any(seal => seal);
 
     // Set on the connection before the transaction begins (SQLite refuses to change it inside one), and only when it changes.
-    private async Task SetFlushAsync(DbConnection connection, bool flush, CancellationToken cancellationToken)
+    private async Task SetFlushAsync(WriterSession session, bool flush, CancellationToken cancellationToken)
     {
-        if (_writerFlushes == flush)
+        if (session.Flushes == flush)
         {
             return;
         }
 
-        await using var command = connection.CreateCommand();
-        command.CommandText = FlushSetting(flush);
-        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-        _writerFlushes = flush;
+        await session.Command(FlushSetting(flush), [], null).ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        session.Flushes = flush;
     }
 
-    private async Task StoreAsync(DbConnection connection, IReadOnlyList<PendingWrite> batch, CancellationToken cancellationToken)
+    private async Task StoreAsync(WriterSession session, IReadOnlyList<PendingWrite> batch, CancellationToken cancellationToken)
     {
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await using var transaction = await session.Connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         (long Seq, string Hash)? head = null;
         foreach (var write in batch)
         {
             var record = write.Record;
-            await NonQueryAsync(
-                connection,
-                transaction,
-                write.Seal ? $"INSERT INTO audit ({AuditColumns}) VALUES ({Values}) ON CONFLICT (id) DO UPDATE SET {Upsert}" : $"INSERT INTO audit ({AuditColumns}) VALUES ({Values})",
-                AuditValues(record),
-                cancellationToken).ConfigureAwait(false);
+            await session.Command(write.Seal ? InsertFinished : InsertStarted, AuditValues(record), transaction).ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             if (!write.Seal)
             {
                 continue;
             }
 
             // The chain head is read once per commit, after a write (SQLite's write lock) and the chain lock are held.
-            head ??= await ChainHeadAsync(connection, transaction, cancellationToken).ConfigureAwait(false);
+            head ??= await ChainHeadAsync(session, transaction, cancellationToken).ConfigureAwait(false);
             var sealedRecord = AuditChain.Canonical(record);
             var hash = AuditChain.Hash(head.Value.Hash, sealedRecord);
-            await NonQueryAsync(
-                connection,
-                transaction,
-                "INSERT INTO audit_chain (seq, record_id, prev, hash, sealed) VALUES ($1, $2, $3, $4, $5)",
-                [head.Value.Seq + 1, record.Id, head.Value.Hash, hash, sealedRecord],
-                cancellationToken).ConfigureAwait(false);
+            await session.Command(InsertLink, [head.Value.Seq + 1, record.Id, head.Value.Hash, hash, sealedRecord], transaction).ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             head = (head.Value.Seq + 1, hash);
         }
 
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task<(long Seq, string Hash)> ChainHeadAsync(DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken)
+    private async Task<(long Seq, string Hash)> ChainHeadAsync(WriterSession session, DbTransaction transaction, CancellationToken cancellationToken)
     {
-        await LockChainAsync(connection, transaction, cancellationToken).ConfigureAwait(false);
+        await LockChainAsync(session.Connection, transaction, cancellationToken).ConfigureAwait(false);
+        await using (var reader = await session.Command(ChainHead, [], transaction).ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                return (reader.GetInt64(0), reader.GetString(1));
+            }
+        }
+
         // After a purge that took every link, the chain goes on from the checkpoint's sequence number.
-        var last = await RowsAsync(
-            connection,
-            transaction,
-            "SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1",
-            [],
-            r => (Seq: r.GetInt64(0), Hash: r.GetString(1)),
-            cancellationToken).ConfigureAwait(false);
-        return last.Count == 1 ? last[0] : await CheckpointStartAsync(connection, transaction, cancellationToken).ConfigureAwait(false);
+        return await CheckpointStartAsync(session.Connection, transaction, cancellationToken).ConfigureAwait(false);
+    }
+
+    private const string InsertLink = "INSERT INTO audit_chain (seq, record_id, prev, hash, sealed) VALUES ($1, $2, $3, $4, $5)";
+
+    private const string ChainHead = "SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1";
+
+    /// <summary>
+    /// The writer's connection and what lives as long as it: whether its commits flush now, and its statements, each
+    /// created once and run again with new values (SQLite then compiles each statement once, not once per record).
+    /// </summary>
+    private sealed class WriterSession(DbConnection connection, Action<DbCommand, IReadOnlyList<object?>> bind) : IAsyncDisposable
+    {
+        private readonly Dictionary<string, DbCommand> _commands = new(StringComparer.Ordinal);
+
+        public DbConnection Connection => connection;
+
+        /// <summary>Whether the connection's commits wait for the disk now; null until first set.</summary>
+        public bool? Flushes { get; set; }
+
+        public DbCommand Command(string sql, IReadOnlyList<object?> values, DbTransaction? transaction)
+        {
+            if (_commands.TryGetValue(sql, out var command))
+            {
+                for (var i = 0; i < values.Count; i++)
+                {
+                    command.Parameters[i].Value = values[i] ?? DBNull.Value;
+                }
+            }
+            else
+            {
+                command = connection.CreateCommand();
+                command.CommandText = sql;
+                bind(command, values);
+                _commands.Add(sql, command);
+            }
+
+            command.Transaction = transaction;
+            return command;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            foreach (var command in _commands.Values)
+            {
+                await command.DisposeAsync().ConfigureAwait(false);
+            }
+
+            await connection.DisposeAsync().ConfigureAwait(false);
+        }
     }
 }

@@ -22,6 +22,11 @@ public abstract partial class SqlAuditLog : IAuditLog
 
     private static readonly string Upsert = string.Join(", ", AuditColumns.Split(',').Skip(1).Select(c => $"{c.Trim()} = excluded.{c.Trim()}"));
 
+    // Beside the fields they are built from: static initializers run in text order only within one file of a partial class.
+    private static readonly string InsertStarted = $"INSERT INTO audit ({AuditColumns}) VALUES ({Values})";
+
+    private static readonly string InsertFinished = $"INSERT INTO audit ({AuditColumns}) VALUES ({Values}) ON CONFLICT (id) DO UPDATE SET {Upsert}";
+
     private const int ExportPage = 500;
 
     protected abstract Task<DbConnection> OpenAuditConnectionAsync(CancellationToken cancellationToken);

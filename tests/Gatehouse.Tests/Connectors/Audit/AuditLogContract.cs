@@ -94,6 +94,26 @@ public abstract class AuditLogContract
     }
 
     [Fact]
+    public async Task Records_written_one_after_another_through_the_writers_reused_statements_are_each_stored_whole()
+    {
+        var log = await OpenAsync();
+        var now = DateTimeOffset.UtcNow;
+        // Short then long, null then set, set then null: a reused statement must carry each record's own values.
+        var first = await WriteAsync(log, Record("a", Verdict.Allowed, now) with { Sql = "select 1", RowCount = null, Error = "broken" });
+        var second = await WriteAsync(log, Record("b", Verdict.Failed, now.AddSeconds(1)) with { Sql = "select '" + new string('x', 20_000) + "'", RowCount = 7, Error = null });
+        var third = await WriteAsync(log, Record("c", Verdict.Denied, now.AddSeconds(2)) with { Sql = "select 2", RowCount = null, Groups = [] });
+        foreach (var expected in new[] { first, second, third })
+        {
+            var stored = (await log.GetAsync(expected.Id, CancellationToken.None))!;
+            Assert.Equal((expected.Agent, expected.Sql, expected.RowCount, expected.Error, expected.Decision), (stored.Agent, stored.Sql, stored.RowCount, stored.Error, stored.Decision));
+            Assert.Equal(expected.Groups, stored.Groups);
+        }
+
+        var report = await log.VerifyChainAsync(null, CancellationToken.None);
+        Assert.True(report.Intact, string.Join("; ", report.Problems));
+    }
+
+    [Fact]
     public async Task A_started_record_is_completed_in_place_with_its_capture()
     {
         var log = await OpenAsync();
