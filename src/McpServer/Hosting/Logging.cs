@@ -9,9 +9,15 @@ namespace Gatehouse.McpServer.Hosting;
 /// </summary>
 public static class Logging
 {
-    public static Serilog.ILogger CreateLogger(bool verbose = false) =>
-        new LoggerConfiguration()
-            .MinimumLevel.Is(verbose ? LogEventLevel.Debug : LogEventLevel.Information)
+    /// <summary>The environment variable that sets the level: debug also logs every allowed call (they are all in the audit log).</summary>
+    public const string LevelVariable = "GATEHOUSE_LOG_LEVEL";
+
+    public static Serilog.ILogger CreateLogger(bool verbose = false)
+    {
+        var named = Environment.GetEnvironmentVariable(LevelVariable);
+        var level = Level(named);
+        var logger = new LoggerConfiguration()
+            .MinimumLevel.Is(verbose ? LogEventLevel.Debug : level ?? LogEventLevel.Information)
             .MinimumLevel.Override("Microsoft", LogEventLevel.Warning)
             .MinimumLevel.Override("Microsoft.Hosting.Lifetime", LogEventLevel.Information)
             .MinimumLevel.Override("ModelContextProtocol", LogEventLevel.Warning)
@@ -21,4 +27,22 @@ public static class Logging
                 sink => sink.Console(standardErrorFromLevel: LogEventLevel.Verbose, outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj}{NewLine}{Exception}"),
                 blockWhenFull: true)
             .CreateLogger();
+        if (level is null && !string.IsNullOrWhiteSpace(named))
+        {
+            logger.Warning("{Variable} is {Value}, which is not a level (debug, information, warning or error); logging at information", LevelVariable, named.Length > 40 ? named[..40] + "…" : named);
+        }
+
+        return logger;
+    }
+
+    /// <summary>debug, information, warning or error (any case); null for anything else.</summary>
+    internal static LogEventLevel? Level(string? name) =>
+        name?.Trim().ToLowerInvariant() switch
+        {
+            "debug" => LogEventLevel.Debug,
+            "information" or "info" => LogEventLevel.Information,
+            "warning" => LogEventLevel.Warning,
+            "error" => LogEventLevel.Error,
+            _ => null,
+        };
 }

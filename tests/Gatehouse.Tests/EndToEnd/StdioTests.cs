@@ -46,6 +46,33 @@ public sealed class StdioTests(PostgresFixture pg)
         Assert.StartsWith("stdio-", record.SessionId);
     }
 
+    [Theory]
+    [InlineData(null, false)]
+    [InlineData("DEBUG", true)]
+    [InlineData("loud", false)]
+    public async Task The_console_tells_refused_calls_and_allowed_ones_only_at_debug(string? level, bool allowedLogged)
+    {
+        var stderr = new List<string>();
+        await using var client = await GatewayClients.StdioAsync(_gateway, _gateway.Mint("analyst"), stderr: stderr, logLevel: level);
+        Assert.NotEqual(true, (await client.QueryAsync("select count(*) from orders")).IsError);
+        Assert.True((await client.QueryAsync("DELETE FROM orders")).IsError);
+
+        // The log is written in order by a background thread: once the refusal's line is there, an allowed call's would be too.
+        string[] lines = [];
+        for (var waited = 0; waited < 100 && !lines.Any(l => l.Contains("query by analyst: Denied (grant.read_only)", StringComparison.Ordinal)); waited++)
+        {
+            await Task.Delay(100);
+            lock (stderr)
+            {
+                lines = [.. stderr];
+            }
+        }
+
+        Assert.Contains(lines, l => l.Contains("query by analyst: Denied (grant.read_only)", StringComparison.Ordinal));
+        Assert.Equal(allowedLogged, lines.Any(l => l.Contains("query by analyst: Allowed", StringComparison.Ordinal)));
+        Assert.Equal(level == "loud", lines.Any(l => l.Contains("GATEHOUSE_LOG_LEVEL is loud, which is not a level", StringComparison.Ordinal)));
+    }
+
     [Fact]
     public async Task A_delete_under_a_read_grant_is_refused_with_the_reason_and_nothing_changes()
     {

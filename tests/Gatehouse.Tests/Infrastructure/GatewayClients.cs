@@ -11,7 +11,7 @@ public static class GatewayClients
 {
     public static string GatehouseBinary => Path.Combine(AppContext.BaseDirectory, "gatehouse");
 
-    public static async Task<McpClient> StdioAsync(TestGateway gateway, string? token, string? tokenFile = null, IList<string>? stderr = null, McpClientOptions? options = null)
+    public static async Task<McpClient> StdioAsync(TestGateway gateway, string? token, string? tokenFile = null, IList<string>? stderr = null, McpClientOptions? options = null, string? logLevel = null)
     {
         var arguments = new List<string> { "serve", "--config", gateway.PolicyPath };
         if (tokenFile is not null)
@@ -19,7 +19,7 @@ public static class GatewayClients
             arguments.AddRange(["--token-file", tokenFile]);
         }
 
-        var environment = new Dictionary<string, string?> { [StdioCallerToken.EnvironmentVariable] = token };
+        var environment = new Dictionary<string, string?> { [StdioCallerToken.EnvironmentVariable] = token, [Logging.LevelVariable] = logLevel };
         var transport = new StdioClientTransport(new StdioClientTransportOptions
         {
             Name = "gatehouse",
