@@ -39,6 +39,13 @@ public abstract class AuditLogContract
         return record;
     }
 
+    private static async Task AssertChainIntactAsync(IAuditLog log, int sealedRecords)
+    {
+        var report = await log.VerifyChainAsync(null, CancellationToken.None);
+        Assert.True(report.Intact, string.Join("; ", report.Problems));
+        Assert.Equal(sealedRecords, report.Sealed);
+    }
+
     private async Task<(IAuditLog Log, List<AuditRecord> Records)> ChainedAsync(int count)
     {
         var log = await OpenAsync();
@@ -68,9 +75,7 @@ public abstract class AuditLogContract
             Assert.Equal(record.Agent, (await other.GetAsync(record.Id, CancellationToken.None))!.Agent);
         }
 
-        var report = await other.VerifyChainAsync(null, CancellationToken.None);
-        Assert.True(report.Intact, string.Join("; ", report.Problems));
-        Assert.Equal(3, report.Sealed);
+        await AssertChainIntactAsync(other, sealedRecords: 3);
     }
 
     [Fact]
@@ -88,9 +93,7 @@ public abstract class AuditLogContract
             Assert.Equal(Verdict.Allowed, (await other.GetAsync(record.Id, CancellationToken.None))!.Decision);
         }
 
-        var report = await other.VerifyChainAsync(null, CancellationToken.None);
-        Assert.True(report.Intact, string.Join("; ", report.Problems));
-        Assert.Equal(4, report.Sealed);
+        await AssertChainIntactAsync(other, sealedRecords: 4);
     }
 
     [Fact]
@@ -109,8 +112,7 @@ public abstract class AuditLogContract
             Assert.Equal(expected.Groups, stored.Groups);
         }
 
-        var report = await log.VerifyChainAsync(null, CancellationToken.None);
-        Assert.True(report.Intact, string.Join("; ", report.Problems));
+        await AssertChainIntactAsync(log, sealedRecords: 3);
     }
 
     [Fact]
@@ -269,9 +271,7 @@ public abstract class AuditLogContract
         var second = await OpenAsync(again: true);
         await Task.WhenAll(Enumerable.Range(0, 40).Select(async i =>
             await WriteAsync(i % 2 == 0 ? first : second, Record($"writer{i}", Verdict.Allowed, DateTimeOffset.UtcNow))));
-        var report = await first.VerifyChainAsync(null, CancellationToken.None);
-        Assert.True(report.Intact, string.Join("; ", report.Problems));
-        Assert.Equal(40, report.Sealed);
+        await AssertChainIntactAsync(first, sealedRecords: 40);
     }
 
     [Fact]
