@@ -223,3 +223,43 @@ public class AuditAppend
         await _store.CompleteAsync(started with { Decision = Verdict.Allowed, Rule = "grant.read", RowCount = 1, DurationMs = 1.5 }, CancellationToken.None);
     }
 }
+
+/// <summary>
+/// The state a call reads on the way in, from the SQLite state store: whether an admin has disabled the caller (by agent,
+/// subject or token id), and its approved time-boxed grants. Both are read on every call, so a revocation or an approval
+/// counts from the next call on; alone, and with 32 calls at once.
+/// </summary>
+[MemoryDiagnoser]
+public class StateReads
+{
+    private static readonly string[] SwitchKeys = ["analyst", AgentKeys.Subject("analyst-sub"), AgentKeys.TokenId("jti-1")];
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), "gatehouse-micro-" + Guid.NewGuid().ToString("N")[..8]);
+    private SqliteStateStore _store = null!;
+
+    [GlobalSetup]
+    public async Task Setup()
+    {
+        Directory.CreateDirectory(_directory);
+        _store = await SqliteStateStore.OpenAsync(Path.Combine(_directory, "state.db"), CancellationToken.None);
+        await _store.SetDisabledAsync("someone-else", disabled: true, "admin", CancellationToken.None);
+    }
+
+    [GlobalCleanup]
+    public void Cleanup() => Directory.Delete(_directory, recursive: true);
+
+    [Benchmark(Baseline = true)]
+    public Task OneCall() => ReadAsync();
+
+    [Benchmark(OperationsPerInvoke = 32)]
+    public Task ThirtyTwoCallsAtOnce() => Task.WhenAll(Enumerable.Range(0, 32).Select(_ => Task.Run(ReadAsync)));
+
+    private async Task ReadAsync()
+    {
+        if (await _store.FindDisabledAsync(SwitchKeys, CancellationToken.None) is not null)
+        {
+            throw new InvalidOperationException("the caller is not disabled");
+        }
+
+        await _store.ActiveGrantsAsync("analyst", DateTimeOffset.UtcNow, CancellationToken.None);
+    }
+}

@@ -123,7 +123,7 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await CloseWriterAsync().ConfigureAwait(false);
+        await CloseSessionsAsync().ConfigureAwait(false);
         await _source.DisposeAsync().ConfigureAwait(false);
     }
 }

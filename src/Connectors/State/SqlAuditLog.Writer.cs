@@ -26,7 +26,7 @@ public abstract partial class SqlAuditLog
 
     // The writer's own connection, opened once and kept with its statements: a commit then costs the statements and the
     // fsync, not a connection checkout and a compilation of each statement. Dropped and reopened after any failure.
-    private WriterSession? _session;
+    private StatementSession? _session;
 
     /// <summary>What a stored record survives; set by the gateway from <c>gateway.audit.durability</c> before it serves.</summary>
     public AuditDurability Durability { get; set; } = AuditDurability.PowerLoss;
@@ -46,15 +46,6 @@ public abstract partial class SqlAuditLog
     /// </summary>
     public ValueTask CompleteAsync(AuditRecord record, CancellationToken cancellationToken) =>
         WriteAsync(new PendingWrite(record with { Time = FromMs(ToMs(record.Time)) }, Seal: true), cancellationToken);
-
-    /// <summary>Closes the writer's connection, for a store being disposed once nothing writes to it any more.</summary>
-    protected async ValueTask CloseWriterAsync()
-    {
-        if (Interlocked.Exchange(ref _session, null) is { } session)
-        {
-            await session.DisposeAsync().ConfigureAwait(false);
-        }
-    }
 
     private async ValueTask WriteAsync(PendingWrite write, CancellationToken cancellationToken)
     {
@@ -109,7 +100,7 @@ public abstract partial class SqlAuditLog
     private async Task StoreAsync(IReadOnlyList<PendingWrite> batch)
     {
         var cancellationToken = CancellationToken.None;
-        var session = _session ??= new WriterSession(await OpenAuditConnectionAsync(cancellationToken).ConfigureAwait(false), Bind);
+        var session = _session ??= new StatementSession(await OpenAuditConnectionAsync(cancellationToken).ConfigureAwait(false), Bind);
         try
         {
             await SetFlushAsync(session, MustFlush(Durability, batch.Select(w => w.Seal)), cancellationToken).ConfigureAwait(false);
@@ -128,7 +119,7 @@ public abstract partial class SqlAuditLog
         durability == AuditDurability.PowerLoss && seals.Any(seal => seal);
 
     // Set on the connection before the transaction begins (SQLite refuses to change it inside one), and only when it changes.
-    private async Task SetFlushAsync(WriterSession session, bool flush, CancellationToken cancellationToken)
+    private async Task SetFlushAsync(StatementSession session, bool flush, CancellationToken cancellationToken)
     {
         if (session.Flushes == flush)
         {
@@ -139,7 +130,7 @@ public abstract partial class SqlAuditLog
         session.Flushes = flush;
     }
 
-    private async Task StoreAsync(WriterSession session, IReadOnlyList<PendingWrite> batch, CancellationToken cancellationToken)
+    private async Task StoreAsync(StatementSession session, IReadOnlyList<PendingWrite> batch, CancellationToken cancellationToken)
     {
         await using var transaction = await session.Connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         (long Seq, string Hash)? head = null;
@@ -163,7 +154,7 @@ public abstract partial class SqlAuditLog
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task<(long Seq, string Hash)> ChainHeadAsync(WriterSession session, DbTransaction transaction, CancellationToken cancellationToken)
+    private async Task<(long Seq, string Hash)> ChainHeadAsync(StatementSession session, DbTransaction transaction, CancellationToken cancellationToken)
     {
         await LockChainAsync(session.Connection, transaction, cancellationToken).ConfigureAwait(false);
         await using (var reader = await session.Command(ChainHead, [], transaction).ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
@@ -181,49 +172,4 @@ public abstract partial class SqlAuditLog
     private const string InsertLink = "INSERT INTO audit_chain (seq, record_id, prev, hash, sealed) VALUES ($1, $2, $3, $4, $5)";
 
     private const string ChainHead = "SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1";
-
-    /// <summary>
-    /// The writer's connection and what lives as long as it: whether its commits flush now, and its statements, each
-    /// created once and run again with new values (SQLite then compiles each statement once, not once per record).
-    /// </summary>
-    private sealed class WriterSession(DbConnection connection, Action<DbCommand, IReadOnlyList<object?>> bind) : IAsyncDisposable
-    {
-        private readonly Dictionary<string, DbCommand> _commands = new(StringComparer.Ordinal);
-
-        public DbConnection Connection => connection;
-
-        /// <summary>Whether the connection's commits wait for the disk now; null until first set.</summary>
-        public bool? Flushes { get; set; }
-
-        public DbCommand Command(string sql, IReadOnlyList<object?> values, DbTransaction? transaction)
-        {
-            if (_commands.TryGetValue(sql, out var command))
-            {
-                for (var i = 0; i < values.Count; i++)
-                {
-                    command.Parameters[i].Value = values[i] ?? DBNull.Value;
-                }
-            }
-            else
-            {
-                command = connection.CreateCommand();
-                command.CommandText = sql;
-                bind(command, values);
-                _commands.Add(sql, command);
-            }
-
-            command.Transaction = transaction;
-            return command;
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            foreach (var command in _commands.Values)
-            {
-                await command.DisposeAsync().ConfigureAwait(false);
-            }
-
-            await connection.DisposeAsync().ConfigureAwait(false);
-        }
-    }
 }

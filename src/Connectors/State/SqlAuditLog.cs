@@ -206,11 +206,6 @@ public abstract partial class SqlAuditLog : IAuditLog
 
     protected static DateTimeOffset FromMs(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
 
-    protected async Task<List<T>> AuditQueryAsync<T>(string sql, IReadOnlyList<object?> values, Func<DbDataReader, T> map, CancellationToken cancellationToken)
-    {
-        await using var connection = await OpenAuditConnectionAsync(cancellationToken).ConfigureAwait(false);
-        return await RowsAsync(connection, null, sql, values, map, cancellationToken).ConfigureAwait(false);
-    }
 
     protected async Task<int> NonQueryAsync(DbConnection connection, DbTransaction? transaction, string sql, IReadOnlyList<object?> values, CancellationToken cancellationToken)
     {
@@ -221,6 +216,11 @@ public abstract partial class SqlAuditLog : IAuditLog
     protected async Task<List<T>> RowsAsync<T>(DbConnection connection, DbTransaction? transaction, string sql, IReadOnlyList<object?> values, Func<DbDataReader, T> map, CancellationToken cancellationToken)
     {
         await using var command = Command(connection, transaction, sql, values);
+        return await ReadRowsAsync(command, map, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task<List<T>> ReadRowsAsync<T>(DbCommand command, Func<DbDataReader, T> map, CancellationToken cancellationToken)
+    {
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         var rows = new List<T>();
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))

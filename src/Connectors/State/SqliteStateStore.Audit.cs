@@ -9,6 +9,10 @@ public sealed partial class SqliteStateStore : SqlStateStore
     protected override async Task<DbConnection> OpenAuditConnectionAsync(CancellationToken cancellationToken) =>
         await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
 
+    // PostgreSQL parses each statement on the server either way, and Npgsql's pool already keeps its connections; SQLite
+    // compiles statements in the process, so reusing them is what saves the time.
+    protected override bool KeepsReaders => true;
+
     // SQLite reads $1..$n as parameter names.
     protected override void Bind(DbCommand command, IReadOnlyList<object?> values)
     {

@@ -70,6 +70,49 @@ public abstract class StateStoreContract
         Assert.False(await first.IsDisabledAsync("analyst", CancellationToken.None));
     }
 
+    // The reads every call makes come back through the store's kept statements (where it keeps them): each must still see
+    // every change committed since, by this handle or another process.
+    [Fact]
+    public async Task Reads_repeated_on_one_handle_see_every_change_made_since_by_another_process()
+    {
+        var reader = await OpenAsync();
+        var writer = await OpenAsync(again: true);
+        for (var round = 0; round < 3; round++)
+        {
+            Assert.False(await reader.IsDisabledAsync("analyst", CancellationToken.None));
+            await writer.SetDisabledAsync("analyst", true, "alice", CancellationToken.None);
+            Assert.True(await reader.IsDisabledAsync("analyst", CancellationToken.None));
+            await writer.SetDisabledAsync("analyst", false, "alice", CancellationToken.None);
+        }
+
+        var now = DateTimeOffset.UtcNow;
+        Assert.Empty(await reader.ActiveGrantsAsync("analyst", now, CancellationToken.None));
+        var request = Request("analyst", now);
+        await writer.CreateAsync(request, CancellationToken.None);
+        Assert.True(await writer.DecideAsync(request.Id, approve: true, "alice", "ok", now, CancellationToken.None));
+        Assert.Single(await reader.ActiveGrantsAsync("analyst", now, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Many_reads_at_once_each_get_their_own_answer()
+    {
+        var store = await OpenAsync();
+        await store.SetDisabledAsync("agent-3", true, "alice", CancellationToken.None);
+        var answers = await Task.WhenAll(Enumerable.Range(0, 40).Select(i => Task.Run(() => store.IsDisabledAsync($"agent-{i % 5}", CancellationToken.None).AsTask())));
+        Assert.Equal(Enumerable.Range(0, 40).Select(i => i % 5 == 3), answers);
+        Assert.True(await store.IsDisabledAsync("agent-3", CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task A_read_that_fails_leaves_the_next_read_working()
+    {
+        var store = await OpenAsync();
+        await store.SetDisabledAsync("analyst", true, "alice", CancellationToken.None);
+        Assert.True(await store.IsDisabledAsync("analyst", CancellationToken.None));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await store.IsDisabledAsync("analyst", new CancellationToken(canceled: true)));
+        Assert.True(await store.IsDisabledAsync("analyst", CancellationToken.None));
+    }
+
     private static StatementApproval Statement(DateTimeOffset created, int required = 1) =>
         new(StatementApproval.NewId(), "ops-bot", "ops-bot", "dev", "shop", StatementApproval.Hash("delete from payments where id = $1"), StatementApproval.Hash("[\"5\"]"),
             "delete from payments where id = $1", "[\"5\"]", "delete: public.payments(delete)", "guard.payments", "Payments are changed by people", required,
