@@ -24,7 +24,26 @@ internal sealed class GatewayTokenHandler(TokenValidator validator) : TokenHandl
         };
         claims.AddRange(identity.Groups.Select(g => new Claim("groups", g)));
         claims.AddRange(identity.Scopes.Select(s => new Claim("scope", s)));
-        // JwtBearer treats a result without a SecurityToken as a failure.
-        return new TokenValidationResult { IsValid = true, SecurityToken = new JsonWebToken(token), ClaimsIdentity = new ClaimsIdentity(claims, "Gatehouse", "agent", "groups") };
+        // JwtBearer treats a result without a SecurityToken as a failure; it reads only the validity times from it.
+        return new TokenValidationResult { IsValid = true, SecurityToken = new VerifiedToken(identity), ClaimsIdentity = new ClaimsIdentity(claims, "Gatehouse", "agent", "groups") };
+    }
+
+    /// <summary>
+    /// The token as the validator verified it. The validator has already read the JWT (and caches what it read), so this
+    /// does not parse it a second time on every request, as a <see cref="JsonWebToken"/> would.
+    /// </summary>
+    private sealed class VerifiedToken(AgentIdentity identity) : SecurityToken
+    {
+        public override string Id => identity.TokenId ?? "";
+
+        public override string Issuer => identity.Issuer;
+
+        public override SecurityKey? SecurityKey => null;
+
+        public override SecurityKey? SigningKey { get; set; }
+
+        public override DateTime ValidFrom => DateTime.MinValue;
+
+        public override DateTime ValidTo => identity.ExpiresAt.UtcDateTime;
     }
 }
