@@ -6,11 +6,8 @@ namespace Gatehouse.Enforcement;
 internal static partial class Log
 {
     // Every call is in the audit log; the console tells refusals and failures, and allowed calls only when asked to (Debug).
-    [LoggerMessage(1, LogLevel.Debug, "{Tool} by {Agent}: {Verdict} ({Rule}) in {DurationMs:0.0} ms, audit {AuditId}")]
-    public static partial void CallAllowed(ILogger logger, string tool, string agent, string verdict, string rule, double durationMs, string auditId);
-
-    [LoggerMessage(5, LogLevel.Information, "{Tool} by {Agent}: {Verdict} ({Rule}) in {DurationMs:0.0} ms, audit {AuditId}")]
-    public static partial void CallRefused(ILogger logger, string tool, string agent, string verdict, string rule, double durationMs, string auditId);
+    [LoggerMessage(EventId = 1, Message = "{Tool} by {Agent}: {Verdict} ({Rule}) in {DurationMs:0.0} ms, audit {AuditId}")]
+    public static partial void CallFinished(ILogger logger, LogLevel level, string tool, string agent, string verdict, string rule, double durationMs, string auditId);
 
     [LoggerMessage(2, LogLevel.Error, "The audit store could not record call {AuditId}; the call was refused")]
     public static partial void AuditUnavailable(ILogger logger, Exception exception, string auditId);

@@ -206,7 +206,6 @@ public abstract partial class SqlAuditLog : IAuditLog
 
     protected static DateTimeOffset FromMs(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
 
-
     protected async Task<int> NonQueryAsync(DbConnection connection, DbTransaction? transaction, string sql, IReadOnlyList<object?> values, CancellationToken cancellationToken)
     {
         await using var command = Command(connection, transaction, sql, values);

@@ -209,14 +209,8 @@ public sealed partial class GatewayPipeline(
         }
 
         GatewayTelemetry.Finish(span, record);
-        if (record.Decision == Verdict.Allowed)
-        {
-            Log.CallAllowed(logger, record.Tool, record.Agent ?? "(unidentified)", record.Decision.ToString(), record.Rule, elapsed, record.Id);
-        }
-        else
-        {
-            Log.CallRefused(logger, record.Tool, record.Agent ?? "(unidentified)", record.Decision.ToString(), record.Rule, elapsed, record.Id);
-        }
+        var level = record.Decision == Verdict.Allowed ? LogLevel.Debug : LogLevel.Information;
+        Log.CallFinished(logger, level, record.Tool, record.Agent ?? "(unidentified)", record.Decision.ToString(), record.Rule, elapsed, record.Id);
         // A refusal carries no payload, except the follow-up details of a statement waiting for approval.
         return new CallOutcome(record.Id, result.Decision, result.Decision.IsAllowed || result.Payload is PendingApproval ? result.Payload : null);
     }
