@@ -1,6 +1,7 @@
 using System.Data.Common;
 using System.Threading.Channels;
 using Gatehouse.Enforcement.Audit;
+using Microsoft.Win32.SafeHandles;
 
 namespace Gatehouse.Connectors.State;
 
@@ -14,7 +15,9 @@ namespace Gatehouse.Connectors.State;
 /// records alone waits for the operating system: the record is stored (other readers see it, and it survives the gateway
 /// dying) before the statement runs, and the next flushing commit takes it to disk with it, since both stores flush their log
 /// in order. Nothing leaves the gateway and no write commits before a finished record is flushed, so a power cut can lose
-/// only the started record of a call whose result never left. One fsync per call instead of two.
+/// only the started record of a call whose result never left. One fsync per call instead of two. Where the store has a log
+/// file the writer flushes itself (<see cref="OpenLogFileAsync"/>), started records sharing a commit with finished ones are
+/// released once it commits, and the finished ones once the flush after it returns.
 /// </remarks>
 public abstract partial class SqlAuditLog
 {
@@ -27,6 +30,9 @@ public abstract partial class SqlAuditLog
     // The writer's own connection, opened once and kept with its statements: a commit then costs the statements and the
     // fsync, not a connection checkout and a compilation of each statement. Dropped and reopened after any failure.
     private StatementSession? _session;
+
+    /// <summary>The log file the writer's session flushes after its commits, while it has one (for tests).</summary>
+    internal SafeFileHandle? WriterLog => _session?.Log;
 
     /// <summary>What a stored record survives; set by the gateway from <c>gateway.audit.durability</c> before it serves.</summary>
     public AuditDurability Durability { get; set; } = AuditDurability.PowerLoss;
@@ -75,8 +81,7 @@ public abstract partial class SqlAuditLog
 
             try
             {
-                await StoreAsync(batch).ConfigureAwait(false);
-                batch.ForEach(w => w.Stored.TrySetResult());
+                await CommitAsync(batch).ConfigureAwait(false);
             }
             catch (Exception)
             {
@@ -85,8 +90,7 @@ public abstract partial class SqlAuditLog
                 {
                     try
                     {
-                        await StoreAsync([write]).ConfigureAwait(false);
-                        write.Stored.TrySetResult();
+                        await CommitAsync([write]).ConfigureAwait(false);
                     }
                     catch (Exception e)
                     {
@@ -97,21 +101,107 @@ public abstract partial class SqlAuditLog
         }
     }
 
-    private async Task StoreAsync(IReadOnlyList<PendingWrite> batch)
+    /// <summary>
+    /// Stores the writes in one transaction and releases their callers: each once its record is as durable as
+    /// <see cref="Durability"/> asks. Throws, releasing none, when the transaction fails.
+    /// </summary>
+    private async Task CommitAsync(IReadOnlyList<PendingWrite> writes)
     {
-        var cancellationToken = CancellationToken.None;
-        var session = _session ??= new StatementSession(await OpenAuditConnectionAsync(cancellationToken).ConfigureAwait(false), Bind);
+        var flush = MustFlush(Durability, writes.Select(w => w.Seal));
+        var session = await StoreAsync(writes, flush).ConfigureAwait(false);
+        if (!flush || session.Log is not { } log)
+        {
+            // The commit itself waited for whatever it had to.
+            Release(writes, seal: null);
+            return;
+        }
+
+        // Committed and visible, so the started calls go on; the finished ones wait for the log to reach the disk. The flush
+        // takes every commit before it too, this process's and any other's, so under load one flush serves many.
+        Release(writes, seal: false);
         try
         {
-            await SetFlushAsync(session, MustFlush(Durability, batch.Select(w => w.Seal)), cancellationToken).ConfigureAwait(false);
+            RandomAccess.FlushToDisk(log);
+        }
+        catch (Exception e)
+        {
+            // After a failed fsync the kernel may have dropped the pages it could not write: nothing committed on this
+            // session is known to be on disk, and a second flush cannot say otherwise. Its finished records fail.
+            await DropSessionAsync(session).ConfigureAwait(false);
+            var failure = new IOException("The audit log could not be flushed to disk; the finished records of this commit are not known to be durable.", e);
+            foreach (var write in writes.Where(w => w.Seal))
+            {
+                write.Stored.TrySetException(failure);
+            }
+
+            return;
+        }
+
+        Release(writes, seal: true);
+    }
+
+    private static void Release(IReadOnlyList<PendingWrite> writes, bool? seal)
+    {
+        foreach (var write in writes)
+        {
+            if (seal is null || write.Seal == seal)
+            {
+                write.Stored.TrySetResult();
+            }
+        }
+    }
+
+    /// <summary>Commits the writes on the writer's session; the session, for the flush after it.</summary>
+    private async Task<StatementSession> StoreAsync(IReadOnlyList<PendingWrite> batch, bool flush)
+    {
+        var cancellationToken = CancellationToken.None;
+        var session = _session ??= await OpenWriterAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (session.Log is null)
+            {
+                await SetFlushAsync(session, flush, cancellationToken).ConfigureAwait(false);
+            }
+
             await StoreAsync(session, batch, cancellationToken).ConfigureAwait(false);
+            return session;
         }
         catch
         {
-            _session = null;
+            await DropSessionAsync(session).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private async Task<StatementSession> OpenWriterAsync(CancellationToken cancellationToken)
+    {
+        var session = new StatementSession(await OpenAuditConnectionAsync(cancellationToken).ConfigureAwait(false), Bind);
+        try
+        {
+            // With a log file to flush, every commit only waits for the operating system, and the writer flushes after it.
+            if (await OpenLogFileAsync(session.Connection, cancellationToken).ConfigureAwait(false) is { } log)
+            {
+                session.Log = log;
+                await SetFlushAsync(session, flush: false, cancellationToken).ConfigureAwait(false);
+            }
+
+            return session;
+        }
+        catch
+        {
             await session.DisposeAsync().ConfigureAwait(false);
             throw;
         }
+    }
+
+    private async Task DropSessionAsync(StatementSession session)
+    {
+        if (ReferenceEquals(_session, session))
+        {
+            _session = null;
+        }
+
+        await session.DisposeAsync().ConfigureAwait(false);
     }
 
     /// <summary>Whether a commit of this batch must reach the disk before its callers go on.</summary>

@@ -2,6 +2,7 @@ using System.Data.Common;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Gatehouse.Enforcement.Audit;
+using Microsoft.Win32.SafeHandles;
 
 namespace Gatehouse.Connectors.State;
 
@@ -33,6 +34,13 @@ public abstract partial class SqlAuditLog : IAuditLog
 
     /// <summary>The session setting that makes the writer's next commits wait for the disk (flush) or only for the operating system.</summary>
     protected abstract string FlushSetting(bool flush);
+
+    /// <summary>
+    /// The file the writer flushes to disk itself after a commit, outside the store's write lock, instead of having the commit
+    /// wait for the disk while it holds that lock; null to use <see cref="FlushSetting"/>. Opened on the writer's connection,
+    /// and kept while that connection is.
+    /// </summary>
+    protected virtual Task<SafeFileHandle?> OpenLogFileAsync(DbConnection writer, CancellationToken cancellationToken) => Task.FromResult<SafeFileHandle?>(null);
 
     /// <summary>Adds positional values to a command whose SQL uses <c>$1..$n</c>.</summary>
     protected abstract void Bind(DbCommand command, IReadOnlyList<object?> values);

@@ -1,5 +1,6 @@
 using System.Data.Common;
 using Microsoft.Data.Sqlite;
+using Microsoft.Win32.SafeHandles;
 
 namespace Gatehouse.Connectors.State;
 
@@ -8,6 +9,26 @@ public sealed partial class SqliteStateStore : SqlStateStore
 {
     protected override async Task<DbConnection> OpenAuditConnectionAsync(CancellationToken cancellationToken) =>
         await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+
+    // With synchronous=FULL, SQLite syncs the write-ahead log inside the commit, while it holds the file's write lock: every
+    // process on the file then waits for each other's disk flushes in turn, one at a time. Instead the writer commits at
+    // NORMAL (the commit reaches the operating system) and flushes the log itself once the lock is released, so commits
+    // queue only for the write and concurrent flushes share the disk's. Nothing is lost by it: a checkpoint syncs the log
+    // before copying it into the file, and syncs the file before the log is reused or removed; and while this connection is
+    // open the log is neither removed nor replaced, so the handle stays on the file the commits go to. The log is also
+    // checksummed frame by frame, so a power cut keeps a prefix of the commits: every flushed one and none after a gap.
+    protected override async Task<SafeFileHandle?> OpenLogFileAsync(DbConnection writer, CancellationToken cancellationToken)
+    {
+        await using var mode = writer.CreateCommand();
+        mode.CommandText = "PRAGMA journal_mode";
+        if (!string.Equals(await mode.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) as string, "wal", StringComparison.OrdinalIgnoreCase))
+        {
+            return null;
+        }
+
+        // The statement above read the file, which opens (creating if needed) its log.
+        return File.OpenHandle(((SqliteConnection)writer).DataSource + "-wal", FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+    }
 
     // PostgreSQL parses each statement on the server either way, and Npgsql's pool already keeps its connections; SQLite
     // compiles statements in the process, so reusing them is what saves the time.

@@ -1,4 +1,5 @@
 using System.Data.Common;
+using Microsoft.Win32.SafeHandles;
 
 namespace Gatehouse.Connectors.State;
 
@@ -15,6 +16,9 @@ internal sealed class StatementSession(DbConnection connection, Action<DbCommand
 
     /// <summary>Whether the connection's commits wait for the disk now; null until the writer first sets it.</summary>
     public bool? Flushes { get; set; }
+
+    /// <summary>The store's log file, for the writer to flush to disk after its commits; closed with the session.</summary>
+    public SafeFileHandle? Log { get; set; }
 
     /// <summary>The session's statement for <paramref name="sql"/>, with these values bound; the session disposes it.</summary>
     public DbCommand Command(string sql, IReadOnlyList<object?> values, DbTransaction? transaction)
@@ -45,6 +49,7 @@ internal sealed class StatementSession(DbConnection connection, Action<DbCommand
             await command.DisposeAsync().ConfigureAwait(false);
         }
 
+        Log?.Dispose();
         await connection.DisposeAsync().ConfigureAwait(false);
     }
 }

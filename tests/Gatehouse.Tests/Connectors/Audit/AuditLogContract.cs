@@ -32,14 +32,14 @@ public abstract class AuditLogContract
 
     private static bool Valid(string text, string signature) => signature == Sign(text);
 
-    private static async Task<AuditRecord> WriteAsync(IAuditLog log, AuditRecord record)
+    protected static async Task<AuditRecord> WriteAsync(IAuditLog log, AuditRecord record)
     {
         await log.BeginAsync(record with { Decision = Verdict.Started }, CancellationToken.None);
         await log.CompleteAsync(record, CancellationToken.None);
         return record;
     }
 
-    private static async Task AssertChainIntactAsync(IAuditLog log, int sealedRecords)
+    protected static async Task AssertChainIntactAsync(IAuditLog log, int sealedRecords)
     {
         var report = await log.VerifyChainAsync(null, CancellationToken.None);
         Assert.True(report.Intact, string.Join("; ", report.Problems));
