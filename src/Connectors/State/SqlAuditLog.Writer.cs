@@ -16,8 +16,9 @@ namespace Gatehouse.Connectors.State;
 /// dying) before the statement runs, and the next flushing commit takes it to disk with it, since both stores flush their log
 /// in order. Nothing leaves the gateway and no write commits before a finished record is flushed, so a power cut can lose
 /// only the started record of a call whose result never left. One fsync per call instead of two. Where the store has a log
-/// file the writer flushes itself (<see cref="OpenLogFileAsync"/>), started records sharing a commit with finished ones are
-/// released once it commits, and the finished ones once the flush after it returns.
+/// file the writer flushes itself (<see cref="OpenLogFileAsync"/>), a flusher does that beside the writer: started records
+/// are released once their commit returns, finished ones once a flush begun after it returns, and the writer commits the
+/// next batch during the flush.
 /// </remarks>
 public abstract partial class SqlAuditLog
 {
@@ -26,6 +27,11 @@ public abstract partial class SqlAuditLog
     private readonly Channel<PendingWrite> _writes = Channel.CreateUnbounded<PendingWrite>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Lock _writerGate = new();
     private Task? _writer;
+
+    // Commits whose finished records wait for the log to reach the disk, in commit order. The flusher takes all that have
+    // queued up and flushes once for them, while the writer goes on to the next commit.
+    private readonly Channel<Committed> _committed = Channel.CreateUnbounded<Committed>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+    private Task? _flusher;
 
     // The writer's own connection, opened once and kept with its statements: a commit then costs the statements and the
     // fsync, not a connection checkout and a compilation of each statement. Dropped and reopened after any failure.
@@ -42,6 +48,9 @@ public abstract partial class SqlAuditLog
     {
         public TaskCompletionSource Stored { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
+
+    /// <summary>A commit made on <see cref="Session"/> whose <see cref="Finished"/> records are released once its log is flushed.</summary>
+    private sealed record Committed(StatementSession Session, PendingWrite[] Finished);
 
     public ValueTask BeginAsync(AuditRecord record, CancellationToken cancellationToken) => WriteAsync(new PendingWrite(record, Seal: false), cancellationToken);
 
@@ -63,6 +72,7 @@ public abstract partial class SqlAuditLog
         lock (_writerGate)
         {
             _writer ??= Task.Run(WriterLoopAsync, CancellationToken.None);
+            _flusher ??= Task.Run(FlusherLoopAsync, CancellationToken.None);
         }
 
         await write.Stored.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -109,35 +119,63 @@ public abstract partial class SqlAuditLog
     {
         var flush = MustFlush(Durability, writes.Select(w => w.Seal));
         var session = await StoreAsync(writes, flush).ConfigureAwait(false);
-        if (!flush || session.Log is not { } log)
+        if (!flush || session.Log is null)
         {
             // The commit itself waited for whatever it had to.
             Release(writes, seal: null);
             return;
         }
 
-        // Committed and visible, so the started calls go on; the finished ones wait for the log to reach the disk. The flush
-        // takes every commit before it too, this process's and any other's, so under load one flush serves many.
+        // Committed and visible, so the started calls go on; the finished ones wait for the flusher.
         Release(writes, seal: false);
+        _committed.Writer.TryWrite(new Committed(session, [.. writes.Where(w => w.Seal)]));
+    }
+
+    private async Task FlusherLoopAsync()
+    {
+        var waiting = new List<Committed>();
+        while (await _committed.Reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            waiting.Clear();
+            while (_committed.Reader.TryRead(out var commit))
+            {
+                waiting.Add(commit);
+            }
+
+            // Each of these commits returned before this flush starts, so one flush of its log takes it to disk, with every
+            // commit before it (this process's and any other's): under load, one flush serves many.
+            foreach (var onSession in waiting.GroupBy(c => c.Session))
+            {
+                var failure = Flush(onSession.Key);
+                foreach (var write in onSession.SelectMany(c => c.Finished))
+                {
+                    if (failure is null)
+                    {
+                        write.Stored.TrySetResult();
+                    }
+                    else
+                    {
+                        write.Stored.TrySetException(failure);
+                    }
+                }
+            }
+        }
+    }
+
+    private static IOException? Flush(StatementSession session)
+    {
         try
         {
-            RandomAccess.FlushToDisk(log);
+            RandomAccess.FlushToDisk(session.Log!);
+            return null;
         }
         catch (Exception e)
         {
             // After a failed fsync the kernel may have dropped the pages it could not write: nothing committed on this
-            // session is known to be on disk, and a second flush cannot say otherwise. Its finished records fail.
-            await DropSessionAsync(session).ConfigureAwait(false);
-            var failure = new IOException("The audit log could not be flushed to disk; the finished records of this commit are not known to be durable.", e);
-            foreach (var write in writes.Where(w => w.Seal))
-            {
-                write.Stored.TrySetException(failure);
-            }
-
-            return;
+            // session is known to be on disk, and a second flush cannot say otherwise. The writer replaces the session.
+            session.LogFailed = true;
+            return new IOException("The audit log could not be flushed to disk; the finished records of this commit are not known to be durable.", e);
         }
-
-        Release(writes, seal: true);
     }
 
     private static void Release(IReadOnlyList<PendingWrite> writes, bool? seal)
@@ -155,6 +193,11 @@ public abstract partial class SqlAuditLog
     private async Task<StatementSession> StoreAsync(IReadOnlyList<PendingWrite> batch, bool flush)
     {
         var cancellationToken = CancellationToken.None;
+        if (_session is { LogFailed: true } failed)
+        {
+            await DropSessionAsync(failed).ConfigureAwait(false);
+        }
+
         var session = _session ??= await OpenWriterAsync(cancellationToken).ConfigureAwait(false);
         try
         {

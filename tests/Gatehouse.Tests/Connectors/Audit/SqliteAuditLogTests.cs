@@ -59,7 +59,6 @@ public sealed class SqliteAuditLogTests : AuditLogContract
 
         var failure = await Assert.ThrowsAsync<IOException>(() => log.CompleteAsync(first, CancellationToken.None).AsTask());
         Assert.Contains("could not be flushed to disk", failure.Message, StringComparison.Ordinal);
-        Assert.Null(log.WriterLog);
 
         await WriteAsync(log, Record("b", Verdict.Allowed, DateTimeOffset.UtcNow));
         Assert.NotNull(log.WriterLog);
