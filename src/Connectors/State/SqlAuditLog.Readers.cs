@@ -73,6 +73,7 @@ public abstract partial class SqlAuditLog
     {
         if (Interlocked.Exchange(ref _session, null) is { } writer)
         {
+            RetireLog(writer);
             await writer.DisposeAsync().ConfigureAwait(false);
         }
 

@@ -14,8 +14,8 @@ namespace Gatehouse.Connectors.State;
 /// Under <see cref="AuditDurability.PowerLoss"/> only commits holding a finished record wait for the disk. A commit of started
 /// records alone waits for the operating system: the record is stored (other readers see it, and it survives the gateway
 /// dying) before the statement runs, and the next flushing commit takes it to disk with it, since both stores flush their log
-/// in order. Nothing leaves the gateway and no write commits before a finished record is flushed, so a power cut can lose
-/// only the started record of a call whose result never left. One fsync per call instead of two. Where the store has a log
+/// in order. No result leaves the gateway, and no statement's write to the database commits, before the call's finished
+/// record is flushed, so a power cut can lose only the started record of a call whose result never left. One fsync per call instead of two. Where the store has a log
 /// file the writer flushes itself (<see cref="OpenLogFileAsync"/>), a flusher does that beside the writer: started records
 /// are released once their commit returns, finished ones once a flush begun after it returns, and the writer commits the
 /// next batch during the flush.
@@ -30,8 +30,14 @@ public abstract partial class SqlAuditLog
 
     // Commits whose finished records wait for the log to reach the disk, in commit order. The flusher takes all that have
     // queued up and flushes once for them, while the writer goes on to the next commit.
-    private readonly Channel<Committed> _committed = Channel.CreateUnbounded<Committed>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+    private readonly Channel<Committed> _committed = Channel.CreateUnbounded<Committed>(new UnboundedChannelOptions { SingleReader = true });
     private Task? _flusher;
+
+    // Set by the first flush that fails, and kept: no later flush can vouch for what it could not write.
+    private IOException? _flushFailure;
+
+    /// <summary>Why no finished record can be made durable any more (a flush failed), or null.</summary>
+    protected IOException? FlushFailure => Volatile.Read(ref _flushFailure);
 
     // The writer's own connection, opened once and kept with its statements: a commit then costs the statements and the
     // fsync, not a connection checkout and a compilation of each statement. Dropped and reopened after any failure.
@@ -49,8 +55,11 @@ public abstract partial class SqlAuditLog
         public TaskCompletionSource Stored { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
-    /// <summary>A commit made on <see cref="Session"/> whose <see cref="Finished"/> records are released once its log is flushed.</summary>
-    private sealed record Committed(StatementSession Session, PendingWrite[] Finished);
+    /// <summary>
+    /// A commit whose <see cref="Finished"/> records are released once <see cref="Log"/> is flushed; or, with <see cref="Close"/>,
+    /// word that the session owning the log is gone, so the flusher closes it once the commits queued before are flushed.
+    /// </summary>
+    private sealed record Committed(SafeFileHandle Log, PendingWrite[] Finished, bool Close = false);
 
     public ValueTask BeginAsync(AuditRecord record, CancellationToken cancellationToken) => WriteAsync(new PendingWrite(record, Seal: false), cancellationToken);
 
@@ -119,7 +128,7 @@ public abstract partial class SqlAuditLog
     {
         var flush = MustFlush(Durability, writes.Select(w => w.Seal));
         var session = await StoreAsync(writes, flush).ConfigureAwait(false);
-        if (!flush || session.Log is null)
+        if (!flush || session.Log is not { } log)
         {
             // The commit itself waited for whatever it had to.
             Release(writes, seal: null);
@@ -128,7 +137,7 @@ public abstract partial class SqlAuditLog
 
         // Committed and visible, so the started calls go on; the finished ones wait for the flusher.
         Release(writes, seal: false);
-        _committed.Writer.TryWrite(new Committed(session, [.. writes.Where(w => w.Seal)]));
+        _committed.Writer.TryWrite(new Committed(log, [.. writes.Where(w => w.Seal)]));
     }
 
     private async Task FlusherLoopAsync()
@@ -144,10 +153,11 @@ public abstract partial class SqlAuditLog
 
             // Each of these commits returned before this flush starts, so one flush of its log takes it to disk, with every
             // commit before it (this process's and any other's): under load, one flush serves many.
-            foreach (var onSession in waiting.GroupBy(c => c.Session))
+            foreach (var onLog in waiting.GroupBy(c => c.Log))
             {
-                var failure = Flush(onSession.Key);
-                foreach (var write in onSession.SelectMany(c => c.Finished))
+                var finished = onLog.SelectMany(c => c.Finished).ToList();
+                var failure = finished.Count > 0 ? Flush(onLog.Key) : null;
+                foreach (var write in finished)
                 {
                     if (failure is null)
                     {
@@ -158,23 +168,35 @@ public abstract partial class SqlAuditLog
                         write.Stored.TrySetException(failure);
                     }
                 }
+
+                if (onLog.Any(c => c.Close))
+                {
+                    onLog.Key.Dispose();
+                }
             }
         }
     }
 
-    private static IOException? Flush(StatementSession session)
+    private IOException? Flush(SafeFileHandle log)
     {
+        if (FlushFailure is { } failed)
+        {
+            return failed;
+        }
+
         try
         {
-            RandomAccess.FlushToDisk(session.Log!);
+            RandomAccess.FlushToDisk(log);
             return null;
         }
         catch (Exception e)
         {
-            // After a failed fsync the kernel may have dropped the pages it could not write: nothing committed on this
-            // session is known to be on disk, and a second flush cannot say otherwise. The writer replaces the session.
-            session.LogFailed = true;
-            return new IOException("The audit log could not be flushed to disk; the finished records of this commit are not known to be durable.", e);
+            // After a failed fsync the kernel may have dropped the pages it could not write and marked them clean, so a
+            // later flush, on this handle or any other, would succeed without them. Nothing committed since is known to be
+            // on disk: every finished record fails from now on, until a restart (as PostgreSQL stops on a failed fsync).
+            var failure = new IOException($"The audit log could not be flushed to disk ({e.Message}). No finished record is known to be durable since, so no call can finish until the gateway restarts; check the disk holding the state file.", e);
+            Volatile.Write(ref _flushFailure, failure);
+            return failure;
         }
     }
 
@@ -193,11 +215,6 @@ public abstract partial class SqlAuditLog
     private async Task<StatementSession> StoreAsync(IReadOnlyList<PendingWrite> batch, bool flush)
     {
         var cancellationToken = CancellationToken.None;
-        if (_session is { LogFailed: true } failed)
-        {
-            await DropSessionAsync(failed).ConfigureAwait(false);
-        }
-
         var session = _session ??= await OpenWriterAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -244,7 +261,34 @@ public abstract partial class SqlAuditLog
             _session = null;
         }
 
+        RetireLog(session);
         await session.DisposeAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Takes the log from a session being closed and has the flusher close it after the commits queued on it: they are
+    /// committed, and still to be flushed. (Closing the connection first is safe: were it the file's last, SQLite would
+    /// checkpoint the log into the file and sync it before removing the log.)
+    /// </summary>
+    private void RetireLog(StatementSession session)
+    {
+        if (session.Log is not { } log)
+        {
+            return;
+        }
+
+        session.Log = null;
+        lock (_writerGate)
+        {
+            if (_flusher is null)
+            {
+                log.Dispose();
+            }
+            else
+            {
+                _committed.Writer.TryWrite(new Committed(log, [], Close: true));
+            }
+        }
     }
 
     /// <summary>Whether a commit of this batch must reach the disk before its callers go on.</summary>

@@ -15,8 +15,19 @@ public abstract partial class SqlStateStore : SqlAuditLog
     /// </summary>
     protected virtual string LockRow => "";
 
-    /// <summary>Throws unless the store answers: a connection and a read of the audit table (for readiness checks).</summary>
-    public Task PingAsync(CancellationToken cancellationToken) => AuditQueryAsync("SELECT 1 FROM audit LIMIT 1", [], _ => 0, cancellationToken);
+    /// <summary>
+    /// Throws unless the store answers (a connection and a read of the audit table) and can still make records durable (for
+    /// readiness checks: after a failed flush no call can finish, so the instance should get no more).
+    /// </summary>
+    public async Task PingAsync(CancellationToken cancellationToken)
+    {
+        if (FlushFailure is { } failed)
+        {
+            throw new IOException(failed.Message, failed.InnerException);
+        }
+
+        await AuditQueryAsync("SELECT 1 FROM audit LIMIT 1", [], _ => 0, cancellationToken).ConfigureAwait(false);
+    }
 
     private async Task<int> ExecuteStateAsync(string sql, IReadOnlyList<object?> values, CancellationToken cancellationToken)
     {

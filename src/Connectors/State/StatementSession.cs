@@ -17,17 +17,8 @@ internal sealed class StatementSession(DbConnection connection, Action<DbCommand
     /// <summary>Whether the connection's commits wait for the disk now; null until the writer first sets it.</summary>
     public bool? Flushes { get; set; }
 
-    /// <summary>The store's log file, for the writer to flush to disk after its commits; closed with the session.</summary>
+    /// <summary>The store's log file, for the writer to flush to disk after its commits; closed with the session unless taken first.</summary>
     public SafeFileHandle? Log { get; set; }
-
-    /// <summary>Set by the flusher when <see cref="Log"/> could not be flushed: the writer then replaces the session.</summary>
-    public bool LogFailed
-    {
-        get => Volatile.Read(ref _logFailed);
-        set => Volatile.Write(ref _logFailed, value);
-    }
-
-    private bool _logFailed;
 
     /// <summary>The session's statement for <paramref name="sql"/>, with these values bound; the session disposes it.</summary>
     public DbCommand Command(string sql, IReadOnlyList<object?> values, DbTransaction? transaction)

@@ -22,7 +22,7 @@ public sealed class SqliteAuditLogTests : AuditLogContract
     }
 
     [Fact]
-    public async Task The_writer_flushes_the_log_its_commits_go_to_even_after_another_connection_checkpoints_it_and_closes()
+    public async Task The_handle_the_writer_flushes_stays_on_the_log_its_commits_go_to_after_another_connection_checkpoints_it_and_closes()
     {
         var log = await SqliteStateStore.OpenAsync(_path, CancellationToken.None);
         await WriteAsync(log, Record("a", Verdict.Allowed, DateTimeOffset.UtcNow));
@@ -49,21 +49,35 @@ public sealed class SqliteAuditLogTests : AuditLogContract
     }
 
     [Fact]
-    public async Task A_log_that_cannot_be_flushed_fails_the_finished_record_and_the_next_call_writes_on_a_new_session()
+    public async Task After_a_flush_fails_no_call_can_finish_until_a_restart_though_calls_still_start()
     {
         var log = await SqliteStateStore.OpenAsync(_path, CancellationToken.None);
         var first = Record("a", Verdict.Allowed, DateTimeOffset.UtcNow);
         await log.BeginAsync(first with { Decision = Verdict.Started }, CancellationToken.None);
         var broken = log.WriterLog!;
-        broken.Dispose();
+        broken.Dispose(); // the next flush fails, as on a disk error
 
         var failure = await Assert.ThrowsAsync<IOException>(() => log.CompleteAsync(first, CancellationToken.None).AsTask());
         Assert.Contains("could not be flushed to disk", failure.Message, StringComparison.Ordinal);
 
-        await WriteAsync(log, Record("b", Verdict.Allowed, DateTimeOffset.UtcNow));
-        Assert.NotNull(log.WriterLog);
+        // A record that cannot be stored (a second start of the same call) makes the writer open a new session, with a
+        // good handle on the log. A flush on it could not vouch for pages the failed one dropped: later calls fail too.
+        await Assert.ThrowsAnyAsync<Exception>(() => log.BeginAsync(first with { Decision = Verdict.Started }, CancellationToken.None).AsTask());
+        var second = Record("b", Verdict.Allowed, DateTimeOffset.UtcNow);
+        await log.BeginAsync(second with { Decision = Verdict.Started }, CancellationToken.None);
         Assert.NotSame(broken, log.WriterLog);
-        await AssertChainIntactAsync(log, sealedRecords: 2);
+        Assert.False(log.WriterLog!.IsClosed);
+        var later = await Assert.ThrowsAsync<IOException>(() => log.CompleteAsync(second, CancellationToken.None).AsTask());
+        Assert.Contains("until the gateway restarts", later.Message, StringComparison.Ordinal);
+        // Readiness says so, so a load balancer sends the instance no more calls.
+        await Assert.ThrowsAsync<IOException>(() => log.PingAsync(CancellationToken.None));
+
+        // A restarted gateway finishes calls again. The two failed calls were committed and sealed before their flushes
+        // failed, so the chain holds them: the log may show more than was answered, never less.
+        var restarted = await SqliteStateStore.OpenAsync(_path, CancellationToken.None);
+        await restarted.PingAsync(CancellationToken.None);
+        await WriteAsync(restarted, Record("c", Verdict.Allowed, DateTimeOffset.UtcNow));
+        await AssertChainIntactAsync(restarted, sealedRecords: 3);
     }
 
     // The file an open descriptor of this process is on, as the kernel names it (with " (deleted)" once it is unlinked).
