@@ -15,10 +15,10 @@ namespace Gatehouse.Connectors.State;
 /// records alone waits for the operating system: the record is stored (other readers see it, and it survives the gateway
 /// dying) before the statement runs, and the next flushing commit takes it to disk with it, since both stores flush their log
 /// in order. No result leaves the gateway, and no statement's write to the database commits, before the call's finished
-/// record is flushed, so a power cut can lose only the started record of a call whose result never left. One fsync per call instead of two. Where the store has a log
-/// file the writer flushes itself (<see cref="OpenLogFileAsync"/>), a flusher does that beside the writer: started records
-/// are released once their commit returns, finished ones once a flush begun after it returns, and the writer commits the
-/// next batch during the flush.
+/// record is flushed, so a power cut can lose only the started record of a call whose result never left. One fsync per call
+/// instead of two. Where the store has a log file the writer flushes itself (<see cref="OpenLogFileAsync"/>), a flusher does
+/// that beside the writer: started records are released once their commit returns, finished ones once a flush begun after
+/// it returns, and the writer commits the next batch during the flush.
 /// </remarks>
 public abstract partial class SqlAuditLog
 {

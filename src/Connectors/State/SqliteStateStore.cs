@@ -4,8 +4,8 @@ namespace Gatehouse.Connectors.State;
 
 /// <summary>
 /// The gateway's own state in an embedded SQLite file (WAL; synchronous=FULL, but for the audit writer, which flushes the log
-/// itself): audit records, access requests, statement approvals, agent status; the SQL itself is <see cref="SqlStateStore"/>'s. Several processes (servers and the CLI) on one
-/// host may share the file.
+/// itself): audit records, access requests, statement approvals, agent status; the SQL itself is
+/// <see cref="SqlStateStore"/>'s. Several processes (servers and the CLI) on one host may share the file.
 /// </summary>
 public sealed partial class SqliteStateStore
 {
