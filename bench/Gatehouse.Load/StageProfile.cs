@@ -61,7 +61,7 @@ public static class StageProfile
             Console.WriteLine($"  {"client-observed latency",-32} {seen.Average(),8:0.000} ms");
             foreach (var group in spans.GroupBy(s => s.Name).OrderByDescending(g => g.Sum(s => s.Ms)))
             {
-                Console.WriteLine($"  {group.Key,-32} {group.Sum(s => s.Ms) / calls,8:0.000} ms");
+                Console.WriteLine($"  {group.Key,-32} {group.Sum(s => s.Ms) / calls,8:0.000} ms  ({(double)group.Count() / calls:0.##} per call)");
             }
         }
 

@@ -18,19 +18,28 @@ namespace Gatehouse.Connectors.State;
 /// record is flushed, so a power cut can lose only the started record of a call whose result never left. One fsync per call
 /// instead of two. Where the store has a log file the writer flushes itself (<see cref="OpenLogFileAsync"/>), a flusher does
 /// that beside the writer: started records are released once their commit returns, finished ones once a flush begun after
-/// it returns, and the writer commits the next batch during the flush.
+/// it returns, and the writer commits the next batch during the flush. A write that finds nothing queued and nobody
+/// committing is committed (and flushed, if nobody is flushing) by its caller: an idle gateway then pays no hand-offs to the
+/// writer, the flusher and back, each a thread waking up.
 /// </remarks>
 public abstract partial class SqlAuditLog
 {
     private const int MaxBatch = 512;
 
-    private readonly Channel<PendingWrite> _writes = Channel.CreateUnbounded<PendingWrite>(new UnboundedChannelOptions { SingleReader = true });
+    // Not single-reader channels: those cannot count what waits in them, which tells a caller whether it may commit itself.
+    private readonly Channel<PendingWrite> _writes = Channel.CreateUnbounded<PendingWrite>();
     private readonly Lock _writerGate = new();
     private Task? _writer;
 
+    // Held by whoever commits (the writer, or a caller committing its own write) and by whoever flushes (the flusher, or
+    // that caller flushing it). A caller flushing takes the second before it lets go of the first, so no session can be
+    // dropped, and its log closed by the flusher, between its commit and its flush.
+    private readonly SemaphoreSlim _committing = new(1, 1);
+    private readonly SemaphoreSlim _flushing = new(1, 1);
+
     // Commits whose finished records wait for the log to reach the disk, in commit order. The flusher takes all that have
     // queued up and flushes once for them, while the writer goes on to the next commit.
-    private readonly Channel<Committed> _committed = Channel.CreateUnbounded<Committed>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<Committed> _committed = Channel.CreateUnbounded<Committed>();
     private Task? _flusher;
 
     // Set by the first flush that fails, and kept: no later flush can vouch for what it could not write.
@@ -45,6 +54,18 @@ public abstract partial class SqlAuditLog
 
     /// <summary>The log file the writer's session flushes after its commits, while it has one (for tests).</summary>
     internal SafeFileHandle? WriterLog => _session?.Log;
+
+    /// <summary>Holds commits back until disposed, so the writes made meanwhile queue up and share one commit (for tests).</summary>
+    internal async Task<IDisposable> HoldCommitsAsync()
+    {
+        await _committing.WaitAsync().ConfigureAwait(false);
+        return new Held(_committing);
+    }
+
+    private sealed class Held(SemaphoreSlim gate) : IDisposable
+    {
+        public void Dispose() => gate.Release();
+    }
 
     /// <summary>What a stored record survives; set by the gateway from <c>gateway.audit.durability</c> before it serves.</summary>
     public AuditDurability Durability { get; set; } = AuditDurability.PowerLoss;
@@ -73,9 +94,28 @@ public abstract partial class SqlAuditLog
 
     private async ValueTask WriteAsync(PendingWrite write, CancellationToken cancellationToken)
     {
+        StartLoops();
+        if (_writes.Reader.Count == 0 && _committing.Wait(0, CancellationToken.None))
+        {
+            // Nobody is committing and nothing waits: commit on this thread rather than wake the writer for it.
+            await CommitHereAsync(write).ConfigureAwait(false);
+            await write.Stored.Task.ConfigureAwait(false);
+            return;
+        }
+
         if (!_writes.Writer.TryWrite(write))
         {
             throw new InvalidOperationException("The audit writer has stopped.");
+        }
+
+        await write.Stored.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private void StartLoops()
+    {
+        if (_flusher is not null)
+        {
+            return;
         }
 
         lock (_writerGate)
@@ -83,8 +123,36 @@ public abstract partial class SqlAuditLog
             _writer ??= Task.Run(WriterLoopAsync, CancellationToken.None);
             _flusher ??= Task.Run(FlusherLoopAsync, CancellationToken.None);
         }
+    }
 
-        await write.Stored.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    /// <summary>Commits one write while holding <see cref="_committing"/>, which it releases; then flushes it here when nobody else is.</summary>
+    private async Task CommitHereAsync(PendingWrite write)
+    {
+        SafeFileHandle? flushHere = null;
+        try
+        {
+            flushHere = await CommitAsync([write], mayFlushHere: true).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            write.Stored.TrySetException(e);
+        }
+        finally
+        {
+            _committing.Release();
+        }
+
+        if (flushHere is not null)
+        {
+            try
+            {
+                Settle([write], Flush(flushHere));
+            }
+            finally
+            {
+                _flushing.Release();
+            }
+        }
     }
 
     private async Task WriterLoopAsync()
@@ -92,29 +160,42 @@ public abstract partial class SqlAuditLog
         var batch = new List<PendingWrite>(MaxBatch);
         while (await _writes.Reader.WaitToReadAsync().ConfigureAwait(false))
         {
-            batch.Clear();
-            while (batch.Count < MaxBatch && _writes.Reader.TryRead(out var write))
-            {
-                batch.Add(write);
-            }
-
+            await _committing.WaitAsync().ConfigureAwait(false);
             try
             {
-                await CommitAsync(batch).ConfigureAwait(false);
-            }
-            catch (Exception)
-            {
-                // One bad record must not fail the calls it happened to share a commit with: store each on its own.
-                foreach (var write in batch)
+                batch.Clear();
+                while (batch.Count < MaxBatch && _writes.Reader.TryRead(out var write))
                 {
-                    try
-                    {
-                        await CommitAsync([write]).ConfigureAwait(false);
-                    }
-                    catch (Exception e)
-                    {
-                        write.Stored.TrySetException(e);
-                    }
+                    batch.Add(write);
+                }
+
+                await CommitBatchAsync(batch).ConfigureAwait(false);
+            }
+            finally
+            {
+                _committing.Release();
+            }
+        }
+    }
+
+    private async Task CommitBatchAsync(List<PendingWrite> batch)
+    {
+        try
+        {
+            await CommitAsync(batch, mayFlushHere: false).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // One bad record must not fail the calls it happened to share a commit with: store each on its own.
+            foreach (var write in batch)
+            {
+                try
+                {
+                    await CommitAsync([write], mayFlushHere: false).ConfigureAwait(false);
+                }
+                catch (Exception e)
+                {
+                    write.Stored.TrySetException(e);
                 }
             }
         }
@@ -122,9 +203,11 @@ public abstract partial class SqlAuditLog
 
     /// <summary>
     /// Stores the writes in one transaction and releases their callers: each once its record is as durable as
-    /// <see cref="Durability"/> asks. Throws, releasing none, when the transaction fails.
+    /// <see cref="Durability"/> asks. Throws, releasing none, when the transaction fails. With <paramref name="mayFlushHere"/>,
+    /// when the log must be flushed and nobody is flushing, returns it instead of handing it to the flusher, holding
+    /// <see cref="_flushing"/> for the caller to flush and settle the finished writes itself.
     /// </summary>
-    private async Task CommitAsync(IReadOnlyList<PendingWrite> writes)
+    private async Task<SafeFileHandle?> CommitAsync(IReadOnlyList<PendingWrite> writes, bool mayFlushHere)
     {
         var flush = MustFlush(Durability, writes.Select(w => w.Seal));
         var session = await StoreAsync(writes, flush).ConfigureAwait(false);
@@ -132,12 +215,18 @@ public abstract partial class SqlAuditLog
         {
             // The commit itself waited for whatever it had to.
             Release(writes, seal: null);
-            return;
+            return null;
         }
 
-        // Committed and visible, so the started calls go on; the finished ones wait for the flusher.
+        // Committed and visible, so the started calls go on; the finished ones wait for the flush.
         Release(writes, seal: false);
+        if (mayFlushHere && _committed.Reader.Count == 0 && _flushing.Wait(0))
+        {
+            return log;
+        }
+
         _committed.Writer.TryWrite(new Committed(log, [.. writes.Where(w => w.Seal)]));
+        return null;
     }
 
     private async Task FlusherLoopAsync()
@@ -145,34 +234,50 @@ public abstract partial class SqlAuditLog
         var waiting = new List<Committed>();
         while (await _committed.Reader.WaitToReadAsync().ConfigureAwait(false))
         {
-            waiting.Clear();
-            while (_committed.Reader.TryRead(out var commit))
+            await _flushing.WaitAsync().ConfigureAwait(false);
+            try
             {
-                waiting.Add(commit);
+                waiting.Clear();
+                while (_committed.Reader.TryRead(out var commit))
+                {
+                    waiting.Add(commit);
+                }
+
+                FlushAll(waiting);
             }
-
-            // Each of these commits returned before this flush starts, so one flush of its log takes it to disk, with every
-            // commit before it (this process's and any other's): under load, one flush serves many.
-            foreach (var onLog in waiting.GroupBy(c => c.Log))
+            finally
             {
-                var finished = onLog.SelectMany(c => c.Finished).ToList();
-                var failure = finished.Count > 0 ? Flush(onLog.Key) : null;
-                foreach (var write in finished)
-                {
-                    if (failure is null)
-                    {
-                        write.Stored.TrySetResult();
-                    }
-                    else
-                    {
-                        write.Stored.TrySetException(failure);
-                    }
-                }
+                _flushing.Release();
+            }
+        }
+    }
 
-                if (onLog.Any(c => c.Close))
-                {
-                    onLog.Key.Dispose();
-                }
+    // Each of these commits returned before this flush starts, so one flush of its log takes it to disk, with every commit
+    // before it (this process's and any other's): under load, one flush serves many.
+    private void FlushAll(List<Committed> waiting)
+    {
+        foreach (var onLog in waiting.GroupBy(c => c.Log))
+        {
+            var finished = onLog.SelectMany(c => c.Finished).ToList();
+            Settle(finished, finished.Count > 0 ? Flush(onLog.Key) : null);
+            if (onLog.Any(c => c.Close))
+            {
+                onLog.Key.Dispose();
+            }
+        }
+    }
+
+    private static void Settle(IEnumerable<PendingWrite> finished, IOException? failure)
+    {
+        foreach (var write in finished)
+        {
+            if (failure is null)
+            {
+                write.Stored.TrySetResult();
+            }
+            else
+            {
+                write.Stored.TrySetException(failure);
             }
         }
     }
@@ -186,7 +291,7 @@ public abstract partial class SqlAuditLog
 
         try
         {
-            RandomAccess.FlushToDisk(log);
+            DiskFlush.Flush(log);
             return null;
         }
         catch (Exception e)

@@ -17,10 +17,11 @@ public sealed partial class SqliteStateStore : SqlStateStore
     // before copying it into the file, and syncs the file before the log is reused or removed; and while this connection is
     // open the log is neither removed nor replaced, so the handle stays on the file the commits go to. The log is also
     // checksummed frame by frame, so a power cut keeps a prefix of the commits: every flushed one and none after a gap.
-    // Windows flushes only handles opened for writing, which SQLite's own share mode there may refuse: it keeps FULL.
+    // Only on Linux, where the flush is fsync(2) (DiskFlush) and tested; elsewhere SQLite keeps FULL and flushes itself
+    // (Windows, for one, flushes only handles opened for writing, which SQLite's share mode there may refuse).
     protected override async Task<SafeFileHandle?> OpenLogFileAsync(DbConnection writer, CancellationToken cancellationToken)
     {
-        if (OperatingSystem.IsWindows())
+        if (!OperatingSystem.IsLinux())
         {
             return null;
         }

@@ -1,3 +1,4 @@
+using Gatehouse.Connectors.State;
 using Gatehouse.Enforcement.Audit;
 
 namespace Gatehouse.Tests.Connectors.Audit;
@@ -253,9 +254,18 @@ public abstract class AuditLogContract
         var first = Record("first", Verdict.Started, DateTimeOffset.UtcNow);
         await log.BeginAsync(first, CancellationToken.None);
 
+        // Held back, the writes queue up and the writer takes them all into one commit, which the duplicate fails.
         var others = Enumerable.Range(0, 20).Select(i => Record($"other{i}", Verdict.Started, DateTimeOffset.UtcNow)).ToList();
-        var duplicate = log.BeginAsync(first, CancellationToken.None).AsTask();
-        await Task.WhenAll(others.Select(r => log.BeginAsync(r, CancellationToken.None).AsTask()).Append(duplicate.ContinueWith(_ => { }, TaskScheduler.Default)));
+        Task duplicate;
+        List<Task> writes;
+        using (await ((SqlAuditLog)log).HoldCommitsAsync())
+        {
+            duplicate = log.BeginAsync(first, CancellationToken.None).AsTask();
+            writes = others.Select(r => log.BeginAsync(r, CancellationToken.None).AsTask()).ToList();
+            Assert.DoesNotContain(writes.Append(duplicate), w => w.IsCompleted);
+        }
+
+        await Task.WhenAll(writes.Append(duplicate.ContinueWith(_ => { }, TaskScheduler.Default)));
 
         Assert.True(duplicate.IsFaulted);
         foreach (var record in others)

@@ -48,6 +48,22 @@ public sealed class SqliteAuditLogTests : AuditLogContract
         Assert.Equal(new FileInfo(wal).Length, RandomAccess.GetLength(handle));
     }
 
+    // SQLite commits and the flush are synchronous, so a write that found the writer idle is durable when the call returns:
+    // it went to no other thread and back, which is what an idle gateway's latency is made of.
+    [Fact]
+    public async Task A_write_that_finds_the_writer_idle_is_committed_and_flushed_by_its_caller()
+    {
+        var log = await SqliteStateStore.OpenAsync(_path, CancellationToken.None);
+        var record = Record("a", Verdict.Allowed, DateTimeOffset.UtcNow);
+        await WriteAsync(log, Record("warm", Verdict.Allowed, DateTimeOffset.UtcNow));
+
+        var begin = log.BeginAsync(record with { Decision = Verdict.Started }, CancellationToken.None);
+        Assert.True(begin.IsCompletedSuccessfully);
+        var complete = log.CompleteAsync(record, CancellationToken.None);
+        Assert.True(complete.IsCompletedSuccessfully);
+        await AssertChainIntactAsync(log, sealedRecords: 2);
+    }
+
     [Fact]
     public async Task After_a_flush_fails_no_call_can_finish_until_a_restart_though_calls_still_start()
     {
