@@ -168,9 +168,10 @@ public sealed partial class TokenValidatorTests : IDisposable
     [Fact]
     public async Task A_cached_token_stops_working_when_it_expires()
     {
-        var token = Mint(lifetime: TimeSpan.FromSeconds(1));
+        // exp is in whole seconds, rounded down: a one-second lifetime can be gone before the first check.
+        var token = Mint(lifetime: TimeSpan.FromSeconds(2));
         Assert.NotNull((await Validate(token)).Identity);
-        await Task.Delay(TimeSpan.FromSeconds(1.5));
+        await Task.Delay(TimeSpan.FromSeconds(2.5));
         Assert.Equal("identity.expired_token", (await Validate(token)).Rule);
     }
 }
