@@ -159,18 +159,24 @@ public class Masking
         new([new("id", "bigint"), new("a", "text"), new("b", "text")], Enumerable.Range(0, count).Select(row).ToList(), false, null, null);
 }
 
-/// <summary>A result as the agent receives it: the MCP tool result (text block and structured content) of 1,000 rows.</summary>
+/// <summary>A result as the agent receives it: the MCP tool result (text block and structured content) of one row and of 1,000.</summary>
 [MemoryDiagnoser]
 public class ResultJson
 {
     private CallOutcome _outcome = null!;
+    private CallOutcome _point = null!;
 
     [GlobalSetup]
     public void Setup()
     {
         var result = Masking.Rows(1000, i => [(long)i, Convert.ToHexStringLower(System.Security.Cryptography.MD5.HashData(BitConverter.GetBytes(i))), "delivered"]);
         _outcome = new CallOutcome(AuditRecord.NewId(), Decision.Allow("grant.read", "read granted"), result);
+        _point = new CallOutcome(AuditRecord.NewId(), Decision.Allow("grant.read", "read granted"), Masking.Rows(1, i => [42L, "delivered", "412.50"]));
     }
+
+    /// <summary>The load benchmark's point query: one row of three columns.</summary>
+    [Benchmark]
+    public ModelContextProtocol.Protocol.CallToolResult OneRow() => ResultMapper.ToResult(_point);
 
     [Benchmark]
     public ModelContextProtocol.Protocol.CallToolResult ThousandRows() => ResultMapper.ToResult(_outcome);

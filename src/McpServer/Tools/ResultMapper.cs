@@ -82,18 +82,45 @@ public static class ResultMapper
     // readings of the same bytes, so a large result is never held as a tree of JSON nodes.
     private static CallToolResult Success(Action<Utf8JsonWriter> writeMembers, string? auditId, long sizeHint)
     {
-        var buffer = new ArrayBufferWriter<byte>((int)Math.Clamp(sizeHint + (sizeHint / 4) + 256, 256, Array.MaxLength));
-        using (var writer = new Utf8JsonWriter(buffer, WriterOptions))
+        // Most results are small: those are written into this thread's buffer and writer, which the text and the
+        // structured content are copied out of. A large one gets a buffer of its own, sized by the hint and dropped after.
+        var reuse = sizeHint <= ReusedBufferLimit / 2;
+        var buffer = reuse ? t_buffer ??= new ArrayBufferWriter<byte>(4096) : new ArrayBufferWriter<byte>((int)Math.Clamp(sizeHint + (sizeHint / 4) + 256, 256, Array.MaxLength));
+        buffer.ResetWrittenCount();
+        var writer = reuse ? t_writer ??= new Utf8JsonWriter(buffer, WriterOptions) : new Utf8JsonWriter(buffer, WriterOptions);
+        try
         {
+            writer.Reset(buffer);
             writer.WriteStartObject();
             writeMembers(writer);
             writer.WriteString("audit_id", auditId);
             writer.WriteEndObject();
+            writer.Flush();
+            var json = buffer.WrittenSpan;
+            return new CallToolResult { Content = [new TextContentBlock { Text = Encoding.UTF8.GetString(json) }], StructuredContent = json.Length > StructuredContentLimit ? null : JsonElement.Parse(json) };
         }
-
-        var json = buffer.WrittenSpan;
-        return new CallToolResult { Content = [new TextContentBlock { Text = Encoding.UTF8.GetString(json) }], StructuredContent = json.Length > StructuredContentLimit ? null : JsonElement.Parse(json) };
+        finally
+        {
+            if (!reuse)
+            {
+                writer.Dispose();
+            }
+            else if (buffer.Capacity > ReusedBufferLimit)
+            {
+                // A hint that was too low grew the kept buffer: let it go rather than hold it for the thread's life.
+                t_buffer = null;
+                t_writer = null;
+            }
+        }
     }
+
+    private const int ReusedBufferLimit = 64 * 1024;
+
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? t_buffer;
+
+    [ThreadStatic]
+    private static Utf8JsonWriter? t_writer;
 
     private static void WriteQuery(Utf8JsonWriter writer, QueryResult result)
     {
