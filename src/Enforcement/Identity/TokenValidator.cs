@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
@@ -183,6 +184,33 @@ public sealed class TokenValidator
     private static string Printable(string? text) =>
         text is null ? "(none)" : text.Length > 100 ? text[..100] + "…" : text;
 
-    private static string CacheKey(string token) =>
-        Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
+    // The token's hash, not the token: the cache never holds a credential. Tokens (at most MaxTokenLength characters) are
+    // encoded on the stack when small, as they nearly always are, and otherwise into a pooled buffer wiped before return.
+    private static string CacheKey(string token)
+    {
+        Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
+        var length = Encoding.UTF8.GetByteCount(token);
+        if (length <= 4096)
+        {
+            Span<byte> utf8 = stackalloc byte[length];
+            Encoding.UTF8.GetBytes(token, utf8);
+            SHA256.HashData(utf8, hash);
+        }
+        else
+        {
+            var rented = ArrayPool<byte>.Shared.Rent(length);
+            try
+            {
+                var written = Encoding.UTF8.GetBytes(token, rented);
+                SHA256.HashData(rented.AsSpan(0, written), hash);
+            }
+            finally
+            {
+                CryptographicOperations.ZeroMemory(rented.AsSpan(0, length));
+                ArrayPool<byte>.Shared.Return(rented);
+            }
+        }
+
+        return Convert.ToHexString(hash);
+    }
 }

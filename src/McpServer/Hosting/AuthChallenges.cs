@@ -24,7 +24,7 @@ public static class AuthChallenges
             return;
         }
 
-        if (HttpCallerToken.BearerToken(context.Request.Headers.Authorization.ToString()) is not null)
+        if (HttpCallerToken.HasBearerToken(context.Request.Headers.Authorization.ToString()))
         {
             context.Response.OnStarting(() =>
             {

@@ -1,3 +1,5 @@
+using System.Diagnostics.CodeAnalysis;
+
 namespace Gatehouse.McpServer.Hosting;
 
 /// <summary>Where the current call's agent token comes from: the transport, never a tool argument.</summary>
@@ -46,5 +48,9 @@ public sealed class HttpCallerToken(IHttpContextAccessor accessor) : ICallerToke
     public string? Current() => BearerToken(accessor.HttpContext?.Request.Headers.Authorization.ToString());
 
     public static string? BearerToken(string? header) =>
-        header is not null && header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? header["Bearer ".Length..].Trim() : null;
+        HasBearerToken(header) ? header["Bearer ".Length..].Trim() : null;
+
+    /// <summary>Whether the header presents a bearer token (perhaps an empty one), without copying it out.</summary>
+    public static bool HasBearerToken([NotNullWhen(true)] string? header) =>
+        header is not null && header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase);
 }
