@@ -17,8 +17,7 @@ public static class HttpHost
     public static async Task<int> RunAsync(GatewayPolicy policy, GatewayState state, string endpoint, Func<Uri, Task>? onStarted, CancellationToken cancellationToken)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
-        builder.Logging.ClearProviders();
-        builder.Services.AddSerilog(Log.Logger, dispose: false);
+        Logging.Attach(builder.Logging);
         builder.WebHost.UseUrls($"http://{endpoint}");
         builder.Services.AddHttpContextAccessor();
         builder.Services.AddSingleton<ICallerToken, HttpCallerToken>();

@@ -35,6 +35,18 @@ public static class Logging
         return logger;
     }
 
+    /// <summary>
+    /// Makes <see cref="Log.Logger"/> the host's only log provider. Through the host's logger factory, which keeps one logger
+    /// per category: Serilog's own factory builds a new one (and its caches) each time one is asked for, and the MCP SDK
+    /// asks on every stateless HTTP request. Levels are Serilog's alone, so the factory lets everything through to it.
+    /// </summary>
+    public static void Attach(Microsoft.Extensions.Logging.ILoggingBuilder logging)
+    {
+        logging.ClearProviders();
+        logging.SetMinimumLevel(Microsoft.Extensions.Logging.LogLevel.Trace);
+        logging.AddSerilog(Log.Logger, dispose: false);
+    }
+
     /// <summary>debug, information, warning or error (any case); null for anything else.</summary>
     internal static LogEventLevel? Level(string? name) =>
         name?.Trim().ToLowerInvariant() switch

@@ -10,8 +10,7 @@ public static class StdioHost
     public static async Task<int> RunAsync(GatewayPolicy policy, GatewayState state, StdioCallerToken token, CancellationToken cancellationToken)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = [], ContentRootPath = AppContext.BaseDirectory });
-        builder.Logging.ClearProviders();
-        builder.Services.AddSerilog(Log.Logger, dispose: false);
+        Logging.Attach(builder.Logging);
         builder.Services.AddSingleton<ICallerToken>(token);
         builder.Services.AddGateway(policy, state).WithStdioServerTransport();
         using var host = builder.Build();
