@@ -83,14 +83,13 @@ public static class ResultMapper
     private static CallToolResult Success(Action<Utf8JsonWriter> writeMembers, string? auditId, long sizeHint)
     {
         // Most results are small: those are written into this thread's buffer and writer, which the text and the
-        // structured content are copied out of. A large one gets a buffer of its own, sized by the hint and dropped after.
+        // structured content are copied out of, and the buffer is wiped after: it keeps no caller's rows. A large result
+        // gets a buffer of its own, sized by the hint and dropped after.
         var reuse = sizeHint <= ReusedBufferLimit / 2;
         var buffer = reuse ? t_buffer ??= new ArrayBufferWriter<byte>(4096) : new ArrayBufferWriter<byte>((int)Math.Clamp(sizeHint + (sizeHint / 4) + 256, 256, Array.MaxLength));
-        buffer.ResetWrittenCount();
         var writer = reuse ? t_writer ??= new Utf8JsonWriter(buffer, WriterOptions) : new Utf8JsonWriter(buffer, WriterOptions);
         try
         {
-            writer.Reset(buffer);
             writer.WriteStartObject();
             writeMembers(writer);
             writer.WriteString("audit_id", auditId);
@@ -101,15 +100,20 @@ public static class ResultMapper
         }
         finally
         {
-            if (!reuse)
+            if (reuse)
+            {
+                writer.Reset();
+                buffer.Clear();
+                if (buffer.Capacity > ReusedBufferLimit)
+                {
+                    // A hint that was too low grew the kept buffer: let it go rather than hold it for the thread's life.
+                    t_buffer = null;
+                    t_writer = null;
+                }
+            }
+            else
             {
                 writer.Dispose();
-            }
-            else if (buffer.Capacity > ReusedBufferLimit)
-            {
-                // A hint that was too low grew the kept buffer: let it go rather than hold it for the thread's life.
-                t_buffer = null;
-                t_writer = null;
             }
         }
     }

@@ -53,6 +53,28 @@ public sealed class ResultMapperTests
     }
 
     [Fact]
+    public void Results_mapped_one_after_another_on_a_thread_each_hold_only_their_own_rows()
+    {
+        // Small results share the thread's buffer; a large one in between grows it past what is kept.
+        static QueryResult Rows(int count, string label) =>
+            new([new("n", "bigint"), new("v", "text")], Enumerable.Range(0, count).Select(i => new object?[] { (long)i, $"{label} {i}" }).ToList(), false, null, null);
+
+        var first = Text(Map(Rows(2, "first")));
+        var large = Text(Map(Rows(5_000, "large")));
+        var second = Text(Map(Rows(1, "second")));
+        var third = Text(Map(Rows(1, "x")));
+
+        Assert.Equal("""{"columns":[{"name":"n","type":"bigint"},{"name":"v","type":"text"}],"rows":[[0,"first 0"],[1,"first 1"]],"row_count":2,"truncated":false,"audit_id":"aud_1"}""", first);
+        using (var json = JsonDocument.Parse(large))
+        {
+            Assert.Equal(5_000, json.RootElement.GetProperty("row_count").GetInt32());
+        }
+
+        Assert.Equal("""{"columns":[{"name":"n","type":"bigint"},{"name":"v","type":"text"}],"rows":[[0,"second 0"]],"row_count":1,"truncated":false,"audit_id":"aud_1"}""", second);
+        Assert.Equal("""{"columns":[{"name":"n","type":"bigint"},{"name":"v","type":"text"}],"rows":[[0,"x 0"]],"row_count":1,"truncated":false,"audit_id":"aud_1"}""", third);
+    }
+
+    [Fact]
     public void A_write_says_how_many_rows_it_affected()
     {
         var mapped = Map(new QueryResult([], [], false, null, 3));
