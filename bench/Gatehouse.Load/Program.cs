@@ -1,7 +1,7 @@
 // The side-by-side load benchmark of issue 8: on one machine, against one PostgreSQL, the same point query through
 // direct Npgsql (the floor), a no-op MCP tool (the transport floor), Gatehouse over stdio and HTTP (identity,
 // classification, audit and masking on), and the reference @modelcontextprotocol/server-postgres over stdio.
-// Run: dotnet run -c Release --project bench/Gatehouse.Load [-- --seconds 5 --warmup 3 --http 1,8,32,64 --stdio 1,8] ("none" skips a transport)
+// Run: dotnet run -c Release --project bench/Gatehouse.Load [-- --seconds 5 --warmup 3 --http 1,8,32,64 --stdio 1,8 --starts 5] ("none" skips a transport)
 // Gatehouse is published first as it ships (ReadyToRun, like the Dockerfile); --binary PATH runs another build of it.
 // Or, for where one call's time goes, stage by stage: dotnet run -c Release --project bench/Gatehouse.Load -- --profile
 // Or the soak with faults (PostgreSQL stopped and restarted, the gateway killed with -9): ... -- --soak [--minutes 10 --agents 32]
@@ -96,11 +96,24 @@ foreach (var n in stdioLevels)
     results.Add(await RunMcpAsync("no-op tool, stdio", n, _ => StdioClientFor(Path.Combine(AppContext.BaseDirectory, "Gatehouse.Load"), ["noop-stdio"], null), client => client.CallToolAsync("noop", new Dictionary<string, object?> { ["sql"] = Sql })));
 }
 
-// 3. Gatehouse over HTTP, as a separate process: start-to-ready time and idle memory first.
+// 3. Gatehouse over HTTP, as a separate process: start-to-ready time and idle memory first. Start-up is timed over
+// --starts starts (each process stopped before the next begins) and reported as their median, as one start on a shared
+// machine says little; the last of them serves the load.
+var starts = new List<double>();
+for (var i = 1; i < Math.Max(1, Option("--starts", 5)); i++)
+{
+    var clock = Stopwatch.StartNew();
+    using var started = await GatewayProcess.StartAsync(binary, policyPath, GatewayProcess.FreePort());
+    starts.Add(clock.Elapsed.TotalMilliseconds);
+    started.Kill(entireProcessTree: true);
+    await started.WaitForExitAsync();
+}
+
 var port = GatewayProcess.FreePort();
-var clock = Stopwatch.StartNew();
+var startClock = Stopwatch.StartNew();
 using var gatehouse = await GatewayProcess.StartAsync(binary, policyPath, port);
-var ready = clock.Elapsed;
+starts.Add(startClock.Elapsed.TotalMilliseconds);
+starts.Sort();
 var endpoint = new Uri($"http://127.0.0.1:{port}/mcp");
 await Task.Delay(TimeSpan.FromSeconds(2));
 var idleRss = GatewayProcess.Memory(gatehouse.Id, "VmRSS");
@@ -167,7 +180,7 @@ foreach (var n in httpLevels)
     Ratio($"Gatehouse HTTP p50 / (no-op HTTP + direct) at {n} (target <= 1.25)", Find("Gatehouse, HTTP", n)?.P50Ms, floor);
 }
 
-Console.WriteLine($"start to ready: {ready.TotalMilliseconds:0} ms (target <= 1000); idle memory: {idleRss / 1024.0:0.0} MB (target <= 120)");
+Console.WriteLine($"start to ready: median {starts[starts.Count / 2]:0} ms over {starts.Count} starts, {starts[0]:0}-{starts[^1]:0} ms (target <= 1000); idle memory: {idleRss / 1024.0:0.0} MB (target <= 120)");
 Console.WriteLine($"100,000-row result: peak memory grew {peakGrowth / 1024.0:0.0} MB (target < 100)");
 return;
 

@@ -35,6 +35,9 @@ public static class HttpHost
         builder.Services.Configure<HostFilteringOptions>(o => o.AllowedHosts = policy.Gateway.Http.AllowedHosts.ToList());
 
         await using var app = builder.Build();
+        // The first readiness check (the state store and a pooled connection to each database, Npgsql's type set-up with
+        // it) runs while the endpoints are mapped and Kestrel starts, on the other core; the first /readyz reuses its answer.
+        _ = Task.Run(() => app.Services.GetRequiredService<ReadinessProbe>().IsReadyAsync(cancellationToken), CancellationToken.None);
         app.UseHostFiltering();
         app.Use(OriginGuard.Create(policy.Gateway.Http));
         app.UseAuthentication();

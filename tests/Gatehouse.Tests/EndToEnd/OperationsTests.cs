@@ -5,6 +5,7 @@ using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Policy;
 using Gatehouse.McpServer.Hosting;
 using Gatehouse.Tests.Infrastructure;
+using Npgsql;
 
 namespace Gatehouse.Tests.EndToEnd;
 
@@ -164,6 +165,26 @@ public sealed class OperationsTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task A_served_gateway_connects_to_its_database_as_it_starts_before_any_probe_or_call()
+    {
+        // Start-up's readiness check runs while the endpoints are mapped: by the first /readyz the pool is open.
+        var application = "gatehouse-start-" + Guid.NewGuid().ToString("N")[..8];
+        var gateway = TestGateway.Create($"{pg.GatewayConnectionString};Application Name={application}", pg.GatewayPassword);
+        await using var served = await ServedGateway.StartAsync(gateway, untilReady: false);
+        await using var admin = new NpgsqlConnection(pg.AdminConnectionString);
+        await admin.OpenAsync();
+        var backends = 0L;
+        for (var i = 0; i < 100 && backends == 0; i++)
+        {
+            await Task.Delay(100);
+            await using var count = new NpgsqlCommand("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", admin) { Parameters = { new() { Value = application } } };
+            backends = (long)(await count.ExecuteScalarAsync())!;
+        }
+
+        Assert.True(backends > 0, $"no connection named {application} reached PostgreSQL within 10 s of the gateway answering /healthz");
+    }
+
+    [Fact]
     public async Task A_served_process_reloads_on_SIGHUP_and_on_SIGTERM_finishes_the_call_in_flight_before_it_exits()
     {
         var gateway = TestGateway.Create(pg, connectionSettings: "functions: [pg_sleep]");
@@ -242,7 +263,8 @@ internal sealed class ServedGateway : IAsyncDisposable
 
     public Uri Endpoint { get; }
 
-    public static async Task<ServedGateway> StartAsync(TestGateway gateway)
+    /// <param name="untilReady">Returns once /readyz answers ready; otherwise once /healthz answers, with no readiness probe sent.</param>
+    public static async Task<ServedGateway> StartAsync(TestGateway gateway, bool untilReady = true)
     {
         var port = TestGateway.FreePort();
         var start = new ProcessStartInfo(GatewayClients.GatehouseBinary) { RedirectStandardOutput = true, RedirectStandardError = true };
@@ -257,7 +279,7 @@ internal sealed class ServedGateway : IAsyncDisposable
         served.Process.BeginErrorReadLine();
         served.Process.BeginOutputReadLine();
         using var probe = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
-        await served.WaitUntilAsync(async () => await ReadyAsync(probe), "the gateway became ready");
+        await served.WaitUntilAsync(async () => await AnswersAsync(probe, untilReady ? Health.ReadyPath : Health.LivePath), untilReady ? "the gateway became ready" : "the gateway answered");
         return served;
     }
 
@@ -283,11 +305,11 @@ internal sealed class ServedGateway : IAsyncDisposable
         Process.Dispose();
     }
 
-    private static async Task<bool> ReadyAsync(HttpClient probe)
+    private static async Task<bool> AnswersAsync(HttpClient probe, string path)
     {
         try
         {
-            using var response = await probe.GetAsync("/readyz");
+            using var response = await probe.GetAsync(path);
             return response.StatusCode == HttpStatusCode.OK;
         }
         catch (HttpRequestException)
