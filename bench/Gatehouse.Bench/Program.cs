@@ -45,12 +45,23 @@ await using (var plain = Npgsql.NpgsqlDataSource.Create(new Npgsql.NpgsqlConnect
 }
 
 var pointExecutor = new PostgresExecutor(targets);
-Measure("point read, the executor (settings + cursor + caps)", 0, () => pointExecutor.ExecuteAsync(new("shop", Point, [], true, true, 1000, 4 << 20, TimeSpan.FromSeconds(15), analyst, "bench"), null, CancellationToken.None).AsTask().GetAwaiter().GetResult(), 1);
-await using (var prepared = new PostgresTargets(new Dictionary<string, ConnectionConfig> { ["shop"] = connections["shop"] with { ConnectionString = connections["shop"].ConnectionString + ";Max Auto Prepare=16" } }))
+ExecutionRequest Request(string sql) => new("shop", sql, [], true, true, 1000, 4 << 20, TimeSpan.FromSeconds(15), analyst, "bench");
+Measure("point read, the executor (settings + cursor + caps; its own statements prepared)", 0, () => pointExecutor.ExecuteAsync(Request(Point), null, CancellationToken.None).AsTask().GetAwaiter().GetResult(), 1);
+
+// What PostgreSQL itself spends on one executor call, the figure that caps throughput when the cores are shared: the CPU
+// time of the backend serving the (one, reused) pooled connection over 5,000 calls, from /proc. Less noisy than latency.
+const int CpuCalls = 5000;
+var backend = Convert.ToInt32(pointExecutor.ExecuteAsync(Request("select pg_backend_pid()"), null, CancellationToken.None).AsTask().GetAwaiter().GetResult().Rows[0][0], System.Globalization.CultureInfo.InvariantCulture);
+var cpuBefore = BackendCpu(backend);
+for (var i = 0; i < CpuCalls; i++)
 {
-    var preparedExecutor = new PostgresExecutor(prepared);
-    Measure("point read, the executor, auto-prepared", 0, () => preparedExecutor.ExecuteAsync(new("shop", Point, [], true, true, 1000, 4 << 20, TimeSpan.FromSeconds(15), analyst, "bench"), null, CancellationToken.None).AsTask().GetAwaiter().GetResult(), 1);
+    pointExecutor.ExecuteAsync(Request(Point), null, CancellationToken.None).AsTask().GetAwaiter().GetResult();
 }
+
+var cpuAfter = BackendCpu(backend);
+Console.WriteLine(cpuAfter is null || cpuBefore is null
+    ? "PostgreSQL CPU per executor point read: not measured (no /proc for the backend)"
+    : $"PostgreSQL CPU per executor point read: {(cpuAfter - cpuBefore).Value.TotalMicroseconds / CpuCalls:0.0} µs (backend {backend}, {CpuCalls:N0} calls)");
 
 static void RunBatch(Npgsql.NpgsqlDataSource source, params string[] commands)
 {
@@ -147,6 +158,22 @@ Measure("PostgreSQL floor (SELECT 1 round trip)", 0, () =>
     using var command = new Npgsql.NpgsqlCommand("select 1", connection);
     command.ExecuteScalar();
 }, 1);
+
+// A process's user and system CPU time so far, from /proc/PID/stat (in clock ticks of 10 ms); null where there is no /proc.
+static TimeSpan? BackendCpu(int pid)
+{
+    var path = $"/proc/{pid}/stat";
+    if (!File.Exists(path))
+    {
+        return null;
+    }
+
+    // The fields after the command name (which is in parentheses and may hold spaces): utime and stime are the 12th and 13th.
+    var stat = File.ReadAllText(path);
+    var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+    var ticks = long.Parse(fields[11], System.Globalization.CultureInfo.InvariantCulture) + long.Parse(fields[12], System.Globalization.CultureInfo.InvariantCulture);
+    return TimeSpan.FromMilliseconds(ticks * 10);
+}
 
 static double Measure(string name, int bytesPerIteration, Action body, int itemsPerIteration)
 {

@@ -79,6 +79,7 @@ public sealed class PostgresTargets : IAsyncDisposable
         // Lets the executor tell a failed settings row (a missing masking profile) from a failed statement.
         builder.ConnectionStringBuilder.IncludeFailedBatchedCommand = true;
         NpgsqlSettings.ApplyTls(builder.ConnectionStringBuilder, config.Tls);
+        FixedStatements.Configure(builder);
 
         if (config.Password.EnvironmentVariable is not null || config.Password.FilePath is not null)
         {

@@ -23,13 +23,7 @@ internal static class SessionSettings
     /// <param name="role">The role to become: a strict-mode masking profile (whose schema names resolve in) or a group's mapped role.</param>
     public static NpgsqlBatchCommand Create(TimeSpan statementTimeout, string searchPath, SessionRole? role, AgentIdentity caller, string callId)
     {
-        var command = new NpgsqlBatchCommand(
-            (role is null ? "SELECT " : "SELECT set_config('role', $7, true) || ")
-            + "set_config('statement_timeout', $1, true) || set_config('lock_timeout', $2, true)"
-            + " || set_config('idle_in_transaction_session_timeout', $1, true) || set_config('search_path', $6, true)"
-            + " || set_config('application_name', $3, true) || set_config('gatehouse.agent', $4, true)"
-            + " || set_config('gatehouse.call_id', $5, true) || set_config('gatehouse.groups', $8, true)"
-            + $" || set_config('gatehouse.subject', $9, true) || set_config('gatehouse.delegated_by', $10, true) AS {Marker}");
+        var command = new NpgsqlBatchCommand(role is null ? Settings : SettingsWithRole);
         var timeoutMs = ((long)statementTimeout.TotalMilliseconds).ToString(CultureInfo.InvariantCulture);
         var lockMs = ((long)Math.Min(statementTimeout.TotalMilliseconds, 5000)).ToString(CultureInfo.InvariantCulture);
         AddText(command, timeoutMs);
@@ -45,6 +39,22 @@ internal static class SessionSettings
         AddText(command, caller.DelegatedBy ?? "");
         return command;
     }
+
+    private const string SettingsList =
+        "set_config('statement_timeout', $1, true) || set_config('lock_timeout', $2, true)"
+        + " || set_config('idle_in_transaction_session_timeout', $1, true) || set_config('search_path', $6, true)"
+        + " || set_config('application_name', $3, true) || set_config('gatehouse.agent', $4, true)"
+        + " || set_config('gatehouse.call_id', $5, true) || set_config('gatehouse.groups', $8, true)"
+        + $" || set_config('gatehouse.subject', $9, true) || set_config('gatehouse.delegated_by', $10, true) AS {Marker}";
+
+    /// <summary>The settings row's SQL without a role to become, and with one (<c>$7</c>); the same ten text parameters.</summary>
+    public const string Settings = "SELECT " + SettingsList;
+
+    /// <inheritdoc cref="Settings"/>
+    public const string SettingsWithRole = "SELECT set_config('role', $7, true) || " + SettingsList;
+
+    /// <summary>How many parameters the settings row takes, all text.</summary>
+    public const int SettingsParameters = 10;
 
     /// <summary>The settings for an EXPLAIN: a timeout, and the same role and search_path the statement will run with.</summary>
     public static NpgsqlBatchCommand ForExplain(TimeSpan timeout, string searchPath, SessionRole? role)
@@ -85,7 +95,7 @@ internal static class SessionSettings
         }
     }
 
-    private static void AddText(NpgsqlBatchCommand command, string value) =>
+    internal static void AddText(NpgsqlBatchCommand command, string value) =>
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = value, NpgsqlDbType = NpgsqlDbType.Text });
 
     private static string Truncate(string text, int max) => text.Length <= max ? text : text[..max];

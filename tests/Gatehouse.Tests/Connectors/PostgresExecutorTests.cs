@@ -108,6 +108,33 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Only_the_gateways_own_statements_are_prepared_never_an_agents_sql()
+    {
+        // A connection string asking Npgsql to prepare whatever runs twice is overruled: the next agent on the pooled
+        // connection would read a prepared statement's text back, literals and all.
+        var connections = new Dictionary<string, ConnectionConfig>
+        {
+            ["shop"] = new("shop", pg.GatewayConnectionString + ";Max Auto Prepare=16;Auto Prepare Min Usages=2", new SecretSource(null, WritePassword())),
+        };
+        await using var targets = new PostgresTargets(connections);
+        var executor = new PostgresExecutor(targets);
+        Task<QueryResult> RunOn(string sql) => executor.ExecuteAsync(
+            new ExecutionRequest("shop", sql, [], ReadOnly: true, Cursor: true, 100, 1 << 20, TimeSpan.FromSeconds(10), Analyst, "aud_test"), null, CancellationToken.None).AsTask();
+        for (var i = 0; i < 10; i++)
+        {
+            await RunOn("select 'a secret literal' as x");
+        }
+
+        var rows = (await RunOn("select statement, generic_plans + custom_plans from pg_prepared_statements")).Rows;
+        var prepared = rows.Select(r => (string)r[0]!).ToList();
+        Assert.Contains("BEGIN READ ONLY", prepared);
+        Assert.DoesNotContain(prepared, s => s.Contains("secret", StringComparison.Ordinal) || s.Contains("pg_prepared_statements", StringComparison.Ordinal));
+        // Prepared and used: the settings row (the same text and parameter types) ran as its prepared statement each call.
+        var settings = rows.Single(r => ((string)r[0]!).Contains("gatehouse.call_id", StringComparison.Ordinal) && !((string)r[0]!).Contains("'role'", StringComparison.Ordinal));
+        Assert.True(Convert.ToInt64(settings[1], System.Globalization.CultureInfo.InvariantCulture) >= 11, $"the settings row was planned {settings[1]} times as a prepared statement");
+    }
+
+    [Fact]
     public async Task Parameters_are_values_not_sql()
     {
         var result = await Run("select count(*) from customers where full_name = $1", ["x' or '1'='1"]);
