@@ -37,13 +37,19 @@ public sealed class MaskingCounts
     /// <summary>"email:3, card:1", or null when nothing was masked.</summary>
     public string? Describe() => Total == 0 ? null : string.Join(", ", ByKind().Select(p => $"{p.Key}:{p.Value}"));
 
-    /// <summary>The tag class whose unmask right lets a caller see this kind: secrets share one class.</summary>
-    public static string ClassOf(SensitiveKind kind) => kind is SensitiveKind.Jwt or SensitiveKind.PrivateKey or SensitiveKind.ApiKey ? "secret" : Name(kind);
-
-    public static string Name(SensitiveKind kind) => kind switch
+    // Looked up for every text value of every result, once per kind: made once, not per value.
+    private static readonly string[] Names = [.. Enum.GetValues<SensitiveKind>().Select(kind => kind switch
     {
         SensitiveKind.PrivateKey => "private_key",
         SensitiveKind.ApiKey => "api_key",
         _ => kind.ToString().ToLowerInvariant(),
-    };
+    })];
+
+    private static readonly string[] Classes = [.. Enum.GetValues<SensitiveKind>().Select(kind =>
+        kind is SensitiveKind.Jwt or SensitiveKind.PrivateKey or SensitiveKind.ApiKey ? "secret" : Names[(int)kind])];
+
+    /// <summary>The tag class whose unmask right lets a caller see this kind: secrets share one class.</summary>
+    public static string ClassOf(SensitiveKind kind) => Classes[(int)kind];
+
+    public static string Name(SensitiveKind kind) => Names[(int)kind];
 }
