@@ -14,13 +14,26 @@ internal static class FixedStatements
     public static readonly IReadOnlyList<string> Sql = ["BEGIN READ ONLY", "BEGIN", SessionSettings.Settings, SessionSettings.SettingsWithRole, "ROLLBACK", "COMMIT"];
 
     /// <summary>
+    /// The longest a physical connection lives. Npgsql prepares a statement on its <see cref="int.MaxValue"/>th use on one
+    /// connection; at 20,000 calls a second, more than one connection answers, twelve hours is 864 million.
+    /// </summary>
+    public static readonly TimeSpan MaxConnectionLifetime = TimeSpan.FromHours(12);
+
+    /// <summary>
     /// Npgsql looks a statement up among the connection's prepared ones only while automatic preparation is on, and would
-    /// prepare any statement used often enough: on, with a threshold no statement reaches, whatever the connection string says.
+    /// prepare any statement used often enough: on, with a threshold no statement reaches on a connection's lifetime, whatever
+    /// the connection string says. The connection string cannot turn off the reset on return to the pool either, nor ask for
+    /// multiplexing (which cannot prepare).
     /// </summary>
     public static void Configure(NpgsqlDataSourceBuilder builder)
     {
-        builder.ConnectionStringBuilder.MaxAutoPrepare = 1;
-        builder.ConnectionStringBuilder.AutoPrepareMinUsages = int.MaxValue;
+        var settings = builder.ConnectionStringBuilder;
+        settings.MaxAutoPrepare = 1;
+        settings.AutoPrepareMinUsages = int.MaxValue;
+        var maxLifetime = (int)MaxConnectionLifetime.TotalSeconds;
+        settings.ConnectionLifetime = settings.ConnectionLifetime is > 0 and var lifetime ? Math.Min(lifetime, maxLifetime) : maxLifetime;
+        settings.NoResetOnClose = false;
+        settings.Multiplexing = false;
         builder.UsePhysicalConnectionInitializer(Prepare, PrepareAsync);
     }
 

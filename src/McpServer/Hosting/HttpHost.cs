@@ -37,7 +37,20 @@ public static class HttpHost
         await using var app = builder.Build();
         // The first readiness check (the state store and a pooled connection to each database, Npgsql's type set-up with
         // it) runs while the endpoints are mapped and Kestrel starts, on the other core; the first /readyz reuses its answer.
-        _ = Task.Run(() => app.Services.GetRequiredService<ReadinessProbe>().IsReadyAsync(cancellationToken), CancellationToken.None);
+        // Awaited before the host (and the pools it holds) is disposed, however the host ends.
+        var firstCheck = Task.Run(() => app.Services.GetRequiredService<ReadinessProbe>().IsReadyAsync(app.Lifetime.ApplicationStopping), CancellationToken.None);
+        try
+        {
+            return await ServeAsync(app, policy, onStarted, cancellationToken);
+        }
+        finally
+        {
+            await ((Task)firstCheck).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+    }
+
+    private static async Task<int> ServeAsync(WebApplication app, GatewayPolicy policy, Func<Uri, Task>? onStarted, CancellationToken cancellationToken)
+    {
         app.UseHostFiltering();
         app.Use(OriginGuard.Create(policy.Gateway.Http));
         app.UseAuthentication();

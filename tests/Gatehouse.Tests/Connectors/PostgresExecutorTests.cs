@@ -38,6 +38,14 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
             beforeCommit: null,
             CancellationToken.None).AsTask();
 
+    // Targets of their own, their connection string with these settings added.
+    private PostgresTargets TargetsWith(string settings) =>
+        new(new Dictionary<string, ConnectionConfig> { ["shop"] = new("shop", pg.GatewayConnectionString + settings, new SecretSource(null, WritePassword())) });
+
+    private static Task<QueryResult> Read(PostgresTargets targets, string sql) =>
+        new PostgresExecutor(targets).ExecuteAsync(
+            new ExecutionRequest("shop", sql, [], ReadOnly: true, Cursor: true, 100, 1 << 20, TimeSpan.FromSeconds(10), Analyst, "aud_test"), null, CancellationToken.None).AsTask();
+
     [Fact]
     public async Task Rows_come_back_with_column_names_types_and_json_friendly_values()
     {
@@ -112,14 +120,8 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
     {
         // A connection string asking Npgsql to prepare whatever runs twice is overruled: the next agent on the pooled
         // connection would read a prepared statement's text back, literals and all.
-        var connections = new Dictionary<string, ConnectionConfig>
-        {
-            ["shop"] = new("shop", pg.GatewayConnectionString + ";Max Auto Prepare=16;Auto Prepare Min Usages=2", new SecretSource(null, WritePassword())),
-        };
-        await using var targets = new PostgresTargets(connections);
-        var executor = new PostgresExecutor(targets);
-        Task<QueryResult> RunOn(string sql) => executor.ExecuteAsync(
-            new ExecutionRequest("shop", sql, [], ReadOnly: true, Cursor: true, 100, 1 << 20, TimeSpan.FromSeconds(10), Analyst, "aud_test"), null, CancellationToken.None).AsTask();
+        await using var targets = TargetsWith(";Max Auto Prepare=16;Auto Prepare Min Usages=2");
+        Task<QueryResult> RunOn(string sql) => Read(targets, sql);
         for (var i = 0; i < 10; i++)
         {
             await RunOn("select 'a secret literal' as x");
@@ -132,6 +134,21 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
         // Prepared and used: the settings row (the same text and parameter types) ran as its prepared statement each call.
         var settings = rows.Single(r => ((string)r[0]!).Contains("gatehouse.call_id", StringComparison.Ordinal) && !((string)r[0]!).Contains("'role'", StringComparison.Ordinal));
         Assert.True(Convert.ToInt64(settings[1], System.Globalization.CultureInfo.InvariantCulture) >= 11, $"the settings row was planned {settings[1]} times as a prepared statement");
+    }
+
+    [Fact]
+    public async Task A_connection_string_cannot_turn_off_the_reset_between_calls_keep_connections_forever_or_ask_for_multiplexing()
+    {
+        await using var targets = TargetsWith(";No Reset On Close=true;Multiplexing=true;Connection Lifetime=0");
+        Task<QueryResult> RunOn(string sql) => Read(targets, sql);
+
+        // A session-level advisory lock outlives a rolled-back transaction; only the reset on return to the pool releases it.
+        var backend = (await RunOn("select pg_backend_pid(), pg_advisory_lock(4242)")).Rows[0][0];
+        var after = await RunOn("select pg_backend_pid(), count(*) from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()");
+        Assert.Equal(backend, after.Rows[0][0]);
+        Assert.Equal(0L, after.Rows[0][1]);
+        // Nor keep a connection forever (0), which could take a statement to Npgsql's auto-prepare threshold.
+        Assert.Equal(FixedStatements.MaxConnectionLifetime, TimeSpan.FromSeconds(new Npgsql.NpgsqlConnectionStringBuilder(targets.Get("shop").ConnectionString).ConnectionLifetime));
     }
 
     [Fact]
