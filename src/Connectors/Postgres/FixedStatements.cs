@@ -10,8 +10,17 @@ namespace Gatehouse.Connectors.Postgres;
 /// </summary>
 internal static class FixedStatements
 {
-    /// <summary>The statements, in the form the executor sends them (the same text and parameter types).</summary>
-    public static readonly IReadOnlyList<string> Sql = ["BEGIN READ ONLY", "BEGIN", SessionSettings.Settings, SessionSettings.SettingsWithRole, "ROLLBACK", "COMMIT"];
+    public const string BeginReadOnly = "BEGIN READ ONLY";
+    public const string Begin = "BEGIN";
+    public const string Rollback = "ROLLBACK";
+    public const string Commit = "COMMIT";
+
+    // Each with its parameter count (all text): a call's statement matches a prepared one by its text and parameter types.
+    private static readonly (string Sql, int Parameters)[] Statements =
+    [
+        (BeginReadOnly, 0), (Begin, 0), (Rollback, 0), (Commit, 0),
+        (SessionSettings.Settings, SessionSettings.SettingsParameters), (SessionSettings.SettingsWithRole, SessionSettings.SettingsParameters),
+    ];
 
     /// <summary>
     /// The longest a physical connection lives. Npgsql prepares a statement on its <see cref="int.MaxValue"/>th use on one
@@ -53,10 +62,9 @@ internal static class FixedStatements
     private static NpgsqlBatch Batch(NpgsqlConnection connection)
     {
         var batch = connection.CreateBatch();
-        foreach (var sql in Sql)
+        foreach (var (sql, parameters) in Statements)
         {
             var command = new NpgsqlBatchCommand(sql);
-            var parameters = sql.Contains(SessionSettings.Marker, StringComparison.Ordinal) ? SessionSettings.SettingsParameters : 0;
             for (var i = 0; i < parameters; i++)
             {
                 SessionSettings.AddText(command, "");

@@ -18,13 +18,13 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
     {
         await using var conn = await targets.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
         await using var batch = conn.CreateBatch();
-        batch.BatchCommands.Add(new NpgsqlBatchCommand("BEGIN READ ONLY"));
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(FixedStatements.BeginReadOnly));
         // The same role and search_path as execution, so names resolve to the same relations in both.
         batch.BatchCommands.Add(SessionSettings.ForExplain(ExplainTimeout, targets.Config(connection).SearchPath, role));
         var explain = new NpgsqlBatchCommand(ExplainPrefix + sql);
         SessionSettings.AddParameters(explain, parameters);
         batch.BatchCommands.Add(explain);
-        batch.BatchCommands.Add(new NpgsqlBatchCommand("ROLLBACK"));
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(FixedStatements.Rollback));
         try
         {
             string? json = null;

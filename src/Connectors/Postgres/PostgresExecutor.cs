@@ -17,7 +17,7 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
     {
         await using var connection = await targets.OpenAsync(request.Connection, cancellationToken).ConfigureAwait(false);
         await using var batch = connection.CreateBatch();
-        batch.BatchCommands.Add(new NpgsqlBatchCommand(request.ReadOnly ? "BEGIN READ ONLY" : "BEGIN"));
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(request.ReadOnly ? FixedStatements.BeginReadOnly : FixedStatements.Begin));
         batch.BatchCommands.Add(SessionSettings.Create(request.StatementTimeout, targets.Config(request.Connection).SearchPath, request.Role, request.Caller, request.CallId));
         var statement = new NpgsqlBatchCommand(request.Cursor ? DeclarePrefix + request.Sql : request.Sql);
         batch.BatchCommands.Add(statement);
@@ -31,7 +31,7 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
         var rollBack = request.ReadOnly || request.DryRun;
         if (rollBack)
         {
-            batch.BatchCommands.Add(new NpgsqlBatchCommand("ROLLBACK"));
+            batch.BatchCommands.Add(new NpgsqlBatchCommand(FixedStatements.Rollback));
         }
 
         SessionSettings.AddParameters(statement, request.Parameters);
@@ -84,7 +84,7 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
 
         try
         {
-            await using var commit = new NpgsqlCommand("COMMIT", connection);
+            await using var commit = new NpgsqlCommand(FixedStatements.Commit, connection);
             await commit.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (IsDatabaseFailure(e))
@@ -104,7 +104,7 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
 
         try
         {
-            await using var rollback = new NpgsqlCommand("ROLLBACK", connection);
+            await using var rollback = new NpgsqlCommand(FixedStatements.Rollback, connection);
             await rollback.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
         }
         catch (NpgsqlException)
