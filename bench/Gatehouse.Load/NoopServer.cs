@@ -16,11 +16,11 @@ public sealed class NoopServer : IAsyncDisposable
 
     public Uri Url { get; }
 
-    public static async Task<NoopServer> StartHttpAsync()
+    public static async Task<NoopServer> StartHttpAsync(int port = 0)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
         builder.Services.AddMcpServer().WithHttpTransport().WithTools<NoopTools>();
         var app = builder.Build();
         app.MapMcp("/mcp");

@@ -23,6 +23,15 @@ if (args is ["noop-stdio"])
     return;
 }
 
+// The HTTP transport floor on its own, to drive with another load generator (wrk) or profile: noop-http PORT.
+if (args is ["noop-http", var noopPort])
+{
+    await using var noop = await NoopServer.StartHttpAsync(int.Parse(noopPort, System.Globalization.CultureInfo.InvariantCulture));
+    Console.WriteLine($"no-op MCP server at {noop.Url}; Ctrl-C stops it");
+    await Task.Delay(Timeout.Infinite);
+    return;
+}
+
 var seconds = Option("--seconds", 5);
 // Unmeasured calls before each measured run, the same for every target.
 var warmUp = TimeSpan.FromSeconds(Option("--warmup", 3));

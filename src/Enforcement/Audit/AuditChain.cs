@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -57,8 +58,28 @@ public static class AuditChain
         }
     }
 
-    public static string Hash(string prev, string sealedRecord) =>
-        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(prev + "\n" + sealedRecord)));
+    /// <summary>SHA-256 of the UTF-8 text <c>prev + "\n" + sealedRecord</c>, in lowercase hex.</summary>
+    /// <remarks>
+    /// Encoded into a pooled buffer, not joined into a new string and array: this runs once for every finished call. The
+    /// buffer is cleared before it goes back, as the record holds the call's SQL and parameters.
+    /// </remarks>
+    public static string Hash(string prev, string sealedRecord)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetMaxByteCount(prev.Length + 1 + sealedRecord.Length));
+        try
+        {
+            var length = Encoding.UTF8.GetBytes(prev, buffer);
+            buffer[length++] = (byte)'\n';
+            length += Encoding.UTF8.GetBytes(sealedRecord, buffer.AsSpan(length));
+            Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
+            SHA256.HashData(buffer.AsSpan(0, length), hash);
+            return Convert.ToHexStringLower(hash);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer, clearArray: true);
+        }
+    }
 
     /// <param name="checkpoint">The latest purge checkpoint, if records were purged; the chain resumes from it.</param>
     /// <param name="signatureValid">Checks a checkpoint's signature over its signed text.</param>

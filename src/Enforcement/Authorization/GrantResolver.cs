@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Gatehouse.Enforcement.Approvals;
 using Gatehouse.Enforcement.Identity;
 using Gatehouse.Enforcement.Policy;
@@ -7,6 +8,10 @@ namespace Gatehouse.Enforcement.Authorization;
 /// <summary>Collects the grants an identity holds on a connection: its own, its groups', and unexpired approved requests.</summary>
 public sealed class GrantResolver(GatewayPolicy policy, IApprovalStore approvals)
 {
+    // Each group's grants marked with their source, made once per policy: the same objects on every call, so what is worked
+    // out from them can be kept (DatabaseProfiles.ForCall).
+    private readonly ConcurrentDictionary<string, Grant[]> _groupGrants = new(StringComparer.Ordinal);
+
     public async ValueTask<IReadOnlyList<Grant>> ResolveAsync(AgentIdentity identity, string connection, DateTimeOffset now, CancellationToken cancellationToken) =>
         (await ResolveRightsAsync(identity, connection, now, cancellationToken).ConfigureAwait(false)).Grants;
 
@@ -26,7 +31,7 @@ public sealed class GrantResolver(GatewayPolicy policy, IApprovalStore approvals
         {
             if (policy.Groups.TryGetValue(group, out var g))
             {
-                grants.AddRange(g.Grants.Select(x => x with { Source = $"group {group}" }));
+                grants.AddRange(_groupGrants.GetOrAdd(group, static (name, held) => [.. held.Select(x => x with { Source = $"group {name}" })], g.Grants));
             }
         }
 

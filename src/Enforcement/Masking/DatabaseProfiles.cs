@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
 using Gatehouse.Enforcement.Classification;
@@ -80,6 +82,76 @@ public static class DatabaseProfiles
 
         var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key.ToString())))[..12];
         return new DatabaseProfile(Prefix + hash, onConnection, masked, usedBy ?? []);
+    }
+
+    /// <summary>
+    /// <see cref="For"/> on a call's path. Rights made of policy grants alone are the same grant objects on every call until the
+    /// policy reloads (which brings a new <paramref name="connection"/>), so their profile is worked out once per connection,
+    /// set of grant objects and unmask rights, and kept. Rights with a time-boxed grant, read from the store on each call, are
+    /// worked out every time.
+    /// </summary>
+    public static DatabaseProfile ForCall(ConnectionConfig connection, IReadOnlyList<Grant> grants, IReadOnlySet<string> unmask)
+    {
+        if (grants.Any(g => g.ExpiresAt is not null))
+        {
+            return For(connection, grants, unmask);
+        }
+
+        var known = CallProfiles.GetValue(connection, static _ => new ConcurrentDictionary<ProfileKey, DatabaseProfile>());
+        var key = new ProfileKey([.. grants], [.. unmask.Order(StringComparer.Ordinal)]);
+        if (known.TryGetValue(key, out var profile))
+        {
+            return profile;
+        }
+
+        if (known.Count >= MaxCallProfiles)
+        {
+            known.Clear();
+        }
+
+        return known.GetOrAdd(key, _ => For(connection, grants, unmask));
+    }
+
+    // Far more than a policy has principals: the bound only keeps group claims combined in ways no policy foresaw from piling up.
+    private const int MaxCallProfiles = 4096;
+
+    // Dropped with the connection's configuration when the policy reloads.
+    private static readonly ConditionalWeakTable<ConnectionConfig, ConcurrentDictionary<ProfileKey, DatabaseProfile>> CallProfiles = new();
+
+    /// <summary>Grants by identity (immutable policy objects), unmask rights by value, both in order.</summary>
+    private sealed class ProfileKey(Grant[] grants, string[] unmask) : IEquatable<ProfileKey>
+    {
+        private readonly int _hash = Combine(grants, unmask);
+
+        public bool Equals(ProfileKey? other) =>
+            other is not null
+            && other._hash == _hash
+            && grants.AsSpan().SequenceEqual(other.Grants, ReferenceEqualityComparer.Instance)
+            && unmask.AsSpan().SequenceEqual(other.Unmask, StringComparer.Ordinal);
+
+        public override bool Equals(object? obj) => Equals(obj as ProfileKey);
+
+        public override int GetHashCode() => _hash;
+
+        private Grant[] Grants => grants;
+
+        private string[] Unmask => unmask;
+
+        private static int Combine(Grant[] grants, string[] unmask)
+        {
+            var hash = new HashCode();
+            foreach (var grant in grants)
+            {
+                hash.Add(RuntimeHelpers.GetHashCode(grant));
+            }
+
+            foreach (var name in unmask)
+            {
+                hash.Add(name, StringComparer.Ordinal);
+            }
+
+            return hash.ToHashCode();
+        }
     }
 
     /// <summary>

@@ -27,10 +27,11 @@ public static class GatewayTelemetry
     private static readonly Histogram<double> Latency = Meter.CreateHistogram<double>("gatehouse.call.duration", "ms", "Tool call latency, recording included");
 
     /// <summary>Starts the span of one tool call (null when nobody listens).</summary>
-    public static Activity? StartCall(string tool) => Source.StartActivity($"gatehouse.{tool}", ActivityKind.Server);
+    public static Activity? StartCall(string tool) => Source.HasListeners() ? Source.StartActivity($"gatehouse.{tool}", ActivityKind.Server) : null;
 
     /// <summary>Starts a child span for one pipeline stage; dispose it when the stage ends.</summary>
-    public static Activity? Stage(string stage) => Source.StartActivity($"gatehouse.stage.{stage}");
+    /// <remarks>The span's name is built only when someone listens: calls pass here about ten times each.</remarks>
+    public static Activity? Stage(string stage) => Source.HasListeners() ? Source.StartActivity($"gatehouse.stage.{stage}") : null;
 
     public static void ApprovalRequested() => Approvals.Add(1);
 

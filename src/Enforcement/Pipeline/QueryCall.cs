@@ -111,7 +111,7 @@ public sealed partial class GatewayPipeline
         }
 
         // Strict masking: the statement is planned and run as the caller's profile role, so PostgreSQL itself masks.
-        var profile = DatabaseProfiles.Apply(connectionConfig) ? DatabaseProfiles.For(connectionConfig, grants, unmask) : null;
+        var profile = DatabaseProfiles.Apply(connectionConfig) ? DatabaseProfiles.ForCall(connectionConfig, grants, unmask) : null;
         var role = profile is not null ? SessionRole.Profile(profile.Name) : MappedRole(connectionConfig, scope.Identity);
         var plan = await ClassifyAsync(connection, role, analyzed, request.Parameters, cancellationToken).ConfigureAwait(false);
         if (profile is not null)

@@ -19,6 +19,9 @@ namespace Gatehouse.McpServer.Hosting;
 /// <summary>The composition root shared by the stdio and HTTP hosts: policy, state store, connectors, pipeline and tools.</summary>
 public static class GatewayComposition
 {
+    // Read once: stateless HTTP configures the server's options again for every request.
+    private static readonly string Version = typeof(GatewayComposition).Assembly.GetName().Version?.ToString(3) ?? "0.1.0";
+
     public static IMcpServerBuilder AddGateway(this IServiceCollection services, GatewayPolicy policy, GatewayState gatewayState)
     {
         services.AddSingleton(policy);
@@ -62,7 +65,7 @@ public static class GatewayComposition
         return services
             .AddMcpServer(options =>
             {
-                options.ServerInfo = new() { Name = "gatehouse", Title = "Gatehouse", Version = typeof(GatewayComposition).Assembly.GetName().Version?.ToString(3) ?? "0.1.0" };
+                options.ServerInfo = new() { Name = "gatehouse", Title = "Gatehouse", Version = Version };
                 options.ServerInstructions = GatehouseTools.Instructions;
             })
             .WithTools<GatehouseTools>();

@@ -1,4 +1,7 @@
+using System.Buffers;
 using System.ComponentModel;
+using System.Security.Cryptography;
+using System.Text;
 using System.Text.Json;
 using Gatehouse.Enforcement.Approvals;
 using Gatehouse.Enforcement.Pipeline;
@@ -134,7 +137,24 @@ public sealed class GatehouseTools(GatewayPipeline pipeline, ICallerToken caller
     private string SessionOf(string? token) =>
         caller.Transport == "stdio" ? session.StdioSessionId
         : token is null ? "http-unidentified"
-        : "http-" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(token)))[..16];
+        : "http-" + TokenHashPrefix(token);
+
+    // The first 8 bytes of SHA-256(token) in hex, hashed from a pooled UTF-8 copy (cleared before it goes back: it is a
+    // credential) rather than a new array on every HTTP call.
+    private static string TokenHashPrefix(string token)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetMaxByteCount(token.Length));
+        try
+        {
+            Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
+            SHA256.HashData(buffer.AsSpan(0, Encoding.UTF8.GetBytes(token, buffer)), hash);
+            return Convert.ToHexStringLower(hash[..8]);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer, clearArray: true);
+        }
+    }
 
     private static string? ParameterText(JsonElement value) => value.ValueKind switch
     {

@@ -43,6 +43,46 @@ public sealed class DatabaseProfilesTests
     }
 
     [Fact]
+    public void A_calls_profile_is_the_one_its_rights_name_however_often_and_in_whatever_mix_it_is_asked_for()
+    {
+        var writeOrders = new Grant("shop", AccessLevel.Write, [], [new RelationName("public", "orders")]);
+        var cases = new (Grant[] Grants, string[] Unmask)[]
+        {
+            ([ReadPublic], []),
+            ([ReadPublic], ["email"]),
+            ([ReadPublic], ["all"]),
+            ([ReadPublic, writeOrders], []),
+            ([writeOrders], ["ssn"]),
+        };
+
+        // Interleaved and repeated, so a kept profile is asked for again after others were made.
+        for (var round = 0; round < 3; round++)
+        {
+            foreach (var (grants, unmask) in cases)
+            {
+                var expected = DatabaseProfiles.For(Shop, grants, unmask.ToHashSet());
+                var kept = DatabaseProfiles.ForCall(Shop, grants, unmask.ToHashSet());
+                Assert.Equal(expected.Name, kept.Name);
+                Assert.Equal(expected.Masked.Order(), kept.Masked.Order());
+            }
+        }
+
+        // A reloaded policy brings a new connection object: its profiles follow its own tags, not what was kept for the old one.
+        var retagged = Shop with { Tags = new Dictionary<ColumnUse, string> { [new(Customers, "ssn")] = "ssn" } };
+        Assert.Equal(DatabaseProfiles.For(retagged, [ReadPublic], new HashSet<string>()).Name, DatabaseProfiles.ForCall(retagged, [ReadPublic], new HashSet<string>()).Name);
+        Assert.NotEqual(DatabaseProfiles.ForCall(Shop, [ReadPublic], new HashSet<string>()).Name, DatabaseProfiles.ForCall(retagged, [ReadPublic], new HashSet<string>()).Name);
+    }
+
+    [Fact]
+    public void A_time_boxed_grant_counts_in_a_calls_profile_like_any_other()
+    {
+        var approved = new Grant("shop", AccessLevel.Read, [], [new RelationName("public", "payments")]) { Source = "request req_1", ExpiresAt = DateTimeOffset.UtcNow.AddHours(1) };
+        var withApproval = DatabaseProfiles.ForCall(Shop, [ReadPublic, approved], new HashSet<string>());
+        Assert.Equal(DatabaseProfiles.For(Shop, [ReadPublic, approved], new HashSet<string>()).Name, withApproval.Name);
+        Assert.NotEqual(DatabaseProfiles.ForCall(Shop, [ReadPublic], new HashSet<string>()).Name, withApproval.Name);
+    }
+
+    [Fact]
     public void Unmask_rights_count_only_for_classes_the_connection_tags()
     {
         Assert.Equal(Name(Shop, [ReadPublic]), Name(Shop, [ReadPublic], "iban"));
