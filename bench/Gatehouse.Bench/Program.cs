@@ -3,6 +3,7 @@
 // PostgreSQL. The in-process parts (lexer, token validation, detectors, cached classification) are BenchmarkDotNet
 // micro-benchmarks in bench/Gatehouse.Micro. Run: dotnet run -c Release --project bench/Gatehouse.Bench
 using System.Diagnostics;
+using Gatehouse.Benchmarks;
 using Gatehouse.Connectors.Postgres;
 using Gatehouse.Enforcement.Classification;
 using Gatehouse.Enforcement.Execution;
@@ -52,13 +53,13 @@ Measure("point read, the executor (settings + cursor + caps; its own statements 
 // time of the backend serving the (one, reused) pooled connection over 5,000 calls, from /proc. Less noisy than latency.
 const int CpuCalls = 5000;
 var backend = Convert.ToInt32(pointExecutor.ExecuteAsync(Request("select pg_backend_pid()"), null, CancellationToken.None).AsTask().GetAwaiter().GetResult().Rows[0][0], System.Globalization.CultureInfo.InvariantCulture);
-var cpuBefore = BackendCpu(backend);
+var cpuBefore = ProcessStat.Cpu(backend);
 for (var i = 0; i < CpuCalls; i++)
 {
     pointExecutor.ExecuteAsync(Request(Point), null, CancellationToken.None).AsTask().GetAwaiter().GetResult();
 }
 
-var cpuAfter = BackendCpu(backend);
+var cpuAfter = ProcessStat.Cpu(backend);
 Console.WriteLine(cpuAfter is null || cpuBefore is null
     ? "PostgreSQL CPU per executor point read: not measured (no /proc for the backend)"
     : $"PostgreSQL CPU per executor point read: {(cpuAfter - cpuBefore).Value.TotalMicroseconds / CpuCalls:0.0} µs (backend {backend}, {CpuCalls:N0} calls)");
@@ -158,22 +159,6 @@ Measure("PostgreSQL floor (SELECT 1 round trip)", 0, () =>
     using var command = new Npgsql.NpgsqlCommand("select 1", connection);
     command.ExecuteScalar();
 }, 1);
-
-// A process's user and system CPU time so far, from /proc/PID/stat (in clock ticks of 10 ms); null where there is no /proc.
-static TimeSpan? BackendCpu(int pid)
-{
-    var path = $"/proc/{pid}/stat";
-    if (!File.Exists(path))
-    {
-        return null;
-    }
-
-    // The fields after the command name (which is in parentheses and may hold spaces): utime and stime are the 12th and 13th.
-    var stat = File.ReadAllText(path);
-    var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-    var ticks = long.Parse(fields[11], System.Globalization.CultureInfo.InvariantCulture) + long.Parse(fields[12], System.Globalization.CultureInfo.InvariantCulture);
-    return TimeSpan.FromMilliseconds(ticks * 10);
-}
 
 static double Measure(string name, int bytesPerIteration, Action body, int itemsPerIteration)
 {

@@ -12,23 +12,34 @@ public sealed record LoadResult(string Target, int Concurrency, int Calls, int E
 
     public double CallsPerSecond => Calls / Seconds;
 
+    /// <summary>The CPU time the server's processes spent per measured call, where they run apart from the client; else null.</summary>
+    public double? ServerCpuMsPerCall { get; init; }
+
     /// <summary>
     /// Runs the workers unmeasured for <paramref name="warmUp"/> (connections, caches, and the JIT's tiers: a .NET process
     /// runs unoptimized code for its first seconds of load), then measured for <paramref name="duration"/>. Every target gets
     /// the same warm-up.
     /// </summary>
-    public static async Task<LoadResult> RunAsync(string target, int concurrency, TimeSpan duration, TimeSpan warmUp, Func<int, Func<Task>> worker)
+    /// <param name="serverCpu">The CPU time so far of the server's processes, read just before and after the measured calls.</param>
+    public static async Task<LoadResult> RunAsync(string target, int concurrency, TimeSpan duration, TimeSpan warmUp, Func<int, Func<Task>> worker, Func<TimeSpan>? serverCpu = null)
     {
         var calls = Enumerable.Range(0, concurrency).Select(worker).ToList();
         await Task.WhenAll(calls.Select(call => call()));
         await CallAsync(calls, warmUp, latencies: null);
         var latencies = new List<double>[concurrency];
         var started = DateTimeOffset.UtcNow;
+        var cpuBefore = serverCpu?.Invoke();
         var clock = Stopwatch.StartNew();
         var errors = await CallAsync(calls, duration, latencies);
         var seconds = clock.Elapsed.TotalSeconds;
+        var cpu = serverCpu?.Invoke() - cpuBefore;
         var all = latencies.SelectMany(l => l).Order().ToArray();
-        return new LoadResult(target, concurrency, all.Length, errors, seconds, Percentile(all, 0.50), Percentile(all, 0.99)) { Started = started, Ended = DateTimeOffset.UtcNow };
+        return new LoadResult(target, concurrency, all.Length, errors, seconds, Percentile(all, 0.50), Percentile(all, 0.99))
+        {
+            Started = started,
+            Ended = DateTimeOffset.UtcNow,
+            ServerCpuMsPerCall = cpu is { } spent && all.Length > 0 ? spent.TotalMilliseconds / all.Length : null,
+        };
     }
 
     // Every worker calls without pause until the time is up; latencies are kept when asked for. Returns the errors.

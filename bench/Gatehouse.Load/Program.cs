@@ -7,6 +7,7 @@
 // Or the soak with faults (PostgreSQL stopped and restarted, the gateway killed with -9): ... -- --soak [--minutes 10 --agents 32]
 // Any of them with --durability process_crash: the audit store's opt-in faster durability level.
 using System.Diagnostics;
+using Gatehouse.Benchmarks;
 using Gatehouse.Connectors.Postgres;
 using Gatehouse.Connectors.Postgres.Setup;
 using Gatehouse.Connectors.State;
@@ -102,7 +103,7 @@ await using (var noop = await NoopServer.StartHttpAsync())
 
 foreach (var n in stdioLevels)
 {
-    results.Add(await RunMcpAsync("no-op tool, stdio", n, _ => StdioClientFor(Path.Combine(AppContext.BaseDirectory, "Gatehouse.Load"), ["noop-stdio"], null), client => client.CallToolAsync("noop", new Dictionary<string, object?> { ["sql"] = Sql })));
+    results.Add(await RunMcpAsync("no-op tool, stdio", n, _ => StdioClientFor(Path.Combine(AppContext.BaseDirectory, "Gatehouse.Load"), ["noop-stdio"], null), client => client.CallToolAsync("noop", new Dictionary<string, object?> { ["sql"] = Sql }), ChildrenCpu("noop-stdio")));
 }
 
 // 3. Gatehouse over HTTP, as a separate process: start-to-ready time and idle memory first. Start-up is timed over
@@ -130,7 +131,7 @@ var state = await SqliteStateStore.OpenAsync(policy.Gateway.StatePath, Cancellat
 var audited = new List<(LoadResult Result, int Records)>();
 foreach (var n in httpLevels)
 {
-    var result = await RunMcpAsync("Gatehouse, HTTP", n, _ => HttpClientFor(endpoint, tokens["analyst"]), client => QueryAsync(client, Sql));
+    var result = await RunMcpAsync("Gatehouse, HTTP", n, _ => HttpClientFor(endpoint, tokens["analyst"]), client => QueryAsync(client, Sql), () => ProcessStat.Cpu(gatehouse.Id) ?? TimeSpan.Zero);
     results.Add(result);
     audited.Add((result, await CountQueriesAsync(state, result)));
 }
@@ -160,27 +161,31 @@ var adminBuilder = new NpgsqlConnectionStringBuilder(server.AdminConnectionStrin
 var referenceUrl = $"postgresql:///shop?host={Uri.EscapeDataString(adminBuilder.Host!)}&port={server.Port}&user={adminBuilder.Username}";
 foreach (var n in stdioLevels)
 {
-    var result = await RunMcpAsync("Gatehouse, stdio", n, _ => StdioClientFor(binary, ["serve", "--config", policyPath], tokens["analyst"]), client => QueryAsync(client, Sql));
+    var result = await RunMcpAsync("Gatehouse, stdio", n, _ => StdioClientFor(binary, ["serve", "--config", policyPath], tokens["analyst"]), client => QueryAsync(client, Sql), ChildrenCpu(policyPath));
     results.Add(result);
     audited.Add((result, await CountQueriesAsync(state, result)));
     if (File.Exists(reference))
     {
-        results.Add(await RunMcpAsync("reference server-postgres, stdio", n, _ => StdioClientFor("node", [reference, referenceUrl], null), client => client.CallToolAsync("query", new Dictionary<string, object?> { ["sql"] = Sql })));
+        results.Add(await RunMcpAsync("reference server-postgres, stdio", n, _ => StdioClientFor("node", [reference, referenceUrl], null), client => client.CallToolAsync("query", new Dictionary<string, object?> { ["sql"] = Sql }), ChildrenCpu(reference)));
     }
 }
 
 Console.WriteLine();
-Console.WriteLine($"{"target",-36} {"agents",6} {"p50 ms",8} {"p99 ms",8} {"calls/s",9} {"errors",7} {"audited",8}");
+// Server CPU: the server processes' own CPU time per call, where they run apart from this client (steadier than latency on a
+// shared machine; for Gatehouse, without PostgreSQL's share).
+Console.WriteLine($"{"target",-36} {"agents",6} {"p50 ms",8} {"p99 ms",8} {"calls/s",9} {"errors",7} {"audited",8} {"server CPU ms/call",19}");
 foreach (var r in results)
 {
     var records = audited.Where(a => a.Result == r).Select(a => $"{a.Records}/{r.Calls}").FirstOrDefault() ?? "-";
-    Console.WriteLine($"{r.Target,-36} {r.Concurrency,6} {r.P50Ms,8:0.000} {r.P99Ms,8:0.000} {r.CallsPerSecond,9:0} {r.Errors,7} {records,8}");
+    var cpu = r.ServerCpuMsPerCall is { } ms ? ms.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture) : "-";
+    Console.WriteLine($"{r.Target,-36} {r.Concurrency,6} {r.P50Ms,8:0.000} {r.P99Ms,8:0.000} {r.CallsPerSecond,9:0} {r.Errors,7} {records,8} {cpu,19}");
 }
 
 Console.WriteLine();
 foreach (var n in stdioLevels)
 {
     Ratio($"Gatehouse stdio p50 / reference stdio p50 at {n} (target <= 1)", Find("Gatehouse, stdio", n)?.P50Ms, Find("reference server-postgres, stdio", n)?.P50Ms);
+    Ratio($"Gatehouse stdio server CPU per call / reference's at {n} (no target)", Find("Gatehouse, stdio", n)?.ServerCpuMsPerCall, Find("reference server-postgres, stdio", n)?.ServerCpuMsPerCall);
 }
 
 foreach (var n in httpLevels)
@@ -198,7 +203,10 @@ LoadResult? Find(string target, int n) => results.FirstOrDefault(r => r.Target =
 static void Ratio(string what, double? value, double? baseline) =>
     Console.WriteLine(value is { } v && baseline is { } b ? $"{what}: {v / b:0.00} ({v:0.000} ms vs {b:0.000} ms)" : $"{what}: not measured");
 
-async Task<LoadResult> RunMcpAsync(string target, int n, Func<int, Task<McpClient>> connect, Func<McpClient, ValueTask<ModelContextProtocol.Protocol.CallToolResult>> call)
+// The CPU time so far of this process's children started with this in their command line: one server per stdio agent.
+static Func<TimeSpan> ChildrenCpu(string commandLine) => () => ProcessStat.Cpu(ProcessStat.Children(Environment.ProcessId, commandLine));
+
+async Task<LoadResult> RunMcpAsync(string target, int n, Func<int, Task<McpClient>> connect, Func<McpClient, ValueTask<ModelContextProtocol.Protocol.CallToolResult>> call, Func<TimeSpan>? serverCpu = null)
 {
     var clients = await Task.WhenAll(Enumerable.Range(0, n).Select(connect));
     try
@@ -210,7 +218,7 @@ async Task<LoadResult> RunMcpAsync(string target, int n, Func<int, Task<McpClien
             {
                 throw new InvalidOperationException("the call was refused");
             }
-        });
+        }, serverCpu);
     }
     finally
     {
