@@ -53,16 +53,15 @@ Measure("point read, the executor (settings + cursor + caps; its own statements 
 // time of the backend serving the (one, reused) pooled connection over 5,000 calls, from /proc. Less noisy than latency.
 const int CpuCalls = 5000;
 var backend = Convert.ToInt32(pointExecutor.ExecuteAsync(Request("select pg_backend_pid()"), null, CancellationToken.None).AsTask().GetAwaiter().GetResult().Rows[0][0], System.Globalization.CultureInfo.InvariantCulture);
-var cpuBefore = ProcessStat.Cpu(backend);
+var backendCpu = ProcessStat.Since([backend]);
 for (var i = 0; i < CpuCalls; i++)
 {
     pointExecutor.ExecuteAsync(Request(Point), null, CancellationToken.None).AsTask().GetAwaiter().GetResult();
 }
 
-var cpuAfter = ProcessStat.Cpu(backend);
-Console.WriteLine(cpuAfter is null || cpuBefore is null
+Console.WriteLine(backendCpu() is not { } spent
     ? "PostgreSQL CPU per executor point read: not measured (no /proc for the backend)"
-    : $"PostgreSQL CPU per executor point read: {(cpuAfter - cpuBefore).Value.TotalMicroseconds / CpuCalls:0.0} µs (backend {backend}, {CpuCalls:N0} calls)");
+    : $"PostgreSQL CPU per executor point read: {spent.TotalMicroseconds / CpuCalls:0.0} µs (backend {backend}, {CpuCalls:N0} calls)");
 
 static void RunBatch(Npgsql.NpgsqlDataSource source, params string[] commands)
 {

@@ -12,7 +12,10 @@ public sealed record LoadResult(string Target, int Concurrency, int Calls, int E
 
     public double CallsPerSecond => Calls / Seconds;
 
-    /// <summary>The CPU time the server's processes spent per measured call, where they run apart from the client; else null.</summary>
+    /// <summary>
+    /// The CPU time the server's processes spent per measured call, where they run apart from the client; null where they
+    /// do not, or when one of them went away during the run.
+    /// </summary>
     public double? ServerCpuMsPerCall { get; init; }
 
     /// <summary>
@@ -20,25 +23,26 @@ public sealed record LoadResult(string Target, int Concurrency, int Calls, int E
     /// runs unoptimized code for its first seconds of load), then measured for <paramref name="duration"/>. Every target gets
     /// the same warm-up.
     /// </summary>
-    /// <param name="serverCpu">The CPU time so far of the server's processes, read just before and after the measured calls.</param>
-    public static async Task<LoadResult> RunAsync(string target, int concurrency, TimeSpan duration, TimeSpan warmUp, Func<int, Func<Task>> worker, Func<TimeSpan>? serverCpu = null)
+    /// <param name="serverCpu">Starts a reading of the server processes' CPU time (just before the measured calls), whose result is read just after them.</param>
+    public static async Task<LoadResult> RunAsync(string target, int concurrency, TimeSpan duration, TimeSpan warmUp, Func<int, Func<Task>> worker, Func<Func<TimeSpan?>>? serverCpu = null)
     {
         var calls = Enumerable.Range(0, concurrency).Select(worker).ToList();
         await Task.WhenAll(calls.Select(call => call()));
         await CallAsync(calls, warmUp, latencies: null);
         var latencies = new List<double>[concurrency];
         var started = DateTimeOffset.UtcNow;
-        var cpuBefore = serverCpu?.Invoke();
+        var reading = serverCpu?.Invoke();
         var clock = Stopwatch.StartNew();
         var errors = await CallAsync(calls, duration, latencies);
         var seconds = clock.Elapsed.TotalSeconds;
-        var cpu = serverCpu?.Invoke() - cpuBefore;
+        var cpu = reading?.Invoke();
         var all = latencies.SelectMany(l => l).Order().ToArray();
         return new LoadResult(target, concurrency, all.Length, errors, seconds, Percentile(all, 0.50), Percentile(all, 0.99))
         {
             Started = started,
             Ended = DateTimeOffset.UtcNow,
-            ServerCpuMsPerCall = cpu is { } spent && all.Length > 0 ? spent.TotalMilliseconds / all.Length : null,
+            // Per call attempted: a failed call costs the server too.
+            ServerCpuMsPerCall = cpu is { } spent && all.Length + errors > 0 ? spent.TotalMilliseconds / (all.Length + errors) : null,
         };
     }
 

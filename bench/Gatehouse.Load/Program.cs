@@ -131,7 +131,7 @@ var state = await SqliteStateStore.OpenAsync(policy.Gateway.StatePath, Cancellat
 var audited = new List<(LoadResult Result, int Records)>();
 foreach (var n in httpLevels)
 {
-    var result = await RunMcpAsync("Gatehouse, HTTP", n, _ => HttpClientFor(endpoint, tokens["analyst"]), client => QueryAsync(client, Sql), () => ProcessStat.Cpu(gatehouse.Id) ?? TimeSpan.Zero);
+    var result = await RunMcpAsync("Gatehouse, HTTP", n, _ => HttpClientFor(endpoint, tokens["analyst"]), client => QueryAsync(client, Sql), () => ProcessStat.Since([gatehouse.Id]));
     results.Add(result);
     audited.Add((result, await CountQueriesAsync(state, result)));
 }
@@ -203,10 +203,11 @@ LoadResult? Find(string target, int n) => results.FirstOrDefault(r => r.Target =
 static void Ratio(string what, double? value, double? baseline) =>
     Console.WriteLine(value is { } v && baseline is { } b ? $"{what}: {v / b:0.00} ({v:0.000} ms vs {b:0.000} ms)" : $"{what}: not measured");
 
-// The CPU time so far of this process's children started with this in their command line: one server per stdio agent.
-static Func<TimeSpan> ChildrenCpu(string commandLine) => () => ProcessStat.Cpu(ProcessStat.Children(Environment.ProcessId, commandLine));
+// A CPU reading of this process's children started with this in their command line (one server per stdio agent), taken
+// of the same processes before and after.
+static Func<Func<TimeSpan?>> ChildrenCpu(string commandLine) => () => ProcessStat.Since(ProcessStat.Children(Environment.ProcessId, commandLine));
 
-async Task<LoadResult> RunMcpAsync(string target, int n, Func<int, Task<McpClient>> connect, Func<McpClient, ValueTask<ModelContextProtocol.Protocol.CallToolResult>> call, Func<TimeSpan>? serverCpu = null)
+async Task<LoadResult> RunMcpAsync(string target, int n, Func<int, Task<McpClient>> connect, Func<McpClient, ValueTask<ModelContextProtocol.Protocol.CallToolResult>> call, Func<Func<TimeSpan?>>? serverCpu = null)
 {
     var clients = await Task.WhenAll(Enumerable.Range(0, n).Select(connect));
     try

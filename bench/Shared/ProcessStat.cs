@@ -8,7 +8,7 @@ namespace Gatehouse.Benchmarks;
 /// </summary>
 public static class ProcessStat
 {
-    /// <summary>A process's user and system CPU time so far (clock ticks of 10 ms), or null once it has gone.</summary>
+    /// <summary>A process's user and system CPU time so far, or null once it has gone. Linux counts it in ticks of 10 ms (USER_HZ 100).</summary>
     public static TimeSpan? Cpu(int pid)
     {
         var fields = Fields(pid);
@@ -35,8 +35,31 @@ public static class ProcessStat
         return children;
     }
 
-    /// <summary>The CPU time so far of several processes together; those that have gone count as nothing.</summary>
-    public static TimeSpan Cpu(IEnumerable<int> pids) => pids.Aggregate(TimeSpan.Zero, (sum, pid) => sum + (Cpu(pid) ?? TimeSpan.Zero));
+    /// <summary>
+    /// Starts a reading of these processes' CPU time: the function returned gives what they have spent since, or null when
+    /// there were none or any of them has gone (its time would drop out of the sum). Good to a tick (10 ms) per process.
+    /// </summary>
+    public static Func<TimeSpan?> Since(IReadOnlyList<int> pids)
+    {
+        var before = Sum(pids);
+        return () => before is { } start && Sum(pids) is { } now ? now - start : null;
+    }
+
+    private static TimeSpan? Sum(IReadOnlyList<int> pids)
+    {
+        var sum = TimeSpan.Zero;
+        foreach (var pid in pids)
+        {
+            if (Cpu(pid) is not { } cpu)
+            {
+                return null;
+            }
+
+            sum += cpu;
+        }
+
+        return pids.Count == 0 ? null : sum;
+    }
 
     // The fields after the command name, which is in parentheses and may hold spaces: [1] is the parent, [11] and [12] utime and stime.
     private static string[]? Fields(int pid) => Read($"/proc/{pid}/stat") is { } stat ? stat[(stat.LastIndexOf(')') + 2)..].Split(' ') : null;

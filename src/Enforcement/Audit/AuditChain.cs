@@ -60,26 +60,35 @@ public static class AuditChain
 
     /// <summary>SHA-256 of the UTF-8 text <c>prev + "\n" + sealedRecord</c>, in lowercase hex.</summary>
     /// <remarks>
-    /// Encoded into a pooled buffer, not joined into a new string and array: this runs once for every finished call. The
-    /// buffer is cleared before it goes back, as the record holds the call's SQL and parameters.
+    /// This runs once for every finished call. A record of ordinary size is encoded into a pooled buffer instead of being
+    /// joined into a new string and array; the bytes used are cleared before it goes back, as the record holds the call's
+    /// SQL and parameters. A large one (a captured result excerpt) gets an array of its own, so the pool keeps nothing big.
     /// </remarks>
     public static string Hash(string prev, string sealedRecord)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetMaxByteCount(prev.Length + 1 + sealedRecord.Length));
+        var length = Encoding.UTF8.GetByteCount(prev) + 1 + Encoding.UTF8.GetByteCount(sealedRecord);
+        var pooled = length <= MaxPooledHashInput;
+        var buffer = pooled ? ArrayPool<byte>.Shared.Rent(length) : new byte[length];
         try
         {
-            var length = Encoding.UTF8.GetBytes(prev, buffer);
-            buffer[length++] = (byte)'\n';
-            length += Encoding.UTF8.GetBytes(sealedRecord, buffer.AsSpan(length));
+            var written = Encoding.UTF8.GetBytes(prev, buffer);
+            buffer[written++] = (byte)'\n';
+            Encoding.UTF8.GetBytes(sealedRecord, buffer.AsSpan(written));
             Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
             SHA256.HashData(buffer.AsSpan(0, length), hash);
             return Convert.ToHexStringLower(hash);
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer, clearArray: true);
+            CryptographicOperations.ZeroMemory(buffer.AsSpan(0, length));
+            if (pooled)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
         }
     }
+
+    private const int MaxPooledHashInput = 64 * 1024;
 
     /// <param name="checkpoint">The latest purge checkpoint, if records were purged; the chain resumes from it.</param>
     /// <param name="signatureValid">Checks a checkpoint's signature over its signed text.</param>

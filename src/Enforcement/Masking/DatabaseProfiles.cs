@@ -109,7 +109,8 @@ public static class DatabaseProfiles
             known.Clear();
         }
 
-        return known.GetOrAdd(key, _ => For(connection, grants, unmask));
+        // Made from the key, so the profile kept is the one its key names, whatever comparer the caller's set had.
+        return known.GetOrAdd(key, static (k, c) => For(c, k.Grants, k.Unmask.ToHashSet(StringComparer.Ordinal)), connection);
     }
 
     // Far more than a policy has principals: the bound only keeps group claims combined in ways no policy foresaw from piling up.
@@ -118,10 +119,17 @@ public static class DatabaseProfiles
     // Dropped with the connection's configuration when the policy reloads.
     private static readonly ConditionalWeakTable<ConnectionConfig, ConcurrentDictionary<ProfileKey, DatabaseProfile>> CallProfiles = new();
 
-    /// <summary>Grants by identity (immutable policy objects), unmask rights by value, both in order.</summary>
+    /// <summary>
+    /// Grants by identity, unmask rights by value (ordinal), both in order. Grant identity stands for content because a
+    /// loaded policy's grants and connections are never changed afterwards; a reload makes new ones.
+    /// </summary>
     private sealed class ProfileKey(Grant[] grants, string[] unmask) : IEquatable<ProfileKey>
     {
         private readonly int _hash = Combine(grants, unmask);
+
+        public Grant[] Grants => grants;
+
+        public string[] Unmask => unmask;
 
         public bool Equals(ProfileKey? other) =>
             other is not null
@@ -132,10 +140,6 @@ public static class DatabaseProfiles
         public override bool Equals(object? obj) => Equals(obj as ProfileKey);
 
         public override int GetHashCode() => _hash;
-
-        private Grant[] Grants => grants;
-
-        private string[] Unmask => unmask;
 
         private static int Combine(Grant[] grants, string[] unmask)
         {

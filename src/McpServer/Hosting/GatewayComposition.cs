@@ -1,4 +1,5 @@
 using System.ClientModel;
+using System.Reflection;
 using Gatehouse.Connectors.Postgres;
 using Gatehouse.Connectors.State;
 using Gatehouse.Connectors.Webhooks;
@@ -12,6 +13,7 @@ using Gatehouse.Enforcement.Policy;
 using Gatehouse.McpServer.Tools;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
+using ModelContextProtocol.Server;
 using OpenAI;
 
 namespace Gatehouse.McpServer.Hosting;
@@ -62,13 +64,27 @@ public static class GatewayComposition
         services.AddHostedService<PoolRotation>();
         services.Configure<HostOptions>(o => o.ShutdownTimeout = GracefulShutdown.HostTimeout(policy));
         services.AddSingleton(new SessionInfo("stdio-" + Guid.NewGuid().ToString("N")[..12]));
-        return services
-            .AddMcpServer(options =>
+        var builder = services.AddMcpServer(options =>
+        {
+            options.ServerInfo = new() { Name = "gatehouse", Title = "Gatehouse", Version = Version };
+            options.ServerInstructions = GatehouseTools.Instructions;
+        });
+        AddTools(services);
+        return builder;
+    }
+
+    // The tools as WithTools<GatehouseTools>() would describe them, but all served by one GatehouseTools (whose services
+    // are singletons) instead of one built by reflection for every call.
+    private static void AddTools(IServiceCollection services)
+    {
+        services.AddSingleton<GatehouseTools>();
+        foreach (var method in typeof(GatehouseTools).GetMethods(BindingFlags.Public | BindingFlags.Instance))
+        {
+            if (method.GetCustomAttribute<McpServerToolAttribute>() is not null)
             {
-                options.ServerInfo = new() { Name = "gatehouse", Title = "Gatehouse", Version = Version };
-                options.ServerInstructions = GatehouseTools.Instructions;
-            })
-            .WithTools<GatehouseTools>();
+                services.AddSingleton(sp => McpServerTool.Create(method, sp.GetRequiredService<GatehouseTools>(), new McpServerToolCreateOptions { Services = sp }));
+            }
+        }
     }
 
     // The pipeline records through the sink when one is configured; retention and telemetry run only when the policy asks.

@@ -143,16 +143,19 @@ public sealed class GatehouseTools(GatewayPipeline pipeline, ICallerToken caller
     // credential) rather than a new array on every HTTP call.
     private static string TokenHashPrefix(string token)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetMaxByteCount(token.Length));
+        var length = Encoding.UTF8.GetByteCount(token);
+        var buffer = ArrayPool<byte>.Shared.Rent(length);
         try
         {
+            Encoding.UTF8.GetBytes(token, buffer);
             Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
-            SHA256.HashData(buffer.AsSpan(0, Encoding.UTF8.GetBytes(token, buffer)), hash);
+            SHA256.HashData(buffer.AsSpan(0, length), hash);
             return Convert.ToHexStringLower(hash[..8]);
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer, clearArray: true);
+            CryptographicOperations.ZeroMemory(buffer.AsSpan(0, length));
+            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 

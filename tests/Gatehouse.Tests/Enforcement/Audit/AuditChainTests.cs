@@ -34,9 +34,12 @@ public sealed class AuditChainTests
     [Fact]
     public void A_link_is_the_sha256_of_the_previous_hash_a_newline_and_the_sealed_text_in_utf8()
     {
-        // Expected values from Python's hashlib over the same bytes: stores sealed by any version must keep verifying.
+        // Expected values from Python's hashlib over the same bytes: stores sealed by any version must keep verifying. The
+        // first record is small enough to be hashed from a pooled buffer, the second is not.
         Assert.Equal("4b16ea61f3a9e5c5f4d05f7013298128d911e4f6b5789dc9e55d78bbe12404fb", AuditChain.Hash(AuditChain.Genesis, "{\"Sql\":\"select été from café -- \U0001F600\"}"));
         Assert.Equal("7878effb69bc37c2a66ea5fba5f95ff45f143d82dc53ed2d2593ec5d6e93cdc2", AuditChain.Hash(string.Concat(Enumerable.Repeat("0f", 32)), new string('x', 100_000)));
+        // A lone surrogate is encoded as U+FFFD, as it always was.
+        Assert.Equal("fedf9f3c27b6f8837400405134244f54c320426c61b8244b168c9d0e8478d410", AuditChain.Hash(AuditChain.Genesis, "a\uD800b"));
     }
 
     [Fact]

@@ -67,6 +67,10 @@ public sealed class DatabaseProfilesTests
             }
         }
 
+        // Asked again with the same policy grants, the profile is the one made the first time.
+        var again = new HashSet<string>(StringComparer.Ordinal) { "email" };
+        Assert.Same(DatabaseProfiles.ForCall(Shop, cases[1].Grants, again), DatabaseProfiles.ForCall(Shop, cases[1].Grants, again));
+
         // A reloaded policy brings a new connection object: its profiles follow its own tags, not what was kept for the old one.
         var retagged = Shop with { Tags = new Dictionary<ColumnUse, string> { [new(Customers, "ssn")] = "ssn" } };
         Assert.Equal(DatabaseProfiles.For(retagged, [ReadPublic], new HashSet<string>()).Name, DatabaseProfiles.ForCall(retagged, [ReadPublic], new HashSet<string>()).Name);
@@ -74,12 +78,15 @@ public sealed class DatabaseProfilesTests
     }
 
     [Fact]
-    public void A_time_boxed_grant_counts_in_a_calls_profile_like_any_other()
+    public void A_time_boxed_grant_counts_in_a_calls_profile_like_any_other_and_is_never_kept()
     {
         var approved = new Grant("shop", AccessLevel.Read, [], [new RelationName("public", "payments")]) { Source = "request req_1", ExpiresAt = DateTimeOffset.UtcNow.AddHours(1) };
         var withApproval = DatabaseProfiles.ForCall(Shop, [ReadPublic, approved], new HashSet<string>());
         Assert.Equal(DatabaseProfiles.For(Shop, [ReadPublic, approved], new HashSet<string>()).Name, withApproval.Name);
         Assert.NotEqual(DatabaseProfiles.ForCall(Shop, [ReadPublic], new HashSet<string>()).Name, withApproval.Name);
+
+        // Read from the store on each call, such rights are worked out each time rather than kept.
+        Assert.NotSame(withApproval, DatabaseProfiles.ForCall(Shop, [ReadPublic, approved], new HashSet<string>()));
     }
 
     [Fact]
