@@ -41,7 +41,7 @@ public sealed class TokenValidator
             return IdentityResult.Refused("identity.malformed_token", $"the token is {token.Length} characters long; the limit is {MaxTokenLength}");
         }
 
-        var cacheKey = CacheKey(token);
+        var cacheKey = TokenHash(token);
         var now = _time.GetUtcNow();
         if (_cache.TryGetValue(cacheKey, out var cached))
         {
@@ -184,9 +184,12 @@ public sealed class TokenValidator
     private static string Printable(string? text) =>
         text is null ? "(none)" : text.Length > 100 ? text[..100] + "…" : text;
 
-    // The token's hash, not the token: the cache never holds a credential. Tokens (at most MaxTokenLength characters) are
-    // encoded on the stack when small, as they nearly always are, and otherwise into a pooled buffer wiped before return.
-    private static string CacheKey(string token)
+    /// <summary>
+    /// SHA-256 of the token, in lowercase hex: what the cache keys on (it never holds a credential) and what an HTTP session
+    /// id is cut from. Tokens are encoded on the stack when small, as they nearly always are, and otherwise into a pooled
+    /// buffer wiped before return.
+    /// </summary>
+    public static string TokenHash(string token)
     {
         Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
         var length = Encoding.UTF8.GetByteCount(token);
@@ -211,6 +214,6 @@ public sealed class TokenValidator
             }
         }
 
-        return Convert.ToHexString(hash);
+        return Convert.ToHexStringLower(hash);
     }
 }

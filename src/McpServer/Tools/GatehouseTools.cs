@@ -1,9 +1,7 @@
-using System.Buffers;
 using System.ComponentModel;
-using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json;
 using Gatehouse.Enforcement.Approvals;
+using Gatehouse.Enforcement.Identity;
 using Gatehouse.Enforcement.Pipeline;
 using Gatehouse.McpServer.Hosting;
 using ModelContextProtocol;
@@ -137,27 +135,7 @@ public sealed class GatehouseTools(GatewayPipeline pipeline, ICallerToken caller
     private string SessionOf(string? token) =>
         caller.Transport == "stdio" ? session.StdioSessionId
         : token is null ? "http-unidentified"
-        : "http-" + TokenHashPrefix(token);
-
-    // The first 8 bytes of SHA-256(token) in hex, hashed from a pooled UTF-8 copy (cleared before it goes back: it is a
-    // credential) rather than a new array on every HTTP call.
-    private static string TokenHashPrefix(string token)
-    {
-        var length = Encoding.UTF8.GetByteCount(token);
-        var buffer = ArrayPool<byte>.Shared.Rent(length);
-        try
-        {
-            Encoding.UTF8.GetBytes(token, buffer);
-            Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
-            SHA256.HashData(buffer.AsSpan(0, length), hash);
-            return Convert.ToHexStringLower(hash[..8]);
-        }
-        finally
-        {
-            CryptographicOperations.ZeroMemory(buffer.AsSpan(0, length));
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
+        : "http-" + TokenValidator.TokenHash(token)[..16];
 
     private static string? ParameterText(JsonElement value) => value.ValueKind switch
     {
