@@ -3,10 +3,10 @@ using Npgsql;
 namespace Gatehouse.Connectors.Postgres;
 
 /// <summary>
-/// The gateway's own statements around every call (the transaction's start and end, the settings row), prepared once on each
-/// physical connection: a call's round trip then skips parsing and planning them. An agent's SQL is never prepared. A
-/// prepared statement outlives the call on the pooled connection, where the next agent's statement could read its text
-/// back (<c>pg_prepared_statements</c>), literals and all.
+/// The gateway's own statements around every call (the transaction's start and end, the settings row, the reset before a
+/// connection goes back to the pool), prepared once on each physical connection: a call's round trip then skips parsing and
+/// planning them. An agent's SQL is never prepared. A prepared statement outlives the call on the pooled connection, where
+/// the next agent's statement could read its text back (<c>pg_prepared_statements</c>), literals and all.
 /// </summary>
 internal static class FixedStatements
 {
@@ -15,11 +15,26 @@ internal static class FixedStatements
     public const string Rollback = "ROLLBACK";
     public const string Commit = "COMMIT";
 
+    /// <summary>
+    /// Releases the session-level advisory locks, the one thing a read-only transaction leaves behind when it rolls back
+    /// (a function or the planner can take one); it works inside the transaction too. Its row carries the settings row's
+    /// name, so readers skip it.
+    /// </summary>
+    public const string ReleaseLocks = $"SELECT pg_advisory_unlock_all() AS {SessionSettings.Marker}";
+
+    /// <summary>
+    /// Everything a session can carry from one piece of work to the next, undone: what Npgsql sends on return to the pool
+    /// when it keeps prepared statements (<c>DISCARD ALL</c> would drop them), run here by <see cref="PooledConnection"/>.
+    /// </summary>
+    public static readonly string[] Reset =
+        ["SET SESSION AUTHORIZATION DEFAULT", "RESET ALL", "CLOSE ALL", "UNLISTEN *", ReleaseLocks, "DISCARD SEQUENCES", "DISCARD TEMP"];
+
     // Each with its parameter count (all text): a call's statement matches a prepared one by its text and parameter types.
     private static readonly (string Sql, int Parameters)[] Statements =
     [
         (BeginReadOnly, 0), (Begin, 0), (Rollback, 0), (Commit, 0),
         (SessionSettings.Settings, SessionSettings.SettingsParameters), (SessionSettings.SettingsWithRole, SessionSettings.SettingsParameters),
+        .. Reset.Select(sql => (sql, 0)),
     ];
 
     /// <summary>
@@ -31,8 +46,9 @@ internal static class FixedStatements
     /// <summary>
     /// Npgsql looks a statement up among the connection's prepared ones only while automatic preparation is on, and would
     /// prepare any statement used often enough: on, with a threshold no statement reaches on a connection's lifetime, whatever
-    /// the connection string says. The connection string cannot turn off the reset on return to the pool either, nor ask for
-    /// multiplexing (which cannot prepare).
+    /// the connection string says. Npgsql's own reset on return to the pool is off, whatever the connection string says:
+    /// <see cref="PooledConnection"/> resets instead, in the work's own round trip where it can. Nor can the connection string
+    /// ask for multiplexing (which cannot prepare).
     /// </summary>
     public static void Configure(NpgsqlDataSourceBuilder builder)
     {
@@ -41,7 +57,7 @@ internal static class FixedStatements
         settings.AutoPrepareMinUsages = int.MaxValue;
         var maxLifetime = (int)MaxConnectionLifetime.TotalSeconds;
         settings.ConnectionLifetime = settings.ConnectionLifetime is > 0 and var lifetime ? Math.Min(lifetime, maxLifetime) : maxLifetime;
-        settings.NoResetOnClose = false;
+        settings.NoResetOnClose = true;
         settings.Multiplexing = false;
         builder.UsePhysicalConnectionInitializer(Prepare, PrepareAsync);
     }
@@ -57,6 +73,15 @@ internal static class FixedStatements
     {
         await using var batch = Batch(connection);
         await batch.PrepareAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Adds <see cref="Reset"/> to the end of a batch.</summary>
+    public static void AddReset(NpgsqlBatch batch)
+    {
+        foreach (var sql in Reset)
+        {
+            batch.BatchCommands.Add(new NpgsqlBatchCommand(sql));
+        }
     }
 
     private static NpgsqlBatch Batch(NpgsqlConnection connection)

@@ -16,14 +16,16 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
 
     public async ValueTask<PlanFacts> ExplainAsync(string connection, string sql, IReadOnlyList<string?> parameters, SessionRole? role, CancellationToken cancellationToken)
     {
-        await using var conn = await targets.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
-        await using var batch = conn.CreateBatch();
+        await using var pooled = await targets.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
+        await using var batch = pooled.Connection.CreateBatch();
         batch.BatchCommands.Add(new NpgsqlBatchCommand(FixedStatements.BeginReadOnly));
         // The same role and search_path as execution, so names resolve to the same relations in both.
         batch.BatchCommands.Add(SessionSettings.ForExplain(ExplainTimeout, targets.Config(connection).SearchPath, role));
         var explain = new NpgsqlBatchCommand(ExplainPrefix + sql);
         SessionSettings.AddParameters(explain, parameters);
         batch.BatchCommands.Add(explain);
+        // Planning can run functions (folding immutable ones, estimating with stable ones), and a function can take a lock.
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(FixedStatements.ReleaseLocks));
         batch.BatchCommands.Add(new NpgsqlBatchCommand(FixedStatements.Rollback));
         try
         {
@@ -43,12 +45,18 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
                 while (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false));
             }
 
+            pooled.MarkReset();
             return PlanReader.Read(json ?? throw new InvalidOperationException("EXPLAIN returned no plan."));
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException)
         {
-            await PostgresExecutor.RollBackQuietlyAsync(conn).ConfigureAwait(false);
+            await pooled.RollBackAsync().ConfigureAwait(false);
             throw SessionSettings.ProfileFailure(e, role) ?? PostgresErrors.Map(e, positionOffset: ExplainPrefix.Length);
+        }
+        catch (OperationCanceledException)
+        {
+            await pooled.RollBackAsync().ConfigureAwait(false);
+            throw;
         }
     }
 }

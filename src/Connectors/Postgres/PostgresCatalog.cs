@@ -30,7 +30,8 @@ public sealed class PostgresCatalog(PostgresTargets targets) : ISchemaCatalog
 
     public async ValueTask<IReadOnlyList<TableDescription>> DescribeAsync(string connection, string? schema, string? table, CancellationToken cancellationToken)
     {
-        await using var conn = await targets.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
+        await using var pooled = await targets.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
+        var conn = pooled.Connection;
         await using var batch = conn.CreateBatch();
         batch.BatchCommands.Add(WithFilter(ColumnsSql, schema, table));
         batch.BatchCommands.Add(WithFilter(KeysSql, schema, table));
@@ -79,7 +80,8 @@ public sealed class PostgresCatalog(PostgresTargets targets) : ISchemaCatalog
     /// <summary>Every schema and every role the database has, for checking what a policy names (<c>policy check</c>).</summary>
     public async Task<(IReadOnlySet<string> Schemas, IReadOnlySet<string> Roles)> SchemasAndRolesAsync(string connection, CancellationToken cancellationToken)
     {
-        await using var conn = await targets.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
+        await using var pooled = await targets.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
+        var conn = pooled.Connection;
         await using var batch = new NpgsqlBatch(conn) { BatchCommands = { new("SELECT nspname FROM pg_namespace"), new("SELECT rolname FROM pg_roles") } };
         var schemas = new HashSet<string>(StringComparer.Ordinal);
         var roles = new HashSet<string>(StringComparer.Ordinal);

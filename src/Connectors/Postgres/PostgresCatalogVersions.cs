@@ -43,7 +43,8 @@ public sealed class PostgresCatalogVersions(PostgresTargets targets, TimeProvide
 
     private async Task<string> ReadAsync(string connection, CancellationToken cancellationToken)
     {
-        await using var conn = await targets.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
+        await using var pooled = await targets.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
+        var conn = pooled.Connection;
         await using var command = new NpgsqlCommand(Fingerprint, conn);
         return (string)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
     }

@@ -5,8 +5,8 @@ namespace Gatehouse.Connectors.Postgres;
 
 /// <summary>
 /// Runs one authorized statement in a single round trip. Reads: BEGIN READ ONLY, settings, a cursor fetched to the row cap
-/// (so rows past the cap are never computed), ROLLBACK. Writes: BEGIN, settings, the statement; then, once the caller has
-/// recorded the outcome, COMMIT.
+/// (so rows past the cap are never computed), the release of any advisory lock, ROLLBACK. Writes: BEGIN, settings, the
+/// statement; then, once the caller has recorded the outcome, COMMIT and the session reset (<see cref="PooledConnection"/>).
 /// </summary>
 public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
 {
@@ -15,8 +15,8 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
 
     public async ValueTask<QueryResult> ExecuteAsync(ExecutionRequest request, Func<QueryResult, ValueTask>? beforeCommit, CancellationToken cancellationToken)
     {
-        await using var connection = await targets.OpenAsync(request.Connection, cancellationToken).ConfigureAwait(false);
-        await using var batch = connection.CreateBatch();
+        await using var pooled = await targets.OpenAsync(request.Connection, cancellationToken).ConfigureAwait(false);
+        await using var batch = pooled.Connection.CreateBatch();
         batch.BatchCommands.Add(new NpgsqlBatchCommand(request.ReadOnly ? FixedStatements.BeginReadOnly : FixedStatements.Begin));
         batch.BatchCommands.Add(SessionSettings.Create(request.StatementTimeout, targets.Config(request.Connection).SearchPath, request.Role, request.Caller, request.CallId));
         var statement = new NpgsqlBatchCommand(request.Cursor ? DeclarePrefix + request.Sql : request.Sql);
@@ -26,12 +26,19 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
             batch.BatchCommands.Add(new NpgsqlBatchCommand($"FETCH FORWARD {request.MaxRows + 1} FROM {Cursor}"));
         }
 
-        // Reads and dry runs end in ROLLBACK, so nothing they did (session settings included) outlives the call.
-        // A write commits in a second step, after beforeCommit has recorded it.
-        var rollBack = request.ReadOnly || request.DryRun;
-        if (rollBack)
+        // Reads and dry runs end in ROLLBACK, so nothing transactional they did (session settings included) outlives the call.
+        // What would is undone in the same round trip: a read's advisory locks, released inside its transaction (which costs
+        // PostgreSQL less than a transaction of their own after it), and after a dry run, which may have drawn from a
+        // sequence, the full reset. A write commits in a second step, after beforeCommit has recorded it.
+        if (request.ReadOnly)
+        {
+            batch.BatchCommands.Add(new NpgsqlBatchCommand(FixedStatements.ReleaseLocks));
+            batch.BatchCommands.Add(new NpgsqlBatchCommand(FixedStatements.Rollback));
+        }
+        else if (request.DryRun)
         {
             batch.BatchCommands.Add(new NpgsqlBatchCommand(FixedStatements.Rollback));
+            FixedStatements.AddReset(batch);
         }
 
         SessionSettings.AddParameters(statement, request.Parameters);
@@ -45,29 +52,31 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
         }
         catch (Exception e) when (IsDatabaseFailure(e))
         {
-            await RollBackQuietlyAsync(connection).ConfigureAwait(false);
+            // The batch stops at the first error, so the transaction may still be open; never hand it back to the pool like that.
+            await pooled.RollBackAsync().ConfigureAwait(false);
             throw SessionSettings.ProfileFailure(e, request.Role) ?? PostgresErrors.Map(e, positionOffset: request.Cursor ? DeclarePrefix.Length : 0);
         }
-
-        if (request.ReadOnly)
+        catch (OperationCanceledException)
         {
-            return result;
+            await pooled.RollBackAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        if (request.ReadOnly || request.DryRun)
+        {
+            pooled.MarkReset();
+            return request.ReadOnly ? result : result with { AffectedRows = statement.RecordsAffected };
         }
 
         result = result with { AffectedRows = statement.RecordsAffected };
-        if (request.DryRun)
-        {
-            return result;
-        }
-
-        await CommitAfterAsync(connection, result, beforeCommit, cancellationToken).ConfigureAwait(false);
+        await CommitAfterAsync(pooled, result, beforeCommit, cancellationToken).ConfigureAwait(false);
         return result;
     }
 
     private static bool IsDatabaseFailure(Exception e) => e is NpgsqlException or TimeoutException or IOException or InvalidOperationException;
 
     // The caller's step runs inside the open transaction; whatever it throws rolls the write back and reaches the caller as is.
-    private static async ValueTask CommitAfterAsync(NpgsqlConnection connection, QueryResult result, Func<QueryResult, ValueTask>? beforeCommit, CancellationToken cancellationToken)
+    private static async ValueTask CommitAfterAsync(PooledConnection pooled, QueryResult result, Func<QueryResult, ValueTask>? beforeCommit, CancellationToken cancellationToken)
     {
         if (beforeCommit is not null)
         {
@@ -77,39 +86,33 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
             }
             catch
             {
-                await RollBackQuietlyAsync(connection).ConfigureAwait(false);
+                await pooled.RollBackAsync().ConfigureAwait(false);
                 throw;
             }
         }
 
+        await using var commit = pooled.Connection.CreateBatch();
+        commit.BatchCommands.Add(new NpgsqlBatchCommand(FixedStatements.Commit));
+        FixedStatements.AddReset(commit);
         try
         {
-            await using var commit = new NpgsqlCommand(FixedStatements.Commit, connection);
             await commit.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            pooled.MarkReset();
+        }
+        catch (PostgresException e) when (e.BatchCommand is { } failed && !ReferenceEquals(failed, commit.BatchCommands[0]))
+        {
+            // The write committed; only the reset after it failed. The call succeeded, and the connection is not lent again.
+            pooled.Discard();
         }
         catch (Exception e) when (IsDatabaseFailure(e))
         {
-            await RollBackQuietlyAsync(connection).ConfigureAwait(false);
+            await pooled.RollBackAsync().ConfigureAwait(false);
             throw PostgresErrors.Map(e);
         }
-    }
-
-    // The batch stops at the first error, so the transaction may still be open; never hand it back to the pool like that.
-    internal static async ValueTask RollBackQuietlyAsync(NpgsqlConnection connection)
-    {
-        if (connection.FullState != System.Data.ConnectionState.Open)
+        catch (OperationCanceledException)
         {
-            return;
-        }
-
-        try
-        {
-            await using var rollback = new NpgsqlCommand(FixedStatements.Rollback, connection);
-            await rollback.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
-        }
-        catch (NpgsqlException)
-        {
-            // A broken connection is discarded by the pool; there is nothing left to roll back.
+            await pooled.RollBackAsync().ConfigureAwait(false);
+            throw;
         }
     }
 }

@@ -51,7 +51,8 @@ public sealed class PostgresFunctionCatalog(PostgresTargets targets, ICatalogVer
 
     private async Task<FunctionCatalog> LoadAsync(string connection, CancellationToken cancellationToken)
     {
-        await using var conn = await targets.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
+        await using var pooled = await targets.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
+        var conn = pooled.Connection;
         await using var command = new NpgsqlCommand(Sql, conn);
         var functions = new List<FunctionInfo>();
         try

@@ -10,7 +10,8 @@ public sealed class PostgresSampler(PostgresTargets targets)
     /// <summary>Up to <paramref name="rows"/> text values per column, nulls dropped.</summary>
     public async Task<Dictionary<string, List<string>>> SampleAsync(string connection, RelationName table, int rows, CancellationToken cancellationToken)
     {
-        await using var conn = await targets.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
+        await using var pooled = await targets.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
+        var conn = pooled.Connection;
         try
         {
             // The server quotes the identifiers (format %I), so no name is spliced into SQL by hand.

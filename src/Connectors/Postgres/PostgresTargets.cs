@@ -23,7 +23,8 @@ public sealed class PostgresTargets : IAsyncDisposable
     /// <summary>Follows policy reloads: a connection's settings (search path, roles) are read from the policy in force.</summary>
     public PostgresTargets(LivePolicy policy) => _connections = () => policy.Current.Connections;
 
-    public NpgsqlDataSource Get(string connection) => _sources.GetOrAdd(connection, Build);
+    // Internal: every connection is lent through OpenAsync, which resets it on its return.
+    internal NpgsqlDataSource Get(string connection) => _sources.GetOrAdd(connection, Build);
 
     public ConnectionConfig Config(string connection) =>
         _connections().TryGetValue(connection, out var config) ? config : throw new InvalidOperationException($"Unknown connection '{connection}'.");
@@ -31,15 +32,15 @@ public sealed class PostgresTargets : IAsyncDisposable
     /// <summary>
     /// Opens a pooled connection, turning connection failures into <see cref="DatabaseFailure.Unavailable"/>. While a password
     /// is being rotated, PostgreSQL and the password file can briefly disagree: a refused password is read again and retried
-    /// for a few seconds before the call fails.
+    /// for a few seconds before the call fails. Disposing the connection resets it (<see cref="PooledConnection"/>).
     /// </summary>
-    public async ValueTask<NpgsqlConnection> OpenAsync(string connection, CancellationToken cancellationToken)
+    public async ValueTask<PooledConnection> OpenAsync(string connection, CancellationToken cancellationToken)
     {
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                return await Get(connection).OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+                return new PooledConnection(await Get(connection).OpenConnectionAsync(cancellationToken).ConfigureAwait(false));
             }
             catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InvalidPassword && attempt < LoginAttempts && Rotatable(Config(connection)))
             {

@@ -9,17 +9,16 @@ internal static class ResultReader
 {
     public static async ValueTask<QueryResult> ReadAsync(NpgsqlDataReader reader, int maxRows, int maxBytes, CancellationToken cancellationToken)
     {
-        // The first row-returning result is always the settings row.
-        if (reader.FieldCount == 1 && reader.GetName(0) == SessionSettings.Marker)
+        // The first row-returning result is always the settings row. When the statement returns no rows (a write without
+        // RETURNING), the next is the release of advisory locks: the same name, of type void.
+        if (IsGatewayRow(reader, type: null) && !await SkipAsync(reader, cancellationToken).ConfigureAwait(false))
         {
-            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-            {
-            }
+            return new QueryResult([], [], false, null, null);
+        }
 
-            if (!await reader.NextResultAsync(cancellationToken).ConfigureAwait(false))
-            {
-                return new QueryResult([], [], false, null, null);
-            }
+        if (IsGatewayRow(reader, type: "void") && !await SkipAsync(reader, cancellationToken).ConfigureAwait(false))
+        {
+            return new QueryResult([], [], false, null, null);
         }
 
         var columns = Enumerable.Range(0, reader.FieldCount)
@@ -58,6 +57,19 @@ internal static class ResultReader
         }
 
         return new QueryResult(columns, rows, truncatedBecause is not null, truncatedBecause, null) { Bytes = bytes };
+    }
+
+    private static bool IsGatewayRow(NpgsqlDataReader reader, string? type) =>
+        reader.FieldCount == 1 && reader.GetName(0) == SessionSettings.Marker && (type is null || reader.GetDataTypeName(0) == type);
+
+    // Reads past the current result; false when it was the last.
+    private static async ValueTask<bool> SkipAsync(NpgsqlDataReader reader, CancellationToken cancellationToken)
+    {
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+        }
+
+        return await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
     }
 
     private static object? ReadValue(NpgsqlDataReader reader, int ordinal)

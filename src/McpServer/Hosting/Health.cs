@@ -99,7 +99,7 @@ public sealed class ReadinessProbe(GatewayState state, PostgresTargets targets, 
     private async Task SelectOneAsync(string connection, CancellationToken cancellationToken)
     {
         await using var open = await targets.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
-        await using var command = new NpgsqlCommand("SELECT 1", open);
+        await using var command = new NpgsqlCommand("SELECT 1", open.Connection);
         await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
     }
 

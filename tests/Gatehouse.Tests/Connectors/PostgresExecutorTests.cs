@@ -151,6 +151,97 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
         Assert.Equal(FixedStatements.MaxConnectionLifetime, TimeSpan.FromSeconds(new Npgsql.NpgsqlConnectionStringBuilder(targets.Get("shop").ConnectionString).ConnectionLifetime));
     }
 
+    // One pooled connection, so every call below runs on the same PostgreSQL session as the one before it.
+    private PostgresTargets OneSession() => TargetsWith(";Maximum Pool Size=1");
+
+    private static Task<QueryResult> Execute(PostgresTargets targets, string sql, bool readOnly = true, bool dryRun = false, CancellationToken cancellationToken = default) =>
+        new PostgresExecutor(targets).ExecuteAsync(
+            new ExecutionRequest("shop", sql, [], readOnly, Cursor: readOnly, 100, 1 << 20, TimeSpan.FromSeconds(10), Analyst, "aud_test") { DryRun = dryRun },
+            _ => ValueTask.CompletedTask,
+            cancellationToken).AsTask();
+
+    private const string AdvisoryLocksHeld = "select pg_backend_pid(), count(*) from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()";
+
+    // The session's backend and the advisory locks it holds, read by the next call.
+    private static async Task<(object? Backend, long Locks)> LocksAsync(PostgresTargets targets)
+    {
+        var row = (await Execute(targets, AdvisoryLocksHeld)).Rows[0];
+        return (row[0], (long)row[1]!);
+    }
+
+    [Fact]
+    public async Task An_advisory_lock_taken_while_planning_is_released_before_the_session_is_lent_again()
+    {
+        // EXPLAIN runs nothing, but the planner folds an immutable function with constant arguments by calling it.
+        await pg.AdminScalarAsync("create or replace function plan_time_lock() returns int language plpgsql immutable as $$ begin perform pg_advisory_lock(4343); return 1; end $$");
+        await using var targets = OneSession();
+        var (backend, _) = await LocksAsync(targets);
+        await new PostgresAnalyzer(targets).ExplainAsync("shop", "select plan_time_lock()", [], null, CancellationToken.None);
+        Assert.Equal((backend, 0L), await LocksAsync(targets));
+    }
+
+    [Fact]
+    public async Task A_read_that_fails_after_taking_a_lock_leaves_no_lock_behind()
+    {
+        await using var targets = OneSession();
+        var (backend, _) = await LocksAsync(targets);
+        // The first row takes the lock, then divides by zero.
+        var error = await Assert.ThrowsAsync<DatabaseException>(() => Execute(targets, "select pg_advisory_lock(4344), 1 / (g - 1) from generate_series(1, 2) g"));
+        Assert.Contains("division by zero", error.Message);
+        Assert.Equal((backend, 0L), await LocksAsync(targets));
+    }
+
+    [Fact]
+    public async Task A_cancelled_read_leaves_no_lock_behind()
+    {
+        await using var targets = OneSession();
+        var (backend, _) = await LocksAsync(targets);
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(500));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Execute(targets, "select pg_advisory_lock(4345), pg_sleep(30)", cancellationToken: cancel.Token));
+        Assert.Equal((backend, 0L), await LocksAsync(targets));
+    }
+
+    [Fact]
+    public async Task A_committed_write_leaves_no_session_setting_or_temporary_table_behind()
+    {
+        await pg.AdminScalarAsync("create table if not exists executor_session_writes (id int primary key, note text)");
+        await pg.AdminScalarAsync($"grant select, insert on executor_session_writes to \"{pg.GatewayRole}\"");
+        // The gateway's role may not create temporary tables; a function defined by one who may can, in the caller's session.
+        await pg.AdminScalarAsync("create or replace function leave_temp_table() returns text language plpgsql security definer as $$ begin create temp table if not exists left_behind (x int); return 'made'; end $$");
+        await using var targets = OneSession();
+        var (backend, _) = await LocksAsync(targets);
+
+        var write = await Execute(
+            targets,
+            "insert into executor_session_writes select 1, set_config('work_mem', '77MB', false) || leave_temp_table() || pg_advisory_lock(4346)::text returning note",
+            readOnly: false);
+        Assert.Equal("77MBmade", write.Rows[0][0]);
+        Assert.Equal(1L, await pg.AdminScalarAsync("select count(*) from executor_session_writes"));
+
+        var after = await Execute(targets, "select pg_backend_pid(), current_setting('work_mem'), to_regclass('pg_temp.left_behind') is null, (select count(*) from pg_locks where locktype = 'advisory' and pid = pg_backend_pid())");
+        Assert.Equal([backend, "4MB", true, 0L], after.Rows[0]);
+    }
+
+    [Fact]
+    public async Task A_dry_run_leaves_no_sequence_state_behind_and_no_rows()
+    {
+        await using var targets = OneSession();
+        var (backend, _) = await LocksAsync(targets);
+
+        var drawn = await Execute(targets, "select nextval('invoice_seq')", readOnly: false, dryRun: true);
+        Assert.Single(drawn.Rows);
+        // In the same session, currval would still answer with the value drawn: the reset forgets it.
+        var error = await Assert.ThrowsAsync<DatabaseException>(() => Execute(targets, "select currval('invoice_seq')"));
+        Assert.Contains("not yet defined in this session", error.Message);
+
+        // A write that returns no rows reports none (the reset's own row is not taken for the statement's).
+        var update = await Execute(targets, "update orders set note = note where id = 1", readOnly: false, dryRun: true);
+        Assert.Empty(update.Columns);
+        Assert.Empty(update.Rows);
+        Assert.Equal(1, update.AffectedRows);
+        Assert.Equal(backend, (await LocksAsync(targets)).Backend);
+    }
+
     [Fact]
     public async Task Parameters_are_values_not_sql()
     {

@@ -162,7 +162,7 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
         Assert.Equal(1, written.AffectedRows);
 
         await using var connection = await targets.OpenAsync("shop", CancellationToken.None);
-        await using var command = new NpgsqlCommand("select current_user::text", connection);
+        await using var command = new NpgsqlCommand("select current_user::text", connection.Connection);
         Assert.Equal(_login, await command.ExecuteScalarAsync());
     }
 
