@@ -15,6 +15,12 @@ internal static class FixedStatements
     public const string Rollback = "ROLLBACK";
     public const string Commit = "COMMIT";
 
+    /// <summary>The cursor a read's rows are fetched through.</summary>
+    public const string ResultCursor = "gatehouse_result";
+
+    /// <summary>Closes the read's cursor, so the statement's executor has finished before the locks are released.</summary>
+    public const string CloseResult = "CLOSE " + ResultCursor;
+
     /// <summary>
     /// Releases the session-level advisory locks, the one thing a read-only transaction leaves behind when it rolls back
     /// (a function or the planner can take one); it works inside the transaction too. Its row carries the settings row's
@@ -32,7 +38,7 @@ internal static class FixedStatements
     // Each with its parameter count (all text): a call's statement matches a prepared one by its text and parameter types.
     private static readonly (string Sql, int Parameters)[] Statements =
     [
-        (BeginReadOnly, 0), (Begin, 0), (Rollback, 0), (Commit, 0),
+        (BeginReadOnly, 0), (Begin, 0), (Rollback, 0), (Commit, 0), (CloseResult, 0),
         (SessionSettings.Settings, SessionSettings.SettingsParameters), (SessionSettings.SettingsWithRole, SessionSettings.SettingsParameters),
         .. Reset.Select(sql => (sql, 0)),
     ];

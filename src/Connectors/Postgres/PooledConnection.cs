@@ -8,44 +8,65 @@ namespace Gatehouse.Connectors.Postgres;
 /// the session reaches the next. Npgsql's own reset on return is off (<see cref="FixedStatements.Configure"/>): it parsed and
 /// ran seven statements at the head of the next call's round trip, about a sixth of PostgreSQL's work on a point query.
 /// <list type="bullet">
-/// <item>A read ends its own batch with <see cref="FixedStatements.ReleaseLocks"/> and ROLLBACK and says so
-/// (<see cref="MarkReset"/>). A rolled-back transaction takes its settings, role, cursors, LISTENs and temporary tables with
-/// it, and a read-only one cannot touch a sequence, so a session advisory lock (which a function, or the planner folding one,
-/// can take) is all it leaves.</item>
+/// <item>A read ends its own batch by closing its cursor, <see cref="FixedStatements.ReleaseLocks"/> and ROLLBACK, and says
+/// so (<see cref="MarkReset"/>). A rolled-back transaction takes its settings, role, cursors, LISTENs and temporary tables
+/// with it, and a read-only one cannot touch a sequence, so a session advisory lock (which a function, or the planner folding
+/// one, can take) is all it leaves.</item>
 /// <item>A write ends its COMMIT batch with the full <see cref="FixedStatements.Reset"/>; a failed call rolls back and resets
 /// (<see cref="RollBackAsync"/>).</item>
-/// <item>Anything else gets the full reset when it is disposed. When a reset cannot run, the pool is cleared, so this
-/// connection is closed when it comes back instead of being lent again.</item>
+/// <item>Anything else gets the full reset when it is disposed.</item>
 /// </list>
+/// A connection whose reset fails is never lent again (<see cref="Discard"/>).
 /// </summary>
-public sealed class PooledConnection(NpgsqlConnection connection) : IAsyncDisposable
+public sealed class PooledConnection : IAsyncDisposable
 {
+    /// <summary>The longest a reset may take when a connection is handed back, so a hung server cannot hold its caller.</summary>
+    private static readonly TimeSpan ResetDeadline = TimeSpan.FromSeconds(5);
+
+    private readonly NpgsqlDataSource _source;
+
     // Reset, or discarded: either way nothing is left to do when it is disposed.
     private bool _settled;
 
-    public NpgsqlConnection Connection { get; } = connection;
+    internal PooledConnection(NpgsqlConnection connection, NpgsqlDataSource source)
+    {
+        Connection = connection;
+        _source = source;
+    }
+
+    public NpgsqlConnection Connection { get; }
 
     /// <summary>The work's last batch has completed, ending with the reset it needed.</summary>
     internal void MarkReset() => _settled = true;
 
-    /// <summary>The connection is not known to be clean: it is closed when it comes back, never lent again.</summary>
-    internal void Discard()
-    {
-        NpgsqlConnection.ClearPool(Connection);
-        _settled = true;
-    }
-
     /// <summary>After a failure: rolls back whatever transaction is open and resets, never throwing.</summary>
     internal ValueTask RollBackAsync() => SettleAsync(rollBackFirst: true);
 
+    /// <summary>
+    /// The connection is not known to be clean, so it must never be lent again: the pool is cleared, which closes this
+    /// connection (and the others out now) when it comes back, and the idle ones at once. Npgsql has no way to drop one
+    /// connection alone (ending its server process would clear the pool too). Rare by design: an agent's statement cannot
+    /// reach the settings that could make a reset fail (set_config is refused), so this is the defence behind that.
+    /// </summary>
+    internal void Discard()
+    {
+        _settled = true;
+        _source.Clear();
+    }
+
     public async ValueTask DisposeAsync()
     {
-        if (!_settled)
+        try
         {
-            await SettleAsync(rollBackFirst: false).ConfigureAwait(false);
+            if (!_settled)
+            {
+                await SettleAsync(rollBackFirst: false).ConfigureAwait(false);
+            }
         }
-
-        await Connection.DisposeAsync().ConfigureAwait(false);
+        finally
+        {
+            await Connection.DisposeAsync().ConfigureAwait(false);
+        }
     }
 
     private async ValueTask SettleAsync(bool rollBackFirst)
@@ -58,12 +79,13 @@ public sealed class PooledConnection(NpgsqlConnection connection) : IAsyncDispos
 
         if (state != ConnectionState.Open)
         {
-            Discard(); // Still busy with a command or a reader: what it has done to the session is unknown.
+            Discard(); // Still busy with a reader: what it did to the session is unknown.
             return;
         }
 
         try
         {
+            using var deadline = new CancellationTokenSource(ResetDeadline);
             await using var batch = Connection.CreateBatch();
             if (rollBackFirst)
             {
@@ -71,12 +93,11 @@ public sealed class PooledConnection(NpgsqlConnection connection) : IAsyncDispos
             }
 
             FixedStatements.AddReset(batch);
-            await batch.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
+            await batch.ExecuteNonQueryAsync(deadline.Token).ConfigureAwait(false);
             _settled = true;
         }
-        catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException or InvalidOperationException)
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException or InvalidOperationException or OperationCanceledException)
         {
-            // Not known to be clean, so never lent again: the pool closes it, and every connection out now, on their return.
             Discard();
         }
     }

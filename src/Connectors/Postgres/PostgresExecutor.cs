@@ -10,8 +10,7 @@ namespace Gatehouse.Connectors.Postgres;
 /// </summary>
 public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
 {
-    private const string Cursor = "gatehouse_result";
-    private const string DeclarePrefix = $"DECLARE {Cursor} NO SCROLL CURSOR FOR ";
+    private const string DeclarePrefix = $"DECLARE {FixedStatements.ResultCursor} NO SCROLL CURSOR FOR ";
 
     public async ValueTask<QueryResult> ExecuteAsync(ExecutionRequest request, Func<QueryResult, ValueTask>? beforeCommit, CancellationToken cancellationToken)
     {
@@ -23,15 +22,20 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
         batch.BatchCommands.Add(statement);
         if (request.Cursor)
         {
-            batch.BatchCommands.Add(new NpgsqlBatchCommand($"FETCH FORWARD {request.MaxRows + 1} FROM {Cursor}"));
+            batch.BatchCommands.Add(new NpgsqlBatchCommand($"FETCH FORWARD {request.MaxRows + 1} FROM {FixedStatements.ResultCursor}"));
         }
 
         // Reads and dry runs end in ROLLBACK, so nothing transactional they did (session settings included) outlives the call.
         // What would is undone in the same round trip: a read's advisory locks, released inside its transaction (which costs
-        // PostgreSQL less than a transaction of their own after it), and after a dry run, which may have drawn from a
-        // sequence, the full reset. A write commits in a second step, after beforeCommit has recorded it.
+        // PostgreSQL less than a transaction of their own after it) once its cursor is closed, and after a dry run, which may
+        // have drawn from a sequence, the full reset. A write commits in a second step, after beforeCommit has recorded it.
         if (request.ReadOnly)
         {
+            if (request.Cursor)
+            {
+                batch.BatchCommands.Add(new NpgsqlBatchCommand(FixedStatements.CloseResult));
+            }
+
             batch.BatchCommands.Add(new NpgsqlBatchCommand(FixedStatements.ReleaseLocks));
             batch.BatchCommands.Add(new NpgsqlBatchCommand(FixedStatements.Rollback));
         }
@@ -69,14 +73,14 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
         }
 
         result = result with { AffectedRows = statement.RecordsAffected };
-        await CommitAfterAsync(pooled, result, beforeCommit, cancellationToken).ConfigureAwait(false);
+        await CommitAfterAsync(pooled, result, beforeCommit).ConfigureAwait(false);
         return result;
     }
 
     private static bool IsDatabaseFailure(Exception e) => e is NpgsqlException or TimeoutException or IOException or InvalidOperationException;
 
     // The caller's step runs inside the open transaction; whatever it throws rolls the write back and reaches the caller as is.
-    private static async ValueTask CommitAfterAsync(PooledConnection pooled, QueryResult result, Func<QueryResult, ValueTask>? beforeCommit, CancellationToken cancellationToken)
+    private static async ValueTask CommitAfterAsync(PooledConnection pooled, QueryResult result, Func<QueryResult, ValueTask>? beforeCommit)
     {
         if (beforeCommit is not null)
         {
@@ -91,12 +95,13 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
             }
         }
 
+        // Not cancellable: once the record says the write happened, an abandoned COMMIT would leave that in doubt.
         await using var commit = pooled.Connection.CreateBatch();
         commit.BatchCommands.Add(new NpgsqlBatchCommand(FixedStatements.Commit));
         FixedStatements.AddReset(commit);
         try
         {
-            await commit.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            await commit.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
             pooled.MarkReset();
         }
         catch (PostgresException e) when (e.BatchCommand is { } failed && !ReferenceEquals(failed, commit.BatchCommands[0]))
@@ -108,11 +113,6 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
         {
             await pooled.RollBackAsync().ConfigureAwait(false);
             throw PostgresErrors.Map(e);
-        }
-        catch (OperationCanceledException)
-        {
-            await pooled.RollBackAsync().ConfigureAwait(false);
-            throw;
         }
     }
 }

@@ -40,7 +40,8 @@ public sealed class PostgresTargets : IAsyncDisposable
         {
             try
             {
-                return new PooledConnection(await Get(connection).OpenConnectionAsync(cancellationToken).ConfigureAwait(false));
+                var source = Get(connection);
+                return new PooledConnection(await source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false), source);
             }
             catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InvalidPassword && attempt < LoginAttempts && Rotatable(Config(connection)))
             {

@@ -196,9 +196,22 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
     {
         await using var targets = OneSession();
         var (backend, _) = await LocksAsync(targets);
-        using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(500));
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Execute(targets, "select pg_advisory_lock(4345), pg_sleep(30)", cancellationToken: cancel.Token));
+        using var cancel = new CancellationTokenSource();
+        var call = Execute(targets, "select pg_advisory_lock(4345), pg_sleep(30)", cancellationToken: cancel.Token);
+        // Cancelled only once the lock is seen held, so the test cannot pass by cancelling too early.
+        await WaitForLockAsync(backend, 4345);
+        await cancel.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call);
         Assert.Equal((backend, 0L), await LocksAsync(targets));
+    }
+
+    private async Task WaitForLockAsync(object? backend, int key)
+    {
+        var held = $"select count(*) from pg_locks where locktype = 'advisory' and objid = {key} and pid = {backend} and granted";
+        for (var deadline = DateTime.UtcNow.AddSeconds(20); (long)(await pg.AdminScalarAsync(held))! == 0; await Task.Delay(20))
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"the session never took advisory lock {key}");
+        }
     }
 
     [Fact]
@@ -210,6 +223,8 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
         await pg.AdminScalarAsync("create or replace function leave_temp_table() returns text language plpgsql security definer as $$ begin create temp table if not exists left_behind (x int); return 'made'; end $$");
         await using var targets = OneSession();
         var (backend, _) = await LocksAsync(targets);
+        var workMem = (await Execute(targets, "select current_setting('work_mem')")).Rows[0][0];
+        Assert.NotEqual("77MB", workMem);
 
         var write = await Execute(
             targets,
@@ -219,7 +234,81 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
         Assert.Equal(1L, await pg.AdminScalarAsync("select count(*) from executor_session_writes"));
 
         var after = await Execute(targets, "select pg_backend_pid(), current_setting('work_mem'), to_regclass('pg_temp.left_behind') is null, (select count(*) from pg_locks where locktype = 'advisory' and pid = pg_backend_pid())");
-        Assert.Equal([backend, "4MB", true, 0L], after.Rows[0]);
+        Assert.Equal([backend, workMem, true, 0L], after.Rows[0]);
+    }
+
+    [Fact]
+    public async Task A_connection_handed_back_mid_transaction_and_failed_is_never_lent_again()
+    {
+        await using var targets = OneSession();
+        var (backend, _) = await LocksAsync(targets);
+        await using (var pooled = await targets.OpenAsync("shop", CancellationToken.None))
+        {
+            // A caller that leaves an aborted transaction behind: no reset can run in it.
+            await using var batch = pooled.Connection.CreateBatch();
+            batch.BatchCommands.Add(new Npgsql.NpgsqlBatchCommand("BEGIN"));
+            batch.BatchCommands.Add(new Npgsql.NpgsqlBatchCommand("SELECT pg_advisory_lock(4347)"));
+            batch.BatchCommands.Add(new Npgsql.NpgsqlBatchCommand("SELECT 1 / 0"));
+            await Assert.ThrowsAsync<Npgsql.PostgresException>(() => batch.ExecuteNonQueryAsync());
+        }
+
+        await AssertNeverLentAgainAsync(targets, backend);
+    }
+
+    [Fact]
+    public async Task A_connection_handed_back_with_a_reader_still_open_is_never_lent_again()
+    {
+        await using var targets = OneSession();
+        var (backend, _) = await LocksAsync(targets);
+        await using (var pooled = await targets.OpenAsync("shop", CancellationToken.None))
+        {
+            var command = new Npgsql.NpgsqlCommand("SELECT pg_advisory_lock(4348), g FROM generate_series(1, 100000) g", pooled.Connection);
+            var reader = await command.ExecuteReaderAsync();
+            Assert.True(await reader.ReadAsync());
+        }
+
+        await AssertNeverLentAgainAsync(targets, backend);
+    }
+
+    [Fact]
+    public async Task A_write_whose_reset_fails_after_commit_is_reported_committed_and_its_connection_never_lent_again()
+    {
+        await pg.AdminScalarAsync("create table if not exists executor_reset_fails (id int primary key)");
+        await pg.AdminScalarAsync($"grant select, insert on executor_reset_fails to \"{pg.GatewayRole}\"");
+        await using var targets = OneSession();
+        var (backend, _) = await LocksAsync(targets);
+        // With the lock release refused, the reset after COMMIT fails, once the write has committed.
+        await pg.AdminScalarAsync("revoke execute on function pg_advisory_unlock_all() from public");
+        QueryResult write;
+        try
+        {
+            write = await Execute(targets, "insert into executor_reset_fails values (1)", readOnly: false);
+        }
+        finally
+        {
+            await pg.AdminScalarAsync("grant execute on function pg_advisory_unlock_all() to public");
+        }
+
+        Assert.Equal(1, write.AffectedRows);
+        Assert.Equal(1L, await pg.AdminScalarAsync("select count(*) from executor_reset_fails"));
+        await AssertNeverLentAgainAsync(targets, backend);
+    }
+
+    // The next call runs on another session, and the one handed back is closed (its locks with it).
+    private async Task AssertNeverLentAgainAsync(PostgresTargets targets, object? backend)
+    {
+        var (next, locks) = await LocksAsync(targets);
+        Assert.NotEqual(backend, next);
+        Assert.Equal(0L, locks);
+        await WaitForBackendGoneAsync(backend);
+    }
+
+    private async Task WaitForBackendGoneAsync(object? backend)
+    {
+        for (var deadline = DateTime.UtcNow.AddSeconds(20); (long)(await pg.AdminScalarAsync($"select count(*) from pg_stat_activity where pid = {backend}"))! > 0; await Task.Delay(20))
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"backend {backend} is still connected");
+        }
     }
 
     [Fact]
