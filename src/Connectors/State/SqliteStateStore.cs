@@ -83,7 +83,7 @@ public sealed partial class SqliteStateStore
         var connection = new SqliteConnection(_connectionString);
         await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var pragma = connection.CreateCommand();
-        pragma.CommandText = "PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000;";
+        pragma.CommandText = SqliteBusyWait.TryInstall(connection) ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000;";
         await pragma.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         return connection;
     }
