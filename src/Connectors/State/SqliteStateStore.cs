@@ -78,7 +78,7 @@ public sealed partial class SqliteStateStore
     // each commit, and with it every commit before.
     protected override string FlushSetting(bool flush) => flush ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL";
 
-    private async Task<SqliteConnection> OpenConnectionAsync(CancellationToken cancellationToken)
+    internal async Task<SqliteConnection> OpenConnectionAsync(CancellationToken cancellationToken)
     {
         var connection = new SqliteConnection(_connectionString);
         try

@@ -74,6 +74,26 @@ public sealed class SqliteBusyWaitTests
         await release;
     }
 
+    [Fact]
+    public async Task The_state_stores_connections_wait_so()
+    {
+        var path = Path.Combine(TestDirectory.Create("busy"), "state.db");
+        var store = await SqliteStateStore.OpenAsync(path, CancellationToken.None);
+        await using var holder = await OpenAsync(path);
+        await using var waiter = await store.OpenConnectionAsync(CancellationToken.None);
+        await ExecuteAsync(holder, "BEGIN IMMEDIATE; INSERT INTO t VALUES ('holder')");
+        var release = Task.Delay(200).ContinueWith(_ => ExecuteAsync(holder, "COMMIT")).Unwrap();
+
+        // Without a busy handler SQLite answers SQLITE_BUSY at once; its own (busy_timeout) would report its timeout here,
+        // which installing any other handler sets to 0.
+        Assert.Equal(0, BeginImmediate(waiter));
+        await ExecuteAsync(waiter, "ROLLBACK");
+        await release;
+        await using var timeout = waiter.CreateCommand();
+        timeout.CommandText = "PRAGMA busy_timeout";
+        Assert.Equal(0L, await timeout.ExecuteScalarAsync());
+    }
+
     [Theory]
     [InlineData(0, 50, 0)]
     [InlineData(19, 50, 950)]
