@@ -48,15 +48,15 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
             pooled.MarkReset();
             return PlanReader.Read(json ?? throw new InvalidOperationException("EXPLAIN returned no plan."));
         }
-        catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException)
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException or OperationCanceledException)
         {
             await pooled.RollBackAsync().ConfigureAwait(false);
+            if (e is OperationCanceledException)
+            {
+                throw;
+            }
+
             throw SessionSettings.ProfileFailure(e, role) ?? PostgresErrors.Map(e, positionOffset: ExplainPrefix.Length);
-        }
-        catch (OperationCanceledException)
-        {
-            await pooled.RollBackAsync().ConfigureAwait(false);
-            throw;
         }
     }
 }

@@ -54,25 +54,29 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
                 result = await ResultReader.ReadAsync(reader, request.MaxRows, request.MaxBytes, cancellationToken).ConfigureAwait(false);
             }
         }
-        catch (Exception e) when (IsDatabaseFailure(e))
+        catch (Exception e) when (IsDatabaseFailure(e) || e is OperationCanceledException)
         {
             // The batch stops at the first error, so the transaction may still be open; never hand it back to the pool like that.
             await pooled.RollBackAsync().ConfigureAwait(false);
+            if (e is OperationCanceledException)
+            {
+                throw;
+            }
+
             throw SessionSettings.ProfileFailure(e, request.Role) ?? PostgresErrors.Map(e, positionOffset: request.Cursor ? DeclarePrefix.Length : 0);
         }
-        catch (OperationCanceledException)
+
+        if (!request.ReadOnly)
         {
-            await pooled.RollBackAsync().ConfigureAwait(false);
-            throw;
+            result = result with { AffectedRows = statement.RecordsAffected };
         }
 
         if (request.ReadOnly || request.DryRun)
         {
             pooled.MarkReset();
-            return request.ReadOnly ? result : result with { AffectedRows = statement.RecordsAffected };
+            return result;
         }
 
-        result = result with { AffectedRows = statement.RecordsAffected };
         await CommitAfterAsync(pooled, result, beforeCommit).ConfigureAwait(false);
         return result;
     }
