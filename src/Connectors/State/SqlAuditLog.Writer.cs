@@ -419,10 +419,16 @@ public abstract partial class SqlAuditLog
         foreach (var write in batch)
         {
             var record = write.Record;
-            await session.Command(write.Seal ? InsertFinished : InsertStarted, AuditValues(record), transaction).ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            var values = AuditValues(record);
+            var stored = await session.Command(write.Seal ? InsertFinished : InsertStarted, values, transaction).ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             if (!write.Seal)
             {
                 continue;
+            }
+
+            if (stored == 0)
+            {
+                await session.Command(InsertFinishedRewritten, values, transaction).ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             }
 
             // The chain head is read once per commit, after a write (SQLite's write lock) and the chain lock are held.

@@ -21,12 +21,26 @@ public abstract partial class SqlAuditLog : IAuditLog
 
     private static readonly string Values = string.Join(", ", Enumerable.Range(1, ColumnCount).Select(i => $"${i}"));
 
-    private static readonly string Upsert = string.Join(", ", AuditColumns.Split(',').Skip(1).Select(c => $"{c.Trim()} = excluded.{c.Trim()}"));
+    // The indexed columns besides id. A call's started and finished records share them (its time and agent are set before it
+    // starts), and an update that sets an indexed column rewrites that index's entry even when the value is the same.
+    private static readonly string[] IndexedColumns = ["time_ms", "agent"];
+
+    private static string Upsert(IEnumerable<string> columns) => string.Join(", ", columns.Select(c => $"{c} = excluded.{c}"));
+
+    private static readonly string[] UpdatedColumns = [.. AuditColumns.Split(',').Skip(1).Select(c => c.Trim())];
 
     // Beside the fields they are built from: static initializers run in text order only within one file of a partial class.
     private static readonly string InsertStarted = $"INSERT INTO audit ({AuditColumns}) VALUES ({Values})";
 
-    private static readonly string InsertFinished = $"INSERT INTO audit ({AuditColumns}) VALUES ({Values}) ON CONFLICT (id) DO UPDATE SET {Upsert}";
+    /// <summary>
+    /// A finished record: inserted, or completing its started record in place, leaving the indexes alone. Changes no row when
+    /// the started record has another time or agent; <see cref="InsertFinishedRewritten"/> then rewrites it whole.
+    /// </summary>
+    private static readonly string InsertFinished = $"INSERT INTO audit ({AuditColumns}) VALUES ({Values}) ON CONFLICT (id) DO UPDATE SET "
+        + Upsert(UpdatedColumns.Except(IndexedColumns))
+        + " WHERE " + string.Join(" AND ", IndexedColumns.Select(c => $"audit.{c} IS NOT DISTINCT FROM excluded.{c}"));
+
+    private static readonly string InsertFinishedRewritten = $"INSERT INTO audit ({AuditColumns}) VALUES ({Values}) ON CONFLICT (id) DO UPDATE SET {Upsert(UpdatedColumns)}";
 
     private const int ExportPage = 500;
 

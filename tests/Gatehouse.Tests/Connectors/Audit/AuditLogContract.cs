@@ -132,6 +132,25 @@ public abstract class AuditLogContract
     }
 
     [Fact]
+    public async Task A_started_record_completed_with_another_time_and_agent_is_stored_and_found_as_completed()
+    {
+        // The gateway never does this (a call's time and agent are set before it starts); the store must still keep what it
+        // sealed, indexes included.
+        var log = await OpenAsync();
+        var started = Record("first", Verdict.Started, DateTimeOffset.UtcNow.AddMinutes(-10));
+        await log.BeginAsync(started, CancellationToken.None);
+        var finished = started with { Agent = "second", Time = DateTimeOffset.UtcNow, Decision = Verdict.Allowed };
+        await log.CompleteAsync(finished, CancellationToken.None);
+
+        var stored = await log.GetAsync(started.Id, CancellationToken.None);
+        Assert.Equal("second", stored!.Agent);
+        Assert.Equal(finished.Time.ToUnixTimeMilliseconds(), stored.Time.ToUnixTimeMilliseconds());
+        Assert.Empty(await log.ListAsync(new AuditQuery(Agent: "first"), CancellationToken.None));
+        Assert.Single(await log.ListAsync(new AuditQuery(Agent: "second", Since: DateTimeOffset.UtcNow.AddMinutes(-1)), CancellationToken.None));
+        Assert.Empty(await log.ListAsync(new AuditQuery(Until: DateTimeOffset.UtcNow.AddMinutes(-5)), CancellationToken.None));
+        await AssertChainIntactAsync(log, sealedRecords: 1);
+    }
+    [Fact]
     public async Task Listing_filters_by_agent_time_and_decision_newest_first()
     {
         var log = await OpenAsync();
