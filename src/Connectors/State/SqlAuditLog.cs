@@ -21,8 +21,9 @@ public abstract partial class SqlAuditLog : IAuditLog
 
     private static readonly string Values = string.Join(", ", Enumerable.Range(1, ColumnCount).Select(i => $"${i}"));
 
-    // The indexed columns besides id. A call's started and finished records share them (its time and agent are set before it
-    // starts), and an update that sets an indexed column rewrites that index's entry even when the value is the same.
+    // The columns SQLite's audit indexes hold besides id. A call's started and finished records share them (its time and agent
+    // are set before it starts), and SQLite rewrites an index's entry whenever an update sets one of its columns, even to the
+    // same value. (PostgreSQL, which also indexes session_id, touches an index only when a value in it changes.)
     private static readonly string[] IndexedColumns = ["time_ms", "agent"];
 
     private static string Upsert(IEnumerable<string> columns) => string.Join(", ", columns.Select(c => $"{c} = excluded.{c}"));

@@ -150,6 +150,7 @@ public abstract class AuditLogContract
         Assert.Empty(await log.ListAsync(new AuditQuery(Until: DateTimeOffset.UtcNow.AddMinutes(-5)), CancellationToken.None));
         await AssertChainIntactAsync(log, sealedRecords: 1);
     }
+
     [Fact]
     public async Task Listing_filters_by_agent_time_and_decision_newest_first()
     {

@@ -21,6 +21,38 @@ public sealed class SqliteAuditLogTests : AuditLogContract
         await command.ExecuteNonQueryAsync();
     }
 
+    // SQLite rewrites an index's entry whenever an update sets one of its columns, even to the value it had, so completing a
+    // started record leaves them out; a trigger on updates that set them counts the rewrites.
+    [Fact]
+    public async Task Completing_a_started_record_sets_no_indexed_column_unless_its_time_or_agent_changed()
+    {
+        var log = await OpenAsync();
+        await TamperAsync("""
+            CREATE TABLE index_rewrites (id TEXT NOT NULL);
+            CREATE TRIGGER count_index_rewrites AFTER UPDATE OF time_ms, agent ON audit BEGIN INSERT INTO index_rewrites VALUES (new.id); END;
+            """);
+        await WriteAsync(log, Record("analyst", Verdict.Allowed, DateTimeOffset.UtcNow));
+        var moved = Record("first", Verdict.Started, DateTimeOffset.UtcNow.AddMinutes(-1));
+        await log.BeginAsync(moved, CancellationToken.None);
+        await log.CompleteAsync(moved with { Agent = "second", Decision = Verdict.Allowed }, CancellationToken.None);
+
+        await using var connection = new SqliteConnection($"Data Source={_path}");
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT id FROM index_rewrites";
+        var rewritten = new List<string>();
+        await using (var reader = await command.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync())
+            {
+                rewritten.Add(reader.GetString(0));
+            }
+        }
+
+        Assert.Equal([moved.Id], rewritten);
+        await AssertChainIntactAsync(log, sealedRecords: 2);
+    }
+
     [Fact]
     public async Task The_handle_the_writer_flushes_stays_on_the_log_its_commits_go_to_after_another_connection_checkpoints_it_and_closes()
     {
