@@ -5,7 +5,8 @@
 // Gatehouse is published first as it ships (ReadyToRun, like the Dockerfile); --binary PATH runs another build of it.
 // Or, for where one call's time goes, stage by stage: dotnet run -c Release --project bench/Gatehouse.Load -- --profile
 // Or the soak with faults (PostgreSQL stopped and restarted, the gateway killed with -9): ... -- --soak [--minutes 10 --agents 32]
-// Any of them with --durability process_crash: the audit store's opt-in faster durability level.
+// Any of them with --durability process_crash: the audit store's opt-in faster durability level; with --state postgres: the
+// gateway's state in PostgreSQL (gateway.store, as several instances share it) instead of the SQLite file.
 using System.Diagnostics;
 using Gatehouse.Benchmarks;
 using Gatehouse.Connectors.Postgres;
@@ -15,6 +16,7 @@ using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Policy;
 using Gatehouse.Load;
 using Gatehouse.McpServer.Demo;
+using Gatehouse.McpServer.Hosting;
 using ModelContextProtocol.Client;
 using Npgsql;
 
@@ -48,10 +50,19 @@ var password = await ShopDatabase.CreateAsync(server.AdminConnectionString, "sho
 var (policyPath, tokens) = DemoFiles.Write(directory, server.Port, password, TimeSpan.FromHours(4));
 File.AppendAllText(policyPath, "\n# The load benchmark reads 100,000 rows in one call.\n");
 // --durability process_crash measures the opt-in audit durability (records survive the gateway, not a power cut).
-var durability = args.SkipWhile(a => a != "--durability").Skip(1).FirstOrDefault() ?? "power_loss";
+var durability = Text("--durability") ?? "power_loss";
+// --state postgres keeps the gateway's state, audit log included, in PostgreSQL as several instances share it: a database of
+// its own on the same server, owned by a login role of its own. Otherwise the SQLite file beside the policy.
+var stateStore = Text("--state") ?? "sqlite";
+var stateSetting = stateStore switch
+{
+    "sqlite" => "state: gatehouse-state.db",
+    "postgres" => $"store:\n    postgres: \"{await StateDatabaseAsync(server)}\"",
+    _ => throw new ArgumentException($"--state {stateStore}: sqlite or postgres"),
+};
 var policyText = File.ReadAllText(policyPath).Replace(
     "gateway:\n  state: gatehouse-state.db",
-    $"gateway:\n  state: gatehouse-state.db\n  limits: {{ max_rows: 100000, max_result_bytes: 67108864 }}\n  audit: {{ durability: {durability} }}",
+    $"gateway:\n  {stateSetting}\n  limits: {{ max_rows: 100000, max_result_bytes: 67108864 }}\n  audit: {{ durability: {durability} }}",
     StringComparison.Ordinal);
 File.WriteAllText(policyPath, policyText);
 var policy = PolicyLoader.LoadFile(policyPath);
@@ -63,7 +74,7 @@ if (args.Contains("--profile"))
 }
 
 // Gatehouse as it ships: published ReadyToRun, as the Dockerfile does. --binary PATH runs another build instead.
-var binary = args.SkipWhile(a => a != "--binary").Skip(1).FirstOrDefault()
+var binary = Text("--binary")
     ?? await GatewayProcess.PublishAsync(RepositoryRoot(), Path.Combine(directory, "published"));
 if (args.Contains("--soak"))
 {
@@ -74,7 +85,7 @@ if (args.Contains("--soak"))
 var shopAdmin = new NpgsqlConnectionStringBuilder(server.AdminConnectionString) { Database = "shop" }.ConnectionString;
 var results = new List<LoadResult>();
 var duration = TimeSpan.FromSeconds(seconds);
-Console.WriteLine($"PostgreSQL {server.Port}, {Environment.ProcessorCount} cores, {seconds} s per run after {warmUp.TotalSeconds:0} s of warm-up, audit durability {durability}, query: {Sql}");
+Console.WriteLine($"PostgreSQL {server.Port}, {Environment.ProcessorCount} cores, {seconds} s per run after {warmUp.TotalSeconds:0} s of warm-up, audit durability {durability}, state in {stateStore}, query: {Sql}");
 
 // 1. The floor: PostgreSQL itself, through Npgsql.
 await using (var direct = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(shopAdmin) { Pooling = true, MaxPoolSize = 100 }.ConnectionString))
@@ -127,7 +138,7 @@ starts.Sort();
 var endpoint = new Uri($"http://127.0.0.1:{port}/mcp");
 await Task.Delay(TimeSpan.FromSeconds(2));
 var idleRss = GatewayProcess.Memory(gatehouse.Id, "VmRSS");
-var state = await SqliteStateStore.OpenAsync(policy.Gateway.StatePath, CancellationToken.None);
+var state = (await GatewayState.OpenAsync(policy, CancellationToken.None)).Store;
 var audited = new List<(LoadResult Result, int Records)>();
 foreach (var n in httpLevels)
 {
@@ -256,7 +267,7 @@ static async Task<McpClient> StdioClientFor(string command, string[] arguments, 
 }
 
 // The records of the measured calls: started after the warm-up, before the last call ended.
-static async Task<int> CountQueriesAsync(SqliteStateStore state, LoadResult run)
+static async Task<int> CountQueriesAsync(SqlStateStore state, LoadResult run)
 {
     var count = 0;
     await foreach (var record in state.ExportAsync(run.Started, run.Ended.AddMilliseconds(1), CancellationToken.None))
@@ -268,6 +279,20 @@ static async Task<int> CountQueriesAsync(SqliteStateStore state, LoadResult run)
 }
 
 
+
+// The state database and its owner, reached over the server's local socket (trust), as the gateway's connection string.
+static async Task<string> StateDatabaseAsync(LocalPostgresServer server)
+{
+    await using var admin = new NpgsqlConnection(server.AdminConnectionString);
+    await admin.OpenAsync();
+    foreach (var sql in new[] { "CREATE ROLE gatehouse_state LOGIN", "CREATE DATABASE gatehouse_state OWNER gatehouse_state" })
+    {
+        await using var command = new NpgsqlCommand(sql, admin);
+        await command.ExecuteNonQueryAsync();
+    }
+
+    return new NpgsqlConnectionStringBuilder(server.AdminConnectionString) { Database = "gatehouse_state", Username = "gatehouse_state", Pooling = true }.ConnectionString;
+}
 
 static async Task SetUpMaskingAsync(string adminConnectionString, GatewayPolicy policy)
 {
@@ -289,6 +314,8 @@ static string RepositoryRoot()
 
     return directory?.FullName ?? throw new InvalidOperationException("run the benchmark from the repository");
 }
+
+string? Text(string name) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault();
 
 int Option(string name, int fallback) =>
     Array.IndexOf(args, name) is var i and >= 0 && i + 1 < args.Length && int.TryParse(args[i + 1], out var value) ? value : fallback;

@@ -4,6 +4,7 @@ using Gatehouse.Connectors.Postgres;
 using Gatehouse.Connectors.State;
 using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Policy;
+using Gatehouse.McpServer.Hosting;
 using ModelContextProtocol.Client;
 
 namespace Gatehouse.Load;
@@ -105,7 +106,7 @@ public static class Soak
         gateway.Kill(entireProcessTree: true);
         await gateway.WaitForExitAsync();
 
-        var store = await SqliteStateStore.OpenAsync(policy.Gateway.StatePath, CancellationToken.None);
+        var store = (await GatewayState.OpenAsync(policy, CancellationToken.None)).Store;
         var missing = 0;
         foreach (var id in returned)
         {

@@ -95,10 +95,6 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
         }
     }
 
-    // The writer's session only: approvals, switches and everything else keep synchronous commits. A synchronous commit
-    // flushes the write-ahead log up to itself, asynchronous commits before it included; RESET keeps the server's own choice.
-    protected override string FlushSetting(bool flush) => flush ? "RESET synchronous_commit" : "SET synchronous_commit = off";
-
     protected override async Task<DbConnection> OpenAuditConnectionAsync(CancellationToken cancellationToken) =>
         await _source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
 
@@ -113,9 +109,19 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
 
     protected override async Task LockChainAsync(DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand($"SELECT pg_advisory_xact_lock({ChainLock})", (NpgsqlConnection)connection, (NpgsqlTransaction)transaction);
+        await using var command = new NpgsqlCommand(ChainLockStatement, (NpgsqlConnection)connection, (NpgsqlTransaction)transaction);
         await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
+
+    protected override string ChainLockStatement => $"SELECT pg_advisory_xact_lock({ChainLock})";
+
+    // Across the network each statement is a round trip: the writer sends a commit in at most two.
+    protected override bool BatchesCommits => true;
+
+    // The writer's commits that need not wait for the disk say so for themselves: approvals, switches and every other commit
+    // keep the server's own setting. A synchronous commit flushes the write-ahead log up to itself, asynchronous commits
+    // before it included.
+    protected override string NoFlushStatement => "SET LOCAL synchronous_commit = off";
 
     protected override string Contains(string haystack, string needle) => $"strpos({haystack}, {needle}) > 0";
 

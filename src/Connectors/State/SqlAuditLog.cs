@@ -47,8 +47,11 @@ public abstract partial class SqlAuditLog : IAuditLog
 
     protected abstract Task<DbConnection> OpenAuditConnectionAsync(CancellationToken cancellationToken);
 
-    /// <summary>The session setting that makes the writer's next commits wait for the disk (flush) or only for the operating system.</summary>
-    protected abstract string FlushSetting(bool flush);
+    /// <summary>
+    /// The session setting that makes the writer's next commits wait for the disk (flush) or only for the operating system;
+    /// a store whose commits are sent in batches says so per transaction instead (<see cref="NoFlushStatement"/>).
+    /// </summary>
+    protected virtual string FlushSetting(bool flush) => throw new NotSupportedException("This store says per transaction whether a commit waits for the disk.");
 
     /// <summary>
     /// The file the writer flushes to disk itself after a commit, outside the store's write lock, instead of having the commit
@@ -66,10 +69,19 @@ public abstract partial class SqlAuditLog : IAuditLog
     /// </summary>
     protected virtual Task LockChainAsync(DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken) => Task.CompletedTask;
 
+    /// <summary>Whether the writer sends a commit's statements in batches of several per round trip: for a store across the network.</summary>
+    protected virtual bool BatchesCommits => false;
+
+    /// <summary>The statement that takes the chain lock, for commits sent in batches; null where the store needs none.</summary>
+    protected virtual string? ChainLockStatement => null;
+
+    /// <summary>For commits sent in batches: the statement that lets the transaction it runs in commit without waiting for the disk.</summary>
+    protected virtual string? NoFlushStatement => null;
+
     /// <summary>An expression true when <paramref name="haystack"/> contains <paramref name="needle"/> (both text).</summary>
     protected abstract string Contains(string haystack, string needle);
 
-    private async Task<(long Seq, string Hash)> CheckpointStartAsync(DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken)
+    private async Task<(long Seq, string Hash)> CheckpointStartAsync(DbConnection connection, DbTransaction? transaction, CancellationToken cancellationToken)
     {
         var checkpoint = await RowsAsync(
             connection,
