@@ -66,6 +66,8 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
         var builder = new NpgsqlDataSourceBuilder(connectionString);
         builder.ConnectionStringBuilder.SearchPath = SchemaName;
         builder.ConnectionStringBuilder.ApplicationName ??= "gatehouse-audit";
+        // The writer's commit is two batches on one connection, opened with BEGIN: multiplexing can do neither.
+        builder.ConnectionStringBuilder.Multiplexing = false;
         // Read at each new physical connection, so a rotated password file needs no restart.
         builder.UsePasswordProvider(_ => password() ?? "", (_, _) => ValueTask.FromResult(password() ?? ""));
         var log = new PostgresStateStore(builder.Build());

@@ -460,7 +460,9 @@ public abstract partial class SqlAuditLog
     {
         var sealing = writes.Any(w => w.Seal);
         await using var first = connection.CreateBatch();
-        Add(first, "BEGIN", []);
+        // Read committed whatever the server's default: the head must be read from a snapshot taken after the lock is held,
+        // where a repeatable read transaction would keep the one its first insert took.
+        Add(first, "BEGIN ISOLATION LEVEL READ COMMITTED", []);
         if (!flush && NoFlushStatement is { } noFlush)
         {
             Add(first, noFlush, []);

@@ -82,57 +82,56 @@ public sealed class PostgresAuditLogTests(PostgresFixture pg) : AuditLogContract
     public async Task A_started_record_commits_without_waiting_for_the_disk_and_its_finished_record_waits()
     {
         var log = await OpenAsync();
-        await ExecuteAsync(
-            "CREATE TABLE commit_settings (n bigserial, decision text NOT NULL, synchronous_commit text NOT NULL)",
-            """
-            CREATE FUNCTION note_commit_setting() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-                INSERT INTO commit_settings (decision, synchronous_commit) VALUES (new.decision, current_setting('synchronous_commit'));
-                RETURN new;
-            END $$
-            """,
-            "CREATE TRIGGER note_commit_setting AFTER INSERT OR UPDATE ON audit FOR EACH ROW EXECUTE FUNCTION note_commit_setting()");
+        await ProbeWritesAsync("current_setting('synchronous_commit')");
 
         await WriteAsync(log, Record("analyst", Verdict.Allowed, DateTimeOffset.UtcNow));
 
+        var waits = (await QueryAsync("SHOW synchronous_commit")).Single();
+        Assert.NotEqual("off", waits);
+        Assert.Equal(["Started: off", $"Allowed: {waits}"], await QueryAsync("SELECT seen FROM probed ORDER BY n"));
+    }
+
+    // The chain head must come from a snapshot taken once the chain lock is held: a repeatable read transaction would keep
+    // the one its first insert took, and miss a link another instance committed meanwhile.
+    [Fact]
+    public async Task The_writer_commits_read_committed_where_the_database_defaults_to_repeatable_read()
+    {
+        var database = new NpgsqlConnectionStringBuilder(_connectionString).Database;
+        await ExecuteAsync($"ALTER DATABASE \"{database}\" SET default_transaction_isolation = 'repeatable read'");
+        var log = await OpenAsync();
+        await ProbeWritesAsync("current_setting('transaction_isolation')");
+        Assert.Equal(["repeatable read"], await QueryAsync("SHOW transaction_isolation"));
+
+        await WriteAsync(log, Record("analyst", Verdict.Allowed, DateTimeOffset.UtcNow));
+
+        Assert.Equal(["Started: read committed", "Allowed: read committed"], await QueryAsync("SELECT seen FROM probed ORDER BY n"));
+    }
+
+    // A trigger that notes, for each record written, its decision and what the expression reads inside the writer's transaction.
+    private Task ProbeWritesAsync(string expression) => ExecuteAsync(
+        "CREATE TABLE probed (n bigserial, seen text NOT NULL)",
+        $"""
+        CREATE FUNCTION probe_write() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO probed (seen) VALUES (new.decision || ': ' || {expression});
+            RETURN new;
+        END $$
+        """,
+        "CREATE TRIGGER probe_write AFTER INSERT OR UPDATE ON audit FOR EACH ROW EXECUTE FUNCTION probe_write()");
+
+    private async Task<List<string>> QueryAsync(string sql)
+    {
         var builder = new NpgsqlConnectionStringBuilder(_connectionString) { SearchPath = PostgresStateStore.SchemaName };
         await using var connection = new NpgsqlConnection(builder.ConnectionString);
         await connection.OpenAsync();
-        await using var command = new NpgsqlCommand("SELECT decision || ': ' || synchronous_commit FROM commit_settings ORDER BY n", connection);
-        var seen = new List<string>();
-        await using (var reader = await command.ExecuteReaderAsync())
+        await using var command = new NpgsqlCommand(sql, connection);
+        var rows = new List<string>();
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
         {
-            while (await reader.ReadAsync())
-            {
-                seen.Add(reader.GetString(0));
-            }
+            rows.Add(reader.GetString(0));
         }
 
-        Assert.Equal(["Started: off", "Allowed: on"], seen);
-    }
-}
-
-/// <summary>The state contract against PostgreSQL, each test in a database of its own.</summary>
-[Collection(PostgresCollection.Name)]
-public sealed class PostgresStateStoreTests(PostgresFixture pg) : StateStoreContract, IAsyncLifetime
-{
-    private readonly List<PostgresStateStore> _opened = [];
-    private string _connectionString = "";
-
-    public async Task InitializeAsync() => _connectionString = await pg.CreateDatabaseAsync("state");
-
-    public async Task DisposeAsync()
-    {
-        foreach (var store in _opened)
-        {
-            await store.DisposeAsync();
-        }
-    }
-
-    protected override async Task<SqlStateStore> OpenAsync(bool again = false)
-    {
-        var store = await PostgresStateStore.OpenAsync(_connectionString, () => null, CancellationToken.None);
-        _opened.Add(store);
-        return store;
+        return rows;
     }
 }
