@@ -135,3 +135,29 @@ public sealed class PostgresAuditLogTests(PostgresFixture pg) : AuditLogContract
         return rows;
     }
 }
+
+
+/// <summary>The state contract against PostgreSQL, each test in a database of its own.</summary>
+[Collection(PostgresCollection.Name)]
+public sealed class PostgresStateStoreTests(PostgresFixture pg) : StateStoreContract, IAsyncLifetime
+{
+    private readonly List<PostgresStateStore> _opened = [];
+    private string _connectionString = "";
+
+    public async Task InitializeAsync() => _connectionString = await pg.CreateDatabaseAsync("state");
+
+    public async Task DisposeAsync()
+    {
+        foreach (var store in _opened)
+        {
+            await store.DisposeAsync();
+        }
+    }
+
+    protected override async Task<SqlStateStore> OpenAsync(bool again = false)
+    {
+        var store = await PostgresStateStore.OpenAsync(_connectionString, () => null, CancellationToken.None);
+        _opened.Add(store);
+        return store;
+    }
+}
