@@ -439,10 +439,9 @@ public abstract partial class SqlAuditLog
 
             // The chain head is read once per commit, after a write (SQLite's write lock) and the chain lock are held.
             head ??= await ChainHeadAsync(session, transaction, cancellationToken).ConfigureAwait(false);
-            var sealedRecord = AuditChain.Canonical(record);
-            var hash = AuditChain.Hash(head.Value.Hash, sealedRecord);
-            await session.Command(InsertLink, [head.Value.Seq + 1, record.Id, head.Value.Hash, hash, sealedRecord], transaction).ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-            head = (head.Value.Seq + 1, hash);
+            var (link, next) = Link(record, head.Value);
+            await session.Command(InsertLink, link, transaction).ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            head = next;
         }
 
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
@@ -511,14 +510,21 @@ public abstract partial class SqlAuditLog
                 Add(second, InsertFinishedRewritten, values);
             }
 
-            var sealedRecord = AuditChain.Canonical(write.Record);
-            var hash = AuditChain.Hash(head.Value.Hash, sealedRecord);
-            Add(second, InsertLink, [head.Value.Seq + 1, write.Record.Id, head.Value.Hash, hash, sealedRecord]);
-            head = (head.Value.Seq + 1, hash);
+            var (link, next) = Link(write.Record, head.Value);
+            Add(second, InsertLink, link);
+            head = next;
         }
 
         Add(second, "COMMIT", []);
         await second.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The values of the link that seals a finished record onto the chain after <paramref name="head"/>, and the new head.</summary>
+    private static (object?[] Values, (long Seq, string Hash) Head) Link(AuditRecord record, (long Seq, string Hash) head)
+    {
+        var sealedRecord = AuditChain.Canonical(record);
+        var hash = AuditChain.Hash(head.Hash, sealedRecord);
+        return ([head.Seq + 1, record.Id, head.Hash, hash, sealedRecord], (head.Seq + 1, hash));
     }
 
     private static DbBatchCommand Add(DbBatch batch, string sql, IReadOnlyList<object?> values)
