@@ -1,6 +1,8 @@
 using System.Data.Common;
 using Gatehouse.Connectors.Postgres;
+using Gatehouse.Enforcement.Approvals;
 using Gatehouse.Enforcement.Audit;
+using Gatehouse.Enforcement.Policy;
 using Npgsql;
 
 namespace Gatehouse.Connectors.State;
@@ -8,7 +10,8 @@ namespace Gatehouse.Connectors.State;
 /// <summary>
 /// The gateway's state in PostgreSQL, for several gateway instances: the audit log (one hash chain, appended under a
 /// transaction-scoped advisory lock so concurrent instances never fork it), access requests, statement approvals and agent
-/// switches, in schema <c>gatehouse_state</c>.
+/// switches, in schema <c>gatehouse_state</c>. The switches and grants every call is checked against come from a snapshot kept
+/// while the store's version stands (<see cref="StateSnapshots"/>), not from a read of each call's own.
 /// </summary>
 public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
 {
@@ -53,9 +56,40 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
         "CREATE INDEX IF NOT EXISTS statement_approvals_lookup ON statement_approvals (agent, connection, statement_hash, parameters_hash)",
         "CREATE TABLE IF NOT EXISTS agents (agent text PRIMARY KEY, disabled bigint NOT NULL, changed_by text NOT NULL, changed_ms bigint NOT NULL)",
         "CREATE TABLE IF NOT EXISTS connection_rotations (connection text PRIMARY KEY, generation bigint NOT NULL, requested_by text NOT NULL, requested_ms bigint NOT NULL)",
+        // What every call reads (agent switches, approved requests) changes the version in the same transaction, whoever writes
+        // it: this gateway, another instance, or an admin with psql. Instances keep a snapshot while the version stands.
+        "CREATE TABLE IF NOT EXISTS state_changes (id int PRIMARY KEY CHECK (id = 1), version bigint NOT NULL)",
+        "INSERT INTO state_changes (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING",
+        $$"""
+        CREATE OR REPLACE FUNCTION {{SchemaName}}.note_state_change() RETURNS trigger LANGUAGE plpgsql AS $f$
+        BEGIN
+            UPDATE {{SchemaName}}.state_changes SET version = version + 1 WHERE id = 1;
+            RETURN NULL;
+        END
+        $f$
+        """,
+        .. new[] { "agents", "access_requests" }.Select(table => $$"""
+            DO $d$ BEGIN
+                IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = '{{table}}_changed' AND tgrelid = '{{SchemaName}}.{{table}}'::regclass) THEN
+                    CREATE TRIGGER {{table}}_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {{SchemaName}}.{{table}}
+                        FOR EACH STATEMENT EXECUTE FUNCTION {{SchemaName}}.note_state_change();
+                END IF;
+            END $d$
+            """),
+    ];
+
+    // One transaction, so the rows are exactly those of the version read with them.
+    private static readonly string[] SnapshotBatch =
+    [
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        "SELECT version FROM state_changes WHERE id = 1",
+        $"SELECT agent FROM agents WHERE disabled = 1 LIMIT {StateSnapshots.MaxRows + 1}",
+        $"SELECT {RequestColumns} FROM access_requests WHERE status = 'Approved' AND grant_expires_ms > $1 LIMIT {StateSnapshots.MaxRows + 1}",
+        "COMMIT",
     ];
 
     private readonly NpgsqlDataSource _source;
+    private StateSnapshots? _snapshots;
 
     private PostgresStateStore(NpgsqlDataSource source) => _source = source;
 
@@ -88,6 +122,7 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
             }
 
             await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+            log._snapshots = new StateSnapshots(log.ReadVersionAsync, log.ReadSnapshotAsync, TimeProvider.System);
             return log;
         }
         catch
@@ -95,6 +130,71 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
             await log.DisposeAsync().ConfigureAwait(false);
             throw;
         }
+    }
+
+    /// <summary>How many times this handle has read the switches and grants calls are checked against (for tests).</summary>
+    internal int SnapshotLoads => _snapshots!.Loads;
+
+    public override async ValueTask<string?> FindDisabledAsync(IReadOnlyList<string> keys, CancellationToken cancellationToken)
+    {
+        var snapshot = await _snapshots!.GetAsync(DateTimeOffset.UtcNow, cancellationToken).ConfigureAwait(false);
+        return snapshot.Disabled is null
+            ? await base.FindDisabledAsync(keys, cancellationToken).ConfigureAwait(false)
+            : snapshot.FindDisabled(keys);
+    }
+
+    public override async ValueTask<IReadOnlyList<Grant>> ActiveGrantsAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var snapshot = await _snapshots!.GetAsync(now, cancellationToken).ConfigureAwait(false);
+        return snapshot.Approved is null
+            ? await base.ActiveGrantsAsync(agent, now, cancellationToken).ConfigureAwait(false)
+            : snapshot.ActiveGrants(agent, now);
+    }
+
+    protected override void StateWritten() => _snapshots?.Invalidate();
+
+    private async Task<long> ReadVersionAsync(CancellationToken cancellationToken)
+    {
+        await using var command = _source.CreateCommand("SELECT version FROM state_changes WHERE id = 1");
+        return (long)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+    }
+
+    private async Task<StateSnapshot> ReadSnapshotAsync(DateTimeOffset from, CancellationToken cancellationToken)
+    {
+        await using var connection = await _source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var batch = connection.CreateBatch();
+        foreach (var sql in SnapshotBatch)
+        {
+            batch.BatchCommands.Add(new NpgsqlBatchCommand(sql));
+        }
+
+        batch.BatchCommands[3].Parameters.Add(new NpgsqlParameter { Value = ToMs(from) });
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        var version = reader.GetInt64(0);
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        var disabled = new HashSet<string>(StringComparer.Ordinal);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            disabled.Add(reader.GetString(0));
+        }
+
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        var approved = new List<AccessRequest>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            approved.Add(ReadRequest(reader, from));
+        }
+
+        while (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false))
+        {
+        }
+
+        return new StateSnapshot(
+            version,
+            from,
+            disabled.Count > StateSnapshots.MaxRows ? null : disabled,
+            approved.Count > StateSnapshots.MaxRows ? null : approved.GroupBy(r => r.Agent, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.ToArray(), StringComparer.Ordinal));
     }
 
     protected override async Task<DbConnection> OpenAuditConnectionAsync(CancellationToken cancellationToken) =>
@@ -131,6 +231,11 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (_snapshots is not null)
+        {
+            await _snapshots.DisposeAsync().ConfigureAwait(false);
+        }
+
         await CloseSessionsAsync().ConfigureAwait(false);
         await _source.DisposeAsync().ConfigureAwait(false);
     }

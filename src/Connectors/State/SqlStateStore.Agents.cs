@@ -4,7 +4,7 @@ namespace Gatehouse.Connectors.State;
 
 public abstract partial class SqlStateStore : IAgentDirectory
 {
-    public async ValueTask<string?> FindDisabledAsync(IReadOnlyList<string> keys, CancellationToken cancellationToken) =>
+    public virtual async ValueTask<string?> FindDisabledAsync(IReadOnlyList<string> keys, CancellationToken cancellationToken) =>
         (await AuditQueryAsync(
             $"SELECT agent FROM agents WHERE disabled = 1 AND agent IN ({string.Join(", ", keys.Select((_, i) => $"${i + 1}"))}) LIMIT 1",
             [.. keys],

@@ -8,7 +8,7 @@ namespace Gatehouse.Connectors.State;
 
 public abstract partial class SqlStateStore : IApprovalStore
 {
-    private const string RequestColumns =
+    private protected const string RequestColumns =
         "id, agent, subject, issuer, connection, tables_json, access, reason, duration_ms, status, created_ms, decided_ms, decided_by, decision_note, grant_expires_ms, schemas_json, unmask";
 
     public async ValueTask CreateAsync(AccessRequest request, CancellationToken cancellationToken) =>
@@ -51,14 +51,14 @@ public abstract partial class SqlStateStore : IApprovalStore
             [ToMs(now), revokedBy, id],
             cancellationToken).ConfigureAwait(false) == 1;
 
-    public async ValueTask<IReadOnlyList<Grant>> ActiveGrantsAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) =>
+    public virtual async ValueTask<IReadOnlyList<Grant>> ActiveGrantsAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) =>
         await AuditQueryAsync(
             $"SELECT {RequestColumns} FROM access_requests WHERE agent = $1 AND status = 'Approved' AND grant_expires_ms > $2",
             [agent, ToMs(now)],
             r => ReadRequest(r, now).ToGrant(),
             cancellationToken).ConfigureAwait(false);
 
-    private static AccessRequest ReadRequest(DbDataReader r, DateTimeOffset now)
+    private protected static AccessRequest ReadRequest(DbDataReader r, DateTimeOffset now)
     {
         var tables = JsonSerializer.Deserialize<string[]>(r.GetString(5))!
             .Select(t => RelationName.TryParse(t, out var rel) ? rel : throw new InvalidDataException($"Stored table name '{t}' is invalid."))

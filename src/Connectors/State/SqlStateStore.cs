@@ -29,20 +29,42 @@ public abstract partial class SqlStateStore : SqlAuditLog
         await AuditQueryAsync("SELECT 1 FROM audit LIMIT 1", [], _ => 0, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Called after every state write of this handle, committed or not (agent switches, requests, approvals, rotations; not the
+    /// audit log), so a store that keeps what calls read can drop it.
+    /// </summary>
+    protected virtual void StateWritten()
+    {
+    }
+
     private async Task<int> ExecuteStateAsync(string sql, IReadOnlyList<object?> values, CancellationToken cancellationToken)
     {
-        await using var connection = await OpenAuditConnectionAsync(cancellationToken).ConfigureAwait(false);
-        return await NonQueryAsync(connection, null, sql, values, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await using var connection = await OpenAuditConnectionAsync(cancellationToken).ConfigureAwait(false);
+            return await NonQueryAsync(connection, null, sql, values, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            StateWritten();
+        }
     }
 
     /// <summary>Runs <paramref name="work"/> in one write transaction and commits it.</summary>
     private async Task<T> InTransactionAsync<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken)
     {
-        await using var connection = await OpenAuditConnectionAsync(cancellationToken).ConfigureAwait(false);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-        var result = await work(connection, transaction).ConfigureAwait(false);
-        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-        return result;
+        try
+        {
+            await using var connection = await OpenAuditConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+            var result = await work(connection, transaction).ConfigureAwait(false);
+            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+            return result;
+        }
+        finally
+        {
+            StateWritten();
+        }
     }
 
     private static long? Long(DbDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? null : reader.GetInt64(ordinal);

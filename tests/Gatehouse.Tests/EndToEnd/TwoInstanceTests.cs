@@ -1,8 +1,10 @@
+using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Identity;
 using Gatehouse.Tests.Infrastructure;
+using ModelContextProtocol.Protocol;
 
 namespace Gatehouse.Tests.EndToEnd;
 
@@ -68,11 +70,23 @@ public sealed class TwoInstanceTests(PostgresFixture pg) : IAsyncLifetime
             Assert.NotEqual(true, (await before.QueryAsync("select 1")).IsError);
         }
 
+        // The instance an admin disables an agent through refuses its next call; the other within a second.
         await _first.Gateway.Store.SetDisabledAsync("analyst", true, "alice", CancellationToken.None);
-        foreach (var instance in new[] { _first, _second })
+        var disabledAt = Stopwatch.StartNew();
+        await using (var client = await GatewayClients.HttpAsync(_first.Endpoint, _gateway.Mint("analyst")))
         {
-            await using var client = await GatewayClients.HttpAsync(instance.Endpoint, _gateway.Mint("analyst"));
             Assert.Equal("identity.agent_disabled", (await client.QueryAsync("select 1")).Rule());
+        }
+
+        await using (var client = await GatewayClients.HttpAsync(_second.Endpoint, _gateway.Mint("analyst")))
+        {
+            CallToolResult refused;
+            while ((refused = await client.QueryAsync("select 1")).IsError != true)
+            {
+                Assert.True(disabledAt.Elapsed < TimeSpan.FromSeconds(1), "the other instance still ran the disabled agent's calls after a second");
+            }
+
+            Assert.Equal("identity.agent_disabled", refused.Rule());
         }
 
         // Both instances wrote to one chain; it verifies whole.

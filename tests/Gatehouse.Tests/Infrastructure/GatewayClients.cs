@@ -138,5 +138,10 @@ public sealed class HttpGateway : IAsyncDisposable
         await _stop.CancelAsync();
         await _run;
         _stop.Dispose();
+        // A PostgreSQL store polls its version until disposed.
+        if (State is IAsyncDisposable store)
+        {
+            await store.DisposeAsync();
+        }
     }
 }

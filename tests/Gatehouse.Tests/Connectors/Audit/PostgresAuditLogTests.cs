@@ -160,4 +160,64 @@ public sealed class PostgresStateStoreTests(PostgresFixture pg) : StateStoreCont
         _opened.Add(store);
         return store;
     }
+
+    protected override TimeSpan SeenElsewhereWithin => TimeSpan.FromSeconds(1);
+
+    private async Task ExecuteAsync(string sql)
+    {
+        // As an admin would with psql: the store's tables, outside the gateway.
+        await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(_connectionString) { SearchPath = PostgresStateStore.SchemaName }.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
+    }
+
+    [Fact]
+    public async Task Calls_are_checked_against_a_kept_snapshot_not_a_read_of_their_own()
+    {
+        var store = (PostgresStateStore)await OpenAsync();
+        await store.SetDisabledAsync("agent-3", true, "alice", CancellationToken.None);
+        for (var i = 0; i < 100; i++)
+        {
+            Assert.Equal(i % 5 == 3, await store.IsDisabledAsync($"agent-{i % 5}", CancellationToken.None));
+            Assert.Empty(await store.ActiveGrantsAsync($"agent-{i % 5}", DateTimeOffset.UtcNow, CancellationToken.None));
+        }
+
+        // One read after the write; a few more only if this machine stalled the poll past a snapshot's age.
+        Assert.InRange(store.SnapshotLoads, 1, 10);
+    }
+
+    [Fact]
+    public async Task A_switch_changed_in_the_database_by_hand_is_enforced_within_a_second()
+    {
+        var store = await OpenAsync();
+        Assert.False(await store.IsDisabledAsync("analyst", CancellationToken.None));
+        await ExecuteAsync("INSERT INTO agents (agent, disabled, changed_by, changed_ms) VALUES ('analyst', 1, 'psql', 0)");
+        var clock = Stopwatch.StartNew();
+        while (!await store.IsDisabledAsync("analyst", CancellationToken.None))
+        {
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), "an agent disabled with psql was still let through after a second");
+            await Task.Delay(10);
+        }
+
+        await ExecuteAsync("TRUNCATE agents");
+        clock.Restart();
+        while (await store.IsDisabledAsync("analyst", CancellationToken.None))
+        {
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), "a truncated switch table still refused the agent after a second");
+            await Task.Delay(10);
+        }
+    }
+
+    [Fact]
+    public async Task Past_the_row_cap_every_call_reads_the_switches_itself()
+    {
+        var store = await OpenAsync();
+        await ExecuteAsync($"INSERT INTO agents SELECT 'token:' || g, 1, 'alice', 0 FROM generate_series(1, {StateSnapshots.MaxRows + 1}) g");
+        Assert.True(await store.IsDisabledAsync($"token:{StateSnapshots.MaxRows + 1}", CancellationToken.None));
+        Assert.False(await store.IsDisabledAsync("analyst", CancellationToken.None));
+        // Nothing is kept, so a key disabled by hand is refused on the very next call, without waiting for the poll.
+        await ExecuteAsync("INSERT INTO agents VALUES ('analyst', 1, 'psql', 0)");
+        Assert.True(await store.IsDisabledAsync("analyst", CancellationToken.None));
+    }
 }

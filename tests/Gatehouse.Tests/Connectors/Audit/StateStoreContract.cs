@@ -15,6 +15,23 @@ public abstract class StateStoreContract
     /// <summary>A new, empty store; calling again opens a second handle on the same store (another gateway process).</summary>
     protected abstract Task<SqlStateStore> OpenAsync(bool again = false);
 
+    /// <summary>
+    /// How long a change made through one handle may take to be seen through another: none for SQLite, whose every read goes
+    /// to the file; for PostgreSQL, under the second that several gateway instances promise.
+    /// </summary>
+    protected virtual TimeSpan SeenElsewhereWithin => TimeSpan.Zero;
+
+    /// <summary>Asserts that <paramref name="seen"/> holds within <see cref="SeenElsewhereWithin"/>, checking at once and then every 10 ms.</summary>
+    private async Task SeenSoonAsync(Func<Task<bool>> seen, string what)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (!await seen())
+        {
+            Assert.True(clock.Elapsed < SeenElsewhereWithin, $"{what}: not seen by the other handle within {SeenElsewhereWithin.TotalMilliseconds} ms");
+            await Task.Delay(10);
+        }
+    }
+
     private static AccessRequest Request(string agent, DateTimeOffset created) =>
         new(AccessRequest.NewId(), agent, agent, "dev", "shop", [new RelationName("public", "payments")], AccessLevel.Read, "audit", TimeSpan.FromHours(1), AccessRequestStatus.Pending, created);
 
@@ -63,11 +80,14 @@ public abstract class StateStoreContract
     {
         var first = await OpenAsync();
         var second = await OpenAsync(again: true);
+        Assert.False(await second.IsDisabledAsync("analyst", CancellationToken.None));
         await first.SetDisabledAsync("analyst", true, "alice", CancellationToken.None);
-        Assert.True(await second.IsDisabledAsync("analyst", CancellationToken.None));
+        Assert.True(await first.IsDisabledAsync("analyst", CancellationToken.None));
+        await SeenSoonAsync(() => second.IsDisabledAsync("analyst", CancellationToken.None).AsTask(), "disabled");
         Assert.False(await second.IsDisabledAsync("ops-bot", CancellationToken.None));
         await second.SetDisabledAsync("analyst", false, "alice", CancellationToken.None);
-        Assert.False(await first.IsDisabledAsync("analyst", CancellationToken.None));
+        Assert.False(await second.IsDisabledAsync("analyst", CancellationToken.None));
+        await SeenSoonAsync(async () => !await first.IsDisabledAsync("analyst", CancellationToken.None), "enabled again");
     }
 
     // The reads every call makes come back through the store's kept statements (where it keeps them): each must still see
@@ -79,9 +99,9 @@ public abstract class StateStoreContract
         var writer = await OpenAsync(again: true);
         for (var round = 0; round < 3; round++)
         {
-            Assert.False(await reader.IsDisabledAsync("analyst", CancellationToken.None));
+            await SeenSoonAsync(async () => !await reader.IsDisabledAsync("analyst", CancellationToken.None), "enabled");
             await writer.SetDisabledAsync("analyst", true, "alice", CancellationToken.None);
-            Assert.True(await reader.IsDisabledAsync("analyst", CancellationToken.None));
+            await SeenSoonAsync(() => reader.IsDisabledAsync("analyst", CancellationToken.None).AsTask(), "disabled");
             await writer.SetDisabledAsync("analyst", false, "alice", CancellationToken.None);
         }
 
@@ -90,7 +110,9 @@ public abstract class StateStoreContract
         var request = Request("analyst", now);
         await writer.CreateAsync(request, CancellationToken.None);
         Assert.True(await writer.DecideAsync(request.Id, approve: true, "alice", "ok", now, CancellationToken.None));
-        Assert.Single(await reader.ActiveGrantsAsync("analyst", now, CancellationToken.None));
+        await SeenSoonAsync(async () => (await reader.ActiveGrantsAsync("analyst", now, CancellationToken.None)).Count == 1, "approved");
+        Assert.True(await writer.RevokeAsync(request.Id, "alice", now.AddMinutes(1), CancellationToken.None));
+        await SeenSoonAsync(async () => (await reader.ActiveGrantsAsync("analyst", now.AddMinutes(2), CancellationToken.None)).Count == 0, "revoked");
     }
 
     [Fact]
