@@ -170,6 +170,11 @@ var reference = Path.Combine(RepositoryRoot(), "bench", "reference", "node_modul
 var adminBuilder = new NpgsqlConnectionStringBuilder(server.AdminConnectionString);
 // The same local socket the admin uses (trust), as a libpq-style URL the reference server's pg driver reads.
 var referenceUrl = $"postgresql:///shop?host={Uri.EscapeDataString(adminBuilder.Host!)}&port={server.Port}&user={adminBuilder.Username}";
+if (!File.Exists(reference))
+{
+    Console.WriteLine($"reference server-postgres: not installed at {reference}; run npm ci --prefix bench/reference to compare with it");
+}
+
 foreach (var n in stdioLevels)
 {
     var result = await RunMcpAsync("Gatehouse, stdio", n, _ => StdioClientFor(binary, ["serve", "--config", policyPath], tokens["analyst"]), client => QueryAsync(client, Sql), ChildrenCpu(policyPath));

@@ -1,4 +1,5 @@
 using System.Data.Common;
+using System.Text.Json;
 using Gatehouse.Connectors.Postgres;
 using Gatehouse.Enforcement.Approvals;
 using Gatehouse.Enforcement.Audit;
@@ -132,23 +133,33 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
         }
     }
 
-    /// <summary>How many times this handle has read the switches and grants calls are checked against (for tests).</summary>
-    internal int SnapshotLoads => _snapshots!.Loads;
+    private int _stateReads;
+
+    /// <summary>How many times this handle has read agent switches or grants from the database, as snapshots or per call (for tests).</summary>
+    internal int StateReads => _stateReads;
 
     public override async ValueTask<string?> FindDisabledAsync(IReadOnlyList<string> keys, CancellationToken cancellationToken)
     {
         var snapshot = await _snapshots!.GetAsync(DateTimeOffset.UtcNow, cancellationToken).ConfigureAwait(false);
-        return snapshot.Disabled is null
-            ? await base.FindDisabledAsync(keys, cancellationToken).ConfigureAwait(false)
-            : snapshot.FindDisabled(keys);
+        if (snapshot.Disabled is null)
+        {
+            Interlocked.Increment(ref _stateReads);
+            return await base.FindDisabledAsync(keys, cancellationToken).ConfigureAwait(false);
+        }
+
+        return snapshot.FindDisabled(keys);
     }
 
     public override async ValueTask<IReadOnlyList<Grant>> ActiveGrantsAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var snapshot = await _snapshots!.GetAsync(now, cancellationToken).ConfigureAwait(false);
-        return snapshot.Approved is null
-            ? await base.ActiveGrantsAsync(agent, now, cancellationToken).ConfigureAwait(false)
-            : snapshot.ActiveGrants(agent, now);
+        if (!snapshot.Keeps(agent))
+        {
+            Interlocked.Increment(ref _stateReads);
+            return await base.ActiveGrantsAsync(agent, now, cancellationToken).ConfigureAwait(false);
+        }
+
+        return snapshot.ActiveGrants(agent, now);
     }
 
     protected override void StateWritten() => _snapshots?.Invalidate();
@@ -161,6 +172,7 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
 
     private async Task<StateSnapshot> ReadSnapshotAsync(DateTimeOffset from, CancellationToken cancellationToken)
     {
+        Interlocked.Increment(ref _stateReads);
         await using var connection = await _source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var batch = connection.CreateBatch();
         foreach (var sql in SnapshotBatch)
@@ -181,9 +193,20 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
 
         await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
         var approved = new List<AccessRequest>();
+        var unreadable = new HashSet<string>(StringComparer.Ordinal);
+        var rows = 0;
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            approved.Add(ReadRequest(reader, from));
+            rows++;
+            try
+            {
+                approved.Add(ReadRequest(reader, from));
+            }
+            catch (Exception e) when (e is InvalidDataException or JsonException or ArgumentException or FormatException)
+            {
+                // One damaged row (written around the gateway) fails only its agent's calls, each with the reason, as before.
+                unreadable.Add(reader.GetString(1));
+            }
         }
 
         while (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false))
@@ -194,7 +217,10 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
             version,
             from,
             disabled.Count > StateSnapshots.MaxRows ? null : disabled,
-            approved.Count > StateSnapshots.MaxRows ? null : approved.GroupBy(r => r.Agent, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.ToArray(), StringComparer.Ordinal));
+            rows > StateSnapshots.MaxRows ? null : approved.GroupBy(r => r.Agent, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.ToArray(), StringComparer.Ordinal))
+        {
+            Unreadable = unreadable,
+        };
     }
 
     protected override async Task<DbConnection> OpenAuditConnectionAsync(CancellationToken cancellationToken) =>

@@ -11,7 +11,8 @@ namespace Gatehouse.Connectors.State;
 /// was read at, in the same transaction.</item>
 /// <item>A poll reads the version every <see cref="PollInterval"/>. A snapshot serves a call only while its version is the one last
 /// seen, by a poll or a load that began within <see cref="MaxAge"/>: another instance's change is enforced here within that,
-/// however late the poll runs or whether the store answers it.</item>
+/// however late the poll runs or whether the store answers it. Ages are read off the monotonic clock, so a step of the wall
+/// clock changes none of this; a call joins a load under way only if it began within the same bound.</item>
 /// <item>This handle's own writes drop the snapshot before they return, so they are enforced here on the next call.</item>
 /// <item>Past <see cref="MaxRows"/> disabled keys or active grants, that part is not kept and every call reads it.</item>
 /// </list>
@@ -32,7 +33,7 @@ internal sealed class StateSnapshots : IAsyncDisposable
 
     private Observation? _seen;
     private StateSnapshot? _snapshot;
-    private Task<StateSnapshot>? _loading;
+    private (Task<StateSnapshot> Task, long Began)? _loading;
     private long _epoch;
 
     /// <param name="readVersion">Reads the store's current version.</param>
@@ -69,8 +70,18 @@ internal sealed class StateSnapshots : IAsyncDisposable
                 return kept;
             }
 
-            // Calls that find it stale together share one read; one that began before a write of this handle is not shared.
-            loading = _loading is { } pending && !pending.IsCompleted ? pending : _loading = LoadAsync(now, _epoch);
+            // Calls that find it stale together share one read, unless it began too long ago (it may be hanging) or before a
+            // write of this handle.
+            if (_loading is { } pending && !pending.Task.IsCompleted && _time.GetElapsedTime(pending.Began) < _maxAge)
+            {
+                loading = pending.Task;
+            }
+            else
+            {
+                var began = _time.GetTimestamp();
+                loading = LoadAsync(now, _epoch, began);
+                _loading = (loading, began);
+            }
         }
 
         var snapshot = await loading.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -98,12 +109,11 @@ internal sealed class StateSnapshots : IAsyncDisposable
 
     // Called under the lock.
     private bool Serves(StateSnapshot snapshot, DateTimeOffset now) =>
-        _seen is { } seen && seen.Version == snapshot.Version && _time.GetUtcNow() - seen.Began < _maxAge && snapshot.From <= now;
+        _seen is { } seen && seen.Version == snapshot.Version && _time.GetElapsedTime(seen.Began) < _maxAge && snapshot.From <= now;
 
-    private async Task<StateSnapshot> LoadAsync(DateTimeOffset now, long epoch)
+    private async Task<StateSnapshot> LoadAsync(DateTimeOffset now, long epoch, long began)
     {
         await Task.Yield();
-        var began = _time.GetUtcNow();
         var snapshot = await _load(now, CancellationToken.None).ConfigureAwait(false);
         lock (_gate)
         {
@@ -119,7 +129,7 @@ internal sealed class StateSnapshots : IAsyncDisposable
     }
 
     // Called under the lock. Versions only grow, so the observation that began last is the newest.
-    private void Observe(long version, DateTimeOffset began)
+    private void Observe(long version, long began)
     {
         if (_seen is not { } seen || began > seen.Began)
         {
@@ -135,13 +145,13 @@ internal sealed class StateSnapshots : IAsyncDisposable
         {
             do
             {
-                var began = _time.GetUtcNow();
+                var began = _time.GetTimestamp();
                 long version;
                 try
                 {
                     version = await _readVersion(token).ConfigureAwait(false);
                 }
-                catch (Exception e) when (e is not OperationCanceledException)
+                catch (Exception) when (!token.IsCancellationRequested)
                 {
                     // Nothing is seen: the snapshot ages out and calls read the store themselves until it answers again.
                     continue;
@@ -159,7 +169,8 @@ internal sealed class StateSnapshots : IAsyncDisposable
         }
     }
 
-    private readonly record struct Observation(long Version, DateTimeOffset Began);
+    // Began: a timestamp of the monotonic clock (TimeProvider.GetTimestamp).
+    private readonly record struct Observation(long Version, long Began);
 }
 
 /// <summary>
@@ -168,6 +179,12 @@ internal sealed class StateSnapshots : IAsyncDisposable
 /// </summary>
 internal sealed record StateSnapshot(long Version, DateTimeOffset From, IReadOnlySet<string>? Disabled, IReadOnlyDictionary<string, AccessRequest[]>? Approved)
 {
+    /// <summary>Agents with an approved request the snapshot could not read: their grants are read per call, which says why.</summary>
+    public IReadOnlySet<string> Unreadable { get; init; } = new HashSet<string>();
+
+    /// <summary>Whether <paramref name="agent"/>'s grants come from this snapshot.</summary>
+    public bool Keeps(string agent) => Approved is not null && !Unreadable.Contains(agent);
+
     /// <summary>The first of <paramref name="keys"/> that is disabled, or null.</summary>
     public string? FindDisabled(IReadOnlyList<string> keys) => keys.FirstOrDefault(Disabled!.Contains);
 

@@ -184,7 +184,7 @@ public sealed class PostgresStateStoreTests(PostgresFixture pg) : StateStoreCont
         }
 
         // One read after the write; a few more only if this machine stalled the poll past a snapshot's age.
-        Assert.InRange(store.SnapshotLoads, 1, 10);
+        Assert.InRange(store.StateReads, 1, 10);
     }
 
     [Fact]
@@ -219,5 +219,35 @@ public sealed class PostgresStateStoreTests(PostgresFixture pg) : StateStoreCont
         // Nothing is kept, so a key disabled by hand is refused on the very next call, without waiting for the poll.
         await ExecuteAsync("INSERT INTO agents VALUES ('analyst', 1, 'psql', 0)");
         Assert.True(await store.IsDisabledAsync("analyst", CancellationToken.None));
+    }
+
+    private const string ApprovedColumns =
+        "INSERT INTO access_requests (id, agent, subject, issuer, connection, tables_json, access, reason, duration_ms, status, created_ms, decided_ms, decided_by, grant_expires_ms)";
+
+    [Fact]
+    public async Task Past_the_row_cap_every_call_reads_the_grants_itself()
+    {
+        var store = await OpenAsync();
+        var expires = DateTimeOffset.UtcNow.AddHours(1).ToUnixTimeMilliseconds();
+        await ExecuteAsync($"{ApprovedColumns} SELECT 'req_' || g, 'agent-' || g, 's', 'dev', 'shop', '[\"public.orders\"]', 'read', 'r', 3600000, 'Approved', 0, 0, 'alice', {expires} FROM generate_series(1, {StateSnapshots.MaxRows + 1}) g");
+        Assert.Single(await store.ActiveGrantsAsync($"agent-{StateSnapshots.MaxRows + 1}", DateTimeOffset.UtcNow, CancellationToken.None));
+        Assert.Empty(await store.ActiveGrantsAsync("analyst", DateTimeOffset.UtcNow, CancellationToken.None));
+        await ExecuteAsync($"{ApprovedColumns} VALUES ('req_analyst', 'analyst', 's', 'dev', 'shop', '[\"public.orders\"]', 'read', 'r', 3600000, 'Approved', 0, 0, 'alice', {expires})");
+        Assert.Single(await store.ActiveGrantsAsync("analyst", DateTimeOffset.UtcNow, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task A_damaged_approved_request_fails_only_its_own_agents_calls()
+    {
+        var store = await OpenAsync();
+        var expires = DateTimeOffset.UtcNow.AddHours(1).ToUnixTimeMilliseconds();
+        await ExecuteAsync($"{ApprovedColumns} VALUES ('req_bad', 'broken', 's', 'dev', 'shop', '[\"public..orders\"]', 'read', 'r', 3600000, 'Approved', 0, 0, 'psql', {expires})");
+        await ExecuteAsync($"{ApprovedColumns} VALUES ('req_ok', 'analyst', 's', 'dev', 'shop', '[\"public.orders\"]', 'read', 'r', 3600000, 'Approved', 0, 0, 'alice', {expires})");
+        await store.SetDisabledAsync("ops-bot", true, "alice", CancellationToken.None);
+
+        Assert.True(await store.IsDisabledAsync("ops-bot", CancellationToken.None));
+        Assert.Single(await store.ActiveGrantsAsync("analyst", DateTimeOffset.UtcNow, CancellationToken.None));
+        var e = await Assert.ThrowsAsync<InvalidDataException>(async () => await store.ActiveGrantsAsync("broken", DateTimeOffset.UtcNow, CancellationToken.None));
+        Assert.Contains("public..orders", e.Message);
     }
 }

@@ -15,6 +15,8 @@ public sealed class StateSnapshotsTests
     private TaskCompletionSource? _holdLoad;
     private readonly TaskCompletionSource _loadBegan = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    private readonly SteppedClock _clock = new();
+
     private StateSnapshots Create(TimeSpan maxAge) => new(
         _ => _pollsFail ? throw new IOException("the store is away") : Task.FromResult(Interlocked.Read(ref _version)),
         async (from, _) =>
@@ -28,7 +30,7 @@ public sealed class StateSnapshotsTests
 
             return new StateSnapshot(version, from, new HashSet<string> { $"disabled-at-{version}" }, new Dictionary<string, AccessRequest[]>());
         },
-        TimeProvider.System,
+        _clock,
         pollInterval: TimeSpan.FromMilliseconds(20),
         maxAge: maxAge);
 
@@ -52,15 +54,42 @@ public sealed class StateSnapshotsTests
     }
 
     [Fact]
-    public async Task Once_polls_stop_answering_a_snapshot_is_not_used_past_its_age()
+    public Task Once_polls_stop_answering_a_snapshot_is_not_used_past_its_age() => AssertReadAgainPastItsAgeAsync(meanwhile: () => { });
+
+    [Fact]
+    public Task A_wall_clock_stepped_back_does_not_keep_a_snapshot_young() => AssertReadAgainPastItsAgeAsync(meanwhile: () => _clock.Step = TimeSpan.FromHours(-1));
+
+    // With polls failing, only reads observe the version: a snapshot past its age is read again, whatever happens meanwhile.
+    private async Task AssertReadAgainPastItsAgeAsync(Action meanwhile)
     {
         var maxAge = TimeSpan.FromMilliseconds(300);
         await using var snapshots = Create(maxAge);
         _pollsFail = true;
         await snapshots.GetAsync(DateTimeOffset.UtcNow, CancellationToken.None);
+        meanwhile();
         await Task.Delay(maxAge * 2);
         await snapshots.GetAsync(DateTimeOffset.UtcNow, CancellationToken.None);
         Assert.Equal(2, snapshots.Loads);
+    }
+
+    [Fact]
+    public async Task A_call_does_not_wait_on_a_read_that_began_too_long_ago()
+    {
+        var maxAge = TimeSpan.FromMilliseconds(300);
+        await using var snapshots = Create(maxAge);
+        _holdLoad = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var hanging = snapshots.GetAsync(DateTimeOffset.UtcNow, CancellationToken.None).AsTask();
+        await _loadBegan.Task;
+        var held = _holdLoad;
+        _holdLoad = null;
+        await Task.Delay(maxAge * 2);
+
+        // Were it to join the hanging read, it would wait as long as that read does.
+        var fresh = await snapshots.GetAsync(DateTimeOffset.UtcNow, CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.False(hanging.IsCompleted);
+        Assert.Equal(1, fresh.Version);
+        held.SetResult();
+        await hanging;
     }
 
     [Fact]
@@ -94,4 +123,12 @@ public sealed class StateSnapshotsTests
         Assert.Empty(snapshot.ActiveGrants("analyst", now.AddMinutes(61)));
         Assert.Empty(snapshot.ActiveGrants("ops-bot", now));
     }
+}
+
+/// <summary>The system's clocks, with the wall clock stepped by <see cref="Step"/> (as NTP or a resumed VM may); the monotonic one untouched.</summary>
+internal sealed class SteppedClock : TimeProvider
+{
+    public TimeSpan Step { get; set; }
+
+    public override DateTimeOffset GetUtcNow() => base.GetUtcNow() + Step;
 }
