@@ -235,12 +235,6 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
         }
     }
 
-    protected override async Task LockChainAsync(DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand(ChainLockStatement, (NpgsqlConnection)connection, (NpgsqlTransaction)transaction);
-        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-    }
-
     protected override string ChainLockStatement => $"SELECT pg_advisory_xact_lock({ChainLock})";
 
     // Across the network each statement is a round trip: the writer sends a commit in at most two.

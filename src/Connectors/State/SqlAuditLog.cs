@@ -64,15 +64,27 @@ public abstract partial class SqlAuditLog : IAuditLog
     protected abstract void Bind(DbCommand command, IReadOnlyList<object?> values);
 
     /// <summary>
-    /// Serializes appends to the chain, inside the write transaction and after its first write. SQLite needs nothing (that
-    /// write already holds the file's write lock); PostgreSQL takes a transaction-scoped advisory lock.
+    /// Serializes appends to the chain, inside the write transaction and after its first write, with
+    /// <see cref="ChainLockStatement"/>. SQLite needs nothing (that write already holds the file's write lock); PostgreSQL
+    /// takes a transaction-scoped advisory lock.
     /// </summary>
-    protected virtual Task LockChainAsync(DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken) => Task.CompletedTask;
+    private async Task LockChainAsync(DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken)
+    {
+        if (ChainLockStatement is not { } chainLock)
+        {
+            return;
+        }
+
+        await using var command = connection.CreateCommand();
+        command.CommandText = chainLock;
+        command.Transaction = transaction;
+        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
 
     /// <summary>Whether the writer sends a commit's statements in batches of several per round trip: for a store across the network.</summary>
     protected virtual bool BatchesCommits => false;
 
-    /// <summary>The statement that takes the chain lock, for commits sent in batches; null where the store needs none.</summary>
+    /// <summary>The statement that takes the chain lock (<see cref="LockChainAsync"/>), alone or in a batch; null where the store needs none.</summary>
     protected virtual string? ChainLockStatement => null;
 
     /// <summary>For commits sent in batches: the statement that lets the transaction it runs in commit without waiting for the disk.</summary>
