@@ -20,9 +20,11 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
         batch.BatchCommands.Add(SessionSettings.Create(request.StatementTimeout, targets.Config(request.Connection).SearchPath, request.Role, request.Caller, request.CallId));
         var statement = new NpgsqlBatchCommand(request.Cursor ? DeclarePrefix + request.Sql : request.Sql);
         batch.BatchCommands.Add(statement);
+        var rowsFrom = statement;
         if (request.Cursor)
         {
-            batch.BatchCommands.Add(new NpgsqlBatchCommand($"FETCH FORWARD {request.MaxRows + 1} FROM {FixedStatements.ResultCursor}"));
+            rowsFrom = new NpgsqlBatchCommand($"FETCH FORWARD {request.MaxRows + 1} FROM {FixedStatements.ResultCursor}");
+            batch.BatchCommands.Add(rowsFrom);
         }
 
         // Reads and dry runs end in ROLLBACK, so nothing transactional they did (session settings included) outlives the call.
@@ -51,7 +53,7 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
         {
             await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
             {
-                result = await ResultReader.ReadAsync(reader, request.MaxRows, request.MaxBytes, cancellationToken).ConfigureAwait(false);
+                result = await ResultReader.ReadAsync(reader, rowsFrom, request.MaxRows, request.MaxBytes, cancellationToken).ConfigureAwait(false);
             }
         }
         catch (Exception e) when (IsDatabaseFailure(e) || e is OperationCanceledException)

@@ -7,17 +7,15 @@ namespace Gatehouse.Connectors.Postgres;
 /// <summary>Reads the statement's rows past the settings row, converting values to JSON-friendly primitives under row and byte caps.</summary>
 internal static class ResultReader
 {
-    public static async ValueTask<QueryResult> ReadAsync(NpgsqlDataReader reader, int maxRows, int maxBytes, CancellationToken cancellationToken)
+    /// <param name="statement">The batch command whose rows are the statement's: the FETCH of a read's cursor, or the statement itself.</param>
+    public static async ValueTask<QueryResult> ReadAsync(NpgsqlDataReader reader, NpgsqlBatchCommand statement, int maxRows, int maxBytes, CancellationToken cancellationToken)
     {
-        // The first row-returning result is always the settings row. When the statement returns no rows (a write without
-        // RETURNING), the next is the release of advisory locks: the same name, of type void.
-        if (IsGatewayRow(reader, type: null) && !await SkipAsync(reader, cancellationToken).ConfigureAwait(false))
+        // The first row-returning result is always the settings row. The next is the statement's own, unless the statement
+        // returns no rows (a write without RETURNING); then it has completed before a later, gateway row (the release of
+        // advisory locks) is reached. Told apart by position, not by name: an agent may name a column anything.
+        if (!await SkipAsync(reader, cancellationToken).ConfigureAwait(false) || statement.StatementType != StatementType.Unknown)
         {
-            return new QueryResult([], [], false, null, null);
-        }
-
-        if (IsGatewayRow(reader, type: "void") && !await SkipAsync(reader, cancellationToken).ConfigureAwait(false))
-        {
+            await DrainAsync(reader, cancellationToken).ConfigureAwait(false);
             return new QueryResult([], [], false, null, null);
         }
 
@@ -51,16 +49,17 @@ internal static class ResultReader
             rows.Add(row);
         }
 
-        // Drain what is left of this and later results (at most one extra row for reads) so the batch completes.
-        while (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false))
-        {
-        }
-
+        // What is left of this and later results (at most one extra row for reads), so the batch completes.
+        await DrainAsync(reader, cancellationToken).ConfigureAwait(false);
         return new QueryResult(columns, rows, truncatedBecause is not null, truncatedBecause, null) { Bytes = bytes };
     }
 
-    private static bool IsGatewayRow(NpgsqlDataReader reader, string? type) =>
-        reader.FieldCount == 1 && reader.GetName(0) == SessionSettings.Marker && (type is null || reader.GetDataTypeName(0) == type);
+    private static async ValueTask DrainAsync(NpgsqlDataReader reader, CancellationToken cancellationToken)
+    {
+        while (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false))
+        {
+        }
+    }
 
     // Reads past the current result; false when it was the last.
     private static async ValueTask<bool> SkipAsync(NpgsqlDataReader reader, CancellationToken cancellationToken)

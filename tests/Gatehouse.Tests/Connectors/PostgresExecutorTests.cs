@@ -332,6 +332,27 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_void_column_named_like_the_gateways_own_rows_is_the_agents_result()
+    {
+        // The gateway's settings and lock-release rows are one void or text column named gatehouse_session; an agent's
+        // statement may return the same, and its rows are still its own, in a read, a write and a dry run alike.
+        const string Void = "pg_sleep(0) as gatehouse_session";
+        await using var targets = OneSession();
+        var read = await Execute(targets, $"select {Void}");
+        Assert.Equal(["gatehouse_session"], read.Columns.Select(c => c.Name));
+        Assert.Equal("void", read.Columns[0].Type);
+        Assert.Single(read.Rows);
+
+        var write = await Execute(targets, $"update orders set note = note where id = 1 returning {Void}", readOnly: false);
+        Assert.Equal(["gatehouse_session"], write.Columns.Select(c => c.Name));
+        Assert.Single(write.Rows);
+        Assert.Equal(1, write.AffectedRows);
+
+        var dryRun = await Execute(targets, $"update orders set note = note where id in (1, 2) returning {Void}", readOnly: false, dryRun: true);
+        Assert.Equal(2, dryRun.Rows.Count);
+    }
+
+    [Fact]
     public async Task Parameters_are_values_not_sql()
     {
         var result = await Run("select count(*) from customers where full_name = $1", ["x' or '1'='1"]);
