@@ -31,10 +31,11 @@ public static class GatewayProcess
     }
 
     /// <summary>Starts the gateway on <paramref name="port"/> and returns once /readyz says it is ready (state store and PostgreSQL answer).</summary>
+    /// <remarks>Its log is added to gateway-PORT.log beside the policy (a restart on the same port appends), to look into whatever a run reports.</remarks>
     public static async Task<Process> StartAsync(string binary, string policyPath, int port)
     {
         var process = Process.Start(new ProcessStartInfo(binary, ["serve", "--config", policyPath, "--http", $"127.0.0.1:{port}"]) { RedirectStandardError = true, RedirectStandardOutput = true })!;
-        _ = process.StandardError.ReadToEndAsync();
+        _ = KeepAsync(process.StandardError.BaseStream, Path.Combine(Path.GetDirectoryName(policyPath)!, $"gateway-{port}.log"));
         _ = process.StandardOutput.ReadToEndAsync();
         using var http = new HttpClient();
         for (var i = 0; i < 1000; i++)
@@ -55,6 +56,12 @@ public static class GatewayProcess
         }
 
         throw new TimeoutException("gatehouse serve --http did not become ready within 10 s");
+    }
+
+    private static async Task KeepAsync(Stream log, string path)
+    {
+        await using var file = new FileStream(path, FileMode.Append);
+        await log.CopyToAsync(file);
     }
 
     /// <summary>A memory figure of a process in KiB, from /proc (VmRSS now, VmHWM the peak).</summary>
