@@ -17,4 +17,7 @@ internal static partial class Log
 
     [LoggerMessage(4, LogLevel.Warning, "Database connection {Connection} failed: {Message}")]
     public static partial void DatabaseUnavailable(ILogger logger, string connection, string message);
+
+    [LoggerMessage(5, LogLevel.Warning, "Call {AuditId} refused: the state store could not be read ({What}): {Message}")]
+    public static partial void StateUnavailable(ILogger logger, string auditId, string what, string message);
 }

@@ -35,7 +35,15 @@ public sealed class GrantResolver(GatewayPolicy policy, IApprovalStore approvals
             }
         }
 
-        grants.AddRange(await approvals.ActiveGrantsAsync(identity.Agent, now, cancellationToken).ConfigureAwait(false));
+        try
+        {
+            grants.AddRange(await approvals.ActiveGrantsAsync(identity.Agent, now, cancellationToken).ConfigureAwait(false));
+        }
+        catch (Exception e) when (StateUnavailableException.IsStoreFailure(e))
+        {
+            throw new StateUnavailableException("this agent's time-boxed grants", e);
+        }
+
         var onConnection = grants.Where(g => g.Connection == connection).ToList();
         var unmask = new HashSet<string>(Masking.OverlayMasking.UnmaskRights(policy, identity), StringComparer.Ordinal);
         unmask.UnionWith(onConnection.Where(g => g.Unmask is not null).Select(g => g.Unmask!));

@@ -12,7 +12,17 @@ public sealed class Identifier(TokenValidator tokens, IAgentDirectory agents)
     /// <summary>The refusal for an identity an admin has disabled (by agent, subject, client or token id); null when none is.</summary>
     public async ValueTask<IdentityResult?> CheckSwitchesAsync(AgentIdentity identity, CancellationToken cancellationToken)
     {
-        if (await agents.FindDisabledAsync(identity.SwitchKeys, cancellationToken).ConfigureAwait(false) is not { } key)
+        string? key;
+        try
+        {
+            key = await agents.FindDisabledAsync(identity.SwitchKeys, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (StateUnavailableException.IsStoreFailure(e))
+        {
+            throw new StateUnavailableException("whether this agent has been disabled", e);
+        }
+
+        if (key is null)
         {
             return null;
         }

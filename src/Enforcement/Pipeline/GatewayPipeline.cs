@@ -130,6 +130,12 @@ public sealed partial class GatewayPipeline(
         {
             result = new StepResult(DatabaseDecision(scope.Policy, scope.Record.Connection, e, scope.Identity is null ? null : scope.Unmask ?? OverlayMasking.UnmaskRights(scope.Policy, scope.Identity)));
         }
+        catch (StateUnavailableException e)
+        {
+            // Fail closed: an agent that may have been disabled, or whose grant may have been revoked, must not run.
+            Log.StateUnavailable(logger, scope.Record.Id, e.What, e.InnerException!.Message);
+            result = new StepResult(Decision.Fail("state.unavailable", $"the gateway could not read {e.What} from its state store, so nothing was run; try again, and tell an admin if it persists"));
+        }
         catch (MaskingFailedException e)
         {
             Log.CallCrashed(logger, e.InnerException!, scope.Record.Id);

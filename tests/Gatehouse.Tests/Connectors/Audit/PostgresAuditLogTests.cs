@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using Gatehouse.Connectors.State;
+using Gatehouse.Enforcement;
 using Gatehouse.Enforcement.Audit;
 using Gatehouse.Tests.Infrastructure;
 using Npgsql;
@@ -185,6 +186,48 @@ public sealed class PostgresStateStoreTests(PostgresFixture pg) : StateStoreCont
 
         // One read after the write; a few more only if this machine stalled the poll past a snapshot's age.
         Assert.InRange(store.StateReads, 1, 10);
+    }
+
+    [Fact]
+    public async Task Reads_of_a_store_that_stops_answering_fail_as_a_store_failure_and_answer_again_once_it_is_back()
+    {
+        var store = await OpenAsync();
+        Assert.Null(await store.FindDisabledAsync(["analyst"], CancellationToken.None));
+        var database = new NpgsqlConnectionStringBuilder(_connectionString).Database;
+        await pg.AdminScalarAsync($"ALTER DATABASE \"{database}\" ALLOW_CONNECTIONS false");
+        try
+        {
+            await pg.AdminScalarAsync($"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{database}'");
+
+            // The kept snapshot serves for its age (half a second); then every read goes to the store. What fails must be
+            // what the pipeline reports as the state store not answering (state.unavailable), not an internal error.
+            var clock = Stopwatch.StartNew();
+            Exception? switches = null;
+            while (switches is null)
+            {
+                Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), "agent switches were still read 5 s after the store stopped taking connections");
+                switches = await Record.ExceptionAsync(() => store.FindDisabledAsync(["analyst"], CancellationToken.None).AsTask());
+                await Task.Delay(20);
+            }
+
+            Assert.True(StateUnavailableException.IsStoreFailure(switches), switches.ToString());
+            var grants = await Record.ExceptionAsync(() => store.ActiveGrantsAsync("analyst", DateTimeOffset.UtcNow, CancellationToken.None).AsTask());
+            Assert.True(grants is not null && StateUnavailableException.IsStoreFailure(grants), grants?.ToString() ?? "time-boxed grants were read from a store taking no connections");
+        }
+        finally
+        {
+            await pg.AdminScalarAsync($"ALTER DATABASE \"{database}\" ALLOW_CONNECTIONS true");
+        }
+
+        // No restart: the same handle answers again.
+        var back = Stopwatch.StartNew();
+        while (await Record.ExceptionAsync(() => store.FindDisabledAsync(["analyst"], CancellationToken.None).AsTask()) is { } failure)
+        {
+            Assert.True(back.Elapsed < TimeSpan.FromSeconds(5), $"the store still failed 5 s after it took connections again: {failure.Message}");
+            await Task.Delay(50);
+        }
+
+        Assert.Empty(await store.ActiveGrantsAsync("analyst", DateTimeOffset.UtcNow, CancellationToken.None));
     }
 
     [Fact]

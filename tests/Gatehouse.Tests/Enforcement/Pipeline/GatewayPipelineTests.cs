@@ -15,6 +15,7 @@ public sealed partial class GatewayPipelineTests : IDisposable
     private readonly MemoryAuditStore _audit = new();
     private readonly RecordingDatabase _database = new();
     private readonly AgentSwitch _agents = new();
+    private readonly NoApprovals _approvals = new();
     private readonly GatewayLifetime _lifetime = new();
     private readonly GatewayPipeline _pipeline;
 
@@ -34,7 +35,7 @@ public sealed partial class GatewayPipelineTests : IDisposable
     private GatewayPipeline Pipeline(LivePolicy policy) => new(
         policy,
         new Identifier(new TokenValidator(policy.Current.Issuers, TimeProvider.System), _agents),
-        _audit, new NoApprovals(), new NoApprovals(), _database, _database, _database, _database, _database, TimeProvider.System, NullLogger<GatewayPipeline>.Instance, _lifetime);
+        _audit, _approvals, _approvals, _database, _database, _database, _database, _database, TimeProvider.System, NullLogger<GatewayPipeline>.Instance, _lifetime);
 
     private string Token(string agent = "analyst")
     {
@@ -67,6 +68,41 @@ public sealed partial class GatewayPipelineTests : IDisposable
         Assert.Equal("audit.unavailable", outcome.Decision.Rule);
         Assert.Equal(0, _database.Explains);
         Assert.Equal(0, _database.Executions);
+    }
+
+    [Fact]
+    public async Task When_the_agent_switches_cannot_be_read_the_call_is_refused_saying_so_and_recorded_and_nothing_runs()
+    {
+        _agents.Failure = new StoreDown();
+        var outcome = await Query("select * from orders");
+        AssertStateUnavailable(outcome, "whether this agent has been disabled");
+    }
+
+    [Fact]
+    public async Task When_the_time_boxed_grants_cannot_be_read_the_call_is_refused_saying_so_and_recorded_and_nothing_runs()
+    {
+        _approvals.GrantsFailure = new TimeoutException("the state store did not answer in time");
+        var outcome = await Query("select * from orders");
+        AssertStateUnavailable(outcome, "this agent's time-boxed grants");
+    }
+
+    [Fact]
+    public async Task A_fault_in_the_gateway_while_reading_its_state_is_not_reported_as_an_outage()
+    {
+        _agents.Failure = new InvalidOperationException("a bug");
+        var outcome = await Query("select * from orders");
+        Assert.Equal("gateway.error", outcome.Decision.Rule);
+        Assert.Equal(0, _database.Executions);
+    }
+
+    private void AssertStateUnavailable(CallOutcome outcome, string what)
+    {
+        Assert.Equal(Verdict.Failed, outcome.Decision.Verdict);
+        Assert.Equal("state.unavailable", outcome.Decision.Rule);
+        Assert.Contains($"could not read {what} from its state store, so nothing was run", outcome.Decision.Reason);
+        Assert.Equal(0, _database.Explains);
+        Assert.Equal(0, _database.Executions);
+        Assert.Equal("state.unavailable", _audit.Completed[outcome.AuditId!].Rule);
     }
 
     [Fact]

@@ -111,8 +111,11 @@ internal sealed class RecordingDatabase : IStatementAnalyzer, IQueryExecutor, IS
         ValueTask.FromResult<IReadOnlyList<TableDescription>>(Tables);
 }
 
+/// <summary>No approvals; its time-boxed grants can be made to fail as a store that does not answer.</summary>
 internal sealed class NoApprovals : IApprovalStore, IStatementApprovalStore
 {
+    public Exception? GrantsFailure { get; set; }
+
     public ValueTask<StatementApproval?> FindLiveAsync(string agent, string connection, string statementHash, string parametersHash, DateTimeOffset decidedSince, DateTimeOffset now, CancellationToken cancellationToken) =>
         ValueTask.FromResult<StatementApproval?>(null);
 
@@ -148,16 +151,23 @@ internal sealed class NoApprovals : IApprovalStore, IStatementApprovalStore
     public ValueTask<bool> RevokeAsync(string id, string revokedBy, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(false);
 
     public ValueTask<IReadOnlyList<Grant>> ActiveGrantsAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) =>
-        ValueTask.FromResult<IReadOnlyList<Grant>>([]);
+        GrantsFailure is { } failure ? ValueTask.FromException<IReadOnlyList<Grant>>(failure) : ValueTask.FromResult<IReadOnlyList<Grant>>([]);
 }
 
+/// <summary>Agent switches in memory, whose reads can be made to fail.</summary>
 internal sealed class AgentSwitch : IAgentDirectory
 {
     public HashSet<string> Disabled { get; } = [];
 
-    public ValueTask<string?> FindDisabledAsync(IReadOnlyList<string> keys, CancellationToken cancellationToken) => ValueTask.FromResult(keys.FirstOrDefault(Disabled.Contains));
+    public Exception? Failure { get; set; }
+
+    public ValueTask<string?> FindDisabledAsync(IReadOnlyList<string> keys, CancellationToken cancellationToken) =>
+        Failure is { } failure ? ValueTask.FromException<string?>(failure) : ValueTask.FromResult(keys.FirstOrDefault(Disabled.Contains));
 
     public ValueTask SetDisabledAsync(string agent, bool disabled, string changedBy, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
     public ValueTask<IReadOnlyList<AgentSetting>> ListAsync(CancellationToken cancellationToken) => ValueTask.FromResult<IReadOnlyList<AgentSetting>>([]);
 }
+
+/// <summary>What an ADO.NET provider throws when its server does not answer.</summary>
+internal sealed class StoreDown() : System.Data.Common.DbException("Failed to connect to the state store");
