@@ -18,6 +18,12 @@ internal static partial class Log
     [LoggerMessage(4, LogLevel.Warning, "Database connection {Connection} failed: {Message}")]
     public static partial void DatabaseUnavailable(ILogger logger, string connection, string message);
 
-    [LoggerMessage(5, LogLevel.Warning, "Call {AuditId} refused: the state store could not be read ({What}): {Message}")]
+    [LoggerMessage(5, LogLevel.Warning, "Call {AuditId} refused: the state store did not answer, so the gateway could not {What}: {Message}")]
     public static partial void StateUnavailable(ILogger logger, string auditId, string what, string message);
+
+    [LoggerMessage(6, LogLevel.Warning, "Approval request {RequestId}: the state store did not answer a poll for its decision; the call keeps waiting: {Message}")]
+    public static partial void ApprovalPollFailed(ILogger logger, string requestId, string message);
+
+    [LoggerMessage(7, LogLevel.Warning, "Approval request {RequestId} ran, but the state store did not answer to mark it used; it stays running, and cannot run again, until it lapses at {ExpiresAt:u}. Result lost for a caller who had left: {ResultLost}: {Message}")]
+    public static partial void ApprovalRunNotFinished(ILogger logger, string requestId, DateTimeOffset expiresAt, bool resultLost, string message);
 }

@@ -35,14 +35,8 @@ public sealed class GrantResolver(GatewayPolicy policy, IApprovalStore approvals
             }
         }
 
-        try
-        {
-            grants.AddRange(await approvals.ActiveGrantsAsync(identity.Agent, now, cancellationToken).ConfigureAwait(false));
-        }
-        catch (Exception e) when (StateUnavailableException.IsStoreFailure(e))
-        {
-            throw new StateUnavailableException("this agent's time-boxed grants", e);
-        }
+        grants.AddRange(await StateUnavailableException.GuardAsync(
+            "read this agent's time-boxed grants", () => approvals.ActiveGrantsAsync(identity.Agent, now, cancellationToken)).ConfigureAwait(false));
 
         var onConnection = grants.Where(g => g.Connection == connection).ToList();
         var unmask = new HashSet<string>(Masking.OverlayMasking.UnmaskRights(policy, identity), StringComparer.Ordinal);

@@ -12,15 +12,8 @@ public sealed class Identifier(TokenValidator tokens, IAgentDirectory agents)
     /// <summary>The refusal for an identity an admin has disabled (by agent, subject, client or token id); null when none is.</summary>
     public async ValueTask<IdentityResult?> CheckSwitchesAsync(AgentIdentity identity, CancellationToken cancellationToken)
     {
-        string? key;
-        try
-        {
-            key = await agents.FindDisabledAsync(identity.SwitchKeys, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception e) when (StateUnavailableException.IsStoreFailure(e))
-        {
-            throw new StateUnavailableException("whether this agent has been disabled", e);
-        }
+        var key = await StateUnavailableException.GuardAsync(
+            "read whether this agent has been disabled", () => agents.FindDisabledAsync(identity.SwitchKeys, cancellationToken)).ConfigureAwait(false);
 
         if (key is null)
         {

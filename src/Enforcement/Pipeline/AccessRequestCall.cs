@@ -50,7 +50,7 @@ public sealed partial class GatewayPipeline
             Schemas = input.Schemas.Distinct(StringComparer.Ordinal).ToList(),
             Unmask = unmask,
         };
-        await approvals.CreateAsync(request, cancellationToken).ConfigureAwait(false);
+        await StateUnavailableException.GuardAsync("file this access request", () => approvals.CreateAsync(request, cancellationToken)).ConfigureAwait(false);
         return new StepResult(
             Decision.Allow("access.requested", $"request {request.Id} is pending; an approver can run: gatehouse approvals approve {request.Id}"),
             await StatusAsync(scope, request, cancellationToken).ConfigureAwait(false));
@@ -61,8 +61,10 @@ public sealed partial class GatewayPipeline
     {
         var now = time.GetUtcNow();
         var agent = scope.Identity.Agent;
-        var access = (await approvals.ListAsync(null, now, cancellationToken).ConfigureAwait(false)).Where(r => r.Agent == agent).Take(20).ToList();
-        var statements = (await statementApprovals.ListStatementsAsync(true, now, cancellationToken).ConfigureAwait(false)).Where(r => r.Agent == agent).Take(20).ToList();
+        const string What = "read this agent's requests";
+        var access = (await StateUnavailableException.GuardAsync(What, () => approvals.ListAsync(null, now, cancellationToken)).ConfigureAwait(false)).Where(r => r.Agent == agent).Take(20).ToList();
+        var statements = (await StateUnavailableException.GuardAsync(What, () => statementApprovals.ListStatementsAsync(true, now, cancellationToken)).ConfigureAwait(false))
+            .Where(r => r.Agent == agent).Take(20).ToList();
         return new RequestStatus(created, access, statements);
     }
 

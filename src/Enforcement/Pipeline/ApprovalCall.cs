@@ -25,11 +25,13 @@ public sealed partial class GatewayPipeline
         var parameters = execution.Parameters.Count == 0 ? null : JsonSerializer.Serialize(execution.Parameters);
         var statementHash = StatementApproval.Hash(statement.Normalized);
         var parametersHash = StatementApproval.Hash(parameters ?? "");
-        var request = await statementApprovals.FindLiveAsync(
-            identity.Agent, execution.Connection, statementHash, parametersHash, time.GetUtcNow() - settings.PendingLifetime, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+        var request = await StateUnavailableException.GuardAsync(
+            "look up this statement's approval request",
+            () => statementApprovals.FindLiveAsync(identity.Agent, execution.Connection, statementHash, parametersHash, time.GetUtcNow() - settings.PendingLifetime, time.GetUtcNow(), cancellationToken)).ConfigureAwait(false);
         if (request is { Status: StatementApprovalStatus.Used })
         {
-            var kept = await statementApprovals.TakeResultAsync(request.Id, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+            var kept = await StateUnavailableException.GuardAsync(
+                "hand over this statement's kept result", () => statementApprovals.TakeResultAsync(request.Id, time.GetUtcNow(), cancellationToken)).ConfigureAwait(false);
             return kept is null
                 ? new StepResult(Decision.Deny("approval.used", $"request {request.Id} has already run and its result was delivered; an approval is good for one run"), Classification: run.Classification)
                 : Delivered(QueryResultCodec.Read(kept), Decision.Allow("approval.result", $"the result of approved request {request.Id}, which ran after your earlier call ended"), run.Classification);
@@ -53,7 +55,8 @@ public sealed partial class GatewayPipeline
                 DryRunRows = dryRun,
                 DryRunSample = sample,
             };
-            await statementApprovals.CreateStatementAsync(request, cancellationToken).ConfigureAwait(false);
+            var filed = request;
+            await StateUnavailableException.GuardAsync("file this statement's approval request", () => statementApprovals.CreateStatementAsync(filed, cancellationToken)).ConfigureAwait(false);
         }
 
         run.Scope.Describe(r => r with { Classification = $"{run.Classification} [approval {request.Id}]" });
@@ -72,7 +75,8 @@ public sealed partial class GatewayPipeline
                         Classification: run.Classification);
                 }
 
-                if (!await statementApprovals.ClaimAsync(request.Id, time.GetUtcNow(), cancellationToken).ConfigureAwait(false))
+                var id = request.Id;
+                if (!await StateUnavailableException.GuardAsync("claim this statement's approval", () => statementApprovals.ClaimAsync(id, time.GetUtcNow(), cancellationToken)).ConfigureAwait(false))
                 {
                     return new StepResult(Decision.Deny("approval.used", $"request {request.Id} was approved but has already been used or has lapsed; an approval is good for one run"), Classification: run.Classification);
                 }
@@ -158,7 +162,9 @@ public sealed partial class GatewayPipeline
         }
 
         var vote = new ApprovalVote(ApprovalSettings.Operator, answer.Approve, time.GetUtcNow(), answer.Reason);
-        return await statementApprovals.VoteAsync(request.Id, vote, settings.ApprovalLifetime, time.GetUtcNow(), cancellationToken).ConfigureAwait(false) ?? request;
+        return await StateUnavailableException.GuardAsync(
+            "record the operator's answer",
+            () => statementApprovals.VoteAsync(request.Id, vote, settings.ApprovalLifetime, time.GetUtcNow(), cancellationToken)).ConfigureAwait(false) ?? request;
     }
 
     private async ValueTask<StatementApproval> WaitForDecisionAsync(ApprovalSettings settings, StatementApproval request, IProgress<WaitProgress>? progress, CancellationToken cancellationToken)
@@ -179,7 +185,15 @@ public sealed partial class GatewayPipeline
             }
 
             await Task.Delay(ApprovalPoll, time, cancellationToken).ConfigureAwait(false);
-            request = await statementApprovals.GetStatementAsync(request.Id, time.GetUtcNow(), cancellationToken).ConfigureAwait(false) ?? request;
+            try
+            {
+                request = await statementApprovals.GetStatementAsync(request.Id, time.GetUtcNow(), cancellationToken).ConfigureAwait(false) ?? request;
+            }
+            catch (Exception e) when (StateUnavailableException.IsStoreFailure(e))
+            {
+                // A store that misses a poll does not end the wait: the decision is read at the next one that answers.
+                Log.ApprovalPollFailed(logger, request.Id, e.Message);
+            }
         }
 
         return request;
@@ -200,8 +214,16 @@ public sealed partial class GatewayPipeline
         }
         finally
         {
-            // Running → used whatever happened: a failed run is over too, and the approval is spent.
-            await statementApprovals.FinishRunAsync(request.Id, kept, time.GetUtcNow() + run.Scope.Policy.Approvals.ResultLifetime, CancellationToken.None).ConfigureAwait(false);
+            // Running → used whatever happened: a failed run is over too, and the approval is spent. When the store cannot
+            // say so, the request stays running (no call can claim it again) until it lapses; the run's own outcome stands.
+            try
+            {
+                await statementApprovals.FinishRunAsync(request.Id, kept, time.GetUtcNow() + run.Scope.Policy.Approvals.ResultLifetime, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception e) when (StateUnavailableException.IsStoreFailure(e))
+            {
+                Log.ApprovalRunNotFinished(logger, request.Id, request.ExpiresAt, kept is not null, e.Message);
+            }
         }
     }
 

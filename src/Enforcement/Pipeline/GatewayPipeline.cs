@@ -132,9 +132,9 @@ public sealed partial class GatewayPipeline(
         }
         catch (StateUnavailableException e)
         {
-            // Fail closed: an agent that may have been disabled, or whose grant may have been revoked, must not run.
+            // Fail closed: an agent that may have been disabled, or whose grant or approval may have been revoked, must not run.
             Log.StateUnavailable(logger, scope.Record.Id, e.What, e.InnerException!.Message);
-            result = new StepResult(Decision.Fail("state.unavailable", $"the gateway could not read {e.What} from its state store, so nothing was run; try again, and tell an admin if it persists"));
+            result = new StepResult(Decision.Fail("state.unavailable", $"the gateway's state store did not answer, so the gateway could not {e.What}; nothing was run. Try again, and tell an admin if it persists"));
         }
         catch (MaskingFailedException e)
         {

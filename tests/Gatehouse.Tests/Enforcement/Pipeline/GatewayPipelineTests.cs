@@ -16,6 +16,7 @@ public sealed partial class GatewayPipelineTests : IDisposable
     private readonly RecordingDatabase _database = new();
     private readonly AgentSwitch _agents = new();
     private readonly NoApprovals _approvals = new();
+    private readonly MemoryStatementApprovals _statements = new();
     private readonly GatewayLifetime _lifetime = new();
     private readonly GatewayPipeline _pipeline;
 
@@ -35,7 +36,7 @@ public sealed partial class GatewayPipelineTests : IDisposable
     private GatewayPipeline Pipeline(LivePolicy policy) => new(
         policy,
         new Identifier(new TokenValidator(policy.Current.Issuers, TimeProvider.System), _agents),
-        _audit, _approvals, _approvals, _database, _database, _database, _database, _database, TimeProvider.System, NullLogger<GatewayPipeline>.Instance, _lifetime);
+        _audit, _approvals, _statements, _database, _database, _database, _database, _database, TimeProvider.System, NullLogger<GatewayPipeline>.Instance, _lifetime);
 
     private string Token(string agent = "analyst")
     {
@@ -75,7 +76,7 @@ public sealed partial class GatewayPipelineTests : IDisposable
     {
         _agents.Failure = new StoreDown();
         var outcome = await Query("select * from orders");
-        AssertStateUnavailable(outcome, "whether this agent has been disabled");
+        AssertStateUnavailable(outcome, "read whether this agent has been disabled");
     }
 
     [Fact]
@@ -83,7 +84,7 @@ public sealed partial class GatewayPipelineTests : IDisposable
     {
         _approvals.GrantsFailure = new TimeoutException("the state store did not answer in time");
         var outcome = await Query("select * from orders");
-        AssertStateUnavailable(outcome, "this agent's time-boxed grants");
+        AssertStateUnavailable(outcome, "read this agent's time-boxed grants");
     }
 
     [Fact]
@@ -95,12 +96,13 @@ public sealed partial class GatewayPipelineTests : IDisposable
         Assert.Equal(0, _database.Executions);
     }
 
-    private void AssertStateUnavailable(CallOutcome outcome, string what)
+    // Refused saying what could not be done, recorded, and nothing run; the statement was planned only where it had got that far.
+    private void AssertStateUnavailable(CallOutcome outcome, string what, bool planned = false)
     {
         Assert.Equal(Verdict.Failed, outcome.Decision.Verdict);
         Assert.Equal("state.unavailable", outcome.Decision.Rule);
-        Assert.Contains($"could not read {what} from its state store, so nothing was run", outcome.Decision.Reason);
-        Assert.Equal(0, _database.Explains);
+        Assert.Contains($"state store did not answer, so the gateway could not {what}; nothing was run", outcome.Decision.Reason);
+        Assert.Equal(planned ? 1 : 0, _database.Explains);
         Assert.Equal(0, _database.Executions);
         Assert.Equal("state.unavailable", _audit.Completed[outcome.AuditId!].Rule);
     }

@@ -111,40 +111,20 @@ internal sealed class RecordingDatabase : IStatementAnalyzer, IQueryExecutor, IS
         ValueTask.FromResult<IReadOnlyList<TableDescription>>(Tables);
 }
 
-/// <summary>No approvals; its time-boxed grants can be made to fail as a store that does not answer.</summary>
-internal sealed class NoApprovals : IApprovalStore, IStatementApprovalStore
+/// <summary>No access requests or grants; its requests and time-boxed grants can be made to fail as a store that does not answer.</summary>
+internal sealed class NoApprovals : IApprovalStore
 {
     public Exception? GrantsFailure { get; set; }
 
-    public ValueTask<StatementApproval?> FindLiveAsync(string agent, string connection, string statementHash, string parametersHash, DateTimeOffset decidedSince, DateTimeOffset now, CancellationToken cancellationToken) =>
-        ValueTask.FromResult<StatementApproval?>(null);
+    public Exception? RequestsFailure { get; set; }
 
-    public ValueTask CreateStatementAsync(StatementApproval request, CancellationToken cancellationToken) => ValueTask.CompletedTask;
-
-    public ValueTask<StatementApproval?> GetStatementAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult<StatementApproval?>(null);
-
-    public ValueTask<IReadOnlyList<StatementApproval>> ListStatementsAsync(bool all, DateTimeOffset now, CancellationToken cancellationToken) =>
-        ValueTask.FromResult<IReadOnlyList<StatementApproval>>([]);
-
-    public ValueTask<StatementApproval?> VoteAsync(string id, ApprovalVote vote, TimeSpan approvalLifetime, DateTimeOffset now, CancellationToken cancellationToken) =>
-        ValueTask.FromResult<StatementApproval?>(null);
-
-    public ValueTask<bool> CancelAsync(string id, string by, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(false);
-
-    public ValueTask<bool> ClaimAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(false);
-
-    public ValueTask FinishRunAsync(string id, string? result, DateTimeOffset until, CancellationToken cancellationToken) => ValueTask.CompletedTask;
-
-    public ValueTask SetReviewAsync(string id, string review, CancellationToken cancellationToken) => ValueTask.CompletedTask;
-
-    public ValueTask<string?> TakeResultAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult<string?>(null);
-
-    public ValueTask CreateAsync(AccessRequest request, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+    public ValueTask CreateAsync(AccessRequest request, CancellationToken cancellationToken) =>
+        RequestsFailure is { } failure ? ValueTask.FromException(failure) : ValueTask.CompletedTask;
 
     public ValueTask<AccessRequest?> GetAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult<AccessRequest?>(null);
 
     public ValueTask<IReadOnlyList<AccessRequest>> ListAsync(AccessRequestStatus? status, DateTimeOffset now, CancellationToken cancellationToken) =>
-        ValueTask.FromResult<IReadOnlyList<AccessRequest>>([]);
+        RequestsFailure is { } failure ? ValueTask.FromException<IReadOnlyList<AccessRequest>>(failure) : ValueTask.FromResult<IReadOnlyList<AccessRequest>>([]);
 
     public ValueTask<bool> DecideAsync(string id, bool approve, string decidedBy, string? note, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(false);
 
@@ -152,6 +132,96 @@ internal sealed class NoApprovals : IApprovalStore, IStatementApprovalStore
 
     public ValueTask<IReadOnlyList<Grant>> ActiveGrantsAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) =>
         GrantsFailure is { } failure ? ValueTask.FromException<IReadOnlyList<Grant>>(failure) : ValueTask.FromResult<IReadOnlyList<Grant>>([]);
+}
+
+/// <summary>
+/// Statement approvals in memory, for one call at a time. A filed request can be approved at once, as if an approver were
+/// waiting for it; any operation can be made to fail a number of times as a store that does not answer.
+/// </summary>
+internal sealed class MemoryStatementApprovals : IStatementApprovalStore
+{
+    private readonly Dictionary<string, StatementApproval> _requests = [];
+
+    /// <summary>How many more times each operation, by its method name, fails.</summary>
+    public Dictionary<string, int> Failures { get; } = [];
+
+    public bool ApproveOnFiling { get; set; }
+
+    public IReadOnlyCollection<StatementApproval> Requests => _requests.Values;
+
+    public ValueTask<StatementApproval?> FindLiveAsync(string agent, string connection, string statementHash, string parametersHash, DateTimeOffset decidedSince, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        FailIfAsked(nameof(FindLiveAsync));
+        return ValueTask.FromResult(_requests.Values.FirstOrDefault(r =>
+            r.Agent == agent && r.Connection == connection && r.StatementHash == statementHash && r.ParametersHash == parametersHash
+            && (r.Status is StatementApprovalStatus.Pending or StatementApprovalStatus.Approved or StatementApprovalStatus.Running || r.KeptResult is not null)));
+    }
+
+    public ValueTask CreateStatementAsync(StatementApproval request, CancellationToken cancellationToken)
+    {
+        FailIfAsked(nameof(CreateStatementAsync));
+        _requests[request.Id] = ApproveOnFiling
+            ? request with { Status = StatementApprovalStatus.Approved, Votes = [new ApprovalVote("alice", true, DateTimeOffset.UtcNow, null)] }
+            : request;
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask<StatementApproval?> GetStatementAsync(string id, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        FailIfAsked(nameof(GetStatementAsync));
+        return ValueTask.FromResult(_requests.GetValueOrDefault(id));
+    }
+
+    public ValueTask<IReadOnlyList<StatementApproval>> ListStatementsAsync(bool all, DateTimeOffset now, CancellationToken cancellationToken) =>
+        ValueTask.FromResult<IReadOnlyList<StatementApproval>>([.. _requests.Values]);
+
+    public ValueTask<StatementApproval?> VoteAsync(string id, ApprovalVote vote, TimeSpan approvalLifetime, DateTimeOffset now, CancellationToken cancellationToken) =>
+        ValueTask.FromResult<StatementApproval?>(null);
+
+    public ValueTask<bool> CancelAsync(string id, string by, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(false);
+
+    public ValueTask<bool> ClaimAsync(string id, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        FailIfAsked(nameof(ClaimAsync));
+        return ValueTask.FromResult(Move(id, StatementApprovalStatus.Approved, r => r with { Status = StatementApprovalStatus.Running }));
+    }
+
+    public ValueTask FinishRunAsync(string id, string? result, DateTimeOffset until, CancellationToken cancellationToken)
+    {
+        FailIfAsked(nameof(FinishRunAsync));
+        Move(id, StatementApprovalStatus.Running, r => r with { Status = StatementApprovalStatus.Used, KeptResult = result, KeptUntil = until });
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask SetReviewAsync(string id, string review, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    public ValueTask<string?> TakeResultAsync(string id, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        FailIfAsked(nameof(TakeResultAsync));
+        var kept = _requests[id].KeptResult;
+        _requests[id] = _requests[id] with { KeptResult = null };
+        return ValueTask.FromResult(kept);
+    }
+
+    private bool Move(string id, StatementApprovalStatus from, Func<StatementApproval, StatementApproval> change)
+    {
+        if (_requests.GetValueOrDefault(id) is not { } request || request.Status != from)
+        {
+            return false;
+        }
+
+        _requests[id] = change(request);
+        return true;
+    }
+
+    private void FailIfAsked(string operation)
+    {
+        if (Failures.GetValueOrDefault(operation) > 0)
+        {
+            Failures[operation]--;
+            throw new StoreDown();
+        }
+    }
 }
 
 /// <summary>Agent switches in memory, whose reads can be made to fail.</summary>

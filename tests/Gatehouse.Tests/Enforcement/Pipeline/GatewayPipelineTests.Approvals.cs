@@ -1,0 +1,74 @@
+using Gatehouse.Enforcement.Approvals;
+using Gatehouse.Enforcement.Audit;
+using Gatehouse.Enforcement.Pipeline;
+
+namespace Gatehouse.Tests.Enforcement.Pipeline;
+
+/// <summary>A statement sent to a human while the state store that keeps its approval stops answering.</summary>
+public sealed partial class GatewayPipelineTests
+{
+    private const string OrdersByHand = """
+        guardrails:
+          - id: orders-by-hand
+            match: { tables: [public.orders] }
+            outcome: require_approval
+            message: Orders are read with a person's approval
+        approvals:
+          approvers: [alice]
+          wait: 5s
+        """;
+
+    private Task<CallOutcome> QueryWithApproval() =>
+        Pipeline(Version(AnalystReads, OrdersByHand)).QueryAsync(new CallContext("query", Token(), "test", "s1"), new QueryRequest("shop", "select * from orders", [], null), CancellationToken.None).AsTask();
+
+    // The statement is approved as soon as it is filed, and the store fails the operation once.
+    private Task<CallOutcome> QueryApprovedWhileFailing(string operation)
+    {
+        _statements.ApproveOnFiling = true;
+        _statements.Failures[operation] = 1;
+        return QueryWithApproval();
+    }
+
+    [Theory]
+    [InlineData(nameof(MemoryStatementApprovals.FindLiveAsync), "look up this statement's approval request")]
+    [InlineData(nameof(MemoryStatementApprovals.CreateStatementAsync), "file this statement's approval request")]
+    [InlineData(nameof(MemoryStatementApprovals.ClaimAsync), "claim this statement's approval")]
+    public async Task When_the_store_keeping_approvals_does_not_answer_the_call_is_refused_saying_so_and_nothing_runs(string operation, string what)
+    {
+        var outcome = await QueryApprovedWhileFailing(operation);
+        AssertStateUnavailable(outcome, what, planned: true);
+    }
+
+    [Fact]
+    public async Task A_poll_the_store_misses_does_not_end_the_wait_and_the_approval_is_picked_up_at_the_next()
+    {
+        var outcome = await QueryApprovedWhileFailing(nameof(MemoryStatementApprovals.GetStatementAsync));
+        Assert.Equal("approval.approved", outcome.Decision.Rule);
+        Assert.Equal(1, _database.Executions);
+        Assert.Equal(0, _statements.Failures[nameof(MemoryStatementApprovals.GetStatementAsync)]);
+        Assert.Equal(StatementApprovalStatus.Used, Assert.Single(_statements.Requests).Status);
+    }
+
+    [Fact]
+    public async Task An_approved_run_the_store_cannot_mark_used_still_returns_its_result_and_its_approval_cannot_run_again()
+    {
+        var outcome = await QueryApprovedWhileFailing(nameof(MemoryStatementApprovals.FinishRunAsync));
+        Assert.Equal("approval.approved", outcome.Decision.Rule);
+        Assert.NotNull(outcome.Payload);
+        Assert.Equal(Verdict.Allowed, _audit.Completed[outcome.AuditId!].Decision);
+
+        // Still marked running, as the store last heard: the same statement is not run a second time on it.
+        Assert.Equal(StatementApprovalStatus.Running, Assert.Single(_statements.Requests).Status);
+        Assert.Equal("approval.running", (await QueryWithApproval()).Decision.Rule);
+        Assert.Equal(1, _database.Executions);
+    }
+
+    [Fact]
+    public async Task When_the_store_cannot_file_an_access_request_the_caller_is_told_so()
+    {
+        _approvals.RequestsFailure = new StoreDown();
+        var request = new AccessRequestInput("shop", ["public.orders"], "read", "monthly report", "1h");
+        var outcome = await _pipeline.RequestAccessAsync(new CallContext("request_access", Token(), "test", "s1"), request, CancellationToken.None);
+        AssertStateUnavailable(outcome, "file this access request");
+    }
+}
