@@ -1,7 +1,8 @@
 // The side-by-side load benchmark of issue 8: on one machine, against one PostgreSQL, the same point query through
 // direct Npgsql (the floor), a no-op MCP tool (the transport floor), Gatehouse over stdio and HTTP (identity,
 // classification, audit and masking on), and the reference @modelcontextprotocol/server-postgres over stdio.
-// Run: dotnet run -c Release --project bench/Gatehouse.Load [-- --seconds 5 --warmup 3 --http 1,8,32,64 --stdio 1,8 --starts 5] ("none" skips a transport)
+// Run: dotnet run -c Release --project bench/Gatehouse.Load [-- --seconds 5 --warmup 3 --http 1,8,32,64 --stdio 1,8 --starts 5] ("none" skips a transport;
+// --no-floors skips direct Npgsql and the no-op tool)
 // Gatehouse is published first as it ships (ReadyToRun, like the Dockerfile); --binary PATH runs another build of it.
 // Or, for where one call's time goes, stage by stage: dotnet run -c Release --project bench/Gatehouse.Load -- --profile
 // Or the soak with faults (PostgreSQL stopped and restarted, the gateway killed with -9): ... -- --soak [--minutes 10 --agents 32]
@@ -40,6 +41,8 @@ var seconds = Option("--seconds", 5);
 var warmUp = TimeSpan.FromSeconds(Option("--warmup", 3));
 var httpLevels = Levels("--http", [1, 8, 32, 64]);
 var stdioLevels = Levels("--stdio", [1, 8]);
+// --no-floors measures Gatehouse (and the reference server) alone, for a quick before-and-after or a long run to profile.
+var floors = !args.Contains("--no-floors");
 const string Sql = "select id, status, total from orders where id = 42";
 
 NpgsqlSettings.DisableSqlRewriting();
@@ -90,7 +93,7 @@ Console.WriteLine($"PostgreSQL {server.Port}, {Environment.ProcessorCount} cores
 // 1. The floor: PostgreSQL itself, through Npgsql.
 await using (var direct = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(shopAdmin) { Pooling = true, MaxPoolSize = 100 }.ConnectionString))
 {
-    foreach (var n in httpLevels)
+    foreach (var n in floors ? httpLevels : [])
     {
         results.Add(await LoadResult.RunAsync("direct Npgsql", n, duration, warmUp, _ => async () =>
         {
@@ -106,13 +109,13 @@ await using (var direct = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuil
 // 2. The transport floor: a no-op MCP tool, over HTTP (in this process) and over stdio (this program as a child).
 await using (var noop = await NoopServer.StartHttpAsync())
 {
-    foreach (var n in httpLevels)
+    foreach (var n in floors ? httpLevels : [])
     {
         results.Add(await RunMcpAsync("no-op tool, HTTP", n, _ => HttpClientFor(noop.Url, null), client => client.CallToolAsync("noop", new Dictionary<string, object?> { ["sql"] = Sql })));
     }
 }
 
-foreach (var n in stdioLevels)
+foreach (var n in floors ? stdioLevels : [])
 {
     results.Add(await RunMcpAsync("no-op tool, stdio", n, _ => StdioClientFor(Path.Combine(AppContext.BaseDirectory, "Gatehouse.Load"), ["noop-stdio"], null), client => client.CallToolAsync("noop", new Dictionary<string, object?> { ["sql"] = Sql }), ChildrenCpu("noop-stdio")));
 }
