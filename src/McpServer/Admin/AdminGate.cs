@@ -1,3 +1,4 @@
+using Gatehouse.Enforcement;
 using Gatehouse.Enforcement.Identity;
 using Gatehouse.Enforcement.Policy;
 using Gatehouse.McpServer.Cli;
@@ -17,12 +18,14 @@ public sealed class AdminGate
     private readonly AdminSettings _settings;
     private readonly TokenValidator _validator;
     private readonly ConsoleSessions _sessions;
+    private readonly ILogger<AdminGate> _logger;
 
-    public AdminGate(GatewayPolicy policy, TimeProvider time, ConsoleSessions sessions)
+    public AdminGate(GatewayPolicy policy, TimeProvider time, ConsoleSessions sessions, ILogger<AdminGate> logger)
     {
         _settings = policy.Admin ?? throw new InvalidOperationException("The admin API is not configured.");
         _validator = new TokenValidator(policy.Issuers.Select(i => i with { Audiences = [_settings.Audience] }).ToList(), time);
         _sessions = sessions;
+        _logger = logger;
     }
 
     /// <summary>
@@ -43,6 +46,21 @@ public sealed class AdminGate
     }
 
     public async Task<IResult> RunAsync(HttpContext context, Func<AgentIdentity, Task<IResult>> body)
+    {
+        try
+        {
+            return await AdmitAsync(context, body);
+        }
+        catch (Exception e) when (StateUnavailableException.IsStoreFailure(e))
+        {
+            // The requests, grants, switches and audit log all live in the state store: say so, rather than a bare 500.
+            HostLog.AdminStateUnavailable(_logger, context.Request.Method, context.Request.Path, e.Message);
+            context.Response.Headers.RetryAfter = "5";
+            return Error("the gateway's state store did not answer, so this could not be read or done; try again, and check the store if it persists", StatusCodes.Status503ServiceUnavailable);
+        }
+    }
+
+    private async Task<IResult> AdmitAsync(HttpContext context, Func<AgentIdentity, Task<IResult>> body)
     {
         var token = HttpCallerToken.BearerToken(context.Request.Headers.Authorization.ToString());
         if (token is null)

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Data.Common;
 using Gatehouse.Connectors.Postgres;
 using Gatehouse.Connectors.State;
 using Gatehouse.Enforcement.Policy;
@@ -55,6 +56,12 @@ public static class CliApp
         {
             await Console.Error.WriteLineAsync($"gatehouse: {e.Message}");
             return e is CliException { Refused: true } ? ExitCodes.Refused : ExitCodes.Error;
+        }
+        catch (Exception e) when (e is DbException or TimeoutException)
+        {
+            // The state store (SQLite or PostgreSQL) or a connection's database: its own message says which and why.
+            await Console.Error.WriteLineAsync($"gatehouse: database error: {e.Message}");
+            return ExitCodes.Error;
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {

@@ -44,4 +44,7 @@ internal static partial class HostLog
 
     [LoggerMessage(EventId = 113, Level = LogLevel.Warning, Message = "Connection rotations cannot be read from the state store ({Reason}); they are carried out once it answers")]
     public static partial void RotationWatchFailed(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 114, Level = LogLevel.Warning, Message = "Admin request {Method} {Path} failed: the state store did not answer ({Reason})")]
+    public static partial void AdminStateUnavailable(ILogger logger, string method, string path, string reason);
 }

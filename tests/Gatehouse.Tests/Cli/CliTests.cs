@@ -193,6 +193,17 @@ public sealed class CliTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task A_state_store_that_does_not_answer_is_one_clear_line_not_a_stack_trace()
+    {
+        var unreachable = TestGateway.Create(pg, gateway: $"store:\n  postgres: \"Host=127.0.0.1;Port={TestGateway.FreePort()};Database=gatehouse_state;Username=gatehouse;Timeout=3\"");
+        var (exitCode, stdout, stderr) = await Gatehouse("approvals", "list", "--config", unreachable.PolicyPath);
+        Assert.Equal(ExitCodes.Error, exitCode);
+        Assert.Equal("", stdout);
+        var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("gatehouse: database error: Failed to connect to 127.0.0.1:", line);
+    }
+
+    [Fact]
     public async Task Agents_can_be_disabled_and_listed_from_the_cli()
     {
         await using (var client = await GatewayClients.StdioAsync(_gateway, _gateway.Mint("ops-bot")))

@@ -1,10 +1,12 @@
 using System.Diagnostics;
+using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Identity;
 using Gatehouse.Tests.Infrastructure;
 using ModelContextProtocol.Protocol;
+using Npgsql;
 
 namespace Gatehouse.Tests.EndToEnd;
 
@@ -16,16 +18,17 @@ namespace Gatehouse.Tests.EndToEnd;
 public sealed class TwoInstanceTests(PostgresFixture pg) : IAsyncLifetime
 {
     private TestGateway _gateway = null!;
+    private string _state = null!;
     private HttpGateway _first = null!;
     private HttpGateway _second = null!;
 
     public async Task InitializeAsync()
     {
-        var audit = await pg.CreateDatabaseAsync("shared_state");
+        _state = await pg.CreateDatabaseAsync("shared_state");
         _gateway = TestGateway.Create(
             pg,
             GuardrailTests.Agents + "\napprovals:\n  approvers: [alice]\n  wait: 60s\nadmin:\n  audience: gatehouse-admin\n  users: [alice]\n",
-            gateway: $"store:\n  postgres: \"{audit}\"");
+            gateway: $"store:\n  postgres: \"{_state}\"");
         _first = await HttpGateway.StartAsync(_gateway);
         _second = await HttpGateway.StartAsync(_gateway);
     }
@@ -60,6 +63,43 @@ public sealed class TwoInstanceTests(PostgresFixture pg) : IAsyncLifetime
         var result = await waiting.WaitAsync(TimeSpan.FromSeconds(30));
         Assert.NotEqual(true, result.IsError);
         Assert.Equal(1, result.Structured().GetProperty("affected_rows").GetInt32());
+    }
+
+    [Fact]
+    public async Task While_the_shared_store_takes_no_connections_the_admin_api_says_so_and_it_answers_again_once_it_does()
+    {
+        using var http = new HttpClient();
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", _gateway.MintAdmin("alice"));
+        var requests = new Uri(_first.Endpoint, "/admin/api/requests");
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync(requests)).StatusCode);
+
+        var database = new NpgsqlConnectionStringBuilder(_state).Database;
+        await pg.AdminScalarAsync($"ALTER DATABASE \"{database}\" ALLOW_CONNECTIONS false");
+        try
+        {
+            await pg.AdminScalarAsync($"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{database}'");
+            foreach (var request in new[] { new HttpRequestMessage(HttpMethod.Get, requests), new HttpRequestMessage(HttpMethod.Post, new Uri(requests, "requests/apr_0/approve")) })
+            {
+                using var refused = await http.SendAsync(request);
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+                var error = (await refused.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>()).GetProperty("error").GetString();
+                Assert.StartsWith("the gateway's state store did not answer", error);
+                Assert.Equal(TimeSpan.FromSeconds(5), refused.Headers.RetryAfter?.Delta);
+            }
+        }
+        finally
+        {
+            await pg.AdminScalarAsync($"ALTER DATABASE \"{database}\" ALLOW_CONNECTIONS true");
+        }
+
+        // No restart: the same instance answers once the store does.
+        var back = Stopwatch.StartNew();
+        HttpStatusCode status;
+        while ((status = (await http.GetAsync(requests)).StatusCode) != HttpStatusCode.OK)
+        {
+            Assert.True(back.Elapsed < TimeSpan.FromSeconds(5), $"the admin API still answered {status} 5 s after the store took connections again");
+            await Task.Delay(50);
+        }
     }
 
     [Fact]
