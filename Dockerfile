@@ -15,6 +15,9 @@ COPY --from=build /app ./
 RUN groupadd --system gatehouse && useradd --system --gid gatehouse --home-dir /data gatehouse \
     && mkdir -p /data /config && chown gatehouse:gatehouse /data
 USER gatehouse
+# A 64 MB young-generation budget: an HTTP call allocates about 80 KB, and collecting every ~200 calls instead of every
+# ~800 cost 10-15% of the median at 1 to 8 agents on 2 cores (the load benchmark starts the gateway with these ENV lines).
+ENV DOTNET_GCgen0size=0x4000000
 VOLUME ["/data"]
 EXPOSE 8787
 ENTRYPOINT ["/app/gatehouse"]

@@ -30,11 +30,40 @@ public static class GatewayProcess
         return Path.Combine(output, "gatehouse");
     }
 
+    /// <summary>
+    /// The environment the container image serves HTTP with (the Dockerfile's <c>ENV NAME=VALUE</c> lines), so the gateway
+    /// over HTTP is measured as it ships. Stdio servers are started by their clients, as on a workstation, without it.
+    /// </summary>
+    private static readonly Lazy<IReadOnlyList<(string Name, string Value)>> ImageEnvironment = new(() =>
+        File.ReadLines(Path.Combine(RepositoryRoot(), "Dockerfile"))
+            .Where(line => line.StartsWith("ENV ", StringComparison.Ordinal))
+            .Select(line => line[4..].Trim().Split('=', 2))
+            .Select(pair => (pair[0], pair[1]))
+            .ToList());
+
+    /// <summary>The repository this benchmark was built from (where Mcp.sln is).</summary>
+    public static string RepositoryRoot()
+    {
+        var directory = new DirectoryInfo(AppContext.BaseDirectory);
+        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Mcp.sln")))
+        {
+            directory = directory.Parent;
+        }
+
+        return directory?.FullName ?? throw new InvalidOperationException("run the benchmark from the repository");
+    }
+
     /// <summary>Starts the gateway on <paramref name="port"/> and returns once /readyz says it is ready (state store and PostgreSQL answer).</summary>
     /// <remarks>Its log is added to gateway-PORT.log beside the policy (a restart on the same port appends), to look into whatever a run reports.</remarks>
     public static async Task<Process> StartAsync(string binary, string policyPath, int port)
     {
-        var process = Process.Start(new ProcessStartInfo(binary, ["serve", "--config", policyPath, "--http", $"127.0.0.1:{port}"]) { RedirectStandardError = true, RedirectStandardOutput = true })!;
+        var start = new ProcessStartInfo(binary, ["serve", "--config", policyPath, "--http", $"127.0.0.1:{port}"]) { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var (name, value) in ImageEnvironment.Value)
+        {
+            start.Environment[name] = value;
+        }
+
+        var process = Process.Start(start)!;
         _ = KeepAsync(process.StandardError.BaseStream, Path.Combine(Path.GetDirectoryName(policyPath)!, $"gateway-{port}.log"));
         _ = process.StandardOutput.ReadToEndAsync();
         using var http = new HttpClient();

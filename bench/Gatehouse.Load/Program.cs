@@ -78,7 +78,7 @@ if (args.Contains("--profile"))
 
 // Gatehouse as it ships: published ReadyToRun, as the Dockerfile does. --binary PATH runs another build instead.
 var binary = Text("--binary")
-    ?? await GatewayProcess.PublishAsync(RepositoryRoot(), Path.Combine(directory, "published"));
+    ?? await GatewayProcess.PublishAsync(GatewayProcess.RepositoryRoot(), Path.Combine(directory, "published"));
 if (args.Contains("--soak"))
 {
     await Soak.RunAsync(server, policy, policyPath, tokens["analyst"], binary, TimeSpan.FromMinutes(Option("--minutes", 10)), Option("--agents", 32));
@@ -169,7 +169,7 @@ await using (var big = await HttpClientFor(endpoint, tokens["analyst"]))
 gatehouse.Kill(entireProcessTree: true);
 
 // 4. Gatehouse and the reference server over stdio: one server process per agent, as MCP clients run them.
-var reference = Path.Combine(RepositoryRoot(), "bench", "reference", "node_modules", "@modelcontextprotocol", "server-postgres", "dist", "index.js");
+var reference = Path.Combine(GatewayProcess.RepositoryRoot(), "bench", "reference", "node_modules", "@modelcontextprotocol", "server-postgres", "dist", "index.js");
 var adminBuilder = new NpgsqlConnectionStringBuilder(server.AdminConnectionString);
 // The same local socket the admin uses (trust), as a libpq-style URL the reference server's pg driver reads.
 var referenceUrl = $"postgresql:///shop?host={Uri.EscapeDataString(adminBuilder.Host!)}&port={server.Port}&user={adminBuilder.Username}";
@@ -312,16 +312,6 @@ static async Task SetUpMaskingAsync(string adminConnectionString, GatewayPolicy 
 }
 
 
-static string RepositoryRoot()
-{
-    var directory = new DirectoryInfo(AppContext.BaseDirectory);
-    while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Mcp.sln")))
-    {
-        directory = directory.Parent;
-    }
-
-    return directory?.FullName ?? throw new InvalidOperationException("run the benchmark from the repository");
-}
 
 string? Text(string name) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault();
 
