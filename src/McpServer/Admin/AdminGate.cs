@@ -51,9 +51,10 @@ public sealed class AdminGate
         {
             return await AdmitAsync(context, body);
         }
-        catch (Exception e) when (StateUnavailableException.IsStoreFailure(e))
+        catch (Exception e) when (StateUnavailableException.IsStoreFailure(e) && e is not BadHttpRequestException && !context.RequestAborted.IsCancellationRequested)
         {
-            // The requests, grants, switches and audit log all live in the state store: say so, rather than a bare 500.
+            // The requests, grants, switches and audit log all live in the state store: say so, rather than a bare 500. A bad
+            // request body and a client that went away are I/O failures too, but not the store's: Kestrel answers those.
             HostLog.AdminStateUnavailable(_logger, context.Request.Method, context.Request.Path, e.Message);
             context.Response.Headers.RetryAfter = "5";
             return Error("the gateway's state store did not answer, so this could not be read or done; try again, and check the store if it persists", StatusCodes.Status503ServiceUnavailable);

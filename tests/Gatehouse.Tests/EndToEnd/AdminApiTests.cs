@@ -73,6 +73,20 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_request_body_over_the_servers_limit_is_refused_as_too_large_not_as_a_store_outage()
+    {
+        // Declared past Kestrel's 30 MB body limit, which it enforces on the first read of the body (the approval's reason).
+        using var tcp = new System.Net.Sockets.TcpClient();
+        await tcp.ConnectAsync(_server.Endpoint.Host, _server.Endpoint.Port);
+        var stream = tcp.GetStream();
+        var head = $"POST /admin/api/requests/apr_0/approve HTTP/1.1\r\nHost: {_server.Endpoint.Authority}\r\nAuthorization: Bearer {AdminToken("alice")}\r\n"
+            + "Content-Type: application/json\r\nContent-Length: 40000000\r\n\r\n{}";
+        await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(head));
+        using var reader = new StreamReader(stream, System.Text.Encoding.ASCII);
+        Assert.StartsWith("HTTP/1.1 413", await reader.ReadLineAsync());
+    }
+
+    [Fact]
     public async Task Only_an_admin_token_for_an_admin_opens_the_api_and_an_agent_token_never_does()
     {
         Assert.Equal(HttpStatusCode.Unauthorized, (await SendAsync(HttpMethod.Get, "requests", null)).Status);
