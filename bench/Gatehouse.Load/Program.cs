@@ -311,8 +311,6 @@ static async Task SetUpMaskingAsync(string adminConnectionString, GatewayPolicy 
     await ProfileSetup.ApplyAsync(admin, report, CancellationToken.None);
 }
 
-
-
 string? Text(string name) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault();
 
 int Option(string name, int fallback) =>
