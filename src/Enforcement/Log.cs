@@ -26,4 +26,7 @@ internal static partial class Log
 
     [LoggerMessage(7, LogLevel.Warning, "Approval request {RequestId} ran, but the state store did not answer to mark it used; it stays running, and cannot run again, until it lapses at {ExpiresAt:u}. Result lost for a caller who had left: {ResultLost}: {Message}")]
     public static partial void ApprovalRunNotFinished(ILogger logger, string requestId, DateTimeOffset expiresAt, bool resultLost, string message);
+
+    [LoggerMessage(8, LogLevel.Warning, "Access request {RequestId} was filed, but the state store did not answer when the agent's requests were listed after; the caller is told it is filed: {Message}")]
+    public static partial void RequestsNotListed(ILogger logger, string requestId, string message);
 }

@@ -16,7 +16,11 @@ public enum AccessRequestStatus
 }
 
 /// <summary>What request_access answers: the request just filed (if any), and where each of the caller's recent requests stands.</summary>
-public sealed record RequestStatus(AccessRequest? Created, IReadOnlyList<AccessRequest> Access, IReadOnlyList<StatementApproval> Statements);
+public sealed record RequestStatus(AccessRequest? Created, IReadOnlyList<AccessRequest> Access, IReadOnlyList<StatementApproval> Statements)
+{
+    /// <summary>Why the agent's requests could not be listed (then <see cref="Access"/> and <see cref="Statements"/> are empty), or null.</summary>
+    public string? NotListed { get; init; }
+}
 
 /// <summary>An agent's request for time-boxed access to some tables, and its decision.</summary>
 public sealed record AccessRequest(

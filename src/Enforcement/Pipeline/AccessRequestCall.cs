@@ -53,7 +53,22 @@ public sealed partial class GatewayPipeline
         await StateUnavailableException.GuardAsync("file this access request", () => approvals.CreateAsync(request, cancellationToken)).ConfigureAwait(false);
         return new StepResult(
             Decision.Allow("access.requested", $"request {request.Id} is pending; an approver can run: gatehouse approvals approve {request.Id}"),
-            await StatusAsync(scope, request, cancellationToken).ConfigureAwait(false));
+            await FiledStatusAsync(scope, request, cancellationToken).ConfigureAwait(false));
+    }
+
+    // The request is filed, so the caller hears of it even when its other requests cannot be listed after: refused then, a
+    // caller would retry and file the same request twice.
+    private async ValueTask<RequestStatus> FiledStatusAsync(CallScope scope, AccessRequest filed, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await StatusAsync(scope, filed, cancellationToken).ConfigureAwait(false);
+        }
+        catch (StateUnavailableException e)
+        {
+            Log.RequestsNotListed(logger, filed.Id, e.InnerException?.Message ?? e.Message);
+            return new RequestStatus(filed, [], []) { NotListed = $"the state store did not answer, so the gateway could not {e.What}; request {filed.Id} itself is filed" };
+        }
     }
 
     // The caller's own recent requests only, newest first.

@@ -297,6 +297,12 @@ public static class ResultMapper
     private static JsonObject Status(RequestStatus status)
     {
         var json = status.Created is null ? new JsonObject() : Request(status.Created);
+        if (status.NotListed is not null)
+        {
+            json["your_requests_unavailable"] = status.NotListed;
+            return json;
+        }
+
         json["your_requests"] = new JsonArray(
             status.Access.Select(r => (JsonNode)new JsonObject
             {

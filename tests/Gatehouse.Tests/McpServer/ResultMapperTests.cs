@@ -1,7 +1,10 @@
 using System.Text.Json;
+using Gatehouse.Enforcement.Approvals;
 using Gatehouse.Enforcement.Audit;
+using Gatehouse.Enforcement.Classification;
 using Gatehouse.Enforcement.Execution;
 using Gatehouse.Enforcement.Pipeline;
+using Gatehouse.Enforcement.Policy;
 using Gatehouse.McpServer.Tools;
 using ModelContextProtocol.Protocol;
 
@@ -83,5 +86,19 @@ public sealed class ResultMapperTests
         Assert.Equal(3, json.RootElement.GetProperty("affected_rows").GetInt64());
         Assert.Equal(0, json.RootElement.GetProperty("row_count").GetInt32());
         Assert.False(json.RootElement.TryGetProperty("masked", out _));
+    }
+
+    [Fact]
+    public void A_filed_request_whose_neighbours_could_not_be_listed_says_so_instead_of_listing_none()
+    {
+        var filed = new AccessRequest("req_1", "agent-a", "sub", "https://issuer", "shop", [new RelationName("public", "orders")], AccessLevel.Read, "report", TimeSpan.FromHours(1), AccessRequestStatus.Pending, DateTimeOffset.UnixEpoch);
+        var status = new RequestStatus(filed, [], []) { NotListed = "the state store did not answer" };
+
+        var mapped = ResultMapper.ToResult(new CallOutcome("aud_1", Decision.Allow("access.requested", "request req_1 is pending"), status));
+
+        var json = mapped.StructuredContent!.Value;
+        Assert.Equal("req_1", json.GetProperty("request_id").GetString());
+        Assert.Equal("the state store did not answer", json.GetProperty("your_requests_unavailable").GetString());
+        Assert.False(json.TryGetProperty("your_requests", out _));
     }
 }

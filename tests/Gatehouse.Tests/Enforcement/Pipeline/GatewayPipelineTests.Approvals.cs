@@ -71,4 +71,21 @@ public sealed partial class GatewayPipelineTests
         var outcome = await _pipeline.RequestAccessAsync(new CallContext("request_access", Token(), "test", "s1"), request, CancellationToken.None);
         AssertStateUnavailable(outcome, "file this access request");
     }
+
+    [Fact]
+    public async Task An_access_request_filed_before_the_store_stopped_answering_is_reported_filed()
+    {
+        _approvals.ListingFailure = new StoreDown();
+        var request = new AccessRequestInput("shop", ["public.orders"], "read", "monthly report", "1h");
+        var outcome = await _pipeline.RequestAccessAsync(new CallContext("request_access", Token(), "test", "s1"), request, CancellationToken.None);
+
+        // Told it is filed, so it does not file the same request again; told why its other requests are not listed.
+        Assert.Equal("access.requested", outcome.Decision.Rule);
+        var filed = Assert.Single(_approvals.Filed);
+        var status = Assert.IsType<RequestStatus>(outcome.Payload);
+        Assert.Equal(filed.Id, status.Created!.Id);
+        Assert.Empty(status.Access);
+        Assert.Contains("could not read this agent's requests", status.NotListed, StringComparison.Ordinal);
+        Assert.Equal(Verdict.Allowed, _audit.Completed[outcome.AuditId!].Decision);
+    }
 }

@@ -111,20 +111,35 @@ internal sealed class RecordingDatabase : IStatementAnalyzer, IQueryExecutor, IS
         ValueTask.FromResult<IReadOnlyList<TableDescription>>(Tables);
 }
 
-/// <summary>No access requests or grants; its requests and time-boxed grants can be made to fail as a store that does not answer.</summary>
+/// <summary>
+/// No access requests or grants but those filed through it; its requests (filing and listing, or listing alone) and time-boxed
+/// grants can be made to fail as a store that does not answer.
+/// </summary>
 internal sealed class NoApprovals : IApprovalStore
 {
     public Exception? GrantsFailure { get; set; }
 
     public Exception? RequestsFailure { get; set; }
 
-    public ValueTask CreateAsync(AccessRequest request, CancellationToken cancellationToken) =>
-        RequestsFailure is { } failure ? ValueTask.FromException(failure) : ValueTask.CompletedTask;
+    public Exception? ListingFailure { get; set; }
+
+    public List<AccessRequest> Filed { get; } = [];
+
+    public ValueTask CreateAsync(AccessRequest request, CancellationToken cancellationToken)
+    {
+        if (RequestsFailure is { } failure)
+        {
+            return ValueTask.FromException(failure);
+        }
+
+        Filed.Add(request);
+        return ValueTask.CompletedTask;
+    }
 
     public ValueTask<AccessRequest?> GetAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult<AccessRequest?>(null);
 
     public ValueTask<IReadOnlyList<AccessRequest>> ListAsync(AccessRequestStatus? status, DateTimeOffset now, CancellationToken cancellationToken) =>
-        RequestsFailure is { } failure ? ValueTask.FromException<IReadOnlyList<AccessRequest>>(failure) : ValueTask.FromResult<IReadOnlyList<AccessRequest>>([]);
+        (RequestsFailure ?? ListingFailure) is { } failure ? ValueTask.FromException<IReadOnlyList<AccessRequest>>(failure) : ValueTask.FromResult<IReadOnlyList<AccessRequest>>(Filed);
 
     public ValueTask<bool> DecideAsync(string id, bool approve, string decidedBy, string? note, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(false);
 
