@@ -16,7 +16,8 @@ namespace Gatehouse.Load;
 /// </summary>
 public static class Soak
 {
-    public static async Task RunAsync(LocalPostgresServer server, GatewayPolicy policy, string policyPath, string token, string binary, TimeSpan duration, int agents)
+    /// <param name="approvals">With the tokens of an agent and an admin, also runs <see cref="SoakApprovals"/> (its policy already in the file).</param>
+    public static async Task RunAsync(LocalPostgresServer server, GatewayPolicy policy, string policyPath, string token, string binary, TimeSpan duration, int agents, (string Agent, string Admin)? approvals = null)
     {
         var port = GatewayProcess.FreePort();
         var endpoint = new Uri($"http://127.0.0.1:{port}/mcp");
@@ -25,7 +26,10 @@ public static class Soak
         var errors = new ConcurrentDictionary<string, int>(StringComparer.Ordinal);
         var memory = new ConcurrentQueue<(double Minute, double Mb)>();
         var clock = Stopwatch.StartNew();
+        var since = DateTimeOffset.UtcNow;
         var calls = 0;
+        var approvalLoop = approvals is null ? null : new SoakApprovals();
+        var approving = approvals is { } tokens ? approvalLoop!.RunAsync(endpoint, tokens.Agent, tokens.Admin, clock, duration) : Task.CompletedTask;
 
         var workers = Enumerable.Range(0, agents).Select(async _ =>
         {
@@ -34,21 +38,14 @@ public static class Soak
             {
                 try
                 {
-                    client ??= await McpClient.CreateAsync(new HttpClientTransport(new HttpClientTransportOptions
-                    {
-                        Endpoint = endpoint,
-                        TransportMode = HttpTransportMode.StreamableHttp,
-                        AdditionalHeaders = new Dictionary<string, string> { ["Authorization"] = "Bearer " + token },
-                    }));
+                    client ??= await ConnectAsync(endpoint, token);
                     var result = await client.CallToolAsync("query", new Dictionary<string, object?> { ["connection"] = "shop", ["sql"] = "select id, status from orders where id = 42" });
                     Interlocked.Increment(ref calls);
-                    var structured = result.StructuredContent;
                     if (result.IsError == true)
                     {
-                        var rule = structured is { } s && s.TryGetProperty("error", out var e) ? e.GetProperty("rule").GetString() ?? "?" : "?";
-                        errors.AddOrUpdate("refused: " + rule, 1, (_, n) => n + 1);
+                        errors.AddOrUpdate("refused: " + RefusalRule(result), 1, (_, n) => n + 1);
                     }
-                    else if (structured is { } s && s.TryGetProperty("audit_id", out var id))
+                    else if (result.StructuredContent is { } s && s.TryGetProperty("audit_id", out var id))
                     {
                         returned.Add(id.GetString()!);
                     }
@@ -103,6 +100,7 @@ public static class Soak
 
         await Task.WhenAll(workers);
         await sampler;
+        await approving;
         gateway.Kill(entireProcessTree: true);
         await gateway.WaitForExitAsync();
 
@@ -127,5 +125,22 @@ public static class Soak
         Console.WriteLine($"memory (RSS, MB) by minute: {string.Join(", ", memory.Select(m => $"{m.Minute:0.0}: {m.Mb:0}"))}");
         Console.WriteLine($"returned results without their record: {missing} of {returned.Count}");
         Console.WriteLine($"audit verify (exit {verify.ExitCode}): {verdict}");
+        if (approvalLoop is not null)
+        {
+            await approvalLoop.ReportAsync(store, since);
+        }
     }
+
+    /// <summary>A client of the gateway over Streamable HTTP, calling with the agent's token.</summary>
+    internal static Task<McpClient> ConnectAsync(Uri endpoint, string token) =>
+        McpClient.CreateAsync(new HttpClientTransport(new HttpClientTransportOptions
+        {
+            Endpoint = endpoint,
+            TransportMode = HttpTransportMode.StreamableHttp,
+            AdditionalHeaders = new Dictionary<string, string> { ["Authorization"] = "Bearer " + token },
+        }));
+
+    /// <summary>The rule a refused call names, e.g. database.unavailable.</summary>
+    internal static string RefusalRule(ModelContextProtocol.Protocol.CallToolResult result) =>
+        result.StructuredContent is { } s && s.TryGetProperty("error", out var e) ? e.GetProperty("rule").GetString() ?? "?" : "?";
 }
