@@ -6,7 +6,7 @@
 // Gatehouse is published first as it ships (ReadyToRun, like the Dockerfile); --binary PATH runs another build of it.
 // Or, for where one call's time goes, stage by stage: dotnet run -c Release --project bench/Gatehouse.Load -- --profile
 // Or the soak with faults (PostgreSQL stopped and restarted, the gateway killed with -9): ... -- --soak [--minutes 10 --agents 32]
-// [--approvals: besides, one agent's updates each wait for a human, whom the soak plays through the admin API]
+// [--approvals: besides, one agent's inserts each wait for a human, whom the soak plays through the admin API]
 // Any of them with --durability process_crash: the audit store's opt-in faster durability level; with --state postgres: the
 // gateway's state in PostgreSQL (gateway.store, as several instances share it) instead of the SQLite file.
 using System.Diagnostics;
@@ -68,8 +68,14 @@ var policyText = File.ReadAllText(policyPath).Replace(
     "gateway:\n  state: gatehouse-state.db",
     $"gateway:\n  {stateSetting}\n  limits: {{ max_rows: 100000, max_result_bytes: 67108864 }}\n  audit: {{ durability: {durability} }}",
     StringComparison.Ordinal);
-// --soak --approvals: one agent's updates wait for a human, whom the soak plays through the admin API.
-File.WriteAllText(policyPath, policyText + (args.Contains("--soak") && args.Contains("--approvals") ? SoakApprovals.Policy : ""));
+// --soak --approvals: one agent's inserts wait for a human, whom the soak plays through the admin API.
+var soakApprovals = args.Contains("--soak") && args.Contains("--approvals");
+if (soakApprovals)
+{
+    await SoakApprovals.CreateTableAsync(new NpgsqlConnectionStringBuilder(server.AdminConnectionString) { Database = "shop" }.ConnectionString);
+}
+
+File.WriteAllText(policyPath, soakApprovals ? SoakApprovals.Policy(policyText) : policyText);
 var policy = PolicyLoader.LoadFile(policyPath);
 await SetUpMaskingAsync(server.AdminConnectionString, policy);
 if (args.Contains("--profile"))
@@ -83,7 +89,7 @@ var binary = Text("--binary")
     ?? await GatewayProcess.PublishAsync(GatewayProcess.RepositoryRoot(), Path.Combine(directory, "published"));
 if (args.Contains("--soak"))
 {
-    var approvals = args.Contains("--approvals") ? (tokens["ops-bot"], File.ReadAllText(Path.Combine(directory, "tokens", DemoFiles.AdminName + ".token"))) : ((string, string)?)null;
+    var approvals = soakApprovals ? (tokens["ops-bot"], File.ReadAllText(Path.Combine(directory, "tokens", DemoFiles.AdminName + ".token"))) : ((string, string)?)null;
     await Soak.RunAsync(server, policy, policyPath, tokens["analyst"], binary, TimeSpan.FromMinutes(Option("--minutes", 10)), Option("--agents", 32), approvals);
     return;
 }

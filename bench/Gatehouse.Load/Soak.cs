@@ -26,7 +26,6 @@ public static class Soak
         var errors = new ConcurrentDictionary<string, int>(StringComparer.Ordinal);
         var memory = new ConcurrentQueue<(double Minute, double Mb)>();
         var clock = Stopwatch.StartNew();
-        var since = DateTimeOffset.UtcNow;
         var calls = 0;
         var approvalLoop = approvals is null ? null : new SoakApprovals();
         var approving = approvals is { } tokens ? approvalLoop!.RunAsync(endpoint, tokens.Agent, tokens.Admin, clock, duration) : Task.CompletedTask;
@@ -127,7 +126,7 @@ public static class Soak
         Console.WriteLine($"audit verify (exit {verify.ExitCode}): {verdict}");
         if (approvalLoop is not null)
         {
-            await approvalLoop.ReportAsync(store, since);
+            await approvalLoop.ReportAsync(new Npgsql.NpgsqlConnectionStringBuilder(server.AdminConnectionString) { Database = "shop" }.ConnectionString);
         }
     }
 

@@ -5,27 +5,26 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using Gatehouse.Connectors.State;
-using Gatehouse.Enforcement.Audit;
 using ModelContextProtocol.Client;
+using Npgsql;
 
 namespace Gatehouse.Load;
 
 /// <summary>
-/// The soak's approval loop (<c>--soak --approvals</c>): one agent sends updates that each wait for a human, and an approver
-/// approves them through the admin API, through the same faults as the load. Each update is a statement of its own, so the
-/// audit log tells how many times each ran: an approved statement must run once, and its result come back once.
+/// The soak's approval loop (<c>--soak --approvals</c>): one agent sends inserts that each wait for a human, and an approver
+/// approves them through the admin API, through the same faults as the load. Each insert adds its own number to a table
+/// whose key refuses a second run, so the database itself says which statements committed, and that none ran twice.
 /// </summary>
 public sealed partial class SoakApprovals
 {
-    /// <summary>The policy the loop needs: the agent's updates wait for a human, for a few seconds at a time.</summary>
-    public const string Policy = """
+    /// <summary>The policy the loop needs: the agent may insert into the loop's table, and each insert waits for a human, for a few seconds at a time.</summary>
+    public static string Policy(string policyText) => policyText.Replace("tables: [public.orders]", "tables: [public.orders, public.soak_runs]", StringComparison.Ordinal) + """
 
-        # The soak's approval loop: every update by ops-bot waits for a human.
+        # The soak's approval loop: every insert by ops-bot waits for a human.
         guardrails:
           - id: soak-by-hand
             match:
-              kinds: [update]
+              kinds: [insert]
               agents: [ops-bot]
             outcome: require_approval
             message: the soak approves these by hand
@@ -33,7 +32,14 @@ public sealed partial class SoakApprovals
           wait: 5s
         """;
 
-    private const string Agent = "ops-bot";
+    /// <summary>The loop's table, in the shop database: one row per statement that committed; a second run breaks its key.</summary>
+    public static async Task CreateTableAsync(string shopAdmin)
+    {
+        await using var connection = new NpgsqlConnection(shopAdmin);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("CREATE TABLE soak_runs (n int PRIMARY KEY)", connection);
+        await command.ExecuteNonQueryAsync();
+    }
 
     // How long the agent keeps calling one statement before it gives up on it and moves on to the next.
     private static readonly TimeSpan GiveUp = TimeSpan.FromSeconds(60);
@@ -137,9 +143,9 @@ public sealed partial class SoakApprovals
                     }
                 }
             }
-            catch (Exception e) when (e is HttpRequestException or TaskCanceledException or JsonException)
+            catch (Exception)
             {
-                // The gateway is down or restarting, or its store is: the next round tries again.
+                // The gateway is down, restarting or cut off mid-answer, or its store is: the next round tries again.
                 Interlocked.Increment(ref _approverErrors);
             }
 
@@ -147,24 +153,24 @@ public sealed partial class SoakApprovals
         }
     }
 
-    /// <summary>Prints what the loop saw, and checks against the audit log that no approved statement ran twice.</summary>
-    public async Task ReportAsync(SqlStateStore store, DateTimeOffset since)
+    /// <summary>Prints what the loop saw, and checks it against the rows the statements left in the database.</summary>
+    public async Task ReportAsync(string shopAdmin)
     {
-        var runs = new Dictionary<int, int>();
-        await foreach (var record in store.ExportAsync(since, null, CancellationToken.None))
+        var committed = new HashSet<int>();
+        await using (var connection = new NpgsqlConnection(shopAdmin))
         {
-            // A run is recorded as approval.approved; a result kept for a caller who had left, handed over later, as approval.result.
-            if (record is { Tool: "query", Agent: Agent, Decision: Verdict.Allowed, Rule: "approval.approved", Sql: { } sql } && NumberPattern().Match(sql) is { Success: true } match)
+            await connection.OpenAsync();
+            await using var command = new NpgsqlCommand("SELECT n FROM soak_runs", connection);
+            await using var reader = await command.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
             {
-                var n = int.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture);
-                runs[n] = runs.GetValueOrDefault(n) + 1;
+                committed.Add(reader.GetInt32(0));
             }
         }
 
-        var twice = runs.Count(r => r.Value > 1);
         var returnedTwice = _returned.Count(r => r.Value > 1);
-        var returnedNotRun = _returned.Keys.Count(n => !runs.ContainsKey(n));
-        var ranNotReturned = runs.Keys.Count(n => !_returned.ContainsKey(n));
+        var returnedNotCommitted = _returned.Keys.Count(n => !committed.Contains(n));
+        var committedNotReturned = committed.Count(n => !_returned.ContainsKey(n));
         double[] waits;
         lock (_waits)
         {
@@ -172,7 +178,7 @@ public sealed partial class SoakApprovals
         }
 
         Console.WriteLine($"approval loop: {_statements} statements, {_returned.Count} came back with their result ({returnedTwice} more than once), {_abandoned} given up on after {GiveUp.TotalSeconds:0} s or at the end");
-        Console.WriteLine($"  approver: {_approved} approvals through the admin API, {_approverErrors} failed rounds or answers; statements approved more than once (a new request after the first approval's run failed): {string.Join(", ", _approvals.Where(a => a.Value > 1).Select(a => $"{a.Key} ({a.Value}x)"))}");
+        Console.WriteLine($"  approver: {_approved} approvals answered as made through the admin API, {_approverErrors} failed rounds or answers; statements approved more than once (a new request after the first approval's run failed): {string.Join(", ", _approvals.Where(a => a.Value > 1).Select(a => $"{a.Key} ({a.Value}x)"))}");
         if (waits.Length > 0)
         {
             Console.WriteLine($"  from first call to result: median {waits[waits.Length / 2]:0.00} s, max {waits[^1]:0.00} s");
@@ -183,11 +189,13 @@ public sealed partial class SoakApprovals
             Console.WriteLine($"  {count,7}  {kind}");
         }
 
-        Console.WriteLine($"  audit: {runs.Count} statements ran, {twice} of them more than once; {returnedNotRun} results came back without a run recorded; {ranNotReturned} ran without their result coming back");
+        // A second run of a statement would fail on the table's key: it shows above as a refusal of the database's, and the
+        // statement as given up on.
+        Console.WriteLine($"  database: {committed.Count} statements committed; {returnedNotCommitted} results came back for a statement that did not commit; {committedNotReturned} committed without their result coming back");
     }
 
-    private static string Statement(int n) => $"update orders set total = total where id = 42 and {n} > 0";
+    private static string Statement(int n) => $"insert into soak_runs (n) values ({n})";
 
-    [GeneratedRegex(@"and (\d+) > 0$")]
+    [GeneratedRegex(@"values \((\d+)\)$")]
     private static partial Regex NumberPattern();
 }
