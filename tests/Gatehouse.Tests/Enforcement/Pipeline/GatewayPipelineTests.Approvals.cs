@@ -72,10 +72,20 @@ public sealed partial class GatewayPipelineTests
         AssertStateUnavailable(outcome, "file this access request");
     }
 
-    [Fact]
-    public async Task An_access_request_filed_before_the_store_stopped_answering_is_reported_filed()
+    [Theory]
+    [InlineData("access requests")]
+    [InlineData("statement requests")]
+    public async Task An_access_request_filed_before_the_store_stopped_answering_is_reported_filed(string unlisted)
     {
-        _approvals.ListingFailure = new StoreDown();
+        if (unlisted == "access requests")
+        {
+            _approvals.ListingFailure = new StoreDown();
+        }
+        else
+        {
+            _statements.Failures[nameof(MemoryStatementApprovals.ListStatementsAsync)] = 1;
+        }
+
         var request = new AccessRequestInput("shop", ["public.orders"], "read", "monthly report", "1h");
         var outcome = await _pipeline.RequestAccessAsync(new CallContext("request_access", Token(), "test", "s1"), request, CancellationToken.None);
 

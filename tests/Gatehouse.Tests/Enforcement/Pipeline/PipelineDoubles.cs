@@ -187,8 +187,11 @@ internal sealed class MemoryStatementApprovals : IStatementApprovalStore
         return ValueTask.FromResult(_requests.GetValueOrDefault(id));
     }
 
-    public ValueTask<IReadOnlyList<StatementApproval>> ListStatementsAsync(bool all, DateTimeOffset now, CancellationToken cancellationToken) =>
-        ValueTask.FromResult<IReadOnlyList<StatementApproval>>([.. _requests.Values]);
+    public ValueTask<IReadOnlyList<StatementApproval>> ListStatementsAsync(bool all, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        FailIfAsked(nameof(ListStatementsAsync));
+        return ValueTask.FromResult<IReadOnlyList<StatementApproval>>([.. _requests.Values]);
+    }
 
     public ValueTask<StatementApproval?> VoteAsync(string id, ApprovalVote vote, TimeSpan approvalLifetime, DateTimeOffset now, CancellationToken cancellationToken) =>
         ValueTask.FromResult<StatementApproval?>(null);
