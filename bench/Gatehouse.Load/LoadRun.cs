@@ -18,13 +18,16 @@ public sealed record LoadResult(string Target, int Concurrency, int Calls, int E
     /// </summary>
     public double? ServerCpuMsPerCall { get; init; }
 
+    /// <summary>The share of the server's CPU time its JIT spent recompiling hot code: above a few percent, it was not warm yet.</summary>
+    public double? ServerCompilingShare { get; init; }
+
     /// <summary>
     /// Runs the workers unmeasured for <paramref name="warmUp"/> (connections, caches, and the JIT's tiers: a .NET process
     /// runs unoptimized code for its first seconds of load), then measured for <paramref name="duration"/>. Every target gets
     /// the same warm-up.
     /// </summary>
-    /// <param name="serverCpu">Starts a reading of the server processes' CPU time (just before the measured calls), whose result is read just after them.</param>
-    public static async Task<LoadResult> RunAsync(string target, int concurrency, TimeSpan duration, TimeSpan warmUp, Func<int, Func<Task>> worker, Func<Func<TimeSpan?>>? serverCpu = null)
+    /// <param name="serverCpu">Starts a reading of the server processes' CPU time, and its JIT's part (just before the measured calls), whose result is read just after them.</param>
+    public static async Task<LoadResult> RunAsync(string target, int concurrency, TimeSpan duration, TimeSpan warmUp, Func<int, Func<Task>> worker, Func<Func<(TimeSpan? Cpu, TimeSpan Compiling)>>? serverCpu = null)
     {
         var calls = Enumerable.Range(0, concurrency).Select(worker).ToList();
         await Task.WhenAll(calls.Select(call => call()));
@@ -38,7 +41,7 @@ public sealed record LoadResult(string Target, int Concurrency, int Calls, int E
         var clock = Stopwatch.StartNew();
         var errors = await CallAsync(calls, duration, latencies);
         var seconds = clock.Elapsed.TotalSeconds;
-        var cpu = reading?.Invoke();
+        var (cpu, compiling) = reading?.Invoke() ?? default;
         var all = latencies.SelectMany(l => l).Order().ToArray();
         return new LoadResult(target, concurrency, all.Length, errors, seconds, Percentile(all, 0.50), Percentile(all, 0.99))
         {
@@ -46,6 +49,7 @@ public sealed record LoadResult(string Target, int Concurrency, int Calls, int E
             Ended = DateTimeOffset.UtcNow,
             // Per call attempted: a failed call costs the server too.
             ServerCpuMsPerCall = cpu is { } spent && all.Length + errors > 0 ? spent.TotalMilliseconds / (all.Length + errors) : null,
+            ServerCompilingShare = cpu is { } total && total > TimeSpan.Zero ? compiling / total : null,
         };
     }
 

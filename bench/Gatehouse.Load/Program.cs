@@ -154,7 +154,7 @@ var state = (await GatewayState.OpenAsync(policy, CancellationToken.None)).Store
 var audited = new List<(LoadResult Result, int Records)>();
 foreach (var n in httpLevels)
 {
-    var result = await RunMcpAsync("Gatehouse, HTTP", n, _ => HttpClientFor(endpoint, tokens["analyst"]), client => QueryAsync(client, Sql), () => ProcessStat.Since([gatehouse.Id]));
+    var result = await RunMcpAsync("Gatehouse, HTTP", n, _ => HttpClientFor(endpoint, tokens["analyst"]), client => QueryAsync(client, Sql), () => ProcessStat.SpentSince([gatehouse.Id]));
     results.Add(result);
     audited.Add((result, await CountQueriesAsync(state, result)));
 }
@@ -200,13 +200,20 @@ foreach (var n in stdioLevels)
 
 Console.WriteLine();
 // Server CPU: the server processes' own CPU time per call, where they run apart from this client (steadier than latency on a
-// shared machine; for Gatehouse, without PostgreSQL's share).
-Console.WriteLine($"{"target",-36} {"agents",6} {"p50 ms",8} {"p99 ms",8} {"calls/s",9} {"errors",7} {"audited",8} {"server CPU ms/call",19}");
+// shared machine; for Gatehouse, without PostgreSQL's share), and the part of it the JIT spent recompiling hot code.
+Console.WriteLine($"{"target",-36} {"agents",6} {"p50 ms",8} {"p99 ms",8} {"calls/s",9} {"errors",7} {"audited",8} {"server CPU ms/call",19} {"JIT",5}");
 foreach (var r in results)
 {
     var records = audited.Where(a => a.Result == r).Select(a => $"{a.Records}/{r.Calls}").FirstOrDefault() ?? "-";
     var cpu = r.ServerCpuMsPerCall is { } ms ? ms.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture) : "-";
-    Console.WriteLine($"{r.Target,-36} {r.Concurrency,6} {r.P50Ms,8:0.000} {r.P99Ms,8:0.000} {r.CallsPerSecond,9:0} {r.Errors,7} {records,8} {cpu,19}");
+    var jit = r.ServerCompilingShare is { } share ? share.ToString("0%", System.Globalization.CultureInfo.InvariantCulture) : "-";
+    Console.WriteLine($"{r.Target,-36} {r.Concurrency,6} {r.P50Ms,8:0.000} {r.P99Ms,8:0.000} {r.CallsPerSecond,9:0} {r.Errors,7} {records,8} {cpu,19} {jit,5}");
+}
+
+// A server still recompiling its hot code is not at its steady state: its figures then say more about the warm-up.
+foreach (var r in results.Where(r => r.ServerCompilingShare > 0.05))
+{
+    Console.WriteLine($"note: {r.Target} at {r.Concurrency} spent {r.ServerCompilingShare:0%} of its CPU in the JIT during the measured run; raise --warmup for steady-state figures");
 }
 
 Console.WriteLine();
@@ -233,9 +240,9 @@ static void Ratio(string what, double? value, double? baseline) =>
 
 // A CPU reading of this process's children started with this in their command line (one server per stdio agent), taken
 // of the same processes before and after.
-static Func<Func<TimeSpan?>> ChildrenCpu(string commandLine) => () => ProcessStat.Since(ProcessStat.Children(Environment.ProcessId, commandLine));
+static Func<Func<(TimeSpan? Cpu, TimeSpan Compiling)>> ChildrenCpu(string commandLine) => () => ProcessStat.SpentSince(ProcessStat.Children(Environment.ProcessId, commandLine));
 
-async Task<LoadResult> RunMcpAsync(string target, int n, Func<int, Task<McpClient>> connect, Func<McpClient, ValueTask<ModelContextProtocol.Protocol.CallToolResult>> call, Func<Func<TimeSpan?>>? serverCpu = null)
+async Task<LoadResult> RunMcpAsync(string target, int n, Func<int, Task<McpClient>> connect, Func<McpClient, ValueTask<ModelContextProtocol.Protocol.CallToolResult>> call, Func<Func<(TimeSpan? Cpu, TimeSpan Compiling)>>? serverCpu = null)
 {
     var clients = await Task.WhenAll(Enumerable.Range(0, n).Select(connect));
     try

@@ -9,13 +9,7 @@ namespace Gatehouse.Benchmarks;
 public static class ProcessStat
 {
     /// <summary>A process's user and system CPU time so far, or null once it has gone. Linux counts it in ticks of 10 ms (USER_HZ 100).</summary>
-    public static TimeSpan? Cpu(int pid)
-    {
-        var fields = Fields(pid);
-        return fields is null
-            ? null
-            : TimeSpan.FromMilliseconds((long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) * 10);
-    }
+    public static TimeSpan? Cpu(int pid) => Ticks($"/proc/{pid}/stat") is { } ticks ? TimeSpan.FromMilliseconds(ticks * 10) : null;
 
     /// <summary>The running children of a process whose command line contains <paramref name="commandLine"/>.</summary>
     public static IReadOnlyList<int> Children(int parent, string commandLine)
@@ -45,6 +39,41 @@ public static class ProcessStat
         return () => before is { } start && Sum(pids) is { } now ? now - start : null;
     }
 
+    /// <summary>
+    /// Like <see cref="Since"/>, and besides the part spent in .NET's tiered-compilation worker: a process still recompiling
+    /// its hot code is not at its steady state yet. A worker that started and stopped again in between is not counted.
+    /// </summary>
+    public static Func<(TimeSpan? Cpu, TimeSpan Compiling)> SpentSince(IReadOnlyList<int> pids)
+    {
+        var cpu = Since(pids);
+        var before = CompilerThreads(pids);
+        return () =>
+        {
+            var spent = cpu();
+            var ticks = CompilerThreads(pids).Sum(t => t.Value - before.GetValueOrDefault(t.Key));
+            return (spent, TimeSpan.FromMilliseconds(ticks * 10));
+        };
+    }
+
+    // .NET names the worker ".NET Tiered Compilation Worker"; the kernel keeps the first 15 characters of a thread's name.
+    private static Dictionary<string, long> CompilerThreads(IReadOnlyList<int> pids)
+    {
+        var threads = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var pid in pids)
+        {
+            var tasks = $"/proc/{pid}/task";
+            foreach (var task in Directory.Exists(tasks) ? Directory.EnumerateDirectories(tasks) : [])
+            {
+                if (Read(Path.Combine(task, "comm"))?.StartsWith(".NET Tiered Com", StringComparison.Ordinal) == true && Ticks(Path.Combine(task, "stat")) is { } ticks)
+                {
+                    threads[task] = ticks;
+                }
+            }
+        }
+
+        return threads;
+    }
+
     private static TimeSpan? Sum(IReadOnlyList<int> pids)
     {
         var sum = TimeSpan.Zero;
@@ -62,7 +91,13 @@ public static class ProcessStat
     }
 
     // The fields after the command name, which is in parentheses and may hold spaces: [1] is the parent, [11] and [12] utime and stime.
-    private static string[]? Fields(int pid) => Read($"/proc/{pid}/stat") is { } stat ? stat[(stat.LastIndexOf(')') + 2)..].Split(' ') : null;
+    private static string[]? Fields(int pid) => Fields($"/proc/{pid}/stat");
+
+    private static string[]? Fields(string statPath) => Read(statPath) is { } stat ? stat[(stat.LastIndexOf(')') + 2)..].Split(' ') : null;
+
+    // User and system time of a process or thread, in ticks.
+    private static long? Ticks(string statPath) =>
+        Fields(statPath) is { } fields ? long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture) : null;
 
     private static string? Read(string path)
     {
