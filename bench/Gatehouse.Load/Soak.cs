@@ -28,7 +28,7 @@ public static class Soak
         var clock = Stopwatch.StartNew();
         var calls = 0;
         var approvalLoop = approvals is null ? null : new SoakApprovals();
-        var approving = approvals is { } tokens ? approvalLoop!.RunAsync(endpoint, tokens.Agent, tokens.Admin, clock, duration) : Task.CompletedTask;
+        var approving = approvalLoop?.RunAsync(endpoint, approvals!.Value.Agent, approvals.Value.Admin, clock, duration) ?? Task.CompletedTask;
 
         var workers = Enumerable.Range(0, agents).Select(async _ =>
         {

@@ -49,7 +49,6 @@ public sealed partial class SoakApprovals
     private readonly ConcurrentDictionary<int, int> _approvals = new();
     private int _statements;
     private int _abandoned;
-    private int _approved;
     private int _approverErrors;
     private readonly List<double> _waits = [];
 
@@ -131,11 +130,7 @@ public sealed partial class SoakApprovals
                     using var approved = await http.PostAsync(new Uri(api, $"requests/{request.GetProperty("id").GetString()}/approve"), null);
                     if (approved.IsSuccessStatusCode)
                     {
-                        Interlocked.Increment(ref _approved);
-                        if (NumberPattern().Match(request.GetProperty("sql").GetString() ?? "") is { Success: true } match)
-                        {
-                            _approvals.AddOrUpdate(int.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture), 1, (_, c) => c + 1);
-                        }
+                        _approvals.AddOrUpdate(Number(request.GetProperty("sql").GetString() ?? ""), 1, (_, c) => c + 1);
                     }
                     else
                     {
@@ -178,7 +173,7 @@ public sealed partial class SoakApprovals
         }
 
         Console.WriteLine($"approval loop: {_statements} statements, {_returned.Count} came back with their result ({returnedTwice} more than once), {_abandoned} given up on after {GiveUp.TotalSeconds:0} s or at the end");
-        Console.WriteLine($"  approver: {_approved} approvals answered as made through the admin API, {_approverErrors} failed rounds or answers; statements approved more than once (a new request after the first approval's run failed): {string.Join(", ", _approvals.Where(a => a.Value > 1).Select(a => $"{a.Key} ({a.Value}x)"))}");
+        Console.WriteLine($"  approver: {_approvals.Values.Sum()} approvals answered as made through the admin API, {_approverErrors} failed rounds or answers; statements approved more than once (a new request after the first approval's run failed): {string.Join(", ", _approvals.Where(a => a.Value > 1).Select(a => $"{a.Key} ({a.Value}x)"))}");
         if (waits.Length > 0)
         {
             Console.WriteLine($"  from first call to result: median {waits[waits.Length / 2]:0.00} s, max {waits[^1]:0.00} s");
@@ -195,6 +190,10 @@ public sealed partial class SoakApprovals
     }
 
     private static string Statement(int n) => $"insert into soak_runs (n) values ({n})";
+
+    // The statement's number, or 0 for a statement that is not the loop's.
+    private static int Number(string sql) =>
+        NumberPattern().Match(sql) is { Success: true } match ? int.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
 
     [GeneratedRegex(@"values \((\d+)\)$")]
     private static partial Regex NumberPattern();
