@@ -164,9 +164,12 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
 
     protected override void StateWritten() => _snapshots?.Invalidate();
 
+    /// <summary>The statement the snapshot poll sends every <see cref="StateSnapshots.PollInterval"/>.</summary>
+    internal const string VersionQuery = "SELECT version FROM state_changes WHERE id = 1";
+
     private async Task<long> ReadVersionAsync(CancellationToken cancellationToken)
     {
-        await using var command = _source.CreateCommand("SELECT version FROM state_changes WHERE id = 1");
+        await using var command = _source.CreateCommand(VersionQuery);
         return (long)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
     }
 
