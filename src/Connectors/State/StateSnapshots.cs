@@ -151,9 +151,10 @@ internal sealed class StateSnapshots : IAsyncDisposable
                 {
                     version = await _readVersion(token).ConfigureAwait(false);
                 }
-                catch (Exception) when (!token.IsCancellationRequested)
+                catch (Exception)
                 {
-                    // Nothing is seen: the snapshot ages out and calls read the store themselves until it answers again.
+                    // Nothing is seen: the snapshot ages out and calls read the store themselves until it answers again. A read
+                    // that fails once the poll is stopping (the store's connections closing with the gateway) ends it at the tick.
                     continue;
                 }
 

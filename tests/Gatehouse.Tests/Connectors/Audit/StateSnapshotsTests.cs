@@ -111,6 +111,26 @@ public sealed class StateSnapshotsTests
         Assert.Equal(2, snapshots.Loads);
     }
 
+    // A gateway stopping while its state store is away: the poll's read in flight fails as the store's connections close,
+    // after the poll was told to stop. That is the poll ending, not a failure for whoever disposes it.
+    [Fact]
+    public async Task Disposing_while_a_poll_read_fails_as_it_stops_completes_quietly()
+    {
+        var reading = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var snapshots = new StateSnapshots(
+            async token =>
+            {
+                reading.TrySetResult();
+                await Task.Delay(Timeout.Infinite, token).ContinueWith(_ => { }, TaskScheduler.Default);
+                throw new IOException("the store went away as the gateway stopped");
+            },
+            (_, _) => throw new InvalidOperationException("no call reads a snapshot here"),
+            TimeProvider.System);
+        await reading.Task;
+
+        await snapshots.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
     [Fact]
     public async Task Grants_are_those_unexpired_at_the_calls_own_time()
     {
