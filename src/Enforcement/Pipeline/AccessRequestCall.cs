@@ -57,7 +57,8 @@ public sealed partial class GatewayPipeline
     }
 
     // The request is filed, so the caller hears of it even when its other requests cannot be listed after: refused then, a
-    // caller would retry and file the same request twice.
+    // caller would retry and file the same request twice. A call cancelled meanwhile (by its client, or cut off by a shutdown)
+    // is recorded as having filed it, which it did, rather than as cancelled.
     private async ValueTask<RequestStatus> FiledStatusAsync(CallScope scope, AccessRequest filed, CancellationToken cancellationToken)
     {
         try
@@ -69,16 +70,21 @@ public sealed partial class GatewayPipeline
             Log.RequestsNotListed(logger, filed.Id, e.InnerException?.Message ?? e.Message);
             return new RequestStatus(filed, [], []) { NotListed = $"the state store did not answer, so the gateway could not {e.What}; request {filed.Id} itself is filed" };
         }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return new RequestStatus(filed, [], []) { NotListed = $"the call was cancelled before the gateway could {ListingWhat}; request {filed.Id} itself is filed" };
+        }
     }
+
+    private const string ListingWhat = "read this agent's requests";
 
     // The caller's own recent requests only, newest first.
     private async ValueTask<RequestStatus> StatusAsync(CallScope scope, AccessRequest? created, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
         var agent = scope.Identity.Agent;
-        const string What = "read this agent's requests";
-        var access = (await StateUnavailableException.GuardAsync(What, () => approvals.ListAsync(null, now, cancellationToken)).ConfigureAwait(false)).Where(r => r.Agent == agent).Take(20).ToList();
-        var statements = (await StateUnavailableException.GuardAsync(What, () => statementApprovals.ListStatementsAsync(true, now, cancellationToken)).ConfigureAwait(false))
+        var access = (await StateUnavailableException.GuardAsync(ListingWhat, () => approvals.ListAsync(null, now, cancellationToken)).ConfigureAwait(false)).Where(r => r.Agent == agent).Take(20).ToList();
+        var statements = (await StateUnavailableException.GuardAsync(ListingWhat, () => statementApprovals.ListStatementsAsync(true, now, cancellationToken)).ConfigureAwait(false))
             .Where(r => r.Agent == agent).Take(20).ToList();
         return new RequestStatus(created, access, statements);
     }

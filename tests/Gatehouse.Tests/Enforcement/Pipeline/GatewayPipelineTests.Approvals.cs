@@ -98,4 +98,24 @@ public sealed partial class GatewayPipelineTests
         Assert.Contains("could not read this agent's requests", status.NotListed, StringComparison.Ordinal);
         Assert.Equal(Verdict.Allowed, _audit.Completed[outcome.AuditId!].Decision);
     }
+
+    // Cancelled once the request is filed, the call is recorded as having filed it, so the audit log shows the request came
+    // from it; recorded as cancelled, nothing would.
+    [Fact]
+    public async Task An_access_request_filed_before_its_call_was_cancelled_is_recorded_filed()
+    {
+        using var cancel = new CancellationTokenSource();
+        _approvals.Listing = cancel.Cancel;
+        var request = new AccessRequestInput("shop", ["public.orders"], "read", "monthly report", "1h");
+
+        var outcome = await _pipeline.RequestAccessAsync(new CallContext("request_access", Token(), "test", "s1"), request, cancel.Token);
+
+        Assert.Equal("access.requested", outcome.Decision.Rule);
+        var filed = Assert.Single(_approvals.Filed);
+        Assert.Equal(filed.Id, Assert.IsType<RequestStatus>(outcome.Payload).Created!.Id);
+        Assert.Contains("cancelled", Assert.IsType<RequestStatus>(outcome.Payload).NotListed, StringComparison.Ordinal);
+        var record = _audit.Completed[outcome.AuditId!];
+        Assert.Equal(Verdict.Allowed, record.Decision);
+        Assert.Contains(filed.Id, record.Reason, StringComparison.Ordinal);
+    }
 }

@@ -123,6 +123,9 @@ internal sealed class NoApprovals : IApprovalStore
 
     public Exception? ListingFailure { get; set; }
 
+    /// <summary>Runs as a listing begins, before it reads (a test cancels the call there).</summary>
+    public Action? Listing { get; set; }
+
     public List<AccessRequest> Filed { get; } = [];
 
     public ValueTask CreateAsync(AccessRequest request, CancellationToken cancellationToken)
@@ -138,8 +141,12 @@ internal sealed class NoApprovals : IApprovalStore
 
     public ValueTask<AccessRequest?> GetAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult<AccessRequest?>(null);
 
-    public ValueTask<IReadOnlyList<AccessRequest>> ListAsync(AccessRequestStatus? status, DateTimeOffset now, CancellationToken cancellationToken) =>
-        (RequestsFailure ?? ListingFailure) is { } failure ? ValueTask.FromException<IReadOnlyList<AccessRequest>>(failure) : ValueTask.FromResult<IReadOnlyList<AccessRequest>>(Filed);
+    public ValueTask<IReadOnlyList<AccessRequest>> ListAsync(AccessRequestStatus? status, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        Listing?.Invoke();
+        cancellationToken.ThrowIfCancellationRequested();
+        return (RequestsFailure ?? ListingFailure) is { } failure ? ValueTask.FromException<IReadOnlyList<AccessRequest>>(failure) : ValueTask.FromResult<IReadOnlyList<AccessRequest>>(Filed);
+    }
 
     public ValueTask<bool> DecideAsync(string id, bool approve, string decidedBy, string? note, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(false);
 
