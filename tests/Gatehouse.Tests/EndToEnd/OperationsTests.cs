@@ -187,6 +187,7 @@ public sealed class OperationsTests(PostgresFixture pg)
     [Fact]
     public async Task A_served_process_reloads_on_SIGHUP_and_on_SIGTERM_finishes_the_call_in_flight_before_it_exits()
     {
+        var since = await ServerNowAsync();
         var gateway = TestGateway.Create(pg, connectionSettings: "functions: [pg_sleep]");
         await using var served = await ServedGateway.StartAsync(gateway);
         await using var client = await GatewayClients.HttpAsync(served.Endpoint, gateway.Mint("analyst"));
@@ -200,7 +201,7 @@ public sealed class OperationsTests(PostgresFixture pg)
 
         // SIGTERM while a call runs: the call finishes and is answered, then the process stops cleanly.
         var inFlight = client.QueryAsync("select pg_sleep(1.5), count(*) from orders");
-        await Task.Delay(500);
+        await WaitUntilSleepingAsync(since);
         served.Signal("TERM");
         Assert.NotEqual(true, (await inFlight).IsError);
         Assert.Equal(0, await served.ExitCodeAsync());
@@ -210,12 +211,13 @@ public sealed class OperationsTests(PostgresFixture pg)
     [Fact]
     public async Task On_SIGTERM_a_call_past_the_shutdown_deadline_is_cut_off_and_recorded_as_such()
     {
+        var since = await ServerNowAsync();
         var gateway = TestGateway.Create(pg, gateway: "shutdown_deadline: 1s", connectionSettings: "functions: [pg_sleep]");
         await using var served = await ServedGateway.StartAsync(gateway);
         await using var client = await GatewayClients.HttpAsync(served.Endpoint, gateway.Mint("analyst"));
 
         var inFlight = client.QueryAsync("select pg_sleep(10), count(*) from orders");
-        await Task.Delay(700);
+        await WaitUntilSleepingAsync(since);
         served.Signal("TERM");
         var cut = await inFlight;
         Assert.True(cut.IsError == true, $"the call ran to its end ({cut.Text()}); the gateway logged:\n{string.Join("\n", served.Log)}");
@@ -226,6 +228,27 @@ public sealed class OperationsTests(PostgresFixture pg)
         var (_, state) = await Gatehouse.McpServer.Cli.CliApp.LoadGatewayAsync(gateway.PolicyPath, CancellationToken.None);
         var record = await state.Audit.GetAsync(cut.AuditId(), CancellationToken.None);
         Assert.Equal((Verdict.Failed, "gateway.shutdown"), (record!.Decision, record.Rule));
+    }
+
+    private async Task<string> ServerNowAsync() => ((DateTime)(await pg.AdminScalarAsync("select now()"))!).ToString("O");
+
+    // Until a connection the test's gateway opened (the tests on this server run one at a time) sleeps in pg_sleep for an
+    // agent's call: the call is in flight, past the gateway's door, however long a busy machine took to get it there. A fixed
+    // wait could signal first, and the call would be refused as shutting_down.
+    private async Task WaitUntilSleepingAsync(string since)
+    {
+        for (var deadline = DateTime.UtcNow.AddSeconds(30); ; await Task.Delay(50))
+        {
+            var sleeping = (long)(await pg.AdminScalarAsync(
+                "select count(*) from pg_stat_activity where application_name = 'gatehouse:analyst' and wait_event = 'PgSleep'"
+                + $" and backend_start >= '{since}'::timestamptz"))!;
+            if (sleeping > 0)
+            {
+                return;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, "no call of the gateway was in pg_sleep within 30 s");
+        }
     }
 
     // Reloads are noticed within the watcher's settle time, or the poll at worst.

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Gatehouse.Connectors.State;
 using Gatehouse.McpServer.Hosting;
 using Gatehouse.Tests.Infrastructure;
+using Microsoft.IdentityModel.JsonWebTokens;
 using ModelContextProtocol.Client;
 
 namespace Gatehouse.Tests.EndToEnd;
@@ -110,9 +111,12 @@ public sealed class StdioTests(PostgresFixture pg)
     [Fact]
     public async Task A_token_that_expires_mid_session_stops_working_on_the_next_call()
     {
-        await using var client = await GatewayClients.StdioAsync(_gateway, _gateway.Mint("analyst", lifetime: TimeSpan.FromSeconds(4)));
+        // Long enough for a busy machine to start the process and answer its first call; then wait out the token's own expiry.
+        var token = _gateway.Mint("analyst", lifetime: TimeSpan.FromSeconds(10));
+        await using var client = await GatewayClients.StdioAsync(_gateway, token);
         Assert.NotEqual(true, (await client.QueryAsync("select 1")).IsError);
-        await Task.Delay(TimeSpan.FromSeconds(4.5));
+        var expiresIn = new JsonWebToken(token).ValidTo - DateTime.UtcNow;
+        await Task.Delay(expiresIn + TimeSpan.FromSeconds(1));
         var result = await client.QueryAsync("select 1");
         Assert.Equal("identity.expired_token", result.Rule());
     }

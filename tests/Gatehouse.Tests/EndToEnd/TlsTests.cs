@@ -64,7 +64,20 @@ public sealed class TlsTests : IAsyncLifetime
             await reload.ExecuteNonQueryAsync();
         }
 
-        await Task.Delay(500);
+        // The reload is a signal: a new server process shows the setting once the postmaster has read it (and its TLS keys).
+        var fresh = new NpgsqlConnectionStringBuilder(_server.AdminConnectionString) { Pooling = false }.ConnectionString;
+        for (var deadline = DateTime.UtcNow.AddSeconds(30); ; await Task.Delay(50))
+        {
+            await using var connection = new NpgsqlConnection(fresh);
+            await connection.OpenAsync();
+            await using var show = new NpgsqlCommand("SHOW ssl", connection);
+            if ((string?)await show.ExecuteScalarAsync() == "on")
+            {
+                break;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, "PostgreSQL did not turn TLS on within 30 s of the reload");
+        }
     }
 
     public async Task DisposeAsync()

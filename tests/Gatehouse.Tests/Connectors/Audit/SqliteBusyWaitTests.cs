@@ -65,12 +65,15 @@ public sealed class SqliteBusyWaitTests
         await using var holder = await OpenAsync(path);
         await using var waiter = await OpenAsync(path, wait: TimeSpan.FromMilliseconds(200));
         await ExecuteAsync(holder, "BEGIN IMMEDIATE; INSERT INTO t VALUES ('holder')");
-        // Were the wait never to give up, the waiter would get the lock when the holder lets go, three seconds on.
-        var release = Task.Delay(TimeSpan.FromSeconds(3)).ContinueWith(_ => ExecuteAsync(holder, "COMMIT")).Unwrap();
+        // Were the wait never to give up, the waiter would get the lock when the holder lets go, twenty seconds on (the wait is
+        // counted in sleeps, which a busy machine stretches; the bound leaves room for that).
+        using var holding = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        var release = Task.Delay(Timeout.Infinite, holding.Token).ContinueWith(_ => ExecuteAsync(holder, "COMMIT"), TaskScheduler.Default).Unwrap();
 
         var clock = Stopwatch.StartNew();
         Assert.Equal(SqliteBusy, BeginImmediate(waiter));
-        Assert.InRange(clock.Elapsed, TimeSpan.FromMilliseconds(200), TimeSpan.FromMilliseconds(2500));
+        Assert.InRange(clock.Elapsed, TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(15));
+        await holding.CancelAsync();
         await release;
     }
 

@@ -168,10 +168,10 @@ public sealed partial class TokenValidatorTests : IDisposable
     [Fact]
     public async Task A_cached_token_stops_working_when_it_expires()
     {
-        // exp is in whole seconds, rounded down: a one-second lifetime can be gone before the first check.
-        var token = Mint(lifetime: TimeSpan.FromSeconds(2));
+        // exp is in whole seconds, rounded down; the first check has a few seconds, then the test waits out the token's own exp.
+        var token = Mint(lifetime: TimeSpan.FromSeconds(5));
         Assert.NotNull((await Validate(token)).Identity);
-        await Task.Delay(TimeSpan.FromSeconds(2.5));
+        await Task.Delay(new JsonWebToken(token).ValidTo - DateTime.UtcNow + TimeSpan.FromSeconds(0.5));
         Assert.Equal("identity.expired_token", (await Validate(token)).Rule);
     }
 }
