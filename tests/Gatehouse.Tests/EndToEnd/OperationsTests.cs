@@ -98,8 +98,9 @@ public sealed class OperationsTests(PostgresFixture pg)
             await Task.Delay(100);
         }
 
-        // Drained: every call now needs a new login, which PostgreSQL refuses for a moment yet.
-        await Task.Delay(TimeSpan.FromMilliseconds(500));
+        // Drained: every call now needs a new login, which PostgreSQL refuses for a moment yet (refusals began with the drain;
+        // the gateway retries a login for about four seconds, which a busy machine's slower polls here must leave room in).
+        await Task.Delay(TimeSpan.FromMilliseconds(200));
         await pg.AdminScalarAsync($"ALTER ROLE {role} PASSWORD 'second-password'");
         await Task.Delay(TimeSpan.FromSeconds(2));
         await stop.CancelAsync();
