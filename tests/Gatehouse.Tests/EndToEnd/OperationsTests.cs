@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
+using System.Text.RegularExpressions;
 using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Policy;
 using Gatehouse.McpServer.Hosting;
@@ -275,37 +276,41 @@ internal sealed class ServedGateway : IAsyncDisposable
 {
     private readonly ConcurrentQueue<string> _log = new();
 
-    private ServedGateway(Process process, int port)
-    {
-        Process = process;
-        Endpoint = new Uri($"http://127.0.0.1:{port}/mcp");
-    }
+    private ServedGateway(Process process) => Process = process;
 
     public Process Process { get; }
 
     public IEnumerable<string> Log => _log;
 
-    public Uri Endpoint { get; }
+    public Uri Endpoint { get; private set; } = null!;
 
     /// <param name="untilReady">Returns once /readyz answers ready; otherwise once /healthz answers, with no readiness probe sent.</param>
     public static async Task<ServedGateway> StartAsync(TestGateway gateway, bool untilReady = true)
     {
-        var port = TestGateway.FreePort();
+        // Port 0: the gateway binds a port nobody holds and names it in its start-up line. A port found free and bound later
+        // can be taken meanwhile, by another test's gateway too, whose probes would then answer for this one.
         var start = new ProcessStartInfo(GatewayClients.GatehouseBinary) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in new[] { "serve", "--http", $"127.0.0.1:{port}", "--config", gateway.PolicyPath })
+        foreach (var argument in new[] { "serve", "--http", "127.0.0.1:0", "--config", gateway.PolicyPath })
         {
             start.ArgumentList.Add(argument);
         }
 
-        var served = new ServedGateway(Process.Start(start)!, port);
+        var served = new ServedGateway(Process.Start(start)!);
         served.Process.ErrorDataReceived += (_, e) => served._log.Enqueue(e.Data ?? "");
         served.Process.OutputDataReceived += (_, e) => served._log.Enqueue(e.Data ?? "");
         served.Process.BeginErrorReadLine();
         served.Process.BeginOutputReadLine();
-        using var probe = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        await served.WaitUntilAsync(() => Task.FromResult(served.Listening() is not null), "the gateway said where it listens");
+        served.Endpoint = served.Listening()!;
+        using var probe = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { BaseAddress = new Uri(served.Endpoint.GetLeftPart(UriPartial.Authority)) };
         await served.WaitUntilAsync(async () => await AnswersAsync(probe, untilReady ? Health.ReadyPath : Health.LivePath), untilReady ? "the gateway became ready" : "the gateway answered");
         return served;
     }
+
+    private Uri? Listening() =>
+        _log.Select(line => Regex.Match(line, @"MCP over HTTP at (http://127\.0\.0\.1:\d+/mcp)")).FirstOrDefault(m => m.Success) is { } found
+            ? new Uri(found.Groups[1].Value)
+            : null;
 
     public void Signal(string signal) => Process.Start(new ProcessStartInfo("kill", ["-" + signal, Process.Id.ToString()]))!.WaitForExit();
 
