@@ -68,11 +68,12 @@ var policyText = File.ReadAllText(policyPath).Replace(
     "gateway:\n  state: gatehouse-state.db",
     $"gateway:\n  {stateSetting}\n  limits: {{ max_rows: 100000, max_result_bytes: 67108864 }}\n  audit: {{ durability: {durability} }}",
     StringComparison.Ordinal);
+var shopAdmin = new NpgsqlConnectionStringBuilder(server.AdminConnectionString) { Database = "shop" }.ConnectionString;
 // --soak --approvals: one agent's inserts wait for a human, whom the soak plays through the admin API.
 var soakApprovals = args.Contains("--soak") && args.Contains("--approvals");
 if (soakApprovals)
 {
-    await SoakApprovals.CreateTableAsync(new NpgsqlConnectionStringBuilder(server.AdminConnectionString) { Database = "shop" }.ConnectionString);
+    await SoakApprovals.CreateTableAsync(shopAdmin);
 }
 
 File.WriteAllText(policyPath, soakApprovals ? SoakApprovals.Policy(policyText) : policyText);
@@ -94,7 +95,6 @@ if (args.Contains("--soak"))
     return;
 }
 
-var shopAdmin = new NpgsqlConnectionStringBuilder(server.AdminConnectionString) { Database = "shop" }.ConnectionString;
 var results = new List<LoadResult>();
 var duration = TimeSpan.FromSeconds(seconds);
 Console.WriteLine($"PostgreSQL {server.Port}, {Environment.ProcessorCount} cores, {seconds} s per run after {warmUp.TotalSeconds:0} s of warm-up, audit durability {durability}, state in {stateStore}, query: {Sql}");
@@ -120,7 +120,7 @@ await using (var noop = await NoopServer.StartHttpAsync())
 {
     foreach (var n in floors ? httpLevels : [])
     {
-        results.Add(await RunMcpAsync("no-op tool, HTTP", n, _ => HttpClientFor(noop.Url, null), client => client.CallToolAsync("noop", new Dictionary<string, object?> { ["sql"] = Sql })));
+        results.Add(await RunMcpAsync("no-op tool, HTTP", n, _ => McpClients.HttpAsync(noop.Url, null), client => client.CallToolAsync("noop", new Dictionary<string, object?> { ["sql"] = Sql })));
     }
 }
 
@@ -154,7 +154,7 @@ var state = (await GatewayState.OpenAsync(policy, CancellationToken.None)).Store
 var audited = new List<(LoadResult Result, int Records)>();
 foreach (var n in httpLevels)
 {
-    var result = await RunMcpAsync("Gatehouse, HTTP", n, _ => HttpClientFor(endpoint, tokens["analyst"]), client => QueryAsync(client, Sql), () => ProcessStat.SpentSince([gatehouse.Id]));
+    var result = await RunMcpAsync("Gatehouse, HTTP", n, _ => McpClients.HttpAsync(endpoint, tokens["analyst"]), client => QueryAsync(client, Sql), () => ProcessStat.SpentSince([gatehouse.Id]));
     results.Add(result);
     audited.Add((result, await CountQueriesAsync(state, result)));
 }
@@ -162,7 +162,7 @@ foreach (var n in httpLevels)
 // A 100,000-row result under the cap: how much the process's peak memory grows (after a warm-up of small calls, so
 // the figure is the result's and not a first call's code and pool).
 long peakGrowth;
-await using (var big = await HttpClientFor(endpoint, tokens["analyst"]))
+await using (var big = await McpClients.HttpAsync(endpoint, tokens["analyst"]))
 {
     for (var i = 0; i < 20; i++)
     {
@@ -267,17 +267,6 @@ async Task<LoadResult> RunMcpAsync(string target, int n, Func<int, Task<McpClien
 
 static ValueTask<ModelContextProtocol.Protocol.CallToolResult> QueryAsync(McpClient client, string sql) =>
     client.CallToolAsync("query", new Dictionary<string, object?> { ["connection"] = "shop", ["sql"] = sql });
-
-static async Task<McpClient> HttpClientFor(Uri url, string? token)
-{
-    var options = new HttpClientTransportOptions { Endpoint = url, TransportMode = HttpTransportMode.StreamableHttp };
-    if (token is not null)
-    {
-        options.AdditionalHeaders = new Dictionary<string, string> { ["Authorization"] = "Bearer " + token };
-    }
-
-    return await McpClient.CreateAsync(new HttpClientTransport(options));
-}
 
 static async Task<McpClient> StdioClientFor(string command, string[] arguments, string? token)
 {

@@ -37,7 +37,7 @@ public static class Soak
             {
                 try
                 {
-                    client ??= await ConnectAsync(endpoint, token);
+                    client ??= await McpClients.HttpAsync(endpoint, token);
                     var result = await client.CallToolAsync("query", new Dictionary<string, object?> { ["connection"] = "shop", ["sql"] = "select id, status from orders where id = 42" });
                     Interlocked.Increment(ref calls);
                     if (result.IsError == true)
@@ -129,15 +129,6 @@ public static class Soak
             await approvalLoop.ReportAsync(new Npgsql.NpgsqlConnectionStringBuilder(server.AdminConnectionString) { Database = "shop" }.ConnectionString);
         }
     }
-
-    /// <summary>A client of the gateway over Streamable HTTP, calling with the agent's token.</summary>
-    internal static Task<McpClient> ConnectAsync(Uri endpoint, string token) =>
-        McpClient.CreateAsync(new HttpClientTransport(new HttpClientTransportOptions
-        {
-            Endpoint = endpoint,
-            TransportMode = HttpTransportMode.StreamableHttp,
-            AdditionalHeaders = new Dictionary<string, string> { ["Authorization"] = "Bearer " + token },
-        }));
 
     /// <summary>The rule a refused call names, e.g. database.unavailable.</summary>
     internal static string RefusalRule(ModelContextProtocol.Protocol.CallToolResult result) =>

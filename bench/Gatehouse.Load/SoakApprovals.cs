@@ -75,7 +75,7 @@ public sealed partial class SoakApprovals
 
                 try
                 {
-                    client ??= await Soak.ConnectAsync(endpoint, token);
+                    client ??= await McpClients.HttpAsync(endpoint, token);
                     var result = await client.CallToolAsync("query", arguments);
                     if (result.IsError != true)
                     {
