@@ -68,12 +68,14 @@ public sealed partial class GatewayPipeline
         catch (StateUnavailableException e)
         {
             Log.RequestsNotListed(logger, filed.Id, e.InnerException?.Message ?? e.Message);
-            return new RequestStatus(filed, [], []) { NotListed = $"the state store did not answer, so the gateway could not {e.What}; request {filed.Id} itself is filed" };
+            return Unlisted($"the state store did not answer, so the gateway could not {e.What}");
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            return new RequestStatus(filed, [], []) { NotListed = $"the call was cancelled before the gateway could {ListingWhat}; request {filed.Id} itself is filed" };
+            return Unlisted($"the call was cancelled before the gateway could {ListingWhat}");
         }
+
+        RequestStatus Unlisted(string why) => new(filed, [], []) { NotListed = $"{why}; request {filed.Id} itself is filed" };
     }
 
     private const string ListingWhat = "read this agent's requests";
