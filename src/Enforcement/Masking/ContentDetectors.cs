@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using System.Text.RegularExpressions;
 
@@ -12,75 +13,154 @@ public static partial class ContentDetectors
 {
     /// <summary>The masked text, or the original string when nothing was found.</summary>
     /// <param name="unmasked">Classes the caller may see (email, ssn, card, phone, iban, secret; or all).</param>
-    public static string Mask(string text, MaskingCounts counts, IReadOnlySet<string>? unmasked = null)
+    public static string Mask(string text, MaskingCounts counts, IReadOnlySet<string>? unmasked = null) =>
+        text.Length < 6 || unmasked?.Contains("all") == true ? text : Mask(text, TextShape.Of(text), counts, unmasked);
+
+    /// <summary>
+    /// As <see cref="Mask(string, MaskingCounts, IReadOnlySet{string}?)"/>, with only the coarse pre-checks (digit count, '@',
+    /// letters, markers): every detector those allow runs its regex. For tests, which show the finer pre-checks skip no match.
+    /// </summary>
+    internal static string MaskWithCoarseChecks(string text, MaskingCounts counts) =>
+        text.Length < 6 ? text : Mask(text, TextShape.Of(text) with { CardRun = int.MaxValue, PhoneRun = int.MaxValue, PlusDigit = true, IbanStart = true, ApiKeyPrefix = true }, counts, null);
+
+    private static string Mask(string text, TextShape shape, MaskingCounts counts, IReadOnlySet<string>? unmasked)
     {
-        if (text.Length < 6 || unmasked?.Contains("all") == true)
-        {
-            return text;
-        }
-
-        var digits = 0;
-        bool at = false, letters = false;
-        foreach (var c in text)
-        {
-            if (char.IsAsciiDigit(c))
-            {
-                digits++;
-            }
-            else if (c == '@')
-            {
-                at = true;
-            }
-            else if (char.IsAsciiLetter(c))
-            {
-                letters = true;
-            }
-        }
-
         var result = text;
-        if (letters && result.Contains("-----BEGIN", StringComparison.Ordinal))
+        if (shape.Letters && result.Contains("-----BEGIN", StringComparison.Ordinal))
         {
             result = Replace(PrivateKeyPattern(), result, SensitiveKind.PrivateKey, counts, _ => true, unmasked);
         }
 
-        if (letters && result.Contains("eyJ", StringComparison.Ordinal))
+        if (shape.Letters && result.Contains("eyJ", StringComparison.Ordinal))
         {
             result = Replace(JwtPattern(), result, SensitiveKind.Jwt, counts, _ => true, unmasked);
         }
 
-        if (letters && result.Length >= 20)
+        if (shape.Letters && shape.ApiKeyPrefix && result.Length >= 20)
         {
             result = Replace(ApiKeyPattern(), result, SensitiveKind.ApiKey, counts, _ => true, unmasked);
         }
 
-        if (at)
+        if (shape.At)
         {
             result = Replace(EmailPattern(), result, SensitiveKind.Email, counts, _ => true, unmasked);
         }
 
-        if (digits >= 12)
+        if (shape.Digits >= 12 && shape.CardRun >= 13)
         {
             result = Replace(CardPattern(), result, SensitiveKind.Card, counts, IsCard, unmasked);
+        }
+
+        if (shape.Digits >= 12 && shape.IbanStart)
+        {
             result = Replace(IbanPattern(), result, SensitiveKind.Iban, counts, IsIban, unmasked);
         }
 
-        if (digits >= 9)
+        if (shape.Digits >= 9 && shape.CardRun >= 9)
         {
             result = Replace(SsnPattern(), result, SensitiveKind.Ssn, counts, IsSsn, unmasked);
         }
 
-        if (digits >= 8)
+        if (shape.Digits >= 8 && shape.PlusDigit)
         {
             result = Replace(InternationalPhonePattern(), result, SensitiveKind.Phone, counts, IsPhone, unmasked);
         }
 
-        if (digits >= 10)
+        if (shape.Digits >= 10 && shape.PhoneRun >= 10)
         {
             result = Replace(NanpPhonePattern(), result, SensitiveKind.Phone, counts, _ => true, unmasked);
         }
 
         return result;
     }
+
+    /// <summary>
+    /// What one pass over a text tells the detectors, so that a regex runs only where it could match. Each figure is a
+    /// necessary condition of its patterns, counting digits as the patterns' <c>\d</c> does (any decimal digit):
+    /// <list type="bullet">
+    /// <item><see cref="CardRun"/>: the most digits in a run where single spaces or hyphens may part them. A card number
+    /// needs 13, an SSN 9.</item>
+    /// <item><see cref="PhoneRun"/>: the same, with up to two of <c>space . - ( )</c> between digits. A NANP number needs 10.</item>
+    /// <item><see cref="PlusDigit"/>: a '+' followed by a digit, where an international number starts.</item>
+    /// <item><see cref="IbanStart"/>: two capital letters followed by two digits, where an IBAN starts.</item>
+    /// <item><see cref="ApiKeyPrefix"/>: one of the prefixes every API key pattern starts with.</item>
+    /// </list>
+    /// <see cref="Digits"/> (ASCII only), <see cref="At"/> and <see cref="Letters"/> are the coarser checks the detectors had
+    /// before. A timestamp, a UUID or a hash has many digits but short runs, and now skips the card, SSN and phone regexes.
+    /// </summary>
+    private readonly record struct TextShape(int Digits, bool At, bool Letters, int CardRun, int PhoneRun, bool PlusDigit, bool IbanStart, bool ApiKeyPrefix)
+    {
+        public static TextShape Of(string text)
+        {
+            var digits = 0;
+            bool at = false, letters = false, plusDigit = false, ibanStart = false;
+            var card = new DigitRun(maxGap: 1);
+            var phone = new DigitRun(maxGap: 2);
+            int capitals = 0, digitsAfterCapitals = 0;
+            var previous = '\0';
+            foreach (var c in text)
+            {
+                var ascii = char.IsAsciiDigit(c);
+                if (ascii || (c > '\x7f' && char.IsDigit(c)))
+                {
+                    digits += ascii ? 1 : 0;
+                    card.Digit();
+                    phone.Digit();
+                    plusDigit |= previous == '+';
+                    digitsAfterCapitals = capitals >= 2 ? digitsAfterCapitals + 1 : 0;
+                    capitals = digitsAfterCapitals > 0 ? capitals : 0;
+                    ibanStart |= digitsAfterCapitals >= 2;
+                }
+                else
+                {
+                    card.Other(c is ' ' or '-');
+                    phone.Other(c is ' ' or '.' or '-' or '(' or ')');
+                    at |= c == '@';
+                    letters |= char.IsAsciiLetter(c);
+                    capitals = char.IsAsciiLetterUpper(c) ? (digitsAfterCapitals > 0 ? 1 : capitals + 1) : 0;
+                    digitsAfterCapitals = 0;
+                }
+
+                previous = c;
+            }
+
+            var apiKeyPrefix = letters && text.Length >= 20 && text.AsSpan().ContainsAny(ApiKeyPrefixes);
+            return new TextShape(digits, at, letters, card.Longest, phone.Longest, plusDigit, ibanStart, apiKeyPrefix);
+        }
+    }
+
+    /// <summary>The longest run of digits in a text where at most <c>maxGap</c> separators part two digits.</summary>
+    private struct DigitRun(int maxGap)
+    {
+        private int _run;
+        private int _gap;
+
+        public int Longest { get; private set; }
+
+        public void Digit()
+        {
+            _run = _gap <= maxGap ? _run + 1 : 1;
+            _gap = 0;
+            Longest = Math.Max(Longest, _run);
+        }
+
+        public void Other(bool separator)
+        {
+            if (separator && _run > 0)
+            {
+                _gap++;
+            }
+            else
+            {
+                _run = 0;
+                _gap = 0;
+            }
+        }
+    }
+
+    // How each alternative of ApiKeyPattern begins.
+    private static readonly SearchValues<string> ApiKeyPrefixes =
+        SearchValues.Create(["sk-", "AKIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "AIza", "glpat-"], StringComparison.Ordinal);
 
     // Most values match no pattern: IsMatch allocates nothing, so only a candidate pays for the replacement's closure.
     private static string Replace(Regex pattern, string text, SensitiveKind kind, MaskingCounts counts, Func<string, bool> valid, IReadOnlySet<string>? unmasked) =>

@@ -92,4 +92,77 @@ public sealed class ContentDetectorsTests
         Assert.Equal(["ssn"], masked.MaskedColumns["tags"]);
         Assert.False(masked.MaskedColumns.ContainsKey("[ssn]"));
     }
+
+    // Digits in other scripts count as digits to the patterns' \d, so they are in the alphabet too.
+    private const string Alphabet = "0123456789012345678901234567890123456789  --..()+@_:/TZABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz\u0663\uFF15";
+
+    private static readonly string[] Fragments =
+    [
+        "4111 1111 1111 1111", "378282246310005", "5555-5555-5555-4444", "536-22-4821", "412 67 9034", "+1 415 555 0134",
+        "+44 20 7946 0321", "(415) 555-0134", "415.555.0134", "DE89 3704 0044 0532 0130 00", "GB82WEST12345698765432",
+        "AKIAIOSFODNN7EXAMPLE", "sk-proj-abcdefghijklmnopqrstuvwx", "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        "xoxb-1234567890-abcdef", "glpat-abcdefghijklmnopqrstu", "AIzaSyA1234567890abcdefghijklmnopqrstuv", "a.b@example.com",
+        "2025-01-14T09:12:00.0000000Z", "c4ca4238a0b923820dcc509a6f75849b", "0f8fad5b-d9cb-469f-a165-70867728950e",
+        "\u0665\u0663\u0666-22-4821",
+    ];
+
+    [Fact]
+    public void The_pre_checks_skip_no_value_a_detector_would_mask()
+    {
+        // Random texts, many with a sensitive value (or its near miss) spliced in, and every test value above: the pre-checks
+        // that decide which regexes run must change nothing against running every regex the coarse checks allow.
+        var random = new Random(20261206);
+        var texts = new List<string>(Fragments);
+        for (var i = 0; i < 100_000; i++)
+        {
+            var text = new System.Text.StringBuilder();
+            var pieces = random.Next(1, 4);
+            for (var p = 0; p < pieces; p++)
+            {
+                if (random.Next(3) == 0)
+                {
+                    var fragment = Fragments[random.Next(Fragments.Length)].ToCharArray();
+                    // A near miss now and then: one character changed, dropped or doubled.
+                    var at = random.Next(fragment.Length);
+                    var near = random.Next(4) switch
+                    {
+                        0 => new string(fragment).Remove(at, 1),
+                        1 => new string(fragment).Insert(at, fragment[at].ToString()),
+                        2 => new string(fragment).Remove(at, 1).Insert(at, Alphabet[random.Next(Alphabet.Length)].ToString()),
+                        _ => new string(fragment),
+                    };
+                    text.Append(near);
+                }
+                else
+                {
+                    for (var c = random.Next(1, 24); c > 0; c--)
+                    {
+                        text.Append(Alphabet[random.Next(Alphabet.Length)]);
+                    }
+                }
+            }
+
+            texts.Add(text.ToString());
+        }
+
+        var found = 0;
+        foreach (var text in texts)
+        {
+            var (fine, fineCounts) = Mask(text);
+            var coarseCounts = new MaskingCounts();
+            var coarse = ContentDetectors.MaskWithCoarseChecks(text, coarseCounts);
+            Assert.True(coarse == fine, $"'{text}': '{fine}' with the pre-checks, '{coarse}' with every regex");
+            Assert.Equal(coarseCounts.Describe(), fineCounts.Describe());
+            found += fineCounts.Total > 0 ? 1 : 0;
+        }
+
+        // The corpus exercises the detectors: a good share of it holds something to mask.
+        Assert.InRange(found, texts.Count / 10, texts.Count);
+    }
+
+    [Theory]
+    [InlineData("2025-01-14T09:12:00.0000000Z")]
+    [InlineData("0f8fad5b-d9cb-469f-a165-70867728950e")]
+    [InlineData("c4ca4238a0b923820dcc509a6f75849b")]
+    public void Timestamps_uuids_and_digests_pass_untouched(string text) => Assert.Equal(text, Mask(text).Masked);
 }
