@@ -28,22 +28,22 @@ public static partial class ContentDetectors
         var result = text;
         if (shape.Letters && result.Contains("-----BEGIN", StringComparison.Ordinal))
         {
-            result = Replace(PrivateKeyPattern(), result, SensitiveKind.PrivateKey, counts, _ => true, unmasked);
+            result = Replace(PrivateKeyPattern(), result, SensitiveKind.PrivateKey, counts, Any, unmasked);
         }
 
         if (shape.Letters && result.Contains("eyJ", StringComparison.Ordinal))
         {
-            result = Replace(JwtPattern(), result, SensitiveKind.Jwt, counts, _ => true, unmasked);
+            result = Replace(JwtPattern(), result, SensitiveKind.Jwt, counts, Any, unmasked);
         }
 
         if (shape.Letters && shape.ApiKeyPrefix && result.Length >= 20)
         {
-            result = Replace(ApiKeyPattern(), result, SensitiveKind.ApiKey, counts, _ => true, unmasked);
+            result = Replace(ApiKeyPattern(), result, SensitiveKind.ApiKey, counts, Any, unmasked);
         }
 
         if (shape.At)
         {
-            result = Replace(EmailPattern(), result, SensitiveKind.Email, counts, _ => true, unmasked);
+            result = Replace(EmailPattern(), result, SensitiveKind.Email, counts, Any, unmasked);
         }
 
         if (shape.Digits >= 12 && shape.CardRun >= 13)
@@ -68,7 +68,7 @@ public static partial class ContentDetectors
 
         if (shape.Digits >= 10 && shape.PhoneRun >= 10)
         {
-            result = Replace(NanpPhonePattern(), result, SensitiveKind.Phone, counts, _ => true, unmasked);
+            result = Replace(NanpPhonePattern(), result, SensitiveKind.Phone, counts, Any, unmasked);
         }
 
         return result;
@@ -162,46 +162,72 @@ public static partial class ContentDetectors
     private static readonly SearchValues<string> ApiKeyPrefixes =
         SearchValues.Create(["sk-", "AKIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "AIza", "glpat-"], StringComparison.Ordinal);
 
-    // Most values match no pattern: IsMatch allocates nothing, so only a candidate pays for the replacement's closure.
-    private static string Replace(Regex pattern, string text, SensitiveKind kind, MaskingCounts counts, Func<string, bool> valid, IReadOnlySet<string>? unmasked) =>
-        unmasked?.Contains(MaskingCounts.ClassOf(kind)) == true || !pattern.IsMatch(text) ? text : ReplaceMatches(pattern, text, kind, counts, valid);
+    /// <summary>Whether a pattern's match really is a value of its kind (a checksum, a range, a length).</summary>
+    private delegate bool Validator(ReadOnlySpan<char> candidate);
 
-    private static string ReplaceMatches(Regex pattern, string text, SensitiveKind kind, MaskingCounts counts, Func<string, bool> valid) =>
-        pattern.Replace(text, match =>
+    // Matches are enumerated without allocating; only a text holding a valid one is copied, with each such match replaced.
+    // Like Regex.Replace, a match that fails validation is left as is and the search goes on after it.
+    private static string Replace(Regex pattern, string text, SensitiveKind kind, MaskingCounts counts, Validator valid, IReadOnlySet<string>? unmasked)
+    {
+        if (unmasked?.Contains(MaskingCounts.ClassOf(kind)) == true)
         {
-            if (!valid(match.Value))
+            return text;
+        }
+
+        StringBuilder? masked = null;
+        var copied = 0;
+        foreach (var match in pattern.EnumerateMatches(text))
+        {
+            if (!valid(text.AsSpan(match.Index, match.Length)))
             {
-                return match.Value;
+                continue;
             }
 
+            masked ??= new StringBuilder(text.Length);
+            masked.Append(text, copied, match.Index - copied).Append('[').Append(MaskingCounts.Name(kind)).Append(']');
+            copied = match.Index + match.Length;
             counts.Add(kind);
-            return $"[{MaskingCounts.Name(kind)}]";
-        });
+        }
 
-    internal static bool IsSsn(string candidate)
+        return masked is null ? text : masked.Append(text, copied, text.Length - copied).ToString();
+    }
+
+    private static bool Any(ReadOnlySpan<char> candidate) => true;
+
+    // The most digits any validated kind has (a card's 19); a candidate with more is none of them.
+    private const int MaxDigits = 19;
+
+    internal static bool IsSsn(ReadOnlySpan<char> candidate)
     {
-        var digits = Digits(candidate);
-        if (digits.Length != 9)
+        Span<char> digits = stackalloc char[MaxDigits];
+        if (Digits(candidate, digits) != 9)
         {
             return false;
         }
 
-        var area = int.Parse(digits.AsSpan(0, 3));
-        var group = int.Parse(digits.AsSpan(3, 2));
-        var serial = int.Parse(digits.AsSpan(5, 4));
+        var area = int.Parse(digits[..3]);
+        var group = int.Parse(digits[3..5]);
+        var serial = int.Parse(digits[5..9]);
         return area is not (0 or 666) && area < 900 && group != 0 && serial != 0;
     }
 
-    internal static bool IsCard(string candidate)
+    internal static bool IsCard(ReadOnlySpan<char> candidate)
     {
-        var digits = Digits(candidate);
-        return digits.Length is >= 13 and <= 19 && KnownIssuer(digits) && Luhn(digits);
+        Span<char> buffer = stackalloc char[MaxDigits];
+        var count = Digits(candidate, buffer);
+        if (count is < 13 or > MaxDigits)
+        {
+            return false;
+        }
+
+        var digits = buffer[..count];
+        return KnownIssuer(digits) && Luhn(digits);
     }
 
-    private static bool KnownIssuer(string d)
+    private static bool KnownIssuer(ReadOnlySpan<char> d)
     {
-        var two = int.Parse(d.AsSpan(0, 2));
-        var four = int.Parse(d.AsSpan(0, 4));
+        var two = int.Parse(d[..2]);
+        var four = int.Parse(d[..4]);
         return d[0] == '4' && d.Length is 13 or 16 or 19                           // Visa
             || (two is >= 51 and <= 55 || four is >= 2221 and <= 2720) && d.Length == 16 // Mastercard
             || two is 34 or 37 && d.Length == 15                                     // American Express
@@ -211,7 +237,7 @@ public static partial class ContentDetectors
             || two == 62 && d.Length is >= 16 and <= 19;                             // UnionPay
     }
 
-    private static bool Luhn(string digits)
+    private static bool Luhn(ReadOnlySpan<char> digits)
     {
         var sum = 0;
         for (var i = 0; i < digits.Length; i++)
@@ -228,19 +254,36 @@ public static partial class ContentDetectors
         return sum % 10 == 0;
     }
 
-    internal static bool IsIban(string candidate)
+    internal static bool IsIban(ReadOnlySpan<char> candidate)
     {
-        var iban = candidate.Replace(" ", "", StringComparison.Ordinal);
-        if (iban.Length is < 15 or > 34)
+        Span<char> buffer = stackalloc char[34];
+        var length = 0;
+        foreach (var c in candidate)
+        {
+            if (c == ' ')
+            {
+                continue;
+            }
+
+            if (length == buffer.Length)
+            {
+                return false;
+            }
+
+            buffer[length++] = c;
+        }
+
+        if (length < 15)
         {
             return false;
         }
 
-        // Move the country code and check digits to the end, turn letters into numbers, and take the remainder mod 97.
-        var rearranged = iban[4..] + iban[..4];
+        // The country code and check digits count after the rest; letters become numbers; the remainder mod 97 must be 1.
+        var iban = buffer[..length];
         var remainder = 0;
-        foreach (var c in rearranged)
+        for (var i = 0; i < length; i++)
         {
+            var c = iban[(i + 4) % length];
             var value = char.IsAsciiDigit(c) ? c - '0' : char.IsAsciiLetterUpper(c) ? c - 'A' + 10 : -1;
             if (value < 0)
             {
@@ -254,20 +297,26 @@ public static partial class ContentDetectors
     }
 
     // E.164 allows at most 15 digits after the '+'.
-    internal static bool IsPhone(string candidate) => Digits(candidate).Length is >= 8 and <= 15;
+    internal static bool IsPhone(ReadOnlySpan<char> candidate) => Digits(candidate, []) is >= 8 and <= 15;
 
-    private static string Digits(string text)
+    /// <summary>How many ASCII digits the text holds; the first of them are copied into <paramref name="into"/>, as many as fit.</summary>
+    private static int Digits(ReadOnlySpan<char> text, Span<char> into)
     {
-        var builder = new StringBuilder(text.Length);
+        var count = 0;
         foreach (var c in text)
         {
             if (char.IsAsciiDigit(c))
             {
-                builder.Append(c);
+                if (count < into.Length)
+                {
+                    into[count] = c;
+                }
+
+                count++;
             }
         }
 
-        return builder.ToString();
+        return count;
     }
 
     [GeneratedRegex(@"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}", RegexOptions.CultureInvariant)]
