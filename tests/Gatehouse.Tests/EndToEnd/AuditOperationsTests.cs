@@ -114,10 +114,8 @@ public sealed class AuditOperationsTests(PostgresFixture pg)
     public async Task With_an_otlp_endpoint_each_call_is_exported_as_a_trace_to_the_collector()
     {
         // A stand-in OTLP/HTTP collector on loopback: it keeps what the exporter posts.
-        var port = TestGateway.FreePort();
-        using var collector = new HttpListener();
-        collector.Prefixes.Add($"http://127.0.0.1:{port}/");
-        collector.Start();
+        var (listener, port) = TestGateway.Listen(prefix: free => $"http://127.0.0.1:{free}/");
+        using var collector = listener;
         var received = new List<(string Path, byte[] Body)>();
         var collecting = Task.Run(async () =>
         {

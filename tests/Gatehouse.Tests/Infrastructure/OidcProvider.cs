@@ -33,11 +33,25 @@ public sealed class OidcProvider : IAsyncDisposable
     /// <summary>The kid of the key signing new tokens.</summary>
     public string SigningKeyId { get; private set; } = "";
 
+    /// <summary>
+    /// Starts a provider on a free port. The issuer URL names the port before the provider listens, so another process can
+    /// take the port in between; the provider then exits with EADDRINUSE, and a new port is tried.
+    /// </summary>
     public static async Task<OidcProvider> StartAsync(string resource)
     {
-        var provider = new OidcProvider(TestGateway.FreePort(), resource);
-        await provider.StartAsync(rotate: false);
-        return provider;
+        for (var attempt = 1; ; attempt++)
+        {
+            var provider = new OidcProvider(TestGateway.FreePort(), resource);
+            try
+            {
+                await provider.StartAsync(rotate: false);
+                return provider;
+            }
+            catch (InvalidOperationException e) when (attempt < 5 && e.Message.Contains("EADDRINUSE", StringComparison.Ordinal))
+            {
+                await provider.DisposeAsync();
+            }
+        }
     }
 
     public async Task StartAsync(bool rotate)

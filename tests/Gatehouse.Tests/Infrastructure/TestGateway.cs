@@ -1,3 +1,4 @@
+using System.Net;
 using Gatehouse.Enforcement.Identity;
 using Gatehouse.Enforcement.Policy;
 using Gatehouse.McpServer.Demo;
@@ -87,6 +88,29 @@ public sealed class TestGateway
         using var socket = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
         socket.Start();
         return ((System.Net.IPEndPoint)socket.LocalEndpoint).Port;
+    }
+
+    /// <summary>
+    /// An HttpListener started on a free loopback port, and the port. The port is free when chosen but bound only by Start,
+    /// so another process may take it in between: then a new one is tried.
+    /// </summary>
+    public static (HttpListener Listener, int Port) Listen(Func<int, string> prefix)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var port = FreePort();
+            var listener = new HttpListener();
+            listener.Prefixes.Add(prefix(port));
+            try
+            {
+                listener.Start();
+                return (listener, port);
+            }
+            catch (HttpListenerException) when (attempt < 5)
+            {
+                listener.Close();
+            }
+        }
     }
 
     private static string Indent(string text) =>
