@@ -89,7 +89,9 @@ const string Wide = "select c.*, o.* from customers c join orders o on o.custome
 var unmasked = Measure("query, 80 wide rows (no masking)", 0, () => executor.ExecuteAsync(Read(Wide, 1000), null, CancellationToken.None).AsTask().GetAwaiter().GetResult(), 1);
 var masked = Measure("query, 80 wide rows + content detectors", 0, () =>
     Gatehouse.Enforcement.Masking.ResultMasker.Mask(executor.ExecuteAsync(Read(Wide, 1000), null, CancellationToken.None).AsTask().GetAwaiter().GetResult(), new Gatehouse.Enforcement.Masking.MaskingCounts()), 1);
-Console.WriteLine($"masking overhead on that query: {(masked / unmasked - 1) * 100:0.0}% (target <= 10%)");
+// Every row holds raw emails, SSNs, cards and phones here, all found and replaced by the detectors: the backstop's worst
+// case. The <= 10% target is for masking as a tagged connection gets it, by PostgreSQL (strict masking, below).
+Console.WriteLine($"detector overhead on that query, every row's PII replaced: {(masked / unmasked - 1) * 100:0.0}% (no target; strict masking's is below)");
 
 // A 100,000-row statement under the row cap, and the same rows read in full, with the memory each takes.
 const string Big = "select g, md5(g::text) as hash, repeat('x', 40) as pad from generate_series(1, 100000) g";
