@@ -96,20 +96,16 @@ public static partial class ContentDetectors
             bool at = false, letters = false, plusDigit = false, ibanStart = false;
             var card = new DigitRun(maxGap: 1);
             var phone = new DigitRun(maxGap: 2);
-            int capitals = 0, digitsAfterCapitals = 0;
-            var previous = '\0';
-            foreach (var c in text)
+            for (var i = 0; i < text.Length; i++)
             {
-                var ascii = char.IsAsciiDigit(c);
-                if (ascii || (c > '\x7f' && char.IsDigit(c)))
+                var c = text[i];
+                if (IsDigit(c))
                 {
-                    digits += ascii ? 1 : 0;
+                    digits += char.IsAsciiDigit(c) ? 1 : 0;
                     card.Digit();
                     phone.Digit();
-                    plusDigit |= previous == '+';
-                    digitsAfterCapitals = capitals >= 2 ? digitsAfterCapitals + 1 : 0;
-                    capitals = digitsAfterCapitals > 0 ? capitals : 0;
-                    ibanStart |= digitsAfterCapitals >= 2;
+                    plusDigit |= i >= 1 && text[i - 1] == '+';
+                    ibanStart |= i >= 3 && IsDigit(text[i - 1]) && char.IsAsciiLetterUpper(text[i - 2]) && char.IsAsciiLetterUpper(text[i - 3]);
                 }
                 else
                 {
@@ -117,17 +113,16 @@ public static partial class ContentDetectors
                     phone.Other(c is ' ' or '.' or '-' or '(' or ')');
                     at |= c == '@';
                     letters |= char.IsAsciiLetter(c);
-                    capitals = char.IsAsciiLetterUpper(c) ? (digitsAfterCapitals > 0 ? 1 : capitals + 1) : 0;
-                    digitsAfterCapitals = 0;
                 }
-
-                previous = c;
             }
 
             var apiKeyPrefix = letters && text.Length >= 20 && text.AsSpan().ContainsAny(ApiKeyPrefixes);
             return new TextShape(digits, at, letters, card.Longest, phone.Longest, plusDigit, ibanStart, apiKeyPrefix);
         }
     }
+
+    // A digit as the patterns' \d sees it: any decimal digit, not only ASCII.
+    private static bool IsDigit(char c) => char.IsAsciiDigit(c) || (c > '\x7f' && char.IsDigit(c));
 
     /// <summary>The longest run of digits in a text where at most <c>maxGap</c> separators part two digits.</summary>
     private struct DigitRun(int maxGap)
