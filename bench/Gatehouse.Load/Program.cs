@@ -15,6 +15,10 @@ using Gatehouse.Connectors.Postgres;
 using Gatehouse.Connectors.Postgres.Setup;
 using Gatehouse.Connectors.State;
 using Gatehouse.Enforcement.Audit;
+using Gatehouse.Enforcement.Authorization;
+using Gatehouse.Enforcement.Execution;
+using Gatehouse.Enforcement.Identity;
+using Gatehouse.Enforcement.Masking;
 using Gatehouse.Enforcement.Policy;
 using Gatehouse.Load;
 using Gatehouse.McpServer.Demo;
@@ -129,6 +133,28 @@ foreach (var n in floors ? stdioLevels : [])
     results.Add(await RunMcpAsync("no-op tool, stdio", n, _ => StdioClientFor(Path.Combine(AppContext.BaseDirectory, "Gatehouse.Load"), ["noop-stdio"], null), client => client.CallToolAsync("noop", new Dictionary<string, object?> { ["sql"] = Sql }), ChildrenCpu("noop-stdio")));
 }
 
+// 2b. What no enforced call can skip, each part alone with one caller, in this process: the gateway's executor as the gateway
+// runs the statement (its login, over its connection, as the analyst's masking profile: one round trip of BEGIN READ ONLY,
+// the call's settings, a cursor fetched to the row cap and ROLLBACK), and the audit store the gateway is configured with (the
+// call's started record, stored before the statement runs, then its finished record, durable before the result leaves).
+// The promises put them in sequence, so with the stdio transport floor they add up to the least an enforced stdio call can
+// take on this machine.
+if (floors)
+{
+    var store = (await GatewayState.OpenAsync(policy, CancellationToken.None)).Store;
+    var caller = new AgentIdentity("analyst", [], "gatehouse-dev", "analyst", null, DateTimeOffset.MaxValue);
+    var shop = policy.Connections["shop"];
+    var (grants, unmask) = await new GrantResolver(policy, store).ResolveRightsAsync(caller, "shop", DateTimeOffset.UtcNow, CancellationToken.None);
+    var role = DatabaseProfiles.Apply(shop) ? SessionRole.Profile(DatabaseProfiles.ForCall(shop, grants, unmask).Name) : null;
+    await using var targets = new PostgresTargets(policy.Connections);
+    var executor = new PostgresExecutor(targets);
+    results.Add(await LoadResult.RunAsync("executor alone", 1, duration, warmUp, _ => async () => await executor.ExecuteAsync(
+        new ExecutionRequest("shop", Sql, [], ReadOnly: true, Cursor: true, policy.Gateway.Limits.MaxRows, policy.Gateway.Limits.MaxResultBytes, policy.Gateway.Limits.StatementTimeout, caller, AuditRecord.NewId()) { Role = role },
+        beforeCommit: null,
+        CancellationToken.None)));
+    results.Add(await LoadResult.RunAsync("audit store alone", 1, duration, warmUp, _ => () => AuditCall.RecordAsync(store, tool: "load-benchmark")));
+}
+
 // 3. Gatehouse over HTTP, as a separate process: start-to-ready time and idle memory first. Start-up is timed over
 // --starts starts (each process stopped before the next begins) and reported as their median, as one start on a shared
 // machine says little; the last of them serves the load.
@@ -217,6 +243,8 @@ foreach (var r in results.Where(r => r.ServerCompilingShare > 0.05))
 }
 
 Console.WriteLine();
+var leastStdio = Find("no-op tool, stdio", 1)?.P50Ms + Find("executor alone", 1)?.P50Ms + Find("audit store alone", 1)?.P50Ms;
+Ratio("least an enforced stdio call can take at 1 (no-op stdio + executor alone + audit store alone) / reference stdio p50 (no target)", leastStdio, Find("reference server-postgres, stdio", 1)?.P50Ms);
 foreach (var n in stdioLevels)
 {
     Ratio($"Gatehouse stdio p50 / reference stdio p50 at {n} (target <= 1)", Find("Gatehouse, stdio", n)?.P50Ms, Find("reference server-postgres, stdio", n)?.P50Ms);

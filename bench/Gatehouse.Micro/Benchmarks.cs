@@ -1,4 +1,5 @@
 using BenchmarkDotNet.Attributes;
+using Gatehouse.Benchmarks;
 using Gatehouse.Connectors.State;
 using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Authorization;
@@ -221,21 +222,7 @@ public class AuditAppend
     [Benchmark(OperationsPerInvoke = 32)]
     public Task ThirtyTwoCallsAtOnce() => Task.WhenAll(Enumerable.Range(0, 32).Select(_ => Task.Run(RecordCallAsync)));
 
-    private async Task RecordCallAsync()
-    {
-        var started = new AuditRecord
-        {
-            Id = AuditRecord.NewId(),
-            Time = DateTimeOffset.UtcNow,
-            Tool = "query",
-            Transport = "http",
-            Agent = "analyst",
-            Connection = "shop",
-            Sql = "select id, status, total from orders where id = 42",
-        };
-        await _store.BeginAsync(started, CancellationToken.None);
-        await _store.CompleteAsync(started with { Decision = Verdict.Allowed, Rule = "grant.read", RowCount = 1, DurationMs = 1.5 }, CancellationToken.None);
-    }
+    private Task RecordCallAsync() => AuditCall.RecordAsync(_store);
 }
 
 /// <summary>
