@@ -16,7 +16,8 @@ namespace Gatehouse.Connectors.Postgres;
 /// (<see cref="RollBackAsync"/>).</item>
 /// <item>Anything else gets the full reset when it is disposed.</item>
 /// </list>
-/// A connection whose reset fails is never lent again (<see cref="Discard"/>).
+/// A connection whose reset fails is never lent again (<see cref="Discard"/>); one given back reset and healthy is kept for the
+/// next call when none is (<see cref="HotConnection"/>).
 /// </summary>
 public sealed class PooledConnection : IAsyncDisposable
 {
@@ -25,13 +26,21 @@ public sealed class PooledConnection : IAsyncDisposable
 
     private readonly NpgsqlDataSource _source;
 
+    private readonly HotConnection? _hot;
+    private readonly int _generation;
+
     // Reset, or discarded: either way nothing is left to do when it is disposed.
     private bool _settled;
 
-    internal PooledConnection(NpgsqlConnection connection, NpgsqlDataSource source)
+    // Not to be lent again (and its pool drained).
+    private bool _discarded;
+
+    internal PooledConnection(NpgsqlConnection connection, NpgsqlDataSource source, HotConnection? hot = null, int generation = 0)
     {
         Connection = connection;
         _source = source;
+        _hot = hot;
+        _generation = generation;
     }
 
     public NpgsqlConnection Connection { get; }
@@ -51,6 +60,8 @@ public sealed class PooledConnection : IAsyncDisposable
     internal void Discard()
     {
         _settled = true;
+        _discarded = true;
+        _hot?.Drop();
         _source.Clear();
     }
 
@@ -65,7 +76,11 @@ public sealed class PooledConnection : IAsyncDisposable
         }
         finally
         {
-            await Connection.DisposeAsync().ConfigureAwait(false);
+            // Reset and healthy: kept for the next call when nothing is kept yet; otherwise back to the pool.
+            if (!_settled || _discarded || Connection.FullState != ConnectionState.Open || _hot?.TryKeep(Connection, _generation) != true)
+            {
+                await Connection.DisposeAsync().ConfigureAwait(false);
+            }
         }
     }
 

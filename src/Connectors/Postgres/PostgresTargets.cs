@@ -15,6 +15,7 @@ public sealed class PostgresTargets : IAsyncDisposable
 
     private readonly Func<IReadOnlyDictionary<string, ConnectionConfig>> _connections;
     private readonly ConcurrentDictionary<string, NpgsqlDataSource> _sources = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, HotConnection> _hot = new(StringComparer.Ordinal);
 
     static PostgresTargets() => NpgsqlSettings.DisableSqlRewriting();
 
@@ -41,7 +42,14 @@ public sealed class PostgresTargets : IAsyncDisposable
             try
             {
                 var source = Get(connection);
-                return new PooledConnection(await source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false), source);
+                var hot = _hot.GetOrAdd(connection, _ => new HotConnection());
+                if (hot.Take() is { } kept)
+                {
+                    return new PooledConnection(kept.Connection, source, hot, kept.Generation);
+                }
+
+                var generation = hot.Generation;
+                return new PooledConnection(await source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false), source, hot, generation);
             }
             catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InvalidPassword && attempt < LoginAttempts && Rotatable(Config(connection)))
             {
@@ -64,6 +72,11 @@ public sealed class PostgresTargets : IAsyncDisposable
         if (!_sources.TryGetValue(connection, out var source))
         {
             return false;
+        }
+
+        if (_hot.TryGetValue(connection, out var hot))
+        {
+            hot.Drop();
         }
 
         source.Clear();
@@ -96,6 +109,11 @@ public sealed class PostgresTargets : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        foreach (var hot in _hot.Values)
+        {
+            hot.Drop();
+        }
+
         foreach (var source in _sources.Values)
         {
             await source.DisposeAsync().ConfigureAwait(false);

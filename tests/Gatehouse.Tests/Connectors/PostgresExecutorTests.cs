@@ -47,6 +47,28 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
             new ExecutionRequest("shop", sql, [], ReadOnly: true, Cursor: true, 100, 1 << 20, TimeSpan.FromSeconds(10), Analyst, "aud_test"), null, CancellationToken.None).AsTask();
 
     [Fact]
+    public async Task Calls_one_after_another_run_on_one_backend_even_after_the_pool_has_grown()
+    {
+        await using var targets = TargetsWith("");
+        const string Pid = "select pg_backend_pid() as pid from pg_sleep(0.2)";
+        var atOnce = await Task.WhenAll(Read(targets, Pid), Read(targets, Pid));
+        Assert.NotEqual(atOnce[0].Rows[0][0], atOnce[1].Rows[0][0]);
+
+        // Npgsql's pool would lend its two idle connections in turn; the one given back last serves the next call.
+        var pids = new List<object?>();
+        for (var i = 0; i < 6; i++)
+        {
+            pids.Add((await Read(targets, "select pg_backend_pid() as pid")).Rows[0][0]);
+        }
+
+        var kept = Assert.Single(pids.Distinct());
+
+        // Draining the pool (a password rotation) closes the kept connection too: the next call logs in afresh.
+        targets.Drain("shop");
+        Assert.DoesNotContain((await Read(targets, "select pg_backend_pid() as pid")).Rows[0][0], atOnce.Select(r => r.Rows[0][0]).Append(kept));
+    }
+
+    [Fact]
     public async Task Rows_come_back_with_column_names_types_and_json_friendly_values()
     {
         var result = await Run("select id, full_name, created_at, 12.50::numeric(10,2) as price, true as ok from customers where id = $1", ["1"]);
