@@ -34,7 +34,7 @@ public static class GatewayProcess
     /// The environment the container image serves HTTP with (the Dockerfile's <c>ENV NAME=VALUE</c> lines), so the gateway
     /// over HTTP is measured as it ships. Stdio servers are started by their clients, as on a workstation, without it.
     /// </summary>
-    private static readonly Lazy<IReadOnlyList<(string Name, string Value)>> ImageEnvironment = new(() =>
+    internal static readonly Lazy<IReadOnlyList<(string Name, string Value)>> ImageEnvironment = new(() =>
         File.ReadLines(Path.Combine(RepositoryRoot(), "Dockerfile"))
             .Where(line => line.StartsWith("ENV ", StringComparison.Ordinal))
             .Select(line => line[4..].Trim().Split('=', 2))

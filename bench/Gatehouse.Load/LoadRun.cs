@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Gatehouse.Benchmarks;
 
 namespace Gatehouse.Load;
 
@@ -22,12 +23,27 @@ public sealed record LoadResult(string Target, int Concurrency, int Calls, int E
     public double? ServerCompilingShare { get; init; }
 
     /// <summary>
+    /// The CPU time this process (the MCP clients, and whatever a target runs in this process) spent per measured call.
+    /// </summary>
+    public double ClientCpuMsPerCall { get; init; }
+
+    /// <summary>PostgreSQL's CPU time per measured call (all its processes), where the run was given it.</summary>
+    public double? DatabaseCpuMsPerCall { get; init; }
+
+    /// <summary>All the CPU time one call takes on this machine: client, server and PostgreSQL.</summary>
+    public double MachineCpuMsPerCall => ClientCpuMsPerCall + (ServerCpuMsPerCall ?? 0) + (DatabaseCpuMsPerCall ?? 0);
+
+    /// <summary>The most calls a second this machine's cores could make at that CPU time per call, if nothing ever waited.</summary>
+    public double CpuBoundCallsPerSecond => Environment.ProcessorCount * 1000 / MachineCpuMsPerCall;
+
+    /// <summary>
     /// Runs the workers unmeasured for <paramref name="warmUp"/> (connections, caches, and the JIT's tiers: a .NET process
     /// runs unoptimized code for its first seconds of load), then measured for <paramref name="duration"/>. Every target gets
     /// the same warm-up.
     /// </summary>
     /// <param name="serverCpu">Starts a reading of the server processes' CPU time, and its JIT's part (just before the measured calls), whose result is read just after them.</param>
-    public static async Task<LoadResult> RunAsync(string target, int concurrency, TimeSpan duration, TimeSpan warmUp, Func<int, Func<Task>> worker, Func<Func<(TimeSpan? Cpu, TimeSpan Compiling)>>? serverCpu = null)
+    /// <param name="database">PostgreSQL's postmaster, whose processes' CPU time is read with the server's.</param>
+    public static async Task<LoadResult> RunAsync(string target, int concurrency, TimeSpan duration, TimeSpan warmUp, Func<int, Func<Task>> worker, Func<Func<(TimeSpan? Cpu, TimeSpan Compiling)>>? serverCpu = null, int? database = null)
     {
         var calls = Enumerable.Range(0, concurrency).Select(worker).ToList();
         await Task.WhenAll(calls.Select(call => call()));
@@ -38,27 +54,36 @@ public sealed record LoadResult(string Target, int Concurrency, int Calls, int E
         var latencies = new List<double>[concurrency];
         var started = DateTimeOffset.UtcNow;
         var reading = serverCpu?.Invoke();
+        var databaseReading = database is { } postmaster ? ProcessStat.TreeSince(postmaster) : null;
+        var client = Process.GetCurrentProcess().TotalProcessorTime;
         var clock = Stopwatch.StartNew();
         var errors = await CallAsync(calls, duration, latencies);
         var seconds = clock.Elapsed.TotalSeconds;
+        client = Process.GetCurrentProcess().TotalProcessorTime - client;
         var (cpu, compiling) = reading?.Invoke() ?? default;
+        var databaseCpu = databaseReading?.Invoke();
         var all = latencies.SelectMany(l => l).Order().ToArray();
+        // Per call attempted: a failed call costs the server too.
+        var attempted = Math.Max(1, all.Length + errors);
         return new LoadResult(target, concurrency, all.Length, errors, seconds, Percentile(all, 0.50), Percentile(all, 0.99))
         {
             Started = started,
             Ended = DateTimeOffset.UtcNow,
-            // Per call attempted: a failed call costs the server too.
-            ServerCpuMsPerCall = cpu is { } spent && all.Length + errors > 0 ? spent.TotalMilliseconds / (all.Length + errors) : null,
+            ServerCpuMsPerCall = cpu is { } spent ? spent.TotalMilliseconds / attempted : null,
             ServerCompilingShare = cpu is { } total && total > TimeSpan.Zero ? compiling / total : null,
+            ClientCpuMsPerCall = client.TotalMilliseconds / attempted,
+            DatabaseCpuMsPerCall = databaseCpu is { } spentThere ? spentThere.TotalMilliseconds / attempted : null,
         };
     }
 
-    // Every worker calls without pause until the time is up; latencies are kept when asked for. Returns the errors.
+    // Every worker calls without pause until the time is up; latencies are kept when asked for. Returns the errors. Each
+    // worker starts on the thread pool: a call that completes without yielding (a commit the caller makes itself) would
+    // otherwise keep the next worker from starting until its own loop ended, and the run would have one caller, not N.
     private static async Task<int> CallAsync(List<Func<Task>> calls, TimeSpan duration, List<double>[]? latencies)
     {
         var errors = 0;
         var clock = Stopwatch.StartNew();
-        await Task.WhenAll(Enumerable.Range(0, calls.Count).Select(async i =>
+        await Task.WhenAll(Enumerable.Range(0, calls.Count).Select(i => Task.Run(async () =>
         {
             var mine = latencies is null ? null : latencies[i] = new List<double>(4096);
             while (clock.Elapsed < duration)
@@ -74,7 +99,7 @@ public sealed record LoadResult(string Target, int Concurrency, int Calls, int E
                     Interlocked.Increment(ref errors);
                 }
             }
-        }));
+        })));
         return errors;
     }
 

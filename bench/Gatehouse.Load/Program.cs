@@ -32,7 +32,8 @@ if (args is ["noop-stdio"])
     return;
 }
 
-// The HTTP transport floor on its own, to drive with another load generator (wrk) or profile: noop-http PORT.
+// The HTTP transport floor, as the benchmark runs it (a child process), or on its own to drive with another load generator
+// (wrk) or profile: noop-http PORT.
 if (args is ["noop-http", var noopPort])
 {
     await using var noop = await NoopServer.StartHttpAsync(int.Parse(noopPort, System.Globalization.CultureInfo.InvariantCulture));
@@ -101,6 +102,14 @@ if (args.Contains("--soak"))
 
 var results = new List<LoadResult>();
 var duration = TimeSpan.FromSeconds(seconds);
+// PostgreSQL's postmaster, the parent of every backend: each run reads its processes' CPU time with the rest.
+int postmaster;
+await using (var admin = new NpgsqlConnection(server.AdminConnectionString))
+{
+    await admin.OpenAsync();
+    postmaster = ProcessStat.Parent(admin.ProcessID) ?? throw new InvalidOperationException("PostgreSQL's postmaster was not found in /proc.");
+}
+
 Console.WriteLine($"PostgreSQL {server.Port}, {Environment.ProcessorCount} cores, {seconds} s per run after {warmUp.TotalSeconds:0} s of warm-up, audit durability {durability}, state in {stateStore}, query: {Sql}");
 
 // 1. The floor: PostgreSQL itself, through Npgsql.
@@ -115,16 +124,18 @@ await using (var direct = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuil
             while (await reader.ReadAsync())
             {
             }
-        }));
+        }, database: postmaster));
     }
 }
 
-// 2. The transport floor: a no-op MCP tool, over HTTP (in this process) and over stdio (this program as a child).
-await using (var noop = await NoopServer.StartHttpAsync())
+// 2. The transport floor: a no-op MCP tool over HTTP and over stdio, each served by this program as a child, as the gateway
+// is served apart from its clients (so its CPU time is the server's alone).
+if (floors)
 {
-    foreach (var n in floors ? httpLevels : [])
+    using var noop = await NoopServer.StartChildAsync(Path.Combine(AppContext.BaseDirectory, "Gatehouse.Load"), GatewayProcess.FreePort());
+    foreach (var n in httpLevels)
     {
-        results.Add(await RunMcpAsync("no-op tool, HTTP", n, _ => McpClients.HttpAsync(noop.Url, null), client => client.CallToolAsync("noop", new Dictionary<string, object?> { ["sql"] = Sql })));
+        results.Add(await RunMcpAsync("no-op tool, HTTP", n, _ => McpClients.HttpAsync(noop.Url, null), client => client.CallToolAsync("noop", new Dictionary<string, object?> { ["sql"] = Sql }), () => ProcessStat.SpentSince([noop.Process.Id])));
     }
 }
 
@@ -148,11 +159,16 @@ if (floors)
     var role = DatabaseProfiles.Apply(shop) ? SessionRole.Profile(DatabaseProfiles.ForCall(shop, grants, unmask).Name) : null;
     await using var targets = new PostgresTargets(policy.Connections);
     var executor = new PostgresExecutor(targets);
-    results.Add(await LoadResult.RunAsync("executor alone", 1, duration, warmUp, _ => async () => await executor.ExecuteAsync(
-        new ExecutionRequest("shop", Sql, [], ReadOnly: true, Cursor: true, policy.Gateway.Limits.MaxRows, policy.Gateway.Limits.MaxResultBytes, policy.Gateway.Limits.StatementTimeout, caller, AuditRecord.NewId()) { Role = role },
-        beforeCommit: null,
-        CancellationToken.None)));
-    results.Add(await LoadResult.RunAsync("audit store alone", 1, duration, warmUp, _ => () => AuditCall.RecordAsync(state, tool: "load-benchmark")));
+    // At one caller for the least latency, and at 32 for the least CPU a call takes where the target asks for throughput
+    // (pooled connections and shared commits make a call cheaper there).
+    foreach (var n in httpLevels.Contains(32) ? [1, 32] : new[] { 1 })
+    {
+        results.Add(await LoadResult.RunAsync("executor alone", n, duration, warmUp, _ => async () => await executor.ExecuteAsync(
+            new ExecutionRequest("shop", Sql, [], ReadOnly: true, Cursor: true, policy.Gateway.Limits.MaxRows, policy.Gateway.Limits.MaxResultBytes, policy.Gateway.Limits.StatementTimeout, caller, AuditRecord.NewId()) { Role = role },
+            beforeCommit: null,
+            CancellationToken.None), database: postmaster));
+        results.Add(await LoadResult.RunAsync("audit store alone", n, duration, warmUp, _ => () => AuditCall.RecordAsync(state, tool: "load-benchmark"), database: postmaster));
+    }
 }
 
 // 3. Gatehouse over HTTP, as a separate process: start-to-ready time and idle memory first. Start-up is timed over
@@ -226,13 +242,16 @@ foreach (var n in stdioLevels)
 Console.WriteLine();
 // Server CPU: the server processes' own CPU time per call, where they run apart from this client (steadier than latency on a
 // shared machine; for Gatehouse, without PostgreSQL's share), and the part of it the JIT spent recompiling hot code.
-Console.WriteLine($"{"target",-36} {"agents",6} {"p50 ms",8} {"p99 ms",8} {"calls/s",9} {"errors",7} {"audited",8} {"server CPU ms/call",19} {"JIT",5}");
+// CPU ms/call, where each process spent it: this client (and any target run in this process), the server's processes, and
+// PostgreSQL's; "CPU-bound" is the most calls a second this machine's cores allow at their sum.
+Console.WriteLine($"{"target",-36} {"agents",6} {"p50 ms",8} {"p99 ms",8} {"calls/s",9} {"errors",7} {"audited",12} {"server CPU ms/call",19} {"JIT",5} {"client",7} {"PostgreSQL",10} {"CPU-bound",10}");
 foreach (var r in results)
 {
     var records = audited.Where(a => a.Result == r).Select(a => $"{a.Records}/{r.Calls}").FirstOrDefault() ?? "-";
     var cpu = r.ServerCpuMsPerCall is { } ms ? ms.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture) : "-";
     var jit = r.ServerCompilingShare is { } share ? share.ToString("0%", System.Globalization.CultureInfo.InvariantCulture) : "-";
-    Console.WriteLine($"{r.Target,-36} {r.Concurrency,6} {r.P50Ms,8:0.000} {r.P99Ms,8:0.000} {r.CallsPerSecond,9:0} {r.Errors,7} {records,8} {cpu,19} {jit,5}");
+    var database = r.DatabaseCpuMsPerCall is { } pg ? pg.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture) : "-";
+    Console.WriteLine($"{r.Target,-36} {r.Concurrency,6} {r.P50Ms,8:0.000} {r.P99Ms,8:0.000} {r.CallsPerSecond,9:0} {r.Errors,7} {records,12} {cpu,19} {jit,5} {r.ClientCpuMsPerCall,7:0.000} {database,10} {r.CpuBoundCallsPerSecond,10:0}");
 }
 
 // A server still recompiling its hot code is not at its steady state: its figures then say more about the warm-up.
@@ -254,6 +273,26 @@ foreach (var n in httpLevels)
 {
     var floor = Find("no-op tool, HTTP", n)?.P50Ms + Find("direct Npgsql", n)?.P50Ms;
     Ratio($"Gatehouse HTTP p50 / (no-op HTTP + direct) at {n} (target <= 1.25)", Find("Gatehouse, HTTP", n)?.P50Ms, floor);
+    if (n == 1)
+    {
+        // As over stdio: what no enforced call can skip, in sequence, against the target's own baseline.
+        var leastHttp = Find("no-op tool, HTTP", 1)?.P50Ms + Find("executor alone", 1)?.P50Ms + Find("audit store alone", 1)?.P50Ms;
+        Ratio("least an enforced HTTP call can take at 1 (no-op HTTP + executor alone + audit store alone) / (no-op HTTP + direct) (no target)", leastHttp, floor);
+    }
+}
+
+// Throughput at 32 is bound by the CPU all three processes spend per call on this machine's cores. The least an enforced
+// HTTP call can spend: MCP over HTTP (the no-op tool: client and server), the statement as the gateway runs it (with
+// PostgreSQL's part) and the call's two audit records, each measured alone at 32.
+if (Find("Gatehouse, HTTP", 32) is { } enforced)
+{
+    Console.WriteLine($"CPU per Gatehouse HTTP call at 32: {enforced.MachineCpuMsPerCall:0.000} ms (client {enforced.ClientCpuMsPerCall:0.000} + gateway {enforced.ServerCpuMsPerCall:0.000} + PostgreSQL {enforced.DatabaseCpuMsPerCall:0.000}): at most {enforced.CpuBoundCallsPerSecond:0} calls/s on {Environment.ProcessorCount} cores; measured {enforced.CallsPerSecond:0}");
+}
+
+if (new[] { Find("no-op tool, HTTP", 32), Find("executor alone", 32), Find("audit store alone", 32) } is [{ } carried, { } executed, { } recorded])
+{
+    var least = carried.MachineCpuMsPerCall + executed.MachineCpuMsPerCall + recorded.MachineCpuMsPerCall;
+    Console.WriteLine($"least CPU an enforced HTTP call can take at 32: {least:0.000} ms (no-op HTTP {carried.MachineCpuMsPerCall:0.000} + executor alone {executed.MachineCpuMsPerCall:0.000} + audit store alone {recorded.MachineCpuMsPerCall:0.000}): at most {Environment.ProcessorCount * 1000 / least:0} calls/s on {Environment.ProcessorCount} cores (target >= 5000)");
 }
 
 Console.WriteLine($"start to ready: median {starts[starts.Count / 2]:0} ms over {starts.Count} starts, {starts[0]:0}-{starts[^1]:0} ms (target <= 1000); idle memory: {idleRss / 1024.0:0.0} MB (target <= 120)");
@@ -281,7 +320,7 @@ async Task<LoadResult> RunMcpAsync(string target, int n, Func<int, Task<McpClien
             {
                 throw new InvalidOperationException("the call was refused");
             }
-        }, serverCpu);
+        }, serverCpu, postmaster);
     }
     finally
     {

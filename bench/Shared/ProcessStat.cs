@@ -39,6 +39,54 @@ public static class ProcessStat
         return () => before is { } start && Sum(pids) is { } now ? now - start : null;
     }
 
+    /// <summary>The parent of a process, or null once it has gone.</summary>
+    public static int? Parent(int pid) => Fields(pid) is { } fields ? int.Parse(fields[1], CultureInfo.InvariantCulture) : null;
+
+    /// <summary>
+    /// Starts a reading of the CPU time of a process and all its descendants, those that exit meanwhile included (their time
+    /// passes to whoever reaps them): what a server that forks a process per connection spends, as PostgreSQL does. The
+    /// function returned gives what they have spent since, or null once the root has gone.
+    /// </summary>
+    public static Func<TimeSpan?> TreeSince(int root)
+    {
+        var before = Tree(root);
+        return () => before is { } start && Tree(root) is { } now ? now - start : null;
+    }
+
+    // A process's and its living descendants' own time and their reaped children's, which together only grow.
+    private static TimeSpan? Tree(int root)
+    {
+        var children = new Dictionary<int, List<int>>();
+        var times = new Dictionary<int, long>();
+        foreach (var directory in Directory.Exists("/proc") ? Directory.EnumerateDirectories("/proc") : [])
+        {
+            if (int.TryParse(Path.GetFileName(directory), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && Fields(pid) is { } fields)
+            {
+                var parent = int.Parse(fields[1], CultureInfo.InvariantCulture);
+                (children.TryGetValue(parent, out var list) ? list : children[parent] = []).Add(pid);
+                times[pid] = fields[11..15].Sum(f => long.Parse(f, CultureInfo.InvariantCulture));
+            }
+        }
+
+        if (!times.ContainsKey(root))
+        {
+            return null;
+        }
+
+        var ticks = 0L;
+        var pending = new Stack<int>([root]);
+        while (pending.TryPop(out var pid))
+        {
+            ticks += times.GetValueOrDefault(pid);
+            foreach (var child in children.GetValueOrDefault(pid) ?? [])
+            {
+                pending.Push(child);
+            }
+        }
+
+        return TimeSpan.FromMilliseconds(ticks * 10);
+    }
+
     /// <summary>
     /// Like <see cref="Since"/>, and besides the part spent in .NET's tiered-compilation worker: a process still recompiling
     /// its hot code is not at its steady state yet. A worker that started and stopped again in between is not counted.
@@ -90,7 +138,8 @@ public static class ProcessStat
         return pids.Count == 0 ? null : sum;
     }
 
-    // The fields after the command name, which is in parentheses and may hold spaces: [1] is the parent, [11] and [12] utime and stime.
+    // The fields after the command name, which is in parentheses and may hold spaces: [1] is the parent, [11] and [12] utime and
+    // stime, [13] and [14] those of the children it has reaped.
     private static string[]? Fields(int pid) => Fields($"/proc/{pid}/stat");
 
     private static string[]? Fields(string statPath) => Read(statPath) is { } stat ? stat[(stat.LastIndexOf(')') + 2)..].Split(' ') : null;
