@@ -63,4 +63,43 @@ public sealed class AuditChainTests
         Assert.Contains(report.Problems, p => p.Contains("was modified after it was sealed", StringComparison.Ordinal));
         Assert.False(AuditChain.SameRecord(record with { Result = "{}" }, olderSealedText));
     }
+
+    [Fact]
+    public void The_sealed_text_of_a_record_is_the_same_as_every_earlier_version_wrote()
+    {
+        // Every field set, with text JSON must escape: a store sealed by any earlier version must keep verifying, so the
+        // canonical text may not change by a byte, whatever serializes it.
+        var record = new AuditRecord
+        {
+            Id = "aud_0193a3b4c5d6e7f8a9b0c1d2e3f4a5b6",
+            Time = new DateTimeOffset(2026, 12, 6, 9, 30, 15, 123, TimeSpan.FromHours(1)).AddTicks(4567),
+            Tool = "query",
+            Transport = "http",
+            SessionId = "http-0123456789abcdef",
+            Agent = "analyst",
+            Groups = ["finance", "ops <night>"],
+            Issuer = "https://issuer.example/realms/a+b",
+            Subject = "user:42",
+            TokenId = "jti-1",
+            ClientId = "claude",
+            DelegatedBy = "ana@example.com",
+            Connection = "shop",
+            Sql = "select 'café', \"x\" from t where a < 1 & b > 2 -- \U0001F600\n\tnext",
+            Parameters = "[1,\"two\",null]",
+            Classification = "select: public.orders(read)",
+            Decision = Verdict.Denied,
+            Rule = "guard.no_where",
+            Reason = "it's refused",
+            RowCount = 12,
+            DurationMs = 1.25,
+            Error = "none",
+            Masking = "email:3",
+            Result = "{\"rows\":[]}",
+        };
+
+        // Written by the reflection-based serializer that sealed every store up to now.
+        const string Sealed = """{"Id":"aud_0193a3b4c5d6e7f8a9b0c1d2e3f4a5b6","Time":"2026-12-06T09:30:15.1234567+01:00","Tool":"query","Transport":"http","SessionId":"http-0123456789abcdef","Agent":"analyst","Groups":["finance","ops \u003Cnight\u003E"],"Issuer":"https://issuer.example/realms/a\u002Bb","Subject":"user:42","TokenId":"jti-1","ClientId":"claude","DelegatedBy":"ana@example.com","Connection":"shop","Sql":"select \u0027caf\u00E9\u0027, \u0022x\u0022 from t where a \u003C 1 \u0026 b \u003E 2 -- \uD83D\uDE00\n\tnext","Parameters":"[1,\u0022two\u0022,null]","Classification":"select: public.orders(read)","Decision":2,"Rule":"guard.no_where","Reason":"it\u0027s refused","RowCount":12,"DurationMs":1.25,"Error":"none","Masking":"email:3","Result":"{\u0022rows\u0022:[]}"}""";
+        Assert.Equal(Sealed, AuditChain.Canonical(record));
+        Assert.True(AuditChain.SameRecord(record, Sealed));
+    }
 }
