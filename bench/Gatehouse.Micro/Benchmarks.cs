@@ -190,6 +190,25 @@ public class ResultJson
 }
 
 /// <summary>
+/// Sealing a finished call onto the hash chain, as the audit writer does for every call: the record's canonical JSON, then
+/// SHA-256 over the previous link's hash and that text.
+/// </summary>
+[MemoryDiagnoser]
+public class AuditSeal
+{
+    // The finished record of the point query the other audit benchmarks write.
+    private readonly AuditRecord _record = AuditCall.Finished(AuditCall.Started());
+
+    private readonly string _previous = Convert.ToHexStringLower(new byte[32]);
+
+    [Benchmark(Baseline = true)]
+    public string CanonicalText() => AuditChain.Canonical(_record);
+
+    [Benchmark]
+    public string Link() => AuditChain.Hash(_previous, AuditChain.Canonical(_record));
+}
+
+/// <summary>
 /// One call's two audit writes (the started record, then the final one), each stored before it returns, in the SQLite
 /// state store with its group-commit writer; alone, and with 32 calls at once sharing commits.
 /// </summary>

@@ -34,7 +34,7 @@ public static class AuditChain
 {
     public const string Genesis = "genesis";
 
-    public static string Canonical(AuditRecord record) => JsonSerializer.Serialize(record);
+    public static string Canonical(AuditRecord record) => JsonSerializer.Serialize(record, AuditRecordJson.Default.AuditRecord);
 
     /// <summary>
     /// Whether the stored record is the one that was sealed. A record sealed before a newer gateway added fields lacks them
@@ -50,7 +50,7 @@ public static class AuditChain
 
         try
         {
-            return JsonSerializer.Deserialize<AuditRecord>(sealedRecord) is { } original && Canonical(original) == canonical;
+            return JsonSerializer.Deserialize(sealedRecord, AuditRecordJson.Default.AuditRecord) is { } original && Canonical(original) == canonical;
         }
         catch (JsonException)
         {
