@@ -240,10 +240,9 @@ foreach (var n in stdioLevels)
 }
 
 Console.WriteLine();
-// Server CPU: the server processes' own CPU time per call, where they run apart from this client (steadier than latency on a
-// shared machine; for Gatehouse, without PostgreSQL's share), and the part of it the JIT spent recompiling hot code.
-// CPU ms/call, where each process spent it: this client (and any target run in this process), the server's processes, and
-// PostgreSQL's; "CPU-bound" is the most calls a second this machine's cores allow at their sum.
+// CPU time per call (steadier than latency on a shared machine), where each process spent it: the server's processes, where
+// they run apart from this client, with the part of it the JIT spent recompiling hot code; this client (and any target run in
+// this process); and PostgreSQL's. "CPU-bound" is the most calls a second this machine's cores allow at their sum.
 Console.WriteLine($"{"target",-36} {"agents",6} {"p50 ms",8} {"p99 ms",8} {"calls/s",9} {"errors",7} {"audited",12} {"server CPU ms/call",19} {"JIT",5} {"client",7} {"PostgreSQL",10} {"CPU-bound",10}");
 foreach (var r in results)
 {
