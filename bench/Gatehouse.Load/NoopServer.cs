@@ -6,38 +6,43 @@ using ModelContextProtocol.Server;
 namespace Gatehouse.Load;
 
 /// <summary>The transport floor: an MCP server whose one tool does nothing, over the same transports Gatehouse uses.</summary>
-public sealed class NoopServer : IAsyncDisposable
+public static class NoopServer
 {
-    private readonly WebApplication _app;
-
-    private NoopServer(WebApplication app, Uri url)
-    {
-        _app = app;
-        Url = url;
-    }
-
-    public Uri Url { get; }
-
-    public static async Task<NoopServer> StartHttpAsync(int port = 0)
+    /// <summary>
+    /// Serves the no-op tool over HTTP on <paramref name="port"/> until Ctrl-C or SIGTERM; as the benchmark's child
+    /// (<paramref name="child"/>), also once its input, a pipe from the benchmark, closes: a benchmark that is killed takes its
+    /// server with it.
+    /// </summary>
+    public static async Task RunHttpAsync(int port, bool child)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
         builder.Services.AddMcpServer().WithHttpTransport().WithTools<NoopTools>();
-        var app = builder.Build();
+        await using var app = builder.Build();
         app.MapMcp("/mcp");
         await app.StartAsync();
-        return new NoopServer(app, new Uri(app.Urls.First() + "/mcp"));
+        Console.WriteLine($"no-op MCP server at {app.Urls.First()}/mcp; Ctrl-C stops it");
+        if (child)
+        {
+            _ = Task.Run(async () =>
+            {
+                await Console.In.ReadToEndAsync();
+                app.Lifetime.StopApplication();
+            });
+        }
+
+        await app.WaitForShutdownAsync();
     }
 
     /// <summary>
-    /// This program serving the no-op tool over HTTP as a child process (<c>noop-http PORT</c>), once it answers. It runs with
+    /// This program serving the no-op tool over HTTP as a child process (<c>noop-http PORT --child</c>), once it answers. It runs with
     /// the runtime settings the gateway ships with (its project's GC and JIT settings, the image's environment), so the two
     /// servers' CPU time differs by what they do, not by how .NET runs them.
     /// </summary>
     public static async Task<NoopChild> StartChildAsync(string program, int port)
     {
-        var start = new ProcessStartInfo(program, ["noop-http", port.ToString(CultureInfo.InvariantCulture)]) { RedirectStandardOutput = true };
+        var start = new ProcessStartInfo(program, ["noop-http", port.ToString(CultureInfo.InvariantCulture), "--child"]) { RedirectStandardOutput = true, RedirectStandardInput = true };
         start.Environment["DOTNET_gcServer"] = "0";
         start.Environment["DOTNET_gcConcurrent"] = "0";
         start.Environment["DOTNET_TieredPGO"] = "0";
@@ -76,12 +81,6 @@ public sealed class NoopServer : IAsyncDisposable
         builder.Logging.ClearProviders();
         builder.Services.AddMcpServer().WithStdioServerTransport().WithTools<NoopTools>();
         await builder.Build().RunAsync();
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        await _app.StopAsync();
-        await _app.DisposeAsync();
     }
 }
 

@@ -32,13 +32,11 @@ if (args is ["noop-stdio"])
     return;
 }
 
-// The HTTP transport floor, as the benchmark runs it (a child process), or on its own to drive with another load generator
-// (wrk) or profile: noop-http PORT.
-if (args is ["noop-http", var noopPort])
+// The HTTP transport floor, as the benchmark runs it (a child process: noop-http PORT --child), or on its own to drive with
+// another load generator (wrk) or profile: noop-http PORT.
+if (args is ["noop-http", var noopPort, .. var noopOptions])
 {
-    await using var noop = await NoopServer.StartHttpAsync(int.Parse(noopPort, System.Globalization.CultureInfo.InvariantCulture));
-    Console.WriteLine($"no-op MCP server at {noop.Url}; Ctrl-C stops it");
-    await Task.Delay(Timeout.Infinite);
+    await NoopServer.RunHttpAsync(int.Parse(noopPort, System.Globalization.CultureInfo.InvariantCulture), child: noopOptions is ["--child"]);
     return;
 }
 
