@@ -28,6 +28,7 @@ public sealed class PooledConnection : IAsyncDisposable
 
     private readonly HotConnection? _hot;
     private readonly int _generation;
+    private readonly long _since;
 
     // Reset, or discarded: either way nothing is left to do when it is disposed.
     private bool _settled;
@@ -35,12 +36,15 @@ public sealed class PooledConnection : IAsyncDisposable
     // Not to be lent again (and its pool drained).
     private bool _discarded;
 
-    internal PooledConnection(NpgsqlConnection connection, NpgsqlDataSource source, HotConnection? hot = null, int generation = 0)
+    /// <param name="generation">The <paramref name="hot"/> generation the connection was opened in.</param>
+    /// <param name="since">When it was taken from the pool (a <see cref="System.Diagnostics.Stopwatch"/> timestamp).</param>
+    internal PooledConnection(NpgsqlConnection connection, NpgsqlDataSource source, HotConnection? hot = null, int generation = 0, long since = 0)
     {
         Connection = connection;
         _source = source;
         _hot = hot;
         _generation = generation;
+        _since = since;
     }
 
     public NpgsqlConnection Connection { get; }
@@ -76,8 +80,9 @@ public sealed class PooledConnection : IAsyncDisposable
         }
         finally
         {
-            // Reset and healthy: kept for the next call when nothing is kept yet; otherwise back to the pool.
-            if (!_settled || _discarded || Connection.FullState != ConnectionState.Open || _hot?.TryKeep(Connection, _generation) != true)
+            // Reset and healthy: kept for the next call when nothing is kept yet and it is not due back in the pool; otherwise
+            // back to the pool.
+            if (!_settled || _discarded || Connection.FullState != ConnectionState.Open || _hot?.TryKeep(Connection, _generation, _since) != true)
             {
                 await Connection.DisposeAsync().ConfigureAwait(false);
             }

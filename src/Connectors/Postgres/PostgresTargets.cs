@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using Gatehouse.Enforcement.Execution;
 using Gatehouse.Enforcement.Policy;
 using Npgsql;
@@ -42,14 +43,15 @@ public sealed class PostgresTargets : IAsyncDisposable
             try
             {
                 var source = Get(connection);
-                var hot = _hot.GetOrAdd(connection, _ => new HotConnection());
+                var hot = _hot.GetOrAdd(connection, static (_, source) => new HotConnection(Lifetime(source)), source);
                 if (hot.Take() is { } kept)
                 {
-                    return new PooledConnection(kept.Connection, source, hot, kept.Generation);
+                    return new PooledConnection(kept.Connection, source, hot, kept.Generation, kept.Since);
                 }
 
                 var generation = hot.Generation;
-                return new PooledConnection(await source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false), source, hot, generation);
+                var opened = await source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+                return new PooledConnection(opened, source, hot, generation, Stopwatch.GetTimestamp());
             }
             catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InvalidPassword && attempt < LoginAttempts && Rotatable(Config(connection)))
             {
@@ -106,6 +108,9 @@ public sealed class PostgresTargets : IAsyncDisposable
 
         return builder.Build();
     }
+
+    // The connection lifetime the data source was built with (FixedStatements.Configure bounds it).
+    private static TimeSpan Lifetime(NpgsqlDataSource source) => TimeSpan.FromSeconds(new NpgsqlConnectionStringBuilder(source.ConnectionString).ConnectionLifetime);
 
     public async ValueTask DisposeAsync()
     {

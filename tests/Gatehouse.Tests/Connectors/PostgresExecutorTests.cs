@@ -69,6 +69,22 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_connection_kept_for_calls_in_sequence_still_ends_at_its_lifetime()
+    {
+        // A one-second lifetime: the kept connection must go back to the pool, which closes a connection past its lifetime,
+        // however busy it is kept.
+        await using var targets = TargetsWith(";Connection Lifetime=1");
+        var pids = new HashSet<object?>();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(3))
+        {
+            pids.Add((await Read(targets, "select pg_backend_pid() as pid")).Rows[0][0]);
+        }
+
+        Assert.True(pids.Count >= 2, $"one backend served calls for 3 s past a 1 s connection lifetime: {string.Join(", ", pids)}");
+    }
+
+    [Fact]
     public async Task Rows_come_back_with_column_names_types_and_json_friendly_values()
     {
         var result = await Run("select id, full_name, created_at, 12.50::numeric(10,2) as price, true as ok from customers where id = $1", ["1"]);
