@@ -15,11 +15,9 @@ public static class ProcessStat
     public static IReadOnlyList<int> Children(int parent, string commandLine)
     {
         var children = new List<int>();
-        foreach (var directory in Directory.Exists("/proc") ? Directory.EnumerateDirectories("/proc") : [])
+        foreach (var (pid, fields) in Processes())
         {
-            if (int.TryParse(Path.GetFileName(directory), NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
-                && Fields(pid) is { } fields
-                && fields[1] == parent.ToString(CultureInfo.InvariantCulture)
+            if (fields[1] == parent.ToString(CultureInfo.InvariantCulture)
                 && Read($"/proc/{pid}/cmdline")?.Replace('\0', ' ').Contains(commandLine, StringComparison.Ordinal) == true)
             {
                 children.Add(pid);
@@ -58,14 +56,11 @@ public static class ProcessStat
     {
         var children = new Dictionary<int, List<int>>();
         var times = new Dictionary<int, long>();
-        foreach (var directory in Directory.Exists("/proc") ? Directory.EnumerateDirectories("/proc") : [])
+        foreach (var (pid, fields) in Processes())
         {
-            if (int.TryParse(Path.GetFileName(directory), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && Fields(pid) is { } fields)
-            {
-                var parent = int.Parse(fields[1], CultureInfo.InvariantCulture);
-                (children.TryGetValue(parent, out var list) ? list : children[parent] = []).Add(pid);
-                times[pid] = fields[11..15].Sum(f => long.Parse(f, CultureInfo.InvariantCulture));
-            }
+            var parent = int.Parse(fields[1], CultureInfo.InvariantCulture);
+            (children.TryGetValue(parent, out var list) ? list : children[parent] = []).Add(pid);
+            times[pid] = fields[11..15].Sum(f => long.Parse(f, CultureInfo.InvariantCulture));
         }
 
         if (!times.ContainsKey(root))
@@ -136,6 +131,18 @@ public static class ProcessStat
         }
 
         return pids.Count == 0 ? null : sum;
+    }
+
+    // Every process running, with its stat fields.
+    private static IEnumerable<(int Pid, string[] Fields)> Processes()
+    {
+        foreach (var directory in Directory.Exists("/proc") ? Directory.EnumerateDirectories("/proc") : [])
+        {
+            if (int.TryParse(Path.GetFileName(directory), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && Fields(pid) is { } fields)
+            {
+                yield return (pid, fields);
+            }
+        }
     }
 
     // The fields after the command name, which is in parentheses and may hold spaces: [1] is the parent, [11] and [12] utime and
