@@ -14,10 +14,11 @@ namespace Gatehouse.Connectors.Postgres;
 /// one, can take) is all it leaves.</item>
 /// <item>A write ends its COMMIT batch with the full <see cref="FixedStatements.Reset"/>; a failed call rolls back and resets
 /// (<see cref="RollBackAsync"/>).</item>
-/// <item>Anything else gets the full reset when it is disposed.</item>
+/// <item>Anything else gets the full reset when it is disposed, and goes back to the pool, whose return rolls back a
+/// transaction left open (a reset runs inside one without complaint, so the reset alone could not tell).</item>
 /// </list>
-/// A connection whose reset fails is never lent again (<see cref="Discard"/>); one given back reset and healthy is kept for the
-/// next call when none is (<see cref="HotConnection"/>).
+/// A connection whose reset fails is never lent again (<see cref="Discard"/>). One its work gave back reset and healthy is kept
+/// for the next call when none is (<see cref="HotConnection"/>).
 /// </summary>
 public sealed class PooledConnection : IAsyncDisposable
 {
@@ -71,6 +72,8 @@ public sealed class PooledConnection : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // Settled by its work (its last batch ended in the reset, or a failure rolled back and reset), so no transaction is open.
+        var settledByWork = _settled;
         try
         {
             if (!_settled)
@@ -80,9 +83,9 @@ public sealed class PooledConnection : IAsyncDisposable
         }
         finally
         {
-            // Reset and healthy: kept for the next call when nothing is kept yet and it is not due back in the pool; otherwise
-            // back to the pool.
-            if (!_settled || _discarded || Connection.FullState != ConnectionState.Open || _hot?.TryKeep(Connection, _generation, _since) != true)
+            // Reset by its work and healthy: kept for the next call when nothing is kept yet and it is not due back in the pool;
+            // otherwise back to the pool.
+            if (!settledByWork || _discarded || Connection.FullState != ConnectionState.Open || _hot?.TryKeep(Connection, _generation, _since) != true)
             {
                 await Connection.DisposeAsync().ConfigureAwait(false);
             }

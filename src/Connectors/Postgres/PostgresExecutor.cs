@@ -56,11 +56,13 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
                 result = await ResultReader.ReadAsync(reader, rowsFrom, request.MaxRows, request.MaxBytes, cancellationToken).ConfigureAwait(false);
             }
         }
-        catch (Exception e) when (IsDatabaseFailure(e) || e is OperationCanceledException)
+        catch (Exception e)
         {
-            // The batch stops at the first error, so the transaction may still be open; never hand it back to the pool like that.
+            // The batch stops at the first error, and a write's batch has no ROLLBACK of its own, so whatever ended the call here
+            // (a cancellation, or a failure of the gateway's own) may leave the transaction open: roll it back before the
+            // connection is lent again, never commit it with the next call.
             await pooled.RollBackAsync().ConfigureAwait(false);
-            if (e is OperationCanceledException)
+            if (!IsDatabaseFailure(e))
             {
                 throw;
             }

@@ -294,6 +294,28 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_connection_handed_back_with_its_transaction_open_lends_the_next_call_none_of_it()
+    {
+        await pg.AdminScalarAsync("create table if not exists executor_open_transaction (id int primary key)");
+        await pg.AdminScalarAsync($"grant select, insert on executor_open_transaction to \"{pg.GatewayRole}\"");
+        await using var targets = OneSession();
+        await using (var pooled = await targets.OpenAsync("shop", CancellationToken.None))
+        {
+            // A piece of work that ends with its write neither committed nor failed: the reset after it runs in that transaction.
+            await using var batch = pooled.Connection.CreateBatch();
+            batch.BatchCommands.Add(new Npgsql.NpgsqlBatchCommand("BEGIN"));
+            batch.BatchCommands.Add(new Npgsql.NpgsqlBatchCommand("INSERT INTO executor_open_transaction VALUES (1)"));
+            await batch.ExecuteNonQueryAsync();
+        }
+
+        // Lent on with the transaction open, the next write's COMMIT would commit the abandoned row, and a read would see it.
+        await Execute(targets, "insert into executor_open_transaction values (2)", readOnly: false);
+        Assert.Equal(0L, await pg.AdminScalarAsync("select count(*) from executor_open_transaction where id = 1"));
+        Assert.Equal(1L, await pg.AdminScalarAsync("select count(*) from executor_open_transaction where id = 2"));
+        Assert.Equal(0L, (await Execute(targets, "select count(*) from executor_open_transaction where id = 1")).Rows[0][0]);
+    }
+
+    [Fact]
     public async Task A_connection_handed_back_with_a_reader_still_open_is_never_lent_again()
     {
         await using var targets = OneSession();
