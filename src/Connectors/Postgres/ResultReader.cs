@@ -83,9 +83,10 @@ internal static class ResultReader
         {
             value = reader.GetValue(ordinal);
         }
-        catch (Exception e) when (e is InvalidCastException or NotSupportedException)
+        catch (Exception e) when (e is InvalidCastException or NotSupportedException or OverflowException)
         {
-            return $"(a {reader.GetDataTypeName(ordinal)} value Gatehouse cannot render)";
+            // A numeric past decimal's range (1e30) or NaN, say: the agent can ask PostgreSQL for its text instead.
+            return $"(a {reader.GetDataTypeName(ordinal)} value Gatehouse cannot render; cast it to text to read it)";
         }
 
         return Convert(value);

@@ -85,6 +85,13 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Numbers_past_what_the_gateway_can_render_say_so_instead_of_failing_the_call()
+    {
+        var result = await Run("select 1e30::numeric as big, 'NaN'::numeric as nan, 12.5::numeric as fine");
+        Assert.Equal(["(a numeric value Gatehouse cannot render; cast it to text to read it)", "(a numeric value Gatehouse cannot render; cast it to text to read it)", 12.5m], result.Rows[0]);
+    }
+
+    [Fact]
     public async Task Rows_come_back_with_column_names_types_and_json_friendly_values()
     {
         var result = await Run("select id, full_name, created_at, 12.50::numeric(10,2) as price, true as ok from customers where id = $1", ["1"]);
