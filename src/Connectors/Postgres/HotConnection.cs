@@ -9,34 +9,48 @@ namespace Gatehouse.Connectors.Postgres;
 /// poll, a burst of calls) calls made one after another alternate between PostgreSQL backends, each with its caches cold.
 /// Traced with one agent over stdio: PostgreSQL took 155-168 µs (median) for a point query's round trip alternating between
 /// two backends, 114 µs with the connection kept, 73 µs in a process of its own. Calls at once take the pool's connections
-/// as before; one connection per target stays open while the gateway is idle. A connection opened before the pool was
-/// drained (<see cref="Drop"/>) is never lent again. One taken from the pool longer than <see cref="MaxKept"/> ago goes back
-/// to it instead of being kept: the pool checks a connection's lifetime when it lends it, and a connection kept from call to
-/// call would otherwise never be checked.
+/// as before. A connection opened before the pool was drained (<see cref="Drop"/>) is never lent again.
+/// <para>
+/// A connection goes from call to call for at most <see cref="MaxKept"/> after it was taken from the pool, and then back to
+/// the pool, kept busy or idle: the pool checks a connection's lifetime when it lends it, and closes one left idle too long
+/// (Connection Idle Lifetime), and a connection kept out of it would be checked for neither. A sweep every
+/// <see cref="MaxKept"/> gives back one left kept by the last call before a quiet spell.
+/// </para>
 /// </summary>
-/// <param name="maxKept">How long a connection may go from call to call without passing through the pool: at most a minute,
-/// and never longer than the connection's lifetime.</param>
-internal sealed class HotConnection(TimeSpan maxKept)
+internal sealed class HotConnection : IDisposable
 {
     public static readonly TimeSpan MaxKeptLimit = TimeSpan.FromMinutes(1);
 
+    private readonly Timer _sweep;
     private Kept? _kept;
     private int _generation;
+
+    /// <param name="maxKept">How long a connection may go from call to call without passing through the pool: at most a minute,
+    /// and never longer than the connection's lifetime.</param>
+    public HotConnection(TimeSpan maxKept)
+    {
+        MaxKept = maxKept < MaxKeptLimit ? maxKept : MaxKeptLimit;
+        // The timer holds this object until Dispose (with the targets) stops it.
+        _sweep = new Timer(static state => ((HotConnection)state!).Sweep(), this, MaxKept, MaxKept);
+    }
 
     /// <summary>A connection kept, the generation it was opened in, and when it was taken from the pool (a <see cref="Stopwatch"/> timestamp).</summary>
     public sealed record Kept(NpgsqlConnection Connection, int Generation, long Since);
 
-    public TimeSpan MaxKept { get; } = maxKept < MaxKeptLimit ? maxKept : MaxKeptLimit;
+    public TimeSpan MaxKept { get; }
 
     /// <summary>The generation now: it changes when the connection's pool is drained.</summary>
     public int Generation => Volatile.Read(ref _generation);
 
-    /// <summary>The kept connection, if there is one from this generation; one from an earlier generation is closed.</summary>
+    /// <summary>
+    /// The kept connection, if there is one from this generation and it is not due back in the pool; one from an earlier
+    /// generation is closed, and one due back is given back.
+    /// </summary>
     public Kept? Take()
     {
         while (Interlocked.Exchange(ref _kept, null) is { } kept)
         {
-            if (kept.Generation == Generation)
+            if (kept.Generation == Generation && !Due(kept.Since))
             {
                 return kept;
             }
@@ -49,18 +63,54 @@ internal sealed class HotConnection(TimeSpan maxKept)
 
     /// <summary>
     /// Keeps a connection opened in <paramref name="generation"/> and taken from the pool at <paramref name="since"/>; false
-    /// (keep nothing) when one is kept already, the pool has been drained since, or it has gone <see cref="MaxKept"/> without
-    /// passing through the pool.
+    /// (keep nothing) when one is kept already, the pool has been drained since, or it is due back in the pool. True means
+    /// the connection is this object's to close.
     /// </summary>
-    public bool TryKeep(NpgsqlConnection connection, int generation, long since) =>
-        generation == Generation
-        && Stopwatch.GetElapsedTime(since) < MaxKept
-        && Interlocked.CompareExchange(ref _kept, new Kept(connection, generation, since), null) is null;
+    public bool TryKeep(NpgsqlConnection connection, int generation, long since)
+    {
+        if (generation != Generation || Due(since))
+        {
+            return false;
+        }
+
+        var kept = new Kept(connection, generation, since);
+        if (Interlocked.CompareExchange(ref _kept, kept, null) is not null)
+        {
+            return false;
+        }
+
+        // Drained between the check and the keep: Drop found nothing to close, so close it here (unless a call took it first;
+        // Take closes a connection from an earlier generation).
+        if (generation != Generation && Interlocked.CompareExchange(ref _kept, null, kept) == kept)
+        {
+            connection.Dispose();
+        }
+
+        return true;
+    }
 
     /// <summary>Closes the kept connection and turns away the ones opened before now (when the pool is drained).</summary>
     public void Drop()
     {
         Interlocked.Increment(ref _generation);
         Take();
+    }
+
+    /// <summary>Stops the sweep and closes the kept connection (with the targets).</summary>
+    public void Dispose()
+    {
+        _sweep.Dispose();
+        Drop();
+    }
+
+    private bool Due(long since) => Stopwatch.GetElapsedTime(since) >= MaxKept;
+
+    // Gives back a connection that is due, when no call has taken it since.
+    private void Sweep()
+    {
+        if (Volatile.Read(ref _kept) is { } kept && Due(kept.Since) && Interlocked.CompareExchange(ref _kept, null, kept) == kept)
+        {
+            kept.Connection.Dispose();
+        }
     }
 }

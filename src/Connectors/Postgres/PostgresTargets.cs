@@ -43,7 +43,7 @@ public sealed class PostgresTargets : IAsyncDisposable
             try
             {
                 var source = Get(connection);
-                var hot = _hot.GetOrAdd(connection, static (_, source) => new HotConnection(Lifetime(source)), source);
+                var hot = Hot(connection, source);
                 if (hot.Take() is { } kept)
                 {
                     return new PooledConnection(kept.Connection, source, hot, kept.Generation, kept.Since);
@@ -62,6 +62,24 @@ public sealed class PostgresTargets : IAsyncDisposable
                 throw PostgresErrors.Map(e, connecting: true);
             }
         }
+    }
+
+    // One per connection: one made by a call that lost the race to add it is disposed (its sweep stopped).
+    private HotConnection Hot(string connection, NpgsqlDataSource source)
+    {
+        if (_hot.TryGetValue(connection, out var hot))
+        {
+            return hot;
+        }
+
+        var made = new HotConnection(Lifetime(source));
+        hot = _hot.GetOrAdd(connection, made);
+        if (!ReferenceEquals(hot, made))
+        {
+            made.Dispose();
+        }
+
+        return hot;
     }
 
     /// <summary>
@@ -116,7 +134,7 @@ public sealed class PostgresTargets : IAsyncDisposable
     {
         foreach (var hot in _hot.Values)
         {
-            hot.Drop();
+            hot.Dispose();
         }
 
         foreach (var source in _sources.Values)

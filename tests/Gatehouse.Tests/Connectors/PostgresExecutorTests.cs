@@ -85,6 +85,17 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_kept_connection_left_idle_goes_back_to_the_pool_which_closes_it()
+    {
+        // Kept past its due time by the last call before a quiet spell, it must still reach the pool, which closes a connection
+        // idle longer than its idle lifetime (here a second): kept out of the pool, it stayed open for good.
+        await using var targets = TargetsWith(";Connection Lifetime=1;Connection Idle Lifetime=1;Connection Pruning Interval=1");
+        var backend = (await Read(targets, "select pg_backend_pid() as pid")).Rows[0][0];
+        await WaitForBackendGoneAsync(backend);
+        Assert.NotEqual(backend, (await Read(targets, "select pg_backend_pid() as pid")).Rows[0][0]);
+    }
+
+    [Fact]
     public async Task Numbers_past_what_the_gateway_can_render_say_so_instead_of_failing_the_call()
     {
         var result = await Run("select 1e30::numeric as big, 'NaN'::numeric as nan, 12.5::numeric as fine");
