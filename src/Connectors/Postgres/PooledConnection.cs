@@ -14,8 +14,10 @@ namespace Gatehouse.Connectors.Postgres;
 /// one, can take) is all it leaves.</item>
 /// <item>A write ends its COMMIT batch with the full <see cref="FixedStatements.Reset"/>; a failed call rolls back and resets
 /// (<see cref="RollBackAsync"/>).</item>
+/// <item>The gateway's catalog reads, each batch a transaction of its own, change nothing (<see cref="MarkCatalogReadsDone"/>).</item>
 /// <item>Anything else gets the full reset when it is disposed, and goes back to the pool, whose return rolls back a
-/// transaction left open (a reset runs inside one without complaint, so the reset alone could not tell).</item>
+/// transaction left open: a reset runs inside one without complaint, so it cannot tell, and the rollback undoes what the
+/// reset did inside it along with everything else the transaction did.</item>
 /// </list>
 /// A connection whose reset fails is never lent again (<see cref="Discard"/>). One its work gave back reset and healthy is kept
 /// for the next call when none is (<see cref="HotConnection"/>).
@@ -52,6 +54,13 @@ public sealed class PooledConnection : IAsyncDisposable
 
     /// <summary>The work's last batch has completed, ending with the reset it needed.</summary>
     internal void MarkReset() => _settled = true;
+
+    /// <summary>
+    /// The work ran only the gateway's own reads of the system catalogs, without BEGIN: each batch was a transaction of its
+    /// own, now ended, and nothing in the session changed. Nothing needs resetting, and the connection may be kept (the
+    /// catalog poll takes the kept connection several times a second).
+    /// </summary>
+    internal void MarkCatalogReadsDone() => _settled = true;
 
     /// <summary>After a failure: rolls back whatever transaction is open and resets, never throwing.</summary>
     internal ValueTask RollBackAsync() => SettleAsync(rollBackFirst: true);

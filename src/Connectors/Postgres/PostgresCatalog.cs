@@ -68,6 +68,8 @@ public sealed class PostgresCatalog(PostgresTargets targets) : ISchemaCatalog
                     builder.ForeignKeys.Add(new ForeignKeyDescription(columns, new RelationName(reader.GetString(4), reader.GetString(5)), reader.GetFieldValue<string[]>(6)));
                 }
             }
+
+            pooled.MarkCatalogReadsDone();
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException)
         {
@@ -97,6 +99,8 @@ public sealed class PostgresCatalog(PostgresTargets targets) : ISchemaCatalog
 
                 await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
             }
+
+            pooled.MarkCatalogReadsDone();
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException)
         {

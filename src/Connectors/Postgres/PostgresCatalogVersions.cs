@@ -46,7 +46,9 @@ public sealed class PostgresCatalogVersions(PostgresTargets targets, TimeProvide
         await using var pooled = await targets.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
         var conn = pooled.Connection;
         await using var command = new NpgsqlCommand(Fingerprint, conn);
-        return (string)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+        var fingerprint = (string)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+        pooled.MarkCatalogReadsDone();
+        return fingerprint;
     }
 
     private sealed class Watch

@@ -68,6 +68,8 @@ public sealed class PostgresFunctionCatalog(PostgresTargets targets, ICatalogVer
                 };
                 functions.Add(new FunctionInfo(reader.GetString(0), reader.GetString(1), volatility, reader.GetBoolean(3), reader.GetString(4)));
             }
+
+            pooled.MarkCatalogReadsDone();
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException)
         {

@@ -69,6 +69,26 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_gateways_catalog_reads_give_the_kept_connection_back_for_the_next_call()
+    {
+        await using var targets = TargetsWith("");
+        const string Pid = "select pg_backend_pid() as pid from pg_sleep(0.2)";
+        await Task.WhenAll(Read(targets, Pid), Read(targets, Pid));
+
+        // Were each catalog read (describe_schema, policy check, the catalog poll several times a second) to send the kept
+        // connection back to the pool, the pool would lend its two idle ones in turn, and calls would alternate again.
+        var catalog = new PostgresCatalog(targets);
+        var pids = new List<object?>();
+        for (var i = 0; i < 4; i++)
+        {
+            pids.Add((await Read(targets, "select pg_backend_pid() as pid")).Rows[0][0]);
+            await catalog.DescribeAsync("shop", "public", "customers", CancellationToken.None);
+        }
+
+        Assert.Single(pids.Distinct());
+    }
+
+    [Fact]
     public async Task A_connection_kept_for_calls_in_sequence_still_ends_at_its_lifetime()
     {
         // A one-second lifetime: the kept connection must go back to the pool, which closes a connection past its lifetime,
