@@ -83,9 +83,10 @@ internal static class ResultReader
         {
             value = reader.GetValue(ordinal);
         }
-        catch (Exception e) when (e is InvalidCastException or NotSupportedException or OverflowException)
+        catch (Exception e) when (e is not (NpgsqlException or IOException or TimeoutException or OperationCanceledException))
         {
-            // A numeric past decimal's range (1e30) or NaN, say: the agent can ask PostgreSQL for its text instead.
+            // A value .NET cannot hold (a numeric of 1e30 or NaN, a timestamp in the year 200000) fails this value, not the call
+            // (the row is already read, so the rest of it still converts); the agent can ask PostgreSQL for its text instead.
             return $"(a {reader.GetDataTypeName(ordinal)} value Gatehouse cannot render; cast it to text to read it)";
         }
 

@@ -116,10 +116,11 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Numbers_past_what_the_gateway_can_render_say_so_instead_of_failing_the_call()
+    public async Task Values_past_what_the_gateway_can_render_say_so_instead_of_failing_the_call()
     {
-        var result = await Run("select 1e30::numeric as big, 'NaN'::numeric as nan, 12.5::numeric as fine");
-        Assert.Equal(["(a numeric value Gatehouse cannot render; cast it to text to read it)", "(a numeric value Gatehouse cannot render; cast it to text to read it)", 12.5m], result.Rows[0]);
+        var result = await Run("select 1e30::numeric as big, 'NaN'::numeric as nan, '200000-01-01'::timestamp as far, '200000-01-01'::date as day, 12.5::numeric as fine");
+        static string Note(string type) => $"(a {type} value Gatehouse cannot render; cast it to text to read it)";
+        Assert.Equal([Note("numeric"), Note("numeric"), Note("timestamp without time zone"), Note("date"), 12.5m], result.Rows[0]);
     }
 
     [Fact]
