@@ -13,8 +13,8 @@ namespace Gatehouse.Connectors.Postgres;
 /// <para>
 /// A connection goes from call to call for at most <see cref="MaxKept"/> after it was taken from the pool, and then back to
 /// the pool, kept busy or idle: the pool checks a connection's lifetime when it lends it, and closes one left idle too long
-/// (Connection Idle Lifetime), and a connection kept out of it would be checked for neither. A sweep every
-/// <see cref="MaxKept"/> gives back one left kept by the last call before a quiet spell.
+/// (Connection Idle Lifetime), and a connection kept out of it would be checked for neither. A sweep twice every
+/// <see cref="MaxKept"/> gives back one left kept by the last call before a quiet spell, within half that time more.
 /// </para>
 /// </summary>
 internal sealed class HotConnection : IDisposable
@@ -31,7 +31,7 @@ internal sealed class HotConnection : IDisposable
     {
         MaxKept = maxKept < MaxKeptLimit ? maxKept : MaxKeptLimit;
         // The timer holds this object until Dispose (with the targets) stops it.
-        _sweep = new Timer(static state => ((HotConnection)state!).Sweep(), this, MaxKept, MaxKept);
+        _sweep = new Timer(static state => ((HotConnection)state!).Sweep(), this, MaxKept / 2, MaxKept / 2);
     }
 
     /// <summary>A connection kept, the generation it was opened in, and when it was taken from the pool (a <see cref="Stopwatch"/> timestamp).</summary>
@@ -110,7 +110,15 @@ internal sealed class HotConnection : IDisposable
     {
         if (Volatile.Read(ref _kept) is { } kept && Due(kept.Since) && Interlocked.CompareExchange(ref _kept, null, kept) == kept)
         {
-            kept.Connection.Dispose();
+            try
+            {
+                kept.Connection.Dispose();
+            }
+            catch (Exception)
+            {
+                // On a timer thread, where an exception would end the process. Closing a reset, idle connection does no I/O;
+                // whatever went wrong, it is no longer kept, and the pool does not lend a connection it could not take back.
+            }
         }
     }
 }
