@@ -82,5 +82,9 @@ public sealed class GuardrailTests(PostgresFixture pg)
 
         Assert.Equal("grant.kind_not_allowed", (await client.QueryAsync("drop table observed_rows")).Rule());
         Assert.Equal("sql.multiple_statements", (await client.QueryAsync("select 1; drop table observed_rows")).Rule());
+        // A function the gateway cannot vet is refused too: set_config would switch the session to another profile's role.
+        var switched = await client.QueryAsync("select set_config('role', 'postgres', true) as r, count(*) from observed_rows");
+        Assert.Equal("function.not_allowed", switched.Rule());
+        Assert.Contains("set_config", switched.Text());
     }
 }
