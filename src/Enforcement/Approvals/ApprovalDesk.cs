@@ -109,7 +109,7 @@ public sealed class ApprovalDesk(LivePolicy livePolicy, NotifyingApprovals appro
     {
         await audit.RecordAsync(
             time.GetUtcNow(), $"approvals {verb}", channel, who, id, outcome.Done, outcome.Done ? $"approval.{verb}" : "approval.refused",
-            note is null ? outcome.Message : $"{outcome.Message} Reason given: {note}", cancellationToken).ConfigureAwait(false);
+            note is null ? outcome.Message : $"{outcome.Message} Reason given: {note}").ConfigureAwait(false);
         return outcome;
     }
 }

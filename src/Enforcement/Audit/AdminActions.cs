@@ -3,9 +3,14 @@ namespace Gatehouse.Enforcement.Audit;
 /// <summary>An admin's action as one finished audit record: approvals, agent switches and console sign-ins all record alike.</summary>
 public static class AdminActions
 {
+    /// <summary>
+    /// Records the action as a call does: started, then finished and sealed. Not cancellable: the action has happened (or been
+    /// refused) whether or not its caller is still there, and a started record left behind stays an open call, never a
+    /// finished record without its seal (which <c>audit verify</c> reports as inserted around the gateway).
+    /// </summary>
     /// <param name="subject">What the action was about (a request id, an agent name), kept in the classification field.</param>
     public static async Task RecordAsync(
-        this IAuditStore audit, DateTimeOffset time, string tool, string channel, string? who, string? subject, bool done, string rule, string reason, CancellationToken cancellationToken)
+        this IAuditStore audit, DateTimeOffset time, string tool, string channel, string? who, string? subject, bool done, string rule, string reason)
     {
         var record = new AuditRecord
         {
@@ -19,7 +24,7 @@ public static class AdminActions
             Rule = rule,
             Reason = reason,
         };
-        await audit.BeginAsync(record, cancellationToken).ConfigureAwait(false);
-        await audit.CompleteAsync(record, cancellationToken).ConfigureAwait(false);
+        await audit.BeginAsync(record with { Decision = Verdict.Started, Rule = "", Reason = "" }, CancellationToken.None).ConfigureAwait(false);
+        await audit.CompleteAsync(record, CancellationToken.None).ConfigureAwait(false);
     }
 }

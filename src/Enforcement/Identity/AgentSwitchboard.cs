@@ -18,7 +18,7 @@ public sealed class AgentSwitchboard(IAgentDirectory directory, IAuditStore audi
         var message = disable
             ? $"{what} is disabled: its next call is refused, on every gateway sharing this state."
             : $"{what} is enabled again.";
-        await audit.RecordAsync(time.GetUtcNow(), $"agents {verb}", channel, who, agent, done: true, $"agent.{verb}", message, cancellationToken).ConfigureAwait(false);
+        await audit.RecordAsync(time.GetUtcNow(), $"agents {verb}", channel, who, agent, done: true, $"agent.{verb}", message).ConfigureAwait(false);
         return message;
     }
 }

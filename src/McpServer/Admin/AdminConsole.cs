@@ -55,7 +55,7 @@ public static class AdminConsole
             : await gate.VerifyTokenAsync(token, context.RequestAborted);
         await audit.RecordAsync(
             time.GetUtcNow(), "console sign-in", "admin-console", admin?.Agent, null, admin is not null, admin is null ? "admin.sign_in_refused" : "admin.signed_in",
-            admin is null ? $"refused: {problem}" : "signed in", context.RequestAborted);
+            admin is null ? $"refused: {problem}" : "signed in");
         if (admin is null)
         {
             return Login(context, $"That token does not open the console: {problem}.", StatusCodes.Status401Unauthorized);

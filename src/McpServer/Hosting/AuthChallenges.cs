@@ -48,7 +48,7 @@ public static class AuthChallenges
                 var reason = $"the {tool} tool needs the scope(s) {string.Join(", ", missing)}, which this token lacks";
                 // Refused before any tool ran, so recorded here.
                 await context.RequestServices.GetRequiredService<IAuditStore>().RecordAsync(
-                    DateTimeOffset.UtcNow, tool, "http", context.User.FindFirst("agent")?.Value, null, done: false, "identity.insufficient_scope", reason, context.RequestAborted);
+                    DateTimeOffset.UtcNow, tool, "http", context.User.FindFirst("agent")?.Value, null, done: false, "identity.insufficient_scope", reason);
                 context.Response.StatusCode = StatusCodes.Status403Forbidden;
                 context.Response.Headers.WWWAuthenticate = Append(
                     $"Bearer resource_metadata=\"{context.Request.Scheme}://{context.Request.Host}/.well-known/oauth-protected-resource{HttpHost.McpPath}\"",

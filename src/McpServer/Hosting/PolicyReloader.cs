@@ -175,7 +175,7 @@ public sealed class PolicyReloader : BackgroundService
     {
         try
         {
-            await _audit.RecordAsync(_time.GetUtcNow(), "policy reload", "gateway", null, hash, done, rule, reason, cancellationToken);
+            await _audit.RecordAsync(_time.GetUtcNow(), "policy reload", "gateway", null, hash, done, rule, reason);
         }
         catch (Exception e) when (!cancellationToken.IsCancellationRequested)
         {

@@ -268,6 +268,30 @@ public abstract class AuditLogContract
     }
 
     [Fact]
+    public async Task An_admin_action_cut_off_before_its_seal_is_an_open_call_not_a_record_inserted_around_the_gateway()
+    {
+        var log = await OpenAsync();
+        // The gateway stops (kill -9, a failed flush) between the action's two writes.
+        var cutOff = new CompletionFails(log);
+        await Assert.ThrowsAsync<IOException>(() => cutOff.RecordAsync(DateTimeOffset.UtcNow, "approvals approve", "admin-api", "ops", "req_1", done: true, "approval.approve", "approved"));
+
+        var report = await log.VerifyChainAsync(null, CancellationToken.None);
+        Assert.True(report.Intact, string.Join("; ", report.Problems));
+        Assert.Equal(1, report.Open);
+    }
+
+    private sealed class CompletionFails(IAuditStore store) : IAuditStore
+    {
+        public ValueTask BeginAsync(AuditRecord record, CancellationToken cancellationToken) => store.BeginAsync(record, cancellationToken);
+
+        public ValueTask CompleteAsync(AuditRecord record, CancellationToken cancellationToken) => throw new IOException("the gateway stopped here");
+
+        public ValueTask<AuditRecord?> GetAsync(string id, CancellationToken cancellationToken) => store.GetAsync(id, cancellationToken);
+
+        public ValueTask<IReadOnlyList<AuditRecord>> ListAsync(AuditQuery query, CancellationToken cancellationToken) => store.ListAsync(query, cancellationToken);
+    }
+
+    [Fact]
     public async Task A_record_that_cannot_be_stored_fails_alone_and_not_the_writes_it_shared_a_commit_with()
     {
         var log = await OpenAsync();
