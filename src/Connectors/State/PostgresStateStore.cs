@@ -248,6 +248,12 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
     // before it included.
     protected override string NoFlushStatement => "SET LOCAL synchronous_commit = off";
 
+    // A commit that must reach the disk first (power_loss, a finished record in it) must not take a DBA's synchronous_commit
+    // = off for the database or role: that would return before the record is on disk. Only off is raised, to local (this
+    // server's disk); local, on and the remote levels are kept as they are.
+    protected override string FlushStatement =>
+        "SELECT set_config('synchronous_commit', 'local', true) WHERE current_setting('synchronous_commit') = 'off'";
+
     protected override string Contains(string haystack, string needle) => $"strpos({haystack}, {needle}) > 0";
 
     protected override string LockRow => " FOR UPDATE";

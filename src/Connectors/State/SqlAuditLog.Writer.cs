@@ -462,9 +462,9 @@ public abstract partial class SqlAuditLog
         // Read committed whatever the server's default: the head must be read from a snapshot taken after the lock is held,
         // where a repeatable read transaction would keep the one its first insert took.
         Add(first, "BEGIN ISOLATION LEVEL READ COMMITTED", []);
-        if (!flush && NoFlushStatement is { } noFlush)
+        if ((flush ? FlushStatement : NoFlushStatement) is { } setting)
         {
-            Add(first, noFlush, []);
+            Add(first, setting, []);
         }
 
         var stored = new List<(PendingWrite Write, object?[] Values, DbBatchCommand Command)>(writes.Count);

@@ -90,6 +90,12 @@ public abstract partial class SqlAuditLog : IAuditLog
     /// <summary>For commits sent in batches: the statement that lets the transaction it runs in commit without waiting for the disk.</summary>
     protected virtual string? NoFlushStatement => null;
 
+    /// <summary>
+    /// For commits sent in batches: the statement that makes the transaction it runs in wait for the disk, whatever the
+    /// server was told for the database or role; null where the store's default already does.
+    /// </summary>
+    protected virtual string? FlushStatement => null;
+
     /// <summary>An expression true when <paramref name="haystack"/> contains <paramref name="needle"/> (both text).</summary>
     protected abstract string Contains(string haystack, string needle);
 

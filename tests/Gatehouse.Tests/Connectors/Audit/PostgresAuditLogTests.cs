@@ -47,6 +47,29 @@ public sealed class PostgresAuditLogTests(PostgresFixture pg) : AuditLogContract
         }
     }
 
+    [Fact]
+    public async Task A_finished_record_waits_for_the_disk_even_where_the_database_turns_synchronous_commit_off()
+    {
+        var database = new NpgsqlConnectionStringBuilder(_connectionString).Database;
+        await ExecuteAsync($"ALTER DATABASE \"{database}\" SET synchronous_commit = off");
+        var log = await OpenAsync();
+        // What each commit that seals a record ran with, seen from inside it.
+        await ExecuteAsync(
+            "CREATE TABLE commit_settings (setting text)",
+            "CREATE FUNCTION note_commit_setting() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO commit_settings VALUES (current_setting('synchronous_commit')); RETURN NULL; END $$",
+            "CREATE TRIGGER note_commit_setting AFTER INSERT ON audit_chain FOR EACH ROW EXECUTE FUNCTION note_commit_setting()");
+
+        await WriteAsync(log, Record("flushed", Verdict.Allowed, DateTimeOffset.UtcNow));
+
+        var builder = new NpgsqlConnectionStringBuilder(_connectionString) { SearchPath = PostgresStateStore.SchemaName };
+        await using var connection = new NpgsqlConnection(builder.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("SELECT current_setting('synchronous_commit'), (SELECT string_agg(setting, ',') FROM commit_settings)", connection);
+        await using var reader = await command.ExecuteReaderAsync();
+        Assert.True(await reader.ReadAsync());
+        Assert.Equal(("off", "local"), (reader.GetString(0), reader.GetString(1)));
+    }
+
     // Each statement sent on its own is a round trip: a call's two writes took nine, seven statements (two of them changing
     // the session's synchronous_commit) and two commits. Its started record now goes in one, and its finished record, sealed
     // into the chain, in two: one traced command each. The snapshot poll reads the store's version every 100 ms beside them;
