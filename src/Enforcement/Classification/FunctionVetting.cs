@@ -5,7 +5,8 @@ namespace Gatehouse.Enforcement.Classification;
 /// <summary>
 /// Decides whether the functions a plan calls are safe. EXPLAIN cannot see what a function does inside, so only vetted
 /// functions pass: immutable or stable built-ins, a few harmless volatile ones, minus a denylist of functions that read
-/// files, run SQL strings, touch large objects, change settings or control the server. Anything else needs the policy's allowlist.
+/// files, run SQL strings, touch large objects, change settings, show other sessions' statements or control the server. Anything
+/// else needs the policy's allowlist.
 /// </summary>
 public static class FunctionVetting
 {
@@ -32,6 +33,11 @@ public static class FunctionVetting
         ["pg_notify"] = "sends notifications",
         ["pg_terminate_backend"] = "ends other sessions",
         ["pg_cancel_backend"] = "cancels other sessions",
+        // Where an agent runs as the gateway's own login (no masking profile or mapped role), PostgreSQL shows it the text of
+        // every statement on the gateway's other connections: other agents' SQL, literals and all.
+        ["pg_stat_get_activity"] = "shows other sessions' statements (pg_stat_activity), other agents' among them",
+        ["pg_stat_get_backend_activity"] = "shows other sessions' statements, other agents' among them",
+        ["pg_stat_statements"] = "shows statements other sessions ran",
         ["pg_reload_conf"] = "controls the server",
         ["pg_rotate_logfile"] = "controls the server",
         ["pg_switch_wal"] = "controls the server",

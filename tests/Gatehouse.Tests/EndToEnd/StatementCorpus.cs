@@ -122,6 +122,8 @@ public static class StatementCorpus
         { "analyst", "select pg_advisory_lock(42)", "function.not_allowed" },
         { "analyst", "select pg_terminate_backend(pg_backend_pid())", Refused },
         { "analyst", "select pg_cancel_backend(1)", Refused },
+        { "analyst", "select query from pg_stat_activity", "function.not_allowed" },
+        { "analyst", "select pg_stat_get_backend_activity(1)", "function.not_allowed" },
         { "analyst", "select pg_reload_conf()", Refused },
         { "analyst", "select pg_notify('ch', 'x')", "function.not_allowed" },
         { "analyst", "select pg_sleep(10)", "function.not_allowed" },
