@@ -116,7 +116,36 @@ public static class StatementReader
             return Explain(sql, tokens, text);
         }
 
-        return new StatementText(text, kind, keyword) { HasWhere = HasTopLevel(sql, tokens, "WHERE") };
+        return new StatementText(text, kind, keyword) { HasWhere = HasTopLevel(sql, tokens, "WHERE"), UnboundedWithWrite = UnboundedWithWrite(sql, tokens) };
+    }
+
+    // A WITH query's body opens with its verb right after a parenthesis: AS ( DELETE ..., AS MATERIALIZED ( UPDATE ....
+    // Elsewhere UPDATE and DELETE follow a keyword (FOR UPDATE, DO UPDATE, THEN DELETE, ON DELETE), never a parenthesis.
+    private static string? UnboundedWithWrite(string sql, List<SqlToken> tokens)
+    {
+        for (var i = 1; i < tokens.Count; i++)
+        {
+            if (tokens[i - 1].Kind != SqlTokenKind.OpenParen || !(tokens[i].IsKeyword(sql, "UPDATE") || tokens[i].IsKeyword(sql, "DELETE")))
+            {
+                continue;
+            }
+
+            // Its own WHERE is at its own depth, before the parenthesis that closes it.
+            var depth = 0;
+            var bounded = false;
+            for (var j = i + 1; j < tokens.Count && depth >= 0 && !bounded; j++)
+            {
+                depth += tokens[j].Kind == SqlTokenKind.OpenParen ? 1 : tokens[j].Kind == SqlTokenKind.CloseParen ? -1 : 0;
+                bounded = depth == 0 && tokens[j].IsKeyword(sql, "WHERE");
+            }
+
+            if (!bounded)
+            {
+                return tokens[i].Text(sql).ToUpperInvariant();
+            }
+        }
+
+        return null;
     }
 
     // WITH a AS (...), b AS (...) <verb>: the verb is the first main keyword at depth 0 that is not a CTE name.

@@ -12,6 +12,12 @@ public sealed record StatementText(string Sql, StatementKind Kind, string Keywor
     /// <summary>For UPDATE and DELETE: whether the statement itself (not a CTE inside it) has a WHERE clause.</summary>
     public bool HasWhere { get; init; }
 
+    /// <summary>
+    /// UPDATE or DELETE when a WITH query of the statement is one without a WHERE clause of its own
+    /// (<c>WITH d AS (DELETE FROM t RETURNING 1) SELECT ...</c>); null otherwise.
+    /// </summary>
+    public string? UnboundedWithWrite { get; init; }
+
     /// <summary>The tokens without comments or layout, unquoted words in lower case: equal for statements PostgreSQL reads alike.</summary>
     public string Normalized { get; init; } = Sql;
 }

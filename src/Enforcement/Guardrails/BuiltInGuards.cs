@@ -10,5 +10,7 @@ public static class BuiltInGuards
     public static Decision? Check(StatementText statement) =>
         statement.Kind is StatementKind.Update or StatementKind.Delete && !statement.HasWhere
             ? Decision.Deny("guard.unbounded_write", $"{statement.Keyword} without a WHERE clause would change every row of the table; add a WHERE clause that names the rows")
-            : null;
+            : statement.UnboundedWithWrite is { } verb
+                ? Decision.Deny("guard.unbounded_write", $"the {verb} in this statement's WITH has no WHERE clause, so it would change every row of its table; add a WHERE clause that names the rows")
+                : null;
 }

@@ -139,6 +139,8 @@ public static class StatementCorpus
         // Guards under a write grant.
         { "ops-bot", "update orders set note = 'x'", "guard.unbounded_write" },
         { "ops-bot", "delete from orders", "guard.unbounded_write" },
+        { "ops-bot", "with d as (delete from orders returning 1) select count(*) from d", "guard.unbounded_write" },
+        { "ops-bot", "with u as (update orders set note = 'x' returning id) select count(*) from u", "guard.unbounded_write" },
         { "ops-bot", "delete from payments where id = 1", "grant.relation_read_only" },
         { "ops-bot", "insert into payments (order_id, amount, method, status) values (1, 1, 'card', 'captured')", "grant.relation_read_only" },
         { "ops-bot", "insert into customers (full_name, email, country) values ('x', 'y', 'US')", "database.permission_denied" },

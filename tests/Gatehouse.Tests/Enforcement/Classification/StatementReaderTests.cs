@@ -83,6 +83,18 @@ public sealed class StatementReaderTests
     public void Update_and_delete_know_whether_they_have_their_own_where(string sql, bool hasWhere) =>
         Assert.Equal(hasWhere, Assert.Single(StatementReader.Read(sql)).HasWhere);
 
+    [Theory]
+    [InlineData("with d as (delete from orders returning 1) select count(*) from d", "DELETE")]
+    [InlineData("WITH u AS MATERIALIZED (UPDATE orders SET note = 'x' RETURNING id) SELECT * FROM u", "UPDATE")]
+    [InlineData("with a as (select 1), d as (delete from orders where id = (select 1) returning 1) select * from d", null)]
+    [InlineData("with d as (delete from orders where id in (select id from orders) returning 1) select * from d", null)]
+    [InlineData("with d as (delete from payments where id = 2 returning *), u as (update orders set note = 'x' returning 1) select 1", "UPDATE")]
+    [InlineData("select * from orders for update", null)]
+    [InlineData("insert into orders (id) values (1) on conflict (id) do update set note = 'x'", null)]
+    [InlineData("update orders set note = 'x'", null)]
+    public void A_with_query_that_writes_knows_whether_it_has_its_own_where(string sql, string? unbounded) =>
+        Assert.Equal(unbounded, Assert.Single(StatementReader.Read(sql)).UnboundedWithWrite);
+
     [Fact]
     public void A_single_statement_keeps_its_text_without_the_trailing_semicolon()
     {
