@@ -18,6 +18,9 @@ public sealed record StatementText(string Sql, StatementKind Kind, string Keywor
     /// </summary>
     public string? UnboundedWithWrite { get; init; }
 
+    /// <summary>Whether an UPDATE or DELETE in it, the statement itself or a WITH query, has no WHERE clause of its own.</summary>
+    public bool WritesWithoutWhere => (Kind is StatementKind.Update or StatementKind.Delete && !HasWhere) || UnboundedWithWrite is not null;
+
     /// <summary>The tokens without comments or layout, unquoted words in lower case: equal for statements PostgreSQL reads alike.</summary>
     public string Normalized { get; init; } = Sql;
 }

@@ -42,7 +42,7 @@ public static class GuardrailEvaluator
         return (match.Kinds.Count == 0 || match.Kinds.Contains(statement.Kind))
             && (match.Tables.Count == 0 || plan.Relations.Any(r => match.Tables.Contains(r.Relation)))
             && (match.Operations.Count == 0 || plan.Relations.Any(r => match.Operations.Contains(r.Operation, StringComparer.Ordinal)))
-            && (match.WithoutWhere is null || match.WithoutWhere == (statement.Kind is StatementKind.Update or StatementKind.Delete && !statement.HasWhere))
+            && (match.WithoutWhere is null || match.WithoutWhere == statement.WritesWithoutWhere)
             && (match.MinRows is null || rows >= match.MinRows)
             && (match.Functions.Count == 0 || plan.Functions.Any(f => match.Functions.Contains(f.Name, StringComparer.Ordinal) || match.Functions.Contains(f.ToString(), StringComparer.Ordinal)))
             && (match.Agents.Count == 0 || match.Agents.Contains(identity.Agent, StringComparer.Ordinal))

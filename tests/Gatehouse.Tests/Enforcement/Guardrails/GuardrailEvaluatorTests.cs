@@ -48,6 +48,15 @@ public sealed class GuardrailEvaluatorTests
     }
 
     [Fact]
+    public void A_rule_without_where_matches_a_write_without_its_own_where_in_a_with_query_too()
+    {
+        var match = new GuardrailMatch { Operations = ["delete"], WithoutWhere = true };
+        Assert.Equal("guard.r1", Rule("delete from payments", Write(Payments, "delete", 1), match));
+        Assert.Equal("guard.r1", Rule("with d as (delete from payments returning 1) select count(*) from d", Write(Payments, "delete", 1), match));
+        Assert.Null(Rule("with d as (delete from payments where id = 1 returning 1) select count(*) from d", Write(Payments, "delete", 1), match));
+    }
+
+    [Fact]
     public void A_rule_for_another_connection_does_not_apply() =>
         Assert.Null(Rule("delete from payments where id = 1", Write(Payments, "delete", 1), new GuardrailMatch { Tables = [Payments] }, connection: "warehouse"));
 
