@@ -129,30 +129,30 @@ public sealed class PolicyReloader : BackgroundService
         }
         catch (PolicyException e)
         {
-            await RefuseAsync(hash, $"version {hash} is not valid, so the policy in force ({current.Hash}) stays: {string.Join(" ", e.Errors)}", cancellationToken);
+            await RefuseAsync(hash, $"version {hash} is not valid, so the policy in force ({current.Hash}) stays: {string.Join(" ", e.Errors)}");
             return;
         }
 
         if (_live.TryReplace(next) is { Count: > 0 } bound)
         {
-            await RefuseAsync(hash, $"version {hash} changes {string.Join("; ", bound)}, which only a restart applies; the policy in force ({current.Hash}) stays", cancellationToken);
+            await RefuseAsync(hash, $"version {hash} changes {string.Join("; ", bound)}, which only a restart applies; the policy in force ({current.Hash}) stays");
             return;
         }
 
         _lastProblem = null;
         HostLog.PolicyReloaded(_logger, hash, current.Hash);
-        await RecordAsync(hash, done: true, "policy.reloaded", $"policy {hash} is in force (was {current.Hash}); it decides every call from now on", cancellationToken);
+        await RecordAsync(hash, done: true, "policy.reloaded", $"policy {hash} is in force (was {current.Hash}); it decides every call from now on");
         if (!forced)
         {
             HostLog.PoolsDrained(_logger, next.Connections.Keys.Count(_targets.Drain), "policy reload");
         }
     }
 
-    private async Task RefuseAsync(string hash, string reason, CancellationToken cancellationToken)
+    private async Task RefuseAsync(string hash, string reason)
     {
         if (Refuse(hash, reason))
         {
-            await RecordAsync(hash, done: false, "policy.reload_refused", reason, cancellationToken);
+            await RecordAsync(hash, done: false, "policy.reload_refused", reason);
         }
     }
 
@@ -171,13 +171,13 @@ public sealed class PolicyReloader : BackgroundService
     }
 
     // The outcome stands whether or not its record can be written; a failed write is logged.
-    private async Task RecordAsync(string hash, bool done, string rule, string reason, CancellationToken cancellationToken)
+    private async Task RecordAsync(string hash, bool done, string rule, string reason)
     {
         try
         {
             await _audit.RecordAsync(_time.GetUtcNow(), "policy reload", "gateway", null, hash, done, rule, reason);
         }
-        catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+        catch (Exception e)
         {
             HostLog.ReloadNotRecorded(_logger, e, hash);
         }
