@@ -12,7 +12,7 @@ public static class AdminActions
     public static async Task RecordAsync(
         this IAuditStore audit, DateTimeOffset time, string tool, string channel, string? who, string? subject, bool done, string rule, string reason)
     {
-        var record = new AuditRecord
+        var started = new AuditRecord
         {
             Id = AuditRecord.NewId(),
             Time = time,
@@ -20,11 +20,8 @@ public static class AdminActions
             Transport = channel,
             Agent = who,
             Classification = subject,
-            Decision = done ? Verdict.Allowed : Verdict.Denied,
-            Rule = rule,
-            Reason = reason,
         };
-        await audit.BeginAsync(record with { Decision = Verdict.Started, Rule = "", Reason = "" }, CancellationToken.None).ConfigureAwait(false);
-        await audit.CompleteAsync(record, CancellationToken.None).ConfigureAwait(false);
+        await audit.BeginAsync(started, CancellationToken.None).ConfigureAwait(false);
+        await audit.CompleteAsync(started with { Decision = done ? Verdict.Allowed : Verdict.Denied, Rule = rule, Reason = reason }, CancellationToken.None).ConfigureAwait(false);
     }
 }

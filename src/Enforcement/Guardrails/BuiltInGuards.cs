@@ -7,10 +7,12 @@ namespace Gatehouse.Enforcement.Guardrails;
 public static class BuiltInGuards
 {
     /// <summary>Null when the statement passes; otherwise the refusal.</summary>
-    public static Decision? Check(StatementText statement) =>
-        statement.Kind is StatementKind.Update or StatementKind.Delete && !statement.HasWhere
-            ? Decision.Deny("guard.unbounded_write", $"{statement.Keyword} without a WHERE clause would change every row of the table; add a WHERE clause that names the rows")
-            : statement.UnboundedWithWrite is { } verb
-                ? Decision.Deny("guard.unbounded_write", $"the {verb} in this statement's WITH has no WHERE clause, so it would change every row of its table; add a WHERE clause that names the rows")
-                : null;
+    public static Decision? Check(StatementText statement) => statement switch
+    {
+        { Kind: StatementKind.Update or StatementKind.Delete, HasWhere: false } =>
+            Decision.Deny("guard.unbounded_write", $"{statement.Keyword} without a WHERE clause would change every row of the table; add a WHERE clause that names the rows"),
+        { UnboundedWithWrite: { } verb } =>
+            Decision.Deny("guard.unbounded_write", $"the {verb} in this statement's WITH has no WHERE clause, so it would change every row of its table; add a WHERE clause that names the rows"),
+        _ => null,
+    };
 }

@@ -132,12 +132,12 @@ public sealed partial class GatewayPipeline
         }
 
         var functionsRefused = await VetFunctionsAsync(connectionConfig, plan, profile is not null, cancellationToken).ConfigureAwait(false);
-        if (functionsRefused is { IsAllowed: false })
+        if (functionsRefused is { IsAllowed: false } refused)
         {
             // Fail closed even in observe mode: EXPLAIN cannot see inside a function, so one the vetting refuses may do whatever
             // it is able to: set_config('role', ...) would switch the session to another masking profile's role and read its
             // views unmasked, query_to_xml runs a SQL string, dblink leaves a connection open past the call.
-            return new StepResult(functionsRefused!, Classification: classification);
+            return new StepResult(refused, Classification: classification);
         }
 
         var masked = connectionConfig.Masking == MaskingMode.Overlay
