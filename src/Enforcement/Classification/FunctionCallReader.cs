@@ -1,11 +1,16 @@
 namespace Gatehouse.Enforcement.Classification;
 
-/// <summary>Finds function calls in the expression texts EXPLAIN VERBOSE prints: a name (optionally schema-qualified) followed by '('.</summary>
+/// <summary>
+/// Finds function calls in SQL text: a name (optionally schema-qualified) followed by '('. Reads both the expression texts
+/// EXPLAIN VERBOSE prints and the statement an agent sent.
+/// </summary>
 public static class FunctionCallReader
 {
-    public static IEnumerable<FunctionCall> Read(string expression)
+    public static IEnumerable<FunctionCall> Read(string expression) => Read(expression, SqlLexer.Tokenize(expression));
+
+    /// <summary>The calls among <paramref name="tokens"/>, already lexed from <paramref name="text"/>.</summary>
+    public static IEnumerable<FunctionCall> Read(string text, IReadOnlyList<SqlToken> tokens)
     {
-        var tokens = SqlLexer.Tokenize(expression);
         for (var i = 0; i + 1 < tokens.Count; i++)
         {
             if (tokens[i + 1].Kind != SqlTokenKind.OpenParen || tokens[i].Kind is not (SqlTokenKind.Word or SqlTokenKind.QuotedIdentifier))
@@ -13,16 +18,24 @@ public static class FunctionCallReader
                 continue;
             }
 
-            if (IsCastType(expression, tokens, i))
+            if (IsCastType(text, tokens, i))
             {
                 continue;
             }
 
-            var name = Identifier(expression, tokens[i]);
+            var name = Identifier(text, tokens[i]);
             string? schema = null;
-            if (i >= 2 && tokens[i - 1].Kind == SqlTokenKind.Punctuation && tokens[i - 1].Text(expression) == "." && tokens[i - 2].Kind is SqlTokenKind.Word or SqlTokenKind.QuotedIdentifier)
+            var nameStart = i;
+            if (i >= 2 && tokens[i - 1].Kind == SqlTokenKind.Punctuation && tokens[i - 1].Text(text) == "." && tokens[i - 2].Kind is SqlTokenKind.Word or SqlTokenKind.QuotedIdentifier)
             {
-                schema = Identifier(expression, tokens[i - 2]);
+                schema = Identifier(text, tokens[i - 2]);
+                nameStart = i - 2;
+            }
+
+            if (nameStart > 0 && (tokens[nameStart - 1].IsKeyword(text, "INTO") || tokens[nameStart - 1].IsKeyword(text, "AS")))
+            {
+                // INSERT INTO t (a, b) names a table, AS x (a, b) an alias with its columns, CAST(v AS numeric(10, 2)) a type.
+                continue;
             }
 
             yield return new FunctionCall(schema, name);
@@ -30,7 +43,7 @@ public static class FunctionCallReader
     }
 
     // In "x::character varying(10)" or "x::numeric(10,2)" the parenthesis holds a type modifier, not arguments.
-    private static bool IsCastType(string text, List<SqlToken> tokens, int i)
+    private static bool IsCastType(string text, IReadOnlyList<SqlToken> tokens, int i)
     {
         var j = i;
         while (j > 0 && tokens[j - 1].Kind == SqlTokenKind.Word)

@@ -103,7 +103,27 @@ public static class FunctionVetting
         return null;
     }
 
-    private static string? Refusal(FunctionCall call, FunctionCatalog catalog, bool statementWrites, IReadOnlyCollection<string> allowlist)
+    /// <summary>
+    /// The functions a statement's text calls by name, checked before PostgreSQL plans it; null when none is refused. The plan
+    /// can miss them: the planner runs an IMMUTABLE function with constant arguments while planning and prints only its result
+    /// (a SECURITY DEFINER one among them), and may run a STABLE one to estimate a condition. Names the catalog lacks are left
+    /// to the plan, since in the text they are as often tables, types or keywords; so are the volatile built-ins and sequence
+    /// functions, which the planner never runs and always prints.
+    /// </summary>
+    public static Decision? VetNamed(IEnumerable<FunctionCall> calls, FunctionCatalog catalog, IReadOnlyCollection<string> allowlist)
+    {
+        foreach (var call in calls)
+        {
+            if (Refusal(call, catalog, statementWrites: true, allowlist, named: true) is { } reason)
+            {
+                return Decision.Deny("function.not_allowed", $"function {call} is not allowed: {reason}");
+            }
+        }
+
+        return null;
+    }
+
+    private static string? Refusal(FunctionCall call, FunctionCatalog catalog, bool statementWrites, IReadOnlyCollection<string> allowlist, bool named = false)
     {
         // An unqualified name may resolve to any schema's function: every candidate must pass.
         foreach (var function in catalog.Find(call))
@@ -146,7 +166,7 @@ public static class FunctionVetting
                 return $"{qualified} is not a vetted built-in; allowlist it under the connection's 'functions' if it is safe";
             }
 
-            if (function.Volatility == Volatility.Volatile && !HarmlessVolatile.Contains(function.Name))
+            if (!named && function.Volatility == Volatility.Volatile && !HarmlessVolatile.Contains(function.Name))
             {
                 return "it is a volatile built-in that may change state";
             }

@@ -21,6 +21,12 @@ public sealed record StatementText(string Sql, StatementKind Kind, string Keywor
     /// <summary>Whether an UPDATE or DELETE in it, the statement itself or a WITH query, has no WHERE clause of its own.</summary>
     public bool WritesWithoutWhere => (Kind is StatementKind.Update or StatementKind.Delete && !HasWhere) || UnboundedWithWrite is not null;
 
+    /// <summary>
+    /// The functions the text calls by name, read before PostgreSQL plans the statement. The plan alone can miss one: the
+    /// planner runs an IMMUTABLE function with constant arguments while planning and prints only its result.
+    /// </summary>
+    public IReadOnlyList<FunctionCall> NamedFunctions { get; init; } = [];
+
     /// <summary>The tokens without comments or layout, unquoted words in lower case: equal for statements PostgreSQL reads alike.</summary>
     public string Normalized { get; init; } = Sql;
 }

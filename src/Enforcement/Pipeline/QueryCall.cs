@@ -113,6 +113,13 @@ public sealed partial class GatewayPipeline
         // Strict masking: the statement is planned and run as the caller's profile role, so PostgreSQL itself masks.
         var profile = DatabaseProfiles.Apply(connectionConfig) ? DatabaseProfiles.ForCall(connectionConfig, grants, unmask) : null;
         var role = profile is not null ? SessionRole.Profile(profile.Name) : MappedRole(connectionConfig, scope.Identity);
+        if (await VetNamedFunctionsAsync(connectionConfig, analyzed, profile is not null, cancellationToken).ConfigureAwait(false) is { } namedRefused)
+        {
+            // Before EXPLAIN, which would already run an IMMUTABLE function with constant arguments. Fails closed in observe mode
+            // for the reason the plan's functions do (below).
+            return new StepResult(namedRefused);
+        }
+
         var plan = await ClassifyAsync(connection, role, analyzed, request.Parameters, cancellationToken).ConfigureAwait(false);
         if (profile is not null)
         {
@@ -251,6 +258,21 @@ public sealed partial class GatewayPipeline
     private static SessionRole? MappedRole(ConnectionConfig connection, Identity.AgentIdentity caller) =>
         connection.GroupRoles.FirstOrDefault(m => caller.Groups.Contains(m.Group, StringComparer.Ordinal)) is { Role: { } mapped } ? SessionRole.Mapped(mapped) : null;
 
+    private async ValueTask<Decision?> VetNamedFunctionsAsync(ConnectionConfig connection, StatementText statement, bool strictProfile, CancellationToken cancellationToken)
+    {
+        if (statement.NamedFunctions.Count == 0)
+        {
+            return null;
+        }
+
+        var catalog = await functions.GetAsync(connection.Name, refresh: false, cancellationToken).ConfigureAwait(false);
+        return FunctionVetting.VetNamed(statement.NamedFunctions, catalog, FunctionAllowlist(connection, strictProfile));
+    }
+
+    // Token views call pgcrypto's hmac with a key agent roles cannot read; hmac itself is a pure function.
+    private static IReadOnlyCollection<string> FunctionAllowlist(ConnectionConfig connection, bool strictProfile) =>
+        strictProfile ? [.. connection.AllowedFunctions, DatabaseProfiles.TokenFunction] : connection.AllowedFunctions;
+
     private async ValueTask<Decision?> VetFunctionsAsync(ConnectionConfig connection, PlanFacts plan, bool strictProfile, CancellationToken cancellationToken)
     {
         if (plan.Functions.Count == 0)
@@ -258,10 +280,7 @@ public sealed partial class GatewayPipeline
             return null;
         }
 
-        // Token views call pgcrypto's hmac with a key agent roles cannot read; hmac itself is a pure function.
-        var allowlist = strictProfile
-            ? [.. connection.AllowedFunctions, DatabaseProfiles.TokenFunction]
-            : connection.AllowedFunctions;
+        var allowlist = FunctionAllowlist(connection, strictProfile);
         var catalog = await functions.GetAsync(connection.Name, refresh: false, cancellationToken).ConfigureAwait(false);
         var decision = FunctionVetting.Vet(plan.Functions, catalog, plan.Writes, allowlist);
         if (decision?.Rule == FunctionVetting.UnknownRule)

@@ -44,6 +44,32 @@ public sealed class StatementCorpusTests(PostgresFixture pg) : IAsyncLifetime
     [Fact]
     public void The_corpus_has_at_least_a_hundred_statements() => Assert.True(StatementCorpus.Cases().Count >= 100);
 
+    [Fact]
+    public async Task A_function_the_planner_runs_while_planning_is_refused_before_it_can_run()
+    {
+        // IMMUTABLE with constant arguments: the planner calls it while planning and its plan prints only the result.
+        await pg.AdminScalarAsync("create table vault (k text, v text)");
+        await pg.AdminScalarAsync("insert into vault values ('door', 'hunter2')");
+        await pg.AdminScalarAsync("create function vault_peek(key text) returns text language sql immutable security definer as 'select v from vault where k = key'");
+        try
+        {
+            var peek = await _clients["analyst"].QueryAsync("select vault_peek('door') as v");
+            Assert.True(peek.IsError, $"it ran: {peek.Text()}");
+            Assert.Equal("function.not_allowed", peek.Rule());
+            Assert.Contains("SECURITY DEFINER", peek.Text());
+            Assert.DoesNotContain("hunter2", peek.Text());
+
+            // A function named in the text is vetted like one in the plan, wherever it sits.
+            var hidden = await _clients["analyst"].QueryAsync("select 1 as one from customers where id = 1 and length(public.\"vault_peek\"('door')) > 0");
+            Assert.Equal("function.not_allowed", hidden.Rule());
+        }
+        finally
+        {
+            await pg.AdminScalarAsync("drop function vault_peek(text)");
+            await pg.AdminScalarAsync("drop table vault");
+        }
+    }
+
     [Theory]
     [MemberData(nameof(StatementCorpus.Cases), MemberType = typeof(StatementCorpus))]
     public async Task Each_statement_gets_its_decision_and_a_refusal_changes_nothing(string agent, string sql, string expected)

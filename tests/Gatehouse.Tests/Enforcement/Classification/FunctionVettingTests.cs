@@ -81,6 +81,31 @@ public sealed class FunctionVettingTests
     public void An_unqualified_name_must_be_safe_in_every_schema_that_defines_it() =>
         Assert.Equal("function.not_allowed", Rule("upper"));
 
+    private static string? NamedRule(string sql, params string[] allowlist) =>
+        FunctionVetting.VetNamed(StatementReader.Read(sql)[0].NamedFunctions, Catalog, allowlist)?.Rule;
+
+    [Theory]
+    [InlineData("select owner_rights()")]
+    [InlineData("select 1 from orders where shipping_cost(3) > 1")]
+    [InlineData("select * from public.shipping_cost(3) as s (cost)")]
+    [InlineData("select query_to_xml('select 1', true, false, '')")]
+    public void Functions_the_text_names_are_refused_before_planning_as_the_plan_would_refuse_them(string sql) =>
+        Assert.Equal("function.not_allowed", NamedRule(sql));
+
+    [Theory]
+    [InlineData("select pg_catalog.upper(name), now(), random() from t")]
+    [InlineData("select nextval('s'), txid_current()")]
+    [InlineData("insert into shipping_cost (a) values (1)")]
+    [InlineData("select x as owner_rights from t")]
+    [InlineData("select 1 from t as shipping_cost (a)")]
+    [InlineData("select cast(x as shipping_cost(3)) from t")]
+    [InlineData("select 'owner_rights()' as text, made_up(1)")]
+    public void Names_that_are_not_calls_volatile_built_ins_and_unknown_names_are_left_to_the_plan(string sql) =>
+        Assert.Null(NamedRule(sql));
+
+    [Fact]
+    public void A_named_function_on_the_allowlist_passes() => Assert.Null(NamedRule("select shipping_cost(3)", "public.shipping_cost"));
+
     [Fact]
     public void A_name_the_catalog_does_not_know_is_refused() => Assert.Equal(FunctionVetting.UnknownRule, Rule("made_up"));
 }
