@@ -5,16 +5,22 @@ using Npgsql;
 namespace Gatehouse.Connectors.Postgres;
 
 /// <summary>
-/// Reads pg_proc per connection and keeps it while the catalog version stands; a refresh for an unknown name is rate-limited
+/// Reads pg_proc (and the operators backed by functions outside pg_catalog) per connection and keeps it while the catalog version stands; a refresh for an unknown name is rate-limited
 /// so unknown names cannot hammer the catalog.
 /// </summary>
 public sealed class PostgresFunctionCatalog(PostgresTargets targets, ICatalogVersionSource versions, TimeProvider time) : IFunctionCatalogSource
 {
     private static readonly TimeSpan MinRefreshInterval = TimeSpan.FromSeconds(5);
 
-    private const string Sql =
+    private const string Functions =
         "SELECT n.nspname, p.proname, p.provolatile::text, p.prosecdef, l.lanname"
         + " FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang";
+
+    private const string Operators =
+        "SELECT opn.nspname, o.oprname, n.nspname, p.proname, p.provolatile::text, p.prosecdef, l.lanname"
+        + " FROM pg_operator o JOIN pg_namespace opn ON opn.oid = o.oprnamespace JOIN pg_proc p ON p.oid = o.oprcode"
+        + " JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang"
+        + " WHERE n.nspname <> 'pg_catalog' OR p.prosecdef";
 
     private readonly ConcurrentDictionary<string, (FunctionCatalog Catalog, DateTimeOffset ReadAt, string? Version)> _cache = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _loading = new(1, 1);
@@ -52,21 +58,21 @@ public sealed class PostgresFunctionCatalog(PostgresTargets targets, ICatalogVer
     private async Task<FunctionCatalog> LoadAsync(string connection, CancellationToken cancellationToken)
     {
         await using var pooled = await targets.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
-        var conn = pooled.Connection;
-        await using var command = new NpgsqlCommand(Sql, conn);
+        await using var batch = new NpgsqlBatch(pooled.Connection) { BatchCommands = { new NpgsqlBatchCommand(Functions), new NpgsqlBatchCommand(Operators) } };
         var functions = new List<FunctionInfo>();
+        var operators = new List<OperatorInfo>();
         try
         {
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
-                var volatility = reader.GetString(2) switch
-                {
-                    "i" => Volatility.Immutable,
-                    "s" => Volatility.Stable,
-                    _ => Volatility.Volatile,
-                };
-                functions.Add(new FunctionInfo(reader.GetString(0), reader.GetString(1), volatility, reader.GetBoolean(3), reader.GetString(4)));
+                functions.Add(Function(reader, 0));
+            }
+
+            await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                operators.Add(new OperatorInfo(reader.GetString(0), reader.GetString(1), Function(reader, 2)));
             }
 
             pooled.MarkCatalogReadsDone();
@@ -76,6 +82,18 @@ public sealed class PostgresFunctionCatalog(PostgresTargets targets, ICatalogVer
             throw PostgresErrors.Map(e);
         }
 
-        return new FunctionCatalog(functions);
+        return new FunctionCatalog(functions, operators);
+    }
+
+    // Schema, name, provolatile, prosecdef and language, from column <paramref name="first"/> on.
+    private static FunctionInfo Function(NpgsqlDataReader reader, int first)
+    {
+        var volatility = reader.GetString(first + 2) switch
+        {
+            "i" => Volatility.Immutable,
+            "s" => Volatility.Stable,
+            _ => Volatility.Volatile,
+        };
+        return new FunctionInfo(reader.GetString(first), reader.GetString(first + 1), volatility, reader.GetBoolean(first + 3), reader.GetString(first + 4));
     }
 }

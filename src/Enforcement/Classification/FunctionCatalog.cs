@@ -11,12 +11,20 @@ public enum Volatility
 /// <summary>One function from pg_proc: where it lives, its volatility, and whether it runs with its owner's rights.</summary>
 public sealed record FunctionInfo(string Schema, string Name, Volatility Volatility, bool SecurityDefiner, string Language);
 
-/// <summary>The functions a database defines, looked up by name as plans print them.</summary>
-public sealed class FunctionCatalog(IEnumerable<FunctionInfo> functions)
+/// <summary>An operator and the function behind it, e.g. <c>public.###</c> calling <c>public.peek</c>.</summary>
+public sealed record OperatorInfo(string Schema, string Symbol, FunctionInfo Function);
+
+/// <summary>
+/// The functions a database defines, looked up by name as plans print them, and the operators backed by functions outside
+/// pg_catalog or running with their owner's rights (the built-in operators call vetted built-ins).
+/// </summary>
+public sealed class FunctionCatalog(IEnumerable<FunctionInfo> functions, IEnumerable<OperatorInfo>? operators = null)
 {
     private readonly ILookup<string, FunctionInfo> _byName = functions.ToLookup(f => f.Name, StringComparer.Ordinal);
 
     public static FunctionCatalog Empty { get; } = new([]);
+
+    public IReadOnlyList<OperatorInfo> Operators { get; } = [.. operators ?? []];
 
     /// <summary>Candidates for a called name: an exact schema when the plan qualified it, otherwise every schema's.</summary>
     public IReadOnlyList<FunctionInfo> Find(FunctionCall call) =>

@@ -110,13 +110,41 @@ public static class FunctionVetting
     /// to the plan, since in the text they are as often tables, types or keywords; so are the volatile built-ins and sequence
     /// functions, which the planner never runs and always prints.
     /// </summary>
-    public static Decision? VetNamed(IEnumerable<FunctionCall> calls, FunctionCatalog catalog, IReadOnlyCollection<string> allowlist)
+    public static Decision? VetNamed(StatementText statement, FunctionCatalog catalog, IReadOnlyCollection<string> allowlist)
     {
-        foreach (var call in calls)
+        foreach (var call in statement.NamedFunctions)
         {
             if (Refusal(call, catalog, statementWrites: true, allowlist, named: true) is { } reason)
             {
                 return Decision.Deny("function.not_allowed", $"function {call} is not allowed: {reason}");
+            }
+        }
+
+        return VetOperators(statement.Operators, catalog, allowlist);
+    }
+
+    // An operator runs its function as a call would, and the plan names neither. Only operators over functions outside
+    // pg_catalog are in the catalog; of those, one over a pure (immutable or stable) function that runs with the caller's
+    // rights passes without the allowlist, as extensions' operators (pg_trgm's %, hstore's ->) are. A symbol in the text
+    // matches any operator it contains, whatever its schema: the lexer may join symbols PostgreSQL would split.
+    private static Decision? VetOperators(IReadOnlyList<string> symbols, FunctionCatalog catalog, IReadOnlyCollection<string> allowlist)
+    {
+        foreach (var op in catalog.Operators)
+        {
+            var function = op.Function;
+            var qualified = $"{function.Schema}.{function.Name}";
+            if (allowlist.Contains(qualified) || allowlist.Contains(function.Name) || !symbols.Any(s => s.Contains(op.Symbol, StringComparison.Ordinal)))
+            {
+                continue;
+            }
+
+            var why = DenialReason(function.Name) is { } denied ? denied
+                : function.SecurityDefiner ? "runs with its owner's rights (SECURITY DEFINER)"
+                : function.Volatility == Volatility.Volatile ? "is a volatile user function that may change state"
+                : null;
+            if (why is not null)
+            {
+                return Decision.Deny("function.not_allowed", $"operator {op.Schema}.{op.Symbol} is not allowed: it calls {qualified}, which {why}; allowlist {qualified} under the connection's 'functions' if it is safe");
             }
         }
 

@@ -81,7 +81,12 @@ public static class StatementReader
     }
 
     private static StatementText Classify(string sql, List<SqlToken> tokens) =>
-        ClassifyKind(sql, tokens) with { Normalized = Normalize(sql, tokens), NamedFunctions = [.. FunctionCallReader.Read(sql, tokens).Distinct()] };
+        ClassifyKind(sql, tokens) with
+        {
+            Normalized = Normalize(sql, tokens),
+            NamedFunctions = [.. FunctionCallReader.Read(sql, tokens).Distinct()],
+            Operators = [.. tokens.Where(t => t.Kind == SqlTokenKind.Operator).Select(t => t.Text(sql)).Distinct()],
+        };
 
     private static string Normalize(string sql, List<SqlToken> tokens) =>
         string.Join(' ', tokens.Select(t => t.Kind == SqlTokenKind.Word ? t.Text(sql).ToLowerInvariant() : t.Text(sql)));

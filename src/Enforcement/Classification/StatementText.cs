@@ -27,6 +27,9 @@ public sealed record StatementText(string Sql, StatementKind Kind, string Keywor
     /// </summary>
     public IReadOnlyList<FunctionCall> NamedFunctions { get; init; } = [];
 
+    /// <summary>The operator symbols in the text (<c>OPERATOR(s.###)</c> gives <c>###</c>); the plan prints a folded one only as its result.</summary>
+    public IReadOnlyList<string> Operators { get; init; } = [];
+
     /// <summary>The tokens without comments or layout, unquoted words in lower case: equal for statements PostgreSQL reads alike.</summary>
     public string Normalized { get; init; } = Sql;
 }

@@ -260,13 +260,13 @@ public sealed partial class GatewayPipeline
 
     private async ValueTask<Decision?> VetNamedFunctionsAsync(ConnectionConfig connection, StatementText statement, bool strictProfile, CancellationToken cancellationToken)
     {
-        if (statement.NamedFunctions.Count == 0)
+        if (statement.NamedFunctions.Count == 0 && statement.Operators.Count == 0)
         {
             return null;
         }
 
         var catalog = await functions.GetAsync(connection.Name, refresh: false, cancellationToken).ConfigureAwait(false);
-        return FunctionVetting.VetNamed(statement.NamedFunctions, catalog, FunctionAllowlist(connection, strictProfile));
+        return FunctionVetting.VetNamed(statement, catalog, FunctionAllowlist(connection, strictProfile));
     }
 
     // Token views call pgcrypto's hmac with a key agent roles cannot read; hmac itself is a pure function.

@@ -51,6 +51,7 @@ public sealed class StatementCorpusTests(PostgresFixture pg) : IAsyncLifetime
         await pg.AdminScalarAsync("create table vault (k text, v text)");
         await pg.AdminScalarAsync("insert into vault values ('door', 'hunter2')");
         await pg.AdminScalarAsync("create function vault_peek(key text) returns text language sql immutable security definer as 'select v from vault where k = key'");
+        await pg.AdminScalarAsync("create operator ### (function = vault_peek, rightarg = text)");
         try
         {
             var peek = await _clients["analyst"].QueryAsync("select vault_peek('door') as v");
@@ -62,10 +63,16 @@ public sealed class StatementCorpusTests(PostgresFixture pg) : IAsyncLifetime
             // A function named in the text is vetted like one in the plan, wherever it sits.
             var hidden = await _clients["analyst"].QueryAsync("select 1 as one from customers where id = 1 and length(public.\"vault_peek\"('door')) > 0");
             Assert.Equal("function.not_allowed", hidden.Rule());
+
+            // An operator over it runs it as a call would, and no plan names either.
+            var viaOperator = await _clients["analyst"].QueryAsync("select ### 'door' as v");
+            Assert.True(viaOperator.IsError, $"it ran: {viaOperator.Text()}");
+            Assert.Equal("function.not_allowed", viaOperator.Rule());
+            Assert.Contains("public.vault_peek", viaOperator.Text());
         }
         finally
         {
-            await pg.AdminScalarAsync("drop function vault_peek(text)");
+            await pg.AdminScalarAsync("drop function vault_peek(text) cascade");
             await pg.AdminScalarAsync("drop table vault");
         }
     }

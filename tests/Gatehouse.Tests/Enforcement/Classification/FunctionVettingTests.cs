@@ -82,7 +82,7 @@ public sealed class FunctionVettingTests
         Assert.Equal("function.not_allowed", Rule("upper"));
 
     private static string? NamedRule(string sql, params string[] allowlist) =>
-        FunctionVetting.VetNamed(StatementReader.Read(sql)[0].NamedFunctions, Catalog, allowlist)?.Rule;
+        FunctionVetting.VetNamed(StatementReader.Read(sql)[0], Catalog, allowlist)?.Rule;
 
     [Theory]
     [InlineData("select owner_rights()")]
@@ -102,6 +102,34 @@ public sealed class FunctionVettingTests
     [InlineData("select 'owner_rights()' as text, made_up(1)")]
     public void Names_that_are_not_calls_volatile_built_ins_and_unknown_names_are_left_to_the_plan(string sql) =>
         Assert.Null(NamedRule(sql));
+
+    private static readonly FunctionCatalog WithOperators = new(
+        [],
+        [
+            new("public", "###", new FunctionInfo("public", "peek", Volatility.Immutable, true, "sql")),
+            new("public", "+++", new FunctionInfo("public", "bump", Volatility.Volatile, false, "plpgsql")),
+            new("public", "%", new FunctionInfo("public", "similarity_op", Volatility.Stable, false, "c")),
+        ]);
+
+    private static string? OperatorRule(string sql, params string[] allowlist) =>
+        FunctionVetting.VetNamed(StatementReader.Read(sql)[0], WithOperators, allowlist)?.Reason;
+
+    [Theory]
+    [InlineData("select ### 'door'", "public.peek, which runs with its owner's rights")]
+    [InlineData("select 'a' operator(public.###) 'b'", "public.peek")]
+    [InlineData("select 1 ###- 2", "public.peek")]
+    [InlineData("update t set n = n +++ 1 where id = 1", "public.bump, which is a volatile user function")]
+    public void An_operator_over_an_unsafe_function_is_refused_naming_the_function(string sql, string why) =>
+        Assert.Contains(why, OperatorRule(sql));
+
+    [Theory]
+    [InlineData("select 5 % 3, 'a' % 'b'")]
+    [InlineData("select 1 + 1, 2 ++ 3")]
+    [InlineData("select '###' as hashes")]
+    public void Operators_over_pure_functions_and_symbols_that_are_not_operators_pass(string sql) => Assert.Null(OperatorRule(sql));
+
+    [Fact]
+    public void An_operator_whose_function_is_on_the_allowlist_passes() => Assert.Null(OperatorRule("select ### 'door'", "public.peek"));
 
     [Fact]
     public void A_named_function_on_the_allowlist_passes() => Assert.Null(NamedRule("select shipping_cost(3)", "public.shipping_cost"));
