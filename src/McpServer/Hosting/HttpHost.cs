@@ -29,6 +29,7 @@ public static class HttpHost
         }
 
         builder.Services.AddSingleton<ReadinessProbe>();
+        builder.Services.AddSingleton<RefusalRecorder>();
         // First of all startup filters, so probes are answered ahead of the host filtering ASP.NET puts in front.
         builder.Services.Insert(0, ServiceDescriptor.Transient<IStartupFilter, Health.First>());
         AddAuthentication(builder.Services, policy);
@@ -55,7 +56,8 @@ public static class HttpHost
         app.Use(OriginGuard.Create(policy.Gateway.Http));
         app.UseAuthentication();
         app.Use(AuthChallenges.Create(app.Services.GetRequiredService<LivePolicy>()));
-        app.Use(RecordRefusals);
+        // A request to /mcp without a valid token never reaches a tool; it is recorded here so it is not invisible.
+        app.Use(app.Services.GetRequiredService<RefusalRecorder>().InvokeAsync);
         app.UseAuthorization();
         app.MapMcp(McpPath).RequireAuthorization();
         Admin.AdminApi.Map(app, policy);
@@ -104,16 +106,4 @@ public static class HttpHost
         services.AddAuthorization();
     }
 
-    // A request to /mcp without a valid token never reaches a tool; record it here so it is not invisible.
-    private static async Task RecordRefusals(HttpContext context, RequestDelegate next)
-    {
-        if (context.Request.Path.StartsWithSegments(McpPath) && context.User.Identity?.IsAuthenticated != true)
-        {
-            var pipeline = context.RequestServices.GetRequiredService<GatewayPipeline>();
-            var token = HttpCallerToken.BearerToken(context.Request.Headers.Authorization.ToString());
-            await pipeline.OpenSessionAsync(new CallContext(CallContext.HttpConnect, token, "http", null), context.RequestAborted);
-        }
-
-        await next(context);
-    }
 }

@@ -58,6 +58,32 @@ public sealed class HttpTests(PostgresFixture pg) : IAsyncLifetime
         Assert.Contains(denied, r => r.Rule == "identity.missing_token" && r.Transport == "http");
     }
 
+    [Fact]
+    public async Task A_flood_of_requests_without_a_token_is_recorded_up_to_a_rate_and_answered_429_past_it()
+    {
+        var started = DateTime.UtcNow;
+        var statuses = new List<HttpStatusCode>();
+        for (var wave = 0; wave < 20 && !statuses.Contains(HttpStatusCode.TooManyRequests); wave++)
+        {
+            var responses = await Task.WhenAll(Enumerable.Range(0, 100).Select(_ => _http.SendAsync(Initialize(_server.Endpoint))));
+            statuses.AddRange(responses.Select(r => r.StatusCode));
+            Assert.All(responses.Where(r => r.StatusCode == HttpStatusCode.TooManyRequests), r => Assert.Equal("1", r.Headers.GetValues("Retry-After").Single()));
+            Array.ForEach(responses, r => r.Dispose());
+        }
+
+        var elapsed = (DateTime.UtcNow - started).TotalSeconds;
+        Assert.Contains(HttpStatusCode.TooManyRequests, statuses);
+        Assert.All(statuses, s => Assert.True(s is HttpStatusCode.Unauthorized or HttpStatusCode.TooManyRequests, $"{s}"));
+        var answered401 = statuses.Count(s => s == HttpStatusCode.Unauthorized);
+        Assert.InRange(answered401, Gatehouse.McpServer.Hosting.RefusalRecorder.Burst, Gatehouse.McpServer.Hosting.RefusalRecorder.Burst + (Gatehouse.McpServer.Hosting.RefusalRecorder.PerSecond * (elapsed + 1)));
+
+        // Each request answered 401 has its record, and a caller with a token is not held back by the flood.
+        var recorded = await _server.State.ListAsync(new AuditQuery(Decision: Verdict.Denied, Limit: 10_000), CancellationToken.None);
+        Assert.Equal(answered401, recorded.Count(r => r.Rule == "identity.missing_token"));
+        using var withToken = await _http.SendAsync(Initialize(_server.Endpoint, _gateway.Mint("analyst")));
+        Assert.Equal(HttpStatusCode.OK, withToken.StatusCode);
+    }
+
     [Theory]
     [InlineData("wrong_audience")]
     [InlineData("expired")]
