@@ -135,7 +135,14 @@ public abstract partial class SqlAuditLog
         }
         catch (Exception e)
         {
-            write.Stored.TrySetException(e);
+            if (await StoredAnywayAsync(write).ConfigureAwait(false))
+            {
+                write.Stored.TrySetResult();
+            }
+            else
+            {
+                write.Stored.TrySetException(e);
+            }
         }
         finally
         {
@@ -186,11 +193,18 @@ public abstract partial class SqlAuditLog
         }
         catch (Exception)
         {
-            // One bad record must not fail the calls it happened to share a commit with: store each on its own.
+            // One bad record must not fail the calls it happened to share a commit with: store each on its own, unless the
+            // commit went through after all.
             foreach (var write in batch)
             {
                 try
                 {
+                    if (await StoredAnywayAsync(write).ConfigureAwait(false))
+                    {
+                        write.Stored.TrySetResult();
+                        continue;
+                    }
+
                     await CommitAsync([write], mayFlushHere: false).ConfigureAwait(false);
                 }
                 catch (Exception e)
@@ -198,6 +212,37 @@ public abstract partial class SqlAuditLog
                     write.Stored.TrySetException(e);
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// Whether a write whose commit failed is stored all the same, exactly as written. Across the network a commit can go
+    /// through with its reply lost; writing the record again would then fail a started record's call as a duplicate and link
+    /// a finished one twice. What a commit there made visible is as durable as the commit asked (PostgreSQL makes a commit
+    /// visible only after its own wait). A store on local disk gets no such failure, so only one that batches commits looks;
+    /// a look that fails says no.
+    /// </summary>
+    private async Task<bool> StoredAnywayAsync(PendingWrite write)
+    {
+        if (!BatchesCommits)
+        {
+            return false;
+        }
+
+        try
+        {
+            if (write.Seal)
+            {
+                var seals = await AuditQueryAsync("SELECT sealed FROM audit_chain WHERE record_id = $1", [write.Record.Id], r => r.GetString(0), CancellationToken.None).ConfigureAwait(false);
+                return seals.Contains(AuditChain.Canonical(write.Record), StringComparer.Ordinal);
+            }
+
+            return await GetAsync(write.Record.Id, CancellationToken.None).ConfigureAwait(false) is { } stored
+                && AuditValues(stored).SequenceEqual(AuditValues(write.Record));
+        }
+        catch (Exception)
+        {
+            return false;
         }
     }
 

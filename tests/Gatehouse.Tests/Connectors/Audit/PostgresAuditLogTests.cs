@@ -70,6 +70,40 @@ public sealed class PostgresAuditLogTests(PostgresFixture pg) : AuditLogContract
         Assert.Equal(("off", "local"), (reader.GetString(0), reader.GetString(1)));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_commit_whose_reply_is_lost_is_found_stored_so_its_call_neither_fails_nor_links_twice(bool finished)
+    {
+        await using var proxy = CommitReplyDropper.Start(_connectionString);
+        var log = await PostgresStateStore.OpenAsync(proxy.ConnectionString, () => null, CancellationToken.None);
+        _opened.Add(log);
+        var record = Record("lost-reply", Verdict.Started, DateTimeOffset.UtcNow);
+        if (finished)
+        {
+            await log.BeginAsync(record, CancellationToken.None);
+        }
+
+        proxy.LoseNextCommitReply();
+        if (finished)
+        {
+            await log.CompleteAsync(record with { Decision = Verdict.Allowed }, CancellationToken.None);
+        }
+        else
+        {
+            await log.BeginAsync(record, CancellationToken.None);
+        }
+
+        Assert.Equal(1, proxy.RepliesLost);
+        Assert.Equal(finished ? Verdict.Allowed : Verdict.Started, (await log.GetAsync(record.Id, CancellationToken.None))!.Decision);
+        var builder = new NpgsqlConnectionStringBuilder(_connectionString) { SearchPath = PostgresStateStore.SchemaName };
+        await using var connection = new NpgsqlConnection(builder.ConnectionString);
+        await connection.OpenAsync();
+        await using var links = new NpgsqlCommand("SELECT count(*) FROM audit_chain WHERE record_id = $1", connection) { Parameters = { new() { Value = record.Id } } };
+        Assert.Equal(finished ? 1L : 0L, await links.ExecuteScalarAsync());
+        await AssertChainIntactAsync(log, finished ? 1 : 0);
+    }
+
     // Each statement sent on its own is a round trip: a call's two writes took nine, seven statements (two of them changing
     // the session's synchronous_commit) and two commits. Its started record now goes in one, and its finished record, sealed
     // into the chain, in two: one traced command each. The snapshot poll reads the store's version every 100 ms beside them;
