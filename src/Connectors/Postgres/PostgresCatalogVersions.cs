@@ -5,7 +5,7 @@ using Npgsql;
 namespace Gatehouse.Connectors.Postgres;
 
 /// <summary>
-/// Watches each target's catalog (relations, views, functions, operators, schemas) with a small fingerprint query every 250 ms.
+/// Watches each target's catalog (relations, views, functions, operators, casts, schemas) with a small fingerprint query every 250 ms.
 /// Cached classifications are used only under a version confirmed within the last second; any DDL or GRANT changes the
 /// version and so retires them. Between polls a change can go unseen for at most one interval: PostgreSQL's own privileges
 /// still hold underneath.
@@ -20,6 +20,7 @@ public sealed class PostgresCatalogVersions(PostgresTargets targets, TimeProvide
         "SELECT (SELECT sum(xmin::text::bigint) || '/' || count(*) FROM pg_catalog.pg_class)"
         + " || ':' || (SELECT sum(xmin::text::bigint) || '/' || count(*) FROM pg_catalog.pg_proc)"
         + " || ':' || (SELECT sum(xmin::text::bigint) || '/' || count(*) FROM pg_catalog.pg_operator)"
+        + " || ':' || (SELECT sum(xmin::text::bigint) || '/' || count(*) FROM pg_catalog.pg_cast)"
         + " || ':' || (SELECT sum(xmin::text::bigint) || '/' || count(*) FROM pg_catalog.pg_rewrite)"
         + " || ':' || (SELECT sum(xmin::text::bigint) || '/' || count(*) FROM pg_catalog.pg_namespace)";
 

@@ -5,7 +5,7 @@ using Npgsql;
 namespace Gatehouse.Connectors.Postgres;
 
 /// <summary>
-/// Reads pg_proc (and the operators backed by functions outside pg_catalog) per connection and keeps it while the catalog version stands; a refresh for an unknown name is rate-limited
+/// Reads pg_proc (and the operators and casts that are not built-ins: defined outside pg_catalog or over a function that is not) per connection and keeps it while the catalog version stands; a refresh for an unknown name is rate-limited
 /// so unknown names cannot hammer the catalog.
 /// </summary>
 public sealed class PostgresFunctionCatalog(PostgresTargets targets, ICatalogVersionSource versions, TimeProvider time) : IFunctionCatalogSource
@@ -20,7 +20,13 @@ public sealed class PostgresFunctionCatalog(PostgresTargets targets, ICatalogVer
         "SELECT opn.nspname, o.oprname, n.nspname, p.proname, p.provolatile::text, p.prosecdef, l.lanname"
         + " FROM pg_operator o JOIN pg_namespace opn ON opn.oid = o.oprnamespace JOIN pg_proc p ON p.oid = o.oprcode"
         + " JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang"
-        + " WHERE n.nspname <> 'pg_catalog' OR p.prosecdef";
+        + " WHERE opn.nspname <> 'pg_catalog' OR n.nspname <> 'pg_catalog' OR p.prosecdef";
+
+    private const string Casts =
+        "SELECT tn.nspname, t.typname, n.nspname, p.proname, p.provolatile::text, p.prosecdef, l.lanname"
+        + " FROM pg_cast c JOIN pg_type t ON t.oid = c.casttarget JOIN pg_namespace tn ON tn.oid = t.typnamespace JOIN pg_proc p ON p.oid = c.castfunc"
+        + " JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang"
+        + " WHERE c.castmethod = 'f' AND (tn.nspname <> 'pg_catalog' OR n.nspname <> 'pg_catalog' OR p.prosecdef)";
 
     private readonly ConcurrentDictionary<string, (FunctionCatalog Catalog, DateTimeOffset ReadAt, string? Version)> _cache = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _loading = new(1, 1);
@@ -58,9 +64,10 @@ public sealed class PostgresFunctionCatalog(PostgresTargets targets, ICatalogVer
     private async Task<FunctionCatalog> LoadAsync(string connection, CancellationToken cancellationToken)
     {
         await using var pooled = await targets.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
-        await using var batch = new NpgsqlBatch(pooled.Connection) { BatchCommands = { new NpgsqlBatchCommand(Functions), new NpgsqlBatchCommand(Operators) } };
+        await using var batch = new NpgsqlBatch(pooled.Connection) { BatchCommands = { new NpgsqlBatchCommand(Functions), new NpgsqlBatchCommand(Operators), new NpgsqlBatchCommand(Casts) } };
         var functions = new List<FunctionInfo>();
         var operators = new List<OperatorInfo>();
+        var casts = new List<CastInfo>();
         try
         {
             await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -75,6 +82,12 @@ public sealed class PostgresFunctionCatalog(PostgresTargets targets, ICatalogVer
                 operators.Add(new OperatorInfo(reader.GetString(0), reader.GetString(1), Function(reader, 2)));
             }
 
+            await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                casts.Add(new CastInfo(reader.GetString(0), reader.GetString(1), Function(reader, 2)));
+            }
+
             pooled.MarkCatalogReadsDone();
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException)
@@ -82,7 +95,7 @@ public sealed class PostgresFunctionCatalog(PostgresTargets targets, ICatalogVer
             throw PostgresErrors.Map(e);
         }
 
-        return new FunctionCatalog(functions, operators);
+        return new FunctionCatalog(functions, operators, casts);
     }
 
     // Schema, name, provolatile, prosecdef and language, from column <paramref name="first"/> on.

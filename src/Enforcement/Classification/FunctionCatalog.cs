@@ -14,17 +14,22 @@ public sealed record FunctionInfo(string Schema, string Name, Volatility Volatil
 /// <summary>An operator and the function behind it, e.g. <c>public.###</c> calling <c>public.peek</c>.</summary>
 public sealed record OperatorInfo(string Schema, string Symbol, FunctionInfo Function);
 
+/// <summary>A cast to a type that runs a function, e.g. <c>text</c> to <c>public.vault_key</c> through <c>public.redeem</c>.</summary>
+public sealed record CastInfo(string TypeSchema, string TypeName, FunctionInfo Function);
+
 /// <summary>
-/// The functions a database defines, looked up by name as plans print them, and the operators backed by functions outside
-/// pg_catalog or running with their owner's rights (the built-in operators call vetted built-ins).
+/// The functions a database defines, looked up by name as plans print them, and the operators and casts that are not
+/// built-ins: defined outside pg_catalog, or over a function that is not a plain built-in.
 /// </summary>
-public sealed class FunctionCatalog(IEnumerable<FunctionInfo> functions, IEnumerable<OperatorInfo>? operators = null)
+public sealed class FunctionCatalog(IEnumerable<FunctionInfo> functions, IEnumerable<OperatorInfo>? operators = null, IEnumerable<CastInfo>? casts = null)
 {
     private readonly ILookup<string, FunctionInfo> _byName = functions.ToLookup(f => f.Name, StringComparer.Ordinal);
 
     public static FunctionCatalog Empty { get; } = new([]);
 
     public IReadOnlyList<OperatorInfo> Operators { get; } = [.. operators ?? []];
+
+    public IReadOnlyList<CastInfo> Casts { get; } = [.. casts ?? []];
 
     /// <summary>Candidates for a called name: an exact schema when the plan qualified it, otherwise every schema's.</summary>
     public IReadOnlyList<FunctionInfo> Find(FunctionCall call) =>

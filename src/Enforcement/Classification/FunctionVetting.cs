@@ -120,35 +120,46 @@ public static class FunctionVetting
             }
         }
 
-        return VetOperators(statement.Operators, catalog, allowlist);
-    }
-
-    // An operator runs its function as a call would, and the plan names neither. Only operators over functions outside
-    // pg_catalog are in the catalog; of those, one over a pure (immutable or stable) function that runs with the caller's
-    // rights passes without the allowlist, as extensions' operators (pg_trgm's %, hstore's ->) are. A symbol in the text
-    // matches any operator it contains, whatever its schema: the lexer may join symbols PostgreSQL would split.
-    private static Decision? VetOperators(IReadOnlyList<string> symbols, FunctionCatalog catalog, IReadOnlyCollection<string> allowlist)
-    {
         foreach (var op in catalog.Operators)
         {
-            var function = op.Function;
-            var qualified = $"{function.Schema}.{function.Name}";
-            if (allowlist.Contains(qualified) || allowlist.Contains(function.Name) || !symbols.Any(s => s.Contains(op.Symbol, StringComparison.Ordinal)))
+            var spelled = statement.Operators.Contains(op.Symbol, StringComparer.Ordinal);
+            if (Indirect(op.Function, spelled, statement.ImpliedOperators.Contains(op.Symbol), allowlist) is { } why)
             {
-                continue;
+                var how = spelled ? "" : " (which this statement's words make PostgreSQL look up)";
+                return Decision.Deny("function.not_allowed", $"operator {op.Schema}.{op.Symbol}{how} is not allowed: it calls {why}");
             }
+        }
 
-            var why = DenialReason(function.Name) is { } denied ? denied
-                : function.SecurityDefiner ? "runs with its owner's rights (SECURITY DEFINER)"
-                : function.Volatility == Volatility.Volatile ? "is a volatile user function that may change state"
-                : null;
-            if (why is not null)
+        foreach (var cast in catalog.Casts)
+        {
+            if (Indirect(cast.Function, statement.NamesWord(cast.TypeName), implied: false, allowlist) is { } why)
             {
-                return Decision.Deny("function.not_allowed", $"operator {op.Schema}.{op.Symbol} is not allowed: it calls {qualified}, which {why}; allowlist {qualified} under the connection's 'functions' if it is safe");
+                return Decision.Deny("function.not_allowed", $"the cast to {cast.TypeSchema}.{cast.TypeName} is not allowed: it calls {why}");
             }
         }
 
         return null;
+    }
+
+    // An operator or a cast runs its function as a call would, and no plan names the function. Only those outside pg_catalog
+    // or over functions that are not plain built-ins are in the catalog; of those, one over a pure (immutable or stable)
+    // function that runs with the caller's rights passes without the allowlist, as extensions' operators (pg_trgm's %,
+    // hstore's ->) do. PostgreSQL also picks operators by name where the text spells none: LIKE is ~~, IN and CASE compare
+    // with =, ORDER BY and DISTINCT sort with < and =. So one over a SECURITY DEFINER or denied function is refused for those
+    // words too; one over a volatile user function only where the text spells it, or every statement with an = would be.
+    private static string? Indirect(FunctionInfo function, bool spelled, bool implied, IReadOnlyCollection<string> allowlist)
+    {
+        var qualified = $"{function.Schema}.{function.Name}";
+        if (allowlist.Contains(qualified) || allowlist.Contains(function.Name) || !(spelled || implied))
+        {
+            return null;
+        }
+
+        var why = DenialReason(function.Name) is { } denied ? denied
+            : function.SecurityDefiner ? "runs with its owner's rights (SECURITY DEFINER)"
+            : spelled && function.Schema != "pg_catalog" && function.Volatility == Volatility.Volatile ? "is a volatile user function that may change state"
+            : null;
+        return why is null ? null : $"{qualified}, which {why}; allowlist {qualified} under the connection's 'functions' if it is safe";
     }
 
     private static string? Refusal(FunctionCall call, FunctionCatalog catalog, bool statementWrites, IReadOnlyCollection<string> allowlist, bool named = false)
@@ -174,7 +185,7 @@ public static class FunctionVetting
                 return $"it {why}";
             }
 
-            if (Sequences.Contains(function.Name))
+            if (function.Schema == "pg_catalog" && Sequences.Contains(function.Name))
             {
                 if (statementWrites)
                 {

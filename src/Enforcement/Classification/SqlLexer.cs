@@ -21,7 +21,7 @@ public static class SqlLexer
                 throw new SqlLexException($"the statement contains a NUL byte at position {i + 1}", i);
             }
 
-            if (char.IsWhiteSpace(c))
+            if (IsSpace(c))
             {
                 i++;
             }
@@ -58,9 +58,12 @@ public static class SqlLexer
                 return new SqlToken(SqlTokenKind.String, i, EndOfQuoted(sql, i + 1, '\'', backslashEscapes: true) - i);
             case 'b' or 'B' or 'x' or 'X' or 'n' or 'N' when next == '\'':
                 return new SqlToken(SqlTokenKind.String, i, EndOfQuoted(sql, i + 1, '\'', backslashEscapes: false) - i);
-            case 'u' or 'U' when next == '&' && Peek(sql, i + 2) is '\'' or '"':
-                var quote = sql[i + 2];
-                return new SqlToken(quote == '\'' ? SqlTokenKind.String : SqlTokenKind.QuotedIdentifier, i, EndOfQuoted(sql, i + 2, quote, backslashEscapes: false) - i);
+            case 'u' or 'U' when next == '&' && Peek(sql, i + 2) == '"':
+                // Its escapes (and a UESCAPE clause after it) would have to be decoded as the server does before the name could
+                // be checked; nothing needs this spelling of a name.
+                throw new SqlLexException($"a Unicode-escaped identifier (U&\"...\") at position {i + 1} is not accepted: write the name itself, quoted if need be", i);
+            case 'u' or 'U' when next == '&' && Peek(sql, i + 2) == '\'':
+                return new SqlToken(SqlTokenKind.String, i, EndOfQuoted(sql, i + 2, '\'', backslashEscapes: false) - i);
             case '$' when char.IsAsciiDigit(next):
                 return new SqlToken(SqlTokenKind.Parameter, i, EndWhile(sql, i + 1, char.IsAsciiDigit) - i);
             case '$' when TryDollarTag(sql, i, out var tagLength):
@@ -101,6 +104,10 @@ public static class SqlLexer
 
     private static bool IsOperatorChar(char c) => "+-*/<>=~!@#%^&|`?".Contains(c);
 
+    // PostgreSQL's whitespace, and no other: any other character from U+0080 up is part of an identifier to the server, so a
+    // no-break space before $$ must not open a dollar quote here that the server does not see.
+    private static bool IsSpace(char c) => c is ' ' or '\t' or '\n' or '\r' or '\f' or '\v';
+
     private static int EndWhile(string sql, int i, Func<char, bool> predicate)
     {
         while (i < sql.Length && predicate(sql[i]))
@@ -111,7 +118,8 @@ public static class SqlLexer
         return i;
     }
 
-    // An operator stops where a comment starts, as in PostgreSQL's scanner.
+    // As in PostgreSQL's scanner: an operator stops where a comment starts, and one of several characters cannot end in + or -
+    // unless it holds a character SQL's own operators lack (so "=-1" is = and -1, while "@-" is one operator).
     private static int EndOfOperator(string sql, int i)
     {
         var start = i;
@@ -125,13 +133,22 @@ public static class SqlLexer
             i++;
         }
 
+        if (i - start > 1 && sql[i - 1] is '+' or '-' && sql.AsSpan(start, i - start - 1).IndexOfAny("~!@#^&|`?%") < 0)
+        {
+            while (i - start > 1 && sql[i - 1] is '+' or '-')
+            {
+                i--;
+            }
+        }
+
         return i;
     }
 
     private static int SkipLineComment(string sql, int i)
     {
-        var end = sql.IndexOf('\n', i);
-        return end < 0 ? sql.Length : end + 1;
+        // A carriage return ends it too, as in PostgreSQL's scanner.
+        var end = sql.AsSpan(i).IndexOfAny('\n', '\r');
+        return end < 0 ? sql.Length : i + end + 1;
     }
 
     private static int SkipBlockComment(string sql, int start)

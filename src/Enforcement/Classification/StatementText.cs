@@ -27,8 +27,28 @@ public sealed record StatementText(string Sql, StatementKind Kind, string Keywor
     /// </summary>
     public IReadOnlyList<FunctionCall> NamedFunctions { get; init; } = [];
 
-    /// <summary>The operator symbols in the text (<c>OPERATOR(s.###)</c> gives <c>###</c>); the plan prints a folded one only as its result.</summary>
+    /// <summary>
+    /// The operator symbols in the text as the server splits them, <c>!=</c> read as <c>&lt;&gt;</c> (<c>OPERATOR(s.###)</c>
+    /// gives <c>###</c>); the plan prints a folded one only as its result.
+    /// </summary>
     public IReadOnlyList<string> Operators { get; init; } = [];
+
+    /// <summary>Operators the text's words make PostgreSQL look up by name: <c>~~</c> for LIKE, <c>=</c> and <c>&lt;</c> for IN, CASE, ORDER BY.</summary>
+    public IReadOnlySet<string> ImpliedOperators { get; init; } = new HashSet<string>();
+
+    /// <summary>Whether the text holds <paramref name="name"/> as a word (folded to lower case, as the server folds it) or quoted.</summary>
+    public bool NamesWord(string name)
+    {
+        foreach (var part in Normalized.Split(' '))
+        {
+            if (part == name || (part.Length == name.Length + 2 && part[0] == '"' && part[^1] == '"' && part.AsSpan(1, name.Length).SequenceEqual(name)))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
 
     /// <summary>The tokens without comments or layout, unquoted words in lower case: equal for statements PostgreSQL reads alike.</summary>
     public string Normalized { get; init; } = Sql;

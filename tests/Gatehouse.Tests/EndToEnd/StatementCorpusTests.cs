@@ -52,6 +52,9 @@ public sealed class StatementCorpusTests(PostgresFixture pg) : IAsyncLifetime
         await pg.AdminScalarAsync("insert into vault values ('door', 'hunter2')");
         await pg.AdminScalarAsync("create function vault_peek(key text) returns text language sql immutable security definer as 'select v from vault where k = key'");
         await pg.AdminScalarAsync("create operator ### (function = vault_peek, rightarg = text)");
+        await pg.AdminScalarAsync("create type vault_key as (v text)");
+        await pg.AdminScalarAsync("create function vault_redeem(key text) returns vault_key language sql immutable security definer as 'select row(v)::vault_key from vault where k = key'");
+        await pg.AdminScalarAsync("create cast (text as vault_key) with function vault_redeem(text)");
         try
         {
             var peek = await _clients["analyst"].QueryAsync("select vault_peek('door') as v");
@@ -64,14 +67,28 @@ public sealed class StatementCorpusTests(PostgresFixture pg) : IAsyncLifetime
             var hidden = await _clients["analyst"].QueryAsync("select 1 as one from customers where id = 1 and length(public.\"vault_peek\"('door')) > 0");
             Assert.Equal("function.not_allowed", hidden.Rule());
 
+            // Neither after a cast, as PostgreSQL prints it too, nor behind a carriage return that ends a comment.
+            foreach (var sql in new[] { "select case when true::bool then vault_peek('door') end as v", "select 1 --note\r, vault_peek('door') as v\n, 2" })
+            {
+                var after = await _clients["analyst"].QueryAsync(sql);
+                Assert.True(after.IsError, $"it ran: {after.Text()}");
+                Assert.Equal("function.not_allowed", after.Rule());
+            }
+
             // An operator over it runs it as a call would, and no plan names either.
             var viaOperator = await _clients["analyst"].QueryAsync("select ### 'door' as v");
             Assert.True(viaOperator.IsError, $"it ran: {viaOperator.Text()}");
             Assert.Equal("function.not_allowed", viaOperator.Rule());
             Assert.Contains("public.vault_peek", viaOperator.Text());
+
+            // So does a cast.
+            var viaCast = await _clients["analyst"].QueryAsync("select ('door'::text)::vault_key as v");
+            Assert.True(viaCast.IsError, $"it ran: {viaCast.Text()}");
+            Assert.Contains("the cast to public.vault_key", viaCast.Text());
         }
         finally
         {
+            await pg.AdminScalarAsync("drop type vault_key cascade");
             await pg.AdminScalarAsync("drop function vault_peek(text) cascade");
             await pg.AdminScalarAsync("drop table vault");
         }

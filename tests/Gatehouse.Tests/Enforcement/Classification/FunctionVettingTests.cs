@@ -104,12 +104,16 @@ public sealed class FunctionVettingTests
         Assert.Null(NamedRule(sql));
 
     private static readonly FunctionCatalog WithOperators = new(
-        [],
+        [new FunctionInfo("public", "nextval", Volatility.Immutable, true, "sql"), new FunctionInfo("pg_catalog", "nextval", Volatility.Volatile, false, "internal")],
         [
             new("public", "###", new FunctionInfo("public", "peek", Volatility.Immutable, true, "sql")),
-            new("public", "+++", new FunctionInfo("public", "bump", Volatility.Volatile, false, "plpgsql")),
+            new("public", "+@", new FunctionInfo("public", "bump", Volatility.Volatile, false, "plpgsql")),
             new("public", "%", new FunctionInfo("public", "similarity_op", Volatility.Stable, false, "c")),
-        ]);
+            new("public", "<>", new FunctionInfo("public", "dtext_ne", Volatility.Immutable, true, "sql")),
+            new("public", "=", new FunctionInfo("public", "money_eq", Volatility.Volatile, false, "sql")),
+            new("public", "!!!", new FunctionInfo("pg_catalog", "lo_unlink", Volatility.Volatile, false, "internal")),
+        ],
+        [new CastInfo("public", "vault_key", new FunctionInfo("public", "redeem", Volatility.Immutable, true, "sql"))]);
 
     private static string? OperatorRule(string sql, params string[] allowlist) =>
         FunctionVetting.VetNamed(StatementReader.Read(sql)[0], WithOperators, allowlist)?.Reason;
@@ -117,16 +121,33 @@ public sealed class FunctionVettingTests
     [Theory]
     [InlineData("select ### 'door'", "public.peek, which runs with its owner's rights")]
     [InlineData("select 'a' operator(public.###) 'b'", "public.peek")]
-    [InlineData("select 1 ###- 2", "public.peek")]
-    [InlineData("update t set n = n +++ 1 where id = 1", "public.bump, which is a volatile user function")]
-    public void An_operator_over_an_unsafe_function_is_refused_naming_the_function(string sql, string why) =>
+    [InlineData("select ###'door'", "public.peek")]
+    [InlineData("select n +@ 1 from t", "public.bump, which is a volatile user function")]
+    [InlineData("select 'a'::dtext != 'x'", "public.dtext_ne")]
+    [InlineData("select * from t where a not in (1, 2)", "public.dtext_ne")]
+    [InlineData("select * from t order by a", "public.dtext_ne")]
+    [InlineData("select * from t where a = 1", "public.money_eq")]
+    [InlineData("select !!! 1", "pg_catalog.lo_unlink, which touches large objects")]
+    [InlineData("select 'a'::vault_key", "the cast to public.vault_key is not allowed: it calls public.redeem")]
+    [InlineData("select cast('a' as \"vault_key\")", "public.redeem")]
+    [InlineData("insert into t (a) values (nextval('s'))", "public.nextval")]
+    public void An_operator_or_cast_over_an_unsafe_function_is_refused_naming_the_function(string sql, string why) =>
         Assert.Contains(why, OperatorRule(sql));
 
     [Theory]
     [InlineData("select 5 % 3, 'a' % 'b'")]
     [InlineData("select 1 + 1, 2 ++ 3")]
     [InlineData("select '###' as hashes")]
-    public void Operators_over_pure_functions_and_symbols_that_are_not_operators_pass(string sql) => Assert.Null(OperatorRule(sql));
+    [InlineData("select f(a => 1), 'vault_key' as name")]
+    public void Operators_over_pure_functions_a_volatile_one_the_text_does_not_spell_and_lookalike_words_pass(string sql) => Assert.Null(OperatorRule(sql));
+
+    [Fact]
+    public void A_volatile_user_operator_is_refused_only_where_the_text_spells_it()
+    {
+        var catalog = new FunctionCatalog([], [new OperatorInfo("public", "=", new FunctionInfo("public", "money_eq", Volatility.Volatile, false, "sql"))]);
+        Assert.Null(FunctionVetting.VetNamed(StatementReader.Read("select * from t where a in (1, 2) order by a")[0], catalog, []));
+        Assert.NotNull(FunctionVetting.VetNamed(StatementReader.Read("select * from t where a = 1")[0], catalog, []));
+    }
 
     [Fact]
     public void An_operator_whose_function_is_on_the_allowlist_passes() => Assert.Null(OperatorRule("select ### 'door'", "public.peek"));

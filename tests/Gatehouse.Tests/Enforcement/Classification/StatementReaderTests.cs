@@ -15,7 +15,9 @@ public sealed class StatementReaderTests
     [InlineData("select $$ ; drop table x; $$", 1)]
     [InlineData("select $fn$ a $$ ; $$ b $fn$", 1)]
     [InlineData("select \"weird;name\" from t", 1)]
-    [InlineData("select U&\"d;ata\" from t", 1)]
+    [InlineData("select U&'d;ata' as t", 1)]
+    [InlineData("select 1 -- comment ends at a carriage return\r; drop table t", 2)]
+    [InlineData("select 1 \u00A0$$; drop table t; \u00A0$$", 3)]
     [InlineData("select 1;", 1)]
     [InlineData(";;select 1;;", 1)]
     [InlineData("select 'a''; b'", 1)]
@@ -109,11 +111,52 @@ public sealed class StatementReaderTests
     [InlineData("select $tag$ unterminated", "never closed")]
     [InlineData("select E'ends with backslash\\'", "never closed")]
     [InlineData("select 1\0; drop table t", "NUL")]
+    [InlineData("select U&\"\\0070eek\"('a')", "Unicode-escaped identifier")]
     public void Unreadable_input_is_a_clear_error(string sql, string message)
     {
         var error = Assert.Throws<SqlLexException>(() => StatementReader.Read(sql));
         Assert.Contains(message, error.Message, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("select 1 --note\r, peek('a') as p\n, 2")]
+    [InlineData("select 1 \u00A0$$, peek('a'), 2 \u00A0$$")]
+    [InlineData("select case when true::bool then peek('a') end")]
+    [InlineData("select case when random() > 2 then '<a/>'::xml else peek('a') end")]
+    [InlineData("select x::numeric(10, 2), peek('a') from t")]
+    [InlineData("select (row('a')::ticket).peek")]
+    public void Calls_are_found_where_PostgreSQL_reads_them_as_calls(string sql) =>
+        Assert.Contains(new FunctionCall(null, "peek"), StatementReader.Read(sql)[0].NamedFunctions);
+
+    [Theory]
+    [InlineData("select x::numeric(10, 2), y::character varying(20), '1'::interval day to second(3) from t")]
+    [InlineData("select cast(x as varchar(10)) from t as t (x)")]
+    [InlineData("insert into t (a, b) values (1, 2)")]
+    [InlineData("with recursive t (n) as (select 1) select n from t")]
+    [InlineData("select k, count(*) from t group by cube (k)")]
+    [InlineData("select k, count(*) from t group by k, rollup (a, b), grouping sets ((k), cube (a))")]
+    public void Type_modifiers_column_lists_and_grouping_are_not_calls(string sql) =>
+        Assert.DoesNotContain(StatementReader.Read(sql)[0].NamedFunctions, c => c.Name is "t" or "numeric" or "varying" or "second" or "varchar" or "cube" or "rollup");
+
+    [Fact]
+    public void The_cube_function_outside_group_by_is_a_call() =>
+        Assert.Contains(new FunctionCall(null, "cube"), StatementReader.Read("select cube(1, 2) from t group by k")[0].NamedFunctions);
+
+    [Theory]
+    [InlineData("select 1 =-1", "=")]
+    [InlineData("select a != b", "<>")]
+    [InlineData("select a @- b", "@-")]
+    [InlineData("select a <=> b", "<=>")]
+    public void Operators_are_split_as_PostgreSQL_splits_them(string sql, string first) =>
+        Assert.Equal(first, StatementReader.Read(sql)[0].Operators[0]);
+
+    [Theory]
+    [InlineData("select * from t where a like 'x%'", "~~")]
+    [InlineData("select * from t where a in (1, 2)", "=")]
+    [InlineData("select * from t order by a", "<")]
+    [InlineData("select case a when 1 then 2 end from t", "=")]
+    public void Words_that_make_PostgreSQL_look_up_an_operator_imply_it(string sql, string symbol) =>
+        Assert.Contains(symbol, StatementReader.Read(sql)[0].ImpliedOperators);
 
     [Fact]
     public void Absurdly_nested_comments_are_refused_not_followed()
