@@ -259,7 +259,7 @@ public sealed partial class GatewayPipelineTests : IDisposable
         _database.Plan = _database.Plan with { Functions = [new("public", "mystery")] };
         var outcome = await Query("select public.mystery()");
         Assert.Equal("function.unknown", outcome.Decision.Rule);
-        Assert.Equal(2, _database.CatalogReads);
+        Assert.Equal(1, _database.CatalogRefreshes);
         Assert.Equal(0, _database.Executions);
     }
 

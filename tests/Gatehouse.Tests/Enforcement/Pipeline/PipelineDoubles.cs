@@ -56,11 +56,12 @@ internal sealed class RecordingDatabase : IStatementAnalyzer, IQueryExecutor, IS
 
     public FunctionCatalog Functions { get; set; } = new([new FunctionInfo("pg_catalog", "upper", Volatility.Immutable, false, "internal")]);
 
-    public int CatalogReads { get; private set; }
+    /// <summary>Reads that asked for the catalog to be read again.</summary>
+    public int CatalogRefreshes { get; private set; }
 
     public ValueTask<FunctionCatalog> GetAsync(string connection, bool refresh, CancellationToken cancellationToken)
     {
-        CatalogReads++;
+        CatalogRefreshes += refresh ? 1 : 0;
         return ValueTask.FromResult(Functions);
     }
 
