@@ -5,7 +5,7 @@ using Npgsql;
 namespace Gatehouse.Connectors.Postgres;
 
 /// <summary>
-/// Reads pg_proc (and the operators and casts that are not built-ins: defined outside pg_catalog or over a function that is not) per connection and keeps it while the catalog version stands; a refresh for an unknown name is rate-limited
+/// Reads pg_proc (and the operators that are not built-ins: defined outside pg_catalog or over a function that is not) per connection and keeps it while the catalog version stands; a refresh for an unknown name is rate-limited
 /// so unknown names cannot hammer the catalog.
 /// </summary>
 public sealed class PostgresFunctionCatalog(PostgresTargets targets, ICatalogVersionSource versions, TimeProvider time) : IFunctionCatalogSource
@@ -13,20 +13,15 @@ public sealed class PostgresFunctionCatalog(PostgresTargets targets, ICatalogVer
     private static readonly TimeSpan MinRefreshInterval = TimeSpan.FromSeconds(5);
 
     private const string Functions =
-        "SELECT n.nspname, p.proname, p.provolatile::text, p.prosecdef, l.lanname"
+        "SELECT n.nspname, p.proname, p.provolatile::text, p.prosecdef, l.lanname, p.oid"
         + " FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang";
 
+    // Operators that are not built-ins: a parse tree names only the operator a sort or group clause uses, not its function.
     private const string Operators =
-        "SELECT opn.nspname, o.oprname, n.nspname, p.proname, p.provolatile::text, p.prosecdef, l.lanname"
+        "SELECT o.oid, opn.nspname, o.oprname, n.nspname, p.proname, p.provolatile::text, p.prosecdef, l.lanname, p.oid"
         + " FROM pg_operator o JOIN pg_namespace opn ON opn.oid = o.oprnamespace JOIN pg_proc p ON p.oid = o.oprcode"
         + " JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang"
         + " WHERE opn.nspname <> 'pg_catalog' OR n.nspname <> 'pg_catalog' OR p.prosecdef";
-
-    private const string Casts =
-        "SELECT tn.nspname, t.typname, n.nspname, p.proname, p.provolatile::text, p.prosecdef, l.lanname"
-        + " FROM pg_cast c JOIN pg_type t ON t.oid = c.casttarget JOIN pg_namespace tn ON tn.oid = t.typnamespace JOIN pg_proc p ON p.oid = c.castfunc"
-        + " JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang"
-        + " WHERE c.castmethod = 'f' AND (tn.nspname <> 'pg_catalog' OR n.nspname <> 'pg_catalog' OR p.prosecdef)";
 
     private readonly ConcurrentDictionary<string, (FunctionCatalog Catalog, DateTimeOffset ReadAt, string? Version)> _cache = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _loading = new(1, 1);
@@ -64,10 +59,9 @@ public sealed class PostgresFunctionCatalog(PostgresTargets targets, ICatalogVer
     private async Task<FunctionCatalog> LoadAsync(string connection, CancellationToken cancellationToken)
     {
         await using var pooled = await targets.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
-        await using var batch = new NpgsqlBatch(pooled.Connection) { BatchCommands = { new NpgsqlBatchCommand(Functions), new NpgsqlBatchCommand(Operators), new NpgsqlBatchCommand(Casts) } };
+        await using var batch = new NpgsqlBatch(pooled.Connection) { BatchCommands = { new NpgsqlBatchCommand(Functions), new NpgsqlBatchCommand(Operators) } };
         var functions = new List<FunctionInfo>();
         var operators = new List<OperatorInfo>();
-        var casts = new List<CastInfo>();
         try
         {
             await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -79,13 +73,7 @@ public sealed class PostgresFunctionCatalog(PostgresTargets targets, ICatalogVer
             await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
-                operators.Add(new OperatorInfo(reader.GetString(0), reader.GetString(1), Function(reader, 2)));
-            }
-
-            await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
-            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-            {
-                casts.Add(new CastInfo(reader.GetString(0), reader.GetString(1), Function(reader, 2)));
+                operators.Add(new OperatorInfo(reader.GetFieldValue<uint>(0), reader.GetString(1), reader.GetString(2), Function(reader, 3)));
             }
 
             pooled.MarkCatalogReadsDone();
@@ -95,10 +83,10 @@ public sealed class PostgresFunctionCatalog(PostgresTargets targets, ICatalogVer
             throw PostgresErrors.Map(e);
         }
 
-        return new FunctionCatalog(functions, operators, casts);
+        return new FunctionCatalog(functions, operators);
     }
 
-    // Schema, name, provolatile, prosecdef and language, from column <paramref name="first"/> on.
+    // Schema, name, provolatile, prosecdef, language and oid, from column <paramref name="first"/> on.
     private static FunctionInfo Function(NpgsqlDataReader reader, int first)
     {
         var volatility = reader.GetString(first + 2) switch
@@ -107,6 +95,9 @@ public sealed class PostgresFunctionCatalog(PostgresTargets targets, ICatalogVer
             "s" => Volatility.Stable,
             _ => Volatility.Volatile,
         };
-        return new FunctionInfo(reader.GetString(first), reader.GetString(first + 1), volatility, reader.GetBoolean(first + 3), reader.GetString(first + 4));
+        return new FunctionInfo(reader.GetString(first), reader.GetString(first + 1), volatility, reader.GetBoolean(first + 3), reader.GetString(first + 4))
+        {
+            Oid = reader.GetFieldValue<uint>(first + 5),
+        };
     }
 }

@@ -17,6 +17,7 @@ public sealed class PostgresTargets : IAsyncDisposable
     private readonly Func<IReadOnlyDictionary<string, ConnectionConfig>> _connections;
     private readonly ConcurrentDictionary<string, NpgsqlDataSource> _sources = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, HotConnection> _hot = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, NpgsqlDataSource> _probes = new(StringComparer.Ordinal);
 
     static PostgresTargets() => NpgsqlSettings.DisableSqlRewriting();
 
@@ -36,22 +37,37 @@ public sealed class PostgresTargets : IAsyncDisposable
     /// is being rotated, PostgreSQL and the password file can briefly disagree: a refused password is read again and retried
     /// for a few seconds before the call fails. Disposing the connection resets it (<see cref="PooledConnection"/>).
     /// </summary>
-    public async ValueTask<PooledConnection> OpenAsync(string connection, CancellationToken cancellationToken)
+    public ValueTask<PooledConnection> OpenAsync(string connection, CancellationToken cancellationToken) =>
+        LogInAsync(connection, async () =>
+        {
+            var source = Get(connection);
+            var hot = Hot(connection, source);
+            if (hot.Take() is { } kept)
+            {
+                return new PooledConnection(kept.Connection, source, hot, kept.Generation, kept.Since);
+            }
+
+            var generation = hot.Generation;
+            var opened = await source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            return new PooledConnection(opened, source, hot, generation, Stopwatch.GetTimestamp());
+        }, cancellationToken);
+
+    /// <summary>
+    /// Opens a connection of a pool of its own whose notices keep their detail, for the parse trees PostgreSQL prints into
+    /// it (<see cref="PostgresAnalyzer"/>). Every other pool leaves Npgsql's redaction on, since an error's detail can hold
+    /// a row's values (a duplicate key's, say), and an exception's message carries it into logs. Its work leaves no session
+    /// state: it only prepares and deallocates in a transaction it rolls back, which Npgsql also rolls back on return.
+    /// </summary>
+    public ValueTask<NpgsqlConnection> OpenProbeAsync(string connection, CancellationToken cancellationToken) =>
+        LogInAsync(connection, () => _probes.GetOrAdd(connection, name => Build(name, keepNoticeDetail: true)).OpenConnectionAsync(cancellationToken), cancellationToken);
+
+    private async ValueTask<T> LogInAsync<T>(string connection, Func<ValueTask<T>> open, CancellationToken cancellationToken)
     {
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                var source = Get(connection);
-                var hot = Hot(connection, source);
-                if (hot.Take() is { } kept)
-                {
-                    return new PooledConnection(kept.Connection, source, hot, kept.Generation, kept.Since);
-                }
-
-                var generation = hot.Generation;
-                var opened = await source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-                return new PooledConnection(opened, source, hot, generation, Stopwatch.GetTimestamp());
+                return await open().ConfigureAwait(false);
             }
             catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InvalidPassword && attempt < LoginAttempts && Rotatable(Config(connection)))
             {
@@ -100,17 +116,25 @@ public sealed class PostgresTargets : IAsyncDisposable
         }
 
         source.Clear();
+        if (_probes.TryGetValue(connection, out var probe))
+        {
+            probe.Clear();
+        }
+
         return true;
     }
 
     // A running process never sees its environment change: only a password file can be rotated under it.
     private static bool Rotatable(ConnectionConfig config) => config.Password.FilePath is not null;
 
-    private NpgsqlDataSource Build(string name)
+    private NpgsqlDataSource Build(string name) => Build(name, keepNoticeDetail: false);
+
+    private NpgsqlDataSource Build(string name, bool keepNoticeDetail)
     {
         var config = Config(name);
         var builder = new NpgsqlDataSourceBuilder(config.ConnectionString);
         builder.ConnectionStringBuilder.ApplicationName ??= "gatehouse";
+        builder.ConnectionStringBuilder.IncludeErrorDetail = keepNoticeDetail;
         // Lets the executor tell a failed settings row (a missing masking profile) from a failed statement.
         builder.ConnectionStringBuilder.IncludeFailedBatchedCommand = true;
         NpgsqlSettings.ApplyTls(builder.ConnectionStringBuilder, config.Tls);
@@ -137,7 +161,7 @@ public sealed class PostgresTargets : IAsyncDisposable
             hot.Dispose();
         }
 
-        foreach (var source in _sources.Values)
+        foreach (var source in _sources.Values.Concat(_probes.Values))
         {
             await source.DisposeAsync().ConfigureAwait(false);
         }

@@ -9,27 +9,32 @@ public enum Volatility
 }
 
 /// <summary>One function from pg_proc: where it lives, its volatility, and whether it runs with its owner's rights.</summary>
-public sealed record FunctionInfo(string Schema, string Name, Volatility Volatility, bool SecurityDefiner, string Language);
+public sealed record FunctionInfo(string Schema, string Name, Volatility Volatility, bool SecurityDefiner, string Language)
+{
+    /// <summary>pg_proc's oid, as parse trees name it.</summary>
+    public uint Oid { get; init; }
+}
 
-/// <summary>An operator and the function behind it, e.g. <c>public.###</c> calling <c>public.peek</c>.</summary>
-public sealed record OperatorInfo(string Schema, string Symbol, FunctionInfo Function);
-
-/// <summary>A cast to a type that runs a function, e.g. <c>text</c> to <c>public.vault_key</c> through <c>public.redeem</c>.</summary>
-public sealed record CastInfo(string TypeSchema, string TypeName, FunctionInfo Function);
+/// <summary>An operator (by its pg_operator oid) and the function behind it, e.g. <c>public.###</c> calling <c>public.peek</c>.</summary>
+public sealed record OperatorInfo(uint Oid, string Schema, string Symbol, FunctionInfo Function);
 
 /// <summary>
-/// The functions a database defines, looked up by name as plans print them, and the operators and casts that are not
-/// built-ins: defined outside pg_catalog, or over a function that is not a plain built-in.
+/// The functions a database defines, looked up by name as plans print them or by oid as parse trees do, and the operators
+/// that are not built-ins: defined outside pg_catalog, or over a function that is not a plain built-in.
 /// </summary>
-public sealed class FunctionCatalog(IEnumerable<FunctionInfo> functions, IEnumerable<OperatorInfo>? operators = null, IEnumerable<CastInfo>? casts = null)
+public sealed class FunctionCatalog(IReadOnlyCollection<FunctionInfo> functions, IEnumerable<OperatorInfo>? operators = null)
 {
     private readonly ILookup<string, FunctionInfo> _byName = functions.ToLookup(f => f.Name, StringComparer.Ordinal);
+    private readonly Dictionary<uint, FunctionInfo> _byOid = functions.Where(f => f.Oid != 0).ToDictionary(f => f.Oid);
+    private readonly Dictionary<uint, OperatorInfo> _operators = (operators ?? []).ToDictionary(o => o.Oid);
 
     public static FunctionCatalog Empty { get; } = new([]);
 
-    public IReadOnlyList<OperatorInfo> Operators { get; } = [.. operators ?? []];
+    /// <summary>The function with this oid, or null when the catalog was read before it was created.</summary>
+    public FunctionInfo? Function(uint oid) => _byOid.GetValueOrDefault(oid);
 
-    public IReadOnlyList<CastInfo> Casts { get; } = [.. casts ?? []];
+    /// <summary>The operator with this oid when it is not a built-in; null for a built-in's (or one unknown here).</summary>
+    public OperatorInfo? Operator(uint oid) => _operators.GetValueOrDefault(oid);
 
     /// <summary>Candidates for a called name: an exact schema when the plan qualified it, otherwise every schema's.</summary>
     public IReadOnlyList<FunctionInfo> Find(FunctionCall call) =>

@@ -104,65 +104,35 @@ public static class FunctionVetting
     }
 
     /// <summary>
-    /// The functions a statement's text calls by name, checked before PostgreSQL plans it; null when none is refused. The plan
-    /// can miss them: the planner runs an IMMUTABLE function with constant arguments while planning and prints only its result
-    /// (a SECURITY DEFINER one among them), and may run a STABLE one to estimate a condition. Names the catalog lacks are left
-    /// to the plan, since in the text they are as often tables, types or keywords; so are the volatile built-ins and sequence
-    /// functions, which the planner never runs and always prints.
+    /// The calls a statement's parse tree makes, as <see cref="Vet"/> checks them: each function it names, and the function
+    /// behind each operator that is not a built-in (a built-in operator's function is a built-in, and named too). Null when it
+    /// names a function the catalog lacks, which the pipeline re-reads once before refusing.
     /// </summary>
-    public static Decision? VetNamed(StatementText statement, FunctionCatalog catalog, IReadOnlyCollection<string> allowlist)
+    public static IReadOnlyList<FunctionCall>? Calls(StatementReferences references, FunctionCatalog catalog)
     {
-        foreach (var call in statement.NamedFunctions)
+        var calls = new List<FunctionCall>(references.Functions.Count);
+        foreach (var oid in references.Functions)
         {
-            if (Refusal(call, catalog, statementWrites: true, allowlist, named: true) is { } reason)
+            if (catalog.Function(oid) is not { } function)
             {
-                return Decision.Deny("function.not_allowed", $"function {call} is not allowed: {reason}");
+                return null;
+            }
+
+            calls.Add(new FunctionCall(function.Schema, function.Name));
+        }
+
+        foreach (var oid in references.Operators)
+        {
+            if (catalog.Operator(oid) is { Function: var function })
+            {
+                calls.Add(new FunctionCall(function.Schema, function.Name));
             }
         }
 
-        foreach (var op in catalog.Operators)
-        {
-            var spelled = statement.Operators.Contains(op.Symbol, StringComparer.Ordinal);
-            if (Indirect(op.Function, spelled, statement.ImpliedOperators.Contains(op.Symbol), allowlist) is { } why)
-            {
-                var how = spelled ? "" : " (which this statement's words make PostgreSQL look up)";
-                return Decision.Deny("function.not_allowed", $"operator {op.Schema}.{op.Symbol}{how} is not allowed: it calls {why}");
-            }
-        }
-
-        foreach (var cast in catalog.Casts)
-        {
-            if (Indirect(cast.Function, statement.NamesWord(cast.TypeName), implied: false, allowlist) is { } why)
-            {
-                return Decision.Deny("function.not_allowed", $"the cast to {cast.TypeSchema}.{cast.TypeName} is not allowed: it calls {why}");
-            }
-        }
-
-        return null;
+        return calls;
     }
 
-    // An operator or a cast runs its function as a call would, and no plan names the function. Only those outside pg_catalog
-    // or over functions that are not plain built-ins are in the catalog; of those, one over a pure (immutable or stable)
-    // function that runs with the caller's rights passes without the allowlist, as extensions' operators (pg_trgm's %,
-    // hstore's ->) do. PostgreSQL also picks operators by name where the text spells none: LIKE is ~~, IN and CASE compare
-    // with =, ORDER BY and DISTINCT sort with < and =. So one over a SECURITY DEFINER or denied function is refused for those
-    // words too; one over a volatile user function only where the text spells it, or every statement with an = would be.
-    private static string? Indirect(FunctionInfo function, bool spelled, bool implied, IReadOnlyCollection<string> allowlist)
-    {
-        var qualified = $"{function.Schema}.{function.Name}";
-        if (allowlist.Contains(qualified) || allowlist.Contains(function.Name) || !(spelled || implied))
-        {
-            return null;
-        }
-
-        var why = DenialReason(function.Name) is { } denied ? denied
-            : function.SecurityDefiner ? "runs with its owner's rights (SECURITY DEFINER)"
-            : spelled && function.Schema != "pg_catalog" && function.Volatility == Volatility.Volatile ? "is a volatile user function that may change state"
-            : null;
-        return why is null ? null : $"{qualified}, which {why}; allowlist {qualified} under the connection's 'functions' if it is safe";
-    }
-
-    private static string? Refusal(FunctionCall call, FunctionCatalog catalog, bool statementWrites, IReadOnlyCollection<string> allowlist, bool named = false)
+    private static string? Refusal(FunctionCall call, FunctionCatalog catalog, bool statementWrites, IReadOnlyCollection<string> allowlist)
     {
         // An unqualified name may resolve to any schema's function: every candidate must pass.
         foreach (var function in catalog.Find(call))
@@ -205,7 +175,7 @@ public static class FunctionVetting
                 return $"{qualified} is not a vetted built-in; allowlist it under the connection's 'functions' if it is safe";
             }
 
-            if (!named && function.Volatility == Volatility.Volatile && !HarmlessVolatile.Contains(function.Name))
+            if (function.Volatility == Volatility.Volatile && !HarmlessVolatile.Contains(function.Name))
             {
                 return "it is a volatile built-in that may change state";
             }

@@ -55,7 +55,7 @@ public static class SqlLexer
             case '"':
                 return new SqlToken(SqlTokenKind.QuotedIdentifier, i, EndOfQuoted(sql, i, '"', backslashEscapes: false) - i);
             case 'e' or 'E' when next == '\'':
-                return new SqlToken(SqlTokenKind.String, i, EndOfQuoted(sql, i + 1, '\'', backslashEscapes: true) - i);
+                return new SqlToken(SqlTokenKind.String, i, EndOfEscapeString(sql, i + 1) - i);
             case 'b' or 'B' or 'x' or 'X' or 'n' or 'N' when next == '\'':
                 return new SqlToken(SqlTokenKind.String, i, EndOfQuoted(sql, i + 1, '\'', backslashEscapes: false) - i);
             case 'u' or 'U' when next == '&' && Peek(sql, i + 2) == '"':
@@ -181,6 +181,42 @@ public static class SqlLexer
         }
 
         throw new SqlLexException($"a block comment starting at position {start + 1} is never closed with */", start);
+    }
+
+    // E'a' followed by a newline and 'b' is one string, E'ab', and its second part takes backslash escapes too: read as a new
+    // plain string, '\'' would swallow what the server reads as code.
+    private static int EndOfEscapeString(string sql, int openQuote)
+    {
+        var end = EndOfQuoted(sql, openQuote, '\'', backslashEscapes: true);
+        while (Continuation(sql, end) is { } next)
+        {
+            end = EndOfQuoted(sql, next, '\'', backslashEscapes: true);
+        }
+
+        return end;
+    }
+
+    // Where a string continues after position i, as PostgreSQL's scanner has it: blanks, a newline, then any whitespace and
+    // -- comments, then a quote. Null when it does not.
+    private static int? Continuation(string sql, int i)
+    {
+        while (i < sql.Length && (sql[i] is ' ' or '\t' or '\f' or '\v' || (sql[i] == '-' && Peek(sql, i + 1) == '-')))
+        {
+            // A comment here runs to the newline, which stays to be found below.
+            i = sql[i] == '-' ? SkipLineComment(sql, i) - 1 : i + 1;
+        }
+
+        if (i >= sql.Length || sql[i] is not ('\n' or '\r'))
+        {
+            return null;
+        }
+
+        while (i < sql.Length && (IsSpace(sql[i]) || (sql[i] == '-' && Peek(sql, i + 1) == '-')))
+        {
+            i = sql[i] == '-' ? SkipLineComment(sql, i) : i + 1;
+        }
+
+        return i < sql.Length && sql[i] == '\'' ? i : null;
     }
 
     private static int EndOfQuoted(string sql, int openQuote, char quote, bool backslashEscapes)

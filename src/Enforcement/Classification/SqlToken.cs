@@ -21,6 +21,15 @@ public readonly record struct SqlToken(SqlTokenKind Kind, int Start, int Length)
 {
     public string Text(string sql) => sql.Substring(Start, Length);
 
+    /// <summary>An unquoted name as PostgreSQL folds it: ASCII letters to lower case, every other character as it is.</summary>
+    public static string FoldCase(string word) => string.Create(word.Length, word, static (span, w) =>
+    {
+        for (var i = 0; i < w.Length; i++)
+        {
+            span[i] = char.IsAsciiLetterUpper(w[i]) ? (char)(w[i] | 0x20) : w[i];
+        }
+    });
+
     /// <summary>True for a bare word equal to <paramref name="keyword"/> (ASCII case-insensitive, as PostgreSQL folds keywords).</summary>
     public bool IsKeyword(string sql, string keyword) =>
         Kind == SqlTokenKind.Word && Length == keyword.Length && string.Compare(sql, Start, keyword, 0, Length, StringComparison.OrdinalIgnoreCase) == 0;

@@ -81,51 +81,12 @@ public static class StatementReader
     }
 
     private static StatementText Classify(string sql, List<SqlToken> tokens) =>
-        ClassifyKind(sql, tokens) with
-        {
-            Normalized = Normalize(sql, tokens),
-            NamedFunctions = [.. FunctionCallReader.Read(sql, tokens).Concat(FunctionCallReader.FieldNames(sql, tokens)).Distinct()],
-            Operators = [.. tokens.Where(t => t.Kind == SqlTokenKind.Operator).Select(t => t.Text(sql) is "!=" ? "<>" : t.Text(sql)).Distinct()],
-            ImpliedOperators = ImpliedOperators(sql, tokens),
-        };
+        ClassifyKind(sql, tokens) with { Normalized = Normalize(sql, tokens) };
 
-    private static readonly string[] Comparisons = ["=", "<>", "<", ">", "<=", ">="];
-
-    // Words that make PostgreSQL compare values with the = and < of their type: IN, CASE x WHEN, ORDER BY, DISTINCT, ...
-    private static readonly string[] ComparingWords =
-    [
-        "IN", "ANY", "SOME", "ALL", "BETWEEN", "CASE", "NULLIF", "DISTINCT", "ORDER", "GROUP", "UNION", "INTERSECT", "EXCEPT", "USING",
-        "NATURAL", "PARTITION", "GREATEST", "LEAST", "CONFLICT", "MERGE",
-    ];
-
-    // Words after which PostgreSQL looks an operator up by name for the types at hand.
-    private static readonly Dictionary<string, string[]> OperatorWords = new(
-        ComparingWords.Select(w => KeyValuePair.Create(w, Comparisons))
-            .Append(KeyValuePair.Create("LIKE", new[] { "~~", "!~~" }))
-            .Append(KeyValuePair.Create("ILIKE", new[] { "~~*", "!~~*" }))
-            .Append(KeyValuePair.Create("SIMILAR", new[] { "~", "!~" })),
-        StringComparer.OrdinalIgnoreCase);
-
-    private static readonly Dictionary<string, string[]>.AlternateLookup<ReadOnlySpan<char>> OperatorWordsBySpan = OperatorWords.GetAlternateLookup<ReadOnlySpan<char>>();
-
-    private static readonly HashSet<string> NoOperators = [];
-
-    private static HashSet<string> ImpliedOperators(string sql, List<SqlToken> tokens)
-    {
-        HashSet<string>? implied = null;
-        foreach (var token in tokens)
-        {
-            if (token.Kind == SqlTokenKind.Word && OperatorWordsBySpan.TryGetValue(sql.AsSpan(token.Start, token.Length), out var symbols))
-            {
-                (implied ??= new HashSet<string>(StringComparer.Ordinal)).UnionWith(symbols);
-            }
-        }
-
-        return implied ?? NoOperators;
-    }
-
+    // PostgreSQL folds only ASCII letters in unquoted names: Äpeek and äpeek are different functions, and must not share a
+    // cached classification.
     private static string Normalize(string sql, List<SqlToken> tokens) =>
-        string.Join(' ', tokens.Select(t => t.Kind == SqlTokenKind.Word ? t.Text(sql).ToLowerInvariant() : t.Text(sql)));
+        string.Join(' ', tokens.Select(t => t.Kind == SqlTokenKind.Word ? SqlToken.FoldCase(t.Text(sql)) : t.Text(sql)));
 
     private static StatementText ClassifyKind(string sql, List<SqlToken> tokens)
     {

@@ -113,14 +113,14 @@ public sealed partial class GatewayPipeline
         // Strict masking: the statement is planned and run as the caller's profile role, so PostgreSQL itself masks.
         var profile = DatabaseProfiles.Apply(connectionConfig) ? DatabaseProfiles.ForCall(connectionConfig, grants, unmask) : null;
         var role = profile is not null ? SessionRole.Profile(profile.Name) : MappedRole(connectionConfig, scope.Identity);
-        if (await VetNamedFunctionsAsync(connectionConfig, analyzed, profile is not null, cancellationToken).ConfigureAwait(false) is { } namedRefused)
+        var (classified, resolvedRefusal) = await ClassifyAsync(connectionConfig, role, profile is not null, analyzed, request.Parameters, cancellationToken).ConfigureAwait(false);
+        if (resolvedRefusal is not null)
         {
-            // Before EXPLAIN, which would already run an IMMUTABLE function with constant arguments. Fails closed in observe mode
-            // for the reason the plan's functions do (below).
-            return new StepResult(namedRefused);
+            // Fails closed in observe mode, for the reason the plan's functions do (below).
+            return new StepResult(resolvedRefusal);
         }
 
-        var plan = await ClassifyAsync(connection, role, analyzed, request.Parameters, cancellationToken).ConfigureAwait(false);
+        var plan = classified!;
         if (profile is not null)
         {
             plan = DatabaseProfiles.WithoutViewInternals(plan);
@@ -234,40 +234,56 @@ public sealed partial class GatewayPipeline
         return new StepResult(allowed, result, result.AffectedRows ?? result.Rows.Count, run.Classification, raw.Bytes);
     }
 
-    // Cached under the catalog version read before EXPLAIN: a change during EXPLAIN only makes the entry stale sooner.
-    // Each profile resolves names to its own views, so its plans are cached apart.
-    private async ValueTask<PlanFacts> ClassifyAsync(string connection, SessionRole? role, StatementText statement, IReadOnlyList<string?> parameters, CancellationToken cancellationToken)
+    // Cached under the catalog version read before the statement was resolved: a change since only makes the entry stale
+    // sooner. Each profile resolves names to its own views, so its plans are cached apart. On a miss PostgreSQL first resolves
+    // the statement (parse and rewrite, no planning) and the functions it calls are vetted before EXPLAIN, whose planning
+    // would already run an IMMUTABLE one with constant arguments; they join the plan's, so a cached plan is vetted with them.
+    private async ValueTask<(PlanFacts? Plan, Decision? Refused)> ClassifyAsync(
+        ConnectionConfig connection, SessionRole? role, bool strictProfile, StatementText statement, IReadOnlyList<string?> parameters, CancellationToken cancellationToken)
     {
-        var version = catalogVersions.Current(connection);
-        var cacheScope = role is null ? connection : $"{connection}/{role.CacheScope}";
+        var version = catalogVersions.Current(connection.Name);
+        var cacheScope = role is null ? connection.Name : $"{connection.Name}/{role.CacheScope}";
         if (version is not null && _classifications.TryGet(cacheScope, statement.Normalized, version, out var cached))
         {
-            return cached;
+            return (cached, null);
         }
 
-        var plan = await analyzer.ExplainAsync(connection, statement.Sql, parameters, role, cancellationToken).ConfigureAwait(false);
+        var references = await analyzer.ResolveAsync(connection.Name, statement.Sql, role, cancellationToken).ConfigureAwait(false);
+        var (calls, refused) = await VetReferencesAsync(connection, references, strictProfile, cancellationToken).ConfigureAwait(false);
+        if (refused is not null)
+        {
+            return (null, refused);
+        }
+
+        var plan = await analyzer.ExplainAsync(connection.Name, statement.Sql, parameters, role, cancellationToken).ConfigureAwait(false);
+        plan = plan with { Functions = [.. plan.Functions, .. calls] };
         if (version is not null)
         {
             _classifications.Set(cacheScope, statement.Normalized, version, plan);
         }
 
-        return plan;
+        return (plan, null);
+    }
+
+    private async ValueTask<(IReadOnlyList<FunctionCall> Calls, Decision? Refused)> VetReferencesAsync(
+        ConnectionConfig connection, StatementReferences references, bool strictProfile, CancellationToken cancellationToken)
+    {
+        var catalog = await functions.GetAsync(connection.Name, refresh: false, cancellationToken).ConfigureAwait(false);
+        if (FunctionVetting.Calls(references, catalog) is not { } calls)
+        {
+            // A function created since the catalog was read: look once more before refusing.
+            catalog = await functions.GetAsync(connection.Name, refresh: true, cancellationToken).ConfigureAwait(false);
+            calls = FunctionVetting.Calls(references, catalog);
+        }
+
+        return calls is null
+            ? ([], Decision.Deny(FunctionVetting.UnknownRule, "the statement calls a function that is not in the database's function catalog"))
+            : (calls, FunctionVetting.Vet(calls, catalog, references.Writes, FunctionAllowlist(connection, strictProfile)));
     }
 
     // The first of the connection's group_roles (in policy order) whose group the caller is in.
     private static SessionRole? MappedRole(ConnectionConfig connection, Identity.AgentIdentity caller) =>
         connection.GroupRoles.FirstOrDefault(m => caller.Groups.Contains(m.Group, StringComparer.Ordinal)) is { Role: { } mapped } ? SessionRole.Mapped(mapped) : null;
-
-    private async ValueTask<Decision?> VetNamedFunctionsAsync(ConnectionConfig connection, StatementText statement, bool strictProfile, CancellationToken cancellationToken)
-    {
-        if (statement.NamedFunctions.Count == 0 && statement.Operators.Count == 0)
-        {
-            return null;
-        }
-
-        var catalog = await functions.GetAsync(connection.Name, refresh: false, cancellationToken).ConfigureAwait(false);
-        return FunctionVetting.VetNamed(statement, catalog, FunctionAllowlist(connection, strictProfile));
-    }
 
     // Token views call pgcrypto's hmac with a key agent roles cannot read; hmac itself is a pure function.
     private static IReadOnlyCollection<string> FunctionAllowlist(ConnectionConfig connection, bool strictProfile) =>

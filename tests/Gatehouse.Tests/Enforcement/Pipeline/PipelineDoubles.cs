@@ -73,6 +73,12 @@ internal sealed class RecordingDatabase : IStatementAnalyzer, IQueryExecutor, IS
 
     public Exception? Failure { get; set; }
 
+    /// <summary>What the statement names before planning, as the double reports it; nothing unless a test says.</summary>
+    public StatementReferences References { get; set; } = StatementReferences.None;
+
+    public ValueTask<StatementReferences> ResolveAsync(string connection, string sql, SessionRole? role, CancellationToken cancellationToken) =>
+        Failure is null ? ValueTask.FromResult(References) : ValueTask.FromException<StatementReferences>(Failure);
+
     public ValueTask<PlanFacts> ExplainAsync(string connection, string sql, IReadOnlyList<string?> parameters, SessionRole? role, CancellationToken cancellationToken)
     {
         Explains++;

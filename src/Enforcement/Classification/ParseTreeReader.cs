@@ -1,0 +1,58 @@
+using System.Text.RegularExpressions;
+
+namespace Gatehouse.Enforcement.Classification;
+
+/// <summary>
+/// What PostgreSQL resolved a statement to before planning it: the functions it calls (by name, or behind an operator, a
+/// cast, an aggregate, a field or a view), the operators it compares and sorts with, and whether it writes.
+/// </summary>
+public sealed record StatementReferences(IReadOnlyList<uint> Functions, IReadOnlyList<uint> Operators, bool Writes)
+{
+    public static StatementReferences None { get; } = new([], [], Writes: false);
+}
+
+/// <summary>
+/// Reads the rewritten parse trees PostgreSQL prints with <c>debug_print_rewritten</c> (the Query nodes of nodeToString):
+/// every function and operator identifier in them, and the kind of each query. The planner has not run yet, so nothing is
+/// folded away: <c>peek('door')</c> is still a call, where the plan would print only its result.
+/// </summary>
+public static partial class ParseTreeReader
+{
+    // FuncExpr, OpExpr (and DistinctExpr, NullIfExpr, ScalarArrayOpExpr), Aggref and WindowFunc name their function.
+    [GeneratedRegex(@":(?:funcid|opfuncid|aggfnoid|winfnoid) (\d+)", RegexOptions.CultureInvariant)]
+    private static partial Regex FunctionIds();
+
+    // Operators: those of expressions, and a sort or group clause's, which name no function.
+    [GeneratedRegex(@":(?:opno|eqop|sortop) (\d+)", RegexOptions.CultureInvariant)]
+    private static partial Regex OperatorIds();
+
+    // A row comparison's operators: ":opnos (o 97 97)".
+    [GeneratedRegex(@":opnos \(o((?: \d+)+)\)", RegexOptions.CultureInvariant)]
+    private static partial Regex OperatorLists();
+
+    // CmdType: 2 UPDATE, 3 INSERT, 4 DELETE, 5 MERGE (1 is SELECT, 6 a utility command such as the PREPARE around it).
+    [GeneratedRegex(@":commandType [2-5]\b|:hasModifyingCTE true", RegexOptions.CultureInvariant)]
+    private static partial Regex Writing();
+
+    public static StatementReferences Read(IEnumerable<string> trees)
+    {
+        var functions = new HashSet<uint>();
+        var operators = new HashSet<uint>();
+        var writes = false;
+        foreach (var tree in trees)
+        {
+            functions.UnionWith(FunctionIds().Matches(tree).Select(m => uint.Parse(m.Groups[1].ValueSpan, provider: System.Globalization.CultureInfo.InvariantCulture)));
+            operators.UnionWith(OperatorIds().Matches(tree).Select(m => uint.Parse(m.Groups[1].ValueSpan, provider: System.Globalization.CultureInfo.InvariantCulture)));
+            foreach (Match list in OperatorLists().Matches(tree))
+            {
+                operators.UnionWith(list.Groups[1].Value.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(o => uint.Parse(o, System.Globalization.CultureInfo.InvariantCulture)));
+            }
+
+            writes |= Writing().IsMatch(tree);
+        }
+
+        functions.Remove(0);
+        operators.Remove(0);
+        return new StatementReferences([.. functions.Order()], [.. operators.Order()], writes);
+    }
+}

@@ -1,0 +1,64 @@
+using Gatehouse.Enforcement.Classification;
+
+namespace Gatehouse.Tests.Enforcement.Classification;
+
+public sealed class ParseTreeReaderTests
+{
+    // Fragments of what PostgreSQL 15 prints for
+    // PREPARE p AS WITH d AS (DELETE FROM n WHERE i = 0 RETURNING i) SELECT peek('a'), count(*) FROM d
+    //     WHERE row(i, 1) < row(2, 3) GROUP BY 1 ORDER BY 1
+    private const string Prepare = "{QUERY \n   :commandType 6 \n   :querySource 0 \n   :hasModifyingCTE false \n   :utilityStmt ? }";
+
+    private const string Query = """
+        {QUERY
+           :commandType 1
+           :hasModifyingCTE true
+           :cteList (
+              {COMMONTABLEEXPR
+              :ctequery
+                 {QUERY
+                 :commandType 4
+                 :jointree
+                    {FROMEXPR
+                    :quals
+                       {OPEXPR
+                       :opno 96
+                       :opfuncid 65
+                       :opresulttype 16
+                       }
+                    }
+                 }
+              }
+           )
+           :targetList (
+              {TARGETENTRY :expr {FUNCEXPR :funcid 16400 :funcresulttype 25 :funcretset false}}
+              {TARGETENTRY :expr {AGGREF :aggfnoid 2803 :aggtype 20}}
+           )
+           :jointree {FROMEXPR :quals {ROWCOMPAREEXPR :rctype 1 :opnos (o 97 97) :opfamilies (o 1976 1976)}}
+           :groupClause ({SORTGROUPCLAUSE :tleSortGroupRef 1 :eqop 98 :sortop 664 :nulls_first false :hashable true})
+        }
+        """;
+
+    [Fact]
+    public void Every_function_and_operator_the_tree_names_is_read_with_whether_it_writes()
+    {
+        var references = ParseTreeReader.Read([Prepare, Query]);
+        Assert.Equal([65u, 2803u, 16400u], references.Functions);
+        Assert.Equal([96u, 97u, 98u, 664u], references.Operators);
+        Assert.True(references.Writes);
+    }
+
+    [Fact]
+    public void A_plain_read_does_not_write_and_a_utility_command_names_nothing()
+    {
+        var references = ParseTreeReader.Read([Prepare, "{QUERY :commandType 1 :hasModifyingCTE false :targetList ({TARGETENTRY :expr {CONST :consttype 23}})}"]);
+        Assert.Empty(references.Functions);
+        Assert.False(references.Writes);
+    }
+
+    [Theory]
+    [InlineData(":commandType 3")]
+    [InlineData(":commandType 2")]
+    [InlineData(":commandType 5")]
+    public void Inserts_updates_and_merges_write(string command) => Assert.True(ParseTreeReader.Read([$"{{QUERY {command} :hasModifyingCTE false}}"]).Writes);
+}
