@@ -110,15 +110,17 @@ public sealed class PostgresTargets : IAsyncDisposable
             return false;
         }
 
-        if (_hot.TryGetValue(connection, out var hot))
-        {
-            hot.Drop();
-        }
-
+        // The pool first, then the kept connection's generation. The other way round, a call that read the new generation could
+        // still be lent an old idle connection the pool had not closed yet, and keep it, under that generation, past the drain.
         source.Clear();
         if (_probes.TryGetValue(connection, out var probe))
         {
             probe.Clear();
+        }
+
+        if (_hot.TryGetValue(connection, out var hot))
+        {
+            hot.Drop();
         }
 
         return true;
@@ -134,7 +136,13 @@ public sealed class PostgresTargets : IAsyncDisposable
         var config = Config(name);
         var builder = new NpgsqlDataSourceBuilder(config.ConnectionString);
         builder.ConnectionStringBuilder.ApplicationName ??= "gatehouse";
-        builder.ConnectionStringBuilder.IncludeErrorDetail = keepNoticeDetail;
+        if (keepNoticeDetail)
+        {
+            // Told apart in pg_stat_activity.
+            builder.ConnectionStringBuilder.ApplicationName += " (statement probe)";
+            builder.ConnectionStringBuilder.IncludeErrorDetail = true;
+        }
+
         // Lets the executor tell a failed settings row (a missing masking profile) from a failed statement.
         builder.ConnectionStringBuilder.IncludeFailedBatchedCommand = true;
         NpgsqlSettings.ApplyTls(builder.ConnectionStringBuilder, config.Tls);
