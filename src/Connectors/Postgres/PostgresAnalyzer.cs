@@ -7,20 +7,22 @@ namespace Gatehouse.Connectors.Postgres;
 /// <summary>
 /// Asks PostgreSQL what a statement touches: <c>EXPLAIN (VERBOSE, FORMAT JSON)</c> in a read-only transaction that is rolled back,
 /// all in one round trip. EXPLAIN without ANALYZE plans but never executes, so even a write is only described. Before it, what
-/// the statement calls: its rewritten parse tree, which <c>PREPARE</c> prints without planning.
+/// the statement calls: its parse tree, which <c>PREPARE</c> prints without planning.
 /// </summary>
 public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyzer
 {
     private const string ExplainPrefix = "EXPLAIN (VERBOSE, FORMAT JSON) ";
 
-    // PREPARE parses, analyzes and rewrites (expanding views, rules, defaults and row security) but does not plan.
+    // PREPARE parses and analyzes (and rewrites, which expands views) but does not plan.
     private const string ProbePrefix = "PREPARE gatehouse_probe AS ";
 
-    // For this transaction only: print each rewritten parse tree, and send it to this client (not to the server log, whose
-    // log_min_messages is WARNING unless a DBA lowered it).
-    private const string PrintTrees = "SELECT set_config('debug_print_rewritten', 'on', true), set_config('client_min_messages', 'log', true)";
+    // For this transaction only: print each statement's parse tree as analysis leaves it (before views are expanded, so its
+    // size follows the statement's), on lines that are only ever broken at a space, and send it to this client (not to the
+    // server log, whose log_min_messages is WARNING unless a DBA lowered it).
+    private const string PrintTrees =
+        "SELECT set_config('debug_print_parse', 'on', true), set_config('debug_pretty_print', 'off', true), set_config('client_min_messages', 'log', true)";
 
-    private const string TreeMessage = "rewritten parse tree:";
+    private const string TreeMessage = "parse tree:";
 
     private static readonly TimeSpan ExplainTimeout = TimeSpan.FromSeconds(5);
 
@@ -40,23 +42,38 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
         batch.BatchCommands.Add(new NpgsqlBatchCommand(FixedStatements.BeginReadOnly));
         batch.BatchCommands.Add(SessionSettings.ForExplain(ExplainTimeout, targets.Config(connection).SearchPath, role));
         batch.BatchCommands.Add(new NpgsqlBatchCommand(PrintTrees));
-        batch.BatchCommands.Add(new NpgsqlBatchCommand(ProbePrefix + sql));
+        var prepare = new NpgsqlBatchCommand(ProbePrefix + sql);
+        batch.BatchCommands.Add(prepare);
         batch.BatchCommands.Add(new NpgsqlBatchCommand("DEALLOCATE gatehouse_probe"));
         batch.BatchCommands.Add(new NpgsqlBatchCommand(FixedStatements.Rollback));
         try
         {
             await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException)
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException or OperationCanceledException)
         {
-            // The connection goes back to its pool, which rolls the failed transaction back.
+            // The connection goes back to its pool, which rolls the failed transaction back. Unless PREPARE itself failed (or
+            // something before it), the statement may be left prepared on it, where the next probe's PREPARE would fail: the
+            // pool is cleared, which closes it.
+            if (e is not PostgresException { BatchCommand: { } failed } || batch.BatchCommands.IndexOf(failed) > batch.BatchCommands.IndexOf(prepare))
+            {
+                NpgsqlConnection.ClearPool(probe);
+            }
+
+            if (e is OperationCanceledException)
+            {
+                throw;
+            }
+
             throw SessionSettings.ProfileFailure(e, role) ?? PostgresErrors.Map(e, positionOffset: ProbePrefix.Length);
         }
 
-        // Besides the statement's own, the trees of the utility commands around it, which name nothing.
-        return trees.Count > 0
-            ? ParseTreeReader.Read(trees)
-            : throw new DatabaseException(DatabaseFailure.Rejected, "PostgreSQL sent no parse tree for the statement, so the functions it calls cannot be checked and it is refused; the gateway sets debug_print_rewritten and client_min_messages for its own transaction, which every role may do, so something between it and the server drops LOG messages");
+        // Besides the statement's own tree, those of the commands around it; a server that prints no tree for the statement
+        // (PostgreSQL 14 and earlier do not for PREPARE) cannot say what it calls.
+        var references = ParseTreeReader.Read(trees);
+        return references.Statement
+            ? references
+            : throw new DatabaseException(DatabaseFailure.Rejected, "PostgreSQL sent no parse tree for the statement, so the functions it calls cannot be checked and it is refused; Gatehouse needs PostgreSQL 15 or later, and nothing between it and the server that drops LOG messages");
     }
 
     public async ValueTask<PlanFacts> ExplainAsync(string connection, string sql, IReadOnlyList<string?> parameters, SessionRole? role, CancellationToken cancellationToken)

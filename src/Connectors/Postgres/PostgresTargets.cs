@@ -14,6 +14,9 @@ public sealed class PostgresTargets : IAsyncDisposable
 
     private static readonly TimeSpan LoginRetryDelay = TimeSpan.FromMilliseconds(250);
 
+    /// <summary>At most this many connections per target for statement probes (<see cref="OpenProbeAsync"/>).</summary>
+    public const int ProbePoolSize = 4;
+
     private readonly Func<IReadOnlyDictionary<string, ConnectionConfig>> _connections;
     private readonly ConcurrentDictionary<string, NpgsqlDataSource> _sources = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, HotConnection> _hot = new(StringComparer.Ordinal);
@@ -138,9 +141,11 @@ public sealed class PostgresTargets : IAsyncDisposable
         builder.ConnectionStringBuilder.ApplicationName ??= "gatehouse";
         if (keepNoticeDetail)
         {
-            // Told apart in pg_stat_activity.
+            // Told apart in pg_stat_activity, and small: a probe is one short round trip, and only a statement not yet
+            // classified needs one.
             builder.ConnectionStringBuilder.ApplicationName += " (statement probe)";
             builder.ConnectionStringBuilder.IncludeErrorDetail = true;
+            builder.ConnectionStringBuilder.MaxPoolSize = Math.Min(builder.ConnectionStringBuilder.MaxPoolSize, ProbePoolSize);
         }
 
         // Lets the executor tell a failed settings row (a missing masking profile) from a failed statement.

@@ -66,6 +66,9 @@ public static class FunctionVetting
         ("pg_wal_replay", "controls the server"),
     ];
 
+    // PostgreSQL's FirstNormalObjectId: objects below it come with the server.
+    private const uint FirstUserOid = 16384;
+
     /// <summary>The rule for a name the cached catalog lacks; the pipeline re-reads the catalog once before refusing.</summary>
     public const string UnknownRule = "function.unknown";
 
@@ -106,7 +109,7 @@ public static class FunctionVetting
     /// <summary>
     /// The calls a statement's parse tree makes, as <see cref="Vet"/> checks them: each function it names, and the function
     /// behind each operator that is not a built-in (a built-in operator's function is a built-in, and named too). Null when it
-    /// names a function the catalog lacks, which the pipeline re-reads once before refusing.
+    /// names a function or a user's operator the catalog lacks, which the pipeline re-reads once before refusing.
     /// </summary>
     public static IReadOnlyList<FunctionCall>? Calls(StatementReferences references, FunctionCatalog catalog)
     {
@@ -126,6 +129,11 @@ public static class FunctionVetting
             if (catalog.Operator(oid) is { Function: var function })
             {
                 calls.Add(new FunctionCall(function.Schema, function.Name));
+            }
+            else if (oid >= FirstUserOid)
+            {
+                // Created since the catalog was read: every operator from this oid up was created after initdb.
+                return null;
             }
         }
 

@@ -4,17 +4,20 @@ namespace Gatehouse.Enforcement.Classification;
 
 /// <summary>
 /// What PostgreSQL resolved a statement to before planning it: the functions it calls (by name, or behind an operator, a
-/// cast, an aggregate, a field or a view), the operators it compares and sorts with, and whether it writes.
+/// cast, an aggregate or a field), the operators it compares and sorts with, and whether it writes.
 /// </summary>
 public sealed record StatementReferences(IReadOnlyList<uint> Functions, IReadOnlyList<uint> Operators, bool Writes)
 {
-    public static StatementReferences None { get; } = new([], [], Writes: false);
+    public static StatementReferences None { get; } = new([], [], Writes: false) { Statement = true };
+
+    /// <summary>Whether a tree of the statement itself was read, not only those of the utility commands around it.</summary>
+    public bool Statement { get; init; }
 }
 
 /// <summary>
-/// Reads the rewritten parse trees PostgreSQL prints with <c>debug_print_rewritten</c> (the Query nodes of nodeToString):
-/// every function and operator identifier in them, and the kind of each query. The planner has not run yet, so nothing is
-/// folded away: <c>peek('door')</c> is still a call, where the plan would print only its result.
+/// Reads the parse trees PostgreSQL prints with <c>debug_print_parse</c> (the Query nodes of nodeToString): every function and
+/// operator identifier in them, and the kind of each query. The planner has not run yet, so nothing is folded away:
+/// <c>peek('door')</c> is still a call, where the plan would print only its result.
 /// </summary>
 public static partial class ParseTreeReader
 {
@@ -34,13 +37,20 @@ public static partial class ParseTreeReader
     [GeneratedRegex(@":commandType [2-5]\b|:hasModifyingCTE true", RegexOptions.CultureInvariant)]
     private static partial Regex Writing();
 
+    // A query that is not a utility command: the statement's own tree (PostgreSQL 15 numbering, where 6 is a utility).
+    [GeneratedRegex(@":commandType [1-5] .*?:utilityStmt <>", RegexOptions.CultureInvariant | RegexOptions.Singleline)]
+    private static partial Regex StatementQuery();
+
     public static StatementReferences Read(IEnumerable<string> trees)
     {
         var functions = new HashSet<uint>();
         var operators = new HashSet<uint>();
         var writes = false;
-        foreach (var tree in trees)
+        var statement = false;
+        foreach (var printed in trees)
         {
+            // Without pretty printing, lines break only at a space: joined, every field reads whole again.
+            var tree = printed.ReplaceLineEndings(" ");
             functions.UnionWith(FunctionIds().Matches(tree).Select(m => uint.Parse(m.Groups[1].ValueSpan, provider: System.Globalization.CultureInfo.InvariantCulture)));
             operators.UnionWith(OperatorIds().Matches(tree).Select(m => uint.Parse(m.Groups[1].ValueSpan, provider: System.Globalization.CultureInfo.InvariantCulture)));
             foreach (Match list in OperatorLists().Matches(tree))
@@ -49,10 +59,11 @@ public static partial class ParseTreeReader
             }
 
             writes |= Writing().IsMatch(tree);
+            statement |= StatementQuery().IsMatch(tree);
         }
 
         functions.Remove(0);
         operators.Remove(0);
-        return new StatementReferences([.. functions.Order()], [.. operators.Order()], writes);
+        return new StatementReferences([.. functions.Order()], [.. operators.Order()], writes) { Statement = statement };
     }
 }

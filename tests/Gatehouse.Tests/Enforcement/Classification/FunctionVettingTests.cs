@@ -98,9 +98,11 @@ public sealed class FunctionVettingTests
         Assert.Equal([new FunctionCall("pg_catalog", "int4eq"), new FunctionCall("public", "peek"), new FunctionCall("public", "vault_cmp")], calls);
     }
 
-    [Fact]
-    public void An_oid_the_catalog_does_not_know_asks_for_the_catalog_again() =>
-        Assert.Null(FunctionVetting.Calls(new StatementReferences([99999], [], Writes: false), ByOid));
+    [Theory]
+    [InlineData(99999u, 0u)]
+    [InlineData(65u, 16440u)]
+    public void A_function_or_user_operator_the_catalog_does_not_know_asks_for_the_catalog_again(uint function, uint op) =>
+        Assert.Null(FunctionVetting.Calls(new StatementReferences([function], op == 0 ? [] : [op], Writes: false), ByOid));
 
     [Theory]
     [InlineData(16400u, "public.peek", "SECURITY DEFINER")]

@@ -4,7 +4,7 @@ namespace Gatehouse.Tests.Enforcement.Classification;
 
 public sealed class ParseTreeReaderTests
 {
-    // Fragments of what PostgreSQL 15 prints for
+    // Fragments of what PostgreSQL 15 prints (pretty, for reading) for
     // PREPARE p AS WITH d AS (DELETE FROM n WHERE i = 0 RETURNING i) SELECT peek('a'), count(*) FROM d
     //     WHERE row(i, 1) < row(2, 3) GROUP BY 1 ORDER BY 1
     private const string Prepare = "{QUERY \n   :commandType 6 \n   :querySource 0 \n   :hasModifyingCTE false \n   :utilityStmt ? }";
@@ -12,6 +12,7 @@ public sealed class ParseTreeReaderTests
     private const string Query = """
         {QUERY
            :commandType 1
+           :utilityStmt <>
            :hasModifyingCTE true
            :cteList (
               {COMMONTABLEEXPR
@@ -46,12 +47,26 @@ public sealed class ParseTreeReaderTests
         Assert.Equal([65u, 2803u, 16400u], references.Functions);
         Assert.Equal([96u, 97u, 98u, 664u], references.Operators);
         Assert.True(references.Writes);
+        Assert.True(references.Statement);
     }
+
+    [Fact]
+    public void Fields_broken_across_lines_read_whole()
+    {
+        // Without pretty printing, PostgreSQL breaks its lines at a space, between a field's name and its value too.
+        var references = ParseTreeReader.Read(["({QUERY :commandType 1 :utilityStmt <> :targetList ({TARGETENTRY :expr {FUNCEXPR :funcid\n16400 :funcresulttype\r\n25}} {TARGETENTRY :expr {ROWCOMPAREEXPR :opnos (o 16598 16598\n16598)}})})"]);
+        Assert.Equal([16400u], references.Functions);
+        Assert.Equal([16598u], references.Operators);
+    }
+
+    [Fact]
+    public void Only_the_trees_of_the_commands_around_the_statement_are_not_the_statement() =>
+        Assert.False(ParseTreeReader.Read([Prepare, "{QUERY :commandType 6 :utilityStmt ? }"]).Statement);
 
     [Fact]
     public void A_plain_read_does_not_write_and_a_utility_command_names_nothing()
     {
-        var references = ParseTreeReader.Read([Prepare, "{QUERY :commandType 1 :hasModifyingCTE false :targetList ({TARGETENTRY :expr {CONST :consttype 23}})}"]);
+        var references = ParseTreeReader.Read([Prepare, "{QUERY :commandType 1 :utilityStmt <> :hasModifyingCTE false :targetList ({TARGETENTRY :expr {CONST :consttype 23}})}"]);
         Assert.Empty(references.Functions);
         Assert.False(references.Writes);
     }
@@ -60,5 +75,5 @@ public sealed class ParseTreeReaderTests
     [InlineData(":commandType 3")]
     [InlineData(":commandType 2")]
     [InlineData(":commandType 5")]
-    public void Inserts_updates_and_merges_write(string command) => Assert.True(ParseTreeReader.Read([$"{{QUERY {command} :hasModifyingCTE false}}"]).Writes);
+    public void Inserts_updates_and_merges_write(string command) => Assert.True(ParseTreeReader.Read([$"{{QUERY {command} :utilityStmt <> :hasModifyingCTE false}}"]).Writes);
 }
