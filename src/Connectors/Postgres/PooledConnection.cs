@@ -75,8 +75,9 @@ public sealed class PooledConnection : IAsyncDisposable
     {
         _settled = true;
         _discarded = true;
-        _hot?.Drop();
+        // The pool first, then the kept connection's generation, as PostgresTargets.Drain does.
         _source.Clear();
+        _hot?.Drop();
     }
 
     public async ValueTask DisposeAsync()

@@ -20,7 +20,11 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
     // size follows the statement's), on lines that are only ever broken at a space, and send it to this client (not to the
     // server log, whose log_min_messages is WARNING unless a DBA lowered it).
     private const string PrintTrees =
-        "SELECT set_config('debug_print_parse', 'on', true), set_config('debug_pretty_print', 'off', true), set_config('client_min_messages', 'log', true)";
+        "SELECT set_config('debug_print_parse', 'on', true), set_config('debug_pretty_print', 'off', true), set_config('client_min_messages', 'log', true),"
+        + " set_config('debug_print_rewritten', 'off', true), set_config('debug_print_plan', 'off', true)";
+
+    /// <summary>A parse tree longer than this is not read: the statement is refused as one the gateway cannot check.</summary>
+    public const int MaxTreeLength = 16 * 1024 * 1024;
 
     private const string TreeMessage = "parse tree:";
 
@@ -30,11 +34,16 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
     {
         await using var probe = await targets.OpenProbeAsync(connection, cancellationToken).ConfigureAwait(false);
         var trees = new List<string>();
+        var tooLarge = false;
         probe.Notice += (_, e) =>
         {
             if (e.Notice.MessageText == TreeMessage && e.Notice.Detail is { } tree)
             {
-                trees.Add(tree);
+                tooLarge |= tree.Length > MaxTreeLength;
+                if (!tooLarge)
+                {
+                    trees.Add(tree);
+                }
             }
         };
 
@@ -53,11 +62,12 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
         catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException or OperationCanceledException)
         {
             // The connection goes back to its pool, which rolls the failed transaction back. Unless PREPARE itself failed (or
-            // something before it), the statement may be left prepared on it, where the next probe's PREPARE would fail: the
-            // pool is cleared, which closes it.
-            if (e is not PostgresException { BatchCommand: { } failed } || batch.BatchCommands.IndexOf(failed) > batch.BatchCommands.IndexOf(prepare))
+            // something before it), the statement may be left prepared on it, where the next probe's PREPARE would fail; and
+            // if PREPARE failed for that (42P05), one was. Then the probe pool is cleared, which closes the connection.
+            if (e is not PostgresException { BatchCommand: { } failed } pg || batch.BatchCommands.IndexOf(failed) > batch.BatchCommands.IndexOf(prepare)
+                || pg.SqlState == PostgresErrorCodes.DuplicatePreparedStatement)
             {
-                NpgsqlConnection.ClearPool(probe);
+                targets.ClearProbes(connection);
             }
 
             if (e is OperationCanceledException)
@@ -70,6 +80,11 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
 
         // Besides the statement's own tree, those of the commands around it; a server that prints no tree for the statement
         // (PostgreSQL 14 and earlier do not for PREPARE) cannot say what it calls.
+        if (tooLarge)
+        {
+            throw new DatabaseException(DatabaseFailure.Rejected, $"the statement's parse tree is longer than {MaxTreeLength / (1024 * 1024)} MB, too large for the gateway to check what it calls, so it is refused; name fewer or narrower relations");
+        }
+
         var references = ParseTreeReader.Read(trees);
         return references.Statement
             ? references

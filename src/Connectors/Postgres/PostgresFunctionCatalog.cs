@@ -21,7 +21,7 @@ public sealed class PostgresFunctionCatalog(PostgresTargets targets, ICatalogVer
         "SELECT o.oid, opn.nspname, o.oprname, n.nspname, p.proname, p.provolatile::text, p.prosecdef, l.lanname, p.oid"
         + " FROM pg_operator o JOIN pg_namespace opn ON opn.oid = o.oprnamespace JOIN pg_proc p ON p.oid = o.oprcode"
         + " JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang"
-        + " WHERE opn.nspname <> 'pg_catalog' OR n.nspname <> 'pg_catalog' OR p.prosecdef";
+        + " WHERE opn.nspname <> 'pg_catalog' OR n.nspname <> 'pg_catalog' OR p.prosecdef OR o.oid >= 16384";
 
     private readonly ConcurrentDictionary<string, (FunctionCatalog Catalog, DateTimeOffset ReadAt, string? Version)> _cache = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _loading = new(1, 1);

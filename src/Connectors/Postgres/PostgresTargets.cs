@@ -64,6 +64,15 @@ public sealed class PostgresTargets : IAsyncDisposable
     public ValueTask<NpgsqlConnection> OpenProbeAsync(string connection, CancellationToken cancellationToken) =>
         LogInAsync(connection, () => _probes.GetOrAdd(connection, name => Build(name, keepNoticeDetail: true)).OpenConnectionAsync(cancellationToken), cancellationToken);
 
+    /// <summary>Closes the probe pool's connections (idle ones now, busy ones when given back): one may hold a statement left prepared.</summary>
+    public void ClearProbes(string connection)
+    {
+        if (_probes.TryGetValue(connection, out var probe))
+        {
+            probe.Clear();
+        }
+    }
+
     private async ValueTask<T> LogInAsync<T>(string connection, Func<ValueTask<T>> open, CancellationToken cancellationToken)
     {
         for (var attempt = 1; ; attempt++)
@@ -116,10 +125,7 @@ public sealed class PostgresTargets : IAsyncDisposable
         // The pool first, then the kept connection's generation. The other way round, a call that read the new generation could
         // still be lent an old idle connection the pool had not closed yet, and keep it, under that generation, past the drain.
         source.Clear();
-        if (_probes.TryGetValue(connection, out var probe))
-        {
-            probe.Clear();
-        }
+        ClearProbes(connection);
 
         if (_hot.TryGetValue(connection, out var hot))
         {
@@ -146,6 +152,7 @@ public sealed class PostgresTargets : IAsyncDisposable
             builder.ConnectionStringBuilder.ApplicationName += " (statement probe)";
             builder.ConnectionStringBuilder.IncludeErrorDetail = true;
             builder.ConnectionStringBuilder.MaxPoolSize = Math.Min(builder.ConnectionStringBuilder.MaxPoolSize, ProbePoolSize);
+            builder.ConnectionStringBuilder.MinPoolSize = Math.Min(builder.ConnectionStringBuilder.MinPoolSize, ProbePoolSize);
         }
 
         // Lets the executor tell a failed settings row (a missing masking profile) from a failed statement.

@@ -37,8 +37,9 @@ public static partial class ParseTreeReader
     [GeneratedRegex(@":commandType [2-5]\b|:hasModifyingCTE true", RegexOptions.CultureInvariant)]
     private static partial Regex Writing();
 
-    // A query that is not a utility command: the statement's own tree (PostgreSQL 15 numbering, where 6 is a utility).
-    [GeneratedRegex(@":commandType [1-5] .*?:utilityStmt <>", RegexOptions.CultureInvariant | RegexOptions.Singleline)]
+    // A query that is not a utility command: the statement's own tree (PostgreSQL 15 numbering, where 6 is a utility). Read
+    // from the tree's head, which nothing of the agent's text comes before.
+    [GeneratedRegex(@"^\{QUERY :commandType [1-5] :querySource \d+ :canSetTag \w+ :utilityStmt <>", RegexOptions.CultureInvariant)]
     private static partial Regex StatementQuery();
 
     public static StatementReferences Read(IEnumerable<string> trees)
@@ -49,8 +50,8 @@ public static partial class ParseTreeReader
         var statement = false;
         foreach (var printed in trees)
         {
-            // Without pretty printing, lines break only at a space: joined, every field reads whole again.
-            var tree = printed.ReplaceLineEndings(" ");
+            // Without pretty printing, PostgreSQL breaks lines (with \n alone) only at a space: joined, every field reads whole.
+            var tree = printed.Replace('\n', ' ');
             functions.UnionWith(FunctionIds().Matches(tree).Select(m => uint.Parse(m.Groups[1].ValueSpan, provider: System.Globalization.CultureInfo.InvariantCulture)));
             operators.UnionWith(OperatorIds().Matches(tree).Select(m => uint.Parse(m.Groups[1].ValueSpan, provider: System.Globalization.CultureInfo.InvariantCulture)));
             foreach (Match list in OperatorLists().Matches(tree))

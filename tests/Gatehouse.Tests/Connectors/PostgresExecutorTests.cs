@@ -247,6 +247,24 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_statement_left_prepared_on_a_probe_connection_fails_one_probe_and_then_no_more()
+    {
+        await using var targets = OneSession();
+        var analyzer = new PostgresAnalyzer(targets);
+        Assert.True((await analyzer.ResolveAsync("shop", "select 1", null, CancellationToken.None)).Statement);
+        await using (var probe = await targets.OpenProbeAsync("shop", CancellationToken.None))
+        {
+            // As a cancel landing between the probe's PREPARE and its DEALLOCATE would leave it.
+            await using var leave = new Npgsql.NpgsqlCommand("PREPARE gatehouse_probe AS SELECT 1", probe);
+            await leave.ExecuteNonQueryAsync();
+        }
+
+        var refused = await Assert.ThrowsAsync<DatabaseException>(() => analyzer.ResolveAsync("shop", "select 2", null, CancellationToken.None).AsTask());
+        Assert.Contains("already exists", refused.Message);
+        Assert.True((await analyzer.ResolveAsync("shop", "select 3", null, CancellationToken.None)).Statement);
+    }
+
+    [Fact]
     public async Task An_advisory_lock_taken_while_planning_is_released_before_the_session_is_lent_again()
     {
         // EXPLAIN runs nothing, but the planner folds an immutable function with constant arguments by calling it.
