@@ -140,6 +140,13 @@ public static class FunctionVetting
         return calls;
     }
 
+    /// <summary>
+    /// The calls whose verdict a policy's allowlist could change. One that passes without it (a vetted built-in) passes under
+    /// any policy while the catalog stands, so a cached plan need not carry it into the vetting on every call.
+    /// </summary>
+    public static IReadOnlyList<FunctionCall> ForPolicy(IEnumerable<FunctionCall> calls, FunctionCatalog catalog, bool statementWrites) =>
+        [.. calls.Distinct().Where(call => Refusal(call, catalog, statementWrites, []) is not null)];
+
     private static string? Refusal(FunctionCall call, FunctionCatalog catalog, bool statementWrites, IReadOnlyCollection<string> allowlist)
     {
         // An unqualified name may resolve to any schema's function: every candidate must pass.

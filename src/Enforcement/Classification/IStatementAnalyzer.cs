@@ -7,7 +7,7 @@ public interface IStatementAnalyzer
     ValueTask<PlanFacts> ExplainAsync(string connection, string sql, IReadOnlyList<string?> parameters, Execution.SessionRole? role, CancellationToken cancellationToken);
 
     /// <summary>
-    /// What the statement names once PostgreSQL has parsed and rewritten it, before anything plans it: planning already runs
+    /// What the statement names once PostgreSQL has parsed and analyzed it, before anything plans it: planning already runs
     /// an IMMUTABLE function with constant arguments, so the functions are checked from this first.
     /// </summary>
     ValueTask<StatementReferences> ResolveAsync(string connection, string sql, Execution.SessionRole? role, CancellationToken cancellationToken);

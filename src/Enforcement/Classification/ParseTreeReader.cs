@@ -52,11 +52,11 @@ public static partial class ParseTreeReader
         {
             // Without pretty printing, PostgreSQL breaks lines (with \n alone) only at a space: joined, every field reads whole.
             var tree = printed.Replace('\n', ' ');
-            functions.UnionWith(FunctionIds().Matches(tree).Select(m => uint.Parse(m.Groups[1].ValueSpan, provider: System.Globalization.CultureInfo.InvariantCulture)));
-            operators.UnionWith(OperatorIds().Matches(tree).Select(m => uint.Parse(m.Groups[1].ValueSpan, provider: System.Globalization.CultureInfo.InvariantCulture)));
+            functions.UnionWith(FunctionIds().Matches(tree).Select(m => Oid(m.Groups[1].Value)));
+            operators.UnionWith(OperatorIds().Matches(tree).Select(m => Oid(m.Groups[1].Value)));
             foreach (Match list in OperatorLists().Matches(tree))
             {
-                operators.UnionWith(list.Groups[1].Value.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(o => uint.Parse(o, System.Globalization.CultureInfo.InvariantCulture)));
+                operators.UnionWith(list.Groups[1].Value.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(Oid));
             }
 
             writes |= Writing().IsMatch(tree);
@@ -67,4 +67,6 @@ public static partial class ParseTreeReader
         operators.Remove(0);
         return new StatementReferences([.. functions.Order()], [.. operators.Order()], writes) { Statement = statement };
     }
+
+    private static uint Oid(string digits) => uint.Parse(digits, System.Globalization.CultureInfo.InvariantCulture);
 }

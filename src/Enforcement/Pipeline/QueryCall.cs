@@ -236,8 +236,9 @@ public sealed partial class GatewayPipeline
 
     // Cached under the catalog version read before the statement was resolved: a change since only makes the entry stale
     // sooner. Each profile resolves names to its own views, so its plans are cached apart. On a miss PostgreSQL first resolves
-    // the statement (parse and rewrite, no planning) and the functions it calls are vetted before EXPLAIN, whose planning
-    // would already run an IMMUTABLE one with constant arguments; they join the plan's, so a cached plan is vetted with them.
+    // the statement (parse and analysis, no planning) and the functions it calls are vetted before EXPLAIN, whose planning
+    // would already run an IMMUTABLE one with constant arguments; those the policy has a say on join the plan's, so a cached
+    // plan is vetted with them.
     private async ValueTask<(PlanFacts? Plan, Decision? Refused)> ClassifyAsync(
         ConnectionConfig connection, SessionRole? role, bool strictProfile, StatementText statement, IReadOnlyList<string?> parameters, CancellationToken cancellationToken)
     {
@@ -265,20 +266,26 @@ public sealed partial class GatewayPipeline
         return (plan, null);
     }
 
+    // The calls the policy still has a say on (a vetted built-in passes under any policy), and the refusal when one is not allowed.
     private async ValueTask<(IReadOnlyList<FunctionCall> Calls, Decision? Refused)> VetReferencesAsync(
         ConnectionConfig connection, StatementReferences references, bool strictProfile, CancellationToken cancellationToken)
     {
-        var catalog = await functions.GetAsync(connection.Name, refresh: false, cancellationToken).ConfigureAwait(false);
-        if (FunctionVetting.Calls(references, catalog) is not { } calls)
-        {
-            // A function created since the catalog was read: look once more before refusing.
-            catalog = await functions.GetAsync(connection.Name, refresh: true, cancellationToken).ConfigureAwait(false);
-            calls = FunctionVetting.Calls(references, catalog);
-        }
+        var allowlist = FunctionAllowlist(connection, strictProfile);
+        var (calls, refused) = await WithFunctionCatalogAsync(
+            connection.Name,
+            catalog => FunctionVetting.Calls(references, catalog) is { } named
+                ? (FunctionVetting.ForPolicy(named, catalog, references.Writes), FunctionVetting.Vet(named, catalog, references.Writes, allowlist))
+                : ((IReadOnlyList<FunctionCall>?)null, Decision.Deny(FunctionVetting.UnknownRule, "the statement calls a function that is not in the database's function catalog")),
+            answer => answer.Item1 is null,
+            cancellationToken).ConfigureAwait(false);
+        return (calls ?? [], refused);
+    }
 
-        return calls is null
-            ? ([], Decision.Deny(FunctionVetting.UnknownRule, "the statement calls a function that is not in the database's function catalog"))
-            : (calls, FunctionVetting.Vet(calls, catalog, references.Writes, FunctionAllowlist(connection, strictProfile)));
+    // The cached function catalog's answer; when it lacks something (a function created since it was read), a fresh one's.
+    private async ValueTask<T> WithFunctionCatalogAsync<T>(string connection, Func<FunctionCatalog, T> answer, Func<T, bool> lacking, CancellationToken cancellationToken)
+    {
+        var first = answer(await functions.GetAsync(connection, refresh: false, cancellationToken).ConfigureAwait(false));
+        return lacking(first) ? answer(await functions.GetAsync(connection, refresh: true, cancellationToken).ConfigureAwait(false)) : first;
     }
 
     // The first of the connection's group_roles (in policy order) whose group the caller is in.
@@ -297,16 +304,11 @@ public sealed partial class GatewayPipeline
         }
 
         var allowlist = FunctionAllowlist(connection, strictProfile);
-        var catalog = await functions.GetAsync(connection.Name, refresh: false, cancellationToken).ConfigureAwait(false);
-        var decision = FunctionVetting.Vet(plan.Functions, catalog, plan.Writes, allowlist);
-        if (decision?.Rule == FunctionVetting.UnknownRule)
-        {
-            // A function created since the catalog was read: look once more before refusing.
-            catalog = await functions.GetAsync(connection.Name, refresh: true, cancellationToken).ConfigureAwait(false);
-            decision = FunctionVetting.Vet(plan.Functions, catalog, plan.Writes, allowlist);
-        }
-
-        return decision;
+        return await WithFunctionCatalogAsync(
+            connection.Name,
+            catalog => FunctionVetting.Vet(plan.Functions, catalog, plan.Writes, allowlist),
+            decision => decision?.Rule == FunctionVetting.UnknownRule,
+            cancellationToken).ConfigureAwait(false);
     }
 
     private static string Describe(StatementText statement, PlanFacts plan) =>

@@ -98,6 +98,16 @@ public sealed class FunctionVettingTests
         Assert.Equal([new FunctionCall("pg_catalog", "int4eq"), new FunctionCall("public", "peek"), new FunctionCall("public", "vault_cmp")], calls);
     }
 
+    [Fact]
+    public void Only_calls_a_policy_could_allow_or_refuse_are_carried_with_a_cached_plan()
+    {
+        var calls = FunctionVetting.Calls(new StatementReferences([65, 16400, 1574], [16430], Writes: false), ByOid)!;
+        Assert.Equal(
+            [new FunctionCall("public", "peek"), new FunctionCall("pg_catalog", "nextval"), new FunctionCall("public", "vault_cmp")],
+            FunctionVetting.ForPolicy(calls, ByOid, statementWrites: false));
+        Assert.DoesNotContain(new FunctionCall("pg_catalog", "nextval"), FunctionVetting.ForPolicy(calls, ByOid, statementWrites: true));
+    }
+
     [Theory]
     [InlineData(99999u, 0u)]
     [InlineData(65u, 16440u)]
