@@ -63,10 +63,17 @@ public sealed record QueryLimits(int MaxRows, int MaxResultBytes, TimeSpan State
     public static QueryLimits Default { get; } = new(1000, 4 * 1024 * 1024, TimeSpan.FromSeconds(15), 64 * 1024);
 }
 
-/// <summary>Which Host and Origin headers the HTTP transport accepts.</summary>
+/// <summary>Which Host and Origin headers the HTTP transport accepts, and which proxies in front of it it believes.</summary>
 public sealed record HttpSettings(IReadOnlyList<string> AllowedHosts, IReadOnlyList<string> AllowedOrigins)
 {
     public static HttpSettings LoopbackOnly { get; } = new(["localhost", "127.0.0.1", "[::1]"], []);
+
+    /// <summary>
+    /// Addresses of the reverse proxies (a TLS terminator, a load balancer) whose X-Forwarded-For and X-Forwarded-Proto say
+    /// who the client is and whether it came over https. From any other address those headers are ignored: anyone could send
+    /// them. None by default.
+    /// </summary>
+    public IReadOnlyList<System.Net.IPNetwork> TrustedProxies { get; init; } = [];
 }
 
 /// <summary>A target database. The password never appears in the connection string; it comes from a secret source.</summary>

@@ -103,10 +103,13 @@ public static partial class PolicyLoader
 
         if (entries.TryGetValue("http", out var httpNode))
         {
-            var h = reader.Mapping(httpNode, "gateway.http", "allowed_hosts", "allowed_origins");
+            var h = reader.Mapping(httpNode, "gateway.http", "allowed_hosts", "allowed_origins", "trusted_proxies");
             http = new HttpSettings(
                 h.TryGetValue("allowed_hosts", out var hosts) ? reader.Strings(hosts, "allowed_hosts") : http.AllowedHosts,
-                h.TryGetValue("allowed_origins", out var origins) ? reader.Strings(origins, "allowed_origins") : http.AllowedOrigins);
+                h.TryGetValue("allowed_origins", out var origins) ? reader.Strings(origins, "allowed_origins") : http.AllowedOrigins)
+            {
+                TrustedProxies = h.TryGetValue("trusted_proxies", out var proxies) ? ReadProxies(reader, proxies) : [],
+            };
         }
 
         return new GatewaySettings(statePath, limits, http)
@@ -119,6 +122,41 @@ public static partial class PolicyLoader
                 ? reader.Duration(deadline, "gateway.shutdown_deadline", TimeSpan.Zero, TimeSpan.FromHours(1))
                 : GatewaySettings.DefaultShutdownDeadline,
         };
+    }
+
+    // An address (one proxy) or a network in CIDR notation. A network of every address would let any client say who it is
+    // and spread a flood over as many addresses as it likes, so it is refused.
+    private static List<System.Net.IPNetwork> ReadProxies(YamlNodeReader reader, YamlNode node)
+    {
+        var networks = new List<System.Net.IPNetwork>();
+        foreach (var entry in reader.Sequence(node, "gateway.http.trusted_proxies"))
+        {
+            if (reader.String(entry, "gateway.http.trusted_proxies") is not { } text)
+            {
+                continue;
+            }
+
+            var cidr = !text.Contains('/') && System.Net.IPAddress.TryParse(text, out var address) ? $"{text}/{address.GetAddressBytes().Length * 8}" : text;
+            if (!System.Net.IPNetwork.TryParse(cidr, out var network))
+            {
+                reader.Error(entry, $"gateway.http.trusted_proxies: '{text}' is not an IP address or a network such as 10.0.0.0/8.");
+            }
+            else if (!network.BaseAddress.Equals(System.Net.IPAddress.Parse(cidr[..cidr.IndexOf('/')])))
+            {
+                // 10.1.2.3/8 is most likely one proxy with a stray prefix; trusting all of 10.0.0.0/8 for it would be a surprise.
+                reader.Error(entry, $"gateway.http.trusted_proxies: '{text}' has bits set past its prefix; write {network} for the network, or the address alone for one proxy.");
+            }
+            else if (network.PrefixLength == 0)
+            {
+                reader.Error(entry, $"gateway.http.trusted_proxies: '{text}' is every address, so any client could say who it is and whether it came over https; name the proxies' own addresses or network.");
+            }
+            else
+            {
+                networks.Add(network);
+            }
+        }
+
+        return networks;
     }
 
     private static Uri? ReadUri(YamlNodeReader reader, Dictionary<string, YamlNode> e, string key, string what)

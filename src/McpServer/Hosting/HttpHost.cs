@@ -3,6 +3,7 @@ using Gatehouse.Enforcement.Pipeline;
 using Gatehouse.Enforcement.Policy;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.AspNetCore.HostFiltering;
+using Microsoft.AspNetCore.HttpOverrides;
 using ModelContextProtocol.AspNetCore.Authentication;
 using ModelContextProtocol.Authentication;
 using Serilog;
@@ -52,6 +53,7 @@ public static class HttpHost
 
     private static async Task<int> ServeAsync(WebApplication app, GatewayPolicy policy, Func<Uri, Task>? onStarted, CancellationToken cancellationToken)
     {
+        UseTrustedProxies(app, policy.Gateway.Http);
         app.UseHostFiltering();
         app.Use(OriginGuard.Create(policy.Gateway.Http));
         app.UseAuthentication();
@@ -73,6 +75,33 @@ public static class HttpHost
 
         await app.WaitForShutdownAsync(cancellationToken);
         return ExitCodes.Ok;
+    }
+
+    // Behind a TLS-terminating proxy the gateway sees plain http from the proxy's address. From the proxies the policy
+    // names (and only those: the defaults' loopback is cleared) X-Forwarded-Proto and X-Forwarded-For say what the client
+    // used and who it is, so the resource metadata says https, the console's cookie is Secure and its origin check passes,
+    // and tokenless requests are limited per client rather than per proxy. A chain of named proxies is walked back to the
+    // first address not among them. Host is not taken from X-Forwarded-Host: the proxy passes the client's Host through.
+    private static void UseTrustedProxies(WebApplication app, HttpSettings settings)
+    {
+        if (settings.TrustedProxies.Count == 0)
+        {
+            return;
+        }
+
+        var options = new ForwardedHeadersOptions
+        {
+            ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto,
+            ForwardLimit = null,
+        };
+        options.KnownProxies.Clear();
+        options.KnownIPNetworks.Clear();
+        foreach (var network in settings.TrustedProxies)
+        {
+            options.KnownIPNetworks.Add(network);
+        }
+
+        app.UseForwardedHeaders(options);
     }
 
     private static void AddAuthentication(IServiceCollection services, GatewayPolicy policy)

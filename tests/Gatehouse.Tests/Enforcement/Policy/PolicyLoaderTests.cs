@@ -306,6 +306,28 @@ public sealed class PolicyLoaderTests
     }
 
     [Fact]
+    public void Trusted_proxies_take_addresses_and_networks_and_default_to_none()
+    {
+        Assert.Empty(Parse(Minimal).Gateway.Http.TrustedProxies);
+        var proxies = Parse("gateway:\n  http:\n    trusted_proxies: [10.0.0.5, 10.1.0.0/16, \"::1\", \"fd00::/8\"]\n" + Minimal).Gateway.Http.TrustedProxies;
+        Assert.Equal(["10.0.0.5/32", "10.1.0.0/16", "::1/128", "fd00::/8"], proxies.Select(p => p.ToString()));
+        Assert.Contains(proxies, p => p.Contains(System.Net.IPAddress.Parse("10.1.200.7")));
+        Assert.DoesNotContain(proxies, p => p.Contains(System.Net.IPAddress.Parse("10.2.0.1")));
+    }
+
+    [Theory]
+    [InlineData("[proxy.internal]", "'proxy.internal' is not an IP address or a network")]
+    [InlineData("[10.1.2.3/8]", "'10.1.2.3/8' has bits set past its prefix; write 10.0.0.0/8")]
+    [InlineData("[10.0.0.0/33]", "'10.0.0.0/33' is not an IP address or a network")]
+    [InlineData("[0.0.0.0/0]", "'0.0.0.0/0' is every address")]
+    [InlineData("[\"::/0\"]", "'::/0' is every address")]
+    [InlineData("10.0.0.5", "trusted_proxies must be a list")]
+    public void A_trusted_proxy_that_is_not_an_address_or_is_everyone_is_refused(string value, string expected)
+    {
+        Assert.Contains(Errors($"gateway:\n  http:\n    trusted_proxies: {value}\n" + Minimal), e => e.Contains(expected, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Audit_durability_defaults_to_power_loss_and_takes_process_crash_by_name()
     {
         Assert.Equal(AuditDurability.PowerLoss, Parse(Minimal).Gateway.Audit.Durability);
