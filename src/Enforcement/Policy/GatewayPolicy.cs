@@ -71,9 +71,9 @@ public sealed record HttpSettings(IReadOnlyList<string> AllowedHosts, IReadOnlyL
     /// <summary>
     /// Addresses of the reverse proxies (a TLS terminator, a load balancer) whose X-Forwarded-For and X-Forwarded-Proto say
     /// who the client is and whether it came over https. From any other address those headers are ignored: anyone could send
-    /// them. None by default.
+    /// them. None by default. Each is a network in CIDR notation (one address is /32 or /128), checked when the policy loads.
     /// </summary>
-    public IReadOnlyList<System.Net.IPNetwork> TrustedProxies { get; init; } = [];
+    public IReadOnlyList<string> TrustedProxies { get; init; } = [];
 }
 
 /// <summary>A target database. The password never appears in the connection string; it comes from a secret source.</summary>

@@ -126,9 +126,9 @@ public static partial class PolicyLoader
 
     // An address (one proxy) or a network in CIDR notation. A network of every address would let any client say who it is
     // and spread a flood over as many addresses as it likes, so it is refused.
-    private static List<System.Net.IPNetwork> ReadProxies(YamlNodeReader reader, YamlNode node)
+    private static List<string> ReadProxies(YamlNodeReader reader, YamlNode node)
     {
-        var networks = new List<System.Net.IPNetwork>();
+        var networks = new List<string>();
         foreach (var entry in reader.Sequence(node, "gateway.http.trusted_proxies"))
         {
             if (reader.String(entry, "gateway.http.trusted_proxies") is not { } text)
@@ -152,7 +152,7 @@ public static partial class PolicyLoader
             }
             else
             {
-                networks.Add(network);
+                networks.Add(network.ToString());
             }
         }
 

@@ -98,7 +98,7 @@ public static class HttpHost
         options.KnownIPNetworks.Clear();
         foreach (var network in settings.TrustedProxies)
         {
-            options.KnownIPNetworks.Add(network);
+            options.KnownIPNetworks.Add(System.Net.IPNetwork.Parse(network));
         }
 
         app.UseForwardedHeaders(options);

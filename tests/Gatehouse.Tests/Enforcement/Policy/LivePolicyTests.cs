@@ -40,6 +40,7 @@ public sealed class LivePolicyTests
     [InlineData("connection", "connections.shop")]
     [InlineData("issuer", "issuers")]
     [InlineData("store", "gateway.store")]
+    [InlineData("proxies", "gateway.http")]
     public void Settings_bound_at_start_are_refused_and_the_old_policy_stays(string change, string named)
     {
         var first = Parse();
@@ -48,6 +49,7 @@ public sealed class LivePolicyTests
         {
             "connection" => Parse(connectionString: "Host=other;Database=shop;Username=gw"),
             "issuer" => Parse(issuer: "https://other.example"),
+            "proxies" => Parse(extra: "gateway:\n  http:\n    trusted_proxies: [10.0.0.5, \"fd00::/8\"]"),
             _ => Parse(extra: "gateway:\n  store:\n    postgres: \"Host=state;Database=gatehouse;Username=gw\""),
         };
 
@@ -77,5 +79,13 @@ public sealed class LivePolicyTests
             "/etc/gatehouse/gatehouse.yaml");
 
         Assert.Equal(["connections.crm (its address, login, password source, TLS or search_path; or the connection was added or removed)"], LivePolicy.NeedingRestart(first, withTwo));
+    }
+
+    [Fact]
+    public void The_same_trusted_proxies_read_again_are_no_change()
+    {
+        const string proxies = "gateway:\n  http:\n    trusted_proxies: [10.0.0.5, \"fd00::/8\"]";
+        Assert.Empty(LivePolicy.NeedingRestart(Parse(extra: proxies), Parse(extra: proxies)));
+        Assert.Equal(["gateway.http"], LivePolicy.NeedingRestart(Parse(extra: proxies), Parse(extra: proxies.Replace("10.0.0.5", "10.0.0.6", StringComparison.Ordinal))));
     }
 }

@@ -310,9 +310,7 @@ public sealed class PolicyLoaderTests
     {
         Assert.Empty(Parse(Minimal).Gateway.Http.TrustedProxies);
         var proxies = Parse("gateway:\n  http:\n    trusted_proxies: [10.0.0.5, 10.1.0.0/16, \"::1\", \"fd00::/8\"]\n" + Minimal).Gateway.Http.TrustedProxies;
-        Assert.Equal(["10.0.0.5/32", "10.1.0.0/16", "::1/128", "fd00::/8"], proxies.Select(p => p.ToString()));
-        Assert.Contains(proxies, p => p.Contains(System.Net.IPAddress.Parse("10.1.200.7")));
-        Assert.DoesNotContain(proxies, p => p.Contains(System.Net.IPAddress.Parse("10.2.0.1")));
+        Assert.Equal(["10.0.0.5/32", "10.1.0.0/16", "::1/128", "fd00::/8"], proxies);
     }
 
     [Theory]
