@@ -105,7 +105,7 @@ public static partial class PolicyLoader
         {
             var h = reader.Mapping(httpNode, "gateway.http", "allowed_hosts", "allowed_origins", "trusted_proxies");
             http = new HttpSettings(
-                h.TryGetValue("allowed_hosts", out var hosts) ? reader.Strings(hosts, "allowed_hosts") : http.AllowedHosts,
+                h.TryGetValue("allowed_hosts", out var hosts) ? ReadHosts(reader, hosts) : http.AllowedHosts,
                 h.TryGetValue("allowed_origins", out var origins) ? reader.Strings(origins, "allowed_origins") : http.AllowedOrigins)
             {
                 TrustedProxies = h.TryGetValue("trusted_proxies", out var proxies) ? ReadProxies(reader, proxies) : [],
@@ -124,8 +124,20 @@ public static partial class PolicyLoader
         };
     }
 
-    // An address (one proxy) or a network in CIDR notation. A network of every address would let any client say who it is
-    // and spread a flood over as many addresses as it likes, so it is refused.
+    // An empty list would not mean "none": ASP.NET would take its AllowedHosts setting from the environment, or allow any.
+    private static IReadOnlyList<string> ReadHosts(YamlNodeReader reader, YamlNode node)
+    {
+        var hosts = reader.Strings(node, "gateway.http.allowed_hosts");
+        if (hosts.Count == 0 && node is YamlSequenceNode)
+        {
+            reader.Error(node, "gateway.http.allowed_hosts is empty; name the host names clients use (a \"*\" entry allows any Host, for a proxy that checks it).");
+        }
+
+        return hosts;
+    }
+
+    // An address (one proxy) or a network in CIDR notation. Anyone in a trusted network can say who the client is and spread
+    // a flood over as many addresses as it likes, so networks wider than a proxy needs are refused.
     private static List<string> ReadProxies(YamlNodeReader reader, YamlNode node)
     {
         var networks = new List<string>();
@@ -146,13 +158,22 @@ public static partial class PolicyLoader
                 // 10.1.2.3/8 is most likely one proxy with a stray prefix; trusting all of 10.0.0.0/8 for it would be a surprise.
                 reader.Error(entry, $"gateway.http.trusted_proxies: '{text}' has bits set past its prefix; write {network} for the network, or the address alone for one proxy.");
             }
-            else if (network.PrefixLength == 0)
-            {
-                reader.Error(entry, $"gateway.http.trusted_proxies: '{text}' is every address, so any client could say who it is and whether it came over https; name the proxies' own addresses or network.");
-            }
             else
             {
-                networks.Add(network.ToString());
+                // Connections over IPv4 are matched as IPv4, so an IPv4-mapped entry is kept as the IPv4 network it maps.
+                if (network.BaseAddress.IsIPv4MappedToIPv6 && network.PrefixLength >= 96)
+                {
+                    network = new System.Net.IPNetwork(network.BaseAddress.MapToIPv4(), network.PrefixLength - 96);
+                }
+
+                if (network.PrefixLength < (network.BaseAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 8 : 32))
+                {
+                    reader.Error(entry, $"gateway.http.trusted_proxies: '{text}' is wider than any proxy needs (shorter than /8 for IPv4, /32 for IPv6), and anyone in it could say who the client is and whether it came over https; name the proxies' own addresses.");
+                }
+                else
+                {
+                    networks.Add(network.ToString());
+                }
             }
         }
 

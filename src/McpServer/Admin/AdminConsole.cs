@@ -3,6 +3,7 @@ using System.Reflection;
 using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Policy;
 using Gatehouse.McpServer.Cli;
+using Gatehouse.McpServer.Hosting;
 
 namespace Gatehouse.McpServer.Admin;
 
@@ -41,11 +42,17 @@ public static class AdminConsole
                 : Results.Json(new { error = "not signed in" }, Output.JsonOptions, statusCode: StatusCodes.Status401Unauthorized));
     }
 
-    private static async Task<IResult> SignInAsync(HttpContext context, AdminGate gate, ConsoleSessions sessions, IAuditStore audit, TimeProvider time)
+    private static async Task<IResult> SignInAsync(HttpContext context, AdminGate gate, ConsoleSessions sessions, IAuditStore audit, TimeProvider time, RefusalRecorder limit)
     {
         if (!AdminGate.SameOrigin(context) || !context.Request.HasFormContentType)
         {
             return Login(context, "Sign in from the console's own page.", StatusCodes.Status403Forbidden);
+        }
+
+        // Every attempt is a durable record, and no token vouches for who sends it: bounded like tokenless requests to /mcp.
+        if (!limit.TryAdmit(context))
+        {
+            return Login(context, "Too many sign-ins from here just now; wait a second and try again.", StatusCodes.Status429TooManyRequests);
         }
 
         var form = await context.Request.ReadFormAsync(context.RequestAborted);

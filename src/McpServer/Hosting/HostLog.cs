@@ -48,6 +48,6 @@ internal static partial class HostLog
     [LoggerMessage(EventId = 114, Level = LogLevel.Warning, Message = "Admin request {Method} {Path} failed: the state store did not answer ({Reason})")]
     public static partial void AdminStateUnavailable(ILogger logger, string method, string path, string reason);
 
-    [LoggerMessage(EventId = 115, Level = LogLevel.Warning, Message = "{Count} request(s) to /mcp without a valid token were answered 429 without an audit record each (the last from {Address}): past {PerSecond} a second from one address they are counted here instead")]
-    public static partial void RefusalsUnrecorded(ILogger logger, long count, string address, int perSecond);
+    [LoggerMessage(EventId = 115, Level = LogLevel.Warning, Message = "{Count} request(s) without a valid token (to /mcp, or console sign-ins) were answered 429 without an audit record each (the last from {Address}): past {PerSecond} a second from one client, or {TotalPerSecond} from all, they are counted here instead")]
+    public static partial void RefusalsUnrecorded(ILogger logger, long count, string address, int perSecond, int totalPerSecond);
 }

@@ -19,6 +19,9 @@ public static class HttpHost
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         Logging.Attach(builder.Logging);
+        // ASP.NET's web defaults believe X-Forwarded-* from every address when ASPNETCORE_FORWARDEDHEADERS_ENABLED is set, a
+        // common container recipe. Only gateway.http.trusted_proxies decides that here.
+        builder.Configuration.AddInMemoryCollection([new("ForwardedHeaders_Enabled", "false")]);
         builder.WebHost.UseUrls($"http://{endpoint}");
         builder.Services.AddHttpContextAccessor();
         builder.Services.AddSingleton<ICallerToken, HttpCallerToken>();
@@ -102,6 +105,12 @@ public static class HttpHost
         }
 
         app.UseForwardedHeaders(options);
+        // The header's scheme is taken as sent ("HTTPS" included); the resource's URL must be the one clients compare.
+        app.Use((context, next) =>
+        {
+            context.Request.Scheme = string.Equals(context.Request.Scheme, "https", StringComparison.OrdinalIgnoreCase) ? "https" : "http";
+            return next(context);
+        });
     }
 
     private static void AddAuthentication(IServiceCollection services, GatewayPolicy policy)

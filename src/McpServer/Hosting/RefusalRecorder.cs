@@ -1,33 +1,37 @@
+using System.Net;
+using System.Net.Sockets;
 using System.Threading.RateLimiting;
 using Gatehouse.Enforcement.Pipeline;
 
 namespace Gatehouse.McpServer.Hosting;
 
 /// <summary>
-/// Records each request to /mcp that carries no valid token, so none is invisible, up to a rate per client address. Each
-/// record is a durable write, so without a bound anyone who can reach the port could make the gateway write and sync its
-/// audit store as fast as they can send, and fill its disk. Past the rate a request is answered 429 without a record, and
-/// the log says how many were, at most once per <see cref="LogEvery"/>.
+/// Records each request to /mcp that carries no valid token, so none is invisible, up to a rate per client and a rate in
+/// all. Each record is a durable write, so without a bound anyone who can reach the port could make the gateway write and
+/// sync its audit store as fast as they can send, and fill its disk. Past the rate a request is answered 429 without a
+/// record, and the log says how many were, at most once per <see cref="LogEvery"/>. The console's sign-in, which records
+/// every attempt, is bounded by the same rates.
 /// </summary>
 internal sealed class RefusalRecorder(GatewayPipeline pipeline, ILogger<RefusalRecorder> logger, TimeProvider time) : IDisposable
 {
-    /// <summary>Records per second from one address, sustained.</summary>
+    /// <summary>Records per second from one client, sustained.</summary>
     public const int PerSecond = 20;
 
-    /// <summary>Records from one address in a burst.</summary>
+    /// <summary>Records from one client in a burst.</summary>
     public const int Burst = 50;
+
+    /// <summary>Records per second from all clients together, sustained (in a burst, <see cref="TotalBurst"/>).</summary>
+    public const int TotalPerSecond = 200;
+
+    public const int TotalBurst = 500;
 
     private static readonly TimeSpan LogEvery = TimeSpan.FromSeconds(10);
 
-    private readonly PartitionedRateLimiter<HttpContext> _limiter = PartitionedRateLimiter.Create<HttpContext, string>(context =>
-        RateLimitPartition.GetTokenBucketLimiter(context.Connection.RemoteIpAddress?.ToString() ?? "", _ => new TokenBucketRateLimiterOptions
-        {
-            TokenLimit = Burst,
-            TokensPerPeriod = PerSecond,
-            ReplenishmentPeriod = TimeSpan.FromSeconds(1),
-            QueueLimit = 0,
-            AutoReplenishment = true,
-        }));
+    // One client is one IPv4 address, or one IPv6 /64: whoever holds an IPv6 address holds its /64 and can send from any
+    // address in it. Many clients together are bounded too, since addresses are not scarce.
+    private readonly PartitionedRateLimiter<HttpContext> _limiter = PartitionedRateLimiter.CreateChained(
+        PartitionedRateLimiter.Create<HttpContext, string>(context => Bucket(Client(context.Connection.RemoteIpAddress), PerSecond, Burst)),
+        PartitionedRateLimiter.Create<HttpContext, string>(_ => Bucket("", TotalPerSecond, TotalBurst)));
 
     private long _unrecorded;
     private long _lastLogged;
@@ -41,10 +45,9 @@ internal sealed class RefusalRecorder(GatewayPipeline pipeline, ILogger<RefusalR
             return;
         }
 
-        using var lease = _limiter.AttemptAcquire(context);
-        if (!lease.IsAcquired)
+        if (!TryAdmit(context))
         {
-            Refuse(context);
+            context.Response.StatusCode = StatusCodes.Status429TooManyRequests;
             return;
         }
 
@@ -52,6 +55,50 @@ internal sealed class RefusalRecorder(GatewayPipeline pipeline, ILogger<RefusalR
         await pipeline.OpenSessionAsync(new CallContext(CallContext.HttpConnect, token, "http", null), context.RequestAborted);
         await next(context);
     }
+
+    /// <summary>
+    /// Whether a request that will be recorded, though no token vouches for its sender, is within the rates. When it is not,
+    /// it is counted for the log and the response says when to retry; the caller answers 429 and records nothing.
+    /// </summary>
+    public bool TryAdmit(HttpContext context)
+    {
+        using var lease = _limiter.AttemptAcquire(context);
+        if (lease.IsAcquired)
+        {
+            return true;
+        }
+
+        Refuse(context);
+        return false;
+    }
+
+    /// <summary>The client a rate applies to: an IPv4 address (an IPv4-mapped one too), or an IPv6 address's /64.</summary>
+    internal static string Client(IPAddress? address)
+    {
+        if (address is null)
+        {
+            return "";
+        }
+
+        if (address.IsIPv4MappedToIPv6 || address.AddressFamily != AddressFamily.InterNetworkV6)
+        {
+            return address.MapToIPv4().ToString();
+        }
+
+        var bytes = address.GetAddressBytes();
+        Array.Clear(bytes, 8, 8);
+        return new IPNetwork(new IPAddress(bytes), 64).ToString();
+    }
+
+    private static RateLimitPartition<string> Bucket(string key, int perSecond, int burst) =>
+        RateLimitPartition.GetTokenBucketLimiter(key, _ => new TokenBucketRateLimiterOptions
+        {
+            TokenLimit = burst,
+            TokensPerPeriod = perSecond,
+            ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+            QueueLimit = 0,
+            AutoReplenishment = true,
+        });
 
     private void Refuse(HttpContext context)
     {
@@ -61,10 +108,9 @@ internal sealed class RefusalRecorder(GatewayPipeline pipeline, ILogger<RefusalR
         var last = Interlocked.Read(ref _lastLogged);
         if ((last == 0 || time.GetElapsedTime(last, now) >= LogEvery) && Interlocked.CompareExchange(ref _lastLogged, now, last) == last)
         {
-            HostLog.RefusalsUnrecorded(logger, Interlocked.Exchange(ref _unrecorded, 0), _lastAddress, PerSecond);
+            HostLog.RefusalsUnrecorded(logger, Interlocked.Exchange(ref _unrecorded, 0), _lastAddress, PerSecond, TotalPerSecond);
         }
 
-        context.Response.StatusCode = StatusCodes.Status429TooManyRequests;
         context.Response.Headers.RetryAfter = "1";
     }
 
@@ -72,7 +118,7 @@ internal sealed class RefusalRecorder(GatewayPipeline pipeline, ILogger<RefusalR
     {
         if (Interlocked.Exchange(ref _unrecorded, 0) is > 0 and var left)
         {
-            HostLog.RefusalsUnrecorded(logger, left, _lastAddress, PerSecond);
+            HostLog.RefusalsUnrecorded(logger, left, _lastAddress, PerSecond, TotalPerSecond);
         }
 
         _limiter.Dispose();

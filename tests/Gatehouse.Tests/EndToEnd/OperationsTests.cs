@@ -285,7 +285,8 @@ internal sealed class ServedGateway : IAsyncDisposable
     public Uri Endpoint { get; private set; } = null!;
 
     /// <param name="untilReady">Returns once /readyz answers ready; otherwise once /healthz answers, with no readiness probe sent.</param>
-    public static async Task<ServedGateway> StartAsync(TestGateway gateway, bool untilReady = true)
+    /// <param name="environment">Variables set for the process, on top of the test's own.</param>
+    public static async Task<ServedGateway> StartAsync(TestGateway gateway, bool untilReady = true, IReadOnlyDictionary<string, string>? environment = null)
     {
         // Port 0: the gateway binds a port nobody holds and names it in its start-up line. A port found free and bound later
         // can be taken meanwhile, by another test's gateway too, whose probes would then answer for this one.
@@ -293,6 +294,11 @@ internal sealed class ServedGateway : IAsyncDisposable
         foreach (var argument in new[] { "serve", "--http", "127.0.0.1:0", "--config", gateway.PolicyPath })
         {
             start.ArgumentList.Add(argument);
+        }
+
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
         }
 
         var served = new ServedGateway(Process.Start(start)!);

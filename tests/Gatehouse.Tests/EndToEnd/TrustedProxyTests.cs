@@ -63,9 +63,9 @@ public sealed class TrustedProxyTests(PostgresFixture pg) : IAsyncLifetime
         }
     }
 
-    private async Task<string> ResourceMetadataAsync(HttpGateway server, string? proto)
+    private async Task<string> ResourceMetadataAsync(Uri endpoint, string? proto)
     {
-        using var response = await _http.SendAsync(Tokenless(server.Endpoint, proto));
+        using var response = await _http.SendAsync(Tokenless(endpoint, proto));
         Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
         var challenge = response.Headers.WwwAuthenticate.ToString();
         var start = challenge.IndexOf("resource_metadata=\"", StringComparison.Ordinal) + "resource_metadata=\"".Length;
@@ -87,8 +87,9 @@ public sealed class TrustedProxyTests(PostgresFixture pg) : IAsyncLifetime
     public async Task Behind_a_named_proxy_the_resource_metadata_says_https()
     {
         var host = _behindProxy.Endpoint.Authority;
-        Assert.Equal($"https://{host}/.well-known/oauth-protected-resource/mcp", await ResourceMetadataAsync(_behindProxy, "https"));
-        Assert.Equal($"http://{host}/.well-known/oauth-protected-resource/mcp", await ResourceMetadataAsync(_behindProxy, null));
+        Assert.Equal($"https://{host}/.well-known/oauth-protected-resource/mcp", await ResourceMetadataAsync(_behindProxy.Endpoint, "https"));
+        Assert.Equal($"https://{host}/.well-known/oauth-protected-resource/mcp", await ResourceMetadataAsync(_behindProxy.Endpoint, "HTTPS"));
+        Assert.Equal($"http://{host}/.well-known/oauth-protected-resource/mcp", await ResourceMetadataAsync(_behindProxy.Endpoint, null));
 
         using var metadata = await _http.SendAsync(new HttpRequestMessage(HttpMethod.Get, $"http://{host}/.well-known/oauth-protected-resource/mcp") { Headers = { { "X-Forwarded-Proto", "https" } } });
         Assert.Contains($"\"resource\":\"https://{host}/mcp\"", await metadata.Content.ReadAsStringAsync(), StringComparison.Ordinal);
@@ -98,10 +99,31 @@ public sealed class TrustedProxyTests(PostgresFixture pg) : IAsyncLifetime
     public async Task Without_a_named_proxy_forwarded_headers_are_ignored()
     {
         var host = _direct.Endpoint.Authority;
-        Assert.Equal($"http://{host}/.well-known/oauth-protected-resource/mcp", await ResourceMetadataAsync(_direct, "https"));
+        Assert.Equal($"http://{host}/.well-known/oauth-protected-resource/mcp", await ResourceMetadataAsync(_direct.Endpoint, "https"));
 
         using var signIn = await SignInAsync(_direct, _untrusting, $"https://{host}", "https");
         Assert.Equal(HttpStatusCode.Forbidden, signIn.StatusCode);
+
+        Assert.True(await LimitedAsync(_direct.Endpoint), "each request named another client and none was limited");
+    }
+
+    [Fact]
+    public async Task The_environment_variable_that_trusts_every_proxy_is_not_obeyed()
+    {
+        await using var served = await ServedGateway.StartAsync(_untrusting, environment: new Dictionary<string, string> { ["ASPNETCORE_FORWARDEDHEADERS_ENABLED"] = "true" });
+        var host = served.Endpoint.Authority;
+        Assert.Equal($"http://{host}/.well-known/oauth-protected-resource/mcp", await ResourceMetadataAsync(served.Endpoint, "https"));
+        Assert.True(await LimitedAsync(served.Endpoint), "each request named another client and none was limited");
+    }
+
+    // Twice a full bucket of tokenless requests at once, each naming a different client before the one address a proxy
+    // would append: limited if and only if what a client says about itself is not believed.
+    private async Task<bool> LimitedAsync(Uri endpoint, string? appended = null)
+    {
+        var responses = await Task.WhenAll(Enumerable.Range(0, 2 * RefusalRecorder.Burst).Select(i =>
+            _http.SendAsync(Tokenless(endpoint, forwardedFor: $"198.51.100.{i}" + (appended is null ? "" : ", " + appended)))));
+        Array.ForEach(responses, r => r.Dispose());
+        return responses.Any(r => r.StatusCode == HttpStatusCode.TooManyRequests);
     }
 
     [Fact]
@@ -147,10 +169,26 @@ public sealed class TrustedProxyTests(PostgresFixture pg) : IAsyncLifetime
         }
 
         // The proxy appends the address it saw; what the client put before it is not believed, so the flood stays limited.
-        // (More at once than a full bucket holds, however much it refilled meanwhile.)
-        var spoofed = await Task.WhenAll(Enumerable.Range(0, 2 * RefusalRecorder.Burst).Select(_ => _http.SendAsync(Tokenless(_behindProxy.Endpoint, forwardedFor: "203.0.113.9, 203.0.113.7"))));
-        Assert.Contains(spoofed, r => r.StatusCode == HttpStatusCode.TooManyRequests);
-        Array.ForEach(spoofed, r => r.Dispose());
+        Assert.True(await LimitedAsync(_behindProxy.Endpoint, appended: "203.0.113.7"), "each request named another client and none was limited");
         Assert.True(RefusalRecorder.Burst <= statuses.Count(s => s == HttpStatusCode.Unauthorized));
+    }
+
+    [Fact]
+    public async Task Console_sign_ins_are_recorded_up_to_the_rate_and_answered_429_past_it()
+    {
+        var attempts = await Task.WhenAll(Enumerable.Range(0, 2 * RefusalRecorder.Burst).Select(async _ =>
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(_direct.Endpoint, AdminConsole.Path + "/login"))
+            {
+                Content = new FormUrlEncodedContent([new("token", "not-a-token")]),
+            };
+            using var response = await _http.SendAsync(request);
+            return response.StatusCode;
+        }));
+
+        Assert.Contains(HttpStatusCode.TooManyRequests, attempts);
+        var recorded = await _direct.State.ListAsync(new Gatehouse.Enforcement.Audit.AuditQuery(Limit: 10_000), CancellationToken.None);
+        Assert.Equal(attempts.Count(s => s == HttpStatusCode.Unauthorized), recorded.Count(r => r.Rule == "admin.sign_in_refused"));
+        Assert.Equal(attempts.Length, attempts.Count(s => s is HttpStatusCode.Unauthorized or HttpStatusCode.TooManyRequests));
     }
 }

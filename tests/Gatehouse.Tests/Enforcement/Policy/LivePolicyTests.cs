@@ -49,7 +49,7 @@ public sealed class LivePolicyTests
         {
             "connection" => Parse(connectionString: "Host=other;Database=shop;Username=gw"),
             "issuer" => Parse(issuer: "https://other.example"),
-            "proxies" => Parse(extra: "gateway:\n  http:\n    trusted_proxies: [10.0.0.5, \"fd00::/8\"]"),
+            "proxies" => Parse(extra: "gateway:\n  http:\n    trusted_proxies: [10.0.0.5, \"fd00:10::/32\"]"),
             _ => Parse(extra: "gateway:\n  store:\n    postgres: \"Host=state;Database=gatehouse;Username=gw\""),
         };
 
@@ -84,7 +84,7 @@ public sealed class LivePolicyTests
     [Fact]
     public void The_same_trusted_proxies_read_again_are_no_change()
     {
-        const string proxies = "gateway:\n  http:\n    trusted_proxies: [10.0.0.5, \"fd00::/8\"]";
+        const string proxies = "gateway:\n  http:\n    trusted_proxies: [10.0.0.5, \"fd00:10::/32\"]";
         Assert.Empty(LivePolicy.NeedingRestart(Parse(extra: proxies), Parse(extra: proxies)));
         Assert.Equal(["gateway.http"], LivePolicy.NeedingRestart(Parse(extra: proxies), Parse(extra: proxies.Replace("10.0.0.5", "10.0.0.6", StringComparison.Ordinal))));
     }

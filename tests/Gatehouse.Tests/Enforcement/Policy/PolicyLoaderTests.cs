@@ -309,20 +309,30 @@ public sealed class PolicyLoaderTests
     public void Trusted_proxies_take_addresses_and_networks_and_default_to_none()
     {
         Assert.Empty(Parse(Minimal).Gateway.Http.TrustedProxies);
-        var proxies = Parse("gateway:\n  http:\n    trusted_proxies: [10.0.0.5, 10.1.0.0/16, \"::1\", \"fd00::/8\"]\n" + Minimal).Gateway.Http.TrustedProxies;
-        Assert.Equal(["10.0.0.5/32", "10.1.0.0/16", "::1/128", "fd00::/8"], proxies);
+        var proxies = Parse("gateway:\n  http:\n    trusted_proxies: [10.0.0.5, 10.1.0.0/16, \"::1\", \"fd00:10::/32\", \"::ffff:10.0.0.6\", \"::ffff:172.16.0.0/108\"]\n" + Minimal).Gateway.Http.TrustedProxies;
+        Assert.Equal(["10.0.0.5/32", "10.1.0.0/16", "::1/128", "fd00:10::/32", "10.0.0.6/32", "172.16.0.0/12"], proxies);
     }
 
     [Theory]
     [InlineData("[proxy.internal]", "'proxy.internal' is not an IP address or a network")]
     [InlineData("[10.1.2.3/8]", "'10.1.2.3/8' has bits set past its prefix; write 10.0.0.0/8")]
     [InlineData("[10.0.0.0/33]", "'10.0.0.0/33' is not an IP address or a network")]
-    [InlineData("[0.0.0.0/0]", "'0.0.0.0/0' is every address")]
-    [InlineData("[\"::/0\"]", "'::/0' is every address")]
+    [InlineData("[0.0.0.0/0]", "'0.0.0.0/0' is wider than any proxy needs")]
+    [InlineData("[128.0.0.0/1]", "'128.0.0.0/1' is wider than any proxy needs")]
+    [InlineData("[\"::/0\"]", "'::/0' is wider than any proxy needs")]
+    [InlineData("[\"::ffff:0:0/96\"]", "'::ffff:0:0/96' is wider than any proxy needs")]
+    [InlineData("[\"fd00::/8\"]", "'fd00::/8' is wider than any proxy needs")]
     [InlineData("10.0.0.5", "trusted_proxies must be a list")]
     public void A_trusted_proxy_that_is_not_an_address_or_is_everyone_is_refused(string value, string expected)
     {
         Assert.Contains(Errors($"gateway:\n  http:\n    trusted_proxies: {value}\n" + Minimal), e => e.Contains(expected, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void An_empty_allowed_hosts_list_is_refused_rather_than_allowing_any_host()
+    {
+        Assert.Contains(Errors("gateway:\n  http:\n    allowed_hosts: []\n" + Minimal), e => e.Contains("gateway.http.allowed_hosts is empty", StringComparison.Ordinal));
+        Assert.Equal(["*"], Parse("gateway:\n  http:\n    allowed_hosts: [\"*\"]\n" + Minimal).Gateway.Http.AllowedHosts);
     }
 
     [Fact]
