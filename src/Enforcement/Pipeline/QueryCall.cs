@@ -1,3 +1,6 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using System.Text;
 using System.Text.Json;
 using Gatehouse.Enforcement.Approvals;
 using Gatehouse.Enforcement.Authorization;
@@ -244,7 +247,8 @@ public sealed partial class GatewayPipeline
     {
         var version = catalogVersions.Current(connection.Name);
         var cacheScope = role is null ? connection.Name : $"{connection.Name}/{role.CacheScope}";
-        if (version is not null && _classifications.TryGet(cacheScope, statement.Normalized, version, out var cached))
+        var key = CacheKey(statement.Normalized, parameters);
+        if (version is not null && _classifications.TryGet(cacheScope, key, version, out var cached))
         {
             return (cached, null);
         }
@@ -260,10 +264,34 @@ public sealed partial class GatewayPipeline
         plan = plan with { Functions = [.. plan.Functions, .. calls] };
         if (version is not null)
         {
-            _classifications.Set(cacheScope, statement.Normalized, version, plan);
+            _classifications.Set(cacheScope, key, version, plan);
         }
 
         return (plan, null);
+    }
+
+    // PostgreSQL plans a statement with its parameters' values bound, as constants: coalesce($1, ssn) with 'x' is folded to
+    // 'x' and reads no ssn, and "where id = $1 or $2" with false is a one-row write. So a plan holds for the values it was
+    // made with, and is cached under them (a digest; the values themselves are not kept).
+    private static string CacheKey(string normalized, IReadOnlyList<string?> parameters)
+    {
+        if (parameters.Count == 0)
+        {
+            return normalized;
+        }
+
+        using var digest = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        Span<byte> header = stackalloc byte[5];
+        foreach (var value in parameters)
+        {
+            var bytes = value is null ? [] : Encoding.UTF8.GetBytes(value);
+            header[0] = value is null ? (byte)0 : (byte)1;
+            BinaryPrimitives.WriteInt32LittleEndian(header[1..], bytes.Length);
+            digest.AppendData(header);
+            digest.AppendData(bytes);
+        }
+
+        return normalized + "\0" + Convert.ToHexString(digest.GetHashAndReset());
     }
 
     // The calls the policy still has a say on (a vetted built-in passes under any policy), and the refusal when one is not allowed.

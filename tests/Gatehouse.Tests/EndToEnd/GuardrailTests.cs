@@ -47,6 +47,25 @@ public sealed class GuardrailTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task A_write_classified_with_one_parameter_value_is_classified_again_for_another()
+    {
+        // PostgreSQL plans with the values bound, so "or $2" with false is a one-row update and with true every row.
+        var gateway = TestGateway.Create(pg, Agents, gateway: "limits:\n  max_write_rows: 10");
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+        const string sql = "update orders set note = 'param-flip' where id = $1 or $2::bool";
+
+        // The first call starts the catalog watch; once it has read a version (its first poll is at once), plans are cached.
+        Assert.Equal(1, (await client.QueryAsync(sql, [3, "false"])).Structured().GetProperty("affected_rows").GetInt32());
+        await Task.Delay(3 * Gatehouse.Connectors.Postgres.PostgresCatalogVersions.PollInterval);
+        Assert.Equal(1, (await client.QueryAsync(sql, [3, "false"])).Structured().GetProperty("affected_rows").GetInt32());
+
+        var every = await client.QueryAsync(sql, [3, "true"]);
+        Assert.Equal("guard.large_write", every.Rule());
+        Assert.Equal(1L, await pg.AdminScalarAsync("select count(*) from orders where note = 'param-flip'"));
+    }
+
+    [Fact]
     public async Task A_require_approval_rule_holds_the_statement_for_a_human_with_its_message_and_changes_nothing()
     {
         var gateway = TestGateway.Create(pg, Agents + "\napprovals:\n  wait: 0s\n");

@@ -44,6 +44,19 @@ public sealed class OverlayMaskingTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_statement_classified_with_one_parameter_value_is_classified_again_for_another()
+    {
+        // PostgreSQL plans with the values bound: coalesce('x', ssn) is folded to 'x' and reads no ssn; with null it does.
+        const string sql = "select id, coalesce($1, ssn) as v from customers where id = 1";
+        var constant = await _analyst.QueryAsync(sql, ["x"]);
+        Assert.Equal("x", constant.Structured().GetProperty("rows")[0][1].GetString());
+
+        var raw = await _analyst.QueryAsync(sql, [null]);
+        Assert.Equal("masking.tagged_column", raw.Rule());
+        AssertNoSecret(raw);
+    }
+
+    [Fact]
     public async Task Untagged_columns_of_a_tagged_table_are_readable()
     {
         var result = await _analyst.QueryAsync("select id, full_name, country from customers where country = $1 order by id", ["US"]);
