@@ -64,7 +64,10 @@ public sealed record AccessRequest(
             ? $"'{approver}' made this request and cannot decide it; another person must"
             : null;
 
-    /// <summary>The grant this request gives while approved and unexpired.</summary>
+    /// <summary>
+    /// The grant this request gives while approved and unexpired. An unmask right covers no relation of its own (a request
+    /// stored before unmask requests were refused tables could still name some).
+    /// </summary>
     public Grant ToGrant() =>
-        new(Connection, Access, Schemas, Tables) { Source = $"request {Id}", ExpiresAt = GrantExpiresAt, Unmask = Unmask };
+        new(Connection, Access, Unmask is null ? Schemas : [], Unmask is null ? Tables : []) { Source = $"request {Id}", ExpiresAt = GrantExpiresAt, Unmask = Unmask };
 }

@@ -34,7 +34,7 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
         var what = $"{request.AccessText} {request.Scope} for {Durations.Format(request.Duration)}";
         notifier.Publish(new ApprovalEvent(
             "request.created", request.Id, "access", request.Agent, request.Connection, "pending", what, request.CreatedAt,
-            $"Gatehouse: agent {request.Agent} asks for {what} on {request.Connection}: \"{request.Reason}\". Decide: gatehouse approvals approve|deny {request.Id}"));
+            $"Gatehouse: agent {request.Agent} asks for {what} on {request.Connection}: \"{Outbound(request.Reason)}\". Decide: gatehouse approvals approve|deny {request.Id}"));
     }
 
     public ValueTask<AccessRequest?> GetAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) => access.GetAsync(id, now, cancellationToken);
@@ -144,8 +144,8 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
     [LoggerMessage(20, LogLevel.Warning, "The AI reviewer could not review request {RequestId}; approvers decide without its summary")]
     private static partial void ReviewFailed(ILogger logger, Exception exception, string requestId);
 
-    // A webhook leaves for a third party (a chat channel): values in the SQL pass the detectors first.
-    private static string Outbound(string sql) => Masking.ContentDetectors.Mask(sql, new Masking.MaskingCounts());
+    // A webhook leaves for a third party (a chat channel): values in the SQL, or in an agent's reason, pass the detectors first.
+    private static string Outbound(string text) => Masking.ContentDetectors.Mask(text, new Masking.MaskingCounts());
 
     private static string Clip(string sql) => sql.Length <= 300 ? sql : sql[..300] + "…";
 }

@@ -11,7 +11,8 @@ public static class StatementAuthorizer
     /// <summary>The kind check, made before PostgreSQL is asked anything.</summary>
     public static Decision AuthorizeKind(AgentIdentity identity, string connection, IReadOnlyList<Grant> grants, StatementText statement)
     {
-        if (grants.Count == 0)
+        // An unmask right alone is no access: it changes what the agent sees of what it may read.
+        if (grants.All(g => g.Unmask is not null))
         {
             return Decision.Deny("grant.no_access", $"agent '{identity.Agent}' has no grant on connection '{connection}'; ask an admin, or use request_access");
         }

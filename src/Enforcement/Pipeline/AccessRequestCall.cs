@@ -111,6 +111,12 @@ public sealed partial class GatewayPipeline
             return Decision.Deny("request.bad_access", $"access must be 'read', 'write' or 'unmask:CLASS', not '{Clip(input.Access ?? "", 40)}'");
         }
 
+        if (unmask is not null && input.Tables.Count + input.Schemas.Count > 0)
+        {
+            // Approved, the tables would have been a read grant besides: the approver is asked one thing at a time.
+            return Decision.Deny("request.bad_tables", $"{Clip(input.Access!, 60)} applies on the whole connection, to whatever this agent may already read, so it names no tables or schemas; ask for read access to tables in a request of its own");
+        }
+
         if ((unmask is null && input.Tables.Count + input.Schemas.Count is 0) || input.Tables.Count > MaxRequestedTables || input.Schemas.Count > MaxRequestedTables)
         {
             return Decision.Deny("request.bad_tables", $"name up to {MaxRequestedTables} tables as schema.table and/or up to {MaxRequestedTables} schemas, at least one of either");

@@ -346,6 +346,12 @@ public sealed class ApprovalTests(PostgresFixture pg)
         var decided = await hook.WaitForAsync("request.decided", id);
         Assert.Equal("denied", decided.Json.GetProperty("status").GetString());
 
+        // An agent's reason is its own text, and may carry a value it read: it passes the detectors before it leaves.
+        var access = (await client.RequestAccessAsync(["public.customers"], "read", "check 536-22-4821 against the ledger")).Structured().GetProperty("request_id").GetString()!;
+        var asked = await hook.WaitForAsync("request.created", access);
+        Assert.DoesNotContain("536-22-4821", asked.Body, StringComparison.Ordinal);
+        Assert.Contains("against the ledger", asked.Json.GetProperty("text").GetString(), StringComparison.Ordinal);
+
         var dead = TestGateway.Create(pg, Agents + "\napprovals:\n  wait: 0s\n  webhook:\n    url: http://127.0.0.1:9/unreachable\n");
         await using var deadServer = await HttpGateway.StartAsync(dead);
         await using var deadClient = await GatewayClients.HttpAsync(deadServer.Endpoint, dead.Mint("ops-bot"));

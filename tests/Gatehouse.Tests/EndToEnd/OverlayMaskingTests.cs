@@ -91,6 +91,9 @@ public sealed class OverlayMaskingTests(PostgresFixture pg) : IAsyncLifetime
         Assert.Equal(0, (await StdioTests.RunGatehouse(["grants", "revoke", id, "--config", _gateway.PolicyPath, "--as", "alice"])).ExitCode);
         Assert.Equal("masking.tagged_column", (await _analyst.QueryAsync("select ssn from customers where id = 1")).Rule());
         Assert.Equal("request.bad_access", (await _analyst.RequestAccessAsync([], "unmask:all", "everything")).Rule());
+        var withTables = await _analyst.RequestAccessAsync(["public.payments"], "unmask:email", "check a payment's contact");
+        Assert.Equal("request.bad_tables", withTables.Rule());
+        Assert.Contains("names no tables or schemas", withTables.Text());
     }
 
     [Fact]

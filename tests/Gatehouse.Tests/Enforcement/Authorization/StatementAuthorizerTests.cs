@@ -24,6 +24,14 @@ public sealed class StatementAuthorizerTests
     }
 
     [Fact]
+    public void An_unmask_right_alone_is_no_access_to_the_connection()
+    {
+        var unmask = new Grant("shop", AccessLevel.Read, [], []) { Unmask = "email", Source = "request req_1" };
+        Assert.Equal("grant.no_access", StatementAuthorizer.AuthorizeKind(Analyst, "shop", [unmask], Statement("select version()")).Rule);
+        Assert.True(StatementAuthorizer.AuthorizeKind(Analyst, "shop", [unmask, ReadPublic], Statement("select version()")).IsAllowed);
+    }
+
+    [Fact]
     public void A_read_grant_refuses_a_delete_before_asking_the_database()
     {
         var decision = StatementAuthorizer.AuthorizeKind(Analyst, "shop", [ReadPublic], Statement("/* harmless */ DELETE FROM orders"));
