@@ -30,6 +30,17 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
 
     private static readonly TimeSpan ExplainTimeout = TimeSpan.FromSeconds(5);
 
+    // The tables each named relation is a partition or an inheritance child of, nearest first (pg_inherits, walked up).
+    private const string Ancestors =
+        "WITH RECURSIVE named AS ("
+        + " SELECT c.oid, n.nspname, c.relname, c.relispartition FROM unnest($1::text[], $2::text[]) AS r(schema, name)"
+        + " JOIN pg_catalog.pg_namespace n ON n.nspname = r.schema JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = r.name),"
+        + " up(child, parent, depth) AS (SELECT i.inhrelid, i.inhparent, 1 FROM pg_catalog.pg_inherits i JOIN named ON i.inhrelid = named.oid"
+        + " UNION SELECT up.child, i.inhparent, up.depth + 1 FROM up JOIN pg_catalog.pg_inherits i ON i.inhrelid = up.parent WHERE up.depth < 100)"
+        + " SELECT named.nspname, named.relname, named.relispartition, pn.nspname, p.relname FROM up JOIN named ON named.oid = up.child"
+        + " JOIN pg_catalog.pg_class p ON p.oid = up.parent JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace"
+        + " ORDER BY 1, 2, up.depth, 4, 5";
+
     public async ValueTask<StatementReferences> ResolveAsync(string connection, string sql, SessionRole? role, CancellationToken cancellationToken)
     {
         await using var probe = await targets.OpenProbeAsync(connection, cancellationToken).ConfigureAwait(false);
@@ -122,8 +133,10 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
                 while (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false));
             }
 
+            var plan = PlanReader.Read(json ?? throw new InvalidOperationException("EXPLAIN returned no plan."));
+            plan = plan with { Lineage = await LineageAsync(pooled.Connection, plan, cancellationToken).ConfigureAwait(false) };
             pooled.MarkReset();
-            return PlanReader.Read(json ?? throw new InvalidOperationException("EXPLAIN returned no plan."));
+            return plan;
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException or OperationCanceledException)
         {
@@ -135,5 +148,45 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
 
             throw SessionSettings.ProfileFailure(e, role) ?? PostgresErrors.Map(e, positionOffset: ExplainPrefix.Length);
         }
+    }
+
+    // A plan names the partitions it scans, never their partitioned table; tags, grants and guardrails name the table.
+    private static async Task<IReadOnlyDictionary<RelationName, RelationLineage>> LineageAsync(NpgsqlConnection connection, PlanFacts plan, CancellationToken cancellationToken)
+    {
+        var relations = plan.Relations.Select(r => r.Relation).Distinct().ToList();
+        var lineage = new Dictionary<RelationName, RelationLineage>();
+        if (relations.Count == 0)
+        {
+            return lineage;
+        }
+
+        await using var command = new NpgsqlCommand(Ancestors, connection);
+        command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = relations.Select(r => r.Schema).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = relations.Select(r => r.Name).ToArray() });
+        var ancestors = new Dictionary<RelationName, (List<RelationName> Ancestors, bool Partition)>();
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                var child = new RelationName(reader.GetString(0), reader.GetString(1));
+                if (!ancestors.TryGetValue(child, out var entry))
+                {
+                    ancestors[child] = entry = ([], reader.GetBoolean(2));
+                }
+
+                var parent = new RelationName(reader.GetString(3), reader.GetString(4));
+                if (!entry.Ancestors.Contains(parent))
+                {
+                    entry.Ancestors.Add(parent);
+                }
+            }
+        }
+
+        foreach (var (child, (parents, partition)) in ancestors)
+        {
+            lineage[child] = new RelationLineage(parents, partition);
+        }
+
+        return lineage;
     }
 }

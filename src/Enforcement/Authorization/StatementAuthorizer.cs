@@ -44,7 +44,10 @@ public static class StatementAuthorizer
     {
         foreach (var access in plan.Relations.OrderByDescending(r => r.Access))
         {
-            var covering = grants.Where(g => g.Covers(access.Relation)).ToList();
+            // A partition's rows are its table's, so a grant on the table covers them; an inheritance child may have columns
+            // of its own, and needs a grant of its own.
+            var covering = grants.Where(g => g.Covers(access.Relation)
+                || (plan.Lineage.GetValueOrDefault(access.Relation) is { Partition: true } lineage && lineage.Ancestors.Any(g.Covers))).ToList();
             if (covering.Count == 0)
             {
                 return Decision.Deny("grant.relation_not_granted", $"agent '{identity.Agent}' has no grant covering {access.Relation} on connection '{connection}'");

@@ -17,7 +17,20 @@ public sealed record PlanFacts(IReadOnlyList<RelationAccess> Relations, IReadOnl
 
     /// <summary>The result columns as the top plan node computes them (EXPLAIN VERBOSE's Output): the lineage masking reads.</summary>
     public IReadOnlyList<string> Outputs { get; init; } = [];
+
+    /// <summary>
+    /// What each scanned partition or inheritance child descends from. A plan scans the partitions of a partitioned table,
+    /// never the table itself, so a tag, guardrail or grant on the table is matched through this.
+    /// </summary>
+    public IReadOnlyDictionary<RelationName, RelationLineage> Lineage { get; init; } = new Dictionary<RelationName, RelationLineage>();
+
+    /// <summary>The relation, then each table it is a partition or inheritance child of, nearest first.</summary>
+    public IEnumerable<RelationName> SelfAndAncestors(RelationName relation) =>
+        Lineage.TryGetValue(relation, out var lineage) ? [relation, .. lineage.Ancestors] : [relation];
 }
+
+/// <summary>The tables a relation descends from (nearest first), and whether it is a partition (its rows are exactly its parent's).</summary>
+public sealed record RelationLineage(IReadOnlyList<RelationName> Ancestors, bool Partition);
 
 /// <summary>One relation in a plan and the access the plan needs on it (a ModifyTable target needs write).</summary>
 public sealed record RelationAccess(RelationName Relation, AccessLevel Access, string Operation);

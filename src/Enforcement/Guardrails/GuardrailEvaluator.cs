@@ -40,7 +40,7 @@ public static class GuardrailEvaluator
     {
         var rows = plan.Writes ? plan.EstimatedWriteRows : plan.EstimatedRows;
         return (match.Kinds.Count == 0 || match.Kinds.Contains(statement.Kind))
-            && (match.Tables.Count == 0 || plan.Relations.Any(r => match.Tables.Contains(r.Relation)))
+            && (match.Tables.Count == 0 || plan.Relations.Any(r => plan.SelfAndAncestors(r.Relation).Any(match.Tables.Contains)))
             && (match.Operations.Count == 0 || plan.Relations.Any(r => match.Operations.Contains(r.Operation, StringComparer.Ordinal)))
             && (match.WithoutWhere is null || match.WithoutWhere == statement.WritesWithoutWhere)
             && (match.MinRows is null || rows >= match.MinRows)

@@ -20,15 +20,17 @@ public static class OverlayMasking
 
         foreach (var use in plan.Columns)
         {
+            // A partition or inheritance child has its parent's columns, and the parent's tags hold on them.
+            var relations = plan.SelfAndAncestors(use.Relation).ToList();
             if (use.Column == ColumnUse.WholeRow)
             {
-                var hidden = connection.Tags.Where(t => t.Key.Relation == use.Relation && !unmask.Contains(t.Value)).ToList();
+                var hidden = connection.Tags.Where(t => relations.Contains(t.Key.Relation) && !unmask.Contains(t.Value)).ToList();
                 if (hidden.Count > 0)
                 {
                     return Decision.Deny("masking.tagged_column", $"the statement uses whole rows of {use.Relation}, which has sensitive columns ({string.Join(", ", hidden.Select(h => $"{h.Key.Column}: {h.Value}"))}); name the columns you need instead");
                 }
             }
-            else if (connection.Tags.TryGetValue(use, out var className) && !unmask.Contains(className))
+            else if (relations.Select(r => connection.Tags.GetValueOrDefault(use with { Relation = r })).FirstOrDefault(c => c is not null && !unmask.Contains(c)) is { } className)
             {
                 return Decision.Deny("masking.tagged_column", $"the statement uses {use}, tagged {className}, which this caller may not see unmasked (also not in filters, joins or sorts); leave that column out");
             }

@@ -19,7 +19,7 @@ public static class StrictLineage
             return result;
         }
 
-        var read = plan.Relations.Select(r => r.Relation).ToHashSet();
+        var read = plan.Relations.SelectMany(r => plan.SelfAndAncestors(r.Relation)).ToHashSet();
         var tagged = connection.Tags
             .Where(t => masked.Contains(t.Value) && read.Contains(t.Key.Relation))
             .ToLookup(t => t.Key.Column, t => t.Value, StringComparer.Ordinal);

@@ -403,6 +403,28 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
         Assert.Contains("changed nothing", stderr);
     }
 
+    [Fact]
+    public async Task An_inheritance_child_of_a_tagged_table_is_masked_as_its_parent_is()
+    {
+        await pg.AdminScalarAsync("create table public.customers_archive (archived_on date) inherits (public.customers)");
+        await pg.AdminScalarAsync("insert into public.customers_archive (id, full_name, email, ssn, country, archived_on) values (900, 'Archie Ved', 'archie@example.com', '219-09-9999', 'US', '2026-01-01')");
+        try
+        {
+            Assert.Equal(ExitCodes.Ok, (await SetupAsync()).ExitCode);
+            await WaitForAsync(async () => (await _analyst.QueryAsync("select id from customers_archive")).IsError != true);
+
+            var row = (await _analyst.QueryAsync("select ssn, email, archived_on from customers_archive")).Structured().GetProperty("rows")[0];
+            Assert.StartsWith("tok_", row[0].GetString());
+            Assert.NotEqual("archie@example.com", row[1].GetString());
+            Assert.Equal("2026-01-01", row[2].GetString());
+        }
+        finally
+        {
+            await pg.AdminScalarAsync("drop table public.customers_archive cascade");
+            Assert.Equal(ExitCodes.Ok, (await SetupAsync()).ExitCode);
+        }
+    }
+
     private static async Task WaitForAsync(Func<Task<bool>> condition)
     {
         // The gateway re-plans once it sees the catalog change (polled every 250 ms).

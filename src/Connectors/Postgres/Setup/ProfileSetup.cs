@@ -124,7 +124,7 @@ public static class ProfileSetup
             // readable raw through its table's qualified name, whatever the views mask.
             foreach (var relation in state.Relations)
             {
-                foreach (var column in relation.PublicReadable.Where(c => connection.Tags.ContainsKey(new ColumnUse(relation.Name, c))))
+                foreach (var column in relation.PublicReadable.Where(c => TagsOf(relation.Name, c).Any()))
                 {
                     _blockers.Add($"PUBLIC may read {relation.Name}.{column}, which the policy tags: every role could read it unmasked; REVOKE SELECT ON {relation.Name} FROM PUBLIC (and any column grant) first");
                 }
@@ -317,11 +317,17 @@ public static class ProfileSetup
 
         private bool ReadsMasked(DatabaseProfile profile, ColumnUse use) =>
             use.Column == ColumnUse.WholeRow
-                ? connection.Tags.Any(t => t.Key.Relation == use.Relation && profile.Masked.Contains(t.Value))
+                ? connection.Tags.Any(t => SelfAndAncestors(use.Relation).Contains(t.Key.Relation) && profile.Masked.Contains(t.Value))
                 : MaskedClass(profile, use.Relation, use.Column) is not null;
 
         private string? MaskedClass(DatabaseProfile profile, RelationName relation, string column) =>
-            connection.Tags.TryGetValue(new ColumnUse(relation, column), out var className) && profile.Masked.Contains(className) ? className : null;
+            TagsOf(relation, column).FirstOrDefault(profile.Masked.Contains);
+
+        // An inheritance child has its parent's columns, and the parent's tags hold on them: its view masks them too.
+        private IEnumerable<RelationName> SelfAndAncestors(RelationName relation) => [relation, .. state.Ancestors[relation]];
+
+        private IEnumerable<string> TagsOf(RelationName relation, string column) =>
+            SelfAndAncestors(relation).Select(r => connection.Tags.GetValueOrDefault(new ColumnUse(r, column))).OfType<string>();
 
         private ProfileView View(DatabaseProfile profile, CatalogRelation relation)
         {

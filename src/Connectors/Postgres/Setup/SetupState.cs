@@ -52,6 +52,9 @@ internal sealed class SetupState
     /// <summary>SECURITY DEFINER functions in the granted schemas that PUBLIC may execute, as signatures.</summary>
     public required IReadOnlyList<string> PublicDefinerFunctions { get; init; }
 
+    /// <summary>For each inheritance child or partition in the granted schemas, the tables it descends from, nearest first.</summary>
+    public required ILookup<RelationName, RelationName> Ancestors { get; init; }
+
     public static string SchemaComment(string loginRole, string connection) => $"Gatehouse masking profile. login={loginRole} connection={connection}.";
 
     public static async Task<SetupState> ReadAsync(NpgsqlConnection admin, string loginRole, string connection, IReadOnlyList<string> schemas, CancellationToken cancellationToken)
@@ -111,6 +114,15 @@ internal sealed class SetupState
             batch,
             "SELECT quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')' FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
             + " WHERE p.prosecdef AND n.nspname = ANY($1) AND (p.proacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(p.proacl) x WHERE x.grantee = 0)) ORDER BY 1",
+            schemas.ToArray());
+        Add(
+            batch,
+            // The tables each inheritance child (or partition) descends from, nearest first: a child has its parent's columns.
+            "WITH RECURSIVE up(child, parent, depth) AS (SELECT i.inhrelid, i.inhparent, 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            + " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ANY($1)"
+            + " UNION SELECT up.child, i.inhparent, up.depth + 1 FROM up JOIN pg_inherits i ON i.inhrelid = up.parent WHERE up.depth < 100)"
+            + " SELECT cn.nspname, c.relname, pn.nspname, p.relname FROM up JOIN pg_class c ON c.oid = up.child JOIN pg_namespace cn ON cn.oid = c.relnamespace"
+            + " JOIN pg_class p ON p.oid = up.parent JOIN pg_namespace pn ON pn.oid = p.relnamespace ORDER BY 1, 2, up.depth, 3, 4",
             schemas.ToArray());
 
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -176,6 +188,13 @@ internal sealed class SetupState
         var tokenKey = reader.GetInt64(0) > 0;
         var definers = await ReadStringsAsync(reader, cancellationToken).ConfigureAwait(false);
 
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        var ancestors = new List<(RelationName Child, RelationName Parent)>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            ancestors.Add((new RelationName(reader.GetString(0), reader.GetString(1)), new RelationName(reader.GetString(2), reader.GetString(3))));
+        }
+
         return new SetupState
         {
             Database = database,
@@ -189,6 +208,7 @@ internal sealed class SetupState
             PgcryptoSchema = pgcrypto,
             TokenKeyExists = tokenKey,
             PublicDefinerFunctions = definers,
+            Ancestors = ancestors.Distinct().ToLookup(a => a.Child, a => a.Parent),
         };
     }
 

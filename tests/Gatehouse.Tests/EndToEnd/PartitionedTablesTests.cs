@@ -1,0 +1,114 @@
+using Gatehouse.Tests.Infrastructure;
+using ModelContextProtocol.Client;
+
+namespace Gatehouse.Tests.EndToEnd;
+
+/// <summary>
+/// A plan scans a partitioned table's partitions, never the table, and an inheritance child's rows under the child's own
+/// name: tags, grants and guardrails written for the table hold on them (overlay masking, no database objects).
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class PartitionedTablesTests(PostgresFixture pg) : IAsyncLifetime
+{
+    private const string Secret = "536-22-4821";
+
+    private const string Policy = """
+        agents:
+          analyst:
+            grants:
+              - connection: shop
+                access: read
+                schemas: [lineage]
+          clerk:
+            grants:
+              - connection: shop
+                access: write
+                tables: [lineage.tenants]
+        guardrails:
+          - id: tenants-by-hand
+            match: { tables: [lineage.tenants], operations: [delete] }
+            outcome: deny
+            message: Tenants are removed by people
+        """;
+
+    private const string Tags = """
+        masking: overlay
+        tags:
+          lineage.tenants.tax_id: ssn
+          lineage.people.ssn: ssn
+        """;
+
+    private TestGateway _gateway = null!;
+    private HttpGateway _server = null!;
+
+    public async Task InitializeAsync()
+    {
+        foreach (var statement in new[]
+        {
+            "drop schema if exists lineage cascade",
+            "create schema lineage",
+            "create table lineage.tenants (id int, name text, tax_id text) partition by range (id)",
+            "create table lineage.tenants_low partition of lineage.tenants for values from (0) to (100)",
+            $"insert into lineage.tenants values (1, 'Acme', '{Secret}')",
+            "create table lineage.people (id int, ssn text)",
+            "create table lineage.people_archive (note text) inherits (lineage.people)",
+            $"insert into lineage.people_archive values (2, '{Secret}', 'moved')",
+            $"grant usage on schema lineage to {pg.GatewayRole}",
+            $"grant select, delete on all tables in schema lineage to {pg.GatewayRole}",
+        })
+        {
+            await pg.AdminScalarAsync(statement);
+        }
+
+        _gateway = TestGateway.Create(pg, Policy, connectionSettings: Tags);
+        _server = await HttpGateway.StartAsync(_gateway);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _server.DisposeAsync();
+        await pg.AdminScalarAsync("drop schema lineage cascade");
+    }
+
+    [Theory]
+    [InlineData("select tax_id from lineage.tenants")]
+    [InlineData("select tax_id from lineage.tenants_low")]
+    [InlineData("select * from lineage.tenants")]
+    [InlineData("select ssn from lineage.people_archive")]
+    [InlineData("select ssn from lineage.people")]
+    [InlineData("select id from lineage.people_archive where ssn like '536%'")]
+    public async Task A_tag_on_a_table_holds_on_its_partitions_and_inheritance_children(string sql)
+    {
+        await using var analyst = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("analyst"));
+        var result = await analyst.QueryAsync(sql);
+        Assert.Equal("masking.tagged_column", result.Rule());
+        Assert.DoesNotContain(Secret, result.Text(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Untagged_columns_of_partitions_and_children_are_readable()
+    {
+        await using var analyst = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("analyst"));
+        Assert.Equal("Acme", (await analyst.QueryAsync("select name from lineage.tenants")).Structured().GetProperty("rows")[0][0].GetString());
+        Assert.Equal("moved", (await analyst.QueryAsync("select note from lineage.people_archive")).Structured().GetProperty("rows")[0][0].GetString());
+    }
+
+    [Fact]
+    public async Task A_grant_on_a_partitioned_table_covers_its_partitions_but_a_parents_grant_does_not_cover_an_inheritance_child()
+    {
+        await using var clerk = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("clerk"));
+        Assert.Equal("Acme", (await clerk.QueryAsync("select name from lineage.tenants")).Structured().GetProperty("rows")[0][0].GetString());
+        Assert.Equal("Acme", (await clerk.QueryAsync("select name from lineage.tenants_low")).Structured().GetProperty("rows")[0][0].GetString());
+        Assert.Equal("grant.relation_not_granted", (await clerk.QueryAsync("select note from lineage.people_archive")).Rule());
+    }
+
+    [Theory]
+    [InlineData("delete from lineage.tenants where id = 1")]
+    [InlineData("delete from lineage.tenants_low where id = 1")]
+    public async Task A_guardrail_on_a_partitioned_table_holds_on_its_partitions(string sql)
+    {
+        await using var clerk = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("clerk"));
+        Assert.Equal("guard.tenants-by-hand", (await clerk.QueryAsync(sql)).Rule());
+        Assert.Equal(1L, await pg.AdminScalarAsync("select count(*) from lineage.tenants"));
+    }
+}
