@@ -117,10 +117,18 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
             // The write committed; only the reset after it failed. The call succeeded, and the connection is not lent again.
             pooled.Discard();
         }
-        catch (Exception e) when (IsDatabaseFailure(e))
+        catch (PostgresException e)
         {
+            // PostgreSQL answered: the commit failed (a deferred constraint, a serialization failure) and nothing was applied.
             await pooled.RollBackAsync().ConfigureAwait(false);
             throw PostgresErrors.Map(e);
+        }
+        catch (Exception e) when (IsDatabaseFailure(e))
+        {
+            // No answer: the server may have committed before the connection broke, or not. Saying "nothing was run" could
+            // make an agent apply the write twice.
+            await pooled.RollBackAsync().ConfigureAwait(false);
+            throw new DatabaseException(DatabaseFailure.CommitInDoubt, $"the connection broke while the write was committing ({e.Message})", inner: e);
         }
     }
 }

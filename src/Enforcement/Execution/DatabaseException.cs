@@ -17,6 +17,9 @@ public enum DatabaseFailure
 
     /// <summary>The caller's strict-mode masking profile does not exist in the database: setup has not run for these rights.</summary>
     ProfileMissing,
+
+    /// <summary>The connection broke while a write was committing: PostgreSQL may or may not have applied it.</summary>
+    CommitInDoubt,
 }
 
 /// <summary>A failure talking to a target database, carrying PostgreSQL's SQLSTATE where there is one.</summary>

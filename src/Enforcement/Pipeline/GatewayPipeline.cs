@@ -271,6 +271,9 @@ public sealed partial class GatewayPipeline(
                         : ""));
             case DatabaseFailure.ProfileMissing:
                 return Decision.Deny("masking.profile_missing", $"{message}. Each agent and group of the policy, and each agent holding time-boxed grants, gets its own profile when an admin runs 'gatehouse setup' (after changing the policy or approving access); rights combined at call time from an agent's grants and its groups' have none. Nothing was run");
+            case DatabaseFailure.CommitInDoubt:
+                Log.DatabaseUnavailable(logger, connection ?? "?", message);
+                return Decision.Fail("database.commit_unconfirmed", $"{message}, so PostgreSQL may or may not have applied it; check whether it took effect before running it again");
             case DatabaseFailure.Timeout:
                 return Decision.Fail("database.timeout", $"the statement ran longer than {Durations.Format(policy.Gateway.Limits.StatementTimeout)} and was cancelled");
             default:

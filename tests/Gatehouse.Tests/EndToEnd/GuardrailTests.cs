@@ -66,6 +66,27 @@ public sealed class GuardrailTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task A_write_whose_commit_reply_is_lost_is_reported_as_unconfirmed_not_as_not_run()
+    {
+        await using var proxy = CommitReplyDropper.Start(pg.GatewayConnectionString);
+        var gateway = TestGateway.Create(proxy.ConnectionString, pg.GatewayPassword, Agents);
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+
+        proxy.LoseNextCommitReply();
+        var lost = await client.QueryAsync("update orders set note = 'commit-in-doubt' where id = $1", [5]);
+        Assert.Equal(1, proxy.RepliesLost);
+        Assert.Equal("database.commit_unconfirmed", lost.Rule());
+        Assert.Contains("may or may not have applied it", lost.Text(), StringComparison.Ordinal);
+        Assert.DoesNotContain("nothing was run", lost.Text(), StringComparison.Ordinal);
+
+        // It was applied, and the record says what the agent was told.
+        Assert.Equal(1L, await pg.AdminScalarAsync("select count(*) from orders where note = 'commit-in-doubt'"));
+        var record = Assert.Single(await server.State.ListAsync(new AuditQuery(Agent: "ops-bot", Limit: 10), CancellationToken.None), r => r.Sql?.Contains("commit-in-doubt", StringComparison.Ordinal) == true);
+        Assert.Equal("database.commit_unconfirmed", record.Rule);
+    }
+
+    [Fact]
     public async Task A_require_approval_rule_holds_the_statement_for_a_human_with_its_message_and_changes_nothing()
     {
         var gateway = TestGateway.Create(pg, Agents + "\napprovals:\n  wait: 0s\n");
