@@ -18,6 +18,13 @@ public static class OverlayMasking
             return null;
         }
 
+        // pg_stats shows sampled values of every column the login role may read (most common values, histogram bounds), and
+        // in overlay mode that role reads the tagged columns: statistics hold raw values under no tagged column's name.
+        if (plan.Relations.FirstOrDefault(r => r.Relation.Schema == "pg_catalog" && r.Relation.Name.StartsWith("pg_statistic", StringComparison.Ordinal)) is { } statistics)
+        {
+            return Decision.Deny("masking.tagged_column", $"the statement reads {statistics.Relation} (pg_stats), which holds sampled values of every column, tagged ones included; with tagged columns on this connection only a caller who may see every class unmasked may read it");
+        }
+
         foreach (var use in plan.Columns)
         {
             // A partition or inheritance child has its parent's columns, and the parent's tags hold on them.

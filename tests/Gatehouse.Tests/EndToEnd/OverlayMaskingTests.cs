@@ -57,6 +57,26 @@ public sealed class OverlayMaskingTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Statistics_which_hold_sampled_values_of_tagged_columns_are_refused_without_every_unmask_right()
+    {
+        await pg.AdminScalarAsync("analyze customers");
+        var gateway = TestGateway.Create(pg, Agents.Replace("schemas: [public]", "schemas: [public, pg_catalog]", StringComparison.Ordinal), connectionSettings: Tags);
+        await using var server = await HttpGateway.StartAsync(gateway);
+        const string sql = "select attname, most_common_vals::text, histogram_bounds::text from pg_stats where tablename = 'customers'";
+
+        await using var analyst = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("analyst"));
+        var refused = await analyst.QueryAsync(sql);
+        Assert.Equal("masking.tagged_column", refused.Rule());
+        Assert.Contains("pg_statistic", refused.Text(), StringComparison.Ordinal);
+        AssertNoSecret(refused);
+
+        // Who may see every class unmasked may see the statistics too, and they do hold the values.
+        await using var auditor = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("auditor"));
+        var statistics = (await auditor.QueryAsync(sql)).Text();
+        Assert.Contains(_secrets, s => statistics.Contains(s, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Untagged_columns_of_a_tagged_table_are_readable()
     {
         var result = await _analyst.QueryAsync("select id, full_name, country from customers where country = $1 order by id", ["US"]);
