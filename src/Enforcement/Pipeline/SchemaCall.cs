@@ -21,7 +21,7 @@ public sealed partial class GatewayPipeline
 
         var connection = request.Connection!;
         var (grants, unmask) = await scope.Rules.Grants.ResolveRightsAsync(scope.Identity, connection, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
-        if (grants.Count == 0)
+        if (grants.All(g => g.Unmask is not null))
         {
             return new StepResult(Decision.Deny("grant.no_access", $"agent '{scope.Identity.Agent}' has no grant on connection '{connection}'"));
         }
@@ -41,12 +41,19 @@ public sealed partial class GatewayPipeline
         }
 
         var config = scope.Policy.Connections[connection];
+        var counts = new MaskingCounts();
         var described = visible
             .Select(t => t with
             {
-                Columns = t.Columns.Select(c => config.Tags.TryGetValue(new ColumnUse(t.Name, c.Name), out var className)
-                    ? c with { SensitiveClass = className, MaskedForCaller = !unmask.Contains(className) && !unmask.Contains("all") }
-                    : c).ToList(),
+                // Comments are free text a DBA wrote, and may hold an example value: they pass the detectors as results do.
+                Comment = t.Comment is null ? null : ContentDetectors.Mask(t.Comment, counts, unmask),
+                Columns = t.Columns.Select(c => c with { Comment = c.Comment is null ? null : ContentDetectors.Mask(c.Comment, counts, unmask) })
+                    .Select(c => config.Tags.TryGetValue(new ColumnUse(t.Name, c.Name), out var className)
+                        ? c with { SensitiveClass = className, MaskedForCaller = !unmask.Contains(className) && !unmask.Contains("all") }
+                        : c).ToList(),
+
+                // A key to a table the caller may not see would disclose that it exists, and its columns.
+                ForeignKeys = t.ForeignKeys.Where(k => grants.Any(g => g.Covers(k.References))).ToList(),
             })
             .ToList();
         return new StepResult(Decision.Allow("schema.described", $"{visible.Count} table(s) visible under the caller's grants"), described, described.Count);

@@ -95,6 +95,27 @@ public sealed class StdioTests(PostgresFixture pg)
         Assert.Equal(["orders"], tables);
         var refused = await client.CallToolAsync("describe_schema", new Dictionary<string, object?> { ["connection"] = "shop", ["table"] = "customers" });
         Assert.Equal("grant.relation_not_granted", refused.Rule());
+
+        // orders.customer_id references customers, which this caller may not see: the key would say it exists.
+        Assert.Empty(result.Structured().GetProperty("tables")[0].GetProperty("foreign_keys").EnumerateArray());
+        Assert.DoesNotContain("customers", result.Text(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Describe_schema_passes_comments_through_the_content_detectors()
+    {
+        await pg.AdminScalarAsync("comment on column orders.note is 'free text, e.g. refund to 536-22-4821'");
+        try
+        {
+            await using var client = await GatewayClients.StdioAsync(_gateway, _gateway.Mint("narrow"));
+            var result = await client.CallToolAsync("describe_schema", new Dictionary<string, object?> { ["connection"] = "shop", ["table"] = "orders" });
+            Assert.Contains("free text, e.g. refund to", result.Text(), StringComparison.Ordinal);
+            Assert.DoesNotContain("536-22-4821", result.Text(), StringComparison.Ordinal);
+        }
+        finally
+        {
+            await pg.AdminScalarAsync("comment on column orders.note is null");
+        }
     }
 
     [Fact]
