@@ -58,6 +58,18 @@ public static class AuditChain
         }
     }
 
+    private static string? SealedId(string sealedRecord)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(sealedRecord, AuditRecordJson.Default.AuditRecord)?.Id;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>SHA-256 of the UTF-8 text <c>prev + "\n" + sealedRecord</c>, in lowercase hex.</summary>
     /// <remarks>
     /// This runs once for every finished call. A record of ordinary size is encoded into a pooled buffer instead of being
@@ -119,6 +131,12 @@ public static class AuditChain
             if (Hash(entry.Prev, entry.Sealed) != entry.Hash)
             {
                 problems.Add($"link {entry.Seq} (record {entry.RecordId}) was altered after it was sealed");
+            }
+            else if (SealedId(entry.Sealed) != entry.RecordId)
+            {
+                // The record id beside a link is not hashed; the one inside the sealed record is. Relabelled, a deleted
+                // record's link would pass as an earlier link of another record.
+                problems.Add($"link {entry.Seq} is labelled record {entry.RecordId} but seals record {SealedId(entry.Sealed) ?? "(unreadable)"}: a link was relabelled to hide a record");
             }
 
             prev = entry.Hash;
