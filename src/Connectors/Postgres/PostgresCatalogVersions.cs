@@ -5,7 +5,7 @@ using Npgsql;
 namespace Gatehouse.Connectors.Postgres;
 
 /// <summary>
-/// Watches each target's catalog (relations, views, functions, operators, casts, schemas) with a small fingerprint query every 250 ms.
+/// Watches each target's catalog (relations, views, functions, operators, casts, schemas, inheritance) with a small fingerprint query every 250 ms.
 /// Cached classifications are used only under a version confirmed within the last second; any DDL or GRANT changes the
 /// version and so retires them. Between polls a change can go unseen for at most one interval: PostgreSQL's own privileges
 /// still hold underneath.
@@ -22,7 +22,8 @@ public sealed class PostgresCatalogVersions(PostgresTargets targets, TimeProvide
         + " || ':' || (SELECT sum(xmin::text::bigint) || '/' || count(*) FROM pg_catalog.pg_operator)"
         + " || ':' || (SELECT sum(xmin::text::bigint) || '/' || count(*) FROM pg_catalog.pg_cast)"
         + " || ':' || (SELECT sum(xmin::text::bigint) || '/' || count(*) FROM pg_catalog.pg_rewrite)"
-        + " || ':' || (SELECT sum(xmin::text::bigint) || '/' || count(*) FROM pg_catalog.pg_namespace)";
+        + " || ':' || (SELECT sum(xmin::text::bigint) || '/' || count(*) FROM pg_catalog.pg_namespace)"
+        + " || ':' || (SELECT coalesce(sum(xmin::text::bigint), 0) || '/' || count(*) FROM pg_catalog.pg_inherits)";
 
     private readonly ConcurrentDictionary<string, Watch> _watches = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stop = new();

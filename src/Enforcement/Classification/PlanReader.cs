@@ -69,6 +69,12 @@ public static class PlanReader
     {
         var (relations, functions, _, _, aliases) = collected;
         var nodeType = Text(node, "Node Type") ?? "";
+        if (node.TryGetProperty("Subplans Removed", out var removed) && removed.ValueKind == JsonValueKind.Number && removed.GetInt32() > 0)
+        {
+            // The gateway plans with partition pruning off; a plan that still left partitions out would hide what they hold.
+            throw new Execution.DatabaseException(Execution.DatabaseFailure.Rejected, "PostgreSQL left partitions out of the statement's plan (Subplans Removed), so not everything it may read can be checked; it is refused");
+        }
+
         if (nodeType == "ModifyTable" && node.TryGetProperty("Plans", out var sources))
         {
             // A ModifyTable returns no rows unless RETURNING; what it touches is what its source produces.

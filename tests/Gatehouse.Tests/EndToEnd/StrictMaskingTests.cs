@@ -425,6 +425,27 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
         }
     }
 
+    [Fact]
+    public async Task A_tag_on_an_inheritance_childs_column_masks_the_parents_view_too()
+    {
+        // The parent's view reads the child's rows (no ONLY), so the child's tag must mask the parent's column.
+        await pg.AdminScalarAsync("create table public.strict_people (id int, ssn text)");
+        await pg.AdminScalarAsync("create table public.strict_people_kids () inherits (public.strict_people)");
+        try
+        {
+            var tags = ExfiltrationCorpus.Tags + "\n  public.strict_people_kids.ssn: ssn\nstrategies:\n  ssn: token";
+            var childTagged = TestGateway.Create(GatewayConnectionString, _password, Agents, connectionSettings: tags);
+            var plan = await StdioTests.RunGatehouse(["setup", "--config", childTagged.PolicyPath, "--connection", "shop", "--admin-connection", pg.AdminConnectionString, "--dry-run"]);
+            var parentViews = plan.Stdout.Split('\n').Where(l => l.Contains("CREATE VIEW", StringComparison.Ordinal) && l.Contains("\"strict_people\" t", StringComparison.Ordinal)).ToList();
+            Assert.NotEmpty(parentViews);
+            Assert.Contains(parentViews, v => v.Contains("hmac(", StringComparison.Ordinal));
+        }
+        finally
+        {
+            await pg.AdminScalarAsync("drop table public.strict_people cascade");
+        }
+    }
+
     private static async Task WaitForAsync(Func<Task<bool>> condition)
     {
         // The gateway re-plans once it sees the catalog change (polled every 250 ms).

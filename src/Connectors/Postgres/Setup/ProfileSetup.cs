@@ -317,17 +317,21 @@ public static class ProfileSetup
 
         private bool ReadsMasked(DatabaseProfile profile, ColumnUse use) =>
             use.Column == ColumnUse.WholeRow
-                ? connection.Tags.Any(t => SelfAndAncestors(use.Relation).Contains(t.Key.Relation) && profile.Masked.Contains(t.Value))
+                ? connection.Tags.Any(t => Related(use.Relation).Contains(t.Key.Relation) && profile.Masked.Contains(t.Value))
                 : MaskedClass(profile, use.Relation, use.Column) is not null;
 
         private string? MaskedClass(DatabaseProfile profile, RelationName relation, string column) =>
             TagsOf(relation, column).FirstOrDefault(profile.Masked.Contains);
 
-        // An inheritance child has its parent's columns, and the parent's tags hold on them: its view masks them too.
+        // An inheritance child has its parent's columns, and the parent's tags hold on them: its view masks them too. A
+        // parent's view (no ONLY) reads its children's rows, so a tag on a child's column holds on the parent's as well.
         private IEnumerable<RelationName> SelfAndAncestors(RelationName relation) => [relation, .. state.Ancestors[relation]];
 
+        private IEnumerable<RelationName> Related(RelationName relation) =>
+            SelfAndAncestors(relation).Concat(state.Ancestors.Where(child => child.Contains(relation)).Select(child => child.Key));
+
         private IEnumerable<string> TagsOf(RelationName relation, string column) =>
-            SelfAndAncestors(relation).Select(r => connection.Tags.GetValueOrDefault(new ColumnUse(r, column))).OfType<string>();
+            Related(relation).Select(r => connection.Tags.GetValueOrDefault(new ColumnUse(r, column))).OfType<string>();
 
         private ProfileView View(DatabaseProfile profile, CatalogRelation relation)
         {

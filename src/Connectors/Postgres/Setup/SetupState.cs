@@ -52,7 +52,7 @@ internal sealed class SetupState
     /// <summary>SECURITY DEFINER functions in the granted schemas that PUBLIC may execute, as signatures.</summary>
     public required IReadOnlyList<string> PublicDefinerFunctions { get; init; }
 
-    /// <summary>For each inheritance child or partition in the granted schemas, the tables it descends from, nearest first.</summary>
+    /// <summary>For each inheritance child or partition, the tables it descends from, nearest first.</summary>
     public required ILookup<RelationName, RelationName> Ancestors { get; init; }
 
     public static string SchemaComment(string loginRole, string connection) => $"Gatehouse masking profile. login={loginRole} connection={connection}.";
@@ -118,12 +118,11 @@ internal sealed class SetupState
         Add(
             batch,
             // The tables each inheritance child (or partition) descends from, nearest first: a child has its parent's columns.
-            "WITH RECURSIVE up(child, parent, depth) AS (SELECT i.inhrelid, i.inhparent, 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-            + " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ANY($1)"
+            // Every schema's: a view in a granted schema may read a partition kept in another.
+            "WITH RECURSIVE up(child, parent, depth) AS (SELECT i.inhrelid, i.inhparent, 1 FROM pg_inherits i"
             + " UNION SELECT up.child, i.inhparent, up.depth + 1 FROM up JOIN pg_inherits i ON i.inhrelid = up.parent WHERE up.depth < 100)"
             + " SELECT cn.nspname, c.relname, pn.nspname, p.relname FROM up JOIN pg_class c ON c.oid = up.child JOIN pg_namespace cn ON cn.oid = c.relnamespace"
-            + " JOIN pg_class p ON p.oid = up.parent JOIN pg_namespace pn ON pn.oid = p.relnamespace ORDER BY 1, 2, up.depth, 3, 4",
-            schemas.ToArray());
+            + " JOIN pg_class p ON p.oid = up.parent JOIN pg_namespace pn ON pn.oid = p.relnamespace ORDER BY 1, 2, up.depth, 3, 4");
 
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         await reader.ReadAsync(cancellationToken).ConfigureAwait(false);

@@ -26,6 +26,16 @@ public sealed class PlanReaderTests
     }
 
     [Fact]
+    public void A_plan_that_left_partitions_out_as_it_started_is_refused()
+    {
+        // PostgreSQL 15 for a condition on the partition key by a stable expression, with pruning on.
+        const string pruned = """[{"Plan": {"Node Type": "Append", "Plan Rows": 566, "Total Cost": 52.58, "Subplans Removed": 2}}]""";
+        var refused = Assert.Throws<Gatehouse.Enforcement.Execution.DatabaseException>(() => PlanReader.Read(pruned));
+        Assert.Contains("left partitions out", refused.Message, StringComparison.Ordinal);
+        Assert.Empty(PlanReader.Read(pruned.Replace("\"Subplans Removed\": 2", "\"Subplans Removed\": 0", StringComparison.Ordinal)).Relations);
+    }
+
+    [Fact]
     public void Functions_called_anywhere_in_the_plan_and_row_estimates_are_reported()
     {
         var facts = PlanReader.Read(WritableCtePlan);
