@@ -17,7 +17,8 @@ public sealed partial class GatewayPipeline
     /// statement and parameters, waits for the decision while reporting progress, and runs the statement once, when approved.
     /// A call that comes back later for the same statement picks up the decision, or the result its earlier call missed.
     /// </summary>
-    private async ValueTask<StepResult> WithApprovalAsync(StatementRun run, Decision guard, StatementText statement, CallContext call, CancellationToken cancellationToken)
+    private async ValueTask<StepResult> WithApprovalAsync(
+        StatementRun run, Decision guard, StatementText statement, CallContext call, Func<CancellationToken, ValueTask<Decision?>> stillEntitled, CancellationToken cancellationToken)
     {
         var settings = run.Scope.Policy.Approvals;
         var identity = run.Scope.Identity;
@@ -73,6 +74,11 @@ public sealed partial class GatewayPipeline
                     return new StepResult(
                         Decision.Deny("approval.policy_changed", $"request {request.Id} was approved, but the policy changed while this call waited, so nothing was run. Call query again with the same statement and parameters: it is judged under the policy in force and, if that still allows it, runs on this approval"),
                         Classification: run.Classification);
+                }
+
+                if (await stillEntitled(cancellationToken).ConfigureAwait(false) is { } lapsed)
+                {
+                    return new StepResult(lapsed with { Reason = $"{lapsed.Reason} (request {request.Id} stays approved)" }, Classification: run.Classification);
                 }
 
                 var id = request.Id;

@@ -197,11 +197,36 @@ public sealed partial class GatewayPipeline
         {
             GatewayTelemetry.ApprovalRequested();
             using var approve = GatewayTelemetry.Stage("approve");
-            return await WithApprovalAsync(run, guarded!, statement, call, cancellationToken).ConfigureAwait(false);
+            var rightsBefore = RightsText(grants, unmask);
+            return await WithApprovalAsync(run, guarded!, statement, call, ct => StillEntitledAsync(scope, connection, rightsBefore, ct), cancellationToken).ConfigureAwait(false);
         }
 
         return await ExecuteAsync(run, verdicts.Final(Decision.Allow("query.allowed", byPlan.IsAllowed ? byPlan.Reason : "allowed")), maxAffectedRows: null, cancellationToken).ConfigureAwait(false);
     }
+
+    // A wait for approval can be long. Whatever a new call would be refused for by then (its token expired, the agent
+    // disabled, a grant or unmask right revoked or lapsed) stops the approved run too; the approval stays unused.
+    private async ValueTask<Decision?> StillEntitledAsync(CallScope scope, string connection, string rightsBefore, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        if (scope.Identity.ExpiresAt <= now)
+        {
+            return Decision.Deny("identity.expired_token", "the token this call came with expired while it waited for approval, so nothing was run; call again with a fresh token to run it on this approval");
+        }
+
+        if (await identifier.CheckSwitchesAsync(scope.Identity, cancellationToken).ConfigureAwait(false) is { } disabled)
+        {
+            return Decision.Deny(disabled.Rule, $"{disabled.Reason}. It was disabled while this call waited for approval, so nothing was run");
+        }
+
+        var (grants, unmask) = await scope.Rules.Grants.ResolveRightsAsync(scope.Identity, connection, now, cancellationToken).ConfigureAwait(false);
+        return RightsText(grants, unmask) == rightsBefore
+            ? null
+            : Decision.Deny("approval.rights_changed", $"this agent's grants or unmask rights on connection '{connection}' changed while the call waited for approval, so nothing was run; call query again to have it judged under the rights it has now");
+    }
+
+    private static string RightsText(IReadOnlyList<Grant> grants, IReadOnlySet<string> unmask) =>
+        string.Join("; ", grants.Select(DescribeGrant).Order(StringComparer.Ordinal)) + " | " + string.Join(",", unmask.Order(StringComparer.Ordinal));
 
     /// <summary>An authorized statement ready to run, with what its record and masking need.</summary>
     private sealed record StatementRun(CallScope Scope, ExecutionRequest Execution, string Classification, Func<QueryResult, QueryResult>? DatabaseMasking);

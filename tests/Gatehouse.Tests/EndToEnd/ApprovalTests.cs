@@ -61,6 +61,32 @@ public sealed class ApprovalTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task An_agent_disabled_while_its_statement_waits_is_refused_when_the_approval_comes()
+    {
+        var gateway = Gateway(pg, "60s");
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+        const string Sql = "update payments set status = 'refunded' where id = $1 and status <> 'refunded'";
+        var before = await pg.AdminScalarAsync("select status from payments where id = 9");
+        var call = client.QueryAsync(Sql, [9]);
+        var id = await WaitForPendingAsync(gateway);
+
+        Assert.Equal(0, (await Cli(gateway, "agents", "disable", "ops-bot", "--as", "carol")).ExitCode);
+        try
+        {
+            Assert.Equal(0, (await Cli(gateway, "approvals", "approve", id, "--as", "alice")).ExitCode);
+            var result = await call.WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal("identity.agent_disabled", result.Rule());
+            Assert.Contains("while this call waited for approval", result.Text(), StringComparison.Ordinal);
+            Assert.Equal(before, await pg.AdminScalarAsync("select status from payments where id = 9"));
+        }
+        finally
+        {
+            Assert.Equal(0, (await Cli(gateway, "agents", "enable", "ops-bot", "--as", "carol")).ExitCode);
+        }
+    }
+
+    [Fact]
     public async Task A_waiting_call_reports_progress_and_returns_the_result_once_an_approver_agrees()
     {
         var gateway = Gateway(pg, "60s");
