@@ -60,10 +60,23 @@ public static partial class PolicyLoader
 
     private static AdminSettings? ReadAdmin(YamlNodeReader reader, YamlNode node, IReadOnlyList<IssuerConfig> issuers)
     {
-        var e = reader.Mapping(node, "admin", "audience", "users", "groups");
+        var e = reader.Mapping(node, "admin", "audience", "users", "groups", "issuers");
         var audience = reader.String(e, "audience", "admin.audience", requiredAt: node);
         var users = e.TryGetValue("users", out var u) ? reader.Strings(u, "admin.users") : [];
         var groups = e.TryGetValue("groups", out var g) ? reader.Strings(g, "admin.groups") : [];
+        var adminIssuers = e.TryGetValue("issuers", out var ai)
+            ? reader.Strings(ai, "admin.issuers")
+            : issuers.Where(i => i.SharedSecret == SecretSource.None).Select(i => i.Issuer).ToList();
+        foreach (var unknown in adminIssuers.Where(name => issuers.All(i => i.Issuer != name)))
+        {
+            reader.Error(e["issuers"], $"admin.issuers names '{unknown}', which is not one of the trusted issuers.");
+        }
+
+        if (adminIssuers.Count == 0)
+        {
+            reader.Error(node, "admin: no issuer may sign admin tokens (every trusted issuer signs with a shared secret, which whoever holds it could mint an admin's name with); list the ones that may under admin.issuers.");
+        }
+
         if (audience is null)
         {
             return null;
@@ -80,7 +93,7 @@ public static partial class PolicyLoader
             reader.Error(node, "admin: name the users or groups who may use the admin API.");
         }
 
-        return new AdminSettings(audience, users, groups);
+        return new AdminSettings(audience, users, groups) { Issuers = adminIssuers };
     }
 
     private static WebhookSettings? ReadWebhook(YamlNodeReader reader, YamlNode node, string baseDir)

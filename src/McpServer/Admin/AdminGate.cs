@@ -23,7 +23,7 @@ public sealed class AdminGate
     public AdminGate(GatewayPolicy policy, TimeProvider time, ConsoleSessions sessions, ILogger<AdminGate> logger)
     {
         _settings = policy.Admin ?? throw new InvalidOperationException("The admin API is not configured.");
-        _validator = new TokenValidator(policy.Issuers.Select(i => i with { Audiences = [_settings.Audience] }).ToList(), time);
+        _validator = new TokenValidator(policy.Issuers.Where(i => _settings.Issuers.Contains(i.Issuer)).Select(i => i with { Audiences = [_settings.Audience] }).ToList(), time);
         _sessions = sessions;
         _logger = logger;
     }

@@ -98,6 +98,32 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_shared_secret_issuer_cannot_sign_an_admin_in_unless_the_policy_lists_it()
+    {
+        // Whoever holds a shared secret (an agent platform signing its own agents' tokens) could mint any name, an admin's too.
+        var secret = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        const string Issuer = "\n- issuer: batch-scheduler\n  audience: batch\n  algorithms: [HS256]\n  shared_secret_file: batch.secret";
+        string Forged(TestGateway gateway) => new Microsoft.IdentityModel.JsonWebTokens.JsonWebTokenHandler().CreateToken(new Microsoft.IdentityModel.Tokens.SecurityTokenDescriptor
+        {
+            Issuer = "batch-scheduler",
+            Audience = "gatehouse-admin",
+            Expires = DateTime.UtcNow.AddMinutes(5),
+            Claims = new Dictionary<string, object> { ["sub"] = "alice" },
+            SigningCredentials = new(new Microsoft.IdentityModel.Tokens.SymmetricSecurityKey(System.Text.Encoding.UTF8.GetBytes(secret)), Microsoft.IdentityModel.Tokens.SecurityAlgorithms.HmacSha256),
+        });
+
+        foreach (var (admin, expected) in new[] { (Policy, HttpStatusCode.Unauthorized), (Policy + "\n  issuers: [gatehouse-dev, batch-scheduler]", HttpStatusCode.OK) })
+        {
+            var gateway = TestGateway.Create(pg, GuardrailTests.Agents + admin, issuers: Issuer);
+            File.WriteAllText(Path.Combine(gateway.Directory, "batch.secret"), secret);
+            await using var server = await HttpGateway.StartAsync(gateway);
+            var api = new Uri(server.Endpoint, "/admin/api/");
+            Assert.Equal(expected, (await SendAsync(api, HttpMethod.Get, "requests", Forged(gateway))).Status);
+            Assert.Equal(HttpStatusCode.OK, (await SendAsync(api, HttpMethod.Get, "requests", AdminToken(gateway, "alice"))).Status);
+        }
+    }
+
+    [Fact]
     public async Task An_admin_approves_through_the_api_under_the_same_rules_as_the_cli_and_it_is_on_record()
     {
         var id = await PendingStatementAsync(13);

@@ -53,6 +53,10 @@ public sealed class PolicyLoaderTests
         Assert.Equal(["HS256"], policy.Issuers[2].Algorithms);
         Assert.Equal("payments-by-hand", Assert.Single(policy.Guardrails).Id);
         Assert.Equal(60, policy.Quotas.Agents["analyst"].CallsPerMinute);
+
+        // Admin tokens by default from every issuer but the shared-secret one, whose holder could mint any name.
+        Assert.Equal(["gatehouse-dev", "https://login.example.com/"], policy.Admin!.Issuers);
+        Assert.Contains(Errors(example.Replace("  # issuers: [https://login.example.com/]", "  issuers: [https://other.example/]", StringComparison.Ordinal)), e => e.Contains("admin.issuers names 'https://other.example/'", StringComparison.Ordinal));
     }
 
     [Fact]
