@@ -81,7 +81,7 @@ public static partial class AuditCommand
             }
 
             var start = calls[0].Time;
-            await Console.Out.WriteLineAsync($"Session {id}: agent {calls[0].Agent ?? "(unidentified)"}, {calls.Count} call(s) from {Output.Time(start)} over {Durations.Format(calls[^1].Time - start)}");
+            await Console.Out.WriteLineAsync($"Session {Output.Printable(id)}: agent {Output.Printable(calls[0].Agent ?? "(unidentified)")}, {calls.Count} call(s) from {Output.Time(start)} over {Durations.Format(calls[^1].Time - start)}");
             foreach (var call in calls)
             {
                 await Console.Out.WriteLineAsync($"+{(call.Time - start).TotalSeconds,8:0.000}s  {call.Tool,-16} {call.Decision,-8} {call.Rule}  ({call.DurationMs:0.0} ms{(call.RowCount is { } rows ? $", {rows} row(s)" : "")}{(call.Masking is { } m ? $", masked {m}" : "")})");

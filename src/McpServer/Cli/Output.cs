@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
@@ -19,7 +20,7 @@ public static class Output
 
     public static void WriteTable(IReadOnlyList<string> headers, IEnumerable<IReadOnlyList<string>> rows)
     {
-        var all = rows.ToList();
+        var all = rows.Select(r => (IReadOnlyList<string>)r.Select(Printable).ToList()).ToList();
         var widths = headers.Select((h, i) => Math.Max(h.Length, all.Count == 0 ? 0 : all.Max(r => r[i].Length))).ToArray();
         var text = new StringBuilder();
         AppendRow(text, headers, widths);
@@ -33,8 +34,37 @@ public static class Output
 
     public static string Clip(string? text, int max)
     {
-        var oneLine = (text ?? "").ReplaceLineEndings(" ");
+        var oneLine = Printable((text ?? "").ReplaceLineEndings(" "));
         return oneLine.Length <= max ? oneLine : oneLine[..(max - 1)] + "…";
+    }
+
+    /// <summary>
+    /// The text with every control character written out as <c>\uXXXX</c>. Agents write much of what the CLI shows (SQL,
+    /// reasons, names), and an escape sequence printed raw would move the cursor, rewrite the line an approver is reading,
+    /// or retitle the terminal.
+    /// </summary>
+    public static string Printable(string? text)
+    {
+        text ??= "";
+        if (!text.Any(char.IsControl))
+        {
+            return text;
+        }
+
+        var printable = new StringBuilder(text.Length + 16);
+        foreach (var c in text)
+        {
+            if (char.IsControl(c))
+            {
+                printable.Append(CultureInfo.InvariantCulture, $"\\u{(int)c:x4}");
+            }
+            else
+            {
+                printable.Append(c);
+            }
+        }
+
+        return printable.ToString();
     }
 
     public static string Time(DateTimeOffset? time) => time?.ToLocalTime().ToString("yyyy-MM-dd HH:mm:ss") ?? "-";

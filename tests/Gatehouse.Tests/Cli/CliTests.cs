@@ -141,6 +141,19 @@ public sealed class CliTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task Terminal_escapes_an_agent_writes_are_shown_escaped_not_obeyed()
+    {
+        await using var client = await GatewayClients.StdioAsync(_gateway, _gateway.Mint("narrow"));
+        var id = (await client.RequestAccessAsync(["public.customers"], "read", "month end\u001b[2K\u001b[1Gapproved by alice")).Structured().GetProperty("request_id").GetString()!;
+
+        var listed = await Gatehouse("approvals", "list", "--config", _gateway.PolicyPath);
+        Assert.Contains(id, listed.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain('\u001b', listed.Stdout);
+        Assert.Contains(@"month end\u001b[2K\u001b[1Gapproved by alice", listed.Stdout, StringComparison.Ordinal);
+        Assert.Equal(0, (await Gatehouse("approvals", "deny", id, "--config", _gateway.PolicyPath, "--as", "alice")).ExitCode);
+    }
+
+    [Fact]
     public async Task An_approved_access_request_widens_the_agents_access_until_it_expires()
     {
         await using var client = await GatewayClients.StdioAsync(_gateway, _gateway.Mint("narrow"));
