@@ -46,6 +46,13 @@ public sealed partial class SqliteStateStore
     public static async Task<SqliteStateStore> OpenAsync(string path, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        if (!OperatingSystem.IsWindows() && !File.Exists(path))
+        {
+            // The log holds SQL, parameters, captured results and kept approval results: readable by the gateway's user only.
+            // SQLite gives the -wal and -shm files it creates beside it the same mode.
+            new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite }).Dispose();
+        }
+
         var builder = new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadWriteCreate, Pooling = true, DefaultTimeout = 30 };
         var store = new SqliteStateStore(builder.ToString());
         await using var connection = await store.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);

@@ -28,7 +28,7 @@ public static partial class AuditCommand
             var (_, state) = await CliApp.LoadGatewayAsync(parse.GetValue(config)!, cancellationToken);
             var path = parse.GetValue(output);
             // Console.Out is flushed, never disposed; a file is closed when the export ends.
-            await using var file = path is null ? null : new StreamWriter(path, append: false);
+            await using var file = path is null ? null : new StreamWriter(new FileStream(path, OwnerOnly()));
             var writer = file ?? Console.Out;
             var count = 0;
             await foreach (var record in state.Audit.ExportAsync(from, to, cancellationToken))
@@ -55,5 +55,17 @@ public static partial class AuditCommand
         return DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var time)
             ? time
             : throw new CliException($"{option} takes a window such as 7d or an ISO 8601 time such as 2026-12-01T00:00:00Z (got '{text}')");
+    }
+
+    // An export holds what the audit log does: readable by its writer only (an existing file keeps its mode).
+    private static FileStreamOptions OwnerOnly()
+    {
+        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        return options;
     }
 }

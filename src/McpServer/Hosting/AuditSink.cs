@@ -17,7 +17,7 @@ public sealed class AuditSink(IAuditStore inner, Serilog.ILogger sink) : IAuditS
     public static AuditSink ToFile(IAuditStore inner, string path) =>
         new(inner, new LoggerConfiguration()
             .MinimumLevel.Information()
-            .WriteTo.File(new RecordLineFormatter(), path, flushToDiskInterval: TimeSpan.FromSeconds(1), rollingInterval: RollingInterval.Day, retainedFileCountLimit: 31)
+            .WriteTo.File(new RecordLineFormatter(), path, flushToDiskInterval: TimeSpan.FromSeconds(1), rollingInterval: RollingInterval.Day, retainedFileCountLimit: 31, hooks: new OwnerOnly())
             .CreateLogger());
 
     public ValueTask BeginAsync(AuditRecord record, CancellationToken cancellationToken) => inner.BeginAsync(record, cancellationToken);
@@ -33,6 +33,20 @@ public sealed class AuditSink(IAuditStore inner, Serilog.ILogger sink) : IAuditS
     public ValueTask<IReadOnlyList<AuditRecord>> ListAsync(AuditQuery query, CancellationToken cancellationToken) => inner.ListAsync(query, cancellationToken);
 
     public void Dispose() => (sink as IDisposable)?.Dispose();
+
+    // Each day's file holds what the audit log does: readable by the gateway's user only.
+    private sealed class OwnerOnly : Serilog.Sinks.File.FileLifecycleHooks
+    {
+        public override Stream OnFileOpened(string path, Stream underlyingStream, System.Text.Encoding encoding)
+        {
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            }
+
+            return underlyingStream;
+        }
+    }
 
     // Each event is exactly the record's JSON line, as audit export writes it.
     private sealed class RecordLineFormatter : ITextFormatter

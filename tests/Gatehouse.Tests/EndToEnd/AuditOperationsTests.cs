@@ -81,6 +81,7 @@ public sealed class AuditOperationsTests(PostgresFixture pg)
         Assert.Contains("[email]", json.RootElement.GetProperty("result").GetString());
         Assert.DoesNotContain("amelia.hartmann@example.com", line);
         Assert.DoesNotContain("536-22-4821", line);
+        Assert.All(Directory.GetFiles(Path.Combine(gateway.Directory, "siem"), "audit*.jsonl"), f => Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(f)));
     }
 
     [Fact]
@@ -98,6 +99,7 @@ public sealed class AuditOperationsTests(PostgresFixture pg)
         Assert.Contains("Exported 2 record(s)", export.Stderr);
         var agents = File.ReadAllLines(file).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("agent").GetString());
         Assert.Equal(["today", "today"], agents);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
 
         var all = await StdioTests.RunGatehouse(["audit", "export", "--config", gateway.PolicyPath]);
         Assert.Equal(3, all.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);

@@ -21,6 +21,15 @@ public sealed class SqliteAuditLogTests : AuditLogContract
         await command.ExecuteNonQueryAsync();
     }
 
+    [Fact]
+    public async Task The_state_file_and_its_log_are_readable_by_the_gateways_user_only()
+    {
+        var log = await OpenAsync();
+        await WriteAsync(log, Record("analyst", Verdict.Allowed, DateTimeOffset.UtcNow));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(_path));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(_path + "-wal"));
+    }
+
     // SQLite rewrites an index's entry whenever an update sets one of its columns, even to the value it had, so completing a
     // started record leaves them out; a trigger on updates that set them counts the rewrites.
     [Fact]
