@@ -65,7 +65,8 @@ public static class SetupCommand
     // Approved access requests widen an agent's rights for a while; PostgreSQL needs a profile for those rights too.
     private static async Task<IReadOnlyDictionary<string, IReadOnlyList<Grant>>> TimeBoxedGrantsAsync(GatewayPolicy policy, CancellationToken cancellationToken)
     {
-        if (!File.Exists(policy.Gateway.StatePath))
+        // No state file yet means no requests, unless the state lives in PostgreSQL (then there is no file at all).
+        if (policy.Gateway.Store.PostgresConnectionString is null && !File.Exists(policy.Gateway.StatePath))
         {
             return new Dictionary<string, IReadOnlyList<Grant>>();
         }

@@ -354,6 +354,29 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Setup_reads_time_boxed_grants_from_a_state_store_in_postgres_too()
+    {
+        var state = await pg.CreateDatabaseAsync("strict_state");
+        var withStore = TestGateway.Create(GatewayConnectionString, _password, Agents, gateway: $"store:\n  postgres: \"{state}\"", connectionSettings: Masking);
+        await using var server = await HttpGateway.StartAsync(withStore);
+        await using var guest = await GatewayClients.HttpAsync(server.Endpoint, withStore.Mint("guest"));
+        var id = (await guest.RequestAccessAsync([], "unmask:email", "send the renewal letters")).Structured().GetProperty("request_id").GetString()!;
+        Assert.Equal(0, (await StdioTests.RunGatehouse(["approvals", "approve", id, "--config", withStore.PolicyPath, "--as", "alice"])).ExitCode);
+        try
+        {
+            var setup = await StdioTests.RunGatehouse(["setup", "--config", withStore.PolicyPath, "--connection", "shop", "--admin-connection", pg.AdminConnectionString]);
+            Assert.Equal(ExitCodes.Ok, setup.ExitCode);
+            await WaitForAsync(async () => (await guest.QueryAsync("select email from customers where id = 1")).IsError != true);
+            Assert.Equal("amelia.hartmann@example.com", (await guest.QueryAsync("select email from customers where id = 1")).Structured().GetProperty("rows")[0][0].GetString());
+        }
+        finally
+        {
+            Assert.Equal(0, (await StdioTests.RunGatehouse(["grants", "revoke", id, "--config", withStore.PolicyPath, "--as", "alice"])).ExitCode);
+            Assert.Equal(ExitCodes.Ok, (await SetupAsync()).ExitCode);
+        }
+    }
+
+    [Fact]
     public async Task Setup_refuses_tagged_columns_PUBLIC_may_read_and_leaves_out_views_of_views_over_them()
     {
         await pg.AdminScalarAsync("grant select (ssn) on customers to public");
