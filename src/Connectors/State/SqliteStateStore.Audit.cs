@@ -10,6 +10,10 @@ public sealed partial class SqliteStateStore : SqlStateStore
     protected override async Task<DbConnection> OpenAuditConnectionAsync(CancellationToken cancellationToken) =>
         await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
 
+    // Deferred: a snapshot for reading that takes no write lock (BEGIN IMMEDIATE would hold up every writer while verify reads).
+    protected override Task<DbTransaction> BeginSnapshotAsync(DbConnection connection, CancellationToken cancellationToken) =>
+        Task.FromResult<DbTransaction>(((SqliteConnection)connection).BeginTransaction(deferred: true));
+
     // With synchronous=FULL, SQLite syncs the write-ahead log inside the commit, while it holds the file's write lock: every
     // process on the file then waits for each other's disk flushes in turn, one at a time. Instead the writer commits at
     // NORMAL (the commit reaches the operating system) and flushes the log itself once the lock is released, so commits

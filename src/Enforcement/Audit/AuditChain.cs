@@ -104,7 +104,9 @@ public static class AuditChain
 
     /// <param name="checkpoint">The latest purge checkpoint, if records were purged; the chain resumes from it.</param>
     /// <param name="signatureValid">Checks a checkpoint's signature over its signed text.</param>
-    public static ChainReport Verify(IReadOnlyList<ChainEntry> chain, IReadOnlyList<AuditRecord> records, ChainCheckpoint? checkpoint = null, Func<string, string, bool>? signatureValid = null)
+    /// <param name="unreadable">Ids of rows that do not read as records at all: changed by hand, so reported as such.</param>
+    public static ChainReport Verify(
+        IReadOnlyList<ChainEntry> chain, IReadOnlyList<AuditRecord> records, ChainCheckpoint? checkpoint = null, Func<string, string, bool>? signatureValid = null, IReadOnlyList<string>? unreadable = null)
     {
         var problems = new List<string>();
         var prev = checkpoint?.LastHash ?? Genesis;
@@ -146,6 +148,12 @@ public static class AuditChain
 
         var open = 0;
         var present = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var id in unreadable ?? [])
+        {
+            present.Add(id);
+            problems.Add($"record {id} no longer reads as a record (a field holds what the gateway never writes): it was changed outside the gateway");
+        }
+
         foreach (var record in records)
         {
             present.Add(record.Id);

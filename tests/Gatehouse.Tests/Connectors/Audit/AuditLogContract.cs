@@ -257,6 +257,8 @@ public abstract class AuditLogContract
     [InlineData("insert into audit (id, time_ms, tool, transport, groups_json, decision, rule, reason, duration_ms) values ('aud_forged', 0, 'query', 'x', '[]', 'Allowed', 'r', 'r', 0)", "was never sealed")]
     [InlineData("update audit_chain set sealed = replace(sealed, 'because', 'because!') where seq = 2", "was altered after it was sealed")]
     [InlineData("delete from audit_chain where seq = 3", "are missing")]
+    [InlineData("update audit set decision = 'Approved-ish' where agent = 'agent2'", "no longer reads as a record")]
+    [InlineData("update audit set groups_json = 'not json' where agent = 'agent4'", "no longer reads as a record")]
     [InlineData("delete from audit where id = (select record_id from audit_chain where seq = 3); update audit_chain set record_id = (select record_id from audit_chain where seq = 5) where seq = 3", "a link was relabelled to hide a record")]
     [InlineData("update audit_chain set seq = seq + 100 where seq = 2; update audit_chain set seq = 2 where seq = 4; update audit_chain set seq = 4 where seq = 102", "does not follow the link before it")]
     public async Task Verification_names_each_kind_of_tampering(string tampering, string finding)
