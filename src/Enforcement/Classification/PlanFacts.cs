@@ -9,6 +9,9 @@ public sealed record PlanFacts(IReadOnlyList<RelationAccess> Relations, IReadOnl
 {
     public bool Writes => Relations.Any(r => r.Access == AccessLevel.Write);
 
+    /// <summary>How many parts of the plan write (ModifyTable nodes): more than one when a WITH query writes too.</summary>
+    public int Writers { get; init; }
+
     /// <summary>The planner's total cost estimate for the statement.</summary>
     public double EstimatedCost { get; init; }
 

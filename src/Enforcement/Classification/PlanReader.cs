@@ -37,6 +37,7 @@ public static class PlanReader
         {
             Columns = Resolve(references, bare, aliases),
             EstimatedCost = plan.TryGetProperty("Total Cost", out var cost) && cost.TryGetDouble(out var c) ? c : 0,
+            Writers = relations.Count(r => r.Access == AccessLevel.Write),
             Outputs = plan.TryGetProperty("Output", out var output) && output.ValueKind == JsonValueKind.Array
                 ? output.EnumerateArray().Where(o => o.ValueKind == JsonValueKind.String).Select(o => o.GetString()!).ToList()
                 : [],
