@@ -67,6 +67,12 @@ public static class CliApp
         {
             return ExitCodes.Ok;
         }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Anything else (an unset password variable, an unreadable key file) still gets one line, not a stack trace.
+            await Console.Error.WriteLineAsync($"gatehouse: {e.Message}");
+            return ExitCodes.Error;
+        }
     };
 
     /// <summary>The policy and the gateway's whole state, the audit log included (which may live in PostgreSQL).</summary>

@@ -52,6 +52,19 @@ public sealed class CliTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task An_unexpected_failure_is_one_line_not_a_stack_trace()
+    {
+        // The dev issuer's key file holds no key.
+        File.WriteAllText(Path.Combine(_gateway.Directory, "dev-issuer.pem"), "not a key");
+        var (exitCode, stdout, stderr) = await Gatehouse("token", "mint", "--config", _gateway.PolicyPath, "--agent", "analyst");
+        Assert.Equal(ExitCodes.Error, exitCode);
+        Assert.Empty(stdout);
+        Assert.StartsWith("gatehouse: ", stderr, StringComparison.Ordinal);
+        Assert.Contains("PEM", stderr, StringComparison.Ordinal);
+        Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    [Fact]
     public async Task Serving_stdio_without_a_token_is_refused_with_how_to_get_one()
     {
         var (exitCode, _, stderr) = await Gatehouse("serve", "--config", _gateway.PolicyPath);
