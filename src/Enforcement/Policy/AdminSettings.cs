@@ -7,8 +7,8 @@ namespace Gatehouse.Enforcement.Policy;
 public sealed record AdminSettings(string Audience, IReadOnlyList<string> Users, IReadOnlyList<string> Groups)
 {
     /// <summary>
-    /// The issuers whose tokens may open the admin API. By default every trusted issuer but those that sign with a shared
-    /// secret (HS*): whoever holds that secret (an agent platform) could mint any name, an admin's included.
+    /// The issuers whose tokens may open the admin API: named in the policy, or the only trusted issuer when it signs with
+    /// its own key. Admins are known by name, so any issuer allowed here could mint an admin's.
     /// </summary>
     public IReadOnlyList<string> Issuers { get; init; } = [];
 

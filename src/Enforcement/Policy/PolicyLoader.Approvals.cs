@@ -64,17 +64,25 @@ public static partial class PolicyLoader
         var audience = reader.String(e, "audience", "admin.audience", requiredAt: node);
         var users = e.TryGetValue("users", out var u) ? reader.Strings(u, "admin.users") : [];
         var groups = e.TryGetValue("groups", out var g) ? reader.Strings(g, "admin.groups") : [];
-        var adminIssuers = e.TryGetValue("issuers", out var ai)
-            ? reader.Strings(ai, "admin.issuers")
-            : issuers.Where(i => i.SharedSecret == SecretSource.None).Select(i => i.Issuer).ToList();
-        foreach (var unknown in adminIssuers.Where(name => issuers.All(i => i.Issuer != name)))
+        // Admins are named, not bound to an issuer: any issuer allowed here could mint an admin's name. With one issuer that
+        // signs with its own key that is the only choice; otherwise the policy must say, since one of them may well be where
+        // the agents' own tokens come from (an agent platform), and whoever holds a shared secret can mint any name.
+        IReadOnlyList<string> adminIssuers = [];
+        if (e.TryGetValue("issuers", out var ai))
         {
-            reader.Error(e["issuers"], $"admin.issuers names '{unknown}', which is not one of the trusted issuers.");
+            adminIssuers = reader.Strings(ai, "admin.issuers");
+            foreach (var unknown in adminIssuers.Where(name => issuers.All(i => i.Issuer != name)))
+            {
+                reader.Error(ai, $"admin.issuers names '{unknown}', which is not one of the trusted issuers.");
+            }
         }
-
-        if (adminIssuers.Count == 0)
+        else if (issuers is [{ } only] && only.SharedSecret == SecretSource.None)
         {
-            reader.Error(node, "admin: no issuer may sign admin tokens (every trusted issuer signs with a shared secret, which whoever holds it could mint an admin's name with); list the ones that may under admin.issuers.");
+            adminIssuers = [only.Issuer];
+        }
+        else if (issuers.Count > 0)
+        {
+            reader.Error(node, $"admin: {issuers.Count} issuer(s) are trusted{(issuers.Count == 1 ? ", signing with a shared secret" : "")}; name under admin.issuers the one(s) whose tokens may open the admin API (an issuer that signs agents' tokens, or whoever holds a shared secret, could otherwise mint an admin's name).");
         }
 
         if (audience is null)

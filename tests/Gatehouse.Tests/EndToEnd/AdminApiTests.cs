@@ -98,7 +98,7 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_shared_secret_issuer_cannot_sign_an_admin_in_unless_the_policy_lists_it()
+    public async Task Only_the_issuers_the_policy_names_for_admins_can_sign_an_admin_in()
     {
         // Whoever holds a shared secret (an agent platform signing its own agents' tokens) could mint any name, an admin's too.
         var secret = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
@@ -112,7 +112,11 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
             SigningCredentials = new(new Microsoft.IdentityModel.Tokens.SymmetricSecurityKey(System.Text.Encoding.UTF8.GetBytes(secret)), Microsoft.IdentityModel.Tokens.SecurityAlgorithms.HmacSha256),
         });
 
-        foreach (var (admin, expected) in new[] { (Policy, HttpStatusCode.Unauthorized), (Policy + "\n  issuers: [gatehouse-dev, batch-scheduler]", HttpStatusCode.OK) })
+        // With two issuers trusted the policy must say which may sign admin tokens.
+        Assert.Contains(
+            Assert.Throws<Gatehouse.Enforcement.Policy.PolicyException>(() => TestGateway.Create(pg, GuardrailTests.Agents + Policy, issuers: Issuer)).Errors,
+            e => e.Contains("name under admin.issuers", StringComparison.Ordinal));
+        foreach (var (admin, expected) in new[] { (Policy + "\n  issuers: [gatehouse-dev]", HttpStatusCode.Unauthorized), (Policy + "\n  issuers: [gatehouse-dev, batch-scheduler]", HttpStatusCode.OK) })
         {
             var gateway = TestGateway.Create(pg, GuardrailTests.Agents + admin, issuers: Issuer);
             File.WriteAllText(Path.Combine(gateway.Directory, "batch.secret"), secret);

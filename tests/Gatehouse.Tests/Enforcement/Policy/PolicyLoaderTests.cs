@@ -54,9 +54,12 @@ public sealed class PolicyLoaderTests
         Assert.Equal("payments-by-hand", Assert.Single(policy.Guardrails).Id);
         Assert.Equal(60, policy.Quotas.Agents["analyst"].CallsPerMinute);
 
-        // Admin tokens by default from every issuer but the shared-secret one, whose holder could mint any name.
-        Assert.Equal(["gatehouse-dev", "https://login.example.com/"], policy.Admin!.Issuers);
-        Assert.Contains(Errors(example.Replace("  # issuers: [https://login.example.com/]", "  issuers: [https://other.example/]", StringComparison.Ordinal)), e => e.Contains("admin.issuers names 'https://other.example/'", StringComparison.Ordinal));
+        // Admin tokens only from the issuers named for them: with several trusted, the policy must say which.
+        Assert.Equal(["https://login.example.com/"], policy.Admin!.Issuers);
+        const string Named = "  issuers: [https://login.example.com/]   # who may sign admin tokens; required when more than one issuer is trusted";
+        Assert.Contains(Named, example, StringComparison.Ordinal);
+        Assert.Contains(Errors(example.Replace(Named, "  issuers: [https://other.example/]", StringComparison.Ordinal)), e => e.Contains("admin.issuers names 'https://other.example/'", StringComparison.Ordinal));
+        Assert.Contains(Errors(example.Replace(Named, "", StringComparison.Ordinal)), e => e.Contains("admin: 3 issuer(s) are trusted; name under admin.issuers", StringComparison.Ordinal));
     }
 
     [Fact]
