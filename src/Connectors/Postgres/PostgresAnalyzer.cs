@@ -105,35 +105,19 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
     public async ValueTask<PlanFacts> ExplainAsync(string connection, string sql, IReadOnlyList<string?> parameters, SessionRole? role, CancellationToken cancellationToken)
     {
         await using var pooled = await targets.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
-        await using var batch = pooled.Connection.CreateBatch();
-        batch.BatchCommands.Add(new NpgsqlBatchCommand(FixedStatements.BeginReadOnly));
-        // The same role and search_path as execution, so names resolve to the same relations in both.
-        batch.BatchCommands.Add(SessionSettings.ForExplain(ExplainTimeout, targets.Config(connection).SearchPath, role));
-        var explain = new NpgsqlBatchCommand(ExplainPrefix + sql);
-        SessionSettings.AddParameters(explain, parameters);
-        batch.BatchCommands.Add(explain);
-        // Planning can run functions (folding immutable ones, estimating with stable ones), and a function can take a lock.
-        batch.BatchCommands.Add(new NpgsqlBatchCommand(FixedStatements.ReleaseLocks));
-        batch.BatchCommands.Add(new NpgsqlBatchCommand(FixedStatements.Rollback));
         try
         {
-            string? json = null;
-            await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+            // Pruning by constants and bound values is decided in planning, the same for the run (the values are in the cache
+            // key). Pruning by stable expressions happens as the plan starts, EXPLAIN's too, and can differ for the run (which
+            // sets gatehouse.agent): when it left partitions out, the statement is planned again without pruning, so every
+            // partition it could read is in the plan.
+            var json = await ExplainOnceAsync(pooled, connection, sql, parameters, role, pruning: true, cancellationToken).ConfigureAwait(false);
+            if (PlanReader.LeftPartitionsOut(json))
             {
-                do
-                {
-                    while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-                    {
-                        if (reader.GetName(0) != SessionSettings.Marker)
-                        {
-                            json = reader.GetString(0);
-                        }
-                    }
-                }
-                while (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false));
+                json = await ExplainOnceAsync(pooled, connection, sql, parameters, role, pruning: false, cancellationToken).ConfigureAwait(false);
             }
 
-            var plan = PlanReader.Read(json ?? throw new InvalidOperationException("EXPLAIN returned no plan."));
+            var plan = PlanReader.Read(json);
             plan = plan with { Lineage = await LineageAsync(pooled.Connection, plan, cancellationToken).ConfigureAwait(false) };
             pooled.MarkReset();
             return plan;
@@ -148,6 +132,38 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
 
             throw SessionSettings.ProfileFailure(e, role) ?? PostgresErrors.Map(e, positionOffset: ExplainPrefix.Length);
         }
+    }
+
+    private async Task<string> ExplainOnceAsync(
+        PooledConnection pooled, string connection, string sql, IReadOnlyList<string?> parameters, SessionRole? role, bool pruning, CancellationToken cancellationToken)
+    {
+        await using var batch = pooled.Connection.CreateBatch();
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(FixedStatements.BeginReadOnly));
+        // The same role and search_path as execution, so names resolve to the same relations in both.
+        batch.BatchCommands.Add(SessionSettings.ForExplain(ExplainTimeout, targets.Config(connection).SearchPath, role, pruning));
+        var explain = new NpgsqlBatchCommand(ExplainPrefix + sql);
+        SessionSettings.AddParameters(explain, parameters);
+        batch.BatchCommands.Add(explain);
+        // Planning can run functions (folding immutable ones, estimating with stable ones), and a function can take a lock.
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(FixedStatements.ReleaseLocks));
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(FixedStatements.Rollback));
+        string? json = null;
+        await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            do
+            {
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    if (reader.GetName(0) != SessionSettings.Marker)
+                    {
+                        json = reader.GetString(0);
+                    }
+                }
+            }
+            while (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false));
+        }
+
+        return json ?? throw new InvalidOperationException("EXPLAIN returned no plan.");
     }
 
     // A plan names the partitions it scans, never their partitioned table; tags, grants and guardrails name the table.

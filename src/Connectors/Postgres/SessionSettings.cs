@@ -57,16 +57,16 @@ internal static class SessionSettings
     public const int SettingsParameters = 10;
 
     /// <summary>
-    /// The settings for an EXPLAIN: a timeout, and the same role and search_path the statement will run with. Partition
-    /// pruning is off: the executor prunes partitions by stable expressions as the plan starts, EXPLAIN's too, and a
-    /// partition left out there (its condition can differ when the statement runs, which sets gatehouse.agent) would be
-    /// read unchecked. Without pruning every partition the statement could read is in the plan.
+    /// The settings for an EXPLAIN: a timeout, and the same role and search_path the statement will run with; with
+    /// <paramref name="pruning"/> off, no partition is pruned, in planning or as the plan starts.
     /// </summary>
-    public static NpgsqlBatchCommand ForExplain(TimeSpan timeout, string searchPath, SessionRole? role)
+    public static NpgsqlBatchCommand ForExplain(TimeSpan timeout, string searchPath, SessionRole? role, bool pruning = true)
     {
         var command = new NpgsqlBatchCommand(
             (role is null ? "SELECT " : "SELECT set_config('role', $3, true) || ")
-            + $"set_config('statement_timeout', $1, true) || set_config('search_path', $2, true) || set_config('enable_partition_pruning', 'off', true) AS {Marker}");
+            + "set_config('statement_timeout', $1, true) || set_config('search_path', $2, true)"
+            + (pruning ? "" : " || set_config('enable_partition_pruning', 'off', true)")
+            + $" AS {Marker}");
         AddText(command, ((long)timeout.TotalMilliseconds).ToString(CultureInfo.InvariantCulture));
         AddText(command, role?.Schema ?? searchPath);
         if (role is not null)

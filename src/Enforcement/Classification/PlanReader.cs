@@ -17,28 +17,51 @@ public static class PlanReader
         "Conflict Resolution", "Conflict Arbiter Indexes", "Async Capable",
     };
 
+    /// <summary>Whether some node of the plan left partitions out as the plan started (<c>Subplans Removed</c>).</summary>
+    public static bool LeftPartitionsOut(string explainJson)
+    {
+        using var document = JsonDocument.Parse(explainJson);
+        return Any(document.RootElement);
+
+        static bool Any(JsonElement element) => element.ValueKind switch
+        {
+            JsonValueKind.Object => element.EnumerateObject().Any(p =>
+                (p.Name == "Subplans Removed" && p.Value.ValueKind == JsonValueKind.Number && p.Value.GetInt32() > 0) || Any(p.Value)),
+            JsonValueKind.Array => element.EnumerateArray().Any(Any),
+            _ => false,
+        };
+    }
+
     public static PlanFacts Read(string explainJson)
     {
         using var document = JsonDocument.Parse(explainJson);
         var root = document.RootElement;
-        if (root.ValueKind != JsonValueKind.Array || root.GetArrayLength() == 0 || !root[0].TryGetProperty("Plan", out var plan))
+        if (root.ValueKind != JsonValueKind.Array || root.GetArrayLength() == 0 || root.EnumerateArray().Any(p => !p.TryGetProperty("Plan", out _)))
         {
             throw new FormatException("EXPLAIN output has no plan.");
         }
 
+        // A rewrite rule (DO ALSO) makes one statement several, each with its plan: all of them are what the statement does.
+        var plans = root.EnumerateArray().Select(p => p.GetProperty("Plan")).ToList();
         var relations = new List<RelationAccess>();
         var functions = new List<FunctionCall>();
         var references = new List<(string Alias, string Column)>();
         var bare = new List<string>();
         var aliases = new List<(string Alias, RelationName Relation)>();
         var writeRows = 0.0;
-        Walk(plan, new Collected(relations, functions, references, bare, aliases), ref writeRows);
-        return new PlanFacts(relations.Distinct().ToList(), functions.Distinct().ToList(), Rows(plan), writeRows)
+        foreach (var plan in plans)
+        {
+            Walk(plan, new Collected(relations, functions, references, bare, aliases), ref writeRows);
+        }
+
+        // The statement's own plan: for an UPDATE or DELETE with rules, PostgreSQL lists the rules' actions first.
+        var main = plans[^1];
+        return new PlanFacts(relations.Distinct().ToList(), functions.Distinct().ToList(), plans.Max(Rows), writeRows)
         {
             Columns = Resolve(references, bare, aliases),
-            EstimatedCost = plan.TryGetProperty("Total Cost", out var cost) && cost.TryGetDouble(out var c) ? c : 0,
+            EstimatedCost = plans.Sum(p => p.TryGetProperty("Total Cost", out var cost) && cost.TryGetDouble(out var c) ? c : 0),
             Writers = relations.Count(r => r.Access == AccessLevel.Write),
-            Outputs = plan.TryGetProperty("Output", out var output) && output.ValueKind == JsonValueKind.Array
+            Outputs = main.TryGetProperty("Output", out var output) && output.ValueKind == JsonValueKind.Array
                 ? output.EnumerateArray().Where(o => o.ValueKind == JsonValueKind.String).Select(o => o.GetString()!).ToList()
                 : [],
         };
@@ -72,7 +95,7 @@ public static class PlanReader
         var nodeType = Text(node, "Node Type") ?? "";
         if (node.TryGetProperty("Subplans Removed", out var removed) && removed.ValueKind == JsonValueKind.Number && removed.GetInt32() > 0)
         {
-            // The gateway plans with partition pruning off; a plan that still left partitions out would hide what they hold.
+            // Planned again without pruning when the first plan left partitions out; one that still does would hide what they hold.
             throw new Execution.DatabaseException(Execution.DatabaseFailure.Rejected, "PostgreSQL left partitions out of the statement's plan (Subplans Removed), so not everything it may read can be checked; it is refused");
         }
 

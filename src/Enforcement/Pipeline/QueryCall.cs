@@ -171,6 +171,15 @@ public sealed partial class GatewayPipeline
             return new StepResult(guarded!, Classification: classification);
         }
 
+        if (needsApproval && plan.Writes && (plan.Writers > 1 || !statement.Kind.IsDml()))
+        {
+            // The dry run counts, and an approved run is held to, the rows the statement's own INSERT/UPDATE/DELETE touches;
+            // a write inside WITH, or one a rule adds, is counted by neither, so an approval could not bound it.
+            return new StepResult(
+                Decision.Deny("approval.unbounded_write", $"{guarded!.Reason}, and this statement also writes elsewhere (inside a WITH query, or through a rewrite rule), which its dry run cannot count and an approval could not bound; send each write as a statement of its own"),
+                Classification: classification);
+        }
+
         var maxRows = Math.Min(request.MaxRows ?? limits.MaxRows, limits.MaxRows);
         var execution = new ExecutionRequest(
             connection,
@@ -191,15 +200,6 @@ public sealed partial class GatewayPipeline
         if (scope.Explaining)
         {
             return Explained(scope, execution, needsApproval ? guarded! : verdicts.Final(Decision.Allow("query.allowed", byPlan.IsAllowed ? byPlan.Reason : "allowed")));
-        }
-
-        if (needsApproval && plan.Writes && (plan.Writers > 1 || !statement.Kind.IsDml()))
-        {
-            // The dry run counts, and an approved run is held to, the rows the statement's own INSERT/UPDATE/DELETE touches;
-            // a write inside WITH is counted by neither, so an approval could not bound it.
-            return new StepResult(
-                Decision.Deny("approval.unbounded_write", $"{guarded!.Reason}, and this statement also writes inside a WITH query, which its dry run cannot count and an approval could not bound; send each write as a statement of its own"),
-                Classification: classification);
         }
 
         if (needsApproval)

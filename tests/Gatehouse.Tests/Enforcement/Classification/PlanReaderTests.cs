@@ -30,9 +30,29 @@ public sealed class PlanReaderTests
     {
         // PostgreSQL 15 for a condition on the partition key by a stable expression, with pruning on.
         const string pruned = """[{"Plan": {"Node Type": "Append", "Plan Rows": 566, "Total Cost": 52.58, "Subplans Removed": 2}}]""";
+        Assert.True(PlanReader.LeftPartitionsOut(pruned));
+        Assert.False(PlanReader.LeftPartitionsOut(pruned.Replace("\"Subplans Removed\": 2", "\"Subplans Removed\": 0", StringComparison.Ordinal)));
         var refused = Assert.Throws<Gatehouse.Enforcement.Execution.DatabaseException>(() => PlanReader.Read(pruned));
         Assert.Contains("left partitions out", refused.Message, StringComparison.Ordinal);
         Assert.Empty(PlanReader.Read(pruned.Replace("\"Subplans Removed\": 2", "\"Subplans Removed\": 0", StringComparison.Ordinal)).Relations);
+    }
+
+    [Fact]
+    public void Every_plan_a_rewrite_rule_adds_is_read_not_only_the_first()
+    {
+        // PostgreSQL 15 for an UPDATE of orders whose DO ALSO rule inserts into audit_trail: the rule's action comes first.
+        const string plans = """
+            [{"Plan": {"Node Type": "ModifyTable", "Operation": "Insert", "Relation Name": "audit_trail", "Schema": "public", "Alias": "audit_trail", "Plan Rows": 0, "Total Cost": 1.5,
+              "Plans": [{"Node Type": "Seq Scan", "Parent Relationship": "Outer", "Relation Name": "orders", "Schema": "public", "Alias": "orders", "Plan Rows": 3, "Output": ["orders.id"]}]}},
+             {"Plan": {"Node Type": "ModifyTable", "Operation": "Update", "Relation Name": "orders", "Schema": "public", "Alias": "orders", "Plan Rows": 0, "Total Cost": 2.5,
+              "Plans": [{"Node Type": "Seq Scan", "Parent Relationship": "Outer", "Relation Name": "orders", "Schema": "public", "Alias": "orders", "Plan Rows": 3, "Output": ["orders.note", "orders.ctid"]}]}}]
+            """;
+        var facts = PlanReader.Read(plans);
+        Assert.Contains(new RelationAccess(new RelationName("public", "audit_trail"), AccessLevel.Write, "insert"), facts.Relations);
+        Assert.Contains(new RelationAccess(new RelationName("public", "orders"), AccessLevel.Write, "update"), facts.Relations);
+        Assert.Equal(2, facts.Writers);
+        Assert.Equal(6, facts.EstimatedWriteRows);
+        Assert.Equal(4, facts.EstimatedCost);
     }
 
     [Fact]
