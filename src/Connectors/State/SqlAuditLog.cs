@@ -270,7 +270,7 @@ public abstract partial class SqlAuditLog : IAuditLog
 
     private static (string Id, AuditRecord? Record) TryReadAudit(DbDataReader reader)
     {
-        var id = reader.GetString(0);
+        var id = reader.IsDBNull(0) ? "(no id)" : reader.GetString(0);
         try
         {
             return (id, ReadAudit(reader));

@@ -91,7 +91,7 @@ public static class ApprovalsCommand
             }
             else
             {
-                Console.Out.WriteLine(message);
+                Console.Out.WriteLine(Output.Printable(message));
             }
 
             return 0;
@@ -110,7 +110,7 @@ public static class ApprovalsCommand
             var (policy, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
             await using var notifier = new CliNotifier(policy.Approvals.Webhook);
             var message = Done(await Desk(policy, state, notifier).CancelAsync(parse.GetValue(id)!, parse.GetValue(by)!, "cli", cancellationToken));
-            Console.Out.WriteLine(message);
+            Console.Out.WriteLine(Output.Printable(message));
             return 0;
         }));
         return command;

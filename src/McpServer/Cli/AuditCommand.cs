@@ -84,7 +84,7 @@ public static partial class AuditCommand
             await Console.Out.WriteLineAsync($"Session {Output.Printable(id)}: agent {Output.Printable(calls[0].Agent ?? "(unidentified)")}, {calls.Count} call(s) from {Output.Time(start)} over {Durations.Format(calls[^1].Time - start)}");
             foreach (var call in calls)
             {
-                await Console.Out.WriteLineAsync($"+{(call.Time - start).TotalSeconds,8:0.000}s  {call.Tool,-16} {call.Decision,-8} {call.Rule}  ({call.DurationMs:0.0} ms{(call.RowCount is { } rows ? $", {rows} row(s)" : "")}{(call.Masking is { } m ? $", masked {m}" : "")})");
+                await Console.Out.WriteLineAsync($"+{(call.Time - start).TotalSeconds,8:0.000}s  {Output.Printable(call.Tool),-16} {call.Decision,-8} {call.Rule}  ({call.DurationMs:0.0} ms{(call.RowCount is { } rows ? $", {rows} row(s)" : "")}{(call.Masking is { } m ? $", masked {m}" : "")})");
                 if (call.Sql is not null)
                 {
                     await Console.Out.WriteLineAsync($"           sql: {Output.Clip(call.Sql, 200)}");
@@ -113,7 +113,7 @@ public static partial class AuditCommand
             var report = await state.Audit.VerifyChainAsync(CheckpointKey.For(policy).Verify, cancellationToken);
             foreach (var problem in report.Problems)
             {
-                await Console.Out.WriteLineAsync($"tampered: {problem}");
+                await Console.Out.WriteLineAsync($"tampered: {Output.Printable(problem)}");
             }
 
             await Console.Out.WriteLineAsync(report.Intact

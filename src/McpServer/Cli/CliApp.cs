@@ -70,7 +70,7 @@ public static class CliApp
         catch (Exception e) when (e is not OperationCanceledException)
         {
             // Anything else (an unset password variable, an unreadable key file) still gets one line, not a stack trace.
-            await Console.Error.WriteLineAsync($"gatehouse: {e.Message}");
+            await Console.Error.WriteLineAsync($"gatehouse: {Output.Printable(e.Message)}");
             return ExitCodes.Error;
         }
     };

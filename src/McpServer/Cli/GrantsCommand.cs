@@ -43,7 +43,7 @@ public static class GrantsCommand
             var (policy, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
             await using var notifier = new CliNotifier(policy.Approvals.Webhook);
             var message = ApprovalsCommand.Done(await ApprovalsCommand.Desk(policy, state, notifier).RevokeAsync(parse.GetValue(id)!, parse.GetValue(by)!, "cli", cancellationToken));
-            Console.Out.WriteLine(message);
+            Console.Out.WriteLine(Output.Printable(message));
             return 0;
         }));
         return command;

@@ -39,14 +39,14 @@ public static class Output
     }
 
     /// <summary>
-    /// The text with every control character written out as <c>\uXXXX</c>. Agents write much of what the CLI shows (SQL,
+    /// The text with every control or format character written out as <c>\uXXXX</c>. Agents write much of what the CLI shows (SQL,
     /// reasons, names), and an escape sequence printed raw would move the cursor, rewrite the line an approver is reading,
     /// or retitle the terminal.
     /// </summary>
     public static string Printable(string? text)
     {
         text ??= "";
-        if (!text.Any(char.IsControl))
+        if (!text.Any(Hidden))
         {
             return text;
         }
@@ -54,7 +54,7 @@ public static class Output
         var printable = new StringBuilder(text.Length + 16);
         foreach (var c in text)
         {
-            if (char.IsControl(c))
+            if (Hidden(c))
             {
                 printable.Append(CultureInfo.InvariantCulture, $"\\u{(int)c:x4}");
             }
@@ -66,6 +66,9 @@ public static class Output
 
         return printable.ToString();
     }
+
+    // Control characters, and format characters such as the bidirectional overrides that reorder how a line reads.
+    private static bool Hidden(char c) => char.IsControl(c) || char.GetUnicodeCategory(c) == UnicodeCategory.Format;
 
     public static string Time(DateTimeOffset? time) => time?.ToLocalTime().ToString("yyyy-MM-dd HH:mm:ss") ?? "-";
 

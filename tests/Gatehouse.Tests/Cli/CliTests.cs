@@ -157,12 +157,13 @@ public sealed class CliTests(PostgresFixture pg)
     public async Task Terminal_escapes_an_agent_writes_are_shown_escaped_not_obeyed()
     {
         await using var client = await GatewayClients.StdioAsync(_gateway, _gateway.Mint("narrow"));
-        var id = (await client.RequestAccessAsync(["public.customers"], "read", "month end\u001b[2K\u001b[1Gapproved by alice")).Structured().GetProperty("request_id").GetString()!;
+        var id = (await client.RequestAccessAsync(["public.customers"], "read", "month end\u001b[2K\u001b[1Gapproved by alice \u202Eecila")).Structured().GetProperty("request_id").GetString()!;
 
         var listed = await Gatehouse("approvals", "list", "--config", _gateway.PolicyPath);
         Assert.Contains(id, listed.Stdout, StringComparison.Ordinal);
         Assert.DoesNotContain('\u001b', listed.Stdout);
-        Assert.Contains(@"month end\u001b[2K\u001b[1Gapproved by alice", listed.Stdout, StringComparison.Ordinal);
+        Assert.Contains(@"month end\u001b[2K\u001b[1Gapproved by alice \u202eecila", listed.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain('\u202E', listed.Stdout);
         Assert.Equal(0, (await Gatehouse("approvals", "deny", id, "--config", _gateway.PolicyPath, "--as", "alice")).ExitCode);
     }
 
