@@ -46,11 +46,20 @@ public sealed partial class SqliteStateStore
     public static async Task<SqliteStateStore> OpenAsync(string path, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        if (!OperatingSystem.IsWindows() && !File.Exists(path))
+        if (!OperatingSystem.IsWindows())
         {
             // The log holds SQL, parameters, captured results and kept approval results: readable by the gateway's user only.
-            // SQLite gives the -wal and -shm files it creates beside it the same mode.
-            new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite }).Dispose();
+            // SQLite gives the -wal and -shm files it creates beside it the same mode. A file made before (by an older
+            // version, with the umask's mode) loses what others could read, where this user may change its mode.
+            if (!File.Exists(path))
+            {
+                new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite }).Dispose();
+            }
+
+            foreach (var file in new[] { path, path + "-wal", path + "-shm" }.Where(File.Exists))
+            {
+                OwnerOnly(file);
+            }
         }
 
         var builder = new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadWriteCreate, Pooling = true, DefaultTimeout = 30 };
@@ -61,6 +70,25 @@ public sealed partial class SqliteStateStore
         await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         await store.MigrateAsync(connection, cancellationToken).ConfigureAwait(false);
         return store;
+    }
+
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    private static void OwnerOnly(string file)
+    {
+        const UnixFileMode Others = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
+            | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
+        try
+        {
+            var mode = File.GetUnixFileMode(file);
+            if ((mode & Others) != 0)
+            {
+                File.SetUnixFileMode(file, mode & ~Others);
+            }
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        {
+            // Another user's file: its mode is theirs to set; the store still opens as before.
+        }
     }
 
     // Columns added after a store may already exist; each is added once, idempotently.

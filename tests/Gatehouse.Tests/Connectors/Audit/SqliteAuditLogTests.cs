@@ -30,6 +30,20 @@ public sealed class SqliteAuditLogTests : AuditLogContract
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(_path + "-wal"));
     }
 
+    [Fact]
+    public async Task A_state_file_an_older_version_left_readable_by_others_is_made_private_when_opened()
+    {
+        var log = await OpenAsync();
+        await WriteAsync(log, Record("analyst", Verdict.Allowed, DateTimeOffset.UtcNow));
+        const UnixFileMode Loose = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
+        File.SetUnixFileMode(_path, Loose);
+        File.SetUnixFileMode(_path + "-wal", Loose);
+
+        await OpenAsync(again: true);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(_path));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(_path + "-wal"));
+    }
+
     // SQLite rewrites an index's entry whenever an update sets one of its columns, even to the value it had, so completing a
     // started record leaves them out; a trigger on updates that set them counts the rewrites.
     [Fact]
