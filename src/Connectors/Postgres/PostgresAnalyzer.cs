@@ -170,39 +170,24 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
     private static async Task<IReadOnlyDictionary<RelationName, RelationLineage>> LineageAsync(NpgsqlConnection connection, PlanFacts plan, CancellationToken cancellationToken)
     {
         var relations = plan.Relations.Select(r => r.Relation).Distinct().ToList();
-        var lineage = new Dictionary<RelationName, RelationLineage>();
         if (relations.Count == 0)
         {
-            return lineage;
+            return new Dictionary<RelationName, RelationLineage>();
         }
 
         await using var command = new NpgsqlCommand(Ancestors, connection);
         command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = relations.Select(r => r.Schema).ToArray() });
         command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = relations.Select(r => r.Name).ToArray() });
-        var ancestors = new Dictionary<RelationName, (List<RelationName> Ancestors, bool Partition)>();
+        var rows = new List<(RelationName Child, bool Partition, RelationName Parent)>();
         await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
         {
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
-                var child = new RelationName(reader.GetString(0), reader.GetString(1));
-                if (!ancestors.TryGetValue(child, out var entry))
-                {
-                    ancestors[child] = entry = ([], reader.GetBoolean(2));
-                }
-
-                var parent = new RelationName(reader.GetString(3), reader.GetString(4));
-                if (!entry.Ancestors.Contains(parent))
-                {
-                    entry.Ancestors.Add(parent);
-                }
+                rows.Add((new RelationName(reader.GetString(0), reader.GetString(1)), reader.GetBoolean(2), new RelationName(reader.GetString(3), reader.GetString(4))));
             }
         }
 
-        foreach (var (child, (parents, partition)) in ancestors)
-        {
-            lineage[child] = new RelationLineage(parents, partition);
-        }
-
-        return lineage;
+        // Rows come nearest ancestor first; one reached by two paths (multiple inheritance) counts once.
+        return rows.GroupBy(r => r.Child).ToDictionary(g => g.Key, g => new RelationLineage(g.Select(r => r.Parent).Distinct().ToList(), g.First().Partition));
     }
 }

@@ -134,11 +134,11 @@ public static class AuditChain
             {
                 problems.Add($"link {entry.Seq} (record {entry.RecordId}) was altered after it was sealed");
             }
-            else if (SealedId(entry.Sealed) != entry.RecordId)
+            else if (SealedId(entry.Sealed) is var sealedId && sealedId != entry.RecordId)
             {
                 // The record id beside a link is not hashed; the one inside the sealed record is. Relabelled, a deleted
                 // record's link would pass as an earlier link of another record.
-                problems.Add($"link {entry.Seq} is labelled record {entry.RecordId} but seals record {SealedId(entry.Sealed) ?? "(unreadable)"}: a link was relabelled to hide a record");
+                problems.Add($"link {entry.Seq} is labelled record {entry.RecordId} but seals record {sealedId ?? "(unreadable)"}: a link was relabelled to hide a record");
             }
 
             prev = entry.Hash;

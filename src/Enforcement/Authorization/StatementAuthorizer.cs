@@ -8,11 +8,13 @@ namespace Gatehouse.Enforcement.Authorization;
 /// <summary>Decides whether an identity's grants cover a statement: first by its kind, then by every relation its plan touches.</summary>
 public static class StatementAuthorizer
 {
+    /// <summary>Whether the grants give any access to the connection: an unmask right alone changes only what is seen of what may be read.</summary>
+    public static bool GivesAccess(IReadOnlyList<Grant> grants) => grants.Any(g => g.Unmask is null);
+
     /// <summary>The kind check, made before PostgreSQL is asked anything.</summary>
     public static Decision AuthorizeKind(AgentIdentity identity, string connection, IReadOnlyList<Grant> grants, StatementText statement)
     {
-        // An unmask right alone is no access: it changes what the agent sees of what it may read.
-        if (grants.All(g => g.Unmask is not null))
+        if (!GivesAccess(grants))
         {
             return Decision.Deny("grant.no_access", $"agent '{identity.Agent}' has no grant on connection '{connection}'; ask an admin, or use request_access");
         }

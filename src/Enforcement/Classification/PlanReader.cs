@@ -25,12 +25,14 @@ public static class PlanReader
 
         static bool Any(JsonElement element) => element.ValueKind switch
         {
-            JsonValueKind.Object => element.EnumerateObject().Any(p =>
-                (p.Name == "Subplans Removed" && p.Value.ValueKind == JsonValueKind.Number && p.Value.GetInt32() > 0) || Any(p.Value)),
+            JsonValueKind.Object => PrunedAsItStarted(element) || element.EnumerateObject().Any(p => Any(p.Value)),
             JsonValueKind.Array => element.EnumerateArray().Any(Any),
             _ => false,
         };
     }
+
+    private static bool PrunedAsItStarted(JsonElement node) =>
+        node.TryGetProperty("Subplans Removed", out var removed) && removed.ValueKind == JsonValueKind.Number && removed.GetInt32() > 0;
 
     public static PlanFacts Read(string explainJson)
     {
@@ -93,7 +95,7 @@ public static class PlanReader
     {
         var (relations, functions, _, _, aliases) = collected;
         var nodeType = Text(node, "Node Type") ?? "";
-        if (node.TryGetProperty("Subplans Removed", out var removed) && removed.ValueKind == JsonValueKind.Number && removed.GetInt32() > 0)
+        if (PrunedAsItStarted(node))
         {
             // Planned again without pruning when the first plan left partitions out; one that still does would hide what they hold.
             throw new Execution.DatabaseException(Execution.DatabaseFailure.Rejected, "PostgreSQL left partitions out of the statement's plan (Subplans Removed), so not everything it may read can be checked; it is refused");

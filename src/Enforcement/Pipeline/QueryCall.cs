@@ -1,6 +1,3 @@
-using System.Buffers.Binary;
-using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json;
 using Gatehouse.Enforcement.Approvals;
 using Gatehouse.Enforcement.Authorization;
@@ -307,26 +304,8 @@ public sealed partial class GatewayPipeline
     // PostgreSQL plans a statement with its parameters' values bound, as constants: coalesce($1, ssn) with 'x' is folded to
     // 'x' and reads no ssn, and "where id = $1 or $2" with false is a one-row write. So a plan holds for the values it was
     // made with, and is cached under them (a digest; the values themselves are not kept).
-    private static string CacheKey(string normalized, IReadOnlyList<string?> parameters)
-    {
-        if (parameters.Count == 0)
-        {
-            return normalized;
-        }
-
-        using var digest = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        Span<byte> header = stackalloc byte[5];
-        foreach (var value in parameters)
-        {
-            var bytes = value is null ? [] : Encoding.UTF8.GetBytes(value);
-            header[0] = value is null ? (byte)0 : (byte)1;
-            BinaryPrimitives.WriteInt32LittleEndian(header[1..], bytes.Length);
-            digest.AppendData(header);
-            digest.AppendData(bytes);
-        }
-
-        return normalized + "\0" + Convert.ToHexString(digest.GetHashAndReset());
-    }
+    private static string CacheKey(string normalized, IReadOnlyList<string?> parameters) =>
+        parameters.Count == 0 ? normalized : normalized + "\0" + StatementApproval.Hash(JsonSerializer.Serialize(parameters));
 
     // The calls the policy still has a say on (a vetted built-in passes under any policy), and the refusal when one is not allowed.
     private async ValueTask<(IReadOnlyList<FunctionCall> Calls, Decision? Refused)> VetReferencesAsync(

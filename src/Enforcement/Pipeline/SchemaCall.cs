@@ -21,7 +21,7 @@ public sealed partial class GatewayPipeline
 
         var connection = request.Connection!;
         var (grants, unmask) = await scope.Rules.Grants.ResolveRightsAsync(scope.Identity, connection, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
-        if (grants.All(g => g.Unmask is not null))
+        if (!Authorization.StatementAuthorizer.GivesAccess(grants))
         {
             return new StepResult(Decision.Deny("grant.no_access", $"agent '{scope.Identity.Agent}' has no grant on connection '{connection}'"));
         }

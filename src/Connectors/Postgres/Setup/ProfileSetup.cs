@@ -71,6 +71,10 @@ public static class ProfileSetup
         private readonly List<string> _notes = [];
         private readonly NpgsqlCommandBuilder _quoter = new();
 
+        // Each table's partitions and inheritance children, at any depth.
+        private readonly ILookup<RelationName, RelationName> _descendants =
+            state.Ancestors.SelectMany(child => child.Select(ancestor => (Ancestor: ancestor, Child: child.Key))).ToLookup(d => d.Ancestor, d => d.Child);
+
         public SetupReport Plan()
         {
             CheckTags();
@@ -327,8 +331,7 @@ public static class ProfileSetup
         // parent's view (no ONLY) reads its children's rows, so a tag on a child's column holds on the parent's as well.
         private IEnumerable<RelationName> SelfAndAncestors(RelationName relation) => [relation, .. state.Ancestors[relation]];
 
-        private IEnumerable<RelationName> Related(RelationName relation) =>
-            SelfAndAncestors(relation).Concat(state.Ancestors.Where(child => child.Contains(relation)).Select(child => child.Key));
+        private IEnumerable<RelationName> Related(RelationName relation) => SelfAndAncestors(relation).Concat(_descendants[relation]);
 
         private IEnumerable<string> TagsOf(RelationName relation, string column) =>
             Related(relation).Select(r => connection.Tags.GetValueOrDefault(new ColumnUse(r, column))).OfType<string>();
