@@ -2,7 +2,10 @@ using System.Text.Json;
 
 namespace Gatehouse.Enforcement.Execution;
 
-/// <summary>A (masked) result as JSON, for keeping it until its requester comes back for it, and reading it again.</summary>
+/// <summary>
+/// A (masked) result as JSON, for keeping it until its requester comes back for it, and reading it again. A kept result
+/// also says under which rights it was masked, so it is handed over only while they still hold.
+/// </summary>
 public static class QueryResultCodec
 {
     private sealed record Stored(
@@ -12,10 +15,18 @@ public static class QueryResultCodec
         string? TruncatedBecause,
         long? AffectedRows,
         IReadOnlyDictionary<string, int> Masked,
-        IReadOnlyDictionary<string, IReadOnlyList<string>> MaskedColumns);
+        IReadOnlyDictionary<string, IReadOnlyList<string>> MaskedColumns,
+        string? Rights);
 
-    public static string Write(QueryResult result) =>
-        JsonSerializer.Serialize(new Stored(result.Columns, result.Rows, result.Truncated, result.TruncatedBecause, result.AffectedRows, result.Masked, result.MaskedColumns));
+    public static string Write(QueryResult result, string? rights = null) =>
+        JsonSerializer.Serialize(new Stored(result.Columns, result.Rows, result.Truncated, result.TruncatedBecause, result.AffectedRows, result.Masked, result.MaskedColumns, rights));
+
+    /// <summary>The rights a kept result was masked under; null for one written without them (then it matches none).</summary>
+    public static string? Rights(string json)
+    {
+        using var document = JsonDocument.Parse(json);
+        return document.RootElement.TryGetProperty("Rights", out var rights) && rights.ValueKind == JsonValueKind.String ? rights.GetString() : null;
+    }
 
     public static QueryResult Read(string json)
     {

@@ -16,9 +16,11 @@ public sealed partial class GatewayPipeline
     /// A statement a guardrail sends to a human. The call finds (or files) the request bound to exactly this identity, connection,
     /// statement and parameters, waits for the decision while reporting progress, and runs the statement once, when approved.
     /// A call that comes back later for the same statement picks up the decision, or the result its earlier call missed.
+    /// <paramref name="rights"/> describes the caller's grants and unmask rights as judged: the run, and a kept result's
+    /// hand-over, need them unchanged.
     /// </summary>
     private async ValueTask<StepResult> WithApprovalAsync(
-        StatementRun run, Decision guard, StatementText statement, CallContext call, Func<CancellationToken, ValueTask<Decision?>> stillEntitled, CancellationToken cancellationToken)
+        StatementRun run, Decision guard, StatementText statement, CallContext call, string rights, CancellationToken cancellationToken)
     {
         var settings = run.Scope.Policy.Approvals;
         var identity = run.Scope.Identity;
@@ -33,9 +35,17 @@ public sealed partial class GatewayPipeline
         {
             var kept = await StateUnavailableException.GuardAsync(
                 "hand over this statement's kept result", () => statementApprovals.TakeResultAsync(request.Id, time.GetUtcNow(), cancellationToken)).ConfigureAwait(false);
-            return kept is null
-                ? new StepResult(Decision.Deny("approval.used", $"request {request.Id} has already run and its result was delivered; an approval is good for one run"), Classification: run.Classification)
-                : Delivered(QueryResultCodec.Read(kept), Decision.Allow("approval.result", $"the result of approved request {request.Id}, which ran after your earlier call ended"), run.Classification);
+            if (kept is null)
+            {
+                return new StepResult(Decision.Deny("approval.used", $"request {request.Id} has already run and its result was delivered; an approval is good for one run"), Classification: run.Classification);
+            }
+
+            // Masked under the rights of its run: a revoked unmask right must not come back through a result kept from before.
+            return QueryResultCodec.Rights(kept) == rights
+                ? Delivered(QueryResultCodec.Read(kept), Decision.Allow("approval.result", $"the result of approved request {request.Id}, which ran after your earlier call ended"), run.Classification)
+                : new StepResult(
+                    Decision.Deny("approval.rights_changed", $"request {request.Id} ran after your earlier call ended, but this agent's grants or unmask rights on connection '{execution.Connection}' have changed since, so the result kept from that run was discarded, not handed over; its outcome is in the audit log, and the approval is spent"),
+                    Classification: run.Classification);
         }
 
         if (request is { Status: StatementApprovalStatus.Running })
@@ -76,7 +86,7 @@ public sealed partial class GatewayPipeline
                         Classification: run.Classification);
                 }
 
-                if (await stillEntitled(cancellationToken).ConfigureAwait(false) is { } lapsed)
+                if (await StillEntitledAsync(run.Scope, execution.Connection, rights, cancellationToken).ConfigureAwait(false) is { } lapsed)
                 {
                     return new StepResult(lapsed with { Reason = $"{lapsed.Reason} (request {request.Id} stays approved)" }, Classification: run.Classification);
                 }
@@ -87,7 +97,7 @@ public sealed partial class GatewayPipeline
                     return new StepResult(Decision.Deny("approval.used", $"request {request.Id} was approved but has already been used or has lapsed; an approval is good for one run"), Classification: run.Classification);
                 }
 
-                return await RunApprovedAsync(run, request, who, cancellationToken).ConfigureAwait(false);
+                return await RunApprovedAsync(run, request, who, rights, cancellationToken).ConfigureAwait(false);
             case StatementApprovalStatus.Denied:
                 return new StepResult(Decision.Deny("approval.denied", $"request {request.Id} was denied by {who}{(note.Length > 0 ? $" ({note})" : "")}; nothing was run. The same statement can be asked for again after {request.CreatedAt + settings.PendingLifetime:u}"), Classification: run.Classification);
             case StatementApprovalStatus.Cancelled:
@@ -207,7 +217,7 @@ public sealed partial class GatewayPipeline
 
     // Once claimed, the work must not be lost: it runs to the end even if the caller has gone, and a result the caller
     // can no longer receive is kept for its next call.
-    private async ValueTask<StepResult> RunApprovedAsync(StatementRun run, StatementApproval request, string approvers, CancellationToken cancellationToken)
+    private async ValueTask<StepResult> RunApprovedAsync(StatementRun run, StatementApproval request, string approvers, string rights, CancellationToken cancellationToken)
     {
         var allowed = Decision.Allow("approval.approved", $"approved by {approvers} (request {request.Id})");
         long? maxRows = request.DryRunRows is { } rows ? rows + run.Scope.Policy.Approvals.WriteTolerance : null;
@@ -215,7 +225,7 @@ public sealed partial class GatewayPipeline
         try
         {
             var step = await ExecuteAsync(run, allowed, maxRows, CancellationToken.None).ConfigureAwait(false);
-            kept = cancellationToken.IsCancellationRequested && step.Payload is QueryResult result ? QueryResultCodec.Write(result) : null;
+            kept = cancellationToken.IsCancellationRequested && step.Payload is QueryResult result ? QueryResultCodec.Write(result, rights) : null;
             return step;
         }
         finally

@@ -203,8 +203,7 @@ public sealed partial class GatewayPipeline
         {
             GatewayTelemetry.ApprovalRequested();
             using var approve = GatewayTelemetry.Stage("approve");
-            var rightsBefore = RightsText(grants, unmask);
-            return await WithApprovalAsync(run, guarded!, statement, call, ct => StillEntitledAsync(scope, connection, rightsBefore, ct), cancellationToken).ConfigureAwait(false);
+            return await WithApprovalAsync(run, guarded!, statement, call, RightsText(grants, unmask), cancellationToken).ConfigureAwait(false);
         }
 
         return await ExecuteAsync(run, verdicts.Final(Decision.Allow("query.allowed", byPlan.IsAllowed ? byPlan.Reason : "allowed")), maxAffectedRows: null, cancellationToken).ConfigureAwait(false);

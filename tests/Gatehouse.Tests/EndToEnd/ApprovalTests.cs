@@ -148,8 +148,10 @@ public sealed class ApprovalTests(PostgresFixture pg)
         Assert.NotEqual(id, PendingId(again));
     }
 
-    [Fact]
-    public async Task A_result_whose_caller_left_during_the_approved_run_is_kept_for_its_next_call()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_result_whose_caller_left_during_the_approved_run_is_kept_for_its_next_call_while_its_rights_hold(bool rightsChange)
     {
         var gateway = Gateway(pg, "60s");
         await using var server = await HttpGateway.StartAsync(gateway);
@@ -178,7 +180,22 @@ public sealed class ApprovalTests(PostgresFixture pg)
             await Task.Delay(200);
         }
 
+        if (rightsChange)
+        {
+            // A grant changes before the agent comes back: what was kept was masked under rights it no longer has exactly.
+            var policy = await File.ReadAllTextAsync(gateway.PolicyPath);
+            await File.WriteAllTextAsync(gateway.PolicyPath, policy.Replace("public.payments, public.observed_rows]", "public.payments]", StringComparison.Ordinal));
+            await OperationsTests.WaitForReloadAsync(server.State, "policy.reloaded", since: DateTimeOffset.MinValue);
+        }
+
         var picked = await client.QueryAsync(Slow);
+        if (rightsChange)
+        {
+            Assert.Equal("approval.rights_changed", picked.Rule());
+            Assert.Contains("discarded, not handed over", picked.Text(), StringComparison.Ordinal);
+            return;
+        }
+
         Assert.Equal("approval.result", (await server.State.GetAsync(picked.AuditId(), CancellationToken.None))!.Rule);
         Assert.Equal(4000000L * (long)(await pg.AdminScalarAsync("select count(*) from customers"))!, picked.Structured().GetProperty("rows")[0][0].GetInt64());
     }
