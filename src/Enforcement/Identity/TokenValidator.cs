@@ -87,6 +87,11 @@ public sealed class TokenValidator
             return IdentityResult.Refused("identity.missing_agent_claim", $"the token has no '{issuer.Config.AgentClaim}' claim naming the agent");
         }
 
+        if (!issuer.Config.MayName(agent))
+        {
+            return IdentityResult.Refused("identity.agent_not_from_issuer", $"issuer '{issuer.Config.Issuer}' may not sign tokens for agent '{Printable(agent)}': the policy lists the agents each issuer may name (issuers: agents)");
+        }
+
         var scopes = Scopes(jwt);
         if (issuer.Config.RequiredScopes.Except(scopes, StringComparer.Ordinal).ToList() is { Count: > 0 } missing)
         {
@@ -96,7 +101,7 @@ public sealed class TokenValidator
         var (delegatedBy, delegatorGroups) = Delegation(jwt, issuer.Config.DelegationClaim);
         var identity = new AgentIdentity(
             agent,
-            Groups(jwt, issuer.Config.GroupsClaim),
+            Groups(jwt, issuer.Config.GroupsClaim).Where(issuer.Config.MayGroup).ToList(),
             issuer.Config.Issuer,
             jwt.Subject ?? agent,
             string.IsNullOrEmpty(jwt.Id) ? null : jwt.Id,
@@ -104,7 +109,7 @@ public sealed class TokenValidator
         {
             ClientId = ClaimText(jwt, "azp") ?? ClaimText(jwt, "client_id"),
             DelegatedBy = delegatedBy,
-            DelegatorGroups = delegatorGroups,
+            DelegatorGroups = delegatorGroups.Where(issuer.Config.MayGroup).ToList(),
             Scopes = scopes,
         };
         if (_cache.Count >= MaxCachedTokens)
@@ -150,13 +155,18 @@ public sealed class TokenValidator
     private static string? ClaimText(JsonWebToken jwt, string claim) =>
         jwt.TryGetClaim(claim, out var value) ? value.Value : null;
 
-    // Arrays arrive as one claim per element; a single string may list groups separated by spaces or commas.
-    private static List<string> Groups(JsonWebToken jwt, string claim) =>
-        jwt.Claims
-            .Where(c => c.Type == claim)
-            .SelectMany(c => c.Value.Split([' ', ','], StringSplitOptions.RemoveEmptyEntries))
-            .Distinct(StringComparer.Ordinal)
-            .ToList();
+    // An array names one group per element, whatever it contains ("dba interns" is one group); a single string may list
+    // groups separated by spaces or commas.
+    private static List<string> Groups(JsonWebToken jwt, string claim)
+    {
+        // Asked for a string, the library hands an array back as its JSON text: so arrays first.
+        IEnumerable<string> names =
+            jwt.TryGetPayloadValue<System.Text.Json.JsonElement>(claim, out var value) && value.ValueKind == System.Text.Json.JsonValueKind.Array
+                ? value.EnumerateArray().Where(g => g.ValueKind == System.Text.Json.JsonValueKind.String).Select(g => g.GetString()!)
+            : jwt.TryGetPayloadValue<string>(claim, out var list) ? list.Split([' ', ','], StringSplitOptions.RemoveEmptyEntries)
+            : [];
+        return names.Where(n => n.Length > 0).Distinct(StringComparer.Ordinal).ToList();
+    }
 
     // "scope" is a space-separated string (RFC 9068); "scp" may be an array or a string.
     private static List<string> Scopes(JsonWebToken jwt) =>

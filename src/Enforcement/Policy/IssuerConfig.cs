@@ -30,6 +30,21 @@ public sealed record IssuerConfig(
     /// issuer); keys are also refreshed every hour. Limits how often a flood of bad tokens can make the gateway call the IdP.
     /// </summary>
     public TimeSpan KeyRefreshInterval { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// The agents this issuer may name; a token naming another is refused. Null: any (the policy must say so when it trusts
+    /// more than one issuer, or one issuer could sign a token naming another's agent and take its grants).
+    /// </summary>
+    public IReadOnlyList<string>? Agents { get; init; }
+
+    /// <summary>The groups this issuer's tokens may carry; others are ignored. Null: any (said outright when several issuers are trusted).</summary>
+    public IReadOnlyList<string>? Groups { get; init; }
+
+    /// <summary>Whether this issuer may name <paramref name="agent"/>.</summary>
+    public bool MayName(string agent) => Agents is null || Agents.Contains(agent, StringComparer.Ordinal);
+
+    /// <summary>Whether a token from this issuer may put its bearer in <paramref name="group"/>.</summary>
+    public bool MayGroup(string group) => Groups is null || Groups.Contains(group, StringComparer.Ordinal);
 }
 
 /// <summary>Where an issuer's signing keys come from: exactly one is set, or none for an issuer with a shared secret (HS*).</summary>

@@ -12,11 +12,13 @@ public static partial class PolicyLoader
     private static List<IssuerConfig> ReadIssuers(YamlNodeReader reader, YamlNode node, string baseDir)
     {
         var result = new List<IssuerConfig>();
+        var unsaid = new List<(YamlNode At, string What, string Key)>();
         foreach (var item in reader.Sequence(node, "issuers"))
         {
             var e = reader.Mapping(
                 item, "an issuer", "issuer", "audience", "audiences", "dev_key_file", "jwks_file", "jwks_url", "discovery", "agent_claim", "groups_claim",
-                "algorithms", "clock_skew", "require_type", "required_scopes", "delegation_claim", "shared_secret_env", "shared_secret_file", "key_refresh_interval");
+                "algorithms", "clock_skew", "require_type", "required_scopes", "delegation_claim", "shared_secret_env", "shared_secret_file", "key_refresh_interval",
+                "agents", "groups");
             var issuer = reader.String(e, "issuer", "issuer", requiredAt: item);
             var what = $"issuer '{issuer}'";
             var audiences = new List<string>();
@@ -41,6 +43,9 @@ public static partial class PolicyLoader
             var algorithms = e.TryGetValue("algorithms", out var algs) ? reader.Strings(algs, $"{what}: algorithms") : hasSecret ? ["HS256"] : ["RS256"];
             CheckAlgorithms(reader, algs ?? item, what, algorithms, hasSecret, e.ContainsKey("dev_key_file") || e.ContainsKey("jwks_file") || e.ContainsKey("jwks_url") || e.ContainsKey("discovery"));
             var skew = e.TryGetValue("clock_skew", out var sk) ? reader.Duration(sk, $"{what}: clock_skew", TimeSpan.Zero, TimeSpan.FromMinutes(5)) : TimeSpan.FromSeconds(30);
+            var agents = ReadAllowed(reader, e, "agents", what);
+            var groups = ReadAllowed(reader, e, "groups", what);
+            unsaid.AddRange(new[] { ("agents", agents.Said), ("groups", groups.Said) }.Where(k => !k.Said).Select(k => (item, what, k.Item1)));
             if (issuer is not null && keys is not null)
             {
                 result.Add(new IssuerConfig(
@@ -59,7 +64,19 @@ public static partial class PolicyLoader
                     KeyRefreshInterval = e.TryGetValue("key_refresh_interval", out var refresh)
                         ? reader.Duration(refresh, $"{what}: key_refresh_interval", TimeSpan.FromSeconds(1), TimeSpan.FromDays(1))
                         : TimeSpan.FromSeconds(30),
+                    Agents = agents.Names,
+                    Groups = groups.Names,
                 });
+            }
+        }
+
+        if (result.Count > 1)
+        {
+            foreach (var (at, what, key) in unsaid)
+            {
+                reader.Error(at, key == "agents"
+                    ? $"{what}: agents is required when more than one issuer is trusted: list the agents this issuer may sign tokens for, or write 'agents: any'. Agents are known by name, so otherwise one issuer (or whoever holds a shared secret) could sign a token naming another issuer's agent and take its grants."
+                    : $"{what}: groups is required when more than one issuer is trusted: list the groups its tokens may carry (others are ignored), or write 'groups: any'. Otherwise one issuer could put its tokens in a group another issuer's people belong to and take that group's grants.");
             }
         }
 
@@ -70,6 +87,12 @@ public static partial class PolicyLoader
 
         return result;
     }
+
+    // "any", or the names allowed. Absent means any too, which the caller refuses when several issuers are trusted.
+    private static (bool Said, IReadOnlyList<string>? Names) ReadAllowed(YamlNodeReader reader, Dictionary<string, YamlNode> e, string key, string what) =>
+        !e.TryGetValue(key, out var node) ? (false, null)
+        : node is YamlScalarNode { Value: "any" } ? (true, null)
+        : (true, reader.Strings(node, $"{what}: {key}"));
 
     // Asymmetric algorithms by default; HS* only with a configured shared secret, and never mixed with published keys (a
     // public key must never be usable as an HMAC secret). "none" and EdDSA are refused by name.

@@ -23,7 +23,8 @@ public sealed class AdminGate
     public AdminGate(GatewayPolicy policy, TimeProvider time, ConsoleSessions sessions, ILogger<AdminGate> logger)
     {
         _settings = policy.Admin ?? throw new InvalidOperationException("The admin API is not configured.");
-        _validator = new TokenValidator(policy.Issuers.Where(i => _settings.Issuers.Contains(i.Issuer)).Select(i => i with { Audiences = [_settings.Audience] }).ToList(), time);
+        // admin.issuers says who may sign admins in; the issuers' agents and groups lists are about agents' tokens.
+        _validator = new TokenValidator(policy.Issuers.Where(i => _settings.Issuers.Contains(i.Issuer)).Select(i => i with { Audiences = [_settings.Audience], Agents = null, Groups = null }).ToList(), time);
         _sessions = sessions;
         _logger = logger;
     }

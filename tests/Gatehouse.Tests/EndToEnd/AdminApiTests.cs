@@ -102,7 +102,7 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
     {
         // Whoever holds a shared secret (an agent platform signing its own agents' tokens) could mint any name, an admin's too.
         var secret = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
-        const string Issuer = "\n- issuer: batch-scheduler\n  audience: batch\n  algorithms: [HS256]\n  shared_secret_file: batch.secret";
+        const string Issuer = "\n- issuer: batch-scheduler\n  audience: batch\n  algorithms: [HS256]\n  shared_secret_file: batch.secret\n  agents: [nightly-report]\n  groups: []";
         string Forged(TestGateway gateway) => new Microsoft.IdentityModel.JsonWebTokens.JsonWebTokenHandler().CreateToken(new Microsoft.IdentityModel.Tokens.SecurityTokenDescriptor
         {
             Issuer = "batch-scheduler",

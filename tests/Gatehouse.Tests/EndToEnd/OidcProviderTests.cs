@@ -27,6 +27,10 @@ public sealed class OidcProviderTests(PostgresFixture pg) : IAsyncLifetime
               agent-b:
                 grants:
                   - { connection: shop, access: read, tables: [public.orders] }
+            groups:
+              readers:
+                grants:
+                  - { connection: shop, access: read, schemas: [public] }
             """,
             issuers: $"""
             - issuer: {_idp.Issuer}
@@ -35,7 +39,10 @@ public sealed class OidcProviderTests(PostgresFixture pg) : IAsyncLifetime
               require_type: at+jwt
               required_scopes: [gatehouse.query]
               key_refresh_interval: 1s
-            """);
+              agents: [agent-a, agent-b]
+              groups: any
+            """,
+            devIssuer: "agents: [ci-bot]\ngroups: []");
         _server = await HttpGateway.StartAsync(_gateway);
     }
 
@@ -63,6 +70,21 @@ public sealed class OidcProviderTests(PostgresFixture pg) : IAsyncLifetime
         // agent-b may read orders only.
         var refused = await QueryAsAsync(await _idp.TokenAsync("agent-b"), "select count(*) from customers");
         Assert.Equal((Verdict.Denied, "agent-b"), (refused.Decision, refused.Agent));
+    }
+
+    [Fact]
+    public async Task With_two_issuers_trusted_each_names_only_its_own_agents_and_groups()
+    {
+        // The dev issuer, trusted here too, may name ci-bot only: a token it signs for the provider's agent is refused.
+        var forged = await Assert.ThrowsAsync<HttpRequestException>(() => GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("agent-a")));
+        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, forged.StatusCode);
+        var refusals = await _server.Gateway.Audit.ListAsync(new AuditQuery(Decision: Verdict.Denied, Tool: "http.connect"), CancellationToken.None);
+        Assert.Contains(refusals, r => r.Rule == "identity.agent_not_from_issuer" && r.Reason.Contains("'agent-a'", StringComparison.Ordinal));
+
+        // Nor may it put anyone in a group: ci-bot's claim to 'readers' is ignored, so it has no grant.
+        var grouped = await QueryAsAsync(_gateway.Mint("ci-bot", ["readers"]), "select count(*) from customers");
+        Assert.Equal((Verdict.Denied, "ci-bot"), (grouped.Decision, grouped.Agent));
+        Assert.Empty(grouped.Groups);
     }
 
     [Fact]

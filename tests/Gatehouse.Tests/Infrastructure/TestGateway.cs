@@ -37,11 +37,14 @@ public sealed class TestGateway
     public GatewayPolicy Policy { get; }
 
     /// <param name="issuers">More entries for the issuers list (YAML, starting with "- issuer: ..."), after the dev issuer.</param>
-    public static TestGateway Create(PostgresFixture pg, string agents = DefaultAgents, string? gateway = null, string? connectionSettings = null, string? issuers = null) =>
-        Create(pg.GatewayConnectionString, pg.GatewayPassword, agents, gateway, connectionSettings, issuers);
+    /// <param name="devIssuer">The dev issuer's agents and groups lists (YAML); with more issuers and none given, it may name any.</param>
+    public static TestGateway Create(PostgresFixture pg, string agents = DefaultAgents, string? gateway = null, string? connectionSettings = null, string? issuers = null, string? devIssuer = null) =>
+        Create(pg.GatewayConnectionString, pg.GatewayPassword, agents, gateway, connectionSettings, issuers, devIssuer);
 
-    public static TestGateway Create(string connectionString, string password, string agents = DefaultAgents, string? gateway = null, string? connectionSettings = null, string? issuers = null)
+    public static TestGateway Create(
+        string connectionString, string password, string agents = DefaultAgents, string? gateway = null, string? connectionSettings = null, string? issuers = null, string? devIssuer = null)
     {
+        devIssuer ??= issuers is null ? "" : "agents: any\ngroups: any";
         var directory = TestDirectory.Create("gw");
         DemoFiles.WriteSecret(Path.Combine(directory, "shop.password"), password);
         var policy = $"""
@@ -58,6 +61,7 @@ public sealed class TestGateway
                 audience: gatehouse
                 dev_key_file: dev-issuer.pem
                 clock_skew: 0s
+            {Indent(Indent(devIssuer))}
             {Indent(issuers ?? "")}
             {agents}
             """;

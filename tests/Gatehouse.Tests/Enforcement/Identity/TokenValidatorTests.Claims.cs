@@ -32,6 +32,33 @@ public sealed partial class TokenValidatorTests
     }
 
     [Fact]
+    public async Task An_issuer_that_lists_its_agents_and_groups_names_no_other_agent_and_carries_no_other_group()
+    {
+        var listed = new TokenValidator([_issuer with { Agents = ["analyst"], Groups = ["finance"] }], TimeProvider.System);
+        var named = await listed.ValidateAsync(Mint("analyst"), CancellationToken.None);
+        Assert.Equal(["finance"], named.Identity!.Groups);
+
+        var other = await listed.ValidateAsync(Mint("support-bot"), CancellationToken.None);
+        Assert.Null(other.Identity);
+        Assert.Equal("identity.agent_not_from_issuer", other.Rule);
+        Assert.Contains("'gatehouse-dev' may not sign tokens for agent 'support-bot'", other.Reason, StringComparison.Ordinal);
+
+        var delegated = await listed.ValidateAsync(
+            MintWith(new Dictionary<string, object> { ["act"] = new Dictionary<string, object> { ["sub"] = "alice", ["groups"] = new[] { "finance", "dba" } } }), CancellationToken.None);
+        Assert.Equal(["finance"], delegated.Identity!.DelegatorGroups);
+    }
+
+    [Theory]
+    [InlineData("array", new[] { "dba interns", "finance" })]
+    [InlineData("string", new[] { "dba", "interns", "finance" })]
+    public async Task Group_names_in_an_array_are_kept_whole_and_a_single_string_is_a_list(string shape, string[] expected)
+    {
+        object groups = shape == "array" ? new[] { "dba interns", "finance" } : "dba interns,finance";
+        var result = await Validate(MintWith(new Dictionary<string, object> { ["groups"] = groups }));
+        Assert.Equal(expected, result.Identity!.Groups);
+    }
+
+    [Fact]
     public async Task A_token_naming_an_unknown_key_id_is_refused()
     {
         var stranger = new RsaSecurityKey(RSA.Create(2048)) { KeyId = "not-published" };

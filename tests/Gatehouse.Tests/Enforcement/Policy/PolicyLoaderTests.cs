@@ -60,6 +60,26 @@ public sealed class PolicyLoaderTests
         Assert.Contains(Named, example, StringComparison.Ordinal);
         Assert.Contains(Errors(example.Replace(Named, "  issuers: [https://other.example/]", StringComparison.Ordinal)), e => e.Contains("admin.issuers names 'https://other.example/'", StringComparison.Ordinal));
         Assert.Contains(Errors(example.Replace(Named, "", StringComparison.Ordinal)), e => e.Contains("admin: 3 issuer(s) are trusted; name under admin.issuers", StringComparison.Ordinal));
+
+        // Each issuer says which agents and groups it speaks for: the shared-secret one names a single agent and no group.
+        Assert.Equal(["nightly-report"], policy.Issuers[2].Agents);
+        Assert.Equal([], policy.Issuers[2].Groups);
+        Assert.Null(policy.Issuers[1].Groups);
+        const string Lists = "    agents: [nightly-report]           # whoever holds the secret can sign any name: here, only this one counts\n    groups: []\n";
+        Assert.Contains(Lists, example, StringComparison.Ordinal);
+        var unsaid = Errors(example.Replace(Lists, "", StringComparison.Ordinal));
+        Assert.Contains(unsaid, e => e.Contains("issuer 'batch-scheduler': agents is required when more than one issuer is trusted", StringComparison.Ordinal));
+        Assert.Contains(unsaid, e => e.Contains("issuer 'batch-scheduler': groups is required when more than one issuer is trusted", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_single_trusted_issuer_may_name_any_agent_and_group_unless_it_lists_them()
+    {
+        Assert.Null(Parse(Minimal).Issuers[0].Agents);
+        var listed = Parse(Minimal.Replace("dev_key_file: dev.pem", "dev_key_file: dev.pem\n    agents: [analyst]\n    groups: any", StringComparison.Ordinal)).Issuers[0];
+        Assert.True(listed.MayName("analyst"));
+        Assert.False(listed.MayName("Analyst"));
+        Assert.True(listed.MayGroup("anything"));
     }
 
     [Fact]
