@@ -1,3 +1,4 @@
+using System.Data;
 using Gatehouse.Enforcement.Classification;
 using Gatehouse.Enforcement.Execution;
 using Npgsql;
@@ -25,6 +26,9 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
 
     /// <summary>A parse tree longer than this is not read: the statement is refused as one the gateway cannot check.</summary>
     public const int MaxTreeLength = 16 * 1024 * 1024;
+
+    /// <summary>Plans (EXPLAIN's JSON) longer than this are refused unread.</summary>
+    public const int MaxPlanLength = 16 * 1024 * 1024;
 
     private const string TreeMessage = "parse tree:";
 
@@ -148,19 +152,35 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
         batch.BatchCommands.Add(new NpgsqlBatchCommand(FixedStatements.ReleaseLocks));
         batch.BatchCommands.Add(new NpgsqlBatchCommand(FixedStatements.Rollback));
         string? json = null;
-        await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        long tooLong = 0;
+        await using (var reader = await batch.ExecuteReaderAsync(CommandBehavior.SequentialAccess, cancellationToken).ConfigureAwait(false))
         {
             do
             {
                 while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
                 {
-                    if (reader.GetName(0) != SessionSettings.Marker)
+                    if (reader.GetName(0) == SessionSettings.Marker)
                     {
-                        json = reader.GetString(0);
+                        continue;
                     }
+
+                    // A constant the planner folded is in the plan whole (select repeat('x', 3e8)): measured before it is read.
+                    var length = reader.GetBytes(0, 0, null, 0, 0);
+                    if (length > MaxPlanLength)
+                    {
+                        tooLong = length;
+                        continue;
+                    }
+
+                    json = reader.GetString(0);
                 }
             }
             while (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false));
+        }
+
+        if (tooLong > 0)
+        {
+            throw new DatabaseException(DatabaseFailure.Rejected, $"the statement's plan is {tooLong / (1024 * 1024)} MB, more than the {MaxPlanLength / (1024 * 1024)} MB the gateway reads to check it, so it is refused; a plan this large holds a huge constant or names very many relations");
         }
 
         return json ?? throw new InvalidOperationException("EXPLAIN returned no plan.");

@@ -1,3 +1,4 @@
+using System.Data;
 using Gatehouse.Enforcement.Execution;
 using Npgsql;
 
@@ -51,7 +52,8 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
         QueryResult result;
         try
         {
-            await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+            // Sequential: a row is not buffered whole, so a value past the byte cap is skipped on the wire, never held.
+            await using (var reader = await batch.ExecuteReaderAsync(CommandBehavior.SequentialAccess, cancellationToken).ConfigureAwait(false))
             {
                 result = await ResultReader.ReadAsync(reader, rowsFrom, request.MaxRows, request.MaxBytes, cancellationToken).ConfigureAwait(false);
             }

@@ -4,7 +4,11 @@ using Npgsql;
 
 namespace Gatehouse.Connectors.Postgres;
 
-/// <summary>Reads the statement's rows past the settings row, converting values to JSON-friendly primitives under row and byte caps.</summary>
+/// <summary>
+/// Reads the statement's rows past the settings row, converting values to JSON-friendly primitives under row and byte caps.
+/// The reader is sequential, and each value's size on the wire is checked against the byte cap before it is read, so one
+/// huge value (repeat('x', 4e8), an array of 1e8 elements) is skipped rather than held.
+/// </summary>
 internal static class ResultReader
 {
     /// <param name="statement">The batch command whose rows are the statement's: the FETCH of a read's cursor, or the statement itself.</param>
@@ -34,8 +38,14 @@ internal static class ResultReader
             }
 
             var row = new object?[columns.Count];
-            for (var i = 0; i < row.Length; i++)
+            for (var i = 0; i < row.Length && bytes <= maxBytes; i++)
             {
+                if (!reader.IsDBNull(i) && bytes + reader.GetBytes(i, 0, null, 0, 0) > maxBytes)
+                {
+                    bytes = maxBytes + 1L;
+                    break;
+                }
+
                 row[i] = ReadValue(reader, i);
                 bytes += ApproximateSize(row[i]);
             }

@@ -154,6 +154,35 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
         Assert.InRange(result.Rows.Count, 1, 5);
     }
 
+    [Theory]
+    [InlineData("select 1 as small, repeat('x', 300000000) as huge")]
+    [InlineData("select array_fill(7, array[40000000]) as huge")]
+    public async Task A_single_value_past_the_byte_cap_is_skipped_on_the_wire_never_held(string sql)
+    {
+        // Buffered, the row alone would be 300 MB (and a 600 MB string), or 40 million boxed numbers.
+        var allocated = GC.GetTotalAllocatedBytes(precise: true);
+        var result = await Run(sql, maxBytes: 1 << 20);
+        allocated = GC.GetTotalAllocatedBytes(precise: true) - allocated;
+        Assert.True(result.Truncated);
+        Assert.Contains("result size limit of 1048576 bytes", result.TruncatedBecause);
+        Assert.Empty(result.Rows);
+        Assert.True(allocated < 100_000_000, $"{allocated:N0} bytes were allocated to read past the value");
+
+        // The connection is whole afterwards: the next call on it is answered.
+        Assert.Equal(1L, (await Run("select 1")).Rows[0][0]);
+    }
+
+    [Fact]
+    public async Task A_plan_holding_a_huge_folded_constant_is_refused_unread()
+    {
+        var analyzer = new PostgresAnalyzer(_targets);
+        var refused = await Assert.ThrowsAsync<DatabaseException>(() => analyzer.ExplainAsync("shop", "select repeat('x', 20000000)", [], null, CancellationToken.None).AsTask());
+        Assert.Equal(DatabaseFailure.Rejected, refused.Failure);
+        Assert.Contains("more than the 16 MB the gateway reads to check it", refused.Message, StringComparison.Ordinal);
+        // The same statement with a small constant is planned as usual.
+        Assert.False((await analyzer.ExplainAsync("shop", "select repeat('x', 20)", [], null, CancellationToken.None)).Writes);
+    }
+
     [Fact]
     public async Task Reads_run_in_a_read_only_transaction()
     {
