@@ -74,7 +74,8 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
 
         if (!request.ReadOnly)
         {
-            result = result with { AffectedRows = statement.RecordsAffected };
+            // -1 where PostgreSQL reports no count (a SELECT, EXPLAIN): unknown, never a negative number of rows.
+            result = result with { AffectedRows = statement.RecordsAffected >= 0 ? statement.RecordsAffected : null };
         }
 
         if (request.ReadOnly || request.DryRun)

@@ -36,6 +36,22 @@ public static class GuardrailEvaluator
         return approval;
     }
 
+    /// <summary>
+    /// The same judgement for a write that ran, by the rows it really touched (the estimate can be steered), before it
+    /// commits: past the limit, or matching a rule the estimate did not, it is rolled back.
+    /// </summary>
+    public static Decision? EvaluateWritten(StatementText statement, PlanFacts plan, AgentIdentity identity, string connection, IReadOnlyList<GuardrailRule> rules, double maxWriteRows, long rows)
+    {
+        if (rows > maxWriteRows)
+        {
+            return Decision.Deny("guard.large_write", $"this write touched {rows} rows, more than the limit of {maxWriteRows:0} (the planner estimated about {plan.EstimatedWriteRows:0}), so it was rolled back and nothing changed. Narrow the WHERE clause or split the work");
+        }
+
+        return Evaluate(statement, plan with { EstimatedWriteRows = rows }, identity, connection, rules, double.PositiveInfinity) is { } decision
+            ? decision with { Reason = $"{decision.Reason} (this write touched {rows} rows, more than the planner estimated, so it was rolled back and nothing changed)" }
+            : null;
+    }
+
     private static bool Matches(GuardrailMatch match, StatementText statement, PlanFacts plan, AgentIdentity identity)
     {
         var rows = plan.Writes ? plan.EstimatedWriteRows : plan.EstimatedRows;

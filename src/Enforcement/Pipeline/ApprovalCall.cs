@@ -249,10 +249,8 @@ public sealed partial class GatewayPipeline
     private static string Approvers(ApprovalSettings settings) => settings.Approvers.Count == 0 ? "an approver" : string.Join(" or ", settings.Approvers);
 }
 
-/// <summary>An approved write touched more rows than its dry run (plus the tolerance): it is rolled back.</summary>
-internal sealed class ApprovedRowsExceededException(long affected, long allowed) : Exception($"The approved write touched {affected} rows; {allowed} were approved.")
+/// <summary>A write whose rows must not commit (past its approval, its limit, or a rule's count): it is rolled back.</summary>
+internal sealed class WriteRolledBackException(Decision decision) : Exception(decision.Reason)
 {
-    public long Affected { get; } = affected;
-
-    public long Allowed { get; } = allowed;
+    public Decision Decision { get; } = decision;
 }

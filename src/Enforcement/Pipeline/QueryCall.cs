@@ -168,13 +168,16 @@ public sealed partial class GatewayPipeline
             return new StepResult(guarded!, Classification: classification);
         }
 
-        if (needsApproval && plan.Writes && (plan.Writers > 1 || !statement.Kind.IsDml()))
+        // A write is held to the row limit and the guardrails' row counts by the rows it really touched, before it commits: the
+        // planner's estimate can be steered (two conditions it cannot estimate make a full-table DELETE look like one row).
+        // PostgreSQL reports that count for the statement's own INSERT, UPDATE, DELETE or MERGE only, so a write inside a WITH
+        // query, under a SELECT (or EXPLAIN ANALYZE), or added by a rewrite rule would go uncounted, and is refused.
+        var uncounted = plan.Writes && (plan.Writers > 1 || !statement.Kind.IsDml())
+            ? Decision.Deny("guard.uncounted_write", "this statement writes inside a WITH query, under a SELECT or EXPLAIN ANALYZE, or through a rewrite rule, where PostgreSQL reports no row count, so neither the write limit nor an approval could hold it to the rows it touches; send each write as a statement of its own")
+            : null;
+        if (verdicts.Blocks(uncounted))
         {
-            // The dry run counts, and an approved run is held to, the rows the statement's own INSERT/UPDATE/DELETE touches;
-            // a write inside WITH, or one a rule adds, is counted by neither, so an approval could not bound it.
-            return new StepResult(
-                Decision.Deny("approval.unbounded_write", $"{guarded!.Reason}, and this statement also writes elsewhere (inside a WITH query, or through a rewrite rule), which its dry run cannot count and an approval could not bound; send each write as a statement of its own"),
-                Classification: classification);
+            return new StepResult(uncounted!, Classification: classification);
         }
 
         var maxRows = Math.Min(request.MaxRows ?? limits.MaxRows, limits.MaxRows);
@@ -193,7 +196,10 @@ public sealed partial class GatewayPipeline
             Role = role,
         };
         Func<QueryResult, QueryResult>? databaseMasking = profile is null ? null : r => StrictLineage.Annotate(r, plan, connectionConfig, profile.Masked);
-        var run = new StatementRun(scope, execution, classification, databaseMasking);
+        Func<long, Decision?>? writeBound = execution.ReadOnly || connectionConfig.ObserveOnly
+            ? null
+            : rows => GuardrailEvaluator.EvaluateWritten(analyzed, plan, scope.Identity, connection, scope.Policy.Guardrails, limits.MaxWriteRows, rows);
+        var run = new StatementRun(scope, execution, classification, databaseMasking, writeBound);
         if (scope.Explaining)
         {
             return Explained(scope, execution, needsApproval ? guarded! : verdicts.Final(Decision.Allow("query.allowed", byPlan.IsAllowed ? byPlan.Reason : "allowed")));
@@ -206,7 +212,12 @@ public sealed partial class GatewayPipeline
             return await WithApprovalAsync(run, guarded!, statement, call, RightsText(grants, unmask), cancellationToken).ConfigureAwait(false);
         }
 
-        return await ExecuteAsync(run, verdicts.Final(Decision.Allow("query.allowed", byPlan.IsAllowed ? byPlan.Reason : "allowed")), maxAffectedRows: null, cancellationToken).ConfigureAwait(false);
+        var step = await ExecuteAsync(run, verdicts.Final(Decision.Allow("query.allowed", byPlan.IsAllowed ? byPlan.Reason : "allowed")), maxAffectedRows: null, cancellationToken).ConfigureAwait(false);
+
+        // It touched enough rows to match a rule that sends it to a human, which its estimate did not: rolled back, and asked for.
+        return step.Decision.NeedsApproval
+            ? await WithApprovalAsync(run, step.Decision, statement, call, RightsText(grants, unmask), cancellationToken).ConfigureAwait(false)
+            : step;
     }
 
     // A wait for approval can be long. Whatever a new call would be refused for by then (its token expired, the agent
@@ -233,18 +244,25 @@ public sealed partial class GatewayPipeline
     private static string RightsText(IReadOnlyList<Grant> grants, IReadOnlySet<string> unmask) =>
         string.Join("; ", grants.Select(DescribeGrant).Order(StringComparer.Ordinal)) + " | " + string.Join(",", unmask.Order(StringComparer.Ordinal));
 
-    /// <summary>An authorized statement ready to run, with what its record and masking need.</summary>
-    private sealed record StatementRun(CallScope Scope, ExecutionRequest Execution, string Classification, Func<QueryResult, QueryResult>? DatabaseMasking);
+    /// <summary>
+    /// An authorized statement ready to run, with what its record and masking need, and for a write, what the rows it touched
+    /// would make of it (null: nothing stops it).
+    /// </summary>
+    private sealed record StatementRun(
+        CallScope Scope, ExecutionRequest Execution, string Classification, Func<QueryResult, QueryResult>? DatabaseMasking, Func<long, Decision?>? WriteBound);
 
-    /// <summary>The Execute and Mask stages. A write commits only once its record is stored, and not at all past <paramref name="maxAffectedRows"/>.</summary>
+    /// <summary>
+    /// The Execute and Mask stages. A write commits only once its record is stored, and not at all past
+    /// <paramref name="maxAffectedRows"/> (an approved one) or when the rows it touched meet a refusal of the run's bound.
+    /// </summary>
     private async ValueTask<StepResult> ExecuteAsync(StatementRun run, Decision allowed, long? maxAffectedRows, CancellationToken cancellationToken)
     {
         QueryResult? maskedWrite = null;
         Func<QueryResult, ValueTask>? recordBeforeCommit = run.Execution.ReadOnly ? null : async written =>
         {
-            if (written.AffectedRows > maxAffectedRows)
+            if (WrittenRefusal(run, written.AffectedRows, maxAffectedRows) is { } refused)
             {
-                throw new ApprovedRowsExceededException(written.AffectedRows ?? 0, maxAffectedRows ?? 0);
+                throw new WriteRolledBackException(refused);
             }
 
             maskedWrite = MaskResult(written, run.Scope, run.DatabaseMasking);
@@ -256,16 +274,26 @@ public sealed partial class GatewayPipeline
             using var stage = GatewayTelemetry.Stage("execute");
             raw = await executor.ExecuteAsync(run.Execution, recordBeforeCommit, cancellationToken).ConfigureAwait(false);
         }
-        catch (ApprovedRowsExceededException e)
+        catch (WriteRolledBackException e)
         {
-            return new StepResult(
-                Decision.Deny("approval.rows_exceeded", $"the approved write touched {e.Affected} rows, more than the {e.Allowed} approved (the dry run's count plus the tolerance), so it was rolled back; ask for a new approval"),
-                Classification: run.Classification);
+            return new StepResult(e.Decision, Classification: run.Classification);
         }
 
         var result = maskedWrite ?? MaskResult(raw, run.Scope, run.DatabaseMasking);
         return new StepResult(allowed, result, result.AffectedRows ?? result.Rows.Count, run.Classification, raw.Bytes);
     }
+
+    // Why a write that touched these rows must not commit. An approved one is held to its dry run's count (plus the
+    // tolerance) and to every refusal; one that was not is also sent for approval when its rows match such a rule.
+    private static Decision? WrittenRefusal(StatementRun run, long? affected, long? approvedRows) =>
+        affected switch
+        {
+            null => Decision.Deny("guard.uncounted_write", "PostgreSQL reported no row count for this write, so it was rolled back: the write limit could not hold it"),
+            var rows when rows > approvedRows => Decision.Deny(
+                "approval.rows_exceeded",
+                $"the approved write touched {rows} rows, more than the {approvedRows} approved (the dry run's count plus the tolerance), so it was rolled back; ask for a new approval"),
+            var rows => run.WriteBound?.Invoke(rows.Value) is { } refused && !(refused.NeedsApproval && approvedRows is not null) ? refused : null,
+        };
 
     // Cached under the catalog version read before the statement was resolved: a change since only makes the entry stale
     // sooner. Each profile resolves names to its own views, so its plans are cached apart. On a miss PostgreSQL first resolves

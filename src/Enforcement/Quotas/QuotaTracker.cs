@@ -144,8 +144,8 @@ public sealed class QuotaTracker(QuotaSettings settings)
             lock (_gate)
             {
                 RollWindow(now);
-                _rows += rows;
-                _bytes += bytes;
+                _rows += Math.Max(rows, 0);
+                _bytes += Math.Max(bytes, 0);
             }
         }
 

@@ -89,14 +89,14 @@ public sealed class ApprovalTests(PostgresFixture pg)
     [Theory]
     [InlineData("with gone as (delete from payments where id = $1 returning id) select count(*) from gone")]
     [InlineData("with gone as (delete from payments where id = $1 returning id) update payments set status = status where id = 1")]
-    public async Task A_write_inside_a_with_query_that_needs_approval_is_refused_since_its_dry_run_cannot_count_it(string sql)
+    public async Task A_write_inside_a_with_query_that_needs_approval_is_refused_since_neither_its_dry_run_nor_its_run_can_count_it(string sql)
     {
         var gateway = Gateway(pg, "0s");
         await using var server = await HttpGateway.StartAsync(gateway);
         await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
         var before = await pg.AdminScalarAsync("select count(*) from payments");
         var refused = await client.QueryAsync(sql, [11]);
-        Assert.Equal("approval.unbounded_write", refused.Rule());
+        Assert.Equal("guard.uncounted_write", refused.Rule());
         Assert.Contains("send each write as a statement of its own", refused.Text(), StringComparison.Ordinal);
         Assert.Equal(before, await pg.AdminScalarAsync("select count(*) from payments"));
     }

@@ -66,6 +66,63 @@ public sealed class GuardrailTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task A_write_whose_estimate_is_steered_low_is_held_to_the_limit_by_the_rows_it_really_touched()
+    {
+        // The planner guesses 0.5% for each condition it has no statistics for: two of them make every row look like one.
+        var gateway = TestGateway.Create(pg, Agents, gateway: "limits:\n  max_write_rows: 10");
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+        var rows = (long)(await pg.AdminScalarAsync("select count(*) from orders"))!;
+        Assert.True(rows > 10, $"the fixture has {rows} orders");
+
+        var steered = await client.QueryAsync("update orders set note = 'steered' where id % 1 = 0 and (id + 0) % 1 = 0");
+        Assert.Equal("guard.large_write", steered.Rule());
+        Assert.Contains($"this write touched {rows} rows, more than the limit of 10", steered.Text(), StringComparison.Ordinal);
+        Assert.Contains("rolled back", steered.Text(), StringComparison.Ordinal);
+        Assert.Equal(0L, await pg.AdminScalarAsync("select count(*) from orders where note = 'steered'"));
+        Assert.Equal(1, (await client.QueryAsync("update orders set note = 'steered' where id = $1", [4])).Structured().GetProperty("affected_rows").GetInt32());
+    }
+
+    [Fact]
+    public async Task A_write_whose_real_rows_match_an_approval_rule_its_estimate_missed_is_rolled_back_and_sent_for_approval()
+    {
+        var gateway = TestGateway.Create(pg, Agents + """
+
+              - id: many-orders
+                match: { tables: [public.orders], operations: [update], min_rows: 5 }
+                outcome: require_approval
+                message: Updating many orders needs a person
+            approvals:
+              approvers: [alice]
+              wait: 0s
+            """);
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+        var rows = await pg.AdminScalarAsync("select count(*) from orders");
+
+        var held = await client.QueryAsync("update orders set note = 'many' where id % 1 = 0 and (id + 0) % 1 = 0");
+        Assert.Equal("approval.pending", held.Rule());
+        Assert.Contains("Updating many orders needs a person", held.Text(), StringComparison.Ordinal);
+        Assert.Equal(rows, held.Structured().GetProperty("pending_approval").GetProperty("dry_run_affected_rows").GetInt64());
+        Assert.Equal(0L, await pg.AdminScalarAsync("select count(*) from orders where note = 'many'"));
+    }
+
+    [Theory]
+    [InlineData("with u as (update orders set note = 'cte' where id = 2 returning id) select count(*) from u")]
+    [InlineData("explain analyze with u as (update orders set note = 'cte' where id = 2 returning id) select count(*) from u")]
+    [InlineData("with u as (update orders set note = 'cte' where id = 2 returning id) update orders set note = note where id = 3")]
+    public async Task A_write_whose_rows_postgres_does_not_count_is_refused(string sql)
+    {
+        var gateway = TestGateway.Create(pg, Agents);
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+        var refused = await client.QueryAsync(sql);
+        Assert.Equal("guard.uncounted_write", refused.Rule());
+        Assert.Contains("send each write as a statement of its own", refused.Text(), StringComparison.Ordinal);
+        Assert.Equal(0L, await pg.AdminScalarAsync("select count(*) from orders where note = 'cte'"));
+    }
+
+    [Fact]
     public async Task A_write_whose_commit_reply_is_lost_is_reported_as_unconfirmed_not_as_not_run()
     {
         await using var proxy = CommitReplyDropper.Start(pg.GatewayConnectionString);
