@@ -17,6 +17,7 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
     {
         await using var pooled = await targets.OpenAsync(request.Connection, cancellationToken).ConfigureAwait(false);
         await using var batch = pooled.Connection.CreateBatch();
+        batch.Timeout = ClientTimeout(request.StatementTimeout);
         batch.BatchCommands.Add(new NpgsqlBatchCommand(request.ReadOnly ? FixedStatements.BeginReadOnly : FixedStatements.Begin));
         batch.BatchCommands.Add(SessionSettings.Create(request.StatementTimeout, targets.Config(request.Connection).SearchPath, request.Role, request.Caller, request.CallId));
         var statement = new NpgsqlBatchCommand(request.Cursor ? DeclarePrefix + request.Sql : request.Sql);
@@ -84,14 +85,19 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
             return result;
         }
 
-        await CommitAfterAsync(pooled, result, beforeCommit).ConfigureAwait(false);
+        await CommitAfterAsync(pooled, result, beforeCommit, ClientTimeout(request.StatementTimeout)).ConfigureAwait(false);
         return result;
     }
+
+    // PostgreSQL's statement_timeout ends a statement that runs too long, with an error that says so. The client's own wait
+    // (Npgsql's command timeout, 30 s unless the connection string says otherwise) is set past it, so it only ever ends a
+    // wait for a server that no longer answers, never a statement the policy gives longer.
+    private static int ClientTimeout(TimeSpan statementTimeout) => (int)Math.Ceiling(statementTimeout.TotalSeconds) + 30;
 
     private static bool IsDatabaseFailure(Exception e) => e is NpgsqlException or TimeoutException or IOException or InvalidOperationException;
 
     // The caller's step runs inside the open transaction; whatever it throws rolls the write back and reaches the caller as is.
-    private static async ValueTask CommitAfterAsync(PooledConnection pooled, QueryResult result, Func<QueryResult, ValueTask>? beforeCommit)
+    private static async ValueTask CommitAfterAsync(PooledConnection pooled, QueryResult result, Func<QueryResult, ValueTask>? beforeCommit, int timeout)
     {
         if (beforeCommit is not null)
         {
@@ -108,6 +114,7 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
 
         // Not cancellable: once the record says the write happened, an abandoned COMMIT would leave that in doubt.
         await using var commit = pooled.Connection.CreateBatch();
+        commit.Timeout = timeout;
         commit.BatchCommands.Add(new NpgsqlBatchCommand(FixedStatements.Commit));
         FixedStatements.AddReset(commit);
         try

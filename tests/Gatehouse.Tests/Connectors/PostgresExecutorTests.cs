@@ -199,6 +199,19 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_statement_the_policy_gives_longer_than_the_clients_default_wait_runs_to_its_end()
+    {
+        // The connection string's command timeout (Npgsql's default is 30 s) must not cut short what statement_timeout allows.
+        await using var targets = TargetsWith(";Command Timeout=1");
+        var request = new ExecutionRequest("shop", "select pg_sleep(2), 'slept'", [], ReadOnly: true, Cursor: true, 10, 1 << 20, TimeSpan.FromSeconds(10), Analyst, "aud_test");
+        var result = await new PostgresExecutor(targets).ExecuteAsync(request, null, CancellationToken.None);
+        Assert.Equal("slept", result.Rows[0][1]);
+
+        var write = request with { Sql = "update orders set note = note where id = (select 1 from pg_sleep(2))", ReadOnly = false, Cursor = false };
+        Assert.Equal(1L, (await new PostgresExecutor(targets).ExecuteAsync(write, null, CancellationToken.None)).AffectedRows);
+    }
+
+    [Fact]
     public async Task The_agent_is_named_to_postgres_for_its_own_logs()
     {
         var result = await Run("select current_setting('application_name'), current_setting('gatehouse.agent'), current_setting('gatehouse.call_id')");
