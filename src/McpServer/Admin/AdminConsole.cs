@@ -4,6 +4,7 @@ using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Policy;
 using Gatehouse.McpServer.Cli;
 using Gatehouse.McpServer.Hosting;
+using Microsoft.AspNetCore.Http.Features;
 
 namespace Gatehouse.McpServer.Admin;
 
@@ -42,11 +43,31 @@ public static class AdminConsole
                 : Results.Json(new { error = "not signed in" }, Output.JsonOptions, statusCode: StatusCodes.Status401Unauthorized));
     }
 
+    // A sign-in form holds a token (at most 16 KB) and a sign-out form a CSRF field: nothing larger is read from anyone, signed
+    // in or not (ASP.NET would otherwise read 30 MB, and keep a form's values in memory while a slow client dawdles).
+    private const long MaxFormBytes = 32 * 1024;
+
+    private static bool SmallForm(HttpContext context)
+    {
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size)
+        {
+            size.MaxRequestBodySize = MaxFormBytes;
+        }
+
+        return context.Request.ContentLength is null or <= MaxFormBytes
+            && context.Request.ContentType?.StartsWith("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase) == true;
+    }
+
     private static async Task<IResult> SignInAsync(HttpContext context, AdminGate gate, ConsoleSessions sessions, IAuditStore audit, TimeProvider time, RefusalRecorder limit)
     {
         if (!AdminGate.SameOrigin(context) || !context.Request.HasFormContentType)
         {
             return Login(context, "Sign in from the console's own page.", StatusCodes.Status403Forbidden);
+        }
+
+        if (!SmallForm(context))
+        {
+            return Login(context, "A sign-in is a pasted token and nothing else; this form was too large or not a plain form.", StatusCodes.Status413PayloadTooLarge);
         }
 
         // Every attempt is a durable record, and no token vouches for who sends it: bounded like tokenless requests to /mcp.
@@ -82,9 +103,10 @@ public static class AdminConsole
 
     private static async Task<IResult> SignOutAsync(HttpContext context, ConsoleSessions sessions)
     {
+        // The form is read only for a live session, from the console's own origin.
         var id = context.Request.Cookies[ConsoleSessions.Cookie];
-        var form = context.Request.HasFormContentType ? await context.Request.ReadFormAsync(context.RequestAborted) : null;
-        if (sessions.Find(id) is { } session && AdminGate.SameOrigin(context) && ConsoleSessions.CsrfMatches(session, form?["csrf"].ToString()))
+        if (sessions.Find(id) is { } session && AdminGate.SameOrigin(context) && SmallForm(context)
+            && ConsoleSessions.CsrfMatches(session, (await context.Request.ReadFormAsync(context.RequestAborted))["csrf"].ToString()))
         {
             sessions.Close(id);
         }

@@ -98,6 +98,39 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_consoles_sign_in_and_sign_out_read_no_large_body_from_anyone()
+    {
+        var console = new Uri(_server.Endpoint, "/admin/");
+        async Task<HttpStatusCode> PostAsync(string path, HttpContent content, string? cookie = null, bool chunked = false)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(console, path)) { Content = content };
+            request.Headers.TransferEncodingChunked = chunked;
+            request.Headers.Add("Origin", _server.Endpoint.GetLeftPart(UriPartial.Authority));
+            if (cookie is not null)
+            {
+                request.Headers.Add("Cookie", cookie);
+            }
+
+            using var handler = new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false };
+            using var http = new HttpClient(handler);
+            using var response = await http.SendAsync(request);
+            return response.StatusCode;
+        }
+
+        var megabyte = new string('a', 1 << 20);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, await PostAsync("login", new FormUrlEncodedContent([new("token", megabyte)])));
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, await PostAsync("login", new MultipartFormDataContent { { new StringContent("x"), "token" } }));
+
+        // Sent in chunks, with no length to refuse it by: reading stops at the limit.
+        var chunked = new StringContent("token=" + megabyte, new MediaTypeHeaderValue("application/x-www-form-urlencoded"));
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, await PostAsync("login", chunked, chunked: true));
+
+        // Signing out without a session reads nothing and just clears the cookie; a real sign-in still works.
+        Assert.Equal(HttpStatusCode.Redirect, await PostAsync("logout", new FormUrlEncodedContent([new("csrf", megabyte)]), $"{Gatehouse.McpServer.Admin.ConsoleSessions.Cookie}=nothing"));
+        Assert.Equal(HttpStatusCode.Redirect, await PostAsync("login", new FormUrlEncodedContent([new("token", AdminToken("alice"))])));
+    }
+
+    [Fact]
     public async Task Only_the_issuers_the_policy_names_for_admins_can_sign_an_admin_in()
     {
         // Whoever holds a shared secret (an agent platform signing its own agents' tokens) could mint any name, an admin's too.
