@@ -109,6 +109,18 @@ public sealed class WebConsoleTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Bidirectional_overrides_an_agent_hides_in_its_sql_are_shown_not_obeyed()
+    {
+        // "Trojan source": the override makes the end of the line read right to left, so the SQL would look other than it is.
+        var id = await QueryAsync("analyst", "select count(*) from orders /* \u202e ,dil */ where id > 0");
+        await SignInAsync();
+        await _page.Locator($"tr[data-call='{id}'] a").ClickAsync();
+        var shown = await _page.Locator("#call-sql").TextContentAsync();
+        Assert.Equal("select count(*) from orders /* \\u202e ,dil */ where id > 0", shown);
+        Assert.DoesNotContain('\u202e', shown!);
+    }
+
+    [Fact]
     public async Task An_admin_approves_a_pending_statement_and_the_waiting_agents_call_completes()
     {
         await using var agent = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("ops-bot"));

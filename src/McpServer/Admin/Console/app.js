@@ -5,17 +5,23 @@
 const session = { csrf: "", admin: "" };
 let refresh = null;
 
+// Agents write much of what the console shows (SQL, reasons, names). Control and format characters, the bidirectional
+// overrides among them, are shown as \uXXXX rather than obeyed, so a statement cannot reorder or hide what an approver
+// reads; line breaks and tabs stay.
+const hidden = /[\p{Cf}\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]/gu;
+function printable(text) { return text.replace(hidden, c => "\\u" + c.codePointAt(0).toString(16).padStart(4, "0")); }
+
 function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs || {})) {
     if (value === null || value === undefined || value === false) continue;
     if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
     else if (value === true) el.setAttribute(key, "");
-    else el.setAttribute(key, String(value));
+    else el.setAttribute(key, printable(String(value)));
   }
   for (const child of children.flat()) {
     if (child === null || child === undefined || child === false) continue;
-    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    el.append(child instanceof Node ? child : document.createTextNode(printable(String(child))));
   }
   return el;
 }
@@ -26,7 +32,7 @@ function put(parent, ...items) {
   return parent;
 }
 
-function say(text) { document.getElementById("status").textContent = text; }
+function say(text) { document.getElementById("status").textContent = printable(text); }
 
 async function api(path, options = {}) {
   const init = { credentials: "same-origin", method: options.method || "GET", headers: {} };
