@@ -18,10 +18,12 @@ public sealed class AdminGate
     private readonly AdminSettings _settings;
     private readonly TokenValidator _validator;
     private readonly ConsoleSessions _sessions;
+    private readonly Identifier _identifier;
     private readonly ILogger<AdminGate> _logger;
 
-    public AdminGate(GatewayPolicy policy, TimeProvider time, ConsoleSessions sessions, ILogger<AdminGate> logger)
+    public AdminGate(GatewayPolicy policy, TimeProvider time, ConsoleSessions sessions, Identifier identifier, ILogger<AdminGate> logger)
     {
+        _identifier = identifier;
         _settings = policy.Admin ?? throw new InvalidOperationException("The admin API is not configured.");
         // admin.issuers says who may sign admins in; the issuers' agents and groups lists are about agents' tokens.
         _validator = new TokenValidator(policy.Issuers.Where(i => _settings.Issuers.Contains(i.Issuer)).Select(i => i with { Audiences = [_settings.Audience], Agents = null, Groups = null }).ToList(), time);
@@ -41,10 +43,17 @@ public sealed class AdminGate
             return (null, $"{result.Rule}: {result.Reason}", false);
         }
 
-        return _settings.Admits(admin.Agent, admin.Groups)
-            ? (admin, "", false)
-            : (null, $"'{admin.Agent}' is not an admin: admin.users and admin.groups in the policy name who is", true);
+        if (!_settings.Admits(admin.Agent, admin.Groups))
+        {
+            return (null, $"'{admin.Agent}' is not an admin: admin.users and admin.groups in the policy name who is", true);
+        }
+
+        return await Revoked(admin, cancellationToken) is { } revoked ? (null, revoked, false) : (admin, "", false);
     }
+
+    // A leaked admin token is revoked as an agent's is (gatehouse agents disable --jti, --subject or the name), on its next use.
+    private async Task<string?> Revoked(AgentIdentity admin, CancellationToken cancellationToken) =>
+        await _identifier.CheckSwitchesAsync(admin, cancellationToken) is { } disabled ? $"{disabled.Rule}: {disabled.Reason}" : null;
 
     public async Task<IResult> RunAsync(HttpContext context, Func<AgentIdentity, Task<IResult>> body)
     {
@@ -86,11 +95,18 @@ public sealed class AdminGate
 
     private async Task<IResult> RunConsoleAsync(HttpContext context, Func<AgentIdentity, Task<IResult>> body)
     {
-        var session = _sessions.Find(context.Request.Cookies[ConsoleSessions.Cookie]);
+        var id = context.Request.Cookies[ConsoleSessions.Cookie];
+        var session = _sessions.Find(id);
         if (session is null)
         {
             context.Response.Headers.WWWAuthenticate = "Bearer";
             return Error("the admin API needs an admin token (Authorization: Bearer …) minted for the admin audience, or a web console sign-in at /admin", StatusCodes.Status401Unauthorized);
+        }
+
+        if (await Revoked(session.Admin, context.RequestAborted) is { } revoked)
+        {
+            _sessions.Close(id);
+            return Error($"this console session was signed in with a token that has since been revoked ({revoked}); sign in again with another", StatusCodes.Status401Unauthorized);
         }
 
         // A cookie rides along on any request the browser makes, so actions also need what only the console's own page has.

@@ -98,6 +98,56 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_revoked_admin_token_and_the_console_session_it_opened_stop_working_at_once()
+    {
+        async Task<HttpStatusCode> GetAsync(string? token, string? cookie = null)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(_api, "requests"));
+            if (token is not null)
+            {
+                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            }
+
+            if (cookie is not null)
+            {
+                request.Headers.Add("Cookie", cookie);
+            }
+
+            using var response = await _http.SendAsync(request);
+            return response.StatusCode;
+        }
+
+        Task<(int ExitCode, string Stdout, string Stderr)> Agents(params string[] arguments) =>
+            StdioTests.RunGatehouse(["agents", .. arguments, "--as", "carol", "--config", _gateway.PolicyPath]);
+
+        var leaked = AdminToken("alice");
+        var jti = new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(leaked).Id;
+        using var signIn = new HttpRequestMessage(HttpMethod.Post, new Uri(_server.Endpoint, "/admin/login")) { Content = new FormUrlEncodedContent([new("token", AdminToken("alice"))]) };
+        using var signedIn = await new HttpClient(new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false }).SendAsync(signIn);
+        var cookie = signedIn.Headers.GetValues("Set-Cookie").Single().Split(';')[0];
+        Assert.Equal((HttpStatusCode.OK, HttpStatusCode.OK), (await GetAsync(leaked), await GetAsync(null, cookie)));
+        try
+        {
+            // One leaked token, by its id: that token stops; the console, opened with another, goes on.
+            Assert.Equal(0, (await Agents("disable", "--jti", jti)).ExitCode);
+            Assert.Equal(HttpStatusCode.Unauthorized, await GetAsync(leaked));
+            Assert.Equal(HttpStatusCode.OK, await GetAsync(null, cookie));
+
+            // Everything of the person's: the console session ends too, for good.
+            Assert.Equal(0, (await Agents("disable", "--subject", "alice")).ExitCode);
+            Assert.Equal(HttpStatusCode.Unauthorized, await GetAsync(null, cookie));
+            Assert.Equal(0, (await Agents("enable", "--subject", "alice")).ExitCode);
+            Assert.Equal(HttpStatusCode.Unauthorized, await GetAsync(null, cookie));
+            Assert.Equal(HttpStatusCode.OK, await GetAsync(AdminToken("alice")));
+        }
+        finally
+        {
+            await Agents("enable", "--jti", jti);
+            await Agents("enable", "--subject", "alice");
+        }
+    }
+
+    [Fact]
     public async Task The_consoles_sign_in_and_sign_out_read_no_large_body_from_anyone()
     {
         var console = new Uri(_server.Endpoint, "/admin/");
