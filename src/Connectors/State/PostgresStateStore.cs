@@ -55,6 +55,8 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
             expires_ms bigint NOT NULL, votes_json text NOT NULL, dry_run_rows bigint, kept_result text, kept_until_ms bigint, review text, dry_run_sample text)
         """,
         "CREATE INDEX IF NOT EXISTS statement_approvals_lookup ON statement_approvals (agent, connection, statement_hash, parameters_hash)",
+        "ALTER TABLE statement_approvals ADD COLUMN IF NOT EXISTS delegated_by text",
+        "ALTER TABLE access_requests ADD COLUMN IF NOT EXISTS delegated_by text",
         "CREATE TABLE IF NOT EXISTS agents (agent text PRIMARY KEY, disabled bigint NOT NULL, changed_by text NOT NULL, changed_ms bigint NOT NULL)",
         "CREATE TABLE IF NOT EXISTS connection_rotations (connection text PRIMARY KEY, generation bigint NOT NULL, requested_by text NOT NULL, requested_ms bigint NOT NULL)",
         // What every call reads (agent switches, approved requests) changes the version in the same transaction, whoever writes

@@ -9,15 +9,15 @@ namespace Gatehouse.Connectors.State;
 public abstract partial class SqlStateStore : IApprovalStore
 {
     private protected const string RequestColumns =
-        "id, agent, subject, issuer, connection, tables_json, access, reason, duration_ms, status, created_ms, decided_ms, decided_by, decision_note, grant_expires_ms, schemas_json, unmask";
+        "id, agent, subject, issuer, connection, tables_json, access, reason, duration_ms, status, created_ms, decided_ms, decided_by, decision_note, grant_expires_ms, schemas_json, unmask, delegated_by";
 
     public async ValueTask CreateAsync(AccessRequest request, CancellationToken cancellationToken) =>
         await ExecuteStateAsync(
-            $"INSERT INTO access_requests ({RequestColumns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'Pending', $10, NULL, NULL, NULL, NULL, $11, $12)",
+            $"INSERT INTO access_requests ({RequestColumns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'Pending', $10, NULL, NULL, NULL, NULL, $11, $12, $13)",
             [
                 request.Id, request.Agent, request.Subject, request.Issuer, request.Connection,
                 JsonSerializer.Serialize(request.Tables.Select(t => t.ToString())), request.Access.ToPolicyString(), request.Reason,
-                (long)request.Duration.TotalMilliseconds, ToMs(request.CreatedAt), JsonSerializer.Serialize(request.Schemas), request.Unmask,
+                (long)request.Duration.TotalMilliseconds, ToMs(request.CreatedAt), JsonSerializer.Serialize(request.Schemas), request.Unmask, request.DelegatedBy,
             ],
             cancellationToken).ConfigureAwait(false);
 
@@ -81,6 +81,7 @@ public abstract partial class SqlStateStore : IApprovalStore
         {
             Schemas = Text(r, 15) is { } schemas ? JsonSerializer.Deserialize<string[]>(schemas) ?? [] : [],
             Unmask = Text(r, 16),
+            DelegatedBy = Text(r, 17),
         };
     }
 }

@@ -8,7 +8,7 @@ public abstract partial class SqlStateStore : IStatementApprovalStore
 {
     private const string StatementColumns =
         "id, agent, subject, issuer, connection, statement_hash, parameters_hash, sql, parameters, classification, rule, reason, required,"
-        + " status, created_ms, expires_ms, votes_json, dry_run_rows, kept_result, kept_until_ms, review, dry_run_sample";
+        + " status, created_ms, expires_ms, votes_json, dry_run_rows, kept_result, kept_until_ms, review, dry_run_sample, delegated_by";
 
     public async ValueTask<StatementApproval?> FindLiveAsync(string agent, string connection, string statementHash, string parametersHash, DateTimeOffset decidedSince, DateTimeOffset now, CancellationToken cancellationToken) =>
         (await AuditQueryAsync(
@@ -24,11 +24,11 @@ public abstract partial class SqlStateStore : IStatementApprovalStore
 
     public async ValueTask CreateStatementAsync(StatementApproval request, CancellationToken cancellationToken) =>
         await ExecuteStateAsync(
-            $"INSERT INTO statement_approvals ({StatementColumns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'Pending', $14, $15, '[]', $16, NULL, NULL, NULL, $17)",
+            $"INSERT INTO statement_approvals ({StatementColumns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'Pending', $14, $15, '[]', $16, NULL, NULL, NULL, $17, $18)",
             [
                 request.Id, request.Agent, request.Subject, request.Issuer, request.Connection, request.StatementHash, request.ParametersHash,
                 request.Sql, request.Parameters, request.Classification, request.Rule, request.Reason, (long)request.Required,
-                ToMs(request.CreatedAt), ToMs(request.ExpiresAt), request.DryRunRows, request.DryRunSample,
+                ToMs(request.CreatedAt), ToMs(request.ExpiresAt), request.DryRunRows, request.DryRunSample, request.DelegatedBy,
             ],
             cancellationToken).ConfigureAwait(false);
 
@@ -151,6 +151,7 @@ public abstract partial class SqlStateStore : IStatementApprovalStore
             KeptUntil = keptUntil,
             Review = Text(r, 20),
             DryRunSample = Text(r, 21),
+            DelegatedBy = Text(r, 22),
         };
     }
 }

@@ -92,7 +92,7 @@ public sealed partial class SqliteStateStore
     }
 
     // Columns added after a store may already exist; each is added once, idempotently.
-    private static readonly (string Table, string Column, string Type)[] AddedColumns = [("audit", "masking", "TEXT"), ("statement_approvals", "review", "TEXT"), ("access_requests", "schemas_json", "TEXT"), ("access_requests", "unmask", "TEXT"), ("statement_approvals", "dry_run_sample", "TEXT"), ("audit", "result", "TEXT"), ("audit", "client_id", "TEXT"), ("audit", "delegated_by", "TEXT")];
+    private static readonly (string Table, string Column, string Type)[] AddedColumns = [("audit", "masking", "TEXT"), ("statement_approvals", "review", "TEXT"), ("access_requests", "schemas_json", "TEXT"), ("access_requests", "unmask", "TEXT"), ("statement_approvals", "dry_run_sample", "TEXT"), ("audit", "result", "TEXT"), ("audit", "client_id", "TEXT"), ("audit", "delegated_by", "TEXT"), ("statement_approvals", "delegated_by", "TEXT"), ("access_requests", "delegated_by", "TEXT")];
 
     private async Task MigrateAsync(SqliteConnection connection, CancellationToken cancellationToken)
     {

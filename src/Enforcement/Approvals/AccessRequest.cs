@@ -22,6 +22,25 @@ public sealed record RequestStatus(AccessRequest? Created, IReadOnlyList<AccessR
     public string? NotListed { get; init; }
 }
 
+/// <summary>Who may not decide a request because it is theirs: the agent, its subject, and the person it acts for.</summary>
+internal static class ApproverRules
+{
+    public static string? Requester(string approver, Identity.AgentIdentity? verified, string agent, string subject, string issuer, string? delegatedBy)
+    {
+        if (string.Equals(approver, agent, StringComparison.Ordinal) || string.Equals(approver, subject, StringComparison.Ordinal)
+            || (verified is not null && verified.Issuer == issuer && verified.Subject == subject))
+        {
+            return $"'{approver}' made this request and cannot decide it; another person must";
+        }
+
+        // The human driving the agent asked, through it: four eyes means someone else. (Where the policy lets the agent's
+        // operator approve, that is the one way, through the client, and counts once.)
+        return delegatedBy is not null && (string.Equals(approver, delegatedBy, StringComparison.Ordinal) || string.Equals(verified?.Subject, delegatedBy, StringComparison.Ordinal))
+            ? $"'{approver}' is the person agent '{agent}' acts for, so this request is theirs too; another person must decide it"
+            : null;
+    }
+}
+
 /// <summary>An agent's request for time-boxed access to some tables, and its decision.</summary>
 public sealed record AccessRequest(
     string Id,
@@ -59,10 +78,10 @@ public sealed record AccessRequest(
 
     /// <summary>Null when <paramref name="approver"/> may decide this request; the requester never may, through any channel.</summary>
     public string? RefuseApprover(string approver, Identity.AgentIdentity? verified = null) =>
-        string.Equals(approver, Agent, StringComparison.Ordinal) || string.Equals(approver, Subject, StringComparison.Ordinal)
-        || (verified is not null && verified.Issuer == Issuer && verified.Subject == Subject)
-            ? $"'{approver}' made this request and cannot decide it; another person must"
-            : null;
+        ApproverRules.Requester(approver, verified, Agent, Subject, Issuer, DelegatedBy);
+
+    /// <summary>The person the requesting agent acts for (its token's delegation claim), who may not decide it either.</summary>
+    public string? DelegatedBy { get; init; }
 
     /// <summary>
     /// The grant this request gives while approved and unexpired. An unmask right covers no relation of its own (a request

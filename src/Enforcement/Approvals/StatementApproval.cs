@@ -59,6 +59,9 @@ public sealed record StatementApproval(
     /// <summary>The AI reviewer's summary for approvers, when one is configured and answered.</summary>
     public string? Review { get; init; }
 
+    /// <summary>The person the requesting agent acts for (its token's delegation claim), who may not decide it either.</summary>
+    public string? DelegatedBy { get; init; }
+
     public static string NewId() => "apr_" + Guid.CreateVersion7().ToString("N")[..20];
 
     /// <summary>A hash that binds a request to exact text.</summary>
@@ -68,14 +71,13 @@ public sealed record StatementApproval(
 
     /// <summary>
     /// Null when <paramref name="approver"/> may decide; the requester never may (by name, or by the same issuer and subject
-    /// when the channel verified a token), nor may anyone twice.
+    /// when the channel verified a token), nor the person it acts for, nor anyone twice.
     /// </summary>
     public string? RefuseApprover(string approver, Identity.AgentIdentity? verified = null)
     {
-        if (string.Equals(approver, Agent, StringComparison.Ordinal) || string.Equals(approver, Subject, StringComparison.Ordinal)
-            || (verified is not null && verified.Issuer == Issuer && verified.Subject == Subject))
+        if (ApproverRules.Requester(approver, verified, Agent, Subject, Issuer, DelegatedBy) is { } refused)
         {
-            return $"'{approver}' made this request and cannot decide it; another person must";
+            return refused;
         }
 
         return Votes.Any(v => v.Approver == approver) ? $"'{approver}' has already decided this request" : null;

@@ -49,6 +49,7 @@ public sealed partial class GatewayPipeline
         {
             Schemas = input.Schemas.Distinct(StringComparer.Ordinal).ToList(),
             Unmask = unmask,
+            DelegatedBy = scope.Identity.DelegatedBy,
         };
         await StateUnavailableException.GuardAsync("file this access request", () => approvals.CreateAsync(request, cancellationToken)).ConfigureAwait(false);
         return new StepResult(

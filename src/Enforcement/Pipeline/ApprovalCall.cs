@@ -65,6 +65,7 @@ public sealed partial class GatewayPipeline
             {
                 DryRunRows = dryRun,
                 DryRunSample = sample,
+                DelegatedBy = identity.DelegatedBy,
             };
             var filed = request;
             await StateUnavailableException.GuardAsync("file this statement's approval request", () => statementApprovals.CreateStatementAsync(filed, cancellationToken)).ConfigureAwait(false);

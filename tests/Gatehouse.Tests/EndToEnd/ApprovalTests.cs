@@ -340,6 +340,34 @@ public sealed class ApprovalTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task The_person_an_agent_acts_for_cannot_approve_its_requests()
+    {
+        var gateway = Gateway(pg, "0s");
+        await using var server = await HttpGateway.StartAsync(gateway);
+        var forAlice = gateway.Mint("ops-bot", claims: new Dictionary<string, object> { ["act"] = new Dictionary<string, object> { ["sub"] = "alice" } });
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, forAlice);
+        var statement = PendingId(await client.QueryAsync("update payments set status = status where id = $1", [21]));
+        var access = (await client.CallToolAsync("request_access", new Dictionary<string, object?>
+        {
+            ["connection"] = "shop",
+            ["tables"] = new[] { "public.customers" },
+            ["access"] = "write",
+            ["reason"] = "fix a typo",
+            ["duration"] = "1h",
+        })).Structured().GetProperty("request_id").GetString()!;
+
+        foreach (var id in new[] { statement, access })
+        {
+            var shown = JsonDocument.Parse((await Cli(gateway, "approvals", "show", id)).Stdout).RootElement;
+            Assert.Equal("alice", shown.GetProperty("delegated_by").GetString());
+            var refused = await Cli(gateway, "approvals", "approve", id, "--as", "alice");
+            Assert.NotEqual(0, refused.ExitCode);
+            Assert.Contains("is the person agent 'ops-bot' acts for", refused.Stderr, StringComparison.Ordinal);
+            Assert.Equal(0, (await Cli(gateway, "approvals", "approve", id, "--as", "bob")).ExitCode);
+        }
+    }
+
+    [Fact]
     public async Task An_approved_write_that_would_touch_more_rows_than_its_dry_run_is_rolled_back()
     {
         var gateway = Gateway(pg, "0s");
