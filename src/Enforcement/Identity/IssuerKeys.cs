@@ -8,7 +8,29 @@ namespace Gatehouse.Enforcement.Identity;
 /// <summary>Builds the validation parameters for one trusted issuer, with its keys from a dev key, a JWKS file, a JWKS URL or OIDC discovery.</summary>
 internal static class IssuerKeys
 {
-    public static TokenValidationParameters CreateParameters(IssuerConfig issuer)
+    /// <summary>
+    /// The parameters, and for keys kept in a file (a shared secret, a JWKS file), the file they are read from: written anew
+    /// (a rotation, or a leaked key removed), its keys are the ones in force from the next token on.
+    /// </summary>
+    public static (TokenValidationParameters Parameters, KeyFile? File) Create(IssuerConfig issuer, TimeProvider time)
+    {
+        var parameters = CreateParameters(issuer);
+        var file = issuer.SharedSecret.FilePath is { } secretFile
+            ? new KeyFile(secretFile, time, text => [new SymmetricSecurityKey(System.Text.Encoding.UTF8.GetBytes(text.TrimEnd('\r', '\n')))])
+            : issuer.Keys.JwksFile is { } jwksFile
+                ? new KeyFile(jwksFile, time, text => new JsonWebKeySet(text).GetSigningKeys())
+                : null;
+        if (file is not null)
+        {
+            parameters.IssuerSigningKey = null;
+            parameters.IssuerSigningKeys = null;
+            parameters.IssuerSigningKeyResolver = (_, _, _, _) => file.Keys;
+        }
+
+        return (parameters, file);
+    }
+
+    private static TokenValidationParameters CreateParameters(IssuerConfig issuer)
     {
         var parameters = new TokenValidationParameters
         {
@@ -73,6 +95,79 @@ internal static class IssuerKeys
             }
 
             return configuration;
+        }
+    }
+
+    /// <summary>
+    /// Keys read from a file, read again at most once a second, and taken up when its content changed. <see cref="Generation"/>
+    /// counts the changes, so tokens verified under keys since replaced are verified again.
+    /// </summary>
+    internal sealed class KeyFile(string path, TimeProvider time, Func<string, IList<SecurityKey>> parse)
+    {
+        private static readonly TimeSpan LookEvery = TimeSpan.FromSeconds(1);
+        private readonly Lock _gate = new();
+        private byte[]? _content;
+        private DateTimeOffset _lookedAt = DateTimeOffset.MinValue;
+        private IList<SecurityKey> _keys = [];
+        private int _generation;
+
+        public IList<SecurityKey> Keys
+        {
+            get
+            {
+                Look();
+                return Volatile.Read(ref _keys);
+            }
+        }
+
+        public int Generation
+        {
+            get
+            {
+                Look();
+                return Volatile.Read(ref _generation);
+            }
+        }
+
+        private void Look()
+        {
+            var now = time.GetUtcNow();
+            if (now - _lookedAt < LookEvery)
+            {
+                return;
+            }
+
+            lock (_gate)
+            {
+                if (now - _lookedAt < LookEvery)
+                {
+                    return;
+                }
+
+                _lookedAt = now;
+                byte[] content;
+                IList<SecurityKey> keys;
+                try
+                {
+                    content = File.ReadAllBytes(path);
+                    if (_content is not null && content.AsSpan().SequenceEqual(_content))
+                    {
+                        return;
+                    }
+
+                    keys = parse(System.Text.Encoding.UTF8.GetString(content));
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException or System.Text.Json.JsonException)
+                {
+                    // A file that cannot be read (gone, or half written) verifies nothing until it can: fail closed.
+                    content = [];
+                    keys = [];
+                }
+
+                _content = content;
+                Volatile.Write(ref _keys, keys);
+                Interlocked.Increment(ref _generation);
+            }
         }
     }
 }

@@ -17,8 +17,10 @@ public sealed class TokenValidator
     private const int MaxCachedTokens = 10_000;
 
     private readonly JsonWebTokenHandler _handler = new() { MaximumTokenSizeInBytes = MaxTokenLength };
-    private readonly Dictionary<string, (IssuerConfig Config, TokenValidationParameters Parameters)> _issuers;
-    private readonly ConcurrentDictionary<string, AgentIdentity> _cache = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (IssuerConfig Config, TokenValidationParameters Parameters, IssuerKeys.KeyFile? KeyFile)> _issuers;
+
+    // Each verified token, with the generation of its issuer's key file it was verified under (0 for keys not kept in one).
+    private readonly ConcurrentDictionary<string, (AgentIdentity Identity, int Keys)> _cache = new(StringComparer.Ordinal);
     private readonly TimeProvider _time;
     private readonly KeyRotation _rotation;
 
@@ -26,7 +28,14 @@ public sealed class TokenValidator
     {
         _time = time;
         _rotation = new KeyRotation(time);
-        _issuers = issuers.ToDictionary(i => i.Issuer, i => (i, IssuerKeys.CreateParameters(i)), StringComparer.Ordinal);
+        _issuers = issuers.ToDictionary(
+            i => i.Issuer,
+            i =>
+            {
+                var (parameters, file) = IssuerKeys.Create(i, time);
+                return (i, parameters, file);
+            },
+            StringComparer.Ordinal);
     }
 
     public async ValueTask<IdentityResult> ValidateAsync(string? token, CancellationToken cancellationToken)
@@ -45,9 +54,10 @@ public sealed class TokenValidator
         var now = _time.GetUtcNow();
         if (_cache.TryGetValue(cacheKey, out var cached))
         {
-            if (cached.ExpiresAt > now)
+            // Verified under keys still in force: a key file rewritten since (a rotation, a leaked key removed) means again.
+            if (cached.Identity.ExpiresAt > now && cached.Keys == KeysGeneration(cached.Identity.Issuer))
             {
-                return IdentityResult.Verified(cached);
+                return IdentityResult.Verified(cached.Identity);
             }
 
             _cache.TryRemove(cacheKey, out _);
@@ -68,6 +78,7 @@ public sealed class TokenValidator
             return IdentityResult.Refused("identity.untrusted_issuer", $"tokens from issuer '{Printable(unverified.Issuer)}' are not trusted by this gateway");
         }
 
+        var keys = issuer.KeyFile?.Generation ?? 0;
         var result = await _handler.ValidateTokenAsync(token, issuer.Parameters).ConfigureAwait(false);
         if (result.Exception is SecurityTokenSignatureKeyNotFoundException && await _rotation.RefreshAsync(issuer.Config, issuer.Parameters, cancellationToken).ConfigureAwait(false))
         {
@@ -117,7 +128,7 @@ public sealed class TokenValidator
             Evict(now);
         }
 
-        _cache[cacheKey] = identity;
+        _cache[cacheKey] = (identity, keys);
         return IdentityResult.Verified(identity);
     }
 
@@ -125,7 +136,7 @@ public sealed class TokenValidator
     {
         foreach (var (key, value) in _cache)
         {
-            if (value.ExpiresAt <= now)
+            if (value.Identity.ExpiresAt <= now)
             {
                 _cache.TryRemove(key, out _);
             }
@@ -136,6 +147,8 @@ public sealed class TokenValidator
             _cache.Clear();
         }
     }
+
+    private int KeysGeneration(string issuer) => _issuers.TryGetValue(issuer, out var known) ? known.KeyFile?.Generation ?? 0 : -1;
 
     private static IdentityResult Refusal(Exception? error, IssuerConfig issuer) => error switch
     {

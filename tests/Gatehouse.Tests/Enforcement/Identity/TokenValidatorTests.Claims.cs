@@ -141,4 +141,44 @@ public sealed partial class TokenValidatorTests
         var rsa = await validator.ValidateAsync(Sign(new SigningCredentials(_key, SecurityAlgorithms.RsaSha256)), CancellationToken.None);
         Assert.Null(rsa.Identity);
     }
+
+    [Fact]
+    public async Task A_shared_secret_rewritten_in_its_file_is_in_force_from_the_next_token_and_tokens_under_the_old_one_stop()
+    {
+        var secretFile = Path.Combine(_directory, "rotated.secret");
+        var before = Convert.ToHexString(RandomNumberGenerator.GetBytes(32));
+        File.WriteAllText(secretFile, before + "\n");
+        var issuer = new IssuerConfig("hs-issuer", ["gatehouse"], new IssuerKeySource(null, null, null, null), "sub", "groups", ["HS256"], TimeSpan.Zero)
+        {
+            SharedSecret = new SecretSource(null, secretFile),
+        };
+        var clock = new Gatehouse.Tests.Connectors.Audit.SteppedClock();
+        var validator = new TokenValidator([issuer], clock);
+        string Sign(string secret) => new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+        {
+            Issuer = "hs-issuer",
+            Audience = "gatehouse",
+            Expires = DateTime.UtcNow.AddMinutes(5),
+            Claims = new Dictionary<string, object> { ["sub"] = "batch-job" },
+            SigningCredentials = new SigningCredentials(new SymmetricSecurityKey(Encoding.UTF8.GetBytes(secret)), SecurityAlgorithms.HmacSha256),
+        });
+
+        var old = Sign(before);
+        Assert.Equal("batch-job", (await validator.ValidateAsync(old, CancellationToken.None)).Identity?.Agent);
+
+        // The secret leaked: the operator writes a new one in place, and no restart follows.
+        var after = Convert.ToHexString(RandomNumberGenerator.GetBytes(32));
+        File.WriteAllText(secretFile, after + "\n");
+        clock.Step = TimeSpan.FromSeconds(2);
+        var cached = await validator.ValidateAsync(old, CancellationToken.None);
+        Assert.Null(cached.Identity);
+        Assert.Equal("identity.bad_signature", cached.Rule);
+        Assert.Null((await validator.ValidateAsync(Sign(before), CancellationToken.None)).Identity);
+        Assert.Equal("batch-job", (await validator.ValidateAsync(Sign(after), CancellationToken.None)).Identity?.Agent);
+
+        // A file that cannot be read verifies nothing (it does not fall back to the last secret).
+        File.Delete(secretFile);
+        clock.Step = TimeSpan.FromSeconds(4);
+        Assert.Null((await validator.ValidateAsync(Sign(after), CancellationToken.None)).Identity);
+    }
 }
