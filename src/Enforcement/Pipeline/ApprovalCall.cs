@@ -72,6 +72,7 @@ public sealed partial class GatewayPipeline
         }
 
         run.Scope.Describe(r => r with { Classification = $"{run.Classification} [approval {request.Id}]" });
+        var catalogBefore = run.CatalogVersion ?? await CatalogVersionAsync(execution.Connection, cancellationToken).ConfigureAwait(false);
         request = await AskOperatorAsync(settings, request, call, cancellationToken).ConfigureAwait(false);
         request = await WaitForDecisionAsync(settings, request, call.Progress, cancellationToken).ConfigureAwait(false);
         var who = string.Join(", ", request.Votes.Select(v => v.Approver));
@@ -87,7 +88,7 @@ public sealed partial class GatewayPipeline
                         Classification: run.Classification);
                 }
 
-                if (await StillEntitledAsync(run.Scope, execution.Connection, rights, cancellationToken).ConfigureAwait(false) is { } lapsed)
+                if (await StillEntitledAsync(run.Scope, execution.Connection, rights, catalogBefore, cancellationToken).ConfigureAwait(false) is { } lapsed)
                 {
                     return new StepResult(lapsed with { Reason = $"{lapsed.Reason} (request {request.Id} stays approved)" }, Classification: run.Classification);
                 }

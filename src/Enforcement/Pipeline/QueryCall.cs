@@ -113,7 +113,7 @@ public sealed partial class GatewayPipeline
         // Strict masking: the statement is planned and run as the caller's profile role, so PostgreSQL itself masks.
         var profile = DatabaseProfiles.Apply(connectionConfig) ? DatabaseProfiles.ForCall(connectionConfig, grants, unmask) : null;
         var role = profile is not null ? SessionRole.Profile(profile.Name) : MappedRole(connectionConfig, scope.Identity);
-        var (classified, resolvedRefusal) = await ClassifyAsync(connectionConfig, role, profile is not null, analyzed, request.Parameters, cancellationToken).ConfigureAwait(false);
+        var (classified, resolvedRefusal, catalogVersion) = await ClassifyAsync(connectionConfig, role, profile is not null, analyzed, request.Parameters, cancellationToken).ConfigureAwait(false);
         if (resolvedRefusal is not null)
         {
             // Fails closed in observe mode, for the reason the plan's functions do (below).
@@ -199,7 +199,7 @@ public sealed partial class GatewayPipeline
         Func<long, Decision?>? writeBound = execution.ReadOnly || connectionConfig.ObserveOnly
             ? null
             : rows => GuardrailEvaluator.EvaluateWritten(analyzed, plan, scope.Identity, connection, scope.Policy.Guardrails, limits.MaxWriteRows, rows);
-        var run = new StatementRun(scope, execution, classification, databaseMasking, writeBound);
+        var run = new StatementRun(scope, execution, classification, databaseMasking, writeBound, catalogVersion);
         if (scope.Explaining)
         {
             return Explained(scope, execution, needsApproval ? guarded! : verdicts.Final(Decision.Allow("query.allowed", byPlan.IsAllowed ? byPlan.Reason : "allowed")));
@@ -222,8 +222,15 @@ public sealed partial class GatewayPipeline
 
     // A wait for approval can be long. Whatever a new call would be refused for by then (its token expired, the agent
     // disabled, a grant or unmask right revoked or lapsed) stops the approved run too; the approval stays unused.
-    private async ValueTask<Decision?> StillEntitledAsync(CallScope scope, string connection, string rightsBefore, CancellationToken cancellationToken)
+    private async ValueTask<Decision?> StillEntitledAsync(CallScope scope, string connection, string rightsBefore, string? catalogBefore, CancellationToken cancellationToken)
     {
+        // The statement was judged against the database's tables, views and functions as they were: changed since (a view
+        // redefined, a function replaced), or not known to be unchanged, it is judged again first.
+        if (catalogBefore is null || await CatalogVersionAsync(connection, cancellationToken).ConfigureAwait(false) != catalogBefore)
+        {
+            return Decision.Deny("approval.catalog_changed", "the database's tables, views or functions changed while this call waited for approval (or could not be confirmed unchanged), so nothing was run; call query again with the same statement and parameters: it is judged against the database as it is now and, if that still allows it, runs on this approval");
+        }
+
         var now = time.GetUtcNow();
         if (scope.Identity.ExpiresAt <= now)
         {
@@ -241,15 +248,34 @@ public sealed partial class GatewayPipeline
             : Decision.Deny("approval.rights_changed", $"this agent's grants or unmask rights on connection '{connection}' changed while the call waited for approval, so nothing was run; call query again to have it judged under the rights it has now");
     }
 
+    // The target's catalog version as last confirmed; one not known yet (its watch has just started, or the database was
+    // away) is waited for a little, as a human's decision was anyway.
+    private async ValueTask<string?> CatalogVersionAsync(string connection, CancellationToken cancellationToken)
+    {
+        var version = catalogVersions.Current(connection);
+        for (var waited = 0; version is null && waited < 20; waited++)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(100), time, cancellationToken).ConfigureAwait(false);
+            version = catalogVersions.Current(connection);
+        }
+
+        return version;
+    }
+
     private static string RightsText(IReadOnlyList<Grant> grants, IReadOnlySet<string> unmask) =>
         string.Join("; ", grants.Select(DescribeGrant).Order(StringComparer.Ordinal)) + " | " + string.Join(",", unmask.Order(StringComparer.Ordinal));
 
     /// <summary>
-    /// An authorized statement ready to run, with what its record and masking need, and for a write, what the rows it touched
-    /// would make of it (null: nothing stops it).
+    /// An authorized statement ready to run, with what its record and masking need, for a write what the rows it touched
+    /// would make of it (null: nothing stops it), and the target's catalog version it was judged under (null: not known then).
     /// </summary>
     private sealed record StatementRun(
-        CallScope Scope, ExecutionRequest Execution, string Classification, Func<QueryResult, QueryResult>? DatabaseMasking, Func<long, Decision?>? WriteBound);
+        CallScope Scope,
+        ExecutionRequest Execution,
+        string Classification,
+        Func<QueryResult, QueryResult>? DatabaseMasking,
+        Func<long, Decision?>? WriteBound,
+        string? CatalogVersion);
 
     /// <summary>
     /// The Execute and Mask stages. A write commits only once its record is stored, and not at all past
@@ -300,7 +326,7 @@ public sealed partial class GatewayPipeline
     // the statement (parse and analysis, no planning) and the functions it calls are vetted before EXPLAIN, whose planning
     // would already run an IMMUTABLE one with constant arguments; those the policy has a say on join the plan's, so a cached
     // plan is vetted with them.
-    private async ValueTask<(PlanFacts? Plan, Decision? Refused)> ClassifyAsync(
+    private async ValueTask<(PlanFacts? Plan, Decision? Refused, string? Version)> ClassifyAsync(
         ConnectionConfig connection, SessionRole? role, bool strictProfile, StatementText statement, IReadOnlyList<string?> parameters, CancellationToken cancellationToken)
     {
         var version = catalogVersions.Current(connection.Name);
@@ -308,14 +334,14 @@ public sealed partial class GatewayPipeline
         var key = CacheKey(statement.Normalized, parameters);
         if (version is not null && _classifications.TryGet(cacheScope, key, version, out var cached))
         {
-            return (cached, null);
+            return (cached, null, version);
         }
 
         var references = await analyzer.ResolveAsync(connection.Name, statement.Sql, role, cancellationToken).ConfigureAwait(false);
         var (calls, refused) = await VetReferencesAsync(connection, references, strictProfile, cancellationToken).ConfigureAwait(false);
         if (refused is not null)
         {
-            return (null, refused);
+            return (null, refused, version);
         }
 
         var plan = await analyzer.ExplainAsync(connection.Name, statement.Sql, parameters, role, cancellationToken).ConfigureAwait(false);
@@ -325,7 +351,7 @@ public sealed partial class GatewayPipeline
             _classifications.Set(cacheScope, key, version, plan);
         }
 
-        return (plan, null);
+        return (plan, null, version);
     }
 
     // PostgreSQL plans a statement with its parameters' values bound, as constants: coalesce($1, ssn) with 'x' is folded to

@@ -50,6 +50,24 @@ public sealed partial class GatewayPipelineTests
     }
 
     [Fact]
+    public async Task A_catalog_change_while_the_call_waits_for_approval_has_the_statement_judged_again_before_it_runs()
+    {
+        // A view redefined, a function replaced: the plan the approvers were shown may no longer be what runs.
+        _statements.ApproveOnFiling = true;
+        _statements.OnFiling = () => _database.Version = "v2";
+        var outcome = await QueryWithApproval();
+        Assert.Equal("approval.catalog_changed", outcome.Decision.Rule);
+        Assert.Equal(0, _database.Executions);
+        Assert.Equal(StatementApprovalStatus.Approved, Assert.Single(_statements.Requests).Status);
+
+        // Called again, it is planned against the catalog as it is, and runs on the same approval.
+        _statements.OnFiling = null;
+        var again = await QueryWithApproval();
+        Assert.Equal("approval.approved", again.Decision.Rule);
+        Assert.Equal((2, 1), (_database.Explains, _database.Executions));
+    }
+
+    [Fact]
     public async Task An_approved_run_the_store_cannot_mark_used_still_returns_its_result_and_its_approval_cannot_run_again()
     {
         var outcome = await QueryApprovedWhileFailing(nameof(MemoryStatementApprovals.FinishRunAsync));

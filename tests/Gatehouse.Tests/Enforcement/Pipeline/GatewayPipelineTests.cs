@@ -249,7 +249,9 @@ public sealed partial class GatewayPipelineTests : IDisposable
         Assert.Contains("public.customers.snn", outcome.Decision.Reason);
         Assert.Equal(0, _database.Explains + _database.Executions);
 
+        // The fix is DDL, which changes the catalog's version.
         _database.Tables.Add(new TableDescription(new("public", "customers"), "table", null, [new ColumnDescription("snn", "text", true, null)], [], []));
+        _database.Version = "v2";
         Assert.True((await tagged.QueryAsync(new CallContext("query", Token(), "test", "s1"), new QueryRequest("shop", "select id from orders", [], null), CancellationToken.None)).Decision.IsAllowed);
     }
 

@@ -50,7 +50,7 @@ internal sealed class MemoryAuditStore : IAuditStore
 internal sealed class RecordingDatabase : IStatementAnalyzer, IQueryExecutor, ISchemaCatalog, IFunctionCatalogSource, ICatalogVersionSource
 {
     /// <summary>The catalog version the double reports; null means "not known right now".</summary>
-    public string? Version { get; set; }
+    public string? Version { get; set; } = "v1";
 
     public string? Current(string connection) => Version;
 
@@ -176,6 +176,9 @@ internal sealed class MemoryStatementApprovals : IStatementApprovalStore
 
     public bool ApproveOnFiling { get; set; }
 
+    /// <summary>Runs as a request is filed: something that happens while its call waits.</summary>
+    public Action? OnFiling { get; set; }
+
     public IReadOnlyCollection<StatementApproval> Requests => _requests.Values;
 
     public ValueTask<StatementApproval?> FindLiveAsync(string agent, string connection, string statementHash, string parametersHash, DateTimeOffset decidedSince, DateTimeOffset now, CancellationToken cancellationToken)
@@ -189,6 +192,7 @@ internal sealed class MemoryStatementApprovals : IStatementApprovalStore
     public ValueTask CreateStatementAsync(StatementApproval request, CancellationToken cancellationToken)
     {
         FailIfAsked(nameof(CreateStatementAsync));
+        OnFiling?.Invoke();
         _requests[request.Id] = ApproveOnFiling
             ? request with { Status = StatementApprovalStatus.Approved, Votes = [new ApprovalVote("alice", true, DateTimeOffset.UtcNow, null)] }
             : request;
