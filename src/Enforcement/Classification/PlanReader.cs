@@ -50,17 +50,18 @@ public static class PlanReader
         var references = new List<(string Alias, string Column)>();
         var bare = new List<string>();
         var aliases = new List<(string Alias, RelationName Relation)>();
+        var returned = new List<(RelationName Target, string Alias, string Column)>();
         var writeRows = 0.0;
         foreach (var plan in plans)
         {
-            Walk(plan, new Collected(relations, functions, references, bare, aliases), ref writeRows);
+            Walk(plan, new Collected(relations, functions, references, bare, aliases, returned), ref writeRows);
         }
 
         // The statement's own plan: for an UPDATE or DELETE with rules, PostgreSQL lists the rules' actions first.
         var main = plans[^1];
         return new PlanFacts(relations.Distinct().ToList(), functions.Distinct().ToList(), plans.Max(Rows), writeRows)
         {
-            Columns = Resolve(references, bare, aliases),
+            Columns = Resolve(references, bare, aliases, returned),
             EstimatedCost = plans.Sum(p => p.TryGetProperty("Total Cost", out var cost) && cost.TryGetDouble(out var c) ? c : 0),
             Writers = relations.Count(r => r.Access == AccessLevel.Write),
             Outputs = main.TryGetProperty("Output", out var output) && output.ValueKind == JsonValueKind.Array
@@ -75,13 +76,24 @@ public static class PlanReader
         List<FunctionCall> Functions,
         List<(string Alias, string Column)> References,
         List<string> Bare,
-        List<(string Alias, RelationName Relation)> Aliases);
+        List<(string Alias, RelationName Relation)> Aliases,
+        List<(RelationName Target, string Alias, string Column)> Returned);
 
     // An alias used for several relations in one plan maps to all of them: a reference is charged to each (fail closed).
     // With a single relation, EXPLAIN prints its columns unqualified: every bare name is charged to that relation.
-    private static List<ColumnUse> Resolve(List<(string Alias, string Column)> references, List<string> bare, List<(string Alias, RelationName Relation)> aliases)
+    // What a write's RETURNING reads of the row it changed is printed by the name RETURNING gives it: from PostgreSQL 18,
+    // old.col and new.col (or the names of RETURNING WITH (OLD AS o, NEW AS n)), which alias no scanned relation. Such a
+    // reference, and any in the write's output that names no scanned relation, is charged to the written table (fail closed).
+    private static List<ColumnUse> Resolve(
+        List<(string Alias, string Column)> references,
+        List<string> bare,
+        List<(string Alias, RelationName Relation)> aliases,
+        List<(RelationName Target, string Alias, string Column)> returned)
     {
-        var uses = references.SelectMany(r => aliases.Where(a => a.Alias == r.Alias).Select(a => new ColumnUse(a.Relation, r.Column)));
+        var uses = references.SelectMany(r => aliases.Where(a => a.Alias == r.Alias).Select(a => new ColumnUse(a.Relation, r.Column)))
+            .Concat(returned
+                .Where(r => r.Alias is "old" or "new" || !aliases.Any(a => a.Alias == r.Alias))
+                .Select(r => new ColumnUse(r.Target, r.Column)));
         var relations = aliases.Select(a => a.Relation).Distinct().ToList();
         if (relations.Count == 1)
         {
@@ -93,7 +105,7 @@ public static class PlanReader
 
     private static void Walk(JsonElement node, Collected collected, ref double writeRows)
     {
-        var (relations, functions, _, _, aliases) = collected;
+        var (relations, functions, _, _, aliases, returned) = collected;
         var nodeType = Text(node, "Node Type") ?? "";
         if (PrunedAsItStarted(node))
         {
@@ -115,6 +127,13 @@ public static class PlanReader
                 ? new RelationAccess(relation, AccessLevel.Write, operation.ToLowerInvariant())
                 : new RelationAccess(relation, AccessLevel.Read, "read"));
             aliases.Add((Text(node, "Alias") ?? name, relation));
+            if (nodeType == "ModifyTable" && node.TryGetProperty("Output", out var output) && output.ValueKind == JsonValueKind.Array)
+            {
+                returned.AddRange(output.EnumerateArray()
+                    .Where(o => o.ValueKind == JsonValueKind.String)
+                    .SelectMany(o => ColumnReader.Read(o.GetString()!))
+                    .Select(r => (relation, r.Alias, r.Column)));
+            }
         }
 
         foreach (var property in node.EnumerateObject())

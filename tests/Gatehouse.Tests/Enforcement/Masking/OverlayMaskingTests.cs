@@ -16,6 +16,24 @@ public sealed class OverlayMaskingTests
     private static string? Rule(string planJson, params string[] unmask) =>
         OverlayMasking.Check(PlanReader.Read(planJson), Shop, unmask.ToHashSet())?.Rule;
 
+    // PostgreSQL 18 prints what RETURNING reads of the changed row by RETURNING's own names for it: old, new, or those that
+    // RETURNING WITH (OLD AS o, NEW AS n) gives. The UPDATE's scan outputs only what it needs to find the rows.
+    [Theory]
+    [InlineData("reverse(old.ssn)")]
+    [InlineData("to_jsonb(old.*)")]
+    [InlineData("new.email")]
+    [InlineData("o.ssn")]
+    public void What_a_writes_returning_reads_of_the_row_it_changed_is_charged_to_the_written_table(string output)
+    {
+        var plan = "[{\"Plan\": {\"Node Type\": \"ModifyTable\", \"Operation\": \"Update\", \"Relation Name\": \"customers\", \"Schema\": \"public\", \"Alias\": \"customers\","
+            + $" \"Output\": [\"{output}\"], \"Plans\": [{{\"Node Type\": \"Seq Scan\", \"Parent Relationship\": \"Outer\", \"Relation Name\": \"customers\", \"Schema\": \"public\","
+            + " \"Alias\": \"customers\", \"Output\": [\"id\", \"ctid\"], \"Filter\": \"(customers.id = 1)\"}]}}]";
+        Assert.Equal("masking.tagged_column", Rule(plan));
+
+        // The same write returning an untagged column of the row passes.
+        Assert.Null(Rule(plan.Replace(output, output.StartsWith("to_jsonb", StringComparison.Ordinal) ? "old.id" : output.Split('.')[0].Split('(')[^1] + ".id", StringComparison.Ordinal)));
+    }
+
     private static string Scan(string output, string? filter = null)
     {
         var filterJson = filter is null ? "" : $", \"Filter\": \"{filter}\"";
