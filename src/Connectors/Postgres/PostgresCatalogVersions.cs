@@ -15,14 +15,16 @@ public sealed class PostgresCatalogVersions(PostgresTargets targets, TimeProvide
     public static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(250);
     private static readonly TimeSpan MaxAge = TimeSpan.FromSeconds(1);
 
-    // xmin changes whenever a catalog row is rewritten (ALTER, GRANT, CREATE OR REPLACE); count catches drops.
+    // xmin changes whenever a catalog row is rewritten (ALTER, GRANT, CREATE OR REPLACE); count catches drops. Temporary
+    // relations and the per-session schemas that hold them are left out: any session's temp tables come and go, agents can
+    // create none, and no statement of theirs can name another session's.
     private const string Fingerprint =
-        "SELECT (SELECT sum(xmin::text::bigint) || '/' || count(*) FROM pg_catalog.pg_class)"
+        "SELECT (SELECT sum(xmin::text::bigint) || '/' || count(*) FROM pg_catalog.pg_class WHERE relpersistence <> 't')"
         + " || ':' || (SELECT sum(xmin::text::bigint) || '/' || count(*) FROM pg_catalog.pg_proc)"
         + " || ':' || (SELECT sum(xmin::text::bigint) || '/' || count(*) FROM pg_catalog.pg_operator)"
         + " || ':' || (SELECT sum(xmin::text::bigint) || '/' || count(*) FROM pg_catalog.pg_cast)"
         + " || ':' || (SELECT sum(xmin::text::bigint) || '/' || count(*) FROM pg_catalog.pg_rewrite)"
-        + " || ':' || (SELECT sum(xmin::text::bigint) || '/' || count(*) FROM pg_catalog.pg_namespace)"
+        + " || ':' || (SELECT sum(xmin::text::bigint) || '/' || count(*) FROM pg_catalog.pg_namespace WHERE nspname !~ '^pg_(toast_)?temp_')"
         + " || ':' || (SELECT coalesce(sum(xmin::text::bigint), 0) || '/' || count(*) FROM pg_catalog.pg_inherits)";
 
     private readonly ConcurrentDictionary<string, Watch> _watches = new(StringComparer.Ordinal);

@@ -155,7 +155,8 @@ internal static class IssuerKeys
                         return;
                     }
 
-                    keys = parse(System.Text.Encoding.UTF8.GetString(content));
+                    // As File.ReadAllText would: a byte-order mark (Windows editors write one) is not part of the key.
+                    keys = parse(System.Text.Encoding.UTF8.GetString(content).TrimStart('\uFEFF'));
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException or System.Text.Json.JsonException)
                 {

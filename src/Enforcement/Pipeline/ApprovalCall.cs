@@ -28,9 +28,16 @@ public sealed partial class GatewayPipeline
         var parameters = execution.Parameters.Count == 0 ? null : JsonSerializer.Serialize(execution.Parameters);
         var statementHash = StatementApproval.Hash(statement.Normalized);
         var parametersHash = StatementApproval.Hash(parameters ?? "");
-        var request = await StateUnavailableException.GuardAsync(
-            "look up this statement's approval request",
-            () => statementApprovals.FindLiveAsync(identity.Agent, execution.Connection, statementHash, parametersHash, time.GetUtcNow() - settings.PendingLifetime, time.GetUtcNow(), cancellationToken)).ConfigureAwait(false);
+        var request = await FindRequestAsync(run, statement, cancellationToken).ConfigureAwait(false);
+        if (request is not null && request.DelegatedBy != identity.DelegatedBy)
+        {
+            // Approved for a call made on one person's behalf, it is not run by the agent acting for another (the approver could
+            // be that other person).
+            return new StepResult(
+                Decision.Deny("approval.other_delegator", $"request {request.Id} for this statement was made on behalf of {request.DelegatedBy ?? "no one"}, and this call acts for {identity.DelegatedBy ?? "no one"}; a request is used only by calls made for the person it was made for"),
+                Classification: run.Classification);
+        }
+
         if (request is { Status: StatementApprovalStatus.Used })
         {
             var kept = await StateUnavailableException.GuardAsync(
@@ -58,6 +65,13 @@ public sealed partial class GatewayPipeline
         if (request is null)
         {
             var (dryRun, sample) = execution.ReadOnly ? (null, null) : await DryRunAsync(run, statement, cancellationToken).ConfigureAwait(false);
+
+            // Rows past the write limit, or matching a deny rule, refuse the write whatever an approver would say: no request.
+            if (dryRun is { } touched && run.WriteBound?.Invoke(touched) is { NeedsApproval: false } refused)
+            {
+                return new StepResult(refused, Classification: run.Classification);
+            }
+
             var now = time.GetUtcNow();
             request = new StatementApproval(
                 StatementApproval.NewId(), identity.Agent, identity.Subject, identity.Issuer, execution.Connection, statementHash, parametersHash,
@@ -117,6 +131,19 @@ public sealed partial class GatewayPipeline
                     new PendingApproval(request.Id, settings.Approvers, request.Required, request.Approvals, request.ExpiresAt, request.DryRunRows, "call query again with the same sql and params"),
                     Classification: run.Classification);
         }
+    }
+
+    /// <summary>The live request for exactly this caller's statement and parameters on its connection, if there is one.</summary>
+    private async ValueTask<StatementApproval?> FindRequestAsync(StatementRun run, StatementText statement, CancellationToken cancellationToken)
+    {
+        var execution = run.Execution;
+        var parameters = execution.Parameters.Count == 0 ? "" : JsonSerializer.Serialize(execution.Parameters);
+        var now = time.GetUtcNow();
+        return await StateUnavailableException.GuardAsync(
+            "look up this statement's approval request",
+            () => statementApprovals.FindLiveAsync(
+                run.Scope.Identity.Agent, execution.Connection, StatementApproval.Hash(statement.Normalized), StatementApproval.Hash(parameters),
+                now - run.Scope.Policy.Approvals.PendingLifetime, now, cancellationToken)).ConfigureAwait(false);
     }
 
     // Two-phase write: run it in a transaction that is always rolled back, to tell approvers how many rows it touches and show

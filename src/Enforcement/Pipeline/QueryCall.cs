@@ -19,12 +19,25 @@ public sealed partial class GatewayPipeline
             call,
             (r, policy) => r with
             {
-                Connection = request.Connection,
+                Connection = request.Connection is null ? null : Clip(request.Connection, 100),
                 Sql = request.Sql is null ? null : Clip(request.Sql, policy.Gateway.Limits.MaxSqlLength),
-                Parameters = request.Parameters.Count == 0 ? null : JsonSerializer.Serialize(request.Parameters.Take(MaxParameters)),
+                Parameters = RecordedParameters(request.Parameters, policy.Gateway.Limits.MaxSqlLength),
             },
             (scope, ct) => QueryBodyAsync(scope, request, call, ct),
             cancellationToken);
+
+    // What a record keeps of the parameters: all of them when they are within the limit (the call may run with them); past
+    // it (the call is refused), each clipped, so an agent cannot make every record megabytes long.
+    private static string? RecordedParameters(IReadOnlyList<string?> parameters, int maxLength)
+    {
+        if (parameters.Count == 0)
+        {
+            return null;
+        }
+
+        var kept = parameters.Take(MaxParameters);
+        return JsonSerializer.Serialize(parameters.Sum(p => p?.Length ?? 0) <= maxLength ? kept : kept.Select(p => p is null ? null : Clip(p, 200)));
+    }
 
     private async ValueTask<StepResult> QueryBodyAsync(CallScope scope, QueryRequest request, CallContext call, CancellationToken cancellationToken)
     {
@@ -212,6 +225,14 @@ public sealed partial class GatewayPipeline
             return await WithApprovalAsync(run, guarded!, statement, call, RightsText(grants, unmask), cancellationToken).ConfigureAwait(false);
         }
 
+        // A write whose rows sent an earlier call of it for approval (a rule its estimate did not match) goes back to that
+        // request rather than running again. Only rules with min_rows can do that, so only then is it looked for.
+        if (run.WriteBound is not null && scope.Policy.Guardrails.Any(r => r.Outcome == GuardrailOutcome.RequireApproval && r.Match.MinRows is not null)
+            && await FindRequestAsync(run, statement, cancellationToken).ConfigureAwait(false) is { } earlier)
+        {
+            return await WithApprovalAsync(run, Decision.Deny(earlier.Rule, earlier.Reason) with { NeedsApproval = true }, statement, call, RightsText(grants, unmask), cancellationToken).ConfigureAwait(false);
+        }
+
         var step = await ExecuteAsync(run, verdicts.Final(Decision.Allow("query.allowed", byPlan.IsAllowed ? byPlan.Reason : "allowed")), maxAffectedRows: null, cancellationToken).ConfigureAwait(false);
 
         // It touched enough rows to match a rule that sends it to a human, which its estimate did not: rolled back, and asked for.
@@ -310,10 +331,12 @@ public sealed partial class GatewayPipeline
     }
 
     // Why a write that touched these rows must not commit. An approved one is held to its dry run's count (plus the
-    // tolerance) and to every refusal; one that was not is also sent for approval when its rows match such a rule.
+    // tolerance) and to every refusal; one that was not is also sent for approval when its rows match such a rule. Nothing
+    // holds a write on an observe_only connection (no bound, no approval): it commits, as observe mode promises.
     private static Decision? WrittenRefusal(StatementRun run, long? affected, long? approvedRows) =>
         affected switch
         {
+            _ when run.WriteBound is null && approvedRows is null => null,
             null => Decision.Deny("guard.uncounted_write", "PostgreSQL reported no row count for this write, so it was rolled back: the write limit could not hold it"),
             var rows when rows > approvedRows => Decision.Deny(
                 "approval.rows_exceeded",

@@ -212,6 +212,48 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Another_sessions_temporary_tables_leave_the_catalog_version_as_it_was_and_a_real_table_does_not()
+    {
+        // An application's temp tables come and go all day; a version that followed them would retire cached plans, and stop
+        // approved runs as "catalog changed", for nothing an agent's statement could ever name.
+        await using var versions = new PostgresCatalogVersions(_targets, TimeProvider.System);
+        async Task<string> SettledAsync()
+        {
+            await Task.Delay(4 * PostgresCatalogVersions.PollInterval);
+            for (var i = 0; i < 50 && versions.Current("shop") is null; i++)
+            {
+                await Task.Delay(100);
+            }
+
+            return versions.Current("shop") ?? throw new TimeoutException("no catalog version was read");
+        }
+
+        versions.Current("shop");
+        var before = await SettledAsync();
+        var builder = new Npgsql.NpgsqlConnectionStringBuilder(pg.AdminConnectionString) { Database = pg.Database };
+        await using (var application = new Npgsql.NpgsqlConnection(builder.ConnectionString))
+        {
+            await application.OpenAsync();
+            await using (var temp = new Npgsql.NpgsqlCommand("create temp table scratch_rows (id int, note text)", application))
+            {
+                await temp.ExecuteNonQueryAsync();
+            }
+
+            Assert.Equal(before, await SettledAsync());
+        }
+
+        await pg.AdminScalarAsync("create table if not exists catalog_probe_table (id int)");
+        try
+        {
+            Assert.NotEqual(before, await SettledAsync());
+        }
+        finally
+        {
+            await pg.AdminScalarAsync("drop table if exists catalog_probe_table");
+        }
+    }
+
+    [Fact]
     public async Task The_agent_is_named_to_postgres_for_its_own_logs()
     {
         var result = await Run("select current_setting('application_name'), current_setting('gatehouse.agent'), current_setting('gatehouse.call_id')");

@@ -17,7 +17,8 @@ function h(tag, attrs, ...children) {
     if (value === null || value === undefined || value === false) continue;
     if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
     else if (value === true) el.setAttribute(key, "");
-    else el.setAttribute(key, printable(String(value)));
+    // What is shown (a tooltip, a label) is made printable; a value the page sends back (an option's value) stays as it is.
+    else el.setAttribute(key, key === "title" || key.startsWith("aria-") ? printable(String(value)) : String(value));
   }
   for (const child of children.flat()) {
     if (child === null || child === undefined || child === false) continue;
@@ -195,7 +196,7 @@ async function approvalsPage(view) {
   const { access, statements } = await api("/requests");
   const cards = [
     ...statements.map(s => h("section", { class: "card", "data-request": s.id, "aria-label": `Statement request ${s.id}` },
-      h("h3", {}, `${s.agent} wants to run a statement on ${s.connection}`),
+      h("h3", {}, `${s.agent} wants to run a statement on ${s.connection}` + (s.delegated_by ? ` on behalf of ${s.delegated_by}` : "")),
       h("pre", {}, s.sql), s.parameters ? h("p", { class: "mono" }, `parameters: ${s.parameters}`) : null,
       h("p", {}, h("code", {}, s.rule), `: ${s.reason}`),
       h("p", { class: "muted" }, `${s.classification} · ${s.approvals}/${s.required} approval(s) · expires ${time(s.expires_at)}`
@@ -203,7 +204,7 @@ async function approvalsPage(view) {
       s.review ? h("p", {}, h("strong", {}, "AI review: "), s.review) : null,
       decide(s))),
     ...access.map(a => h("section", { class: "card", "data-request": a.id, "aria-label": `Access request ${a.id}` },
-      h("h3", {}, `${a.agent} asks for ${a.access} access for ${a.duration}`),
+      h("h3", {}, `${a.agent} asks for ${a.access} access for ${a.duration}` + (a.delegated_by ? ` on behalf of ${a.delegated_by}` : "")),
       h("p", {}, [...a.tables, ...a.schemas.map(x => `schema ${x}`)].join(", "), ` on ${a.connection}`),
       h("p", { class: "muted" }, `Reason: ${a.reason} · asked ${time(a.created_at)}`),
       decide(a))),

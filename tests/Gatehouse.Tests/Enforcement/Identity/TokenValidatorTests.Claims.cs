@@ -166,10 +166,15 @@ public sealed partial class TokenValidatorTests
         var old = Sign(before);
         Assert.Equal("batch-job", (await validator.ValidateAsync(old, CancellationToken.None)).Identity?.Agent);
 
+        // Written by an editor that puts a byte-order mark first: the mark is not part of the secret.
+        File.WriteAllText(secretFile, before + "\n", new UTF8Encoding(encoderShouldEmitUTF8Identifier: true));
+        clock.Step = TimeSpan.FromSeconds(1.5);
+        Assert.Equal("batch-job", (await validator.ValidateAsync(Sign(before), CancellationToken.None)).Identity?.Agent);
+
         // The secret leaked: the operator writes a new one in place, and no restart follows.
         var after = Convert.ToHexString(RandomNumberGenerator.GetBytes(32));
         File.WriteAllText(secretFile, after + "\n");
-        clock.Step = TimeSpan.FromSeconds(2);
+        clock.Step = TimeSpan.FromSeconds(3);
         var cached = await validator.ValidateAsync(old, CancellationToken.None);
         Assert.Null(cached.Identity);
         Assert.Equal("identity.bad_signature", cached.Rule);
@@ -178,7 +183,7 @@ public sealed partial class TokenValidatorTests
 
         // A file that cannot be read verifies nothing (it does not fall back to the last secret).
         File.Delete(secretFile);
-        clock.Step = TimeSpan.FromSeconds(4);
+        clock.Step = TimeSpan.FromSeconds(4.5);
         Assert.Null((await validator.ValidateAsync(Sign(after), CancellationToken.None)).Identity);
     }
 }

@@ -67,6 +67,9 @@ internal sealed class RecordingDatabase : IStatementAnalyzer, IQueryExecutor, IS
 
     public int Explains { get; private set; }
 
+    /// <summary>The rows a write reports it touched; null as PostgreSQL reports for a write under a SELECT.</summary>
+    public long? WrittenRows { get; set; } = 1;
+
     public int Executions { get; private set; }
 
     public PlanFacts Plan { get; set; } = new([new RelationAccess(new RelationName("public", "orders"), AccessLevel.Read, "read")], [], 1);
@@ -98,8 +101,9 @@ internal sealed class RecordingDatabase : IStatementAnalyzer, IQueryExecutor, IS
             await Hold(cancellationToken);
         }
 
-        var result = new QueryResult([new ResultColumn("id", "integer")], [[1L]], false, null, request.ReadOnly ? null : 1);
-        if (!request.ReadOnly)
+        var result = new QueryResult([new ResultColumn("id", "integer")], [[1L]], false, null, request.ReadOnly ? null : WrittenRows);
+        // A dry run is always rolled back, as the real executor does.
+        if (!request.ReadOnly && !request.DryRun)
         {
             if (beforeCommit is not null)
             {
