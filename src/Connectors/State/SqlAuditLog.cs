@@ -201,18 +201,23 @@ public abstract partial class SqlAuditLog : IAuditLog
             }
         }
 
-        // The cut: the last link that seals a record from before the cutoff. Everything up to it goes; a record sealed again
-        // after the cut keeps its newer link and stays.
+        // The cut: the chain's longest beginning whose links all seal records from before the cutoff, so it ends just before
+        // the first link of a newer one. Not the last link of an old record: a call that waited for approval, or a clock
+        // stepped back, puts an old record's link after newer ones, and cutting there would take them too. Everything up to
+        // the cut goes; a record sealed again after it keeps its newer link and stays.
         var cutAt = await RowsAsync(
             connection,
             transaction,
-            "SELECT max(c.seq) FROM audit_chain c JOIN audit a ON a.id = c.record_id WHERE a.time_ms < $1",
+            "SELECT coalesce((SELECT min(c.seq) - 1 FROM audit_chain c JOIN audit a ON a.id = c.record_id WHERE a.time_ms >= $1),"
+            + " (SELECT max(seq) FROM audit_chain), 0)",
             [beforeMs],
             r => r.IsDBNull(0) ? 0 : r.GetInt64(0),
             cancellationToken).ConfigureAwait(false);
         var through = cutAt.FirstOrDefault();
-        if (through == 0)
+        var first = await RowsAsync(connection, transaction, "SELECT coalesce(min(seq), 0) FROM audit_chain", [], r => r.GetInt64(0), cancellationToken).ConfigureAwait(false);
+        if (through == 0 || through < first[0])
         {
+            // Nothing of the chain's beginning is old enough (an earlier purge took what was).
             return null;
         }
 
@@ -331,6 +336,11 @@ public abstract partial class SqlAuditLog : IAuditLog
 
     protected static string? Text(DbDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? null : reader.GetString(ordinal);
 
+    // By name only: Enum.Parse also takes "2", which reads as Denied and matches the record's seal, while the listings and
+    // counts that compare the stored text would no longer see it as a refusal.
+    private static Verdict ParseVerdict(string text) =>
+        Enum.GetNames<Verdict>().Contains(text, StringComparer.Ordinal) ? Enum.Parse<Verdict>(text) : throw new FormatException($"'{text}' is not a decision");
+
     private static AuditRecord ReadAudit(DbDataReader r) => new()
     {
         Id = r.GetString(0),
@@ -347,7 +357,7 @@ public abstract partial class SqlAuditLog : IAuditLog
         Sql = Text(r, 11),
         Parameters = Text(r, 12),
         Classification = Text(r, 13),
-        Decision = Enum.Parse<Verdict>(r.GetString(14)),
+        Decision = ParseVerdict(r.GetString(14)),
         Rule = r.GetString(15),
         Reason = r.GetString(16),
         RowCount = r.IsDBNull(17) ? null : r.GetInt64(17),

@@ -28,7 +28,7 @@ public static partial class AuditCommand
             var (_, state) = await CliApp.LoadGatewayAsync(parse.GetValue(config)!, cancellationToken);
             var path = parse.GetValue(output);
             // Console.Out is flushed, never disposed; a file is closed when the export ends.
-            await using var file = path is null ? null : new StreamWriter(new FileStream(path, OwnerOnly()));
+            await using var file = path is null ? null : new StreamWriter(OpenOwnerOnly(path));
             var writer = file ?? Console.Out;
             var count = 0;
             await foreach (var record in state.Audit.ExportAsync(from, to, cancellationToken))
@@ -57,15 +57,19 @@ public static partial class AuditCommand
             : throw new CliException($"{option} takes a window such as 7d or an ISO 8601 time such as 2026-12-01T00:00:00Z (got '{text}')");
     }
 
-    // An export holds what the audit log does: readable by its writer only (an existing file keeps its mode).
-    private static FileStreamOptions OwnerOnly()
+    // An export holds what the audit log does: readable by its writer only. A new file is created so; an existing one is
+    // made so through the open handle, emptied, before anything is written to it.
+    private static FileStream OpenOwnerOnly(string path)
     {
         var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
+        if (OperatingSystem.IsWindows())
         {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            return new FileStream(path, options);
         }
 
-        return options;
+        options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        var stream = new FileStream(path, options);
+        File.SetUnixFileMode(stream.SafeFileHandle, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        return stream;
     }
 }

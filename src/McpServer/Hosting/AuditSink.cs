@@ -17,7 +17,10 @@ public sealed class AuditSink(IAuditStore inner, Serilog.ILogger sink) : IAuditS
     public static AuditSink ToFile(IAuditStore inner, string path) =>
         new(inner, new LoggerConfiguration()
             .MinimumLevel.Information()
-            .WriteTo.File(new RecordLineFormatter(), path, flushToDiskInterval: TimeSpan.FromSeconds(1), rollingInterval: RollingInterval.Day, retainedFileCountLimit: 31, hooks: new OwnerOnly())
+            // A day past 1 GB goes on in a next file (Serilog would otherwise drop every line after it until midnight).
+            .WriteTo.File(
+                new RecordLineFormatter(), path, flushToDiskInterval: TimeSpan.FromSeconds(1), rollingInterval: RollingInterval.Day, rollOnFileSizeLimit: true,
+                retainedFileCountLimit: 31, hooks: new OwnerOnly())
             .CreateLogger());
 
     public ValueTask BeginAsync(AuditRecord record, CancellationToken cancellationToken) => inner.BeginAsync(record, cancellationToken);
@@ -41,7 +44,15 @@ public sealed class AuditSink(IAuditStore inner, Serilog.ILogger sink) : IAuditS
         {
             if (!OperatingSystem.IsWindows())
             {
-                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                // Through the handle: the file this stream writes, even if the path was replaced meanwhile.
+                if (underlyingStream is FileStream file)
+                {
+                    File.SetUnixFileMode(file.SafeFileHandle, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                }
+                else
+                {
+                    File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                }
             }
 
             return underlyingStream;

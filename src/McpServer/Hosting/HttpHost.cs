@@ -15,6 +15,9 @@ public static class HttpHost
 {
     public const string McpPath = "/mcp";
 
+    /// <summary>The least any request's body may be; a larger max_sql_length raises it (16 times, for JSON escaping).</summary>
+    public const long MaxRequestBodyBytes = 2 * 1024 * 1024;
+
     public static async Task<int> RunAsync(GatewayPolicy policy, GatewayState state, string endpoint, Func<Uri, Task>? onStarted, CancellationToken cancellationToken)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
@@ -23,6 +26,9 @@ public static class HttpHost
         // common container recipe. Only gateway.http.trusted_proxies decides that here.
         builder.Configuration.AddInMemoryCollection([new("ForwardedHeaders_Enabled", "false")]);
         builder.WebHost.UseUrls($"http://{endpoint}");
+        // A tool call is a statement and its parameters (each at most max_sql_length, 64 KB by default), so no request to the
+        // gateway needs ASP.NET's 30 MB: whatever an agent sends is read, parsed and recorded, so it is bounded here.
+        builder.WebHost.ConfigureKestrel(o => o.Limits.MaxRequestBodySize = Math.Max(MaxRequestBodyBytes, 16L * policy.Gateway.Limits.MaxSqlLength));
         builder.Services.AddHttpContextAccessor();
         builder.Services.AddSingleton<ICallerToken, HttpCallerToken>();
         builder.Services.AddGateway(policy, state).WithHttpTransport();

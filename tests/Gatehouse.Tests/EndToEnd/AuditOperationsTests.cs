@@ -101,6 +101,12 @@ public sealed class AuditOperationsTests(PostgresFixture pg)
         Assert.Equal(["today", "today"], agents);
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
 
+        // Exported again over a file others could read: it is made the writer's own before the records go in.
+        File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        Assert.Equal(0, (await StdioTests.RunGatehouse(["audit", "export", "--config", gateway.PolicyPath, "--since", "1d", "--output", file])).ExitCode);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
+        Assert.Equal(2, File.ReadAllLines(file).Length);
+
         var all = await StdioTests.RunGatehouse(["audit", "export", "--config", gateway.PolicyPath]);
         Assert.Equal(3, all.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
 

@@ -48,6 +48,35 @@ public sealed class BadInputTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task What_an_agent_sends_is_recorded_bounded_however_large_it_is()
+    {
+        // Refused, but recorded: an agent must not make each record (stored twice, and sent to the sink) megabytes long.
+        var connection = await _client.QueryAsync("select 1", connection: new string('c', 200_000));
+        Assert.True(connection.IsError);
+        Assert.InRange((await RecordOf(connection)).Connection!.Length, 1, 150);
+
+        var parameters = await _client.QueryAsync("select $1::text, $2::text", [new string('p', 150_000), new string('q', 150_000)]);
+        Assert.Equal("request.parameters_too_large", parameters.Rule());
+        Assert.InRange((await RecordOf(parameters)).Parameters!.Length, 1, 1_000);
+
+        // Parameters within the limit are kept whole: the call may run with them.
+        var kept = await _client.QueryAsync("select length($1::text)", [new string('k', 3_000)]);
+        Assert.Contains(new string('k', 3_000), (await RecordOf(kept)).Parameters, StringComparison.Ordinal);
+
+        // And no request body is read past a few megabytes.
+        using var http = new HttpClient();
+        using var huge = new StringContent("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"params\":{\"x\":\"" + new string('x', 4 << 20) + "\"}}", System.Text.Encoding.UTF8, "application/json");
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(_server.Endpoint, "/mcp")) { Content = huge };
+        request.Headers.Authorization = new("Bearer", _gateway.Mint("narrow"));
+        request.Headers.Accept.ParseAdd("application/json");
+        request.Headers.Accept.ParseAdd("text/event-stream");
+        // Asked first, so the refusal is heard before the body is sent (the server closes the connection on it).
+        request.Headers.ExpectContinue = true;
+        using var response = await http.SendAsync(request);
+        Assert.Equal(System.Net.HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+    }
+
+    [Fact]
     public async Task A_syntax_error_returns_postgres_own_message_with_a_position_in_the_agents_text()
     {
         var result = await _client.QueryAsync("select id fro orders");

@@ -259,6 +259,7 @@ public abstract class AuditLogContract
     [InlineData("delete from audit_chain where seq = 3", "are missing")]
     [InlineData("update audit set decision = 'Approved-ish' where agent = 'agent2'", "no longer reads as a record")]
     [InlineData("update audit set groups_json = 'not json' where agent = 'agent4'", "no longer reads as a record")]
+    [InlineData("update audit set decision = '1' where agent = 'agent2'", "no longer reads as a record")]
     [InlineData("delete from audit where id = (select record_id from audit_chain where seq = 3); update audit_chain set record_id = (select record_id from audit_chain where seq = 5) where seq = 3", "a link was relabelled to hide a record")]
     [InlineData("update audit_chain set seq = seq + 100 where seq = 2; update audit_chain set seq = 2 where seq = 4; update audit_chain set seq = 4 where seq = 102", "does not follow the link before it")]
     public async Task Verification_names_each_kind_of_tampering(string tampering, string finding)
@@ -352,6 +353,24 @@ public abstract class AuditLogContract
 
         await TamperAsync("update audit_checkpoints set through_seq = 4");
         Assert.Contains((await log.VerifyChainAsync(Valid, CancellationToken.None)).Problems, p => p.Contains("not signed by the checkpoint key", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_purge_takes_only_the_chains_old_beginning_even_when_an_old_record_was_sealed_after_newer_ones()
+    {
+        // A call that waited for approval (or a clock stepped back) seals a record from before the cutoff after newer ones.
+        var log = await OpenAsync();
+        var now = DateTimeOffset.UtcNow;
+        await WriteAsync(log, Record("old1", Verdict.Allowed, now.AddDays(-10)));
+        await WriteAsync(log, Record("new1", Verdict.Allowed, now.AddMinutes(-2)));
+        await WriteAsync(log, Record("new2", Verdict.Allowed, now.AddMinutes(-1)));
+        await WriteAsync(log, Record("old2", Verdict.Allowed, now.AddDays(-10).AddSeconds(1)));
+        await WriteAsync(log, Record("new3", Verdict.Allowed, now));
+
+        Assert.Equal(1, (await log.PurgeAsync(new RetentionCut(now.AddDays(-1)), Sign, CancellationToken.None))!.Purged);
+        var left = await log.ListAsync(new AuditQuery(Limit: 100), CancellationToken.None);
+        Assert.Equal(["new1", "new2", "new3", "old2"], left.Select(r => r.Agent!).Order(StringComparer.Ordinal));
+        Assert.True((await log.VerifyChainAsync(Valid, CancellationToken.None)).Intact);
     }
 
     [Fact]
