@@ -149,13 +149,14 @@ public sealed partial class GatewayPipeline
     // Two-phase write: run it in a transaction that is always rolled back, to tell approvers how many rows it touches and show
     // a few of them, masked, as the write leaves them (for a DELETE: the rows it removes). The sample comes from the same
     // statement with RETURNING * added; where that is refused (a column the profile may not read) or could show tagged
-    // values the database does not mask (overlay mode), approvers get the count alone.
+    // values the database does not mask (overlay mode, or a caller's profile that unmasks some), approvers get the count alone.
     private async ValueTask<(long? Rows, string? Sample)> DryRunAsync(StatementRun run, StatementText statement, CancellationToken cancellationToken)
     {
         var execution = run.Execution with { DryRun = true };
         var connection = run.Scope.Policy.Connections[execution.Connection];
         var sampleable = statement.Kind is StatementKind.Insert or StatementKind.Update or StatementKind.Delete
             && !(connection.Masking == MaskingMode.Overlay && connection.Tags.Count > 0)
+            && (run.Scope.Unmask ?? OverlayMasking.UnmaskRights(run.Scope.Policy, run.Scope.Identity)).Count == 0
             && !SqlLexer.Tokenize(statement.Sql).Any(t => t.Kind == SqlTokenKind.Word && t.Text(statement.Sql).Equals("returning", StringComparison.OrdinalIgnoreCase));
         if (sampleable)
         {

@@ -38,7 +38,7 @@ public sealed partial class GatewayPipeline
         }
         catch (DatabaseException e)
         {
-            result = new StepResult(DatabaseDecision(rules.Policy, request.Connection, e, scope.Unmask ?? OverlayMasking.UnmaskRights(rules.Policy, identity)));
+            result = new StepResult(DatabaseDecision(rules.Policy, request.Connection, e));
         }
 
         // Only a guardrail that asks for a human reaches here carrying NeedsApproval.

@@ -128,7 +128,7 @@ public sealed partial class GatewayPipeline(
         }
         catch (DatabaseException e)
         {
-            result = new StepResult(DatabaseDecision(scope.Policy, scope.Record.Connection, e, scope.Identity is null ? null : scope.Unmask ?? OverlayMasking.UnmaskRights(scope.Policy, scope.Identity)));
+            result = new StepResult(DatabaseDecision(scope.Policy, scope.Record.Connection, e));
         }
         catch (StateUnavailableException e)
         {
@@ -237,8 +237,12 @@ public sealed partial class GatewayPipeline(
             throw new MaskingFailedException(e);
         }
 
+        // The record holds what anyone may see: a caller allowed some values unmasked got them so (from the detectors, or from
+        // its strict profile, which the gateway cannot mask again), so its result is not captured.
         var capture = scope.Record.Connection is { } name && scope.Policy.Connections.TryGetValue(name, out var config) && config.Capture == CaptureLevel.Full
-            ? ResultExcerpt.Write(masked, scope.Policy.Gateway.Audit.MaxCaptureBytes)
+            ? (scope.Unmask ?? OverlayMasking.UnmaskRights(scope.Policy, scope.Identity)).Count == 0
+                ? ResultExcerpt.Write(masked, scope.Policy.Gateway.Audit.MaxCaptureBytes)
+                : NotCaptured
             : null;
         scope.Describe(r => r with
         {
@@ -248,6 +252,8 @@ public sealed partial class GatewayPipeline(
         return masked;
     }
 
+    private const string NotCaptured = "(not captured: this caller may see some values unmasked, and records hold none)";
+
     private static Decision? CheckConnection(GatewayPolicy policy, string? connection) =>
         connection is not null && policy.Connections.ContainsKey(connection)
             ? null
@@ -255,10 +261,11 @@ public sealed partial class GatewayPipeline(
 
     private static string Clip(string text, int max) => text.Length <= max ? text : $"{text[..max]}… ({text.Length} characters)";
 
-    private Decision DatabaseDecision(GatewayPolicy policy, string? connection, DatabaseException e, IReadOnlySet<string>? unmasked)
+    private Decision DatabaseDecision(GatewayPolicy policy, string? connection, DatabaseException e)
     {
-        // PostgreSQL echoes values in its messages (a failed cast shows the input): they pass the detectors too.
-        var message = ContentDetectors.Mask(e.Message, new MaskingCounts(), unmasked);
+        // PostgreSQL echoes values in its messages (a failed cast shows the input): they pass the detectors too, sparing no
+        // class even for a caller allowed some unmasked, since the message is its call's record as well.
+        var message = ContentDetectors.Mask(e.Message, new MaskingCounts());
         switch (e.Failure)
         {
             case DatabaseFailure.Unavailable:

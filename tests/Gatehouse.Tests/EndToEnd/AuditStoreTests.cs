@@ -31,6 +31,36 @@ public sealed class AuditStoreTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task A_caller_allowed_unmasked_values_gets_them_but_its_record_holds_none()
+    {
+        var gateway = TestGateway.Create(
+            pg,
+            """
+            agents:
+              support:
+                unmask: [email]
+                grants:
+                  - { connection: shop, access: read, schemas: [public] }
+            """,
+            connectionSettings: "capture: full");
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("support"));
+
+        var read = await client.QueryAsync("select email from customers where id = 1");
+        Assert.Contains("amelia.hartmann@example.com", read.Text());
+        var record = (await server.Gateway.Audit.GetAsync(read.AuditId(), CancellationToken.None))!;
+        Assert.Contains("not captured", record.Result);
+        Assert.DoesNotContain("amelia.hartmann@example.com", record.Result);
+
+        // PostgreSQL echoes the value it failed to cast; the message is the record's reason too.
+        var failed = await client.QueryAsync("select email::int from customers where id = 1");
+        Assert.Equal("database.rejected", failed.Rule());
+        var refusal = (await server.Gateway.Audit.GetAsync(failed.AuditId(), CancellationToken.None))!;
+        Assert.Contains("invalid input syntax for type integer", refusal.Reason);
+        Assert.DoesNotContain("amelia.hartmann@example.com", refusal.Reason);
+    }
+
+    [Fact]
     public async Task Metadata_capture_keeps_no_result()
     {
         var gateway = TestGateway.Create(pg);
