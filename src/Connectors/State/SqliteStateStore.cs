@@ -94,19 +94,28 @@ public sealed partial class SqliteStateStore
     // Columns added after a store may already exist; each is added once, idempotently.
     private static readonly (string Table, string Column, string Type)[] AddedColumns = [("audit", "masking", "TEXT"), ("statement_approvals", "review", "TEXT"), ("access_requests", "schemas_json", "TEXT"), ("access_requests", "unmask", "TEXT"), ("statement_approvals", "dry_run_sample", "TEXT"), ("audit", "result", "TEXT"), ("audit", "client_id", "TEXT"), ("audit", "delegated_by", "TEXT"), ("statement_approvals", "delegated_by", "TEXT"), ("access_requests", "delegated_by", "TEXT")];
 
+    // In one write transaction, so two processes starting together on an older store do not both add a column (the second
+    // would fail to start with "duplicate column name").
     private async Task MigrateAsync(SqliteConnection connection, CancellationToken cancellationToken)
     {
+        // Microsoft.Data.Sqlite begins it IMMEDIATE: the write lock is held before what is there is read.
+        await using var transaction = connection.BeginTransaction(deferred: false);
+
         foreach (var (table, column, type) in AddedColumns)
         {
             await using var columns = connection.CreateCommand();
+            columns.Transaction = transaction;
             columns.CommandText = $"SELECT count(*) FROM pragma_table_info('{table}') WHERE name = '{column}'";
             if ((long)(await columns.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))! == 0)
             {
                 await using var alter = connection.CreateCommand();
+                alter.Transaction = transaction;
                 alter.CommandText = $"ALTER TABLE {table} ADD COLUMN {column} {type}";
                 await alter.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             }
         }
+
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     // In WAL mode, NORMAL syncs at checkpoints only: a commit survives the process, not a power cut. FULL syncs the log at

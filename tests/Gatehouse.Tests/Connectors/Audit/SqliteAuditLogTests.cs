@@ -44,6 +44,22 @@ public sealed class SqliteAuditLogTests : AuditLogContract
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(_path + "-wal"));
     }
 
+    [Fact]
+    public async Task Processes_starting_together_on_an_older_state_file_each_open_it_and_add_its_new_columns_once()
+    {
+        await OpenAsync();
+        // As a state file from before the columns existed.
+        await TamperAsync("ALTER TABLE statement_approvals DROP COLUMN delegated_by; ALTER TABLE access_requests DROP COLUMN delegated_by; ALTER TABLE audit DROP COLUMN delegated_by");
+
+        // Several stdio gateways started at once after an upgrade.
+        await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(() => SqliteStateStore.OpenAsync(_path, CancellationToken.None))));
+        await using var connection = new SqliteConnection($"Data Source={_path}");
+        await connection.OpenAsync();
+        await using var count = connection.CreateCommand();
+        count.CommandText = "SELECT count(*) FROM pragma_table_info('statement_approvals') WHERE name = 'delegated_by'";
+        Assert.Equal(1L, await count.ExecuteScalarAsync());
+    }
+
     // SQLite rewrites an index's entry whenever an update sets one of its columns, even to the value it had, so completing a
     // started record leaves them out; a trigger on updates that set them counts the rewrites.
     [Fact]
