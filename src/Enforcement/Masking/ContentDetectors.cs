@@ -14,14 +14,49 @@ public static partial class ContentDetectors
     /// <summary>The masked text, or the original string when nothing was found.</summary>
     /// <param name="unmasked">Classes the caller may see (email, ssn, card, phone, iban, secret; or all).</param>
     public static string Mask(string text, MaskingCounts counts, IReadOnlySet<string>? unmasked = null) =>
-        text.Length < 6 || unmasked?.Contains("all") == true ? text : Mask(text, TextShape.Of(text), counts, unmasked);
+        text.Length < 6 || unmasked?.Contains("all") == true ? text : MaskFolded(text, counts, unmasked, static shape => shape);
 
     /// <summary>
     /// As <see cref="Mask(string, MaskingCounts, IReadOnlySet{string}?)"/>, with only the coarse pre-checks (digit count, '@',
     /// letters, markers): every detector those allow runs its regex. For tests, which show the finer pre-checks skip no match.
     /// </summary>
     internal static string MaskWithCoarseChecks(string text, MaskingCounts counts) =>
-        text.Length < 6 ? text : Mask(text, TextShape.Of(text) with { CardRun = int.MaxValue, PhoneRun = int.MaxValue, PlusDigit = true, IbanStart = true, ApiKeyPrefix = true }, counts, null);
+        text.Length < 6 ? text : MaskFolded(text, counts, null, static shape => shape with { CardRun = int.MaxValue, PhoneRun = int.MaxValue, PlusDigit = true, IbanStart = true, ApiKeyPrefix = true });
+
+    private static string MaskFolded(string text, MaskingCounts counts, IReadOnlySet<string>? unmasked, Func<TextShape, TextShape> checks)
+    {
+        var shape = TextShape.Of(text);
+        if (!shape.Foldable)
+        {
+            return Mask(text, checks(shape), counts, unmasked);
+        }
+
+        // Data is stored in every script and with typographic separators: an SSN in full-width digits, a card grouped with
+        // no-break spaces, an email with a full-width @. The detectors read the text folded to ASCII, one character for one;
+        // when they find something, the folded text is what is returned, masked (otherwise the text, as it was).
+        var folded = string.Create(text.Length, text, static (span, source) =>
+        {
+            for (var i = 0; i < source.Length; i++)
+            {
+                span[i] = Fold(source[i]);
+            }
+        });
+        var masked = Mask(folded, checks(TextShape.Of(folded)), counts, unmasked);
+        return ReferenceEquals(masked, folded) ? text : masked;
+    }
+
+    // The ASCII character a digit, dash, space or @ of another script or width stands for; any other character as it is.
+    private static char Fold(char c) => c switch
+    {
+        <= '\x7f' => c,
+        '\u00A0' or (>= '\u2000' and <= '\u200A') or '\u202F' or '\u205F' or '\u3000' => ' ',
+        (>= '\u2010' and <= '\u2015') or '\u2212' or '\uFE63' or '\uFF0D' => '-',
+        '\uFF20' or '\uFE6B' => '@',
+        '\uFF0E' => '.',
+        '\uFF0B' => '+',
+        _ when char.IsDigit(c) => (char)('0' + (int)char.GetNumericValue(c)),
+        _ => c,
+    };
 
     private static string Mask(string text, TextShape shape, MaskingCounts counts, IReadOnlySet<string>? unmasked)
     {
@@ -90,15 +125,19 @@ public static partial class ContentDetectors
     /// </summary>
     private readonly record struct TextShape(int Digits, bool At, bool Letters, int CardRun, int PhoneRun, bool PlusDigit, bool IbanStart, bool ApiKeyPrefix)
     {
+        /// <summary>Whether some character stands for an ASCII digit, dash, space or @ (see <see cref="Fold"/>).</summary>
+        public bool Foldable { get; init; }
+
         public static TextShape Of(string text)
         {
             var digits = 0;
-            bool at = false, letters = false, plusDigit = false, ibanStart = false;
+            bool at = false, letters = false, plusDigit = false, ibanStart = false, foldable = false;
             var card = new DigitRun(maxGap: 1);
             var phone = new DigitRun(maxGap: 2);
             for (var i = 0; i < text.Length; i++)
             {
                 var c = text[i];
+                foldable |= c > '\x7f' && Fold(c) != c;
                 if (IsDigit(c))
                 {
                     digits += char.IsAsciiDigit(c) ? 1 : 0;
@@ -117,7 +156,7 @@ public static partial class ContentDetectors
             }
 
             var apiKeyPrefix = letters && text.Length >= 20 && text.AsSpan().ContainsAny(ApiKeyPrefixes);
-            return new TextShape(digits, at, letters, card.Longest, phone.Longest, plusDigit, ibanStart, apiKeyPrefix);
+            return new TextShape(digits, at, letters, card.Longest, phone.Longest, plusDigit, ibanStart, apiKeyPrefix) { Foldable = foldable };
         }
     }
 

@@ -32,6 +32,24 @@ public sealed class ContentDetectorsTests
     public void Sensitive_values_are_found_and_replaced_by_their_class(string text, string expected) =>
         Assert.Equal(expected, Mask(text).Masked);
 
+    // As data is stored, not as an agent would disguise it: other scripts' and widths' digits, typographic separators.
+    [Theory]
+    [InlineData("\uFF15\uFF13\uFF16-\uFF12\uFF12-\uFF14\uFF18\uFF12\uFF11", "[ssn]")]
+    [InlineData("ssn 536\u00A022\u00A04821 on file", "ssn [ssn] on file")]
+    [InlineData("ssn 536\u201122\u20114821", "ssn [ssn]")]
+    [InlineData("card 4111\u202F1111\u202F1111\u202F1111", "card [card]")]
+    [InlineData("\u0664\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661", "[card]")]
+    [InlineData("amelia.hartmann\uFF20example.com", "[email]")]
+    public void Sensitive_values_written_with_other_digits_or_separators_are_found_too(string text, string expected) =>
+        Assert.Equal(expected, Mask(text).Masked);
+
+    [Theory]
+    [InlineData("\uFF56\uFF45\uFF52\uFF53\uFF49\uFF4F\uFF4E \uFF11\uFF12")]
+    [InlineData("Preis: 12\u00A0500\u00A0\u20AC")]
+    [InlineData("\u0661\u0662\u0663\u0664")]
+    public void Text_with_other_digits_or_separators_and_nothing_sensitive_comes_back_as_it_was(string text) =>
+        Assert.Same(text, Mask(text).Masked);
+
     [Theory]
     [InlineData("123456789")]                       // a 9-digit business id is not an SSN
     [InlineData("000-12-3456")]                     // SSA never issues area 000
