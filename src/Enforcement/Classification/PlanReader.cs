@@ -82,8 +82,10 @@ public static class PlanReader
     // An alias used for several relations in one plan maps to all of them: a reference is charged to each (fail closed).
     // With a single relation, EXPLAIN prints its columns unqualified: every bare name is charged to that relation.
     // What a write's RETURNING reads of the row it changed is printed by the name RETURNING gives it: from PostgreSQL 18,
-    // old.col and new.col (or the names of RETURNING WITH (OLD AS o, NEW AS n)), which alias no scanned relation. Such a
-    // reference, and any in the write's output that names no scanned relation, is charged to the written table (fail closed).
+    // old.col and new.col, or the names of RETURNING WITH (OLD AS o, NEW AS n), which the plan does not say and which may
+    // be the alias of another relation in the statement too. So every qualified reference in the write's output is charged
+    // to the written table as well (fail closed): a RETURNING of another source's column named like a tagged column of the
+    // written table is refused in overlay mode.
     private static List<ColumnUse> Resolve(
         List<(string Alias, string Column)> references,
         List<string> bare,
@@ -91,9 +93,7 @@ public static class PlanReader
         List<(RelationName Target, string Alias, string Column)> returned)
     {
         var uses = references.SelectMany(r => aliases.Where(a => a.Alias == r.Alias).Select(a => new ColumnUse(a.Relation, r.Column)))
-            .Concat(returned
-                .Where(r => r.Alias is "old" or "new" || !aliases.Any(a => a.Alias == r.Alias))
-                .Select(r => new ColumnUse(r.Target, r.Column)));
+            .Concat(returned.Select(r => new ColumnUse(r.Target, r.Column)));
         var relations = aliases.Select(a => a.Relation).Distinct().ToList();
         if (relations.Count == 1)
         {

@@ -34,6 +34,22 @@ public sealed class OverlayMaskingTests
         Assert.Null(Rule(plan.Replace(output, output.StartsWith("to_jsonb", StringComparison.Ordinal) ? "old.id" : output.Split('.')[0].Split('(')[^1] + ".id", StringComparison.Ordinal)));
     }
 
+    [Fact]
+    public void A_returning_name_that_is_also_another_relations_alias_is_still_charged_to_the_written_table()
+    {
+        // RETURNING WITH (OLD AS o) ... with a subquery that scans orders as o: the plan prints o.ssn for both.
+        const string Plan = """
+            [{"Plan": {"Node Type": "ModifyTable", "Operation": "Update", "Relation Name": "customers", "Schema": "public", "Alias": "customers",
+              "Output": ["reverse(o.ssn)", "(InitPlan 1).col1"],
+              "Plans": [
+                {"Node Type": "Limit", "Parent Relationship": "InitPlan", "Subplan Name": "InitPlan 1", "Output": ["1"],
+                 "Plans": [{"Node Type": "Seq Scan", "Parent Relationship": "Outer", "Relation Name": "orders", "Schema": "public", "Alias": "o", "Output": ["1"]}]},
+                {"Node Type": "Seq Scan", "Parent Relationship": "Outer", "Relation Name": "customers", "Schema": "public", "Alias": "customers",
+                 "Output": ["id", "ctid"], "Filter": "(customers.id = 1)"}]}}]
+            """;
+        Assert.Equal("masking.tagged_column", Rule(Plan));
+    }
+
     private static string Scan(string output, string? filter = null)
     {
         var filterJson = filter is null ? "" : $", \"Filter\": \"{filter}\"";
