@@ -10,15 +10,18 @@ public abstract partial class SqlStateStore : IStatementApprovalStore
         "id, agent, subject, issuer, connection, statement_hash, parameters_hash, sql, parameters, classification, rule, reason, required,"
         + " status, created_ms, expires_ms, votes_json, dry_run_rows, kept_result, kept_until_ms, review, dry_run_sample, delegated_by";
 
-    public async ValueTask<StatementApproval?> FindLiveAsync(string agent, string connection, string statementHash, string parametersHash, DateTimeOffset decidedSince, DateTimeOffset now, CancellationToken cancellationToken) =>
+    // A request is made by an agent on a person's behalf (or on no one's): the same statement for another person is another request.
+    public async ValueTask<StatementApproval?> FindLiveAsync(
+        string agent, string? delegatedBy, string connection, string statementHash, string parametersHash, DateTimeOffset decidedSince, DateTimeOffset now, CancellationToken cancellationToken) =>
         (await AuditQueryAsync(
             $"SELECT {StatementColumns} FROM statement_approvals WHERE agent = $1 AND connection = $2 AND statement_hash = $3"
+            + " AND (delegated_by = $7 OR (delegated_by IS NULL AND CAST($7 AS TEXT) IS NULL))"
             + " AND parameters_hash = $4 AND ((status IN ('Pending', 'Approved', 'Running') AND expires_ms > $5)"
             + " OR (status = 'Used' AND kept_result IS NOT NULL AND kept_until_ms > $5)"
             + " OR (status IN ('Denied', 'Cancelled') AND created_ms > $6))"
             // A result waiting for its requester comes first: a newer request must not hide it.
             + " ORDER BY CASE WHEN kept_result IS NULL THEN 1 ELSE 0 END, created_ms DESC LIMIT 1",
-            [agent, connection, statementHash, parametersHash, ToMs(now), ToMs(decidedSince)],
+            [agent, connection, statementHash, parametersHash, ToMs(now), ToMs(decidedSince), delegatedBy],
             r => ReadStatement(r, now),
             cancellationToken).ConfigureAwait(false)).FirstOrDefault();
 

@@ -66,8 +66,8 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
     public ValueTask<IReadOnlyList<Grant>> ActiveGrantsAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) =>
         access.ActiveGrantsAsync(agent, now, cancellationToken);
 
-    public ValueTask<StatementApproval?> FindLiveAsync(string agent, string connection, string statementHash, string parametersHash, DateTimeOffset decidedSince, DateTimeOffset now, CancellationToken cancellationToken) =>
-        statements.FindLiveAsync(agent, connection, statementHash, parametersHash, decidedSince, now, cancellationToken);
+    public ValueTask<StatementApproval?> FindLiveAsync(string agent, string? delegatedBy, string connection, string statementHash, string parametersHash, DateTimeOffset decidedSince, DateTimeOffset now, CancellationToken cancellationToken) =>
+        statements.FindLiveAsync(agent, delegatedBy, connection, statementHash, parametersHash, decidedSince, now, cancellationToken);
 
     public async ValueTask CreateStatementAsync(StatementApproval request, CancellationToken cancellationToken)
     {

@@ -8,7 +8,7 @@ public interface IStatementApprovalStore
     /// delivered, or denied or cancelled since <paramref name="decidedSince"/> (so the agent hears the answer). Null when there
     /// is none: used and expired requests are history, and the next call files a new one.
     /// </summary>
-    ValueTask<StatementApproval?> FindLiveAsync(string agent, string connection, string statementHash, string parametersHash, DateTimeOffset decidedSince, DateTimeOffset now, CancellationToken cancellationToken);
+    ValueTask<StatementApproval?> FindLiveAsync(string agent, string? delegatedBy, string connection, string statementHash, string parametersHash, DateTimeOffset decidedSince, DateTimeOffset now, CancellationToken cancellationToken);
 
     ValueTask CreateStatementAsync(StatementApproval request, CancellationToken cancellationToken);
 

@@ -12,7 +12,7 @@ public sealed partial class GatewayPipeline
     public ValueTask<CallOutcome> RequestAccessAsync(CallContext call, AccessRequestInput request, CancellationToken cancellationToken) =>
         RunAsync(
             call,
-            (r, _) => r with { Connection = request.Connection is null ? null : Clip(request.Connection, 100), Classification = $"request {Clip(request.Access ?? "?", 60)} on {Clip(string.Join(", ", request.Tables.Concat(request.Schemas.Select(x => $"schema {x}"))), 500)}" },
+            (r, policy) => r with { Connection = RecordedConnection(request.Connection, policy), Classification = $"request {Clip(request.Access ?? "?", 60)} on {Clip(string.Join(", ", request.Tables.Concat(request.Schemas.Select(x => $"schema {x}"))), 500)}" },
             (scope, ct) => RequestAccessBodyAsync(scope, request, ct),
             cancellationToken);
 

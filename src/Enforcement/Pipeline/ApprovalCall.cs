@@ -29,14 +29,6 @@ public sealed partial class GatewayPipeline
         var statementHash = StatementApproval.Hash(statement.Normalized);
         var parametersHash = StatementApproval.Hash(parameters ?? "");
         var request = await FindRequestAsync(run, statement, cancellationToken).ConfigureAwait(false);
-        if (request is not null && request.DelegatedBy != identity.DelegatedBy)
-        {
-            // Approved for a call made on one person's behalf, it is not run by the agent acting for another (the approver could
-            // be that other person).
-            return new StepResult(
-                Decision.Deny("approval.other_delegator", $"request {request.Id} for this statement was made on behalf of {request.DelegatedBy ?? "no one"}, and this call acts for {identity.DelegatedBy ?? "no one"}; a request is used only by calls made for the person it was made for"),
-                Classification: run.Classification);
-        }
 
         if (request is { Status: StatementApprovalStatus.Used })
         {
@@ -133,7 +125,10 @@ public sealed partial class GatewayPipeline
         }
     }
 
-    /// <summary>The live request for exactly this caller's statement and parameters on its connection, if there is one.</summary>
+    /// <summary>
+    /// The live request for exactly this caller's statement and parameters on its connection, made on behalf of the same
+    /// person (an approval given for a call made for alice is not run by the agent acting for bob, who may have approved it).
+    /// </summary>
     private async ValueTask<StatementApproval?> FindRequestAsync(StatementRun run, StatementText statement, CancellationToken cancellationToken)
     {
         var execution = run.Execution;
@@ -142,7 +137,7 @@ public sealed partial class GatewayPipeline
         return await StateUnavailableException.GuardAsync(
             "look up this statement's approval request",
             () => statementApprovals.FindLiveAsync(
-                run.Scope.Identity.Agent, execution.Connection, StatementApproval.Hash(statement.Normalized), StatementApproval.Hash(parameters),
+                run.Scope.Identity.Agent, run.Scope.Identity.DelegatedBy, execution.Connection, StatementApproval.Hash(statement.Normalized), StatementApproval.Hash(parameters),
                 now - run.Scope.Policy.Approvals.PendingLifetime, now, cancellationToken)).ConfigureAwait(false);
     }
 

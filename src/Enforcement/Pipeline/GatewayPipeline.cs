@@ -259,6 +259,10 @@ public sealed partial class GatewayPipeline(
             ? null
             : Decision.Deny("request.unknown_connection", $"there is no connection named '{Clip(connection ?? "", 100)}'; this gateway has: {string.Join(", ", policy.Connections.Keys)}");
 
+    // A connection the policy names is recorded as named; any other name an agent sent, clipped.
+    private static string? RecordedConnection(string? name, GatewayPolicy policy) =>
+        name is null || policy.Connections.ContainsKey(name) ? name : Clip(name, 100);
+
     private static string Clip(string text, int max) => text.Length <= max ? text : $"{text[..max]}… ({text.Length} characters)";
 
     private Decision DatabaseDecision(GatewayPolicy policy, string? connection, DatabaseException e)

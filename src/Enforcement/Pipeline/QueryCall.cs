@@ -19,7 +19,7 @@ public sealed partial class GatewayPipeline
             call,
             (r, policy) => r with
             {
-                Connection = request.Connection is null ? null : Clip(request.Connection, 100),
+                Connection = RecordedConnection(request.Connection, policy),
                 Sql = request.Sql is null ? null : Clip(request.Sql, policy.Gateway.Limits.MaxSqlLength),
                 Parameters = RecordedParameters(request.Parameters, policy.Gateway.Limits.MaxSqlLength),
             },

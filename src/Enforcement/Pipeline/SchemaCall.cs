@@ -8,7 +8,7 @@ public sealed partial class GatewayPipeline
     public ValueTask<CallOutcome> DescribeSchemaAsync(CallContext call, DescribeSchemaRequest request, CancellationToken cancellationToken) =>
         RunAsync(
             call,
-            (r, _) => r with { Connection = request.Connection is null ? null : Clip(request.Connection, 100), Classification = $"describe {Clip(request.Schema ?? "*", 100)}.{Clip(request.Table ?? "*", 100)}" },
+            (r, policy) => r with { Connection = RecordedConnection(request.Connection, policy), Classification = $"describe {Clip(request.Schema ?? "*", 100)}.{Clip(request.Table ?? "*", 100)}" },
             (scope, ct) => DescribeBodyAsync(scope, request, ct),
             cancellationToken);
 

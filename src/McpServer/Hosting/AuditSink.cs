@@ -44,15 +44,7 @@ public sealed class AuditSink(IAuditStore inner, Serilog.ILogger sink) : IAuditS
         {
             if (!OperatingSystem.IsWindows())
             {
-                // Through the handle: the file this stream writes, even if the path was replaced meanwhile.
-                if (underlyingStream is FileStream file)
-                {
-                    File.SetUnixFileMode(file.SafeFileHandle, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-                }
-                else
-                {
-                    File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-                }
+                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             }
 
             return underlyingStream;

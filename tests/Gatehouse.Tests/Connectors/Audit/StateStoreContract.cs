@@ -149,6 +149,23 @@ public abstract class StateStoreContract
             StatementApprovalStatus.Pending, created, created + TimeSpan.FromHours(1));
 
     [Fact]
+    public async Task A_statement_request_is_found_only_for_calls_made_on_behalf_of_the_same_person()
+    {
+        var store = await OpenAsync();
+        var now = DateTimeOffset.UtcNow;
+        var forAlice = Statement(now) with { DelegatedBy = "alice" };
+        var forNoOne = Statement(now) with { Id = StatementApproval.NewId() };
+        await store.CreateStatementAsync(forAlice, CancellationToken.None);
+        await store.CreateStatementAsync(forNoOne, CancellationToken.None);
+        Task<StatementApproval?> Find(string? delegatedBy) =>
+            store.FindLiveAsync("ops-bot", delegatedBy, "shop", forAlice.StatementHash, forAlice.ParametersHash, now - TimeSpan.FromHours(1), now, CancellationToken.None).AsTask();
+
+        Assert.Equal(forAlice.Id, (await Find("alice"))?.Id);
+        Assert.Equal(forNoOne.Id, (await Find(null))?.Id);
+        Assert.Null(await Find("bob"));
+    }
+
+    [Fact]
     public async Task A_statement_request_expires_undecided_and_an_approval_lapses_unused()
     {
         var store = await OpenAsync();
@@ -157,7 +174,7 @@ public abstract class StateStoreContract
         await store.CreateStatementAsync(stale, CancellationToken.None);
         var later = now + TimeSpan.FromHours(2);
         Assert.Equal(StatementApprovalStatus.Expired, (await store.GetStatementAsync(stale.Id, later, CancellationToken.None))!.Status);
-        Assert.Null(await store.FindLiveAsync("ops-bot", "shop", stale.StatementHash, stale.ParametersHash, later - TimeSpan.FromHours(1), later, CancellationToken.None));
+        Assert.Null(await store.FindLiveAsync("ops-bot", null, "shop", stale.StatementHash, stale.ParametersHash, later - TimeSpan.FromHours(1), later, CancellationToken.None));
         Assert.Null(await store.VoteAsync(stale.Id, new ApprovalVote("alice", true, later, null), TimeSpan.FromMinutes(15), later, CancellationToken.None));
 
         var fresh = Statement(now) with { Id = StatementApproval.NewId() };

@@ -180,16 +180,25 @@ internal sealed class MemoryStatementApprovals : IStatementApprovalStore
 
     public bool ApproveOnFiling { get; set; }
 
+    /// <summary>Approves every pending request, as an approver would.</summary>
+    public void ApproveAll()
+    {
+        foreach (var (id, request) in _requests.Where(r => r.Value.Status == StatementApprovalStatus.Pending).ToList())
+        {
+            _requests[id] = request with { Status = StatementApprovalStatus.Approved, Votes = [new ApprovalVote("carol", true, DateTimeOffset.UtcNow, null)] };
+        }
+    }
+
     /// <summary>Runs as a request is filed: something that happens while its call waits.</summary>
     public Action? OnFiling { get; set; }
 
     public IReadOnlyCollection<StatementApproval> Requests => _requests.Values;
 
-    public ValueTask<StatementApproval?> FindLiveAsync(string agent, string connection, string statementHash, string parametersHash, DateTimeOffset decidedSince, DateTimeOffset now, CancellationToken cancellationToken)
+    public ValueTask<StatementApproval?> FindLiveAsync(string agent, string? delegatedBy, string connection, string statementHash, string parametersHash, DateTimeOffset decidedSince, DateTimeOffset now, CancellationToken cancellationToken)
     {
         FailIfAsked(nameof(FindLiveAsync));
         return ValueTask.FromResult(_requests.Values.FirstOrDefault(r =>
-            r.Agent == agent && r.Connection == connection && r.StatementHash == statementHash && r.ParametersHash == parametersHash
+            r.Agent == agent && r.DelegatedBy == delegatedBy && r.Connection == connection && r.StatementHash == statementHash && r.ParametersHash == parametersHash
             && (r.Status is StatementApprovalStatus.Pending or StatementApprovalStatus.Approved or StatementApprovalStatus.Running || r.KeptResult is not null)));
     }
 
