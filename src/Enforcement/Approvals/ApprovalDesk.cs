@@ -28,12 +28,14 @@ public sealed class ApprovalDesk(LivePolicy livePolicy, NotifyingApprovals appro
         return await RecordAsync(outcome, approve ? "approve" : "deny", who, id, note, channel, cancellationToken).ConfigureAwait(false);
     }
 
-    public async Task<DeskOutcome> CancelAsync(string id, string who, string channel, CancellationToken cancellationToken)
+    /// <summary>Cancels a pending statement request: a decision too, so only an approver may (with approvers named).</summary>
+    public async Task<DeskOutcome> CancelAsync(string id, string who, AgentIdentity? verified, string channel, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
         var outcome = await approvals.GetStatementAsync(id, now, cancellationToken).ConfigureAwait(false) switch
         {
             null => DeskOutcome.Missing(id),
+            _ when livePolicy.Current.Approvals.RefuseApprover(who, verified?.Groups ?? []) is { } refusal => DeskOutcome.Refused(refusal),
             var request when !await approvals.CancelAsync(id, who, now, cancellationToken).ConfigureAwait(false) => NotPending(id, request.Status.ToString()),
             _ => new DeskOutcome(true, $"Cancelled {id}."),
         };

@@ -47,7 +47,7 @@ public static partial class AdminApi
         api.MapPost("/requests/{id}/deny", (HttpContext context, AdminGate gate, ApprovalDesk desk, string id) =>
             gate.RunAsync(context, async admin => Outcome(await desk.DecideAsync(id, admin.Agent, admin, approve: false, await ReasonAsync(context), ChannelOf(context), context.RequestAborted))));
         api.MapPost("/requests/{id}/cancel", (HttpContext context, AdminGate gate, ApprovalDesk desk, string id) =>
-            gate.RunAsync(context, async admin => Outcome(await desk.CancelAsync(id, admin.Agent, ChannelOf(context), context.RequestAborted))));
+            gate.RunAsync(context, async admin => Outcome(await desk.CancelAsync(id, admin.Agent, admin, ChannelOf(context), context.RequestAborted))));
         api.MapGet("/grants", async (HttpContext context, AdminGate gate, SqlStateStore state) =>
             await gate.RunAsync(context, async _ =>
                 Json((await state.ListAsync(AccessRequestStatus.Approved, DateTimeOffset.UtcNow, context.RequestAborted)).Select(RequestViews.Access))));

@@ -109,7 +109,7 @@ public static class ApprovalsCommand
         {
             var (policy, state) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
             await using var notifier = new CliNotifier(policy.Approvals.Webhook);
-            var message = Done(await Desk(policy, state, notifier).CancelAsync(parse.GetValue(id)!, parse.GetValue(by)!, "cli", cancellationToken));
+            var message = Done(await Desk(policy, state, notifier).CancelAsync(parse.GetValue(id)!, parse.GetValue(by)!, null, "cli", cancellationToken));
             Console.Out.WriteLine(Output.Printable(message));
             return 0;
         }));

@@ -248,6 +248,11 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
         var auditor = await SendAsync(api, HttpMethod.Post, $"requests/{id}/approve", AdminToken(gateway, "dave", "auditors"));
         Assert.Equal(HttpStatusCode.Conflict, auditor.Status);
         Assert.Contains("not one of this gateway's approvers", auditor.Body.GetProperty("error").GetString());
+
+        // Cancelling is deciding too: an admin outside the approvers cannot veto a request that way either.
+        var cancel = await SendAsync(api, HttpMethod.Post, $"requests/{id}/cancel", AdminToken(gateway, "dave", "auditors"));
+        Assert.Equal(HttpStatusCode.Conflict, cancel.Status);
+        Assert.Contains("not one of this gateway's approvers", cancel.Body.GetProperty("error").GetString());
         Assert.Equal(HttpStatusCode.OK, (await SendAsync(api, HttpMethod.Post, $"requests/{id}/approve", AdminToken(gateway, "erin", "dba"))).Status);
         Assert.Equal(ExitCodes.Refused, (await StdioTests.RunGatehouse(["approvals", "approve", id, "--config", gateway.PolicyPath, "--as", "frank"])).ExitCode);
     }
