@@ -339,7 +339,9 @@ public abstract partial class SqlAuditLog : IAuditLog
     // By name only: Enum.Parse also takes "2", which reads as Denied and matches the record's seal, while the listings and
     // counts that compare the stored text would no longer see it as a refusal.
     private static Verdict ParseVerdict(string text) =>
-        Enum.GetNames<Verdict>().Contains(text, StringComparer.Ordinal) ? Enum.Parse<Verdict>(text) : throw new FormatException($"'{text}' is not a decision");
+        VerdictNames.Contains(text, StringComparer.Ordinal) ? Enum.Parse<Verdict>(text) : throw new FormatException($"'{text}' is not a decision");
+
+    private static readonly string[] VerdictNames = Enum.GetNames<Verdict>();
 
     private static AuditRecord ReadAudit(DbDataReader r) => new()
     {

@@ -107,7 +107,7 @@ internal static class IssuerKeys
         private static readonly TimeSpan LookEvery = TimeSpan.FromSeconds(1);
         private readonly Lock _gate = new();
         private byte[]? _content;
-        private DateTimeOffset _lookedAt = DateTimeOffset.MinValue;
+        private long _lookedAt;
         private IList<SecurityKey> _keys = [];
         private int _generation;
 
@@ -131,20 +131,21 @@ internal static class IssuerKeys
 
         private void Look()
         {
-            var now = time.GetUtcNow();
-            if (now - _lookedAt < LookEvery)
+            // Ticks, read and written whole: a DateTimeOffset read outside the lock could tear.
+            var now = time.GetUtcNow().UtcTicks;
+            if (now - Volatile.Read(ref _lookedAt) < LookEvery.Ticks)
             {
                 return;
             }
 
             lock (_gate)
             {
-                if (now - _lookedAt < LookEvery)
+                if (now - _lookedAt < LookEvery.Ticks)
                 {
                     return;
                 }
 
-                _lookedAt = now;
+                Volatile.Write(ref _lookedAt, now);
                 byte[] content;
                 IList<SecurityKey> keys;
                 try

@@ -19,8 +19,8 @@ public sealed class TokenValidator
     private readonly JsonWebTokenHandler _handler = new() { MaximumTokenSizeInBytes = MaxTokenLength };
     private readonly Dictionary<string, (IssuerConfig Config, TokenValidationParameters Parameters, IssuerKeys.KeyFile? KeyFile)> _issuers;
 
-    // Each verified token, with the generation of its issuer's key file it was verified under (0 for keys not kept in one).
-    private readonly ConcurrentDictionary<string, (AgentIdentity Identity, int Keys)> _cache = new(StringComparer.Ordinal);
+    // Each verified token, with its issuer's key file (null for keys not kept in one) and the generation it was verified under.
+    private readonly ConcurrentDictionary<string, (AgentIdentity Identity, IssuerKeys.KeyFile? KeyFile, int Keys)> _cache = new(StringComparer.Ordinal);
     private readonly TimeProvider _time;
     private readonly KeyRotation _rotation;
 
@@ -55,7 +55,7 @@ public sealed class TokenValidator
         if (_cache.TryGetValue(cacheKey, out var cached))
         {
             // Verified under keys still in force: a key file rewritten since (a rotation, a leaked key removed) means again.
-            if (cached.Identity.ExpiresAt > now && cached.Keys == KeysGeneration(cached.Identity.Issuer))
+            if (cached.Identity.ExpiresAt > now && (cached.KeyFile is null || cached.KeyFile.Generation == cached.Keys))
             {
                 return IdentityResult.Verified(cached.Identity);
             }
@@ -128,7 +128,7 @@ public sealed class TokenValidator
             Evict(now);
         }
 
-        _cache[cacheKey] = (identity, keys);
+        _cache[cacheKey] = (identity, issuer.KeyFile, keys);
         return IdentityResult.Verified(identity);
     }
 
@@ -147,8 +147,6 @@ public sealed class TokenValidator
             _cache.Clear();
         }
     }
-
-    private int KeysGeneration(string issuer) => _issuers.TryGetValue(issuer, out var known) ? known.KeyFile?.Generation ?? 0 : -1;
 
     private static IdentityResult Refusal(Exception? error, IssuerConfig issuer) => error switch
     {

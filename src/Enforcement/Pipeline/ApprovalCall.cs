@@ -25,10 +25,8 @@ public sealed partial class GatewayPipeline
         var settings = run.Scope.Policy.Approvals;
         var identity = run.Scope.Identity;
         var execution = run.Execution;
-        var parameters = execution.Parameters.Count == 0 ? null : JsonSerializer.Serialize(execution.Parameters);
-        var statementHash = StatementApproval.Hash(statement.Normalized);
-        var parametersHash = StatementApproval.Hash(parameters ?? "");
-        var request = await FindRequestAsync(run, statement, cancellationToken).ConfigureAwait(false);
+        var key = RequestKey.Of(execution, statement);
+        var request = await FindRequestAsync(run, key, cancellationToken).ConfigureAwait(false);
 
         if (request is { Status: StatementApprovalStatus.Used })
         {
@@ -66,8 +64,8 @@ public sealed partial class GatewayPipeline
 
             var now = time.GetUtcNow();
             request = new StatementApproval(
-                StatementApproval.NewId(), identity.Agent, identity.Subject, identity.Issuer, execution.Connection, statementHash, parametersHash,
-                execution.Sql, parameters, run.Classification, guard.Rule, guard.Reason, settings.Required, StatementApprovalStatus.Pending, now, now + settings.PendingLifetime)
+                StatementApproval.NewId(), identity.Agent, identity.Subject, identity.Issuer, execution.Connection, key.StatementHash, key.ParametersHash,
+                execution.Sql, key.Parameters, run.Classification, guard.Rule, guard.Reason, settings.Required, StatementApprovalStatus.Pending, now, now + settings.PendingLifetime)
             {
                 DryRunRows = dryRun,
                 DryRunSample = sample,
@@ -129,16 +127,24 @@ public sealed partial class GatewayPipeline
     /// The live request for exactly this caller's statement and parameters on its connection, made on behalf of the same
     /// person (an approval given for a call made for alice is not run by the agent acting for bob, who may have approved it).
     /// </summary>
-    private async ValueTask<StatementApproval?> FindRequestAsync(StatementRun run, StatementText statement, CancellationToken cancellationToken)
+    private async ValueTask<StatementApproval?> FindRequestAsync(StatementRun run, RequestKey key, CancellationToken cancellationToken)
     {
-        var execution = run.Execution;
-        var parameters = execution.Parameters.Count == 0 ? "" : JsonSerializer.Serialize(execution.Parameters);
         var now = time.GetUtcNow();
         return await StateUnavailableException.GuardAsync(
             "look up this statement's approval request",
             () => statementApprovals.FindLiveAsync(
-                run.Scope.Identity.Agent, run.Scope.Identity.DelegatedBy, execution.Connection, StatementApproval.Hash(statement.Normalized), StatementApproval.Hash(parameters),
+                run.Scope.Identity.Agent, run.Scope.Identity.DelegatedBy, run.Execution.Connection, key.StatementHash, key.ParametersHash,
                 now - run.Scope.Policy.Approvals.PendingLifetime, now, cancellationToken)).ConfigureAwait(false);
+    }
+
+    /// <summary>What binds a request to exact text: the statement's and the parameters' hashes, and the parameters as stored.</summary>
+    private sealed record RequestKey(string? Parameters, string StatementHash, string ParametersHash)
+    {
+        public static RequestKey Of(ExecutionRequest execution, StatementText statement)
+        {
+            var parameters = execution.Parameters.Count == 0 ? null : JsonSerializer.Serialize(execution.Parameters);
+            return new RequestKey(parameters, StatementApproval.Hash(statement.Normalized), StatementApproval.Hash(parameters ?? ""));
+        }
     }
 
     // Two-phase write: run it in a transaction that is always rolled back, to tell approvers how many rows it touches and show
@@ -151,7 +157,7 @@ public sealed partial class GatewayPipeline
         var connection = run.Scope.Policy.Connections[execution.Connection];
         var sampleable = statement.Kind is StatementKind.Insert or StatementKind.Update or StatementKind.Delete
             && !(connection.Masking == MaskingMode.Overlay && connection.Tags.Count > 0)
-            && (run.Scope.Unmask ?? OverlayMasking.UnmaskRights(run.Scope.Policy, run.Scope.Identity)).Count == 0
+            && UnmaskOf(run.Scope).Count == 0
             && !SqlLexer.Tokenize(statement.Sql).Any(t => t.Kind == SqlTokenKind.Word && t.Text(statement.Sql).Equals("returning", StringComparison.OrdinalIgnoreCase));
         if (sampleable)
         {

@@ -226,10 +226,11 @@ public sealed partial class GatewayPipeline(
     private QueryResult MaskResult(QueryResult result, CallScope scope, Func<QueryResult, QueryResult>? databaseMasking = null)
     {
         QueryResult masked;
+        var unmask = UnmaskOf(scope);
         using var stage = GatewayTelemetry.Stage("mask");
         try
         {
-            masked = ResultMasker.Mask(result, new MaskingCounts(), scope.Unmask ?? OverlayMasking.UnmaskRights(scope.Policy, scope.Identity));
+            masked = ResultMasker.Mask(result, new MaskingCounts(), unmask);
             masked = databaseMasking?.Invoke(masked) ?? masked;
         }
         catch (Exception e) when (e is not OperationCanceledException)
@@ -240,7 +241,7 @@ public sealed partial class GatewayPipeline(
         // The record holds what anyone may see: a caller allowed some values unmasked got them so (from the detectors, or from
         // its strict profile, which the gateway cannot mask again), so its result is not captured.
         var capture = scope.Record.Connection is { } name && scope.Policy.Connections.TryGetValue(name, out var config) && config.Capture == CaptureLevel.Full
-            ? (scope.Unmask ?? OverlayMasking.UnmaskRights(scope.Policy, scope.Identity)).Count == 0
+            ? unmask.Count == 0
                 ? ResultExcerpt.Write(masked, scope.Policy.Gateway.Audit.MaxCaptureBytes)
                 : NotCaptured
             : null;
@@ -251,6 +252,9 @@ public sealed partial class GatewayPipeline(
         });
         return masked;
     }
+
+    // The classes the caller may see unmasked: as its call resolved them, or (no call got that far) as the policy gives them.
+    private static IReadOnlySet<string> UnmaskOf(CallScope scope) => scope.Unmask ?? OverlayMasking.UnmaskRights(scope.Policy, scope.Identity);
 
     private const string NotCaptured = "(not captured: this caller may see some values unmasked, and records hold none)";
 

@@ -228,7 +228,7 @@ public sealed partial class GatewayPipeline
         // A write whose rows sent an earlier call of it for approval (a rule its estimate did not match) goes back to that
         // request rather than running again. Only rules with min_rows can do that, so only then is it looked for.
         if (run.WriteBound is not null && scope.Policy.Guardrails.Any(r => r.Outcome == GuardrailOutcome.RequireApproval && r.Match.MinRows is not null)
-            && await FindRequestAsync(run, statement, cancellationToken).ConfigureAwait(false) is { } earlier)
+            && await FindRequestAsync(run, RequestKey.Of(execution, statement), cancellationToken).ConfigureAwait(false) is { } earlier)
         {
             return await WithApprovalAsync(run, Decision.Deny(earlier.Rule, earlier.Reason) with { NeedsApproval = true }, statement, call, RightsText(grants, unmask), cancellationToken).ConfigureAwait(false);
         }
