@@ -254,35 +254,52 @@ public abstract partial class SqlAuditLog : IAuditLog
             [],
             r => new ChainCheckpoint(r.GetInt64(0), r.GetString(1), (int)r.GetInt64(2), FromMs(r.GetInt64(3)), r.GetString(4)),
             cancellationToken).ConfigureAwait(false)).FirstOrDefault();
-        var entries = await RowsAsync(
+        var verifier = new ChainVerifier(checkpoint, signatureValid);
+        await EachRowAsync(
             connection,
             snapshot,
             "SELECT seq, record_id, prev, hash, sealed FROM audit_chain ORDER BY seq",
-            [],
-            r => new ChainEntry(r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4)),
+            r => verifier.Link(ReadLink(r, 0)),
             cancellationToken).ConfigureAwait(false);
 
-        // A row changed by hand may not even read as a record (a decision no verdict names, groups that are not JSON): that
-        // is tampering to report by its id, not a reason for verify to fail.
-        var rows = await RowsAsync(connection, snapshot, $"SELECT {AuditColumns} FROM audit", [], r => TryReadAudit(r), cancellationToken).ConfigureAwait(false);
+        // Each record beside its latest link, and each latest link whose record is gone: row by row, whatever the log's length.
+        await EachRowAsync(connection, snapshot, RecordsBesideTheirLinks, r =>
+        {
+            // A row changed by hand may not even read as a record (a decision no verdict names, groups that are not JSON):
+            // that is tampering to report by its id, not a reason for verify to fail.
+            var stored = r.GetInt32(ColumnCount) == 1;
+            var latest = r.IsDBNull(ColumnCount + 1) ? null : ReadLink(r, ColumnCount + 1);
+            verifier.Record(stored ? (r.IsDBNull(0) ? "(no id)" : r.GetString(0)) : null, stored ? TryReadAudit(r) : null, latest);
+        }, cancellationToken).ConfigureAwait(false);
         await snapshot.RollbackAsync(cancellationToken).ConfigureAwait(false);
-        return AuditChain.Verify(entries, rows.Where(r => r.Record is not null).Select(r => r.Record!).ToList(), checkpoint, signatureValid, rows.Where(r => r.Record is null).Select(r => r.Id).ToList());
+        return verifier.Report();
     }
+
+    private static ChainEntry ReadLink(DbDataReader r, int at) =>
+        new(r.GetInt64(at), r.GetString(at + 1), r.GetString(at + 2), r.GetString(at + 3), r.GetString(at + 4));
+
+    // The marker tells a record's row from none (a link whose record is gone), even for a row whose id was nulled by hand.
+    private static readonly string RecordsBesideTheirLinks =
+        $"SELECT {string.Join(", ", AuditColumns.Split(',').Select(c => "a." + c.Trim()))},"
+        + " CASE WHEN a.id IS NULL AND a.time_ms IS NULL AND a.decision IS NULL THEN 0 ELSE 1 END,"
+        + " c.seq, c.record_id, c.prev, c.hash, c.sealed"
+        + " FROM audit a"
+        + " FULL JOIN (SELECT record_id, max(seq) AS seq FROM audit_chain GROUP BY record_id) latest ON latest.record_id = a.id"
+        + " LEFT JOIN audit_chain c ON c.seq = latest.seq";
 
     /// <summary>A read-only transaction whose reads all see one snapshot of the store.</summary>
     protected virtual async Task<DbTransaction> BeginSnapshotAsync(DbConnection connection, CancellationToken cancellationToken) =>
         await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, cancellationToken).ConfigureAwait(false);
 
-    private static (string Id, AuditRecord? Record) TryReadAudit(DbDataReader reader)
+    private static AuditRecord? TryReadAudit(DbDataReader reader)
     {
-        var id = reader.IsDBNull(0) ? "(no id)" : reader.GetString(0);
         try
         {
-            return (id, ReadAudit(reader));
+            return ReadAudit(reader);
         }
         catch (Exception e) when (e is JsonException or ArgumentException or InvalidCastException or FormatException or OverflowException or InvalidOperationException)
         {
-            return (id, null);
+            return null;
         }
     }
 
@@ -304,6 +321,17 @@ public abstract partial class SqlAuditLog : IAuditLog
     {
         await using var command = Command(connection, transaction, sql, values);
         return await ReadRowsAsync(command, map, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Hands each row to <paramref name="row"/> as it is read, keeping none.</summary>
+    private async Task EachRowAsync(DbConnection connection, DbTransaction? transaction, string sql, Action<DbDataReader> row, CancellationToken cancellationToken)
+    {
+        await using var command = Command(connection, transaction, sql, []);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            row(reader);
+        }
     }
 
     private static async Task<List<T>> ReadRowsAsync<T>(DbCommand command, Func<DbDataReader, T> map, CancellationToken cancellationToken)

@@ -20,9 +20,12 @@ public sealed record ChainCheckpoint(long ThroughSeq, string LastHash, int Purge
 }
 
 /// <summary>What verification found: how much was checked, and each break in words.</summary>
-public sealed record ChainReport(int Sealed, int Open, IReadOnlyList<string> Problems)
+/// <param name="Unlisted">Problems found beyond the <see cref="ChainVerifier.ListedProblems"/> kept in words.</param>
+public sealed record ChainReport(long Sealed, long Open, IReadOnlyList<string> Problems, long Unlisted = 0)
 {
     public bool Intact => Problems.Count == 0;
+
+    public long ProblemCount => Problems.Count + Unlisted;
 }
 
 /// <summary>
@@ -58,7 +61,7 @@ public static class AuditChain
         }
     }
 
-    private static string? SealedId(string sealedRecord)
+    internal static string? SealedId(string sealedRecord)
     {
         try
         {
@@ -101,84 +104,4 @@ public static class AuditChain
     }
 
     private const int MaxPooledHashInput = 64 * 1024;
-
-    /// <param name="checkpoint">The latest purge checkpoint, if records were purged; the chain resumes from it.</param>
-    /// <param name="signatureValid">Checks a checkpoint's signature over its signed text.</param>
-    /// <param name="unreadable">Ids of rows that do not read as records at all: changed by hand, so reported as such.</param>
-    public static ChainReport Verify(
-        IReadOnlyList<ChainEntry> chain, IReadOnlyList<AuditRecord> records, ChainCheckpoint? checkpoint = null, Func<string, string, bool>? signatureValid = null, IReadOnlyList<string>? unreadable = null)
-    {
-        var problems = new List<string>();
-        var prev = checkpoint?.LastHash ?? Genesis;
-        var expectedSeq = (checkpoint?.ThroughSeq ?? 0) + 1;
-        if (checkpoint is not null
-            && signatureValid?.Invoke(ChainCheckpoint.SignedText(checkpoint.ThroughSeq, checkpoint.LastHash, checkpoint.Purged, checkpoint.At), checkpoint.Signature) != true)
-        {
-            problems.Add($"the purge checkpoint at link {checkpoint.ThroughSeq} is not signed by the checkpoint key: the purge record was forged or altered");
-        }
-
-        var latest = new Dictionary<string, ChainEntry>(StringComparer.Ordinal);
-        foreach (var entry in chain)
-        {
-            if (entry.Seq != expectedSeq)
-            {
-                problems.Add($"links {expectedSeq}..{entry.Seq - 1} are missing: sealed records were deleted from the chain");
-            }
-
-            if (entry.Prev != prev)
-            {
-                problems.Add($"link {entry.Seq} (record {entry.RecordId}) does not follow the link before it: links were removed, inserted or reordered");
-            }
-
-            if (Hash(entry.Prev, entry.Sealed) != entry.Hash)
-            {
-                problems.Add($"link {entry.Seq} (record {entry.RecordId}) was altered after it was sealed");
-            }
-            else if (SealedId(entry.Sealed) is var sealedId && sealedId != entry.RecordId)
-            {
-                // The record id beside a link is not hashed; the one inside the sealed record is. Relabelled, a deleted
-                // record's link would pass as an earlier link of another record.
-                problems.Add($"link {entry.Seq} is labelled record {entry.RecordId} but seals record {sealedId ?? "(unreadable)"}: a link was relabelled to hide a record");
-            }
-
-            prev = entry.Hash;
-            expectedSeq = entry.Seq + 1;
-            latest[entry.RecordId] = entry;
-        }
-
-        var open = 0;
-        var present = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var id in unreadable ?? [])
-        {
-            present.Add(id);
-            problems.Add($"record {id} no longer reads as a record (a field holds what the gateway never writes): it was changed outside the gateway");
-        }
-
-        foreach (var record in records)
-        {
-            present.Add(record.Id);
-            if (latest.TryGetValue(record.Id, out var link))
-            {
-                if (!SameRecord(record, link.Sealed))
-                {
-                    problems.Add($"record {record.Id} was modified after it was sealed (link {link.Seq})");
-                }
-            }
-            else if (record.Decision == Verdict.Started)
-            {
-                open++;
-            }
-            else
-            {
-                problems.Add($"record {record.Id} is finished but was never sealed: it was inserted around the gateway");
-            }
-        }
-
-        foreach (var (id, link) in latest.Where(l => !present.Contains(l.Key)))
-        {
-            problems.Add($"record {id} was deleted (sealed at link {link.Seq})");
-        }
-
-        return new ChainReport(latest.Count, open, problems);
-    }
 }

@@ -116,9 +116,14 @@ public static partial class AuditCommand
                 await Console.Out.WriteLineAsync($"tampered: {Output.Printable(problem)}");
             }
 
+            if (report.Unlisted > 0)
+            {
+                await Console.Out.WriteLineAsync($"tampered: {report.Unlisted} more problem(s), not listed.");
+            }
+
             await Console.Out.WriteLineAsync(report.Intact
                 ? $"Intact: {report.Sealed} sealed record(s) chain back to the first; {report.Open} call(s) still open."
-                : $"Not intact: {report.Problems.Count} problem(s) in {report.Sealed} sealed record(s).");
+                : $"Not intact: {report.ProblemCount} problem(s) in {report.Sealed} sealed record(s).");
             return report.Intact ? ExitCodes.Ok : ExitCodes.Drift;
         }));
         return command;

@@ -59,6 +59,31 @@ public sealed class AuditOperationsTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task Verify_reads_the_log_row_by_row_so_a_log_far_larger_than_its_memory_verifies()
+    {
+        var gateway = TestGateway.Create(pg);
+        var store = await SqliteStateStore.OpenAsync(gateway.Policy.Gateway.StatePath, CancellationToken.None);
+        // 400 records of 250 KB each, held twice (the row and its sealed link): 200 MB of text, 400 MB as .NET strings.
+        var sql = $"select '{new string('x', 250_000)}'";
+        const int Records = 400;
+        for (var batch = 0; batch < Records / 50; batch++)
+        {
+            await Task.WhenAll(Enumerable.Range(0, 50).Select(async _ =>
+            {
+                var record = new AuditRecord { Id = AuditRecord.NewId(), Time = DateTimeOffset.UtcNow, Tool = "query", Transport = "test", Agent = "big", Sql = sql, Decision = Verdict.Allowed, Rule = "r", Reason = "seeded" };
+                await store.BeginAsync(record with { Decision = Verdict.Started }, CancellationToken.None);
+                await store.CompleteAsync(record, CancellationToken.None);
+            }));
+        }
+
+        // A garbage-collected heap capped at 64 MB: a verify holding the log in memory dies of it.
+        var verify = await StdioTests.RunGatehouse(
+            ["audit", "verify", "--config", gateway.PolicyPath], environment: new Dictionary<string, string> { ["DOTNET_GCHeapHardLimit"] = "0x4000000" });
+        Assert.True(verify.ExitCode == 0, verify.Stderr);
+        Assert.Contains($"Intact: {Records} sealed record(s)", verify.Stdout);
+    }
+
+    [Fact]
     public async Task Every_finished_call_reaches_the_json_lines_sink_masked_as_the_agent_saw_it()
     {
         var gateway = TestGateway.Create(pg, gateway: "audit:\n  sink: siem/audit.jsonl", connectionSettings: "capture: full");

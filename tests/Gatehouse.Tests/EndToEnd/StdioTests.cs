@@ -230,7 +230,8 @@ public sealed class StdioTests(PostgresFixture pg)
         Assert.DoesNotContain(File.ReadAllText(Path.Combine(_gateway.Directory, "shop.password")).Trim(), log);
     }
 
-    internal static async Task<(int ExitCode, string Stdout, string Stderr)> RunGatehouse(IEnumerable<string> arguments, string? token = null)
+    internal static async Task<(int ExitCode, string Stdout, string Stderr)> RunGatehouse(
+        IEnumerable<string> arguments, string? token = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         var start = new ProcessStartInfo(GatewayClients.GatehouseBinary) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var argument in arguments)
@@ -242,6 +243,11 @@ public sealed class StdioTests(PostgresFixture pg)
         if (token is not null)
         {
             start.Environment[StdioCallerToken.EnvironmentVariable] = token;
+        }
+
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
         }
 
         using var process = Process.Start(start)!;

@@ -31,6 +31,14 @@ public sealed class AuditChainTests
         return chain;
     }
 
+    private static ChainReport Verify(List<ChainEntry> chain, AuditRecord stored)
+    {
+        var verifier = new ChainVerifier(null, null);
+        chain.ForEach(verifier.Link);
+        verifier.Record(stored.Id, stored, chain[^1]);
+        return verifier.Report();
+    }
+
     [Fact]
     public void A_link_is_the_sha256_of_the_previous_hash_a_newline_and_the_sealed_text_in_utf8()
     {
@@ -49,7 +57,7 @@ public sealed class AuditChainTests
         var olderSealedText = AuditChain.Canonical(record).Replace(",\"Result\":null", "", StringComparison.Ordinal);
         Assert.DoesNotContain("Result", olderSealedText);
 
-        var report = AuditChain.Verify(Seal([(record, olderSealedText)]), [record]);
+        var report = Verify(Seal([(record, olderSealedText)]), record);
         Assert.True(report.Intact, string.Join("; ", report.Problems));
     }
 
@@ -59,9 +67,46 @@ public sealed class AuditChainTests
         var record = Record("analyst");
         var olderSealedText = AuditChain.Canonical(record).Replace(",\"Result\":null", "", StringComparison.Ordinal);
 
-        var report = AuditChain.Verify(Seal([(record, olderSealedText)]), [record with { Reason = "nothing to see" }]);
+        var report = Verify(Seal([(record, olderSealedText)]), record with { Reason = "nothing to see" });
         Assert.Contains(report.Problems, p => p.Contains("was modified after it was sealed", StringComparison.Ordinal));
         Assert.False(AuditChain.SameRecord(record with { Result = "{}" }, olderSealedText));
+    }
+
+    [Fact]
+    public void Past_a_thousand_problems_the_rest_are_counted_not_listed()
+    {
+        // A log changed throughout would otherwise fill verify's memory with sentences.
+        var records = Enumerable.Range(0, ChainVerifier.ListedProblems + 500).Select(i => Record($"agent{i}")).ToList();
+        var chain = Seal(records.Select(r => (r, AuditChain.Canonical(r))));
+        var verifier = new ChainVerifier(null, null);
+        chain.ForEach(verifier.Link);
+        for (var i = 0; i < records.Count; i++)
+        {
+            verifier.Record(records[i].Id, records[i] with { Reason = "nothing to see" }, chain[i]);
+        }
+
+        var report = verifier.Report();
+        Assert.False(report.Intact);
+        Assert.Equal(ChainVerifier.ListedProblems, report.Problems.Count);
+        Assert.Equal(500, report.Unlisted);
+        Assert.Equal(records.Count, report.ProblemCount);
+        Assert.Equal(records.Count, report.Sealed);
+    }
+
+    [Fact]
+    public void A_link_whose_record_is_gone_is_a_deleted_record_and_a_started_record_without_one_is_open()
+    {
+        var sealedRecord = Record("analyst");
+        var chain = Seal([(sealedRecord, AuditChain.Canonical(sealedRecord))]);
+        var verifier = new ChainVerifier(null, null);
+        chain.ForEach(verifier.Link);
+        verifier.Record(null, null, chain[0]);
+        verifier.Record("aud_open", Record("analyst") with { Id = "aud_open", Decision = Verdict.Started }, null);
+
+        var report = verifier.Report();
+        Assert.Equal([$"record {sealedRecord.Id} was deleted (sealed at link 1)"], report.Problems);
+        Assert.Equal(1, report.Sealed);
+        Assert.Equal(1, report.Open);
     }
 
     [Fact]
