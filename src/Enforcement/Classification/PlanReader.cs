@@ -52,9 +52,10 @@ public static class PlanReader
         var aliases = new List<(string Alias, RelationName Relation)>();
         var returned = new List<(RelationName Target, string Alias, string Column)>();
         var writeRows = 0.0;
+        var writers = 0;
         foreach (var plan in plans)
         {
-            Walk(plan, new Collected(relations, functions, references, bare, aliases, returned), ref writeRows);
+            Walk(plan, new Collected(relations, functions, references, bare, aliases, returned), ref writeRows, ref writers);
         }
 
         // The statement's own plan: for an UPDATE or DELETE with rules, PostgreSQL lists the rules' actions first.
@@ -63,7 +64,7 @@ public static class PlanReader
         {
             Columns = Resolve(references, bare, aliases, returned),
             EstimatedCost = plans.Sum(p => p.TryGetProperty("Total Cost", out var cost) && cost.TryGetDouble(out var c) ? c : 0),
-            Writers = relations.Count(r => r.Access == AccessLevel.Write),
+            Writers = writers,
             Outputs = main.TryGetProperty("Output", out var output) && output.ValueKind == JsonValueKind.Array
                 ? output.EnumerateArray().Where(o => o.ValueKind == JsonValueKind.String).Select(o => o.GetString()!).ToList()
                 : [],
@@ -103,7 +104,7 @@ public static class PlanReader
         return uses.Distinct().ToList();
     }
 
-    private static void Walk(JsonElement node, Collected collected, ref double writeRows)
+    private static void Walk(JsonElement node, Collected collected, ref double writeRows, ref int writers)
     {
         var (relations, functions, _, _, aliases, returned) = collected;
         var nodeType = Text(node, "Node Type") ?? "";
@@ -123,9 +124,16 @@ public static class PlanReader
         {
             var relation = new RelationName(Text(node, "Schema") ?? "public", name);
             var operation = Text(node, "Operation");
-            relations.Add(nodeType == "ModifyTable" && operation is not null
-                ? new RelationAccess(relation, AccessLevel.Write, operation.ToLowerInvariant())
+            var writer = nodeType == "ModifyTable" && operation is not null;
+            relations.Add(writer
+                ? new RelationAccess(relation, AccessLevel.Write, operation!.ToLowerInvariant())
                 : new RelationAccess(relation, AccessLevel.Read, "read"));
+            writers += writer ? 1 : 0;
+            if (nodeType == "ModifyTable" && Text(node, "Conflict Resolution") == "UPDATE")
+            {
+                // INSERT ... ON CONFLICT DO UPDATE updates the rows it collides with.
+                relations.Add(new RelationAccess(relation, AccessLevel.Write, "update"));
+            }
             aliases.Add((Text(node, "Alias") ?? name, relation));
             if (nodeType == "ModifyTable" && node.TryGetProperty("Output", out var output) && output.ValueKind == JsonValueKind.Array)
             {
@@ -142,7 +150,7 @@ public static class PlanReader
             {
                 foreach (var child in property.Value.EnumerateArray())
                 {
-                    Walk(child, collected, ref writeRows);
+                    Walk(child, collected, ref writeRows, ref writers);
                 }
             }
             else if (!NameProperties.Contains(property.Name))

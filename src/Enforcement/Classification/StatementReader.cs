@@ -118,7 +118,37 @@ public static class StatementReader
             return Explain(sql, tokens, text);
         }
 
-        return new StatementText(text, kind, keyword) { HasWhere = HasTopLevel(sql, tokens, "WHERE"), UnboundedWithWrite = UnboundedWithWrite(sql, tokens) };
+        return new StatementText(text, kind, keyword)
+        {
+            HasWhere = HasTopLevel(sql, tokens, "WHERE"),
+            UnboundedWithWrite = UnboundedWithWrite(sql, tokens),
+            Effects = Effects(sql, tokens, kind),
+        };
+    }
+
+    // A MERGE's actions each follow a THEN of its own WHEN clauses, at the statement's depth (a CASE's THEN there may add one
+    // it does not take, never hide one); an upsert's UPDATE follows the DO of its ON CONFLICT, the only DO at that depth.
+    private static List<StatementKind> Effects(string sql, List<SqlToken> tokens, StatementKind kind)
+    {
+        var (after, verbs) = kind switch
+        {
+            StatementKind.Merge => ("THEN", new[] { "INSERT", "UPDATE", "DELETE" }),
+            StatementKind.Insert => ("DO", new[] { "UPDATE" }),
+            _ => ("", []),
+        };
+        var effects = new List<StatementKind>();
+        var depth = 0;
+        for (var i = 0; i + 1 < tokens.Count && verbs.Length > 0; i++)
+        {
+            depth += tokens[i].Kind == SqlTokenKind.OpenParen ? 1 : tokens[i].Kind == SqlTokenKind.CloseParen ? -1 : 0;
+            if (depth == 0 && tokens[i].IsKeyword(sql, after) && verbs.FirstOrDefault(v => tokens[i + 1].IsKeyword(sql, v)) is { } verb
+                && LeadingKeywords[verb] is var effect && !effects.Contains(effect))
+            {
+                effects.Add(effect);
+            }
+        }
+
+        return effects;
     }
 
     // A WITH query's body opens with its verb right after a parenthesis: AS ( DELETE ..., AS MATERIALIZED ( UPDATE ....

@@ -18,6 +18,12 @@ public sealed record StatementText(string Sql, StatementKind Kind, string Keywor
     /// </summary>
     public string? UnboundedWithWrite { get; init; }
 
+    /// <summary>
+    /// The writes the statement takes beyond its own kind: those a MERGE's WHEN clauses name (THEN INSERT, UPDATE or
+    /// DELETE), and the UPDATE of an INSERT's ON CONFLICT DO UPDATE. Empty for other statements.
+    /// </summary>
+    public IReadOnlyList<StatementKind> Effects { get; init; } = [];
+
     /// <summary>Whether an UPDATE or DELETE in it, the statement itself or a WITH query, has no WHERE clause of its own.</summary>
     public bool WritesWithoutWhere => (Kind is StatementKind.Update or StatementKind.Delete && !HasWhere) || UnboundedWithWrite is not null;
 

@@ -52,12 +52,21 @@ public static class GuardrailEvaluator
             : null;
     }
 
+    // The plan says only "merge" for a MERGE, whatever it does: it does what its WHEN clauses name, and a MERGE the text does
+    // not show (a WITH query's, on a server that allows one) may do any of them.
+    private static readonly string[] AnyMergeAction = ["insert", "update", "delete"];
+
+    private static IEnumerable<string> Operations(RelationAccess access, StatementText statement) =>
+        access.Operation != "merge" ? [access.Operation]
+        : statement.Kind == StatementKind.Merge ? ["merge", .. statement.Effects.Select(StatementKinds.Name)]
+        : ["merge", .. AnyMergeAction];
+
     private static bool Matches(GuardrailMatch match, StatementText statement, PlanFacts plan, AgentIdentity identity)
     {
         var rows = plan.Writes ? plan.EstimatedWriteRows : plan.EstimatedRows;
-        return (match.Kinds.Count == 0 || match.Kinds.Contains(statement.Kind))
+        return (match.Kinds.Count == 0 || match.Kinds.Contains(statement.Kind) || statement.Effects.Any(match.Kinds.Contains))
             && (match.Tables.Count == 0 || plan.Relations.Any(r => plan.SelfAndAncestors(r.Relation).Any(match.Tables.Contains)))
-            && (match.Operations.Count == 0 || plan.Relations.Any(r => match.Operations.Contains(r.Operation, StringComparer.Ordinal)))
+            && (match.Operations.Count == 0 || plan.Relations.Any(r => Operations(r, statement).Any(o => match.Operations.Contains(o, StringComparer.Ordinal))))
             && (match.WithoutWhere is null || match.WithoutWhere == statement.WritesWithoutWhere)
             && (match.MinRows is null || rows >= match.MinRows)
             && (match.Functions.Count == 0 || plan.Functions.Any(f => match.Functions.Contains(f.Name, StringComparer.Ordinal) || match.Functions.Contains(f.ToString(), StringComparer.Ordinal)))

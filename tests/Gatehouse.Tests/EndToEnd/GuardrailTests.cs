@@ -157,6 +157,23 @@ public sealed class GuardrailTests(PostgresFixture pg)
         Assert.NotEqual(true, (await client.QueryAsync("select count(*) from payments")).IsError);
     }
 
+    [Theory]
+    [InlineData("merge into payments p using (select $1::int as id) s on p.id = s.id when matched then delete")]
+    [InlineData("insert into payments (id, order_id, amount, method, status) overriding system value"
+        + " select id, order_id, 0, method, status from payments where id = $1 on conflict (id) do update set amount = excluded.amount")]
+    public async Task A_merge_or_upsert_that_updates_or_deletes_is_held_by_a_rule_on_updates_and_deletes(string sql)
+    {
+        var gateway = TestGateway.Create(pg, Agents + "\napprovals:\n  wait: 0s\n");
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+        var amount = await pg.AdminScalarAsync("select amount from payments where id = 6");
+
+        var result = await client.QueryAsync(sql, [6]);
+        Assert.Equal("approval.pending", result.Rule());
+        Assert.Contains("Payments are changed by people", result.Text());
+        Assert.Equal(amount, await pg.AdminScalarAsync("select amount from payments where id = 6"));
+    }
+
     [Fact]
     public async Task Observe_only_runs_what_policy_would_refuse_and_records_the_refusal()
     {

@@ -26,6 +26,23 @@ public sealed class PlanReaderTests
     }
 
     [Fact]
+    public void An_insert_that_updates_on_conflict_is_an_update_of_its_table_too()
+    {
+        // PostgreSQL 15 for: INSERT INTO mt VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET v = excluded.v
+        const string upsert = """
+            [{"Plan": {"Node Type": "ModifyTable", "Operation": "Insert", "Relation Name": "mt", "Schema": "public", "Alias": "mt", "Plan Rows": 0,
+              "Total Cost": 0.01, "Conflict Resolution": "UPDATE", "Conflict Arbiter Indexes": ["mt_pkey"], "Plans": [
+                {"Node Type": "Result", "Parent Relationship": "Outer", "Plan Rows": 1, "Output": ["1", "1"]}]}}]
+            """;
+        var table = new RelationName("public", "mt");
+        Assert.Contains(new RelationAccess(table, AccessLevel.Write, "update"), PlanReader.Read(upsert).Relations);
+        Assert.Equal(1, PlanReader.Read(upsert).Writers);
+        Assert.DoesNotContain(
+            new RelationAccess(table, AccessLevel.Write, "update"),
+            PlanReader.Read(upsert.Replace("\"UPDATE\"", "\"NOTHING\"", StringComparison.Ordinal)).Relations);
+    }
+
+    [Fact]
     public void A_plan_that_left_partitions_out_as_it_started_is_refused()
     {
         // PostgreSQL 15 for a condition on the partition key by a stable expression, with pruning on.

@@ -47,6 +47,38 @@ public sealed class GuardrailEvaluatorTests
         Assert.Null(Rule("update orders set note = 'x' where id > 1", plan, new GuardrailMatch { Groups = ["finance"] }));
     }
 
+    [Theory]
+    [InlineData("merge into payments p using (select 1) s on true when matched then delete", true)]
+    [InlineData("merge into payments p using (select 1 as id) s on p.id = s.id when matched and p.amount > 0 then update set amount = 0", true)]
+    [InlineData("merge into payments p using (select 1 as id) s on p.id = s.id when not matched then insert (amount) values (1)", false)]
+    [InlineData("with s as (select 1 as id) merge into payments p using s on p.id = s.id when matched then delete", true)]
+    [InlineData("merge into payments p using (select 1 as id) s on p.id = s.id when not matched then do nothing", false)]
+    public void A_merge_matches_the_operations_and_kinds_its_when_clauses_take(string sql, bool updatesOrDeletes)
+    {
+        // The plan says only "merge"; what the MERGE does is in its WHEN clauses.
+        var plan = Write(Payments, "merge", 1);
+        Assert.Equal(updatesOrDeletes ? "guard.r1" : null, Rule(sql, plan, new GuardrailMatch { Operations = ["update", "delete"] }));
+        Assert.Equal(updatesOrDeletes ? "guard.r1" : null, Rule(sql, plan, new GuardrailMatch { Kinds = [StatementKind.Update, StatementKind.Delete] }));
+        Assert.Equal("guard.r1", Rule(sql, plan, new GuardrailMatch { Operations = ["merge"] }));
+    }
+
+    [Fact]
+    public void A_merge_the_text_does_not_show_counts_as_every_write()
+    {
+        // A MERGE inside a WITH query (PostgreSQL 17) under a SELECT: its actions are not read, so it matches any write rule.
+        Assert.Equal("guard.r1", Rule("select 1", Write(Payments, "merge", 1), new GuardrailMatch { Operations = ["delete"] }));
+    }
+
+    [Fact]
+    public void An_upsert_matches_update_rules_by_kind_and_by_the_update_its_plan_names()
+    {
+        const string Upsert = "insert into payments (id, amount) values (1, 0) on conflict (id) do update set amount = excluded.amount";
+        var plan = new PlanFacts([new RelationAccess(Payments, AccessLevel.Write, "insert"), new RelationAccess(Payments, AccessLevel.Write, "update")], [], 0, 1);
+        Assert.Equal("guard.r1", Rule(Upsert, plan, new GuardrailMatch { Operations = ["update"] }));
+        Assert.Equal("guard.r1", Rule(Upsert, plan, new GuardrailMatch { Kinds = [StatementKind.Update] }));
+        Assert.Null(Rule("insert into payments (id, amount) values (1, 0) on conflict (id) do nothing", Write(Payments, "insert", 1), new GuardrailMatch { Kinds = [StatementKind.Update] }));
+    }
+
     [Fact]
     public void A_rule_without_where_matches_a_write_without_its_own_where_in_a_with_query_too()
     {
