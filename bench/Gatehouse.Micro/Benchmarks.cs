@@ -28,6 +28,27 @@ public class Lexer
 }
 
 /// <summary>
+/// Hostile text of the default max_sql_length (64 KB) that a caller can send before any grant is checked: a run of signs
+/// (each one an operator once the run is cut) and writes nested in parentheses, each read in one pass.
+/// </summary>
+[MemoryDiagnoser]
+public class HostileLexer
+{
+    private string _sql = "";
+
+    [Params("signs", "nested-writes")]
+    public string Shape { get; set; } = "";
+
+    [GlobalSetup]
+    public void Setup() => _sql = Shape == "signs"
+        ? "select 1 " + string.Concat(Enumerable.Repeat("+-", 32_768)) + " 2"
+        : "with d as " + string.Concat(Enumerable.Repeat("(delete ", 8_192));
+
+    [Benchmark]
+    public IReadOnlyList<StatementText> Read() => StatementReader.Read(_sql);
+}
+
+/// <summary>
 /// A repeated statement's classification: read it, find its plan facts in the cache (no EXPLAIN), authorize the plan
 /// against the caller's grants and vet its functions.
 /// </summary>

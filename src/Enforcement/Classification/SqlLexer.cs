@@ -33,6 +33,18 @@ public static class SqlLexer
             {
                 i = SkipBlockComment(sql, i);
             }
+            else if (IsOperatorChar(c))
+            {
+                var end = EndOfOperator(sql, i, out var runEnd);
+                tokens.Add(new SqlToken(SqlTokenKind.Operator, i, end - i));
+
+                // What was cut off the run's end are + and - signs, each an operator of its own: the server scans each again
+                // from where the last stopped, which would take quadratic time on a long run of signs.
+                for (i = end; i < runEnd; i++)
+                {
+                    tokens.Add(new SqlToken(SqlTokenKind.Operator, i, 1));
+                }
+            }
             else
             {
                 var token = ReadToken(sql, i);
@@ -88,11 +100,6 @@ public static class SqlLexer
             return new SqlToken(SqlTokenKind.Word, i, EndWhile(sql, i, IsIdentifierPart) - i);
         }
 
-        if (IsOperatorChar(c))
-        {
-            return new SqlToken(SqlTokenKind.Operator, i, EndOfOperator(sql, i) - i);
-        }
-
         return new SqlToken(SqlTokenKind.Punctuation, i, 1);
     }
 
@@ -120,7 +127,9 @@ public static class SqlLexer
 
     // As in PostgreSQL's scanner: an operator stops where a comment starts, and one of several characters cannot end in + or -
     // unless it holds a character SQL's own operators lack (so "=-1" is = and -1, while "@-" is one operator).
-    private static int EndOfOperator(string sql, int i)
+    // Every character the trim gives back, up to runEnd, is a + or - that ends the run; scanned again, each would be an
+    // operator of one character (a comment start inside the run would have ended it).
+    private static int EndOfOperator(string sql, int i, out int runEnd)
     {
         var start = i;
         while (i < sql.Length && IsOperatorChar(sql[i]))
@@ -133,6 +142,7 @@ public static class SqlLexer
             i++;
         }
 
+        runEnd = i;
         if (i - start > 1 && sql[i - 1] is '+' or '-' && sql.AsSpan(start, i - start - 1).IndexOfAny("~!@#^&|`?%") < 0)
         {
             while (i - start > 1 && sql[i - 1] is '+' or '-')

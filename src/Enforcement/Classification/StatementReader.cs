@@ -155,29 +155,31 @@ public static class StatementReader
     // Elsewhere UPDATE and DELETE follow a keyword (FOR UPDATE, DO UPDATE, THEN DELETE, ON DELETE), never a parenthesis.
     private static string? UnboundedWithWrite(string sql, List<SqlToken> tokens)
     {
-        for (var i = 1; i < tokens.Count; i++)
+        // One pass, whatever the nesting: each open write waits for a WHERE at its own depth before the parenthesis that closes it.
+        var open = new Stack<(int Depth, string Verb, bool Bounded)>();
+        var depth = 0;
+        for (var i = 0; i < tokens.Count; i++)
         {
-            if (tokens[i - 1].Kind != SqlTokenKind.OpenParen || !(tokens[i].IsKeyword(sql, "UPDATE") || tokens[i].IsKeyword(sql, "DELETE")))
+            depth += tokens[i].Kind == SqlTokenKind.OpenParen ? 1 : tokens[i].Kind == SqlTokenKind.CloseParen ? -1 : 0;
+            while (open.TryPeek(out var closed) && depth < closed.Depth)
             {
-                continue;
+                if (!open.Pop().Bounded)
+                {
+                    return closed.Verb;
+                }
             }
 
-            // Its own WHERE is at its own depth, before the parenthesis that closes it.
-            var depth = 0;
-            var bounded = false;
-            for (var j = i + 1; j < tokens.Count && depth >= 0 && !bounded; j++)
+            if (i > 0 && tokens[i - 1].Kind == SqlTokenKind.OpenParen && (tokens[i].IsKeyword(sql, "UPDATE") || tokens[i].IsKeyword(sql, "DELETE")))
             {
-                depth += tokens[j].Kind == SqlTokenKind.OpenParen ? 1 : tokens[j].Kind == SqlTokenKind.CloseParen ? -1 : 0;
-                bounded = depth == 0 && tokens[j].IsKeyword(sql, "WHERE");
+                open.Push((depth, tokens[i].Text(sql).ToUpperInvariant(), false));
             }
-
-            if (!bounded)
+            else if (open.TryPeek(out var innermost) && depth == innermost.Depth && tokens[i].IsKeyword(sql, "WHERE"))
             {
-                return tokens[i].Text(sql).ToUpperInvariant();
+                open.Push(open.Pop() with { Bounded = true });
             }
         }
 
-        return null;
+        return open.FirstOrDefault(w => !w.Bounded).Verb;
     }
 
     // WITH a AS (...), b AS (...) <verb>: the verb is the first main keyword at depth 0 that is not a CTE name.

@@ -97,8 +97,24 @@ public sealed class StatementReaderTests
     [InlineData("select * from orders for update", null)]
     [InlineData("insert into orders (id) values (1) on conflict (id) do update set note = 'x'", null)]
     [InlineData("update orders set note = 'x'", null)]
+    [InlineData("with a as (update orders set note = (select 1 from (delete from payments returning 1) q) where id = 1) select 1", "DELETE")]
+    [InlineData("with a as (delete from orders where id in (select id from (update payments set amount = 1 where id = 2 returning id) q)) select 1", null)]
+    [InlineData("with a as (delete from orders where id = 1), b as (delete from (payments", "DELETE")]
     public void A_with_query_that_writes_knows_whether_it_has_its_own_where(string sql, string? unbounded) =>
         Assert.Equal(unbounded, Assert.Single(StatementReader.Read(sql)).UnboundedWithWrite);
+
+    [Fact]
+    public void A_run_of_signs_is_cut_where_the_server_cuts_it_and_each_sign_cut_off_is_an_operator_of_its_own()
+    {
+        const string Sql = "select 1 *+-+- 2 <=+ 3 @+- 4";
+        Assert.Equal(
+            ["*", "+", "-", "+", "-", "<=", "+", "@+-"],
+            SqlLexer.Tokenize(Sql).Where(t => t.Kind == SqlTokenKind.Operator).Select(t => t.Text(Sql)));
+
+        // 64 KB of signs (the default max_sql_length) reads the same way, one token per sign.
+        var signs = "select 1 " + string.Concat(Enumerable.Repeat("+-", 32_768)) + " 2";
+        Assert.Equal(65_536, SqlLexer.Tokenize(signs).Count(t => t.Kind == SqlTokenKind.Operator));
+    }
 
     [Fact]
     public void A_single_statement_keeps_its_text_without_the_trailing_semicolon()
