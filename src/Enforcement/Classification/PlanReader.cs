@@ -114,6 +114,15 @@ public static class PlanReader
             throw new Execution.DatabaseException(Execution.DatabaseFailure.Rejected, "PostgreSQL left partitions out of the statement's plan (Subplans Removed), so not everything it may read can be checked; it is refused");
         }
 
+        if (node.TryGetProperty("Relations", out _) && Text(node, "Relation Name") is null)
+        {
+            // A foreign (or custom) scan that joins or aggregates on the remote server names its tables only in words
+            // ("Aggregate on (public.f_secret)"): what it reads cannot be checked against the grants.
+            throw new Execution.DatabaseException(
+                Execution.DatabaseFailure.Rejected,
+                $"PostgreSQL plans a {nodeType} that joins or aggregates on a remote server ({Text(node, "Relations")}), whose tables the plan does not name, so what it reads cannot be checked; it is refused. Select the foreign table's columns without joining or aggregating them, or ask the DBA to turn off the server's join and aggregate pushdown");
+        }
+
         if (nodeType == "ModifyTable" && node.TryGetProperty("Plans", out var sources))
         {
             // A ModifyTable returns no rows unless RETURNING; what it touches is what its source produces.

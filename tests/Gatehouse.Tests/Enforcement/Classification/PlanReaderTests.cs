@@ -43,6 +43,26 @@ public sealed class PlanReaderTests
     }
 
     [Fact]
+    public void A_foreign_scan_that_aggregates_remotely_is_refused_as_its_tables_are_named_only_in_words()
+    {
+        // PostgreSQL 15 with postgres_fdw, for: SELECT string_agg(v, ',') FROM f_secret (a foreign table).
+        const string pushedDown = """
+            [{"Plan": {"Node Type": "Foreign Scan", "Operation": "Select", "Plan Rows": 1, "Total Cost": 128.31,
+              "Output": ["(string_agg(v, ','::text))"], "Relations": "Aggregate on (public.f_secret)",
+              "Remote SQL": "SELECT string_agg(v, ','::text) FROM public.secret"}}]
+            """;
+        var refused = Assert.Throws<Gatehouse.Enforcement.Execution.DatabaseException>(() => PlanReader.Read(pushedDown));
+        Assert.Contains("Aggregate on (public.f_secret)", refused.Message, StringComparison.Ordinal);
+
+        // Scanned as a table of its own, a foreign table is named like any other.
+        const string plain = """
+            [{"Plan": {"Node Type": "Foreign Scan", "Operation": "Select", "Relation Name": "f_secret", "Schema": "public", "Alias": "f_secret",
+              "Plan Rows": 1, "Total Cost": 100, "Output": ["v"], "Remote SQL": "SELECT v FROM public.secret"}}]
+            """;
+        Assert.Contains(new RelationAccess(new RelationName("public", "f_secret"), AccessLevel.Read, "read"), PlanReader.Read(plain).Relations);
+    }
+
+    [Fact]
     public void A_plan_that_left_partitions_out_as_it_started_is_refused()
     {
         // PostgreSQL 15 for a condition on the partition key by a stable expression, with pruning on.
