@@ -53,8 +53,10 @@ public static class ColumnReader
 
             var next = i + 1 < tokens.Count ? tokens[i + 1] : default;
             var nextIsDotOrCall = next.Length > 0 && (next.Kind == SqlTokenKind.OpenParen || next.Text(expression) == ".");
-            var previousIsDotOrCast = i > 0 && tokens[i - 1].Kind == SqlTokenKind.Punctuation && tokens[i - 1].Text(expression) is "." or ":";
-            if (!nextIsDotOrCall && !previousIsDotOrCast)
+            // A cast is ::type; a single colon is an array slice's, and the name after it is a column ([1:salary]).
+            var previousIsDot = i > 0 && tokens[i - 1].Text(expression) == ".";
+            var previousIsCast = i > 1 && tokens[i - 1].Text(expression) == ":" && tokens[i - 2].Text(expression) == ":" && tokens[i - 2].Start + 1 == tokens[i - 1].Start;
+            if (!nextIsDotOrCall && !previousIsDot && !previousIsCast)
             {
                 yield return Name(expression, token);
             }

@@ -67,6 +67,21 @@ public sealed class OverlayMaskingTests
         Assert.Equal("masking.tagged_column", Rule(Scan(output, filter)));
 
     [Fact]
+    public void A_bare_column_after_an_array_slices_colon_is_a_column_not_a_cast_type()
+    {
+        // PostgreSQL 15, single table, for an integer column: SELECT cardinality((array_fill(0, ARRAY[id*0+2000000]))[1:ssn])
+        // FROM customers answers the column's value.
+        const string Slice = "cardinality((array_fill(0, ARRAY[((id * 0) + 2000000)]))[1:ssn])";
+        static string Bare(string output) =>
+            "[{\"Plan\": {\"Node Type\": \"Seq Scan\", \"Relation Name\": \"customers\", \"Schema\": \"public\", \"Alias\": \"customers\", \"Output\": [\"" + output + "\"]}}]";
+        Assert.Equal("masking.tagged_column", Rule(Bare(Slice)));
+        Assert.Null(Rule(Bare(Slice.Replace("[1:ssn]", "[1:id]", StringComparison.Ordinal))));
+
+        // The name after :: is a type, not a column.
+        Assert.Null(Rule(Bare("(id)::ssn")));
+    }
+
+    [Fact]
     public void Untagged_columns_pass() => Assert.Null(Rule(Scan("\"c.id\", \"c.full_name\"", "(c.country = 'US'::bpchar)")));
 
     [Fact]
