@@ -23,6 +23,7 @@ public static partial class PolicyLoader
 
             var secret = ReadSecret(reader, e, entryNode, what, baseDir);
             var functions = e.TryGetValue("functions", out var f) ? reader.Strings(f, $"{what}: functions") : [];
+            var columnTags = e.TryGetValue("tags", out var tags) ? ReadTags(reader, tags, what) : new Dictionary<ColumnUse, string>();
             if (cs is not null)
             {
                 result[name] = new ConnectionConfig(name, cs, secret)
@@ -30,9 +31,9 @@ public static partial class PolicyLoader
                     AllowedFunctions = functions,
                     SearchPath = reader.String(e, "search_path", $"{what}: search_path") ?? "public",
                     ObserveOnly = e.TryGetValue("observe_only", out var observe) && reader.Bool(observe, $"{what}: observe_only"),
-                    Tags = e.TryGetValue("tags", out var tags) ? ReadTags(reader, tags, what) : new Dictionary<ColumnUse, string>(),
+                    Tags = columnTags,
                     Masking = ReadMaskingMode(reader, e, what),
-                    Strategies = e.TryGetValue("strategies", out var strategies) ? ReadStrategies(reader, strategies, what) : new Dictionary<string, MaskingStrategy>(),
+                    Strategies = e.TryGetValue("strategies", out var strategies) ? ReadStrategies(reader, strategies, what, columnTags.Values.ToHashSet(StringComparer.Ordinal)) : new Dictionary<string, MaskingStrategy>(),
                     LoginRole = LoginRole(cs),
                     Capture = ReadCapture(reader, e, what),
                     Tls = ReadTls(reader, e, what, cs, baseDir),
@@ -151,11 +152,17 @@ public static partial class PolicyLoader
         return choices[fallback];
     }
 
-    private static Dictionary<string, MaskingStrategy> ReadStrategies(YamlNodeReader reader, YamlNode node, string what)
+    private static Dictionary<string, MaskingStrategy> ReadStrategies(YamlNodeReader reader, YamlNode node, string what, IReadOnlySet<string> taggedClasses)
     {
         var strategies = new Dictionary<string, MaskingStrategy>(StringComparer.Ordinal);
         foreach (var (className, strategyNode) in reader.Mapping(node, $"{what}: strategies"))
         {
+            if (!taggedClasses.Contains(className))
+            {
+                // A misspelt class would leave the columns it meant on the default strategy, less strict than asked.
+                reader.Error(strategyNode, $"{what}: strategies names class '{className}', which no tag of this connection has; the tagged classes are: {(taggedClasses.Count == 0 ? "none" : string.Join(", ", taggedClasses.Order(StringComparer.Ordinal)))}.");
+            }
+
             var text = reader.String(strategyNode, $"{what}: the strategy for {className}");
             if (text is not null && Enum.TryParse<MaskingStrategy>(text, ignoreCase: true, out var strategy) && text == MaskingStrategies.Name(strategy))
             {
@@ -207,7 +214,9 @@ public static partial class PolicyLoader
             return false;
         }
 
-        if (builder.ContainsKey("password") || builder.ContainsKey("pwd"))
+        // Npgsql takes a password under several names (Password, PWD, PSW; SSL Password for a client key): any of them would put
+        // a secret in the policy.
+        if (builder.Keys.Cast<string>().Select(k => k.Replace(" ", "", StringComparison.Ordinal).ToLowerInvariant()).Any(k => k.Contains("password", StringComparison.Ordinal) || k is "pwd" or "psw"))
         {
             problem = "connection_string must not contain a password; use password_env or password_file so the secret stays out of the policy.";
             return false;

@@ -103,6 +103,12 @@ public static partial class PolicyLoader
             reader.Error(at, $"{what}: a shared secret (HS*) and published keys cannot be combined; use one issuer entry for each.");
         }
 
+        if (algorithms.Count == 0)
+        {
+            // The token library reads an empty list as "any algorithm".
+            reader.Error(at, $"{what}: algorithms is empty, which would accept any algorithm the keys can verify; name the ones the issuer signs with.");
+        }
+
         foreach (var alg in algorithms)
         {
             var problem = alg switch

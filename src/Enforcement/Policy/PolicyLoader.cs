@@ -61,12 +61,12 @@ public static partial class PolicyLoader
         var guardrails = top.TryGetValue("guardrails", out var gr) ? GuardrailReader.Read(reader, gr, connections) : [];
         var approvals = ReadApprovals(reader, top.GetValueOrDefault("approvals"), baseDir);
         var admin = top.TryGetValue("admin", out var ad) ? ReadAdmin(reader, ad, issuers) : null;
+        var quotas = top.TryGetValue("quotas", out var qu) ? ReadQuotas(reader, qu, agents, groups) : QuotaSettings.None;
         if (reader.Errors.Count > 0)
         {
             throw new PolicyException(reader.Errors);
         }
 
-        var quotas = top.TryGetValue("quotas", out var qu) ? ReadQuotas(reader, qu, agents, groups) : QuotaSettings.None;
         return new GatewayPolicy(sourcePath, gateway, connections, issuers, agents, groups) { Guardrails = guardrails, Approvals = approvals, Admin = admin, Quotas = quotas, Hash = HashOf(yaml) };
     }
 

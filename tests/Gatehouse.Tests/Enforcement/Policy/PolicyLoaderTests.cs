@@ -164,6 +164,8 @@ public sealed class PolicyLoaderTests
     [InlineData("    masking: strong", "masking 'strong' is not known")]
     [InlineData("    strategies:\n      ssn: hash", "strategy 'hash' for ssn is not known")]
     [InlineData("    strategies:\n      ssn: 1", "strategy '1' for ssn is not known")]
+    [InlineData("    strategies:\n      SSN: token", "strategies names class 'SSN', which no tag of this connection has; the tagged classes are: ssn")]
+    [InlineData("    strategies:\n      emial: redact", "strategies names class 'emial'")]
     public void Bad_masking_settings_are_errors(string line, string message)
     {
         var yaml = Minimal.Replace("    password_env: SHOP_PW", "    password_env: SHOP_PW\n    tags:\n      public.customers.ssn: ssn\n" + line);
@@ -226,12 +228,28 @@ public sealed class PolicyLoaderTests
         Assert.StartsWith("/etc/gatehouse/policy.yaml:12:", error);
     }
 
-    [Fact]
-    public void A_password_inside_the_connection_string_is_refused()
+    [Theory]
+    [InlineData("Password=hunter2")]
+    [InlineData("PSW=hunter2")]
+    [InlineData("pwd=hunter2")]
+    [InlineData("SSL Password=hunter2")]
+    public void A_password_inside_the_connection_string_is_refused_under_any_of_its_names(string setting)
     {
-        var error = Assert.Single(Errors(Minimal.Replace("Username=gw", "Username=gw;Password=hunter2")));
+        var error = Assert.Single(Errors(Minimal.Replace("Username=gw", "Username=gw;" + setting)));
         Assert.Contains("must not contain a password", error);
         Assert.DoesNotContain("hunter2", error);
+    }
+
+    [Theory]
+    [InlineData("quotas:\n  defualt: { calls_per_minute: 60 }", "defualt")]
+    [InlineData("quotas:\n  agents:\n    analyst: { calls_per_minut: 10 }", "calls_per_minut")]
+    [InlineData("quotas:\n  agents:\n    analyst: { rows: -5 }", "rows")]
+    [InlineData("quotas:\n  agents:\n    nobody: { rows: 10 }", "'nobody' is not an agent of this policy")]
+    [InlineData("quotas:\n  groups:\n    finance: lots", "quotas.groups.finance")]
+    public void A_mistake_in_the_quotas_is_an_error_not_a_quota_dropped(string quotas, string message)
+    {
+        // A misspelt default would leave every agent without a quota, and a bad value was silently the minimum.
+        Assert.Contains(Errors(Minimal + "\n" + quotas), e => e.Contains(message, StringComparison.Ordinal));
     }
 
     [Theory]
@@ -241,6 +259,7 @@ public sealed class PolicyLoaderTests
     [InlineData("audience: gatehouse", "audience: gatehouse\n    clock_skew: forever", "clock_skew must be a duration")]
     [InlineData("audience: gatehouse", "audience: gatehouse\n    algorithms: [HS256]", "HS256 needs shared_secret_env or shared_secret_file")]
     [InlineData("audience: gatehouse", "audience: gatehouse\n    algorithms: [EdDSA]", "EdDSA is not supported")]
+    [InlineData("audience: gatehouse", "audience: gatehouse\n    algorithms: []", "algorithms is empty, which would accept any algorithm")]
     [InlineData("audience: gatehouse", "audience: gatehouse\n    shared_secret_env: HS_SECRET", "cannot be combined")]
     [InlineData("audience: gatehouse", "audience: gatehouse\n    key_refresh_interval: 0s", "key_refresh_interval must be a duration from 1s")]
     [InlineData("    audience: gatehouse\n", "", "an audience is required")]
