@@ -21,15 +21,49 @@ public sealed partial class WebhookNotifier : IApprovalNotifier, IAsyncDisposabl
     private readonly WebhookSettings _settings;
     private readonly ILogger _logger;
     private readonly HttpClient _http;
-    private readonly Channel<ApprovalEvent> _queue = Channel.CreateBounded<ApprovalEvent>(new BoundedChannelOptions(1000) { FullMode = BoundedChannelFullMode.DropOldest });
+    private readonly Channel<ApprovalEvent> _queue;
     private readonly Task _loop;
+    private long _dropped;
 
     public WebhookNotifier(WebhookSettings settings, ILogger logger, HttpMessageHandler? handler = null)
     {
         _settings = settings;
         _logger = logger;
         _http = handler is null ? new HttpClient { Timeout = TimeSpan.FromSeconds(10) } : new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(10) };
+        _queue = Channel.CreateBounded<ApprovalEvent>(new BoundedChannelOptions(1000) { FullMode = BoundedChannelFullMode.DropOldest }, Dropped);
         _loop = Task.Run(DeliverAllAsync);
+    }
+
+    // A webhook that cannot keep up loses its oldest events: said in the log (the first, then every hundredth), never silently.
+    private void Dropped(ApprovalEvent approvalEvent)
+    {
+        var dropped = Interlocked.Increment(ref _dropped);
+        if (dropped == 1 || dropped % 100 == 0)
+        {
+            DroppedEvents(_logger, approvalEvent.Event, approvalEvent.RequestId, _settings.Url.Host, dropped);
+        }
+    }
+
+    /// <summary>
+    /// The one-line text as a chat channel should show it: Slack reads &lt;...&gt; as mentions (&lt;!channel&gt;) and links with a
+    /// text of their own, and an agent's reason or SQL could forge either, or lines that look like the gateway's own.
+    /// </summary>
+    internal static string ForChat(string text)
+    {
+        var chat = new System.Text.StringBuilder(text.Length);
+        foreach (var c in text)
+        {
+            _ = c switch
+            {
+                '&' => chat.Append("&amp;"),
+                '<' => chat.Append("&lt;"),
+                '>' => chat.Append("&gt;"),
+                _ when char.IsControl(c) || char.GetUnicodeCategory(c) is System.Globalization.UnicodeCategory.Format or System.Globalization.UnicodeCategory.LineSeparator or System.Globalization.UnicodeCategory.ParagraphSeparator => chat.Append(' '),
+                _ => chat.Append(c),
+            };
+        }
+
+        return chat.ToString();
     }
 
     public void Publish(ApprovalEvent approvalEvent) => _queue.Writer.TryWrite(approvalEvent);
@@ -51,7 +85,7 @@ public sealed partial class WebhookNotifier : IApprovalNotifier, IAsyncDisposabl
     {
         await foreach (var approvalEvent in _queue.Reader.ReadAllAsync().ConfigureAwait(false))
         {
-            var body = JsonSerializer.Serialize(approvalEvent, Json);
+            var body = JsonSerializer.Serialize(approvalEvent with { Text = ForChat(approvalEvent.Text) }, Json);
             for (var attempt = 0; ; attempt++)
             {
                 var failure = await SendAsync(body).ConfigureAwait(false);
@@ -103,6 +137,9 @@ public sealed partial class WebhookNotifier : IApprovalNotifier, IAsyncDisposabl
             return e.GetType().Name;
         }
     }
+
+    [LoggerMessage(2, LogLevel.Warning, "Webhook to {Host} could not keep up: {Event} of {RequestId} was dropped unsent ({Dropped} events dropped since start); approvers see pending requests in `gatehouse approvals list` and the console")]
+    private static partial void DroppedEvents(ILogger logger, string @event, string requestId, string host, long dropped);
 
     [LoggerMessage(1, LogLevel.Warning, "Webhook for {Event} of {RequestId} to {Host} failed {Attempts} times ({Failure}); the request itself is unaffected")]
     private static partial void GaveUp(ILogger logger, string @event, string requestId, string host, int attempts, string failure);

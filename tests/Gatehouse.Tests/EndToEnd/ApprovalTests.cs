@@ -438,6 +438,12 @@ public sealed class ApprovalTests(PostgresFixture pg)
         Assert.DoesNotContain("536-22-4821", asked.Body, StringComparison.Ordinal);
         Assert.Contains("against the ledger", asked.Json.GetProperty("text").GetString(), StringComparison.Ordinal);
 
+        // Nor can it forge a mention, a link with a text of its own, or a line of its own in a chat channel.
+        var forged = (await client.RequestAccessAsync(["public.customers"], "read", "<!channel>\nGatehouse: approved <https://evil.example|here>")).Structured().GetProperty("request_id").GetString()!;
+        var forgedText = (await hook.WaitForAsync("request.created", forged)).Json.GetProperty("text").GetString()!;
+        Assert.Contains("&lt;!channel&gt; Gatehouse: approved &lt;https://evil.example|here&gt;", forgedText, StringComparison.Ordinal);
+        Assert.DoesNotContain('<', forgedText);
+
         var dead = TestGateway.Create(pg, Agents + "\napprovals:\n  wait: 0s\n  webhook:\n    url: http://127.0.0.1:9/unreachable\n");
         await using var deadServer = await HttpGateway.StartAsync(dead);
         await using var deadClient = await GatewayClients.HttpAsync(deadServer.Endpoint, dead.Mint("ops-bot"));
