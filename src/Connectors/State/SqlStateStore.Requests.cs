@@ -27,8 +27,17 @@ public abstract partial class SqlStateStore : IApprovalStore
 
     public async ValueTask<IReadOnlyList<AccessRequest>> ListAsync(AccessRequestStatus? status, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        var all = await AuditQueryAsync($"SELECT {RequestColumns} FROM access_requests ORDER BY created_ms DESC LIMIT 1000", [], r => ReadRequest(r, now), cancellationToken).ConfigureAwait(false);
-        return status is null ? all : all.Where(r => r.Status == status).ToList();
+        // The live ones are picked out by the store, not from the latest thousand of every status: past a thousand requests
+        // (made by one agent in a minute, or over months) an active grant or a pending request would drop out of sight.
+        (string Where, object?[] Values) live = status switch
+        {
+            AccessRequestStatus.Pending => (" WHERE status = 'Pending' AND created_ms > $1", [ToMs(now - AccessRequest.PendingLifetime)]),
+            AccessRequestStatus.Approved => (" WHERE status = 'Approved' AND grant_expires_ms > $1", [ToMs(now)]),
+            _ => ("", []),
+        };
+        var rows = await AuditQueryAsync(
+            $"SELECT {RequestColumns} FROM access_requests{live.Where} ORDER BY created_ms DESC LIMIT 1000", live.Values, r => ReadRequest(r, now), cancellationToken).ConfigureAwait(false);
+        return status is null ? rows : rows.Where(r => r.Status == status).ToList();
     }
 
     public async ValueTask<bool> DecideAsync(string id, bool approve, string decidedBy, string? note, DateTimeOffset now, CancellationToken cancellationToken) =>

@@ -41,7 +41,12 @@ public abstract partial class SqlStateStore : IStatementApprovalStore
 
     public async ValueTask<IReadOnlyList<StatementApproval>> ListStatementsAsync(bool all, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        var rows = await AuditQueryAsync($"SELECT {StatementColumns} FROM statement_approvals ORDER BY created_ms DESC LIMIT 1000", [], r => ReadStatement(r, now), cancellationToken).ConfigureAwait(false);
+        // Pending ones are picked out by the store, so a thousand newer requests of any status cannot hide one.
+        var rows = await AuditQueryAsync(
+            $"SELECT {StatementColumns} FROM statement_approvals{(all ? "" : " WHERE status = 'Pending' AND expires_ms > $1")} ORDER BY created_ms DESC LIMIT 1000",
+            all ? [] : [ToMs(now)],
+            r => ReadStatement(r, now),
+            cancellationToken).ConfigureAwait(false);
         return all ? rows : rows.Where(r => r.Status == StatementApprovalStatus.Pending).ToList();
     }
 

@@ -39,7 +39,7 @@ public abstract class StateStoreContract
         }
     }
 
-    private static AccessRequest Request(string agent, DateTimeOffset created) =>
+    protected static AccessRequest Request(string agent, DateTimeOffset created) =>
         new(AccessRequest.NewId(), agent, agent, "dev", "shop", [new RelationName("public", "payments")], AccessLevel.Read, "audit", TimeSpan.FromHours(1), AccessRequestStatus.Pending, created);
 
     [Fact]
