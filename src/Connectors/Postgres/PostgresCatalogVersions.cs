@@ -5,7 +5,8 @@ using Npgsql;
 namespace Gatehouse.Connectors.Postgres;
 
 /// <summary>
-/// Watches each target's catalog (relations, views, functions, operators, casts, schemas, inheritance) with a small fingerprint query every 250 ms.
+/// Watches each target's catalog (relations, columns and their defaults, views, functions, operators, casts, schemas,
+/// inheritance, row-level security policies) with a small fingerprint query every 250 ms.
 /// Cached classifications are used only under a version confirmed within the last second; any DDL or GRANT changes the
 /// version and so retires them. Between polls a change can go unseen for at most one interval: PostgreSQL's own privileges
 /// still hold underneath.
@@ -15,8 +16,9 @@ public sealed class PostgresCatalogVersions(PostgresTargets targets, TimeProvide
     public static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(250);
     private static readonly TimeSpan MaxAge = TimeSpan.FromSeconds(1);
 
-    // xmin changes whenever a catalog row is rewritten (ALTER, GRANT, CREATE OR REPLACE); count catches drops. Temporary
-    // relations and the per-session schemas that hold them are left out: any session's temp tables come and go, agents can
+    // xmin changes whenever a catalog row is rewritten (ALTER, GRANT, CREATE OR REPLACE); count catches drops. Columns are
+    // watched too: renaming or dropping one (a tagged one, say) rewrites only its pg_attribute row. Temporary relations (and
+    // their columns) and the per-session schemas that hold them are left out: any session's temp tables come and go, agents can
     // create none, and no statement of theirs can name another session's.
     private const string Fingerprint =
         "SELECT (SELECT sum(xmin::text::bigint) || '/' || count(*) FROM pg_catalog.pg_class WHERE relpersistence <> 't')"
@@ -25,7 +27,11 @@ public sealed class PostgresCatalogVersions(PostgresTargets targets, TimeProvide
         + " || ':' || (SELECT sum(xmin::text::bigint) || '/' || count(*) FROM pg_catalog.pg_cast)"
         + " || ':' || (SELECT sum(xmin::text::bigint) || '/' || count(*) FROM pg_catalog.pg_rewrite)"
         + " || ':' || (SELECT sum(xmin::text::bigint) || '/' || count(*) FROM pg_catalog.pg_namespace WHERE nspname !~ '^pg_(toast_)?temp_')"
-        + " || ':' || (SELECT coalesce(sum(xmin::text::bigint), 0) || '/' || count(*) FROM pg_catalog.pg_inherits)";
+        + " || ':' || (SELECT coalesce(sum(xmin::text::bigint), 0) || '/' || count(*) FROM pg_catalog.pg_inherits)"
+        + " || ':' || (SELECT sum(a.xmin::text::bigint) || '/' || count(*) FROM pg_catalog.pg_attribute a"
+        + " JOIN pg_catalog.pg_class c ON c.oid = a.attrelid WHERE a.attnum > 0 AND c.relpersistence <> 't')"
+        + " || ':' || (SELECT coalesce(sum(xmin::text::bigint), 0) || '/' || count(*) FROM pg_catalog.pg_attrdef)"
+        + " || ':' || (SELECT coalesce(sum(xmin::text::bigint), 0) || '/' || count(*) FROM pg_catalog.pg_policy)";
 
     private readonly ConcurrentDictionary<string, Watch> _watches = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stop = new();

@@ -53,4 +53,38 @@ public sealed class CatalogChangeTests(PostgresFixture pg) : IAsyncLifetime
 
         Assert.Equal("grant.relation_not_granted", rule);
     }
+
+    [Fact]
+    public async Task A_tagged_column_renamed_under_overlay_masking_stops_the_connection_once_the_change_is_seen()
+    {
+        // A rename rewrites only the column's own catalog row: nothing else would retire the tags checked against the old name.
+        var gateway = TestGateway.Create(pg, connectionSettings: "masking: overlay\ntags: { public.customers.ssn: ssn }");
+        await using var http = await HttpGateway.StartAsync(gateway);
+        await using var analyst = await GatewayClients.HttpAsync(http.Endpoint, gateway.Mint("analyst"));
+        // Tags are checked again only when the catalog's version changes, once one is confirmed: calls until then check each time.
+        for (var i = 0; i < 4; i++)
+        {
+            Assert.NotEqual(true, (await analyst.QueryAsync("select id from customers")).IsError);
+            await Task.Delay(300);
+        }
+
+        await pg.AdminScalarAsync("alter table customers rename column ssn to social");
+        try
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(5);
+            string? rule = null;
+            while (DateTime.UtcNow < deadline && rule is null)
+            {
+                var result = await analyst.QueryAsync("select social from customers");
+                rule = result.IsError == true ? result.Rule() : null;
+                await Task.Delay(50);
+            }
+
+            Assert.Equal("masking.tags_out_of_sync", rule);
+        }
+        finally
+        {
+            await pg.AdminScalarAsync("alter table customers rename column social to ssn");
+        }
+    }
 }
