@@ -327,6 +327,11 @@ public abstract partial class SqlAuditLog : IAuditLog
     private async Task EachRowAsync(DbConnection connection, DbTransaction? transaction, string sql, Action<DbDataReader> row, CancellationToken cancellationToken)
     {
         await using var command = Command(connection, transaction, sql, []);
+        await EachRowAsync(command, row, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task EachRowAsync(DbCommand command, Action<DbDataReader> row, CancellationToken cancellationToken)
+    {
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
@@ -336,13 +341,8 @@ public abstract partial class SqlAuditLog : IAuditLog
 
     private static async Task<List<T>> ReadRowsAsync<T>(DbCommand command, Func<DbDataReader, T> map, CancellationToken cancellationToken)
     {
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         var rows = new List<T>();
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-        {
-            rows.Add(map(reader));
-        }
-
+        await EachRowAsync(command, r => rows.Add(map(r)), cancellationToken).ConfigureAwait(false);
         return rows;
     }
 

@@ -138,7 +138,7 @@ public static class PlanReader
                 ? new RelationAccess(relation, AccessLevel.Write, operation!.ToLowerInvariant())
                 : new RelationAccess(relation, AccessLevel.Read, "read"));
             writers += writer ? 1 : 0;
-            if (nodeType == "ModifyTable" && Text(node, "Conflict Resolution") == "UPDATE")
+            if (writer && Text(node, "Conflict Resolution") == "UPDATE")
             {
                 // INSERT ... ON CONFLICT DO UPDATE updates the rows it collides with.
                 relations.Add(new RelationAccess(relation, AccessLevel.Write, "update"));

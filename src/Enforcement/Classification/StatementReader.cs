@@ -137,8 +137,13 @@ public static class StatementReader
             _ => ("", []),
         };
         var effects = new List<StatementKind>();
+        if (verbs.Length == 0)
+        {
+            return effects;
+        }
+
         var depth = 0;
-        for (var i = 0; i + 1 < tokens.Count && verbs.Length > 0; i++)
+        for (var i = 0; i + 1 < tokens.Count; i++)
         {
             depth += tokens[i].Kind == SqlTokenKind.OpenParen ? 1 : tokens[i].Kind == SqlTokenKind.CloseParen ? -1 : 0;
             if (depth == 0 && tokens[i].IsKeyword(sql, after) && verbs.FirstOrDefault(v => tokens[i + 1].IsKeyword(sql, v)) is { } verb
