@@ -9,6 +9,9 @@ namespace Gatehouse.Enforcement.Policy;
 /// <summary>Loads and validates a policy file; an invalid file is a <see cref="PolicyException"/> listing every error with its line.</summary>
 public static partial class PolicyLoader
 {
+    /// <summary>The largest policy file read: a thousand agents with a dozen grants each take well under 1 MiB.</summary>
+    public const long MaxFileBytes = 16 * 1024 * 1024;
+
     public static GatewayPolicy LoadFile(string path)
     {
         var fullPath = Path.GetFullPath(path);
@@ -17,14 +20,25 @@ public static partial class PolicyLoader
             throw new PolicyException([$"{path}: the policy file does not exist."]);
         }
 
+        if (Oversized(fullPath) is { } problem)
+        {
+            throw new PolicyException([$"{path}: {problem}"]);
+        }
+
         return Parse(File.ReadAllText(fullPath), fullPath);
     }
+
+    /// <summary>Why a policy file is too large to read, or null when it is not.</summary>
+    public static string? Oversized(string path) => new FileInfo(path).Length > MaxFileBytes
+        ? $"the policy file is larger than {MaxFileBytes / (1024 * 1024)} MiB; no policy needs that, so it is not read"
+        : null;
 
     public static GatewayPolicy Parse(string yaml, string sourcePath)
     {
         var stream = new YamlStream();
         try
         {
+            YamlShapeCheck.Check(yaml, sourcePath);
             stream.Load(new StringReader(yaml));
         }
         catch (YamlException e)

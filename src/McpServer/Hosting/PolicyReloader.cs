@@ -101,6 +101,12 @@ public sealed class PolicyReloader : BackgroundService
         string text;
         try
         {
+            if (PolicyLoader.Oversized(path) is { } problem)
+            {
+                Refuse("oversized", $"{problem}; the policy in force ({_live.Current.Hash}) stays");
+                return;
+            }
+
             text = await File.ReadAllTextAsync(path, cancellationToken);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

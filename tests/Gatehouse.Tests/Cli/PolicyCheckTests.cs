@@ -46,6 +46,19 @@ public sealed class PolicyCheckTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task A_file_nested_a_hundred_thousand_deep_is_an_error_not_a_crash()
+    {
+        // Parsed into a tree as it stood, this overflowed the stack: a crash no handler can catch, in a hot reload too.
+        var deep = Path.Combine(_gateway.Directory, $"deep-{Guid.NewGuid():N}.yaml");
+        File.WriteAllText(deep, File.ReadAllText(_gateway.PolicyPath) + "\nx: " + new string('[', 100_000) + new string(']', 100_000) + "\n");
+
+        var (exitCode, _, stderr) = await Gatehouse("policy", "check", "--config", deep);
+
+        Assert.Equal(ExitCodes.Error, exitCode);
+        Assert.Matches($@"{Path.GetFileName(deep)}:\d+:\d+: lists and mappings nest more than 64 deep", stderr);
+    }
+
+    [Fact]
     public async Task Against_the_database_everything_the_policy_names_must_exist()
     {
         var (exitCode, stdout, stderr) = await Gatehouse("policy", "check", "--config", _gateway.PolicyPath, "--connection", "shop");

@@ -295,6 +295,81 @@ public sealed class PolicyLoaderTests
     }
 
     [Fact]
+    public void Nesting_deeper_than_any_policy_is_refused_at_its_line_before_a_tree_is_built()
+    {
+        // The top-level mapping and the guardrails list are two levels; 63 brackets make 65.
+        var deep = Minimal + "\nguardrails:\n  - " + new string('[', 63) + new string(']', 63);
+
+        var error = Assert.Single(Errors(deep));
+
+        Assert.Equal("/etc/gatehouse/policy.yaml:16:67: lists and mappings nest more than 64 deep; no policy needs that.", error);
+        var deepest = Minimal + "\nguardrails:\n  - " + new string('[', 62) + new string(']', 62);
+        Assert.DoesNotContain(Errors(deepest), e => e.Contains("nest", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Aliases_that_expand_past_a_million_values_are_refused()
+    {
+        // Seven levels of ten aliases to the level below: ten million values from eight short lines.
+        var laughs = new System.Text.StringBuilder(Minimal + "\nx-laughs:\n  l0: &l0 [a, a, a, a, a, a, a, a, a, a]\n");
+        for (var level = 1; level <= 7; level++)
+        {
+            laughs.Append($"  l{level}: &l{level} [{string.Join(", ", Enumerable.Repeat($"*l{level - 1}", 10))}]\n");
+        }
+
+        var error = Assert.Single(Errors(laughs.ToString()));
+
+        Assert.Matches(@"^/etc/gatehouse/policy\.yaml:\d+:\d+: with its aliases expanded the file holds more than 1,000,000 values", error);
+    }
+
+    [Theory]
+    [InlineData("? [a, b]\n: 1")]
+    [InlineData("{x: 1}: 2")]
+    [InlineData("k: &k [a]\n*k : 1")]
+    public void A_key_that_is_not_plain_text_is_refused(string entry)
+    {
+        var error = Assert.Single(Errors(Minimal + "\n" + entry + "\n"));
+
+        Assert.Contains("a key must be plain text, not a list, a mapping or an alias.", error);
+    }
+
+    [Fact]
+    public void Anchors_and_aliases_within_bounds_still_share_a_list()
+    {
+        var shared = Minimal.Replace("tables: [public.orders, customers]", "tables: &shop-tables [public.orders, customers]") + """
+
+              reporter:
+                grants:
+                  - connection: shop
+                    access: read
+                    tables: *shop-tables
+            """;
+
+        var policy = Parse(shared);
+
+        Assert.Equal(policy.Agents["analyst"].Grants[0].Tables, policy.Agents["reporter"].Grants[0].Tables);
+        Assert.Equal(2, policy.Agents["reporter"].Grants[0].Tables.Count);
+    }
+
+    [Fact]
+    public void A_file_larger_than_any_policy_is_not_read()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"gatehouse-huge-{Guid.NewGuid():N}.yaml");
+        try
+        {
+            File.WriteAllText(path, Minimal + "\n# " + new string('x', (int)PolicyLoader.MaxFileBytes) + "\n");
+
+            var error = Assert.Single(Assert.Throws<PolicyException>(() => PolicyLoader.LoadFile(path)).Errors);
+
+            Assert.Equal($"{path}: the policy file is larger than 16 MiB; no policy needs that, so it is not read", error);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
     public void A_missing_file_is_a_clear_error()
     {
         var error = Assert.Single(Assert.Throws<PolicyException>(() => PolicyLoader.LoadFile("/nonexistent/gatehouse.yaml")).Errors);
