@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace Gatehouse.Enforcement.Identity;
 
 /// <summary>A verified caller: the agent a token names, its groups, and where the token came from.</summary>
@@ -34,6 +36,36 @@ public static class AgentKeys
     public static string Client(string clientId) => "client:" + clientId;
 
     public static string TokenId(string jti) => "jti:" + jti;
+
+    /// <summary>The longest agent name accepted: names head every audit record and console row.</summary>
+    public const int MaxNameLength = 200;
+
+    /// <summary>
+    /// Why <paramref name="name"/> cannot name an agent, or null when it can. Agents are told apart, disabled and reviewed
+    /// by name, so a name must not look like another: no spaces at its edges, and no control, line-break or invisible
+    /// formatting characters ("analyst" and "analyst​" would read the same in the log and the console).
+    /// </summary>
+    public static string? NameProblem(string name)
+    {
+        if (string.IsNullOrWhiteSpace(name))
+        {
+            return "is empty";
+        }
+
+        if (name.Length > MaxNameLength)
+        {
+            return $"is longer than {MaxNameLength} characters";
+        }
+
+        if (char.IsWhiteSpace(name[0]) || char.IsWhiteSpace(name[^1]))
+        {
+            return "has spaces at its start or end, so it would read as another agent's name";
+        }
+
+        return name.Any(c => char.IsControl(c) || char.GetUnicodeCategory(c) is UnicodeCategory.Format or UnicodeCategory.LineSeparator or UnicodeCategory.ParagraphSeparator)
+            ? "holds control or invisible characters, so it would read as another agent's name"
+            : null;
+    }
 
     /// <summary>A key in words: "agent 'x'", "subject 'x'", "client 'x'" or "token 'x'".</summary>
     public static string Describe(string key) => key.Split(':', 2) switch

@@ -98,6 +98,11 @@ public sealed class TokenValidator
             return IdentityResult.Refused("identity.missing_agent_claim", $"the token has no '{issuer.Config.AgentClaim}' claim naming the agent");
         }
 
+        if (AgentKeys.NameProblem(agent) is { } problem)
+        {
+            return IdentityResult.Refused("identity.agent_name_invalid", $"the agent name in the token's '{issuer.Config.AgentClaim}' claim {problem}; ask its issuer for a token with a plain name");
+        }
+
         if (!issuer.Config.MayName(agent))
         {
             return IdentityResult.Refused("identity.agent_not_from_issuer", $"issuer '{issuer.Config.Issuer}' may not sign tokens for agent '{Printable(agent)}': the policy lists the agents each issuer may name (issuers: agents)");

@@ -1,5 +1,6 @@
 using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Classification;
+using Gatehouse.Enforcement.Identity;
 using Gatehouse.Enforcement.Quotas;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
@@ -217,6 +218,11 @@ public static partial class PolicyLoader
         foreach (var (name, entryNode) in reader.Mapping(node, $"{kind}s"))
         {
             var what = $"{kind} '{name}'";
+            if (AgentKeys.NameProblem(name) is { } problem)
+            {
+                reader.Error(entryNode, $"the {kind} name '{name}' {problem}; names are how the audit log and the console tell {kind}s apart.");
+            }
+
             var e = reader.Mapping(entryNode, what, "grants", "unmask");
             var grants = new List<Grant>();
             if (e.TryGetValue("grants", out var grantsNode))

@@ -44,7 +44,13 @@ public static class AgentsCommand
             : "Enable again what was disabled.") { agent, subject, client, jti, config, by };
         command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
         {
-            string?[] given = [parse.GetValue(agent), Key(parse.GetValue(subject), AgentKeys.Subject), Key(parse.GetValue(client), AgentKeys.Client), Key(parse.GetValue(jti), AgentKeys.TokenId)];
+            var name = parse.GetValue(agent)?.Trim();
+            if (disable && name is not null && AgentKeys.NameProblem(name) is { } problem)
+            {
+                throw new CliException(NoSuchAgent(name, problem));
+            }
+
+            string?[] given = [name, Key(parse.GetValue(subject), AgentKeys.Subject), Key(parse.GetValue(client), AgentKeys.Client), Key(parse.GetValue(jti), AgentKeys.TokenId)];
             if (given.Count(g => g is not null) != 1)
             {
                 throw new CliException($"name exactly one of: an agent, --subject, --client-id or --jti (e.g. gatehouse agents {verb} analyst)");
@@ -57,6 +63,10 @@ public static class AgentsCommand
         }));
         return command;
     }
+
+    /// <summary>Why disabling <paramref name="name"/> is refused: the gateway refuses tokens carrying such a name, so it would cut off nothing.</summary>
+    internal static string NoSuchAgent(string name, string problem) =>
+        $"the agent name '{name}' {problem}; the gateway refuses every token carrying such a name, so disabling it would cut off nothing; check the name against the agents list";
 
     private static string? Key(string? value, Func<string, string> key) => string.IsNullOrWhiteSpace(value) ? null : key(value.Trim());
 }

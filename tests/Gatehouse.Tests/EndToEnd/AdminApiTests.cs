@@ -87,6 +87,17 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Disabling_a_name_no_token_can_carry_is_refused_rather_than_reported_done()
+    {
+        var (status, body) = await SendAsync(HttpMethod.Post, "agents/analyst%20/disable", AdminToken("alice"));
+
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("the agent name 'analyst ' has spaces at its start or end", body.GetProperty("error").GetString());
+        var (_, agents) = await SendAsync(HttpMethod.Get, "agents", AdminToken("alice"));
+        Assert.DoesNotContain(agents.EnumerateArray(), a => a.GetProperty("disabled").GetBoolean());
+    }
+
+    [Fact]
     public async Task Only_an_admin_token_for_an_admin_opens_the_api_and_an_agent_token_never_does()
     {
         Assert.Equal(HttpStatusCode.Unauthorized, (await SendAsync(HttpMethod.Get, "requests", null)).Status);

@@ -169,6 +169,17 @@ public sealed class IdentityTests(PostgresFixture pg)
         var neither = await StdioTests.RunGatehouse(["agents", "disable", "--config", gateway.PolicyPath]);
         Assert.NotEqual(0, neither.ExitCode);
         Assert.Contains("name exactly one of", neither.Stderr);
+
+        // A name as typed with stray spaces means the agent; a name no token can carry is refused, not reported done.
+        Assert.Equal(0, (await StdioTests.RunGatehouse(["agents", "disable", " analyst ", "--config", gateway.PolicyPath])).ExitCode);
+        await using (var client = await GatewayClients.HttpAsync(server.Endpoint, fresh))
+        {
+            Assert.Equal("identity.agent_disabled", (await client.QueryAsync("select 1")).Rule());
+        }
+
+        var invisible = await StdioTests.RunGatehouse(["agents", "disable", "ana\u200Blyst", "--config", gateway.PolicyPath]);
+        Assert.NotEqual(0, invisible.ExitCode);
+        Assert.Contains("holds control or invisible characters", invisible.Stderr);
     }
 
     [Fact]

@@ -142,6 +142,29 @@ public sealed partial class TokenValidatorTests : IDisposable
         Assert.Contains("limit", result.Reason);
     }
 
+    [Theory]
+    [InlineData("analyst ", "spaces at its start or end")]
+    [InlineData("\tanalyst", "spaces at its start or end")]
+    [InlineData("ana\u200Blyst", "control or invisible characters")]
+    [InlineData("ana\u0007lyst", "control or invisible characters")]
+    [InlineData("ana\u2028lyst", "control or invisible characters")]
+    public async Task An_agent_name_that_would_read_as_another_is_refused(string agent, string problem)
+    {
+        var result = await Validate(Mint(agent));
+
+        Assert.Null(result.Identity);
+        Assert.Equal("identity.agent_name_invalid", result.Rule);
+        Assert.Contains(problem, result.Reason);
+    }
+
+    [Fact]
+    public async Task An_agent_name_is_at_most_200_characters_and_may_hold_inner_spaces()
+    {
+        Assert.Equal("identity.agent_name_invalid", (await Validate(Mint(new string('a', 201)))).Rule);
+        Assert.Equal(new string('a', 200), (await Validate(Mint(new string('a', 200)))).Identity?.Agent);
+        Assert.Equal("nightly report bot", (await Validate(Mint("nightly report bot"))).Identity?.Agent);
+    }
+
     [Fact]
     public async Task A_token_without_the_agent_claim_is_refused()
     {

@@ -352,6 +352,17 @@ public sealed class PolicyLoaderTests
     }
 
     [Fact]
+    public void An_agent_or_group_name_that_would_read_as_another_is_an_error()
+    {
+        var yaml = Minimal.Replace("  analyst:", "  \"analyst \":") + "\ngroups:\n  \"fin\\u200Bance\": {}\n";
+
+        var errors = Errors(yaml);
+
+        Assert.Contains(errors, e => e.Contains("the agent name 'analyst ' has spaces at its start or end", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Contains("the group name 'fin\u200Bance' holds control or invisible characters", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void A_file_larger_than_any_policy_is_not_read()
     {
         var path = Path.Combine(Path.GetTempPath(), $"gatehouse-huge-{Guid.NewGuid():N}.yaml");
