@@ -40,6 +40,17 @@ public abstract partial class SqlStateStore : IApprovalStore
         return status is null ? rows : rows.Where(r => r.Status == status).ToList();
     }
 
+    public async ValueTask<IReadOnlyList<AccessRequest>> ListOfAgentAsync(string agent, int limit, DateTimeOffset now, CancellationToken cancellationToken) =>
+        await AuditQueryAsync(
+            $"SELECT {RequestColumns} FROM access_requests WHERE agent = $1 ORDER BY created_ms DESC LIMIT $2", [agent, (long)limit], r => ReadRequest(r, now), cancellationToken).ConfigureAwait(false);
+
+    public async ValueTask<int> CountPendingAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) =>
+        (int)(await AuditQueryAsync(
+            "SELECT count(*) FROM access_requests WHERE agent = $1 AND status = 'Pending' AND created_ms > $2",
+            [agent, ToMs(now - AccessRequest.PendingLifetime)],
+            r => r.GetInt64(0),
+            cancellationToken).ConfigureAwait(false))[0];
+
     public async ValueTask<bool> DecideAsync(string id, bool approve, string decidedBy, string? note, DateTimeOffset now, CancellationToken cancellationToken) =>
         // Only a pending, unexpired request changes; the WHERE clause makes the transition atomic across processes.
         await ExecuteStateAsync(

@@ -50,6 +50,10 @@ public abstract partial class SqlStateStore : IStatementApprovalStore
         return all ? rows : rows.Where(r => r.Status == StatementApprovalStatus.Pending).ToList();
     }
 
+    public async ValueTask<IReadOnlyList<StatementApproval>> ListStatementsOfAgentAsync(string agent, int limit, DateTimeOffset now, CancellationToken cancellationToken) =>
+        await AuditQueryAsync(
+            $"SELECT {StatementColumns} FROM statement_approvals WHERE agent = $1 ORDER BY created_ms DESC LIMIT $2", [agent, (long)limit], r => ReadStatement(r, now), cancellationToken).ConfigureAwait(false);
+
     public async ValueTask<StatementApproval?> VoteAsync(string id, ApprovalVote vote, TimeSpan approvalLifetime, DateTimeOffset now, CancellationToken cancellationToken) =>
         // One write transaction, the row locked: two approvers deciding at once are counted one after the other.
         await InTransactionAsync<StatementApproval?>(

@@ -42,6 +42,11 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
     public ValueTask<IReadOnlyList<AccessRequest>> ListAsync(AccessRequestStatus? status, DateTimeOffset now, CancellationToken cancellationToken) =>
         access.ListAsync(status, now, cancellationToken);
 
+    public ValueTask<IReadOnlyList<AccessRequest>> ListOfAgentAsync(string agent, int limit, DateTimeOffset now, CancellationToken cancellationToken) =>
+        access.ListOfAgentAsync(agent, limit, now, cancellationToken);
+
+    public ValueTask<int> CountPendingAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) => access.CountPendingAsync(agent, now, cancellationToken);
+
     public async ValueTask<bool> DecideAsync(string id, bool approve, string decidedBy, string? note, DateTimeOffset now, CancellationToken cancellationToken)
     {
         if (!await access.DecideAsync(id, approve, decidedBy, note, now, cancellationToken).ConfigureAwait(false))
@@ -108,6 +113,9 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
 
     public ValueTask<IReadOnlyList<StatementApproval>> ListStatementsAsync(bool all, DateTimeOffset now, CancellationToken cancellationToken) =>
         statements.ListStatementsAsync(all, now, cancellationToken);
+
+    public ValueTask<IReadOnlyList<StatementApproval>> ListStatementsOfAgentAsync(string agent, int limit, DateTimeOffset now, CancellationToken cancellationToken) =>
+        statements.ListStatementsOfAgentAsync(agent, limit, now, cancellationToken);
 
     public async ValueTask<StatementApproval?> VoteAsync(string id, ApprovalVote vote, TimeSpan approvalLifetime, DateTimeOffset now, CancellationToken cancellationToken)
     {

@@ -11,6 +11,12 @@ public interface IApprovalStore
 
     ValueTask<IReadOnlyList<AccessRequest>> ListAsync(AccessRequestStatus? status, DateTimeOffset now, CancellationToken cancellationToken);
 
+    /// <summary>The newest <paramref name="limit"/> requests of <paramref name="agent"/>, of any status, newest first.</summary>
+    ValueTask<IReadOnlyList<AccessRequest>> ListOfAgentAsync(string agent, int limit, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>How many requests of <paramref name="agent"/> are waiting for a decision.</summary>
+    ValueTask<int> CountPendingAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken);
+
     /// <summary>Moves a pending request to approved or denied; false when it is no longer pending.</summary>
     ValueTask<bool> DecideAsync(string id, bool approve, string decidedBy, string? note, DateTimeOffset now, CancellationToken cancellationToken);
 

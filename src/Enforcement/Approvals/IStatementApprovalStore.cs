@@ -16,6 +16,9 @@ public interface IStatementApprovalStore
 
     ValueTask<IReadOnlyList<StatementApproval>> ListStatementsAsync(bool all, DateTimeOffset now, CancellationToken cancellationToken);
 
+    /// <summary>The newest <paramref name="limit"/> statement requests of <paramref name="agent"/>, of any status, newest first.</summary>
+    ValueTask<IReadOnlyList<StatementApproval>> ListStatementsOfAgentAsync(string agent, int limit, DateTimeOffset now, CancellationToken cancellationToken);
+
     /// <summary>
     /// Adds a decision to a pending request, atomically: a denial denies it, the <c>Required</c>-th approval approves it until
     /// <paramref name="now"/> + <paramref name="approvalLifetime"/>. Null when nothing changed: the request is not pending (or is

@@ -9,6 +9,12 @@ public sealed partial class GatewayPipeline
     /// <summary>At most this many tables in one access request.</summary>
     public const int MaxRequestedTables = 50;
 
+    /// <summary>At most this many of an agent's access requests wait for a decision at once: approvers are people, and each request notifies them.</summary>
+    public const int MaxPendingRequests = 20;
+
+    // How many of its newest access requests, and of its statement requests, an agent is shown.
+    private const int ListedRequests = 20;
+
     public ValueTask<CallOutcome> RequestAccessAsync(CallContext call, AccessRequestInput request, CancellationToken cancellationToken) =>
         RunAsync(
             call,
@@ -34,9 +40,19 @@ public sealed partial class GatewayPipeline
             return new StepResult(invalid);
         }
 
+        var agent = scope.Identity.Agent;
+        var pending = await StateUnavailableException.GuardAsync(
+            "count this agent's pending requests", () => approvals.CountPendingAsync(agent, time.GetUtcNow(), cancellationToken)).ConfigureAwait(false);
+        if (pending >= MaxPendingRequests)
+        {
+            return new StepResult(Decision.Deny(
+                "request.too_many_pending",
+                $"agent '{agent}' already has {pending} access requests waiting for an approver, the most one agent may have; wait for decisions (request_access with status_only lists them) before filing more"));
+        }
+
         var request = new AccessRequest(
             AccessRequest.NewId(),
-            scope.Identity.Agent,
+            agent,
             scope.Identity.Subject,
             scope.Identity.Issuer,
             input.Connection!,
@@ -86,9 +102,9 @@ public sealed partial class GatewayPipeline
     {
         var now = time.GetUtcNow();
         var agent = scope.Identity.Agent;
-        var access = (await StateUnavailableException.GuardAsync(ListingWhat, () => approvals.ListAsync(null, now, cancellationToken)).ConfigureAwait(false)).Where(r => r.Agent == agent).Take(20).ToList();
-        var statements = (await StateUnavailableException.GuardAsync(ListingWhat, () => statementApprovals.ListStatementsAsync(true, now, cancellationToken)).ConfigureAwait(false))
-            .Where(r => r.Agent == agent).Take(20).ToList();
+        // Picked out by the store: from the newest thousand of every agent's, a busy agent's requests hid a quiet one's.
+        var access = await StateUnavailableException.GuardAsync(ListingWhat, () => approvals.ListOfAgentAsync(agent, ListedRequests, now, cancellationToken)).ConfigureAwait(false);
+        var statements = await StateUnavailableException.GuardAsync(ListingWhat, () => statementApprovals.ListStatementsOfAgentAsync(agent, ListedRequests, now, cancellationToken)).ConfigureAwait(false);
         return new RequestStatus(created, access, statements);
     }
 

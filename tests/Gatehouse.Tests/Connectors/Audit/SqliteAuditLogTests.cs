@@ -199,5 +199,9 @@ public sealed class SqliteStateStoreTests : StateStoreContract
 
         Assert.Equal(granted.Id, Assert.Single(await store.ListAsync(AccessRequestStatus.Approved, now, CancellationToken.None)).Id);
         Assert.Equal(1_000, (await store.ListAsync(AccessRequestStatus.Pending, now, CancellationToken.None)).Count);
+
+        // Nor any request of a quiet agent from the agent itself, and the flooder's pending ones are all counted.
+        Assert.Equal(granted.Id, Assert.Single(await store.ListOfAgentAsync("analyst", 20, now, CancellationToken.None)).Id);
+        Assert.Equal(1_000, await store.CountPendingAsync("flooder", now, CancellationToken.None));
     }
 }

@@ -59,6 +59,30 @@ public abstract class StateStoreContract
     }
 
     [Fact]
+    public async Task An_agents_own_requests_are_listed_newest_first_and_its_waiting_ones_counted()
+    {
+        var store = await OpenAsync();
+        var now = DateTimeOffset.UtcNow;
+        var older = Request("analyst", now.AddMinutes(-3));
+        var newer = Request("analyst", now.AddMinutes(-2));
+        var denied = Request("analyst", now.AddMinutes(-1));
+        var lapsed = Request("analyst", now - AccessRequest.PendingLifetime - TimeSpan.FromMinutes(1));
+        foreach (var request in new[] { older, newer, denied, lapsed, Request("ops-bot", now) })
+        {
+            await store.CreateAsync(request, CancellationToken.None);
+        }
+
+        Assert.True(await store.DecideAsync(denied.Id, approve: false, "alice", null, now, CancellationToken.None));
+        var mine = Statement(now.AddMinutes(-1));
+        await store.CreateStatementAsync(mine, CancellationToken.None);
+        await store.CreateStatementAsync(Statement(now) with { Id = StatementApproval.NewId(), Agent = "other-bot" }, CancellationToken.None);
+
+        Assert.Equal([denied.Id, newer.Id], (await store.ListOfAgentAsync("analyst", 2, now, CancellationToken.None)).Select(r => r.Id));
+        Assert.Equal(2, await store.CountPendingAsync("analyst", now, CancellationToken.None));
+        Assert.Equal([mine.Id], (await store.ListStatementsOfAgentAsync("ops-bot", 20, now, CancellationToken.None)).Select(s => s.Id));
+    }
+
+    [Fact]
     public async Task A_request_is_decided_once()
     {
         var store = await OpenAsync();

@@ -101,7 +101,7 @@ public sealed partial class GatewayPipelineTests
         }
         else
         {
-            _statements.Failures[nameof(MemoryStatementApprovals.ListStatementsAsync)] = 1;
+            _statements.Failures[nameof(MemoryStatementApprovals.ListStatementsOfAgentAsync)] = 1;
         }
 
         var request = new AccessRequestInput("shop", ["public.orders"], "read", "monthly report", "1h");
@@ -115,6 +115,26 @@ public sealed partial class GatewayPipelineTests
         Assert.Empty(status.Access);
         Assert.Contains("could not read this agent's requests", status.NotListed, StringComparison.Ordinal);
         Assert.Equal(Verdict.Allowed, _audit.Completed[outcome.AuditId!].Decision);
+    }
+
+    [Fact]
+    public async Task An_agent_with_twenty_requests_waiting_is_refused_a_twenty_first_and_the_refusal_is_on_record()
+    {
+        var request = new AccessRequestInput("shop", ["public.orders"], "read", "monthly report", "1h");
+        for (var i = 0; i < GatewayPipeline.MaxPendingRequests; i++)
+        {
+            Assert.Equal("access.requested", (await _pipeline.RequestAccessAsync(new CallContext("request_access", Token(), "test", "s1"), request, CancellationToken.None)).Decision.Rule);
+        }
+
+        var refused = await _pipeline.RequestAccessAsync(new CallContext("request_access", Token(), "test", "s1"), request, CancellationToken.None);
+
+        Assert.Equal("request.too_many_pending", refused.Decision.Rule);
+        Assert.Contains("already has 20 access requests waiting for an approver", refused.Decision.Reason, StringComparison.Ordinal);
+        Assert.Equal(GatewayPipeline.MaxPendingRequests, _approvals.Filed.Count);
+        Assert.Equal(Verdict.Denied, _audit.Completed[refused.AuditId!].Decision);
+
+        // Another agent files as before: the limit is each agent's own.
+        Assert.Equal("access.requested", (await _pipeline.RequestAccessAsync(new CallContext("request_access", Token("ops-bot"), "test", "s2"), request, CancellationToken.None)).Decision.Rule);
     }
 
     // Cancelled once the request is filed, the call is recorded as having filed it, so the audit log shows the request came

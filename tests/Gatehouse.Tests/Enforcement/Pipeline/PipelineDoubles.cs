@@ -159,6 +159,12 @@ internal sealed class NoApprovals : IApprovalStore
         return (RequestsFailure ?? ListingFailure) is { } failure ? ValueTask.FromException<IReadOnlyList<AccessRequest>>(failure) : ValueTask.FromResult<IReadOnlyList<AccessRequest>>(Filed);
     }
 
+    public async ValueTask<IReadOnlyList<AccessRequest>> ListOfAgentAsync(string agent, int limit, DateTimeOffset now, CancellationToken cancellationToken) =>
+        (await ListAsync(null, now, cancellationToken)).Where(r => r.Agent == agent).OrderByDescending(r => r.CreatedAt).Take(limit).ToList();
+
+    public ValueTask<int> CountPendingAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(Filed.Count(r => r.Agent == agent && r.Status == AccessRequestStatus.Pending));
+
     public ValueTask<bool> DecideAsync(string id, bool approve, string decidedBy, string? note, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(false);
 
     public ValueTask<bool> RevokeAsync(string id, string revokedBy, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(false);
@@ -222,6 +228,12 @@ internal sealed class MemoryStatementApprovals : IStatementApprovalStore
     {
         FailIfAsked(nameof(ListStatementsAsync));
         return ValueTask.FromResult<IReadOnlyList<StatementApproval>>([.. _requests.Values]);
+    }
+
+    public ValueTask<IReadOnlyList<StatementApproval>> ListStatementsOfAgentAsync(string agent, int limit, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        FailIfAsked(nameof(ListStatementsOfAgentAsync));
+        return ValueTask.FromResult<IReadOnlyList<StatementApproval>>([.. _requests.Values.Where(r => r.Agent == agent).OrderByDescending(r => r.CreatedAt).Take(limit)]);
     }
 
     public ValueTask<StatementApproval?> VoteAsync(string id, ApprovalVote vote, TimeSpan approvalLifetime, DateTimeOffset now, CancellationToken cancellationToken) =>
