@@ -67,6 +67,18 @@ public static class AgentKeys
             : null;
     }
 
+    /// <summary>
+    /// Why <paramref name="name"/> cannot name an agent, or null when it can: besides what <see cref="NameProblem"/> refuses,
+    /// a name that begins like a subject, client or token key would share its switch (an agent named "sub:alice" disabled
+    /// would lock out every token with alice's subject).
+    /// </summary>
+    public static string? AgentNameProblem(string name) =>
+        IsKey(name) ? "begins like a subject, client or token switch (sub:, client:, jti:), so disabling it would switch off those instead" : NameProblem(name);
+
+    /// <summary>Whether <paramref name="key"/> is a subject, client or token key rather than an agent name.</summary>
+    public static bool IsKey(string key) =>
+        key.StartsWith("sub:", StringComparison.Ordinal) || key.StartsWith("client:", StringComparison.Ordinal) || key.StartsWith("jti:", StringComparison.Ordinal);
+
     /// <summary>A key in words: "agent 'x'", "subject 'x'", "client 'x'" or "token 'x'".</summary>
     public static string Describe(string key) => key.Split(':', 2) switch
     {

@@ -98,7 +98,7 @@ public sealed class TokenValidator
             return IdentityResult.Refused("identity.missing_agent_claim", $"the token has no '{issuer.Config.AgentClaim}' claim naming the agent");
         }
 
-        if (AgentKeys.NameProblem(agent) is { } problem)
+        if (AgentKeys.AgentNameProblem(agent) is { } problem)
         {
             return IdentityResult.Refused("identity.agent_name_invalid", $"the agent name in the token's '{issuer.Config.AgentClaim}' claim {problem}; ask its issuer for a token with a plain name");
         }

@@ -23,7 +23,7 @@ public static partial class AdminApi
                     .Select(a => new { a.Agent, a.Disabled, a.FirstSeen, a.LastSeen, a.Calls, a.Denials, a.Issuers, Configured = policy.Agents.ContainsKey(a.Agent) }));
             }));
         api.MapPost("/agents/{name}/disable", (HttpContext context, AdminGate gate, AgentSwitchboard switchboard, string name) =>
-            gate.RunAsync(context, async admin => AgentKeys.NameProblem(name) is { } problem
+            gate.RunAsync(context, async admin => !AgentKeys.IsKey(name) && AgentKeys.AgentNameProblem(name) is { } problem
                 ? Problem(StatusCodes.Status400BadRequest, Cli.AgentsCommand.NoSuchAgent(name, problem))
                 : Json(new { result = await switchboard.SetAsync(name, true, admin.Agent, ChannelOf(context), context.RequestAborted) })));
         api.MapPost("/agents/{name}/enable", (HttpContext context, AdminGate gate, AgentSwitchboard switchboard, string name) =>

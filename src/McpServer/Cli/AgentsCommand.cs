@@ -45,7 +45,7 @@ public static class AgentsCommand
         command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
         {
             var name = parse.GetValue(agent)?.Trim();
-            if (disable && name is not null && AgentKeys.NameProblem(name) is { } problem)
+            if (disable && name is not null && AgentKeys.AgentNameProblem(name) is { } problem)
             {
                 throw new CliException(NoSuchAgent(name, problem));
             }

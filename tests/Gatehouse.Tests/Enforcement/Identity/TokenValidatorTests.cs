@@ -148,6 +148,8 @@ public sealed partial class TokenValidatorTests : IDisposable
     [InlineData("ana\u200Blyst", "control or invisible characters")]
     [InlineData("ana\u0007lyst", "control or invisible characters")]
     [InlineData("ana\u2028lyst", "control or invisible characters")]
+    [InlineData("sub:alice", "begins like a subject, client or token switch")]
+    [InlineData("jti:leaked-token-1", "begins like a subject, client or token switch")]
     public async Task An_agent_name_that_would_read_as_another_is_refused(string agent, string problem)
     {
         var result = await Validate(Mint(agent));

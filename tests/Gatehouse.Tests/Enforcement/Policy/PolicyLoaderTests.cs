@@ -354,12 +354,14 @@ public sealed class PolicyLoaderTests
     [Fact]
     public void An_agent_or_group_name_that_would_read_as_another_is_an_error()
     {
-        var yaml = Minimal.Replace("  analyst:", "  \"analyst \":") + "\ngroups:\n  \"fin\\u200Bance\": {}\n";
+        var yaml = Minimal.Replace("  analyst:", "  \"analyst \":") + "\n  client:reporting: {}\ngroups:\n  \"fin\\u200Bance\": {}\n  sub:readers: {}\n";
 
         var errors = Errors(yaml);
 
         Assert.Contains(errors, e => e.Contains("the agent name 'analyst ' has spaces at its start or end", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.Contains("the group name 'fin\u200Bance' holds control or invisible characters", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Contains("the agent name 'client:reporting' begins like a subject, client or token switch", StringComparison.Ordinal));
+        Assert.DoesNotContain(errors, e => e.Contains("sub:readers", StringComparison.Ordinal));
     }
 
     [Fact]
