@@ -232,16 +232,52 @@ public static class ResultMapper
         }
     }
 
-    // A json/jsonb value goes out as JSON; text PostgreSQL called JSON that does not parse goes out as a string.
+    /// <summary>
+    /// A json or jsonb value nested deeper than this goes out as its text: inside the result's own levels and the MCP message
+    /// around them, it would take the whole past the 64 levels JSON readers accept, and the answer could not be read or sent.
+    /// </summary>
+    public const int MaxJsonValueDepth = 48;
+
+    private static readonly JsonReaderOptions JsonValueReader = new() { MaxDepth = MaxJsonValueDepth };
+
+    // A json/jsonb value goes out as JSON; text PostgreSQL called JSON that does not parse, or nests past MaxJsonValueDepth,
+    // goes out as a string. One pass reads it (its bytes wiped after: they are the caller's data), then it is copied as is.
     private static void WriteJsonOrText(Utf8JsonWriter writer, string text)
     {
+        var rented = ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetByteCount(text));
+        var utf8 = rented.AsSpan(0, Encoding.UTF8.GetBytes(text, rented));
         try
         {
-            writer.WriteRawValue(text);
+            if (IsJson(utf8))
+            {
+                writer.WriteRawValue(utf8, skipInputValidation: true);
+            }
+            else
+            {
+                writer.WriteStringValue(text);
+            }
+        }
+        finally
+        {
+            utf8.Clear();
+            ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    private static bool IsJson(ReadOnlySpan<byte> utf8)
+    {
+        var reader = new Utf8JsonReader(utf8, JsonValueReader);
+        try
+        {
+            while (reader.Read())
+            {
+            }
+
+            return reader.BytesConsumed > 0;
         }
         catch (JsonException)
         {
-            writer.WriteStringValue(text);
+            return false;
         }
     }
 

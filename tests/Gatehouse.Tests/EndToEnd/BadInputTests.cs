@@ -77,6 +77,19 @@ public sealed class BadInputTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_json_value_nested_past_what_json_readers_accept_comes_back_as_its_text()
+    {
+        // 63 deep, and three more in the result: read back whole, it broke the answer after the call was recorded allowed.
+        var result = await _client.QueryAsync("select (repeat('[', 63) || repeat(']', 63))::jsonb as deep, (repeat('[', 40) || repeat(']', 40))::jsonb as shallow");
+
+        Assert.NotEqual(true, result.IsError);
+        var row = result.Structured().GetProperty("rows")[0];
+        Assert.Equal(new string('[', 63) + new string(']', 63), row[0].GetString());
+        Assert.Equal(System.Text.Json.JsonValueKind.Array, row[1].ValueKind);
+        Assert.Equal(Verdict.Allowed, (await RecordOf(result)).Decision);
+    }
+
+    [Fact]
     public async Task A_syntax_error_returns_postgres_own_message_with_a_position_in_the_agents_text()
     {
         var result = await _client.QueryAsync("select id fro orders");

@@ -40,6 +40,21 @@ public sealed class ResultMapperTests
         Assert.Equal(Expected, text);
     }
 
+    [Theory]
+    [InlineData(ResultMapper.MaxJsonValueDepth - 1, true)]
+    [InlineData(ResultMapper.MaxJsonValueDepth + 1, false)]
+    [InlineData(200, false)]
+    public void A_json_value_goes_out_as_json_only_while_the_whole_answer_stays_readable(int depth, bool asJson)
+    {
+        var value = new string('[', depth) + new string(']', depth);
+
+        var mapped = Map(new QueryResult([new("doc", "jsonb")], [[value]], false, null, null));
+
+        var cell = mapped.StructuredContent!.Value.GetProperty("rows")[0][0];
+        Assert.Equal(asJson ? JsonValueKind.Array : JsonValueKind.String, cell.ValueKind);
+        Assert.Equal(value, asJson ? cell.GetRawText() : cell.GetString());
+    }
+
     [Fact]
     public void A_result_over_the_structured_limit_comes_back_once_as_complete_text()
     {
