@@ -136,6 +136,12 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
 
             throw SessionSettings.ProfileFailure(e, role) ?? PostgresErrors.Map(e, positionOffset: ExplainPrefix.Length);
         }
+        catch (FormatException e)
+        {
+            // Its plan cannot be read, so what it touches is not known: refused, saying why, not an internal error.
+            pooled.MarkReset();
+            throw new DatabaseException(DatabaseFailure.Rejected, $"{e.Message}, so what it touches cannot be checked and it is refused; split it into simpler statements");
+        }
     }
 
     private async Task<string> ExplainOnceAsync(

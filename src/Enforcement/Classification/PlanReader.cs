@@ -17,10 +17,30 @@ public static class PlanReader
         "Conflict Resolution", "Conflict Arbiter Indexes", "Async Capable",
     };
 
+    /// <summary>
+    /// The deepest EXPLAIN output read: each plan level is two JSON levels, and a 32-table join or 30 nested subqueries
+    /// already pass the 64 a JSON reader takes by default. Deeper than this, the statement is refused as unreadable.
+    /// </summary>
+    public const int MaxPlanJsonDepth = 1024;
+
+    private static readonly JsonDocumentOptions PlanJson = new() { MaxDepth = MaxPlanJsonDepth };
+
+    private static JsonDocument Parse(string explainJson)
+    {
+        try
+        {
+            return JsonDocument.Parse(explainJson, PlanJson);
+        }
+        catch (JsonException e)
+        {
+            throw new FormatException($"the statement's plan nests more than {MaxPlanJsonDepth / 2} levels deep, past what the gateway reads", e);
+        }
+    }
+
     /// <summary>Whether some node of the plan left partitions out as the plan started (<c>Subplans Removed</c>).</summary>
     public static bool LeftPartitionsOut(string explainJson)
     {
-        using var document = JsonDocument.Parse(explainJson);
+        using var document = Parse(explainJson);
         return Any(document.RootElement);
 
         static bool Any(JsonElement element) => element.ValueKind switch
@@ -36,11 +56,11 @@ public static class PlanReader
 
     public static PlanFacts Read(string explainJson)
     {
-        using var document = JsonDocument.Parse(explainJson);
+        using var document = Parse(explainJson);
         var root = document.RootElement;
         if (root.ValueKind != JsonValueKind.Array || root.GetArrayLength() == 0 || root.EnumerateArray().Any(p => !p.TryGetProperty("Plan", out _)))
         {
-            throw new FormatException("EXPLAIN output has no plan.");
+            throw new FormatException("the EXPLAIN output has no plan");
         }
 
         // A rewrite rule (DO ALSO) makes one statement several, each with its plan: all of them are what the statement does.

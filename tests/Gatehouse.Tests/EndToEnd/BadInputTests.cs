@@ -90,6 +90,28 @@ public sealed class BadInputTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_statement_whose_plan_nests_deep_is_judged_and_one_past_what_the_gateway_reads_is_refused_saying_why()
+    {
+        // Each LIMIT keeps its subquery a plan level of its own: two JSON levels each in EXPLAIN's output.
+        static string Nested(int levels) =>
+            Enumerable.Range(0, levels).Aggregate("select 1 as x", (inner, i) => $"select * from ({inner} limit 1) s{i}");
+
+        var gateway = TestGateway.Create(pg);
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("narrow"));
+
+        var deep = await client.QueryAsync(Nested(60));
+        Assert.NotEqual(true, deep.IsError);
+        Assert.Equal(1, deep.Structured().GetProperty("rows")[0][0].GetInt32());
+
+        var deeper = await client.QueryAsync(Nested(600));
+        Assert.True(deeper.IsError);
+        Assert.Equal("database.rejected", deeper.Rule());
+        Assert.Contains("the statement's plan nests more than 512 levels deep", deeper.Text());
+        Assert.Equal(Verdict.Failed, (await server.State.GetAsync(deeper.AuditId(), CancellationToken.None))!.Decision);
+    }
+
+    [Fact]
     public async Task A_syntax_error_returns_postgres_own_message_with_a_position_in_the_agents_text()
     {
         var result = await _client.QueryAsync("select id fro orders");
