@@ -19,12 +19,12 @@ internal static class PostgresErrors
 
             if (pg.SqlState.StartsWith("08", StringComparison.Ordinal) || pg.SqlState.StartsWith("57P", StringComparison.Ordinal) || pg.SqlState == PostgresErrorCodes.TooManyConnections)
             {
-                return new DatabaseException(DatabaseFailure.Unavailable, pg.MessageText, pg.SqlState, pg);
+                return new DatabaseException(DatabaseFailure.Unavailable, Clipped(pg.MessageText), pg.SqlState, pg);
             }
 
             if (pg.SqlState == PostgresErrorCodes.InsufficientPrivilege)
             {
-                return new DatabaseException(DatabaseFailure.PermissionDenied, pg.MessageText, pg.SqlState, pg);
+                return new DatabaseException(DatabaseFailure.PermissionDenied, Clipped(pg.MessageText), pg.SqlState, pg);
             }
 
             if (pg.SqlState.StartsWith("28", StringComparison.Ordinal))
@@ -33,7 +33,7 @@ internal static class PostgresErrors
             }
 
             var position = pg.Position > positionOffset ? $" at character {pg.Position - positionOffset}" : "";
-            return new DatabaseException(DatabaseFailure.Rejected, pg.MessageText + position, pg.SqlState, pg);
+            return new DatabaseException(DatabaseFailure.Rejected, Clipped(pg.MessageText) + position, pg.SqlState, pg);
         }
 
         if (connecting && InnerChain(e).Any(x => x is System.Security.Authentication.AuthenticationException))
@@ -49,8 +49,18 @@ internal static class PostgresErrors
             || (e is NpgsqlException { IsTransient: true });
         return unreachable
             ? new DatabaseException(DatabaseFailure.Unavailable, "the database did not answer (connection failed or was lost)", null, e)
-            : new DatabaseException(DatabaseFailure.Rejected, e.Message, null, e);
+            : new DatabaseException(DatabaseFailure.Rejected, Clipped(e.Message), null, e);
     }
+
+    /// <summary>
+    /// The most of a database error's text passed on. PostgreSQL quotes the offending input in full, so
+    /// <c>select repeat('x', 300000000)::int</c> made a 300 MB message, copied into the refusal, the audit record, its
+    /// chain, the sink and the answer.
+    /// </summary>
+    public const int MaxMessageLength = 2_000;
+
+    internal static string Clipped(string message) =>
+        message.Length <= MaxMessageLength ? message : $"{message[..MaxMessageLength]}… ({message.Length - MaxMessageLength:N0} more characters not shown)";
 
     private static IEnumerable<Exception> InnerChain(Exception e)
     {

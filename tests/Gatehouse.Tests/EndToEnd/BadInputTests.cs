@@ -112,6 +112,20 @@ public sealed class BadInputTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_database_error_quoting_megabytes_of_input_is_clipped_before_it_is_recorded_or_returned()
+    {
+        var result = await _client.QueryAsync("select repeat('x', 10000000)::int");
+
+        Assert.Equal("database.rejected", result.Rule());
+        Assert.Contains("invalid input syntax for type integer", result.Text());
+        Assert.Contains("more characters not shown", result.Text());
+        Assert.InRange(result.Text().Length, 1, 5_000);
+        var record = await RecordOf(result);
+        Assert.Equal(Verdict.Failed, record.Decision);
+        Assert.InRange(record.Reason!.Length, 1, 5_000);
+    }
+
+    [Fact]
     public async Task A_syntax_error_returns_postgres_own_message_with_a_position_in_the_agents_text()
     {
         var result = await _client.QueryAsync("select id fro orders");
