@@ -48,13 +48,17 @@ public static class QueryResultCodec
         };
     }
 
-    // Back to the value kinds a fresh result holds: null, bool, long, decimal, string, or a list of those.
+    // Back to the value kinds a fresh result holds: null, bool, long, decimal, double, string, or a list of those. Only a
+    // double is written with an exponent (1E+30, 1E-30): read as a decimal, the first failed and lost the kept result, and
+    // the second became 0.
     private static object? Value(JsonElement value) => value.ValueKind switch
     {
         JsonValueKind.Null or JsonValueKind.Undefined => null,
         JsonValueKind.True => true,
         JsonValueKind.False => false,
-        JsonValueKind.Number => value.TryGetInt64(out var whole) ? whole : value.GetDecimal(),
+        JsonValueKind.Number => value.TryGetInt64(out var whole) ? whole
+            : value.GetRawText().AsSpan().IndexOfAny('e', 'E') < 0 && value.TryGetDecimal(out var exact) ? exact
+            : value.GetDouble(),
         JsonValueKind.String => value.GetString(),
         JsonValueKind.Array => value.EnumerateArray().Select(Value).ToList(),
         _ => value.GetRawText(),
