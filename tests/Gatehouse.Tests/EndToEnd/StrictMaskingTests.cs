@@ -391,6 +391,29 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
             await pg.AdminScalarAsync("revoke select (ssn) on customers from public");
         }
 
+        // A view PUBLIC may read hands over what it reads with its owner's rights; a child table, kept in another schema,
+        // is reached through a grant on its parent and carries its parent's tags.
+        foreach (var statement in (string[])[
+            "create view strict_public_contacts as select id, ssn from customers", "grant select on strict_public_contacts to public",
+            "create schema strict_elsewhere", "create table strict_elsewhere.more_customers () inherits (public.customers)",
+            "grant select on strict_elsewhere.more_customers to public"])
+        {
+            await pg.AdminScalarAsync(statement);
+        }
+
+        try
+        {
+            var check = await SetupAsync("--check");
+            Assert.Equal(ExitCodes.Drift, check.ExitCode);
+            Assert.Contains("PUBLIC may read public.strict_public_contacts, which reads public.customers.ssn", check.Stderr);
+            Assert.Contains("PUBLIC may read strict_elsewhere.more_customers.ssn", check.Stderr);
+        }
+        finally
+        {
+            await pg.AdminScalarAsync("drop view strict_public_contacts");
+            await pg.AdminScalarAsync("drop schema strict_elsewhere cascade");
+        }
+
         await pg.AdminScalarAsync("create view strict_contacts as select id, email from customers");
         await pg.AdminScalarAsync("create view strict_contacts_again as select id, email from strict_contacts");
         try

@@ -125,12 +125,23 @@ public static class ProfileSetup
             }
 
             // Privileges granted to PUBLIC reach every role, the gateway's included: a tagged column PUBLIC may read is
-            // readable raw through its table's qualified name, whatever the views mask.
-            foreach (var relation in state.Relations)
+            // readable raw through its table's qualified name, whatever the views mask. So is one of a partition (its
+            // parent's tags hold on it), and a view PUBLIC may read that reads a tagged column: a view reads with its
+            // owner's rights, so it hands the raw value to whoever may read the view.
+            var publicTables = state.Relations.Where(r => r.Kind is not ('v' or 'm')).Select(r => (r.Name, r.PublicReadable)).Concat(state.PublicChildren);
+            foreach (var (table, readable) in publicTables)
             {
-                foreach (var column in relation.PublicReadable.Where(c => TagsOf(relation.Name, c).Any()))
+                foreach (var column in readable.Where(c => TagsOf(table, c).Any()))
                 {
-                    _blockers.Add($"PUBLIC may read {relation.Name}.{column}, which the policy tags: every role could read it unmasked; REVOKE SELECT ON {relation.Name} FROM PUBLIC (and any column grant) first");
+                    _blockers.Add($"PUBLIC may read {table}.{column}, which the policy tags: every role could read it unmasked; REVOKE SELECT ON {table} FROM PUBLIC (and any column grant) first");
+                }
+            }
+
+            foreach (var view in state.Relations.Where(r => r.Kind is 'v' or 'm' && r.PublicReadable.Count > 0))
+            {
+                if (state.ViewReads[view.Name].FirstOrDefault(ReadsTagged) is { } tagged)
+                {
+                    _blockers.Add($"PUBLIC may read {view.Name}, which reads {tagged}, a column the policy tags: a view reads with its owner's rights, so every role could read it unmasked through the view; REVOKE SELECT ON {view.Name} FROM PUBLIC (and any column grant) first");
                 }
             }
 
@@ -318,6 +329,9 @@ public static class ProfileSetup
 
             return views;
         }
+
+        private bool ReadsTagged(ColumnUse use) =>
+            use.Column == ColumnUse.WholeRow ? connection.Tags.Keys.Any(t => Related(use.Relation).Contains(t.Relation)) : TagsOf(use.Relation, use.Column).Any();
 
         private bool ReadsMasked(DatabaseProfile profile, ColumnUse use) =>
             use.Column == ColumnUse.WholeRow

@@ -55,6 +55,12 @@ internal sealed class SetupState
     /// <summary>For each inheritance child or partition, the tables it descends from, nearest first.</summary>
     public required ILookup<RelationName, RelationName> Ancestors { get; init; }
 
+    /// <summary>
+    /// The columns PUBLIC may read of each partition, and of each inheritance child outside the granted schemas: tables
+    /// <see cref="Relations"/> leaves out that the gateway lets a grant on their parent reach.
+    /// </summary>
+    public IReadOnlyList<(RelationName Child, IReadOnlyList<string> Columns)> PublicChildren { get; init; } = [];
+
     public static string SchemaComment(string loginRole, string connection) => $"Gatehouse masking profile. login={loginRole} connection={connection}.";
 
     public static async Task<SetupState> ReadAsync(NpgsqlConnection admin, string loginRole, string connection, IReadOnlyList<string> schemas, CancellationToken cancellationToken)
@@ -123,6 +129,13 @@ internal sealed class SetupState
             + " UNION SELECT up.child, i.inhparent, up.depth + 1 FROM up JOIN pg_inherits i ON i.inhrelid = up.parent WHERE up.depth < 100)"
             + " SELECT cn.nspname, c.relname, pn.nspname, p.relname FROM up JOIN pg_class c ON c.oid = up.child JOIN pg_namespace cn ON cn.oid = c.relnamespace"
             + " JOIN pg_class p ON p.oid = up.parent JOIN pg_namespace pn ON pn.oid = p.relnamespace ORDER BY 1, 2, up.depth, 3, 4");
+        Add(
+            batch,
+            "SELECT n.nspname, c.relname, array_agg(a.attname::text ORDER BY a.attnum) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            + " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
+            + " WHERE EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid) AND (c.relispartition OR NOT n.nspname = ANY($1))"
+            + " AND has_column_privilege('public', c.oid, a.attnum, 'SELECT') GROUP BY 1, 2 ORDER BY 1, 2",
+            schemas.ToArray());
 
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
@@ -194,6 +207,13 @@ internal sealed class SetupState
             ancestors.Add((new RelationName(reader.GetString(0), reader.GetString(1)), new RelationName(reader.GetString(2), reader.GetString(3))));
         }
 
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        var publicChildren = new List<(RelationName, IReadOnlyList<string>)>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            publicChildren.Add((new RelationName(reader.GetString(0), reader.GetString(1)), reader.GetFieldValue<string[]>(2)));
+        }
+
         return new SetupState
         {
             Database = database,
@@ -208,6 +228,7 @@ internal sealed class SetupState
             TokenKeyExists = tokenKey,
             PublicDefinerFunctions = definers,
             Ancestors = ancestors.Distinct().ToLookup(a => a.Child, a => a.Parent),
+            PublicChildren = publicChildren,
         };
     }
 
