@@ -75,6 +75,14 @@ public static class AgentKeys
     public static string? AgentNameProblem(string name) =>
         IsKey(name) ? "begins like a subject, client or token switch (sub:, client:, jti:), so disabling it would switch off those instead" : NameProblem(name);
 
+    /// <summary>
+    /// Why <paramref name="name"/> cannot name a group, or null when it can: besides what <see cref="NameProblem"/> refuses,
+    /// a comma, which separates the groups in the database's <c>gatehouse.groups</c> setting (a group named "interns,finance"
+    /// would read there as finance to a row-level security policy).
+    /// </summary>
+    public static string? GroupNameProblem(string name) =>
+        name.Contains(',', StringComparison.Ordinal) ? "holds a comma, which separates groups in the database's gatehouse.groups setting" : NameProblem(name);
+
     /// <summary>Whether <paramref name="key"/> is a subject, client or token key rather than an agent name.</summary>
     public static bool IsKey(string key) =>
         key.StartsWith("sub:", StringComparison.Ordinal) || key.StartsWith("client:", StringComparison.Ordinal) || key.StartsWith("jti:", StringComparison.Ordinal);

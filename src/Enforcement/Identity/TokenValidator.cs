@@ -115,9 +115,13 @@ public sealed class TokenValidator
         }
 
         var (delegatedBy, delegatorGroups) = Delegation(jwt, issuer.Config.DelegationClaim);
+
+        // A group whose name could pass for another's is left out, as one the issuer may not name is: fewer rights, not more.
+        bool Usable(string group) => issuer.Config.MayGroup(group) && AgentKeys.GroupNameProblem(group) is null;
+
         var identity = new AgentIdentity(
             agent,
-            Groups(jwt, issuer.Config.GroupsClaim).Where(issuer.Config.MayGroup).ToList(),
+            Groups(jwt, issuer.Config.GroupsClaim).Where(Usable).ToList(),
             issuer.Config.Issuer,
             jwt.Subject ?? agent,
             string.IsNullOrEmpty(jwt.Id) ? null : jwt.Id,
@@ -125,7 +129,7 @@ public sealed class TokenValidator
         {
             ClientId = ClaimText(jwt, "azp") ?? ClaimText(jwt, "client_id"),
             DelegatedBy = delegatedBy,
-            DelegatorGroups = delegatorGroups.Where(issuer.Config.MayGroup).ToList(),
+            DelegatorGroups = delegatorGroups.Where(Usable).ToList(),
             Scopes = scopes,
         };
         if (_cache.Count >= MaxCachedTokens)

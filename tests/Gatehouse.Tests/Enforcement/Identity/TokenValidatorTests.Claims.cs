@@ -59,6 +59,23 @@ public sealed partial class TokenValidatorTests
     }
 
     [Fact]
+    public async Task A_group_whose_name_could_pass_for_another_is_left_out_of_the_identity()
+    {
+        // "interns,finance" would read as finance in gatehouse.groups, where row-level security policies split on commas.
+        string[] groups = ["interns,finance", "ops ", "fin\u200Bance", "dba"];
+        var claims = new Dictionary<string, object>
+        {
+            ["groups"] = groups,
+            ["act"] = new Dictionary<string, object> { ["sub"] = "alice", ["groups"] = groups },
+        };
+
+        var result = await Validate(MintWith(claims));
+
+        Assert.Equal(["dba"], result.Identity!.Groups);
+        Assert.Equal(["dba"], result.Identity.DelegatorGroups);
+    }
+
+    [Fact]
     public async Task A_token_naming_an_unknown_key_id_is_refused()
     {
         var stranger = new RsaSecurityKey(RSA.Create(2048)) { KeyId = "not-published" };

@@ -354,7 +354,7 @@ public sealed class PolicyLoaderTests
     [Fact]
     public void An_agent_or_group_name_that_would_read_as_another_is_an_error()
     {
-        var yaml = Minimal.Replace("  analyst:", "  \"analyst \":") + "\n  client:reporting: {}\ngroups:\n  \"fin\\u200Bance\": {}\n  sub:readers: {}\n";
+        var yaml = Minimal.Replace("  analyst:", "  \"analyst \":") + "\n  client:reporting: {}\ngroups:\n  \"fin\\u200Bance\": {}\n  sub:readers: {}\n  \"interns,finance\": {}\n";
 
         var errors = Errors(yaml);
 
@@ -362,6 +362,7 @@ public sealed class PolicyLoaderTests
         Assert.Contains(errors, e => e.Contains("the group name 'fin\u200Bance' holds control or invisible characters", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.Contains("the agent name 'client:reporting' begins like a subject, client or token switch", StringComparison.Ordinal));
         Assert.DoesNotContain(errors, e => e.Contains("sub:readers", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Contains("the group name 'interns,finance' holds a comma", StringComparison.Ordinal));
     }
 
     [Fact]
