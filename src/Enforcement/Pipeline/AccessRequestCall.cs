@@ -134,6 +134,12 @@ public sealed partial class GatewayPipeline
             return Decision.Deny("request.bad_tables", $"{Clip(input.Access!, 60)} applies on the whole connection, to whatever this agent may already read, so it names no tables or schemas; ask for read access to tables in a request of its own");
         }
 
+        // JSON's null in a list binds as a null string, whatever the list's type says.
+        if (input.Tables.Contains(null!) || input.Schemas.Contains(null!))
+        {
+            return Decision.Deny("request.bad_tables", "tables and schemas are lists of names; null is not one");
+        }
+
         if ((unmask is null && input.Tables.Count + input.Schemas.Count is 0) || input.Tables.Count > MaxRequestedTables || input.Schemas.Count > MaxRequestedTables)
         {
             return Decision.Deny("request.bad_tables", $"name up to {MaxRequestedTables} tables as schema.table and/or up to {MaxRequestedTables} schemas, at least one of either");

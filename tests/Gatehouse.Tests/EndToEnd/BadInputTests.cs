@@ -189,4 +189,22 @@ public sealed class BadInputTests(PostgresFixture pg) : IAsyncLifetime
         });
         Assert.Equal(rule, result.Rule());
     }
+
+    [Theory]
+    [InlineData("tables")]
+    [InlineData("schemas")]
+    public async Task A_null_in_an_access_requests_lists_is_refused_saying_why_and_recorded(string list)
+    {
+        var result = await _client.CallToolAsync("request_access", new Dictionary<string, object?>
+        {
+            ["connection"] = "shop",
+            [list] = new string?[] { null },
+            ["access"] = "read",
+            ["reason"] = "testing",
+        });
+
+        Assert.Equal("request.bad_tables", result.Rule());
+        Assert.Contains("null is not one", result.Text());
+        Assert.Equal(Verdict.Denied, (await RecordOf(result)).Decision);
+    }
 }
