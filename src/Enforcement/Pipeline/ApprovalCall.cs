@@ -47,9 +47,7 @@ public sealed partial class GatewayPipeline
 
         if (request is { Status: StatementApprovalStatus.Running })
         {
-            return new StepResult(
-                Decision.Deny("approval.running", $"request {request.Id} was approved and is running now; call again with the same statement in a moment for its result"),
-                Classification: run.Classification);
+            return new StepResult(RunningNow(request), Classification: run.Classification);
         }
 
         if (request is null)
@@ -110,6 +108,13 @@ public sealed partial class GatewayPipeline
                 return new StepResult(Decision.Deny("approval.cancelled", $"request {request.Id} was cancelled; nothing was run. The same statement can be asked for again after {request.CreatedAt + settings.PendingLifetime:u}"), Classification: run.Classification);
             case StatementApprovalStatus.Expired:
                 return new StepResult(Decision.Deny("approval.expired", $"request {request.Id} expired before it was used; nothing was run. Calling query again files a new request"), Classification: run.Classification);
+            case StatementApprovalStatus.Running:
+                // Approved while this call waited, and claimed by another call of this agent with the same statement.
+                return new StepResult(RunningNow(request), Classification: run.Classification);
+            case StatementApprovalStatus.Used:
+                return new StepResult(
+                    Decision.Deny("approval.used", $"request {request.Id} was approved while this call waited and has been run by another call of this agent with the same statement; this call ran nothing. An approval is good for one run"),
+                    Classification: run.Classification);
             default:
                 var approvers = Approvers(settings);
                 return new StepResult(
@@ -122,6 +127,9 @@ public sealed partial class GatewayPipeline
                     Classification: run.Classification);
         }
     }
+
+    private static Decision RunningNow(StatementApproval request) =>
+        Decision.Deny("approval.running", $"request {request.Id} was approved and is running now; this call ran nothing. Call again with the same statement in a moment for its result");
 
     /// <summary>
     /// The live request for exactly this caller's statement and parameters on its connection, made on behalf of the same

@@ -39,6 +39,22 @@ public sealed partial class GatewayPipelineTests
         AssertStateUnavailable(outcome, what, planned: true);
     }
 
+    [Theory]
+    [InlineData(StatementApprovalStatus.Running, "approval.running", "is running now")]
+    [InlineData(StatementApprovalStatus.Used, "approval.used", "has been run by another call")]
+    public async Task A_call_whose_approval_another_call_took_while_it_waited_says_so_not_pending(StatementApprovalStatus taken, string rule, string says)
+    {
+        _statements.FiledAs = r => r with { Status = taken, Votes = [new ApprovalVote("alice", true, DateTimeOffset.UtcNow, null)] };
+
+        var outcome = await QueryWithApproval();
+
+        Assert.Equal(rule, outcome.Decision.Rule);
+        Assert.Contains(says, outcome.Decision.Reason, StringComparison.Ordinal);
+        Assert.Contains("this call ran nothing", outcome.Decision.Reason, StringComparison.Ordinal);
+        Assert.Null(outcome.Payload);
+        Assert.Equal(0, _database.Executions);
+    }
+
     [Fact]
     public async Task A_poll_the_store_misses_does_not_end_the_wait_and_the_approval_is_picked_up_at_the_next()
     {

@@ -186,6 +186,9 @@ internal sealed class MemoryStatementApprovals : IStatementApprovalStore
 
     public bool ApproveOnFiling { get; set; }
 
+    /// <summary>What a request is as it is filed, when something else (another call, an approver) moves it on at once.</summary>
+    public Func<StatementApproval, StatementApproval>? FiledAs { get; set; }
+
     /// <summary>Approves every pending request, as an approver would.</summary>
     public void ApproveAll()
     {
@@ -212,9 +215,9 @@ internal sealed class MemoryStatementApprovals : IStatementApprovalStore
     {
         FailIfAsked(nameof(CreateStatementAsync));
         OnFiling?.Invoke();
-        _requests[request.Id] = ApproveOnFiling
+        _requests[request.Id] = FiledAs?.Invoke(request) ?? (ApproveOnFiling
             ? request with { Status = StatementApprovalStatus.Approved, Votes = [new ApprovalVote("alice", true, DateTimeOffset.UtcNow, null)] }
-            : request;
+            : request);
         return ValueTask.CompletedTask;
     }
 
