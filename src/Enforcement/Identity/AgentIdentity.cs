@@ -100,6 +100,9 @@ public static class AgentKeys
 /// <summary>The outcome of verifying a token: an identity, or the rule that refused it and why.</summary>
 public sealed record IdentityResult(AgentIdentity? Identity, string Rule, string Reason)
 {
+    /// <summary>Whom a token speaks for when it was verified and refused after (its agent, subject or id disabled): for the record, never for access.</summary>
+    public AgentIdentity? RefusedIdentity { get; init; }
+
     public static IdentityResult Verified(AgentIdentity identity) => new(identity, "identity.verified", "token verified");
 
     public static IdentityResult Refused(string rule, string reason) => new(null, rule, reason);

@@ -21,6 +21,6 @@ public sealed class Identifier(TokenValidator tokens, IAgentDirectory agents)
         }
 
         var what = key == identity.Agent ? $"agent '{identity.Agent}'" : $"{AgentKeys.Describe(key)} (used by agent '{identity.Agent}')";
-        return IdentityResult.Refused("identity.agent_disabled", $"{what} has been disabled by an admin; nothing runs until an admin enables it again") with { Identity = null };
+        return IdentityResult.Refused("identity.agent_disabled", $"{what} has been disabled by an admin; nothing runs until an admin enables it again") with { Identity = null, RefusedIdentity = identity };
     }
 }

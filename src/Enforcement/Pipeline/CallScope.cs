@@ -43,6 +43,11 @@ internal sealed class CallScope(IAuditStore? audit, AuditRecord record, PolicyRu
     public void Identify(AgentIdentity identity)
     {
         Identity = identity;
+        Attribute(identity);
+    }
+
+    /// <summary>Names the caller in the record only: a verified token refused all the same (its agent disabled) is on record as its agent's.</summary>
+    public void Attribute(AgentIdentity identity) =>
         Record = Record with
         {
             Agent = identity.Agent,
@@ -53,7 +58,6 @@ internal sealed class CallScope(IAuditStore? audit, AuditRecord record, PolicyRu
             ClientId = identity.ClientId,
             DelegatedBy = identity.DelegatedBy,
         };
-    }
 
     public void Describe(Func<AuditRecord, AuditRecord> change) => Record = change(Record);
 

@@ -108,6 +108,11 @@ public sealed partial class GatewayPipeline(
 
             if (identity.Identity is null)
             {
+                if (identity.RefusedIdentity is { } refused)
+                {
+                    scope.Attribute(refused);
+                }
+
                 result = new StepResult(Decision.Deny(identity.Rule, identity.Reason));
             }
             else if (lease is null)

@@ -167,6 +167,12 @@ public sealed partial class GatewayPipelineTests : IDisposable
         _agents.Disabled.Add("analyst");
         var outcome = await Query("select 1", token);
         Assert.Equal("identity.agent_disabled", outcome.Decision.Rule);
+
+        // On record as the agent's attempt, so its activity and a leaked token's use can be traced.
+        var record = _audit.Completed[outcome.AuditId!];
+        Assert.Equal(Verdict.Denied, record.Decision);
+        Assert.Equal("analyst", record.Agent);
+        Assert.NotNull(record.TokenId);
     }
 
     [Fact]
