@@ -22,12 +22,18 @@ public static partial class AdminApi
                 return Json(known.Concat(configured).OrderBy(a => a.Agent, StringComparer.Ordinal)
                     .Select(a => new { a.Agent, a.Disabled, a.FirstSeen, a.LastSeen, a.Calls, a.Denials, a.Issuers, Configured = policy.Agents.ContainsKey(a.Agent) }));
             }));
-        api.MapPost("/agents/{name}/disable", (HttpContext context, AdminGate gate, AgentSwitchboard switchboard, string name) =>
-            gate.RunAsync(context, async admin => !AgentKeys.IsKey(name) && AgentKeys.AgentNameProblem(name) is { } problem
-                ? Problem(StatusCodes.Status400BadRequest, Cli.AgentsCommand.NoSuchAgent(name, problem))
-                : Json(new { result = await switchboard.SetAsync(name, true, admin.Agent, ChannelOf(context), context.RequestAborted) })));
-        api.MapPost("/agents/{name}/enable", (HttpContext context, AdminGate gate, AgentSwitchboard switchboard, string name) =>
-            gate.RunAsync(context, async admin => Json(new { result = await switchboard.SetAsync(name, false, admin.Agent, ChannelOf(context), context.RequestAborted) })));
+        // The name goes in the query string, not the path: a path keeps an encoded '/' encoded, so an agent named like a
+        // SPIFFE id (spiffe://corp/ns/etl) was switched off under a name no token carries, and reported done.
+        api.MapPost("/agents/disable", (HttpContext context, AdminGate gate, AgentSwitchboard switchboard, string? agent) =>
+            gate.RunAsync(context, async admin => string.IsNullOrEmpty(agent)
+                ? Problem(StatusCodes.Status400BadRequest, "name the agent: POST /admin/api/agents/disable?agent=NAME")
+                : !AgentKeys.IsKey(agent) && AgentKeys.AgentNameProblem(agent) is { } problem
+                ? Problem(StatusCodes.Status400BadRequest, Cli.AgentsCommand.NoSuchAgent(agent, problem))
+                : Json(new { result = await switchboard.SetAsync(agent, true, admin.Agent, ChannelOf(context), context.RequestAborted) })));
+        api.MapPost("/agents/enable", (HttpContext context, AdminGate gate, AgentSwitchboard switchboard, string? agent) =>
+            gate.RunAsync(context, async admin => string.IsNullOrEmpty(agent)
+                ? Problem(StatusCodes.Status400BadRequest, "name the agent: POST /admin/api/agents/enable?agent=NAME")
+                : Json(new { result = await switchboard.SetAsync(agent, false, admin.Agent, ChannelOf(context), context.RequestAborted) })));
         api.MapGet("/connections", (HttpContext context, AdminGate gate, LivePolicy live) =>
             gate.RunAsync(context, _ => Task.FromResult(Json(live.Current.Connections.Keys.Order(StringComparer.Ordinal)))));
         api.MapGet("/calls", (HttpContext context, AdminGate gate, IAuditLog audit) =>

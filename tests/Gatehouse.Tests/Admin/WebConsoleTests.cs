@@ -169,7 +169,7 @@ public sealed class WebConsoleTests(PostgresFixture pg) : IAsyncLifetime
     {
         await SignInAsync();
         // The session cookie rides along, but a forged request cannot know the page's CSRF token.
-        var forged = await _page.APIRequest.PostAsync("/admin/api/agents/analyst/disable");
+        var forged = await _page.APIRequest.PostAsync("/admin/api/agents/disable?agent=analyst");
         Assert.Equal(403, forged.Status);
         Assert.Contains("X-Gatehouse-CSRF", await forged.TextAsync());
         var state = await Gatehouse.Connectors.State.SqliteStateStore.OpenAsync(_gateway.Policy.Gateway.StatePath, CancellationToken.None);

@@ -87,9 +87,24 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_agent_named_with_slashes_is_disabled_under_its_own_name()
+    {
+        // A SPIFFE id: in the path, its encoded slashes stayed encoded and a name no token carries was switched off.
+        const string Spiffe = "spiffe://corp/ns/etl/sa/loader";
+
+        var (status, body) = await SendAsync(HttpMethod.Post, $"agents/disable?agent={Uri.EscapeDataString(Spiffe)}", AdminToken("alice"));
+
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal($"Agent '{Spiffe}' is disabled: its next call is refused, on every gateway sharing this state.", body.GetProperty("result").GetString());
+        await using var agent = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint(Spiffe));
+        Assert.Equal("identity.agent_disabled", (await agent.QueryAsync("select 1")).Rule());
+        Assert.Equal(HttpStatusCode.BadRequest, (await SendAsync(HttpMethod.Post, "agents/enable", AdminToken("alice"))).Status);
+    }
+
+    [Fact]
     public async Task Disabling_a_name_no_token_can_carry_is_refused_rather_than_reported_done()
     {
-        var (status, body) = await SendAsync(HttpMethod.Post, "agents/analyst%20/disable", AdminToken("alice"));
+        var (status, body) = await SendAsync(HttpMethod.Post, "agents/disable?agent=analyst%20", AdminToken("alice"));
 
         Assert.Equal(HttpStatusCode.BadRequest, status);
         Assert.Contains("the agent name 'analyst ' has spaces at its start or end", body.GetProperty("error").GetString());

@@ -72,7 +72,7 @@ async function agentsPage(view) {
   const toggle = agent => h("button", {
     class: agent.disabled ? "" : "danger",
     onclick: async () => {
-      const result = await api(`/agents/${encodeURIComponent(agent.agent)}/${agent.disabled ? "enable" : "disable"}`, { method: "POST" });
+      const result = await api(`/agents/${agent.disabled ? "enable" : "disable"}${query({ agent: agent.agent })}`, { method: "POST" });
       say(result.result);
       await route();
     },
