@@ -75,6 +75,13 @@ public sealed partial class GatewayPipeline(
             (scope, _) => ValueTask.FromResult(new StepResult(Decision.Allow("session.opened", $"agent '{scope.Identity.Agent}' connected over {call.Transport}"))),
             cancellationToken);
 
+    /// <summary>
+    /// Verifies and records a tool call that cannot be carried out as sent (an argument missing or of the wrong type, a tool
+    /// that does not exist), refused with <paramref name="refusal"/>: it is on record as its caller's like any other call.
+    /// </summary>
+    public ValueTask<CallOutcome> RefuseCallAsync(CallContext call, Decision refusal, CancellationToken cancellationToken) =>
+        RunAsync(call, (r, _) => r, (_, _) => ValueTask.FromResult(new StepResult(refusal)), cancellationToken);
+
     private async ValueTask<CallOutcome> RunAsync(
         CallContext call,
         Func<AuditRecord, GatewayPolicy, AuditRecord> describe,

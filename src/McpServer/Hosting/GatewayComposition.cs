@@ -70,6 +70,9 @@ public static class GatewayComposition
             options.ServerInstructions = GatehouseTools.Instructions;
         });
         AddTools(services);
+        services.AddSingleton<ToolCallGuard>();
+        builder.WithRequestFilters(filters => filters.AddCallToolFilter(next =>
+            (request, cancellationToken) => request.Services!.GetRequiredService<ToolCallGuard>().CallAsync(request, next, cancellationToken)));
         return builder;
     }
 

@@ -124,6 +124,10 @@ public sealed class GatehouseTools(GatewayPipeline pipeline, ICallerToken caller
             progress.Report(new ProgressNotificationValue { Progress = (float)value.Elapsed, Total = (float)value.Total, Message = value.Message });
     }
 
+    /// <summary>Verifies, records and answers a call refused before its tool ran (see <see cref="ToolCallGuard"/>).</summary>
+    internal async ValueTask<CallToolResult> RefuseAsync(string tool, McpServerSession server, Decision refusal, CancellationToken cancellationToken) =>
+        ResultMapper.ToResult(await pipeline.RefuseCallAsync(Call(tool, server), refusal, cancellationToken));
+
     private CallContext Call(string tool, McpServerSession server)
     {
         var token = caller.Current();

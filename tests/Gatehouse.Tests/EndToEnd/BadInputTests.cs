@@ -190,6 +190,40 @@ public sealed class BadInputTests(PostgresFixture pg) : IAsyncLifetime
         Assert.Equal(rule, result.Rule());
     }
 
+    public static TheoryData<string, Dictionary<string, object?>, string> MisshapenCalls => new()
+    {
+        { "query", new() { ["connection"] = "shop" }, "query: 'sql' is required" },
+        { "describe_schema", new() { ["table"] = "orders" }, "describe_schema: 'connection' is required" },
+        { "query", new() { ["connection"] = "shop", ["sql"] = "select 1", ["params"] = "x" }, "query: 'params' must be" },
+        { "query", new() { ["connection"] = "shop", ["sql"] = "select 1", ["max_rows"] = 1.5 }, "query: 'max_rows' must be a whole number" },
+        { "query", new() { ["connection"] = "shop", ["sql"] = 7 }, "query: 'sql' must be text, not the number 7" },
+        { "request_access", new() { ["status_only"] = "yes" }, "request_access: 'status_only' must be a boolean, not text" },
+        { "request_access", new() { ["tables"] = new object[] { "public.orders", 3 } }, "request_access: 'tables'[1] must be text" },
+    };
+
+    [Theory]
+    [MemberData(nameof(MisshapenCalls))]
+    public async Task A_call_whose_arguments_do_not_fit_its_tool_is_refused_saying_which_and_recorded(string tool, Dictionary<string, object?> arguments, string says)
+    {
+        var result = await _client.CallToolAsync(tool, arguments);
+
+        Assert.True(result.IsError);
+        Assert.Equal("request.bad_arguments", result.Rule());
+        Assert.Contains(says, result.Text());
+        var record = await RecordOf(result);
+        Assert.Equal((Verdict.Denied, "narrow", tool), (record.Decision, record.Agent, record.Tool));
+    }
+
+    [Fact]
+    public async Task A_call_to_a_tool_that_does_not_exist_is_recorded_and_answered_as_a_protocol_error()
+    {
+        var error = await Assert.ThrowsAsync<ModelContextProtocol.McpProtocolException>(() => _client.CallToolAsync("drop_database", new Dictionary<string, object?>()).AsTask());
+
+        Assert.Contains("drop_database", error.Message);
+        var record = Assert.Single(await _server.State.ListAsync(new AuditQuery(Tool: "drop_database"), CancellationToken.None));
+        Assert.Equal(("request.unknown_tool", "narrow", Verdict.Denied), (record.Rule, record.Agent, record.Decision));
+    }
+
     [Theory]
     [InlineData("tables")]
     [InlineData("schemas")]
