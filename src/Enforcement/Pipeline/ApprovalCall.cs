@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Gatehouse.Enforcement.Approvals;
+using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Classification;
 using Gatehouse.Enforcement.Execution;
 using Gatehouse.Enforcement.Masking;
@@ -217,9 +218,24 @@ public sealed partial class GatewayPipeline
         }
 
         var vote = new ApprovalVote(ApprovalSettings.Operator, answer.Approve, time.GetUtcNow(), answer.Reason);
-        return await StateUnavailableException.GuardAsync(
+        var decided = await StateUnavailableException.GuardAsync(
             "record the operator's answer",
-            () => statementApprovals.VoteAsync(request.Id, vote, settings.ApprovalLifetime, time.GetUtcNow(), cancellationToken)).ConfigureAwait(false) ?? request;
+            () => statementApprovals.VoteAsync(request.Id, vote, settings.ApprovalLifetime, time.GetUtcNow(), cancellationToken)).ConfigureAwait(false);
+
+        // A decision like one made in the CLI or the console, so it is on record as one: who, which way, why, through what.
+        var verb = answer.Approve ? "approve" : "deny";
+        var outcome = decided is null
+            ? $"The operator's answer to {request.Id} changed nothing: it was no longer pending."
+            : decided.Status switch
+            {
+                StatementApprovalStatus.Approved => $"Approved {request.Id}: it may run once.",
+                StatementApprovalStatus.Denied => $"Denied {request.Id}.",
+                _ => $"Approval recorded for {request.Id} ({decided.Approvals} of {decided.Required}).",
+            };
+        var reason = $"{outcome} Answered in the MCP client of agent '{request.Agent}' (session {call.SessionId})."
+            + (answer.Reason is { } why ? $" Reason given: {why}" : "");
+        await audit.RecordAsync(time.GetUtcNow(), $"approvals {verb}", "mcp-elicitation", ApprovalSettings.Operator, request.Id, decided is not null, decided is null ? "approval.refused" : $"approval.{verb}", reason).ConfigureAwait(false);
+        return decided ?? request;
     }
 
     private async ValueTask<StatementApproval> WaitForDecisionAsync(ApprovalSettings settings, StatementApproval request, IProgress<WaitProgress>? progress, CancellationToken cancellationToken)

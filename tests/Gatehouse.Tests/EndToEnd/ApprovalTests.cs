@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
 using Gatehouse.Enforcement.Approvals;
+using Gatehouse.Enforcement.Audit;
 using Gatehouse.McpServer.Hosting;
 using Gatehouse.Tests.Infrastructure;
 using ModelContextProtocol;
@@ -291,6 +292,12 @@ public sealed class ApprovalTests(PostgresFixture pg)
         var record = await state.GetAsync(ran.AuditId(), CancellationToken.None);
         Assert.Equal("approval.approved", record!.Rule);
         Assert.Contains("operator", record.Reason);
+
+        // The operator's decision is a record of its own, as one made in the CLI or the console is.
+        var decision = Assert.Single(await state.ListAsync(new AuditQuery(Tool: "approvals approve"), CancellationToken.None));
+        Assert.Equal(("operator", "mcp-elicitation", "approval.approve", Verdict.Allowed), (decision.Agent, decision.Transport, decision.Rule, decision.Decision));
+        Assert.Contains("Approved apr_", decision.Reason);
+        Assert.Contains("Reason given: I asked for this", decision.Reason);
     }
 
     [Fact]
