@@ -223,7 +223,13 @@ public sealed partial class GatewayPipeline(
         catch (Exception e)
         {
             Log.AuditUnavailable(logger, e, record.Id);
-            return new CallOutcome(null, Decision.Fail("audit.unavailable", "the gateway could not record this call, so its result is withheld; tell an admin"));
+            // A write's outcome was stored before its commit, so only this last write failed: told just "failed", an agent
+            // would run the write again.
+            return new CallOutcome(null, Decision.Fail(
+                "audit.unavailable",
+                result.Decision.IsAllowed && result.Payload is QueryResult { AffectedRows: { } changed }
+                    ? $"the write was committed ({changed} row(s) changed) and its outcome is on record, but the gateway could not finish this call's record, so the rest of its result is withheld; do not run it again; tell an admin"
+                    : "the gateway could not record this call, so its result is withheld; tell an admin"));
         }
 
         GatewayTelemetry.Finish(span, record);

@@ -244,6 +244,22 @@ public sealed partial class GatewayPipelineTests : IDisposable
     }
 
     [Fact]
+    public async Task A_committed_write_whose_final_record_cannot_be_written_is_reported_committed()
+    {
+        var writer = Pipeline(_policy with { Agents = new Dictionary<string, PrincipalPolicy> { ["analyst"] = new("analyst", [new Grant("shop", AccessLevel.Write, ["public"], [])]) } });
+        _database.Plan = new([new(new("public", "orders"), AccessLevel.Write, "update")], [], 0, 1);
+        _audit.CompletesBeforeFailing = 1;
+
+        var outcome = await writer.QueryAsync(new CallContext("query", Token(), "test", "s1"), new QueryRequest("shop", "update orders set note = 'x' where id = 1", [], null), CancellationToken.None);
+
+        // The outcome was stored before the commit; only the last write of the record failed. Told it failed, an agent retries.
+        Assert.Equal(1, _database.Commits);
+        Assert.Equal("audit.unavailable", outcome.Decision.Rule);
+        Assert.Contains("the write was committed (1 row(s) changed)", outcome.Decision.Reason, StringComparison.Ordinal);
+        Assert.Contains("do not run it again", outcome.Decision.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_tag_naming_a_column_the_database_lacks_stops_the_connection_until_fixed()
     {
         var ssn = new Gatehouse.Enforcement.Classification.ColumnUse(new("public", "customers"), "snn");

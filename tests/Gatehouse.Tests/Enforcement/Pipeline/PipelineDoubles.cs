@@ -18,6 +18,9 @@ internal sealed class MemoryAuditStore : IAuditStore
 
     public bool FailComplete { get; set; }
 
+    /// <summary>How many writes of a finished record succeed before the rest fail (a write's outcome, stored before its commit, is one).</summary>
+    public int CompletesBeforeFailing { get; set; } = int.MaxValue;
+
     public ValueTask BeginAsync(AuditRecord record, CancellationToken cancellationToken)
     {
         if (FailBegin)
@@ -31,7 +34,7 @@ internal sealed class MemoryAuditStore : IAuditStore
 
     public ValueTask CompleteAsync(AuditRecord record, CancellationToken cancellationToken)
     {
-        if (FailComplete)
+        if (FailComplete || CompletesBeforeFailing-- <= 0)
         {
             throw new IOException("disk full");
         }
