@@ -88,5 +88,5 @@ public sealed record AccessRequest(
     /// stored before unmask requests were refused tables could still name some).
     /// </summary>
     public Grant ToGrant() =>
-        new(Connection, Access, Unmask is null ? Schemas : [], Unmask is null ? Tables : []) { Source = $"request {Id}", ExpiresAt = GrantExpiresAt, Unmask = Unmask };
+        new(Connection, Access, Unmask is null ? Schemas : [], Unmask is null ? Tables : []) { Source = $"request {Id}", ExpiresAt = GrantExpiresAt, Unmask = Unmask, DelegatedBy = DelegatedBy };
 }

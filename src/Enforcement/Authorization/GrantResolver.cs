@@ -35,8 +35,11 @@ public sealed class GrantResolver(GatewayPolicy policy, IApprovalStore approvals
             }
         }
 
-        grants.AddRange(await StateUnavailableException.GuardAsync(
-            "read this agent's time-boxed grants", () => approvals.ActiveGrantsAsync(identity.Agent, now, cancellationToken)).ConfigureAwait(false));
+        // A grant asked for on behalf of alice serves the agent acting for alice only: acting for bob, who may have approved it,
+        // or on its own, the agent does not hold it.
+        var timeBoxed = await StateUnavailableException.GuardAsync(
+            "read this agent's time-boxed grants", () => approvals.ActiveGrantsAsync(identity.Agent, now, cancellationToken)).ConfigureAwait(false);
+        grants.AddRange(timeBoxed.Where(g => g.DelegatedBy == identity.DelegatedBy));
 
         var onConnection = grants.Where(g => g.Connection == connection).ToList();
         var unmask = new HashSet<string>(Masking.OverlayMasking.UnmaskRights(policy, identity), StringComparer.Ordinal);

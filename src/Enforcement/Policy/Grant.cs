@@ -14,6 +14,12 @@ public sealed record Grant(string Connection, AccessLevel Access, IReadOnlyList<
     /// <summary>For an approved unmask request: the sensitive class the holder may see unmasked on the connection.</summary>
     public string? Unmask { get; init; }
 
+    /// <summary>
+    /// For a time-boxed grant: the person whose agent asked for it (the token's delegator), or null when the agent asked on
+    /// its own. It holds only for calls made on behalf of the same person, as a statement approval does.
+    /// </summary>
+    public string? DelegatedBy { get; init; }
+
     public bool Covers(RelationName relation) =>
         Tables.Contains(relation) || Schemas.Contains(relation.Schema, StringComparer.Ordinal);
 

@@ -375,6 +375,26 @@ public sealed class ApprovalTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task A_grant_asked_for_on_behalf_of_a_person_serves_only_calls_made_for_that_person()
+    {
+        var gateway = Gateway(pg, "0s");
+        await using var server = await HttpGateway.StartAsync(gateway);
+        string For(string person) => gateway.Mint("analyst", claims: new Dictionary<string, object> { ["act"] = new Dictionary<string, object> { ["sub"] = person } });
+        await using var forAlice = await GatewayClients.HttpAsync(server.Endpoint, For("alice"));
+        var id = (await forAlice.RequestAccessAsync(["public.orders"], "write", "fix a note for alice")).Structured().GetProperty("request_id").GetString()!;
+        Assert.Equal(0, (await Cli(gateway, "approvals", "approve", id, "--as", "bob")).ExitCode);
+        const string Write = "update orders set note = note where id = 1";
+
+        Assert.Equal(1, (await forAlice.QueryAsync(Write)).Structured().GetProperty("affected_rows").GetInt32());
+
+        // Bob approved it for alice: the agent acting for bob, or on its own, does not hold it.
+        await using var forBob = await GatewayClients.HttpAsync(server.Endpoint, For("bob"));
+        Assert.Equal("grant.read_only", (await forBob.QueryAsync(Write)).Rule());
+        await using var onItsOwn = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("analyst"));
+        Assert.Equal("grant.read_only", (await onItsOwn.QueryAsync(Write)).Rule());
+    }
+
+    [Fact]
     public async Task An_approved_write_that_would_touch_more_rows_than_its_dry_run_is_rolled_back()
     {
         var gateway = Gateway(pg, "0s");
