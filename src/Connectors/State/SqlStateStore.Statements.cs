@@ -50,6 +50,10 @@ public abstract partial class SqlStateStore : IStatementApprovalStore
         return all ? rows : rows.Where(r => r.Status == StatementApprovalStatus.Pending).ToList();
     }
 
+    public async ValueTask<int> CountPendingStatementsAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) =>
+        (int)(await AuditQueryAsync(
+            "SELECT count(*) FROM statement_approvals WHERE agent = $1 AND status = 'Pending' AND expires_ms > $2", [agent, ToMs(now)], r => r.GetInt64(0), cancellationToken).ConfigureAwait(false))[0];
+
     public async ValueTask<IReadOnlyList<StatementApproval>> ListStatementsOfAgentAsync(string agent, int limit, DateTimeOffset now, CancellationToken cancellationToken) =>
         await AuditQueryAsync(
             $"SELECT {StatementColumns} FROM statement_approvals WHERE agent = $1 ORDER BY created_ms DESC LIMIT $2", [agent, (long)limit], r => ReadStatement(r, now), cancellationToken).ConfigureAwait(false);

@@ -114,6 +114,9 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
     public ValueTask<IReadOnlyList<StatementApproval>> ListStatementsAsync(bool all, DateTimeOffset now, CancellationToken cancellationToken) =>
         statements.ListStatementsAsync(all, now, cancellationToken);
 
+    public ValueTask<int> CountPendingStatementsAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) =>
+        statements.CountPendingStatementsAsync(agent, now, cancellationToken);
+
     public ValueTask<IReadOnlyList<StatementApproval>> ListStatementsOfAgentAsync(string agent, int limit, DateTimeOffset now, CancellationToken cancellationToken) =>
         statements.ListStatementsOfAgentAsync(agent, limit, now, cancellationToken);
 

@@ -16,6 +16,9 @@ public interface IStatementApprovalStore
 
     ValueTask<IReadOnlyList<StatementApproval>> ListStatementsAsync(bool all, DateTimeOffset now, CancellationToken cancellationToken);
 
+    /// <summary>How many statement requests of <paramref name="agent"/> are waiting for a decision.</summary>
+    ValueTask<int> CountPendingStatementsAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken);
+
     /// <summary>The newest <paramref name="limit"/> statement requests of <paramref name="agent"/>, of any status, newest first.</summary>
     ValueTask<IReadOnlyList<StatementApproval>> ListStatementsOfAgentAsync(string agent, int limit, DateTimeOffset now, CancellationToken cancellationToken);
 

@@ -9,7 +9,10 @@ public sealed partial class GatewayPipeline
     /// <summary>At most this many tables in one access request.</summary>
     public const int MaxRequestedTables = 50;
 
-    /// <summary>At most this many of an agent's access requests wait for a decision at once: approvers are people, and each request notifies them.</summary>
+    /// <summary>
+    /// At most this many of an agent's access requests, and as many of its statement requests, wait for a decision at once:
+    /// approvers are people, and each request notifies them.
+    /// </summary>
     public const int MaxPendingRequests = 20;
 
     // How many of its newest access requests, and of its statement requests, an agent is shown.

@@ -53,6 +53,15 @@ public sealed partial class GatewayPipeline
 
         if (request is null)
         {
+            var pending = await StateUnavailableException.GuardAsync(
+                "count this agent's pending requests", () => statementApprovals.CountPendingStatementsAsync(identity.Agent, time.GetUtcNow(), cancellationToken)).ConfigureAwait(false);
+            if (pending >= MaxPendingRequests)
+            {
+                return new StepResult(
+                    Decision.Deny("approval.too_many_pending", $"{guard.Reason}, and agent '{identity.Agent}' already has {pending} statements waiting for an approver, the most one agent may have; wait for decisions (request_access with status_only lists them) before sending more. Nothing was run or filed"),
+                    Classification: run.Classification);
+            }
+
             var (dryRun, sample) = execution.ReadOnly ? (null, null) : await DryRunAsync(run, statement, cancellationToken).ConfigureAwait(false);
 
             // Rows past the write limit, or matching a deny rule, refuse the write whatever an approver would say: no request.

@@ -80,6 +80,8 @@ public abstract class StateStoreContract
         Assert.Equal([denied.Id, newer.Id], (await store.ListOfAgentAsync("analyst", 2, now, CancellationToken.None)).Select(r => r.Id));
         Assert.Equal(2, await store.CountPendingAsync("analyst", now, CancellationToken.None));
         Assert.Equal([mine.Id], (await store.ListStatementsOfAgentAsync("ops-bot", 20, now, CancellationToken.None)).Select(s => s.Id));
+        Assert.Equal(1, await store.CountPendingStatementsAsync("ops-bot", now, CancellationToken.None));
+        Assert.Equal(0, await store.CountPendingStatementsAsync("ops-bot", now.AddHours(2), CancellationToken.None));
     }
 
     [Fact]

@@ -56,6 +56,27 @@ public sealed partial class GatewayPipelineTests
     }
 
     [Fact]
+    public async Task An_agent_with_twenty_statements_waiting_is_refused_another_and_nothing_is_filed_or_run()
+    {
+        var now = DateTimeOffset.UtcNow;
+        for (var i = 0; i < GatewayPipeline.MaxPendingRequests; i++)
+        {
+            var sql = $"delete from orders where id = {i}";
+            await _statements.CreateStatementAsync(
+                new StatementApproval(StatementApproval.NewId(), "analyst", "analyst", "dev", "shop", StatementApproval.Hash(sql), StatementApproval.Hash("[]"), sql, null, "delete", "orders-by-hand", "by hand", 1, StatementApprovalStatus.Pending, now, now.AddHours(1)),
+                CancellationToken.None);
+        }
+
+        var outcome = await QueryWithApproval();
+
+        Assert.Equal("approval.too_many_pending", outcome.Decision.Rule);
+        Assert.Contains("already has 20 statements waiting for an approver", outcome.Decision.Reason, StringComparison.Ordinal);
+        Assert.Equal(GatewayPipeline.MaxPendingRequests, _statements.Requests.Count);
+        Assert.Equal(0, _database.Executions);
+        Assert.Equal(Verdict.Denied, _audit.Completed[outcome.AuditId!].Decision);
+    }
+
+    [Fact]
     public async Task A_poll_the_store_misses_does_not_end_the_wait_and_the_approval_is_picked_up_at_the_next()
     {
         var outcome = await QueryApprovedWhileFailing(nameof(MemoryStatementApprovals.GetStatementAsync));

@@ -236,6 +236,9 @@ internal sealed class MemoryStatementApprovals : IStatementApprovalStore
         return ValueTask.FromResult<IReadOnlyList<StatementApproval>>([.. _requests.Values]);
     }
 
+    public ValueTask<int> CountPendingStatementsAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(_requests.Values.Count(r => r.Agent == agent && r.Status == StatementApprovalStatus.Pending));
+
     public ValueTask<IReadOnlyList<StatementApproval>> ListStatementsOfAgentAsync(string agent, int limit, DateTimeOffset now, CancellationToken cancellationToken)
     {
         FailIfAsked(nameof(ListStatementsOfAgentAsync));
