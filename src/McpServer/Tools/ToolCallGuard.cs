@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using Gatehouse.Enforcement.Pipeline;
 using ModelContextProtocol.Protocol;
@@ -13,6 +14,9 @@ namespace Gatehouse.McpServer.Tools;
 /// </summary>
 public sealed class ToolCallGuard(IEnumerable<McpServerTool> tools, GatehouseTools gatehouse)
 {
+    /// <summary>The tool a call to a tool that does not exist is recorded under; the name it asked for is in the reason.</summary>
+    public const string UnknownTool = "(unknown tool)";
+
     private readonly Dictionary<string, JsonElement> _schemas = tools.ToDictionary(t => t.ProtocolTool.Name, t => t.ProtocolTool.InputSchema, StringComparer.Ordinal);
 
     public async ValueTask<CallToolResult> CallAsync(
@@ -21,8 +25,10 @@ public sealed class ToolCallGuard(IEnumerable<McpServerTool> tools, GatehouseToo
         var name = request.Params?.Name ?? "";
         if (!_schemas.TryGetValue(name, out var schema))
         {
+            // Recorded under one fixed name, counted against the caller's quotas like any tool call: a name the client
+            // chose could pass for a real tool in the log ("query" + U+200B) or for a session opening, which quotas skip.
             await gatehouse.RefuseAsync(
-                Printable(name), request.Server, Decision.Deny("request.unknown_tool", $"there is no tool named '{Printable(name)}'; the tools are {string.Join(", ", _schemas.Keys)}"), cancellationToken);
+                UnknownTool, request.Server, Decision.Deny("request.unknown_tool", $"there is no tool named '{Printable(name)}'; the tools are {string.Join(", ", _schemas.Keys)}"), cancellationToken);
             return await next(request, cancellationToken);
         }
 
@@ -92,8 +98,11 @@ public sealed class ToolCallGuard(IEnumerable<McpServerTool> tools, GatehouseToo
     private static bool Fits(string? type, JsonElement value) => type switch
     {
         "string" => value.ValueKind == JsonValueKind.String,
-        "integer" => value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out _),
-        "number" => value.ValueKind == JsonValueKind.Number,
+        // The SDK binds numbers sent as text ("10"), as many model clients send them; so does this check.
+        "integer" => value.ValueKind == JsonValueKind.Number ? value.TryGetInt32(out _)
+            : value.ValueKind == JsonValueKind.String && int.TryParse(value.GetString(), NumberStyles.Integer, CultureInfo.InvariantCulture, out _),
+        "number" => value.ValueKind == JsonValueKind.Number
+            || (value.ValueKind == JsonValueKind.String && double.TryParse(value.GetString(), NumberStyles.Float, CultureInfo.InvariantCulture, out _)),
         "boolean" => value.ValueKind is JsonValueKind.True or JsonValueKind.False,
         "array" => value.ValueKind == JsonValueKind.Array,
         "object" => value.ValueKind == JsonValueKind.Object,
@@ -149,7 +158,7 @@ public sealed class ToolCallGuard(IEnumerable<McpServerTool> tools, GatehouseToo
 
     private static string Printable(string name)
     {
-        var shown = new string(name.Take(100).Select(c => char.IsControl(c) ? '?' : c).ToArray());
+        var shown = new string(name.Take(100).Select(c => char.IsControl(c) || char.GetUnicodeCategory(c) == UnicodeCategory.Format ? '?' : c).ToArray());
         return name.Length > 100 ? shown + "…" : shown;
     }
 }

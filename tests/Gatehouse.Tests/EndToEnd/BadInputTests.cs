@@ -1,4 +1,5 @@
 using Gatehouse.Enforcement.Audit;
+using Gatehouse.McpServer.Tools;
 using Gatehouse.Tests.Infrastructure;
 using ModelContextProtocol.Client;
 
@@ -197,6 +198,7 @@ public sealed class BadInputTests(PostgresFixture pg) : IAsyncLifetime
         { "query", new() { ["connection"] = "shop", ["sql"] = "select 1", ["params"] = "x" }, "query: 'params' must be" },
         { "query", new() { ["connection"] = "shop", ["sql"] = "select 1", ["max_rows"] = 1.5 }, "query: 'max_rows' must be a whole number" },
         { "query", new() { ["connection"] = "shop", ["sql"] = 7 }, "query: 'sql' must be text, not the number 7" },
+        { "query", new() { ["connection"] = "shop", ["sql"] = "select 1", ["max_rows"] = "ten" }, "query: 'max_rows' must be a whole number or null, not text" },
         { "request_access", new() { ["status_only"] = "yes" }, "request_access: 'status_only' must be a boolean, not text" },
         { "request_access", new() { ["tables"] = new object[] { "public.orders", 3 } }, "request_access: 'tables'[1] must be text" },
     };
@@ -215,13 +217,23 @@ public sealed class BadInputTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_number_sent_as_text_is_taken_as_the_sdk_takes_it()
+    {
+        var result = await _client.CallToolAsync("query", new Dictionary<string, object?> { ["connection"] = "shop", ["sql"] = "select generate_series(1, 5)", ["max_rows"] = "2" });
+
+        Assert.NotEqual(true, result.IsError);
+        Assert.Equal(2, result.Structured().GetProperty("row_count").GetInt32());
+    }
+
+    [Fact]
     public async Task A_call_to_a_tool_that_does_not_exist_is_recorded_and_answered_as_a_protocol_error()
     {
         var error = await Assert.ThrowsAsync<ModelContextProtocol.McpProtocolException>(() => _client.CallToolAsync("drop_database", new Dictionary<string, object?>()).AsTask());
 
         Assert.Contains("drop_database", error.Message);
-        var record = Assert.Single(await _server.State.ListAsync(new AuditQuery(Tool: "drop_database"), CancellationToken.None));
+        var record = Assert.Single(await _server.State.ListAsync(new AuditQuery(Tool: ToolCallGuard.UnknownTool), CancellationToken.None));
         Assert.Equal(("request.unknown_tool", "narrow", Verdict.Denied), (record.Rule, record.Agent, record.Decision));
+        Assert.Contains("there is no tool named 'drop_database'", record.Reason);
     }
 
     [Theory]
