@@ -391,12 +391,16 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
             await pg.AdminScalarAsync("revoke select (ssn) on customers from public");
         }
 
-        // A view PUBLIC may read hands over what it reads with its owner's rights; a child table, kept in another schema,
-        // is reached through a grant on its parent and carries its parent's tags.
+        // A view PUBLIC may read hands over what it reads with its owner's rights, wherever it is kept (the plan shows only
+        // the table under it); a child table, kept in another schema, is reached through a grant on its parent and carries
+        // its parent's tags. A security_invoker view reads with its reader's rights, and a schema PUBLIC may not use is shut.
         foreach (var statement in (string[])[
             "create view strict_public_contacts as select id, ssn from customers", "grant select on strict_public_contacts to public",
-            "create schema strict_elsewhere", "create table strict_elsewhere.more_customers () inherits (public.customers)",
-            "grant select on strict_elsewhere.more_customers to public"])
+            "create view strict_invoker_contacts with (security_invoker = true) as select id, ssn from customers", "grant select on strict_invoker_contacts to public",
+            "create schema strict_elsewhere", "grant usage on schema strict_elsewhere to public",
+            "create table strict_elsewhere.more_customers () inherits (public.customers)", "grant select on strict_elsewhere.more_customers to public",
+            "create view strict_elsewhere.contacts as select id, ssn from public.customers", "grant select on strict_elsewhere.contacts to public",
+            "create schema strict_shut", "create view strict_shut.contacts as select id, ssn from public.customers", "grant select on strict_shut.contacts to public"])
         {
             await pg.AdminScalarAsync(statement);
         }
@@ -407,11 +411,14 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
             Assert.Equal(ExitCodes.Drift, check.ExitCode);
             Assert.Contains("PUBLIC may read public.strict_public_contacts, which reads public.customers.ssn", check.Stderr);
             Assert.Contains("PUBLIC may read strict_elsewhere.more_customers.ssn", check.Stderr);
+            Assert.Contains("PUBLIC may read strict_elsewhere.contacts, which reads public.customers.ssn", check.Stderr);
+            Assert.DoesNotContain("strict_invoker_contacts", check.Stderr);
+            Assert.DoesNotContain("strict_shut", check.Stderr);
         }
         finally
         {
-            await pg.AdminScalarAsync("drop view strict_public_contacts");
-            await pg.AdminScalarAsync("drop schema strict_elsewhere cascade");
+            await pg.AdminScalarAsync("drop view strict_public_contacts, strict_invoker_contacts");
+            await pg.AdminScalarAsync("drop schema strict_elsewhere, strict_shut cascade");
         }
 
         await pg.AdminScalarAsync("create view strict_contacts as select id, email from customers");

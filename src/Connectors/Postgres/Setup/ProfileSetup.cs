@@ -137,11 +137,11 @@ public static class ProfileSetup
                 }
             }
 
-            foreach (var view in state.Relations.Where(r => r.Kind is 'v' or 'm' && r.PublicReadable.Count > 0))
+            foreach (var view in state.PublicViewReads)
             {
-                if (state.ViewReads[view.Name].FirstOrDefault(ReadsTagged) is { } tagged)
+                if (view.FirstOrDefault(ReadsTagged) is { } tagged)
                 {
-                    _blockers.Add($"PUBLIC may read {view.Name}, which reads {tagged}, a column the policy tags: a view reads with its owner's rights, so every role could read it unmasked through the view; REVOKE SELECT ON {view.Name} FROM PUBLIC (and any column grant) first");
+                    _blockers.Add($"PUBLIC may read {view.Key}, which reads {tagged}, a column the policy tags: a view reads with its owner's rights, so every role could read it unmasked through the view; REVOKE SELECT ON {view.Key} FROM PUBLIC (and any column grant), or make it security_invoker, first");
                 }
             }
 

@@ -61,7 +61,26 @@ internal sealed class SetupState
     /// </summary>
     public IReadOnlyList<(RelationName Child, IReadOnlyList<string> Columns)> PublicChildren { get; init; } = [];
 
+    /// <summary>What each view PUBLIC may read (in any schema it can reach, security_invoker views aside) reads, through views of views.</summary>
+    public ILookup<RelationName, ColumnUse> PublicViewReads { get; init; } = Array.Empty<(RelationName, ColumnUse)>().ToLookup(r => r.Item1, r => r.Item2);
+
     public static string SchemaComment(string loginRole, string connection) => $"Gatehouse masking profile. login={loginRole} connection={connection}.";
+
+    // Everything a view reads, through views of views: a view over a view over customers.ssn reads customers.ssn.
+    private const string ViewReadsSql =
+        "WITH RECURSIVE reads(view_oid, ref_oid, ref_col) AS ("
+        + " SELECT r.ev_class, d.refobjid, d.refobjsubid FROM pg_rewrite r JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid"
+        + " AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> r.ev_class"
+        + " UNION SELECT reads.view_oid, d.refobjid, d.refobjsubid FROM reads JOIN pg_rewrite r ON r.ev_class = reads.ref_oid"
+        + " JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> r.ev_class)"
+        + " SELECT DISTINCT vn.nspname, v.relname, tn.nspname, t.relname, coalesce(a.attname::text, '*')"
+        + " FROM reads JOIN pg_class v ON v.oid = reads.view_oid JOIN pg_namespace vn ON vn.oid = v.relnamespace"
+        + " JOIN pg_class t ON t.oid = reads.ref_oid JOIN pg_namespace tn ON tn.oid = t.relnamespace"
+        + " LEFT JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = reads.ref_col AND reads.ref_col > 0";
+
+    // Whether PUBLIC can reach a relation in schema <alias>: a granted schema (the profile roles get USAGE on those), or one
+    // PUBLIC may use.
+    private static string PublicReaches(string alias) => $"({alias}.nspname = ANY($1) OR has_schema_privilege('public', {alias}.oid, 'USAGE'))";
 
     public static async Task<SetupState> ReadAsync(NpgsqlConnection admin, string loginRole, string connection, IReadOnlyList<string> schemas, CancellationToken cancellationToken)
     {
@@ -74,20 +93,7 @@ internal sealed class SetupState
             + " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
             + " WHERE c.relkind IN ('r','v','m','p','f') AND NOT c.relispartition AND n.nspname = ANY($1) GROUP BY 1, 2, 3, c.relrowsecurity ORDER BY 1, 2",
             schemas.ToArray());
-        Add(
-            batch,
-            // Everything a view reads, through views of views: a view over a view over customers.ssn reads customers.ssn.
-            "WITH RECURSIVE reads(view_oid, ref_oid, ref_col) AS ("
-            + " SELECT r.ev_class, d.refobjid, d.refobjsubid FROM pg_rewrite r JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid"
-            + " AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> r.ev_class"
-            + " UNION SELECT reads.view_oid, d.refobjid, d.refobjsubid FROM reads JOIN pg_rewrite r ON r.ev_class = reads.ref_oid"
-            + " JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> r.ev_class)"
-            + " SELECT DISTINCT vn.nspname, v.relname, tn.nspname, t.relname, coalesce(a.attname::text, '*')"
-            + " FROM reads JOIN pg_class v ON v.oid = reads.view_oid JOIN pg_namespace vn ON vn.oid = v.relnamespace"
-            + " JOIN pg_class t ON t.oid = reads.ref_oid JOIN pg_namespace tn ON tn.oid = t.relnamespace"
-            + " LEFT JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = reads.ref_col AND reads.ref_col > 0"
-            + " WHERE v.relkind IN ('v','m') AND vn.nspname = ANY($1)",
-            schemas.ToArray());
+        Add(batch, ViewReadsSql + " WHERE v.relkind IN ('v','m') AND vn.nspname = ANY($1)", schemas.ToArray());
         Add(
             batch,
             "SELECT DISTINCT tn.nspname, t.relname, sn.nspname, s.relname FROM pg_attrdef ad"
@@ -134,7 +140,16 @@ internal sealed class SetupState
             "SELECT n.nspname, c.relname, array_agg(a.attname::text ORDER BY a.attnum) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
             + " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
             + " WHERE EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid) AND (c.relispartition OR NOT n.nspname = ANY($1))"
-            + " AND has_column_privilege('public', c.oid, a.attnum, 'SELECT') GROUP BY 1, 2 ORDER BY 1, 2",
+            + $" AND {PublicReaches("n")} AND has_column_privilege('public', c.oid, a.attnum, 'SELECT') GROUP BY 1, 2 ORDER BY 1, 2",
+            schemas.ToArray());
+        Add(
+            batch,
+            // Views PUBLIC may read, in any schema it can reach, with what they read. A view reads with its owner's rights
+            // unless it is security_invoker, and a materialized view holds what its owner read.
+            ViewReadsSql
+            + $" WHERE v.relkind IN ('v','m') AND vn.nspname NOT IN ('pg_catalog', 'information_schema') AND vn.nspname NOT LIKE 'gatehouse\\_p\\_%' AND {PublicReaches("vn")}"
+            + " AND (has_table_privilege('public', v.oid, 'SELECT') OR has_any_column_privilege('public', v.oid, 'SELECT'))"
+            + " AND NOT EXISTS (SELECT 1 FROM unnest(coalesce(v.reloptions, '{}')) o WHERE o ~* '^security_invoker=(true|on|yes|1)$')",
             schemas.ToArray());
 
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -158,12 +173,7 @@ internal sealed class SetupState
             });
         }
 
-        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
-        var viewReads = new List<(RelationName View, ColumnUse Column)>();
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-        {
-            viewReads.Add((new RelationName(reader.GetString(0), reader.GetString(1)), new ColumnUse(new RelationName(reader.GetString(2), reader.GetString(3)), reader.GetString(4))));
-        }
+        var viewReads = await ReadViewReadsAsync(reader, cancellationToken).ConfigureAwait(false);
 
         await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
         var sequences = new List<(RelationName Table, RelationName Sequence)>();
@@ -214,6 +224,8 @@ internal sealed class SetupState
             publicChildren.Add((new RelationName(reader.GetString(0), reader.GetString(1)), reader.GetFieldValue<string[]>(2)));
         }
 
+        var publicViewReads = await ReadViewReadsAsync(reader, cancellationToken).ConfigureAwait(false);
+
         return new SetupState
         {
             Database = database,
@@ -229,7 +241,20 @@ internal sealed class SetupState
             PublicDefinerFunctions = definers,
             Ancestors = ancestors.Distinct().ToLookup(a => a.Child, a => a.Parent),
             PublicChildren = publicChildren,
+            PublicViewReads = publicViewReads.ToLookup(r => r.View, r => r.Column),
         };
+    }
+
+    private static async Task<List<(RelationName View, ColumnUse Column)>> ReadViewReadsAsync(NpgsqlDataReader reader, CancellationToken cancellationToken)
+    {
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        var reads = new List<(RelationName View, ColumnUse Column)>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            reads.Add((new RelationName(reader.GetString(0), reader.GetString(1)), new ColumnUse(new RelationName(reader.GetString(2), reader.GetString(3)), reader.GetString(4))));
+        }
+
+        return reads;
     }
 
     private static async Task<List<string>> ReadStringsAsync(NpgsqlDataReader reader, CancellationToken cancellationToken)
