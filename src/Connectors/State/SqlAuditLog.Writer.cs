@@ -82,7 +82,7 @@ public abstract partial class SqlAuditLog
     /// </summary>
     private sealed record Committed(SafeFileHandle Log, PendingWrite[] Finished, bool Close = false);
 
-    public ValueTask BeginAsync(AuditRecord record, CancellationToken cancellationToken) => WriteAsync(new PendingWrite(record, Seal: false), cancellationToken);
+    public ValueTask BeginAsync(AuditRecord record, CancellationToken cancellationToken) => WriteAsync(new PendingWrite(record.Storable(), Seal: false), cancellationToken);
 
     /// <summary>
     /// Stores the record's final state and seals it into the hash chain in the same transaction: the chain entry holds the
@@ -90,7 +90,7 @@ public abstract partial class SqlAuditLog
     /// shows in <see cref="VerifyChainAsync"/>.
     /// </summary>
     public ValueTask CompleteAsync(AuditRecord record, CancellationToken cancellationToken) =>
-        WriteAsync(new PendingWrite(record with { Time = FromMs(ToMs(record.Time)) }, Seal: true), cancellationToken);
+        WriteAsync(new PendingWrite(record.Storable() with { Time = FromMs(ToMs(record.Time)) }, Seal: true), cancellationToken);
 
     private async ValueTask WriteAsync(PendingWrite write, CancellationToken cancellationToken)
     {

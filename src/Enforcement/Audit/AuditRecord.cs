@@ -69,6 +69,47 @@ public sealed record AuditRecord
 
     /// <summary>A new, time-ordered record id.</summary>
     public static string NewId() => "aud_" + Guid.CreateVersion7().ToString("N");
+
+    /// <summary>
+    /// The record as a text column holds it: PostgreSQL refuses NUL in text, so each is stored as U+FFFD. A caller's text
+    /// (its SQL, a connection name, a token's issuer) holding one made the record fail, and the attempt left none.
+    /// </summary>
+    public AuditRecord Storable()
+    {
+        string?[] texts = [Id, Tool, Transport, SessionId, Agent, Issuer, Subject, TokenId, ClientId, DelegatedBy, Connection, Sql, Parameters, Classification, Rule, Reason, Error, Masking, Result];
+        if (!texts.Any(HasNul) && !Groups.Any(HasNul))
+        {
+            return this;
+        }
+
+        return this with
+        {
+            Id = Clean(Id)!,
+            Tool = Clean(Tool)!,
+            Transport = Clean(Transport)!,
+            SessionId = Clean(SessionId),
+            Agent = Clean(Agent),
+            Groups = [.. Groups.Select(g => Clean(g)!)],
+            Issuer = Clean(Issuer),
+            Subject = Clean(Subject),
+            TokenId = Clean(TokenId),
+            ClientId = Clean(ClientId),
+            DelegatedBy = Clean(DelegatedBy),
+            Connection = Clean(Connection),
+            Sql = Clean(Sql),
+            Parameters = Clean(Parameters),
+            Classification = Clean(Classification),
+            Rule = Clean(Rule)!,
+            Reason = Clean(Reason)!,
+            Error = Clean(Error),
+            Masking = Clean(Masking),
+            Result = Clean(Result),
+        };
+
+        static bool HasNul(string? text) => text?.Contains('\0', StringComparison.Ordinal) == true;
+
+        static string? Clean(string? text) => HasNul(text) ? text!.Replace('\0', '\uFFFD') : text;
+    }
 }
 
 /// <summary>A session at a glance: its agent, first and last call, and how many calls were made, refused and failed.</summary>

@@ -60,6 +60,20 @@ public abstract class AuditLogContract
     }
 
     [Fact]
+    public async Task A_record_whose_text_holds_nul_is_stored_with_each_shown_and_sealed()
+    {
+        // PostgreSQL refuses NUL in text: SQL an agent sent with one left its attempt without a record.
+        var log = await OpenAsync();
+        var record = Record("agent", Verdict.Denied, DateTimeOffset.UtcNow) with { Sql = "drop table x\0", Connection = "sh\0p", Groups = ["g\0"] };
+
+        await WriteAsync(log, record);
+
+        var stored = await log.GetAsync(record.Id, CancellationToken.None);
+        Assert.Equal(("drop table x\uFFFD", "sh\uFFFDp", "g\uFFFD"), (stored!.Sql, stored.Connection, stored.Groups.Single()));
+        await AssertChainIntactAsync(log, sealedRecords: 1);
+    }
+
+    [Fact]
     public async Task Under_process_crash_durability_records_are_stored_sealed_and_seen_by_another_handle()
     {
         var log = await OpenAsync();
