@@ -33,14 +33,23 @@ public static class DevIssuer
             options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         }
 
+        // Written whole and on disk under another name, then moved into place: another process never reads half a key, and a
+        // power loss never leaves an empty one (which would sign nothing again, and verify nothing signed before).
+        var written = $"{path}.{Guid.NewGuid():N}.tmp";
+        using (var stream = new FileStream(written, options))
+        {
+            stream.Write(System.Text.Encoding.ASCII.GetBytes(rsa.ExportPkcs8PrivateKeyPem()));
+            stream.Flush(flushToDisk: true);
+        }
+
         try
         {
-            using var writer = new StreamWriter(path, options);
-            writer.Write(rsa.ExportPkcs8PrivateKeyPem());
+            File.Move(written, path, overwrite: false);
         }
         catch (IOException) when (File.Exists(path))
         {
             // Another process created it first; use theirs.
+            File.Delete(written);
         }
     }
 

@@ -29,8 +29,9 @@ public sealed class CheckpointKey(string path)
         {
             return DevIssuer.LoadOrCreateKey(path).Rsa.VerifyData(Encoding.UTF8.GetBytes(text), Convert.FromBase64String(signature), HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
         }
-        catch (FormatException)
+        catch (Exception e) when (e is FormatException or ArgumentException or CryptographicException)
         {
+            // A key file that holds no key (cut short by a power loss) verifies nothing, and says so, rather than crash verify.
             return false;
         }
     }
