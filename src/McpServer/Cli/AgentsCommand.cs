@@ -56,8 +56,8 @@ public static class AgentsCommand
                 throw new CliException($"name exactly one of: an agent, --subject, --client-id or --jti (e.g. gatehouse agents {verb} analyst)");
             }
 
-            var (_, state) = await CliApp.LoadGatewayAsync(parse.GetValue(config)!, cancellationToken);
-            var switchboard = new AgentSwitchboard(state.Store, state.Audit, TimeProvider.System);
+            var (policy, state) = await CliApp.LoadGatewayAsync(parse.GetValue(config)!, cancellationToken);
+            var switchboard = new AgentSwitchboard(state.Store, CliApp.Recorder(policy, state.Audit), TimeProvider.System);
             Console.Out.WriteLine(await switchboard.SetAsync(given.First(g => g is not null)!, disable, parse.GetValue(by)!, "cli", cancellationToken));
             return 0;
         }));

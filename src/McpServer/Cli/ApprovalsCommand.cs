@@ -118,7 +118,7 @@ public static class ApprovalsCommand
 
     /// <summary>The approver's desk over the state file, telling the webhook (if any) before the command exits.</summary>
     internal static ApprovalDesk Desk(GatewayPolicy policy, SqlStateStore state, IApprovalNotifier notifier) =>
-        new(new LivePolicy(policy), new NotifyingApprovals(state, state, notifier), state, TimeProvider.System);
+        new(new LivePolicy(policy), new NotifyingApprovals(state, state, notifier), CliApp.Recorder(policy, state), TimeProvider.System);
 
     /// <summary>The desk's sentence when it did the thing; its refusal as a CLI refusal (exit 2) otherwise.</summary>
     internal static string Done(DeskOutcome outcome) => outcome.Done ? outcome.Message : throw new CliException(outcome.Message, refused: true);

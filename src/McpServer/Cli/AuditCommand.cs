@@ -25,6 +25,11 @@ public static partial class AuditCommand
 
             var (policy, state) = await CliApp.LoadGatewayAsync(parse.GetValue(config)!, cancellationToken);
             var checkpoint = await state.Audit.PurgeAsync(new RetentionCut(DateTimeOffset.UtcNow - age), CheckpointKey.For(policy).Sign, cancellationToken);
+            if (checkpoint is not null)
+            {
+                await CliApp.Recorder(policy, state.Audit).RecordPurgeAsync(DateTimeOffset.UtcNow, "cli", Environment.UserName, checkpoint);
+            }
+
             await Console.Out.WriteLineAsync(checkpoint is null
                 ? $"Nothing finished before {Output.Time(DateTimeOffset.UtcNow - age)}; nothing purged."
                 : $"Purged {checkpoint.Purged} record(s) through chain link {checkpoint.ThroughSeq}; the signed checkpoint keeps the rest verifiable.");

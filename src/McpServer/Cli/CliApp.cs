@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Data.Common;
 using Gatehouse.Connectors.Postgres;
 using Gatehouse.Connectors.State;
+using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Policy;
 using Gatehouse.McpServer.Hosting;
 
@@ -81,6 +82,13 @@ public static class CliApp
         var policy = PolicyLoader.LoadFile(configPath);
         return (policy, await GatewayState.OpenAsync(policy, cancellationToken));
     }
+
+    /// <summary>
+    /// Where an admin action taken from the CLI is recorded: the store, and the live sink too when the policy names one, as
+    /// a gateway records it; the SIEM would otherwise never see a switch flipped or a request decided from the command line.
+    /// </summary>
+    public static IAuditStore Recorder(GatewayPolicy policy, IAuditStore store) =>
+        policy.Gateway.Audit.Sink is { } sink ? AuditSink.ToFile(store, sink) : store;
 
     public static async Task<(GatewayPolicy Policy, SqlStateStore State)> LoadAsync(string configPath, CancellationToken cancellationToken)
     {

@@ -51,7 +51,7 @@ public static class ConnectionsCommand
             var who = parse.GetValue(by)!;
             var generation = await state.Store.RequestRotationAsync(connection, who, cancellationToken);
             var message = $"Connection {connection}: the new password logs in; every gateway sharing this state drains its pool within a second (rotation {generation}). Calls in flight finish; the next ones log in with the new password.";
-            await state.Audit.RecordAsync(DateTimeOffset.UtcNow, "connections rotate", "cli", who, connection, done: true, "connection.rotate", message);
+            await CliApp.Recorder(policy, state.Audit).RecordAsync(DateTimeOffset.UtcNow, "connections rotate", "cli", who, connection, done: true, "connection.rotate", message);
             Console.WriteLine(message);
             return 0;
         }));

@@ -9,7 +9,7 @@ namespace Gatehouse.McpServer.Hosting;
 /// what the policy's max_age and max_records say is due, leaving a signed checkpoint so the rest still verifies. Several
 /// instances may run it against one store: the purge is one transaction under the chain lock.
 /// </summary>
-public sealed class AuditRetentionJob(GatewayPolicy policy, IAuditLog audit, TimeProvider time, ILogger<AuditRetentionJob> logger) : BackgroundService
+public sealed class AuditRetentionJob(GatewayPolicy policy, IAuditLog audit, IAuditStore recorder, TimeProvider time, ILogger<AuditRetentionJob> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -24,6 +24,7 @@ public sealed class AuditRetentionJob(GatewayPolicy policy, IAuditLog audit, Tim
                 if (checkpoint is not null)
                 {
                     HostLog.RetentionPurged(logger, checkpoint.Purged, checkpoint.ThroughSeq);
+                    await recorder.RecordPurgeAsync(time.GetUtcNow(), "retention", "gateway", checkpoint).ConfigureAwait(false);
                 }
             }
             catch (Exception e) when (e is not OperationCanceledException)

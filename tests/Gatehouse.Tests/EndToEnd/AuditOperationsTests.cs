@@ -53,9 +53,29 @@ public sealed class AuditOperationsTests(PostgresFixture pg)
         }
 
         Assert.Single(await store.ListAsync(new AuditQuery(Agent: "recent-agent"), CancellationToken.None));
+        var purge = Assert.Single(await store.ListAsync(new AuditQuery(Tool: "audit purge"), CancellationToken.None));
+        Assert.Equal(("gateway", "retention", "audit.purged"), (purge.Agent, purge.Transport, purge.Rule));
+        Assert.StartsWith("Purged 3 record(s)", purge.Reason);
         var verify = await StdioTests.RunGatehouse(["audit", "verify", "--config", gateway.PolicyPath]);
         Assert.Equal(0, verify.ExitCode);
-        Assert.Contains("Intact: 1 sealed record(s)", verify.Stdout);
+        Assert.Contains("Intact: 2 sealed record(s)", verify.Stdout);
+    }
+
+    [Fact]
+    public async Task Admin_actions_taken_from_the_cli_and_purges_are_recorded_and_reach_the_sink()
+    {
+        var gateway = TestGateway.Create(pg, gateway: "audit:\n  sink: siem/audit.jsonl");
+        var store = await SqliteStateStore.OpenAsync(gateway.Policy.Gateway.StatePath, CancellationToken.None);
+        await SeedAsync(store, "old-agent", DateTimeOffset.UtcNow.AddDays(-2));
+
+        Assert.Equal(0, (await StdioTests.RunGatehouse(["agents", "disable", "analyst", "--config", gateway.PolicyPath, "--as", "alice"])).ExitCode);
+        Assert.Equal(0, (await StdioTests.RunGatehouse(["audit", "purge", "--older-than", "1d", "--config", gateway.PolicyPath])).ExitCode);
+
+        var lines = Directory.GetFiles(Path.Combine(gateway.Directory, "siem"), "audit*.jsonl").SelectMany(File.ReadAllLines).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Contains(lines, l => l.GetProperty("tool").GetString() == "agents disable" && l.GetProperty("agent").GetString() == "alice");
+        Assert.Contains(lines, l => l.GetProperty("tool").GetString() == "audit purge");
+        var purge = Assert.Single(await store.ListAsync(new AuditQuery(Tool: "audit purge"), CancellationToken.None));
+        Assert.Equal(("cli", "audit.purged"), (purge.Transport, purge.Rule));
     }
 
     [Fact]
