@@ -56,11 +56,12 @@ public static partial class AdminApi
                     return Problem(StatusCodes.Status404NotFound, $"no call with id '{id}'");
                 }
 
-                // Statement approvals this call asked for: same agent, connection and text.
-                var approvals = record.Sql is null
+                // Statement approvals this call asked for: same agent, connection and text, among that agent's own requests
+                // (the newest thousand of every agent's could hide them).
+                var approvals = record is not { Sql: not null, Agent: { } agent }
                     ? []
-                    : (await state.ListStatementsAsync(all: true, DateTimeOffset.UtcNow, context.RequestAborted))
-                        .Where(s => s.Agent == record.Agent && s.Connection == record.Connection && s.Sql == record.Sql)
+                    : (await state.ListStatementsOfAgentAsync(agent, 1000, DateTimeOffset.UtcNow, context.RequestAborted))
+                        .Where(s => s.Connection == record.Connection && s.Sql == record.Sql)
                         .Select(RequestViews.Statement)
                         .ToList();
                 return Json(new { Call = record, Approvals = approvals });

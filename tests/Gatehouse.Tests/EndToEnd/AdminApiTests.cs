@@ -87,6 +87,19 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_calls_detail_lists_the_statement_approval_it_asked_for()
+    {
+        await using var agent = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("ops-bot"));
+        var pending = await agent.QueryAsync("update payments set status = status where id = $1", [31]);
+        var requestId = pending.Structured().GetProperty("pending_approval").GetProperty("request_id").GetString();
+
+        var (status, body) = await SendAsync(HttpMethod.Get, $"calls/{pending.AuditId()}", AdminToken("alice"));
+
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(requestId, Assert.Single(body.GetProperty("approvals").EnumerateArray()).GetProperty("id").GetString());
+    }
+
+    [Fact]
     public async Task An_agent_named_with_slashes_is_disabled_under_its_own_name()
     {
         // A SPIFFE id: in the path, its encoded slashes stayed encoded and a name no token carries was switched off.
