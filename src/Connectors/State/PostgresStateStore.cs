@@ -258,6 +258,8 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
 
     protected override string Contains(string haystack, string needle) => $"strpos({haystack}, {needle}) > 0";
 
+    protected override string NowMsSql => "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint";
+
     protected override string LockRow => " FOR UPDATE";
 
     public async ValueTask DisposeAsync()

@@ -100,6 +100,9 @@ public abstract partial class SqlAuditLog : IAuditLog
     /// <summary>An expression true when <paramref name="haystack"/> contains <paramref name="needle"/> (both text).</summary>
     protected abstract string Contains(string haystack, string needle);
 
+    /// <summary>The store's own clock, in Unix milliseconds: what a retention age is measured by.</summary>
+    protected abstract string NowMsSql { get; }
+
     private async Task<(long Seq, string Hash)> CheckpointStartAsync(DbConnection connection, DbTransaction? transaction, CancellationToken cancellationToken)
     {
         var checkpoint = await RowsAsync(
@@ -192,6 +195,12 @@ public abstract partial class SqlAuditLog : IAuditLog
         // Taken first, so no record is sealed between choosing the cut and removing up to it.
         await LockChainAsync(connection, transaction, cancellationToken).ConfigureAwait(false);
         var beforeMs = cut.Before is { } before ? ToMs(before) : long.MinValue;
+        if (cut.OlderThan is { } age)
+        {
+            var storeNow = await RowsAsync(connection, transaction, NowMsSql, [], r => r.GetInt64(0), cancellationToken).ConfigureAwait(false);
+            beforeMs = Math.Max(beforeMs, storeNow[0] - (long)age.TotalMilliseconds);
+        }
+
         if (cut.KeepNewest is { } keep)
         {
             var oldestKept = await RowsAsync(connection, transaction, "SELECT time_ms FROM audit ORDER BY time_ms DESC, id DESC LIMIT 1 OFFSET $1", [(long)keep], r => r.GetInt64(0), cancellationToken).ConfigureAwait(false);

@@ -56,4 +56,7 @@ public sealed partial class SqliteStateStore : SqlStateStore
     }
 
     protected override string Contains(string haystack, string needle) => $"instr({haystack}, {needle}) > 0";
+
+    // The file's clock is the host's: SQLite has no other.
+    protected override string NowMsSql => "SELECT CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
 }

@@ -54,7 +54,7 @@ public sealed record AuditRetention(TimeSpan? MaxAge, int? MaxRecords, TimeSpan 
     public bool Enabled => MaxAge is not null || MaxRecords is not null;
 
     /// <summary>The cut a purge run now makes.</summary>
-    public RetentionCut CutAt(DateTimeOffset now) => new(now - MaxAge, MaxRecords);
+    public RetentionCut Cut => new(null, MaxRecords) { OlderThan = MaxAge };
 }
 
 /// <summary>Traces and metrics, exported over OTLP when an endpoint is configured; off otherwise.</summary>

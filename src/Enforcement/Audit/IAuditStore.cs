@@ -43,7 +43,14 @@ public interface IAuditLog : IAuditStore
 }
 
 /// <summary>What a purge removes: records older than <see cref="Before"/>, and the oldest beyond the newest <see cref="KeepNewest"/>.</summary>
-public sealed record RetentionCut(DateTimeOffset? Before, int? KeepNewest = null);
+public sealed record RetentionCut(DateTimeOffset? Before, int? KeepNewest = null)
+{
+    /// <summary>
+    /// Records finished longer ago than this go, by the store's clock: a purging process whose clock runs fast (an admin's
+    /// laptop, one instance of several) would otherwise delete records the policy keeps.
+    /// </summary>
+    public TimeSpan? OlderThan { get; init; }
+}
 
 /// <summary>Filters for listing audit records, newest first, a page at a time.</summary>
 /// <param name="Table">Calls whose classification names this relation (schema.table, or a table name).</param>

@@ -24,7 +24,7 @@ public static partial class AuditCommand
             }
 
             var (policy, state) = await CliApp.LoadGatewayAsync(parse.GetValue(config)!, cancellationToken);
-            var checkpoint = await state.Audit.PurgeAsync(new RetentionCut(DateTimeOffset.UtcNow - age), CheckpointKey.For(policy).Sign, cancellationToken);
+            var checkpoint = await state.Audit.PurgeAsync(new RetentionCut(null) { OlderThan = age }, CheckpointKey.For(policy).Sign, cancellationToken);
             if (checkpoint is not null)
             {
                 await CliApp.Recorder(policy, state.Audit).RecordPurgeAsync(DateTimeOffset.UtcNow, "cli", Environment.UserName, checkpoint);

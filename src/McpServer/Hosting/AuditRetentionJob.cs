@@ -20,7 +20,7 @@ public sealed class AuditRetentionJob(GatewayPolicy policy, IAuditLog audit, IAu
         {
             try
             {
-                var checkpoint = await audit.PurgeAsync(retention.CutAt(time.GetUtcNow()), key.Sign, stoppingToken);
+                var checkpoint = await audit.PurgeAsync(retention.Cut, key.Sign, stoppingToken);
                 if (checkpoint is not null)
                 {
                     HostLog.RetentionPurged(logger, checkpoint.Purged, checkpoint.ThroughSeq);

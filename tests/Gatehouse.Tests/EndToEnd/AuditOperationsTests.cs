@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using Gatehouse.Connectors.State;
 using Gatehouse.Enforcement.Audit;
+using Gatehouse.McpServer.Hosting;
 using Gatehouse.Tests.Infrastructure;
 
 namespace Gatehouse.Tests.EndToEnd;
@@ -59,6 +60,30 @@ public sealed class AuditOperationsTests(PostgresFixture pg)
         var verify = await StdioTests.RunGatehouse(["audit", "verify", "--config", gateway.PolicyPath]);
         Assert.Equal(0, verify.ExitCode);
         Assert.Contains("Intact: 2 sealed record(s)", verify.Stdout);
+    }
+
+    [Fact]
+    public async Task Retention_measures_age_by_the_stores_clock_not_by_a_fast_one_in_the_purging_process()
+    {
+        // A process whose clock ran three hours fast cut at "now - max_age" by its clock, and took records the policy keeps.
+        var gateway = TestGateway.Create(pg, gateway: "audit:\n  retention:\n    max_age: 1h\n    every: 1s");
+        var store = await SqliteStateStore.OpenAsync(gateway.Policy.Gateway.StatePath, CancellationToken.None);
+        await SeedAsync(store, "old-agent", DateTimeOffset.UtcNow.AddHours(-3));
+        await SeedAsync(store, "recent-agent", DateTimeOffset.UtcNow.AddMinutes(-30));
+
+        using var job = new AuditRetentionJob(gateway.Policy, store, store, new ClockAhead(TimeSpan.FromHours(3)), Microsoft.Extensions.Logging.Abstractions.NullLogger<AuditRetentionJob>.Instance);
+        await job.StartAsync(CancellationToken.None);
+        await EventuallyAsync(
+            async () => (await store.ListAsync(new AuditQuery(Agent: "old-agent"), CancellationToken.None)).Count == 0 ? "purged" : null,
+            "the retention job to purge the record three hours old");
+        await job.StopAsync(CancellationToken.None);
+
+        Assert.Single(await store.ListAsync(new AuditQuery(Agent: "recent-agent"), CancellationToken.None));
+    }
+
+    private sealed class ClockAhead(TimeSpan by) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => base.GetUtcNow() + by;
     }
 
     [Fact]

@@ -405,6 +405,20 @@ public abstract class AuditLogContract
     }
 
     [Fact]
+    public async Task A_retention_age_is_measured_by_the_stores_own_clock()
+    {
+        var log = await OpenAsync();
+        var now = DateTimeOffset.UtcNow;
+        await WriteAsync(log, Record("two-hours-old", Verdict.Allowed, now.AddHours(-2)));
+        await WriteAsync(log, Record("ten-minutes-old", Verdict.Allowed, now.AddMinutes(-10)));
+
+        var checkpoint = await log.PurgeAsync(new RetentionCut(null) { OlderThan = TimeSpan.FromHours(1) }, Sign, CancellationToken.None);
+
+        Assert.Equal(1, checkpoint!.Purged);
+        Assert.Equal(["ten-minutes-old"], (await log.ListAsync(new AuditQuery(), CancellationToken.None)).Select(r => r.Agent));
+    }
+
+    [Fact]
     public async Task The_chain_goes_on_from_the_checkpoint_after_a_purge_took_every_record()
     {
         var log = await OpenAsync();
