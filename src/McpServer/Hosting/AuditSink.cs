@@ -14,21 +14,36 @@ public sealed class AuditSink(IAuditStore inner, Serilog.ILogger sink) : IAuditS
 {
     private const string Property = "AuditRecord";
 
-    public static AuditSink ToFile(IAuditStore inner, string path) =>
-        new(inner, new LoggerConfiguration()
+    public static AuditSink ToFile(IAuditStore inner, string path)
+    {
+        // New files are private from their first byte; the days already written (by an older version) are made so now.
+        PrivateFiles.Apply();
+        if (!OperatingSystem.IsWindows() && Path.GetDirectoryName(Path.GetFullPath(path)) is { } directory && Directory.Exists(directory))
+        {
+            foreach (var day in Directory.GetFiles(directory, $"{Path.GetFileNameWithoutExtension(path)}*{Path.GetExtension(path)}"))
+            {
+                File.SetUnixFileMode(day, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            }
+        }
+
+        return new(inner, new LoggerConfiguration()
             .MinimumLevel.Information()
-            // A day past 1 GB goes on in a next file (Serilog would otherwise drop every line after it until midnight).
+            // Shared: several processes write one sink (stdio gateways on one policy, the CLI's admin actions), so each write
+            // takes a lock across processes and goes at the file's end; each writing at its own remembered offset, they
+            // wrote over each other's lines. A day past 1 GB goes on in a next file (Serilog would otherwise drop every line
+            // after it until midnight).
             .WriteTo.File(
                 new RecordLineFormatter(), path, flushToDiskInterval: TimeSpan.FromSeconds(1), rollingInterval: RollingInterval.Day, rollOnFileSizeLimit: true,
-                retainedFileCountLimit: 31, hooks: new OwnerOnly())
+                retainedFileCountLimit: 31, shared: true)
             .CreateLogger());
+    }
 
     public ValueTask BeginAsync(AuditRecord record, CancellationToken cancellationToken) => inner.BeginAsync(record, cancellationToken);
 
     public async ValueTask CompleteAsync(AuditRecord record, CancellationToken cancellationToken)
     {
         await inner.CompleteAsync(record, cancellationToken).ConfigureAwait(false);
-        sink.Write(new LogEvent(record.Time, LogEventLevel.Information, null, MessageTemplate.Empty, [new LogEventProperty(Property, new ScalarValue(AuditJson.Line(record)))]));
+        sink.Write(new LogEvent(record.Time, LogEventLevel.Information, null, MessageTemplate.Empty, [new LogEventProperty(Property, new ScalarValue(AuditJson.Line(record.Storable())))]));
     }
 
     public ValueTask<AuditRecord?> GetAsync(string id, CancellationToken cancellationToken) => inner.GetAsync(id, cancellationToken);
@@ -36,20 +51,6 @@ public sealed class AuditSink(IAuditStore inner, Serilog.ILogger sink) : IAuditS
     public ValueTask<IReadOnlyList<AuditRecord>> ListAsync(AuditQuery query, CancellationToken cancellationToken) => inner.ListAsync(query, cancellationToken);
 
     public void Dispose() => (sink as IDisposable)?.Dispose();
-
-    // Each day's file holds what the audit log does: readable by the gateway's user only.
-    private sealed class OwnerOnly : Serilog.Sinks.File.FileLifecycleHooks
-    {
-        public override Stream OnFileOpened(string path, Stream underlyingStream, System.Text.Encoding encoding)
-        {
-            if (!OperatingSystem.IsWindows())
-            {
-                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            }
-
-            return underlyingStream;
-        }
-    }
 
     // Each event is exactly the record's JSON line, as audit export writes it.
     private sealed class RecordLineFormatter : ITextFormatter
