@@ -76,6 +76,9 @@ internal static class IssuerKeys
             {
                 RefreshInterval = issuer.KeyRefreshInterval,
                 AutomaticRefreshInterval = TimeSpan.FromHours(1),
+                // A token the keys now published do not verify is refused: falling back to the last set that did would keep a
+                // key the IdP withdrew (a leaked one) in force for an hour. An IdP that is down leaves the fetched keys in use.
+                UseLastKnownGoodConfiguration = false,
             };
         }
 

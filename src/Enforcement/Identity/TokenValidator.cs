@@ -19,8 +19,16 @@ public sealed class TokenValidator
     private readonly JsonWebTokenHandler _handler = new() { MaximumTokenSizeInBytes = MaxTokenLength };
     private readonly Dictionary<string, (IssuerConfig Config, TokenValidationParameters Parameters, IssuerKeys.KeyFile? KeyFile)> _issuers;
 
-    // Each verified token, with its issuer's key file (null for keys not kept in one) and the generation it was verified under.
-    private readonly ConcurrentDictionary<string, (AgentIdentity Identity, IssuerKeys.KeyFile? KeyFile, int Keys)> _cache = new(StringComparer.Ordinal);
+    // Each verified token, with its issuer's key file (null for keys not kept in one), the generation it was verified under,
+    // and until when it is trusted without verifying it again.
+    private readonly ConcurrentDictionary<string, (AgentIdentity Identity, IssuerKeys.KeyFile? KeyFile, int Keys, DateTimeOffset Until)> _cache = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// How long a verified token is trusted before it is verified again. Keys fetched from a JWKS URL or discovery have no
+    /// generation to compare: without this, a token verified under a key the IdP has since withdrawn (a leaked one) went on
+    /// being trusted until its own expiry, which its signer chose.
+    /// </summary>
+    public static readonly TimeSpan ReverifyAfter = TimeSpan.FromMinutes(5);
     private readonly TimeProvider _time;
     private readonly KeyRotation _rotation;
 
@@ -55,7 +63,7 @@ public sealed class TokenValidator
         if (_cache.TryGetValue(cacheKey, out var cached))
         {
             // Verified under keys still in force: a key file rewritten since (a rotation, a leaked key removed) means again.
-            if (cached.Identity.ExpiresAt > now && (cached.KeyFile is null || cached.KeyFile.Generation == cached.Keys))
+            if (cached.Until > now && (cached.KeyFile is null || cached.KeyFile.Generation == cached.Keys))
             {
                 return IdentityResult.Verified(cached.Identity);
             }
@@ -137,7 +145,7 @@ public sealed class TokenValidator
             Evict(now);
         }
 
-        _cache[cacheKey] = (identity, issuer.KeyFile, keys);
+        _cache[cacheKey] = (identity, issuer.KeyFile, keys, identity.ExpiresAt < now + ReverifyAfter ? identity.ExpiresAt : now + ReverifyAfter);
         return IdentityResult.Verified(identity);
     }
 
@@ -145,7 +153,7 @@ public sealed class TokenValidator
     {
         foreach (var (key, value) in _cache)
         {
-            if (value.Identity.ExpiresAt <= now)
+            if (value.Until <= now)
             {
                 _cache.TryRemove(key, out _);
             }
