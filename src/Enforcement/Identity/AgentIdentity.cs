@@ -37,14 +37,18 @@ public static class AgentKeys
 
     public static string TokenId(string jti) => "jti:" + jti;
 
-    /// <summary>The longest name accepted: a SPIFFE id may be 2,048 bytes; names head every audit record and console row.</summary>
-    public const int MaxNameLength = 2048;
+    /// <summary>
+    /// The longest name accepted, in UTF-8 bytes: a SPIFFE id may be 2,048, and PostgreSQL indexes (the audit log's by agent)
+    /// take no entry much longer.
+    /// </summary>
+    public const int MaxNameBytes = 2048;
 
     /// <summary>
     /// Why <paramref name="name"/> cannot name an agent or a group, or null when it can. They are told apart, disabled and
     /// reviewed by name, so a name must not look like another: no spaces at its edges, and no control, line-break or
     /// invisible formatting characters ("analyst" and "analyst" + U+200B would read the same in the log and the console).
-    /// Zero-width joiners between non-ASCII characters are writing, not disguise (Persian and Indic words, emoji sequences).
+    /// Zero-width joiners between the characters of scripts that join with them are writing, not disguise (Persian and Indic
+    /// words, emoji sequences); between Latin or Cyrillic letters they are disguise.
     /// </summary>
     public static string? NameProblem(string name)
     {
@@ -53,9 +57,9 @@ public static class AgentKeys
             return "is empty";
         }
 
-        if (name.Length > MaxNameLength)
+        if (System.Text.Encoding.UTF8.GetByteCount(name) > MaxNameBytes)
         {
-            return $"is longer than {MaxNameLength} characters";
+            return $"is longer than {MaxNameBytes:N0} bytes";
         }
 
         if (char.IsWhiteSpace(name[0]) || char.IsWhiteSpace(name[^1]))
@@ -67,7 +71,7 @@ public static class AgentKeys
         {
             var c = name[i];
             var hidden = char.IsControl(c) || char.GetUnicodeCategory(c) is UnicodeCategory.Format or UnicodeCategory.LineSeparator or UnicodeCategory.ParagraphSeparator;
-            if (hidden && !(c is '\u200C' or '\u200D' && i > 0 && i < name.Length - 1 && name[i - 1] > '\u007F' && name[i + 1] > '\u007F'))
+            if (hidden && !(c is '\u200C' or '\u200D' && i > 0 && i < name.Length - 1 && JoinsWith(name[i - 1]) && JoinsWith(name[i + 1])))
             {
                 return "holds control or invisible characters, so it would read as another name";
             }
@@ -75,6 +79,11 @@ public static class AgentKeys
 
         return null;
     }
+
+    // Arabic-script (Persian, Urdu) and Indic letters, and the halves of an emoji, which zero-width joiners join.
+    private static bool JoinsWith(char c) =>
+        c is >= '\u0600' and <= '\u06FF' or >= '\u0750' and <= '\u077F' or >= '\u08A0' and <= '\u08FF' or >= '\uFB50' and <= '\uFDFF'
+            or >= '\uFE70' and <= '\uFEFF' or >= '\u0900' and <= '\u0DFF' or >= '\u2600' and <= '\u27BF' || char.IsSurrogate(c);
 
     /// <summary>
     /// Why <paramref name="name"/> cannot name an agent, or null when it can: besides what <see cref="NameProblem"/> refuses,

@@ -160,16 +160,18 @@ public sealed partial class TokenValidatorTests : IDisposable
     }
 
     [Fact]
-    public async Task An_agent_name_is_at_most_2048_characters_and_may_hold_inner_spaces_and_joiners_in_words()
+    public async Task An_agent_name_is_at_most_2048_bytes_and_may_hold_inner_spaces_and_joiners_in_words()
     {
         Assert.Equal("identity.agent_name_invalid", (await Validate(Mint(new string('a', 2049)))).Rule);
         Assert.Equal(new string('a', 2048), (await Validate(Mint(new string('a', 2048)))).Identity?.Agent);
+        Assert.Equal("identity.agent_name_invalid", (await Validate(Mint(new string('ж', 1025)))).Rule);
         Assert.Equal("nightly report bot", (await Validate(Mint("nightly report bot"))).Identity?.Agent);
         Assert.Equal("spiffe://corp/ns/etl/sa/loader", (await Validate(Mint("spiffe://corp/ns/etl/sa/loader"))).Identity?.Agent);
 
         // A zero-width non-joiner inside a Persian word is writing; between ASCII letters it is disguise.
         Assert.Equal("گزارش\u200Cساز", (await Validate(Mint("گزارش\u200Cساز"))).Identity?.Agent);
         Assert.Equal("identity.agent_name_invalid", (await Validate(Mint("ana\u200Clyst"))).Rule);
+        Assert.Equal("identity.agent_name_invalid", (await Validate(Mint("ив\u200Dан"))).Rule);
     }
 
     [Fact]
