@@ -160,19 +160,22 @@ public static class DatabaseProfiles
 
     /// <summary>
     /// Every profile the policy's agents and groups need on a connection, each once, naming who uses it; plus, for agents
-    /// holding time-boxed grants from approved requests (<paramref name="timeBoxed"/>), the profile of their widened rights.
+    /// holding time-boxed grants from approved requests (<paramref name="timeBoxed"/>), the profile of their widened rights:
+    /// one for each person the grants were asked for, as a call acting for that person holds only theirs.
     /// </summary>
     public static IReadOnlyList<DatabaseProfile> All(GatewayPolicy policy, ConnectionConfig connection, IReadOnlyDictionary<string, IReadOnlyList<Grant>>? timeBoxed = null)
     {
         var principals = policy.Agents.Values.Select(a => (Name: $"agent {a.Name}", a.Grants, a.Unmask))
             .Concat(policy.Groups.Values.Select(g => (Name: $"group {g.Name}", g.Grants, g.Unmask)))
             .Concat((timeBoxed ?? new Dictionary<string, IReadOnlyList<Grant>>())
-                .Where(t => t.Value.Any(g => g.Connection == connection.Name))
+                .SelectMany(t => t.Value.GroupBy(g => g.DelegatedBy).Select(held => (Agent: t.Key, For: held.Key, Grants: held.ToList())))
+                .Where(t => t.Grants.Any(g => g.Connection == connection.Name))
                 .Select(t =>
                 {
-                    var own = policy.Agents.TryGetValue(t.Key, out var agent) ? agent : new PrincipalPolicy(t.Key, []);
-                    var unmask = own.Unmask.Concat(t.Value.Where(g => g.Connection == connection.Name && g.Unmask is not null).Select(g => g.Unmask!)).ToList();
-                    return (Name: $"agent {t.Key} with {string.Join(", ", t.Value.Select(g => g.Source))}", Grants: (IReadOnlyList<Grant>)[.. own.Grants, .. t.Value], Unmask: (IReadOnlyList<string>)unmask);
+                    var own = policy.Agents.TryGetValue(t.Agent, out var agent) ? agent : new PrincipalPolicy(t.Agent, []);
+                    var unmask = own.Unmask.Concat(t.Grants.Where(g => g.Connection == connection.Name && g.Unmask is not null).Select(g => g.Unmask!)).ToList();
+                    var acting = t.For is { } person ? $" for {person}" : "";
+                    return (Name: $"agent {t.Agent}{acting} with {string.Join(", ", t.Grants.Select(g => g.Source))}", Grants: (IReadOnlyList<Grant>)[.. own.Grants, .. t.Grants], Unmask: (IReadOnlyList<string>)unmask);
                 }))
             .Where(p => p.Grants.Any(g => g.Connection == connection.Name));
         return principals

@@ -116,6 +116,27 @@ public sealed class DatabaseProfilesTests
     }
 
     [Fact]
+    public void Time_boxed_grants_make_one_profile_for_each_person_they_were_asked_for_as_a_call_holds_them()
+    {
+        var policy = new GatewayPolicy(
+            "/p.yaml",
+            new GatewaySettings("state.db", QueryLimits.Default, HttpSettings.LoopbackOnly),
+            new Dictionary<string, ConnectionConfig> { ["shop"] = Shop },
+            [],
+            new Dictionary<string, PrincipalPolicy> { ["analyst"] = new("analyst", [ReadPublic]) },
+            new Dictionary<string, PrincipalPolicy>());
+        Grant forAlice = new Grant("shop", AccessLevel.Read, [], []) { Source = "request req_1", Unmask = "email", DelegatedBy = "alice" };
+        Grant onItsOwn = new Grant("shop", AccessLevel.Read, [], []) { Source = "request req_2", Unmask = "ssn" };
+
+        var profiles = DatabaseProfiles.All(policy, Shop, new Dictionary<string, IReadOnlyList<Grant>> { ["analyst"] = [forAlice, onItsOwn] });
+
+        // Each is the profile a call resolves to: the agent's own grants and the time-boxed ones held for the same person.
+        Assert.Contains(profiles, p => p.Name == DatabaseProfiles.ForCall(Shop, [ReadPublic, forAlice], new HashSet<string> { "email" }).Name && p.UsedBy.Single().StartsWith("agent analyst for alice with request req_1", StringComparison.Ordinal));
+        Assert.Contains(profiles, p => p.Name == DatabaseProfiles.ForCall(Shop, [ReadPublic, onItsOwn], new HashSet<string> { "ssn" }).Name);
+        Assert.DoesNotContain(profiles, p => p.Name == DatabaseProfiles.ForCall(Shop, [ReadPublic, forAlice, onItsOwn], new HashSet<string> { "email", "ssn" }).Name);
+    }
+
+    [Fact]
     public void Strict_lineage_names_the_result_columns_the_database_masked_and_counts_their_values()
     {
         var plan = PlanReader.Read("""
