@@ -29,4 +29,7 @@ internal static partial class Log
 
     [LoggerMessage(8, LogLevel.Warning, "Access request {RequestId} was filed, but the state store did not answer when the agent's requests were listed after; the caller is told it is filed: {Message}")]
     public static partial void RequestsNotListed(ILogger logger, string requestId, string message);
+
+    [LoggerMessage(9, LogLevel.Error, "Approval request {RequestId}: the operator's answer ({Answer}) is counted, but its audit record could not be written: {Message}")]
+    public static partial void OperatorAnswerNotRecorded(ILogger logger, string requestId, string answer, string message);
 }

@@ -8,8 +8,8 @@ namespace Gatehouse.Connectors.Postgres;
 /// Watches each target's catalog (relations, columns and their defaults, views, functions, operators, casts, schemas,
 /// inheritance, row-level security policies) with a small fingerprint query every 250 ms.
 /// Cached classifications are used only under a version confirmed within the last second; any DDL or GRANT changes the
-/// version and so retires them. Between polls a change can go unseen for at most one interval: PostgreSQL's own privileges
-/// still hold underneath.
+/// version and so retires them. A change can go unseen for at most that second (a poll stalled behind a busy pool keeps the
+/// last version that long, not longer): PostgreSQL's own privileges still hold underneath.
 /// </summary>
 public sealed class PostgresCatalogVersions(PostgresTargets targets, TimeProvider time) : ICatalogVersionSource, IAsyncDisposable
 {
@@ -33,14 +33,15 @@ public sealed class PostgresCatalogVersions(PostgresTargets targets, TimeProvide
         + " || ':' || (SELECT coalesce(sum(xmin::text::bigint), 0) || '/' || count(*) FROM pg_catalog.pg_attrdef)"
         + " || ':' || (SELECT coalesce(sum(xmin::text::bigint), 0) || '/' || count(*) FROM pg_catalog.pg_policy)";
 
-    private readonly ConcurrentDictionary<string, Watch> _watches = new(StringComparer.Ordinal);
+    // Lazy, so calls arriving together for a new connection start one watch, not one loop each for the life of the process.
+    private readonly ConcurrentDictionary<string, Lazy<Watch>> _watches = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stop = new();
 
     private TimeProvider Time => time;
 
     public string? Current(string connection)
     {
-        var watch = _watches.GetOrAdd(connection, c => new Watch(this, c));
+        var watch = _watches.GetOrAdd(connection, c => new Lazy<Watch>(() => new Watch(this, c))).Value;
         var seen = watch.Seen;
         return seen is not null && Time.GetUtcNow() - seen.Value.At < MaxAge ? seen.Value.Version : null;
     }
@@ -48,7 +49,7 @@ public sealed class PostgresCatalogVersions(PostgresTargets targets, TimeProvide
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync().ConfigureAwait(false);
-        await Task.WhenAll(_watches.Values.Select(w => w.Loop)).ConfigureAwait(false);
+        await Task.WhenAll(_watches.Values.Where(w => w.IsValueCreated).Select(w => w.Value.Loop)).ConfigureAwait(false);
         _stop.Dispose();
     }
 

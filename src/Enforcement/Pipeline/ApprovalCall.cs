@@ -27,6 +27,10 @@ public sealed partial class GatewayPipeline
         var identity = run.Scope.Identity;
         var execution = run.Execution;
         var key = RequestKey.Of(execution, statement);
+
+        // The catalog the statement was judged against: read now if it was not known then, before the dry run, the filing
+        // and the wait, so a DDL committed meanwhile (one queued behind the dry run's locks) is seen before the approved run.
+        var catalogBefore = run.CatalogVersion ?? await CatalogVersionAsync(execution.Connection, cancellationToken).ConfigureAwait(false);
         var request = await FindRequestAsync(run, key, cancellationToken).ConfigureAwait(false);
 
         if (request is { Status: StatementApprovalStatus.Used })
@@ -42,7 +46,7 @@ public sealed partial class GatewayPipeline
             return QueryResultCodec.Rights(kept) == rights
                 ? Delivered(QueryResultCodec.Read(kept), Decision.Allow("approval.result", $"the result of approved request {request.Id}, which ran after your earlier call ended"), run.Classification)
                 : new StepResult(
-                    Decision.Deny("approval.rights_changed", $"request {request.Id} ran after your earlier call ended, but this agent's grants or unmask rights on connection '{execution.Connection}' have changed since, so the result kept from that run was discarded, not handed over; its outcome is in the audit log, and the approval is spent"),
+                    Decision.Deny("approval.rights_changed", $"request {request.Id} ran after your earlier call ended, but this agent's grants or unmask rights on connection '{execution.Connection}', or the connection's tags or masking strategies, have changed since, so the result kept from that run was discarded, not handed over; its outcome is in the audit log, and the approval is spent"),
                     Classification: run.Classification);
         }
 
@@ -84,7 +88,6 @@ public sealed partial class GatewayPipeline
         }
 
         run.Scope.Describe(r => r with { Classification = $"{run.Classification} [approval {request.Id}]" });
-        var catalogBefore = run.CatalogVersion ?? await CatalogVersionAsync(execution.Connection, cancellationToken).ConfigureAwait(false);
         request = await AskOperatorAsync(settings, request, call, cancellationToken).ConfigureAwait(false);
         request = await WaitForDecisionAsync(settings, request, call.Progress, cancellationToken).ConfigureAwait(false);
         var who = string.Join(", ", request.Votes.Select(v => v.Approver));
@@ -243,7 +246,16 @@ public sealed partial class GatewayPipeline
             };
         var reason = $"{outcome} Answered in the MCP client of agent '{request.Agent}' (session {call.SessionId})."
             + (answer.Reason is { } why ? $" Reason given: {why}" : "");
-        await audit.RecordAsync(time.GetUtcNow(), $"approvals {verb}", "mcp-elicitation", ApprovalSettings.Operator, request.Id, decided is not null, decided is null ? "approval.refused" : $"approval.{verb}", reason).ConfigureAwait(false);
+        try
+        {
+            await audit.RecordAsync(time.GetUtcNow(), $"approvals {verb}", "mcp-elicitation", ApprovalSettings.Operator, request.Id, decided is not null, decided is null ? "approval.refused" : $"approval.{verb}", reason).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // The vote is in the store, as the call's own record will say; the call goes on under it, and the gap is logged.
+            Log.OperatorAnswerNotRecorded(logger, request.Id, verb, e.Message);
+        }
+
         return decided ?? request;
     }
 

@@ -222,7 +222,7 @@ public sealed partial class GatewayPipeline
         {
             GatewayTelemetry.ApprovalRequested();
             using var approve = GatewayTelemetry.Stage("approve");
-            return await WithApprovalAsync(run, guarded!, statement, call, RightsText(grants, unmask), cancellationToken).ConfigureAwait(false);
+            return await WithApprovalAsync(run, guarded!, statement, call, RightsText(grants, unmask, connectionConfig), cancellationToken).ConfigureAwait(false);
         }
 
         // A write whose rows sent an earlier call of it for approval (a rule its estimate did not match) goes back to that
@@ -230,14 +230,14 @@ public sealed partial class GatewayPipeline
         if (run.WriteBound is not null && scope.Policy.Guardrails.Any(r => r.Outcome == GuardrailOutcome.RequireApproval && r.Match.MinRows is not null)
             && await FindRequestAsync(run, RequestKey.Of(execution, statement), cancellationToken).ConfigureAwait(false) is { } earlier)
         {
-            return await WithApprovalAsync(run, Decision.Deny(earlier.Rule, earlier.Reason) with { NeedsApproval = true }, statement, call, RightsText(grants, unmask), cancellationToken).ConfigureAwait(false);
+            return await WithApprovalAsync(run, Decision.Deny(earlier.Rule, earlier.Reason) with { NeedsApproval = true }, statement, call, RightsText(grants, unmask, connectionConfig), cancellationToken).ConfigureAwait(false);
         }
 
         var step = await ExecuteAsync(run, verdicts.Final(Decision.Allow("query.allowed", byPlan.IsAllowed ? byPlan.Reason : "allowed")), maxAffectedRows: null, cancellationToken).ConfigureAwait(false);
 
         // It touched enough rows to match a rule that sends it to a human, which its estimate did not: rolled back, and asked for.
         return step.Decision.NeedsApproval
-            ? await WithApprovalAsync(run, step.Decision, statement, call, RightsText(grants, unmask), cancellationToken).ConfigureAwait(false)
+            ? await WithApprovalAsync(run, step.Decision, statement, call, RightsText(grants, unmask, connectionConfig), cancellationToken).ConfigureAwait(false)
             : step;
     }
 
@@ -264,9 +264,9 @@ public sealed partial class GatewayPipeline
         }
 
         var (grants, unmask) = await scope.Rules.Grants.ResolveRightsAsync(scope.Identity, connection, now, cancellationToken).ConfigureAwait(false);
-        return RightsText(grants, unmask) == rightsBefore
+        return RightsText(grants, unmask, scope.Policy.Connections[connection]) == rightsBefore
             ? null
-            : Decision.Deny("approval.rights_changed", $"this agent's grants or unmask rights on connection '{connection}' changed while the call waited for approval, so nothing was run; call query again to have it judged under the rights it has now");
+            : Decision.Deny("approval.rights_changed", $"this agent's grants or unmask rights on connection '{connection}', or the connection's tags or masking strategies, changed while the call waited for approval, so nothing was run; call query again to have it judged under the rights it has now");
     }
 
     // The target's catalog version as last confirmed; one not known yet (its watch has just started, or the database was
@@ -283,8 +283,11 @@ public sealed partial class GatewayPipeline
         return version;
     }
 
-    private static string RightsText(IReadOnlyList<Grant> grants, IReadOnlySet<string> unmask) =>
-        string.Join("; ", grants.Select(DescribeGrant).Order(StringComparer.Ordinal)) + " | " + string.Join(",", unmask.Order(StringComparer.Ordinal));
+    // What a result is masked under: the caller's grants and unmask rights, and the connection's tags and strategies. A kept
+    // result is handed over only while they are all unchanged: a column tagged since its run would come back raw.
+    private static string RightsText(IReadOnlyList<Grant> grants, IReadOnlySet<string> unmask, ConnectionConfig connection) =>
+        string.Join("; ", grants.Select(DescribeGrant).Order(StringComparer.Ordinal)) + " | " + string.Join(",", unmask.Order(StringComparer.Ordinal))
+        + $" | {connection.Masking}: " + string.Join(",", connection.Tags.Select(t => $"{t.Key}={t.Value}={MaskingStrategies.Name(connection.StrategyFor(t.Value))}").Order(StringComparer.Ordinal));
 
     /// <summary>
     /// An authorized statement ready to run, with what its record and masking need, for a write what the rows it touched

@@ -9,7 +9,7 @@ namespace Gatehouse.McpServer.Hosting;
 /// what the policy's max_age and max_records say is due, leaving a signed checkpoint so the rest still verifies. Several
 /// instances may run it against one store: the purge is one transaction under the chain lock.
 /// </summary>
-public sealed class AuditRetentionJob(GatewayPolicy policy, IAuditLog audit, IAuditStore recorder, TimeProvider time, ILogger<AuditRetentionJob> logger) : BackgroundService
+public sealed class AuditRetentionJob(GatewayPolicy policy, IAuditLog audit, TimeProvider time, ILogger<AuditRetentionJob> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -23,8 +23,9 @@ public sealed class AuditRetentionJob(GatewayPolicy policy, IAuditLog audit, IAu
                 var checkpoint = await audit.PurgeAsync(retention.Cut, key.Sign, stoppingToken);
                 if (checkpoint is not null)
                 {
+                    // Logged, not recorded: a record of each purge would itself count toward max_records, and an idle gateway
+                    // would purge one record per round for ever. The signed checkpoint is what stays of it.
                     HostLog.RetentionPurged(logger, checkpoint.Purged, checkpoint.ThroughSeq);
-                    await recorder.RecordPurgeAsync(time.GetUtcNow(), "retention", "gateway", checkpoint).ConfigureAwait(false);
                 }
             }
             catch (Exception e) when (e is not OperationCanceledException)

@@ -100,9 +100,9 @@ public sealed class ToolCallGuard(IEnumerable<McpServerTool> tools, GatehouseToo
         "string" => value.ValueKind == JsonValueKind.String,
         // The SDK binds numbers sent as text ("10"), as many model clients send them; so does this check.
         "integer" => value.ValueKind == JsonValueKind.Number ? value.TryGetInt32(out _)
-            : value.ValueKind == JsonValueKind.String && int.TryParse(value.GetString(), NumberStyles.Integer, CultureInfo.InvariantCulture, out _),
+            : value.ValueKind == JsonValueKind.String && int.TryParse(value.GetString(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out _),
         "number" => value.ValueKind == JsonValueKind.Number
-            || (value.ValueKind == JsonValueKind.String && double.TryParse(value.GetString(), NumberStyles.Float, CultureInfo.InvariantCulture, out _)),
+            || (value.ValueKind == JsonValueKind.String && double.TryParse(value.GetString(), NumberStyles.AllowLeadingSign | NumberStyles.AllowDecimalPoint | NumberStyles.AllowExponent, CultureInfo.InvariantCulture, out _)),
         "boolean" => value.ValueKind is JsonValueKind.True or JsonValueKind.False,
         "array" => value.ValueKind == JsonValueKind.Array,
         "object" => value.ValueKind == JsonValueKind.Object,

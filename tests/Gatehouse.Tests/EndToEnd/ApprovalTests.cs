@@ -150,11 +150,13 @@ public sealed class ApprovalTests(PostgresFixture pg)
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public async Task A_result_whose_caller_left_during_the_approved_run_is_kept_for_its_next_call_while_its_rights_hold(bool rightsChange)
+    [InlineData("nothing")]
+    [InlineData("a grant")]
+    [InlineData("a tag")]
+    public async Task A_result_whose_caller_left_during_the_approved_run_is_kept_for_its_next_call_while_its_rights_hold(string changed)
     {
-        var gateway = Gateway(pg, "60s");
+        var rightsChange = changed != "nothing";
+        var gateway = TestGateway.Create(pg, Agents + "\napprovals:\n  approvers: [alice, bob, carol]\n  wait: 60s\n", connectionSettings: "masking: overlay");
         await using var server = await HttpGateway.StartAsync(gateway);
         await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
         // Slow enough (a few seconds) that the caller is gone before it finishes.
@@ -183,9 +185,12 @@ public sealed class ApprovalTests(PostgresFixture pg)
 
         if (rightsChange)
         {
-            // A grant changes before the agent comes back: what was kept was masked under rights it no longer has exactly.
+            // A grant, or what the connection masks, changes before the agent comes back: what was kept was masked under
+            // rights it no longer has exactly (a column tagged since would come back raw).
             var policy = await File.ReadAllTextAsync(gateway.PolicyPath);
-            await File.WriteAllTextAsync(gateway.PolicyPath, policy.Replace("public.payments, public.observed_rows]", "public.payments]", StringComparison.Ordinal));
+            await File.WriteAllTextAsync(gateway.PolicyPath, changed == "a grant"
+                ? policy.Replace("public.payments, public.observed_rows]", "public.payments]", StringComparison.Ordinal)
+                : policy.Replace("    masking: overlay", "    masking: overlay\n    tags: { public.customers.email: email }", StringComparison.Ordinal));
             await OperationsTests.WaitForReloadAsync(server.State, "policy.reloaded", since: DateTimeOffset.MinValue);
         }
 
