@@ -20,13 +20,14 @@ public static class GrantsCommand
             var active = await state.ListAsync(AccessRequestStatus.Approved, DateTimeOffset.UtcNow, cancellationToken);
             if (parse.GetValue(json))
             {
-                Output.WriteJson(active.Select(r => new { r.Id, r.Agent, r.Connection, Access = r.AccessText, Tables = r.Tables.Select(t => t.ToString()), r.DecidedBy, r.GrantExpiresAt }));
+                Output.WriteJson(active.Select(r => new { r.Id, r.Agent, r.DelegatedBy, r.Connection, Access = r.AccessText, Tables = r.Tables.Select(t => t.ToString()), r.DecidedBy, r.GrantExpiresAt }));
                 return 0;
             }
 
             Output.WriteTable(
-                ["REQUEST", "AGENT", "CONNECTION", "ACCESS", "TABLES", "APPROVED BY", "UNTIL"],
-                active.Select(r => (IReadOnlyList<string>)[r.Id, r.Agent, r.Connection, r.AccessText, r.Scope, r.DecidedBy ?? "", Output.Time(r.GrantExpiresAt)]));
+                // FOR: the person the agent asked on behalf of; the grant holds only for calls made for them ("-": its own calls).
+                ["REQUEST", "AGENT", "FOR", "CONNECTION", "ACCESS", "TABLES", "APPROVED BY", "UNTIL"],
+                active.Select(r => (IReadOnlyList<string>)[r.Id, r.Agent, r.DelegatedBy ?? "-", r.Connection, r.AccessText, r.Scope, r.DecidedBy ?? "", Output.Time(r.GrantExpiresAt)]));
             return 0;
         }));
         return command;

@@ -391,6 +391,8 @@ public sealed class ApprovalTests(PostgresFixture pg)
         const string Write = "update orders set note = note where id = 1";
 
         Assert.Equal(1, (await forAlice.QueryAsync(Write)).Structured().GetProperty("affected_rows").GetInt32());
+        var listed = JsonDocument.Parse((await Cli(gateway, "grants", "list", "--json")).Stdout).RootElement.EnumerateArray().Single(g => g.GetProperty("id").GetString() == id);
+        Assert.Equal("alice", listed.GetProperty("delegated_by").GetString());
 
         // Bob approved it for alice: the agent acting for bob, or on its own, does not hold it.
         await using var forBob = await GatewayClients.HttpAsync(server.Endpoint, For("bob"));
