@@ -26,8 +26,9 @@ public sealed class ClassificationCache(int capacity = 10_000, long maxChars = 1
 
     public void Set(string connection, string normalized, string version, PlanFacts plan)
     {
-        // The statement's text and the plan's output expressions, which repeat its literals, are most of what an entry holds.
-        var chars = normalized.Length + plan.Outputs.Sum(o => (long)o.Length);
+        // The statement's text and the plan's output expressions, which repeat its literals, are most of what an entry holds;
+        // an entry replaced (its statement under a new catalog version) gives back what it held.
+        var chars = Size(normalized, plan) - (_entries.TryGetValue((connection, normalized), out var replaced) ? Size(normalized, replaced.Plan) : 0);
         if (_entries.Count >= capacity || Interlocked.Add(ref _chars, chars) > maxChars)
         {
             // Crude but bounded: a full cache starts over rather than growing without limit.
@@ -37,6 +38,8 @@ public sealed class ClassificationCache(int capacity = 10_000, long maxChars = 1
 
         _entries[(connection, normalized)] = (version, plan);
     }
+
+    private static long Size(string normalized, PlanFacts plan) => normalized.Length + plan.Outputs.Sum(o => (long)o.Length);
 }
 
 /// <summary>The current catalog version of a target database, or null when it is not known right now (then nothing is cached).</summary>

@@ -80,10 +80,11 @@ public static class AgentKeys
         return null;
     }
 
-    // Arabic-script (Persian, Urdu) and Indic letters, and the halves of an emoji, which zero-width joiners join.
+    // Arabic-script (Persian, Urdu) and Indic letters, and the parts of an emoji (its surrogate halves, its variation
+    // selector), which zero-width joiners join.
     private static bool JoinsWith(char c) =>
         c is >= '\u0600' and <= '\u06FF' or >= '\u0750' and <= '\u077F' or >= '\u08A0' and <= '\u08FF' or >= '\uFB50' and <= '\uFDFF'
-            or >= '\uFE70' and <= '\uFEFF' or >= '\u0900' and <= '\u0DFF' or >= '\u2600' and <= '\u27BF' || char.IsSurrogate(c);
+            or >= '\uFE70' and <= '\uFEFF' or >= '\u0900' and <= '\u0DFF' or >= '\u2600' and <= '\u27BF' or '\uFE0F' || char.IsSurrogate(c);
 
     /// <summary>
     /// Why <paramref name="name"/> cannot name an agent, or null when it can: besides what <see cref="NameProblem"/> refuses,

@@ -27,10 +27,6 @@ public sealed partial class GatewayPipeline
         var identity = run.Scope.Identity;
         var execution = run.Execution;
         var key = RequestKey.Of(execution, statement);
-
-        // The catalog the statement was judged against: read now if it was not known then, before the dry run, the filing
-        // and the wait, so a DDL committed meanwhile (one queued behind the dry run's locks) is seen before the approved run.
-        var catalogBefore = run.CatalogVersion ?? await CatalogVersionAsync(execution.Connection, cancellationToken).ConfigureAwait(false);
         var request = await FindRequestAsync(run, key, cancellationToken).ConfigureAwait(false);
 
         if (request is { Status: StatementApprovalStatus.Used })
@@ -54,6 +50,10 @@ public sealed partial class GatewayPipeline
         {
             return new StepResult(RunningNow(request), Classification: run.Classification);
         }
+
+        // The catalog the statement was judged against: read now if it was not known then, before the dry run, the filing
+        // and the wait, so a DDL committed meanwhile (one queued behind the dry run's locks) is seen before the approved run.
+        var catalogBefore = run.CatalogVersion ?? await CatalogVersionAsync(execution.Connection, cancellationToken).ConfigureAwait(false);
 
         if (request is null)
         {

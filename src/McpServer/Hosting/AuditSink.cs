@@ -22,15 +22,22 @@ public sealed class AuditSink(IAuditStore inner, Serilog.ILogger sink) : IAuditS
         {
             foreach (var day in Directory.GetFiles(directory, $"{Path.GetFileNameWithoutExtension(path)}*{Path.GetExtension(path)}"))
             {
-                File.SetUnixFileMode(day, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                try
+                {
+                    File.SetUnixFileMode(day, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                }
+                catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+                {
+                    // Another user's file, or a mount that takes no chmod: the sink goes on, as a failing sink never fails a call.
+                }
             }
         }
 
         return new(inner, new LoggerConfiguration()
             .MinimumLevel.Information()
             // Shared: several processes write one sink (stdio gateways on one policy, the CLI's admin actions), so each write
-            // takes a lock across processes and goes at the file's end; each writing at its own remembered offset, they
-            // wrote over each other's lines. A day past 1 GB goes on in a next file (Serilog would otherwise drop every line
+            // goes at the file's end, under a lock shared by the processes of one session; each writing at its own
+            // remembered offset, they wrote over each other's lines. A day past 1 GB goes on in a next file (Serilog would otherwise drop every line
             // after it until midnight).
             .WriteTo.File(
                 new RecordLineFormatter(), path, flushToDiskInterval: TimeSpan.FromSeconds(1), rollingInterval: RollingInterval.Day, rollOnFileSizeLimit: true,

@@ -34,4 +34,19 @@ public sealed class ClassificationCacheTests
         Assert.InRange(held, 1, 2);
         Assert.True(cache.TryGet("shop", statements[^1], "v1", out _));
     }
+
+    [Fact]
+    public void A_statement_cached_again_under_a_new_catalog_version_is_counted_once()
+    {
+        // 100 KB against a 256 KB bound, set ten times as the catalog moves: counted each time, it started the cache over.
+        var cache = new ClassificationCache(maxChars: 256 * 1024);
+        var big = $"select '{new string('x', 100 * 1024)}'";
+        cache.Set("shop", "select 1", "v1", Plan);
+        for (var version = 0; version < 10; version++)
+        {
+            cache.Set("shop", big, $"v{version}", Plan);
+        }
+
+        Assert.True(cache.TryGet("shop", "select 1", "v1", out _));
+    }
 }

@@ -172,6 +172,7 @@ public sealed partial class TokenValidatorTests : IDisposable
         Assert.Equal("گزارش\u200Cساز", (await Validate(Mint("گزارش\u200Cساز"))).Identity?.Agent);
         Assert.Equal("identity.agent_name_invalid", (await Validate(Mint("ana\u200Clyst"))).Rule);
         Assert.Equal("identity.agent_name_invalid", (await Validate(Mint("ив\u200Dан"))).Rule);
+        Assert.Equal("bot-\u2764\uFE0F\u200D\U0001F525", (await Validate(Mint("bot-\u2764\uFE0F\u200D\U0001F525"))).Identity?.Agent);
     }
 
     [Fact]
