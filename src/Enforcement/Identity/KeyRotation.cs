@@ -19,11 +19,17 @@ internal sealed class KeyRotation(TimeProvider time)
     private readonly ConcurrentDictionary<string, DateTimeOffset> _lastForced = new(StringComparer.Ordinal);
 
     /// <summary>True when a newer key set arrived, so validating again may succeed.</summary>
-    public async Task<bool> RefreshAsync(IssuerConfig issuer, TokenValidationParameters parameters, CancellationToken cancellationToken)
+    public async Task<bool> RefreshAsync(IssuerConfig issuer, TokenValidationParameters parameters, string? keyId, CancellationToken cancellationToken)
     {
         if (parameters.ConfigurationManager is not ConfigurationManager<OpenIdConnectConfiguration> manager)
         {
             return false;
+        }
+
+        // The token handler asks for fresh keys itself on an unknown kid: they may have arrived already.
+        if (Publishes(await manager.GetConfigurationAsync(cancellationToken).ConfigureAwait(false), keyId))
+        {
+            return true;
         }
 
         var now = time.GetUtcNow();
@@ -41,7 +47,8 @@ internal sealed class KeyRotation(TimeProvider time)
         {
             try
             {
-                if (!ReferenceEquals(await manager.GetConfigurationAsync(cancellationToken).ConfigureAwait(false), before))
+                var current = await manager.GetConfigurationAsync(cancellationToken).ConfigureAwait(false);
+                if (!ReferenceEquals(current, before) || Publishes(current, keyId))
                 {
                     return true;
                 }
@@ -56,4 +63,7 @@ internal sealed class KeyRotation(TimeProvider time)
 
         return false;
     }
+
+    private static bool Publishes(OpenIdConnectConfiguration configuration, string? keyId) =>
+        keyId is not null && configuration.SigningKeys.Any(k => k.KeyId == keyId);
 }

@@ -88,7 +88,7 @@ public sealed class TokenValidator
 
         var keys = issuer.KeyFile?.Generation ?? 0;
         var result = await _handler.ValidateTokenAsync(token, issuer.Parameters).ConfigureAwait(false);
-        if (result.Exception is SecurityTokenSignatureKeyNotFoundException && await _rotation.RefreshAsync(issuer.Config, issuer.Parameters, cancellationToken).ConfigureAwait(false))
+        if (result.Exception is SecurityTokenSignatureKeyNotFoundException && await _rotation.RefreshAsync(issuer.Config, issuer.Parameters, unverified.Kid, cancellationToken).ConfigureAwait(false))
         {
             result = await _handler.ValidateTokenAsync(token, issuer.Parameters).ConfigureAwait(false);
         }
