@@ -8,6 +8,14 @@ namespace Gatehouse.Enforcement.Identity;
 /// </summary>
 public sealed class AgentSwitchboard(IAgentDirectory directory, IAuditStore audit, TimeProvider time)
 {
+    /// <summary>
+    /// Why disabling the agent named <paramref name="name"/> is refused, or null: the gateway refuses every token carrying a
+    /// name <see cref="AgentKeys.AgentNameProblem"/> objects to, so the switch would cut off nothing while reported done.
+    /// </summary>
+    public static string? RefuseDisabling(string name) => AgentKeys.AgentNameProblem(name) is { } problem
+        ? $"the agent name '{name}' {problem}; the gateway refuses every token carrying such a name, so disabling it would cut off nothing; check the name against the agents list"
+        : null;
+
     /// <param name="agent">An agent name, or a subject, client or token key from <see cref="AgentKeys"/>.</param>
     public async Task<string> SetAsync(string agent, bool disable, string who, string channel, CancellationToken cancellationToken)
     {

@@ -27,8 +27,8 @@ public static partial class AdminApi
         api.MapPost("/agents/disable", (HttpContext context, AdminGate gate, AgentSwitchboard switchboard, string? agent) =>
             gate.RunAsync(context, async admin => string.IsNullOrEmpty(agent)
                 ? Problem(StatusCodes.Status400BadRequest, "name the agent: POST /admin/api/agents/disable?agent=NAME")
-                : !AgentKeys.IsKey(agent) && AgentKeys.AgentNameProblem(agent) is { } problem
-                ? Problem(StatusCodes.Status400BadRequest, Cli.AgentsCommand.NoSuchAgent(agent, problem))
+                : !AgentKeys.IsKey(agent) && AgentSwitchboard.RefuseDisabling(agent) is { } refused
+                ? Problem(StatusCodes.Status400BadRequest, refused)
                 : Json(new { result = await switchboard.SetAsync(agent, true, admin.Agent, ChannelOf(context), context.RequestAborted) })));
         api.MapPost("/agents/enable", (HttpContext context, AdminGate gate, AgentSwitchboard switchboard, string? agent) =>
             gate.RunAsync(context, async admin => string.IsNullOrEmpty(agent)

@@ -45,9 +45,9 @@ public static class AgentsCommand
         command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
         {
             var name = parse.GetValue(agent)?.Trim();
-            if (disable && name is not null && AgentKeys.AgentNameProblem(name) is { } problem)
+            if (disable && name is not null && AgentSwitchboard.RefuseDisabling(name) is { } refused)
             {
-                throw new CliException(NoSuchAgent(name, problem));
+                throw new CliException(refused);
             }
 
             string?[] given = [name, Key(parse.GetValue(subject), AgentKeys.Subject), Key(parse.GetValue(client), AgentKeys.Client), Key(parse.GetValue(jti), AgentKeys.TokenId)];
@@ -63,10 +63,6 @@ public static class AgentsCommand
         }));
         return command;
     }
-
-    /// <summary>Why disabling <paramref name="name"/> is refused: the gateway refuses tokens carrying such a name, so it would cut off nothing.</summary>
-    internal static string NoSuchAgent(string name, string problem) =>
-        $"the agent name '{name}' {problem}; the gateway refuses every token carrying such a name, so disabling it would cut off nothing; check the name against the agents list";
 
     private static string? Key(string? value, Func<string, string> key) => string.IsNullOrWhiteSpace(value) ? null : key(value.Trim());
 }
