@@ -3,12 +3,18 @@ namespace Gatehouse.Enforcement.Classification;
 /// <summary>A schema-qualified relation name, compared case-sensitively as PostgreSQL stores it.</summary>
 public readonly record struct RelationName(string Schema, string Name)
 {
-    /// <summary>Parses <c>schema.table</c> or <c>table</c> (schema <c>public</c>).</summary>
+    /// <summary>How to write a name where one is expected, for error messages.</summary>
+    public const string Spelling = "names are written as PostgreSQL stores them: case-sensitive, without double quotes (public.Orders, not public.\"Orders\")";
+
+    /// <summary>
+    /// Parses <c>schema.table</c> or <c>table</c> (schema <c>public</c>). A double quote is refused rather than read as SQL
+    /// quoting: the name is compared as written, so <c>"Orders"</c> would name no table and match nothing.
+    /// </summary>
     public static bool TryParse(string text, out RelationName relation)
     {
         relation = default;
         var parts = text.Split('.');
-        if (parts.Length is < 1 or > 2 || parts.Any(string.IsNullOrWhiteSpace))
+        if (parts.Length is < 1 or > 2 || parts.Any(string.IsNullOrWhiteSpace) || text.Contains('"', StringComparison.Ordinal))
         {
             return false;
         }

@@ -162,7 +162,7 @@ public sealed partial class GatewayPipeline
         {
             if (!RelationName.TryParse(text, out var relation) || text.Length > 200)
             {
-                return Decision.Deny("request.bad_tables", $"'{Clip(text, 100)}' is not a table name; write schema.table");
+                return Decision.Deny("request.bad_tables", $"'{Clip(text, 100)}' is not a table name; write schema.table ({RelationName.Spelling})");
             }
 
             tables.Add(relation);

@@ -80,7 +80,7 @@ internal static class GuardrailReader
             }
             else
             {
-                reader.Error(t!, $"{what}: '{text}' is not a table name; write schema.table.");
+                reader.Error(t!, $"{what}: '{text}' is not a table name; write schema.table ({RelationName.Spelling}).");
             }
         }
 

@@ -62,9 +62,9 @@ public static partial class PolicyLoader
         {
             var parts = key.Split('.');
             var className = reader.String(classNode, $"{what}: the class of {key}");
-            if (parts.Length is < 2 or > 3 || parts.Any(string.IsNullOrWhiteSpace))
+            if (parts.Length is < 2 or > 3 || parts.Any(string.IsNullOrWhiteSpace) || key.Contains('"', StringComparison.Ordinal))
             {
-                reader.Error(classNode, $"{what}: '{key}' is not a column; write schema.table.column.");
+                reader.Error(classNode, $"{what}: '{key}' is not a column; write schema.table.column ({RelationName.Spelling}).");
                 continue;
             }
 

@@ -275,9 +275,14 @@ public static partial class PolicyLoader
                 }
                 else
                 {
-                    reader.Error(t, $"{what}: '{text}' is not a table name; write schema.table.");
+                    reader.Error(t, $"{what}: '{text}' is not a table name; write schema.table ({RelationName.Spelling}).");
                 }
             }
+        }
+
+        foreach (var bad in schemas.Where(x => x.Contains('"', StringComparison.Ordinal)))
+        {
+            reader.Error(s!, $"{what}: '{bad}' is not a schema name ({RelationName.Spelling}).");
         }
 
         if (schemas.Concat(tables.Select(x => x.Schema)).FirstOrDefault(Masking.DatabaseProfiles.IsGatewaySchema) is { } reserved)

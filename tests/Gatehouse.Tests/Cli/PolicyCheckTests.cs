@@ -68,7 +68,8 @@ public sealed class PolicyCheckTests(PostgresFixture pg)
         var drifted = Path.Combine(_gateway.Directory, "drifted.yaml");
         File.WriteAllText(drifted, File.ReadAllText(_gateway.PolicyPath)
             .Replace("public.customers.email: email", "public.customers.email: email, public.customers.e_mail: email, public.clients.email: email")
-            .Replace("tables: [public.orders]", "tables: [public.orders, public.ordrs]"));
+            .Replace("tables: [public.orders]", "tables: [public.orders, public.ordrs]")
+            + "\nguardrails:\n  - id: big-orders\n    match: { tables: [public.Orders] }\n    outcome: deny\n");
 
         (exitCode, stdout, _) = await Gatehouse("policy", "check", "--config", drifted, "--connection", "shop");
 
@@ -76,8 +77,9 @@ public sealed class PolicyCheckTests(PostgresFixture pg)
         Assert.Contains("tag public.customers.e_mail (email): table public.customers has no column 'e_mail'", stdout);
         Assert.Contains("tag public.clients.email (email): table public.clients does not exist", stdout);
         Assert.Contains("a grant names table public.ordrs, which does not exist", stdout);
+        Assert.Contains("guardrail 'big-orders': names table public.Orders, which does not exist (names are case-sensitive: the database has public.orders)", stdout);
         var problems = stdout.Split('\n').Count(l => l.StartsWith("connection shop: ", StringComparison.Ordinal) && (l.Contains("does not exist") || l.Contains("has no column")));
-        Assert.True(problems >= 3, stdout);
+        Assert.True(problems >= 4, stdout);
         Assert.Contains($"connection shop: {problems} problems.", stdout);
     }
 

@@ -127,11 +127,25 @@ public sealed class PolicyLoaderTests
     }
 
     [Theory]
+    [InlineData("tables: [public.orders, customers]", "tables: [public.\"Orders\"]", "'public.\"Orders\"' is not a table name")]
+    [InlineData("tables: [public.orders, customers]", "schemas: ['\"Sales\"']", "'\"Sales\"' is not a schema name")]
+    [InlineData("password_env: SHOP_PW", "password_env: SHOP_PW\n    tags: { 'public.\"Customers\".email': email }", "is not a column; write schema.table.column")]
+    public void A_quoted_name_is_refused_since_it_would_name_nothing(string find, string replace, string message)
+    {
+        // Names compare as PostgreSQL stores them; read as written, "Orders" (quotes and all) would match no table, so a
+        // tag on it would protect nothing and a grant on it would grant nothing.
+        Assert.Contains(find, Minimal, StringComparison.Ordinal);
+        var errors = Errors(Minimal.Replace(find, replace, StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Contains(message, StringComparison.Ordinal) && e.Contains("without double quotes", StringComparison.Ordinal));
+    }
+
+    [Theory]
     [InlineData("outcome: maybe", "outcome 'maybe' is not known")]
     [InlineData("match: {}", "needs a match with at least one condition")]
     [InlineData("match: { kinds: [drop] }", "kind 'drop' is not known")]
     [InlineData("match: { operations: [truncate] }", "operation 'truncate' is not known")]
     [InlineData("connection: warehouse", "connection 'warehouse' is not defined")]
+    [InlineData("match: { tables: ['public.\"Orders\"'] }", "not a table name; write schema.table (names are written as PostgreSQL stores them: case-sensitive, without double quotes")]
     public void A_bad_guardrail_is_an_error(string line, string message)
     {
         var rule = "guardrails:\n  - id: g\n    match: { tables: [public.orders] }\n    outcome: deny\n";
