@@ -36,6 +36,9 @@ internal static class IssuerKeys
         {
             ValidIssuer = issuer.Issuer,
             ValidAudiences = issuer.Audiences,
+            // Exactly as written: the library would accept "x/" for "x", while the policy tells the admin audience from the
+            // agents' by exact comparison, so an agent's token could otherwise open an admin API set to "x/".
+            IgnoreTrailingSlashWhenValidatingAudience = false,
             ValidAlgorithms = issuer.Algorithms,
             ClockSkew = issuer.ClockSkew,
             RequireExpirationTime = true,

@@ -90,10 +90,10 @@ public static partial class PolicyLoader
             return null;
         }
 
-        if (issuers.Any(i => i.Audiences.Contains(audience, StringComparer.Ordinal)))
+        if (issuers.SelectMany(i => i.Audiences).Any(a => string.Equals(a.TrimEnd('/'), audience.TrimEnd('/'), StringComparison.OrdinalIgnoreCase)))
         {
             // Otherwise an agent's own token would open the admin API.
-            reader.Error(e["audience"], $"admin.audience '{audience}' is also an agent audience; use one no agent token is minted for, such as gatehouse-admin.");
+            reader.Error(e["audience"], $"admin.audience '{audience}' is also an agent audience (or differs from one only in case or a trailing slash); use one no agent token is minted for, such as gatehouse-admin.");
         }
 
         if (users.Count == 0 && groups.Count == 0)

@@ -82,6 +82,17 @@ public sealed partial class TokenValidatorTests : IDisposable
         Assert.Contains("gatehouse", result.Reason);
     }
 
+    [Theory]
+    [InlineData("gatehouse/")]
+    [InlineData("Gatehouse")]
+    public async Task An_audience_is_matched_exactly_not_up_to_a_trailing_slash_or_case(string audience)
+    {
+        // The library's default ignores a trailing slash, while the policy keeps the admin audience apart from the agents'
+        // by exact comparison: an agent token for "x" would have opened an admin API set to "x/".
+        var result = await Validate(Mint(issuer: _issuer with { Audiences = [audience] }));
+        Assert.Equal("identity.wrong_audience", result.Rule);
+    }
+
     [Fact]
     public async Task A_token_from_an_untrusted_issuer_is_refused()
     {

@@ -192,6 +192,7 @@ public sealed class PolicyLoaderTests
     [InlineData("approvals:\n  webhook:\n    url: ftp://hooks.example.com/x", "is not an http(s) URL")]
     [InlineData("approvals:\n  webhook:\n    url: https://hooks.example.com/x\n    secret_env: A\n    secret_file: b", "set secret_env or secret_file, not both")]
     [InlineData("admin:\n  audience: gatehouse\n  users: [alice]", "is also an agent audience")]
+    [InlineData("admin:\n  audience: Gatehouse/\n  users: [alice]", "is also an agent audience")]
     [InlineData("groups:\n  keyholders:\n    grants:\n      - connection: shop\n        access: read\n        schemas: [gatehouse]", "belongs to the gateway's strict masking")]
     [InlineData("admin:\n  audience: gatehouse-admin", "name the users or groups")]
     public void Bad_approval_settings_are_errors(string section, string message) =>
