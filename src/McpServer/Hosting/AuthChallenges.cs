@@ -1,7 +1,6 @@
 using System.Text.Json;
 using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Policy;
-using Microsoft.AspNetCore.Authentication;
 
 namespace Gatehouse.McpServer.Hosting;
 
@@ -14,6 +13,9 @@ namespace Gatehouse.McpServer.Hosting;
 public static class AuthChallenges
 {
     private const int MaxInspectedBody = 1024 * 1024;
+
+    /// <summary>Where the HTTP host leaves why a presented token was refused.</summary>
+    public const string RefusalItem = "gatehouse.token_refusal";
 
     public static Func<HttpContext, RequestDelegate, Task> Create(LivePolicy live) => async (context, next) =>
     {
@@ -30,7 +32,7 @@ public static class AuthChallenges
             {
                 if (context.Response.StatusCode == StatusCodes.Status401Unauthorized)
                 {
-                    var why = context.Features.Get<IAuthenticateResultFeature>()?.AuthenticateResult?.Failure?.Message ?? "the token was refused";
+                    var why = context.Items[RefusalItem] as string ?? "the token was refused";
                     context.Response.Headers.WWWAuthenticate = Append(context.Response.Headers.WWWAuthenticate.ToString(), "invalid_token", why, null);
                 }
 
@@ -67,7 +69,15 @@ public static class AuthChallenges
     {
         var text = string.IsNullOrEmpty(challenge) ? "Bearer" : challenge;
         var separator = text.TrimEnd() == "Bearer" ? " " : ", ";
-        var quoted = description.Replace('"', '\'').ReplaceLineEndings(" ");
+        // A header carries printable ASCII only, and the reason may quote a token's unverified claims (its issuer, its agent):
+        // written as they stood, Kestrel threw while sending the 401, which went out as a bare 500 without its challenge.
+        var quoted = string.Concat(description.Select(c => c switch
+        {
+            '"' => '\'',
+            '\\' => '/',
+            >= ' ' and <= '~' => c,
+            _ => '?',
+        }));
         return $"{text}{separator}error=\"{error}\", error_description=\"{quoted}\"" + (scope is null ? "" : $", scope=\"{scope}\"");
     }
 

@@ -131,6 +131,15 @@ public static class HttpHost
             {
                 o.MapInboundClaims = false;
                 o.TokenHandlers.Clear();
+                // The refusal's reason, for the 401's error_description (a failed result is not kept on the request).
+                o.Events = new JwtBearerEvents
+                {
+                    OnAuthenticationFailed = context =>
+                    {
+                        context.HttpContext.Items[AuthChallenges.RefusalItem] = context.Exception.Message;
+                        return Task.CompletedTask;
+                    },
+                };
             })
             .AddMcp(o => o.Events.OnResourceMetadataRequest = context =>
             {

@@ -106,6 +106,24 @@ public sealed class HttpTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_token_whose_unverified_issuer_holds_characters_no_header_may_carry_still_gets_its_challenge()
+    {
+        // The refusal quotes the claimed issuer; written into WWW-Authenticate as it stood, a non-ASCII or control character
+        // made the server throw while sending the 401, which then went out as a bare 500 without its challenge.
+        static string Part(string json) => Microsoft.IdentityModel.Tokens.Base64UrlEncoder.Encode(json);
+        var token = $"{Part("""{"alg":"RS256","typ":"JWT"}""")}.{Part("""{"iss":"https://é\u0001.example/\\","sub":"x"}""")}.AAAA";
+
+        using var response = await _http.SendAsync(Initialize(_server.Endpoint, token));
+
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        var challenge = string.Join(" ", response.Headers.WwwAuthenticate.Select(h => h.ToString()));
+        Assert.Contains("error=\"invalid_token\"", challenge);
+        Assert.Contains("resource_metadata=", challenge);
+        Assert.Contains("error_description=\"tokens from issuer 'https://??.example//' are not trusted by this gateway\"", challenge);
+        Assert.All(challenge, c => Assert.InRange(c, ' ', '~'));
+    }
+
+    [Fact]
     public async Task A_browser_origin_that_is_not_loopback_is_refused()
     {
         using var evil = await _http.SendAsync(Initialize(_server.Endpoint, _gateway.Mint("analyst"), origin: "https://evil.example"));

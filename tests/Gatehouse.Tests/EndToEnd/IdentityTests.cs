@@ -99,7 +99,7 @@ public sealed class IdentityTests(PostgresFixture pg)
 
         using var bad = await CallQueryAsync(gateway.Mint("analyst") + "x");
         Assert.Equal(HttpStatusCode.Unauthorized, bad.StatusCode);
-        Assert.Contains("error=\"invalid_token\"", bad.Headers.WwwAuthenticate.ToString());
+        Assert.Contains("error=\"invalid_token\", error_description=\"the token's signature does not verify\"", bad.Headers.WwwAuthenticate.ToString());
 
         // With the scope, the same call goes through; the metadata lists the scope.
         await using var scoped = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("analyst", claims: Claims(("scope", "gatehouse.query openid"))));
