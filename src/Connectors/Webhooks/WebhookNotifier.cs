@@ -29,7 +29,9 @@ public sealed partial class WebhookNotifier : IApprovalNotifier, IAsyncDisposabl
     {
         _settings = settings;
         _logger = logger;
-        _http = handler is null ? new HttpClient { Timeout = TimeSpan.FromSeconds(10) } : new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(10) };
+        // Redirects are not followed: a receiver answering 307 would have the signed event sent on to wherever it names
+        // (another host, an internal address), and a 30x to a GET would ask any address the gateway can reach.
+        _http = new HttpClient(handler ?? new SocketsHttpHandler { AllowAutoRedirect = false }) { Timeout = TimeSpan.FromSeconds(10) };
         _queue = Channel.CreateBounded<ApprovalEvent>(new BoundedChannelOptions(1000) { FullMode = BoundedChannelFullMode.DropOldest }, Dropped);
         _loop = Task.Run(DeliverAllAsync);
     }
@@ -130,7 +132,9 @@ public sealed partial class WebhookNotifier : IApprovalNotifier, IAsyncDisposabl
         try
         {
             using var response = await _http.SendAsync(request).ConfigureAwait(false);
-            return response.IsSuccessStatusCode ? null : $"HTTP {(int)response.StatusCode}";
+            return response.IsSuccessStatusCode ? null
+                : (int)response.StatusCode is >= 300 and < 400 ? $"HTTP {(int)response.StatusCode}, a redirect, which is not followed: set webhook.url to where it leads"
+                : $"HTTP {(int)response.StatusCode}";
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
         {

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Text.Json;
 using Gatehouse.Enforcement.Approvals;
 using Gatehouse.Enforcement.Audit;
+using Gatehouse.Enforcement.Policy;
 using Gatehouse.McpServer.Hosting;
 using Gatehouse.Tests.Infrastructure;
 using ModelContextProtocol;
@@ -549,18 +550,41 @@ public sealed class ApprovalTests(PostgresFixture pg)
     }
 
     /// <summary>A real HTTP endpoint on loopback that records what the gateway posts to it.</summary>
+    [Fact]
+    public async Task A_webhook_that_redirects_is_not_followed_so_the_signed_event_stays_where_the_policy_sent_it()
+    {
+        using var elsewhere = new WebhookReceiver();
+        using var bouncer = new WebhookReceiver(status: 307, location: elsewhere.Url);
+        await using var notifier = new Gatehouse.Connectors.Webhooks.WebhookNotifier(
+            new WebhookSettings(new Uri(bouncer.Url), SecretSource.None), Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+
+        notifier.Publish(new ApprovalEvent("request.created", "apr_1", "statement", "analyst", "shop", "pending", "delete from orders", DateTimeOffset.UtcNow, "text"));
+
+        // The redirect counts as a failure and is retried (after half a second); followed, the first attempt would have
+        // reached the other receiver at once.
+        for (var i = 0; i < 100 && bouncer.Bodies.Count < 2; i++)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.True(bouncer.Bodies.Count >= 2, $"the webhook was tried {bouncer.Bodies.Count} time(s)");
+        Assert.Empty(elsewhere.Bodies);
+    }
+
     private sealed class WebhookReceiver : IDisposable
     {
         private readonly System.Net.HttpListener _listener = new();
         private readonly ConcurrentQueue<(string Body, string? Signature)> _received = new();
         private readonly string? _reply;
         private readonly int _status;
+        private readonly string? _location;
 
         /// <param name="reply">A JSON body to answer every request with (a fake model endpoint); none by default.</param>
-        public WebhookReceiver(string? reply = null, int status = 204)
+        public WebhookReceiver(string? reply = null, int status = 204, string? location = null)
         {
             _reply = reply;
             _status = status;
+            _location = location;
             var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
             probe.Start();
             var port = ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
@@ -613,6 +637,11 @@ public sealed class ApprovalTests(PostgresFixture pg)
                 using var reader = new StreamReader(context.Request.InputStream);
                 _received.Enqueue((await reader.ReadToEndAsync(), context.Request.Headers["X-Gatehouse-Signature"]));
                 context.Response.StatusCode = _status;
+                if (_location is not null)
+                {
+                    context.Response.RedirectLocation = _location;
+                }
+
                 if (_reply is not null)
                 {
                     context.Response.ContentType = "application/json";
