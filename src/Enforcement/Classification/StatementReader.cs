@@ -229,7 +229,12 @@ public static class StatementReader
             i++;
         }
 
-        var inner = i < tokens.Count ? Classify(sql, tokens.GetRange(i, tokens.Count - i)) : null;
+        // PostgreSQL cannot explain an EXPLAIN, so one is not read further: read one level per EXPLAIN word, as it was, a
+        // statement of a few thousand of them took the stack (a crash) and held a copy of itself per level.
+        var rest = tokens.GetRange(i, tokens.Count - i);
+        var inner = rest.FirstOrDefault(t => t.Kind != SqlTokenKind.OpenParen) is { Length: > 0 } head && head.IsKeyword(sql, "EXPLAIN")
+            ? new StatementText(sql[rest[0].Start..(rest[^1].Start + rest[^1].Length)], StatementKind.Unknown, "EXPLAIN")
+            : rest.Count > 0 ? Classify(sql, rest) : null;
         return new StatementText(text, StatementKind.Explain, "EXPLAIN") { Inner = inner, Analyze = analyze };
     }
 

@@ -49,6 +49,22 @@ public sealed class BadInputTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_statement_of_thousands_of_nested_explains_is_refused_and_the_gateway_answers_on()
+    {
+        // Within the largest statement limit a policy may set; read one level per EXPLAIN, it once took the stack, and the
+        // gateway with it.
+        var gateway = TestGateway.Create(pg, gateway: "limits:\n  max_sql_length: 1048576");
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("narrow"));
+
+        var result = await client.QueryAsync(string.Concat(Enumerable.Repeat("EXPLAIN ", 130_000)) + "SELECT 1");
+
+        Assert.Equal("grant.kind_not_allowed", result.Rule());
+        Assert.Contains("this explains EXPLAIN", result.Text(), StringComparison.Ordinal);
+        Assert.NotEqual(true, (await client.QueryAsync("select count(*) from orders")).IsError);
+    }
+
+    [Fact]
     public async Task What_an_agent_sends_is_recorded_bounded_however_large_it_is()
     {
         // Refused, but recorded: an agent must not make each record (stored twice, and sent to the sink) megabytes long.

@@ -79,6 +79,31 @@ public sealed class StatementReaderTests
     }
 
     [Theory]
+    [InlineData("explain explain select 1")]
+    [InlineData("explain verbose explain select 1")]
+    [InlineData("explain analyze (((explain analyze delete from orders)))")]
+    public void An_explained_explain_is_not_read_further(string sql)
+    {
+        // PostgreSQL has no such statement; read level by level, a few thousand EXPLAIN words took the stack.
+        var statement = Assert.Single(StatementReader.Read(sql));
+        Assert.Equal(StatementKind.Explain, statement.Kind);
+        Assert.Equal(StatementKind.Unknown, statement.Inner!.Kind);
+        Assert.Equal("EXPLAIN", statement.Inner.Keyword);
+        Assert.Null(statement.Inner.Inner);
+    }
+
+    [Fact]
+    public void A_statement_of_thousands_of_explains_is_read_in_one_step()
+    {
+        var sql = string.Concat(Enumerable.Repeat("EXPLAIN ", 8_191)) + "SELECT 1";
+
+        var statement = Assert.Single(StatementReader.Read(sql));
+
+        Assert.Equal(StatementKind.Unknown, statement.Inner!.Kind);
+        Assert.Equal(sql.Length - "EXPLAIN ".Length, statement.Inner.Sql.Length);
+    }
+
+    [Theory]
     [InlineData("delete from orders", false)]
     [InlineData("delete from orders where id = 1", true)]
     [InlineData("update orders set note = 'where' ", false)]
