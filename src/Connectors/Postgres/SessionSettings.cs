@@ -42,8 +42,14 @@ internal static class SessionSettings
         return command;
     }
 
+    // The gateway reads a statement's strings as PostgreSQL does by default ('a\' is the string a\). A database or role set
+    // to read backslashes as escapes would see other strings, comments and statements in the same text (its 'a\' --' is one
+    // string, and what follows is not a comment), so two statements the gateway reads alike, and classifies once, could do
+    // different things. Pinned for every transaction the agent's text reaches: the probe, EXPLAIN and the run.
+    private const string StringsAsWritten = "set_config('standard_conforming_strings', 'on', true)";
+
     private const string SettingsList =
-        "set_config('statement_timeout', $1, true) || set_config('lock_timeout', $2, true)"
+        StringsAsWritten + " || set_config('statement_timeout', $1, true) || set_config('lock_timeout', $2, true)"
         + " || set_config('idle_in_transaction_session_timeout', $1, true) || set_config('search_path', $6, true)"
         + " || set_config('application_name', $3, true) || set_config('gatehouse.agent', $4, true)"
         + " || set_config('gatehouse.call_id', $5, true) || set_config('gatehouse.groups', $8, true)"
@@ -66,7 +72,7 @@ internal static class SessionSettings
     {
         var command = new NpgsqlBatchCommand(
             (role is null ? "SELECT " : "SELECT set_config('role', $3, true) || ")
-            + "set_config('statement_timeout', $1, true) || set_config('search_path', $2, true)"
+            + StringsAsWritten + " || set_config('statement_timeout', $1, true) || set_config('search_path', $2, true)"
             + (pruning ? "" : " || set_config('enable_partition_pruning', 'off', true)")
             + $" AS {Marker}");
         AddText(command, ((long)timeout.TotalMilliseconds).ToString(CultureInfo.InvariantCulture));

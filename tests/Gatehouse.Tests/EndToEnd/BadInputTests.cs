@@ -1,3 +1,4 @@
+using Gatehouse.Connectors.Postgres;
 using Gatehouse.Enforcement.Audit;
 using Gatehouse.McpServer.Tools;
 using Gatehouse.Tests.Infrastructure;
@@ -62,6 +63,38 @@ public sealed class BadInputTests(PostgresFixture pg) : IAsyncLifetime
         Assert.Equal("grant.kind_not_allowed", result.Rule());
         Assert.Contains("this explains EXPLAIN", result.Text(), StringComparison.Ordinal);
         Assert.NotEqual(true, (await client.QueryAsync("select count(*) from orders")).IsError);
+    }
+
+    [Fact]
+    public async Task On_a_database_that_reads_backslashes_as_escapes_two_statements_cannot_pass_for_one()
+    {
+        // With standard_conforming_strings off, 'a\' --' is one string to PostgreSQL, while the gateway reads 'a\' and a
+        // comment: two statements differing only in that "comment" read alike to the gateway, so the second ran on the first's
+        // classification, reading a table the agent was never granted.
+        var database = $"legacy_{Guid.NewGuid():N}"[..20];
+        var role = $"gatehouse_{Guid.NewGuid():N}"[..18];
+        var password = await Gatehouse.McpServer.Demo.ShopDatabase.CreateAsync(pg.AdminConnectionString, database, role, CancellationToken.None);
+        await using (var admin = new Npgsql.NpgsqlConnection(pg.AdminConnectionString))
+        {
+            await admin.OpenAsync();
+            await using var alter = new Npgsql.NpgsqlCommand($"ALTER DATABASE \"{database}\" SET standard_conforming_strings = off", admin);
+            await alter.ExecuteNonQueryAsync();
+        }
+
+        var gateway = TestGateway.Create($"Host={pg.Host};Port={pg.Port};Database={database};Username={role};Pooling=true", password);
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("narrow"));
+
+        const string First = "select note from orders where note = 'a\\' --' or true --\norder by 1 limit 5";
+        var first = await client.QueryAsync(First);
+        // Classifications are cached once the connection's catalog version is known (it is watched from the first call on).
+        await Task.Delay(PostgresCatalogVersions.PollInterval * 4);
+        Assert.NotEqual(true, (await client.QueryAsync(First)).IsError);
+        var second = await client.QueryAsync("select note from orders where note = 'a\\' --' union select full_name from customers --\norder by 1 limit 5");
+
+        Assert.NotEqual(true, first.IsError);
+        Assert.DoesNotContain("Amelia Hartmann", second.Text(), StringComparison.Ordinal);
+        Assert.Equal(first.Structured().GetProperty("rows").GetRawText(), second.Structured().GetProperty("rows").GetRawText());
     }
 
     [Fact]
