@@ -75,7 +75,16 @@ public static partial class PolicyLoader
             }
 
             var relation = parts.Length == 3 ? new RelationName(parts[0], parts[1]) : new RelationName("public", parts[0]);
-            tags[new ColumnUse(relation, parts[^1])] = className ?? "";
+            var column = new ColumnUse(relation, parts[^1]);
+            if (tags.TryGetValue(column, out var earlier))
+            {
+                // customers.ssn and public.customers.ssn are two keys but one column: the later would silently win, and could
+                // make an ssn column an email one, shown to whoever may see emails.
+                reader.Error(classNode, $"{what}: '{key}' tags {relation}.{column.Column} a second time (already as {earlier}); tag each column once.");
+                continue;
+            }
+
+            tags[column] = className ?? "";
         }
 
         return tags;

@@ -139,6 +139,14 @@ public sealed class PolicyLoaderTests
         Assert.Contains(errors, e => e.Contains(message, StringComparison.Ordinal) && e.Contains("without double quotes", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public void A_column_tagged_twice_under_two_spellings_is_an_error()
+    {
+        var yaml = Minimal.Replace("password_env: SHOP_PW", "password_env: SHOP_PW\n    tags: { customers.ssn: ssn, public.customers.ssn: email }", StringComparison.Ordinal);
+
+        Assert.Contains(Errors(yaml), e => e.Contains("'public.customers.ssn' tags public.customers.ssn a second time (already as ssn)", StringComparison.Ordinal));
+    }
+
     [Theory]
     [InlineData("outcome: maybe", "outcome 'maybe' is not known")]
     [InlineData("match: {}", "needs a match with at least one condition")]
