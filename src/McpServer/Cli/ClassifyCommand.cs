@@ -2,6 +2,7 @@ using System.CommandLine;
 using Gatehouse.Connectors.Postgres;
 using Gatehouse.Enforcement.Execution;
 using Gatehouse.Enforcement.Masking;
+using Gatehouse.Enforcement.Policy;
 
 namespace Gatehouse.McpServer.Cli;
 
@@ -19,7 +20,7 @@ public static class ClassifyCommand
         };
         command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
         {
-            var (policy, _) = await CliApp.LoadAsync(parse.GetValue(config)!, cancellationToken);
+            var policy = PolicyLoader.LoadFile(parse.GetValue(config)!);
             var name = parse.GetValue(connection)!;
             if (!policy.Connections.ContainsKey(name))
             {

@@ -37,7 +37,11 @@ public static class CliApp
     public static Option<bool> JsonOption() => new("--json") { Description = "Print JSON instead of a table." };
 
     /// <summary>Runs a command body, turning expected failures into one clear line on stderr and a non-zero exit code.</summary>
-    public static Func<ParseResult, CancellationToken, Task<int>> Guarded(Func<ParseResult, CancellationToken, Task<int>> body) => async (result, cancellationToken) =>
+    /// <param name="runsUntilStopped">
+    /// For a server: being stopped is how it ends (exit 0). Anything else stopped midway says so and exits non-zero, so a
+    /// script does not take a partial export, an unfinished verification or a rolled-back setup for a success.
+    /// </param>
+    public static Func<ParseResult, CancellationToken, Task<int>> Guarded(Func<ParseResult, CancellationToken, Task<int>> body, bool runsUntilStopped = false) => async (result, cancellationToken) =>
     {
         try
         {
@@ -66,7 +70,13 @@ public static class CliApp
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            return ExitCodes.Ok;
+            if (runsUntilStopped)
+            {
+                return ExitCodes.Ok;
+            }
+
+            await Console.Error.WriteLineAsync("gatehouse: interrupted before it finished; what it was doing is incomplete.");
+            return ExitCodes.Interrupted;
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -77,10 +87,11 @@ public static class CliApp
     };
 
     /// <summary>The policy and the gateway's whole state, the audit log included (which may live in PostgreSQL).</summary>
-    public static async Task<(GatewayPolicy Policy, GatewayState State)> LoadGatewayAsync(string configPath, CancellationToken cancellationToken)
+    /// <param name="create">Whether a missing state file may be made (only by what starts a gateway); see <see cref="GatewayState.OpenAsync"/>.</param>
+    public static async Task<(GatewayPolicy Policy, GatewayState State)> LoadGatewayAsync(string configPath, CancellationToken cancellationToken, bool create = false)
     {
         var policy = PolicyLoader.LoadFile(configPath);
-        return (policy, await GatewayState.OpenAsync(policy, cancellationToken));
+        return (policy, await GatewayState.OpenAsync(policy, cancellationToken, create));
     }
 
     /// <summary>

@@ -29,7 +29,7 @@ public static class DemoCommand
             {
                 var password = await ShopDatabase.CreateAsync(server.AdminConnectionString, "shop", "gatehouse_gateway", cancellationToken, directGrants: false);
                 var (policyPath, _) = DemoFiles.Write(directory, server.Port, password, TimeSpan.FromHours(8));
-                var (policy, state) = await CliApp.LoadGatewayAsync(policyPath, cancellationToken);
+                var (policy, state) = await CliApp.LoadGatewayAsync(policyPath, cancellationToken, create: true);
                 await SetUpMaskingAsync(server, policy, cancellationToken);
                 return await HttpHost.RunAsync(policy, state, endpoint, url => PrintTourAsync(url, directory, policyPath), cancellationToken);
             }
@@ -38,7 +38,7 @@ public static class DemoCommand
                 await server.StopAsync();
                 Console.Out.WriteLine($"Stopped the demo PostgreSQL. Policy, tokens and audit log stay in {directory}.");
             }
-        }));
+        }, runsUntilStopped: true));
         return command;
     }
 

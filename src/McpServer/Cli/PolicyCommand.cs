@@ -82,7 +82,8 @@ public static class PolicyCommand
         };
         command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
         {
-            var (policy, state) = await CliApp.LoadGatewayAsync(parse.GetValue(config)!, cancellationToken);
+            // Time-boxed grants live in the state; a policy explained before any gateway ran (in CI) has none yet.
+            var (policy, state) = await CliApp.LoadGatewayAsync(parse.GetValue(config)!, cancellationToken, create: true);
             var identity = new AgentIdentity(
                 parse.GetValue(agent)!,
                 (parse.GetValue(groups) ?? []).SelectMany(g => g.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).Distinct(StringComparer.Ordinal).ToList(),

@@ -14,7 +14,7 @@ public static class ServeCommand
         var command = new Command("serve", "Serve the query, describe_schema and request_access tools over MCP.") { config, tokenFile, http };
         command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
         {
-            var (policy, state) = await CliApp.LoadGatewayAsync(parse.GetValue(config)!, cancellationToken);
+            var (policy, state) = await CliApp.LoadGatewayAsync(parse.GetValue(config)!, cancellationToken, create: true);
             if (parse.GetValue(http) is { } endpoint)
             {
                 return await HttpHost.RunAsync(policy, state, CheckEndpoint(endpoint), onStarted: null, cancellationToken);
@@ -33,7 +33,7 @@ public static class ServeCommand
             }
 
             return await StdioHost.RunAsync(policy, state, new StdioCallerToken(environmentToken, file), cancellationToken);
-        }));
+        }, runsUntilStopped: true));
         return command;
     }
 

@@ -13,4 +13,7 @@ public static class ExitCodes
 
     /// <summary><c>setup --check</c> found the database out of line with the policy, or <c>audit verify</c> found the log tampered with.</summary>
     public const int Drift = 3;
+
+    /// <summary>Interrupted (Ctrl-C, SIGTERM) before it finished: what it was doing is incomplete (a shell's 128 + SIGINT).</summary>
+    public const int Interrupted = 130;
 }

@@ -13,8 +13,20 @@ public sealed record GatewayState(SqlStateStore Store)
     /// <summary>The audit log: the same store.</summary>
     public IAuditLog Audit => Store;
 
-    public static async Task<GatewayState> OpenAsync(GatewayPolicy policy, CancellationToken cancellationToken)
+    /// <param name="create">
+    /// Whether a missing state file may be made: a gateway starting makes its own, while an admin command given a path where
+    /// none is (a policy copied elsewhere, a deleted file) would otherwise act on an empty store no gateway reads, and report
+    /// success: a revocation that revokes nothing, a verification of no records.
+    /// </param>
+    public static async Task<GatewayState> OpenAsync(GatewayPolicy policy, CancellationToken cancellationToken, bool create = true)
     {
+        if (!create && policy.Gateway.Store.PostgresConnectionString is null && !File.Exists(policy.Gateway.StatePath))
+        {
+            throw new FileNotFoundException(
+                $"no gateway state at {policy.Gateway.StatePath}: no gateway has run with this policy there (gateway.state is read relative to the policy file). "
+                + "Point --config at the policy the gateway runs with; `gatehouse serve` creates the state when it first starts.");
+        }
+
         SqlStateStore store = policy.Gateway.Store.PostgresConnectionString is { } connectionString
             ? await PostgresStateStore.OpenAsync(connectionString, policy.Gateway.Store.Password.Read, cancellationToken)
             : await SqliteStateStore.OpenAsync(policy.Gateway.StatePath, cancellationToken);

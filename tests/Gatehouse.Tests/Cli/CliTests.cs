@@ -1,5 +1,7 @@
+using System.CommandLine;
 using System.Text.Json;
 using Gatehouse.Enforcement.Identity;
+using Gatehouse.McpServer.Cli;
 using Gatehouse.McpServer.Hosting;
 using Gatehouse.Tests.EndToEnd;
 using Gatehouse.Tests.Infrastructure;
@@ -23,6 +25,38 @@ public sealed class CliTests(PostgresFixture pg)
             Assert.Equal(0, exitCode);
             Assert.Contains("Usage:", stdout);
         }
+    }
+
+    [Theory]
+    [InlineData("audit", "verify")]
+    [InlineData("agents", "disable", "leaked-bot")]
+    [InlineData("approvals", "list")]
+    public async Task An_admin_command_where_no_gateway_state_is_fails_instead_of_acting_on_a_new_empty_one(params string[] verb)
+    {
+        // A policy copied elsewhere resolves its state beside itself: acting there, a revocation revoked nothing and an
+        // empty log verified as intact, each reported as a success.
+        var copy = TestGateway.Create(pg);
+        var state = Path.Combine(copy.Directory, "state.db");
+        Assert.False(File.Exists(state));
+
+        var (exitCode, stdout, stderr) = await Gatehouse([.. verb, "--config", copy.PolicyPath]);
+
+        Assert.Equal(ExitCodes.Error, exitCode);
+        Assert.Contains($"no gateway state at {state}", stderr);
+        Assert.DoesNotContain("Intact", stdout);
+        Assert.False(File.Exists(state));
+    }
+
+    [Fact]
+    public async Task A_command_interrupted_midway_says_so_and_exits_non_zero_while_a_stopped_server_exits_zero()
+    {
+        using var stopped = new CancellationTokenSource();
+        await stopped.CancelAsync();
+        Task<int> Interrupted(ParseResult _, CancellationToken token) => Task.FromException<int>(new OperationCanceledException(token));
+        var parse = new RootCommand().Parse([]);
+
+        Assert.Equal(ExitCodes.Interrupted, await CliApp.Guarded(Interrupted)(parse, stopped.Token));
+        Assert.Equal(ExitCodes.Ok, await CliApp.Guarded(Interrupted, runsUntilStopped: true)(parse, stopped.Token));
     }
 
     [Fact]

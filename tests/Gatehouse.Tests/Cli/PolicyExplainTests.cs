@@ -97,6 +97,7 @@ public sealed class PolicyExplainTests(PostgresFixture pg)
     [Fact]
     public async Task A_disabled_agent_is_explained_as_refused_by_the_identify_stage()
     {
+        await _gateway.CreateStateAsync();
         Assert.Equal(ExitCodes.Ok, (await StdioTests.RunGatehouse(["agents", "disable", "analyst", "--config", _gateway.PolicyPath])).ExitCode);
 
         var (exitCode, stdout, _) = await StdioTests.RunGatehouse(

@@ -139,6 +139,7 @@ public sealed class OperationsTests(PostgresFixture pg)
     public async Task Connections_rotate_refuses_a_password_that_does_not_log_in_and_otherwise_asks_every_gateway_to_drain()
     {
         var gateway = TestGateway.Create(pg);
+        await gateway.CreateStateAsync();
         var passwordFile = Path.Combine(gateway.Directory, "shop.password");
         await File.WriteAllTextAsync(passwordFile, "not-the-password");
 

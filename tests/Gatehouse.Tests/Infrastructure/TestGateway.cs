@@ -2,6 +2,7 @@ using System.Net;
 using Gatehouse.Enforcement.Identity;
 using Gatehouse.Enforcement.Policy;
 using Gatehouse.McpServer.Demo;
+using Gatehouse.McpServer.Hosting;
 
 namespace Gatehouse.Tests.Infrastructure;
 
@@ -69,6 +70,9 @@ public sealed class TestGateway
         File.WriteAllText(path, policy);
         return new TestGateway(directory, path);
     }
+
+    /// <summary>Makes the gateway's state, as its first start does: admin commands act only on state that exists.</summary>
+    public async Task CreateStateAsync() => await GatewayState.OpenAsync(Policy, CancellationToken.None);
 
     /// <summary>The same directory with its policy file read again (after a test edited it).</summary>
     public static TestGateway Reload(TestGateway gateway) => new(gateway.Directory, gateway.PolicyPath);
