@@ -164,6 +164,16 @@ public static class PlanReader
                 relations.Add(new RelationAccess(relation, AccessLevel.Write, "update"));
             }
             aliases.Add((Text(node, "Alias") ?? name, relation));
+            if (writer && node.TryGetProperty("Target Tables", out var targets) && targets.ValueKind == JsonValueKind.Array)
+            {
+                // Writing a table writes its inheritance children (and partitions) too; the plan names them only here, and
+                // scans them as reads. A child needs a write grant of its own (a partition is covered by its table's).
+                relations.AddRange(targets.EnumerateArray()
+                    .Where(t => t.ValueKind == JsonValueKind.Object && Text(t, "Relation Name") is not null)
+                    .Select(t => new RelationAccess(new RelationName(Text(t, "Schema") ?? "public", Text(t, "Relation Name")!), AccessLevel.Write, operation!.ToLowerInvariant()))
+                    .Where(t => t.Relation != relation));
+            }
+
             if (nodeType == "ModifyTable" && node.TryGetProperty("Output", out var output) && output.ValueKind == JsonValueKind.Array)
             {
                 returned.AddRange(output.EnumerateArray()

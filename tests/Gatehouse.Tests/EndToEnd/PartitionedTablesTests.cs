@@ -29,6 +29,14 @@ public sealed class PartitionedTablesTests(PostgresFixture pg) : IAsyncLifetime
               - connection: shop
                 access: write
                 tables: [lineage.tenants]
+          archivist:
+            grants:
+              - connection: shop
+                access: read
+                schemas: [lineage]
+              - connection: shop
+                access: write
+                tables: [lineage.people]
         guardrails:
           - id: tenants-by-hand
             match: { tables: [lineage.tenants], operations: [delete] }
@@ -106,6 +114,21 @@ public sealed class PartitionedTablesTests(PostgresFixture pg) : IAsyncLifetime
         Assert.Equal("Acme", (await clerk.QueryAsync("select name from lineage.tenants")).Structured().GetProperty("rows")[0][0].GetString());
         Assert.Equal("Acme", (await clerk.QueryAsync("select name from lineage.tenants_low")).Structured().GetProperty("rows")[0][0].GetString());
         Assert.Equal("grant.relation_not_granted", (await clerk.QueryAsync("select note from lineage.people_archive")).Rule());
+    }
+
+    [Fact]
+    public async Task Writing_a_table_writes_its_inheritance_children_which_need_a_write_grant_of_their_own()
+    {
+        // The plan scans the child as a read and names it as written only among the ModifyTable's targets: a read grant on
+        // the child let a delete through the parent remove its rows.
+        await using var archivist = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("archivist"));
+
+        var result = await archivist.QueryAsync("delete from lineage.people where id = 2");
+
+        Assert.Equal("grant.relation_read_only", result.Rule());
+        Assert.Contains("lineage.people_archive", result.Text(), StringComparison.Ordinal);
+        Assert.Equal(1L, await pg.AdminScalarAsync("select count(*) from lineage.people_archive"));
+        Assert.NotEqual(true, (await archivist.QueryAsync("delete from only lineage.people where id = 2")).IsError);
     }
 
     [Fact]
