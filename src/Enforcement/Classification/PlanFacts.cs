@@ -12,6 +12,12 @@ public sealed record PlanFacts(IReadOnlyList<RelationAccess> Relations, IReadOnl
     /// <summary>How many parts of the plan write (ModifyTable nodes): more than one when a WITH query writes too.</summary>
     public int Writers { get; init; }
 
+    /// <summary>
+    /// What the plan's writing parts do (insert, update, delete, merge), each once. A rewrite rule can make a statement do
+    /// another thing than its verb says, and PostgreSQL then reports it with its verb and no rows.
+    /// </summary>
+    public IReadOnlyList<string> WriteOperations { get; init; } = [];
+
     /// <summary>The planner's total cost estimate for the statement.</summary>
     public double EstimatedCost { get; init; }
 

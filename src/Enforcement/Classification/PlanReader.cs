@@ -72,10 +72,10 @@ public static class PlanReader
         var aliases = new List<(string Alias, RelationName Relation)>();
         var returned = new List<(RelationName Target, string Alias, string Column)>();
         var writeRows = 0.0;
-        var writers = 0;
+        var writers = new List<string>();
         foreach (var plan in plans)
         {
-            Walk(plan, new Collected(relations, functions, references, bare, aliases, returned), ref writeRows, ref writers);
+            Walk(plan, new Collected(relations, functions, references, bare, aliases, returned, writers), ref writeRows);
         }
 
         // The statement's own plan: for an UPDATE or DELETE with rules, PostgreSQL lists the rules' actions first.
@@ -84,7 +84,8 @@ public static class PlanReader
         {
             Columns = Resolve(references, bare, aliases, returned),
             EstimatedCost = plans.Sum(p => p.TryGetProperty("Total Cost", out var cost) && cost.TryGetDouble(out var c) ? c : 0),
-            Writers = writers,
+            Writers = writers.Count,
+            WriteOperations = writers.Distinct().ToList(),
             Outputs = main.TryGetProperty("Output", out var output) && output.ValueKind == JsonValueKind.Array
                 ? output.EnumerateArray().Where(o => o.ValueKind == JsonValueKind.String).Select(o => o.GetString()!).ToList()
                 : [],
@@ -98,7 +99,8 @@ public static class PlanReader
         List<(string Alias, string Column)> References,
         List<string> Bare,
         List<(string Alias, RelationName Relation)> Aliases,
-        List<(RelationName Target, string Alias, string Column)> Returned);
+        List<(RelationName Target, string Alias, string Column)> Returned,
+        List<string> Writers);
 
     // An alias used for several relations in one plan maps to all of them: a reference is charged to each (fail closed).
     // With a single relation, EXPLAIN prints its columns unqualified: every bare name is charged to that relation.
@@ -124,9 +126,9 @@ public static class PlanReader
         return uses.Distinct().ToList();
     }
 
-    private static void Walk(JsonElement node, Collected collected, ref double writeRows, ref int writers)
+    private static void Walk(JsonElement node, Collected collected, ref double writeRows)
     {
-        var (relations, functions, _, _, aliases, returned) = collected;
+        var (relations, functions, _, _, aliases, returned, writers) = collected;
         var nodeType = Text(node, "Node Type") ?? "";
         if (PrunedAsItStarted(node))
         {
@@ -157,7 +159,11 @@ public static class PlanReader
             relations.Add(writer
                 ? new RelationAccess(relation, AccessLevel.Write, operation!.ToLowerInvariant())
                 : new RelationAccess(relation, AccessLevel.Read, "read"));
-            writers += writer ? 1 : 0;
+            if (writer)
+            {
+                writers.Add(operation!.ToLowerInvariant());
+            }
+
             if (writer && Text(node, "Conflict Resolution") == "UPDATE")
             {
                 // INSERT ... ON CONFLICT DO UPDATE updates the rows it collides with.
@@ -189,7 +195,7 @@ public static class PlanReader
             {
                 foreach (var child in property.Value.EnumerateArray())
                 {
-                    Walk(child, collected, ref writeRows, ref writers);
+                    Walk(child, collected, ref writeRows);
                 }
             }
             else if (!NameProperties.Contains(property.Name))

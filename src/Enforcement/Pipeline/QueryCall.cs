@@ -185,7 +185,8 @@ public sealed partial class GatewayPipeline
         // planner's estimate can be steered (two conditions it cannot estimate make a full-table DELETE look like one row).
         // PostgreSQL reports that count for the statement's own INSERT, UPDATE, DELETE or MERGE only, so a write inside a WITH
         // query, under a SELECT (or EXPLAIN ANALYZE), or added by a rewrite rule would go uncounted, and is refused.
-        var uncounted = plan.Writes && (plan.Writers > 1 || !statement.Kind.IsDml())
+        // An INSTEAD rule that turns a DELETE into an UPDATE is reported as DELETE 0, whatever it changed.
+        var uncounted = plan.Writes && (plan.Writers > 1 || !statement.Kind.IsDml() || plan.WriteOperations.Any(op => op != statement.Kind.Name()))
             ? Decision.Deny("guard.uncounted_write", "this statement writes inside a WITH query, under a SELECT or EXPLAIN ANALYZE, or through a rewrite rule, where PostgreSQL reports no row count, so neither the write limit nor an approval could hold it to the rows it touches; send each write as a statement of its own")
             : null;
         if (verdicts.Blocks(uncounted))

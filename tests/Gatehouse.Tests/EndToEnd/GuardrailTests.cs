@@ -107,6 +107,32 @@ public sealed class GuardrailTests(PostgresFixture pg)
         Assert.Equal(0L, await pg.AdminScalarAsync("select count(*) from orders where note = 'many'"));
     }
 
+    [Fact]
+    public async Task A_write_a_rule_turns_into_another_kind_is_refused_since_postgres_reports_it_as_no_rows()
+    {
+        // DELETE on the view is done as an UPDATE of orders and reported as DELETE 0: the write limit, min_rows rules and an
+        // approval's dry run would all have judged it by that 0.
+        var view = $"orders_ruled_{Guid.NewGuid():N}"[..24];
+        await pg.AdminScalarAsync($"create view public.{view} as select * from orders");
+        await pg.AdminScalarAsync($"create rule to_update as on delete to public.{view} do instead update orders set note = 'ruled' where id = old.id");
+        await pg.AdminScalarAsync($"grant select, delete on public.{view} to {pg.GatewayRole}");
+        try
+        {
+            var gateway = TestGateway.Create(pg, Agents);
+            await using var server = await HttpGateway.StartAsync(gateway);
+            await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+
+            var refused = await client.QueryAsync($"delete from {view} where id % 1 = 0 and (id + 0) % 1 = 0");
+
+            Assert.Equal("guard.uncounted_write", refused.Rule());
+            Assert.Equal(0L, await pg.AdminScalarAsync("select count(*) from orders where note = 'ruled'"));
+        }
+        finally
+        {
+            await pg.AdminScalarAsync($"drop view public.{view}");
+        }
+    }
+
     [Theory]
     [InlineData("with u as (update orders set note = 'cte' where id = 2 returning id) select count(*) from u")]
     [InlineData("explain analyze with u as (update orders set note = 'cte' where id = 2 returning id) select count(*) from u")]
