@@ -190,7 +190,11 @@ public static class ProfileSetup
                     Run($"REVOKE ALL ON TABLE {relation} FROM {Id(login)}");
                 }
 
-                if (role.OtherMemberships.Count > 0)
+                if (role.InheritingMemberships.Count > 0)
+                {
+                    _blockers.Add($"login role {login} inherits the privileges of {string.Join(", ", role.InheritingMemberships)}: from PostgreSQL 16 each membership keeps its own inherit option, which NOINHERIT does not change, so after RESET ROLE it could read what they may; REVOKE them FROM {login}, or GRANT them TO {login} WITH INHERIT FALSE");
+                }
+                else if (role.OtherMemberships.Count > 0)
                 {
                     _notes.Add($"login role {login} is also a member of {string.Join(", ", role.OtherMemberships)}; it inherits nothing from them, but revoke them unless the gateway needs them");
                 }

@@ -17,7 +17,11 @@ internal sealed record CatalogRelation(RelationName Name, char Kind, IReadOnlyLi
 }
 
 /// <summary>The gateway's login role as PostgreSQL sees it; <see cref="DirectPrivileges"/> are relations, already quoted by the server.</summary>
-internal sealed record LoginRoleState(bool Superuser, bool Inherits, bool CanLogin, bool BypassRls, int OwnedObjects, IReadOnlyList<string> DirectPrivileges, IReadOnlyList<string> OtherMemberships);
+internal sealed record LoginRoleState(bool Superuser, bool Inherits, bool CanLogin, bool BypassRls, int OwnedObjects, IReadOnlyList<string> DirectPrivileges, IReadOnlyList<string> OtherMemberships)
+{
+    /// <summary>Memberships granted WITH INHERIT TRUE (PostgreSQL 16 and later), which the role's NOINHERIT does not undo.</summary>
+    public IReadOnlyList<string> InheritingMemberships { get; init; } = [];
+}
 
 /// <summary>What setup reads from the target database before deciding what to create: one round trip of catalog queries.</summary>
 internal sealed class SetupState
@@ -110,7 +114,11 @@ internal sealed class SetupState
             + "   WHERE (EXISTS (SELECT 1 FROM aclexplode(c.relacl) x WHERE x.grantee = r.oid)"
             + "     OR EXISTS (SELECT 1 FROM pg_attribute a, aclexplode(a.attacl) x WHERE a.attrelid = c.oid AND x.grantee = r.oid))"
             + "   AND n.nspname NOT LIKE 'gatehouse\\_p\\_%' ORDER BY 1),"
-            + " ARRAY(SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid AND g.rolname NOT LIKE 'gatehouse\\_p\\_%' ORDER BY 1)"
+            + " ARRAY(SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid AND g.rolname NOT LIKE 'gatehouse\\_p\\_%' ORDER BY 1),"
+            // From PostgreSQL 16 each membership carries its own inherit option, which ALTER ROLE ... NOINHERIT leaves as it
+            // was; read through JSON, so the query runs on older servers too (where the column, and the question, are absent).
+            + " ARRAY(SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid"
+            + "   AND (to_jsonb(m) ->> 'inherit_option')::boolean AND g.rolname NOT LIKE 'gatehouse\\_p\\_%' ORDER BY 1)"
             + " FROM pg_roles r WHERE r.rolname = $1",
             loginRole);
         Add(batch, "SELECT rolname::text FROM pg_roles WHERE rolname LIKE 'gatehouse\\_p\\_%'");
@@ -186,7 +194,10 @@ internal sealed class SetupState
         LoginRoleState? login = null;
         if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            login = new LoginRoleState(reader.GetBoolean(0), reader.GetBoolean(1), reader.GetBoolean(2), reader.GetBoolean(3), (int)reader.GetInt64(4), reader.GetFieldValue<string[]>(5), reader.GetFieldValue<string[]>(6));
+            login = new LoginRoleState(reader.GetBoolean(0), reader.GetBoolean(1), reader.GetBoolean(2), reader.GetBoolean(3), (int)reader.GetInt64(4), reader.GetFieldValue<string[]>(5), reader.GetFieldValue<string[]>(6))
+            {
+                InheritingMemberships = reader.GetFieldValue<string[]>(7),
+            };
         }
 
         var profileRoles = await ReadStringsAsync(reader, cancellationToken).ConfigureAwait(false);
