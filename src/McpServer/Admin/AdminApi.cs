@@ -5,6 +5,7 @@ using Gatehouse.Enforcement.Identity;
 using Gatehouse.Enforcement.Policy;
 using Gatehouse.McpServer.Cli;
 using Gatehouse.McpServer.Hosting;
+using Microsoft.Net.Http.Headers;
 
 namespace Gatehouse.McpServer.Admin;
 
@@ -43,9 +44,9 @@ public static partial class AdminApi
                 return shown is null ? Problem(StatusCodes.Status404NotFound, $"no request with id '{id}'") : Json(shown);
             }));
         api.MapPost("/requests/{id}/approve", (HttpContext context, AdminGate gate, ApprovalDesk desk, string id) =>
-            gate.RunAsync(context, async admin => Outcome(await desk.DecideAsync(id, admin.Agent, admin, approve: true, await ReasonAsync(context), ChannelOf(context), context.RequestAborted))));
+            gate.RunAsync(context, admin => DecideAsync(context, desk, admin, id, approve: true)));
         api.MapPost("/requests/{id}/deny", (HttpContext context, AdminGate gate, ApprovalDesk desk, string id) =>
-            gate.RunAsync(context, async admin => Outcome(await desk.DecideAsync(id, admin.Agent, admin, approve: false, await ReasonAsync(context), ChannelOf(context), context.RequestAborted))));
+            gate.RunAsync(context, admin => DecideAsync(context, desk, admin, id, approve: false)));
         api.MapPost("/requests/{id}/cancel", (HttpContext context, AdminGate gate, ApprovalDesk desk, string id) =>
             gate.RunAsync(context, async admin => Outcome(await desk.CancelAsync(id, admin.Agent, admin, ChannelOf(context), context.RequestAborted))));
         api.MapGet("/grants", async (HttpContext context, AdminGate gate, SqlStateStore state) =>
@@ -68,24 +69,50 @@ public static partial class AdminApi
         outcome.Done ? Json(new { result = outcome.Message })
         : Problem(outcome.NotFound ? StatusCodes.Status404NotFound : StatusCodes.Status409Conflict, outcome.Message);
 
-    // An optional JSON body {"reason": "..."}; anything else is ignored rather than guessed at.
-    private static async Task<string?> ReasonAsync(HttpContext context)
+    private static async Task<IResult> DecideAsync(HttpContext context, ApprovalDesk desk, AgentIdentity admin, string id, bool approve)
     {
-        if (!context.Request.HasJsonContentType() || context.Request.ContentLength == 0)
+        var (reason, refused) = await ReasonAsync(context);
+        return refused ?? Outcome(await desk.DecideAsync(id, admin.Agent, admin, approve, reason, ChannelOf(context), context.RequestAborted));
+    }
+
+    private const int MaxReason = 2000;
+
+    // An optional JSON body {"reason": "..."}. Any other body is refused and nothing is decided: a decision cannot be taken
+    // back, and one recorded without the reason its admin sent (a form post, a typo in the JSON) would read as one given none.
+    private static async Task<(string? Reason, IResult? Refused)> ReasonAsync(HttpContext context)
+    {
+        var request = context.Request;
+        if (request.ContentLength == 0 || (request.ContentLength is null && !request.Headers.ContainsKey(HeaderNames.TransferEncoding)))
         {
-            return null;
+            return (null, null);
+        }
+
+        if (!request.HasJsonContentType())
+        {
+            return (null, Problem(StatusCodes.Status415UnsupportedMediaType, "send the reason as JSON, {\"reason\": \"...\"}, with Content-Type: application/json; nothing was decided"));
         }
 
         try
         {
-            using var body = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
-            return body.RootElement.ValueKind == JsonValueKind.Object && body.RootElement.TryGetProperty("reason", out var reason) && reason.ValueKind == JsonValueKind.String
-                ? reason.GetString()![..Math.Min(reason.GetString()!.Length, 2000)]
-                : null;
+            using var body = await JsonDocument.ParseAsync(request.Body, cancellationToken: context.RequestAborted);
+            var root = body.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                return (null, Problem(StatusCodes.Status400BadRequest, "the body must be a JSON object, {\"reason\": \"...\"}; nothing was decided"));
+            }
+
+            if (!root.TryGetProperty("reason", out var reason) || reason.ValueKind == JsonValueKind.Null)
+            {
+                return (null, null);
+            }
+
+            return reason.ValueKind != JsonValueKind.String ? (null, Problem(StatusCodes.Status400BadRequest, "reason must be a string; nothing was decided"))
+                : reason.GetString()!.Length > MaxReason ? (null, Problem(StatusCodes.Status400BadRequest, $"the reason is {reason.GetString()!.Length} characters long; the limit is {MaxReason}; nothing was decided"))
+                : (reason.GetString(), null);
         }
         catch (JsonException)
         {
-            return null;
+            return (null, Problem(StatusCodes.Status400BadRequest, "the body is not valid JSON; nothing was decided"));
         }
     }
 }

@@ -86,6 +86,30 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
         Assert.StartsWith("HTTP/1.1 413", await reader.ReadLineAsync());
     }
 
+    [Theory]
+    [InlineData("reason=checked+the+invoice", "application/x-www-form-urlencoded", HttpStatusCode.UnsupportedMediaType, "send the reason as JSON")]
+    [InlineData("{\"reason\": \"checked", "application/json", HttpStatusCode.BadRequest, "not valid JSON")]
+    [InlineData("{\"reason\": 42}", "application/json", HttpStatusCode.BadRequest, "reason must be a string")]
+    [InlineData("[\"checked\"]", "application/json", HttpStatusCode.BadRequest, "must be a JSON object")]
+    [InlineData("{\"reason\": \"LONG\"}", "application/json", HttpStatusCode.BadRequest, "the limit is 2000")]
+    public async Task A_decision_whose_reason_cannot_be_read_is_refused_and_nothing_is_decided(string body, string type, HttpStatusCode status, string message)
+    {
+        // It was decided anyway, on record without the reason the admin sent; a decision cannot be taken back.
+        var id = await PendingStatementAsync(17);
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(_api, $"requests/{id}/approve"))
+        {
+            Content = new StringContent(body.Replace("LONG", new string('r', 2001), StringComparison.Ordinal), System.Text.Encoding.UTF8, type),
+        };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", AdminToken("alice"));
+
+        using var response = await _http.SendAsync(request);
+
+        Assert.Equal(status, response.StatusCode);
+        Assert.Contains(message, await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Contains("nothing was decided", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal("pending", (await SendAsync(HttpMethod.Get, $"requests/{id}", AdminToken("alice"))).Body.GetProperty("status").GetString());
+    }
+
     [Fact]
     public async Task A_calls_detail_lists_the_statement_approval_it_asked_for()
     {

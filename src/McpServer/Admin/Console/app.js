@@ -179,7 +179,7 @@ async function sessionPage(view, id) {
 }
 
 function decide(request) {
-  const reason = h("textarea", { rows: 2, cols: 40, "aria-label": `Reason for deciding ${request.id}` });
+  const reason = h("textarea", { rows: 2, cols: 40, maxlength: 2000, "aria-label": `Reason for deciding ${request.id}` });
   const act = verb => async () => {
     try {
       const result = await api(`/requests/${encodeURIComponent(request.id)}/${verb}`, { method: "POST", body: { reason: reason.value } });
