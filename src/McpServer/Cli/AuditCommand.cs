@@ -200,7 +200,8 @@ public static partial class AuditCommand
     }
 
     private static Verdict ParseVerdict(string text) =>
-        Enum.TryParse<Verdict>(text, ignoreCase: true, out var verdict)
+        // By name only: Enum.TryParse also takes numbers, and --decision 7 matched nothing without a word.
+        text.Length > 0 && text.All(char.IsAsciiLetter) && Enum.TryParse<Verdict>(text, ignoreCase: true, out var verdict)
             ? verdict
             : throw new CliException($"--decision must be allowed, denied, failed or started (got '{text}')");
 }

@@ -47,6 +47,20 @@ public sealed class CliTests(PostgresFixture pg)
         Assert.False(File.Exists(state));
     }
 
+    [Theory]
+    [InlineData("7")]
+    [InlineData("-1")]
+    [InlineData("")]
+    public async Task A_decision_filter_that_names_no_decision_is_refused_rather_than_matching_nothing(string decision)
+    {
+        await _gateway.CreateStateAsync();
+
+        var (exitCode, _, stderr) = await Gatehouse("audit", "list", "--config", _gateway.PolicyPath, "--decision", decision);
+
+        Assert.Equal(ExitCodes.Error, exitCode);
+        Assert.Contains($"--decision must be allowed, denied, failed or started (got '{decision}')", stderr);
+    }
+
     [Fact]
     public async Task A_command_interrupted_midway_says_so_and_exits_non_zero_while_a_stopped_server_exits_zero()
     {
