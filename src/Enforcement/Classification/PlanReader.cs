@@ -58,7 +58,13 @@ public static class PlanReader
     {
         using var document = Parse(explainJson);
         var root = document.RootElement;
-        if (root.ValueKind != JsonValueKind.Array || root.GetArrayLength() == 0 || root.EnumerateArray().Any(p => !p.TryGetProperty("Plan", out _)))
+        if (root.ValueKind == JsonValueKind.Array && root.GetArrayLength() == 0)
+        {
+            // EXPLAIN's JSON for "Query rewrites to nothing".
+            throw new Execution.DatabaseException(Execution.DatabaseFailure.Rejected, "PostgreSQL rewrites this statement to nothing (a DO INSTEAD NOTHING rule on what it names), so it would change nothing; it is refused rather than reported as done");
+        }
+
+        if (root.ValueKind != JsonValueKind.Array || root.EnumerateArray().Any(p => !p.TryGetProperty("Plan", out _)))
         {
             throw new FormatException("the EXPLAIN output has no plan");
         }

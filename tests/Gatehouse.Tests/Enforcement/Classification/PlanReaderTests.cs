@@ -120,6 +120,14 @@ public sealed class PlanReaderTests
     [Fact]
     public void Output_without_a_plan_is_refused()
     {
-        Assert.Throws<FormatException>(() => PlanReader.Read("[]"));
+        Assert.Throws<FormatException>(() => PlanReader.Read("""[{"Query Text": "select 1"}]"""));
+    }
+
+    [Fact]
+    public void A_statement_rewritten_to_nothing_is_refused_saying_so()
+    {
+        var refused = Assert.Throws<Gatehouse.Enforcement.Execution.DatabaseException>(() => PlanReader.Read("[]"));
+        Assert.Equal(Gatehouse.Enforcement.Execution.DatabaseFailure.Rejected, refused.Failure);
+        Assert.Contains("rewrites this statement to nothing", refused.Message, StringComparison.Ordinal);
     }
 }
