@@ -94,6 +94,11 @@ public static class SetupCommand
         return target;
     }
 
+    private static bool SetsTls(string dsn) =>
+        new System.Data.Common.DbConnectionStringBuilder { ConnectionString = dsn }.Keys.Cast<string>()
+            .Select(k => k.Replace(" ", "", StringComparison.Ordinal).ToLowerInvariant())
+            .Any(k => k is "sslmode" or "rootcertificate");
+
     // The admin connection goes to the gateway connection's database, whatever database the DSN names.
     private static async Task<NpgsqlConnection> OpenAsync(ConnectionConfig target, string? adminDsn, CancellationToken cancellationToken)
     {
@@ -114,6 +119,13 @@ public static class SetupCommand
             {
                 throw new CliException($"the admin connection string is not valid: {e.Message}");
             }
+
+            // To the same server as the gateway's connection, so under its TLS settings unless the DSN says otherwise: the
+            // admin's credential, and the gateway's new password when setup makes its role, cross this link.
+            if (!SetsTls(adminDsn))
+            {
+                Connectors.Postgres.NpgsqlSettings.ApplyTls(builder, target.Tls);
+            }
         }
 
         builder.Pooling = false;
@@ -125,7 +137,11 @@ public static class SetupCommand
         catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException)
         {
             await connection.DisposeAsync();
-            throw new CliException($"could not connect to database '{gateway.Database}' {(adminDsn is null ? "with the gateway's credential" : "as admin")}: {(e is PostgresException pg ? pg.MessageText : e.Message)}");
+            var why = e is PostgresException pg ? pg.MessageText
+                : e.GetBaseException() is System.Security.Authentication.AuthenticationException
+                    ? "the server's TLS certificate could not be verified under the connection's sslmode and sslrootcert (which the admin connection uses too, unless its DSN sets SSL Mode)"
+                : e.Message;
+            throw new CliException($"could not connect to database '{gateway.Database}' {(adminDsn is null ? "with the gateway's credential" : "as admin")}: {why}");
         }
 
         return connection;

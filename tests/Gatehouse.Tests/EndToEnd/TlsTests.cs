@@ -125,6 +125,38 @@ public sealed class TlsTests : IAsyncLifetime
         Assert.DoesNotContain(_password, result.Text());
     }
 
+    [Fact]
+    public async Task Setup_reaches_the_server_under_the_connections_tls_settings_unless_the_admin_dsn_sets_its_own()
+    {
+        // The admin's password, and the gateway's when setup makes its role, cross this link: it connected with Npgsql's
+        // default (TLS without any certificate check) whatever the policy required.
+        await using (var admin = new NpgsqlConnection(_server.AdminConnectionString))
+        {
+            await admin.OpenAsync();
+            await using var password = new NpgsqlCommand("ALTER ROLE postgres PASSWORD 'setup-admin'", admin);
+            await password.ExecuteNonQueryAsync();
+        }
+
+        var adminDsn = $"Host=localhost;Port={_server.Port};Username=postgres;Password=setup-admin;Timeout=5";
+        async Task<(int ExitCode, string Output)> SetupAsync(string tls, string dsn)
+        {
+            var gateway = TestGateway.Create($"Host=localhost;Port={_server.Port};Database=shop;Username=gatehouse_gateway;Timeout=5", _password, connectionSettings: tls + "\ntags: { public.customers.ssn: ssn }");
+            var (exitCode, stdout, stderr) = await StdioTests.RunGatehouse(["setup", "--config", gateway.PolicyPath, "--connection", "shop", "--dry-run", "--admin-connection", dsn]);
+            return (exitCode, stdout + stderr);
+        }
+
+        var wrongCa = await SetupAsync($"sslmode: verify-full\nsslrootcert: {_otherCa}", adminDsn);
+        Assert.NotEqual(0, wrongCa.ExitCode);
+        Assert.True(wrongCa.Output.Contains("certificate", StringComparison.OrdinalIgnoreCase), wrongCa.Output);
+        Assert.DoesNotContain("setup-admin", wrongCa.Output, StringComparison.Ordinal);
+
+        var rightCa = await SetupAsync($"sslmode: verify-full\nsslrootcert: {_ca}", adminDsn);
+        Assert.True(rightCa.ExitCode == 0, rightCa.Output);
+
+        var ownTls = await SetupAsync($"sslmode: verify-full\nsslrootcert: {_otherCa}", adminDsn + $";SSL Mode=VerifyFull;Root Certificate={_ca}");
+        Assert.True(ownTls.ExitCode == 0, ownTls.Output);
+    }
+
     private async Task<ModelContextProtocol.Protocol.CallToolResult> QueryAsync(string host, string tls, Func<Task>? whileServing = null)
     {
         var gateway = TestGateway.Create($"Host={host};Port={_server.Port};Database=shop;Username=gatehouse_gateway;Timeout=5", _password, connectionSettings: tls);
