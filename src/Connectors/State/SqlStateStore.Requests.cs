@@ -81,7 +81,7 @@ public abstract partial class SqlStateStore : IApprovalStore
     private protected static AccessRequest ReadRequest(DbDataReader r, DateTimeOffset now)
     {
         var tables = JsonSerializer.Deserialize<string[]>(r.GetString(5))!
-            .Select(t => RelationName.TryParse(t, out var rel) ? rel : throw new InvalidDataException($"Stored table name '{t}' is invalid."))
+            .Select(RelationName.FromStored)
             .ToList();
         AccessLevels.TryParse(r.GetString(6), out var access);
         var created = FromMs(r.GetInt64(10));

@@ -10,11 +10,21 @@ public readonly record struct RelationName(string Schema, string Name)
     /// Parses <c>schema.table</c> or <c>table</c> (schema <c>public</c>). A double quote is refused rather than read as SQL
     /// quoting: the name is compared as written, so <c>"Orders"</c> would name no table and match nothing.
     /// </summary>
-    public static bool TryParse(string text, out RelationName relation)
+    public static bool TryParse(string text, out RelationName relation) =>
+        TryParse(text, allowQuotes: false, out relation);
+
+    /// <summary>
+    /// A name the gateway stored itself (an access request's tables), read back as it was written: one stored before
+    /// quotes were refused still reads, so the request can be listed, shown and expire.
+    /// </summary>
+    public static RelationName FromStored(string text) =>
+        TryParse(text, allowQuotes: true, out var relation) ? relation : throw new InvalidDataException($"Stored table name '{text}' is invalid.");
+
+    private static bool TryParse(string text, bool allowQuotes, out RelationName relation)
     {
         relation = default;
         var parts = text.Split('.');
-        if (parts.Length is < 1 or > 2 || parts.Any(string.IsNullOrWhiteSpace) || text.Contains('"', StringComparison.Ordinal))
+        if (parts.Length is < 1 or > 2 || parts.Any(string.IsNullOrWhiteSpace) || (!allowQuotes && text.Contains('"', StringComparison.Ordinal)))
         {
             return false;
         }

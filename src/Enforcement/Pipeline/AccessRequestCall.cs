@@ -148,9 +148,9 @@ public sealed partial class GatewayPipeline
             return Decision.Deny("request.bad_tables", $"name up to {MaxRequestedTables} tables as schema.table and/or up to {MaxRequestedTables} schemas, at least one of either");
         }
 
-        if (input.Schemas.FirstOrDefault(s => s.Length is 0 or > 63 || s.Contains('.', StringComparison.Ordinal) || s.Any(char.IsWhiteSpace)) is { } badSchema)
+        if (input.Schemas.FirstOrDefault(s => s.Length is 0 or > 63 || s.Contains('.', StringComparison.Ordinal) || s.Contains('"', StringComparison.Ordinal) || s.Any(char.IsWhiteSpace)) is { } badSchema)
         {
-            return Decision.Deny("request.bad_tables", $"'{Clip(badSchema, 100)}' is not a schema name");
+            return Decision.Deny("request.bad_tables", $"'{Clip(badSchema, 100)}' is not a schema name ({RelationName.Spelling})");
         }
 
         if (input.Schemas.Concat(input.Tables.Select(t => t.Split('.')[0])).FirstOrDefault(Masking.DatabaseProfiles.IsGatewaySchema) is { } reserved)

@@ -193,6 +193,7 @@ public sealed class CliTests(PostgresFixture pg)
 
         Assert.Equal("request.bad_duration", (await client.CallToolAsync("request_access", Request("3h", "public"))).Rule());
         Assert.Equal("request.bad_tables", (await client.CallToolAsync("request_access", Request("1h", "pub lic"))).Rule());
+        Assert.Equal("request.bad_tables", (await client.CallToolAsync("request_access", Request("1h", "\"Public\""))).Rule());
         var requested = await client.CallToolAsync("request_access", Request("1h", "public"));
         var id = requested.Structured().GetProperty("request_id").GetString()!;
         Assert.Equal("public", requested.Structured().GetProperty("schemas")[0].GetString());

@@ -43,6 +43,19 @@ public abstract class StateStoreContract
         new(AccessRequest.NewId(), agent, agent, "dev", "shop", [new RelationName("public", "payments")], AccessLevel.Read, "audit", TimeSpan.FromHours(1), AccessRequestStatus.Pending, created);
 
     [Fact]
+    public async Task A_request_stored_before_quoted_names_were_refused_still_reads_back()
+    {
+        // Such a name is refused where it comes in now, but one already stored must not make every listing of requests fail.
+        var store = await OpenAsync();
+        var now = DateTimeOffset.UtcNow;
+        var request = Request("analyst", now) with { Tables = [new RelationName("public", "\"Orders\"")] };
+        await store.CreateAsync(request, CancellationToken.None);
+
+        Assert.Equal(request.Tables, (await store.GetAsync(request.Id, now, CancellationToken.None))!.Tables);
+        Assert.Contains(await store.ListAsync(null, now, CancellationToken.None), r => r.Id == request.Id);
+    }
+
+    [Fact]
     public async Task An_approved_request_grants_access_until_it_expires()
     {
         var store = await OpenAsync();
