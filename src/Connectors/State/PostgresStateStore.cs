@@ -97,7 +97,8 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
     private PostgresStateStore(NpgsqlDataSource source) => _source = source;
 
     /// <summary>Connects with the given credential and creates the schema and tables if they are missing.</summary>
-    public static async Task<PostgresStateStore> OpenAsync(string connectionString, Func<string?> password, CancellationToken cancellationToken)
+    /// <param name="create">False: a database without the gateway's schema is refused instead of given an empty one.</param>
+    public static async Task<PostgresStateStore> OpenAsync(string connectionString, Func<string?> password, CancellationToken cancellationToken, bool create = true)
     {
         NpgsqlSettings.DisableSqlRewriting();
         var builder = new NpgsqlDataSourceBuilder(connectionString);
@@ -112,6 +113,16 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
         {
             await using var connection = await log._source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+            if (!create)
+            {
+                await using var exists = new NpgsqlCommand($"SELECT to_regnamespace('{SchemaName}') IS NOT NULL", connection, transaction);
+                if (!(bool)(await exists.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!)
+                {
+                    throw new MissingStateException(
+                        $"no gateway state in database '{connection.Database}' on {connection.Host}: it has no schema {SchemaName}, so no gateway has kept its state there. Point gateway.store at the database the gateway uses; `gatehouse serve` creates the state when it first starts.");
+                }
+            }
+
             // Two instances starting together must not race on CREATE ... IF NOT EXISTS.
             await using (var lockCommand = new NpgsqlCommand($"SELECT pg_advisory_xact_lock({ChainLock})", connection, transaction))
             {

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Gatehouse.Connectors.Postgres;
+using Gatehouse.Connectors.State;
 using Gatehouse.Enforcement.Identity;
 using Gatehouse.Enforcement.Pipeline;
 using Gatehouse.Enforcement.Policy;
@@ -65,6 +66,39 @@ public static class PolicyCommand
         return command;
     }
 
+    // Time-boxed grants and agent switches live in the state. A policy explained where no gateway has run (in CI) has none,
+    // and is explained against an empty store of its own, which is removed after, rather than given one at its path.
+    private static async Task<DisposableState> ExplainStateAsync(GatewayPolicy policy, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return new DisposableState((await GatewayState.OpenAsync(policy, cancellationToken, create: false)).Store, null);
+        }
+        catch (MissingStateException e)
+        {
+            await Console.Error.WriteLineAsync($"gatehouse: {e.Message.Split(':')[0]}; explained as if no grant was time-boxed and no agent disabled.");
+            var path = Path.Combine(Path.GetTempPath(), $"gatehouse-explain-{Guid.NewGuid():N}.db");
+            return new DisposableState(await SqliteStateStore.OpenAsync(path, cancellationToken), path);
+        }
+    }
+
+    private sealed record DisposableState(SqlStateStore Store, string? TemporaryPath) : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync()
+        {
+            if (TemporaryPath is not null)
+            {
+                Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+                foreach (var file in new[] { TemporaryPath, TemporaryPath + "-wal", TemporaryPath + "-shm" }.Where(File.Exists))
+                {
+                    File.Delete(file);
+                }
+            }
+
+            return ValueTask.CompletedTask;
+        }
+    }
+
     private static Command Explain()
     {
         var config = CliApp.ConfigOption();
@@ -82,8 +116,8 @@ public static class PolicyCommand
         };
         command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
         {
-            // Time-boxed grants live in the state; a policy explained before any gateway ran (in CI) has none yet.
-            var (policy, state) = await CliApp.LoadGatewayAsync(parse.GetValue(config)!, cancellationToken, create: true);
+            var policy = PolicyLoader.LoadFile(parse.GetValue(config)!);
+            await using var state = await ExplainStateAsync(policy, cancellationToken);
             var identity = new AgentIdentity(
                 parse.GetValue(agent)!,
                 (parse.GetValue(groups) ?? []).SelectMany(g => g.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).Distinct(StringComparer.Ordinal).ToList(),
@@ -95,7 +129,7 @@ public static class PolicyCommand
 
             // The gateway's own composition, so the explanation comes from the very pipeline that serves calls.
             var services = new ServiceCollection().AddLogging();
-            services.AddGateway(policy, state);
+            services.AddGateway(policy, new GatewayState(state.Store));
             await using var provider = services.BuildServiceProvider();
             var explanation = await provider.GetRequiredService<GatewayPipeline>().ExplainAsync(identity, request, cancellationToken);
 

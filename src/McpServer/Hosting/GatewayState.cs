@@ -14,7 +14,7 @@ public sealed record GatewayState(SqlStateStore Store)
     public IAuditLog Audit => Store;
 
     /// <param name="create">
-    /// Whether a missing state file may be made: a gateway starting makes its own, while an admin command given a path where
+    /// Whether missing state (the file, or the schema in PostgreSQL) may be made: a gateway starting makes its own, while an admin command given a path where
     /// none is (a policy copied elsewhere, a deleted file) would otherwise act on an empty store no gateway reads, and report
     /// success: a revocation that revokes nothing, a verification of no records.
     /// </param>
@@ -22,13 +22,13 @@ public sealed record GatewayState(SqlStateStore Store)
     {
         if (!create && policy.Gateway.Store.PostgresConnectionString is null && !File.Exists(policy.Gateway.StatePath))
         {
-            throw new FileNotFoundException(
+            throw new MissingStateException(
                 $"no gateway state at {policy.Gateway.StatePath}: no gateway has run with this policy there (gateway.state is read relative to the policy file). "
                 + "Point --config at the policy the gateway runs with; `gatehouse serve` creates the state when it first starts.");
         }
 
         SqlStateStore store = policy.Gateway.Store.PostgresConnectionString is { } connectionString
-            ? await PostgresStateStore.OpenAsync(connectionString, policy.Gateway.Store.Password.Read, cancellationToken)
+            ? await PostgresStateStore.OpenAsync(connectionString, policy.Gateway.Store.Password.Read, cancellationToken, create)
             : await SqliteStateStore.OpenAsync(policy.Gateway.StatePath, cancellationToken);
         store.Durability = policy.Gateway.Audit.Durability;
         return new GatewayState(store);

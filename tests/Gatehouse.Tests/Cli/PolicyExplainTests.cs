@@ -74,6 +74,7 @@ public sealed class PolicyExplainTests(PostgresFixture pg)
     [Fact]
     public async Task The_explanation_walks_through_each_stage_and_nothing_runs_or_is_recorded()
     {
+        await _gateway.CreateStateAsync();
         var before = await pg.AdminScalarAsync("select status from orders where id = 3");
         var (exitCode, stdout, stderr) = await StdioTests.RunGatehouse(
             ["policy", "explain", "--config", _gateway.PolicyPath, "--agent", "ops-bot", "--connection", "shop", "--sql", "update orders set status = 'shipped' where id = 3"]);
@@ -92,6 +93,20 @@ public sealed class PolicyExplainTests(PostgresFixture pg)
         var (_, state) = await Gatehouse.McpServer.Cli.CliApp.LoadGatewayAsync(_gateway.PolicyPath, CancellationToken.None);
         Assert.Empty(await state.Audit.ListAsync(new AuditQuery(), CancellationToken.None));
         Assert.Empty(await state.Store.ListStatementsAsync(true, DateTimeOffset.UtcNow, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Where_no_gateway_has_run_the_explanation_says_so_and_leaves_no_state_behind()
+    {
+        var state = Path.Combine(_gateway.Directory, "state.db");
+
+        var (exitCode, stdout, stderr) = await StdioTests.RunGatehouse(
+            ["policy", "explain", "--config", _gateway.PolicyPath, "--agent", "analyst", "--connection", "shop", "--sql", "select count(*) from orders"]);
+
+        Assert.True(exitCode == ExitCodes.Ok, stderr);
+        Assert.Contains($"no gateway state at {state}; explained as if no grant was time-boxed and no agent disabled.", stderr);
+        Assert.Contains("runs", stdout);
+        Assert.False(File.Exists(state));
     }
 
     [Fact]

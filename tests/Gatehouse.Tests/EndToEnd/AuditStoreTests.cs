@@ -1,5 +1,6 @@
 using Gatehouse.Connectors.State;
 using Gatehouse.Enforcement.Audit;
+using Gatehouse.McpServer.Hosting;
 using Gatehouse.Tests.Infrastructure;
 
 namespace Gatehouse.Tests.EndToEnd;
@@ -95,5 +96,22 @@ public sealed class AuditStoreTests(PostgresFixture pg)
         var verify = await StdioTests.RunGatehouse(["audit", "verify", "--config", gateway.PolicyPath]);
         Assert.Equal(0, verify.ExitCode);
         Assert.Contains("Intact:", verify.Stdout);
+    }
+
+    [Fact]
+    public async Task An_admin_command_pointed_at_a_database_the_gateway_never_used_fails_instead_of_making_its_state_there()
+    {
+        var empty = await pg.CreateDatabaseAsync("gwnone");
+        var gateway = TestGateway.Create(pg, gateway: $"store:\n  postgres: \"{empty}\"");
+
+        var verify = await StdioTests.RunGatehouse(["audit", "verify", "--config", gateway.PolicyPath]);
+
+        Assert.Equal(ExitCodes.Error, verify.ExitCode);
+        Assert.Contains("no gateway state in database", verify.Stderr);
+        Assert.DoesNotContain("Intact", verify.Stdout);
+        await using var connection = new Npgsql.NpgsqlConnection(empty);
+        await connection.OpenAsync();
+        await using var schema = new Npgsql.NpgsqlCommand($"SELECT to_regnamespace('{PostgresStateStore.SchemaName}') IS NULL", connection);
+        Assert.True((bool)(await schema.ExecuteScalarAsync())!);
     }
 }
