@@ -6,7 +6,7 @@ namespace Gatehouse.Enforcement.Policy;
 
 /// <summary>
 /// <c>gatehouse policy check --connection NAME</c>: what the policy names on one connection that the live database lacks:
-/// the schemas and tables of every grant (agents' and groups'), the tables of every guardrail that applies there, the
+/// the schemas and tables of every grant (agents' and groups'), the tables of every guardrail for it, the
 /// columns of every sensitive tag (as <see cref="TagDrift"/> finds them), and the roles of <c>group_roles</c>. A name that
 /// differs from the database's only in case is pointed out, since names compare as PostgreSQL stores them.
 /// </summary>
@@ -15,7 +15,7 @@ public static class PolicyCatalogCheck
     /// <param name="tables">The connection's catalog, as <see cref="ISchemaCatalog"/> describes it.</param>
     public static IReadOnlyList<string> Problems(GatewayPolicy policy, string connection, IReadOnlyList<TableDescription> tables, IReadOnlySet<string> schemas, IReadOnlySet<string> roles)
     {
-        var relations = tables.ToDictionary(t => t.Name, t => t.Kind);
+        var relations = tables.ToDictionary(t => t.Name);
         var problems = new List<string>();
         var principals = policy.Agents.Values.Select(p => ($"agent '{p.Name}'", p)).Concat(policy.Groups.Values.Select(p => ($"group '{p.Name}'", p)));
         foreach (var (who, principal) in principals)
@@ -27,27 +27,17 @@ public static class PolicyCatalogCheck
             }
         }
 
-        foreach (var rule in policy.Guardrails.Where(g => g.Connection is null || g.Connection == connection))
+        // A guardrail whose table is misspelt matches nothing: the deny or approval it was written for silently never
+        // happens. One for any connection is judged here only when there is no other connection its table could be on.
+        foreach (var rule in policy.Guardrails.Where(g => g.Connection == connection || (g.Connection is null && policy.Connections.Count == 1)))
         {
-            // A guardrail whose table is misspelt, or a view (plans read the tables under a view, never the view), matches
-            // nothing: the deny or approval it was written for silently never happens.
-            var scope = rule.Connection is null && policy.Connections.Count > 1 ? " (or give the guardrail the connection that has it)" : "";
-            foreach (var table in rule.Match.Tables)
-            {
-                if (!relations.TryGetValue(table, out var kind))
-                {
-                    problems.Add($"guardrail '{rule.Id}': names table {table}, which does not exist{CaseHint(table, relations.Keys)}{scope}");
-                }
-                else if (kind == "view")
-                {
-                    problems.Add($"guardrail '{rule.Id}': names view {table}, which no plan reads (a plan reads the tables under a view); name those tables");
-                }
-            }
+            problems.AddRange(rule.Match.Tables.Where(t => !relations.ContainsKey(t))
+                .Select(t => $"guardrail '{rule.Id}': names table {t}, which does not exist{CaseHint(t, relations.Keys)}"));
         }
 
         var config = policy.Connections[connection];
         problems.AddRange(TagDrift.MissingTags(config, tables).Select(tag => relations.ContainsKey(tag.Relation)
-            ? $"tag {tag.Relation}.{tag.Column} ({config.Tags[tag]}): table {tag.Relation} has no column '{tag.Column}'{CaseHint(tag.Column, tables.First(t => t.Name == tag.Relation).Columns.Select(c => c.Name))}"
+            ? $"tag {tag.Relation}.{tag.Column} ({config.Tags[tag]}): table {tag.Relation} has no column '{tag.Column}'{CaseHint(tag.Column, relations[tag.Relation].Columns.Select(c => c.Name))}"
             : $"tag {tag.Relation}.{tag.Column} ({config.Tags[tag]}): table {tag.Relation} does not exist{CaseHint(tag.Relation, relations.Keys)}"));
         problems.AddRange(config.GroupRoles.Where(m => !roles.Contains(m.Role)).Select(m => $"group_roles: group '{m.Group}' maps to role '{m.Role}', which does not exist{CaseHint(m.Role, roles)}"));
         return problems.Distinct(StringComparer.Ordinal).ToList();

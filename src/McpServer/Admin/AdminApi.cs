@@ -5,7 +5,7 @@ using Gatehouse.Enforcement.Identity;
 using Gatehouse.Enforcement.Policy;
 using Gatehouse.McpServer.Cli;
 using Gatehouse.McpServer.Hosting;
-using Microsoft.Net.Http.Headers;
+using Microsoft.AspNetCore.Http.Features;
 
 namespace Gatehouse.McpServer.Admin;
 
@@ -82,7 +82,15 @@ public static partial class AdminApi
     private static async Task<(string? Reason, IResult? Refused)> ReasonAsync(HttpContext context)
     {
         var request = context.Request;
-        if (request.ContentLength == 0 || (request.ContentLength is null && !request.Headers.ContainsKey(HeaderNames.TransferEncoding)))
+        if (context.Features.Get<IHttpRequestBodyDetectionFeature>() is { CanHaveBody: false })
+        {
+            return (null, null);
+        }
+
+        // Read whole (Kestrel bounds it), so an empty body, sent chunked or over HTTP/2 without a length, is no reason.
+        using var body = new StreamReader(request.Body);
+        var text = await body.ReadToEndAsync(context.RequestAborted);
+        if (string.IsNullOrWhiteSpace(text))
         {
             return (null, null);
         }
@@ -94,8 +102,8 @@ public static partial class AdminApi
 
         try
         {
-            using var body = await JsonDocument.ParseAsync(request.Body, cancellationToken: context.RequestAborted);
-            var root = body.RootElement;
+            using var json = JsonDocument.Parse(text);
+            var root = json.RootElement;
             if (root.ValueKind != JsonValueKind.Object)
             {
                 return (null, Problem(StatusCodes.Status400BadRequest, "the body must be a JSON object, {\"reason\": \"...\"}; nothing was decided"));
