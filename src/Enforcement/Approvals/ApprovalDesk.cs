@@ -5,9 +5,13 @@ using Gatehouse.Enforcement.Policy;
 namespace Gatehouse.Enforcement.Approvals;
 
 /// <summary>The outcome of an approver's action: done (with a sentence saying what changed), or refused and why.</summary>
-public sealed record DeskOutcome(bool Done, string Message, bool NotFound = false)
+/// <param name="NotFound">No such request or grant.</param>
+/// <param name="Forbidden">This person may not do this (not an approver, or the requester), as against a request whose state does not allow it.</param>
+public sealed record DeskOutcome(bool Done, string Message, bool NotFound = false, bool Forbidden = false)
 {
     public static DeskOutcome Refused(string message) => new(false, message);
+
+    public static DeskOutcome NotAllowed(string message) => new(false, message, Forbidden: true);
 
     public static DeskOutcome Missing(string id) => new(false, $"no request with id '{id}'", NotFound: true);
 }
@@ -34,8 +38,10 @@ public sealed class ApprovalDesk(LivePolicy livePolicy, NotifyingApprovals appro
         var now = time.GetUtcNow();
         var outcome = await approvals.GetStatementAsync(id, now, cancellationToken).ConfigureAwait(false) switch
         {
+            null when !id.StartsWith("apr_", StringComparison.Ordinal) && await approvals.GetAsync(id, now, cancellationToken).ConfigureAwait(false) is not null =>
+                DeskOutcome.Refused($"{id} is an access request; cancel applies to statement requests (apr_…): deny it instead"),
             null => DeskOutcome.Missing(id),
-            _ when livePolicy.Current.Approvals.RefuseApprover(who, verified?.Groups ?? []) is { } refusal => DeskOutcome.Refused(refusal),
+            _ when livePolicy.Current.Approvals.RefuseApprover(who, verified?.Groups ?? []) is { } refusal => DeskOutcome.NotAllowed(refusal),
             var request when !await approvals.CancelAsync(id, who, now, cancellationToken).ConfigureAwait(false) => NotPending(id, request.Status.ToString()),
             _ => new DeskOutcome(true, $"Cancelled {id}."),
         };
@@ -44,9 +50,12 @@ public sealed class ApprovalDesk(LivePolicy livePolicy, NotifyingApprovals appro
 
     public async Task<DeskOutcome> RevokeAsync(string id, string who, string channel, CancellationToken cancellationToken)
     {
-        var outcome = await approvals.RevokeAsync(id, who, time.GetUtcNow(), cancellationToken).ConfigureAwait(false)
+        var now = time.GetUtcNow();
+        var outcome = await approvals.RevokeAsync(id, who, now, cancellationToken).ConfigureAwait(false)
             ? new DeskOutcome(true, $"Revoked the grant of {id}.")
-            : DeskOutcome.Refused($"'{id}' is not an active grant");
+            : await approvals.GetAsync(id, now, cancellationToken).ConfigureAwait(false) is { } request
+                ? DeskOutcome.Refused($"'{id}' is not an active grant (it is {request.Status.ToString().ToLowerInvariant()}); nothing changed")
+                : DeskOutcome.Missing(id);
         return await RecordAsync(outcome, "revoke", who, id, null, channel, cancellationToken).ConfigureAwait(false);
     }
 
@@ -62,7 +71,7 @@ public sealed class ApprovalDesk(LivePolicy livePolicy, NotifyingApprovals appro
 
         if ((request.RefuseApprover(who, verified) ?? policy.Approvals.RefuseApprover(who, verified?.Groups ?? [])) is { } refusal)
         {
-            return DeskOutcome.Refused(refusal);
+            return DeskOutcome.NotAllowed(refusal);
         }
 
         var decided = await approvals.VoteAsync(id, new ApprovalVote(who, approve, now, note), policy.Approvals.ApprovalLifetime, now, cancellationToken).ConfigureAwait(false);
@@ -87,7 +96,7 @@ public sealed class ApprovalDesk(LivePolicy livePolicy, NotifyingApprovals appro
 
         if ((request.RefuseApprover(who, verified) ?? policy.Approvals.RefuseApprover(who, verified?.Groups ?? [])) is { } refusal)
         {
-            return DeskOutcome.Refused(refusal);
+            return DeskOutcome.NotAllowed(refusal);
         }
 
         if (!await approvals.DecideAsync(id, approve, who, note, now, cancellationToken).ConfigureAwait(false))

@@ -67,7 +67,7 @@ public static partial class AdminApi
 
     private static IResult Outcome(DeskOutcome outcome) =>
         outcome.Done ? Json(new { result = outcome.Message })
-        : Problem(outcome.NotFound ? StatusCodes.Status404NotFound : StatusCodes.Status409Conflict, outcome.Message);
+        : Problem(outcome.NotFound ? StatusCodes.Status404NotFound : outcome.Forbidden ? StatusCodes.Status403Forbidden : StatusCodes.Status409Conflict, outcome.Message);
 
     private static async Task<IResult> DecideAsync(HttpContext context, ApprovalDesk desk, AgentIdentity admin, string id, bool approve)
     {

@@ -281,7 +281,7 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
         Assert.Contains(listed.Body.GetProperty("statements").EnumerateArray(), s => s.GetProperty("id").GetString() == id);
 
         var self = await SendAsync(HttpMethod.Post, $"requests/{id}/approve", AdminToken("ops-bot"));
-        Assert.Equal(HttpStatusCode.Conflict, self.Status);
+        Assert.Equal(HttpStatusCode.Forbidden, self.Status);
         Assert.Contains("cannot decide it", self.Body.GetProperty("error").GetString());
         Assert.Equal(HttpStatusCode.NotFound, (await SendAsync(HttpMethod.Post, "requests/apr_missing/approve", AdminToken("alice"))).Status);
 
@@ -309,12 +309,12 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
         var id = (await agent.QueryAsync("update payments set status = status where id = $1", [19])).Structured().GetProperty("pending_approval").GetProperty("request_id").GetString()!;
 
         var auditor = await SendAsync(api, HttpMethod.Post, $"requests/{id}/approve", AdminToken(gateway, "dave", "auditors"));
-        Assert.Equal(HttpStatusCode.Conflict, auditor.Status);
+        Assert.Equal(HttpStatusCode.Forbidden, auditor.Status);
         Assert.Contains("not one of this gateway's approvers", auditor.Body.GetProperty("error").GetString());
 
         // Cancelling is deciding too: an admin outside the approvers cannot veto a request that way either.
         var cancel = await SendAsync(api, HttpMethod.Post, $"requests/{id}/cancel", AdminToken(gateway, "dave", "auditors"));
-        Assert.Equal(HttpStatusCode.Conflict, cancel.Status);
+        Assert.Equal(HttpStatusCode.Forbidden, cancel.Status);
         Assert.Contains("not one of this gateway's approvers", cancel.Body.GetProperty("error").GetString());
         Assert.Equal(HttpStatusCode.OK, (await SendAsync(api, HttpMethod.Post, $"requests/{id}/approve", AdminToken(gateway, "erin", "dba"))).Status);
         Assert.Equal(ExitCodes.Refused, (await StdioTests.RunGatehouse(["approvals", "approve", id, "--config", gateway.PolicyPath, "--as", "frank"])).ExitCode);
@@ -334,5 +334,15 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
         Assert.Contains((await SendAsync(HttpMethod.Get, "grants", AdminToken("alice"))).Body.EnumerateArray(), g => g.GetProperty("id").GetString() == access);
         Assert.Equal(HttpStatusCode.OK, (await SendAsync(HttpMethod.Post, $"grants/{access}/revoke", AdminToken("alice"))).Status);
         Assert.Equal("grant.read_only", (await analyst.QueryAsync("update orders set note = note where id = 1")).Rule());
+
+        // A grant revoked already is a conflict with its state; one that never was is not found; an access request is not
+        // cancelled (that is for statement requests) but denied.
+        var again = await SendAsync(HttpMethod.Post, $"grants/{access}/revoke", AdminToken("alice"));
+        Assert.Equal(HttpStatusCode.Conflict, again.Status);
+        Assert.Contains("is not an active grant (it is revoked)", again.Body.GetProperty("error").GetString());
+        Assert.Equal(HttpStatusCode.NotFound, (await SendAsync(HttpMethod.Post, "grants/req_nothing/revoke", AdminToken("alice"))).Status);
+        var cancelAccess = await SendAsync(HttpMethod.Post, $"requests/{access}/cancel", AdminToken("alice"));
+        Assert.Equal(HttpStatusCode.Conflict, cancelAccess.Status);
+        Assert.Contains("is an access request; cancel applies to statement requests", cancelAccess.Body.GetProperty("error").GetString());
     }
 }
