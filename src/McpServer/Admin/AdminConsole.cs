@@ -89,6 +89,8 @@ public static class AdminConsole
             return Login(context, $"That token does not open the console: {problem}.", StatusCodes.Status401Unauthorized);
         }
 
+        // A sign-in replaces the session this browser held: the old id must not outlive it.
+        sessions.Close(context.Request.Cookies[ConsoleSessions.Cookie]);
         var (id, session) = sessions.Open(admin);
         context.Response.Cookies.Append(ConsoleSessions.Cookie, id, new CookieOptions
         {
@@ -103,11 +105,18 @@ public static class AdminConsole
 
     private static async Task<IResult> SignOutAsync(HttpContext context, ConsoleSessions sessions)
     {
-        // The form is read only for a live session, from the console's own origin.
+        // The form is read only for a live session, from the console's own origin. One whose sign-out is not confirmed
+        // stays open, and says so: clearing the browser's cookie alone would look like a sign-out and leave the session
+        // usable by whoever else holds its id.
         var id = context.Request.Cookies[ConsoleSessions.Cookie];
-        if (sessions.Find(id) is { } session && AdminGate.SameOrigin(context) && SmallForm(context)
-            && ConsoleSessions.CsrfMatches(session, (await context.Request.ReadFormAsync(context.RequestAborted))["csrf"].ToString()))
+        if (sessions.Find(id) is { } session)
         {
+            if (!AdminGate.SameOrigin(context) || !SmallForm(context) || !context.Request.HasFormContentType
+                || !ConsoleSessions.CsrfMatches(session, (await context.Request.ReadFormAsync(context.RequestAborted))["csrf"].ToString()))
+            {
+                return Login(context, "Sign-out not confirmed, and the session is still open: sign out with the console's own button.", StatusCodes.Status403Forbidden);
+            }
+
             sessions.Close(id);
         }
 

@@ -244,6 +244,49 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_sign_out_that_is_not_confirmed_leaves_the_session_open_and_says_so_and_a_new_sign_in_ends_the_old_session()
+    {
+        using var handler = new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false };
+        using var http = new HttpClient(handler);
+        var origin = _server.Endpoint.GetLeftPart(UriPartial.Authority);
+        async Task<HttpResponseMessage> PostAsync(string path, IEnumerable<KeyValuePair<string, string>> form, string? cookie = null)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, new Uri(_server.Endpoint, "/admin/" + path)) { Content = new FormUrlEncodedContent(form) };
+            request.Headers.Add("Origin", origin);
+            if (cookie is not null)
+            {
+                request.Headers.Add("Cookie", cookie);
+            }
+
+            return await http.SendAsync(request);
+        }
+
+        async Task<HttpStatusCode> SessionAsync(string cookie)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(_server.Endpoint, "/admin/session"));
+            request.Headers.Add("Cookie", cookie);
+            using var response = await http.SendAsync(request);
+            return response.StatusCode;
+        }
+
+        using var first = await PostAsync("login", [new("token", AdminToken("alice"))]);
+        var cookie = first.Headers.GetValues("Set-Cookie").Single().Split(';')[0];
+
+        // Without the session's CSRF token (the console page had not loaded it): the cookie was cleared as if signed out.
+        using var unconfirmed = await PostAsync("logout", [new("csrf", "")], cookie);
+        Assert.Equal(HttpStatusCode.Forbidden, unconfirmed.StatusCode);
+        Assert.Contains("Sign-out not confirmed", await unconfirmed.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.False(unconfirmed.Headers.Contains("Set-Cookie"));
+        Assert.Equal(HttpStatusCode.OK, await SessionAsync(cookie));
+
+        // Signing in again from the same browser ends the session its cookie held.
+        using var second = await PostAsync("login", [new("token", AdminToken("alice"))], cookie);
+        var newCookie = second.Headers.GetValues("Set-Cookie").Single().Split(';')[0];
+        Assert.NotEqual(HttpStatusCode.OK, await SessionAsync(cookie));
+        Assert.Equal(HttpStatusCode.OK, await SessionAsync(newCookie));
+    }
+
+    [Fact]
     public async Task Only_the_issuers_the_policy_names_for_admins_can_sign_an_admin_in()
     {
         // Whoever holds a shared secret (an agent platform signing its own agents' tokens) could mint any name, an admin's too.
