@@ -172,6 +172,13 @@ public static class FunctionVetting
 
             if (function.Schema == "pg_catalog" && Sequences.Contains(function.Name))
             {
+                // The sequence is an argument, not a relation of the plan, so no grant covers it: a write may draw numbers
+                // as its inserts do, but not move any sequence back or ahead, where other writers' keys would collide.
+                if (function.Name == "setval")
+                {
+                    return "it sets a sequence's position, which no grant covers (later inserts could collide with existing keys); allowlist pg_catalog.setval under the connection's 'functions' if an agent must";
+                }
+
                 if (statementWrites)
                 {
                     continue;

@@ -142,6 +142,7 @@ public static class StatementCorpus
         { "ops-bot", "with d as (delete from orders returning 1) select count(*) from d", "guard.unbounded_write" },
         { "ops-bot", "with u as (update orders set note = 'x' returning id) select count(*) from u", "guard.unbounded_write" },
         { "ops-bot", "delete from payments where id = 1", "grant.relation_read_only" },
+        { "ops-bot", "update orders set note = setval('invoice_seq', 1)::text where id = 1", "function.not_allowed" },
         { "ops-bot", "insert into payments (order_id, amount, method, status) values (1, 1, 'card', 'captured')", "grant.relation_read_only" },
         { "ops-bot", "insert into customers (full_name, email, country) values ('x', 'y', 'US')", "database.permission_denied" },
         { "ops-bot", "with d as (delete from payments where id = 2 returning *) update orders set note = 'x' where id = 1", "grant.relation_read_only" },
