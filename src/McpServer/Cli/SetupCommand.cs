@@ -65,13 +65,17 @@ public static class SetupCommand
     // Approved access requests widen an agent's rights for a while; PostgreSQL needs a profile for those rights too.
     private static async Task<IReadOnlyDictionary<string, IReadOnlyList<Grant>>> TimeBoxedGrantsAsync(GatewayPolicy policy, CancellationToken cancellationToken)
     {
-        // No state file yet means no requests, unless the state lives in PostgreSQL (then there is no file at all).
-        if (policy.Gateway.Store.PostgresConnectionString is null && !File.Exists(policy.Gateway.StatePath))
+        // No state yet (no file, or no schema in the store's database) means no requests; setup does not make the state.
+        SqlStateStore state;
+        try
+        {
+            state = (await GatewayState.OpenAsync(policy, cancellationToken, create: false)).Store;
+        }
+        catch (MissingStateException)
         {
             return new Dictionary<string, IReadOnlyList<Grant>>();
         }
 
-        var state = (await GatewayState.OpenAsync(policy, cancellationToken)).Store;
         var approved = await state.ListAsync(AccessRequestStatus.Approved, DateTimeOffset.UtcNow, cancellationToken);
         return approved.GroupBy(r => r.Agent, StringComparer.Ordinal)
             .ToDictionary(g => g.Key, g => (IReadOnlyList<Grant>)g.Select(r => r.ToGrant()).ToList(), StringComparer.Ordinal);
@@ -94,10 +98,9 @@ public static class SetupCommand
         return target;
     }
 
-    private static bool SetsTls(string dsn) =>
+    private static bool SetsTlsMode(string dsn) =>
         new System.Data.Common.DbConnectionStringBuilder { ConnectionString = dsn }.Keys.Cast<string>()
-            .Select(k => k.Replace(" ", "", StringComparison.Ordinal).ToLowerInvariant())
-            .Any(k => k is "sslmode" or "rootcertificate");
+            .Any(k => k.Replace(" ", "", StringComparison.Ordinal).Equals("sslmode", StringComparison.OrdinalIgnoreCase));
 
     // The admin connection goes to the gateway connection's database, whatever database the DSN names.
     private static async Task<NpgsqlConnection> OpenAsync(ConnectionConfig target, string? adminDsn, CancellationToken cancellationToken)
@@ -120,11 +123,20 @@ public static class SetupCommand
                 throw new CliException($"the admin connection string is not valid: {e.Message}");
             }
 
-            // To the same server as the gateway's connection, so under its TLS settings unless the DSN says otherwise: the
-            // admin's credential, and the gateway's new password when setup makes its role, cross this link.
-            if (!SetsTls(adminDsn))
+            // To the same server as the gateway's connection, so under its TLS settings unless the DSN sets its own mode:
+            // the admin's credential, and the gateway's new password when setup makes its role, cross this link. Those
+            // settings are the policy's sslmode and sslrootcert, or the connection string's own.
+            if (!SetsTlsMode(adminDsn))
             {
-                Connectors.Postgres.NpgsqlSettings.ApplyTls(builder, target.Tls);
+                if (target.Tls is null)
+                {
+                    builder.SslMode = gateway.SslMode;
+                    builder.RootCertificate ??= gateway.RootCertificate;
+                }
+                else
+                {
+                    Connectors.Postgres.NpgsqlSettings.ApplyTls(builder, target.Tls);
+                }
             }
         }
 

@@ -138,9 +138,9 @@ public sealed class TlsTests : IAsyncLifetime
         }
 
         var adminDsn = $"Host=localhost;Port={_server.Port};Username=postgres;Password=setup-admin;Timeout=5";
-        async Task<(int ExitCode, string Output)> SetupAsync(string tls, string dsn)
+        async Task<(int ExitCode, string Output)> SetupAsync(string tls, string dsn, string inConnectionString = "")
         {
-            var gateway = TestGateway.Create($"Host=localhost;Port={_server.Port};Database=shop;Username=gatehouse_gateway;Timeout=5", _password, connectionSettings: tls + "\ntags: { public.customers.ssn: ssn }");
+            var gateway = TestGateway.Create($"Host=localhost;Port={_server.Port};Database=shop;Username=gatehouse_gateway;Timeout=5{inConnectionString}", _password, connectionSettings: tls + "\ntags: { public.customers.ssn: ssn }");
             var (exitCode, stdout, stderr) = await StdioTests.RunGatehouse(["setup", "--config", gateway.PolicyPath, "--connection", "shop", "--dry-run", "--admin-connection", dsn]);
             return (exitCode, stdout + stderr);
         }
@@ -155,6 +155,11 @@ public sealed class TlsTests : IAsyncLifetime
 
         var ownTls = await SetupAsync($"sslmode: verify-full\nsslrootcert: {_otherCa}", adminDsn + $";SSL Mode=VerifyFull;Root Certificate={_ca}");
         Assert.True(ownTls.ExitCode == 0, ownTls.Output);
+
+        // TLS set in the connection string rather than as sslmode and sslrootcert holds for the admin link just the same.
+        var inConnectionString = await SetupAsync("", adminDsn, $";SSL Mode=VerifyFull;Root Certificate={_otherCa}");
+        Assert.NotEqual(0, inConnectionString.ExitCode);
+        Assert.Contains("certificate", inConnectionString.Output, StringComparison.OrdinalIgnoreCase);
     }
 
     private async Task<ModelContextProtocol.Protocol.CallToolResult> QueryAsync(string host, string tls, Func<Task>? whileServing = null)
