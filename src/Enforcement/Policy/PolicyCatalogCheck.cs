@@ -1,5 +1,6 @@
 using Gatehouse.Enforcement.Classification;
 using Gatehouse.Enforcement.Execution;
+using Gatehouse.Enforcement.Guardrails;
 using Gatehouse.Enforcement.Masking;
 
 namespace Gatehouse.Enforcement.Policy;
@@ -33,6 +34,14 @@ public static class PolicyCatalogCheck
         {
             problems.AddRange(rule.Match.Tables.Where(t => !relations.ContainsKey(t))
                 .Select(t => $"guardrail '{rule.Id}': names table {t}, which does not exist{CaseHint(t, relations.Keys)}"));
+
+            // A plan reads the tables under a view, never the view; only a write through its INSTEAD OF triggers is planned
+            // on the view itself. So a guardrail on a view that may match reads never matches them.
+            if (MayMatchReads(rule.Match))
+            {
+                problems.AddRange(rule.Match.Tables.Where(t => relations.TryGetValue(t, out var d) && d.Kind == "view")
+                    .Select(t => $"guardrail '{rule.Id}': names view {t}, which no read's plan names (it reads the tables under the view); name those tables, or limit the guardrail to writes"));
+            }
         }
 
         var config = policy.Connections[connection];
@@ -42,6 +51,10 @@ public static class PolicyCatalogCheck
         problems.AddRange(config.GroupRoles.Where(m => !roles.Contains(m.Role)).Select(m => $"group_roles: group '{m.Group}' maps to role '{m.Role}', which does not exist{CaseHint(m.Role, roles)}"));
         return problems.Distinct(StringComparer.Ordinal).ToList();
     }
+
+    private static bool MayMatchReads(GuardrailMatch match) =>
+        (match.Operations.Count == 0 || match.Operations.Contains("read", StringComparer.Ordinal))
+        && (match.Kinds.Count == 0 || match.Kinds.Contains(StatementKind.Select) || match.Kinds.Contains(StatementKind.Explain));
 
     private static string CaseHint(RelationName name, IEnumerable<RelationName> existing) =>
         CaseHint(name.ToString(), existing.Select(r => r.ToString()));
