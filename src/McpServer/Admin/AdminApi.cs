@@ -77,6 +77,9 @@ public static partial class AdminApi
 
     private const int MaxReason = 2000;
 
+    // Bytes that are not UTF-8 are refused, not replaced: a reason recorded mangled is not the one the admin gave.
+    private static readonly System.Text.UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
     // An optional JSON body {"reason": "..."}. Any other body is refused and nothing is decided: a decision cannot be taken
     // back, and one recorded without the reason its admin sent (a form post, a typo in the JSON) would read as one given none.
     private static async Task<(string? Reason, IResult? Refused)> ReasonAsync(HttpContext context)
@@ -88,8 +91,17 @@ public static partial class AdminApi
         }
 
         // Read whole (Kestrel bounds it), so an empty body, sent chunked or over HTTP/2 without a length, is no reason.
-        using var body = new StreamReader(request.Body);
-        var text = await body.ReadToEndAsync(context.RequestAborted);
+        using var body = new StreamReader(request.Body, StrictUtf8);
+        string text;
+        try
+        {
+            text = await body.ReadToEndAsync(context.RequestAborted);
+        }
+        catch (System.Text.DecoderFallbackException)
+        {
+            return (null, Problem(StatusCodes.Status400BadRequest, "the body is not UTF-8; send the reason as UTF-8 JSON; nothing was decided"));
+        }
+
         if (string.IsNullOrWhiteSpace(text))
         {
             return (null, null);

@@ -114,7 +114,7 @@ public static class AdminConsole
             if (!AdminGate.SameOrigin(context) || !SmallForm(context) || !context.Request.HasFormContentType
                 || !ConsoleSessions.CsrfMatches(session, (await context.Request.ReadFormAsync(context.RequestAborted))["csrf"].ToString()))
             {
-                return Login(context, "Sign-out not confirmed, and the session is still open: sign out with the console's own button.", StatusCodes.Status403Forbidden);
+                return Login(context, "Sign-out not confirmed, and the session is still open: reload the console and sign out with its button (a page left open from an earlier sign-in cannot).", StatusCodes.Status403Forbidden);
             }
 
             sessions.Close(id);

