@@ -31,6 +31,11 @@ public static class PolicyCommand
             var policy = PolicyLoader.LoadFile(parse.GetValue(config)!);
             Console.WriteLine($"{policy.SourcePath} ({policy.Hash}) is valid: {Count(policy.Connections.Count, "connection")}, {Count(policy.Issuers.Count, "issuer")}, "
                 + $"{Count(policy.Agents.Count, "agent")}, {Count(policy.Groups.Count, "group")}, {Count(policy.Guardrails.Count, "guardrail")}.");
+            foreach (var note in PolicyNotes.Of(policy))
+            {
+                Console.WriteLine($"note: {note}");
+            }
+
             if (parse.GetValue(connection) is not { } name)
             {
                 return ExitCodes.Ok;

@@ -22,6 +22,19 @@ public sealed class PolicyCheckTests(PostgresFixture pg)
 
         Assert.Equal(ExitCodes.Ok, exitCode);
         Assert.Contains($"({_gateway.Policy.Hash}) is valid: 1 connection, 1 issuer", stdout);
+        Assert.DoesNotContain("note:", stdout);
+    }
+
+    [Fact]
+    public async Task A_guardrail_on_an_agent_the_policy_names_nowhere_else_is_noted_without_failing_the_check()
+    {
+        var noted = Path.Combine(_gateway.Directory, $"noted-{Guid.NewGuid():N}.yaml");
+        File.WriteAllText(noted, File.ReadAllText(_gateway.PolicyPath) + "\nguardrails:\n  - id: no-deletes\n    match: { kinds: [delete], agents: [ops-bto] }\n    outcome: deny\n");
+
+        var (exitCode, stdout, _) = await Gatehouse("policy", "check", "--config", noted);
+
+        Assert.Equal(ExitCodes.Ok, exitCode);
+        Assert.Contains("note: guardrail 'no-deletes' matches agent 'ops-bto', whom the policy names nowhere else", stdout);
     }
 
     [Theory]
