@@ -14,6 +14,7 @@ public static class PolicyNotes
             .Concat(policy.Issuers.SelectMany(i => i.Groups ?? []))
             .Concat(policy.Connections.Values.SelectMany(c => c.GroupRoles.Select(m => m.Group)))
             .Concat(policy.Approvals.ApproverGroups)
+            .Concat(policy.Quotas.Groups.Keys)
             .Concat(policy.Admin?.Groups ?? [])
             .ToHashSet(StringComparer.Ordinal);
         var notes = new List<string>();
@@ -22,7 +23,7 @@ public static class PolicyNotes
             notes.AddRange(rule.Match.Agents.Where(a => !agents.Contains(a)).Select(a =>
                 $"guardrail '{rule.Id}' matches agent '{a}', whom the policy names nowhere else (no agents entry, no issuer's agents list); if that is a typo, the guardrail never matches"));
             notes.AddRange(rule.Match.Groups.Where(g => !groups.Contains(g)).Select(g =>
-                $"guardrail '{rule.Id}' matches group '{g}', which the policy names nowhere else (no groups entry, issuer's groups list, group_roles, approver or admin groups); if that is a typo, the guardrail never matches"));
+                $"guardrail '{rule.Id}' matches group '{g}', which the policy names nowhere else (no groups entry, issuer's groups list, group_roles, approver, admin or quota groups); if that is a typo, the guardrail never matches"));
         }
 
         return notes;

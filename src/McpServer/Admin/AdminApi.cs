@@ -78,7 +78,7 @@ public static partial class AdminApi
     private const int MaxReason = 2000;
 
     // Bytes that are not UTF-8 are refused, not replaced: a reason recorded mangled is not the one the admin gave.
-    private static readonly System.Text.UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+    private static readonly System.Text.UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: true, throwOnInvalidBytes: true);
 
     // An optional JSON body {"reason": "..."}. Any other body is refused and nothing is decided: a decision cannot be taken
     // back, and one recorded without the reason its admin sent (a form post, a typo in the JSON) would read as one given none.
@@ -91,7 +91,9 @@ public static partial class AdminApi
         }
 
         // Read whole (Kestrel bounds it), so an empty body, sent chunked or over HTTP/2 without a length, is no reason.
-        using var body = new StreamReader(request.Body, StrictUtf8);
+        // No byte-order-mark detection: a BOM would switch the reader to a lenient decoder (or to UTF-16); a UTF-8 BOM is
+        // still skipped, by this encoding's own preamble.
+        using var body = new StreamReader(request.Body, StrictUtf8, detectEncodingFromByteOrderMarks: false);
         string text;
         try
         {

@@ -128,15 +128,19 @@ public static class SetupCommand
             // settings are the policy's sslmode and sslrootcert, or the connection string's own.
             if (!SetsTlsMode(adminDsn))
             {
+                // A root certificate the admin DSN names is kept either way.
+                var own = builder.RootCertificate;
                 if (target.Tls is null)
                 {
                     builder.SslMode = gateway.SslMode;
-                    builder.RootCertificate ??= gateway.RootCertificate;
+                    builder.RootCertificate = gateway.RootCertificate;
                 }
                 else
                 {
                     Connectors.Postgres.NpgsqlSettings.ApplyTls(builder, target.Tls);
                 }
+
+                builder.RootCertificate = own ?? builder.RootCertificate;
             }
         }
 

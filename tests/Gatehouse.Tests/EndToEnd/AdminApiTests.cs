@@ -93,14 +93,18 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
     [InlineData("[\"checked\"]", "application/json", HttpStatusCode.BadRequest, "must be a JSON object")]
     [InlineData("{\"reason\": \"LONG\"}", "application/json", HttpStatusCode.BadRequest, "the limit is 2000")]
     [InlineData("LATIN1", "application/json", HttpStatusCode.BadRequest, "the body is not UTF-8")]
+    [InlineData("BOM+LATIN1", "application/json", HttpStatusCode.BadRequest, "the body is not UTF-8")]
     public async Task A_decision_whose_reason_cannot_be_read_is_refused_and_nothing_is_decided(string body, string type, HttpStatusCode status, string message)
     {
         // It was decided anyway, on record without the reason the admin sent; a decision cannot be taken back.
         var id = await PendingStatementAsync(17);
         using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(_api, $"requests/{id}/approve"))
         {
-            Content = body == "LATIN1"
-                ? new ByteArrayContent(System.Text.Encoding.Latin1.GetBytes("{\"reason\": \"checked the caf\u00e9's invoice\"}")) { Headers = { ContentType = new MediaTypeHeaderValue(type) } }
+            Content = body.EndsWith("LATIN1", StringComparison.Ordinal)
+                ? new ByteArrayContent([.. body.StartsWith("BOM", StringComparison.Ordinal) ? new byte[] { 0xEF, 0xBB, 0xBF } : [], .. System.Text.Encoding.Latin1.GetBytes("{\"reason\": \"checked the caf\u00e9's invoice\"}")])
+                {
+                    Headers = { ContentType = new MediaTypeHeaderValue(type) },
+                }
                 : new StringContent(body.Replace("LONG", new string('r', 2001), StringComparison.Ordinal), System.Text.Encoding.UTF8, type),
         };
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", AdminToken("alice"));

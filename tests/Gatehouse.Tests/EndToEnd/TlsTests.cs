@@ -142,6 +142,7 @@ public sealed class TlsTests : IAsyncLifetime
         {
             var gateway = TestGateway.Create($"Host=localhost;Port={_server.Port};Database=shop;Username=gatehouse_gateway;Timeout=5{inConnectionString}", _password, connectionSettings: tls + "\ntags: { public.customers.ssn: ssn }");
             var (exitCode, stdout, stderr) = await StdioTests.RunGatehouse(["setup", "--config", gateway.PolicyPath, "--connection", "shop", "--dry-run", "--admin-connection", dsn]);
+            Assert.False(File.Exists(gateway.Policy.Gateway.StatePath), "setup made the gateway's state, which only a gateway makes");
             return (exitCode, stdout + stderr);
         }
 

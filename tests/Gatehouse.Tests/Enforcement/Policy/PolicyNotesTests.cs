@@ -23,5 +23,6 @@ public sealed class PolicyNotesTests
         Assert.Empty(Notes("agents: [analyst]"));
         Assert.Empty(Notes("groups: [finance]", "\ngroups:\n  finance:\n    grants:\n      - connection: shop\n        access: read\n        tables: [public.payments]"));
         Assert.Empty(Notes("groups: [dba]", "\napprovals:\n  groups: [dba]"));
+        Assert.Empty(Notes("groups: [interns]", "\nquotas:\n  groups:\n    interns: { rows: 1000 }"));
     }
 }
