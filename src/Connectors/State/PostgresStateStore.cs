@@ -119,7 +119,8 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
                 if (!(bool)(await exists.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!)
                 {
                     throw new MissingStateException(
-                        $"no gateway state in database '{connection.Database}' on {connection.Host}: it has no schema {SchemaName}, so no gateway has kept its state there. Point gateway.store at the database the gateway uses; `gatehouse serve` creates the state when it first starts.");
+                        $"no gateway state in database '{connection.Database}' on {connection.Host}",
+                        $"it has no schema {SchemaName}, so no gateway has kept its state there. Point gateway.store at the database the gateway uses; `gatehouse serve` creates the state when it first starts.");
                 }
             }
 

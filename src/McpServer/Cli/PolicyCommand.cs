@@ -81,7 +81,7 @@ public static class PolicyCommand
         }
         catch (MissingStateException e)
         {
-            await Console.Error.WriteLineAsync($"gatehouse: {e.Message.Split(':')[0]}; explained as if no grant was time-boxed and no agent disabled.");
+            await Console.Error.WriteLineAsync($"gatehouse: {e.Summary}; explained as if no grant was time-boxed and no agent disabled.");
             var path = Path.Combine(Path.GetTempPath(), $"gatehouse-explain-{Guid.NewGuid():N}.db");
             return new DisposableState(await SqliteStateStore.OpenAsync(path, cancellationToken), path);
         }

@@ -23,7 +23,8 @@ public sealed record GatewayState(SqlStateStore Store)
         if (!create && policy.Gateway.Store.PostgresConnectionString is null && !File.Exists(policy.Gateway.StatePath))
         {
             throw new MissingStateException(
-                $"no gateway state at {policy.Gateway.StatePath}: no gateway has run with this policy there (gateway.state is read relative to the policy file). "
+                $"no gateway state at {policy.Gateway.StatePath}",
+                "no gateway has run with this policy there (gateway.state is read relative to the policy file). "
                 + "Point --config at the policy the gateway runs with; `gatehouse serve` creates the state when it first starts.");
         }
 
