@@ -75,14 +75,16 @@ public sealed class ApprovalDesk(LivePolicy livePolicy, NotifyingApprovals appro
         }
 
         var decided = await approvals.VoteAsync(id, new ApprovalVote(who, approve, now, note), policy.Approvals.ApprovalLifetime, now, cancellationToken).ConfigureAwait(false);
-        return decided?.Status switch
-        {
-            null => NotPending(id, request.Status.ToString()),
-            StatementApprovalStatus.Approved => new DeskOutcome(true, $"Approved {id}: {decided.Agent} may run it once, until {decided.ExpiresAt:u}."),
-            StatementApprovalStatus.Denied => new DeskOutcome(true, $"Denied {id}."),
-            _ => new DeskOutcome(true, $"Recorded {who}'s approval of {id}: {decided.Approvals} of {decided.Required} so far."),
-        };
+        return decided is null ? NotPending(id, request.Status.ToString()) : new DeskOutcome(true, Voted(decided, who));
     }
+
+    /// <summary>What a vote that counted did to its statement request, whichever channel it came through.</summary>
+    internal static string Voted(StatementApproval decided, string who) => decided.Status switch
+    {
+        StatementApprovalStatus.Approved => $"Approved {decided.Id}: {decided.Agent} may run it once, until {decided.ExpiresAt:u}.",
+        StatementApprovalStatus.Denied => $"Denied {decided.Id}.",
+        _ => $"Recorded {who}'s approval of {decided.Id}: {decided.Approvals} of {decided.Required} so far.",
+    };
 
     private async Task<DeskOutcome> DecideAccessAsync(string id, string who, AgentIdentity? verified, bool approve, string? note, CancellationToken cancellationToken)
     {

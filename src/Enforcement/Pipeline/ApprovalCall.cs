@@ -238,12 +238,7 @@ public sealed partial class GatewayPipeline
         var verb = answer.Approve ? "approve" : "deny";
         var outcome = decided is null
             ? $"The operator's answer to {request.Id} changed nothing: it was no longer pending."
-            : decided.Status switch
-            {
-                StatementApprovalStatus.Approved => $"Approved {request.Id}: it may run once.",
-                StatementApprovalStatus.Denied => $"Denied {request.Id}.",
-                _ => $"Approval recorded for {request.Id} ({decided.Approvals} of {decided.Required}).",
-            };
+            : ApprovalDesk.Voted(decided, ApprovalSettings.Operator);
         var reason = $"{outcome} Answered in the MCP client of agent '{request.Agent}' (session {call.SessionId})."
             + (answer.Reason is { } why ? $" Reason given: {why}" : "");
         try
