@@ -160,14 +160,14 @@ public static class PlanReader
         if (Text(node, "Relation Name") is { } name)
         {
             var relation = new RelationName(Text(node, "Schema") ?? "public", name);
-            var operation = Text(node, "Operation");
-            var writer = nodeType == "ModifyTable" && operation is not null;
+            var operation = nodeType == "ModifyTable" ? Text(node, "Operation")?.ToLowerInvariant() : null;
+            var writer = operation is not null;
             relations.Add(writer
-                ? new RelationAccess(relation, AccessLevel.Write, operation!.ToLowerInvariant())
+                ? new RelationAccess(relation, AccessLevel.Write, operation!)
                 : new RelationAccess(relation, AccessLevel.Read, "read"));
             if (writer)
             {
-                writers.Add(operation!.ToLowerInvariant());
+                writers.Add(operation!);
             }
 
             if (writer && Text(node, "Conflict Resolution") == "UPDATE")
@@ -182,7 +182,7 @@ public static class PlanReader
                 // scans them as reads. A child needs a write grant of its own (a partition is covered by its table's).
                 relations.AddRange(targets.EnumerateArray()
                     .Where(t => t.ValueKind == JsonValueKind.Object && Text(t, "Relation Name") is not null)
-                    .Select(t => new RelationAccess(new RelationName(Text(t, "Schema") ?? "public", Text(t, "Relation Name")!), AccessLevel.Write, operation!.ToLowerInvariant()))
+                    .Select(t => new RelationAccess(new RelationName(Text(t, "Schema") ?? "public", Text(t, "Relation Name")!), AccessLevel.Write, operation!))
                     .Where(t => t.Relation != relation));
             }
 

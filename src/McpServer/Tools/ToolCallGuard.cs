@@ -28,7 +28,7 @@ public sealed class ToolCallGuard(IEnumerable<McpServerTool> tools, GatehouseToo
             // Recorded under one fixed name, counted against the caller's quotas like any tool call: a name the client
             // chose could pass for a real tool in the log ("query" + U+200B) or for a session opening, which quotas skip.
             await gatehouse.RefuseAsync(
-                UnknownTool, request.Server, Decision.Deny("request.unknown_tool", $"there is no tool named '{Printable(name)}'; the tools are {string.Join(", ", _schemas.Keys)}"), cancellationToken);
+                UnknownTool, request.Server, Decision.Deny("request.unknown_tool", $"there is no tool named '{Cli.Output.Clip(name, 100)}'; the tools are {string.Join(", ", _schemas.Keys)}"), cancellationToken);
             return await next(request, cancellationToken);
         }
 
@@ -154,11 +154,5 @@ public sealed class ToolCallGuard(IEnumerable<McpServerTool> tools, GatehouseToo
             default:
                 return false;
         }
-    }
-
-    private static string Printable(string name)
-    {
-        var shown = new string(name.Take(100).Select(c => char.IsControl(c) || char.GetUnicodeCategory(c) == UnicodeCategory.Format ? '?' : c).ToArray());
-        return name.Length > 100 ? shown + "…" : shown;
     }
 }
