@@ -31,9 +31,10 @@ public sealed class LocalPostgresServer : IAsyncDisposable
     /// <summary>Superuser access over the Unix socket (trust); TCP connections need a password.</summary>
     public string AdminConnectionString => $"Host={SocketDirectory};Port={Port};Username=postgres;Database=postgres;Pooling=false";
 
-    public static async Task<LocalPostgresServer> StartAsync(string directory, CancellationToken cancellationToken)
+    /// <summary>Starts a server from <paramref name="binDirectory"/>'s initdb and pg_ctl, or else the installed ones.</summary>
+    public static async Task<LocalPostgresServer> StartAsync(string directory, CancellationToken cancellationToken, string? binDirectory = null)
     {
-        var binDir = FindBinaries();
+        var binDir = binDirectory ?? FindBinaries();
         System.IO.Directory.CreateDirectory(directory);
         var server = new LocalPostgresServer(binDir, Path.GetFullPath(directory), FreePort());
         await server.InitAndStartAsync(cancellationToken).ConfigureAwait(false);
@@ -83,8 +84,19 @@ public sealed class LocalPostgresServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync() => await StopAsync().ConfigureAwait(false);
 
+    /// <summary>Names the folder of initdb and pg_ctl to use instead of the installed ones (another PostgreSQL version, say).</summary>
+    public const string BinariesVariable = "GATEHOUSE_PG_BIN";
+
     private static string FindBinaries()
     {
+        var chosen = Environment.GetEnvironmentVariable(BinariesVariable);
+        if (!string.IsNullOrWhiteSpace(chosen))
+        {
+            return HasServerPrograms(chosen)
+                ? chosen
+                : throw new LocalPostgresException($"{BinariesVariable} is '{chosen}', but that folder does not hold initdb and pg_ctl. Name the 'bin' folder of a PostgreSQL installation, or unset it to use the installed one.");
+        }
+
         var candidates = new List<string>();
         if (System.IO.Directory.Exists("/usr/lib/postgresql"))
         {
@@ -94,9 +106,12 @@ public sealed class LocalPostgresServer : IAsyncDisposable
         }
 
         candidates.AddRange((Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries));
-        return candidates.FirstOrDefault(d => File.Exists(Path.Combine(d, "initdb")) && File.Exists(Path.Combine(d, "pg_ctl")))
+        return candidates.FirstOrDefault(HasServerPrograms)
             ?? throw new LocalPostgresException("PostgreSQL's server programs (initdb, pg_ctl) were not found. Install them, for example with: apt-get install postgresql");
     }
+
+    private static bool HasServerPrograms(string directory) =>
+        File.Exists(Path.Combine(directory, "initdb")) && File.Exists(Path.Combine(directory, "pg_ctl"));
 
     private static int FreePort()
     {

