@@ -457,6 +457,65 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_membership_granted_while_the_login_role_inherited_blocks_setup_where_NOINHERIT_would_not_end_it()
+    {
+        // Before PostgreSQL 16, ALTER ROLE ... NOINHERIT ends every inherited privilege; from 16 a membership granted while
+        // the role inherited keeps inheriting, so setup's NOINHERIT would leave the gateway's role reading what it may.
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+        var login = "gatehouse_inh_" + suffix;
+        var reader = "shop_reader_" + suffix;
+        var password = Base64UrlEncoder.Encode(RandomNumberGenerator.GetBytes(18));
+        await pg.AdminScalarAsync($"create role {reader} nologin");
+        await pg.AdminScalarAsync($"grant select on public.customers to {reader}");
+        await pg.AdminScalarAsync($"create role {login} login inherit password '{password}'");
+        await pg.AdminScalarAsync($"grant {reader} to {login}");
+        var version = Convert.ToInt32(await pg.AdminScalarAsync("select current_setting('server_version_num')")) / 10000;
+        var gateway = TestGateway.Create(
+            $"Host={pg.Host};Port={pg.Port};Database={pg.Database};Username={login};Pooling=false", password, Agents, connectionSettings: Masking);
+        var run = () => StdioTests.RunGatehouse(["setup", "--config", gateway.PolicyPath, "--connection", "shop", "--admin-connection", pg.AdminConnectionString]);
+        try
+        {
+            var first = await run();
+            if (version >= 16)
+            {
+                Assert.Equal(ExitCodes.Refused, first.ExitCode);
+                Assert.Contains($"login role {login} inherits the privileges of {reader}", first.Stderr);
+                Assert.Contains("changed nothing", first.Stderr);
+                Assert.Equal(true, await pg.AdminScalarAsync($"select rolinherit from pg_roles where rolname = '{login}'"));
+
+                // The fix the message names: keep the membership, without its privileges.
+                await pg.AdminScalarAsync($"grant {reader} to {login} with inherit false");
+                first = await run();
+            }
+
+            Assert.True(first.ExitCode == ExitCodes.Ok, first.Stderr + first.Stdout);
+            Assert.Contains($"login role {login} is also a member of {reader}; it inherits nothing from them", first.Stdout);
+            await using var connection = new NpgsqlConnection($"Host={pg.Host};Port={pg.Port};Database={pg.Database};Username={login};Password={password};Pooling=false");
+            await connection.OpenAsync();
+            await using var read = new NpgsqlCommand("select ssn from public.customers limit 1", connection);
+            var refused = await Assert.ThrowsAsync<PostgresException>(() => read.ExecuteScalarAsync());
+            Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, refused.SqlState);
+        }
+        finally
+        {
+            var profiles = await pg.AdminScalarAsync(
+                $"select string_agg(format('drop schema %I cascade', nspname), '; ') from pg_namespace where obj_description(oid, 'pg_namespace') like '%{login}%'");
+            if (profiles is string drops)
+            {
+                foreach (var drop in drops.Split("; "))
+                {
+                    await pg.AdminScalarAsync(drop);
+                }
+            }
+
+            await pg.AdminScalarAsync($"drop owned by {login}");
+            await pg.AdminScalarAsync($"drop role {login}");
+            await pg.AdminScalarAsync($"revoke select on public.customers from {reader}");
+            await pg.AdminScalarAsync($"drop role {reader}");
+        }
+    }
+
+    [Fact]
     public async Task An_inheritance_child_of_a_tagged_table_is_masked_as_its_parent_is()
     {
         await pg.AdminScalarAsync("create table public.customers_archive (archived_on date) inherits (public.customers)");
