@@ -14,7 +14,12 @@ public sealed class PostgresCatalog(PostgresTargets targets) : ISchemaCatalog
 
     private const string ColumnsSql =
         "SELECT n.nspname, c.relname, c.relkind::text, obj_description(c.oid, 'pg_class'), a.attname, format_type(a.atttypid, a.atttypmod),"
-        + " NOT a.attnotnull, col_description(c.oid, a.attnum)"
+        + " NOT a.attnotnull, col_description(c.oid, a.attnum),"
+        // A generated column's expression depends on the columns it reads (and its default on its own column).
+        + " ARRAY(SELECT r.attname::text FROM pg_attrdef ad"
+        + "   JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid AND d.refclassid = 'pg_class'::regclass AND d.refobjid = c.oid"
+        + "   JOIN pg_attribute r ON r.attrelid = c.oid AND r.attnum = d.refobjsubid AND r.attnum <> a.attnum"
+        + "   WHERE a.attgenerated <> '' AND ad.adrelid = c.oid AND ad.adnum = a.attnum ORDER BY r.attnum)"
         + " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
         + " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
         + " WHERE " + Filter + " ORDER BY n.nspname, c.relname, a.attnum";
@@ -47,7 +52,10 @@ public sealed class PostgresCatalog(PostgresTargets targets) : ISchemaCatalog
                     tables[name] = builder = new Builder(name, KindName(reader.GetString(2)), reader.IsDBNull(3) ? null : reader.GetString(3));
                 }
 
-                builder.Columns.Add(new ColumnDescription(reader.GetString(4), reader.GetString(5), reader.GetBoolean(6), reader.IsDBNull(7) ? null : reader.GetString(7)));
+                builder.Columns.Add(new ColumnDescription(reader.GetString(4), reader.GetString(5), reader.GetBoolean(6), reader.IsDBNull(7) ? null : reader.GetString(7))
+                {
+                    ComputedFrom = reader.GetFieldValue<string[]>(8),
+                });
             }
 
             await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);

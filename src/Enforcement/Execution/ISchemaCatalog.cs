@@ -23,6 +23,9 @@ public sealed record ColumnDescription(string Name, string Type, bool Nullable, 
     public string? SensitiveClass { get; init; }
 
     public bool MaskedForCaller { get; init; }
+
+    /// <summary>For a generated column, the columns of its table that its expression reads; otherwise empty.</summary>
+    public IReadOnlyList<string> ComputedFrom { get; init; } = [];
 }
 
 /// <summary>A foreign key from some columns of one table to another table.</summary>

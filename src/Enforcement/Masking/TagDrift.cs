@@ -28,10 +28,19 @@ public sealed class TagDrift(ISchemaCatalog catalog, ICatalogVersionSource versi
             return known.Result;
         }
 
-        var missing = MissingTags(connection, await catalog.DescribeAsync(connection.Name, null, null, cancellationToken).ConfigureAwait(false));
-        var result = missing.Count == 0
-            ? null
-            : Decision.Deny("masking.tags_out_of_sync", $"connection '{connection.Name}' is not ready: the policy tags {string.Join(", ", missing)}, which the database does not have, so the real column may be unprotected. Fix the tags (gatehouse classify proposes them) and calls resume");
+        var tables = await catalog.DescribeAsync(connection.Name, null, null, cancellationToken).ConfigureAwait(false);
+        var missing = MissingTags(connection, tables);
+        var derived = UntaggedDerivations(connection, tables);
+        Decision? result = null;
+        if (missing.Count > 0)
+        {
+            result = Decision.Deny("masking.tags_out_of_sync", $"connection '{connection.Name}' is not ready: the policy tags {string.Join(", ", missing)}, which the database does not have, so the real column may be unprotected. Fix the tags (gatehouse classify proposes them) and calls resume");
+        }
+        else if (derived.Count > 0)
+        {
+            var more = derived.Count > 1 ? $" (and {derived.Count - 1} more such column(s): gatehouse policy check --connection lists them)" : "";
+            result = Decision.Deny("masking.tags_out_of_sync", $"connection '{connection.Name}' is not ready: {Describe(derived[0])}{more}. Tag it too and calls resume");
+        }
         if (version is not null)
         {
             _checked[connection.Name] = (version, connection.Tags, result);
@@ -40,6 +49,23 @@ public sealed class TagDrift(ISchemaCatalog catalog, ICatalogVersionSource versi
         return result;
     }
 
+    /// <summary>
+    /// The generated columns the policy leaves untagged that compute their value from a tagged column of their table (a
+    /// last four digits from a tagged number, say): read by name, they would show what the tag hides.
+    /// </summary>
+    public static IReadOnlyList<Derivation> UntaggedDerivations(ConnectionConfig connection, IReadOnlyList<TableDescription> tables) =>
+        tables.SelectMany(t => t.Columns
+                .Where(c => c.ComputedFrom.Count > 0 && !connection.Tags.ContainsKey(new ColumnUse(t.Name, c.Name)))
+                .SelectMany(c => c.ComputedFrom
+                    .Where(source => connection.Tags.ContainsKey(new ColumnUse(t.Name, source)))
+                    .Take(1)
+                    .Select(source => new Derivation(new ColumnUse(t.Name, c.Name), new ColumnUse(t.Name, source), connection.Tags[new ColumnUse(t.Name, source)]))))
+            .ToList();
+
+    /// <summary>One sentence on an untagged column computed from a tagged one.</summary>
+    public static string Describe(Derivation derived) =>
+        $"generated column {derived.Column} is computed from {derived.Source}, tagged {derived.SourceClass}, but has no tag of its own, so it would show what that tag hides";
+
     /// <summary>The connection's tags that name no column of <paramref name="tables"/> (the whole catalog).</summary>
     public static IReadOnlyList<ColumnUse> MissingTags(ConnectionConfig connection, IReadOnlyList<TableDescription> tables)
     {
@@ -47,3 +73,6 @@ public sealed class TagDrift(ISchemaCatalog catalog, ICatalogVersionSource versi
         return connection.Tags.Keys.Where(tag => !columns.Contains(tag)).ToList();
     }
 }
+
+/// <summary>A generated column <paramref name="Column"/> whose expression reads the tagged column <paramref name="Source"/>.</summary>
+public sealed record Derivation(ColumnUse Column, ColumnUse Source, string SourceClass);

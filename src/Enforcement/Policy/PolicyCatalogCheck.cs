@@ -8,7 +8,7 @@ namespace Gatehouse.Enforcement.Policy;
 /// <summary>
 /// <c>gatehouse policy check --connection NAME</c>: what the policy names on one connection that the live database lacks:
 /// the schemas and tables of every grant (agents' and groups'), the tables of every guardrail for it, the
-/// columns of every sensitive tag (as <see cref="TagDrift"/> finds them), and the roles of <c>group_roles</c>. A name that
+/// columns of every sensitive tag and the generated columns computed from them (as <see cref="TagDrift"/> finds them), and the roles of <c>group_roles</c>. A name that
 /// differs from the database's only in case is pointed out, since names compare as PostgreSQL stores them.
 /// </summary>
 public static class PolicyCatalogCheck
@@ -48,6 +48,7 @@ public static class PolicyCatalogCheck
         problems.AddRange(TagDrift.MissingTags(config, tables).Select(tag => relations.ContainsKey(tag.Relation)
             ? $"tag {tag.Relation}.{tag.Column} ({config.Tags[tag]}): table {tag.Relation} has no column '{tag.Column}'{CaseHint(tag.Column, relations[tag.Relation].Columns.Select(c => c.Name))}"
             : $"tag {tag.Relation}.{tag.Column} ({config.Tags[tag]}): table {tag.Relation} does not exist{CaseHint(tag.Relation, relations.Keys)}"));
+        problems.AddRange(TagDrift.UntaggedDerivations(config, tables).Select(d => $"{TagDrift.Describe(d)}: tag it too"));
         problems.AddRange(config.GroupRoles.Where(m => !roles.Contains(m.Role)).Select(m => $"group_roles: group '{m.Group}' maps to role '{m.Role}', which does not exist{CaseHint(m.Role, roles)}"));
         return problems.Distinct(StringComparer.Ordinal).ToList();
     }

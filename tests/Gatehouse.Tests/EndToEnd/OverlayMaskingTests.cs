@@ -1,3 +1,4 @@
+using Gatehouse.McpServer.Hosting;
 using Gatehouse.Tests.Infrastructure;
 using ModelContextProtocol.Client;
 using ModelContextProtocol.Protocol;
@@ -139,6 +140,43 @@ public sealed class OverlayMaskingTests(PostgresFixture pg) : IAsyncLifetime
         Assert.Equal("masking.tags_out_of_sync", result.Rule());
         Assert.Contains("public.customers.snn", result.Text());
         AssertNoSecret(result);
+    }
+
+    [Fact]
+    public async Task An_untagged_generated_column_computed_from_a_tagged_one_stops_the_connection_until_it_is_tagged()
+    {
+        await pg.AdminScalarAsync("create table public.patients (id int primary key, ssn text, ssn_last4 text generated always as (right(ssn, 4)) stored)");
+        await pg.AdminScalarAsync("insert into public.patients (id, ssn) values (1, '078-05-1120')");
+        await pg.AdminScalarAsync("grant select on public.patients to " + pg.GatewayRole);
+        try
+        {
+            const string tags = "masking: overlay\ntags:\n  public.patients.ssn: ssn";
+            var untagged = TestGateway.Create(pg, Agents, connectionSettings: tags);
+            await using (var server = await HttpGateway.StartAsync(untagged))
+            await using (var client = await GatewayClients.HttpAsync(server.Endpoint, untagged.Mint("analyst")))
+            {
+                var refused = await client.QueryAsync("select ssn_last4 from patients");
+                Assert.Equal("masking.tags_out_of_sync", refused.Rule());
+                Assert.Contains("generated column public.patients.ssn_last4 is computed from public.patients.ssn, tagged ssn", refused.Text());
+                Assert.DoesNotContain("1120", refused.Text());
+
+                var check = await StdioTests.RunGatehouse(["policy", "check", "--config", untagged.PolicyPath, "--connection", "shop"]);
+                Assert.Equal(ExitCodes.Drift, check.ExitCode);
+                Assert.Contains("generated column public.patients.ssn_last4 is computed from public.patients.ssn, tagged ssn, but has no tag of its own", check.Stdout);
+            }
+
+            var tagged = TestGateway.Create(pg, Agents, connectionSettings: tags + "\n  public.patients.ssn_last4: ssn");
+            await using (var server = await HttpGateway.StartAsync(tagged))
+            await using (var client = await GatewayClients.HttpAsync(server.Endpoint, tagged.Mint("analyst")))
+            {
+                Assert.Equal("masking.tagged_column", (await client.QueryAsync("select ssn_last4 from patients")).Rule());
+                Assert.Equal(1, (await client.QueryAsync("select id from patients")).Structured().GetProperty("rows")[0][0].GetInt32());
+            }
+        }
+        finally
+        {
+            await pg.AdminScalarAsync("drop table public.patients");
+        }
     }
 
     private void AssertNoSecret(CallToolResult result) => ExfiltrationCorpus.AssertNoSecret(result, _secrets);

@@ -516,6 +516,32 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Setup_refuses_an_untagged_generated_column_computed_from_a_tagged_one_and_calls_stop_until_it_is_tagged()
+    {
+        await pg.AdminScalarAsync("alter table public.customers add column ssn_last4 text generated always as (right(ssn, 4)) stored");
+        try
+        {
+            var (exitCode, _, stderr) = await SetupAsync();
+            Assert.Equal(ExitCodes.Refused, exitCode);
+            Assert.Contains("generated column public.customers.ssn_last4 is computed from public.customers.ssn, tagged ssn, but has no tag of its own", stderr);
+            Assert.Contains("tag it too, so its profiles mask it", stderr);
+            Assert.Contains("changed nothing", stderr);
+
+            await WaitForAsync(async () => (await _analyst.QueryAsync("select id from customers where id = 1")).Rule() == "masking.tags_out_of_sync");
+            var refused = await _analyst.QueryAsync("select ssn_last4 from public.customers");
+            Assert.Equal("masking.tags_out_of_sync", refused.Rule());
+            Assert.Contains("public.customers.ssn_last4", refused.Text());
+            ExfiltrationCorpus.AssertNoSecret(refused, _secrets);
+        }
+        finally
+        {
+            await pg.AdminScalarAsync("alter table public.customers drop column ssn_last4");
+        }
+
+        await WaitForAsync(async () => (await _analyst.QueryAsync("select id from customers where id = 1")).IsError != true);
+    }
+
+    [Fact]
     public async Task An_inheritance_child_of_a_tagged_table_is_masked_as_its_parent_is()
     {
         await pg.AdminScalarAsync("create table public.customers_archive (archived_on date) inherits (public.customers)");

@@ -124,6 +124,17 @@ public static class ProfileSetup
                 _blockers.Add($"the policy tags {tag}, which the database does not have: fix the tag so the real column is protected");
             }
 
+            // A child has its parent's columns, and the parent's tags hold on them.
+            string? ClassOf(ColumnUse column) =>
+                state.Ancestors[column.Relation].Prepend(column.Relation).Select(r => connection.Tags.GetValueOrDefault(column with { Relation = r })).FirstOrDefault(c => c is not null);
+            foreach (var (column, sources) in state.Generated.Where(g => ClassOf(g.Column) is null))
+            {
+                if (sources.Select(s => column with { Column = s }).FirstOrDefault(s => ClassOf(s) is not null) is { } source)
+                {
+                    _blockers.Add($"{TagDrift.Describe(new Derivation(column, source, ClassOf(source)!))}: tag it too, so its profiles mask it");
+                }
+            }
+
             // Privileges granted to PUBLIC reach every role, the gateway's included: a tagged column PUBLIC may read is
             // readable raw through its table's qualified name, whatever the views mask. So is one of a partition (its
             // parent's tags hold on it), and a view PUBLIC may read that reads a tagged column: a view reads with its

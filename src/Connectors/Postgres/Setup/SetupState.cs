@@ -65,6 +65,9 @@ internal sealed class SetupState
     /// </summary>
     public IReadOnlyList<(RelationName Child, IReadOnlyList<string> Columns)> PublicChildren { get; init; } = [];
 
+    /// <summary>The generated columns in the granted schemas, with the columns of their table that their expressions read.</summary>
+    public IReadOnlyList<(ColumnUse Column, IReadOnlyList<string> Sources)> Generated { get; init; } = [];
+
     /// <summary>What each view PUBLIC may read (in any schema it can reach, security_invoker views aside) reads, through views of views.</summary>
     public ILookup<RelationName, ColumnUse> PublicViewReads { get; init; } = Array.Empty<(RelationName, ColumnUse)>().ToLookup(r => r.Item1, r => r.Item2);
 
@@ -159,6 +162,16 @@ internal sealed class SetupState
             + " AND (has_table_privilege('public', v.oid, 'SELECT') OR has_any_column_privilege('public', v.oid, 'SELECT'))"
             + " AND NOT EXISTS (SELECT 1 FROM unnest(coalesce(v.reloptions, '{}')) o WHERE o ~* '^security_invoker=(true|on|yes|1)$')",
             schemas.ToArray());
+        Add(
+            batch,
+            // Generated columns and the columns of their table their expressions read (a default depends on its own column too).
+            "SELECT n.nspname, c.relname, a.attname::text, array_agg(r.attname::text ORDER BY r.attnum) FROM pg_attribute a"
+            + " JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+            + " JOIN pg_attrdef ad ON ad.adrelid = c.oid AND ad.adnum = a.attnum"
+            + " JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid AND d.refclassid = 'pg_class'::regclass AND d.refobjid = c.oid"
+            + " JOIN pg_attribute r ON r.attrelid = c.oid AND r.attnum = d.refobjsubid AND r.attnum <> a.attnum"
+            + " WHERE a.attgenerated <> '' AND NOT a.attisdropped AND n.nspname = ANY($1) GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+            schemas.ToArray());
 
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
@@ -237,6 +250,13 @@ internal sealed class SetupState
 
         var publicViewReads = await ReadViewReadsAsync(reader, cancellationToken).ConfigureAwait(false);
 
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        var generated = new List<(ColumnUse, IReadOnlyList<string>)>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            generated.Add((new ColumnUse(new RelationName(reader.GetString(0), reader.GetString(1)), reader.GetString(2)), reader.GetFieldValue<string[]>(3)));
+        }
+
         return new SetupState
         {
             Database = database,
@@ -253,6 +273,7 @@ internal sealed class SetupState
             Ancestors = ancestors.Distinct().ToLookup(a => a.Child, a => a.Parent),
             PublicChildren = publicChildren,
             PublicViewReads = publicViewReads.ToLookup(r => r.View, r => r.Column),
+            Generated = generated,
         };
     }
 
