@@ -91,7 +91,7 @@ public static class AdminConsole
 
         // A sign-in replaces the session this browser held: the old id must not outlive it.
         sessions.Close(context.Request.Cookies[ConsoleSessions.Cookie]);
-        var (id, session) = sessions.Open(admin);
+        var (id, session) = sessions.Open(admin, token);
         context.Response.Cookies.Append(ConsoleSessions.Cookie, id, new CookieOptions
         {
             HttpOnly = true,

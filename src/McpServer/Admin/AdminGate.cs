@@ -103,10 +103,13 @@ public sealed class AdminGate
             return Error("the admin API needs an admin token (Authorization: Bearer …) minted for the admin audience, or a web console sign-in at /admin", StatusCodes.Status401Unauthorized);
         }
 
-        if (await Revoked(session.Admin, context.RequestAborted) is { } revoked)
+        // Verified again as a Bearer token would be (cached for minutes at most): a revocation, or a signing key withdrawn or
+        // rotated out, ends the session.
+        var (admin, problem, _) = await VerifyTokenAsync(session.SignInToken, context.RequestAborted);
+        if (admin is null)
         {
             _sessions.Close(id);
-            return Error($"this console session was signed in with a token that has since been revoked ({revoked}); sign in again with another", StatusCodes.Status401Unauthorized);
+            return Error($"this console session was signed in with a token that no longer opens the console ({problem}); sign in again with another", StatusCodes.Status401Unauthorized);
         }
 
         // A cookie rides along on any request the browser makes, so actions also need what only the console's own page has.

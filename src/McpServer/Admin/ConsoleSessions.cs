@@ -5,12 +5,19 @@ using Gatehouse.Enforcement.Identity;
 namespace Gatehouse.McpServer.Admin;
 
 /// <summary>A signed-in console user: the verified admin identity, until when, and the token its page must echo on every action.</summary>
-public sealed record ConsoleSession(AgentIdentity Admin, DateTimeOffset ExpiresAt, string Csrf);
+public sealed record ConsoleSession(AgentIdentity Admin, DateTimeOffset ExpiresAt, string Csrf)
+{
+    /// <summary>
+    /// The admin token the session was opened with, verified again on every request as a Bearer token is: a key withdrawn
+    /// or rotated out, or a revocation, ends the session. Held in this process only.
+    /// </summary>
+    internal string SignInToken { get; init; } = "";
+}
 
 /// <summary>
 /// Web console sign-ins, held in this process only: the browser keeps an opaque random id in an HttpOnly, SameSite=Strict
 /// cookie, never the admin token. A session ends when its token would have expired, after at most <see cref="MaxLifetime"/>,
-/// or at sign-out. Behind a load balancer, sign-ins need session affinity (or a fresh sign-in per instance).
+/// at sign-out, or as soon as its token no longer verifies. Behind a load balancer, sign-ins need session affinity (or a fresh sign-in per instance).
 /// </summary>
 public sealed class ConsoleSessions(TimeProvider time)
 {
@@ -20,11 +27,11 @@ public sealed class ConsoleSessions(TimeProvider time)
 
     private readonly ConcurrentDictionary<string, ConsoleSession> _sessions = new(StringComparer.Ordinal);
 
-    public (string Id, ConsoleSession Session) Open(AgentIdentity admin)
+    public (string Id, ConsoleSession Session) Open(AgentIdentity admin, string signInToken)
     {
         var now = time.GetUtcNow();
         var expires = admin.ExpiresAt < now + MaxLifetime ? admin.ExpiresAt : now + MaxLifetime;
-        var session = new ConsoleSession(admin, expires, RandomToken());
+        var session = new ConsoleSession(admin, expires, RandomToken()) { SignInToken = signInToken };
         var id = RandomToken();
         _sessions[id] = session;
         foreach (var (stale, _) in _sessions.Where(s => s.Value.ExpiresAt <= now))

@@ -293,28 +293,77 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, await SessionAsync(newCookie));
     }
 
+    // An issuer whose tokens are signed with a secret shared with it, kept in batch.secret in the gateway's directory.
+    private const string SharedSecretIssuer = "\n- issuer: batch-scheduler\n  audience: batch\n  algorithms: [HS256]\n  shared_secret_file: batch.secret\n  agents: [nightly-report]\n  groups: []";
+
+    private static string SharedSecretAdminToken(string secret, string person) => new Microsoft.IdentityModel.JsonWebTokens.JsonWebTokenHandler().CreateToken(new Microsoft.IdentityModel.Tokens.SecurityTokenDescriptor
+    {
+        Issuer = "batch-scheduler",
+        Audience = "gatehouse-admin",
+        Expires = DateTime.UtcNow.AddMinutes(5),
+        Claims = new Dictionary<string, object> { ["sub"] = person },
+        SigningCredentials = new(new Microsoft.IdentityModel.Tokens.SymmetricSecurityKey(System.Text.Encoding.UTF8.GetBytes(secret)), Microsoft.IdentityModel.Tokens.SecurityAlgorithms.HmacSha256),
+    });
+
+    [Fact]
+    public async Task A_console_session_ends_once_the_key_that_signed_its_sign_in_token_is_rotated_out()
+    {
+        var gateway = TestGateway.Create(pg, GuardrailTests.Agents + Policy + "\n  issuers: [gatehouse-dev, batch-scheduler]", issuers: SharedSecretIssuer);
+        var secretFile = Path.Combine(gateway.Directory, "batch.secret");
+        File.WriteAllText(secretFile, Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)));
+        await using var server = await HttpGateway.StartAsync(gateway);
+        using var browser = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false });
+
+        async Task<string> SignInAsync(string token)
+        {
+            using var signIn = new HttpRequestMessage(HttpMethod.Post, new Uri(server.Endpoint, "/admin/login")) { Content = new FormUrlEncodedContent([new("token", token)]) };
+            using var signedIn = await browser.SendAsync(signIn);
+            Assert.Equal(HttpStatusCode.Redirect, signedIn.StatusCode);
+            return signedIn.Headers.GetValues("Set-Cookie").Single().Split(';')[0];
+        }
+
+        async Task<(HttpStatusCode Status, string Body)> RequestsAsync(string cookie)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(server.Endpoint, "/admin/api/requests"));
+            request.Headers.Add("Cookie", cookie);
+            using var response = await browser.SendAsync(request);
+            return (response.StatusCode, await response.Content.ReadAsStringAsync());
+        }
+
+        var cookie = await SignInAsync(SharedSecretAdminToken(File.ReadAllText(secretFile), "alice"));
+        Assert.Equal(HttpStatusCode.OK, (await RequestsAsync(cookie)).Status);
+
+        // The secret leaked and is replaced: the session it opened ends with it (the file is read again within a second).
+        var rotated = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        File.WriteAllText(secretFile, rotated);
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        var answer = await RequestsAsync(cookie);
+        while (answer.Status == HttpStatusCode.OK && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(200);
+            answer = await RequestsAsync(cookie);
+        }
+
+        Assert.Equal(HttpStatusCode.Unauthorized, answer.Status);
+        Assert.Contains("no longer opens the console", answer.Body);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await RequestsAsync(cookie)).Status);
+        Assert.Equal(HttpStatusCode.OK, (await RequestsAsync(await SignInAsync(SharedSecretAdminToken(rotated, "alice")))).Status);
+    }
+
     [Fact]
     public async Task Only_the_issuers_the_policy_names_for_admins_can_sign_an_admin_in()
     {
         // Whoever holds a shared secret (an agent platform signing its own agents' tokens) could mint any name, an admin's too.
         var secret = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
-        const string Issuer = "\n- issuer: batch-scheduler\n  audience: batch\n  algorithms: [HS256]\n  shared_secret_file: batch.secret\n  agents: [nightly-report]\n  groups: []";
-        string Forged(TestGateway gateway) => new Microsoft.IdentityModel.JsonWebTokens.JsonWebTokenHandler().CreateToken(new Microsoft.IdentityModel.Tokens.SecurityTokenDescriptor
-        {
-            Issuer = "batch-scheduler",
-            Audience = "gatehouse-admin",
-            Expires = DateTime.UtcNow.AddMinutes(5),
-            Claims = new Dictionary<string, object> { ["sub"] = "alice" },
-            SigningCredentials = new(new Microsoft.IdentityModel.Tokens.SymmetricSecurityKey(System.Text.Encoding.UTF8.GetBytes(secret)), Microsoft.IdentityModel.Tokens.SecurityAlgorithms.HmacSha256),
-        });
+        string Forged(TestGateway gateway) => SharedSecretAdminToken(secret, "alice");
 
         // With two issuers trusted the policy must say which may sign admin tokens.
         Assert.Contains(
-            Assert.Throws<Gatehouse.Enforcement.Policy.PolicyException>(() => TestGateway.Create(pg, GuardrailTests.Agents + Policy, issuers: Issuer)).Errors,
+            Assert.Throws<Gatehouse.Enforcement.Policy.PolicyException>(() => TestGateway.Create(pg, GuardrailTests.Agents + Policy, issuers: SharedSecretIssuer)).Errors,
             e => e.Contains("name under admin.issuers", StringComparison.Ordinal));
         foreach (var (admin, expected) in new[] { (Policy + "\n  issuers: [gatehouse-dev]", HttpStatusCode.Unauthorized), (Policy + "\n  issuers: [gatehouse-dev, batch-scheduler]", HttpStatusCode.OK) })
         {
-            var gateway = TestGateway.Create(pg, GuardrailTests.Agents + admin, issuers: Issuer);
+            var gateway = TestGateway.Create(pg, GuardrailTests.Agents + admin, issuers: SharedSecretIssuer);
             File.WriteAllText(Path.Combine(gateway.Directory, "batch.secret"), secret);
             await using var server = await HttpGateway.StartAsync(gateway);
             var api = new Uri(server.Endpoint, "/admin/api/");
