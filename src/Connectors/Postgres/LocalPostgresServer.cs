@@ -92,6 +92,7 @@ public sealed class LocalPostgresServer : IAsyncDisposable
         var chosen = Environment.GetEnvironmentVariable(BinariesVariable);
         if (!string.IsNullOrWhiteSpace(chosen))
         {
+            chosen = Path.GetFullPath(chosen);
             return HasServerPrograms(chosen)
                 ? chosen
                 : throw new LocalPostgresException($"{BinariesVariable} is '{chosen}', but that folder does not hold initdb and pg_ctl. Name the 'bin' folder of a PostgreSQL installation, or unset it to use the installed one.");

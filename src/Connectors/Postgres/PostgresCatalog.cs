@@ -33,6 +33,14 @@ public sealed class PostgresCatalog(PostgresTargets targets) : ISchemaCatalog
         + " LEFT JOIN pg_class fc ON fc.oid = con.confrelid LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace"
         + " WHERE con.contype IN ('p','f') AND " + Filter + " ORDER BY con.conname";
 
+    // The tables each inheritance child (or partition) descends from, nearest first: a child has its parent's columns.
+    private const string AncestorsSql =
+        "WITH RECURSIVE up(child, parent, depth) AS (SELECT i.inhrelid, i.inhparent, 1 FROM pg_inherits i"
+        + " UNION SELECT up.child, i.inhparent, up.depth + 1 FROM up JOIN pg_inherits i ON i.inhrelid = up.parent WHERE up.depth < 100)"
+        + " SELECT n.nspname, c.relname, pn.nspname, p.relname FROM up JOIN pg_class c ON c.oid = up.child JOIN pg_namespace n ON n.oid = c.relnamespace"
+        + " JOIN pg_class p ON p.oid = up.parent JOIN pg_namespace pn ON pn.oid = p.relnamespace"
+        + " WHERE " + Filter + " ORDER BY 1, 2, up.depth";
+
     public async ValueTask<IReadOnlyList<TableDescription>> DescribeAsync(string connection, string? schema, string? table, CancellationToken cancellationToken)
     {
         await using var pooled = await targets.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
@@ -40,6 +48,7 @@ public sealed class PostgresCatalog(PostgresTargets targets) : ISchemaCatalog
         await using var batch = conn.CreateBatch();
         batch.BatchCommands.Add(WithFilter(ColumnsSql, schema, table));
         batch.BatchCommands.Add(WithFilter(KeysSql, schema, table));
+        batch.BatchCommands.Add(WithFilter(AncestorsSql, schema, table));
         var tables = new Dictionary<RelationName, Builder>();
         try
         {
@@ -77,6 +86,15 @@ public sealed class PostgresCatalog(PostgresTargets targets) : ISchemaCatalog
                 }
             }
 
+            await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                if (tables.TryGetValue(new RelationName(reader.GetString(0), reader.GetString(1)), out var builder))
+                {
+                    builder.Ancestors.Add(new RelationName(reader.GetString(2), reader.GetString(3)));
+                }
+            }
+
             pooled.MarkCatalogReadsDone();
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException)
@@ -84,7 +102,7 @@ public sealed class PostgresCatalog(PostgresTargets targets) : ISchemaCatalog
             throw PostgresErrors.Map(e);
         }
 
-        return tables.Values.Select(b => new TableDescription(b.Name, b.Kind, b.Comment, b.Columns, b.PrimaryKey, b.ForeignKeys)).ToList();
+        return tables.Values.Select(b => new TableDescription(b.Name, b.Kind, b.Comment, b.Columns, b.PrimaryKey, b.ForeignKeys) { Ancestors = b.Ancestors.Distinct().ToList() }).ToList();
     }
 
     /// <summary>Every schema and every role the database has, for checking what a policy names (<c>policy check</c>).</summary>
@@ -142,5 +160,7 @@ public sealed class PostgresCatalog(PostgresTargets targets) : ISchemaCatalog
         public List<string> PrimaryKey { get; } = [];
 
         public List<ForeignKeyDescription> ForeignKeys { get; } = [];
+
+        public List<RelationName> Ancestors { get; } = [];
     }
 }

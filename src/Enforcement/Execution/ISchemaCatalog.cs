@@ -15,7 +15,11 @@ public sealed record TableDescription(
     string? Comment,
     IReadOnlyList<ColumnDescription> Columns,
     IReadOnlyList<string> PrimaryKey,
-    IReadOnlyList<ForeignKeyDescription> ForeignKeys);
+    IReadOnlyList<ForeignKeyDescription> ForeignKeys)
+{
+    /// <summary>For an inheritance child or partition, the tables it descends from, nearest first; otherwise empty.</summary>
+    public IReadOnlyList<RelationName> Ancestors { get; init; } = [];
+}
 
 /// <summary>A column's name, type, nullability and comment; the gateway adds its sensitive class and whether the caller sees it masked.</summary>
 public sealed record ColumnDescription(string Name, string Type, bool Nullable, string? Comment)

@@ -51,16 +51,27 @@ public sealed class TagDrift(ISchemaCatalog catalog, ICatalogVersionSource versi
 
     /// <summary>
     /// The generated columns the policy leaves untagged that compute their value from a tagged column of their table (a
-    /// last four digits from a tagged number, say): read by name, they would show what the tag hides.
+    /// last four digits from a tagged number, say): read by name, they would show what the tag hides. A child's columns
+    /// carry its parents' tags, as masking reads them; a child may compute an inherited generated column its own way.
     /// </summary>
-    public static IReadOnlyList<Derivation> UntaggedDerivations(ConnectionConfig connection, IReadOnlyList<TableDescription> tables) =>
-        tables.SelectMany(t => t.Columns
-                .Where(c => c.ComputedFrom.Count > 0 && !connection.Tags.ContainsKey(new ColumnUse(t.Name, c.Name)))
-                .SelectMany(c => c.ComputedFrom
-                    .Where(source => connection.Tags.ContainsKey(new ColumnUse(t.Name, source)))
-                    .Take(1)
-                    .Select(source => new Derivation(new ColumnUse(t.Name, c.Name), new ColumnUse(t.Name, source), connection.Tags[new ColumnUse(t.Name, source)]))))
-            .ToList();
+    public static IReadOnlyList<Derivation> UntaggedDerivations(ConnectionConfig connection, IReadOnlyList<TableDescription> tables)
+    {
+        var derived = new List<Derivation>();
+        foreach (var table in tables)
+        {
+            string? ClassOf(string column) =>
+                table.Ancestors.Prepend(table.Name).Select(r => connection.Tags.GetValueOrDefault(new ColumnUse(r, column))).FirstOrDefault(c => c is not null);
+            foreach (var column in table.Columns.Where(c => c.ComputedFrom.Count > 0 && ClassOf(c.Name) is null))
+            {
+                if (column.ComputedFrom.FirstOrDefault(source => ClassOf(source) is not null) is { } source)
+                {
+                    derived.Add(new Derivation(new ColumnUse(table.Name, column.Name), new ColumnUse(table.Name, source), ClassOf(source)!));
+                }
+            }
+        }
+
+        return derived;
+    }
 
     /// <summary>One sentence on an untagged column computed from a tagged one.</summary>
     public static string Describe(Derivation derived) =>

@@ -508,8 +508,16 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
                 }
             }
 
+            // Setup made profile roles for this login role alone (its name is part of theirs), with grants on the shop's tables.
+            var roles = await pg.AdminScalarAsync(
+                $"select string_agg(g.rolname, ' ') from pg_auth_members m join pg_roles g on g.oid = m.roleid join pg_roles r on r.oid = m.member where r.rolname = '{login}' and g.rolname like 'gatehouse\\_p\\_%'");
             await pg.AdminScalarAsync($"drop owned by {login}");
             await pg.AdminScalarAsync($"drop role {login}");
+            foreach (var role in (roles as string ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            {
+                await pg.AdminScalarAsync($"drop owned by {role}");
+                await pg.AdminScalarAsync($"drop role {role}");
+            }
             await pg.AdminScalarAsync($"revoke select on public.customers from {reader}");
             await pg.AdminScalarAsync($"drop role {reader}");
         }

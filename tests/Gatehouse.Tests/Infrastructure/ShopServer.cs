@@ -23,8 +23,15 @@ public sealed class ShopServer : IAsyncDisposable
     {
         NpgsqlSettings.DisableSqlRewriting();
         var server = await LocalPostgresServer.StartAsync(TestDirectory.Create(name), CancellationToken.None, binDirectory);
-        var password = await ShopDatabase.CreateAsync(server.AdminConnectionString, "shop", "gatehouse_gateway", CancellationToken.None);
-        return new ShopServer(server, password);
+        try
+        {
+            return new ShopServer(server, await ShopDatabase.CreateAsync(server.AdminConnectionString, "shop", "gatehouse_gateway", CancellationToken.None));
+        }
+        catch
+        {
+            await new ShopServer(server, "").DisposeAsync();
+            throw;
+        }
     }
 
     public async ValueTask DisposeAsync()

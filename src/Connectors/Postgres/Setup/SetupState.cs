@@ -65,7 +65,7 @@ internal sealed class SetupState
     /// </summary>
     public IReadOnlyList<(RelationName Child, IReadOnlyList<string> Columns)> PublicChildren { get; init; } = [];
 
-    /// <summary>The generated columns in the granted schemas, with the columns of their table that their expressions read.</summary>
+    /// <summary>The generated columns in every schema, with the columns of their table that their expressions read.</summary>
     public IReadOnlyList<(ColumnUse Column, IReadOnlyList<string> Sources)> Generated { get; init; } = [];
 
     /// <summary>What each view PUBLIC may read (in any schema it can reach, security_invoker views aside) reads, through views of views.</summary>
@@ -165,13 +165,13 @@ internal sealed class SetupState
         Add(
             batch,
             // Generated columns and the columns of their table their expressions read (a default depends on its own column too).
+            // Every schema's: reading a parent reads its children, which may compute an inherited generated column their own way.
             "SELECT n.nspname, c.relname, a.attname::text, array_agg(r.attname::text ORDER BY r.attnum) FROM pg_attribute a"
             + " JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
             + " JOIN pg_attrdef ad ON ad.adrelid = c.oid AND ad.adnum = a.attnum"
             + " JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid AND d.refclassid = 'pg_class'::regclass AND d.refobjid = c.oid"
             + " JOIN pg_attribute r ON r.attrelid = c.oid AND r.attnum = d.refobjsubid AND r.attnum <> a.attnum"
-            + " WHERE a.attgenerated <> '' AND NOT a.attisdropped AND n.nspname = ANY($1) GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
-            schemas.ToArray());
+            + " WHERE a.attgenerated <> '' AND NOT a.attisdropped AND n.nspname NOT IN ('pg_catalog', 'information_schema') GROUP BY 1, 2, 3 ORDER BY 1, 2, 3");
 
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         await reader.ReadAsync(cancellationToken).ConfigureAwait(false);

@@ -40,4 +40,14 @@ public sealed class TagDriftTests
 
         Assert.Empty(TagDrift.UntaggedDerivations(Shop("ssn"), tables));
     }
+
+    [Fact]
+    public void An_inheritance_childs_generated_column_is_judged_by_its_parents_tags()
+    {
+        var archive = new RelationName("archive", "customers_2020");
+        var child = new TableDescription(archive, "table", null, [Column("ssn"), Column("ssn_area", "ssn"), Column("ssn_last4", "ssn")], [], []) { Ancestors = [Customers] };
+
+        var derived = Assert.Single(TagDrift.UntaggedDerivations(Shop("ssn", "ssn_last4"), [Table(Column("ssn"), Column("ssn_last4", "ssn")), child]));
+        Assert.Equal(new Derivation(new ColumnUse(archive, "ssn_area"), new ColumnUse(archive, "ssn"), "ssn"), derived);
+    }
 }
