@@ -18,6 +18,12 @@ public sealed record PlanFacts(IReadOnlyList<RelationAccess> Relations, IReadOnl
     /// </summary>
     public IReadOnlyList<string> WriteOperations { get; init; } = [];
 
+    /// <summary>
+    /// The tables a MERGE or an INSERT ... ON CONFLICT DO UPDATE writes. Their actions' conditions and SET lists read the
+    /// target row, which PostgreSQL fetches again by ctid, and EXPLAIN prints none of that: any of its columns may be used.
+    /// </summary>
+    public IReadOnlyList<RelationName> UnprintedTargetReads { get; init; } = [];
+
     /// <summary>The planner's total cost estimate for the statement.</summary>
     public double EstimatedCost { get; init; }
 

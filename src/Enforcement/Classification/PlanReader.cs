@@ -79,9 +79,10 @@ public static class PlanReader
         var returned = new List<(RelationName Target, string Alias, string Column)>();
         var writeRows = 0.0;
         var writers = new List<string>();
+        var unprinted = new List<RelationName>();
         foreach (var plan in plans)
         {
-            Walk(plan, new Collected(relations, functions, references, bare, aliases, returned, writers), ref writeRows);
+            Walk(plan, new Collected(relations, functions, references, bare, aliases, returned, writers, unprinted), ref writeRows);
         }
 
         // The statement's own plan: for an UPDATE or DELETE with rules, PostgreSQL lists the rules' actions first.
@@ -92,6 +93,7 @@ public static class PlanReader
             EstimatedCost = plans.Sum(p => p.TryGetProperty("Total Cost", out var cost) && cost.TryGetDouble(out var c) ? c : 0),
             Writers = writers.Count,
             WriteOperations = writers.Distinct().ToList(),
+            UnprintedTargetReads = unprinted.Distinct().ToList(),
             Outputs = main.TryGetProperty("Output", out var output) && output.ValueKind == JsonValueKind.Array
                 ? output.EnumerateArray().Where(o => o.ValueKind == JsonValueKind.String).Select(o => o.GetString()!).ToList()
                 : [],
@@ -106,7 +108,8 @@ public static class PlanReader
         List<string> Bare,
         List<(string Alias, RelationName Relation)> Aliases,
         List<(RelationName Target, string Alias, string Column)> Returned,
-        List<string> Writers);
+        List<string> Writers,
+        List<RelationName> Unprinted);
 
     // An alias used for several relations in one plan maps to all of them: a reference is charged to each (fail closed).
     // With a single relation, EXPLAIN prints its columns unqualified: every bare name is charged to that relation.
@@ -134,7 +137,7 @@ public static class PlanReader
 
     private static void Walk(JsonElement node, Collected collected, ref double writeRows)
     {
-        var (relations, functions, _, _, aliases, returned, writers) = collected;
+        var (relations, functions, _, _, aliases, returned, writers, unprinted) = collected;
         var nodeType = Text(node, "Node Type") ?? "";
         if (PrunedAsItStarted(node))
         {
@@ -170,20 +173,34 @@ public static class PlanReader
                 writers.Add(operation!);
             }
 
-            if (writer && Text(node, "Conflict Resolution") == "UPDATE")
+            var upsert = writer && Text(node, "Conflict Resolution") == "UPDATE";
+            if (upsert)
             {
                 // INSERT ... ON CONFLICT DO UPDATE updates the rows it collides with.
                 relations.Add(new RelationAccess(relation, AccessLevel.Write, "update"));
             }
+
+            if (upsert || operation == "merge")
+            {
+                // Their SET lists and WHEN conditions read the target row, fetched again by ctid, and the plan prints none of it.
+                unprinted.Add(relation);
+            }
+
             aliases.Add((Text(node, "Alias") ?? name, relation));
             if (writer && node.TryGetProperty("Target Tables", out var targets) && targets.ValueKind == JsonValueKind.Array)
             {
                 // Writing a table writes its inheritance children (and partitions) too; the plan names them only here, and
                 // scans them as reads. A child needs a write grant of its own (a partition is covered by its table's).
-                relations.AddRange(targets.EnumerateArray()
+                var children = targets.EnumerateArray()
                     .Where(t => t.ValueKind == JsonValueKind.Object && Text(t, "Relation Name") is not null)
-                    .Select(t => new RelationAccess(new RelationName(Text(t, "Schema") ?? "public", Text(t, "Relation Name")!), AccessLevel.Write, operation!))
-                    .Where(t => t.Relation != relation));
+                    .Select(t => new RelationName(Text(t, "Schema") ?? "public", Text(t, "Relation Name")!))
+                    .Where(t => t != relation)
+                    .ToList();
+                relations.AddRange(children.Select(c => new RelationAccess(c, AccessLevel.Write, operation!)));
+                if (upsert || operation == "merge")
+                {
+                    unprinted.AddRange(children);
+                }
             }
 
             if (nodeType == "ModifyTable" && node.TryGetProperty("Output", out var output) && output.ValueKind == JsonValueKind.Array)

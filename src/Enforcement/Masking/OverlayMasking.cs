@@ -25,6 +25,16 @@ public static class OverlayMasking
             return Decision.Deny("masking.tagged_column", $"the statement reads {statistics.Relation} (pg_stats), which holds sampled values of every column, tagged ones included; with tagged columns on this connection only a caller who may see every class unmasked may read it");
         }
 
+        foreach (var target in plan.UnprintedTargetReads)
+        {
+            var relations = plan.SelfAndAncestors(target).ToList();
+            var hidden = connection.Tags.Where(t => relations.Contains(t.Key.Relation) && !unmask.Contains(t.Value)).ToList();
+            if (hidden.Count > 0)
+            {
+                return Decision.Deny("masking.tagged_column", $"the statement's MERGE or ON CONFLICT DO UPDATE on {target} may read any of its columns, and the plan does not show which, while it has sensitive columns ({string.Join(", ", hidden.Select(h => $"{h.Key.Column}: {h.Value}"))}) this caller may not see unmasked; use UPDATE and INSERT, whose plans show what they read");
+            }
+        }
+
         foreach (var use in plan.Columns)
         {
             // A partition or inheritance child has its parent's columns, and the parent's tags hold on them.

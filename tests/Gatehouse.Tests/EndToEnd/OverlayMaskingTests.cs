@@ -196,5 +196,46 @@ public sealed class OverlayMaskingTests(PostgresFixture pg) : IAsyncLifetime
         }
     }
 
+    [Fact]
+    public async Task A_merge_or_upsert_whose_plan_hides_what_it_reads_of_a_tagged_table_is_refused()
+    {
+        // A clerk who may write members but not see their SSNs: MERGE's WHEN conditions and an upsert's SET list read the
+        // target row, and EXPLAIN prints neither, so the tagged column would pass unseen.
+        await pg.AdminScalarAsync("create table public.members (id int primary key, full_name text, ssn text)");
+        await pg.AdminScalarAsync("insert into public.members values (1, 'Mia Member', '111-22-3333')");
+        await pg.AdminScalarAsync($"grant select, insert, update on public.members to {pg.GatewayRole}");
+        try
+        {
+            var writer = TestGateway.Create(
+                pg,
+                Agents + "\n  clerk:\n    grants:\n      - connection: shop\n        access: write\n        tables: [public.members, public.orders]\n      - connection: shop\n        access: read\n        schemas: [public]",
+                connectionSettings: Tags + "\n  public.members.ssn: ssn");
+            await using var server = await HttpGateway.StartAsync(writer);
+            await using var clerk = await GatewayClients.HttpAsync(server.Endpoint, writer.Mint("clerk"));
+            foreach (var sql in new[]
+            {
+                "merge into members t using (select 1 as id) s on t.id = s.id when matched and t.ssn like '1%' then update set full_name = t.full_name",
+                "insert into members as m (id, full_name) values (1, 'x') on conflict (id) do update set full_name = reverse(m.ssn) returning m.full_name",
+            })
+            {
+                var refused = await clerk.QueryAsync(sql);
+                Assert.True(refused.IsError, refused.Text());
+                Assert.Equal("masking.tagged_column", refused.Rule());
+                Assert.Contains("MERGE or ON CONFLICT DO UPDATE on public.members", refused.Text());
+                Assert.DoesNotContain("3333-22-111", refused.Text());
+            }
+
+            Assert.Equal("Mia Member", (await clerk.QueryAsync("select full_name from members")).Structured().GetProperty("rows")[0][0].GetString());
+
+            // The same on a table without tags is a write as any other.
+            var merged = await clerk.QueryAsync("merge into orders t using (select 1 as id) s on t.id = s.id when matched then update set status = t.status");
+            Assert.NotEqual(true, merged.IsError);
+        }
+        finally
+        {
+            await pg.AdminScalarAsync("drop table public.members");
+        }
+    }
+
     private void AssertNoSecret(CallToolResult result) => ExfiltrationCorpus.AssertNoSecret(result, _secrets);
 }
