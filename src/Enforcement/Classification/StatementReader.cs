@@ -123,7 +123,27 @@ public static class StatementReader
             HasWhere = HasTopLevel(sql, tokens, "WHERE"),
             UnboundedWithWrite = UnboundedWithWrite(sql, tokens),
             Effects = Effects(sql, tokens, kind),
+            UnboundedMergeAction = kind == StatementKind.Merge ? UnboundedMergeAction(sql, tokens) : null,
         };
+    }
+
+    // WHEN NOT MATCHED BY SOURCE THEN UPDATE or DELETE, at the statement's depth, takes every row of the target that the
+    // source does not name: a MERGE's "no WHERE". An AND condition between SOURCE and THEN bounds it.
+    private static string? UnboundedMergeAction(string sql, List<SqlToken> tokens)
+    {
+        var depth = 0;
+        for (var i = 0; i + 2 < tokens.Count; i++)
+        {
+            depth += tokens[i].Kind == SqlTokenKind.OpenParen ? 1 : tokens[i].Kind == SqlTokenKind.CloseParen ? -1 : 0;
+            if (depth == 0 && i >= 3 && tokens[i].IsKeyword(sql, "SOURCE") && tokens[i - 1].IsKeyword(sql, "BY") && tokens[i - 2].IsKeyword(sql, "MATCHED")
+                && tokens[i - 3].IsKeyword(sql, "NOT") && tokens[i + 1].IsKeyword(sql, "THEN")
+                && (tokens[i + 2].IsKeyword(sql, "UPDATE") || tokens[i + 2].IsKeyword(sql, "DELETE")))
+            {
+                return tokens[i + 2].Text(sql).ToUpperInvariant();
+            }
+        }
+
+        return null;
     }
 
     // A MERGE's actions each follow a THEN of its own WHEN clauses, at the statement's depth (a CASE's THEN there may add one

@@ -24,8 +24,18 @@ public sealed record StatementText(string Sql, StatementKind Kind, string Keywor
     /// </summary>
     public IReadOnlyList<StatementKind> Effects { get; init; } = [];
 
-    /// <summary>Whether an UPDATE or DELETE in it, the statement itself or a WITH query, has no WHERE clause of its own.</summary>
-    public bool WritesWithoutWhere => (Kind is StatementKind.Update or StatementKind.Delete && !HasWhere) || UnboundedWithWrite is not null;
+    /// <summary>
+    /// For MERGE: UPDATE or DELETE when a <c>WHEN NOT MATCHED BY SOURCE</c> clause takes that action with no AND condition,
+    /// so on every row of the target the source does not name; null otherwise.
+    /// </summary>
+    public string? UnboundedMergeAction { get; init; }
+
+    /// <summary>
+    /// Whether an UPDATE or DELETE in it, the statement itself or a WITH query, has no WHERE clause of its own, or a MERGE
+    /// updates or deletes every target row its source does not name.
+    /// </summary>
+    public bool WritesWithoutWhere =>
+        (Kind is StatementKind.Update or StatementKind.Delete && !HasWhere) || UnboundedWithWrite is not null || UnboundedMergeAction is not null;
 
     /// <summary>The tokens without comments or layout, unquoted words in lower case: equal for statements PostgreSQL reads alike.</summary>
     public string Normalized { get; init; } = Sql;

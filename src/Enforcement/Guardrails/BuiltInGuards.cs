@@ -11,6 +11,8 @@ public static class BuiltInGuards
     {
         { Kind: StatementKind.Update or StatementKind.Delete, HasWhere: false } =>
             Decision.Deny("guard.unbounded_write", $"{statement.Keyword} without a WHERE clause would change every row of the table; add a WHERE clause that names the rows"),
+        { UnboundedMergeAction: { } action } =>
+            Decision.Deny("guard.unbounded_write", $"this MERGE's WHEN NOT MATCHED BY SOURCE THEN {action} has no AND condition, so it would change every row of the target that the source does not name; add AND and a condition that names the rows"),
         { UnboundedWithWrite: { } verb } =>
             Decision.Deny("guard.unbounded_write", $"the {verb} in this statement's WITH has no WHERE clause, so it would change every row of its table; add a WHERE clause that names the rows"),
         _ => null,

@@ -141,6 +141,8 @@ public static class StatementCorpus
         { "ops-bot", "delete from orders", "guard.unbounded_write" },
         { "ops-bot", "with d as (delete from orders returning 1) select count(*) from d", "guard.unbounded_write" },
         { "ops-bot", "with u as (update orders set note = 'x' returning id) select count(*) from u", "guard.unbounded_write" },
+        { "ops-bot", "merge into orders t using (select 0 as id) s on t.id = s.id when not matched by source then delete", "guard.unbounded_write" },
+        { "ops-bot", "MERGE INTO orders t USING (SELECT 0 AS id) s ON t.id = s.id WHEN NOT MATCHED BY SOURCE THEN UPDATE SET note = 'x'", "guard.unbounded_write" },
         { "ops-bot", "delete from payments where id = 1", "grant.relation_read_only" },
         { "ops-bot", "update orders set note = setval('invoice_seq', 1)::text where id = 1", "function.not_allowed" },
         { "ops-bot", "insert into payments (order_id, amount, method, status) values (1, 1, 'card', 'captured')", "grant.relation_read_only" },

@@ -128,6 +128,21 @@ public sealed class StatementReaderTests
     public void A_with_query_that_writes_knows_whether_it_has_its_own_where(string sql, string? unbounded) =>
         Assert.Equal(unbounded, Assert.Single(StatementReader.Read(sql)).UnboundedWithWrite);
 
+    [Theory]
+    [InlineData("merge into orders t using s on t.id = s.id when not matched by source then delete", "DELETE")]
+    [InlineData("MERGE INTO orders t USING s ON t.id = s.id WHEN MATCHED THEN DO NOTHING WHEN NOT MATCHED BY SOURCE THEN UPDATE SET note = 'x'", "UPDATE")]
+    [InlineData("merge into orders t using s on t.id = s.id when not matched by source and t.status = 'pending' then delete", null)]
+    [InlineData("merge into orders t using s on t.id = s.id when not matched by source then do nothing", null)]
+    [InlineData("merge into orders t using s on t.id = s.id when not matched by target then insert (id) values (s.id)", null)]
+    [InlineData("merge into orders t using (select 1 as id where 'when not matched by source then delete' = '') s on t.id = s.id when matched then delete", null)]
+    [InlineData("merge into orders t using (select id from x where (not matched by source then delete)) s on true when matched then delete", null)]
+    public void A_merge_that_updates_or_deletes_every_row_its_source_does_not_name_is_unbounded(string sql, string? unbounded)
+    {
+        var statement = Assert.Single(StatementReader.Read(sql));
+        Assert.Equal(unbounded, statement.UnboundedMergeAction);
+        Assert.Equal(unbounded is not null, statement.WritesWithoutWhere);
+    }
+
     [Fact]
     public void A_run_of_signs_is_cut_where_the_server_cuts_it_and_each_sign_cut_off_is_an_operator_of_its_own()
     {
