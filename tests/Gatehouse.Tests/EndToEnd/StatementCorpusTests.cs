@@ -45,6 +45,34 @@ public sealed class StatementCorpusTests(PostgresFixture pg) : IAsyncLifetime
     public void The_corpus_has_at_least_a_hundred_statements() => Assert.True(StatementCorpus.Cases().Count >= 100);
 
     [Fact]
+    public async Task SQL_JSON_query_functions_run_from_PostgreSQL_17_and_what_they_call_is_still_vetted()
+    {
+        // JSON_VALUE, JSON_QUERY, JSON_EXISTS and JSON_TABLE print like calls but are no pg_proc functions; a function called
+        // inside one (a DEFAULT, a PASSING value) is in the parse tree, and vetted as anywhere else.
+        var version = Convert.ToInt32(await pg.AdminScalarAsync("select current_setting('server_version_num')"));
+        const string Json = "'{\"a\": 7, \"b\": [1, 2]}'::jsonb";
+        var read = await _clients["analyst"].QueryAsync(
+            $"select json_value({Json}, '$.a' returning int), json_query({Json}, '$.b'), json_exists({Json}, '$.c'), (select count(*) from json_table({Json}, '$.b[*]' columns (x int path '$')) jt)");
+        var vetted = await _clients["analyst"].QueryAsync($"select json_value({Json}, '$.z' default pg_read_file('/etc/hostname') on empty)");
+        if (version >= 170000)
+        {
+            Assert.True(read.IsError != true, read.Text());
+            var row = read.Structured().GetProperty("rows")[0];
+            Assert.Equal(7, row[0].GetInt32());
+            Assert.False(row[2].GetBoolean());
+            Assert.Equal(2, row[3].GetInt64());
+            Assert.Equal("function.not_allowed", vetted.Rule());
+            Assert.Contains("pg_read_file", vetted.Text());
+        }
+        else
+        {
+            // Before 17 these are syntax errors, and PostgreSQL says so.
+            Assert.Equal("database.rejected", read.Rule());
+            Assert.Equal("database.rejected", vetted.Rule());
+        }
+    }
+
+    [Fact]
     public async Task A_function_the_planner_runs_while_planning_is_refused_before_it_can_run()
     {
         // IMMUTABLE with constant arguments: the planner calls it while planning and its plan prints only the result.
