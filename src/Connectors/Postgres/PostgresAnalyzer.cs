@@ -45,6 +45,16 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
         + " JOIN pg_catalog.pg_class p ON p.oid = up.parent JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace"
         + " ORDER BY 1, 2, up.depth, 4, 5";
 
+    // Every partition and inheritance child below the named tables, at any depth.
+    private const string Descendants =
+        "WITH RECURSIVE named AS ("
+        + " SELECT c.oid FROM unnest($1::text[], $2::text[]) AS r(schema, name)"
+        + " JOIN pg_catalog.pg_namespace n ON n.nspname = r.schema JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = r.name),"
+        + " down(child, depth) AS (SELECT i.inhrelid, 1 FROM pg_catalog.pg_inherits i JOIN named ON i.inhparent = named.oid"
+        + " UNION SELECT i.inhrelid, down.depth + 1 FROM down JOIN pg_catalog.pg_inherits i ON i.inhparent = down.child WHERE down.depth < 100)"
+        + " SELECT DISTINCT n.nspname, c.relname FROM down JOIN pg_catalog.pg_class c ON c.oid = down.child"
+        + " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'f') ORDER BY 1, 2";
+
     public async ValueTask<StatementReferences> ResolveAsync(string connection, string sql, SessionRole? role, CancellationToken cancellationToken)
     {
         await using var probe = await targets.OpenProbeAsync(connection, cancellationToken).ConfigureAwait(false);
@@ -123,6 +133,13 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
 
             var plan = PlanReader.Read(json);
             plan = plan with { Lineage = await LineageAsync(pooled.Connection, plan, cancellationToken).ConfigureAwait(false) };
+            if (plan.UnprintedTargetReads.Count > 0)
+            {
+                // An upsert into a partitioned table routes each row as it runs, so its plan names no partition: what its SET
+                // list may read of the target row is in whichever partition holds it, and a partition may carry tags of its own.
+                plan = plan with { UnprintedTargetReads = [.. plan.UnprintedTargetReads, .. await DescendantsAsync(pooled.Connection, plan.UnprintedTargetReads, cancellationToken).ConfigureAwait(false)] };
+            }
+
             pooled.MarkReset();
             return plan;
         }
@@ -193,6 +210,25 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
     }
 
     // A plan names the partitions it scans, never their partitioned table; tags, grants and guardrails name the table.
+    private static async Task<List<RelationName>> DescendantsAsync(NpgsqlConnection connection, IReadOnlyList<RelationName> tables, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(Descendants, connection);
+        command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = tables.Select(r => r.Schema).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = tables.Select(r => r.Name).ToArray() });
+        var descendants = new List<RelationName>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var child = new RelationName(reader.GetString(0), reader.GetString(1));
+            if (!tables.Contains(child))
+            {
+                descendants.Add(child);
+            }
+        }
+
+        return descendants;
+    }
+
     private static async Task<IReadOnlyDictionary<RelationName, RelationLineage>> LineageAsync(NpgsqlConnection connection, PlanFacts plan, CancellationToken cancellationToken)
     {
         var relations = plan.Relations.Select(r => r.Relation).Distinct().ToList();

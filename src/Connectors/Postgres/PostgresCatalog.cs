@@ -34,12 +34,14 @@ public sealed class PostgresCatalog(PostgresTargets targets) : ISchemaCatalog
         + " WHERE con.contype IN ('p','f') AND " + Filter + " ORDER BY con.conname";
 
     // The tables each inheritance child (or partition) descends from, nearest first: a child has its parent's columns.
+    // The walk starts from the tables described only, not from every link in the database (partitioned indexes have them too).
     private const string AncestorsSql =
         "WITH RECURSIVE up(child, parent, depth) AS (SELECT i.inhrelid, i.inhparent, 1 FROM pg_inherits i"
-        + " UNION SELECT up.child, i.inhparent, up.depth + 1 FROM up JOIN pg_inherits i ON i.inhrelid = up.parent WHERE up.depth < 100)"
+        + " JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE " + Filter
+        + " UNION ALL SELECT up.child, i.inhparent, up.depth + 1 FROM up JOIN pg_inherits i ON i.inhrelid = up.parent WHERE up.depth < 100)"
         + " SELECT n.nspname, c.relname, pn.nspname, p.relname FROM up JOIN pg_class c ON c.oid = up.child JOIN pg_namespace n ON n.oid = c.relnamespace"
         + " JOIN pg_class p ON p.oid = up.parent JOIN pg_namespace pn ON pn.oid = p.relnamespace"
-        + " WHERE " + Filter + " ORDER BY 1, 2, up.depth";
+        + " ORDER BY 1, 2, up.depth, 3, 4";
 
     public async ValueTask<IReadOnlyList<TableDescription>> DescribeAsync(string connection, string? schema, string? table, CancellationToken cancellationToken)
     {

@@ -48,7 +48,8 @@ public sealed partial class GatewayPipeline
                 // Comments are free text a DBA wrote, and may hold an example value: they pass the detectors as results do.
                 Comment = t.Comment is null ? null : ContentDetectors.Mask(t.Comment, counts, unmask),
                 Columns = t.Columns.Select(c => c with { Comment = c.Comment is null ? null : ContentDetectors.Mask(c.Comment, counts, unmask) })
-                    .Select(c => config.Tags.TryGetValue(new ColumnUse(t.Name, c.Name), out var className)
+                    // A partition or inheritance child has its parent's columns, and the parent's tags hold on them.
+                    .Select(c => t.Ancestors.Prepend(t.Name).Select(r => config.Tags.GetValueOrDefault(new ColumnUse(r, c.Name))).FirstOrDefault(k => k is not null) is { } className
                         ? c with { SensitiveClass = className, MaskedForCaller = !unmask.Contains(className) && !unmask.Contains("all") }
                         : c).ToList(),
 
