@@ -209,7 +209,6 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
         return json ?? throw new InvalidOperationException("EXPLAIN returned no plan.");
     }
 
-    // A plan names the partitions it scans, never their partitioned table; tags, grants and guardrails name the table.
     private static async Task<List<RelationName>> DescendantsAsync(NpgsqlConnection connection, IReadOnlyList<RelationName> tables, CancellationToken cancellationToken)
     {
         await using var command = new NpgsqlCommand(Descendants, connection);
@@ -229,6 +228,7 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
         return descendants;
     }
 
+    // A plan names the partitions it scans, never their partitioned table; tags, grants and guardrails name the table.
     private static async Task<IReadOnlyDictionary<RelationName, RelationLineage>> LineageAsync(NpgsqlConnection connection, PlanFacts plan, CancellationToken cancellationToken)
     {
         var relations = plan.Relations.Select(r => r.Relation).Distinct().ToList();

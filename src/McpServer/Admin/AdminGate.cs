@@ -103,17 +103,13 @@ public sealed class AdminGate
             return Error("the admin API needs an admin token (Authorization: Bearer …) minted for the admin audience, or a web console sign-in at /admin", StatusCodes.Status401Unauthorized);
         }
 
-        // Verified again as a Bearer token would be (cached for minutes at most): a signing key withdrawn or rotated out
-        // refuses every request of the session. A revocation ends it for good; any other failure (a key file caught half
-        // written, say) refuses only this request, and the next is verified afresh.
+        // Verified again as a Bearer token would be (cached for minutes at most): a revocation, or a signing key withdrawn
+        // or rotated out, ends the session, so the console shows its sign-in form again (a session left open whose calls
+        // were refused would have the page reload itself for good).
         var (admin, problem, _) = await VerifyTokenAsync(session.SignInToken, context.RequestAborted);
         if (admin is null)
         {
-            if (await Revoked(session.Admin, context.RequestAborted) is not null)
-            {
-                _sessions.Close(id);
-            }
-
+            _sessions.Close(id);
             return Error($"this console session was signed in with a token that no longer opens the console ({problem}); sign in again with another", StatusCodes.Status401Unauthorized);
         }
 

@@ -9,7 +9,7 @@ public sealed record ConsoleSession(AgentIdentity Admin, DateTimeOffset ExpiresA
 {
     /// <summary>
     /// The admin token the session was opened with, verified again on every admin API request as a Bearer token is: a key
-    /// withdrawn or rotated out refuses them, a revocation ends the session. Held in this process only.
+    /// withdrawn or rotated out, or a revocation, ends the session. Held in this process only.
     /// </summary>
     internal string SignInToken { get; init; } = "";
 }
@@ -17,7 +17,7 @@ public sealed record ConsoleSession(AgentIdentity Admin, DateTimeOffset ExpiresA
 /// <summary>
 /// Web console sign-ins, held in this process only: the browser keeps an opaque random id in an HttpOnly, SameSite=Strict
 /// cookie, never the admin token. A session ends when its token would have expired, after at most <see cref="MaxLifetime"/>,
-/// at sign-out, or at a revocation; while its token does not verify, its admin API requests are refused. Behind a load balancer, sign-ins need session affinity (or a fresh sign-in per instance).
+/// at sign-out, or as soon as its token no longer verifies on an admin API request. Behind a load balancer, sign-ins need session affinity (or a fresh sign-in per instance).
 /// </summary>
 public sealed class ConsoleSessions(TimeProvider time)
 {

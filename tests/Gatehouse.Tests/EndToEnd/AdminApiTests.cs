@@ -347,6 +347,15 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
         Assert.Equal(HttpStatusCode.Unauthorized, answer.Status);
         Assert.Contains("no longer opens the console", answer.Body);
         Assert.Equal(HttpStatusCode.Unauthorized, (await RequestsAsync(cookie)).Status);
+
+        // The session is over, so the console asks for a sign-in instead of loading a page whose every call is refused.
+        using (var session = new HttpRequestMessage(HttpMethod.Get, new Uri(server.Endpoint, "/admin/session")))
+        {
+            session.Headers.Add("Cookie", cookie);
+            using var closed = await browser.SendAsync(session);
+            Assert.Equal(HttpStatusCode.Unauthorized, closed.StatusCode);
+        }
+
         Assert.Equal(HttpStatusCode.OK, (await RequestsAsync(await SignInAsync(SharedSecretAdminToken(rotated, "alice")))).Status);
     }
 
