@@ -73,6 +73,26 @@ public sealed class StatementCorpusTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_merge_returns_what_it_did_from_PostgreSQL_17()
+    {
+        // MERGE_ACTION() prints like a call but is no pg_proc function; RETURNING on MERGE is new in 17.
+        var version = Convert.ToInt32(await pg.AdminScalarAsync("select current_setting('server_version_num')"));
+        var merged = await _clients["ops-bot"].QueryAsync(
+            "merge into orders t using (select 1 as id) s on t.id = s.id when matched then update set note = t.note returning merge_action(), t.id");
+        if (version >= 170000)
+        {
+            Assert.True(merged.IsError != true, merged.Text());
+            var row = merged.Structured().GetProperty("rows")[0];
+            Assert.Equal("UPDATE", row[0].GetString());
+            Assert.Equal(1, row[1].GetInt32());
+        }
+        else
+        {
+            Assert.Equal("database.rejected", merged.Rule());
+        }
+    }
+
+    [Fact]
     public async Task A_function_the_planner_runs_while_planning_is_refused_before_it_can_run()
     {
         // IMMUTABLE with constant arguments: the planner calls it while planning and its plan prints only the result.
