@@ -59,8 +59,7 @@ public sealed class TagDrift(ISchemaCatalog catalog, ICatalogVersionSource versi
         var derived = new List<Derivation>();
         foreach (var table in tables)
         {
-            string? ClassOf(string column) =>
-                table.Ancestors.Prepend(table.Name).Select(r => connection.Tags.GetValueOrDefault(new ColumnUse(r, column))).FirstOrDefault(c => c is not null);
+            string? ClassOf(string column) => connection.NearestTag(table.Ancestors.Prepend(table.Name), column);
             foreach (var column in table.Columns.Where(c => c.ComputedFrom.Count > 0 && ClassOf(c.Name) is null))
             {
                 if (column.ComputedFrom.FirstOrDefault(source => ClassOf(source) is not null) is { } source)

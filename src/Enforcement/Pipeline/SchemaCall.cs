@@ -49,7 +49,7 @@ public sealed partial class GatewayPipeline
                 Comment = t.Comment is null ? null : ContentDetectors.Mask(t.Comment, counts, unmask),
                 Columns = t.Columns.Select(c => c with { Comment = c.Comment is null ? null : ContentDetectors.Mask(c.Comment, counts, unmask) })
                     // A partition or inheritance child has its parent's columns, and the parent's tags hold on them.
-                    .Select(c => t.Ancestors.Prepend(t.Name).Select(r => config.Tags.GetValueOrDefault(new ColumnUse(r, c.Name))).FirstOrDefault(k => k is not null) is { } className
+                    .Select(c => config.NearestTag(t.Ancestors.Prepend(t.Name), c.Name) is { } className
                         ? c with { SensitiveClass = className, MaskedForCaller = !unmask.Contains(className) && !unmask.Contains("all") }
                         : c).ToList(),
 

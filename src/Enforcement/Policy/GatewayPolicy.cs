@@ -85,6 +85,13 @@ public sealed record ConnectionConfig(string Name, string ConnectionString, Secr
     /// <summary>Columns tagged sensitive, with their class (email, ssn, card, …).</summary>
     public IReadOnlyDictionary<ColumnUse, string> Tags { get; init; } = new Dictionary<ColumnUse, string>();
 
+    /// <summary>
+    /// The class of <paramref name="column"/> of the first of <paramref name="selfAndAncestors"/> that tags it: a partition
+    /// or inheritance child has its parents' columns, and their tags hold on them unless it tags the column itself.
+    /// </summary>
+    public string? NearestTag(IEnumerable<RelationName> selfAndAncestors, string column) =>
+        selfAndAncestors.Select(r => Tags.GetValueOrDefault(new ColumnUse(r, column))).FirstOrDefault(c => c is not null);
+
     /// <summary>How tagged columns are protected on this connection.</summary>
     public MaskingMode Masking { get; init; } = MaskingMode.Strict;
 

@@ -125,8 +125,7 @@ public static class ProfileSetup
             }
 
             // A child has its parent's columns, and the parent's tags hold on them.
-            string? ClassOf(ColumnUse column) =>
-                state.Ancestors[column.Relation].Prepend(column.Relation).Select(r => connection.Tags.GetValueOrDefault(column with { Relation = r })).FirstOrDefault(c => c is not null);
+            string? ClassOf(ColumnUse column) => connection.NearestTag(state.Ancestors[column.Relation].Prepend(column.Relation), column.Column);
             foreach (var (column, sources) in state.Generated.Where(g => ClassOf(g.Column) is null))
             {
                 if (sources.Select(s => column with { Column = s }).FirstOrDefault(s => ClassOf(s) is not null) is { } source)
