@@ -498,28 +498,79 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
         }
         finally
         {
-            var profiles = await pg.AdminScalarAsync(
-                $"select string_agg(format('drop schema %I cascade', nspname), '; ') from pg_namespace where obj_description(oid, 'pg_namespace') like '%{login}%'");
-            if (profiles is string drops)
-            {
-                foreach (var drop in drops.Split("; "))
-                {
-                    await pg.AdminScalarAsync(drop);
-                }
-            }
-
-            // Setup made profile roles for this login role alone (its name is part of theirs), with grants on the shop's tables.
-            var roles = await pg.AdminScalarAsync(
-                $"select string_agg(g.rolname, ' ') from pg_auth_members m join pg_roles g on g.oid = m.roleid join pg_roles r on r.oid = m.member where r.rolname = '{login}' and g.rolname like 'gatehouse\\_p\\_%'");
-            await pg.AdminScalarAsync($"drop owned by {login}");
-            await pg.AdminScalarAsync($"drop role {login}");
-            foreach (var role in (roles as string ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries))
-            {
-                await pg.AdminScalarAsync($"drop owned by {role}");
-                await pg.AdminScalarAsync($"drop role {role}");
-            }
+            await DropLoginAndItsProfilesAsync(login);
             await pg.AdminScalarAsync($"revoke select on public.customers from {reader}");
             await pg.AdminScalarAsync($"drop role {reader}");
+        }
+    }
+
+    [Fact]
+    public async Task Setup_creates_a_missing_login_role_from_a_SCRAM_verifier_and_never_sends_the_password()
+    {
+        // A password outside ASCII, with a decomposed 'é' (e + U+0301): the verifier must hash what Npgsql proves when it signs in.
+        var login = "gatehouse_new_" + Guid.NewGuid().ToString("N")[..8];
+        var password = "Ünïcode-e\u0301-" + Base64UrlEncoder.Encode(RandomNumberGenerator.GetBytes(18));
+        var gateway = TestGateway.Create(
+            $"Host={pg.Host};Port={pg.Port};Database={pg.Database};Username={login};Pooling=false", password, Agents, connectionSettings: Masking);
+
+        // With md5 as the admin session's password_encryption, a password sent in clear would be stored as an md5 hash.
+        var admin = pg.AdminConnectionString + ";Options=-c password_encryption=md5";
+        try
+        {
+            var plan = await StdioTests.RunGatehouse(["setup", "--config", gateway.PolicyPath, "--connection", "shop", "--admin-connection", admin, "--dry-run"]);
+            Assert.Contains($"CREATE ROLE \"{login}\" LOGIN NOINHERIT", plan.Stdout);
+            var setup = await StdioTests.RunGatehouse(["setup", "--config", gateway.PolicyPath, "--connection", "shop", "--admin-connection", admin]);
+            Assert.True(setup.ExitCode == ExitCodes.Ok, setup.Stderr + setup.Stdout);
+            foreach (var output in new[] { plan.Stdout, plan.Stderr, setup.Stdout, setup.Stderr })
+            {
+                Assert.DoesNotContain(password, output, StringComparison.Ordinal);
+            }
+
+            var stored = (string)(await pg.AdminScalarAsync($"select rolpassword from pg_authid where rolname = '{login}'"))!;
+            Assert.Matches(@"^SCRAM-SHA-256\$\d+:[A-Za-z0-9+/=]{24}\$[A-Za-z0-9+/=]{44}:[A-Za-z0-9+/=]{44}$", stored);
+
+            await using var connection = new NpgsqlConnection($"Host={pg.Host};Port={pg.Port};Database={pg.Database};Username={login};Password={password};Pooling=false");
+            await connection.OpenAsync();
+            await using var whoami = new NpgsqlCommand("select current_user", connection);
+            Assert.Equal(login, await whoami.ExecuteScalarAsync());
+            await connection.CloseAsync();
+
+            await using var wrong = new NpgsqlConnection($"Host={pg.Host};Port={pg.Port};Database={pg.Database};Username={login};Password={password}x;Pooling=false");
+            var refused = await Assert.ThrowsAsync<PostgresException>(() => wrong.OpenAsync());
+            Assert.Equal(PostgresErrorCodes.InvalidPassword, refused.SqlState);
+        }
+        finally
+        {
+            await DropLoginAndItsProfilesAsync(login);
+        }
+    }
+
+    private async Task DropLoginAndItsProfilesAsync(string login)
+    {
+        var profiles = await pg.AdminScalarAsync(
+            $"select string_agg(format('drop schema %I cascade', nspname), '; ') from pg_namespace where obj_description(oid, 'pg_namespace') like '%{login}%'");
+        if (profiles is string drops)
+        {
+            foreach (var drop in drops.Split("; "))
+            {
+                await pg.AdminScalarAsync(drop);
+            }
+        }
+
+        // Setup made profile roles for this login role alone (its name is part of theirs), with grants on the shop's tables.
+        var roles = await pg.AdminScalarAsync(
+            $"select string_agg(g.rolname, ' ') from pg_auth_members m join pg_roles g on g.oid = m.roleid join pg_roles r on r.oid = m.member where r.rolname = '{login}' and g.rolname like 'gatehouse\\_p\\_%'");
+        if (await pg.AdminScalarAsync($"select 1 from pg_roles where rolname = '{login}'") is null)
+        {
+            return;
+        }
+
+        await pg.AdminScalarAsync($"drop owned by {login}");
+        await pg.AdminScalarAsync($"drop role {login}");
+        foreach (var role in (roles as string ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        {
+            await pg.AdminScalarAsync($"drop owned by {role}");
+            await pg.AdminScalarAsync($"drop role {role}");
         }
     }
 

@@ -28,7 +28,7 @@ public sealed record SetupReport(
 /// </summary>
 public static class ProfileSetup
 {
-    /// <summary>Reads the database and plans the setup. <paramref name="loginPassword"/> is used only if the login role must be created.</summary>
+    /// <summary>Reads the database and plans the setup. <paramref name="loginPassword"/> is used only if the login role must be created, and only as a SCRAM verifier made here.</summary>
     /// <param name="timeBoxed">Active time-boxed grants by agent (approved access requests), which need profiles of their own.</param>
     public static async Task<SetupReport> PlanAsync(
         NpgsqlConnection admin, GatewayPolicy policy, ConnectionConfig connection, string? loginPassword, bool revokePublicExecute, CancellationToken cancellationToken,
@@ -39,15 +39,19 @@ public static class ProfileSetup
         var schemas = profiles.SelectMany(p => p.Grants).SelectMany(g => g.Schemas.Concat(g.Tables.Select(t => t.Schema)))
             .Concat(connection.Tags.Keys.Select(t => t.Relation.Schema)).Distinct(StringComparer.Ordinal).ToList();
         var state = await SetupState.ReadAsync(admin, login, connection.Name, schemas, cancellationToken).ConfigureAwait(false);
-        string? passwordLiteral = null;
+        string? passwordVerifier = null;
         if (state.Login is null && loginPassword is not null)
         {
-            await using var quote = new NpgsqlCommand("SELECT quote_literal($1)", admin);
-            quote.Parameters.Add(new NpgsqlParameter<string> { TypedValue = loginPassword });
-            passwordLiteral = (string?)await quote.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+            // The server is sent a SCRAM verifier, never the password: statement logs and pg_stat_activity would show it.
+            // The verifier's characters (base64, '$', ':') need no quoting. scram_iterations exists from PostgreSQL 16.
+            await using var setting = new NpgsqlCommand("SELECT current_setting('scram_iterations', true)", admin);
+            var iterations = int.TryParse(await setting.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) as string, out var configured)
+                ? Math.Max(configured, ScramVerifier.DefaultIterations)
+                : ScramVerifier.DefaultIterations;
+            passwordVerifier = $"'{ScramVerifier.Create(loginPassword, iterations)}'";
         }
 
-        return new Planner(connection, login, profiles, state, passwordLiteral, revokePublicExecute).Plan();
+        return new Planner(connection, login, profiles, state, passwordVerifier, revokePublicExecute).Plan();
     }
 
     /// <summary>Runs every statement in one transaction: the database moves from the old profiles to the new at once, or not at all.</summary>
@@ -63,7 +67,7 @@ public static class ProfileSetup
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    private sealed class Planner(ConnectionConfig connection, string login, IReadOnlyList<DatabaseProfile> profiles, SetupState state, string? passwordLiteral, bool revokePublicExecute)
+    private sealed class Planner(ConnectionConfig connection, string login, IReadOnlyList<DatabaseProfile> profiles, SetupState state, string? passwordVerifier, bool revokePublicExecute)
     {
         private readonly List<SetupStatement> _statements = [];
         private readonly List<string> _drift = [];
@@ -167,13 +171,13 @@ public static class ProfileSetup
             if (state.Login is not { } role)
             {
                 _drift.Add($"login role {login} does not exist; setup creates it (NOINHERIT, owning nothing)");
-                if (passwordLiteral is null)
+                if (passwordVerifier is null)
                 {
                     _blockers.Add($"login role {login} must be created, but the connection's password (password_env or password_file) could not be read");
                 }
 
                 Run(
-                    $"CREATE ROLE {Id(login)} LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS PASSWORD {passwordLiteral ?? "NULL"}",
+                    $"CREATE ROLE {Id(login)} LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS PASSWORD {passwordVerifier ?? "NULL"}",
                     $"CREATE ROLE {Id(login)} LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS PASSWORD '(the connection's password)'");
             }
             else
