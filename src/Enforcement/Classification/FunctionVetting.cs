@@ -74,7 +74,7 @@ public static class FunctionVetting
 
     private static readonly HashSet<string> Sequences = new(StringComparer.Ordinal) { "nextval", "setval", "currval", "lastval" };
 
-    private static readonly HashSet<string> HarmlessVolatile = new(StringComparer.Ordinal) { "random", "random_normal", "clock_timestamp", "timeofday", "gen_random_uuid" };
+    private static readonly HashSet<string> HarmlessVolatile = new(StringComparer.Ordinal) { "random", "random_normal", "clock_timestamp", "timeofday", "gen_random_uuid", "uuidv4", "uuidv7" };
 
     // Deparsed SQL constructs that print like calls but are not pg_proc functions.
     private static readonly HashSet<string> Constructs = new(StringComparer.Ordinal)
@@ -82,7 +82,7 @@ public static class FunctionVetting
         "coalesce", "nullif", "greatest", "least", "exists", "any", "all", "some", "array", "row", "in", "values", "grouping", "cast", "treat",
         "xmlelement", "xmlforest", "xmlparse", "xmlpi", "xmlroot", "xmlserialize", "xmlexists", "xmlconcat", "xmlattributes", "trim",
         "json_object", "json_array", "json_objectagg", "json_arrayagg", "json", "json_scalar", "json_serialize", "is", "not", "and", "or", "collate",
-        "json_value", "json_query", "json_exists", "json_table", "columns", "merge_action",
+        "json_value", "json_query", "json_exists", "json_table", "columns", "merge_action", "xmltable", "xmlnamespaces", "passing", "path", "default",
         "case", "when", "then", "else", "end", "over", "filter", "group", "within", "from", "as", "on", "between", "like", "ilike", "similar",
         "distinct", "where", "select", "by", "order", "partition", "rows", "range", "groups", "at", "zone", "escape", "using", "of", "to",
         "for", "having", "union", "except", "intersect", "returning", "nulls", "only", "lateral", "with",

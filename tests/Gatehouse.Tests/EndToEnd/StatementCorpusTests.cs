@@ -52,7 +52,7 @@ public sealed class StatementCorpusTests(PostgresFixture pg) : IAsyncLifetime
         var version = Convert.ToInt32(await pg.AdminScalarAsync("select current_setting('server_version_num')"));
         const string Json = "'{\"a\": 7, \"b\": [1, 2]}'::jsonb";
         var read = await _clients["analyst"].QueryAsync(
-            $"select json_value({Json}, '$.a' returning int), json_query({Json}, '$.b'), json_exists({Json}, '$.c'), (select count(*) from json_table({Json}, '$.b[*]' columns (x int path '$')) jt)");
+            $"select json_value({Json}, '$.a' returning int), json_query({Json}, '$.b'), json_exists({Json}, '$.c'), (select count(*) from json_table({Json}, '$.b[*]' columns (x int path '$')) jt), json_value({Json}, '$.z' default 'none' on empty)");
         var vetted = await _clients["analyst"].QueryAsync($"select json_value({Json}, '$.z' default pg_read_file('/etc/hostname') on empty)");
         if (version >= 170000)
         {
@@ -61,6 +61,7 @@ public sealed class StatementCorpusTests(PostgresFixture pg) : IAsyncLifetime
             Assert.Equal(7, row[0].GetInt32());
             Assert.False(row[2].GetBoolean());
             Assert.Equal(2, row[3].GetInt64());
+            Assert.Equal("none", row[4].GetString());
             Assert.Equal("function.not_allowed", vetted.Rule());
             Assert.Contains("pg_read_file", vetted.Text());
         }
@@ -90,6 +91,48 @@ public sealed class StatementCorpusTests(PostgresFixture pg) : IAsyncLifetime
         {
             Assert.Equal("database.rejected", merged.Rule());
         }
+    }
+
+    [Fact]
+    public async Task UUID_version_4_and_7_generators_run_from_PostgreSQL_18()
+    {
+        // Volatile like gen_random_uuid(), and as harmless: they change no state.
+        var version = Convert.ToInt32(await pg.AdminScalarAsync("select current_setting('server_version_num')"));
+        var made = await _clients["analyst"].QueryAsync("select uuidv4(), uuidv7(), uuidv7(interval '-1 hour'), uuid_extract_version(uuidv7())");
+        if (version >= 180000)
+        {
+            Assert.True(made.IsError != true, made.Text());
+            var row = made.Structured().GetProperty("rows")[0];
+            Assert.Equal(4, Guid.Parse(row[0].GetString()!).Version);
+            Assert.Equal(7, Guid.Parse(row[1].GetString()!).Version);
+            Assert.Equal(7, row[3].GetInt16());
+        }
+        else
+        {
+            // Before 18 they do not exist, and PostgreSQL says so.
+            Assert.Equal("database.rejected", made.Rule());
+        }
+    }
+
+    [Fact]
+    public async Task XMLTABLE_reads_a_document_and_what_it_calls_is_still_vetted()
+    {
+        const string Document = "'<rows><row a=\"1\">x</row><row a=\"2\">y</row></rows>'::xml";
+        var read = await _clients["analyst"].QueryAsync(
+            $"select t.a, t.v, t.n, t.d from xmltable('/rows/row' passing ({Document}) columns a int path '@a', v text path '.', n for ordinality, d text path '@d' default 'none') t order by t.a");
+        Assert.True(read.IsError != true, read.Text());
+        var rows = read.Structured().GetProperty("rows");
+        Assert.Equal(2, rows.GetArrayLength());
+        Assert.Equal("y", rows[1][1].GetString());
+        Assert.Equal("none", rows[1][3].GetString());
+        var spaced = await _clients["analyst"].QueryAsync(
+            "select x.v from xmltable(xmlnamespaces('urn:g' as g), '/g:r' passing xmlparse(document '<r xmlns=\"urn:g\">z</r>') columns v text path '.' not null) x");
+        Assert.True(spaced.IsError != true, spaced.Text());
+        Assert.Equal("z", spaced.Structured().GetProperty("rows")[0][0].GetString());
+        var vetted = await _clients["analyst"].QueryAsync(
+            "select t.v from xmltable('/r' passing xmlparse(document pg_read_file('/etc/hostname')) columns v text path '.') t");
+        Assert.Equal("function.not_allowed", vetted.Rule());
+        Assert.Contains("pg_read_file", vetted.Text());
     }
 
     [Fact]
