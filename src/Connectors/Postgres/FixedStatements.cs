@@ -29,6 +29,16 @@ internal static class FixedStatements
     public const string ReleaseLocks = $"SELECT pg_advisory_unlock_all() AS {SessionSettings.Marker}";
 
     /// <summary>
+    /// Before and after a write, in its transaction: the rows inserted, updated and deleted, triggers' and foreign-key
+    /// cascades' too, as the session's statistics count them (0 with track_counts off). The count also holds earlier
+    /// transactions' not yet reported, so only the difference is the write's. Qualified throughout: it runs under the
+    /// caller's search_path.
+    /// </summary>
+    public const string RowsTouched =
+        "SELECT coalesce(pg_catalog.sum(n_tup_ins OPERATOR(pg_catalog.+) n_tup_upd OPERATOR(pg_catalog.+) n_tup_del), 0)::pg_catalog.int8"
+        + " FROM pg_catalog.pg_stat_xact_user_tables";
+
+    /// <summary>
     /// Everything a session can carry from one piece of work to the next, undone: what Npgsql sends on return to the pool
     /// when it keeps prepared statements (<c>DISCARD ALL</c> would drop them), run here by <see cref="PooledConnection"/>.
     /// </summary>
@@ -38,7 +48,7 @@ internal static class FixedStatements
     // Each with its parameter count (all text): a call's statement matches a prepared one by its text and parameter types.
     private static readonly (string Sql, int Parameters)[] Statements =
     [
-        (BeginReadOnly, 0), (Begin, 0), (Rollback, 0), (Commit, 0), (CloseResult, 0),
+        (BeginReadOnly, 0), (Begin, 0), (Rollback, 0), (Commit, 0), (CloseResult, 0), (RowsTouched, 0),
         (SessionSettings.Settings, SessionSettings.SettingsParameters), (SessionSettings.SettingsWithRole, SessionSettings.SettingsParameters),
         .. Reset.Select(sql => (sql, 0)),
     ];

@@ -20,6 +20,12 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
         batch.Timeout = ClientTimeout(request.StatementTimeout);
         batch.BatchCommands.Add(new NpgsqlBatchCommand(request.ReadOnly ? FixedStatements.BeginReadOnly : FixedStatements.Begin));
         batch.BatchCommands.Add(SessionSettings.Create(request.StatementTimeout, targets.Config(request.Connection).SearchPath, request.Role, request.Caller, request.CallId));
+        // A write is counted before and after: the rows its transaction changed in all, cascades and triggers included.
+        if (!request.ReadOnly)
+        {
+            batch.BatchCommands.Add(new NpgsqlBatchCommand(FixedStatements.RowsTouched));
+        }
+
         var statement = new NpgsqlBatchCommand(request.Cursor ? DeclarePrefix + request.Sql : request.Sql);
         batch.BatchCommands.Add(statement);
         var rowsFrom = statement;
@@ -27,6 +33,11 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
         {
             rowsFrom = new NpgsqlBatchCommand($"FETCH FORWARD {request.MaxRows + 1} FROM {FixedStatements.ResultCursor}");
             batch.BatchCommands.Add(rowsFrom);
+        }
+
+        if (!request.ReadOnly)
+        {
+            batch.BatchCommands.Add(new NpgsqlBatchCommand(FixedStatements.RowsTouched));
         }
 
         // Reads and dry runs end in ROLLBACK, so nothing transactional they did (session settings included) outlives the call.
@@ -56,7 +67,7 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
             // Sequential: a row is not buffered whole, so a value past the byte cap is skipped on the wire, never held.
             await using (var reader = await batch.ExecuteReaderAsync(CommandBehavior.SequentialAccess, cancellationToken).ConfigureAwait(false))
             {
-                result = await ResultReader.ReadAsync(reader, rowsFrom, request.MaxRows, request.MaxBytes, cancellationToken).ConfigureAwait(false);
+                result = await ResultReader.ReadAsync(reader, rowsFrom, request.MaxRows, request.MaxBytes, countsRowsTouched: !request.ReadOnly, cancellationToken).ConfigureAwait(false);
             }
         }
         catch (Exception e)

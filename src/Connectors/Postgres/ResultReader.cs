@@ -12,15 +12,29 @@ namespace Gatehouse.Connectors.Postgres;
 internal static class ResultReader
 {
     /// <param name="statement">The batch command whose rows are the statement's: the FETCH of a read's cursor, or the statement itself.</param>
-    public static async ValueTask<QueryResult> ReadAsync(NpgsqlDataReader reader, NpgsqlBatchCommand statement, int maxRows, int maxBytes, CancellationToken cancellationToken)
+    /// <param name="countsRowsTouched">
+    /// Whether the statement is between two <see cref="FixedStatements.RowsTouched"/> counts, whose difference the result
+    /// carries: PostgreSQL's count also holds what earlier transactions of the session did that it has not yet reported.
+    /// </param>
+    public static async ValueTask<QueryResult> ReadAsync(
+        NpgsqlDataReader reader, NpgsqlBatchCommand statement, int maxRows, int maxBytes, bool countsRowsTouched, CancellationToken cancellationToken)
     {
-        // The first row-returning result is always the settings row. The next is the statement's own, unless the statement
-        // returns no rows (a write without RETURNING); then it has completed before a later, gateway row (the release of
-        // advisory locks) is reached. Told apart by position, not by name: an agent may name a column anything.
-        if (!await SkipAsync(reader, cancellationToken).ConfigureAwait(false) || statement.StatementType != StatementType.Unknown)
+        // The first row-returning result is always the settings row (then, for a write, the count before it). The next is the
+        // statement's own, unless the statement returns no rows (a write without RETURNING); then it has completed before a
+        // later, gateway row (the count after it, the release of advisory locks) is reached. Told apart by position, not by
+        // name: an agent may name a column anything.
+        var more = await SkipAsync(reader, cancellationToken).ConfigureAwait(false);
+        var before = more && countsRowsTouched ? await CountAsync(reader, cancellationToken).ConfigureAwait(false) : null;
+        if (before is not null)
         {
+            more = await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        if (!more || statement.StatementType != StatementType.Unknown)
+        {
+            var after = more && before is not null ? await CountAsync(reader, cancellationToken).ConfigureAwait(false) : null;
             await DrainAsync(reader, cancellationToken).ConfigureAwait(false);
-            return new QueryResult([], [], false, null, null);
+            return new QueryResult([], [], false, null, null) { RowsTouched = after - before };
         }
 
         var columns = Enumerable.Range(0, reader.FieldCount)
@@ -59,10 +73,19 @@ internal static class ResultReader
             rows.Add(row);
         }
 
+        // The count after the write follows its rows (read to their end first, past the caps).
+        var rowsTouched = before is not null && await reader.NextResultAsync(cancellationToken).ConfigureAwait(false)
+            ? await CountAsync(reader, cancellationToken).ConfigureAwait(false) - before
+            : null;
+
         // What is left of this and later results (at most one extra row for reads), so the batch completes.
         await DrainAsync(reader, cancellationToken).ConfigureAwait(false);
-        return new QueryResult(columns, rows, truncatedBecause is not null, truncatedBecause, null) { Bytes = bytes };
+        return new QueryResult(columns, rows, truncatedBecause is not null, truncatedBecause, null) { Bytes = bytes, RowsTouched = rowsTouched };
     }
+
+    // The current result is the one-row count of FixedStatements.RowsTouched; null if it is not there.
+    private static async ValueTask<long?> CountAsync(NpgsqlDataReader reader, CancellationToken cancellationToken) =>
+        reader.FieldCount == 1 && await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? reader.GetInt64(0) : null;
 
     private static async ValueTask DrainAsync(NpgsqlDataReader reader, CancellationToken cancellationToken)
     {

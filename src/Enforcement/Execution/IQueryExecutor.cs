@@ -43,6 +43,16 @@ public sealed record QueryResult(
     /// <summary>About how many bytes the rows hold, as the executor counted them for the byte cap (quotas count these).</summary>
     public long Bytes { get; init; }
 
+    /// <summary>
+    /// For a write: every row its transaction inserted, updated or deleted in the database's tables, its triggers' and
+    /// foreign-key cascades' included, as PostgreSQL counted them (null where not counted). <see cref="AffectedRows"/> is the
+    /// statement's own count.
+    /// </summary>
+    public long? RowsTouched { get; init; }
+
+    /// <summary>What a write is held to: the rows it touched in all, never fewer than the statement's own; null when unknown.</summary>
+    public long? WriteRows => AffectedRows is { } own ? Math.Max(own, RowsTouched ?? 0) : null;
+
     /// <summary>How many values of each sensitive kind the detectors masked.</summary>
     public IReadOnlyDictionary<string, int> Masked { get; init; } = new Dictionary<string, int>();
 

@@ -185,7 +185,7 @@ public sealed partial class GatewayPipeline
             try
             {
                 var sampled = await executor.ExecuteAsync(execution with { Sql = statement.Sql + "\nRETURNING *", MaxRows = 3 }, null, cancellationToken).ConfigureAwait(false);
-                return (sampled.AffectedRows, QueryResultCodec.Write(ResultMasker.Mask(sampled, new MaskingCounts())));
+                return (sampled.WriteRows, QueryResultCodec.Write(ResultMasker.Mask(sampled, new MaskingCounts())));
             }
             catch (DatabaseException e) when (e.Failure is DatabaseFailure.PermissionDenied or DatabaseFailure.Rejected)
             {
@@ -193,7 +193,7 @@ public sealed partial class GatewayPipeline
             }
         }
 
-        return ((await executor.ExecuteAsync(execution, null, cancellationToken).ConfigureAwait(false)).AffectedRows, null);
+        return ((await executor.ExecuteAsync(execution, null, cancellationToken).ConfigureAwait(false)).WriteRows, null);
     }
 
     // When the policy lets the agent's operator approve and the client can ask a human (elicitation), ask once per request.

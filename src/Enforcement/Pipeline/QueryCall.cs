@@ -311,7 +311,7 @@ public sealed partial class GatewayPipeline
         QueryResult? maskedWrite = null;
         Func<QueryResult, ValueTask>? recordBeforeCommit = run.Execution.ReadOnly ? null : async written =>
         {
-            if (WrittenRefusal(run, written.AffectedRows, maxAffectedRows) is { } refused)
+            if (WrittenRefusal(run, written, maxAffectedRows) is { } refused)
             {
                 throw new WriteRolledBackException(refused);
             }
@@ -336,9 +336,11 @@ public sealed partial class GatewayPipeline
 
     // Why a write that touched these rows must not commit. An approved one is held to its dry run's count (plus the
     // tolerance) and to every refusal; one that was not is also sent for approval when its rows match such a rule. Nothing
-    // holds a write on an observe_only connection (no bound, no approval): it commits, as observe mode promises.
-    private static Decision? WrittenRefusal(StatementRun run, long? affected, long? approvedRows) =>
-        affected switch
+    // holds a write on an observe_only connection (no bound, no approval): it commits, as observe mode promises. The rows
+    // are all those its transaction changed: a one-row DELETE whose foreign keys cascade to ten thousand touched 10,001.
+    private static Decision? WrittenRefusal(StatementRun run, QueryResult written, long? approvedRows)
+    {
+        var refusal = written.WriteRows switch
         {
             _ when run.WriteBound is null && approvedRows is null => null,
             null => Decision.Deny("guard.uncounted_write", "PostgreSQL reported no row count for this write, so it was rolled back: the write limit could not hold it"),
@@ -347,6 +349,10 @@ public sealed partial class GatewayPipeline
                 $"the approved write touched {rows} rows, more than the {approvedRows} approved (the dry run's count plus the tolerance), so it was rolled back; ask for a new approval"),
             var rows => run.WriteBound?.Invoke(rows.Value) is { } refused && !(refused.NeedsApproval && approvedRows is not null) ? refused : null,
         };
+        return refusal is not null && written.WriteRows > written.AffectedRows
+            ? refusal with { Reason = $"{refusal.Reason}. Of those rows, the statement itself changed {written.AffectedRows}; its triggers and foreign-key cascades changed the rest" }
+            : refusal;
+    }
 
     // Cached under the catalog version read before the statement was resolved: a change since only makes the entry stale
     // sooner. Each profile resolves names to its own views, so its plans are cached apart. On a miss PostgreSQL first resolves

@@ -268,6 +268,29 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_write_counts_every_row_it_touched_past_its_returned_rows_and_apart_from_earlier_writes()
+    {
+        var before = (long)(await pg.AdminScalarAsync("select count(*) from orders"))!;
+        // Calls in sequence share one backend, whose statistics keep earlier transactions' counts until it next reports them.
+        for (var i = 0; i < 3; i++)
+        {
+            var write = await Run("update orders set note = note where id <= 5 returning id", readOnly: false, maxRows: 2);
+            Assert.Equal(5, write.AffectedRows);
+            Assert.Equal(5, write.RowsTouched);
+            Assert.Equal(2, write.Rows.Count);
+        }
+
+        var plain = await Run("update orders set note = note", readOnly: false);
+        Assert.Equal(before, plain.RowsTouched);
+        var dryRun = await new PostgresExecutor(_targets).ExecuteAsync(
+            new ExecutionRequest("shop", "update orders set note = note where id <= 4", [], ReadOnly: false, Cursor: false, 100, 1 << 20, TimeSpan.FromSeconds(10), Analyst, "aud_test") { DryRun = true },
+            null,
+            CancellationToken.None);
+        Assert.Equal(4, dryRun.RowsTouched);
+        Assert.Null((await Run("select 1")).RowsTouched);
+    }
+
+    [Fact]
     public async Task No_session_state_survives_into_the_next_call()
     {
         await Run("select set_config('search_path', 'pg_catalog', false), set_config('work_mem', '77MB', false)");

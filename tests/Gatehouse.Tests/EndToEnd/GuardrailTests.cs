@@ -84,6 +84,52 @@ public sealed class GuardrailTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task A_write_is_held_to_the_rows_its_foreign_key_cascades_and_triggers_change_too()
+    {
+        // The cascade runs with the children's owner's rights: the gateway's role may not touch them itself.
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+        var (parents, children, log) = ($"cascade_parents_{suffix}", $"cascade_children_{suffix}", $"cascade_log_{suffix}");
+        await pg.AdminScalarAsync($"create table {parents} (id int primary key, note text)");
+        await pg.AdminScalarAsync($"create table {children} (id serial primary key, parent_id int not null references {parents} on delete cascade)");
+        await pg.AdminScalarAsync($"create table {log} (parent_id int)");
+        await pg.AdminScalarAsync($"insert into {parents} values (1, ''), (2, '')");
+        await pg.AdminScalarAsync($"insert into {children} (parent_id) select p from generate_series(1, 20), (values (1)) v(p) union all select 2 from generate_series(1, 3)");
+        await pg.AdminScalarAsync(
+            $"create function {log}_note() returns trigger language plpgsql as $$ begin insert into {log} select new.id from generate_series(1, 12); return new; end $$");
+        await pg.AdminScalarAsync($"create trigger {log}_note after update on {parents} for each row execute function {log}_note()");
+        await pg.AdminScalarAsync($"grant select, update, delete on {parents} to \"{pg.GatewayRole}\"");
+        await pg.AdminScalarAsync($"grant insert on {log} to \"{pg.GatewayRole}\"");
+        try
+        {
+            var gateway = TestGateway.Create(pg, Agents.Replace("public.observed_rows]", $"public.observed_rows, public.{parents}]", StringComparison.Ordinal), gateway: "limits:\n  max_write_rows: 10");
+            await using var server = await HttpGateway.StartAsync(gateway);
+            await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+
+            var cascaded = await client.QueryAsync($"delete from {parents} where id = 1");
+            Assert.Equal("guard.large_write", cascaded.Rule());
+            Assert.Contains("this write touched 21 rows, more than the limit of 10", cascaded.Text(), StringComparison.Ordinal);
+            Assert.Contains("the statement itself changed 1; its triggers and foreign-key cascades changed the rest", cascaded.Text(), StringComparison.Ordinal);
+            Assert.Equal(20L, await pg.AdminScalarAsync($"select count(*) from {children} where parent_id = 1"));
+
+            var triggered = await client.QueryAsync($"update {parents} set note = 'x' where id = 1");
+            Assert.Equal("guard.large_write", triggered.Rule());
+            Assert.Contains("this write touched 13 rows", triggered.Text(), StringComparison.Ordinal);
+            Assert.Equal(0L, await pg.AdminScalarAsync($"select count(*) from {log}"));
+
+            // Four rows in all (one parent, three children) are within the limit; the result counts the statement's own.
+            var small = await client.QueryAsync($"delete from {parents} where id = 2");
+            Assert.True(small.IsError != true, small.Text());
+            Assert.Equal(1, small.Structured().GetProperty("affected_rows").GetInt32());
+            Assert.Equal(0L, await pg.AdminScalarAsync($"select count(*) from {children} where parent_id = 2"));
+        }
+        finally
+        {
+            await pg.AdminScalarAsync($"drop table {children}, {parents}, {log}");
+            await pg.AdminScalarAsync($"drop function {log}_note()");
+        }
+    }
+
+    [Fact]
     public async Task A_write_whose_real_rows_match_an_approval_rule_its_estimate_missed_is_rolled_back_and_sent_for_approval()
     {
         var gateway = TestGateway.Create(pg, Agents + """
