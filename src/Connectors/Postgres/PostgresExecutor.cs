@@ -67,7 +67,7 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
             // Sequential: a row is not buffered whole, so a value past the byte cap is skipped on the wire, never held.
             await using (var reader = await batch.ExecuteReaderAsync(CommandBehavior.SequentialAccess, cancellationToken).ConfigureAwait(false))
             {
-                result = await ResultReader.ReadAsync(reader, rowsFrom, request.MaxRows, request.MaxBytes, countsRowsTouched: !request.ReadOnly, cancellationToken).ConfigureAwait(false);
+                result = await ResultReader.ReadAsync(reader, rowsFrom, request, cancellationToken).ConfigureAwait(false);
             }
         }
         catch (Exception e)

@@ -12,13 +12,14 @@ namespace Gatehouse.Connectors.Postgres;
 internal static class ResultReader
 {
     /// <param name="statement">The batch command whose rows are the statement's: the FETCH of a read's cursor, or the statement itself.</param>
-    /// <param name="countsRowsTouched">
-    /// Whether the statement is between two <see cref="FixedStatements.RowsTouched"/> counts, whose difference the result
-    /// carries: PostgreSQL's count also holds what earlier transactions of the session did that it has not yet reported.
+    /// <param name="request">
+    /// Its caps, and whether it writes: a write is between two <see cref="FixedStatements.RowsTouched"/> counts, whose
+    /// difference the result carries (PostgreSQL's count also holds what earlier transactions of the session did that it
+    /// has not yet reported).
     /// </param>
-    public static async ValueTask<QueryResult> ReadAsync(
-        NpgsqlDataReader reader, NpgsqlBatchCommand statement, int maxRows, int maxBytes, bool countsRowsTouched, CancellationToken cancellationToken)
+    public static async ValueTask<QueryResult> ReadAsync(NpgsqlDataReader reader, NpgsqlBatchCommand statement, ExecutionRequest request, CancellationToken cancellationToken)
     {
+        var (maxRows, maxBytes, countsRowsTouched) = (request.MaxRows, request.MaxBytes, !request.ReadOnly);
         // The first row-returning result is always the settings row (then, for a write, the count before it). The next is the
         // statement's own, unless the statement returns no rows (a write without RETURNING); then it has completed before a
         // later, gateway row (the count after it, the release of advisory locks) is reached. Told apart by position, not by
@@ -47,7 +48,7 @@ internal static class ResultReader
         {
             if (rows.Count == maxRows)
             {
-                truncatedBecause = $"row limit of {maxRows} reached";
+                truncatedBecause = request.RowCapReason ?? $"row limit of {maxRows} reached";
                 break;
             }
 
@@ -66,7 +67,7 @@ internal static class ResultReader
 
             if (bytes > maxBytes)
             {
-                truncatedBecause = $"result size limit of {maxBytes} bytes reached";
+                truncatedBecause = request.ByteCapReason ?? $"result size limit of {maxBytes} bytes reached";
                 break;
             }
 

@@ -30,6 +30,12 @@ public sealed record ExecutionRequest(
 
     /// <summary>Run a write only to measure it: its transaction is always rolled back, and the result says how many rows it touched.</summary>
     public bool DryRun { get; init; }
+
+    /// <summary>Why the result stops at <see cref="MaxRows"/> when that is not the policy's row limit (a quota's), for the caller.</summary>
+    public string? RowCapReason { get; init; }
+
+    /// <summary>Why the result stops at <see cref="MaxBytes"/> when that is not the policy's byte limit.</summary>
+    public string? ByteCapReason { get; init; }
 }
 
 /// <summary>Rows as they leave the database: values are null, bool, long, decimal, double, string, or JSON text for json columns.</summary>

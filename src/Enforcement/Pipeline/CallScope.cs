@@ -37,6 +37,9 @@ internal sealed class CallScope(IAuditStore? audit, AuditRecord record, PolicyRu
 
     public AgentIdentity Identity { get; private set; } = null!;
 
+    /// <summary>What the call's quotas hold for it: how many more rows and bytes it may receive. Null when quotas are not judged.</summary>
+    public QuotaLease? Quota { get; set; }
+
     /// <summary>The classes the caller may see unmasked on the call's connection, once known (policy and approved requests).</summary>
     public IReadOnlySet<string>? Unmask { get; set; }
 

@@ -194,20 +194,25 @@ public sealed partial class GatewayPipeline
             return new StepResult(uncounted!, Classification: classification);
         }
 
+        // A quota's rows and bytes left, held for this call, cap its result below the policy's limits.
         var maxRows = Math.Min(request.MaxRows ?? limits.MaxRows, limits.MaxRows);
+        var rowCap = scope.Quota?.RowAllowance < maxRows ? scope.Quota : null;
+        var byteCap = scope.Quota?.ByteAllowance < limits.MaxResultBytes ? scope.Quota : null;
         var execution = new ExecutionRequest(
             connection,
             statement.Sql,
             request.Parameters,
             ReadOnly: !plan.Writes && !statement.Kind.IsDml(),
             Cursor: statement.Kind == StatementKind.Select && !plan.Writes,
-            maxRows,
-            limits.MaxResultBytes,
+            (int?)rowCap?.RowAllowance ?? maxRows,
+            (int?)byteCap?.ByteAllowance ?? limits.MaxResultBytes,
             limits.StatementTimeout,
             scope.Identity,
             scope.Record.Id)
         {
             Role = role,
+            RowCapReason = rowCap?.RowAllowanceReason,
+            ByteCapReason = byteCap?.ByteAllowanceReason,
         };
         Func<QueryResult, QueryResult>? databaseMasking = profile is null ? null : r => StrictLineage.Annotate(r, plan, connectionConfig, profile.Masked);
         Func<long, Decision?>? writeBound = execution.ReadOnly || connectionConfig.ObserveOnly

@@ -3,22 +3,56 @@ using Gatehouse.Enforcement.Identity;
 
 namespace Gatehouse.Enforcement.Quotas;
 
-/// <summary>What a call holds while it runs: its place in the concurrency counts, and where its rows and bytes are counted.</summary>
+/// <summary>
+/// What a call holds while it runs: its place in the concurrency counts, and the rows and bytes it may still receive,
+/// held for it so that calls running at once cannot together pass a quota.
+/// </summary>
 public sealed class QuotaLease : IDisposable
 {
-    private readonly IReadOnlyList<QuotaTracker.Counter> _counters;
+    private readonly IReadOnlyList<(QuotaTracker.Counter Counter, QuotaTracker.Hold Hold)> _held;
+    private int _settled;
     private int _released;
 
-    internal QuotaLease(IReadOnlyList<QuotaTracker.Counter> counters) => _counters = counters;
+    internal QuotaLease(IReadOnlyList<(QuotaTracker.Counter Counter, QuotaTracker.Hold Hold)> held)
+    {
+        _held = held;
+        foreach (var (counter, hold) in held)
+        {
+            if (hold.Rows is { } rows && (RowAllowance is null || rows < RowAllowance))
+            {
+                (RowAllowance, RowAllowanceReason) = (rows, $"{counter.Who}'s rows quota allows {rows} more in this window");
+            }
+
+            if (hold.Bytes is { } bytes && (ByteAllowance is null || bytes < ByteAllowance))
+            {
+                (ByteAllowance, ByteAllowanceReason) = (bytes, $"{counter.Who}'s bytes quota allows about {bytes} more in this window");
+            }
+        }
+    }
 
     public static QuotaLease Empty { get; } = new([]);
 
-    /// <summary>Counts what the call returned against every quota that applies to it.</summary>
+    /// <summary>The most rows the call may receive under its quotas; null when no rows quota applies.</summary>
+    public long? RowAllowance { get; }
+
+    /// <summary>Why a result stopped at <see cref="RowAllowance"/>: which quota, for the caller.</summary>
+    public string? RowAllowanceReason { get; }
+
+    /// <summary>The most bytes the call may receive under its quotas; null when no bytes quota applies.</summary>
+    public long? ByteAllowance { get; }
+
+    /// <summary>Why a result stopped at <see cref="ByteAllowance"/>.</summary>
+    public string? ByteAllowanceReason { get; }
+
+    /// <summary>Counts what the call returned against every quota that applies to it, in place of what was held for it.</summary>
     public void Consume(long rows, long bytes, DateTimeOffset now)
     {
-        foreach (var counter in _counters)
+        if (Interlocked.Exchange(ref _settled, 1) == 0)
         {
-            counter.Consume(rows, bytes, now);
+            foreach (var (counter, hold) in _held)
+            {
+                counter.Consume(rows, bytes, hold, now);
+            }
         }
     }
 
@@ -26,9 +60,10 @@ public sealed class QuotaLease : IDisposable
     {
         if (Interlocked.Exchange(ref _released, 1) == 0)
         {
-            foreach (var counter in _counters)
+            var settled = Interlocked.Exchange(ref _settled, 1) == 1;
+            foreach (var (counter, hold) in _held)
             {
-                counter.Leave();
+                counter.Leave(settled ? QuotaTracker.Hold.None : hold);
             }
         }
     }
@@ -45,7 +80,9 @@ public sealed class QuotaTracker(QuotaSettings settings)
 {
     private readonly ConcurrentDictionary<string, Counter> _counters = new(StringComparer.Ordinal);
 
-    public (QuotaLease? Lease, QuotaRefusal? Refusal) Enter(AgentIdentity identity, DateTimeOffset now)
+    /// <param name="rowsPerCall">The most rows one call can receive (the row cap): what a rows quota holds for it at most.</param>
+    /// <param name="bytesPerCall">The most bytes one call can receive (the byte cap): what a bytes quota holds for it at most.</param>
+    public (QuotaLease? Lease, QuotaRefusal? Refusal) Enter(AgentIdentity identity, DateTimeOffset now, long rowsPerCall = long.MaxValue, long bytesPerCall = long.MaxValue)
     {
         if (!settings.Any)
         {
@@ -66,26 +103,33 @@ public sealed class QuotaTracker(QuotaSettings settings)
             }
         }
 
-        var entered = new List<Counter>();
+        var entered = new List<(Counter, Hold)>();
         foreach (var counter in applicable)
         {
-            if (counter.TryEnter(now) is { } refusal)
+            var (hold, refusal) = counter.TryEnter(now, rowsPerCall, bytesPerCall);
+            if (refusal is not null)
             {
-                foreach (var done in entered)
+                foreach (var (done, held) in entered)
                 {
-                    done.Leave();
+                    done.Leave(held);
                 }
 
                 return (null, refusal);
             }
 
-            entered.Add(counter);
+            entered.Add((counter, hold));
         }
 
         return (new QuotaLease(entered), null);
     }
 
-    /// <summary>One quota's counts: call times in the last minute, calls running, and the current rows/bytes window.</summary>
+    /// <summary>The rows and bytes a quota holds for a running call; null where it has no such limit.</summary>
+    internal readonly record struct Hold(long? Rows, long? Bytes)
+    {
+        public static Hold None => default;
+    }
+
+    /// <summary>One quota's counts: call times in the last minute, calls running, the current rows/bytes window, and what running calls hold of it.</summary>
     internal sealed class Counter(string who, QuotaLimits limits)
     {
         private readonly Lock _gate = new();
@@ -94,8 +138,12 @@ public sealed class QuotaTracker(QuotaSettings settings)
         private DateTimeOffset _windowStart = DateTimeOffset.MinValue;
         private long _rows;
         private long _bytes;
+        private long _heldRows;
+        private long _heldBytes;
 
-        public QuotaRefusal? TryEnter(DateTimeOffset now)
+        public string Who => who;
+
+        public (Hold Hold, QuotaRefusal? Refusal) TryEnter(DateTimeOffset now, long rowsPerCall, long bytesPerCall)
         {
             lock (_gate)
             {
@@ -106,49 +154,63 @@ public sealed class QuotaTracker(QuotaSettings settings)
 
                 if (limits.CallsPerMinute is { } perMinute && _recent.Count >= perMinute)
                 {
-                    return new("quota.calls_per_minute", $"{who} made {_recent.Count} calls in the last minute, its limit is {perMinute}; the next call is allowed from {Time(_recent.Peek() + TimeSpan.FromMinutes(1))}");
+                    return (default, new("quota.calls_per_minute", $"{who} made {_recent.Count} calls in the last minute, its limit is {perMinute}; the next call is allowed from {Time(_recent.Peek() + TimeSpan.FromMinutes(1))}"));
                 }
 
                 if (limits.ConcurrentCalls is { } concurrent && _running >= concurrent)
                 {
-                    return new("quota.concurrent_calls", $"{who} already has {_running} calls running, its limit is {concurrent}; try again when one finishes");
+                    return (default, new("quota.concurrent_calls", $"{who} already has {_running} calls running, its limit is {concurrent}; try again when one finishes"));
                 }
 
                 RollWindow(now);
-                if (limits.RowsPerWindow is { } rows && _rows >= rows)
+                if (limits.RowsPerWindow is { } rows && _rows + _heldRows >= rows)
                 {
-                    return new("quota.rows", $"{who} received {_rows} rows in this {Window()} window, its limit is {rows}; the window resets at {Time(_windowStart + limits.Window)}");
+                    return (default, new("quota.rows", $"{who} received {_rows} rows in this {Window()} window{Held(_heldRows, "rows")}, its limit is {rows}; the window resets at {Time(_windowStart + limits.Window)}"));
                 }
 
-                if (limits.BytesPerWindow is { } bytes && _bytes >= bytes)
+                if (limits.BytesPerWindow is { } bytes && _bytes + _heldBytes >= bytes)
                 {
-                    return new("quota.bytes", $"{who} received about {_bytes} bytes in this {Window()} window, its limit is {bytes}; the window resets at {Time(_windowStart + limits.Window)}");
+                    return (default, new("quota.bytes", $"{who} received about {_bytes} bytes in this {Window()} window{Held(_heldBytes, "bytes")}, its limit is {bytes}; the window resets at {Time(_windowStart + limits.Window)}"));
                 }
 
+                var hold = new Hold(
+                    limits.RowsPerWindow is { } rowLimit ? Math.Min(rowLimit - _rows - _heldRows, rowsPerCall) : null,
+                    limits.BytesPerWindow is { } byteLimit ? Math.Min(byteLimit - _bytes - _heldBytes, bytesPerCall) : null);
+                _heldRows += hold.Rows ?? 0;
+                _heldBytes += hold.Bytes ?? 0;
                 _recent.Enqueue(now);
                 _running++;
-                return null;
+                return (hold, null);
             }
         }
 
-        public void Leave()
+        public void Leave(Hold hold)
         {
             lock (_gate)
             {
                 _running--;
+                Release(hold);
             }
         }
 
-        public void Consume(long rows, long bytes, DateTimeOffset now)
+        public void Consume(long rows, long bytes, Hold hold, DateTimeOffset now)
         {
             lock (_gate)
             {
                 RollWindow(now);
                 _rows += Math.Max(rows, 0);
                 _bytes += Math.Max(bytes, 0);
+                Release(hold);
             }
         }
 
+        private void Release(Hold hold)
+        {
+            _heldRows -= hold.Rows ?? 0;
+            _heldBytes -= hold.Bytes ?? 0;
+        }
+
+        // What running calls hold is not reset with the window: they may still receive it.
         private void RollWindow(DateTimeOffset now)
         {
             if (now >= _windowStart + limits.Window)
@@ -158,6 +220,8 @@ public sealed class QuotaTracker(QuotaSettings settings)
                 _bytes = 0;
             }
         }
+
+        private static string Held(long held, string what) => held > 0 ? $", and calls still running may receive {held} more {what} (try again when they finish)" : "";
 
         private string Window() => Policy.Durations.Format(limits.Window);
 

@@ -135,13 +135,17 @@ public sealed class IdentityTests(PostgresFixture pg)
         Assert.Contains("the next call is allowed from", fourth.Text());
         Assert.Equal(Verdict.Denied, (await server.Gateway.Audit.GetAsync(fourth.AuditId(), CancellationToken.None))!.Decision);
 
-        // The group's rows budget is shared: one member spends it, the next call of another member is refused.
+        // The group's rows budget is shared: one member spends it (its result stops where the budget does), and the next
+        // call of another member is refused.
         await using var first = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("narrow", ["finance"]));
-        Assert.NotEqual(true, (await first.QueryAsync("select id from orders order by id limit 6")).IsError);
+        var spent = (await first.QueryAsync("select id from orders order by id limit 6")).Structured();
+        Assert.Equal(5, spent.GetProperty("rows").GetArrayLength());
+        Assert.True(spent.GetProperty("truncated").GetBoolean());
+        Assert.Equal("group 'finance''s rows quota allows 5 more in this window", spent.GetProperty("truncated_because").GetString());
         await using var second = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot", ["finance"]));
         var overRows = await second.QueryAsync("select 1");
         Assert.Equal("quota.rows", overRows.Rule());
-        Assert.Contains("group 'finance' received 6 rows", overRows.Text());
+        Assert.Contains("group 'finance' received 5 rows", overRows.Text());
     }
 
     [Fact]
