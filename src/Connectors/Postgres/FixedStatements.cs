@@ -29,14 +29,15 @@ internal static class FixedStatements
     public const string ReleaseLocks = $"SELECT pg_advisory_unlock_all() AS {SessionSettings.Marker}";
 
     /// <summary>
-    /// Before and after a write, in its transaction: the rows inserted, updated and deleted, triggers' and foreign-key
-    /// cascades' too, as the session's statistics count them (0 with track_counts off). The count also holds earlier
+    /// Before and after a write, in its transaction: the rows inserted, updated and deleted in tables (not TOAST), triggers'
+    /// and foreign-key cascades' too, as the session's statistics count them (0 with track_counts off). The count also holds earlier
     /// transactions' not yet reported, so only the difference is the write's. Qualified throughout: it runs under the
     /// caller's search_path.
     /// </summary>
     public const string RowsTouched =
-        "SELECT coalesce(pg_catalog.sum(n_tup_ins OPERATOR(pg_catalog.+) n_tup_upd OPERATOR(pg_catalog.+) n_tup_del), 0)::pg_catalog.int8"
-        + " FROM pg_catalog.pg_stat_xact_user_tables";
+        "SELECT coalesce(pg_catalog.sum(pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid) OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_updated(c.oid)"
+        + " OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_deleted(c.oid)), 0)::pg_catalog.int8"
+        + " FROM pg_catalog.pg_class c WHERE c.relkind OPERATOR(pg_catalog.=) 'r'";
 
     /// <summary>
     /// Everything a session can carry from one piece of work to the next, undone: what Npgsql sends on return to the pool

@@ -33,6 +33,13 @@ internal static class ResultReader
 
         if (!more || statement.StatementType != StatementType.Unknown)
         {
+            // A RETURNING that returned nothing: Npgsql has read the statement's end along with its columns, but the reader is
+            // still on its empty result, before the count.
+            if (more && before is not null && !reader.HasRows)
+            {
+                more = await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+            }
+
             var after = more && before is not null ? await CountAsync(reader, cancellationToken).ConfigureAwait(false) : null;
             await DrainAsync(reader, cancellationToken).ConfigureAwait(false);
             return new QueryResult([], [], false, null, null) { RowsTouched = after - before };

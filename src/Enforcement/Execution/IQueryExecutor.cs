@@ -56,8 +56,8 @@ public sealed record QueryResult(
     /// </summary>
     public long? RowsTouched { get; init; }
 
-    /// <summary>What a write is held to: the rows it touched in all, never fewer than the statement's own; null when unknown.</summary>
-    public long? WriteRows => AffectedRows is { } own ? Math.Max(own, RowsTouched ?? 0) : null;
+    /// <summary>What a write is held to: the rows it touched in all, never fewer than the statement's own; null when either count is missing.</summary>
+    public long? WriteRows => AffectedRows is { } own && RowsTouched is { } touched ? Math.Max(own, touched) : null;
 
     /// <summary>How many values of each sensitive kind the detectors masked.</summary>
     public IReadOnlyDictionary<string, int> Masked { get; init; } = new Dictionary<string, int>();

@@ -116,6 +116,22 @@ public sealed class GuardrailTests(PostgresFixture pg)
             Assert.Contains("this write touched 13 rows", triggered.Text(), StringComparison.Ordinal);
             Assert.Equal(0L, await pg.AdminScalarAsync($"select count(*) from {log}"));
 
+            // A statement-level trigger writes whatever rows the statement itself changes, none included; a RETURNING that
+            // returns nothing is counted as well as one without.
+            await pg.AdminScalarAsync(
+                $"create function {log}_batch() returns trigger language plpgsql as $$ begin insert into {log} select 0 from generate_series(1, 11); return null; end $$");
+            await pg.AdminScalarAsync($"create trigger {log}_batch after update on {parents} for each statement execute function {log}_batch()");
+            foreach (var returning in new[] { "", " returning id" })
+            {
+                var none = await client.QueryAsync($"update {parents} set note = 'y' where id = 99{returning}");
+                Assert.Equal("guard.large_write", none.Rule());
+                Assert.Contains("this write touched 11 rows", none.Text(), StringComparison.Ordinal);
+                Assert.Contains("the statement itself changed 0", none.Text(), StringComparison.Ordinal);
+            }
+
+            Assert.Equal(0L, await pg.AdminScalarAsync($"select count(*) from {log}"));
+            await pg.AdminScalarAsync($"drop trigger {log}_batch on {parents}");
+
             // Four rows in all (one parent, three children) are within the limit; the result counts the statement's own.
             var small = await client.QueryAsync($"delete from {parents} where id = 2");
             Assert.True(small.IsError != true, small.Text());
@@ -125,7 +141,7 @@ public sealed class GuardrailTests(PostgresFixture pg)
         finally
         {
             await pg.AdminScalarAsync($"drop table {children}, {parents}, {log}");
-            await pg.AdminScalarAsync($"drop function {log}_note()");
+            await pg.AdminScalarAsync($"drop function {log}_note(), {log}_batch()");
         }
     }
 

@@ -12,7 +12,7 @@ namespace Gatehouse.Connectors.Postgres.Setup;
 /// </summary>
 public static class ScramVerifier
 {
-    /// <summary>PostgreSQL's default and least iteration count.</summary>
+    /// <summary>PostgreSQL's default iteration count (its <c>scram_iterations</c>, from 16); setup uses no fewer.</summary>
     public const int DefaultIterations = 4096;
 
     private const int SaltBytes = 16;

@@ -104,7 +104,11 @@ internal sealed class RecordingDatabase : IStatementAnalyzer, IQueryExecutor, IS
             await Hold(cancellationToken);
         }
 
-        var result = new QueryResult([new ResultColumn("id", "integer")], [[1L]], false, null, request.ReadOnly ? null : WrittenRows);
+        // Its writes have no triggers or cascades: every row they touch is the statement's own.
+        var result = new QueryResult([new ResultColumn("id", "integer")], [[1L]], false, null, request.ReadOnly ? null : WrittenRows)
+        {
+            RowsTouched = request.ReadOnly ? null : WrittenRows,
+        };
         // A dry run is always rolled back, as the real executor does.
         if (!request.ReadOnly && !request.DryRun)
         {
