@@ -32,7 +32,11 @@ public static class FunctionCallReader
                 schema = Identifier(expression, tokens[i - 2]);
             }
 
-            yield return new FunctionCall(schema, name);
+            var text = tokens[i].Text(expression);
+            yield return new FunctionCall(schema, name)
+            {
+                Keyword = schema is null && tokens[i].Kind == SqlTokenKind.Word && text.Any(char.IsAsciiLetterUpper) && !text.Any(char.IsAsciiLetterLower),
+            };
         }
     }
 

@@ -44,6 +44,12 @@ public sealed class FunctionCatalog(IReadOnlyCollection<FunctionInfo> functions,
 /// <summary>A function call found in a plan expression, e.g. <c>pg_catalog.pg_read_file(...)</c>.</summary>
 public readonly record struct FunctionCall(string? Schema, string Name)
 {
+    /// <summary>
+    /// Printed as PostgreSQL prints a keyword: unqualified, unquoted and in capitals (<c>XMLTABLE(</c>, <c>COALESCE(</c>). A
+    /// function's name never prints so: an unquoted name is folded to lower case, and one that needs capitals is quoted.
+    /// </summary>
+    public bool Keyword { get; init; }
+
     public override string ToString() => Schema is null ? Name : $"{Schema}.{Name}";
 }
 

@@ -76,7 +76,8 @@ public static class FunctionVetting
 
     private static readonly HashSet<string> HarmlessVolatile = new(StringComparer.Ordinal) { "random", "random_normal", "clock_timestamp", "timeofday", "gen_random_uuid", "uuidv4", "uuidv7" };
 
-    // Deparsed SQL constructs that print like calls but are not pg_proc functions.
+    // Deparsed SQL constructs that print like calls but are not pg_proc functions; taken as such only when printed as keywords
+    // are (a user's function of the same name, created since the catalog was read, prints otherwise and is looked up again).
     private static readonly HashSet<string> Constructs = new(StringComparer.Ordinal)
     {
         "coalesce", "nullif", "greatest", "least", "exists", "any", "all", "some", "array", "row", "in", "values", "grouping", "cast", "treat",
@@ -93,7 +94,7 @@ public static class FunctionVetting
     {
         foreach (var call in calls.Distinct())
         {
-            if (catalog.Find(call).Count == 0 && !(Constructs.Contains(call.Name) && call.Schema is null))
+            if (catalog.Find(call).Count == 0 && !(call.Keyword && Constructs.Contains(call.Name)))
             {
                 return Decision.Deny(UnknownRule, $"function {call} is not allowed: it is not in the database's function catalog");
             }
