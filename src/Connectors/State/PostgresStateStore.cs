@@ -21,6 +21,8 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
     // Any fixed key will do: it only has to be the same in every gateway process.
     private const long ChainLock = 0x6761_7465_6175_6469;
 
+    private const int PendingLockClass = 0x6761_7465;
+
     private static readonly string[] Schema =
     [
         $"CREATE SCHEMA IF NOT EXISTS {SchemaName}",
@@ -253,6 +255,9 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
     }
 
     protected override string ChainLockStatement => $"SELECT pg_advisory_xact_lock({ChainLock})";
+
+    // The two-key form, a lock space apart from the chain's one-key lock: the class, then the agent's name hashed.
+    protected override string AgentLockStatement => $"SELECT pg_advisory_xact_lock({PendingLockClass}, hashtext($1))";
 
     // Across the network each statement is a round trip: the writer sends a commit in at most two.
     protected override bool BatchesCommits => true;

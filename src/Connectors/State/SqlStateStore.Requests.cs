@@ -11,14 +11,20 @@ public abstract partial class SqlStateStore : IApprovalStore
     private protected const string RequestColumns =
         "id, agent, subject, issuer, connection, tables_json, access, reason, duration_ms, status, created_ms, decided_ms, decided_by, decision_note, grant_expires_ms, schemas_json, unmask, delegated_by";
 
-    public async ValueTask CreateAsync(AccessRequest request, CancellationToken cancellationToken) =>
-        await ExecuteStateAsync(
-            $"INSERT INTO access_requests ({RequestColumns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'Pending', $10, NULL, NULL, NULL, NULL, $11, $12, $13)",
-            [
-                request.Id, request.Agent, request.Subject, request.Issuer, request.Connection,
-                JsonSerializer.Serialize(request.Tables.Select(t => t.ToString())), request.Access.ToPolicyString(), request.Reason,
-                (long)request.Duration.TotalMilliseconds, ToMs(request.CreatedAt), JsonSerializer.Serialize(request.Schemas), request.Unmask, request.DelegatedBy,
-            ],
+    private const string CountPendingRequests = "SELECT count(*) FROM access_requests WHERE agent = $1 AND status = 'Pending' AND created_ms > $2";
+
+    public async ValueTask<int> CreateAsync(AccessRequest request, int maxPending, CancellationToken cancellationToken) =>
+        await FileUnlessAtCapAsync(
+            request.Agent,
+            maxPending,
+            (CountPendingRequests, [request.Agent, ToMs(request.CreatedAt - AccessRequest.PendingLifetime)]),
+            (
+                $"INSERT INTO access_requests ({RequestColumns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'Pending', $10, NULL, NULL, NULL, NULL, $11, $12, $13)",
+                [
+                    request.Id, request.Agent, request.Subject, request.Issuer, request.Connection,
+                    JsonSerializer.Serialize(request.Tables.Select(t => t.ToString())), request.Access.ToPolicyString(), request.Reason,
+                    (long)request.Duration.TotalMilliseconds, ToMs(request.CreatedAt), JsonSerializer.Serialize(request.Schemas), request.Unmask, request.DelegatedBy,
+                ]),
             cancellationToken).ConfigureAwait(false);
 
     public async ValueTask<AccessRequest?> GetAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) =>
@@ -46,7 +52,7 @@ public abstract partial class SqlStateStore : IApprovalStore
 
     public async ValueTask<int> CountPendingAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) =>
         (int)(await AuditQueryAsync(
-            "SELECT count(*) FROM access_requests WHERE agent = $1 AND status = 'Pending' AND created_ms > $2",
+            CountPendingRequests,
             [agent, ToMs(now - AccessRequest.PendingLifetime)],
             r => r.GetInt64(0),
             cancellationToken).ConfigureAwait(false))[0];

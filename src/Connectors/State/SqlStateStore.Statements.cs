@@ -25,14 +25,20 @@ public abstract partial class SqlStateStore : IStatementApprovalStore
             r => ReadStatement(r, now),
             cancellationToken).ConfigureAwait(false)).FirstOrDefault();
 
-    public async ValueTask CreateStatementAsync(StatementApproval request, CancellationToken cancellationToken) =>
-        await ExecuteStateAsync(
-            $"INSERT INTO statement_approvals ({StatementColumns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'Pending', $14, $15, '[]', $16, NULL, NULL, NULL, $17, $18)",
-            [
-                request.Id, request.Agent, request.Subject, request.Issuer, request.Connection, request.StatementHash, request.ParametersHash,
-                request.Sql, request.Parameters, request.Classification, request.Rule, request.Reason, (long)request.Required,
-                ToMs(request.CreatedAt), ToMs(request.ExpiresAt), request.DryRunRows, request.DryRunSample, request.DelegatedBy,
-            ],
+    private const string CountPendingStatements = "SELECT count(*) FROM statement_approvals WHERE agent = $1 AND status = 'Pending' AND expires_ms > $2";
+
+    public async ValueTask<int> CreateStatementAsync(StatementApproval request, int maxPending, CancellationToken cancellationToken) =>
+        await FileUnlessAtCapAsync(
+            request.Agent,
+            maxPending,
+            (CountPendingStatements, [request.Agent, ToMs(request.CreatedAt)]),
+            (
+                $"INSERT INTO statement_approvals ({StatementColumns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'Pending', $14, $15, '[]', $16, NULL, NULL, NULL, $17, $18)",
+                [
+                    request.Id, request.Agent, request.Subject, request.Issuer, request.Connection, request.StatementHash, request.ParametersHash,
+                    request.Sql, request.Parameters, request.Classification, request.Rule, request.Reason, (long)request.Required,
+                    ToMs(request.CreatedAt), ToMs(request.ExpiresAt), request.DryRunRows, request.DryRunSample, request.DelegatedBy,
+                ]),
             cancellationToken).ConfigureAwait(false);
 
     public async ValueTask<StatementApproval?> GetStatementAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) =>
@@ -52,7 +58,7 @@ public abstract partial class SqlStateStore : IStatementApprovalStore
 
     public async ValueTask<int> CountPendingStatementsAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) =>
         (int)(await AuditQueryAsync(
-            "SELECT count(*) FROM statement_approvals WHERE agent = $1 AND status = 'Pending' AND expires_ms > $2", [agent, ToMs(now)], r => r.GetInt64(0), cancellationToken).ConfigureAwait(false))[0];
+            CountPendingStatements, [agent, ToMs(now)], r => r.GetInt64(0), cancellationToken).ConfigureAwait(false))[0];
 
     public async ValueTask<IReadOnlyList<StatementApproval>> ListStatementsOfAgentAsync(string agent, int limit, DateTimeOffset now, CancellationToken cancellationToken) =>
         await AuditQueryAsync(

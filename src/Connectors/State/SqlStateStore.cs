@@ -16,6 +16,36 @@ public abstract partial class SqlStateStore : SqlAuditLog
     protected virtual string LockRow => "";
 
     /// <summary>
+    /// Taken in a write transaction that counts an agent's pending requests before filing one ($1: the agent), so two filings
+    /// at once are counted one after the other. SQLite needs nothing (its write transactions are serialized when they begin).
+    /// </summary>
+    protected virtual string? AgentLockStatement => null;
+
+    /// <summary>
+    /// Files a request (<paramref name="insert"/>) unless <paramref name="countPending"/> finds <paramref name="maxPending"/>
+    /// of its agent's already waiting, in one transaction under the agent's lock; returns how many were waiting.
+    /// </summary>
+    private async Task<int> FileUnlessAtCapAsync(
+        string agent, int maxPending, (string Sql, IReadOnlyList<object?> Values) countPending, (string Sql, IReadOnlyList<object?> Values) insert, CancellationToken cancellationToken) =>
+        await InTransactionAsync(
+            async (connection, transaction) =>
+            {
+                if (AgentLockStatement is { } agentLock)
+                {
+                    await NonQueryAsync(connection, transaction, agentLock, [agent], cancellationToken).ConfigureAwait(false);
+                }
+
+                var pending = (int)(await RowsAsync(connection, transaction, countPending.Sql, countPending.Values, r => r.GetInt64(0), cancellationToken).ConfigureAwait(false))[0];
+                if (pending < maxPending)
+                {
+                    await NonQueryAsync(connection, transaction, insert.Sql, insert.Values, cancellationToken).ConfigureAwait(false);
+                }
+
+                return pending;
+            },
+            cancellationToken).ConfigureAwait(false);
+
+    /// <summary>
     /// Throws unless the store answers (a connection and a read of the audit table) and can still make records durable (for
     /// readiness checks: after a failed flush no call can finish, so the instance should get no more).
     /// </summary>

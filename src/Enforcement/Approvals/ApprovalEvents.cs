@@ -28,13 +28,19 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
     /// <summary>Where a failing reviewer is reported.</summary>
     public ILogger Logger { get; init; } = NullLogger.Instance;
 
-    public async ValueTask CreateAsync(AccessRequest request, CancellationToken cancellationToken)
+    public async ValueTask<int> CreateAsync(AccessRequest request, int maxPending, CancellationToken cancellationToken)
     {
-        await access.CreateAsync(request, cancellationToken).ConfigureAwait(false);
+        var pending = await access.CreateAsync(request, maxPending, cancellationToken).ConfigureAwait(false);
+        if (pending >= maxPending)
+        {
+            return pending;
+        }
+
         var what = $"{request.AccessText} {request.Scope} for {Durations.Format(request.Duration)}";
         notifier.Publish(new ApprovalEvent(
             "request.created", request.Id, "access", request.Agent, request.Connection, "pending", what, request.CreatedAt,
             $"Gatehouse: agent {request.Agent} asks for {what} on {request.Connection}: \"{Outbound(request.Reason)}\". Decide: gatehouse approvals approve|deny {request.Id}"));
+        return pending;
     }
 
     public ValueTask<AccessRequest?> GetAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) => access.GetAsync(id, now, cancellationToken);
@@ -74,9 +80,14 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
     public ValueTask<StatementApproval?> FindLiveAsync(string agent, string? delegatedBy, string connection, string statementHash, string parametersHash, DateTimeOffset decidedSince, DateTimeOffset now, CancellationToken cancellationToken) =>
         statements.FindLiveAsync(agent, delegatedBy, connection, statementHash, parametersHash, decidedSince, now, cancellationToken);
 
-    public async ValueTask CreateStatementAsync(StatementApproval request, CancellationToken cancellationToken)
+    public async ValueTask<int> CreateStatementAsync(StatementApproval request, int maxPending, CancellationToken cancellationToken)
     {
-        await statements.CreateStatementAsync(request, cancellationToken).ConfigureAwait(false);
+        var pending = await statements.CreateStatementAsync(request, maxPending, cancellationToken).ConfigureAwait(false);
+        if (pending >= maxPending)
+        {
+            return pending;
+        }
+
         var dryRun = request.DryRunRows is { } rows ? $" (a dry run touched {rows} row(s))" : "";
         var sql = Outbound(request.Sql);
         notifier.Publish(new ApprovalEvent(
@@ -86,6 +97,8 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
         {
             _ = Task.Run(() => ReviewAsync(Reviewer, request), CancellationToken.None);
         }
+
+        return pending;
     }
 
     public ValueTask SetReviewAsync(string id, string review, CancellationToken cancellationToken) => statements.SetReviewAsync(id, review, cancellationToken);

@@ -5,7 +5,11 @@ namespace Gatehouse.Enforcement.Approvals;
 /// <summary>Durable access requests and the time-boxed grants their approvals create.</summary>
 public interface IApprovalStore
 {
-    ValueTask CreateAsync(AccessRequest request, CancellationToken cancellationToken);
+    /// <summary>
+    /// Files <paramref name="request"/> unless its agent already has <paramref name="maxPending"/> access requests waiting,
+    /// counted and filed at once (two filings at the same moment cannot both take the last place); returns how many were waiting.
+    /// </summary>
+    ValueTask<int> CreateAsync(AccessRequest request, int maxPending, CancellationToken cancellationToken);
 
     ValueTask<AccessRequest?> GetAsync(string id, DateTimeOffset now, CancellationToken cancellationToken);
 

@@ -10,7 +10,11 @@ public interface IStatementApprovalStore
     /// </summary>
     ValueTask<StatementApproval?> FindLiveAsync(string agent, string? delegatedBy, string connection, string statementHash, string parametersHash, DateTimeOffset decidedSince, DateTimeOffset now, CancellationToken cancellationToken);
 
-    ValueTask CreateStatementAsync(StatementApproval request, CancellationToken cancellationToken);
+    /// <summary>
+    /// Files <paramref name="request"/> unless its agent already has <paramref name="maxPending"/> statement requests waiting,
+    /// counted and filed at once (two filings at the same moment cannot both take the last place); returns how many were waiting.
+    /// </summary>
+    ValueTask<int> CreateStatementAsync(StatementApproval request, int maxPending, CancellationToken cancellationToken);
 
     ValueTask<StatementApproval?> GetStatementAsync(string id, DateTimeOffset now, CancellationToken cancellationToken);
 

@@ -44,15 +44,6 @@ public sealed partial class GatewayPipeline
         }
 
         var agent = scope.Identity.Agent;
-        var pending = await StateUnavailableException.GuardAsync(
-            "count this agent's pending requests", () => approvals.CountPendingAsync(agent, time.GetUtcNow(), cancellationToken)).ConfigureAwait(false);
-        if (pending >= MaxPendingRequests)
-        {
-            return new StepResult(Decision.Deny(
-                "request.too_many_pending",
-                $"agent '{agent}' already has {pending} access requests waiting for an approver, the most one agent may have; wait for decisions (request_access with status_only lists them) before filing more"));
-        }
-
         var request = new AccessRequest(
             AccessRequest.NewId(),
             agent,
@@ -70,7 +61,16 @@ public sealed partial class GatewayPipeline
             Unmask = unmask,
             DelegatedBy = scope.Identity.DelegatedBy,
         };
-        await StateUnavailableException.GuardAsync("file this access request", () => approvals.CreateAsync(request, cancellationToken)).ConfigureAwait(false);
+        // Counted and filed at once: calls filing at the same moment cannot together pass the cap.
+        var pending = await StateUnavailableException.GuardAsync(
+            "file this access request", () => approvals.CreateAsync(request, MaxPendingRequests, cancellationToken)).ConfigureAwait(false);
+        if (pending >= MaxPendingRequests)
+        {
+            return new StepResult(Decision.Deny(
+                "request.too_many_pending",
+                $"agent '{agent}' already has {pending} access requests waiting for an approver, the most one agent may have; wait for decisions (request_access with status_only lists them) before filing more"));
+        }
+
         return new StepResult(
             Decision.Allow("access.requested", $"request {request.Id} is pending; an approver can run: gatehouse approvals approve {request.Id}"),
             await FiledStatusAsync(scope, request, cancellationToken).ConfigureAwait(false));

@@ -57,13 +57,16 @@ public sealed partial class GatewayPipeline
 
         if (request is null)
         {
+            StepResult TooMany(int pending) => new(
+                Decision.Deny("approval.too_many_pending", $"{guard.Reason}, and agent '{identity.Agent}' already has {pending} statements waiting for an approver, the most one agent may have; wait for decisions (request_access with status_only lists them) before sending more. Nothing was run or filed"),
+                Classification: run.Classification);
+
+            // Counted first so that a write over the cap is not dry-run for nothing; the filing below counts again, at once.
             var pending = await StateUnavailableException.GuardAsync(
                 "count this agent's pending requests", () => statementApprovals.CountPendingStatementsAsync(identity.Agent, time.GetUtcNow(), cancellationToken)).ConfigureAwait(false);
             if (pending >= MaxPendingRequests)
             {
-                return new StepResult(
-                    Decision.Deny("approval.too_many_pending", $"{guard.Reason}, and agent '{identity.Agent}' already has {pending} statements waiting for an approver, the most one agent may have; wait for decisions (request_access with status_only lists them) before sending more. Nothing was run or filed"),
-                    Classification: run.Classification);
+                return TooMany(pending);
             }
 
             var (dryRun, sample) = execution.ReadOnly ? (null, null) : await DryRunAsync(run, statement, cancellationToken).ConfigureAwait(false);
@@ -84,7 +87,12 @@ public sealed partial class GatewayPipeline
                 DelegatedBy = identity.DelegatedBy,
             };
             var filed = request;
-            await StateUnavailableException.GuardAsync("file this statement's approval request", () => statementApprovals.CreateStatementAsync(filed, cancellationToken)).ConfigureAwait(false);
+            pending = await StateUnavailableException.GuardAsync(
+                "file this statement's approval request", () => statementApprovals.CreateStatementAsync(filed, MaxPendingRequests, cancellationToken)).ConfigureAwait(false);
+            if (pending >= MaxPendingRequests)
+            {
+                return TooMany(pending);
+            }
         }
 
         run.Scope.Describe(r => r with { Classification = $"{run.Classification} [approval {request.Id}]" });

@@ -188,13 +188,13 @@ public sealed class SqliteStateStoreTests : StateStoreContract
         var store = await OpenAsync();
         var now = DateTimeOffset.UtcNow;
         var granted = Request("analyst", now.AddMinutes(-30));
-        await store.CreateAsync(granted, CancellationToken.None);
+        await store.CreateAsync(granted, int.MaxValue, CancellationToken.None);
         Assert.True(await store.DecideAsync(granted.Id, approve: true, "alice", null, now.AddMinutes(-30), CancellationToken.None));
 
         // An agent calling request_access a thousand times (a minute at the default quota) files a thousand newer requests.
         for (var batch = 0; batch < 1_000; batch += 50)
         {
-            await Task.WhenAll(Enumerable.Range(batch, 50).Select(i => store.CreateAsync(Request("flooder", now.AddMinutes(-20).AddMilliseconds(i)), CancellationToken.None).AsTask()));
+            await Task.WhenAll(Enumerable.Range(batch, 50).Select(i => store.CreateAsync(Request("flooder", now.AddMinutes(-20).AddMilliseconds(i)), int.MaxValue, CancellationToken.None).AsTask()));
         }
 
         Assert.Equal(granted.Id, Assert.Single(await store.ListAsync(AccessRequestStatus.Approved, now, CancellationToken.None)).Id);

@@ -49,7 +49,7 @@ public abstract class StateStoreContract
         var store = await OpenAsync();
         var now = DateTimeOffset.UtcNow;
         var request = Request("analyst", now) with { Tables = [new RelationName("public", "\"Orders\"")] };
-        await store.CreateAsync(request, CancellationToken.None);
+        await store.CreateAsync(request, int.MaxValue, CancellationToken.None);
 
         Assert.Equal(request.Tables, (await store.GetAsync(request.Id, now, CancellationToken.None))!.Tables);
         Assert.Contains(await store.ListAsync(null, now, CancellationToken.None), r => r.Id == request.Id);
@@ -61,7 +61,7 @@ public abstract class StateStoreContract
         var store = await OpenAsync();
         var now = DateTimeOffset.UtcNow;
         var request = Request("analyst", now);
-        await store.CreateAsync(request, CancellationToken.None);
+        await store.CreateAsync(request, int.MaxValue, CancellationToken.None);
         Assert.Empty(await store.ActiveGrantsAsync("analyst", now, CancellationToken.None));
 
         Assert.True(await store.DecideAsync(request.Id, approve: true, "alice", "ok", now, CancellationToken.None));
@@ -69,6 +69,25 @@ public abstract class StateStoreContract
         Assert.True(grant.Covers(new RelationName("public", "payments")));
         Assert.Empty(await store.ActiveGrantsAsync("analyst", now.AddMinutes(61), CancellationToken.None));
         Assert.Equal(AccessRequestStatus.Expired, (await store.GetAsync(request.Id, now.AddMinutes(61), CancellationToken.None))!.Status);
+    }
+
+    [Fact]
+    public async Task Filings_at_the_same_moment_cannot_together_pass_the_cap_on_waiting_requests()
+    {
+        var store = await OpenAsync();
+        var now = DateTimeOffset.UtcNow;
+        var agent = "flooder-" + Guid.NewGuid().ToString("N")[..8];
+        var access = await Task.WhenAll(Enumerable.Range(0, 16).Select(i => store.CreateAsync(Request(agent, now.AddMilliseconds(-i)), 5, CancellationToken.None).AsTask()));
+        Assert.Equal(5, access.Count(waiting => waiting < 5));
+        Assert.Equal(5, await store.CountPendingAsync(agent, now, CancellationToken.None));
+
+        var statements = await Task.WhenAll(Enumerable.Range(0, 16).Select(_ =>
+            store.CreateStatementAsync(Statement(now) with { Id = StatementApproval.NewId(), Agent = agent }, 5, CancellationToken.None).AsTask()));
+        Assert.Equal(5, statements.Count(waiting => waiting < 5));
+        Assert.Equal(5, await store.CountPendingStatementsAsync(agent, now, CancellationToken.None));
+
+        // Another agent's cap is its own.
+        Assert.Equal(0, await store.CreateAsync(Request("other-" + agent, now), 5, CancellationToken.None));
     }
 
     [Fact]
@@ -82,13 +101,13 @@ public abstract class StateStoreContract
         var lapsed = Request("analyst", now - AccessRequest.PendingLifetime - TimeSpan.FromMinutes(1));
         foreach (var request in new[] { older, newer, denied, lapsed, Request("ops-bot", now) })
         {
-            await store.CreateAsync(request, CancellationToken.None);
+            await store.CreateAsync(request, int.MaxValue, CancellationToken.None);
         }
 
         Assert.True(await store.DecideAsync(denied.Id, approve: false, "alice", null, now, CancellationToken.None));
         var mine = Statement(now.AddMinutes(-1));
-        await store.CreateStatementAsync(mine, CancellationToken.None);
-        await store.CreateStatementAsync(Statement(now) with { Id = StatementApproval.NewId(), Agent = "other-bot" }, CancellationToken.None);
+        await store.CreateStatementAsync(mine, int.MaxValue, CancellationToken.None);
+        await store.CreateStatementAsync(Statement(now) with { Id = StatementApproval.NewId(), Agent = "other-bot" }, int.MaxValue, CancellationToken.None);
 
         Assert.Equal([denied.Id, newer.Id], (await store.ListOfAgentAsync("analyst", 2, now, CancellationToken.None)).Select(r => r.Id));
         Assert.Equal(2, await store.CountPendingAsync("analyst", now, CancellationToken.None));
@@ -103,7 +122,7 @@ public abstract class StateStoreContract
         var store = await OpenAsync();
         var now = DateTimeOffset.UtcNow;
         var request = Request("analyst", now);
-        await store.CreateAsync(request, CancellationToken.None);
+        await store.CreateAsync(request, int.MaxValue, CancellationToken.None);
         Assert.True(await store.DecideAsync(request.Id, approve: false, "alice", "no", now, CancellationToken.None));
         Assert.False(await store.DecideAsync(request.Id, approve: true, "bob", null, now, CancellationToken.None));
         Assert.Equal(AccessRequestStatus.Denied, (await store.GetAsync(request.Id, now, CancellationToken.None))!.Status);
@@ -115,7 +134,7 @@ public abstract class StateStoreContract
         var store = await OpenAsync();
         var created = DateTimeOffset.UtcNow.AddHours(-2);
         var request = Request("analyst", created);
-        await store.CreateAsync(request, CancellationToken.None);
+        await store.CreateAsync(request, int.MaxValue, CancellationToken.None);
         var now = DateTimeOffset.UtcNow;
         Assert.Equal(AccessRequestStatus.Expired, (await store.GetAsync(request.Id, now, CancellationToken.None))!.Status);
         Assert.False(await store.DecideAsync(request.Id, approve: true, "alice", null, now, CancellationToken.None));
@@ -154,7 +173,7 @@ public abstract class StateStoreContract
         var now = DateTimeOffset.UtcNow;
         Assert.Empty(await reader.ActiveGrantsAsync("analyst", now, CancellationToken.None));
         var request = Request("analyst", now);
-        await writer.CreateAsync(request, CancellationToken.None);
+        await writer.CreateAsync(request, int.MaxValue, CancellationToken.None);
         Assert.True(await writer.DecideAsync(request.Id, approve: true, "alice", "ok", now, CancellationToken.None));
         await SeenSoonAsync(async () => (await reader.ActiveGrantsAsync("analyst", now, CancellationToken.None)).Count == 1, "approved");
         // Revoked as of a minute from now, and read before that: only the revocation itself ends the grant.
@@ -194,8 +213,8 @@ public abstract class StateStoreContract
         var now = DateTimeOffset.UtcNow;
         var forAlice = Statement(now) with { DelegatedBy = "alice" };
         var forNoOne = Statement(now) with { Id = StatementApproval.NewId() };
-        await store.CreateStatementAsync(forAlice, CancellationToken.None);
-        await store.CreateStatementAsync(forNoOne, CancellationToken.None);
+        await store.CreateStatementAsync(forAlice, int.MaxValue, CancellationToken.None);
+        await store.CreateStatementAsync(forNoOne, int.MaxValue, CancellationToken.None);
         Task<StatementApproval?> Find(string? delegatedBy) =>
             store.FindLiveAsync("ops-bot", delegatedBy, "shop", forAlice.StatementHash, forAlice.ParametersHash, now - TimeSpan.FromHours(1), now, CancellationToken.None).AsTask();
 
@@ -210,14 +229,14 @@ public abstract class StateStoreContract
         var store = await OpenAsync();
         var now = DateTimeOffset.UtcNow;
         var stale = Statement(now);
-        await store.CreateStatementAsync(stale, CancellationToken.None);
+        await store.CreateStatementAsync(stale, int.MaxValue, CancellationToken.None);
         var later = now + TimeSpan.FromHours(2);
         Assert.Equal(StatementApprovalStatus.Expired, (await store.GetStatementAsync(stale.Id, later, CancellationToken.None))!.Status);
         Assert.Null(await store.FindLiveAsync("ops-bot", null, "shop", stale.StatementHash, stale.ParametersHash, later - TimeSpan.FromHours(1), later, CancellationToken.None));
         Assert.Null(await store.VoteAsync(stale.Id, new ApprovalVote("alice", true, later, null), TimeSpan.FromMinutes(15), later, CancellationToken.None));
 
         var fresh = Statement(now) with { Id = StatementApproval.NewId() };
-        await store.CreateStatementAsync(fresh, CancellationToken.None);
+        await store.CreateStatementAsync(fresh, int.MaxValue, CancellationToken.None);
         Assert.Equal(StatementApprovalStatus.Approved, (await store.VoteAsync(fresh.Id, new ApprovalVote("alice", true, now, "ok"), TimeSpan.FromMinutes(15), now, CancellationToken.None))!.Status);
         Assert.False(await store.ClaimAsync(fresh.Id, now + TimeSpan.FromMinutes(16), CancellationToken.None));
         Assert.True(await store.ClaimAsync(fresh.Id, now + TimeSpan.FromMinutes(1), CancellationToken.None));
@@ -230,7 +249,7 @@ public abstract class StateStoreContract
         var store = await OpenAsync();
         var now = DateTimeOffset.UtcNow;
         var request = Statement(now);
-        await store.CreateStatementAsync(request, CancellationToken.None);
+        await store.CreateStatementAsync(request, int.MaxValue, CancellationToken.None);
         await store.FinishRunAsync(request.Id, "{\"kept\":1}", now + TimeSpan.FromHours(1), CancellationToken.None);
         Assert.Equal("{\"kept\":1}", await store.TakeResultAsync(request.Id, now, CancellationToken.None));
         Assert.Null(await store.TakeResultAsync(request.Id, now, CancellationToken.None));

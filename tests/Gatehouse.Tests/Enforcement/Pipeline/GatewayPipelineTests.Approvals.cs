@@ -64,6 +64,7 @@ public sealed partial class GatewayPipelineTests
             var sql = $"delete from orders where id = {i}";
             await _statements.CreateStatementAsync(
                 new StatementApproval(StatementApproval.NewId(), "analyst", "analyst", "dev", "shop", StatementApproval.Hash(sql), StatementApproval.Hash("[]"), sql, null, "delete", "orders-by-hand", "by hand", 1, StatementApprovalStatus.Pending, now, now.AddHours(1)),
+                int.MaxValue,
                 CancellationToken.None);
         }
 

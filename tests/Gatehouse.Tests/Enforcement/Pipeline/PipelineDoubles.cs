@@ -146,15 +146,20 @@ internal sealed class NoApprovals : IApprovalStore
 
     public List<AccessRequest> Filed { get; } = [];
 
-    public ValueTask CreateAsync(AccessRequest request, CancellationToken cancellationToken)
+    public ValueTask<int> CreateAsync(AccessRequest request, int maxPending, CancellationToken cancellationToken)
     {
         if (RequestsFailure is { } failure)
         {
-            return ValueTask.FromException(failure);
+            return ValueTask.FromException<int>(failure);
         }
 
-        Filed.Add(request);
-        return ValueTask.CompletedTask;
+        var pending = Filed.Count(r => r.Agent == request.Agent && r.Status == AccessRequestStatus.Pending);
+        if (pending < maxPending)
+        {
+            Filed.Add(request);
+        }
+
+        return ValueTask.FromResult(pending);
     }
 
     public ValueTask<AccessRequest?> GetAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult<AccessRequest?>(null);
@@ -218,14 +223,19 @@ internal sealed class MemoryStatementApprovals : IStatementApprovalStore
             && (r.Status is StatementApprovalStatus.Pending or StatementApprovalStatus.Approved or StatementApprovalStatus.Running || r.KeptResult is not null)));
     }
 
-    public ValueTask CreateStatementAsync(StatementApproval request, CancellationToken cancellationToken)
+    public ValueTask<int> CreateStatementAsync(StatementApproval request, int maxPending, CancellationToken cancellationToken)
     {
         FailIfAsked(nameof(CreateStatementAsync));
         OnFiling?.Invoke();
-        _requests[request.Id] = FiledAs?.Invoke(request) ?? (ApproveOnFiling
-            ? request with { Status = StatementApprovalStatus.Approved, Votes = [new ApprovalVote("alice", true, DateTimeOffset.UtcNow, null)] }
-            : request);
-        return ValueTask.CompletedTask;
+        var pending = _requests.Values.Count(r => r.Agent == request.Agent && r.Status == StatementApprovalStatus.Pending);
+        if (pending < maxPending)
+        {
+            _requests[request.Id] = FiledAs?.Invoke(request) ?? (ApproveOnFiling
+                ? request with { Status = StatementApprovalStatus.Approved, Votes = [new ApprovalVote("alice", true, DateTimeOffset.UtcNow, null)] }
+                : request);
+        }
+
+        return ValueTask.FromResult(pending);
     }
 
     public ValueTask<StatementApproval?> GetStatementAsync(string id, DateTimeOffset now, CancellationToken cancellationToken)
