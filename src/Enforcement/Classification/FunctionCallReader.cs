@@ -42,9 +42,15 @@ public static class FunctionCallReader
 
     // In "x::numeric(10,2)", "x::character varying(10)" and "XMLSERIALIZE(... AS character varying(10))" the parenthesis holds
     // a type modifier, not arguments. Only the words of a type name may come between the :: (or the AS) and the name:
-    // "x::bool THEN f(y)" calls f.
+    // "x::bool THEN f(y)" calls f. A column of XMLTABLE or JSON_TABLE, or a RETURNING clause, names its type without either:
+    // a bare "character(" or "... varying(" is that type, since a function of either name prints quoted or qualified.
     private static bool IsTypeModifier(string text, List<SqlToken> tokens, int i)
     {
+        if (tokens[i].Kind == SqlTokenKind.Word && (tokens[i].IsKeyword(text, "character") || tokens[i].IsKeyword(text, "varying")))
+        {
+            return true;
+        }
+
         var j = i;
         while (j > 0 && tokens[j - 1].Kind == SqlTokenKind.Word && TypeWords.Contains(tokens[j - 1].Text(text)))
         {

@@ -83,7 +83,7 @@ public static class FunctionVetting
         "coalesce", "nullif", "greatest", "least", "exists", "any", "all", "some", "array", "row", "in", "values", "grouping", "cast", "treat",
         "xmlelement", "xmlforest", "xmlparse", "xmlpi", "xmlroot", "xmlserialize", "xmlexists", "xmlconcat", "xmlattributes", "trim",
         "json_object", "json_array", "json_objectagg", "json_arrayagg", "json", "json_scalar", "json_serialize", "is", "not", "and", "or", "collate",
-        "json_value", "json_query", "json_exists", "json_table", "columns", "merge_action", "xmltable", "xmlnamespaces", "passing", "path", "default",
+        "json_value", "json_query", "json_exists", "json_table", "columns", "merge_action", "current_timestamp", "current_time", "localtimestamp", "localtime", "xmltable", "xmlnamespaces", "passing", "path", "default",
         "case", "when", "then", "else", "end", "over", "filter", "group", "within", "from", "as", "on", "between", "like", "ilike", "similar",
         "distinct", "where", "select", "by", "order", "partition", "rows", "range", "groups", "at", "zone", "escape", "using", "of", "to",
         "for", "having", "union", "except", "intersect", "returning", "nulls", "only", "lateral", "with",

@@ -94,6 +94,14 @@ public sealed class StatementCorpusTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task SQL_time_functions_with_a_precision_run()
+    {
+        // Before PostgreSQL 16 these print as CURRENT_TIMESTAMP(3) but are no catalog functions.
+        var now = await _clients["analyst"].QueryAsync("select current_timestamp(3), localtimestamp(2), current_time(1), localtime(0), current_date");
+        Assert.True(now.IsError != true, now.Text());
+    }
+
+    [Fact]
     public async Task UUID_version_4_and_7_generators_run_from_PostgreSQL_18()
     {
         // Volatile like gen_random_uuid(), and as harmless: they change no state.
@@ -119,12 +127,13 @@ public sealed class StatementCorpusTests(PostgresFixture pg) : IAsyncLifetime
     {
         const string Document = "'<rows><row a=\"1\">x</row><row a=\"2\">y</row></rows>'::xml";
         var read = await _clients["analyst"].QueryAsync(
-            $"select t.a, t.v, t.n, t.d from xmltable('/rows/row' passing ({Document}) columns a int path '@a', v text path '.', n for ordinality, d text path '@d' default 'none') t order by t.a");
+            $"select t.a, t.v, t.n, t.d, t.w from xmltable('/rows/row' passing ({Document}) columns a int path '@a', v varchar(5) path '.', n for ordinality, d text path '@d' default 'none', w character(2) path '@a') t order by t.a");
         Assert.True(read.IsError != true, read.Text());
         var rows = read.Structured().GetProperty("rows");
         Assert.Equal(2, rows.GetArrayLength());
         Assert.Equal("y", rows[1][1].GetString());
         Assert.Equal("none", rows[1][3].GetString());
+        Assert.Equal("2 ", rows[1][4].GetString());
         var spaced = await _clients["analyst"].QueryAsync(
             "select x.v from xmltable(xmlnamespaces('urn:g' as g), '/g:r' passing xmlparse(document '<r xmlns=\"urn:g\">z</r>') columns v text path '.' not null) x");
         Assert.True(spaced.IsError != true, spaced.Text());

@@ -109,6 +109,13 @@ public sealed class PlanReaderTests
     public void Function_calls_are_read_out_of_expressions(string expression, string? schema, string name) =>
         Assert.Contains(new FunctionCall(schema, name), FunctionCallReader.Read(expression));
 
+    [Theory]
+    [InlineData("XMLTABLE(('/r'::text) PASSING (x) COLUMNS v character varying(10) PATH ('.'::text), c character(3) PATH ('@c'::text))")]
+    [InlineData("JSON_VALUE(x, '$.a'::jsonpath RETURNING character varying(5))")]
+    [InlineData("(x)::bit varying(8)")]
+    public void A_type_with_a_modifier_is_no_function_call(string expression) =>
+        Assert.DoesNotContain(FunctionCallReader.Read(expression), c => c.Name is "varying" or "character");
+
     [Fact]
     public void A_plain_select_reads_only()
     {
