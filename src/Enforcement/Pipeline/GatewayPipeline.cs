@@ -171,8 +171,8 @@ public sealed partial class GatewayPipeline(
         return await FinishAsync(scope, result, started, span).ConfigureAwait(false);
     }
 
-    // Scopes and quotas, once the caller is known. The rows and bytes a call may still receive are held for it while it runs
-    // (a read stops there), and what it did receive counts against its quotas when it ends.
+    // Scopes and quotas, once the caller is known. A read holds the rows and bytes it may still receive while it runs (and
+    // stops there); what a call did receive counts against its quotas when it ends.
     private async ValueTask<StepResult> AuthorizedAsync(CallScope scope, CallContext call, Func<CallScope, CancellationToken, ValueTask<StepResult>> body, CancellationToken cancellationToken)
     {
         if (scope.Policy.Gateway.MissingScopes(call.Tool, scope.Identity.Scopes) is { Count: > 0 } missing)
@@ -185,8 +185,7 @@ public sealed partial class GatewayPipeline(
             return await body(scope, cancellationToken).ConfigureAwait(false);
         }
 
-        var limits = scope.Policy.Gateway.Limits;
-        var (lease, overQuota) = scope.Rules.Quotas.Enter(scope.Identity, time.GetUtcNow(), limits.MaxRows, limits.MaxResultBytes);
+        var (lease, overQuota) = scope.Rules.Quotas.Enter(scope.Identity, time.GetUtcNow());
         if (overQuota is not null)
         {
             return new StepResult(Decision.Deny(overQuota.Rule, overQuota.Reason));

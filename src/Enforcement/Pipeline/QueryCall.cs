@@ -194,25 +194,20 @@ public sealed partial class GatewayPipeline
             return new StepResult(uncounted!, Classification: classification);
         }
 
-        // A quota's rows and bytes left, held for this call, cap its result below the policy's limits.
         var maxRows = Math.Min(request.MaxRows ?? limits.MaxRows, limits.MaxRows);
-        var rowCap = scope.Quota?.RowAllowance < maxRows ? scope.Quota : null;
-        var byteCap = scope.Quota?.ByteAllowance < limits.MaxResultBytes ? scope.Quota : null;
         var execution = new ExecutionRequest(
             connection,
             statement.Sql,
             request.Parameters,
             ReadOnly: !plan.Writes && !statement.Kind.IsDml(),
             Cursor: statement.Kind == StatementKind.Select && !plan.Writes,
-            (int?)rowCap?.RowAllowance ?? maxRows,
-            (int?)byteCap?.ByteAllowance ?? limits.MaxResultBytes,
+            maxRows,
+            limits.MaxResultBytes,
             limits.StatementTimeout,
             scope.Identity,
             scope.Record.Id)
         {
             Role = role,
-            RowCapReason = rowCap?.RowAllowanceReason,
-            ByteCapReason = byteCap?.ByteAllowanceReason,
         };
         Func<QueryResult, QueryResult>? databaseMasking = profile is null ? null : r => StrictLineage.Annotate(r, plan, connectionConfig, profile.Masked);
         Func<long, Decision?>? writeBound = execution.ReadOnly || connectionConfig.ObserveOnly
@@ -313,6 +308,20 @@ public sealed partial class GatewayPipeline
     /// </summary>
     private async ValueTask<StepResult> ExecuteAsync(StatementRun run, Decision allowed, long? maxAffectedRows, CancellationToken cancellationToken)
     {
+        // A read holds what its quotas have left, up to its caps, and stops there: reads at once cannot together pass a quota.
+        // A write's rows count once it has run; max_write_rows bounds it.
+        var execution = run.Execution;
+        if (execution.ReadOnly && run.Scope.Quota is { } quota)
+        {
+            var (caps, overQuota) = quota.Hold(execution.MaxRows, execution.MaxBytes, time.GetUtcNow());
+            if (overQuota is not null)
+            {
+                return new StepResult(Decision.Deny(overQuota.Rule, overQuota.Reason), Classification: run.Classification);
+            }
+
+            execution = execution with { MaxRows = (int)caps.Rows, RowCapReason = caps.RowReason, MaxBytes = (int)caps.Bytes, ByteCapReason = caps.ByteReason };
+        }
+
         QueryResult? maskedWrite = null;
         Func<QueryResult, ValueTask>? recordBeforeCommit = run.Execution.ReadOnly ? null : async written =>
         {
@@ -328,7 +337,7 @@ public sealed partial class GatewayPipeline
         try
         {
             using var stage = GatewayTelemetry.Stage("execute");
-            raw = await executor.ExecuteAsync(run.Execution, recordBeforeCommit, cancellationToken).ConfigureAwait(false);
+            raw = await executor.ExecuteAsync(execution, recordBeforeCommit, cancellationToken).ConfigureAwait(false);
         }
         catch (WriteRolledBackException e)
         {

@@ -4,70 +4,133 @@ using Gatehouse.Enforcement.Identity;
 namespace Gatehouse.Enforcement.Quotas;
 
 /// <summary>
-/// What a call holds while it runs: its place in the concurrency counts, and the rows and bytes it may still receive,
-/// held for it so that calls running at once cannot together pass a quota.
+/// What a call holds while it runs: its place in the concurrency counts and, while it reads, the rows and bytes it may still
+/// receive, held for it so that reads running at once cannot together pass a quota.
 /// </summary>
 public sealed class QuotaLease : IDisposable
 {
-    private readonly IReadOnlyList<(QuotaTracker.Counter Counter, QuotaTracker.Hold Hold)> _held;
-    private int _settled;
-    private int _released;
+    private readonly Lock _gate = new();
+    private readonly IReadOnlyList<QuotaTracker.Counter> _counters;
+    private readonly QuotaTracker.Hold[] _holds;
+    private bool _settled;
+    private bool _released;
 
-    internal QuotaLease(IReadOnlyList<(QuotaTracker.Counter Counter, QuotaTracker.Hold Hold)> held)
+    internal QuotaLease(IReadOnlyList<QuotaTracker.Counter> counters)
     {
-        _held = held;
-        foreach (var (counter, hold) in held)
-        {
-            if (hold.Rows is { } rows && (RowAllowance is null || rows < RowAllowance))
-            {
-                (RowAllowance, RowAllowanceReason) = (rows, $"{counter.Who}'s rows quota allows {rows} more in this window");
-            }
-
-            if (hold.Bytes is { } bytes && (ByteAllowance is null || bytes < ByteAllowance))
-            {
-                (ByteAllowance, ByteAllowanceReason) = (bytes, $"{counter.Who}'s bytes quota allows about {bytes} more in this window");
-            }
-        }
+        _counters = counters;
+        _holds = new QuotaTracker.Hold[counters.Count];
     }
 
+    /// <summary>The lease of a call no quota applies to (shared: it holds and counts nothing).</summary>
     public static QuotaLease Empty { get; } = new([]);
 
-    /// <summary>The most rows the call may receive under its quotas; null when no rows quota applies.</summary>
-    public long? RowAllowance { get; }
+    /// <summary>
+    /// Holds, under every rows and bytes quota of the call, what a read capped at <paramref name="rows"/> and
+    /// <paramref name="bytes"/> may receive, or less where a quota has less left: the caps to read under, and why where a
+    /// quota lowered them. Replaces what an earlier read of the call held. Refused when a quota has nothing left.
+    /// </summary>
+    public (QuotaCaps Caps, QuotaRefusal? Refusal) Hold(long rows, long bytes, DateTimeOffset now)
+    {
+        if (_counters.Count == 0)
+        {
+            return (new QuotaCaps(rows, null, bytes, null), null);
+        }
 
-    /// <summary>Why a result stopped at <see cref="RowAllowance"/>: which quota, for the caller.</summary>
-    public string? RowAllowanceReason { get; }
+        lock (_gate)
+        {
+            ReleaseHolds();
+            var caps = new QuotaCaps(rows, null, bytes, null);
+            for (var i = 0; i < _counters.Count; i++)
+            {
+                var (hold, refusal) = _counters[i].TryHold(caps.Rows, caps.Bytes, now);
+                if (refusal is not null)
+                {
+                    ReleaseHolds();
+                    return (caps, refusal);
+                }
 
-    /// <summary>The most bytes the call may receive under its quotas; null when no bytes quota applies.</summary>
-    public long? ByteAllowance { get; }
+                _holds[i] = hold;
+                if (hold.Rows is { } heldRows && heldRows < caps.Rows)
+                {
+                    caps = caps with { Rows = heldRows, RowReason = $"the rows quota of {_counters[i].Who} allows {heldRows} more in this window" };
+                }
 
-    /// <summary>Why a result stopped at <see cref="ByteAllowance"/>.</summary>
-    public string? ByteAllowanceReason { get; }
+                if (hold.Bytes is { } heldBytes && heldBytes < caps.Bytes)
+                {
+                    caps = caps with { Bytes = heldBytes, ByteReason = $"the bytes quota of {_counters[i].Who} allows about {heldBytes} more in this window" };
+                }
+            }
+
+            // Each quota holds only what the call can receive: the least any of them allows.
+            for (var i = 0; i < _counters.Count; i++)
+            {
+                _holds[i] = _counters[i].Trim(_holds[i], caps.Rows, caps.Bytes);
+            }
+
+            return (caps, null);
+        }
+    }
 
     /// <summary>Counts what the call returned against every quota that applies to it, in place of what was held for it.</summary>
     public void Consume(long rows, long bytes, DateTimeOffset now)
     {
-        if (Interlocked.Exchange(ref _settled, 1) == 0)
+        if (_counters.Count == 0)
         {
-            foreach (var (counter, hold) in _held)
+            return;
+        }
+
+        lock (_gate)
+        {
+            if (_settled)
             {
-                counter.Consume(rows, bytes, hold, now);
+                return;
             }
+
+            _settled = true;
+            foreach (var counter in _counters)
+            {
+                counter.Consume(rows, bytes, now);
+            }
+
+            ReleaseHolds();
         }
     }
 
     public void Dispose()
     {
-        if (Interlocked.Exchange(ref _released, 1) == 0)
+        if (_counters.Count == 0)
         {
-            var settled = Interlocked.Exchange(ref _settled, 1) == 1;
-            foreach (var (counter, hold) in _held)
+            return;
+        }
+
+        lock (_gate)
+        {
+            if (_released)
             {
-                counter.Leave(settled ? QuotaTracker.Hold.None : hold);
+                return;
+            }
+
+            _released = _settled = true;
+            ReleaseHolds();
+            foreach (var counter in _counters)
+            {
+                counter.Leave();
             }
         }
     }
+
+    private void ReleaseHolds()
+    {
+        for (var i = 0; i < _counters.Count; i++)
+        {
+            _counters[i].Release(_holds[i]);
+            _holds[i] = QuotaTracker.Hold.None;
+        }
+    }
 }
+
+/// <summary>The caps a read runs under, lowered by a quota where it has less left, and which quota (null where none did).</summary>
+public sealed record QuotaCaps(long Rows, string? RowReason, long Bytes, string? ByteReason);
 
 /// <summary>A quota refused the call: which rule, and a sentence saying which limit and when it resets.</summary>
 public sealed record QuotaRefusal(string Rule, string Reason);
@@ -80,9 +143,7 @@ public sealed class QuotaTracker(QuotaSettings settings)
 {
     private readonly ConcurrentDictionary<string, Counter> _counters = new(StringComparer.Ordinal);
 
-    /// <param name="rowsPerCall">The most rows one call can receive (the row cap): what a rows quota holds for it at most.</param>
-    /// <param name="bytesPerCall">The most bytes one call can receive (the byte cap): what a bytes quota holds for it at most.</param>
-    public (QuotaLease? Lease, QuotaRefusal? Refusal) Enter(AgentIdentity identity, DateTimeOffset now, long rowsPerCall = long.MaxValue, long bytesPerCall = long.MaxValue)
+    public (QuotaLease? Lease, QuotaRefusal? Refusal) Enter(AgentIdentity identity, DateTimeOffset now)
     {
         if (!settings.Any)
         {
@@ -103,21 +164,20 @@ public sealed class QuotaTracker(QuotaSettings settings)
             }
         }
 
-        var entered = new List<(Counter, Hold)>();
+        var entered = new List<Counter>();
         foreach (var counter in applicable)
         {
-            var (hold, refusal) = counter.TryEnter(now, rowsPerCall, bytesPerCall);
-            if (refusal is not null)
+            if (counter.TryEnter(now) is { } refusal)
             {
-                foreach (var (done, held) in entered)
+                foreach (var done in entered)
                 {
-                    done.Leave(held);
+                    done.Leave();
                 }
 
                 return (null, refusal);
             }
 
-            entered.Add((counter, hold));
+            entered.Add(counter);
         }
 
         return (new QuotaLease(entered), null);
@@ -143,7 +203,7 @@ public sealed class QuotaTracker(QuotaSettings settings)
 
         public string Who => who;
 
-        public (Hold Hold, QuotaRefusal? Refusal) TryEnter(DateTimeOffset now, long rowsPerCall, long bytesPerCall)
+        public QuotaRefusal? TryEnter(DateTimeOffset now)
         {
             lock (_gate)
             {
@@ -154,60 +214,95 @@ public sealed class QuotaTracker(QuotaSettings settings)
 
                 if (limits.CallsPerMinute is { } perMinute && _recent.Count >= perMinute)
                 {
-                    return (default, new("quota.calls_per_minute", $"{who} made {_recent.Count} calls in the last minute, its limit is {perMinute}; the next call is allowed from {Time(_recent.Peek() + TimeSpan.FromMinutes(1))}"));
+                    return new("quota.calls_per_minute", $"{who} made {_recent.Count} calls in the last minute, its limit is {perMinute}; the next call is allowed from {Time(_recent.Peek() + TimeSpan.FromMinutes(1))}");
                 }
 
                 if (limits.ConcurrentCalls is { } concurrent && _running >= concurrent)
                 {
-                    return (default, new("quota.concurrent_calls", $"{who} already has {_running} calls running, its limit is {concurrent}; try again when one finishes"));
+                    return new("quota.concurrent_calls", $"{who} already has {_running} calls running, its limit is {concurrent}; try again when one finishes");
                 }
 
                 RollWindow(now);
-                if (limits.RowsPerWindow is { } rows && _rows + _heldRows >= rows)
+                if (Exhausted() is { } exhausted)
                 {
-                    return (default, new("quota.rows", $"{who} received {_rows} rows in this {Window()} window{Held(_heldRows, "rows")}, its limit is {rows}; the window resets at {Time(_windowStart + limits.Window)}"));
+                    return exhausted;
                 }
 
-                if (limits.BytesPerWindow is { } bytes && _bytes + _heldBytes >= bytes)
+                _recent.Enqueue(now);
+                _running++;
+                return null;
+            }
+        }
+
+        /// <summary>Holds up to <paramref name="rows"/> and <paramref name="bytes"/> of what is left (null where there is no such limit).</summary>
+        public (Hold Hold, QuotaRefusal? Refusal) TryHold(long rows, long bytes, DateTimeOffset now)
+        {
+            lock (_gate)
+            {
+                RollWindow(now);
+                if (Exhausted() is { } exhausted)
                 {
-                    return (default, new("quota.bytes", $"{who} received about {_bytes} bytes in this {Window()} window{Held(_heldBytes, "bytes")}, its limit is {bytes}; the window resets at {Time(_windowStart + limits.Window)}"));
+                    return (Hold.None, exhausted);
                 }
 
                 var hold = new Hold(
-                    limits.RowsPerWindow is { } rowLimit ? Math.Min(rowLimit - _rows - _heldRows, rowsPerCall) : null,
-                    limits.BytesPerWindow is { } byteLimit ? Math.Min(byteLimit - _bytes - _heldBytes, bytesPerCall) : null);
+                    limits.RowsPerWindow is { } rowLimit ? Math.Min(rowLimit - _rows - _heldRows, rows) : null,
+                    limits.BytesPerWindow is { } byteLimit ? Math.Min(byteLimit - _bytes - _heldBytes, bytes) : null);
                 _heldRows += hold.Rows ?? 0;
                 _heldBytes += hold.Bytes ?? 0;
-                _recent.Enqueue(now);
-                _running++;
                 return (hold, null);
             }
         }
 
-        public void Leave(Hold hold)
+        /// <summary>Gives back what <paramref name="hold"/> has past <paramref name="rows"/> and <paramref name="bytes"/>; returns what is still held.</summary>
+        public Hold Trim(Hold hold, long rows, long bytes)
+        {
+            var kept = new Hold(hold.Rows is { } r ? Math.Min(r, rows) : null, hold.Bytes is { } b ? Math.Min(b, bytes) : null);
+            Release(new Hold(hold.Rows - kept.Rows, hold.Bytes - kept.Bytes));
+            return kept;
+        }
+
+        public void Leave()
         {
             lock (_gate)
             {
                 _running--;
-                Release(hold);
             }
         }
 
-        public void Consume(long rows, long bytes, Hold hold, DateTimeOffset now)
+        public void Consume(long rows, long bytes, DateTimeOffset now)
         {
             lock (_gate)
             {
                 RollWindow(now);
                 _rows += Math.Max(rows, 0);
                 _bytes += Math.Max(bytes, 0);
-                Release(hold);
             }
         }
 
-        private void Release(Hold hold)
+        public void Release(Hold hold)
         {
-            _heldRows -= hold.Rows ?? 0;
-            _heldBytes -= hold.Bytes ?? 0;
+            lock (_gate)
+            {
+                _heldRows -= hold.Rows ?? 0;
+                _heldBytes -= hold.Bytes ?? 0;
+            }
+        }
+
+        // A rows or bytes quota with nothing left in the current window, counting what running reads hold.
+        private QuotaRefusal? Exhausted()
+        {
+            if (limits.RowsPerWindow is { } rows && _rows + _heldRows >= rows)
+            {
+                return new("quota.rows", $"{who} received {_rows} rows in this {Window()} window{Held(_heldRows, "rows")}, its limit is {rows}; the window resets at {Time(_windowStart + limits.Window)}");
+            }
+
+            if (limits.BytesPerWindow is { } bytes && _bytes + _heldBytes >= bytes)
+            {
+                return new("quota.bytes", $"{who} received about {_bytes} bytes in this {Window()} window{Held(_heldBytes, "bytes")}, its limit is {bytes}; the window resets at {Time(_windowStart + limits.Window)}");
+            }
+
+            return null;
         }
 
         // What running calls hold is not reset with the window: they may still receive it.

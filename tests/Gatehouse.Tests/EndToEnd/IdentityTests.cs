@@ -141,7 +141,7 @@ public sealed class IdentityTests(PostgresFixture pg)
         var spent = (await first.QueryAsync("select id from orders order by id limit 6")).Structured();
         Assert.Equal(5, spent.GetProperty("rows").GetArrayLength());
         Assert.True(spent.GetProperty("truncated").GetBoolean());
-        Assert.Equal("group 'finance''s rows quota allows 5 more in this window", spent.GetProperty("truncated_because").GetString());
+        Assert.Equal("the rows quota of group 'finance' allows 5 more in this window", spent.GetProperty("truncated_because").GetString());
         await using var second = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot", ["finance"]));
         var overRows = await second.QueryAsync("select 1");
         Assert.Equal("quota.rows", overRows.Rule());
