@@ -331,7 +331,9 @@ public sealed partial class GatewayPipeline
             }
 
             maskedWrite = MaskResult(written, run.Scope, run.DatabaseMasking);
-            await run.Scope.RecordOutcomeAsync(allowed, written.AffectedRows, run.Classification, cancellationToken).ConfigureAwait(false);
+            // On record, a write's rows are all it touched (a one-row DELETE that cascaded to 10,000 is on record as 10,001);
+            // its result's affected_rows is the statement's own count.
+            await run.Scope.RecordOutcomeAsync(allowed, written.WriteRows ?? written.AffectedRows, run.Classification, cancellationToken).ConfigureAwait(false);
         };
         QueryResult raw;
         try
@@ -345,7 +347,7 @@ public sealed partial class GatewayPipeline
         }
 
         var result = maskedWrite ?? MaskResult(raw, run.Scope, run.DatabaseMasking);
-        return new StepResult(allowed, result, result.AffectedRows ?? result.Rows.Count, run.Classification, raw.Bytes);
+        return new StepResult(allowed, result, result.WriteRows ?? result.AffectedRows ?? result.Rows.Count, run.Classification, raw.Bytes);
     }
 
     // Why a write that touched these rows must not commit. An approved one is held to its dry run's count (plus the

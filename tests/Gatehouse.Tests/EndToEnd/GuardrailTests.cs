@@ -132,10 +132,12 @@ public sealed class GuardrailTests(PostgresFixture pg)
             Assert.Equal(0L, await pg.AdminScalarAsync($"select count(*) from {log}"));
             await pg.AdminScalarAsync($"drop trigger {log}_batch on {parents}");
 
-            // Four rows in all (one parent, three children) are within the limit; the result counts the statement's own.
+            // Four rows in all (one parent, three children) are within the limit: on record as four, while the result counts
+            // the statement's own.
             var small = await client.QueryAsync($"delete from {parents} where id = 2");
             Assert.True(small.IsError != true, small.Text());
             Assert.Equal(1, small.Structured().GetProperty("affected_rows").GetInt32());
+            Assert.Equal(4, (await server.State.GetAsync(small.AuditId(), CancellationToken.None))!.RowCount);
             Assert.Equal(0L, await pg.AdminScalarAsync($"select count(*) from {children} where parent_id = 2"));
         }
         finally
