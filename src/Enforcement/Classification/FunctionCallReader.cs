@@ -43,10 +43,15 @@ public static class FunctionCallReader
     // In "x::numeric(10,2)", "x::character varying(10)" and "XMLSERIALIZE(... AS character varying(10))" the parenthesis holds
     // a type modifier, not arguments. Only the words of a type name may come between the :: (or the AS) and the name:
     // "x::bool THEN f(y)" calls f. A column of XMLTABLE or JSON_TABLE, or a RETURNING clause, names its type without either:
-    // a bare "character(" or "... varying(" is that type, since a function of either name prints quoted or qualified.
+    // an unqualified, unquoted "character(" is that type (a function of that name prints quoted, "character" being a
+    // keyword), and so is "varying(" right after "character" or "bit" (a function named varying prints bare: alone, it is one).
     private static bool IsTypeModifier(string text, List<SqlToken> tokens, int i)
     {
-        if (tokens[i].Kind == SqlTokenKind.Word && (tokens[i].IsKeyword(text, "character") || tokens[i].IsKeyword(text, "varying")))
+        var qualified = i >= 1 && tokens[i - 1].Text(text) == ".";
+        if (tokens[i].Kind == SqlTokenKind.Word && !qualified
+            && (tokens[i].IsKeyword(text, "character")
+                || (tokens[i].IsKeyword(text, "varying") && i >= 1 && tokens[i - 1].Kind == SqlTokenKind.Word
+                    && (tokens[i - 1].IsKeyword(text, "character") || tokens[i - 1].IsKeyword(text, "bit")))))
         {
             return true;
         }

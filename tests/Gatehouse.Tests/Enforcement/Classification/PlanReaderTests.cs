@@ -116,6 +116,14 @@ public sealed class PlanReaderTests
     public void A_type_with_a_modifier_is_no_function_call(string expression) =>
         Assert.DoesNotContain(FunctionCallReader.Read(expression), c => c.Name is "varying" or "character");
 
+    [Theory]
+    [InlineData("varying(c.id)", null, "varying")]
+    [InlineData("(c.note || public.varying(c.id))", "public", "varying")]
+    [InlineData("\"character\"(c.id)", null, "character")]
+    [InlineData("public.character(c.id)", "public", "character")]
+    public void A_function_named_like_a_type_word_is_still_a_call(string expression, string? schema, string name) =>
+        Assert.Contains(new FunctionCall(schema, name), FunctionCallReader.Read(expression));
+
     [Fact]
     public void A_plain_select_reads_only()
     {
