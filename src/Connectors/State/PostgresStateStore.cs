@@ -256,6 +256,8 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
 
     protected override string ChainLockStatement => $"SELECT pg_advisory_xact_lock({ChainLock})";
 
+    protected override System.Data.IsolationLevel StateIsolation => System.Data.IsolationLevel.ReadCommitted;
+
     // The two-key form, a lock space apart from the chain's one-key lock: the class, then the agent's name hashed.
     protected override string AgentLockStatement => $"SELECT pg_advisory_xact_lock({PendingLockClass}, hashtext($1))";
 

@@ -57,8 +57,8 @@ public sealed partial class GatewayPipeline
 
         if (request is null)
         {
-            StepResult TooMany(int pending) => new(
-                Decision.Deny("approval.too_many_pending", $"{guard.Reason}, and agent '{identity.Agent}' already has {pending} statements waiting for an approver, the most one agent may have; wait for decisions (request_access with status_only lists them) before sending more. Nothing was run or filed"),
+            StepResult TooMany(int pending, string outcome) => new(
+                Decision.Deny("approval.too_many_pending", $"{guard.Reason}, and agent '{identity.Agent}' already has {pending} statements waiting for an approver, the most one agent may have; wait for decisions (request_access with status_only lists them) before sending more. {outcome}"),
                 Classification: run.Classification);
 
             // Counted first so that a write over the cap is not dry-run for nothing; the filing below counts again, at once.
@@ -66,7 +66,7 @@ public sealed partial class GatewayPipeline
                 "count this agent's pending requests", () => statementApprovals.CountPendingStatementsAsync(identity.Agent, time.GetUtcNow(), cancellationToken)).ConfigureAwait(false);
             if (pending >= MaxPendingRequests)
             {
-                return TooMany(pending);
+                return TooMany(pending, "Nothing was run or filed");
             }
 
             var (dryRun, sample) = execution.ReadOnly ? (null, null) : await DryRunAsync(run, statement, cancellationToken).ConfigureAwait(false);
@@ -91,7 +91,8 @@ public sealed partial class GatewayPipeline
                 "file this statement's approval request", () => statementApprovals.CreateStatementAsync(filed, MaxPendingRequests, cancellationToken)).ConfigureAwait(false);
             if (pending >= MaxPendingRequests)
             {
-                return TooMany(pending);
+                // Another of its statements took the last place while this one's dry run ran.
+                return TooMany(pending, execution.ReadOnly ? "Nothing was run or filed" : "Nothing was filed; its dry run ran and was rolled back");
             }
         }
 

@@ -171,8 +171,8 @@ public sealed partial class GatewayPipeline(
         return await FinishAsync(scope, result, started, span).ConfigureAwait(false);
     }
 
-    // Scopes and quotas, once the caller is known. A read holds the rows and bytes it may still receive while it runs (and
-    // stops there); what a call did receive counts against its quotas when it ends.
+    // Scopes and quotas, once the caller is known. A statement holds the rows and bytes it may still receive while it runs
+    // (and its result stops there); what a call did receive counts against its quotas when it ends.
     private async ValueTask<StepResult> AuthorizedAsync(CallScope scope, CallContext call, Func<CallScope, CancellationToken, ValueTask<StepResult>> body, CancellationToken cancellationToken)
     {
         if (scope.Policy.Gateway.MissingScopes(call.Tool, scope.Identity.Scopes) is { Count: > 0 } missing)

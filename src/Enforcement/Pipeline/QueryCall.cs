@@ -308,10 +308,11 @@ public sealed partial class GatewayPipeline
     /// </summary>
     private async ValueTask<StepResult> ExecuteAsync(StatementRun run, Decision allowed, long? maxAffectedRows, CancellationToken cancellationToken)
     {
-        // A read holds what its quotas have left, up to its caps, and stops there: reads at once cannot together pass a quota.
-        // A write's rows count once it has run; max_write_rows bounds it.
+        // The statement holds what its quotas have left, up to its caps, and its result (a write's RETURNING rows too) stops
+        // there: statements at once cannot together pass a quota. The rows a write touches count once it has run, bounded by
+        // max_write_rows, not by what is left.
         var execution = run.Execution;
-        if (execution.ReadOnly && run.Scope.Quota is { } quota)
+        if (run.Scope.Quota is { } quota)
         {
             var (caps, overQuota) = quota.Hold(execution.MaxRows, execution.MaxBytes, time.GetUtcNow());
             if (overQuota is not null)

@@ -4,8 +4,8 @@ using Gatehouse.Enforcement.Identity;
 namespace Gatehouse.Enforcement.Quotas;
 
 /// <summary>
-/// What a call holds while it runs: its place in the concurrency counts and, while it reads, the rows and bytes it may still
-/// receive, held for it so that reads running at once cannot together pass a quota.
+/// What a call holds while it runs: its place in the concurrency counts and, while its statement runs, the rows and bytes
+/// it may still receive, held for it so that statements running at once cannot together pass a quota.
 /// </summary>
 public sealed class QuotaLease : IDisposable
 {
@@ -25,7 +25,7 @@ public sealed class QuotaLease : IDisposable
     public static QuotaLease Empty { get; } = new([]);
 
     /// <summary>
-    /// Holds, under every rows and bytes quota of the call, what a read capped at <paramref name="rows"/> and
+    /// Holds, under every rows and bytes quota of the call, what a statement capped at <paramref name="rows"/> and
     /// <paramref name="bytes"/> may receive, or less where a quota has less left: the caps to read under, and why where a
     /// quota lowered them. Replaces what an earlier read of the call held. Refused when a quota has nothing left.
     /// </summary>
@@ -87,12 +87,11 @@ public sealed class QuotaLease : IDisposable
             }
 
             _settled = true;
-            foreach (var counter in _counters)
+            for (var i = 0; i < _counters.Count; i++)
             {
-                counter.Consume(rows, bytes, now);
+                _counters[i].Consume(rows, bytes, _holds[i], now);
+                _holds[i] = QuotaTracker.Hold.None;
             }
-
-            ReleaseHolds();
         }
     }
 
@@ -270,13 +269,16 @@ public sealed class QuotaTracker(QuotaSettings settings)
             }
         }
 
-        public void Consume(long rows, long bytes, DateTimeOffset now)
+        /// <summary>Counts what a call received in place of what it held, in one step: never both at once, nor neither.</summary>
+        public void Consume(long rows, long bytes, Hold hold, DateTimeOffset now)
         {
             lock (_gate)
             {
                 RollWindow(now);
                 _rows += Math.Max(rows, 0);
                 _bytes += Math.Max(bytes, 0);
+                _heldRows -= hold.Rows ?? 0;
+                _heldBytes -= hold.Bytes ?? 0;
             }
         }
 

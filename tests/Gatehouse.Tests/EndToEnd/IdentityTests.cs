@@ -149,6 +149,27 @@ public sealed class IdentityTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task A_writes_returned_rows_stop_where_its_rows_quota_does_and_every_row_it_touched_counts()
+    {
+        var gateway = TestGateway.Create(pg, TestGateway.DefaultAgents + """
+
+            quotas:
+              agents:
+                ops-bot: { rows: 3, window: 1h }
+            """);
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var bot = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+        var write = (await bot.QueryAsync("update orders set note = note where id <= 5 returning id")).Structured();
+        Assert.Equal(5, write.GetProperty("affected_rows").GetInt32());
+        Assert.Equal(3, write.GetProperty("rows").GetArrayLength());
+        Assert.Equal("the rows quota of agent 'ops-bot' allows 3 more in this window", write.GetProperty("truncated_because").GetString());
+
+        var next = await bot.QueryAsync("select 1");
+        Assert.Equal("quota.rows", next.Rule());
+        Assert.Contains("agent 'ops-bot' received 5 rows", next.Text());
+    }
+
+    [Fact]
     public async Task Disabling_a_subject_or_one_token_id_refuses_those_calls_and_no_others()
     {
         var gateway = TestGateway.Create(pg);
