@@ -85,6 +85,13 @@ public abstract partial class SqlAuditLog : IAuditLog
     /// <summary>Whether the writer sends a commit's statements in batches of several per round trip: for a store across the network.</summary>
     protected virtual bool BatchesCommits => false;
 
+    /// <summary>
+    /// The isolation of the store's write transactions (a purge, state changes). SQLite's default (its write lock taken at
+    /// BEGIN) serializes them; PostgreSQL's must be READ COMMITTED whatever the server's default, so that a statement after a
+    /// lock reads what the lock's previous holder committed.
+    /// </summary>
+    protected virtual System.Data.IsolationLevel StateIsolation => System.Data.IsolationLevel.Unspecified;
+
     /// <summary>The statement that takes the chain lock (<see cref="LockChainAsync"/>), alone or in a batch; null where the store needs none.</summary>
     protected virtual string? ChainLockStatement => null;
 
@@ -191,7 +198,7 @@ public abstract partial class SqlAuditLog : IAuditLog
     public async Task<ChainCheckpoint?> PurgeAsync(RetentionCut cut, Func<string, string> sign, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAuditConnectionAsync(cancellationToken).ConfigureAwait(false);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await using var transaction = await connection.BeginTransactionAsync(StateIsolation, cancellationToken).ConfigureAwait(false);
         // Taken first, so no record is sealed between choosing the cut and removing up to it.
         await LockChainAsync(connection, transaction, cancellationToken).ConfigureAwait(false);
         var beforeMs = cut.Before is { } before ? ToMs(before) : long.MinValue;

@@ -22,13 +22,6 @@ public abstract partial class SqlStateStore : SqlAuditLog
     protected virtual string? AgentLockStatement => null;
 
     /// <summary>
-    /// The isolation of the store's write transactions. SQLite's default (its write lock taken at BEGIN) serializes them;
-    /// PostgreSQL's must be READ COMMITTED whatever the server's default, so that a statement after a lock reads what the
-    /// lock's previous holder committed.
-    /// </summary>
-    protected virtual System.Data.IsolationLevel StateIsolation => System.Data.IsolationLevel.Unspecified;
-
-    /// <summary>
     /// Files a request (<paramref name="insert"/>) unless <paramref name="countPending"/> finds <paramref name="maxPending"/>
     /// of its agent's already waiting, in one transaction under the agent's lock; returns how many were waiting.
     /// </summary>

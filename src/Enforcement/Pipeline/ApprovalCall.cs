@@ -5,6 +5,7 @@ using Gatehouse.Enforcement.Classification;
 using Gatehouse.Enforcement.Execution;
 using Gatehouse.Enforcement.Masking;
 using Gatehouse.Enforcement.Policy;
+using Gatehouse.Enforcement.Quotas;
 
 namespace Gatehouse.Enforcement.Pipeline;
 
@@ -66,7 +67,7 @@ public sealed partial class GatewayPipeline
                 "count this agent's pending requests", () => statementApprovals.CountPendingStatementsAsync(identity.Agent, time.GetUtcNow(), cancellationToken)).ConfigureAwait(false);
             if (pending >= MaxPendingRequests)
             {
-                return TooMany(pending, "Nothing was run or filed");
+                return TooMany(pending, execution.ReadOnly ? "Nothing was run or filed" : "Nothing was filed, and nothing was written");
             }
 
             var (dryRun, sample) = execution.ReadOnly ? (null, null) : await DryRunAsync(run, statement, cancellationToken).ConfigureAwait(false);
@@ -117,13 +118,20 @@ public sealed partial class GatewayPipeline
                     return new StepResult(lapsed with { Reason = $"{lapsed.Reason} (request {request.Id} stays approved)" }, Classification: run.Classification);
                 }
 
+                // Held before the approval is claimed: a quota with nothing left refuses the run and leaves the approval unspent.
+                var quota = HoldQuota(run);
+                if (quota?.Refusal is { } overQuota)
+                {
+                    return new StepResult(overQuota with { Reason = $"{overQuota.Reason} (request {request.Id} stays approved)" }, Classification: run.Classification);
+                }
+
                 var id = request.Id;
                 if (!await StateUnavailableException.GuardAsync("claim this statement's approval", () => statementApprovals.ClaimAsync(id, time.GetUtcNow(), cancellationToken)).ConfigureAwait(false))
                 {
                     return new StepResult(Decision.Deny("approval.used", $"request {request.Id} was approved but has already been used or has lapsed; an approval is good for one run"), Classification: run.Classification);
                 }
 
-                return await RunApprovedAsync(run, request, who, rights, cancellationToken).ConfigureAwait(false);
+                return await RunApprovedAsync(run, request, who, rights, quota?.Caps, cancellationToken).ConfigureAwait(false);
             case StatementApprovalStatus.Denied:
                 return new StepResult(Decision.Deny("approval.denied", $"request {request.Id} was denied by {who}{(note.Length > 0 ? $" ({note})" : "")}; nothing was run. The same statement can be asked for again after {request.CreatedAt + settings.PendingLifetime:u}"), Classification: run.Classification);
             case StatementApprovalStatus.Cancelled:
@@ -297,14 +305,14 @@ public sealed partial class GatewayPipeline
 
     // Once claimed, the work must not be lost: it runs to the end even if the caller has gone, and a result the caller
     // can no longer receive is kept for its next call.
-    private async ValueTask<StepResult> RunApprovedAsync(StatementRun run, StatementApproval request, string approvers, string rights, CancellationToken cancellationToken)
+    private async ValueTask<StepResult> RunApprovedAsync(StatementRun run, StatementApproval request, string approvers, string rights, QuotaCaps? held, CancellationToken cancellationToken)
     {
         var allowed = Decision.Allow("approval.approved", $"approved by {approvers} (request {request.Id})");
         long? maxRows = request.DryRunRows is { } rows ? rows + run.Scope.Policy.Approvals.WriteTolerance : null;
         string? kept = null;
         try
         {
-            var step = await ExecuteAsync(run, allowed, maxRows, CancellationToken.None).ConfigureAwait(false);
+            var step = await ExecuteAsync(run, allowed, maxRows, held, CancellationToken.None).ConfigureAwait(false);
             kept = cancellationToken.IsCancellationRequested && step.Payload is QueryResult result ? QueryResultCodec.Write(result, rights) : null;
             return step;
         }

@@ -6,6 +6,7 @@ using Gatehouse.Enforcement.Execution;
 using Gatehouse.Enforcement.Guardrails;
 using Gatehouse.Enforcement.Masking;
 using Gatehouse.Enforcement.Policy;
+using Gatehouse.Enforcement.Quotas;
 
 namespace Gatehouse.Enforcement.Pipeline;
 
@@ -234,7 +235,7 @@ public sealed partial class GatewayPipeline
             return await WithApprovalAsync(run, Decision.Deny(earlier.Rule, earlier.Reason) with { NeedsApproval = true }, statement, call, RightsText(grants, unmask, connectionConfig), cancellationToken).ConfigureAwait(false);
         }
 
-        var step = await ExecuteAsync(run, verdicts.Final(Decision.Allow("query.allowed", byPlan.IsAllowed ? byPlan.Reason : "allowed")), maxAffectedRows: null, cancellationToken).ConfigureAwait(false);
+        var step = await ExecuteAsync(run, verdicts.Final(Decision.Allow("query.allowed", byPlan.IsAllowed ? byPlan.Reason : "allowed")), maxAffectedRows: null, held: null, cancellationToken).ConfigureAwait(false);
 
         // It touched enough rows to match a rule that sends it to a human, which its estimate did not: rolled back, and asked for.
         return step.Decision.NeedsApproval
@@ -306,18 +307,18 @@ public sealed partial class GatewayPipeline
     /// The Execute and Mask stages. A write commits only once its record is stored, and not at all past
     /// <paramref name="maxAffectedRows"/> (an approved one) or when the rows it touched meet a refusal of the run's bound.
     /// </summary>
-    private async ValueTask<StepResult> ExecuteAsync(StatementRun run, Decision allowed, long? maxAffectedRows, CancellationToken cancellationToken)
+    /// <param name="held">The caps an approved run's quotas already hold for it (taken before its approval was claimed).</param>
+    private async ValueTask<StepResult> ExecuteAsync(StatementRun run, Decision allowed, long? maxAffectedRows, QuotaCaps? held, CancellationToken cancellationToken)
     {
         // The statement holds what its quotas have left, up to its caps, and its result (a write's RETURNING rows too) stops
         // there: statements at once cannot together pass a quota. The rows a write touches count once it has run, bounded by
         // max_write_rows, not by what is left.
         var execution = run.Execution;
-        if (run.Scope.Quota is { } quota)
+        if ((held is null ? HoldQuota(run) : (held, null)) is var (caps, overQuota))
         {
-            var (caps, overQuota) = quota.Hold(execution.MaxRows, execution.MaxBytes, time.GetUtcNow());
             if (overQuota is not null)
             {
-                return new StepResult(Decision.Deny(overQuota.Rule, overQuota.Reason), Classification: run.Classification);
+                return new StepResult(overQuota, Classification: run.Classification);
             }
 
             execution = execution with { MaxRows = (int)caps.Rows, RowCapReason = caps.RowReason, MaxBytes = (int)caps.Bytes, ByteCapReason = caps.ByteReason };
@@ -344,11 +345,26 @@ public sealed partial class GatewayPipeline
         }
         catch (WriteRolledBackException e)
         {
+            // Nothing was delivered: what it held is free again while the call goes on (to an approval, say).
+            run.Scope.Quota?.Release();
             return new StepResult(e.Decision, Classification: run.Classification);
         }
 
         var result = maskedWrite ?? MaskResult(raw, run.Scope, run.DatabaseMasking);
         return new StepResult(allowed, result, result.WriteRows ?? result.AffectedRows ?? result.Rows.Count, run.Classification, raw.Bytes);
+    }
+
+    // What the call's quotas hold for a run, up to its caps: the caps, or the refusal when one has nothing left; null when no
+    // quota is judged (explaining).
+    private (QuotaCaps Caps, Decision? Refusal)? HoldQuota(StatementRun run)
+    {
+        if (run.Scope.Quota is not { } quota)
+        {
+            return null;
+        }
+
+        var (caps, overQuota) = quota.Hold(run.Execution.MaxRows, run.Execution.MaxBytes, time.GetUtcNow());
+        return (caps, overQuota is null ? null : Decision.Deny(overQuota.Rule, overQuota.Reason));
     }
 
     // Why a write that touched these rows must not commit. An approved one is held to its dry run's count (plus the

@@ -71,6 +71,20 @@ public sealed class QuotaLease : IDisposable
         }
     }
 
+    /// <summary>Gives back what the call holds, for a statement that ended without a result (a write rolled back).</summary>
+    public void Release()
+    {
+        if (_counters.Count == 0)
+        {
+            return;
+        }
+
+        lock (_gate)
+        {
+            ReleaseHolds();
+        }
+    }
+
     /// <summary>Counts what the call returned against every quota that applies to it, in place of what was held for it.</summary>
     public void Consume(long rows, long bytes, DateTimeOffset now)
     {

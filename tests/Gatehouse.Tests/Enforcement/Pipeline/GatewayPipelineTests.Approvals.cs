@@ -106,6 +106,40 @@ public sealed partial class GatewayPipelineTests
     }
 
     [Fact]
+    public async Task An_approved_run_its_quota_has_nothing_left_for_is_refused_and_its_approval_stays_unspent()
+    {
+        // While the call waits for its approval, another statement of the agent takes all that is left of its rows quota.
+        var pipeline = Pipeline(Version(AnalystReads, OrdersByHand + "\nquotas:\n  agents:\n    analyst: { rows: 5 }"));
+        Task<CallOutcome> Ask(string sql) =>
+            pipeline.QueryAsync(new CallContext("query", Token(), "test", "s1"), new QueryRequest("shop", sql, [], null), CancellationToken.None).AsTask();
+        var reading = new TaskCompletionSource();
+        var release = new TaskCompletionSource();
+        _database.Hold = async _ =>
+        {
+            reading.TrySetResult();
+            await release.Task;
+        };
+        _statements.ApproveOnFiling = true;
+        Task<CallOutcome>? other = null;
+        _statements.OnFiling = () =>
+        {
+            _statements.OnFiling = null;
+            other = Ask("select * from orders where id = 2");
+            reading.Task.Wait(TimeSpan.FromSeconds(10));
+        };
+
+        var outcome = await Ask("select * from orders where id = 1");
+        release.SetResult();
+        Assert.True((await other!).Decision.IsAllowed);
+
+        Assert.Equal("quota.rows", outcome.Decision.Rule);
+        Assert.Contains("stays approved", outcome.Decision.Reason, StringComparison.Ordinal);
+        Assert.Equal(1, _database.Executions);
+        var mine = Assert.Single(_statements.Requests, r => r.Sql.EndsWith("id = 1", StringComparison.Ordinal));
+        Assert.Equal(StatementApprovalStatus.Approved, mine.Status);
+    }
+
+    [Fact]
     public async Task An_approved_run_the_store_cannot_mark_used_still_returns_its_result_and_its_approval_cannot_run_again()
     {
         var outcome = await QueryApprovedWhileFailing(nameof(MemoryStatementApprovals.FinishRunAsync));
