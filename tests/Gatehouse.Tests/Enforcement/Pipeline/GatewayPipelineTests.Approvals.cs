@@ -108,7 +108,8 @@ public sealed partial class GatewayPipelineTests
     [Fact]
     public async Task An_approved_run_its_quota_has_nothing_left_for_is_refused_and_its_approval_stays_unspent()
     {
-        // While the call waits for its approval, another statement of the agent takes all that is left of its rows quota.
+        // While the call waits for its approval, another statement of the agent takes all that is left of its rows quota
+        // (its row cap is above the quota's 5, so it holds all 5).
         var pipeline = Pipeline(Version(AnalystReads, OrdersByHand + "\nquotas:\n  agents:\n    analyst: { rows: 5 }"));
         Task<CallOutcome> Ask(string sql) =>
             pipeline.QueryAsync(new CallContext("query", Token(), "test", "s1"), new QueryRequest("shop", sql, [], null), CancellationToken.None).AsTask();
@@ -121,15 +122,17 @@ public sealed partial class GatewayPipelineTests
         };
         _statements.ApproveOnFiling = true;
         Task<CallOutcome>? other = null;
+        var otherHolds = false;
         _statements.OnFiling = () =>
         {
             _statements.OnFiling = null;
             other = Ask("select * from orders where id = 2");
-            reading.Task.Wait(TimeSpan.FromSeconds(10));
+            otherHolds = reading.Task.Wait(TimeSpan.FromSeconds(10));
         };
 
         var outcome = await Ask("select * from orders where id = 1");
         release.SetResult();
+        Assert.True(otherHolds, "the other statement did not reach the database while this call waited");
         Assert.True((await other!).Decision.IsAllowed);
 
         Assert.Equal("quota.rows", outcome.Decision.Rule);
