@@ -1,3 +1,4 @@
+using System.Globalization;
 using Gatehouse.Enforcement.Execution;
 
 namespace Gatehouse.Enforcement.Masking;
@@ -53,6 +54,14 @@ public static class ResultMasker
             case string text:
                 var masked = ContentDetectors.Mask(text, counts, unmasked);
                 return masked == text ? text : masked;
+            // A card number cast to a number (`replace(card, ' ', '')::bigint`) is a card still. Only a card's digits can be
+            // found in a number's text (the other kinds need separators, letters or a '+'), and a card has 13 digits or more.
+            case long n when n is >= CardFloor or <= -CardFloor:
+                return MaskNumber(value, n.ToString(CultureInfo.InvariantCulture), counts, unmasked);
+            case decimal m when Math.Abs(m) >= CardFloor:
+                return MaskNumber(value, m.ToString(CultureInfo.InvariantCulture), counts, unmasked);
+            case double d when Math.Abs(d) is >= CardFloor and < 1e19:
+                return MaskNumber(value, Math.Truncate(d).ToString("F0", CultureInfo.InvariantCulture), counts, unmasked);
             case IEnumerable<object?> list:
                 var items = list.ToList();
                 var maskedItems = items.ConvertAll(v => MaskValue(v, counts, unmasked));
@@ -60,5 +69,15 @@ public static class ResultMasker
             default:
                 return value;
         }
+    }
+
+    // The least number with a card's 13 digits.
+    private const long CardFloor = 1_000_000_000_000;
+
+    // The number as it was when its digits hold nothing; otherwise its text, masked.
+    private static object MaskNumber(object number, string text, MaskingCounts counts, IReadOnlySet<string>? unmasked)
+    {
+        var masked = ContentDetectors.Mask(text, counts, unmasked);
+        return ReferenceEquals(masked, text) ? number : masked;
     }
 }

@@ -36,6 +36,19 @@ public sealed class MaskingTests(PostgresFixture pg) : IAsyncLifetime
         Assert.Equal("email:1, ssn:1, card:1, phone:1", record!.Masking);
     }
 
+    [Fact]
+    public async Task A_card_number_cast_to_a_number_is_masked_too()
+    {
+        await using var client = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("analyst"));
+        var result = await client.QueryAsync(
+            "select card_number::bigint as b, card_number::numeric as n, card_number::float8 as f, array[card_number::bigint] as a from customers where id = 1");
+        var row = result.Structured().GetProperty("rows")[0];
+        Assert.Equal(["[card]", "[card]", "[card]"], Enumerable.Range(0, 3).Select(i => row[i].GetString()));
+        Assert.Equal("[card]", row[3][0].GetString());
+        Assert.DoesNotContain("4111111111111111", result.Text());
+        Assert.Equal(4, result.Structured().GetProperty("masked").GetProperty("card").GetInt32());
+    }
+
     [Theory]
     [InlineData("select ssn::int from customers where id = 1", "536-22-4821")]
     [InlineData("select card_number::int from customers where id = 1", "4111111111111111")]

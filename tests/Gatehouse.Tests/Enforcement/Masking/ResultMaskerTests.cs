@@ -36,4 +36,33 @@ public sealed class ResultMaskerTests
         Assert.NotSame(raw.Rows[1], masked.Rows[1]);
         Assert.Equal("[email]", masked.Rows[1][1]);
     }
+
+    [Fact]
+    public void A_card_number_held_as_a_number_is_masked_and_other_numbers_keep_their_type()
+    {
+        var raw = new QueryResult(
+            [new("as_bigint", "bigint"), new("as_numeric", "numeric"), new("as_double", "double precision")],
+            [
+                [4111111111111111L, 4111111111111111.00m, 4111111111111111d],
+                [-5500000000000004L, 378282246310005m, 4111111111111111.5],
+                [4111111111111112L, 1234567890123.45m, 123456789d],
+                [long.MaxValue, decimal.MaxValue, 1e300],
+            ],
+            false,
+            null,
+            null);
+
+        var masked = ResultMasker.Mask(raw, new MaskingCounts());
+
+        Assert.Equal(new object?[] { "[card]", "[card].00", "[card]" }, masked.Rows[0]);
+        Assert.Equal(new object?[] { "-[card]", "[card]", "[card]" }, masked.Rows[1]);
+        Assert.Same(raw.Rows[2], masked.Rows[2]);
+        Assert.Same(raw.Rows[3], masked.Rows[3]);
+        Assert.Equal(new Dictionary<string, int> { ["card"] = 6 }, masked.Masked);
+        Assert.Equal(["card"], masked.MaskedColumns["as_double"]);
+
+        // A caller who may see cards gets the numbers as they were.
+        var unmasked = ResultMasker.Mask(raw, new MaskingCounts(), new HashSet<string> { "card" });
+        Assert.Same(raw.Rows[0], unmasked.Rows[0]);
+    }
 }
