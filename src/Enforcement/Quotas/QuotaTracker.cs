@@ -305,7 +305,7 @@ public sealed class QuotaTracker(QuotaSettings settings)
             }
         }
 
-        // A rows or bytes quota with nothing left in the current window, counting what running reads hold.
+        // A rows or bytes quota with nothing left in the current window, counting what running statements hold (a read's rows, a write's RETURNING rows).
         private QuotaRefusal? Exhausted()
         {
             if (limits.RowsPerWindow is { } rows && _rows + _heldRows >= rows)

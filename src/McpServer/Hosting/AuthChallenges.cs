@@ -17,12 +17,26 @@ public static class AuthChallenges
     /// <summary>Where the HTTP host leaves why a presented token was refused.</summary>
     public const string RefusalItem = "gatehouse.token_refusal";
 
-    public static Func<HttpContext, RequestDelegate, Task> Create(LivePolicy live) => async (context, next) =>
+    /// <summary>Where the HTTP host leaves why it could not tell whether a presented token's agent is disabled.</summary>
+    public const string StateUnavailableItem = "gatehouse.state_unavailable";
+
+    public static Func<HttpContext, RequestDelegate, Task> Create(LivePolicy live, ILogger logger) => async (context, next) =>
     {
         var policy = live.Current;
         if (!context.Request.Path.StartsWithSegments(HttpHost.McpPath))
         {
             await next(context);
+            return;
+        }
+
+        // Fail closed, but not as a 401: the token may be fine, and a client told it is not would ask its user to sign in
+        // again. Nothing is recorded, since the audit log is in the store that did not answer; the log says so.
+        if (context.Items[StateUnavailableItem] is string unavailable)
+        {
+            HostLog.DoorStateUnavailable(logger, unavailable);
+            context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            context.Response.Headers.RetryAfter = "5";
+            await context.Response.WriteAsJsonAsync(new { error = "state.unavailable", error_description = unavailable + " Nothing was run; try again." });
             return;
         }
 

@@ -1,16 +1,31 @@
 using System.Security.Claims;
+using Gatehouse.Enforcement;
 using Gatehouse.Enforcement.Identity;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 
 namespace Gatehouse.McpServer.Hosting;
 
-/// <summary>Lets JwtBearer authenticate HTTP requests with the gateway's own validator, so both transports verify tokens the same way.</summary>
-internal sealed class GatewayTokenHandler(TokenValidator validator) : TokenHandler
+/// <summary>
+/// Lets JwtBearer authenticate HTTP requests with the gateway's own Identify stage, so both transports verify tokens the same
+/// way, and a token whose agent (subject, client or token id) an admin has disabled opens nothing: not a session, not the
+/// tool list. When the state store cannot say whether it is disabled, the request is refused with a
+/// <see cref="StateUnavailableException"/> as its failure, which the host answers 503 rather than 401.
+/// </summary>
+internal sealed class GatewayTokenHandler(Identifier identifier) : TokenHandler
 {
     public override async Task<TokenValidationResult> ValidateTokenAsync(string token, TokenValidationParameters validationParameters)
     {
-        var result = await validator.ValidateAsync(token, CancellationToken.None);
+        IdentityResult result;
+        try
+        {
+            result = await identifier.IdentifyAsync(token, CancellationToken.None);
+        }
+        catch (StateUnavailableException e)
+        {
+            return new TokenValidationResult { IsValid = false, Exception = e };
+        }
+
         if (result.Identity is not { } identity)
         {
             return new TokenValidationResult { IsValid = false, Exception = new SecurityTokenValidationException(result.Reason) };

@@ -1,3 +1,4 @@
+using Gatehouse.Enforcement;
 using Gatehouse.Enforcement.Identity;
 using Gatehouse.Enforcement.Pipeline;
 using Gatehouse.Enforcement.Policy;
@@ -66,7 +67,7 @@ public static class HttpHost
         app.UseHostFiltering();
         app.Use(OriginGuard.Create(policy.Gateway.Http));
         app.UseAuthentication();
-        app.Use(AuthChallenges.Create(app.Services.GetRequiredService<LivePolicy>()));
+        app.Use(AuthChallenges.Create(app.Services.GetRequiredService<LivePolicy>(), app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(AuthChallenges))));
         // A request to /mcp without a valid token never reaches a tool; it is recorded here so it is not invisible.
         app.Use(app.Services.GetRequiredService<RefusalRecorder>().InvokeAsync);
         app.UseAuthorization();
@@ -136,7 +137,8 @@ public static class HttpHost
                 {
                     OnAuthenticationFailed = context =>
                     {
-                        context.HttpContext.Items[AuthChallenges.RefusalItem] = context.Exception.Message;
+                        context.HttpContext.Items[context.Exception is StateUnavailableException ? AuthChallenges.StateUnavailableItem : AuthChallenges.RefusalItem] =
+                            context.Exception.Message;
                         return Task.CompletedTask;
                     },
                 };
@@ -155,7 +157,7 @@ public static class HttpHost
                 return Task.CompletedTask;
             });
         services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme)
-            .Configure<TokenValidator>((o, validator) => o.TokenHandlers.Add(new GatewayTokenHandler(validator)));
+            .Configure<Identifier>((o, identifier) => o.TokenHandlers.Add(new GatewayTokenHandler(identifier)));
         services.AddAuthorization();
     }
 

@@ -155,10 +155,9 @@ public sealed class WebConsoleTests(PostgresFixture pg) : IAsyncLifetime
         await Assertions.Expect(_page.Locator("tr[data-agent='analyst']")).ToContainTextAsync("disabled");
         await Browser.ScreenshotAsync(_page, "agents-analyst-disabled");
 
-        await using var client = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("analyst"));
-        var refused = await client.QueryAsync("select 1");
-        Assert.True(refused.IsError);
-        Assert.Equal("identity.agent_disabled", refused.Rule());
+        var (status, challenge) = await GatewayClients.KnockAsync(_server.Endpoint, _gateway.Mint("analyst"));
+        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, status);
+        Assert.Contains("agent 'analyst' has been disabled by an admin", challenge);
         // Other agents are untouched.
         await using var other = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("ops-bot"));
         Assert.NotEqual(true, (await other.QueryAsync("select 1")).IsError);

@@ -140,8 +140,9 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
 
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal($"Agent '{Spiffe}' is disabled: its next call is refused, on every gateway sharing this state.", body.GetProperty("result").GetString());
-        await using var agent = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint(Spiffe));
-        Assert.Equal("identity.agent_disabled", (await agent.QueryAsync("select 1")).Rule());
+        var (door, challenge) = await GatewayClients.KnockAsync(_server.Endpoint, _gateway.Mint(Spiffe));
+        Assert.Equal(HttpStatusCode.Unauthorized, door);
+        Assert.Contains($"agent '{Spiffe}' has been disabled", challenge);
         Assert.Equal(HttpStatusCode.BadRequest, (await SendAsync(HttpMethod.Post, "agents/enable", AdminToken("alice"))).Status);
     }
 

@@ -21,31 +21,10 @@ public sealed class HttpTests(PostgresFixture pg) : IAsyncLifetime
         await _server.DisposeAsync();
     }
 
-    private static HttpRequestMessage Initialize(Uri endpoint, string? token = null, string? origin = null)
-    {
-        var request = new HttpRequestMessage(HttpMethod.Post, endpoint)
-        {
-            Content = new StringContent("""{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}""", System.Text.Encoding.UTF8, "application/json"),
-        };
-        request.Headers.Accept.ParseAdd("application/json");
-        request.Headers.Accept.ParseAdd("text/event-stream");
-        if (token is not null)
-        {
-            request.Headers.Authorization = new("Bearer", token);
-        }
-
-        if (origin is not null)
-        {
-            request.Headers.Add("Origin", origin);
-        }
-
-        return request;
-    }
-
     [Fact]
     public async Task A_request_without_a_token_gets_401_pointing_at_the_resource_metadata_and_is_recorded()
     {
-        using var response = await _http.SendAsync(Initialize(_server.Endpoint));
+        using var response = await _http.SendAsync(GatewayClients.InitializeRequest(_server.Endpoint));
         Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
         var challenge = response.Headers.WwwAuthenticate.ToString();
         Assert.Contains("resource_metadata=", challenge);
@@ -65,7 +44,7 @@ public sealed class HttpTests(PostgresFixture pg) : IAsyncLifetime
         var statuses = new List<HttpStatusCode>();
         for (var wave = 0; wave < 20 && !statuses.Contains(HttpStatusCode.TooManyRequests); wave++)
         {
-            var responses = await Task.WhenAll(Enumerable.Range(0, 100).Select(_ => _http.SendAsync(Initialize(_server.Endpoint))));
+            var responses = await Task.WhenAll(Enumerable.Range(0, 100).Select(_ => _http.SendAsync(GatewayClients.InitializeRequest(_server.Endpoint))));
             statuses.AddRange(responses.Select(r => r.StatusCode));
             Assert.All(responses.Where(r => r.StatusCode == HttpStatusCode.TooManyRequests), r => Assert.Equal("1", r.Headers.GetValues("Retry-After").Single()));
             Array.ForEach(responses, r => r.Dispose());
@@ -80,8 +59,36 @@ public sealed class HttpTests(PostgresFixture pg) : IAsyncLifetime
         // Each request answered 401 has its record, and a caller with a token is not held back by the flood.
         var recorded = await _server.State.ListAsync(new AuditQuery(Decision: Verdict.Denied, Limit: 10_000), CancellationToken.None);
         Assert.Equal(answered401, recorded.Count(r => r.Rule == "identity.missing_token"));
-        using var withToken = await _http.SendAsync(Initialize(_server.Endpoint, _gateway.Mint("analyst")));
+        using var withToken = await _http.SendAsync(GatewayClients.InitializeRequest(_server.Endpoint, _gateway.Mint("analyst")));
         Assert.Equal(HttpStatusCode.OK, withToken.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_disabled_agent_opens_no_session_and_its_open_session_gets_401_on_its_next_request()
+    {
+        await using var client = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("analyst"));
+        Assert.NotEmpty(await client.ListToolsAsync());
+
+        await _server.State.SetDisabledAsync("analyst", true, "alice", CancellationToken.None);
+
+        // Not only its tool calls: the tool list, and a new session, are refused too.
+        var listing = await Assert.ThrowsAsync<HttpRequestException>(async () => await client.ListToolsAsync());
+        Assert.Equal(HttpStatusCode.Unauthorized, listing.StatusCode);
+        var calling = await Assert.ThrowsAsync<HttpRequestException>(() => client.QueryAsync("select 1"));
+        Assert.Equal(HttpStatusCode.Unauthorized, calling.StatusCode);
+        var (status, challenge) = await GatewayClients.KnockAsync(_server.Endpoint, _gateway.Mint("analyst"));
+        Assert.Equal(HttpStatusCode.Unauthorized, status);
+        Assert.Contains("error=\"invalid_token\", error_description=\"agent 'analyst' has been disabled by an admin", challenge);
+
+        var denied = await _server.State.ListAsync(new AuditQuery(Agent: "analyst", Decision: Verdict.Denied), CancellationToken.None);
+        Assert.Equal(3, denied.Count(r => r.Rule == "identity.agent_disabled"));
+
+        // Others are untouched, and the agent is back once enabled.
+        await using var other = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("ops-bot"));
+        Assert.NotEqual(true, (await other.QueryAsync("select 1")).IsError);
+        await _server.State.SetDisabledAsync("analyst", false, "alice", CancellationToken.None);
+        await using var again = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("analyst"));
+        Assert.NotEqual(true, (await again.QueryAsync("select 1")).IsError);
     }
 
     [Theory]
@@ -99,7 +106,7 @@ public sealed class HttpTests(PostgresFixture pg) : IAsyncLifetime
                 Gatehouse.Enforcement.Identity.DevIssuer.LoadOrCreateKey(_gateway.Policy.Issuers[0].Keys.DevKeyFile!),
                 "analyst", [], TimeSpan.FromMinutes(5), DateTimeOffset.UtcNow),
         };
-        using var response = await _http.SendAsync(Initialize(_server.Endpoint, token));
+        using var response = await _http.SendAsync(GatewayClients.InitializeRequest(_server.Endpoint, token));
         Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
         var denied = await _server.State.ListAsync(new AuditQuery(Decision: Verdict.Denied), CancellationToken.None);
         Assert.Contains(denied, r => r.Rule == $"identity.{(kind == "expired" ? "expired_token" : kind == "malformed" ? "malformed_token" : "wrong_audience")}");
@@ -113,7 +120,7 @@ public sealed class HttpTests(PostgresFixture pg) : IAsyncLifetime
         static string Part(string json) => Microsoft.IdentityModel.Tokens.Base64UrlEncoder.Encode(json);
         var token = $"{Part("""{"alg":"RS256","typ":"JWT"}""")}.{Part("""{"iss":"https://é\u0001.example/\\","sub":"x"}""")}.AAAA";
 
-        using var response = await _http.SendAsync(Initialize(_server.Endpoint, token));
+        using var response = await _http.SendAsync(GatewayClients.InitializeRequest(_server.Endpoint, token));
 
         Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
         var challenge = string.Join(" ", response.Headers.WwwAuthenticate.Select(h => h.ToString()));
@@ -126,16 +133,16 @@ public sealed class HttpTests(PostgresFixture pg) : IAsyncLifetime
     [Fact]
     public async Task A_browser_origin_that_is_not_loopback_is_refused()
     {
-        using var evil = await _http.SendAsync(Initialize(_server.Endpoint, _gateway.Mint("analyst"), origin: "https://evil.example"));
+        using var evil = await _http.SendAsync(GatewayClients.InitializeRequest(_server.Endpoint, _gateway.Mint("analyst"), origin: "https://evil.example"));
         Assert.Equal(HttpStatusCode.Forbidden, evil.StatusCode);
-        using var local = await _http.SendAsync(Initialize(_server.Endpoint, _gateway.Mint("analyst"), origin: "http://localhost:6274"));
+        using var local = await _http.SendAsync(GatewayClients.InitializeRequest(_server.Endpoint, _gateway.Mint("analyst"), origin: "http://localhost:6274"));
         Assert.Equal(HttpStatusCode.OK, local.StatusCode);
     }
 
     [Fact]
     public async Task A_rebound_host_name_is_refused()
     {
-        var request = Initialize(_server.Endpoint, _gateway.Mint("analyst"));
+        var request = GatewayClients.InitializeRequest(_server.Endpoint, _gateway.Mint("analyst"));
         request.Headers.Host = "attacker.example";
         using var response = await _http.SendAsync(request);
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);

@@ -179,12 +179,9 @@ public sealed class IdentityTests(PostgresFixture pg)
 
         var byJti = await StdioTests.RunGatehouse(["agents", "disable", "--jti", "leaked-token-1", "--config", gateway.PolicyPath, "--as", "alice"]);
         Assert.Equal(0, byJti.ExitCode);
-        await using (var client = await GatewayClients.HttpAsync(server.Endpoint, leaked))
-        {
-            var refused = await client.QueryAsync("select 1");
-            Assert.Equal("identity.agent_disabled", refused.Rule());
-            Assert.Contains("token 'leaked-token-1'", refused.Text());
-        }
+        var (status, challenge) = await GatewayClients.KnockAsync(server.Endpoint, leaked);
+        Assert.Equal(HttpStatusCode.Unauthorized, status);
+        Assert.Contains("token 'leaked-token-1' (used by agent 'analyst') has been disabled", challenge);
 
         await using (var client = await GatewayClients.HttpAsync(server.Endpoint, fresh))
         {
@@ -192,10 +189,7 @@ public sealed class IdentityTests(PostgresFixture pg)
         }
 
         Assert.Equal(0, (await StdioTests.RunGatehouse(["agents", "disable", "--subject", "ops-bot", "--config", gateway.PolicyPath])).ExitCode);
-        await using (var ops = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot")))
-        {
-            Assert.Equal("identity.agent_disabled", (await ops.QueryAsync("select 1")).Rule());
-        }
+        Assert.Contains("(used by agent 'ops-bot') has been disabled", (await GatewayClients.KnockAsync(server.Endpoint, gateway.Mint("ops-bot"))).Challenge);
 
         var neither = await StdioTests.RunGatehouse(["agents", "disable", "--config", gateway.PolicyPath]);
         Assert.NotEqual(0, neither.ExitCode);
@@ -203,10 +197,11 @@ public sealed class IdentityTests(PostgresFixture pg)
 
         // A name as typed with stray spaces means the agent; a name no token can carry is refused, not reported done.
         Assert.Equal(0, (await StdioTests.RunGatehouse(["agents", "disable", " analyst ", "--config", gateway.PolicyPath])).ExitCode);
-        await using (var client = await GatewayClients.HttpAsync(server.Endpoint, fresh))
-        {
-            Assert.Equal("identity.agent_disabled", (await client.QueryAsync("select 1")).Rule());
-        }
+        Assert.Contains("agent 'analyst' has been disabled", (await GatewayClients.KnockAsync(server.Endpoint, fresh)).Challenge);
+
+        // Each refusal at the door is recorded under the identity the token carried.
+        var denied = await server.State.ListAsync(new AuditQuery(Decision: Verdict.Denied), CancellationToken.None);
+        Assert.Equal(["analyst", "analyst", "ops-bot"], denied.Where(r => r.Rule == "identity.agent_disabled").Select(r => r.Agent).Order());
 
         var invisible = await StdioTests.RunGatehouse(["agents", "disable", "ana\u200Blyst", "--config", gateway.PolicyPath]);
         Assert.NotEqual(0, invisible.ExitCode);

@@ -66,6 +66,52 @@ public sealed class TwoInstanceTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task While_the_shared_store_takes_no_connections_an_agents_request_is_answered_503_not_401_and_then_served_again()
+    {
+        var database = new NpgsqlConnectionStringBuilder(_state).Database;
+        await pg.AdminScalarAsync($"ALTER DATABASE \"{database}\" ALLOW_CONNECTIONS false");
+        try
+        {
+            await pg.AdminScalarAsync($"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{database}'");
+
+            // Whether the agent is disabled cannot be read once the kept snapshot is half a second old: the door fails
+            // closed, as unavailable (a 401 would tell the client to sign in again).
+            using var http = new HttpClient();
+            var clock = Stopwatch.StartNew();
+            HttpResponseMessage response;
+            while ((response = await http.SendAsync(GatewayClients.InitializeRequest(_first.Endpoint, _gateway.Mint("analyst")))).StatusCode != HttpStatusCode.ServiceUnavailable)
+            {
+                Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"the door still answered {response.StatusCode} 5 s after the store stopped taking connections");
+                response.Dispose();
+                await Task.Delay(50);
+            }
+
+            using (response)
+            {
+                Assert.Equal(TimeSpan.FromSeconds(5), response.Headers.RetryAfter?.Delta);
+                var body = await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>();
+                Assert.Equal("state.unavailable", body.GetProperty("error").GetString());
+                Assert.StartsWith("The state store did not answer, so the gateway could not read whether this agent has been disabled.", body.GetProperty("error_description").GetString());
+            }
+        }
+        finally
+        {
+            await pg.AdminScalarAsync($"ALTER DATABASE \"{database}\" ALLOW_CONNECTIONS true");
+        }
+
+        var back = Stopwatch.StartNew();
+        HttpStatusCode status;
+        while ((status = (await GatewayClients.KnockAsync(_first.Endpoint, _gateway.Mint("analyst"))).Status) != HttpStatusCode.OK)
+        {
+            Assert.True(back.Elapsed < TimeSpan.FromSeconds(5), $"the door still answered {status} 5 s after the store took connections again");
+            await Task.Delay(50);
+        }
+
+        await using var agent = await GatewayClients.HttpAsync(_first.Endpoint, _gateway.Mint("analyst"));
+        Assert.NotEqual(true, (await agent.QueryAsync("select 1")).IsError);
+    }
+
+    [Fact]
     public async Task While_the_shared_store_takes_no_connections_the_admin_api_says_so_and_it_answers_again_once_it_does()
     {
         using var http = new HttpClient();
@@ -105,36 +151,32 @@ public sealed class TwoInstanceTests(PostgresFixture pg) : IAsyncLifetime
     [Fact]
     public async Task A_revocation_on_one_instance_is_enforced_by_both_and_the_shared_audit_chain_verifies()
     {
-        await using (var before = await GatewayClients.HttpAsync(_second.Endpoint, _gateway.Mint("analyst")))
-        {
-            Assert.NotEqual(true, (await before.QueryAsync("select 1")).IsError);
-        }
+        await using var open = await GatewayClients.HttpAsync(_second.Endpoint, _gateway.Mint("analyst"));
+        Assert.NotEqual(true, (await open.QueryAsync("select 1")).IsError);
 
         // The instance an admin disables an agent through refuses its next call; the other within a second.
         await _first.Gateway.Store.SetDisabledAsync("analyst", true, "alice", CancellationToken.None);
         var disabledAt = Stopwatch.StartNew();
-        await using (var client = await GatewayClients.HttpAsync(_first.Endpoint, _gateway.Mint("analyst")))
-        {
-            Assert.Equal("identity.agent_disabled", (await client.QueryAsync("select 1")).Rule());
-        }
+        Assert.Equal(HttpStatusCode.Unauthorized, (await GatewayClients.KnockAsync(_first.Endpoint, _gateway.Mint("analyst"))).Status);
 
-        await using (var client = await GatewayClients.HttpAsync(_second.Endpoint, _gateway.Mint("analyst")))
+        // The session the agent opened on the other instance before is refused there within a second, at its door.
+        while (true)
         {
-            CallToolResult refused;
-            while (true)
+            var began = disabledAt.Elapsed;
+            var call = await Record.ExceptionAsync(() => open.QueryAsync("select 1"));
+            if (call is HttpRequestException { StatusCode: HttpStatusCode.Unauthorized })
             {
-                var began = disabledAt.Elapsed;
-                if ((refused = await client.QueryAsync("select 1")).IsError == true)
-                {
-                    break;
-                }
-
-                Assert.True(began < TimeSpan.FromSeconds(1), "the other instance still ran a call the disabled agent made more than a second later");
-                await Task.Delay(10);
+                break;
             }
 
-            Assert.Equal("identity.agent_disabled", refused.Rule());
+            Assert.True(call is null, call?.ToString());
+            Assert.True(began < TimeSpan.FromSeconds(1), "the other instance still ran a call the disabled agent made more than a second later");
+            await Task.Delay(10);
         }
+
+        var (status, challenge) = await GatewayClients.KnockAsync(_second.Endpoint, _gateway.Mint("analyst"));
+        Assert.Equal(HttpStatusCode.Unauthorized, status);
+        Assert.Contains("agent 'analyst' has been disabled by an admin", challenge);
 
         // Both instances wrote to one chain; it verifies whole.
         await using (var ops1 = await GatewayClients.HttpAsync(_first.Endpoint, _gateway.Mint("ops-bot")))

@@ -57,6 +57,36 @@ public static class GatewayClients
         return await McpClient.CreateAsync(transport, options);
     }
 
+    /// <summary>A raw MCP initialize request, for what the HTTP door answers before any session opens.</summary>
+    public static HttpRequestMessage InitializeRequest(Uri endpoint, string? token = null, string? origin = null)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, endpoint)
+        {
+            Content = new StringContent("""{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}""", System.Text.Encoding.UTF8, "application/json"),
+        };
+        request.Headers.Accept.ParseAdd("application/json");
+        request.Headers.Accept.ParseAdd("text/event-stream");
+        if (token is not null)
+        {
+            request.Headers.Authorization = new("Bearer", token);
+        }
+
+        if (origin is not null)
+        {
+            request.Headers.Add("Origin", origin);
+        }
+
+        return request;
+    }
+
+    /// <summary>What the HTTP door answers a token's initialize request: its status and its WWW-Authenticate challenge.</summary>
+    public static async Task<(System.Net.HttpStatusCode Status, string Challenge)> KnockAsync(Uri endpoint, string token)
+    {
+        using var http = new HttpClient();
+        using var response = await http.SendAsync(InitializeRequest(endpoint, token));
+        return (response.StatusCode, string.Join(" ", response.Headers.WwwAuthenticate.Select(h => h.ToString())));
+    }
+
     public static Task<CallToolResult> QueryAsync(this McpClient client, string sql, object?[]? parameters = null, int? maxRows = null, string connection = "shop", CancellationToken cancellationToken = default)
     {
         var arguments = new Dictionary<string, object?> { ["connection"] = connection, ["sql"] = sql };
