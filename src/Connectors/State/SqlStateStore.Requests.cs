@@ -14,9 +14,10 @@ public abstract partial class SqlStateStore : IApprovalStore
     private const string CountPendingRequests = "SELECT count(*) FROM access_requests WHERE agent = $1 AND status = 'Pending' AND created_ms > $2";
 
     public async ValueTask<int> CreateAsync(AccessRequest request, int maxPending, CancellationToken cancellationToken) =>
-        await FileUnlessAtCapAsync(
+        (await FileUnlessAtCapAsync<AccessRequest>(
             request.Agent,
             maxPending,
+            null,
             (CountPendingRequests, [request.Agent, ToMs(request.CreatedAt - AccessRequest.PendingLifetime)]),
             (
                 $"INSERT INTO access_requests ({RequestColumns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'Pending', $10, NULL, NULL, NULL, NULL, $11, $12, $13)",
@@ -25,7 +26,7 @@ public abstract partial class SqlStateStore : IApprovalStore
                     JsonSerializer.Serialize(request.Tables.Select(t => t.ToString())), request.Access.ToPolicyString(), request.Reason,
                     (long)request.Duration.TotalMilliseconds, ToMs(request.CreatedAt), JsonSerializer.Serialize(request.Schemas), request.Unmask, request.DelegatedBy,
                 ]),
-            cancellationToken).ConfigureAwait(false);
+            cancellationToken).ConfigureAwait(false)).Pending;
 
     public async ValueTask<AccessRequest?> GetAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) =>
         (await AuditQueryAsync($"SELECT {RequestColumns} FROM access_requests WHERE id = $1", [id], r => ReadRequest(r, now), cancellationToken).ConfigureAwait(false))

@@ -10,27 +10,38 @@ public abstract partial class SqlStateStore : IStatementApprovalStore
         "id, agent, subject, issuer, connection, statement_hash, parameters_hash, sql, parameters, classification, rule, reason, required,"
         + " status, created_ms, expires_ms, votes_json, dry_run_rows, kept_result, kept_until_ms, review, dry_run_sample, delegated_by";
 
+    // The same statement: one agent's, on one person's behalf (or on no one's), on one connection, with the same parameters.
+    private const string SameStatement =
+        "agent = $1 AND connection = $2 AND statement_hash = $3 AND parameters_hash = $4"
+        + " AND (delegated_by = $5 OR (delegated_by IS NULL AND CAST($5 AS TEXT) IS NULL))";
+
     // A request is made by an agent on a person's behalf (or on no one's): the same statement for another person is another request.
     public async ValueTask<StatementApproval?> FindLiveAsync(
         string agent, string? delegatedBy, string connection, string statementHash, string parametersHash, DateTimeOffset decidedSince, DateTimeOffset now, CancellationToken cancellationToken) =>
         (await AuditQueryAsync(
-            $"SELECT {StatementColumns} FROM statement_approvals WHERE agent = $1 AND connection = $2 AND statement_hash = $3"
-            + " AND (delegated_by = $7 OR (delegated_by IS NULL AND CAST($7 AS TEXT) IS NULL))"
-            + " AND parameters_hash = $4 AND ((status IN ('Pending', 'Approved', 'Running') AND expires_ms > $5)"
-            + " OR (status = 'Used' AND kept_result IS NOT NULL AND kept_until_ms > $5)"
-            + " OR (status IN ('Denied', 'Cancelled') AND created_ms > $6))"
+            $"SELECT {StatementColumns} FROM statement_approvals WHERE {SameStatement}"
+            + " AND ((status IN ('Pending', 'Approved', 'Running') AND expires_ms > $6)"
+            + " OR (status = 'Used' AND kept_result IS NOT NULL AND kept_until_ms > $6)"
+            + " OR (status IN ('Denied', 'Cancelled') AND created_ms > $7))"
             // A result waiting for its requester comes first: a newer request must not hide it.
             + " ORDER BY CASE WHEN kept_result IS NULL THEN 1 ELSE 0 END, created_ms DESC LIMIT 1",
-            [agent, connection, statementHash, parametersHash, ToMs(now), ToMs(decidedSince), delegatedBy],
+            [agent, connection, statementHash, parametersHash, delegatedBy, ToMs(now), ToMs(decidedSince)],
             r => ReadStatement(r, now),
             cancellationToken).ConfigureAwait(false)).FirstOrDefault();
 
     private const string CountPendingStatements = "SELECT count(*) FROM statement_approvals WHERE agent = $1 AND status = 'Pending' AND expires_ms > $2";
 
-    public async ValueTask<int> CreateStatementAsync(StatementApproval request, int maxPending, CancellationToken cancellationToken) =>
-        await FileUnlessAtCapAsync(
+    public async ValueTask<StatementFiling> CreateStatementAsync(StatementApproval request, int maxPending, CancellationToken cancellationToken)
+    {
+        var now = request.CreatedAt;
+        var (pending, same) = await FileUnlessAtCapAsync<StatementApproval>(
             request.Agent,
             maxPending,
+            (
+                $"SELECT {StatementColumns} FROM statement_approvals WHERE {SameStatement} AND status IN ('Pending', 'Approved', 'Running') AND expires_ms > $6"
+                + " ORDER BY created_ms DESC LIMIT 1",
+                [request.Agent, request.Connection, request.StatementHash, request.ParametersHash, request.DelegatedBy, ToMs(now)],
+                r => ReadStatement(r, now)),
             (CountPendingStatements, [request.Agent, ToMs(request.CreatedAt)]),
             (
                 $"INSERT INTO statement_approvals ({StatementColumns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'Pending', $14, $15, '[]', $16, NULL, NULL, NULL, $17, $18)",
@@ -40,6 +51,8 @@ public abstract partial class SqlStateStore : IStatementApprovalStore
                     ToMs(request.CreatedAt), ToMs(request.ExpiresAt), request.DryRunRows, request.DryRunSample, request.DelegatedBy,
                 ]),
             cancellationToken).ConfigureAwait(false);
+        return new StatementFiling(pending, same);
+    }
 
     public async ValueTask<StatementApproval?> GetStatementAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) =>
         (await AuditQueryAsync($"SELECT {StatementColumns} FROM statement_approvals WHERE id = $1", [id], r => ReadStatement(r, now), cancellationToken).ConfigureAwait(false))

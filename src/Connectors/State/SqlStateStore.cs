@@ -22,17 +22,29 @@ public abstract partial class SqlStateStore : SqlAuditLog
     protected virtual string? AgentLockStatement => null;
 
     /// <summary>
-    /// Files a request (<paramref name="insert"/>) unless <paramref name="countPending"/> finds <paramref name="maxPending"/>
-    /// of its agent's already waiting, in one transaction under the agent's lock; returns how many were waiting.
+    /// Files a request (<paramref name="insert"/>) unless <paramref name="same"/> finds the same request already filed, or
+    /// <paramref name="countPending"/> finds <paramref name="maxPending"/> of its agent's already waiting, in one transaction
+    /// under the agent's lock; returns how many were waiting, or the request found.
     /// </summary>
-    private async Task<int> FileUnlessAtCapAsync(
-        string agent, int maxPending, (string Sql, IReadOnlyList<object?> Values) countPending, (string Sql, IReadOnlyList<object?> Values) insert, CancellationToken cancellationToken) =>
-        await InTransactionAsync(
+    private async Task<(int Pending, T? Same)> FileUnlessAtCapAsync<T>(
+        string agent,
+        int maxPending,
+        (string Sql, IReadOnlyList<object?> Values, Func<DbDataReader, T> Read)? same,
+        (string Sql, IReadOnlyList<object?> Values) countPending,
+        (string Sql, IReadOnlyList<object?> Values) insert,
+        CancellationToken cancellationToken)
+        where T : class =>
+        await InTransactionAsync<(int, T?)>(
             async (connection, transaction) =>
             {
                 if (AgentLockStatement is { } agentLock)
                 {
                     await NonQueryAsync(connection, transaction, agentLock, [agent], cancellationToken).ConfigureAwait(false);
+                }
+
+                if (same is { } find && (await RowsAsync(connection, transaction, find.Sql, find.Values, find.Read, cancellationToken).ConfigureAwait(false)).FirstOrDefault() is { } found)
+                {
+                    return (0, found);
                 }
 
                 var pending = (int)(await RowsAsync(connection, transaction, countPending.Sql, countPending.Values, r => r.GetInt64(0), cancellationToken).ConfigureAwait(false))[0];
@@ -41,7 +53,7 @@ public abstract partial class SqlStateStore : SqlAuditLog
                     await NonQueryAsync(connection, transaction, insert.Sql, insert.Values, cancellationToken).ConfigureAwait(false);
                 }
 
-                return pending;
+                return (pending, null);
             },
             cancellationToken).ConfigureAwait(false);
 

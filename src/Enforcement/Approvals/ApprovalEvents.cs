@@ -80,12 +80,12 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
     public ValueTask<StatementApproval?> FindLiveAsync(string agent, string? delegatedBy, string connection, string statementHash, string parametersHash, DateTimeOffset decidedSince, DateTimeOffset now, CancellationToken cancellationToken) =>
         statements.FindLiveAsync(agent, delegatedBy, connection, statementHash, parametersHash, decidedSince, now, cancellationToken);
 
-    public async ValueTask<int> CreateStatementAsync(StatementApproval request, int maxPending, CancellationToken cancellationToken)
+    public async ValueTask<StatementFiling> CreateStatementAsync(StatementApproval request, int maxPending, CancellationToken cancellationToken)
     {
-        var pending = await statements.CreateStatementAsync(request, maxPending, cancellationToken).ConfigureAwait(false);
-        if (pending >= maxPending)
+        var filing = await statements.CreateStatementAsync(request, maxPending, cancellationToken).ConfigureAwait(false);
+        if (!filing.Filed(maxPending))
         {
-            return pending;
+            return filing;
         }
 
         var dryRun = request.DryRunRows is { } rows ? $" (a dry run touched {rows} row(s))" : "";
@@ -98,7 +98,7 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
             _ = Task.Run(() => ReviewAsync(Reviewer, request), CancellationToken.None);
         }
 
-        return pending;
+        return filing;
     }
 
     public ValueTask SetReviewAsync(string id, string review, CancellationToken cancellationToken) => statements.SetReviewAsync(id, review, cancellationToken);

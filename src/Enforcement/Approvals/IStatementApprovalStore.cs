@@ -12,9 +12,11 @@ public interface IStatementApprovalStore
 
     /// <summary>
     /// Files <paramref name="request"/> unless its agent already has <paramref name="maxPending"/> statement requests waiting,
-    /// counted and filed at once (two filings at the same moment cannot both take the last place); returns how many were waiting.
+    /// counted and filed at once (two filings at the same moment cannot both take the last place). Files nothing when a
+    /// request for exactly the same statement (agent, person, connection, statement and parameters) is already pending,
+    /// approved or running, as when two calls send it at the same moment: that request is returned, for this call to wait on.
     /// </summary>
-    ValueTask<int> CreateStatementAsync(StatementApproval request, int maxPending, CancellationToken cancellationToken);
+    ValueTask<StatementFiling> CreateStatementAsync(StatementApproval request, int maxPending, CancellationToken cancellationToken);
 
     ValueTask<StatementApproval?> GetStatementAsync(string id, DateTimeOffset now, CancellationToken cancellationToken);
 
@@ -47,4 +49,11 @@ public interface IStatementApprovalStore
 
     /// <summary>Hands over a kept result exactly once; null when there is none (taken, expired, never kept).</summary>
     ValueTask<string?> TakeResultAsync(string id, DateTimeOffset now, CancellationToken cancellationToken);
+}
+
+/// <summary>What filing a statement request did: how many of its agent's were already waiting, or the same request it joined.</summary>
+public readonly record struct StatementFiling(int Pending, StatementApproval? Joined = null)
+{
+    /// <summary>Whether the request was filed: it joined none, and the cap had room.</summary>
+    public bool Filed(int maxPending) => Joined is null && Pending < maxPending;
 }

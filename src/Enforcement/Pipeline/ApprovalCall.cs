@@ -88,12 +88,17 @@ public sealed partial class GatewayPipeline
                 DelegatedBy = identity.DelegatedBy,
             };
             var filed = request;
-            pending = await StateUnavailableException.GuardAsync(
+            var filing = await StateUnavailableException.GuardAsync(
                 "file this statement's approval request", () => statementApprovals.CreateStatementAsync(filed, MaxPendingRequests, cancellationToken)).ConfigureAwait(false);
-            if (pending >= MaxPendingRequests)
+            if (filing.Joined is { } joined)
+            {
+                // A call sending the same statement at the same moment filed it first: this call waits on that request.
+                request = joined;
+            }
+            else if (filing.Pending >= MaxPendingRequests)
             {
                 // Another of its statements took the last place while this one's dry run ran.
-                return TooMany(pending, execution.ReadOnly ? "Nothing was run or filed" : "Nothing was filed; its dry run ran and was rolled back");
+                return TooMany(filing.Pending, execution.ReadOnly ? "Nothing was run or filed" : "Nothing was filed; its dry run ran and was rolled back");
             }
         }
 

@@ -81,13 +81,33 @@ public abstract class StateStoreContract
         Assert.Equal(5, access.Count(waiting => waiting < 5));
         Assert.Equal(5, await store.CountPendingAsync(agent, now, CancellationToken.None));
 
-        var statements = await Task.WhenAll(Enumerable.Range(0, 16).Select(_ =>
-            store.CreateStatementAsync(Statement(now) with { Id = StatementApproval.NewId(), Agent = agent }, 5, CancellationToken.None).AsTask()));
-        Assert.Equal(5, statements.Count(waiting => waiting < 5));
+        var statements = await Task.WhenAll(Enumerable.Range(0, 16).Select(i =>
+            store.CreateStatementAsync(Statement(now) with { Id = StatementApproval.NewId(), Agent = agent, ParametersHash = StatementApproval.Hash($"[\"{i}\"]") }, 5, CancellationToken.None).AsTask()));
+        Assert.Equal(5, statements.Count(filing => filing.Filed(5)));
         Assert.Equal(5, await store.CountPendingStatementsAsync(agent, now, CancellationToken.None));
 
         // Another agent's cap is its own.
         Assert.Equal(0, await store.CreateAsync(Request("other-" + agent, now), 5, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task The_same_statement_filed_at_the_same_moment_is_one_request_that_every_filing_waits_on()
+    {
+        var store = await OpenAsync();
+        var now = DateTimeOffset.UtcNow;
+        var agent = "twin-" + Guid.NewGuid().ToString("N")[..8];
+        var filings = await Task.WhenAll(Enumerable.Range(0, 16).Select(_ =>
+            store.CreateStatementAsync(Statement(now) with { Id = StatementApproval.NewId(), Agent = agent }, 20, CancellationToken.None).AsTask()));
+
+        var filed = Assert.Single(filings, f => f.Filed(20));
+        var pending = Assert.Single(await store.ListStatementsOfAgentAsync(agent, 20, now, CancellationToken.None));
+        Assert.All(filings.Where(f => !f.Filed(20)), f => Assert.Equal(pending.Id, f.Joined?.Id));
+
+        // Another person's, other parameters', or a decided one's statement is another request.
+        Assert.True((await store.CreateStatementAsync(Statement(now) with { Id = StatementApproval.NewId(), Agent = agent, DelegatedBy = "alice" }, 20, CancellationToken.None)).Filed(20));
+        Assert.True((await store.CreateStatementAsync(Statement(now) with { Id = StatementApproval.NewId(), Agent = agent, ParametersHash = StatementApproval.Hash("[\"6\"]") }, 20, CancellationToken.None)).Filed(20));
+        Assert.NotNull(await store.VoteAsync(pending.Id, new ApprovalVote("alice", false, now, null), TimeSpan.FromMinutes(15), now, CancellationToken.None));
+        Assert.True((await store.CreateStatementAsync(Statement(now) with { Id = StatementApproval.NewId(), Agent = agent }, 20, CancellationToken.None)).Filed(20));
     }
 
     [Fact]
@@ -235,12 +255,13 @@ public abstract class StateStoreContract
         Assert.Null(await store.FindLiveAsync("ops-bot", null, "shop", stale.StatementHash, stale.ParametersHash, later - TimeSpan.FromHours(1), later, CancellationToken.None));
         Assert.Null(await store.VoteAsync(stale.Id, new ApprovalVote("alice", true, later, null), TimeSpan.FromMinutes(15), later, CancellationToken.None));
 
-        var fresh = Statement(now) with { Id = StatementApproval.NewId() };
-        await store.CreateStatementAsync(fresh, int.MaxValue, CancellationToken.None);
-        Assert.Equal(StatementApprovalStatus.Approved, (await store.VoteAsync(fresh.Id, new ApprovalVote("alice", true, now, "ok"), TimeSpan.FromMinutes(15), now, CancellationToken.None))!.Status);
-        Assert.False(await store.ClaimAsync(fresh.Id, now + TimeSpan.FromMinutes(16), CancellationToken.None));
-        Assert.True(await store.ClaimAsync(fresh.Id, now + TimeSpan.FromMinutes(1), CancellationToken.None));
-        Assert.False(await store.ClaimAsync(fresh.Id, now + TimeSpan.FromMinutes(2), CancellationToken.None));
+        // Filed once the stale one has expired.
+        var fresh = Statement(later) with { Id = StatementApproval.NewId() };
+        Assert.True((await store.CreateStatementAsync(fresh, int.MaxValue, CancellationToken.None)).Filed(int.MaxValue));
+        Assert.Equal(StatementApprovalStatus.Approved, (await store.VoteAsync(fresh.Id, new ApprovalVote("alice", true, later, "ok"), TimeSpan.FromMinutes(15), later, CancellationToken.None))!.Status);
+        Assert.False(await store.ClaimAsync(fresh.Id, later + TimeSpan.FromMinutes(16), CancellationToken.None));
+        Assert.True(await store.ClaimAsync(fresh.Id, later + TimeSpan.FromMinutes(1), CancellationToken.None));
+        Assert.False(await store.ClaimAsync(fresh.Id, later + TimeSpan.FromMinutes(2), CancellationToken.None));
     }
 
     [Fact]

@@ -88,11 +88,33 @@ public sealed partial class GatewayPipelineTests
     }
 
     [Fact]
+    public async Task A_call_whose_statement_another_call_filed_at_the_same_moment_waits_on_that_request_and_files_none()
+    {
+        StatementApproval? twin = null;
+        _statements.OnFiling = filing =>
+        {
+            // The other call got there first, and an approver approved its request.
+            _statements.OnFiling = null;
+            _statements.ApproveOnFiling = true;
+            twin = filing with { Id = StatementApproval.NewId() };
+            _ = _statements.CreateStatementAsync(twin, int.MaxValue, CancellationToken.None);
+        };
+
+        var outcome = await QueryWithApproval();
+
+        Assert.Equal("approval.approved", outcome.Decision.Rule);
+        Assert.Equal(1, _database.Executions);
+        var request = Assert.Single(_statements.Requests);
+        Assert.Equal((twin!.Id, StatementApprovalStatus.Used), (request.Id, request.Status));
+        Assert.Contains(twin.Id, outcome.Decision.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_catalog_change_while_the_call_waits_for_approval_has_the_statement_judged_again_before_it_runs()
     {
         // A view redefined, a function replaced: the plan the approvers were shown may no longer be what runs.
         _statements.ApproveOnFiling = true;
-        _statements.OnFiling = () => _database.Version = "v2";
+        _statements.OnFiling = _ => _database.Version = "v2";
         var outcome = await QueryWithApproval();
         Assert.Equal("approval.catalog_changed", outcome.Decision.Rule);
         Assert.Equal(0, _database.Executions);
@@ -123,7 +145,7 @@ public sealed partial class GatewayPipelineTests
         _statements.ApproveOnFiling = true;
         Task<CallOutcome>? other = null;
         var otherHolds = false;
-        _statements.OnFiling = () =>
+        _statements.OnFiling = _ =>
         {
             _statements.OnFiling = null;
             other = Ask("select * from orders where id = 2");

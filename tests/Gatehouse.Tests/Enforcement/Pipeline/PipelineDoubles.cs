@@ -210,8 +210,8 @@ internal sealed class MemoryStatementApprovals : IStatementApprovalStore
         }
     }
 
-    /// <summary>Runs as a request is filed: something that happens while its call waits.</summary>
-    public Action? OnFiling { get; set; }
+    /// <summary>Runs as a request is filed, given it: something that happens while its call waits.</summary>
+    public Action<StatementApproval>? OnFiling { get; set; }
 
     public IReadOnlyCollection<StatementApproval> Requests => _requests.Values;
 
@@ -223,10 +223,17 @@ internal sealed class MemoryStatementApprovals : IStatementApprovalStore
             && (r.Status is StatementApprovalStatus.Pending or StatementApprovalStatus.Approved or StatementApprovalStatus.Running || r.KeptResult is not null)));
     }
 
-    public ValueTask<int> CreateStatementAsync(StatementApproval request, int maxPending, CancellationToken cancellationToken)
+    public ValueTask<StatementFiling> CreateStatementAsync(StatementApproval request, int maxPending, CancellationToken cancellationToken)
     {
         FailIfAsked(nameof(CreateStatementAsync));
-        OnFiling?.Invoke();
+        OnFiling?.Invoke(request);
+        if (_requests.Values.FirstOrDefault(r =>
+            r.Agent == request.Agent && r.DelegatedBy == request.DelegatedBy && r.Connection == request.Connection && r.StatementHash == request.StatementHash
+            && r.ParametersHash == request.ParametersHash && r.Status is StatementApprovalStatus.Pending or StatementApprovalStatus.Approved or StatementApprovalStatus.Running) is { } same)
+        {
+            return ValueTask.FromResult(new StatementFiling(0, same));
+        }
+
         var pending = _requests.Values.Count(r => r.Agent == request.Agent && r.Status == StatementApprovalStatus.Pending);
         if (pending < maxPending)
         {
@@ -235,7 +242,7 @@ internal sealed class MemoryStatementApprovals : IStatementApprovalStore
                 : request);
         }
 
-        return ValueTask.FromResult(pending);
+        return ValueTask.FromResult(new StatementFiling(pending));
     }
 
     public ValueTask<StatementApproval?> GetStatementAsync(string id, DateTimeOffset now, CancellationToken cancellationToken)
