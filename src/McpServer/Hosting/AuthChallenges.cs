@@ -1,6 +1,9 @@
 using System.Text.Json;
+using Gatehouse.Enforcement;
 using Gatehouse.Enforcement.Audit;
+using Gatehouse.Enforcement.Identity;
 using Gatehouse.Enforcement.Policy;
+using Microsoft.AspNetCore.Authentication;
 
 namespace Gatehouse.McpServer.Hosting;
 
@@ -17,26 +20,15 @@ public static class AuthChallenges
     /// <summary>Where the HTTP host leaves why a presented token was refused.</summary>
     public const string RefusalItem = "gatehouse.token_refusal";
 
-    /// <summary>Where the HTTP host leaves why it could not tell whether a presented token's agent is disabled.</summary>
-    public const string StateUnavailableItem = "gatehouse.state_unavailable";
+    /// <summary>Where the HTTP host leaves the identity a presented token was verified as.</summary>
+    public const string IdentityItem = "gatehouse.identity";
 
-    public static Func<HttpContext, RequestDelegate, Task> Create(LivePolicy live, ILogger logger) => async (context, next) =>
+    internal static Func<HttpContext, RequestDelegate, Task> Create(LivePolicy live, Identifier identifier, RefusalRecorder recorder, ILogger logger) => async (context, next) =>
     {
         var policy = live.Current;
         if (!context.Request.Path.StartsWithSegments(HttpHost.McpPath))
         {
             await next(context);
-            return;
-        }
-
-        // Fail closed, but not as a 401: the token may be fine, and a client told it is not would ask its user to sign in
-        // again. Nothing is recorded, since the audit log is in the store that did not answer; the log says so.
-        if (context.Items[StateUnavailableItem] is string unavailable)
-        {
-            HostLog.DoorStateUnavailable(logger, unavailable);
-            context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
-            context.Response.Headers.RetryAfter = "5";
-            await context.Response.WriteAsJsonAsync(new { error = "state.unavailable", error_description = unavailable + " Nothing was run; try again." });
             return;
         }
 
@@ -52,6 +44,11 @@ public static class AuthChallenges
 
                 return Task.CompletedTask;
             });
+        }
+
+        if (context.Items[IdentityItem] is AgentIdentity identity && !await PastSwitchesAsync(context, identity, identifier, recorder, logger))
+        {
+            return;
         }
 
         if (policy.Gateway.ToolScopes.Count > 0 && context.User.Identity?.IsAuthenticated == true && HttpMethods.IsPost(context.Request.Method)
@@ -78,6 +75,47 @@ public static class AuthChallenges
 
         await next(context);
     };
+
+    /// <summary>
+    /// Whether a request whose token is valid may go on, as far as the agent switches go. A disabled identity opens nothing (not
+    /// a session, not the tool list): its request is answered <c>401</c> with <c>invalid_token</c> and why, and recorded
+    /// under that identity as the tokenless ones are. Its tool calls on a session opened before go on to the tool, which refuses
+    /// them and records each with its statement, so what a revoked token tried is on record. When the store cannot say, the
+    /// answer is <c>503</c>, not <c>401</c>: the token may be fine, and a client told it is not would ask for a new one.
+    /// </summary>
+    private static async Task<bool> PastSwitchesAsync(HttpContext context, AgentIdentity identity, Identifier identifier, RefusalRecorder recorder, ILogger logger)
+    {
+        IdentityResult? disabled;
+        try
+        {
+            disabled = await identifier.CheckSwitchesAsync(identity, context.RequestAborted);
+        }
+        catch (StateUnavailableException e)
+        {
+            // Not recorded: the audit log lives in the store that did not answer.
+            HostLog.DoorStateUnavailable(logger, e.What, e.InnerException?.Message ?? e.Message);
+            context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            context.Response.Headers.RetryAfter = "5";
+            await context.Response.WriteAsJsonAsync(new { error = "state.unavailable", error_description = $"{e.Message} Nothing was run; try again." });
+            return false;
+        }
+
+        if (disabled is null || (HttpMethods.IsPost(context.Request.Method) && await CalledToolAsync(context) is not null))
+        {
+            return true;
+        }
+
+        if (!recorder.TryAdmit(context))
+        {
+            context.Response.StatusCode = StatusCodes.Status429TooManyRequests;
+            return false;
+        }
+
+        await recorder.RecordAsync(context);
+        context.Items[RefusalItem] = disabled.Reason;
+        await context.ChallengeAsync();
+        return false;
+    }
 
     private static string Append(string challenge, string error, string description, string? scope)
     {

@@ -1,5 +1,4 @@
 using System.Security.Claims;
-using Gatehouse.Enforcement;
 using Gatehouse.Enforcement.Identity;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
@@ -7,25 +6,14 @@ using Microsoft.IdentityModel.Tokens;
 namespace Gatehouse.McpServer.Hosting;
 
 /// <summary>
-/// Lets JwtBearer authenticate HTTP requests with the gateway's own Identify stage, so both transports verify tokens the same
-/// way, and a token whose agent (subject, client or token id) an admin has disabled opens nothing: not a session, not the
-/// tool list. When the state store cannot say whether it is disabled, the request is refused with a
-/// <see cref="StateUnavailableException"/> as its failure, which the host answers 503 rather than 401.
+/// Lets JwtBearer authenticate HTTP requests with the gateway's own validator, so both transports verify tokens the same way.
+/// Whether an admin has disabled the identity is for <see cref="AuthChallenges"/> to check, with the request at hand.
 /// </summary>
-internal sealed class GatewayTokenHandler(Identifier identifier) : TokenHandler
+internal sealed class GatewayTokenHandler(TokenValidator validator) : TokenHandler
 {
     public override async Task<TokenValidationResult> ValidateTokenAsync(string token, TokenValidationParameters validationParameters)
     {
-        IdentityResult result;
-        try
-        {
-            result = await identifier.IdentifyAsync(token, CancellationToken.None);
-        }
-        catch (StateUnavailableException e)
-        {
-            return new TokenValidationResult { IsValid = false, Exception = e };
-        }
-
+        var result = await validator.ValidateAsync(token, CancellationToken.None);
         if (result.Identity is not { } identity)
         {
             return new TokenValidationResult { IsValid = false, Exception = new SecurityTokenValidationException(result.Reason) };
@@ -47,8 +35,10 @@ internal sealed class GatewayTokenHandler(Identifier identifier) : TokenHandler
     /// The token as the validator verified it. The validator has already read the JWT (and caches what it read), so this
     /// does not parse it a second time on every request, as a <see cref="JsonWebToken"/> would.
     /// </summary>
-    private sealed class VerifiedToken(AgentIdentity identity) : SecurityToken
+    internal sealed class VerifiedToken(AgentIdentity identity) : SecurityToken
     {
+        public AgentIdentity Identity => identity;
+
         public override string Id => identity.TokenId ?? "";
 
         public override string Issuer => identity.Issuer;

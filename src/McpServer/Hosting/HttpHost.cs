@@ -1,4 +1,3 @@
-using Gatehouse.Enforcement;
 using Gatehouse.Enforcement.Identity;
 using Gatehouse.Enforcement.Pipeline;
 using Gatehouse.Enforcement.Policy;
@@ -67,7 +66,11 @@ public static class HttpHost
         app.UseHostFiltering();
         app.Use(OriginGuard.Create(policy.Gateway.Http));
         app.UseAuthentication();
-        app.Use(AuthChallenges.Create(app.Services.GetRequiredService<LivePolicy>(), app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(AuthChallenges))));
+        app.Use(AuthChallenges.Create(
+            app.Services.GetRequiredService<LivePolicy>(),
+            app.Services.GetRequiredService<Identifier>(),
+            app.Services.GetRequiredService<RefusalRecorder>(),
+            app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(AuthChallenges))));
         // A request to /mcp without a valid token never reaches a tool; it is recorded here so it is not invisible.
         app.Use(app.Services.GetRequiredService<RefusalRecorder>().InvokeAsync);
         app.UseAuthorization();
@@ -137,8 +140,16 @@ public static class HttpHost
                 {
                     OnAuthenticationFailed = context =>
                     {
-                        context.HttpContext.Items[context.Exception is StateUnavailableException ? AuthChallenges.StateUnavailableItem : AuthChallenges.RefusalItem] =
-                            context.Exception.Message;
+                        context.HttpContext.Items[AuthChallenges.RefusalItem] = context.Exception.Message;
+                        return Task.CompletedTask;
+                    },
+                    OnTokenValidated = context =>
+                    {
+                        if (context.SecurityToken is GatewayTokenHandler.VerifiedToken token)
+                        {
+                            context.HttpContext.Items[AuthChallenges.IdentityItem] = token.Identity;
+                        }
+
                         return Task.CompletedTask;
                     },
                 };
@@ -157,7 +168,7 @@ public static class HttpHost
                 return Task.CompletedTask;
             });
         services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme)
-            .Configure<Identifier>((o, identifier) => o.TokenHandlers.Add(new GatewayTokenHandler(identifier)));
+            .Configure<TokenValidator>((o, validator) => o.TokenHandlers.Add(new GatewayTokenHandler(validator)));
         services.AddAuthorization();
     }
 

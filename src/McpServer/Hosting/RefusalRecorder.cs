@@ -51,9 +51,15 @@ internal sealed class RefusalRecorder(GatewayPipeline pipeline, ILogger<RefusalR
             return;
         }
 
+        await RecordAsync(context);
+        await next(context);
+    }
+
+    /// <summary>Records a request to /mcp refused for its token, under whatever identity the token carries (once admitted).</summary>
+    public async Task RecordAsync(HttpContext context)
+    {
         var token = HttpCallerToken.BearerToken(context.Request.Headers.Authorization.ToString());
         await pipeline.OpenSessionAsync(new CallContext(CallContext.HttpConnect, token, "http", null), context.RequestAborted);
-        await next(context);
     }
 
     /// <summary>

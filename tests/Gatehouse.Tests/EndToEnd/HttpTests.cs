@@ -64,21 +64,25 @@ public sealed class HttpTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_disabled_agent_opens_no_session_and_its_open_session_gets_401_on_its_next_request()
+    public async Task A_disabled_agent_opens_no_session_and_gets_no_tool_list_and_what_its_open_session_tries_is_recorded()
     {
         await using var client = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("analyst"));
         Assert.NotEmpty(await client.ListToolsAsync());
 
         await _server.State.SetDisabledAsync("analyst", true, "alice", CancellationToken.None);
 
-        // Not only its tool calls: the tool list, and a new session, are refused too.
+        // Not only its tool calls: the tool list, and a new session, are refused at the door.
         var listing = await Assert.ThrowsAsync<HttpRequestException>(async () => await client.ListToolsAsync());
         Assert.Equal(HttpStatusCode.Unauthorized, listing.StatusCode);
-        var calling = await Assert.ThrowsAsync<HttpRequestException>(() => client.QueryAsync("select 1"));
-        Assert.Equal(HttpStatusCode.Unauthorized, calling.StatusCode);
         var (status, challenge) = await GatewayClients.KnockAsync(_server.Endpoint, _gateway.Mint("analyst"));
         Assert.Equal(HttpStatusCode.Unauthorized, status);
         Assert.Contains("error=\"invalid_token\", error_description=\"agent 'analyst' has been disabled by an admin", challenge);
+
+        // A tool call on the session it opened before reaches the tool, which refuses it and records what it tried.
+        var calling = await client.QueryAsync("select id from orders where id = 7");
+        Assert.Equal("identity.agent_disabled", calling.Rule());
+        var tried = await _server.State.GetAsync(calling.AuditId(), CancellationToken.None);
+        Assert.Equal(("analyst", "select id from orders where id = 7"), (tried!.Agent, tried.Sql));
 
         var denied = await _server.State.ListAsync(new AuditQuery(Agent: "analyst", Decision: Verdict.Denied), CancellationToken.None);
         Assert.Equal(3, denied.Count(r => r.Rule == "identity.agent_disabled"));
