@@ -54,14 +54,8 @@ public static class ResultMasker
             case string text:
                 var masked = ContentDetectors.Mask(text, counts, unmasked);
                 return masked == text ? text : masked;
-            // A card number cast to a number (`replace(card, ' ', '')::bigint`) is a card still. Only a card's digits can be
-            // found in a number's text (the other kinds need separators, letters or a '+'), and a card has 13 digits or more.
-            case long n when n is >= CardFloor or <= -CardFloor:
-                return MaskNumber(value, n.ToString(CultureInfo.InvariantCulture), counts, unmasked);
-            case decimal m when Math.Abs(m) >= CardFloor:
-                return MaskNumber(value, m.ToString(CultureInfo.InvariantCulture), counts, unmasked);
-            case double d when Math.Abs(d) is >= CardFloor and < 1e19:
-                return MaskNumber(value, Math.Truncate(d).ToString("F0", CultureInfo.InvariantCulture), counts, unmasked);
+            case long or decimal or double:
+                return MaskNumber(value, counts, unmasked);
             case IEnumerable<object?> list:
                 var items = list.ToList();
                 var maskedItems = items.ConvertAll(v => MaskValue(v, counts, unmasked));
@@ -71,13 +65,37 @@ public static class ResultMasker
         }
     }
 
-    // The least number with a card's 13 digits.
-    private const long CardFloor = 1_000_000_000_000;
-
-    // The number as it was when its digits hold nothing; otherwise its text, masked.
-    private static object MaskNumber(object number, string text, MaskingCounts counts, IReadOnlySet<string>? unmasked)
+    // A card cast to a number (`replace(card, ' ', '')::bigint`) is a card still. A number's text has no separators, letters
+    // or '+', so of the detectors only the card's could find anything in it: that check runs on the whole part's digits, with
+    // no string made unless they are a card. Only numbers of 13 to 16 digits are read. Cards of 17 to 19 digits are rare, and
+    // keys of 18 and 19 digits (snowflake ids, hashes) common, about one in seventy of which would pass a card's checks.
+    private static object MaskNumber(object number, MaskingCounts counts, IReadOnlySet<string>? unmasked)
     {
-        var masked = ContentDetectors.Mask(text, counts, unmasked);
-        return ReferenceEquals(masked, text) ? number : masked;
+        const ulong Least = 1_000_000_000_000, Past = 10_000_000_000_000_000;
+        var (whole, negative) = number switch
+        {
+            long n when n is > -(long)Past and < (long)Past => ((ulong)Math.Abs(n), n < 0),
+            decimal m when Math.Abs(m) < Past => ((ulong)decimal.Truncate(Math.Abs(m)), m < 0),
+            double d when Math.Abs(d) < Past => ((ulong)Math.Truncate(Math.Abs(d)), d < 0),
+            _ => (0ul, false),
+        };
+        var card = MaskingCounts.ClassOf(SensitiveKind.Card);
+        if (whole < Least || unmasked?.Contains(card) == true || unmasked?.Contains("all") == true)
+        {
+            return number;
+        }
+
+        Span<char> digits = stackalloc char[16];
+        if (!whole.TryFormat(digits, out var length, default, CultureInfo.InvariantCulture) || !ContentDetectors.IsCard(digits[..length]))
+        {
+            return number;
+        }
+
+        counts.Add(SensitiveKind.Card);
+        var masked = $"{(negative ? "-" : "")}[{MaskingCounts.Name(SensitiveKind.Card)}]";
+        // A numeric's fraction stays as it was: 4111111111111111.00 is [card].00.
+        return number is decimal fractional && fractional.ToString(CultureInfo.InvariantCulture) is var text && text.IndexOf('.') is >= 0 and var point
+            ? masked + text[point..]
+            : masked;
     }
 }

@@ -38,7 +38,7 @@ public sealed class ResultMaskerTests
     }
 
     [Fact]
-    public void A_card_number_held_as_a_number_is_masked_and_other_numbers_keep_their_type()
+    public void A_card_number_of_13_to_16_digits_held_as_a_number_is_masked_and_other_numbers_keep_their_type()
     {
         var raw = new QueryResult(
             [new("as_bigint", "bigint"), new("as_numeric", "numeric"), new("as_double", "double precision")],
@@ -46,7 +46,8 @@ public sealed class ResultMaskerTests
                 [4111111111111111L, 4111111111111111.00m, 4111111111111111d],
                 [-5500000000000004L, 378282246310005m, 4111111111111111.5],
                 [4111111111111112L, 1234567890123.45m, 123456789d],
-                [long.MaxValue, decimal.MaxValue, 1e300],
+                [long.MinValue, decimal.MaxValue, 1e300],
+                [4000000000000000006L, 4000000000000000006m, 999999999999d],
             ],
             false,
             null,
@@ -58,6 +59,8 @@ public sealed class ResultMaskerTests
         Assert.Equal(new object?[] { "-[card]", "[card]", "[card]" }, masked.Rows[1]);
         Assert.Same(raw.Rows[2], masked.Rows[2]);
         Assert.Same(raw.Rows[3], masked.Rows[3]);
+        // A 19-digit card passes as a number: as many keys of that length (snowflake ids, hashes) would pass a card's checks.
+        Assert.Same(raw.Rows[4], masked.Rows[4]);
         Assert.Equal(new Dictionary<string, int> { ["card"] = 6 }, masked.Masked);
         Assert.Equal(["card"], masked.MaskedColumns["as_double"]);
 
