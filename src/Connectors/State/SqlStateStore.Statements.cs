@@ -31,16 +31,17 @@ public abstract partial class SqlStateStore : IStatementApprovalStore
 
     private const string CountPendingStatements = "SELECT count(*) FROM statement_approvals WHERE agent = $1 AND status = 'Pending' AND expires_ms > $2";
 
-    public async ValueTask<StatementFiling> CreateStatementAsync(StatementApproval request, int maxPending, CancellationToken cancellationToken)
+    public async ValueTask<StatementFiling> CreateStatementAsync(StatementApproval request, int maxPending, DateTimeOffset decidedSince, CancellationToken cancellationToken)
     {
         var now = request.CreatedAt;
         var (pending, same) = await FileUnlessAtCapAsync<StatementApproval>(
             request.Agent,
             maxPending,
             (
-                $"SELECT {StatementColumns} FROM statement_approvals WHERE {SameStatement} AND status IN ('Pending', 'Approved', 'Running') AND expires_ms > $6"
+                $"SELECT {StatementColumns} FROM statement_approvals WHERE {SameStatement}"
+                + " AND ((status IN ('Pending', 'Approved', 'Running') AND expires_ms > $6) OR (status IN ('Denied', 'Cancelled') AND created_ms > $7))"
                 + " ORDER BY created_ms DESC LIMIT 1",
-                [request.Agent, request.Connection, request.StatementHash, request.ParametersHash, request.DelegatedBy, ToMs(now)],
+                [request.Agent, request.Connection, request.StatementHash, request.ParametersHash, request.DelegatedBy, ToMs(now), ToMs(decidedSince)],
                 r => ReadStatement(r, now)),
             (CountPendingStatements, [request.Agent, ToMs(request.CreatedAt)]),
             (

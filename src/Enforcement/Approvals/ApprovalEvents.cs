@@ -80,9 +80,9 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
     public ValueTask<StatementApproval?> FindLiveAsync(string agent, string? delegatedBy, string connection, string statementHash, string parametersHash, DateTimeOffset decidedSince, DateTimeOffset now, CancellationToken cancellationToken) =>
         statements.FindLiveAsync(agent, delegatedBy, connection, statementHash, parametersHash, decidedSince, now, cancellationToken);
 
-    public async ValueTask<StatementFiling> CreateStatementAsync(StatementApproval request, int maxPending, CancellationToken cancellationToken)
+    public async ValueTask<StatementFiling> CreateStatementAsync(StatementApproval request, int maxPending, DateTimeOffset decidedSince, CancellationToken cancellationToken)
     {
-        var filing = await statements.CreateStatementAsync(request, maxPending, cancellationToken).ConfigureAwait(false);
+        var filing = await statements.CreateStatementAsync(request, maxPending, decidedSince, cancellationToken).ConfigureAwait(false);
         if (!filing.Filed(maxPending))
         {
             return filing;

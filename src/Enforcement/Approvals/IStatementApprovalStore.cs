@@ -14,9 +14,10 @@ public interface IStatementApprovalStore
     /// Files <paramref name="request"/> unless its agent already has <paramref name="maxPending"/> statement requests waiting,
     /// counted and filed at once (two filings at the same moment cannot both take the last place). Files nothing when a
     /// request for exactly the same statement (agent, person, connection, statement and parameters) is already pending,
-    /// approved or running, as when two calls send it at the same moment: that request is returned, for this call to wait on.
+    /// approved or running, or was denied or cancelled since <paramref name="decidedSince"/>, as when two calls send it at the
+    /// same moment: that request is returned, for this call to wait on or report.
     /// </summary>
-    ValueTask<StatementFiling> CreateStatementAsync(StatementApproval request, int maxPending, CancellationToken cancellationToken);
+    ValueTask<StatementFiling> CreateStatementAsync(StatementApproval request, int maxPending, DateTimeOffset decidedSince, CancellationToken cancellationToken);
 
     ValueTask<StatementApproval?> GetStatementAsync(string id, DateTimeOffset now, CancellationToken cancellationToken);
 

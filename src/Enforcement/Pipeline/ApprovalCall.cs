@@ -89,7 +89,7 @@ public sealed partial class GatewayPipeline
             };
             var filed = request;
             var filing = await StateUnavailableException.GuardAsync(
-                "file this statement's approval request", () => statementApprovals.CreateStatementAsync(filed, MaxPendingRequests, cancellationToken)).ConfigureAwait(false);
+                "file this statement's approval request", () => statementApprovals.CreateStatementAsync(filed, MaxPendingRequests, now - settings.PendingLifetime, cancellationToken)).ConfigureAwait(false);
             if (filing.Joined is { } joined)
             {
                 // A call sending the same statement at the same moment filed it first: this call waits on that request.

@@ -82,7 +82,7 @@ public abstract class StateStoreContract
         Assert.Equal(5, await store.CountPendingAsync(agent, now, CancellationToken.None));
 
         var statements = await Task.WhenAll(Enumerable.Range(0, 16).Select(i =>
-            store.CreateStatementAsync(Statement(now) with { Id = StatementApproval.NewId(), Agent = agent, ParametersHash = StatementApproval.Hash($"[\"{i}\"]") }, 5, CancellationToken.None).AsTask()));
+            store.CreateStatementAsync(Statement(now) with { Id = StatementApproval.NewId(), Agent = agent, ParametersHash = StatementApproval.Hash($"[\"{i}\"]") }, 5, DateTimeOffset.UnixEpoch, CancellationToken.None).AsTask()));
         Assert.Equal(5, statements.Count(filing => filing.Filed(5)));
         Assert.Equal(5, await store.CountPendingStatementsAsync(agent, now, CancellationToken.None));
 
@@ -97,17 +97,22 @@ public abstract class StateStoreContract
         var now = DateTimeOffset.UtcNow;
         var agent = "twin-" + Guid.NewGuid().ToString("N")[..8];
         var filings = await Task.WhenAll(Enumerable.Range(0, 16).Select(_ =>
-            store.CreateStatementAsync(Statement(now) with { Id = StatementApproval.NewId(), Agent = agent }, 20, CancellationToken.None).AsTask()));
+            store.CreateStatementAsync(Statement(now) with { Id = StatementApproval.NewId(), Agent = agent }, 20, DateTimeOffset.UnixEpoch, CancellationToken.None).AsTask()));
 
         var filed = Assert.Single(filings, f => f.Filed(20));
         var pending = Assert.Single(await store.ListStatementsOfAgentAsync(agent, 20, now, CancellationToken.None));
         Assert.All(filings.Where(f => !f.Filed(20)), f => Assert.Equal(pending.Id, f.Joined?.Id));
 
         // Another person's, other parameters', or a decided one's statement is another request.
-        Assert.True((await store.CreateStatementAsync(Statement(now) with { Id = StatementApproval.NewId(), Agent = agent, DelegatedBy = "alice" }, 20, CancellationToken.None)).Filed(20));
-        Assert.True((await store.CreateStatementAsync(Statement(now) with { Id = StatementApproval.NewId(), Agent = agent, ParametersHash = StatementApproval.Hash("[\"6\"]") }, 20, CancellationToken.None)).Filed(20));
+        Assert.True((await store.CreateStatementAsync(Statement(now) with { Id = StatementApproval.NewId(), Agent = agent, DelegatedBy = "alice" }, 20, DateTimeOffset.UnixEpoch, CancellationToken.None)).Filed(20));
+        Assert.True((await store.CreateStatementAsync(Statement(now) with { Id = StatementApproval.NewId(), Agent = agent, ParametersHash = StatementApproval.Hash("[\"6\"]") }, 20, DateTimeOffset.UnixEpoch, CancellationToken.None)).Filed(20));
+
+        // One denied moments ago is the answer, not a reason to ask again; one denied before the window is not.
         Assert.NotNull(await store.VoteAsync(pending.Id, new ApprovalVote("alice", false, now, null), TimeSpan.FromMinutes(15), now, CancellationToken.None));
-        Assert.True((await store.CreateStatementAsync(Statement(now) with { Id = StatementApproval.NewId(), Agent = agent }, 20, CancellationToken.None)).Filed(20));
+        var again = Statement(now) with { Id = StatementApproval.NewId(), Agent = agent };
+        var denied = await store.CreateStatementAsync(again, 20, now - TimeSpan.FromHours(1), CancellationToken.None);
+        Assert.Equal((pending.Id, StatementApprovalStatus.Denied), (denied.Joined?.Id, denied.Joined?.Status));
+        Assert.True((await store.CreateStatementAsync(again, 20, now + TimeSpan.FromSeconds(1), CancellationToken.None)).Filed(20));
     }
 
     [Fact]
@@ -126,8 +131,8 @@ public abstract class StateStoreContract
 
         Assert.True(await store.DecideAsync(denied.Id, approve: false, "alice", null, now, CancellationToken.None));
         var mine = Statement(now.AddMinutes(-1));
-        await store.CreateStatementAsync(mine, int.MaxValue, CancellationToken.None);
-        await store.CreateStatementAsync(Statement(now) with { Id = StatementApproval.NewId(), Agent = "other-bot" }, int.MaxValue, CancellationToken.None);
+        await store.CreateStatementAsync(mine, int.MaxValue, DateTimeOffset.UnixEpoch, CancellationToken.None);
+        await store.CreateStatementAsync(Statement(now) with { Id = StatementApproval.NewId(), Agent = "other-bot" }, int.MaxValue, DateTimeOffset.UnixEpoch, CancellationToken.None);
 
         Assert.Equal([denied.Id, newer.Id], (await store.ListOfAgentAsync("analyst", 2, now, CancellationToken.None)).Select(r => r.Id));
         Assert.Equal(2, await store.CountPendingAsync("analyst", now, CancellationToken.None));
@@ -233,8 +238,8 @@ public abstract class StateStoreContract
         var now = DateTimeOffset.UtcNow;
         var forAlice = Statement(now) with { DelegatedBy = "alice" };
         var forNoOne = Statement(now) with { Id = StatementApproval.NewId() };
-        await store.CreateStatementAsync(forAlice, int.MaxValue, CancellationToken.None);
-        await store.CreateStatementAsync(forNoOne, int.MaxValue, CancellationToken.None);
+        await store.CreateStatementAsync(forAlice, int.MaxValue, DateTimeOffset.UnixEpoch, CancellationToken.None);
+        await store.CreateStatementAsync(forNoOne, int.MaxValue, DateTimeOffset.UnixEpoch, CancellationToken.None);
         Task<StatementApproval?> Find(string? delegatedBy) =>
             store.FindLiveAsync("ops-bot", delegatedBy, "shop", forAlice.StatementHash, forAlice.ParametersHash, now - TimeSpan.FromHours(1), now, CancellationToken.None).AsTask();
 
@@ -249,7 +254,7 @@ public abstract class StateStoreContract
         var store = await OpenAsync();
         var now = DateTimeOffset.UtcNow;
         var stale = Statement(now);
-        await store.CreateStatementAsync(stale, int.MaxValue, CancellationToken.None);
+        await store.CreateStatementAsync(stale, int.MaxValue, DateTimeOffset.UnixEpoch, CancellationToken.None);
         var later = now + TimeSpan.FromHours(2);
         Assert.Equal(StatementApprovalStatus.Expired, (await store.GetStatementAsync(stale.Id, later, CancellationToken.None))!.Status);
         Assert.Null(await store.FindLiveAsync("ops-bot", null, "shop", stale.StatementHash, stale.ParametersHash, later - TimeSpan.FromHours(1), later, CancellationToken.None));
@@ -257,7 +262,7 @@ public abstract class StateStoreContract
 
         // Filed once the stale one has expired.
         var fresh = Statement(later) with { Id = StatementApproval.NewId() };
-        Assert.True((await store.CreateStatementAsync(fresh, int.MaxValue, CancellationToken.None)).Filed(int.MaxValue));
+        Assert.True((await store.CreateStatementAsync(fresh, int.MaxValue, DateTimeOffset.UnixEpoch, CancellationToken.None)).Filed(int.MaxValue));
         Assert.Equal(StatementApprovalStatus.Approved, (await store.VoteAsync(fresh.Id, new ApprovalVote("alice", true, later, "ok"), TimeSpan.FromMinutes(15), later, CancellationToken.None))!.Status);
         Assert.False(await store.ClaimAsync(fresh.Id, later + TimeSpan.FromMinutes(16), CancellationToken.None));
         Assert.True(await store.ClaimAsync(fresh.Id, later + TimeSpan.FromMinutes(1), CancellationToken.None));
@@ -270,7 +275,7 @@ public abstract class StateStoreContract
         var store = await OpenAsync();
         var now = DateTimeOffset.UtcNow;
         var request = Statement(now);
-        await store.CreateStatementAsync(request, int.MaxValue, CancellationToken.None);
+        await store.CreateStatementAsync(request, int.MaxValue, DateTimeOffset.UnixEpoch, CancellationToken.None);
         await store.FinishRunAsync(request.Id, "{\"kept\":1}", now + TimeSpan.FromHours(1), CancellationToken.None);
         Assert.Equal("{\"kept\":1}", await store.TakeResultAsync(request.Id, now, CancellationToken.None));
         Assert.Null(await store.TakeResultAsync(request.Id, now, CancellationToken.None));

@@ -65,7 +65,7 @@ public sealed partial class GatewayPipelineTests
             await _statements.CreateStatementAsync(
                 new StatementApproval(StatementApproval.NewId(), "analyst", "analyst", "dev", "shop", StatementApproval.Hash(sql), StatementApproval.Hash("[]"), sql, null, "delete", "orders-by-hand", "by hand", 1, StatementApprovalStatus.Pending, now, now.AddHours(1)),
                 int.MaxValue,
-                CancellationToken.None);
+                DateTimeOffset.UnixEpoch, CancellationToken.None);
         }
 
         var outcome = await QueryWithApproval();
@@ -97,7 +97,7 @@ public sealed partial class GatewayPipelineTests
             _statements.OnFiling = null;
             _statements.ApproveOnFiling = true;
             twin = filing with { Id = StatementApproval.NewId() };
-            _ = _statements.CreateStatementAsync(twin, int.MaxValue, CancellationToken.None);
+            _ = _statements.CreateStatementAsync(twin, int.MaxValue, DateTimeOffset.UnixEpoch, CancellationToken.None);
         };
 
         var outcome = await QueryWithApproval();
@@ -107,6 +107,23 @@ public sealed partial class GatewayPipelineTests
         var request = Assert.Single(_statements.Requests);
         Assert.Equal((twin!.Id, StatementApprovalStatus.Used), (request.Id, request.Status));
         Assert.Contains(twin.Id, outcome.Decision.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_call_whose_statement_another_call_filed_and_an_approver_denied_meanwhile_reports_that_denial_and_files_none()
+    {
+        _statements.OnFiling = filing =>
+        {
+            _statements.OnFiling = null;
+            _statements.FiledAs = r => r with { Status = StatementApprovalStatus.Denied, Votes = [new ApprovalVote("alice", false, DateTimeOffset.UtcNow, "no")] };
+            _ = _statements.CreateStatementAsync(filing with { Id = StatementApproval.NewId() }, int.MaxValue, DateTimeOffset.UnixEpoch, CancellationToken.None);
+        };
+
+        var outcome = await QueryWithApproval();
+
+        Assert.Equal("approval.denied", outcome.Decision.Rule);
+        Assert.Equal(StatementApprovalStatus.Denied, Assert.Single(_statements.Requests).Status);
+        Assert.Equal(0, _database.Executions);
     }
 
     [Fact]

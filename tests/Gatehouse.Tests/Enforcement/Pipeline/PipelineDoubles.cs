@@ -223,13 +223,15 @@ internal sealed class MemoryStatementApprovals : IStatementApprovalStore
             && (r.Status is StatementApprovalStatus.Pending or StatementApprovalStatus.Approved or StatementApprovalStatus.Running || r.KeptResult is not null)));
     }
 
-    public ValueTask<StatementFiling> CreateStatementAsync(StatementApproval request, int maxPending, CancellationToken cancellationToken)
+    public ValueTask<StatementFiling> CreateStatementAsync(StatementApproval request, int maxPending, DateTimeOffset decidedSince, CancellationToken cancellationToken)
     {
         FailIfAsked(nameof(CreateStatementAsync));
         OnFiling?.Invoke(request);
         if (_requests.Values.FirstOrDefault(r =>
             r.Agent == request.Agent && r.DelegatedBy == request.DelegatedBy && r.Connection == request.Connection && r.StatementHash == request.StatementHash
-            && r.ParametersHash == request.ParametersHash && r.Status is StatementApprovalStatus.Pending or StatementApprovalStatus.Approved or StatementApprovalStatus.Running) is { } same)
+            && r.ParametersHash == request.ParametersHash
+            && (r.Status is StatementApprovalStatus.Pending or StatementApprovalStatus.Approved or StatementApprovalStatus.Running
+                || (r.Status is StatementApprovalStatus.Denied or StatementApprovalStatus.Cancelled && r.CreatedAt > decidedSince))) is { } same)
         {
             return ValueTask.FromResult(new StatementFiling(0, same));
         }
