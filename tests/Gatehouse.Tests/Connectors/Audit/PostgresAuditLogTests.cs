@@ -246,6 +246,18 @@ public sealed class PostgresStateStoreTests(PostgresFixture pg) : StateStoreCont
     }
 
     [Fact]
+    public async Task A_server_default_of_repeatable_read_does_not_let_filings_at_once_pass_the_cap_or_file_one_statement_twice()
+    {
+        // Under REPEATABLE READ a statement after the per-agent lock would read the snapshot taken before the lock was granted,
+        // missing what its previous holder filed: the store's write transactions begin READ COMMITTED, whatever the default.
+        var database = new NpgsqlConnectionStringBuilder(_connectionString).Database;
+        await pg.AdminScalarAsync($"ALTER DATABASE \"{database}\" SET default_transaction_isolation = 'repeatable read'");
+
+        await Filings_at_the_same_moment_cannot_together_pass_the_cap_on_waiting_requests();
+        await The_same_statement_filed_at_the_same_moment_is_one_request_that_every_filing_waits_on();
+    }
+
+    [Fact]
     public async Task Calls_are_checked_against_a_kept_snapshot_not_a_read_of_their_own()
     {
         var store = (PostgresStateStore)await OpenAsync();

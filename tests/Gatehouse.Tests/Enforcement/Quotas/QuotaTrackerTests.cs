@@ -79,6 +79,30 @@ public sealed class QuotaTrackerTests
     }
 
     [Fact]
+    public void A_write_rolled_back_to_wait_for_approval_gives_back_its_hold_and_holds_again_for_its_approved_run()
+    {
+        var tracker = Tracker(rows: 100);
+        var waiting = Enter(tracker);
+        waiting.Hold(100, 1 << 20, Now);
+        Assert.Equal("quota.rows", tracker.Enter(Analyst, Now).Refusal!.Rule);
+
+        // Rolled back: nothing was received, and other calls may receive it all while this one waits.
+        waiting.Release();
+        var other = Enter(tracker);
+        Assert.Equal(100, other.Hold(100, 1 << 20, Now).Caps.Rows);
+        other.Consume(rows: 40, bytes: 0, Now);
+        other.Dispose();
+
+        // Approved, it holds again: what is left.
+        var approved = waiting.Hold(100, 1 << 20, Now).Caps;
+        Assert.Equal(60, approved.Rows);
+        Assert.Equal("the rows quota of agent 'analyst' allows 60 more in this window", approved.RowReason);
+        waiting.Consume(rows: 60, bytes: 0, Now);
+        waiting.Dispose();
+        Assert.Equal("quota.rows", tracker.Enter(Analyst, Now).Refusal!.Rule);
+    }
+
+    [Fact]
     public void Bytes_are_held_like_rows_and_without_quotas_the_caps_stand()
     {
         var tracker = Tracker(bytes: 1000);
