@@ -46,12 +46,14 @@ public static class AuthChallenges
             });
         }
 
-        if (context.Items[IdentityItem] is AgentIdentity identity && !await PastSwitchesAsync(context, identity, identifier, recorder, logger))
+        var door = context.Items[IdentityItem] is AgentIdentity identity ? await SwitchesAsync(context, identity, identifier, recorder, logger) : Door.Open;
+        if (door == Door.Answered)
         {
             return;
         }
 
-        if (policy.Gateway.ToolScopes.Count > 0 && context.User.Identity?.IsAuthenticated == true && HttpMethods.IsPost(context.Request.Method)
+        // A disabled token's tool call goes to the tool, which refuses it as disabled whatever its scopes.
+        if (door == Door.Open && policy.Gateway.ToolScopes.Count > 0 && context.User.Identity?.IsAuthenticated == true && HttpMethods.IsPost(context.Request.Method)
             && await CalledToolAsync(context) is { } tool)
         {
             var granted = context.User.FindAll("scope").Select(c => c.Value).ToList();
@@ -76,14 +78,28 @@ public static class AuthChallenges
         await next(context);
     };
 
+    private enum Door
+    {
+        /// <summary>The identity is not disabled: the request goes on.</summary>
+        Open,
+
+        /// <summary>A disabled identity's tool call: it goes on to the tool, which refuses and records it.</summary>
+        ToTheTool,
+
+        /// <summary>Answered here (401, 429 or 503).</summary>
+        Answered,
+    }
+
     /// <summary>
-    /// Whether a request whose token is valid may go on, as far as the agent switches go. A disabled identity opens nothing (not
-    /// a session, not the tool list): its request is answered <c>401</c> with <c>invalid_token</c> and why, and recorded
-    /// under that identity as the tokenless ones are. Its tool calls on a session opened before go on to the tool, which refuses
-    /// them and records each with its statement, so what a revoked token tried is on record. When the store cannot say, the
-    /// answer is <c>503</c>, not <c>401</c>: the token may be fine, and a client told it is not would ask for a new one.
+    /// What the agent switches make of a request whose token is valid. A disabled identity opens nothing (not a session, not
+    /// the tool list): its request is answered <c>401</c> with <c>invalid_token</c> and why, and recorded under that identity.
+    /// Its tool calls go on to the tool, which refuses them and records each with its statement, so what a revoked token
+    /// tried is on record. Either way it is recorded within the rates of the requests without a valid token, and past them
+    /// answered <c>429</c> unrecorded: a revoked token is no more trusted to fill the disk than a missing one. When the store
+    /// cannot say, the answer is <c>503</c>, not <c>401</c>: the token may be fine, and a client told it is not would ask for
+    /// a new one.
     /// </summary>
-    private static async Task<bool> PastSwitchesAsync(HttpContext context, AgentIdentity identity, Identifier identifier, RefusalRecorder recorder, ILogger logger)
+    private static async Task<Door> SwitchesAsync(HttpContext context, AgentIdentity identity, Identifier identifier, RefusalRecorder recorder, ILogger logger)
     {
         IdentityResult? disabled;
         try
@@ -97,24 +113,29 @@ public static class AuthChallenges
             context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
             context.Response.Headers.RetryAfter = "5";
             await context.Response.WriteAsJsonAsync(new { error = "state.unavailable", error_description = $"{e.Message} Nothing was run; try again." });
-            return false;
+            return Door.Answered;
         }
 
-        if (disabled is null || (HttpMethods.IsPost(context.Request.Method) && await CalledToolAsync(context) is not null))
+        if (disabled is null)
         {
-            return true;
+            return Door.Open;
         }
 
         if (!recorder.TryAdmit(context))
         {
             context.Response.StatusCode = StatusCodes.Status429TooManyRequests;
-            return false;
+            return Door.Answered;
+        }
+
+        if (HttpMethods.IsPost(context.Request.Method) && await CalledToolAsync(context) is not null)
+        {
+            return Door.ToTheTool;
         }
 
         await recorder.RecordAsync(context);
         context.Items[RefusalItem] = disabled.Reason;
         await context.ChallengeAsync();
-        return false;
+        return Door.Answered;
     }
 
     private static string Append(string challenge, string error, string description, string? scope)
@@ -147,7 +168,7 @@ public static class AuthChallenges
             using var document = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
             var root = document.RootElement;
             return root.ValueKind == JsonValueKind.Object
-                && root.TryGetProperty("method", out var method) && method.ValueEquals("tools/call")
+                && root.TryGetProperty("method", out var method) && method.ValueKind == JsonValueKind.String && method.ValueEquals("tools/call")
                 && root.TryGetProperty("params", out var parameters) && parameters.ValueKind == JsonValueKind.Object
                 && parameters.TryGetProperty("name", out var name) && name.ValueKind == JsonValueKind.String
                 ? name.GetString()
@@ -155,6 +176,11 @@ public static class AuthChallenges
         }
         catch (JsonException)
         {
+            return null;
+        }
+        catch (InvalidOperationException)
+        {
+            // A name that is not text .NET can hold (a lone escaped surrogate): no tool has it; the endpoint answers it.
             return null;
         }
         finally

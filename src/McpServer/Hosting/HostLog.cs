@@ -48,7 +48,7 @@ internal static partial class HostLog
     [LoggerMessage(EventId = 114, Level = LogLevel.Warning, Message = "Admin request {Method} {Path} failed: the state store did not answer ({Reason})")]
     public static partial void AdminStateUnavailable(ILogger logger, string method, string path, string reason);
 
-    [LoggerMessage(EventId = 115, Level = LogLevel.Warning, Message = "{Count} request(s) without a valid token (to /mcp, or console sign-ins) were answered 429 without an audit record each (the last from {Address}): past {PerSecond} a second from one client, or {TotalPerSecond} from all, they are counted here instead")]
+    [LoggerMessage(EventId = 115, Level = LogLevel.Warning, Message = "{Count} request(s) without a valid token or with a disabled one (to /mcp, or console sign-ins) were answered 429 without an audit record each (the last from {Address}): past {PerSecond} a second from one client, or {TotalPerSecond} from all, they are counted here instead")]
     public static partial void RefusalsUnrecorded(ILogger logger, long count, string address, int perSecond, int totalPerSecond);
 
     [LoggerMessage(EventId = 116, Level = LogLevel.Warning, Message = "A request to /mcp was answered 503 and not recorded: the state store did not answer, so the gateway could not {What}: {Reason}")]

@@ -37,14 +37,17 @@ public sealed class HttpTests(PostgresFixture pg) : IAsyncLifetime
         Assert.Contains(denied, r => r.Rule == "identity.missing_token" && r.Transport == "http");
     }
 
-    [Fact]
-    public async Task A_flood_of_requests_without_a_token_is_recorded_up_to_a_rate_and_answered_429_past_it()
+    /// <summary>
+    /// Sends waves of 100 requests at once until one is answered 429 (with Retry-After: 1); every other answer must be
+    /// <paramref name="admitted"/>, and as many as the refusal rates allow in the time taken. Returns how many were admitted.
+    /// </summary>
+    private async Task<int> FloodAsync(Func<HttpRequestMessage> request, HttpStatusCode admitted)
     {
         var started = DateTime.UtcNow;
         var statuses = new List<HttpStatusCode>();
         for (var wave = 0; wave < 20 && !statuses.Contains(HttpStatusCode.TooManyRequests); wave++)
         {
-            var responses = await Task.WhenAll(Enumerable.Range(0, 100).Select(_ => _http.SendAsync(GatewayClients.InitializeRequest(_server.Endpoint))));
+            var responses = await Task.WhenAll(Enumerable.Range(0, 100).Select(_ => _http.SendAsync(request())));
             statuses.AddRange(responses.Select(r => r.StatusCode));
             Assert.All(responses.Where(r => r.StatusCode == HttpStatusCode.TooManyRequests), r => Assert.Equal("1", r.Headers.GetValues("Retry-After").Single()));
             Array.ForEach(responses, r => r.Dispose());
@@ -52,15 +55,43 @@ public sealed class HttpTests(PostgresFixture pg) : IAsyncLifetime
 
         var elapsed = (DateTime.UtcNow - started).TotalSeconds;
         Assert.Contains(HttpStatusCode.TooManyRequests, statuses);
-        Assert.All(statuses, s => Assert.True(s is HttpStatusCode.Unauthorized or HttpStatusCode.TooManyRequests, $"{s}"));
-        var answered401 = statuses.Count(s => s == HttpStatusCode.Unauthorized);
-        Assert.InRange(answered401, Gatehouse.McpServer.Hosting.RefusalRecorder.Burst, Gatehouse.McpServer.Hosting.RefusalRecorder.Burst + (Gatehouse.McpServer.Hosting.RefusalRecorder.PerSecond * (elapsed + 1)));
+        Assert.All(statuses, s => Assert.True(s == admitted || s == HttpStatusCode.TooManyRequests, $"{s}"));
+        var count = statuses.Count(s => s == admitted);
+        Assert.InRange(count, Gatehouse.McpServer.Hosting.RefusalRecorder.Burst, Gatehouse.McpServer.Hosting.RefusalRecorder.Burst + (Gatehouse.McpServer.Hosting.RefusalRecorder.PerSecond * (elapsed + 1)));
+        return count;
+    }
+
+    [Fact]
+    public async Task A_flood_of_requests_without_a_token_is_recorded_up_to_a_rate_and_answered_429_past_it()
+    {
+        var answered401 = await FloodAsync(() => GatewayClients.InitializeRequest(_server.Endpoint), HttpStatusCode.Unauthorized);
 
         // Each request answered 401 has its record, and a caller with a token is not held back by the flood.
         var recorded = await _server.State.ListAsync(new AuditQuery(Decision: Verdict.Denied, Limit: 10_000), CancellationToken.None);
         Assert.Equal(answered401, recorded.Count(r => r.Rule == "identity.missing_token"));
         using var withToken = await _http.SendAsync(GatewayClients.InitializeRequest(_server.Endpoint, _gateway.Mint("analyst")));
         Assert.Equal(HttpStatusCode.OK, withToken.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_disabled_tokens_tool_calls_are_recorded_up_to_the_same_rate_and_answered_429_past_it()
+    {
+        await _server.State.SetDisabledAsync("ops-bot", true, "alice", CancellationToken.None);
+        var token = _gateway.Mint("ops-bot");
+        HttpRequestMessage Call()
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, _server.Endpoint)
+            {
+                Content = new StringContent("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"query","arguments":{"connection":"shop","sql":"select 1"}}}""", System.Text.Encoding.UTF8, "application/json"),
+            };
+            request.Headers.Authorization = new("Bearer", token);
+            request.Headers.Accept.ParseAdd("application/json, text/event-stream");
+            return request;
+        }
+
+        var reached = await FloodAsync(Call, HttpStatusCode.OK);
+        var recorded = await _server.State.ListAsync(new AuditQuery(Agent: "ops-bot", Decision: Verdict.Denied, Limit: 10_000), CancellationToken.None);
+        Assert.Equal(reached, recorded.Count(r => r.Rule == "identity.agent_disabled" && r.Tool == "query" && r.Sql == "select 1"));
     }
 
     [Fact]

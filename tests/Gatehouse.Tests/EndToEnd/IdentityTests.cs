@@ -79,16 +79,17 @@ public sealed class IdentityTests(PostgresFixture pg)
         await using var server = await HttpGateway.StartAsync(gateway);
         using var http = new HttpClient();
 
-        async Task<HttpResponseMessage> CallQueryAsync(string token)
+        async Task<HttpResponseMessage> SendAsync(string body, string token)
         {
-            var request = new HttpRequestMessage(HttpMethod.Post, server.Endpoint)
-            {
-                Content = new StringContent("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"query","arguments":{"connection":"shop","sql":"select 1"}}}""", Encoding.UTF8, "application/json"),
-            };
+            var request = new HttpRequestMessage(HttpMethod.Post, server.Endpoint) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
             request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
             request.Headers.Accept.ParseAdd("application/json, text/event-stream");
             return await http.SendAsync(request);
         }
+
+        Task<HttpResponseMessage> CallQueryAsync(string token) =>
+            SendAsync("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"query","arguments":{"connection":"shop","sql":"select 1"}}}""", token);
+        const string NumericMethod = """{"jsonrpc":"2.0","id":1,"method":1}""";
 
         using var unscoped = await CallQueryAsync(gateway.Mint("analyst"));
         Assert.Equal(HttpStatusCode.Forbidden, unscoped.StatusCode);
@@ -109,6 +110,19 @@ public sealed class IdentityTests(PostgresFixture pg)
 
         var refusals = await server.Gateway.Audit.ListAsync(new AuditQuery(Agent: "analyst", Decision: Verdict.Denied), CancellationToken.None);
         Assert.Contains(refusals, r => r.Rule == "identity.insufficient_scope");
+
+        // A method that is not text is the endpoint's to answer, not a crash at the door's look at the body.
+        using var numeric = await SendAsync(NumericMethod, gateway.Mint("analyst"));
+        Assert.True(numeric.StatusCode < HttpStatusCode.InternalServerError, $"{numeric.StatusCode}");
+
+        // Disabled, the token's tool call reaches the tool, which refuses it as disabled whatever its scopes; anything else
+        // it sends is refused at the door.
+        await server.State.SetDisabledAsync("analyst", true, "alice", CancellationToken.None);
+        using var disabled = await CallQueryAsync(gateway.Mint("analyst"));
+        Assert.Equal(HttpStatusCode.OK, disabled.StatusCode);
+        Assert.Contains("identity.agent_disabled", await disabled.Content.ReadAsStringAsync());
+        using var disabledNumeric = await SendAsync(NumericMethod, gateway.Mint("analyst"));
+        Assert.Equal(HttpStatusCode.Unauthorized, disabledNumeric.StatusCode);
     }
 
     [Fact]

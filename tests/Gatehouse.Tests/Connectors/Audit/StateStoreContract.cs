@@ -109,10 +109,15 @@ public abstract class StateStoreContract
 
         // One denied moments ago is the answer, not a reason to ask again; one denied before the window is not.
         Assert.NotNull(await store.VoteAsync(pending.Id, new ApprovalVote("alice", false, now, null), TimeSpan.FromMinutes(15), now, CancellationToken.None));
-        var again = Statement(now) with { Id = StatementApproval.NewId(), Agent = agent };
+        var again = Statement(now.AddSeconds(1)) with { Id = StatementApproval.NewId(), Agent = agent };
         var denied = await store.CreateStatementAsync(again, 20, now - TimeSpan.FromHours(1), CancellationToken.None);
         Assert.Equal((pending.Id, StatementApprovalStatus.Denied), (denied.Joined?.Id, denied.Joined?.Status));
         Assert.True((await store.CreateStatementAsync(again, 20, now + TimeSpan.FromSeconds(1), CancellationToken.None)).Filed(20));
+
+        // So is one cancelled moments ago (the newest of the two).
+        Assert.True(await ((IStatementApprovalStore)store).CancelAsync(again.Id, "alice", now, CancellationToken.None));
+        var cancelled = await store.CreateStatementAsync(Statement(now) with { Id = StatementApproval.NewId(), Agent = agent }, 20, now - TimeSpan.FromHours(1), CancellationToken.None);
+        Assert.Equal((again.Id, StatementApprovalStatus.Cancelled), (cancelled.Joined?.Id, cancelled.Joined?.Status));
     }
 
     [Fact]

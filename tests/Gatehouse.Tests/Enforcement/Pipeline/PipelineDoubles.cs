@@ -220,7 +220,8 @@ internal sealed class MemoryStatementApprovals : IStatementApprovalStore
         FailIfAsked(nameof(FindLiveAsync));
         return ValueTask.FromResult(_requests.Values.FirstOrDefault(r =>
             r.Agent == agent && r.DelegatedBy == delegatedBy && r.Connection == connection && r.StatementHash == statementHash && r.ParametersHash == parametersHash
-            && (r.Status is StatementApprovalStatus.Pending or StatementApprovalStatus.Approved or StatementApprovalStatus.Running || r.KeptResult is not null)));
+            && (r.Status is StatementApprovalStatus.Pending or StatementApprovalStatus.Approved or StatementApprovalStatus.Running || r.KeptResult is not null
+                || (r.Status is StatementApprovalStatus.Denied or StatementApprovalStatus.Cancelled && r.CreatedAt > decidedSince))));
     }
 
     public ValueTask<StatementFiling> CreateStatementAsync(StatementApproval request, int maxPending, DateTimeOffset decidedSince, CancellationToken cancellationToken)
