@@ -3,6 +3,7 @@ using Gatehouse.Enforcement.Pipeline;
 using Gatehouse.Enforcement.Policy;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.AspNetCore.HostFiltering;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.HttpOverrides;
 using ModelContextProtocol.AspNetCore.Authentication;
 using ModelContextProtocol.Authentication;
@@ -27,8 +28,9 @@ public static class HttpHost
         builder.Configuration.AddInMemoryCollection([new("ForwardedHeaders_Enabled", "false")]);
         builder.WebHost.UseUrls($"http://{endpoint}");
         // A tool call is a statement and its parameters (each at most max_sql_length, 64 KB by default), so no request to the
-        // gateway needs ASP.NET's 30 MB: whatever an agent sends is read, parsed and recorded, so it is bounded here.
-        builder.WebHost.ConfigureKestrel(o => o.Limits.MaxRequestBodySize = Math.Max(MaxRequestBodyBytes, 16L * policy.Gateway.Limits.MaxSqlLength));
+        // gateway needs ASP.NET's 30 MB: whatever an agent sends is read, parsed and recorded, so it is bounded here, and
+        // each request's bound follows the policy in force (see ServeAsync).
+        builder.WebHost.ConfigureKestrel(o => o.Limits.MaxRequestBodySize = BodyLimit(policy));
         builder.Services.AddHttpContextAccessor();
         builder.Services.AddSingleton<ICallerToken, HttpCallerToken>();
         builder.Services.AddGateway(policy, state).WithHttpTransport();
@@ -60,14 +62,28 @@ public static class HttpHost
         }
     }
 
+    /// <summary>The most a request's body may be under <paramref name="policy"/>: 16 times max_sql_length (for JSON escaping), at least 2 MB.</summary>
+    public static long BodyLimit(GatewayPolicy policy) => Math.Max(MaxRequestBodyBytes, 16L * policy.Gateway.Limits.MaxSqlLength);
+
     private static async Task<int> ServeAsync(WebApplication app, GatewayPolicy policy, Func<Uri, Task>? onStarted, CancellationToken cancellationToken)
     {
+        // A reload that raises (or lowers) max_sql_length moves the body limit for the next request, before anything reads it.
+        var live = app.Services.GetRequiredService<LivePolicy>();
+        app.Use((context, next) =>
+        {
+            if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } body)
+            {
+                body.MaxRequestBodySize = BodyLimit(live.Current);
+            }
+
+            return next(context);
+        });
         UseTrustedProxies(app, policy.Gateway.Http);
         app.UseHostFiltering();
         app.Use(OriginGuard.Create(policy.Gateway.Http));
         app.UseAuthentication();
         app.Use(AuthChallenges.Create(
-            app.Services.GetRequiredService<LivePolicy>(),
+            live,
             app.Services.GetRequiredService<Identifier>(),
             app.Services.GetRequiredService<RefusalRecorder>(),
             app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(AuthChallenges))));

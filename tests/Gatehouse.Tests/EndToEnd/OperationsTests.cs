@@ -48,6 +48,25 @@ public sealed class OperationsTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task Raising_max_sql_length_by_reload_raises_the_request_body_limit_with_it()
+    {
+        var gateway = TestGateway.Create(pg, gateway: "limits: { max_sql_length: 65536 }");
+        await using var http = await HttpGateway.StartAsync(gateway);
+        await using var analyst = await GatewayClients.HttpAsync(http.Endpoint, gateway.Mint("analyst"));
+        // 500,000 characters the client sends escaped (\u00e9, 6 bytes each): a 3 MB body, past the 2 MB the gateway
+        // started with.
+        var sql = $"select length('{new string('é', 500_000)}')";
+        var tooLarge = await Assert.ThrowsAsync<HttpRequestException>(() => analyst.QueryAsync(sql));
+        Assert.Equal(System.Net.HttpStatusCode.RequestEntityTooLarge, tooLarge.StatusCode);
+
+        await File.WriteAllTextAsync(gateway.PolicyPath, (await File.ReadAllTextAsync(gateway.PolicyPath)).Replace("max_sql_length: 65536", "max_sql_length: 1048576"));
+        await WaitForReloadAsync(http.State, "policy.reloaded", since: DateTimeOffset.MinValue);
+
+        var answered = await analyst.QueryAsync(sql);
+        Assert.Equal(500_000, answered.Structured().GetProperty("rows")[0][0].GetInt32());
+    }
+
+    [Fact]
     public async Task Fixing_a_misspelt_tag_by_reload_lets_the_connection_serve_again()
     {
         var gateway = TestGateway.Create(pg, connectionSettings: "masking: overlay\ntags: { public.customers.e_mail: email }");
