@@ -7,9 +7,16 @@ namespace Gatehouse.Enforcement.Approvals;
 /// The optional AI reviewer: a short risk summary of a statement request for its approvers, from any chat model behind
 /// <see cref="IChatClient"/>. It informs and never decides. Everything sent to the model, and everything it says, passes the
 /// content detectors first, so no recognisable sensitive value leaves for a third party or comes back into the record.
+/// At most <see cref="MaxAtOnce"/> reviews are with the model at once: agents filing requests (each up to its cap of waiting
+/// ones) cannot make the gateway send the model, and pay for, more at a time. A review that finds no place within the
+/// timeout is not made.
 /// </summary>
 public sealed class ApprovalReviewer(IChatClient chat, TimeSpan timeout)
 {
+    public const int MaxAtOnce = 4;
+
+    private readonly SemaphoreSlim _places = new(MaxAtOnce, MaxAtOnce);
+
     private const string Instructions =
         "You help a human decide whether an AI agent may run a SQL statement against a production database. "
         + "In at most three short sentences say what the statement does, which data it reads or changes, and the main risk. "
@@ -28,10 +35,24 @@ public sealed class ApprovalReviewer(IChatClient chat, TimeSpan timeout)
             request.DryRunRows is { } rows ? $"A rolled-back dry run touched {rows} row(s)." : "It only reads.");
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         limit.CancelAfter(timeout);
-        var response = await chat.GetResponseAsync(
-            [new ChatMessage(ChatRole.System, Instructions), new ChatMessage(ChatRole.User, ContentDetectors.Mask(facts, counts))],
-            new ChatOptions { Temperature = 0, MaxOutputTokens = 300 },
-            limit.Token).ConfigureAwait(false);
+        if (!await _places.WaitAsync(timeout, cancellationToken).ConfigureAwait(false))
+        {
+            throw new TimeoutException($"request {request.Id} was not reviewed: the reviewer had {MaxAtOnce} others with the model for the whole {timeout.TotalSeconds:0.#} s timeout");
+        }
+
+        ChatResponse response;
+        try
+        {
+            response = await chat.GetResponseAsync(
+                [new ChatMessage(ChatRole.System, Instructions), new ChatMessage(ChatRole.User, ContentDetectors.Mask(facts, counts))],
+                new ChatOptions { Temperature = 0, MaxOutputTokens = 300 },
+                limit.Token).ConfigureAwait(false);
+        }
+        finally
+        {
+            _places.Release();
+        }
+
         var text = ContentDetectors.Mask(response.Text.Trim(), counts);
         return text.Length == 0 ? null : text.Length <= 1000 ? text : text[..1000] + "…";
     }
