@@ -78,7 +78,7 @@ internal static class IssuerKeys
             parameters.ConfigurationManager = new ConfigurationManager<OpenIdConnectConfiguration>(address.ToString(), retriever, documents)
             {
                 RefreshInterval = issuer.KeyRefreshInterval,
-                AutomaticRefreshInterval = TimeSpan.FromHours(1),
+                AutomaticRefreshInterval = issuer.KeyMaxAge,
                 // A token the keys now published do not verify is refused: falling back to the last set that did would keep a
                 // key the IdP withdrew (a leaked one) in force for an hour. An IdP that is down leaves the fetched keys in use.
                 UseLastKnownGoodConfiguration = false,

@@ -27,9 +27,16 @@ public sealed record IssuerConfig(
 
     /// <summary>
     /// The least time between two key refreshes forced by a token whose <c>kid</c> is unknown (a key rotation at the
-    /// issuer); keys are also refreshed every hour. Limits how often a flood of bad tokens can make the gateway call the IdP.
+    /// issuer); keys are also refreshed every <see cref="KeyMaxAge"/>. Limits how often a flood of bad tokens can make the
+    /// gateway call the IdP.
     /// </summary>
     public TimeSpan KeyRefreshInterval { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How long fetched keys are used before they are fetched again (at least 5 minutes, the token library's floor): how long
+    /// a key the IdP withdraws still verifies tokens, besides the 5 minutes a verified token is trusted.
+    /// </summary>
+    public TimeSpan KeyMaxAge { get; init; } = TimeSpan.FromHours(1);
 
     /// <summary>
     /// The agents this issuer may name; a token naming another is refused. Null: any (the policy must say so when it trusts

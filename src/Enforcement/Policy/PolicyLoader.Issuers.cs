@@ -17,7 +17,7 @@ public static partial class PolicyLoader
         {
             var e = reader.Mapping(
                 item, "an issuer", "issuer", "audience", "audiences", "dev_key_file", "jwks_file", "jwks_url", "discovery", "agent_claim", "groups_claim",
-                "algorithms", "clock_skew", "require_type", "required_scopes", "delegation_claim", "shared_secret_env", "shared_secret_file", "key_refresh_interval",
+                "algorithms", "clock_skew", "require_type", "required_scopes", "delegation_claim", "shared_secret_env", "shared_secret_file", "key_refresh_interval", "key_max_age",
                 "agents", "groups");
             var issuer = reader.String(e, "issuer", "issuer", requiredAt: item);
             var what = $"issuer '{issuer}'";
@@ -64,6 +64,9 @@ public static partial class PolicyLoader
                     KeyRefreshInterval = e.TryGetValue("key_refresh_interval", out var refresh)
                         ? reader.Duration(refresh, $"{what}: key_refresh_interval", TimeSpan.FromSeconds(1), TimeSpan.FromDays(1))
                         : TimeSpan.FromSeconds(30),
+                    KeyMaxAge = e.TryGetValue("key_max_age", out var maxAge)
+                        ? reader.Duration(maxAge, $"{what}: key_max_age", TimeSpan.FromMinutes(5), TimeSpan.FromDays(1))
+                        : TimeSpan.FromHours(1),
                     Agents = agents.Names,
                     Groups = groups.Names,
                 });

@@ -35,6 +35,15 @@ public sealed partial class TokenValidatorTests
         Assert.Equal("identity.bad_signature", refused.Rule);
     }
 
+    [Fact]
+    public void Fetched_keys_are_fetched_again_after_the_issuers_key_max_age_an_hour_unless_it_says()
+    {
+        var fetched = _issuer with { Keys = new IssuerKeySource(null, null, new Uri("https://idp.example/jwks"), null) };
+        Assert.Equal(TimeSpan.FromHours(1), IssuerKeys.Create(fetched, TimeProvider.System).Parameters.ConfigurationManager!.AutomaticRefreshInterval);
+        var sooner = fetched with { KeyMaxAge = TimeSpan.FromMinutes(10) };
+        Assert.Equal(TimeSpan.FromMinutes(10), IssuerKeys.Create(sooner, TimeProvider.System).Parameters.ConfigurationManager!.AutomaticRefreshInterval);
+    }
+
     private static RsaSecurityKey NewKey(string id) => new(RSA.Create(2048)) { KeyId = id };
 
     private sealed class MovableClock : TimeProvider

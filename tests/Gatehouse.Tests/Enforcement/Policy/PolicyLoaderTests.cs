@@ -285,6 +285,7 @@ public sealed class PolicyLoaderTests
     [InlineData("audience: gatehouse", "audience: gatehouse\n    algorithms: []", "algorithms is empty, which would accept any algorithm")]
     [InlineData("audience: gatehouse", "audience: gatehouse\n    shared_secret_env: HS_SECRET", "cannot be combined")]
     [InlineData("audience: gatehouse", "audience: gatehouse\n    key_refresh_interval: 0s", "key_refresh_interval must be a duration from 1s")]
+    [InlineData("audience: gatehouse", "audience: gatehouse\n    key_max_age: 1m", "key_max_age must be a duration from 5m")]
     [InlineData("    audience: gatehouse\n", "", "an audience is required")]
     [InlineData("dev_key_file: dev.pem", "dev_key_file: dev.pem\n    jwks_file: keys.json", "exactly one of dev_key_file")]
     [InlineData("password_env: SHOP_PW", "password_env: SHOP_PW\n    password_file: pw", "not both")]
