@@ -24,6 +24,15 @@ public sealed record PlanFacts(IReadOnlyList<RelationAccess> Relations, IReadOnl
     /// </summary>
     public IReadOnlyList<RelationName> UnprintedTargetReads { get; init; } = [];
 
+    /// <summary>
+    /// Every function the statement itself names, as its parse tree does (built-ins included), for guardrails that match on
+    /// functions: the plan prints only what the planner kept, and <c>md5('x')</c> plans as its result.
+    /// </summary>
+    public IReadOnlyList<FunctionCall> Called { get; init; } = [];
+
+    /// <summary>The functions a guardrail matches on: those the plan prints and those the statement names.</summary>
+    public IEnumerable<FunctionCall> AllFunctions => Called.Count == 0 ? Functions : Functions.Concat(Called);
+
     /// <summary>The planner's total cost estimate for the statement.</summary>
     public double EstimatedCost { get; init; }
 

@@ -69,7 +69,7 @@ public static class GuardrailEvaluator
             && (match.Operations.Count == 0 || plan.Relations.Any(r => Operations(r, statement).Any(o => match.Operations.Contains(o, StringComparer.Ordinal))))
             && (match.WithoutWhere is null || match.WithoutWhere == statement.WritesWithoutWhere)
             && (match.MinRows is null || rows >= match.MinRows)
-            && (match.Functions.Count == 0 || plan.Functions.Any(f => match.Functions.Contains(f.Name, StringComparer.Ordinal) || match.Functions.Contains(f.ToString(), StringComparer.Ordinal)))
+            && (match.Functions.Count == 0 || plan.AllFunctions.Any(f => match.Functions.Contains(f.Name, StringComparer.Ordinal) || match.Functions.Contains(f.ToString(), StringComparer.Ordinal)))
             && (match.Agents.Count == 0 || match.Agents.Contains(identity.Agent, StringComparer.Ordinal))
             && (match.Groups.Count == 0 || identity.Groups.Any(g => match.Groups.Contains(g, StringComparer.Ordinal)))
             && (match.Delegated is null || match.Delegated == (identity.DelegatedBy is not null))

@@ -404,14 +404,14 @@ public sealed partial class GatewayPipeline
         }
 
         var references = await analyzer.ResolveAsync(connection.Name, statement.Sql, role, cancellationToken).ConfigureAwait(false);
-        var (calls, refused) = await VetReferencesAsync(connection, references, strictProfile, cancellationToken).ConfigureAwait(false);
+        var (calls, named, refused) = await VetReferencesAsync(connection, references, strictProfile, cancellationToken).ConfigureAwait(false);
         if (refused is not null)
         {
             return (null, refused, version);
         }
 
         var plan = await analyzer.ExplainAsync(connection.Name, statement.Sql, parameters, role, cancellationToken).ConfigureAwait(false);
-        plan = plan with { Functions = [.. plan.Functions, .. calls] };
+        plan = plan with { Functions = [.. plan.Functions, .. calls], Called = named };
         if (version is not null)
         {
             _classifications.Set(cacheScope, key, version, plan);
@@ -426,19 +426,20 @@ public sealed partial class GatewayPipeline
     private static string CacheKey(string normalized, IReadOnlyList<string?> parameters) =>
         parameters.Count == 0 ? normalized : normalized + "\0" + StatementApproval.Hash(JsonSerializer.Serialize(parameters));
 
-    // The calls the policy still has a say on (a vetted built-in passes under any policy), and the refusal when one is not allowed.
-    private async ValueTask<(IReadOnlyList<FunctionCall> Calls, Decision? Refused)> VetReferencesAsync(
+    // The calls the policy still has a say on (a vetted built-in passes under any policy), every call the statement names (for
+    // guardrails), and the refusal when one is not allowed.
+    private async ValueTask<(IReadOnlyList<FunctionCall> Calls, IReadOnlyList<FunctionCall> Named, Decision? Refused)> VetReferencesAsync(
         ConnectionConfig connection, StatementReferences references, bool strictProfile, CancellationToken cancellationToken)
     {
         var allowlist = FunctionAllowlist(connection, strictProfile);
-        var (calls, refused) = await WithFunctionCatalogAsync(
+        var (calls, named, refused) = await WithFunctionCatalogAsync(
             connection.Name,
             catalog => FunctionVetting.Calls(references, catalog) is { } named
-                ? (FunctionVetting.ForPolicy(named, catalog, references.Writes), FunctionVetting.Vet(named, catalog, references.Writes, allowlist))
-                : ((IReadOnlyList<FunctionCall>?)null, Decision.Deny(FunctionVetting.UnknownRule, "the statement calls a function that is not in the database's function catalog")),
+                ? (FunctionVetting.ForPolicy(named, catalog, references.Writes), named, FunctionVetting.Vet(named, catalog, references.Writes, allowlist))
+                : ((IReadOnlyList<FunctionCall>?)null, (IReadOnlyList<FunctionCall>)[], Decision.Deny(FunctionVetting.UnknownRule, "the statement calls a function that is not in the database's function catalog")),
             answer => answer.Item1 is null,
             cancellationToken).ConfigureAwait(false);
-        return (calls ?? [], refused);
+        return (calls ?? [], [.. named.Distinct()], refused);
     }
 
     // The cached function catalog's answer; when it lacks something (a function created since it was read), a fresh one's.

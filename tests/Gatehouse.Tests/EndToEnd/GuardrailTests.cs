@@ -47,6 +47,31 @@ public sealed class GuardrailTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task A_guardrail_on_a_function_matches_a_call_the_planner_folds_away_and_a_cached_plan_too()
+    {
+        // md5('x') plans as its result: the plan never names md5, but the statement does.
+        var gateway = TestGateway.Create(pg, Agents + """
+
+              - id: no-digests
+                match: { functions: [pg_catalog.md5] }
+                outcome: deny
+                message: No digests here
+            """);
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("analyst"));
+
+        // The catalog watch reads its first version at once; after that, the second call is answered from the cached plan.
+        await Task.Delay(3 * Gatehouse.Connectors.Postgres.PostgresCatalogVersions.PollInterval);
+        foreach (var attempt in new[] { "first", "cached" })
+        {
+            var refused = await client.QueryAsync("select md5('x') as digest");
+            Assert.True(refused.Rule() == "guard.no-digests", $"{attempt}: {refused.Text()}");
+        }
+
+        Assert.NotEqual(true, (await client.QueryAsync("select upper('x')")).IsError);
+    }
+
+    [Fact]
     public async Task A_write_classified_with_one_parameter_value_is_classified_again_for_another()
     {
         // PostgreSQL plans with the values bound, so "or $2" with false is a one-row update and with true every row.
