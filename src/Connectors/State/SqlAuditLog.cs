@@ -195,6 +195,9 @@ public abstract partial class SqlAuditLog : IAuditLog
         }
     }
 
+    /// <summary>How old a started record must be, besides past the cut, before a purge takes it as a call that never finished.</summary>
+    public static readonly TimeSpan AbandonedAfter = TimeSpan.FromDays(1);
+
     public async Task<ChainCheckpoint?> PurgeAsync(RetentionCut cut, Func<string, string> sign, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAuditConnectionAsync(cancellationToken).ConfigureAwait(false);
@@ -202,10 +205,10 @@ public abstract partial class SqlAuditLog : IAuditLog
         // Taken first, so no record is sealed between choosing the cut and removing up to it.
         await LockChainAsync(connection, transaction, cancellationToken).ConfigureAwait(false);
         var beforeMs = cut.Before is { } before ? ToMs(before) : long.MinValue;
+        var storeNow = (await RowsAsync(connection, transaction, NowMsSql, [], r => r.GetInt64(0), cancellationToken).ConfigureAwait(false))[0];
         if (cut.OlderThan is { } age)
         {
-            var storeNow = await RowsAsync(connection, transaction, NowMsSql, [], r => r.GetInt64(0), cancellationToken).ConfigureAwait(false);
-            beforeMs = Math.Max(beforeMs, storeNow[0] - (long)age.TotalMilliseconds);
+            beforeMs = Math.Max(beforeMs, storeNow - (long)age.TotalMilliseconds);
         }
 
         if (cut.KeepNewest is { } keep)
@@ -245,6 +248,16 @@ public abstract partial class SqlAuditLog : IAuditLog
             [through],
             cancellationToken).ConfigureAwait(false);
         await NonQueryAsync(connection, transaction, "DELETE FROM audit_chain WHERE seq <= $1", [through], cancellationToken).ConfigureAwait(false);
+
+        // The started records of calls that never finished (their process died) are in no chain, so no cut reaches them: they
+        // go with the records of their time, once a day older than any call runs. A call that did finish after all writes its
+        // record whole, as an insert, so nothing would be lost.
+        purged += await NonQueryAsync(
+            connection,
+            transaction,
+            "DELETE FROM audit WHERE decision = 'Started' AND time_ms < $1",
+            [Math.Min(beforeMs, storeNow - (long)AbandonedAfter.TotalMilliseconds)],
+            cancellationToken).ConfigureAwait(false);
         var at = FromMs(ToMs(DateTimeOffset.UtcNow));
         var checkpoint = new ChainCheckpoint(through, lastHash, purged, at, sign(ChainCheckpoint.SignedText(through, lastHash, purged, at)));
         await NonQueryAsync(

@@ -370,6 +370,32 @@ public abstract class AuditLogContract
     }
 
     [Fact]
+    public async Task A_purge_takes_the_started_records_of_calls_that_never_finished_once_they_are_past_the_cut_and_a_day_old()
+    {
+        var log = await OpenAsync();
+        var now = DateTimeOffset.UtcNow;
+        await WriteAsync(log, Record("old", Verdict.Allowed, now.AddDays(-10)));
+        var abandoned = Record("crashed", Verdict.Started, now.AddDays(-10).AddSeconds(1));
+        await log.BeginAsync(abandoned, CancellationToken.None);
+        var lateButAlive = Record("slow", Verdict.Started, now.AddHours(-2));
+        await log.BeginAsync(lateButAlive, CancellationToken.None);
+        await WriteAsync(log, Record("new", Verdict.Allowed, now));
+
+        // By count, the cut is after the two-hour-old call's start too, but a call that young may still finish.
+        var checkpoint = await log.PurgeAsync(new RetentionCut(null, KeepNewest: 1), Sign, CancellationToken.None);
+        Assert.Equal(2, checkpoint!.Purged);
+        Assert.Null(await log.GetAsync(abandoned.Id, CancellationToken.None));
+        var report = await log.VerifyChainAsync(Valid, CancellationToken.None);
+        Assert.True(report.Intact, string.Join("; ", report.Problems));
+        Assert.Equal((1, 1), (report.Sealed, report.Open));
+
+        // It finishes after all: its record is written whole, and sealed.
+        await log.CompleteAsync(lateButAlive with { Decision = Verdict.Allowed }, CancellationToken.None);
+        Assert.Equal(Verdict.Allowed, (await log.GetAsync(lateButAlive.Id, CancellationToken.None))!.Decision);
+        Assert.True((await log.VerifyChainAsync(Valid, CancellationToken.None)).Intact);
+    }
+
+    [Fact]
     public async Task A_purge_takes_only_the_chains_old_beginning_even_when_an_old_record_was_sealed_after_newer_ones()
     {
         // A call that waited for approval (or a clock stepped back) seals a record from before the cutoff after newer ones.
