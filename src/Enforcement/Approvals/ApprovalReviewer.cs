@@ -33,24 +33,32 @@ public sealed class ApprovalReviewer(IChatClient chat, TimeSpan timeout)
             $"Statement: {request.Sql}",
             $"Parameters: {request.Parameters ?? "none"}",
             request.DryRunRows is { } rows ? $"A rolled-back dry run touched {rows} row(s)." : "It only reads.");
+        // One timeout for the whole review: the wait for a place, then the model's answer.
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         limit.CancelAfter(timeout);
-        if (!await _places.WaitAsync(timeout, cancellationToken).ConfigureAwait(false))
-        {
-            throw new TimeoutException($"request {request.Id} was not reviewed: the reviewer had {MaxAtOnce} others with the model for the whole {timeout.TotalSeconds:0.#} s timeout");
-        }
-
+        var placed = false;
         ChatResponse response;
         try
         {
+            await _places.WaitAsync(limit.Token).ConfigureAwait(false);
+            placed = true;
             response = await chat.GetResponseAsync(
                 [new ChatMessage(ChatRole.System, Instructions), new ChatMessage(ChatRole.User, ContentDetectors.Mask(facts, counts))],
                 new ChatOptions { Temperature = 0, MaxOutputTokens = 300 },
                 limit.Token).ConfigureAwait(false);
         }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new TimeoutException(placed
+                ? $"request {request.Id} was not reviewed: the model did not answer within the {timeout.TotalSeconds:0.#} s timeout"
+                : $"request {request.Id} was not reviewed: the reviewer had {MaxAtOnce} others with the model for the whole {timeout.TotalSeconds:0.#} s timeout");
+        }
         finally
         {
-            _places.Release();
+            if (placed)
+            {
+                _places.Release();
+            }
         }
 
         var text = ContentDetectors.Mask(response.Text.Trim(), counts);

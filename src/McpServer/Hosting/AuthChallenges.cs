@@ -15,7 +15,8 @@ namespace Gatehouse.McpServer.Hosting;
 /// </summary>
 public static class AuthChallenges
 {
-    private const int MaxInspectedBody = 1024 * 1024;
+    // A body is read in memory up to this, and from a temporary file past it.
+    private const int MaxBufferedInMemory = 1024 * 1024;
 
     /// <summary>Where the HTTP host leaves why a presented token was refused.</summary>
     public const string RefusalItem = "gatehouse.token_refusal";
@@ -46,7 +47,8 @@ public static class AuthChallenges
             });
         }
 
-        var door = context.Items[IdentityItem] is AgentIdentity identity ? await SwitchesAsync(context, identity, identifier, recorder, logger) : Door.Open;
+        var bodyLimit = HttpHost.BodyLimit(policy);
+        var door = context.Items[IdentityItem] is AgentIdentity identity ? await SwitchesAsync(context, identity, bodyLimit, identifier, recorder, logger) : Door.Open;
         if (door == Door.Answered)
         {
             return;
@@ -54,7 +56,7 @@ public static class AuthChallenges
 
         // A disabled token's tool call goes to the tool, which refuses it as disabled whatever its scopes.
         if (door == Door.Open && policy.Gateway.ToolScopes.Count > 0 && context.User.Identity?.IsAuthenticated == true && HttpMethods.IsPost(context.Request.Method)
-            && await CalledToolAsync(context) is { } tool)
+            && await CalledToolAsync(context, bodyLimit) is { } tool)
         {
             var granted = context.User.FindAll("scope").Select(c => c.Value).ToList();
             if (policy.Gateway.MissingScopes(tool, granted) is { Count: > 0 } missing)
@@ -99,7 +101,7 @@ public static class AuthChallenges
     /// cannot say, the answer is <c>503</c>, not <c>401</c>: the token may be fine, and a client told it is not would ask for
     /// a new one.
     /// </summary>
-    private static async Task<Door> SwitchesAsync(HttpContext context, AgentIdentity identity, Identifier identifier, RefusalRecorder recorder, ILogger logger)
+    private static async Task<Door> SwitchesAsync(HttpContext context, AgentIdentity identity, long bodyLimit, Identifier identifier, RefusalRecorder recorder, ILogger logger)
     {
         IdentityResult? disabled;
         try
@@ -127,7 +129,7 @@ public static class AuthChallenges
             return Door.Answered;
         }
 
-        if (HttpMethods.IsPost(context.Request.Method) && await CalledToolAsync(context) is not null)
+        if (HttpMethods.IsPost(context.Request.Method) && await CalledToolAsync(context, bodyLimit) is not null)
         {
             return Door.ToTheTool;
         }
@@ -154,15 +156,16 @@ public static class AuthChallenges
         return $"{text}{separator}error=\"{error}\", error_description=\"{quoted}\"" + (scope is null ? "" : $", scope=\"{scope}\"");
     }
 
-    // The name of the tool a JSON-RPC tools/call request calls; the body is kept for the endpoint to read again.
-    private static async Task<string?> CalledToolAsync(HttpContext context)
+    // The name of the tool a JSON-RPC tools/call request calls; the body is kept for the endpoint to read again. Any body the
+    // gateway takes is read, up to the limit in force: a large statement's call is seen for what it is.
+    private static async Task<string?> CalledToolAsync(HttpContext context, long bodyLimit)
     {
-        if (context.Request.ContentLength is > MaxInspectedBody)
+        if (context.Request.ContentLength > bodyLimit)
         {
             return null;
         }
 
-        context.Request.EnableBuffering(MaxInspectedBody);
+        context.Request.EnableBuffering(MaxBufferedInMemory, bodyLimit);
         try
         {
             using var document = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
@@ -171,21 +174,29 @@ public static class AuthChallenges
                 && root.TryGetProperty("method", out var method) && method.ValueKind == JsonValueKind.String && method.ValueEquals("tools/call")
                 && root.TryGetProperty("params", out var parameters) && parameters.ValueKind == JsonValueKind.Object
                 && parameters.TryGetProperty("name", out var name) && name.ValueKind == JsonValueKind.String
-                ? name.GetString()
+                ? Text(name)
                 : null;
         }
         catch (JsonException)
         {
             return null;
         }
-        catch (InvalidOperationException)
-        {
-            // A name that is not text .NET can hold (a lone escaped surrogate): no tool has it; the endpoint answers it.
-            return null;
-        }
         finally
         {
             context.Request.Body.Position = 0;
+        }
+
+        // A name that is not text .NET can hold (a lone escaped surrogate) is no tool's; the endpoint answers it.
+        static string? Text(JsonElement name)
+        {
+            try
+            {
+                return name.GetString();
+            }
+            catch (InvalidOperationException)
+            {
+                return null;
+            }
         }
     }
 }

@@ -33,6 +33,27 @@ public sealed class ApprovalReviewerTests
         Assert.Equal(ApprovalReviewer.MaxAtOnce, model.MostAtOnce);
     }
 
+    [Fact]
+    public async Task A_review_that_finds_no_place_in_time_or_whose_model_does_not_answer_in_time_is_not_made_and_says_which()
+    {
+        // Four held by a model that does not stop when asked to: the fifth finds no place before its timeout.
+        var stubborn = new HeldModel { HonoursCancellation = false };
+        var reviewer = new ApprovalReviewer(stubborn, TimeSpan.FromMilliseconds(500));
+        var held = Enumerable.Range(0, ApprovalReviewer.MaxAtOnce).Select(i => reviewer.ReviewAsync(Request(i), CancellationToken.None)).ToList();
+        await stubborn.Reached(ApprovalReviewer.MaxAtOnce).WaitAsync(TimeSpan.FromSeconds(10));
+        var unplaced = await Assert.ThrowsAsync<TimeoutException>(() => reviewer.ReviewAsync(Request(9), CancellationToken.None));
+        Assert.Contains("the reviewer had 4 others with the model for the whole 0.5 s timeout", unplaced.Message);
+
+        // Their places come back as they end.
+        stubborn.Answer();
+        await Task.WhenAll(held).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal("Deletes one payment.", await reviewer.ReviewAsync(Request(10), CancellationToken.None));
+
+        var silent = new ApprovalReviewer(new HeldModel(), TimeSpan.FromMilliseconds(300));
+        var unanswered = await Assert.ThrowsAsync<TimeoutException>(() => silent.ReviewAsync(Request(11), CancellationToken.None));
+        Assert.Contains("the model did not answer within the 0.3 s timeout", unanswered.Message);
+    }
+
     /// <summary>A model that holds every request until told to answer, counting how many it holds.</summary>
     private sealed class HeldModel : IChatClient
     {
@@ -43,6 +64,9 @@ public sealed class ApprovalReviewerTests
         private int _awaited;
 
         public int AtOnce => Volatile.Read(ref _atOnce);
+
+        /// <summary>Whether it stops waiting when the caller cancels (some clients do not).</summary>
+        public bool HonoursCancellation { get; init; } = true;
 
         public int MostAtOnce => Volatile.Read(ref _most);
 
@@ -65,7 +89,7 @@ public sealed class ApprovalReviewerTests
 
             try
             {
-                await _answer.Task.WaitAsync(cancellationToken);
+                await _answer.Task.WaitAsync(HonoursCancellation ? cancellationToken : CancellationToken.None);
                 return new ChatResponse(new ChatMessage(ChatRole.Assistant, "Deletes one payment."));
             }
             finally
