@@ -47,7 +47,7 @@ public sealed class ApprovalReviewer(IChatClient chat, TimeSpan timeout)
                 new ChatOptions { Temperature = 0, MaxOutputTokens = 300 },
                 limit.Token).ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (limit.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
             throw new TimeoutException(placed
                 ? $"request {request.Id} was not reviewed: the model did not answer within the {timeout.TotalSeconds:0.#} s timeout"

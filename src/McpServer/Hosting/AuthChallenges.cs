@@ -4,6 +4,7 @@ using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Identity;
 using Gatehouse.Enforcement.Policy;
 using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Http.Features;
 
 namespace Gatehouse.McpServer.Hosting;
 
@@ -47,7 +48,8 @@ public static class AuthChallenges
             });
         }
 
-        var bodyLimit = HttpHost.BodyLimit(policy);
+        // The limit this request's body is read under, as set for it from the policy in force.
+        var bodyLimit = context.Features.Get<IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize ?? HttpHost.BodyLimit(policy);
         var door = context.Items[IdentityItem] is AgentIdentity identity ? await SwitchesAsync(context, identity, bodyLimit, identifier, recorder, logger) : Door.Open;
         if (door == Door.Answered)
         {

@@ -56,7 +56,8 @@ public sealed class OperationsTests(PostgresFixture pg)
         // 500,000 characters the client sends escaped (\u00e9, 6 bytes each): a 3 MB body, past the 2 MB the gateway
         // started with. Sent asking first, so the refusal is heard before the body is (the server closes the connection on it).
         var sql = $"select length('{new string('é', 500_000)}')";
-        using var plain = new HttpClient();
+        // However long the gateway takes to answer, the body waits for it (by default it is sent after a second).
+        using var plain = new HttpClient(new SocketsHttpHandler { Expect100ContinueTimeout = TimeSpan.FromMinutes(1) });
         using var request = new HttpRequestMessage(HttpMethod.Post, http.Endpoint)
         {
             Content = new StringContent(

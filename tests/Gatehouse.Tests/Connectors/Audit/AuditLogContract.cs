@@ -389,10 +389,14 @@ public abstract class AuditLogContract
         Assert.True(report.Intact, string.Join("; ", report.Problems));
         Assert.Equal((1, 1), (report.Sealed, report.Open));
 
-        // It finishes after all: its record is written whole, and sealed.
+        // Each finishes after all, the purged one too: its record is written whole, and sealed.
         await log.CompleteAsync(lateButAlive with { Decision = Verdict.Allowed }, CancellationToken.None);
+        await log.CompleteAsync(abandoned with { Decision = Verdict.Failed }, CancellationToken.None);
         Assert.Equal(Verdict.Allowed, (await log.GetAsync(lateButAlive.Id, CancellationToken.None))!.Decision);
-        Assert.True((await log.VerifyChainAsync(Valid, CancellationToken.None)).Intact);
+        Assert.Equal(Verdict.Failed, (await log.GetAsync(abandoned.Id, CancellationToken.None))!.Decision);
+        var after = await log.VerifyChainAsync(Valid, CancellationToken.None);
+        Assert.True(after.Intact, string.Join("; ", after.Problems));
+        Assert.Equal((3, 0), (after.Sealed, after.Open));
     }
 
     [Fact]
