@@ -128,9 +128,16 @@ public static partial class AdminApi
                 return (null, null);
             }
 
-            return reason.ValueKind != JsonValueKind.String ? (null, Problem(StatusCodes.Status400BadRequest, "reason must be a string; nothing was decided"))
-                : reason.GetString()!.Length > MaxReason ? (null, Problem(StatusCodes.Status400BadRequest, $"the reason is {reason.GetString()!.Length} characters long; the limit is {MaxReason}; nothing was decided"))
-                : (reason.GetString(), null);
+            if (reason.ValueKind != JsonValueKind.String)
+            {
+                return (null, Problem(StatusCodes.Status400BadRequest, "reason must be a string; nothing was decided"));
+            }
+
+            var given = JsonText.Read(reason);
+            return given is null ? (null, Problem(StatusCodes.Status400BadRequest, "the reason holds an escaped lone surrogate (\\ud800 …), which is no text; nothing was decided"))
+                : given.Contains('\0', StringComparison.Ordinal) ? (null, Problem(StatusCodes.Status400BadRequest, "the reason holds a NUL character, which the state store cannot keep; nothing was decided"))
+                : given.Length > MaxReason ? (null, Problem(StatusCodes.Status400BadRequest, $"the reason is {given.Length} characters long; the limit is {MaxReason}; nothing was decided"))
+                : (given, null);
         }
         catch (JsonException)
         {

@@ -1,6 +1,8 @@
 using System.Net;
 using System.Reflection;
+using Gatehouse.Enforcement;
 using Gatehouse.Enforcement.Audit;
+using Gatehouse.Enforcement.Identity;
 using Gatehouse.Enforcement.Policy;
 using Gatehouse.McpServer.Cli;
 using Gatehouse.McpServer.Hosting;
@@ -58,7 +60,7 @@ public static class AdminConsole
             && context.Request.ContentType?.StartsWith("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase) == true;
     }
 
-    private static async Task<IResult> SignInAsync(HttpContext context, AdminGate gate, ConsoleSessions sessions, IAuditStore audit, TimeProvider time, RefusalRecorder limit)
+    private static async Task<IResult> SignInAsync(HttpContext context, AdminGate gate, ConsoleSessions sessions, IAuditStore audit, TimeProvider time, RefusalRecorder limit, ILogger<AdminGate> logger)
     {
         if (!AdminGate.SameOrigin(context) || !context.Request.HasFormContentType)
         {
@@ -76,14 +78,31 @@ public static class AdminConsole
             return Login(context, "Too many sign-ins from here just now; wait a second and try again.", StatusCodes.Status429TooManyRequests);
         }
 
-        var form = await context.Request.ReadFormAsync(context.RequestAborted);
+        if (await ReadSmallFormAsync(context) is not { } form)
+        {
+            return Login(context, "A sign-in is a pasted token and nothing else; this form held too many or too long fields.", StatusCodes.Status413PayloadTooLarge);
+        }
+
         var token = form["token"].ToString().Trim();
-        var (admin, problem, _) = token.Length is 0 or > 16 * 1024
-            ? (null, "paste an admin token (it was empty or too long)", false)
-            : await gate.VerifyTokenAsync(token, context.RequestAborted);
-        await audit.RecordAsync(
-            time.GetUtcNow(), "console sign-in", "admin-console", admin?.Agent, null, admin is not null, admin is null ? "admin.sign_in_refused" : "admin.signed_in",
-            admin is null ? $"refused: {problem}" : "signed in");
+        AgentIdentity? admin;
+        string problem;
+        try
+        {
+            (admin, problem, _) = token.Length is 0 or > 16 * 1024
+                ? (null, "paste an admin token (it was empty or too long)", false)
+                : await gate.VerifyTokenAsync(token, context.RequestAborted);
+            await audit.RecordAsync(
+                time.GetUtcNow(), "console sign-in", "admin-console", admin?.Agent, null, admin is not null, admin is null ? "admin.sign_in_refused" : "admin.signed_in",
+                admin is null ? $"refused: {problem}" : "signed in");
+        }
+        catch (Exception e) when ((e is StateUnavailableException || StateUnavailableException.IsStoreFailure(e)) && !context.RequestAborted.IsCancellationRequested)
+        {
+            // Whether the admin is disabled, and the record of the attempt, are in the state store: no sign-in without them.
+            HostLog.AdminStateUnavailable(logger, context.Request.Method, context.Request.Path, e is StateUnavailableException { InnerException: { } inner } ? inner.Message : e.Message);
+            context.Response.Headers.RetryAfter = "5";
+            return Login(context, "The gateway's state store did not answer, so nobody can be signed in just now; try again in a few seconds.", StatusCodes.Status503ServiceUnavailable);
+        }
+
         if (admin is null)
         {
             return Login(context, $"That token does not open the console: {problem}.", StatusCodes.Status401Unauthorized);
@@ -103,6 +122,22 @@ public static class AdminConsole
         return Results.Redirect(Path + "#/calls");
     }
 
+    // ASP.NET's own form limits (1,024 fields, 2 KB keys) are far above what these forms hold, and throw when passed.
+    private static readonly FormOptions SmallFormLimits = new() { ValueCountLimit = 8, KeyLengthLimit = 64, ValueLengthLimit = (int)MaxFormBytes };
+
+    // The form, or null when it holds more fields, or longer ones, than a sign-in or sign-out form does.
+    private static async Task<IFormCollection?> ReadSmallFormAsync(HttpContext context)
+    {
+        try
+        {
+            return await context.Request.ReadFormAsync(SmallFormLimits, context.RequestAborted);
+        }
+        catch (InvalidDataException)
+        {
+            return null;
+        }
+    }
+
     private static async Task<IResult> SignOutAsync(HttpContext context, ConsoleSessions sessions)
     {
         // The form is read only for a live session, from the console's own origin. One whose sign-out is not confirmed
@@ -112,7 +147,7 @@ public static class AdminConsole
         if (sessions.Find(id) is { } session)
         {
             if (!AdminGate.SameOrigin(context) || !SmallForm(context) || !context.Request.HasFormContentType
-                || !ConsoleSessions.CsrfMatches(session, (await context.Request.ReadFormAsync(context.RequestAborted))["csrf"].ToString()))
+                || await ReadSmallFormAsync(context) is not { } form || !ConsoleSessions.CsrfMatches(session, form["csrf"].ToString()))
             {
                 return Login(context, "Sign-out not confirmed, and the session is still open: reload the console and sign out with its button (a page left open from an earlier sign-in cannot).", StatusCodes.Status403Forbidden);
             }

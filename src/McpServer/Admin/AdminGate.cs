@@ -57,15 +57,24 @@ public sealed class AdminGate
 
     public async Task<IResult> RunAsync(HttpContext context, Func<AgentIdentity, Task<IResult>> body)
     {
+        // No name or filter holds a NUL; PostgreSQL refuses one in text, which would read as the store failing (503). Kestrel
+        // refuses one in the path.
+        if (context.Request.Query.Any(q => q.Key.Contains('\0', StringComparison.Ordinal) || q.Value.Any(v => v?.Contains('\0', StringComparison.Ordinal) == true)))
+        {
+            return Error("a query parameter holds a NUL character, which no name or filter does; nothing was read or done", StatusCodes.Status400BadRequest);
+        }
+
         try
         {
             return await AdmitAsync(context, body);
         }
-        catch (Exception e) when (StateUnavailableException.IsStoreFailure(e) && e is not BadHttpRequestException && !context.RequestAborted.IsCancellationRequested)
+        // The admin's own switches are read first, and a store that does not answer them says so as StateUnavailableException.
+        catch (Exception e) when ((e is StateUnavailableException || (StateUnavailableException.IsStoreFailure(e) && e is not BadHttpRequestException))
+            && !context.RequestAborted.IsCancellationRequested)
         {
             // The requests, grants, switches and audit log all live in the state store: say so, rather than a bare 500. A bad
             // request body and a client that went away are I/O failures too, but not the store's: Kestrel answers those.
-            HostLog.AdminStateUnavailable(_logger, context.Request.Method, context.Request.Path, e.Message);
+            HostLog.AdminStateUnavailable(_logger, context.Request.Method, context.Request.Path, e is StateUnavailableException { InnerException: { } inner } ? inner.Message : e.Message);
             context.Response.Headers.RetryAfter = "5";
             return Error("the gateway's state store did not answer, so this could not be read or done; try again, and check the store if it persists", StatusCodes.Status503ServiceUnavailable);
         }

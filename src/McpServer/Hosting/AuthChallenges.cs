@@ -176,7 +176,8 @@ public static class AuthChallenges
                 && root.TryGetProperty("method", out var method) && method.ValueKind == JsonValueKind.String && method.ValueEquals("tools/call")
                 && root.TryGetProperty("params", out var parameters) && parameters.ValueKind == JsonValueKind.Object
                 && parameters.TryGetProperty("name", out var name) && name.ValueKind == JsonValueKind.String
-                ? Text(name)
+                // A name that is not text .NET can hold (a lone escaped surrogate) is no tool's; the endpoint answers it.
+                ? JsonText.Read(name)
                 : null;
         }
         catch (JsonException)
@@ -186,19 +187,6 @@ public static class AuthChallenges
         finally
         {
             context.Request.Body.Position = 0;
-        }
-
-        // A name that is not text .NET can hold (a lone escaped surrogate) is no tool's; the endpoint answers it.
-        static string? Text(JsonElement name)
-        {
-            try
-            {
-                return name.GetString();
-            }
-            catch (InvalidOperationException)
-            {
-                return null;
-            }
         }
     }
 }

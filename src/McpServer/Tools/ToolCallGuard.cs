@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using Gatehouse.Enforcement.Pipeline;
+using Gatehouse.McpServer.Hosting;
 using ModelContextProtocol.Protocol;
 using ModelContextProtocol.Server;
 
@@ -131,21 +132,13 @@ public sealed class ToolCallGuard(IEnumerable<McpServerTool> tools, GatehouseToo
         _ => "null",
     };
 
-    // JSON may escape half a surrogate pair (\ud800), which no .NET string can hold: reading it fails.
+    // JSON may escape half a surrogate pair (\ud800), which no .NET string can hold.
     private static bool BrokenText(JsonElement value)
     {
         switch (value.ValueKind)
         {
             case JsonValueKind.String:
-                try
-                {
-                    _ = value.GetString();
-                    return false;
-                }
-                catch (InvalidOperationException)
-                {
-                    return true;
-                }
+                return JsonText.Read(value) is null;
 
             case JsonValueKind.Array:
                 return value.EnumerateArray().Any(BrokenText);

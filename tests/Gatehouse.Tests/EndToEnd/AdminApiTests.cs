@@ -92,6 +92,8 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
     [InlineData("{\"reason\": 42}", "application/json", HttpStatusCode.BadRequest, "reason must be a string")]
     [InlineData("[\"checked\"]", "application/json", HttpStatusCode.BadRequest, "must be a JSON object")]
     [InlineData("{\"reason\": \"LONG\"}", "application/json", HttpStatusCode.BadRequest, "the limit is 2000")]
+    [InlineData("{\"reason\": \"checked \\ud800\"}", "application/json", HttpStatusCode.BadRequest, "lone surrogate")]
+    [InlineData("{\"reason\": \"checked\\u0000\"}", "application/json", HttpStatusCode.BadRequest, "NUL character")]
     [InlineData("LATIN1", "application/json", HttpStatusCode.BadRequest, "the body is not UTF-8")]
     [InlineData("BOM+LATIN1", "application/json", HttpStatusCode.BadRequest, "the body is not UTF-8")]
     public async Task A_decision_whose_reason_cannot_be_read_is_refused_and_nothing_is_decided(string body, string type, HttpStatusCode status, string message)
@@ -115,6 +117,37 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
         Assert.Contains(message, await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         Assert.Contains("nothing was decided", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         Assert.Equal("pending", (await SendAsync(HttpMethod.Get, $"requests/{id}", AdminToken("alice"))).Body.GetProperty("status").GetString());
+    }
+
+    [Theory]
+    [InlineData("calls?text=%00")]
+    [InlineData("calls?agent=ops%00bot")]
+    public async Task A_nul_in_a_filter_is_a_bad_request_not_a_store_outage(string path)
+    {
+        // PostgreSQL refuses a NUL in text, which the admin API answered as its store failing (503, Retry-After). (Kestrel
+        // itself refuses one in the path.)
+        var (status, body) = await SendAsync(HttpMethod.Get, path, AdminToken("alice"));
+
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("holds a NUL character", body.GetProperty("error").GetString(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(9, 10)]
+    [InlineData(1, 65)]
+    public async Task A_sign_in_form_with_more_or_longer_fields_than_a_token_is_refused_as_too_large(int fields, int keyLength)
+    {
+        // ASP.NET's own form limits threw past 1,024 fields or a 2 KB key, and the sign-in answered a bare 500.
+        var form = string.Join('&', Enumerable.Range(0, fields).Select(i => new string('k', keyLength - 1) + (char)('a' + i) + "=x"));
+        using var signIn = new HttpRequestMessage(HttpMethod.Post, new Uri(_server.Endpoint, "/admin/login"))
+        {
+            Content = new StringContent(form, System.Text.Encoding.ASCII, "application/x-www-form-urlencoded"),
+        };
+
+        using var response = await _http.SendAsync(signIn);
+
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        Assert.Contains("too many or too long fields", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
     [Fact]

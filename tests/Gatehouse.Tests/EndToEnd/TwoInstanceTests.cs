@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
+using Gatehouse.Connectors.State;
 using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Identity;
 using Gatehouse.Tests.Infrastructure;
@@ -124,6 +125,10 @@ public sealed class TwoInstanceTests(PostgresFixture pg) : IAsyncLifetime
         try
         {
             await pg.AdminScalarAsync($"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{database}'");
+
+            // Past the age at which the kept snapshot of the switches is no longer used, every request reads whether its
+            // admin was disabled from the store itself (that failure went out as a bare 500), and so does a sign-in.
+            await Task.Delay(StateSnapshots.MaxAge * 3);
             foreach (var request in new[] { new HttpRequestMessage(HttpMethod.Get, requests), new HttpRequestMessage(HttpMethod.Post, new Uri(requests, "requests/apr_0/approve")) })
             {
                 using var refused = await http.SendAsync(request);
@@ -132,6 +137,12 @@ public sealed class TwoInstanceTests(PostgresFixture pg) : IAsyncLifetime
                 Assert.StartsWith("the gateway's state store did not answer", error);
                 Assert.Equal(TimeSpan.FromSeconds(5), refused.Headers.RetryAfter?.Delta);
             }
+
+            using var signIn = new HttpRequestMessage(HttpMethod.Post, new Uri(_first.Endpoint, "/admin/login")) { Content = new FormUrlEncodedContent([new("token", _gateway.MintAdmin("alice"))]) };
+            using var notSignedIn = await new HttpClient(new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false }).SendAsync(signIn);
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, notSignedIn.StatusCode);
+            Assert.Contains("state store did not answer", await notSignedIn.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            Assert.False(notSignedIn.Headers.Contains("Set-Cookie"));
         }
         finally
         {
