@@ -111,5 +111,7 @@ internal static class SessionSettings
     internal static void AddText(NpgsqlBatchCommand command, string value) =>
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = value, NpgsqlDbType = NpgsqlDbType.Text });
 
-    private static string Truncate(string text, int max) => text.Length <= max ? text : text[..max];
+    // Not between the halves of a surrogate pair (an emoji in an agent's name): Npgsql cannot encode half of one.
+    private static string Truncate(string text, int max) =>
+        text.Length <= max ? text : text[..(char.IsHighSurrogate(text[max - 1]) ? max - 1 : max)];
 }

@@ -71,15 +71,17 @@ public sealed record AuditRecord
     public static string NewId() => "aud_" + Guid.CreateVersion7().ToString("N");
 
     /// <summary>
-    /// The record as a text column holds it: PostgreSQL refuses NUL in text, so each is stored as U+FFFD. A caller's text
-    /// (its SQL, a connection name, a token's issuer) holding one made the record fail, and the attempt left none.
+    /// The record as a text column holds it: PostgreSQL refuses NUL in text, and Npgsql refuses half a surrogate pair (no
+    /// UTF-8 can hold one), so each is stored as U+FFFD. A caller's text (its SQL, a connection name, a token's issuer)
+    /// holding one, or cut short in the middle of an emoji, made the record fail, and the attempt left none.
     /// </summary>
     public AuditRecord Storable()
     {
-        // Checked field by field: every call's records pass here twice, and nearly none holds a NUL.
-        if (!(HasNul(Id) || HasNul(Tool) || HasNul(Transport) || HasNul(SessionId) || HasNul(Agent) || HasNul(Issuer) || HasNul(Subject)
-            || HasNul(TokenId) || HasNul(ClientId) || HasNul(DelegatedBy) || HasNul(Connection) || HasNul(Sql) || HasNul(Parameters)
-            || HasNul(Classification) || HasNul(Rule) || HasNul(Reason) || HasNul(Error) || HasNul(Masking) || HasNul(Result) || Groups.Any(HasNul)))
+        // Checked field by field: every call's records pass here twice, and nearly none needs it.
+        if (!(Unstorable(Id) || Unstorable(Tool) || Unstorable(Transport) || Unstorable(SessionId) || Unstorable(Agent) || Unstorable(Issuer)
+            || Unstorable(Subject) || Unstorable(TokenId) || Unstorable(ClientId) || Unstorable(DelegatedBy) || Unstorable(Connection) || Unstorable(Sql)
+            || Unstorable(Parameters) || Unstorable(Classification) || Unstorable(Rule) || Unstorable(Reason) || Unstorable(Error) || Unstorable(Masking)
+            || Unstorable(Result) || Groups.Any(Unstorable)))
         {
             return this;
         }
@@ -107,10 +109,43 @@ public sealed record AuditRecord
             Masking = Clean(Masking),
             Result = Clean(Result),
         };
+    }
 
-        static bool HasNul(string? text) => text?.Contains('\0', StringComparison.Ordinal) == true;
+    private static bool Unstorable(string? text) =>
+        text is not null && (text.Contains('\0', StringComparison.Ordinal) || LoneSurrogateAt(text, text.AsSpan().IndexOfAnyInRange('\uD800', '\uDFFF')) >= 0);
 
-        static string? Clean(string? text) => HasNul(text) ? text!.Replace('\0', '\uFFFD') : text;
+    // The first half of a surrogate pair without its other half at or after start (-1 for none).
+    private static int LoneSurrogateAt(string text, int start)
+    {
+        for (var i = Math.Max(start, 0); start >= 0 && i < text.Length; i++)
+        {
+            if (char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+            {
+                i++;
+            }
+            else if (char.IsSurrogate(text[i]))
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+
+    private static string? Clean(string? text)
+    {
+        if (!Unstorable(text))
+        {
+            return text;
+        }
+
+        var chars = text!.Replace('\0', '\uFFFD').ToCharArray();
+        for (var i = LoneSurrogateAt(text, 0); i >= 0; i = LoneSurrogateAt(text, i + 1))
+        {
+            chars[i] = '\uFFFD';
+        }
+
+        return new string(chars);
     }
 }
 

@@ -261,6 +261,19 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_agent_name_whose_emoji_straddles_the_application_names_limit_is_cut_before_it()
+    {
+        // Cut at 63 characters, half the emoji was left, which Npgsql cannot encode: every call of that agent failed.
+        var agent = new string('a', 52) + "\U0001F600";
+        var result = await new PostgresExecutor(_targets).ExecuteAsync(
+            new ExecutionRequest("shop", "select current_setting('application_name'), current_setting('gatehouse.agent')", [], ReadOnly: true, Cursor: true, 100, 1 << 20, TimeSpan.FromSeconds(10), Analyst with { Agent = agent }, "aud_test"),
+            beforeCommit: null,
+            CancellationToken.None);
+
+        Assert.Equal(["gatehouse:" + new string('a', 52), agent], result.Rows[0]);
+    }
+
+    [Fact]
     public async Task Statements_run_with_the_pinned_search_path()
     {
         var result = await Run("select current_setting('search_path')");

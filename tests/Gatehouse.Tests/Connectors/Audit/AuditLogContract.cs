@@ -74,6 +74,28 @@ public abstract class AuditLogContract
     }
 
     [Fact]
+    public async Task A_record_whose_text_holds_half_a_surrogate_pair_is_stored_with_each_shown_and_sealed()
+    {
+        // A connection name cut at 100 characters in the middle of an emoji: Npgsql cannot encode the half left, and the
+        // refused call had no record. Whole pairs are kept.
+        var log = await OpenAsync();
+        var record = Record("agent", Verdict.Denied, DateTimeOffset.UtcNow) with
+        {
+            Connection = new string('a', 99) + "\uD83D",
+            Sql = "select '\uDE00', '\U0001F600'",
+            Groups = ["\uD83D\uD83D\uDE00"],
+        };
+
+        await WriteAsync(log, record);
+
+        var stored = await log.GetAsync(record.Id, CancellationToken.None);
+        Assert.Equal(
+            (new string('a', 99) + "\uFFFD", "select '\uFFFD', '\U0001F600'", "\uFFFD\U0001F600"),
+            (stored!.Connection, stored.Sql, stored.Groups.Single()));
+        await AssertChainIntactAsync(log, sealedRecords: 1);
+    }
+
+    [Fact]
     public async Task Under_process_crash_durability_records_are_stored_sealed_and_seen_by_another_handle()
     {
         var log = await OpenAsync();
