@@ -16,6 +16,12 @@ public static partial class PolicyLoader
         var e = reader.Mapping(node, "approvals", "approvers", "required", "wait", "pending_ttl", "approval_ttl", "result_ttl", "write_tolerance", "webhook", "reviewer", "max_grant", "groups");
         var approvers = e.TryGetValue("approvers", out var a) ? reader.Strings(a, "approvals.approvers") : d.Approvers;
         var required = e.TryGetValue("required", out var r) ? reader.Int(r, "approvals.required", 1, 100) : d.Required;
+        // Each person decides once, so a name listed twice counts once toward required.
+        foreach (var twice in approvers.GroupBy(name => name, StringComparer.Ordinal).Where(g => g.Count() > 1))
+        {
+            reader.Error(a!, $"approvals.approvers names '{twice.Key}' {twice.Count()} times; each person decides once, so list each once.");
+        }
+
         if (approvers.Count > 0 && !e.ContainsKey("groups") && required > approvers.Count)
         {
             reader.Error(e["required"], $"approvals.required is {required}, but only {approvers.Count} approver(s) are named: no request could ever be approved.");

@@ -42,7 +42,7 @@ public static partial class PolicyLoader
     private static QuotaLimits? ReadLimits(YamlNodeReader reader, YamlNode node, string what)
     {
         var e = reader.Mapping(node, what, "calls_per_minute", "concurrent_calls", "rows", "bytes", "window");
-        if (e.Count == 0)
+        if (e.Keys.All(k => k == "window"))
         {
             reader.Error(node, $"{what}: set at least one of calls_per_minute, concurrent_calls, rows or bytes.");
             return null;

@@ -1,4 +1,5 @@
 using System.Globalization;
+using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
 namespace Gatehouse.Enforcement.Policy;
@@ -56,6 +57,13 @@ internal sealed class YamlNodeReader(string file)
 
     public string? String(YamlNode node, string what)
     {
+        // YAML's null, which would otherwise be read as the text "~" (a sink or state file of that name, say).
+        if (node is YamlScalarNode { Style: ScalarStyle.Plain, Value: "~" })
+        {
+            Error(node, $"{what} is ~ (YAML's null); leave the key out for its default, or quote \"~\" if that is the text meant.");
+            return null;
+        }
+
         if (node is YamlScalarNode { Value: { Length: > 0 } value })
         {
             return value;
@@ -83,8 +91,16 @@ internal sealed class YamlNodeReader(string file)
 
     public IReadOnlyList<string> Strings(YamlNode node, string what)
     {
-        if (node is YamlScalarNode)
+        if (node is YamlScalarNode scalar)
         {
+            // "tables: orders, payments" is one value in YAML, which would name a single table "orders, payments" and so
+            // match nothing: a guardrail on those tables would never hold.
+            if (scalar is { Style: ScalarStyle.Plain, Value: { } plain } && plain.Contains(',', StringComparison.Ordinal))
+            {
+                Error(node, $"{what} is the one text value '{plain}'; write a list, [{plain}], or quote the value if its comma belongs to one name.");
+                return [];
+            }
+
             return String(node, what) is { } single ? [single] : [];
         }
 

@@ -154,6 +154,9 @@ public sealed class PolicyLoaderTests
     [InlineData("match: { operations: [truncate] }", "operation 'truncate' is not known")]
     [InlineData("connection: warehouse", "connection 'warehouse' is not defined")]
     [InlineData("match: { tables: ['public.\"Orders\"'] }", "not a table name; write schema.table (names are written as PostgreSQL stores them: case-sensitive, without double quotes")]
+    // Block style without brackets is one value in YAML: a guardrail on a table named "orders, payments", which held on none.
+    [InlineData("match:\n      tables: orders, payments", "tables is the one text value 'orders, payments'; write a list, [orders, payments]")]
+    [InlineData("match:\n      functions: pg_sleep, dblink", "functions is the one text value 'pg_sleep, dblink'")]
     public void A_bad_guardrail_is_an_error(string line, string message)
     {
         var rule = "guardrails:\n  - id: g\n    match: { tables: [public.orders] }\n    outcome: deny\n";
@@ -203,6 +206,9 @@ public sealed class PolicyLoaderTests
     [InlineData("admin:\n  audience: Gatehouse/\n  users: [alice]", "is also an agent audience")]
     [InlineData("groups:\n  keyholders:\n    grants:\n      - connection: shop\n        access: read\n        schemas: [gatehouse]", "belongs to the gateway's strict masking")]
     [InlineData("admin:\n  audience: gatehouse-admin", "name the users or groups")]
+    // Each person decides once: two approvals from the names below could never be given.
+    [InlineData("approvals:\n  approvers: [alice, alice]\n  required: 2", "approvals.approvers names 'alice' 2 times")]
+    [InlineData("approvals:\n  webhook:\n    url: ~", "approvals.webhook.url is ~ (YAML's null)")]
     public void Bad_approval_settings_are_errors(string section, string message) =>
         Assert.Contains(Errors(Minimal + "\n" + section + "\n"), e => e.Contains(message, StringComparison.Ordinal));
 
@@ -269,6 +275,8 @@ public sealed class PolicyLoaderTests
     [InlineData("quotas:\n  agents:\n    analyst: { rows: -5 }", "rows")]
     [InlineData("quotas:\n  agents:\n    nobody: { rows: 10 }", "'nobody' is not an agent of this policy")]
     [InlineData("quotas:\n  groups:\n    finance: lots", "quotas.groups.finance")]
+    // A window alone set no limit, and replaced the default: the agent had none at all.
+    [InlineData("quotas:\n  default: { calls_per_minute: 60 }\n  agents:\n    analyst: { window: 24h }", "set at least one of calls_per_minute")]
     public void A_mistake_in_the_quotas_is_an_error_not_a_quota_dropped(string quotas, string message)
     {
         // A misspelt default would leave every agent without a quota, and a bad value was silently the minimum.
