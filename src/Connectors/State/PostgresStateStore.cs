@@ -57,6 +57,7 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
             expires_ms bigint NOT NULL, votes_json text NOT NULL, dry_run_rows bigint, kept_result text, kept_until_ms bigint, review text, dry_run_sample text)
         """,
         "CREATE INDEX IF NOT EXISTS statement_approvals_lookup ON statement_approvals (agent, connection, statement_hash, parameters_hash)",
+        "CREATE INDEX IF NOT EXISTS statement_approvals_kept ON statement_approvals (kept_until_ms) WHERE kept_result IS NOT NULL",
         "ALTER TABLE statement_approvals ADD COLUMN IF NOT EXISTS delegated_by text",
         "ALTER TABLE access_requests ADD COLUMN IF NOT EXISTS delegated_by text",
         "CREATE TABLE IF NOT EXISTS agents (agent text PRIMARY KEY, disabled bigint NOT NULL, changed_by text NOT NULL, changed_ms bigint NOT NULL)",

@@ -34,6 +34,7 @@ public abstract partial class SqlStateStore : IStatementApprovalStore
     public async ValueTask<StatementFiling> CreateStatementAsync(StatementApproval request, int maxPending, DateTimeOffset decidedSince, CancellationToken cancellationToken)
     {
         var now = request.CreatedAt;
+        await ExecuteStateAsync(ForgetLapsedResults, [ToMs(now)], cancellationToken).ConfigureAwait(false);
         var (pending, same) = await FileUnlessAtCapAsync<StatementApproval>(
             request.Agent,
             maxPending,
@@ -134,11 +135,27 @@ public abstract partial class SqlStateStore : IStatementApprovalStore
     public async ValueTask SetReviewAsync(string id, string review, CancellationToken cancellationToken) =>
         await ExecuteStateAsync("UPDATE statement_approvals SET review = $1 WHERE id = $2", [review, id], cancellationToken).ConfigureAwait(false);
 
-    public async ValueTask FinishRunAsync(string id, string? result, DateTimeOffset until, CancellationToken cancellationToken) =>
-        await ExecuteStateAsync(
-            "UPDATE statement_approvals SET status = 'Used', kept_result = $1, kept_until_ms = $2 WHERE id = $3",
-            [result, ToMs(until), id],
+    public async ValueTask FinishRunAsync(string id, string? result, DateTimeOffset until, DateTimeOffset now, CancellationToken cancellationToken) =>
+        await InTransactionAsync(
+            async (connection, transaction) =>
+            {
+                await NonQueryAsync(
+                    connection,
+                    transaction,
+                    "UPDATE statement_approvals SET status = 'Used', kept_result = $1, kept_until_ms = $2 WHERE id = $3",
+                    [result, ToMs(until), id],
+                    cancellationToken).ConfigureAwait(false);
+                return await NonQueryAsync(connection, transaction, ForgetLapsedResults, [ToMs(now)], cancellationToken).ConfigureAwait(false);
+            },
             cancellationToken).ConfigureAwait(false);
+
+    // A kept result is read only until kept_until_ms, but it stayed in the row, in backups too, and a caller with unmask rights
+    // saw values unmasked. Deleted when a run finishes or a statement request is filed, whichever comes first.
+    private const string ForgetLapsedResults = "UPDATE statement_approvals SET kept_result = NULL WHERE kept_result IS NOT NULL AND kept_until_ms <= $1";
+
+    /// <summary>How many kept results the store still holds, lapsed or not.</summary>
+    internal async Task<int> CountKeptResultsAsync(CancellationToken cancellationToken) =>
+        (int)(await AuditQueryAsync("SELECT count(*) FROM statement_approvals WHERE kept_result IS NOT NULL", [], r => r.GetInt64(0), cancellationToken).ConfigureAwait(false)).Single();
 
     /// <summary>Hands a kept result over once: read and cleared in one transaction.</summary>
     public async ValueTask<string?> TakeResultAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) =>

@@ -28,6 +28,7 @@ public sealed partial class SqliteStateStore
             rule TEXT NOT NULL, reason TEXT NOT NULL, required INTEGER NOT NULL, status TEXT NOT NULL, created_ms INTEGER NOT NULL,
             expires_ms INTEGER NOT NULL, votes_json TEXT NOT NULL, dry_run_rows INTEGER, kept_result TEXT, kept_until_ms INTEGER, review TEXT, dry_run_sample TEXT);
         CREATE INDEX IF NOT EXISTS statement_approvals_lookup ON statement_approvals(agent, connection, statement_hash, parameters_hash);
+        CREATE INDEX IF NOT EXISTS statement_approvals_kept ON statement_approvals(kept_until_ms) WHERE kept_result IS NOT NULL;
         CREATE TABLE IF NOT EXISTS audit_chain (
             seq INTEGER PRIMARY KEY, record_id TEXT NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL, sealed TEXT NOT NULL);
         CREATE TABLE IF NOT EXISTS audit_checkpoints (

@@ -160,8 +160,8 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
 
     public ValueTask<bool> ClaimAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) => statements.ClaimAsync(id, now, cancellationToken);
 
-    public ValueTask FinishRunAsync(string id, string? result, DateTimeOffset until, CancellationToken cancellationToken) =>
-        statements.FinishRunAsync(id, result, until, cancellationToken);
+    public ValueTask FinishRunAsync(string id, string? result, DateTimeOffset until, DateTimeOffset now, CancellationToken cancellationToken) =>
+        statements.FinishRunAsync(id, result, until, now, cancellationToken);
 
     public ValueTask<string?> TakeResultAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) => statements.TakeResultAsync(id, now, cancellationToken);
 

@@ -45,8 +45,12 @@ public interface IStatementApprovalStore
     /// <summary>Attaches the AI reviewer's summary to a request.</summary>
     ValueTask SetReviewAsync(string id, string review, CancellationToken cancellationToken);
 
-    /// <summary>Ends a run: running → used, keeping <paramref name="result"/> (if any: the caller had gone) for its requester until <paramref name="until"/>.</summary>
-    ValueTask FinishRunAsync(string id, string? result, DateTimeOffset until, CancellationToken cancellationToken);
+    /// <summary>
+    /// Ends a run: running → used, keeping <paramref name="result"/> (if any: the caller had gone) for its requester until
+    /// <paramref name="until"/>; and deletes every kept result whose time has passed by <paramref name="now"/>, which may
+    /// hold values a caller saw unmasked.
+    /// </summary>
+    ValueTask FinishRunAsync(string id, string? result, DateTimeOffset until, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>Hands over a kept result exactly once; null when there is none (taken, expired, never kept).</summary>
     ValueTask<string?> TakeResultAsync(string id, DateTimeOffset now, CancellationToken cancellationToken);

@@ -327,7 +327,8 @@ public sealed partial class GatewayPipeline
             // say so, the request stays running (no call can claim it again) until it lapses; the run's own outcome stands.
             try
             {
-                await statementApprovals.FinishRunAsync(request.Id, kept, time.GetUtcNow() + run.Scope.Policy.Approvals.ResultLifetime, CancellationToken.None).ConfigureAwait(false);
+                var now = time.GetUtcNow();
+                await statementApprovals.FinishRunAsync(request.Id, kept, now + run.Scope.Policy.Approvals.ResultLifetime, now, CancellationToken.None).ConfigureAwait(false);
             }
             catch (Exception e) when (StateUnavailableException.IsStoreFailure(e))
             {

@@ -281,11 +281,40 @@ public abstract class StateStoreContract
         var now = DateTimeOffset.UtcNow;
         var request = Statement(now);
         await store.CreateStatementAsync(request, int.MaxValue, DateTimeOffset.UnixEpoch, CancellationToken.None);
-        await store.FinishRunAsync(request.Id, "{\"kept\":1}", now + TimeSpan.FromHours(1), CancellationToken.None);
+        await store.FinishRunAsync(request.Id, "{\"kept\":1}", now + TimeSpan.FromHours(1), now, CancellationToken.None);
         Assert.Equal("{\"kept\":1}", await store.TakeResultAsync(request.Id, now, CancellationToken.None));
         Assert.Null(await store.TakeResultAsync(request.Id, now, CancellationToken.None));
 
-        await store.FinishRunAsync(request.Id, "{\"kept\":2}", now + TimeSpan.FromHours(1), CancellationToken.None);
+        await store.FinishRunAsync(request.Id, "{\"kept\":2}", now + TimeSpan.FromHours(1), now, CancellationToken.None);
         Assert.Null(await store.TakeResultAsync(request.Id, now + TimeSpan.FromHours(2), CancellationToken.None));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_kept_result_past_its_time_is_deleted_when_a_run_finishes_or_a_request_is_filed(bool byFiling)
+    {
+        // Never taken, it stayed in the row for good, values its caller saw unmasked included.
+        var store = await OpenAsync();
+        var now = DateTimeOffset.UtcNow;
+        var first = Statement(now);
+        var second = Statement(now) with { Id = StatementApproval.NewId(), StatementHash = StatementApproval.Hash("second") };
+        await store.CreateStatementAsync(first, int.MaxValue, DateTimeOffset.UnixEpoch, CancellationToken.None);
+        await store.CreateStatementAsync(second, int.MaxValue, DateTimeOffset.UnixEpoch, CancellationToken.None);
+        await store.FinishRunAsync(first.Id, "{\"kept\":1}", now + TimeSpan.FromMinutes(15), now, CancellationToken.None);
+        Assert.Equal(1, await store.CountKeptResultsAsync(CancellationToken.None));
+
+        var later = now + TimeSpan.FromHours(1);
+        if (byFiling)
+        {
+            var third = Statement(later) with { Id = StatementApproval.NewId(), StatementHash = StatementApproval.Hash("third") };
+            await store.CreateStatementAsync(third, int.MaxValue, DateTimeOffset.UnixEpoch, CancellationToken.None);
+        }
+        else
+        {
+            await store.FinishRunAsync(second.Id, null, later + TimeSpan.FromMinutes(15), later, CancellationToken.None);
+        }
+
+        Assert.Equal(0, await store.CountKeptResultsAsync(CancellationToken.None));
     }
 }

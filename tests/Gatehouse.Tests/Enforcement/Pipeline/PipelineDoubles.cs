@@ -280,7 +280,7 @@ internal sealed class MemoryStatementApprovals : IStatementApprovalStore
         return ValueTask.FromResult(Move(id, StatementApprovalStatus.Approved, r => r with { Status = StatementApprovalStatus.Running }));
     }
 
-    public ValueTask FinishRunAsync(string id, string? result, DateTimeOffset until, CancellationToken cancellationToken)
+    public ValueTask FinishRunAsync(string id, string? result, DateTimeOffset until, DateTimeOffset now, CancellationToken cancellationToken)
     {
         FailIfAsked(nameof(FinishRunAsync));
         Move(id, StatementApprovalStatus.Running, r => r with { Status = StatementApprovalStatus.Used, KeptResult = result, KeptUntil = until });
