@@ -154,6 +154,15 @@ public static class PlanReader
                 $"PostgreSQL plans a {nodeType} that joins or aggregates on a remote server ({Text(node, "Relations")}), whose tables the plan does not name, so what it reads cannot be checked; it is refused. Select the foreign table's columns without joining or aggregating them, or ask the DBA to turn off the server's join and aggregate pushdown");
         }
 
+        if (nodeType is "Foreign Scan" or "Custom Scan" && Text(node, "Relation Name") is null && !node.TryGetProperty("Plans", out _))
+        {
+            // A scan of another server's (an FDW's join pushed down, an extension's distributed scan) that names no table and
+            // has no plans under it: what it reads cannot be checked against the grants, and would count as nothing read.
+            throw new Execution.DatabaseException(
+                Execution.DatabaseFailure.Rejected,
+                $"PostgreSQL plans a {nodeType} that names no table, so what it reads cannot be checked; it is refused. Select a foreign table's columns without joining or aggregating them, or ask the DBA about the extension that plans it");
+        }
+
         if (nodeType == "ModifyTable" && node.TryGetProperty("Plans", out var sources))
         {
             // A ModifyTable returns no rows unless RETURNING; what it touches is what its source produces.
@@ -228,12 +237,50 @@ public static class PlanReader
         }
     }
 
+    private const string Extract = "EXTRACT(";
+
+    /// <summary>
+    /// The first EXTRACT unit in a plan's expression that is not a plain word, quoted for a message; null when there is none.
+    /// PostgreSQL prints EXTRACT's unit as written, without quotes, so one holding a quote (<c>EXTRACT('''' FROM d)</c>, which
+    /// a CASE can keep from ever running) makes the rest of the text read as a string literal up to the next: a column there
+    /// was hidden from the column readers, and overlay masking let it through raw. An EXTRACT in a string literal counts
+    /// too: a refusal, never a miss.
+    /// </summary>
+    internal static string? UnreadableExtractUnit(string expression)
+    {
+        for (var at = expression.IndexOf(Extract, StringComparison.Ordinal); at >= 0; at = expression.IndexOf(Extract, at + 1, StringComparison.Ordinal))
+        {
+            var unit = at + Extract.Length;
+            var end = unit;
+            while (end < expression.Length && (char.IsAsciiLetterOrDigit(expression[end]) || expression[end] == '_'))
+            {
+                end++;
+            }
+
+            if (end == unit || !expression.AsSpan(end).StartsWith(" FROM ", StringComparison.Ordinal))
+            {
+                var shown = expression[unit..Math.Min(expression.Length, unit + 40)];
+                var from = shown.IndexOf(" FROM ", StringComparison.Ordinal);
+                return "'" + (from >= 0 ? shown[..from] : shown) + "'";
+            }
+        }
+
+        return null;
+    }
+
     private static void CollectExpressions(JsonElement value, Collected collected)
     {
         switch (value.ValueKind)
         {
             case JsonValueKind.String:
                 var expression = value.GetString()!;
+                if (UnreadableExtractUnit(expression) is { } unit)
+                {
+                    throw new Execution.DatabaseException(
+                        Execution.DatabaseFailure.Rejected,
+                        $"the statement has an EXTRACT whose unit ({unit}) is not a plain word; PostgreSQL prints such a unit in the plan as written, unquoted, which can hide the columns after it from the gateway, so it is refused. Write the unit as a word: EXTRACT(year FROM …)");
+                }
+
                 collected.Functions.AddRange(FunctionCallReader.Read(expression));
                 collected.References.AddRange(ColumnReader.Read(expression));
                 collected.Bare.AddRange(ColumnReader.ReadBare(expression));

@@ -94,6 +94,9 @@ public static class ExfiltrationCorpus
         "select attname, most_common_vals::text from pg_stats where tablename = 'customers'",
         "select histogram_bounds::text from pg_stats where attname = 'ssn'",
         "select query_to_xml('select ssn from public.customers', true, false, '')",
+        // EXPLAIN prints EXTRACT's unit as written: a quote in it hid the column between two from the plan reader. The CASE
+        // keeps the bad unit from ever running.
+        "select concat(case when id < 0 then extract('''' from now()) end, ssn, case when id < 0 then extract('''' from now()) end) from customers",
         "select table_to_xml('public.customers', true, false, '')",
         "with x as (select set_config('role', 'postgres', true)) select ssn from customers, x",
         "select cast(ssn as integer) from customers",

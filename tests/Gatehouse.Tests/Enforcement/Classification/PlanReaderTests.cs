@@ -63,6 +63,34 @@ public sealed class PlanReaderTests
     }
 
     [Fact]
+    public void A_foreign_or_custom_scan_that_names_no_table_and_has_no_plans_under_it_is_refused()
+    {
+        // An FDW other than postgres_fdw pushing a join down, or an extension's distributed scan: no "Relations" to say so.
+        foreach (var nodeType in new[] { "Foreign Scan", "Custom Scan" })
+        {
+            var plan = "[{\"Plan\": {\"Node Type\": \"" + nodeType + "\", \"Plan Rows\": 1, \"Total Cost\": 10, \"Output\": [\"a.id\", \"b.secret\"]}}]";
+            var refused = Assert.Throws<Gatehouse.Enforcement.Execution.DatabaseException>(() => PlanReader.Read(plan));
+            Assert.Contains($"a {nodeType} that names no table", refused.Message, StringComparison.Ordinal);
+        }
+
+        // A custom scan over plans of its own (TimescaleDB's ChunkAppend, say) is read through them.
+        const string appended = """
+            [{"Plan": {"Node Type": "Custom Scan", "Custom Plan Provider": "ChunkAppend", "Plan Rows": 1, "Total Cost": 10, "Output": ["v"],
+              "Plans": [{"Node Type": "Seq Scan", "Relation Name": "chunk_1", "Schema": "_timescaledb_internal", "Alias": "chunk_1", "Plan Rows": 1, "Total Cost": 1, "Output": ["v"]}]}}]
+            """;
+        Assert.Contains(new RelationAccess(new RelationName("_timescaledb_internal", "chunk_1"), AccessLevel.Read, "read"), PlanReader.Read(appended).Relations);
+    }
+
+    [Theory]
+    [InlineData("EXTRACT(year FROM now())", null)]
+    [InlineData("EXTRACT(epoch FROM (c.created_at - c.updated_at))", null)]
+    [InlineData("concat(CASE WHEN (id < 0) THEN EXTRACT(' FROM now()) ELSE NULL::numeric END, ssn, EXTRACT(' FROM now()))", "'''")]
+    [InlineData("EXTRACT(day hour FROM now())", "'day hour'")]
+    [InlineData("'EXTRACT('::text", "''::text'")]
+    public void An_extract_whose_unit_is_not_a_plain_word_is_found(string expression, string? unit) =>
+        Assert.Equal(unit, PlanReader.UnreadableExtractUnit(expression));
+
+    [Fact]
     public void A_plan_that_left_partitions_out_as_it_started_is_refused()
     {
         // PostgreSQL 15 for a condition on the partition key by a stable expression, with pruning on.
