@@ -79,7 +79,7 @@ public abstract partial class SqlStateStore : IStatementApprovalStore
         await AuditQueryAsync(
             $"SELECT {StatementColumns} FROM statement_approvals WHERE agent = $1 ORDER BY created_ms DESC LIMIT $2", [agent, (long)limit], r => ReadStatement(r, now), cancellationToken).ConfigureAwait(false);
 
-    public async ValueTask<StatementApproval?> VoteAsync(string id, ApprovalVote vote, TimeSpan approvalLifetime, DateTimeOffset now, CancellationToken cancellationToken) =>
+    public async ValueTask<StatementApproval?> VoteAsync(string id, ApprovalVote vote, int required, TimeSpan approvalLifetime, DateTimeOffset now, CancellationToken cancellationToken) =>
         // One write transaction, the row locked: two approvers deciding at once are counted one after the other.
         await InTransactionAsync<StatementApproval?>(
             async (connection, transaction) =>
@@ -92,17 +92,40 @@ public abstract partial class SqlStateStore : IStatementApprovalStore
                 }
 
                 var votes = request.Votes.Append(vote).ToList();
+                var needed = Math.Max(request.Required, required);
                 var status = !vote.Approve ? StatementApprovalStatus.Denied
-                    : votes.Count(v => v.Approve) >= request.Required ? StatementApprovalStatus.Approved
+                    : votes.Count(v => v.Approve) >= needed ? StatementApprovalStatus.Approved
                     : StatementApprovalStatus.Pending;
                 var expires = status == StatementApprovalStatus.Approved ? now + approvalLifetime : request.ExpiresAt;
                 await NonQueryAsync(
                     connection,
                     transaction,
-                    "UPDATE statement_approvals SET status = $1, votes_json = $2, expires_ms = $3 WHERE id = $4",
-                    [status.ToString(), JsonSerializer.Serialize(votes), ToMs(expires), id],
+                    "UPDATE statement_approvals SET status = $1, votes_json = $2, expires_ms = $3, required = $4 WHERE id = $5",
+                    [status.ToString(), JsonSerializer.Serialize(votes), ToMs(expires), (long)needed, id],
                     cancellationToken).ConfigureAwait(false);
-                return request with { Status = status, Votes = votes, ExpiresAt = expires };
+                return request with { Status = status, Votes = votes, ExpiresAt = expires, Required = needed };
+            },
+            cancellationToken).ConfigureAwait(false);
+
+    public async ValueTask<StatementApproval?> RequireAsync(string id, int required, DateTimeOffset now, CancellationToken cancellationToken) =>
+        await InTransactionAsync<StatementApproval?>(
+            async (connection, transaction) =>
+            {
+                var request = await LockedStatementAsync(connection, transaction, id, now, cancellationToken).ConfigureAwait(false);
+                if (request is not { Status: StatementApprovalStatus.Pending or StatementApprovalStatus.Approved } || request.Required >= required)
+                {
+                    return request;
+                }
+
+                // Approved under fewer approvals than now needed: pending again, for the rest, within its approval's lifetime.
+                var status = request.Approvals >= required ? request.Status : StatementApprovalStatus.Pending;
+                await NonQueryAsync(
+                    connection,
+                    transaction,
+                    "UPDATE statement_approvals SET status = $1, required = $2 WHERE id = $3",
+                    [status.ToString(), (long)required, id],
+                    cancellationToken).ConfigureAwait(false);
+                return request with { Status = status, Required = required };
             },
             cancellationToken).ConfigureAwait(false);
 

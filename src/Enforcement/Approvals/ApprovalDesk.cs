@@ -74,7 +74,7 @@ public sealed class ApprovalDesk(LivePolicy livePolicy, NotifyingApprovals appro
             return DeskOutcome.NotAllowed(refusal);
         }
 
-        var decided = await approvals.VoteAsync(id, new ApprovalVote(who, approve, now, note), policy.Approvals.ApprovalLifetime, now, cancellationToken).ConfigureAwait(false);
+        var decided = await approvals.VoteAsync(id, new ApprovalVote(who, approve, now, note), policy.Approvals.Required, policy.Approvals.ApprovalLifetime, now, cancellationToken).ConfigureAwait(false);
         return decided is null ? NotPending(id, request.Status.ToString()) : new DeskOutcome(true, Voted(decided, who));
     }
 

@@ -133,9 +133,9 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
     public ValueTask<IReadOnlyList<StatementApproval>> ListStatementsOfAgentAsync(string agent, int limit, DateTimeOffset now, CancellationToken cancellationToken) =>
         statements.ListStatementsOfAgentAsync(agent, limit, now, cancellationToken);
 
-    public async ValueTask<StatementApproval?> VoteAsync(string id, ApprovalVote vote, TimeSpan approvalLifetime, DateTimeOffset now, CancellationToken cancellationToken)
+    public async ValueTask<StatementApproval?> VoteAsync(string id, ApprovalVote vote, int required, TimeSpan approvalLifetime, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        var decided = await statements.VoteAsync(id, vote, approvalLifetime, now, cancellationToken).ConfigureAwait(false);
+        var decided = await statements.VoteAsync(id, vote, required, approvalLifetime, now, cancellationToken).ConfigureAwait(false);
         if (decided is not null)
         {
             var status = decided.Status.ToString().ToLowerInvariant();
@@ -159,6 +159,9 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
     }
 
     public ValueTask<bool> ClaimAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) => statements.ClaimAsync(id, now, cancellationToken);
+
+    public ValueTask<StatementApproval?> RequireAsync(string id, int required, DateTimeOffset now, CancellationToken cancellationToken) =>
+        statements.RequireAsync(id, required, now, cancellationToken);
 
     public ValueTask FinishRunAsync(string id, string? result, DateTimeOffset until, DateTimeOffset now, CancellationToken cancellationToken) =>
         statements.FinishRunAsync(id, result, until, now, cancellationToken);

@@ -30,11 +30,18 @@ public interface IStatementApprovalStore
     ValueTask<IReadOnlyList<StatementApproval>> ListStatementsOfAgentAsync(string agent, int limit, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Adds a decision to a pending request, atomically: a denial denies it, the <c>Required</c>-th approval approves it until
-    /// <paramref name="now"/> + <paramref name="approvalLifetime"/>. Null when nothing changed: the request is not pending (or is
+    /// Adds a decision to a pending request, atomically: a denial denies it, the approval that makes the more of its own
+    /// <c>Required</c> and <paramref name="required"/> (the policy in force may ask more than when it was filed) approves it
+    /// until <paramref name="now"/> + <paramref name="approvalLifetime"/>. Null when nothing changed: the request is not pending (or is
     /// unknown), or the approver is its requester or has already decided it.
     /// </summary>
-    ValueTask<StatementApproval?> VoteAsync(string id, ApprovalVote vote, TimeSpan approvalLifetime, DateTimeOffset now, CancellationToken cancellationToken);
+    ValueTask<StatementApproval?> VoteAsync(string id, ApprovalVote vote, int required, TimeSpan approvalLifetime, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Raises a pending or approved request's approvals needed to <paramref name="required"/> (the policy in force asks more
+    /// than when it was filed); one approved with fewer waits for the rest again. Returns the request as it now stands.
+    /// </summary>
+    ValueTask<StatementApproval?> RequireAsync(string id, int required, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>Cancels a pending request; false when it is no longer pending.</summary>
     ValueTask<bool> CancelAsync(string id, string by, DateTimeOffset now, CancellationToken cancellationToken);

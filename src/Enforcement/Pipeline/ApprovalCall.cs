@@ -102,6 +102,14 @@ public sealed partial class GatewayPipeline
             }
         }
 
+        if (request.Required < settings.Required && request.Status is StatementApprovalStatus.Pending or StatementApprovalStatus.Approved)
+        {
+            // Filed (or approved) when the policy asked fewer approvals than it does now: it needs as many as a request filed now.
+            var id = request.Id;
+            request = await StateUnavailableException.GuardAsync(
+                "raise this statement's approvals needed", () => statementApprovals.RequireAsync(id, settings.Required, time.GetUtcNow(), cancellationToken)).ConfigureAwait(false) ?? request;
+        }
+
         run.Scope.Describe(r => r with { Classification = $"{run.Classification} [approval {request.Id}]" });
         request = await AskOperatorAsync(settings, request, call, cancellationToken).ConfigureAwait(false);
         request = await WaitForDecisionAsync(settings, request, call.Progress, cancellationToken).ConfigureAwait(false);
@@ -254,7 +262,7 @@ public sealed partial class GatewayPipeline
         var vote = new ApprovalVote(ApprovalSettings.Operator, answer.Approve, time.GetUtcNow(), answer.Reason);
         var decided = await StateUnavailableException.GuardAsync(
             "record the operator's answer",
-            () => statementApprovals.VoteAsync(request.Id, vote, settings.ApprovalLifetime, time.GetUtcNow(), cancellationToken)).ConfigureAwait(false);
+            () => statementApprovals.VoteAsync(request.Id, vote, settings.Required, settings.ApprovalLifetime, time.GetUtcNow(), cancellationToken)).ConfigureAwait(false);
 
         // A decision like one made in the CLI or the console, so it is on record as one: who, which way, why, through what.
         var verb = answer.Approve ? "approve" : "deny";

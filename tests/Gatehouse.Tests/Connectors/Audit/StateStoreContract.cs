@@ -108,7 +108,7 @@ public abstract class StateStoreContract
         Assert.True((await store.CreateStatementAsync(Statement(now) with { Id = StatementApproval.NewId(), Agent = agent, ParametersHash = StatementApproval.Hash("[\"6\"]") }, 20, DateTimeOffset.UnixEpoch, CancellationToken.None)).Filed(20));
 
         // One denied moments ago is the answer, not a reason to ask again; one denied before the window is not.
-        Assert.NotNull(await store.VoteAsync(pending.Id, new ApprovalVote("alice", false, now, null), TimeSpan.FromMinutes(15), now, CancellationToken.None));
+        Assert.NotNull(await store.VoteAsync(pending.Id, new ApprovalVote("alice", false, now, null), 1, TimeSpan.FromMinutes(15), now, CancellationToken.None));
         var again = Statement(now.AddSeconds(1)) with { Id = StatementApproval.NewId(), Agent = agent };
         var denied = await store.CreateStatementAsync(again, 20, now - TimeSpan.FromHours(1), CancellationToken.None);
         Assert.Equal((pending.Id, StatementApprovalStatus.Denied), (denied.Joined?.Id, denied.Joined?.Status));
@@ -263,12 +263,12 @@ public abstract class StateStoreContract
         var later = now + TimeSpan.FromHours(2);
         Assert.Equal(StatementApprovalStatus.Expired, (await store.GetStatementAsync(stale.Id, later, CancellationToken.None))!.Status);
         Assert.Null(await store.FindLiveAsync("ops-bot", null, "shop", stale.StatementHash, stale.ParametersHash, later - TimeSpan.FromHours(1), later, CancellationToken.None));
-        Assert.Null(await store.VoteAsync(stale.Id, new ApprovalVote("alice", true, later, null), TimeSpan.FromMinutes(15), later, CancellationToken.None));
+        Assert.Null(await store.VoteAsync(stale.Id, new ApprovalVote("alice", true, later, null), 1, TimeSpan.FromMinutes(15), later, CancellationToken.None));
 
         // Filed once the stale one has expired.
         var fresh = Statement(later) with { Id = StatementApproval.NewId() };
         Assert.True((await store.CreateStatementAsync(fresh, int.MaxValue, DateTimeOffset.UnixEpoch, CancellationToken.None)).Filed(int.MaxValue));
-        Assert.Equal(StatementApprovalStatus.Approved, (await store.VoteAsync(fresh.Id, new ApprovalVote("alice", true, later, "ok"), TimeSpan.FromMinutes(15), later, CancellationToken.None))!.Status);
+        Assert.Equal(StatementApprovalStatus.Approved, (await store.VoteAsync(fresh.Id, new ApprovalVote("alice", true, later, "ok"), 1, TimeSpan.FromMinutes(15), later, CancellationToken.None))!.Status);
         Assert.False(await store.ClaimAsync(fresh.Id, later + TimeSpan.FromMinutes(16), CancellationToken.None));
         Assert.True(await store.ClaimAsync(fresh.Id, later + TimeSpan.FromMinutes(1), CancellationToken.None));
         Assert.False(await store.ClaimAsync(fresh.Id, later + TimeSpan.FromMinutes(2), CancellationToken.None));
@@ -287,6 +287,33 @@ public abstract class StateStoreContract
 
         await store.FinishRunAsync(request.Id, "{\"kept\":2}", now + TimeSpan.FromHours(1), now, CancellationToken.None);
         Assert.Null(await store.TakeResultAsync(request.Id, now + TimeSpan.FromHours(2), CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task The_approvals_a_request_needs_rise_with_the_policy_in_force_even_once_it_is_approved()
+    {
+        // Filed when one approval was enough: after a reload asking two, one approver alone approved it all the same.
+        var store = await OpenAsync();
+        var now = DateTimeOffset.UtcNow;
+        var request = Statement(now);
+        await store.CreateStatementAsync(request, int.MaxValue, DateTimeOffset.UnixEpoch, CancellationToken.None);
+        var first = await store.VoteAsync(request.Id, new ApprovalVote("alice", true, now, null), 2, TimeSpan.FromMinutes(15), now, CancellationToken.None);
+        Assert.Equal((StatementApprovalStatus.Pending, 2), (first!.Status, first.Required));
+        // Kept: a vote under a policy asking fewer again still needs the two.
+        var second = await store.VoteAsync(request.Id, new ApprovalVote("bob", true, now, null), 1, TimeSpan.FromMinutes(15), now, CancellationToken.None);
+        Assert.Equal(StatementApprovalStatus.Approved, second!.Status);
+
+        // Approved under one, then the policy asks three: pending again for the rest, and not claimable meanwhile.
+        var other = Statement(now) with { Id = StatementApproval.NewId(), StatementHash = StatementApproval.Hash("other") };
+        await store.CreateStatementAsync(other, int.MaxValue, DateTimeOffset.UnixEpoch, CancellationToken.None);
+        await store.VoteAsync(other.Id, new ApprovalVote("alice", true, now, null), 1, TimeSpan.FromMinutes(15), now, CancellationToken.None);
+        var raised = await store.RequireAsync(other.Id, 3, now, CancellationToken.None);
+        Assert.Equal((StatementApprovalStatus.Pending, 3, 1), (raised!.Status, raised.Required, raised.Approvals));
+        Assert.Equal(StatementApprovalStatus.Pending, (await store.GetStatementAsync(other.Id, now, CancellationToken.None))!.Status);
+        Assert.False(await store.ClaimAsync(other.Id, now, CancellationToken.None));
+
+        // Asking no more than it has already changes nothing.
+        Assert.Equal(StatementApprovalStatus.Approved, (await store.RequireAsync(request.Id, 2, now, CancellationToken.None))!.Status);
     }
 
     [Theory]

@@ -269,8 +269,11 @@ internal sealed class MemoryStatementApprovals : IStatementApprovalStore
         return ValueTask.FromResult<IReadOnlyList<StatementApproval>>([.. _requests.Values.Where(r => r.Agent == agent).OrderByDescending(r => r.CreatedAt).Take(limit)]);
     }
 
-    public ValueTask<StatementApproval?> VoteAsync(string id, ApprovalVote vote, TimeSpan approvalLifetime, DateTimeOffset now, CancellationToken cancellationToken) =>
+    public ValueTask<StatementApproval?> VoteAsync(string id, ApprovalVote vote, int required, TimeSpan approvalLifetime, DateTimeOffset now, CancellationToken cancellationToken) =>
         ValueTask.FromResult<StatementApproval?>(null);
+
+    public ValueTask<StatementApproval?> RequireAsync(string id, int required, DateTimeOffset now, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(_requests.GetValueOrDefault(id));
 
     public ValueTask<bool> CancelAsync(string id, string by, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(false);
 
