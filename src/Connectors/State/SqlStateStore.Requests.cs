@@ -58,15 +58,15 @@ public abstract partial class SqlStateStore : IApprovalStore
             r => r.GetInt64(0),
             cancellationToken).ConfigureAwait(false))[0];
 
-    public async ValueTask<bool> DecideAsync(string id, bool approve, string decidedBy, string? note, DateTimeOffset now, CancellationToken cancellationToken) =>
+    public async ValueTask<bool> DecideAsync(string id, bool approve, string decidedBy, string? note, TimeSpan maxGrant, DateTimeOffset now, CancellationToken cancellationToken) =>
         // Only a pending, unexpired request changes; the WHERE clause makes the transition atomic across processes.
         await ExecuteStateAsync(
             "UPDATE access_requests SET status = $1, decided_ms = $2, decided_by = $3, decision_note = $4,"
-            + " grant_expires_ms = CASE WHEN $5 = 1 THEN $2 + duration_ms ELSE NULL END"
+            + " grant_expires_ms = CASE WHEN $5 = 1 THEN $2 + CASE WHEN duration_ms < $8 THEN duration_ms ELSE $8 END ELSE NULL END"
             + " WHERE id = $6 AND status = 'Pending' AND created_ms > $7",
             [
                 approve ? nameof(AccessRequestStatus.Approved) : nameof(AccessRequestStatus.Denied), ToMs(now), decidedBy, note, approve ? 1L : 0L, id,
-                ToMs(now - AccessRequest.PendingLifetime),
+                ToMs(now - AccessRequest.PendingLifetime), (long)maxGrant.TotalMilliseconds,
             ],
             cancellationToken).ConfigureAwait(false) == 1;
 

@@ -101,7 +101,7 @@ public sealed class ApprovalDesk(LivePolicy livePolicy, NotifyingApprovals appro
             return DeskOutcome.NotAllowed(refusal);
         }
 
-        if (!await approvals.DecideAsync(id, approve, who, note, now, cancellationToken).ConfigureAwait(false))
+        if (!await approvals.DecideAsync(id, approve, who, note, policy.Approvals.MaxGrant, now, cancellationToken).ConfigureAwait(false))
         {
             return NotPending(id, request.Status.ToString());
         }

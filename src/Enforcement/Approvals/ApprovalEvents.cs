@@ -53,9 +53,9 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
 
     public ValueTask<int> CountPendingAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) => access.CountPendingAsync(agent, now, cancellationToken);
 
-    public async ValueTask<bool> DecideAsync(string id, bool approve, string decidedBy, string? note, DateTimeOffset now, CancellationToken cancellationToken)
+    public async ValueTask<bool> DecideAsync(string id, bool approve, string decidedBy, string? note, TimeSpan maxGrant, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        if (!await access.DecideAsync(id, approve, decidedBy, note, now, cancellationToken).ConfigureAwait(false))
+        if (!await access.DecideAsync(id, approve, decidedBy, note, maxGrant, now, cancellationToken).ConfigureAwait(false))
         {
             return false;
         }

@@ -21,8 +21,11 @@ public interface IApprovalStore
     /// <summary>How many requests of <paramref name="agent"/> are waiting for a decision.</summary>
     ValueTask<int> CountPendingAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken);
 
-    /// <summary>Moves a pending request to approved or denied; false when it is no longer pending.</summary>
-    ValueTask<bool> DecideAsync(string id, bool approve, string decidedBy, string? note, DateTimeOffset now, CancellationToken cancellationToken);
+    /// <summary>
+    /// Moves a pending request to approved or denied; false when it is no longer pending. An approved grant lasts the
+    /// duration asked, but no longer than <paramref name="maxGrant"/>, the most the policy in force allows.
+    /// </summary>
+    ValueTask<bool> DecideAsync(string id, bool approve, string decidedBy, string? note, TimeSpan maxGrant, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>Ends an approved request's grant now; false when it is not an active grant.</summary>
     ValueTask<bool> RevokeAsync(string id, string revokedBy, DateTimeOffset now, CancellationToken cancellationToken);

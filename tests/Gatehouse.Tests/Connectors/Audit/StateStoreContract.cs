@@ -64,11 +64,27 @@ public abstract class StateStoreContract
         await store.CreateAsync(request, int.MaxValue, CancellationToken.None);
         Assert.Empty(await store.ActiveGrantsAsync("analyst", now, CancellationToken.None));
 
-        Assert.True(await store.DecideAsync(request.Id, approve: true, "alice", "ok", now, CancellationToken.None));
+        Assert.True(await store.DecideAsync(request.Id, approve: true, "alice", "ok", TimeSpan.FromDays(30), now, CancellationToken.None));
         var grant = Assert.Single(await store.ActiveGrantsAsync("analyst", now.AddMinutes(59), CancellationToken.None));
         Assert.True(grant.Covers(new RelationName("public", "payments")));
         Assert.Empty(await store.ActiveGrantsAsync("analyst", now.AddMinutes(61), CancellationToken.None));
         Assert.Equal(AccessRequestStatus.Expired, (await store.GetAsync(request.Id, now.AddMinutes(61), CancellationToken.None))!.Status);
+    }
+
+    [Fact]
+    public async Task An_approved_grant_lasts_no_longer_than_the_policy_in_force_allows()
+    {
+        // Asked for an hour when max_grant allowed it; approved after a reload cut max_grant to 10 minutes, it had the hour.
+        var store = await OpenAsync();
+        var now = DateTimeOffset.UtcNow;
+        var request = Request("analyst", now);
+        await store.CreateAsync(request, int.MaxValue, CancellationToken.None);
+
+        Assert.True(await store.DecideAsync(request.Id, approve: true, "alice", null, TimeSpan.FromMinutes(10), now, CancellationToken.None));
+
+        Assert.Equal(now.AddMinutes(10).ToUnixTimeMilliseconds(), (await store.GetAsync(request.Id, now, CancellationToken.None))!.GrantExpiresAt!.Value.ToUnixTimeMilliseconds());
+        Assert.Single(await store.ActiveGrantsAsync("analyst", now.AddMinutes(9), CancellationToken.None));
+        Assert.Empty(await store.ActiveGrantsAsync("analyst", now.AddMinutes(11), CancellationToken.None));
     }
 
     [Fact]
@@ -134,7 +150,7 @@ public abstract class StateStoreContract
             await store.CreateAsync(request, int.MaxValue, CancellationToken.None);
         }
 
-        Assert.True(await store.DecideAsync(denied.Id, approve: false, "alice", null, now, CancellationToken.None));
+        Assert.True(await store.DecideAsync(denied.Id, approve: false, "alice", null, TimeSpan.FromDays(30), now, CancellationToken.None));
         var mine = Statement(now.AddMinutes(-1));
         await store.CreateStatementAsync(mine, int.MaxValue, DateTimeOffset.UnixEpoch, CancellationToken.None);
         await store.CreateStatementAsync(Statement(now) with { Id = StatementApproval.NewId(), Agent = "other-bot" }, int.MaxValue, DateTimeOffset.UnixEpoch, CancellationToken.None);
@@ -153,8 +169,8 @@ public abstract class StateStoreContract
         var now = DateTimeOffset.UtcNow;
         var request = Request("analyst", now);
         await store.CreateAsync(request, int.MaxValue, CancellationToken.None);
-        Assert.True(await store.DecideAsync(request.Id, approve: false, "alice", "no", now, CancellationToken.None));
-        Assert.False(await store.DecideAsync(request.Id, approve: true, "bob", null, now, CancellationToken.None));
+        Assert.True(await store.DecideAsync(request.Id, approve: false, "alice", "no", TimeSpan.FromDays(30), now, CancellationToken.None));
+        Assert.False(await store.DecideAsync(request.Id, approve: true, "bob", null, TimeSpan.FromDays(30), now, CancellationToken.None));
         Assert.Equal(AccessRequestStatus.Denied, (await store.GetAsync(request.Id, now, CancellationToken.None))!.Status);
     }
 
@@ -167,7 +183,7 @@ public abstract class StateStoreContract
         await store.CreateAsync(request, int.MaxValue, CancellationToken.None);
         var now = DateTimeOffset.UtcNow;
         Assert.Equal(AccessRequestStatus.Expired, (await store.GetAsync(request.Id, now, CancellationToken.None))!.Status);
-        Assert.False(await store.DecideAsync(request.Id, approve: true, "alice", null, now, CancellationToken.None));
+        Assert.False(await store.DecideAsync(request.Id, approve: true, "alice", null, TimeSpan.FromDays(30), now, CancellationToken.None));
     }
 
     [Fact]
@@ -204,7 +220,7 @@ public abstract class StateStoreContract
         Assert.Empty(await reader.ActiveGrantsAsync("analyst", now, CancellationToken.None));
         var request = Request("analyst", now);
         await writer.CreateAsync(request, int.MaxValue, CancellationToken.None);
-        Assert.True(await writer.DecideAsync(request.Id, approve: true, "alice", "ok", now, CancellationToken.None));
+        Assert.True(await writer.DecideAsync(request.Id, approve: true, "alice", "ok", TimeSpan.FromDays(30), now, CancellationToken.None));
         await SeenSoonAsync(async () => (await reader.ActiveGrantsAsync("analyst", now, CancellationToken.None)).Count == 1, "approved");
         // Revoked as of a minute from now, and read before that: only the revocation itself ends the grant.
         Assert.True(await writer.RevokeAsync(request.Id, "alice", now.AddMinutes(1), CancellationToken.None));
