@@ -41,7 +41,9 @@ public sealed class ApprovalDesk(LivePolicy livePolicy, NotifyingApprovals appro
             null when !id.StartsWith("apr_", StringComparison.Ordinal) && await approvals.GetAsync(id, now, cancellationToken).ConfigureAwait(false) is not null =>
                 DeskOutcome.Refused($"{id} is an access request; cancel applies to statement requests (apr_…): deny it instead"),
             null => DeskOutcome.Missing(id),
-            _ when livePolicy.Current.Approvals.RefuseApprover(who, verified?.Groups ?? []) is { } refusal => DeskOutcome.NotAllowed(refusal),
+            // The requester (or the person its agent acts for) no more cancels its request than approves it.
+            var request when (request.RefuseApprover(who, verified) ?? livePolicy.Current.Approvals.RefuseApprover(who, verified?.Groups ?? [])) is { } refusal =>
+                DeskOutcome.NotAllowed(refusal),
             var request when !await approvals.CancelAsync(id, who, now, cancellationToken).ConfigureAwait(false) => NotPending(id, request.Status.ToString()),
             _ => new DeskOutcome(true, $"Cancelled {id}."),
         };

@@ -326,6 +326,22 @@ public sealed class ApprovalTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task With_no_approvers_named_the_requester_cannot_cancel_its_own_request_either()
+    {
+        // Anyone but the requester may decide then; cancelling checked only the approvers list, so the agent's own name could.
+        var gateway = TestGateway.Create(pg, Agents + "\napprovals:\n  wait: 0s\n");
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+        var id = PendingId(await client.QueryAsync("delete from payments where id = $1", [12]));
+
+        var self = await Cli(gateway, "approvals", "cancel", id, "--as", "ops-bot");
+
+        Assert.Equal(ExitCodes.Refused, self.ExitCode);
+        Assert.Contains("cannot decide it", self.Stderr);
+        Assert.Equal(0, (await Cli(gateway, "approvals", "cancel", id, "--as", "carol")).ExitCode);
+    }
+
+    [Fact]
     public async Task The_requester_and_strangers_cannot_approve_and_two_of_three_approvers_are_needed_when_configured()
     {
         var gateway = Gateway(pg, "0s", required: 2);
