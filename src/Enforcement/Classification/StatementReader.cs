@@ -60,6 +60,7 @@ public static class StatementReader
     public static IReadOnlyList<StatementText> Read(string sql)
     {
         var tokens = SqlLexer.Tokenize(sql);
+        RefuseUnplainExtractUnits(sql, tokens);
         var statements = new List<StatementText>();
         var start = 0;
         for (var i = 0; i <= tokens.Count; i++)
@@ -78,6 +79,51 @@ public static class StatementReader
         }
 
         return statements;
+    }
+
+    /// <summary>
+    /// EXPLAIN prints an EXTRACT's unit as it was written, unquoted, so a unit written as a string or quoted name holding a
+    /// quote (<c>extract('year FROM id''' from now())</c>, which a CASE can keep from ever running) makes the plan's
+    /// text after it read as a string literal up to the next: a column or call there was hidden from the plan readers. No
+    /// unit PostgreSQL knows is more than a plain word, so any other is refused here, before anything runs.
+    /// </summary>
+    private static void RefuseUnplainExtractUnits(string sql, List<SqlToken> tokens)
+    {
+        for (var i = 0; i + 2 < tokens.Count; i++)
+        {
+            if (tokens[i].Kind != SqlTokenKind.Word || tokens[i + 1].Kind != SqlTokenKind.OpenParen
+                || !tokens[i].Text(sql).Equals("extract", StringComparison.OrdinalIgnoreCase))
+            {
+                continue;
+            }
+
+            var unit = tokens[i + 2];
+            var text = unit.Text(sql);
+            var plain = unit.Kind switch
+            {
+                SqlTokenKind.String or SqlTokenKind.QuotedIdentifier => text.Length > 2 && text[0] == text[^1] && PlainWord(text.AsSpan(1, text.Length - 2)),
+                _ => true,
+            };
+            if (!plain)
+            {
+                throw new SqlLexException(
+                    $"the EXTRACT at position {tokens[i].Start + 1} has the unit {(text.Length > 40 ? text[..40] + "…" : text)}, which is not a plain word; PostgreSQL prints a unit in the statement's plan as written, where such a one could hide what follows it from the gateway. Write the unit as a word: extract(year from …)",
+                    unit.Start);
+            }
+        }
+
+        static bool PlainWord(ReadOnlySpan<char> word)
+        {
+            foreach (var c in word)
+            {
+                if (!char.IsAsciiLetterOrDigit(c) && c != '_')
+                {
+                    return false;
+                }
+            }
+
+            return word.Length > 0 && !char.IsAsciiDigit(word[0]);
+        }
     }
 
     private static StatementText Classify(string sql, List<SqlToken> tokens) =>

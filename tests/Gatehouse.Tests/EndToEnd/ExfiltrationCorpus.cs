@@ -97,6 +97,8 @@ public static class ExfiltrationCorpus
         // EXPLAIN prints EXTRACT's unit as written: a quote in it hid the column between two from the plan reader. The CASE
         // keeps the bad unit from ever running.
         "select concat(case when id < 0 then extract('''' from now()) end, ssn, case when id < 0 then extract('''' from now()) end) from customers",
+        "select concat(case when id < 0 then extract('year FROM id''' from now()) end, ssn, case when id < 0 then extract('year FROM id''' from now()) end) from customers",
+        "select concat(case when id < 0 then extract(\"year FROM id'\" from now()) end, ssn, case when id < 0 then extract(\"year FROM id'\" from now()) end) from customers",
         "select table_to_xml('public.customers', true, false, '')",
         "with x as (select set_config('role', 'postgres', true)) select ssn from customers, x",
         "select cast(ssn as integer) from customers",

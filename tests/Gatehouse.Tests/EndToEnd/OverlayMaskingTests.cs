@@ -41,7 +41,7 @@ public sealed class OverlayMaskingTests(PostgresFixture pg) : IAsyncLifetime
     {
         var result = await _analyst.QueryAsync(sql, ExfiltrationCorpus.Parameters(sql));
         Assert.True(result.IsError, $"expected a refusal, got {result.Text()}");
-        Assert.Matches("^(masking.tagged_column|grant\\.|function\\.|database\\.)", result.Rule());
+        Assert.Matches("^(masking.tagged_column|grant\\.|function\\.|database\\.|sql\\.unreadable)", result.Rule());
         AssertNoSecret(result);
     }
 

@@ -171,11 +171,24 @@ public sealed class StatementReaderTests
     [InlineData("select E'ends with backslash\\'", "never closed")]
     [InlineData("select 1\0; drop table t", "NUL")]
     [InlineData("select U&\"\\0070eek\"('a')", "Unicode-escaped identifier")]
+    // EXPLAIN prints an EXTRACT unit as written: one holding a quote could hide what follows it in the plan's text.
+    [InlineData("select extract('''' from now())", "has the unit '''', which is not a plain word")]
+    [InlineData("select EXTRACT('year FROM id''' from now()) from t", "which is not a plain word")]
+    [InlineData("select extract(\"year FROM id'\" from now()) from t", "which is not a plain word")]
+    [InlineData("select extract(E'year' from now())", "which is not a plain word")]
+    [InlineData("select extract($$year$$ from now())", "which is not a plain word")]
     public void Unreadable_input_is_a_clear_error(string sql, string message)
     {
         var error = Assert.Throws<SqlLexException>(() => StatementReader.Read(sql));
         Assert.Contains(message, error.Message, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("select extract(year from now())")]
+    [InlineData("select extract('epoch' from d), extract(\"day\" from d), Extract(iso_year from d) from t")]
+    [InlineData("select pg_catalog.extract_year(1)")]
+    public void An_extract_whose_unit_is_a_plain_word_is_read(string sql) =>
+        Assert.Equal(StatementKind.Select, Assert.Single(StatementReader.Read(sql)).Kind);
 
     [Theory]
     [InlineData("select 1 =-1", "=")]
