@@ -34,7 +34,7 @@ public abstract partial class SqlStateStore : IStatementApprovalStore
     public async ValueTask<StatementFiling> CreateStatementAsync(StatementApproval request, int maxPending, DateTimeOffset decidedSince, CancellationToken cancellationToken)
     {
         var now = request.CreatedAt;
-        await ExecuteStateAsync(ForgetLapsedResults, [ToMs(now)], cancellationToken).ConfigureAwait(false);
+        await ForgetLapsedResultsAsync(now, cancellationToken).ConfigureAwait(false);
         var (pending, same) = await FileUnlessAtCapAsync<StatementApproval>(
             request.Agent,
             maxPending,
@@ -107,7 +107,7 @@ public abstract partial class SqlStateStore : IStatementApprovalStore
             },
             cancellationToken).ConfigureAwait(false);
 
-    public async ValueTask<StatementApproval?> RequireAsync(string id, int required, DateTimeOffset now, CancellationToken cancellationToken) =>
+    public async ValueTask<StatementApproval?> RequireAsync(string id, int required, DateTimeOffset reopenedUntil, DateTimeOffset now, CancellationToken cancellationToken) =>
         await InTransactionAsync<StatementApproval?>(
             async (connection, transaction) =>
             {
@@ -117,15 +117,18 @@ public abstract partial class SqlStateStore : IStatementApprovalStore
                     return request;
                 }
 
-                // Approved under fewer approvals than now needed: pending again, for the rest, within its approval's lifetime.
-                var status = request.Approvals >= required ? request.Status : StatementApprovalStatus.Pending;
+                // Approved under fewer approvals than now needed: pending again, for the rest, with a pending request's time
+                // for them (an approval's own is shorter).
+                var reopened = request.Status == StatementApprovalStatus.Approved && request.Approvals < required;
+                var status = reopened ? StatementApprovalStatus.Pending : request.Status;
+                var expires = reopened && reopenedUntil > request.ExpiresAt ? reopenedUntil : request.ExpiresAt;
                 await NonQueryAsync(
                     connection,
                     transaction,
-                    "UPDATE statement_approvals SET status = $1, required = $2 WHERE id = $3",
-                    [status.ToString(), (long)required, id],
+                    "UPDATE statement_approvals SET status = $1, required = $2, expires_ms = $3 WHERE id = $4",
+                    [status.ToString(), (long)required, ToMs(expires), id],
                     cancellationToken).ConfigureAwait(false);
-                return request with { Status = status, Required = required };
+                return request with { Status = status, Required = required, ExpiresAt = expires };
             },
             cancellationToken).ConfigureAwait(false);
 
@@ -158,19 +161,27 @@ public abstract partial class SqlStateStore : IStatementApprovalStore
     public async ValueTask SetReviewAsync(string id, string review, CancellationToken cancellationToken) =>
         await ExecuteStateAsync("UPDATE statement_approvals SET review = $1 WHERE id = $2", [review, id], cancellationToken).ConfigureAwait(false);
 
-    public async ValueTask FinishRunAsync(string id, string? result, DateTimeOffset until, DateTimeOffset now, CancellationToken cancellationToken) =>
-        await InTransactionAsync(
-            async (connection, transaction) =>
-            {
-                await NonQueryAsync(
-                    connection,
-                    transaction,
-                    "UPDATE statement_approvals SET status = 'Used', kept_result = $1, kept_until_ms = $2 WHERE id = $3",
-                    [result, ToMs(until), id],
-                    cancellationToken).ConfigureAwait(false);
-                return await NonQueryAsync(connection, transaction, ForgetLapsedResults, [ToMs(now)], cancellationToken).ConfigureAwait(false);
-            },
+    public async ValueTask FinishRunAsync(string id, string? result, DateTimeOffset until, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await ExecuteStateAsync(
+            "UPDATE statement_approvals SET status = 'Used', kept_result = $1, kept_until_ms = $2 WHERE id = $3",
+            [result, ToMs(until), id],
             cancellationToken).ConfigureAwait(false);
+        // Apart from the finish, which a failure here must not undo; the next finish or filing tries again.
+        await ForgetLapsedResultsAsync(now, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task ForgetLapsedResultsAsync(DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await ExecuteStateAsync(ForgetLapsedResults, [ToMs(now)], cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is DbException or TimeoutException or IOException)
+        {
+            // Best effort: the results are hidden once lapsed whether or not they are gone yet.
+        }
+    }
 
     // A kept result is read only until kept_until_ms, but it stayed in the row, in backups too, and a caller with unmask rights
     // saw values unmasked. Deleted when a run finishes or a statement request is filed, whichever comes first.

@@ -160,8 +160,20 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
 
     public ValueTask<bool> ClaimAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) => statements.ClaimAsync(id, now, cancellationToken);
 
-    public ValueTask<StatementApproval?> RequireAsync(string id, int required, DateTimeOffset now, CancellationToken cancellationToken) =>
-        statements.RequireAsync(id, required, now, cancellationToken);
+    public async ValueTask<StatementApproval?> RequireAsync(string id, int required, DateTimeOffset reopenedUntil, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var before = await statements.GetStatementAsync(id, now, cancellationToken).ConfigureAwait(false);
+        var after = await statements.RequireAsync(id, required, reopenedUntil, now, cancellationToken).ConfigureAwait(false);
+        if (before is { Status: StatementApprovalStatus.Approved } && after is { Status: StatementApprovalStatus.Pending })
+        {
+            // Its approvers last heard it was approved.
+            notifier.Publish(new ApprovalEvent(
+                "request.reopened", id, "statement", after.Agent, after.Connection, "pending", Outbound(after.Sql), now,
+                $"Gatehouse: {after.Agent}'s statement {id} was approved, but the policy now asks {after.Required} approvals and it has {after.Approvals}; it waits for the rest"));
+        }
+
+        return after;
+    }
 
     public ValueTask FinishRunAsync(string id, string? result, DateTimeOffset until, DateTimeOffset now, CancellationToken cancellationToken) =>
         statements.FinishRunAsync(id, result, until, now, cancellationToken);

@@ -39,9 +39,10 @@ public interface IStatementApprovalStore
 
     /// <summary>
     /// Raises a pending or approved request's approvals needed to <paramref name="required"/> (the policy in force asks more
-    /// than when it was filed); one approved with fewer waits for the rest again. Returns the request as it now stands.
+    /// than when it was filed); one approved with fewer is pending again, for the rest, until at least
+    /// <paramref name="reopenedUntil"/>. Returns the request as it now stands.
     /// </summary>
-    ValueTask<StatementApproval?> RequireAsync(string id, int required, DateTimeOffset now, CancellationToken cancellationToken);
+    ValueTask<StatementApproval?> RequireAsync(string id, int required, DateTimeOffset reopenedUntil, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>Cancels a pending request; false when it is no longer pending.</summary>
     ValueTask<bool> CancelAsync(string id, string by, DateTimeOffset now, CancellationToken cancellationToken);

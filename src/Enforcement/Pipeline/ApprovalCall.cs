@@ -107,7 +107,8 @@ public sealed partial class GatewayPipeline
             // Filed (or approved) when the policy asked fewer approvals than it does now: it needs as many as a request filed now.
             var id = request.Id;
             request = await StateUnavailableException.GuardAsync(
-                "raise this statement's approvals needed", () => statementApprovals.RequireAsync(id, settings.Required, time.GetUtcNow(), cancellationToken)).ConfigureAwait(false) ?? request;
+                "raise this statement's approvals needed",
+                () => statementApprovals.RequireAsync(id, settings.Required, time.GetUtcNow() + settings.PendingLifetime, time.GetUtcNow(), cancellationToken)).ConfigureAwait(false) ?? request;
         }
 
         run.Scope.Describe(r => r with { Classification = $"{run.Classification} [approval {request.Id}]" });

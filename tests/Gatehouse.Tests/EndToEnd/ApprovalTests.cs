@@ -63,6 +63,29 @@ public sealed class ApprovalTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task A_statement_approved_before_a_reload_that_asks_more_approvals_waits_for_the_rest()
+    {
+        // Approved by one when one was enough; after the policy asked two, its next call ran on that one approval.
+        var gateway = Gateway(pg, "0s");
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+        const string Sql = "update payments set status = status where id = $1";
+        var id = PendingId(await client.QueryAsync(Sql, [14]));
+        Assert.Equal(0, (await Cli(gateway, "approvals", "approve", id, "--as", "alice")).ExitCode);
+
+        await File.WriteAllTextAsync(gateway.PolicyPath, (await File.ReadAllTextAsync(gateway.PolicyPath)).Replace("required: 1", "required: 2"));
+        await OperationsTests.WaitForReloadAsync(server.State, "policy.reloaded", since: DateTimeOffset.MinValue);
+
+        var waiting = await client.QueryAsync(Sql, [14]);
+        Assert.Equal(id, PendingId(waiting));
+        Assert.Contains("1 of 2 approvals", waiting.Text());
+        Assert.Equal(0, (await Cli(gateway, "approvals", "approve", id, "--as", "bob")).ExitCode);
+        var ran = await client.QueryAsync(Sql, [14]);
+        Assert.NotEqual(true, ran.IsError);
+        Assert.Equal(1, ran.Structured().GetProperty("affected_rows").GetInt32());
+    }
+
+    [Fact]
     public async Task An_agent_disabled_while_its_statement_waits_is_refused_when_the_approval_comes()
     {
         var gateway = Gateway(pg, "60s");

@@ -73,7 +73,7 @@ public sealed class PlanReaderTests
             Assert.Contains($"a {nodeType} that names no table", refused.Message, StringComparison.Ordinal);
         }
 
-        // A custom scan over plans of its own (TimescaleDB's ChunkAppend, say) is read through them.
+        // A custom scan that names no table but has plans under it is read through them.
         const string appended = """
             [{"Plan": {"Node Type": "Custom Scan", "Custom Plan Provider": "ChunkAppend", "Plan Rows": 1, "Total Cost": 10, "Output": ["v"],
               "Plans": [{"Node Type": "Seq Scan", "Relation Name": "chunk_1", "Schema": "_timescaledb_internal", "Alias": "chunk_1", "Plan Rows": 1, "Total Cost": 1, "Output": ["v"]}]}}]
