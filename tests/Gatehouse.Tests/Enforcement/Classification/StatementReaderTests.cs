@@ -174,9 +174,11 @@ public sealed class StatementReaderTests
     // EXPLAIN prints an EXTRACT unit as written: one holding a quote could hide what follows it in the plan's text.
     [InlineData("select extract('''' from now())", "has the unit '''', which is not a plain word")]
     [InlineData("select EXTRACT('year FROM id''' from now()) from t", "which is not a plain word")]
-    [InlineData("select extract(\"year FROM id'\" from now()) from t", "which is not a plain word")]
+    [InlineData("select extract(\"year FROM id'\" from now()) from t", "holds a quote")]
     [InlineData("select extract(E'year' from now())", "which is not a plain word")]
     [InlineData("select extract($$year$$ from now())", "which is not a plain word")]
+    [InlineData("select * from t, xmltable(xmlnamespaces('http://x' as \"it's\"), '/r' passing t.x columns a int path 'a')", "holds a quote")]
+    [InlineData("select json_value(t.j, '$' passing 1 as \"a\"\"b\") from t", "holds a quote")]
     public void Unreadable_input_is_a_clear_error(string sql, string message)
     {
         var error = Assert.Throws<SqlLexException>(() => StatementReader.Read(sql));
