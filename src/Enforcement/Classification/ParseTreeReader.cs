@@ -21,12 +21,14 @@ public sealed record StatementReferences(IReadOnlyList<uint> Functions, IReadOnl
 /// </summary>
 public static partial class ParseTreeReader
 {
-    // FuncExpr, OpExpr (and DistinctExpr, NullIfExpr, ScalarArrayOpExpr), Aggref and WindowFunc name their function.
-    [GeneratedRegex(@":(?:funcid|opfuncid|aggfnoid|winfnoid) (\d+)", RegexOptions.CultureInvariant)]
+    // FuncExpr, OpExpr (and DistinctExpr, NullIfExpr, ScalarArrayOpExpr), Aggref and WindowFunc name their function; a
+    // window's RANGE offset, the in_range support function it calls.
+    [GeneratedRegex(@":(?:funcid|opfuncid|aggfnoid|winfnoid|startInRangeFunc|endInRangeFunc) (\d+)", RegexOptions.CultureInvariant)]
     private static partial Regex FunctionIds();
 
-    // Operators: those of expressions, and a sort or group clause's, which name no function.
-    [GeneratedRegex(@":(?:opno|eqop|sortop) (\d+)", RegexOptions.CultureInvariant)]
+    // Operators: those of expressions, a sort or group clause's, which name no function, and the <> a recursive query's
+    // CYCLE clause compares its mark with.
+    [GeneratedRegex(@":(?:opno|eqop|sortop|cycle_mark_neop) (\d+)", RegexOptions.CultureInvariant)]
     private static partial Regex OperatorIds();
 
     // A row comparison's operators: ":opnos (o 97 97)".

@@ -94,6 +94,19 @@ public sealed class StatementCorpusTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_window_with_a_range_offset_and_a_recursive_query_with_a_cycle_clause_run()
+    {
+        // Their in_range support function and the cycle mark's <> are read from the parse tree and vetted: built-ins pass.
+        var windowed = await _clients["analyst"].QueryAsync(
+            "select id, sum(total) over (order by created_at range between interval '1 day' preceding and current row) from orders order by id limit 3");
+        Assert.True(windowed.IsError != true, windowed.Text());
+        var cycled = await _clients["analyst"].QueryAsync(
+            "with recursive r(n) as (select 1 union all select n % 3 + 1 from r) cycle n set looped using path select count(*) from r");
+        Assert.True(cycled.IsError != true, cycled.Text());
+        Assert.Equal(4, cycled.Structured().GetProperty("rows")[0][0].GetInt32());
+    }
+
+    [Fact]
     public async Task SQL_time_functions_with_a_precision_run()
     {
         // Before PostgreSQL 16 these print as CURRENT_TIMESTAMP(3) but are no catalog functions.

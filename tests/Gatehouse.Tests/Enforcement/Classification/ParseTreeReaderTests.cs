@@ -28,6 +28,17 @@ public sealed class ParseTreeReaderTests
     }
 
     [Fact]
+    public void A_windows_range_offset_function_and_a_cycle_clauses_operator_are_read()
+    {
+        // Neither is printed in the plan: a DBA's type with its own in_range or <> would run unvetted.
+        var references = ParseTreeReader.Read(["{QUERY :commandType 1 :querySource 0 :canSetTag true :utilityStmt <>"
+            + " :cteList ({COMMONTABLEEXPR :ctename t :cycle_clause {CTECYCLECLAUSE :cycle_col_list (\"n\") :cycle_mark_column m :cycle_mark_type 25 :cycle_mark_neop 16700}})"
+            + " :windowClause ({WINDOWCLAUSE :name <> :frameOptions 14099 :startInRangeFunc 4133 :endInRangeFunc 0 :inRangeColl 0})}"]);
+        Assert.Equal([4133u], references.Functions);
+        Assert.Equal([16700u], references.Operators);
+    }
+
+    [Fact]
     public void Fields_broken_across_lines_read_whole()
     {
         // Without pretty printing, PostgreSQL breaks its lines at a space, between a field's name and its value too.
