@@ -31,7 +31,11 @@ public sealed class PostgresCatalogVersions(PostgresTargets targets, TimeProvide
         + " || ':' || (SELECT sum(a.xmin::text::bigint) || '/' || count(*) FROM pg_catalog.pg_attribute a"
         + " JOIN pg_catalog.pg_class c ON c.oid = a.attrelid WHERE a.attnum > 0 AND c.relpersistence <> 't')"
         + " || ':' || (SELECT coalesce(sum(xmin::text::bigint), 0) || '/' || count(*) FROM pg_catalog.pg_attrdef)"
-        + " || ':' || (SELECT coalesce(sum(xmin::text::bigint), 0) || '/' || count(*) FROM pg_catalog.pg_policy)";
+        + " || ':' || (SELECT coalesce(sum(xmin::text::bigint), 0) || '/' || count(*) FROM pg_catalog.pg_policy)"
+        // Role memberships and the flags that decide which row-security policies a plan holds (pg_authid itself is not
+        // readable, so each role's BYPASSRLS and SUPERUSER are summed in by oid).
+        + " || ':' || (SELECT coalesce(sum(xmin::text::bigint), 0) || '/' || count(*) FROM pg_catalog.pg_auth_members)"
+        + " || ':' || (SELECT sum(oid::bigint * (1 + rolbypassrls::int + 2 * rolsuper::int)) || '/' || count(*) FROM pg_catalog.pg_roles)";
 
     // Lazy, so calls arriving together for a new connection start one watch, not one loop each for the life of the process.
     private readonly ConcurrentDictionary<string, Lazy<Watch>> _watches = new(StringComparer.Ordinal);
@@ -81,7 +85,9 @@ public sealed class PostgresCatalogVersions(PostgresTargets targets, TimeProvide
             {
                 try
                 {
-                    _seen = new Box(await owner.ReadAsync(connection, token).ConfigureAwait(false), owner.Time.GetUtcNow());
+                    // As of when the read began: the fingerprint says what the catalog was then, however long it took.
+                    var asOf = owner.Time.GetUtcNow();
+                    _seen = new Box(await owner.ReadAsync(connection, token).ConfigureAwait(false), asOf);
                 }
                 catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException or Enforcement.Execution.DatabaseException or InvalidOperationException)
                 {

@@ -211,25 +211,53 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
         Assert.Equal(1L, (await new PostgresExecutor(targets).ExecuteAsync(write, null, CancellationToken.None)).AffectedRows);
     }
 
+    // The catalog version once a few polls have passed since the change before it.
+    private static async Task<string> SettledAsync(PostgresCatalogVersions versions)
+    {
+        await Task.Delay(4 * PostgresCatalogVersions.PollInterval);
+        for (var i = 0; i < 50 && versions.Current("shop") is null; i++)
+        {
+            await Task.Delay(100);
+        }
+
+        return versions.Current("shop") ?? throw new TimeoutException("no catalog version was read");
+    }
+
+    [Fact]
+    public async Task A_role_granted_to_another_or_given_bypassrls_changes_the_catalog_version()
+    {
+        // Either changes which row-security policies apply to a plan, so a cached one must not outlive it.
+        await using var versions = new PostgresCatalogVersions(_targets, TimeProvider.System);
+        versions.Current("shop");
+        foreach (var setup in new[] { "drop role if exists version_probe_b", "drop role if exists version_probe_a", "create role version_probe_a", "create role version_probe_b" })
+        {
+            await pg.AdminScalarAsync(setup);
+        }
+
+        try
+        {
+            var before = await SettledAsync(versions);
+            await pg.AdminScalarAsync("grant version_probe_a to version_probe_b");
+            var granted = await SettledAsync(versions);
+            Assert.NotEqual(before, granted);
+            await pg.AdminScalarAsync("alter role version_probe_b bypassrls");
+            Assert.NotEqual(granted, await SettledAsync(versions));
+        }
+        finally
+        {
+            await pg.AdminScalarAsync("drop role if exists version_probe_b");
+            await pg.AdminScalarAsync("drop role if exists version_probe_a");
+        }
+    }
+
     [Fact]
     public async Task Another_sessions_temporary_tables_leave_the_catalog_version_as_it_was_and_a_real_table_does_not()
     {
         // An application's temp tables come and go all day; a version that followed them would retire cached plans, and stop
         // approved runs as "catalog changed", for nothing an agent's statement could ever name.
         await using var versions = new PostgresCatalogVersions(_targets, TimeProvider.System);
-        async Task<string> SettledAsync()
-        {
-            await Task.Delay(4 * PostgresCatalogVersions.PollInterval);
-            for (var i = 0; i < 50 && versions.Current("shop") is null; i++)
-            {
-                await Task.Delay(100);
-            }
-
-            return versions.Current("shop") ?? throw new TimeoutException("no catalog version was read");
-        }
-
         versions.Current("shop");
-        var before = await SettledAsync();
+        var before = await SettledAsync(versions);
         var builder = new Npgsql.NpgsqlConnectionStringBuilder(pg.AdminConnectionString) { Database = pg.Database };
         await using (var application = new Npgsql.NpgsqlConnection(builder.ConnectionString))
         {
@@ -239,13 +267,13 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
                 await temp.ExecuteNonQueryAsync();
             }
 
-            Assert.Equal(before, await SettledAsync());
+            Assert.Equal(before, await SettledAsync(versions));
         }
 
         await pg.AdminScalarAsync("create table if not exists catalog_probe_table (id int)");
         try
         {
-            Assert.NotEqual(before, await SettledAsync());
+            Assert.NotEqual(before, await SettledAsync(versions));
         }
         finally
         {
