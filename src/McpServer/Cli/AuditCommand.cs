@@ -189,7 +189,8 @@ public static partial class AuditCommand
                 {
                     ("id", record.Id), ("time", Output.Time(record.Time)), ("tool", record.Tool), ("transport", record.Transport),
                     ("session", record.SessionId), ("agent", record.Agent), ("groups", string.Join(",", record.Groups)), ("issuer", record.Issuer),
-                    ("subject", record.Subject), ("token id", record.TokenId), ("connection", record.Connection), ("sql", record.Sql),
+                    ("subject", record.Subject), ("token id", record.TokenId), ("client", record.ClientId), ("on behalf of", record.DelegatedBy),
+                    ("connection", record.Connection), ("sql", record.Sql),
                     ("parameters", record.Parameters), ("classification", record.Classification), ("decision", record.Decision.ToString()),
                     ("rule", record.Rule), ("reason", record.Reason), ("rows", record.RowCount?.ToString()),
                     ("duration", $"{record.DurationMs:0.0} ms"), ("error", record.Error), ("masked", record.Masking),

@@ -124,7 +124,7 @@ public sealed class CliTests(PostgresFixture pg)
     [Fact]
     public async Task The_audit_log_lists_filters_and_shows_calls()
     {
-        await using (var client = await GatewayClients.StdioAsync(_gateway, _gateway.Mint("analyst")))
+        await using (var client = await GatewayClients.StdioAsync(_gateway, _gateway.Mint("analyst", claims: new Dictionary<string, object> { ["azp"] = "reporting-app" })))
         {
             await client.QueryAsync("select count(*) from orders");
             await client.QueryAsync("delete from orders");
@@ -143,6 +143,9 @@ public sealed class CliTests(PostgresFixture pg)
         var id = record.GetProperty("id").GetString()!;
         var show = await Gatehouse("audit", "show", id, "--config", _gateway.PolicyPath);
         Assert.Contains("needs write access", show.Stdout);
+        // The whole call: the client the token was issued to, and whom the agent acted for (no one here), too.
+        Assert.Matches(@"client\s+reporting-app", show.Stdout);
+        Assert.Matches(@"on behalf of\s+-", show.Stdout);
         Assert.Equal(ExitCodes.Refused, (await Gatehouse("audit", "show", "aud_nope", "--config", _gateway.PolicyPath)).ExitCode);
         Assert.Equal(ExitCodes.Error, (await Gatehouse("audit", "list", "--config", _gateway.PolicyPath, "--decision", "maybe")).ExitCode);
 
