@@ -73,7 +73,7 @@ public static class AdminConsole
         }
 
         // Every attempt is a durable record, and no token vouches for who sends it: bounded like tokenless requests to /mcp.
-        if (!limit.TryAdmit(context))
+        if (!limit.TryAdmitSignIn(context))
         {
             return Login(context, "Too many sign-ins from here just now; wait a second and try again.", StatusCodes.Status429TooManyRequests);
         }

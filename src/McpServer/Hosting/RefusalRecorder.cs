@@ -10,7 +10,8 @@ namespace Gatehouse.McpServer.Hosting;
 /// all. Each record is a durable write, so without a bound anyone who can reach the port could make the gateway write and
 /// sync its audit store as fast as they can send, and fill its disk. Past the rate a request is answered 429 without a
 /// record, and the log says how many were, at most once per <see cref="LogEvery"/>. The console's sign-in, which records
-/// every attempt, is bounded by the same rates.
+/// every attempt, is bounded by the same rates, counted apart: a flood of tokenless requests to /mcp does not lock the
+/// admins out of the console.
 /// </summary>
 internal sealed class RefusalRecorder(GatewayPipeline pipeline, ILogger<RefusalRecorder> logger, TimeProvider time) : IDisposable
 {
@@ -29,9 +30,8 @@ internal sealed class RefusalRecorder(GatewayPipeline pipeline, ILogger<RefusalR
 
     // One client is one IPv4 address, or one IPv6 /64: whoever holds an IPv6 address holds its /64 and can send from any
     // address in it. Many clients together are bounded too, since addresses are not scarce.
-    private readonly PartitionedRateLimiter<HttpContext> _limiter = PartitionedRateLimiter.CreateChained(
-        PartitionedRateLimiter.Create<HttpContext, string>(context => Bucket(Client(context.Connection.RemoteIpAddress), PerSecond, Burst)),
-        PartitionedRateLimiter.Create<HttpContext, string>(_ => Bucket("", TotalPerSecond, TotalBurst)));
+    private readonly PartitionedRateLimiter<HttpContext> _limiter = Limiter();
+    private readonly PartitionedRateLimiter<HttpContext> _signIns = Limiter();
 
     private long _unrecorded;
     private long _lastLogged;
@@ -66,9 +66,18 @@ internal sealed class RefusalRecorder(GatewayPipeline pipeline, ILogger<RefusalR
     /// Whether a request that will be recorded, though no token vouches for its sender, is within the rates. When it is not,
     /// it is counted for the log and the response says when to retry; the caller answers 429 and records nothing.
     /// </summary>
-    public bool TryAdmit(HttpContext context)
+    public bool TryAdmit(HttpContext context) => TryAdmit(_limiter, context);
+
+    /// <summary><see cref="TryAdmit(HttpContext)"/> for a console sign-in, within rates of their own.</summary>
+    public bool TryAdmitSignIn(HttpContext context) => TryAdmit(_signIns, context);
+
+    private static PartitionedRateLimiter<HttpContext> Limiter() => PartitionedRateLimiter.CreateChained(
+        PartitionedRateLimiter.Create<HttpContext, string>(context => Bucket(Client(context.Connection.RemoteIpAddress), PerSecond, Burst)),
+        PartitionedRateLimiter.Create<HttpContext, string>(_ => Bucket("", TotalPerSecond, TotalBurst)));
+
+    private bool TryAdmit(PartitionedRateLimiter<HttpContext> limiter, HttpContext context)
     {
-        using var lease = _limiter.AttemptAcquire(context);
+        using var lease = limiter.AttemptAcquire(context);
         if (lease.IsAcquired)
         {
             return true;
@@ -128,5 +137,6 @@ internal sealed class RefusalRecorder(GatewayPipeline pipeline, ILogger<RefusalR
         }
 
         _limiter.Dispose();
+        _signIns.Dispose();
     }
 }

@@ -151,6 +151,24 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_flood_of_tokenless_requests_to_mcp_does_not_lock_admins_out_of_the_console()
+    {
+        // Sign-ins drew from the same rates as tokenless requests to /mcp, so such a flood answered the admins 429 too.
+        var flooded = false;
+        for (var wave = 0; wave < 20 && !flooded; wave++)
+        {
+            var responses = await Task.WhenAll(Enumerable.Range(0, 100).Select(_ => _http.SendAsync(GatewayClients.InitializeRequest(_server.Endpoint))));
+            flooded = responses.Any(r => r.StatusCode == HttpStatusCode.TooManyRequests);
+            Array.ForEach(responses, r => r.Dispose());
+        }
+
+        Assert.True(flooded, "the tokenless requests were never answered 429");
+        using var signIn = new HttpRequestMessage(HttpMethod.Post, new Uri(_server.Endpoint, "/admin/login")) { Content = new FormUrlEncodedContent([new("token", AdminToken("alice"))]) };
+        using var signedIn = await new HttpClient(new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false }).SendAsync(signIn);
+        Assert.Equal(HttpStatusCode.Redirect, signedIn.StatusCode);
+    }
+
+    [Fact]
     public async Task A_calls_detail_lists_the_statement_approval_it_asked_for()
     {
         await using var agent = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("ops-bot"));
