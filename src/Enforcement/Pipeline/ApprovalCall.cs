@@ -112,8 +112,7 @@ public sealed partial class GatewayPipeline
         }
 
         run.Scope.Describe(r => r with { Classification = $"{run.Classification} [approval {request.Id}]" });
-        request = await AskOperatorAsync(settings, request, call, cancellationToken).ConfigureAwait(false);
-        request = await WaitForDecisionAsync(settings, request, call.Progress, cancellationToken).ConfigureAwait(false);
+        request = await AwaitDecisionAsync(settings, request, call, cancellationToken).ConfigureAwait(false);
         var who = string.Join(", ", request.Votes.Select(v => v.Approver));
         var note = string.Join("; ", request.Votes.Where(v => v.Note is not null).Select(v => $"{v.Approver}: {v.Note}"));
         switch (request.Status)
@@ -285,7 +284,30 @@ public sealed partial class GatewayPipeline
         return decided ?? request;
     }
 
-    private async ValueTask<StatementApproval> WaitForDecisionAsync(ApprovalSettings settings, StatementApproval request, IProgress<WaitProgress>? progress, CancellationToken cancellationToken)
+    // The operator is asked while the store is watched, within the one wait: an approver deciding elsewhere meanwhile ends
+    // the wait at once (and withdraws the question), as an answer does; the form held neither the wake-up nor the progress
+    // notifications, and its own wait came on top of the store's.
+    private async ValueTask<StatementApproval> AwaitDecisionAsync(ApprovalSettings settings, StatementApproval request, CallContext call, CancellationToken cancellationToken)
+    {
+        using var asking = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var answered = AskOperatorAsync(settings, request, call, asking.Token).AsTask();
+        request = await WaitForDecisionAsync(settings, request, answered, call.Progress, cancellationToken).ConfigureAwait(false);
+        await asking.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            // Failing to store the operator's answer fails the call, as it did when the answer came first.
+            var afterAnswer = await answered.ConfigureAwait(false);
+            return request.Status == StatementApprovalStatus.Pending && afterAnswer.Status != StatementApprovalStatus.Pending ? afterAnswer : request;
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // The question was withdrawn: decided elsewhere, or the wait ran out.
+            return request;
+        }
+    }
+
+    private async ValueTask<StatementApproval> WaitForDecisionAsync(
+        ApprovalSettings settings, StatementApproval request, Task<StatementApproval> answered, IProgress<WaitProgress>? progress, CancellationToken cancellationToken)
     {
         var wait = settings.Wait;
         var started = time.GetUtcNow();
@@ -302,7 +324,10 @@ public sealed partial class GatewayPipeline
                 reported = now;
             }
 
-            await Task.Delay(ApprovalPoll, time, cancellationToken).ConfigureAwait(false);
+            // An operator's answer wakes the wait at once, as it lands in the store.
+            var poll = Task.Delay(ApprovalPoll, time, cancellationToken);
+            await (answered.IsCompleted ? poll : Task.WhenAny(poll, answered)).ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
             try
             {
                 request = await statementApprovals.GetStatementAsync(request.Id, time.GetUtcNow(), cancellationToken).ConfigureAwait(false) ?? request;

@@ -286,6 +286,43 @@ public sealed class ApprovalTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task An_approval_made_elsewhere_while_the_operators_form_is_open_ends_the_wait()
+    {
+        // The form held the wait: an approver's decision was not seen until the form timed out, and the wait then began again.
+        var gateway = TestGateway.Create(pg, Agents + "\napprovals:\n  approvers: [alice, operator]\n  wait: 60s\n");
+        var release = new TaskCompletionSource();
+        var options = new McpClientOptions
+        {
+            Handlers = new McpClientHandlers
+            {
+                // An operator who does not answer; the client reads nothing else while its form is open.
+                ElicitationHandler = async (_, _) =>
+                {
+                    await release.Task;
+                    return new ElicitResult { Action = "cancel" };
+                },
+            },
+        };
+        await using var client = await GatewayClients.StdioAsync(gateway, gateway.Mint("ops-bot"), options: options);
+        var call = client.QueryAsync("update payments set status = status where id = $1", [18]);
+        var id = await WaitForPendingAsync(gateway);
+        Assert.Equal(0, (await Cli(gateway, "approvals", "approve", id, "--as", "alice")).ExitCode);
+
+        // The statement runs, and its call is on record as finished, while the operator's form is still open.
+        var state = await Gatehouse.Connectors.State.SqliteStateStore.OpenAsync(gateway.Policy.Gateway.StatePath, CancellationToken.None);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (!(await state.ListAsync(new AuditQuery(Tool: "query"), CancellationToken.None)).Any(r => r.Rule == "approval.approved"))
+        {
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), "the approved statement did not run while the operator's form was open");
+            await Task.Delay(100);
+        }
+
+        release.SetResult();
+        var ran = await call.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(1, ran.Structured().GetProperty("affected_rows").GetInt32());
+    }
+
+    [Fact]
     public async Task The_agents_operator_may_approve_through_elicitation_when_the_policy_says_so()
     {
         var gateway = TestGateway.Create(pg, Agents + "\napprovals:\n  approvers: [alice, operator]\n  wait: 3s\n");
