@@ -58,10 +58,37 @@ public static class AgentsCommand
 
             var (policy, state) = await CliApp.LoadGatewayAsync(parse.GetValue(config)!, cancellationToken);
             var switchboard = new AgentSwitchboard(state.Store, CliApp.Recorder(policy, state.Audit), TimeProvider.System);
-            Console.Out.WriteLine(await switchboard.SetAsync(given.First(g => g is not null)!, disable, parse.GetValue(by)!, "cli", cancellationToken));
+            var key = given.First(g => g is not null)!;
+            Console.Out.WriteLine(await switchboard.SetAsync(key, disable, parse.GetValue(by)!, "cli", cancellationToken));
+            foreach (var note in await NotesAsync(key, disable, policy, state, cancellationToken))
+            {
+                Console.Error.WriteLine($"note: {note}");
+            }
+
             return 0;
         }));
         return command;
+    }
+
+    // What the switch may not have done: an agent name matched exactly, case included, that nothing knows (a typo switches
+    // off no one), and, on enabling, the other switches still on, which refuse every token carrying them.
+    private static async Task<IReadOnlyList<string>> NotesAsync(string key, bool disable, Enforcement.Policy.GatewayPolicy policy, Hosting.GatewayState state, CancellationToken cancellationToken)
+    {
+        var notes = new List<string>();
+        var agents = await state.AgentsAsync(cancellationToken);
+        if (!AgentKeys.IsKey(key) && !policy.Agents.ContainsKey(key) && !agents.Any(a => a.Agent == key && a.Calls > 0))
+        {
+            var alike = policy.Agents.Keys.Concat(agents.Select(a => a.Agent)).Where(a => a != key && a.Equals(key, StringComparison.OrdinalIgnoreCase)).Distinct().ToList();
+            notes.Add($"no agent named '{key}' is in the policy or has called yet; names match exactly, case included"
+                + (alike.Count > 0 ? $" (did you mean {string.Join(" or ", alike.Select(a => $"'{a}'"))}?)" : ""));
+        }
+
+        if (!disable && agents.Where(a => a.Disabled && a.Agent != key && AgentKeys.IsKey(a.Agent)).Select(a => AgentKeys.Describe(a.Agent)).ToList() is { Count: > 0 } still)
+        {
+            notes.Add($"still disabled: {string.Join(", ", still)}; a token carrying any of these is refused whatever agent it names");
+        }
+
+        return notes;
     }
 
     private static string? Key(string? value, Func<string, string> key) => string.IsNullOrWhiteSpace(value) ? null : key(value.Trim());

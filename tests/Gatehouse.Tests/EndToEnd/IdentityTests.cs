@@ -184,6 +184,25 @@ public sealed class IdentityTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task Switching_a_name_nothing_knows_or_enabling_under_another_switch_says_so()
+    {
+        // Reported done and exit 0, while the real agent went on working: names match exactly, case included.
+        var gateway = TestGateway.Create(pg);
+        await using var server = await HttpGateway.StartAsync(gateway);
+        var typo = await StdioTests.RunGatehouse(["agents", "disable", "Analyst", "--config", gateway.PolicyPath]);
+        Assert.Equal(0, typo.ExitCode);
+        Assert.Contains("note: no agent named 'Analyst' is in the policy or has called yet; names match exactly, case included (did you mean 'analyst'?)", typo.Stderr);
+        var known = await StdioTests.RunGatehouse(["agents", "disable", "analyst", "--config", gateway.PolicyPath]);
+        Assert.DoesNotContain("note:", known.Stderr);
+
+        // Enabled by name while its subject stays switched off: its calls are still refused, and the answer says why.
+        Assert.Equal(0, (await StdioTests.RunGatehouse(["agents", "disable", "--subject", "analyst", "--config", gateway.PolicyPath])).ExitCode);
+        var enabled = await StdioTests.RunGatehouse(["agents", "enable", "analyst", "--config", gateway.PolicyPath]);
+        Assert.Equal(0, enabled.ExitCode);
+        Assert.Contains("note: still disabled: subject 'analyst'", enabled.Stderr);
+    }
+
+    [Fact]
     public async Task Disabling_a_subject_or_one_token_id_refuses_those_calls_and_no_others()
     {
         var gateway = TestGateway.Create(pg);
