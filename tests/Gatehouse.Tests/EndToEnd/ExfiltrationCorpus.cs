@@ -98,6 +98,7 @@ public static class ExfiltrationCorpus
         // keeps the bad unit from ever running.
         "select concat(case when id < 0 then extract('''' from now()) end, ssn, case when id < 0 then extract('''' from now()) end) from customers",
         "select concat(case when id < 0 then extract('year FROM id''' from now()) end, ssn, case when id < 0 then extract('year FROM id''' from now()) end) from customers",
+        "select concat(case when id < 0 then extract('year'\n' FROM id''' from now()) end, ssn, case when id < 0 then extract('year'\n' FROM id''' from now()) end) from customers",
         "select concat(case when id < 0 then extract(\"year FROM id'\" from now()) end, ssn, case when id < 0 then extract(\"year FROM id'\" from now()) end) from customers",
         "select table_to_xml('public.customers', true, false, '')",
         "with x as (select set_config('role', 'postgres', true)) select ssn from customers, x",
