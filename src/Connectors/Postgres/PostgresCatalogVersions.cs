@@ -33,9 +33,9 @@ public sealed class PostgresCatalogVersions(PostgresTargets targets, TimeProvide
         + " || ':' || (SELECT coalesce(sum(xmin::text::bigint), 0) || '/' || count(*) FROM pg_catalog.pg_attrdef)"
         + " || ':' || (SELECT coalesce(sum(xmin::text::bigint), 0) || '/' || count(*) FROM pg_catalog.pg_policy)"
         // Role memberships and the flags that decide which row-security policies a plan holds (pg_authid itself is not
-        // readable, so each role's BYPASSRLS and SUPERUSER are summed in by oid).
+        // readable, so each role's BYPASSRLS, SUPERUSER and INHERIT are summed in by oid).
         + " || ':' || (SELECT coalesce(sum(xmin::text::bigint), 0) || '/' || count(*) FROM pg_catalog.pg_auth_members)"
-        + " || ':' || (SELECT sum(oid::bigint * (1 + rolbypassrls::int + 2 * rolsuper::int)) || '/' || count(*) FROM pg_catalog.pg_roles)";
+        + " || ':' || (SELECT sum(oid::bigint * (1 + rolbypassrls::int + 2 * rolsuper::int + 4 * rolinherit::int)) || '/' || count(*) FROM pg_catalog.pg_roles)";
 
     // Lazy, so calls arriving together for a new connection start one watch, not one loop each for the life of the process.
     private readonly ConcurrentDictionary<string, Lazy<Watch>> _watches = new(StringComparer.Ordinal);
@@ -57,14 +57,17 @@ public sealed class PostgresCatalogVersions(PostgresTargets targets, TimeProvide
         _stop.Dispose();
     }
 
-    private async Task<string> ReadAsync(string connection, CancellationToken cancellationToken)
+    // The fingerprint, and when its query began (it says what the catalog was then, however long it took); the wait for a
+    // pooled connection before it does not count.
+    private async Task<(string Fingerprint, DateTimeOffset AsOf)> ReadAsync(string connection, CancellationToken cancellationToken)
     {
         await using var pooled = await targets.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
         var conn = pooled.Connection;
         await using var command = new NpgsqlCommand(Fingerprint, conn);
+        var asOf = Time.GetUtcNow();
         var fingerprint = (string)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
         pooled.MarkCatalogReadsDone();
-        return fingerprint;
+        return (fingerprint, asOf);
     }
 
     private sealed class Watch
@@ -85,9 +88,8 @@ public sealed class PostgresCatalogVersions(PostgresTargets targets, TimeProvide
             {
                 try
                 {
-                    // As of when the read began: the fingerprint says what the catalog was then, however long it took.
-                    var asOf = owner.Time.GetUtcNow();
-                    _seen = new Box(await owner.ReadAsync(connection, token).ConfigureAwait(false), asOf);
+                    var (fingerprint, asOf) = await owner.ReadAsync(connection, token).ConfigureAwait(false);
+                    _seen = new Box(fingerprint, asOf);
                 }
                 catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException or Enforcement.Execution.DatabaseException or InvalidOperationException)
                 {

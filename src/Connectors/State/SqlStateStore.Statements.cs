@@ -107,14 +107,14 @@ public abstract partial class SqlStateStore : IStatementApprovalStore
             },
             cancellationToken).ConfigureAwait(false);
 
-    public async ValueTask<StatementApproval?> RequireAsync(string id, int required, DateTimeOffset reopenedUntil, DateTimeOffset now, CancellationToken cancellationToken) =>
-        await InTransactionAsync<StatementApproval?>(
+    public async ValueTask<(StatementApproval? Request, bool Reopened)> RequireAsync(string id, int required, DateTimeOffset reopenedUntil, DateTimeOffset now, CancellationToken cancellationToken) =>
+        await InTransactionAsync<(StatementApproval?, bool)>(
             async (connection, transaction) =>
             {
                 var request = await LockedStatementAsync(connection, transaction, id, now, cancellationToken).ConfigureAwait(false);
                 if (request is not { Status: StatementApprovalStatus.Pending or StatementApprovalStatus.Approved } || request.Required >= required)
                 {
-                    return request;
+                    return (request, false);
                 }
 
                 // Approved under fewer approvals than now needed: pending again, for the rest, with a pending request's time
@@ -128,7 +128,7 @@ public abstract partial class SqlStateStore : IStatementApprovalStore
                     "UPDATE statement_approvals SET status = $1, required = $2, expires_ms = $3 WHERE id = $4",
                     [status.ToString(), (long)required, ToMs(expires), id],
                     cancellationToken).ConfigureAwait(false);
-                return request with { Status = status, Required = required, ExpiresAt = expires };
+                return (request with { Status = status, Required = required, ExpiresAt = expires }, reopened);
             },
             cancellationToken).ConfigureAwait(false);
 

@@ -42,7 +42,8 @@ public sealed class ApprovalDesk(LivePolicy livePolicy, NotifyingApprovals appro
                 DeskOutcome.Refused($"{id} is an access request; cancel applies to statement requests (apr_…): deny it instead"),
             null => DeskOutcome.Missing(id),
             // The requester (or the person its agent acts for) no more cancels its request than approves it.
-            var request when (request.RefuseApprover(who, verified) ?? livePolicy.Current.Approvals.RefuseApprover(who, verified?.Groups ?? [])) is { } refusal =>
+            // An approver who has voted may still cancel: it is how one withdraws an approval given before the rest.
+            var request when (request.RefuseRequester(who, verified) ?? livePolicy.Current.Approvals.RefuseApprover(who, verified?.Groups ?? [])) is { } refusal =>
                 DeskOutcome.NotAllowed(refusal),
             var request when !await approvals.CancelAsync(id, who, now, cancellationToken).ConfigureAwait(false) => NotPending(id, request.Status.ToString()),
             _ => new DeskOutcome(true, $"Cancelled {id}."),

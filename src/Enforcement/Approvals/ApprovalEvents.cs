@@ -160,11 +160,10 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
 
     public ValueTask<bool> ClaimAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) => statements.ClaimAsync(id, now, cancellationToken);
 
-    public async ValueTask<StatementApproval?> RequireAsync(string id, int required, DateTimeOffset reopenedUntil, DateTimeOffset now, CancellationToken cancellationToken)
+    public async ValueTask<(StatementApproval? Request, bool Reopened)> RequireAsync(string id, int required, DateTimeOffset reopenedUntil, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        var before = await statements.GetStatementAsync(id, now, cancellationToken).ConfigureAwait(false);
-        var after = await statements.RequireAsync(id, required, reopenedUntil, now, cancellationToken).ConfigureAwait(false);
-        if (before is { Status: StatementApprovalStatus.Approved } && after is { Status: StatementApprovalStatus.Pending })
+        var (after, reopened) = await statements.RequireAsync(id, required, reopenedUntil, now, cancellationToken).ConfigureAwait(false);
+        if (reopened && after is not null)
         {
             // Its approvers last heard it was approved.
             notifier.Publish(new ApprovalEvent(
@@ -172,7 +171,7 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
                 $"Gatehouse: {after.Agent}'s statement {id} was approved, but the policy now asks {after.Required} approvals and it has {after.Approvals}; it waits for the rest"));
         }
 
-        return after;
+        return (after, reopened);
     }
 
     public ValueTask FinishRunAsync(string id, string? result, DateTimeOffset until, DateTimeOffset now, CancellationToken cancellationToken) =>

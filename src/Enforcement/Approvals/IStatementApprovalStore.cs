@@ -40,9 +40,9 @@ public interface IStatementApprovalStore
     /// <summary>
     /// Raises a pending or approved request's approvals needed to <paramref name="required"/> (the policy in force asks more
     /// than when it was filed); one approved with fewer is pending again, for the rest, until at least
-    /// <paramref name="reopenedUntil"/>. Returns the request as it now stands.
+    /// <paramref name="reopenedUntil"/>. Returns the request as it now stands, and whether this turned it from approved to pending.
     /// </summary>
-    ValueTask<StatementApproval?> RequireAsync(string id, int required, DateTimeOffset reopenedUntil, DateTimeOffset now, CancellationToken cancellationToken);
+    ValueTask<(StatementApproval? Request, bool Reopened)> RequireAsync(string id, int required, DateTimeOffset reopenedUntil, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>Cancels a pending request; false when it is no longer pending.</summary>
     ValueTask<bool> CancelAsync(string id, string by, DateTimeOffset now, CancellationToken cancellationToken);

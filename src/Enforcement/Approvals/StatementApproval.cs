@@ -75,13 +75,17 @@ public sealed record StatementApproval(
     /// </summary>
     public string? RefuseApprover(string approver, Identity.AgentIdentity? verified = null)
     {
-        if (ApproverRules.Requester(approver, verified, Agent, Subject, Issuer, DelegatedBy) is { } refused)
+        if (RefuseRequester(approver, verified) is { } refused)
         {
             return refused;
         }
 
         return Votes.Any(v => v.Approver == approver) ? $"'{approver}' has already decided this request" : null;
     }
+
+    /// <summary>Null unless <paramref name="person"/> is the requester (or whom its agent acts for), who may not cancel it either.</summary>
+    public string? RefuseRequester(string person, Identity.AgentIdentity? verified = null) =>
+        ApproverRules.Requester(person, verified, Agent, Subject, Issuer, DelegatedBy);
 }
 
 /// <summary>What a waiting <c>query</c> hands back when no decision came in time: how to follow up.</summary>

@@ -106,9 +106,9 @@ public sealed partial class GatewayPipeline
         {
             // Filed (or approved) when the policy asked fewer approvals than it does now: it needs as many as a request filed now.
             var id = request.Id;
-            request = await StateUnavailableException.GuardAsync(
+            request = (await StateUnavailableException.GuardAsync(
                 "raise this statement's approvals needed",
-                () => statementApprovals.RequireAsync(id, settings.Required, time.GetUtcNow() + settings.PendingLifetime, time.GetUtcNow(), cancellationToken)).ConfigureAwait(false) ?? request;
+                () => statementApprovals.RequireAsync(id, settings.Required, time.GetUtcNow() + settings.PendingLifetime, time.GetUtcNow(), cancellationToken)).ConfigureAwait(false)).Request ?? request;
         }
 
         run.Scope.Describe(r => r with { Classification = $"{run.Classification} [approval {request.Id}]" });
@@ -228,7 +228,9 @@ public sealed partial class GatewayPipeline
 
     // When the policy lets the agent's operator approve and the client can ask a human (elicitation), ask once per request.
     // Declining to answer leaves the request to the other approvers.
-    private async ValueTask<StatementApproval> AskOperatorAsync(ApprovalSettings settings, StatementApproval request, CallContext call, CancellationToken cancellationToken)
+    // The form is withdrawn with formToken; the answer, once given, is stored and recorded under the call's own token.
+    private async ValueTask<StatementApproval> AskOperatorAsync(
+        ApprovalSettings settings, StatementApproval request, CallContext call, CancellationToken formToken, CancellationToken cancellationToken)
     {
         if (call.AskOperator is not { } ask || !settings.OperatorMayApprove || request.Status != StatementApprovalStatus.Pending
             || request.Votes.Any(v => v.Approver == ApprovalSettings.Operator))
@@ -241,14 +243,14 @@ public sealed partial class GatewayPipeline
             + (request.DryRunRows is { } rows ? $"\nA dry run touched {rows} row(s)." : "")
             + $"\n{request.Reason}. Approve request {request.Id}?";
         OperatorAnswer? answer;
-        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(formToken))
         {
             timeout.CancelAfter(settings.Wait);
             try
             {
                 answer = await ask(message, timeout.Token).ConfigureAwait(false);
             }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            catch (OperationCanceledException) when (!formToken.IsCancellationRequested)
             {
                 answer = null;
             }
@@ -290,18 +292,30 @@ public sealed partial class GatewayPipeline
     private async ValueTask<StatementApproval> AwaitDecisionAsync(ApprovalSettings settings, StatementApproval request, CallContext call, CancellationToken cancellationToken)
     {
         using var asking = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var answered = AskOperatorAsync(settings, request, call, asking.Token).AsTask();
-        request = await WaitForDecisionAsync(settings, request, answered, call.Progress, cancellationToken).ConfigureAwait(false);
-        await asking.CancelAsync().ConfigureAwait(false);
+        var answered = AskOperatorAsync(settings, request, call, asking.Token, cancellationToken).AsTask();
         try
         {
-            // Failing to store the operator's answer fails the call, as it did when the answer came first.
+            request = await WaitForDecisionAsync(settings, request, answered, call.Progress, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            // Decided elsewhere, the wait over, or the call failing: the form is withdrawn either way.
+            await asking.CancelAsync().ConfigureAwait(false);
+        }
+
+        try
+        {
             var afterAnswer = await answered.ConfigureAwait(false);
             return request.Status == StatementApprovalStatus.Pending && afterAnswer.Status != StatementApprovalStatus.Pending ? afterAnswer : request;
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             // The question was withdrawn: decided elsewhere, or the wait ran out.
+            return request;
+        }
+        catch (Exception) when (request.Status != StatementApprovalStatus.Pending)
+        {
+            // The form failed (the client answered with an error), but the request was decided elsewhere: that decision stands.
             return request;
         }
     }
@@ -312,7 +326,8 @@ public sealed partial class GatewayPipeline
         var wait = settings.Wait;
         var started = time.GetUtcNow();
         var reported = DateTimeOffset.MinValue;
-        while (request.Status == StatementApprovalStatus.Pending && time.GetUtcNow() - started < wait)
+        // A form that failed (its store write, or the client answering with an error) fails the call now, as it did before.
+        while (request.Status == StatementApprovalStatus.Pending && time.GetUtcNow() - started < wait && !answered.IsFaulted)
         {
             var now = time.GetUtcNow();
             if (now - reported >= ProgressEvery)

@@ -28,7 +28,7 @@ public static partial class AdminApi
             gate.RunAsync(context, async admin => string.IsNullOrEmpty(agent)
                 ? Problem(StatusCodes.Status400BadRequest, "name the agent: POST /admin/api/agents/disable?agent=NAME")
                 : !AgentKeys.IsKey(agent) && AgentSwitchboard.RefuseDisabling(agent) is { } refused
-                ? Problem(StatusCodes.Status400BadRequest, refused)
+                ? await RefusedAsync(gate, context, admin, "agent.refused", refused)
                 : Json(new { result = await switchboard.SetAsync(agent, true, admin.Agent, ChannelOf(context), context.RequestAborted) })));
         api.MapPost("/agents/enable", (HttpContext context, AdminGate gate, AgentSwitchboard switchboard, string? agent) =>
             gate.RunAsync(context, async admin => string.IsNullOrEmpty(agent)

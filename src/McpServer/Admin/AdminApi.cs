@@ -44,9 +44,9 @@ public static partial class AdminApi
                 return shown is null ? Problem(StatusCodes.Status404NotFound, $"no request with id '{id}'") : Json(shown);
             }));
         api.MapPost("/requests/{id}/approve", (HttpContext context, AdminGate gate, ApprovalDesk desk, string id) =>
-            gate.RunAsync(context, admin => DecideAsync(context, desk, admin, id, approve: true)));
+            gate.RunAsync(context, admin => DecideAsync(context, gate, desk, admin, id, approve: true)));
         api.MapPost("/requests/{id}/deny", (HttpContext context, AdminGate gate, ApprovalDesk desk, string id) =>
-            gate.RunAsync(context, admin => DecideAsync(context, desk, admin, id, approve: false)));
+            gate.RunAsync(context, admin => DecideAsync(context, gate, desk, admin, id, approve: false)));
         api.MapPost("/requests/{id}/cancel", (HttpContext context, AdminGate gate, ApprovalDesk desk, string id) =>
             gate.RunAsync(context, async admin => Outcome(await desk.CancelAsync(id, admin.Agent, admin, ChannelOf(context), context.RequestAborted))));
         api.MapGet("/grants", async (HttpContext context, AdminGate gate, SqlStateStore state) =>
@@ -65,14 +65,27 @@ public static partial class AdminApi
 
     private static IResult Problem(int status, string message) => Results.Json(new { error = message }, Output.JsonOptions, statusCode: status);
 
+    // An action refused for what it asked, on record like the desk's own refusals.
+    private static async Task<IResult> RefusedAsync(AdminGate gate, HttpContext context, AgentIdentity admin, string rule, string message)
+    {
+        await gate.RecordRefusedAsync(context, admin.Agent, rule, $"refused: {message}");
+        return Problem(StatusCodes.Status400BadRequest, message);
+    }
+
     private static IResult Outcome(DeskOutcome outcome) =>
         outcome.Done ? Json(new { result = outcome.Message })
         : Problem(outcome.NotFound ? StatusCodes.Status404NotFound : outcome.Forbidden ? StatusCodes.Status403Forbidden : StatusCodes.Status409Conflict, outcome.Message);
 
-    private static async Task<IResult> DecideAsync(HttpContext context, ApprovalDesk desk, AgentIdentity admin, string id, bool approve)
+    private static async Task<IResult> DecideAsync(HttpContext context, AdminGate gate, ApprovalDesk desk, AgentIdentity admin, string id, bool approve)
     {
         var (reason, refused) = await ReasonAsync(context);
-        return refused ?? Outcome(await desk.DecideAsync(id, admin.Agent, admin, approve, reason, ChannelOf(context), context.RequestAborted));
+        if (refused is not null)
+        {
+            await gate.RecordRefusedAsync(context, admin.Agent, "approval.refused", $"refused before deciding {id}: its body could not be read as {{\"reason\": \"...\"}}");
+            return refused;
+        }
+
+        return Outcome(await desk.DecideAsync(id, admin.Agent, admin, approve, reason, ChannelOf(context), context.RequestAborted));
     }
 
     private const int MaxReason = 2000;

@@ -1,4 +1,5 @@
 using Gatehouse.Enforcement;
+using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Identity;
 using Gatehouse.Enforcement.Policy;
 using Gatehouse.McpServer.Cli;
@@ -20,9 +21,13 @@ public sealed class AdminGate
     private readonly ConsoleSessions _sessions;
     private readonly Identifier _identifier;
     private readonly ILogger<AdminGate> _logger;
+    private readonly IAuditStore _audit;
+    private readonly TimeProvider _time;
 
-    public AdminGate(GatewayPolicy policy, TimeProvider time, ConsoleSessions sessions, Identifier identifier, ILogger<AdminGate> logger)
+    public AdminGate(GatewayPolicy policy, TimeProvider time, ConsoleSessions sessions, Identifier identifier, IAuditStore audit, ILogger<AdminGate> logger)
     {
+        _audit = audit;
+        _time = time;
         _identifier = identifier;
         _settings = policy.Admin ?? throw new InvalidOperationException("The admin API is not configured.");
         // admin.issuers says who may sign admins in; the issuers' agents and groups lists are about agents' tokens.
@@ -96,10 +101,31 @@ public sealed class AdminGate
                 context.Response.Headers.WWWAuthenticate = "Bearer error=\"invalid_token\"";
             }
 
+            if (notAnAdmin)
+            {
+                // A valid token of someone who is not an admin, trying an admin action: worth knowing about.
+                await RecordRefusedAsync(context, null, "admin.not_an_admin", problem);
+            }
+
             return Error(problem, notAnAdmin ? StatusCodes.Status403Forbidden : StatusCodes.Status401Unauthorized);
         }
 
         return await body(admin);
+    }
+
+    /// <summary>
+    /// Records an admin action refused before it was tried (reads are not recorded), under the admin when known: every
+    /// action, refused ones included, is on record with its channel. The desk records its own refusals.
+    /// </summary>
+    public async Task RecordRefusedAsync(HttpContext context, string? who, string rule, string reason)
+    {
+        if (HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method))
+        {
+            return;
+        }
+
+        var channel = context.Request.Headers.Authorization.Count == 0 ? "admin-console" : "admin-api";
+        await _audit.RecordAsync(_time.GetUtcNow(), $"admin {context.Request.Method} {context.Request.Path}", channel, who, null, done: false, rule, reason);
     }
 
     private async Task<IResult> RunConsoleAsync(HttpContext context, Func<AgentIdentity, Task<IResult>> body)
@@ -126,7 +152,10 @@ public sealed class AdminGate
         if (!HttpMethods.IsGet(context.Request.Method) && !HttpMethods.IsHead(context.Request.Method)
             && (!ConsoleSessions.CsrfMatches(session, context.Request.Headers[CsrfHeader]) || !SameOrigin(context)))
         {
-            return Error($"this action needs the console's {CsrfHeader} header and must come from the console's own page", StatusCodes.Status403Forbidden);
+            // A cross-site attempt rides on a signed-in admin's cookie: recorded under that admin, as evidence of it.
+            var refusal = $"this action needs the console's {CsrfHeader} header and must come from the console's own page";
+            await RecordRefusedAsync(context, admin.Agent, "admin.csrf_refused", $"refused: {refusal} (origin '{context.Request.Headers.Origin}')");
+            return Error(refusal, StatusCodes.Status403Forbidden);
         }
 
         return await body(session.Admin);

@@ -241,7 +241,10 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
             var granted = await SettledAsync(versions);
             Assert.NotEqual(before, granted);
             await pg.AdminScalarAsync("alter role version_probe_b bypassrls");
-            Assert.NotEqual(granted, await SettledAsync(versions));
+            var bypassing = await SettledAsync(versions);
+            Assert.NotEqual(granted, bypassing);
+            await pg.AdminScalarAsync("alter role version_probe_b noinherit");
+            Assert.NotEqual(bypassing, await SettledAsync(versions));
         }
         finally
         {

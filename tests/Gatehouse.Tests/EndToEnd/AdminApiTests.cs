@@ -117,6 +117,22 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
         Assert.Contains(message, await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         Assert.Contains("nothing was decided", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         Assert.Equal("pending", (await SendAsync(HttpMethod.Get, $"requests/{id}", AdminToken("alice"))).Body.GetProperty("status").GetString());
+        // Refused, and on record as refused: every admin action is, with its channel.
+        var refusals = await _server.State.ListAsync(new AuditQuery(Agent: "alice", Limit: 10_000), CancellationToken.None);
+        Assert.Contains(refusals, r => r.Rule == "approval.refused" && r.Transport == "admin-api" && r.Reason.Contains($"refused before deciding {id}", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task An_admin_action_by_someone_not_an_admin_or_disabling_a_name_no_token_can_carry_is_recorded_as_refused()
+    {
+        var (forbidden, _) = await SendAsync(HttpMethod.Post, "agents/disable?agent=analyst", _gateway.MintAdmin("mallory"));
+        Assert.Equal(HttpStatusCode.Forbidden, forbidden);
+        var (refused, _) = await SendAsync(HttpMethod.Post, "agents/disable?agent=%20analyst", AdminToken("alice"));
+        Assert.Equal(HttpStatusCode.BadRequest, refused);
+
+        var records = await _server.State.ListAsync(new AuditQuery(Limit: 10_000), CancellationToken.None);
+        Assert.Contains(records, r => r.Rule == "admin.not_an_admin" && r.Tool == "admin POST /admin/api/agents/disable" && r.Decision == Verdict.Denied);
+        Assert.Contains(records, r => r.Rule == "agent.refused" && r.Agent == "alice" && r.Reason.Contains("has spaces at its start or end", StringComparison.Ordinal));
     }
 
     [Theory]

@@ -386,10 +386,10 @@ public sealed class ApprovalTests(PostgresFixture pg)
     }
 
     [Fact]
-    public async Task With_no_approvers_named_the_requester_cannot_cancel_its_own_request_either()
+    public async Task With_no_approvers_named_the_requester_cannot_cancel_its_own_request_either_but_an_approver_who_voted_can()
     {
         // Anyone but the requester may decide then; cancelling checked only the approvers list, so the agent's own name could.
-        var gateway = TestGateway.Create(pg, Agents + "\napprovals:\n  wait: 0s\n");
+        var gateway = TestGateway.Create(pg, Agents + "\napprovals:\n  wait: 0s\n  required: 2\n");
         await using var server = await HttpGateway.StartAsync(gateway);
         await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
         var id = PendingId(await client.QueryAsync("delete from payments where id = $1", [12]));
@@ -398,7 +398,11 @@ public sealed class ApprovalTests(PostgresFixture pg)
 
         Assert.Equal(ExitCodes.Refused, self.ExitCode);
         Assert.Contains("cannot decide it", self.Stderr);
+
+        // Having approved (1 of 2), cancelling is how carol withdraws it.
+        Assert.Equal(0, (await Cli(gateway, "approvals", "approve", id, "--as", "carol")).ExitCode);
         Assert.Equal(0, (await Cli(gateway, "approvals", "cancel", id, "--as", "carol")).ExitCode);
+        Assert.Equal("approval.cancelled", (await client.QueryAsync("delete from payments where id = $1", [12])).Rule());
     }
 
     [Fact]

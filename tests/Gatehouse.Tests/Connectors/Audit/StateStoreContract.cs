@@ -323,13 +323,15 @@ public abstract class StateStoreContract
         var other = Statement(now) with { Id = StatementApproval.NewId(), StatementHash = StatementApproval.Hash("other") };
         await store.CreateStatementAsync(other, int.MaxValue, DateTimeOffset.UnixEpoch, CancellationToken.None);
         await store.VoteAsync(other.Id, new ApprovalVote("alice", true, now, null), 1, TimeSpan.FromMinutes(15), now, CancellationToken.None);
-        var raised = await store.RequireAsync(other.Id, 3, now + TimeSpan.FromHours(2), now, CancellationToken.None);
+        var (raised, reopened) = await store.RequireAsync(other.Id, 3, now + TimeSpan.FromHours(2), now, CancellationToken.None);
+        Assert.True(reopened);
         Assert.Equal((StatementApprovalStatus.Pending, 3, 1, now + TimeSpan.FromHours(2)), (raised!.Status, raised.Required, raised.Approvals, raised.ExpiresAt));
         Assert.Equal(StatementApprovalStatus.Pending, (await store.GetStatementAsync(other.Id, now, CancellationToken.None))!.Status);
         Assert.False(await store.ClaimAsync(other.Id, now, CancellationToken.None));
 
         // Asking no more than it has already changes nothing.
-        Assert.Equal(StatementApprovalStatus.Approved, (await store.RequireAsync(request.Id, 2, now + TimeSpan.FromHours(2), now, CancellationToken.None))!.Status);
+        var (same, notReopened) = await store.RequireAsync(request.Id, 2, now + TimeSpan.FromHours(2), now, CancellationToken.None);
+        Assert.Equal((StatementApprovalStatus.Approved, false), (same!.Status, notReopened));
     }
 
     [Theory]

@@ -272,8 +272,8 @@ internal sealed class MemoryStatementApprovals : IStatementApprovalStore
     public ValueTask<StatementApproval?> VoteAsync(string id, ApprovalVote vote, int required, TimeSpan approvalLifetime, DateTimeOffset now, CancellationToken cancellationToken) =>
         ValueTask.FromResult<StatementApproval?>(null);
 
-    public ValueTask<StatementApproval?> RequireAsync(string id, int required, DateTimeOffset reopenedUntil, DateTimeOffset now, CancellationToken cancellationToken) =>
-        ValueTask.FromResult(_requests.GetValueOrDefault(id));
+    public ValueTask<(StatementApproval? Request, bool Reopened)> RequireAsync(string id, int required, DateTimeOffset reopenedUntil, DateTimeOffset now, CancellationToken cancellationToken) =>
+        ValueTask.FromResult<(StatementApproval?, bool)>((_requests.GetValueOrDefault(id), false));
 
     public ValueTask<bool> CancelAsync(string id, string by, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(false);
 
