@@ -89,7 +89,7 @@ public static class AdminConsole
         try
         {
             (admin, problem, _) = token.Length is 0 or > 16 * 1024
-                ? (null, "paste an admin token (it was empty or too long)", false)
+                ? (null, "paste an admin token (it was empty or too long)", (string?)null)
                 : await gate.VerifyTokenAsync(token, context.RequestAborted);
             await audit.RecordAsync(
                 time.GetUtcNow(), "console sign-in", "admin-console", admin?.Agent, null, admin is not null, admin is null ? "admin.sign_in_refused" : "admin.signed_in",

@@ -12,7 +12,7 @@ namespace Gatehouse.McpServer.Admin;
 /// admin audience (no agent token is) naming an admin user or group; or a web console session, whose actions must also carry
 /// its CSRF token and come from the gateway's own origin.
 /// </summary>
-public sealed class AdminGate
+internal sealed class AdminGate
 {
     public const string CsrfHeader = "X-Gatehouse-CSRF";
 
@@ -23,9 +23,11 @@ public sealed class AdminGate
     private readonly ILogger<AdminGate> _logger;
     private readonly IAuditStore _audit;
     private readonly TimeProvider _time;
+    private readonly RefusalRecorder _limit;
 
-    public AdminGate(GatewayPolicy policy, TimeProvider time, ConsoleSessions sessions, Identifier identifier, IAuditStore audit, ILogger<AdminGate> logger)
+    public AdminGate(GatewayPolicy policy, TimeProvider time, ConsoleSessions sessions, Identifier identifier, IAuditStore audit, RefusalRecorder limit, ILogger<AdminGate> logger)
     {
+        _limit = limit;
         _audit = audit;
         _time = time;
         _identifier = identifier;
@@ -37,23 +39,27 @@ public sealed class AdminGate
     }
 
     /// <summary>
-    /// Verifies an admin token: admin audience, trusted issuer, admitted user or group. Returns the admin, or why not and
-    /// whether the token itself was valid (someone who is not an admin: forbidden rather than unauthenticated).
+    /// Verifies an admin token: admin audience, trusted issuer, not disabled, admitted user or group. Returns the admin, or
+    /// why not and, when the token itself was valid but names someone who is not an admin (forbidden rather than
+    /// unauthenticated), who that is.
     /// </summary>
-    public async Task<(AgentIdentity? Admin, string Problem, bool NotAnAdmin)> VerifyTokenAsync(string token, CancellationToken cancellationToken)
+    public async Task<(AgentIdentity? Admin, string Problem, string? NotAnAdmin)> VerifyTokenAsync(string token, CancellationToken cancellationToken)
     {
         var result = await _validator.ValidateAsync(token, cancellationToken);
         if (result.Identity is not { } admin)
         {
-            return (null, $"{result.Rule}: {result.Reason}", false);
+            return (null, $"{result.Rule}: {result.Reason}", null);
         }
 
-        if (!_settings.Admits(admin.Agent, admin.Groups))
+        // Switches first: a disabled token is refused as such whoever it names.
+        if (await Revoked(admin, cancellationToken) is { } revoked)
         {
-            return (null, $"'{admin.Agent}' is not an admin: admin.users and admin.groups in the policy name who is", true);
+            return (null, revoked, null);
         }
 
-        return await Revoked(admin, cancellationToken) is { } revoked ? (null, revoked, false) : (admin, "", false);
+        return _settings.Admits(admin.Agent, admin.Groups)
+            ? (admin, "", null)
+            : (null, $"'{admin.Agent}' is not an admin: admin.users and admin.groups in the policy name who is", admin.Agent);
     }
 
     // A leaked admin token is revoked as an agent's is (gatehouse agents disable --jti, --subject or the name), on its next use.
@@ -96,18 +102,18 @@ public sealed class AdminGate
         var (admin, problem, notAnAdmin) = await VerifyTokenAsync(token, context.RequestAborted);
         if (admin is null)
         {
-            if (!notAnAdmin)
+            if (notAnAdmin is null)
             {
                 context.Response.Headers.WWWAuthenticate = "Bearer error=\"invalid_token\"";
             }
-
-            if (notAnAdmin)
+            else if (_limit.TryAdmit(context))
             {
-                // A valid token of someone who is not an admin, trying an admin action: worth knowing about.
-                await RecordRefusedAsync(context, null, "admin.not_an_admin", problem);
+                // A valid token of someone who is not an admin, trying an admin action: worth knowing about, within the rates
+                // of requests no admin vouches for (anyone an admin issuer signs for may send these).
+                await RecordRefusedAsync(context, notAnAdmin, "admin.not_an_admin", problem);
             }
 
-            return Error(problem, notAnAdmin ? StatusCodes.Status403Forbidden : StatusCodes.Status401Unauthorized);
+            return Error(problem, notAnAdmin is not null ? StatusCodes.Status403Forbidden : StatusCodes.Status401Unauthorized);
         }
 
         return await body(admin);
@@ -125,7 +131,7 @@ public sealed class AdminGate
         }
 
         var channel = context.Request.Headers.Authorization.Count == 0 ? "admin-console" : "admin-api";
-        await _audit.RecordAsync(_time.GetUtcNow(), $"admin {context.Request.Method} {context.Request.Path}", channel, who, null, done: false, rule, reason);
+        await _audit.RecordAsync(_time.GetUtcNow(), $"admin {context.Request.Method} {Output.Clip(context.Request.Path.Value, 200)}", channel, who, null, done: false, rule, reason);
     }
 
     private async Task<IResult> RunConsoleAsync(HttpContext context, Func<AgentIdentity, Task<IResult>> body)

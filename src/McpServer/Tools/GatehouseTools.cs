@@ -108,6 +108,11 @@ public sealed class GatehouseTools(GatewayPipeline pipeline, ICallerToken caller
             // Stateless Streamable HTTP cannot send the client a request; the other approvers decide.
             return null;
         }
+        catch (McpException)
+        {
+            // The client answered the form with an error (its user closed it, say): no answer, as a decline is.
+            return null;
+        }
         if (!result.IsAccepted || result.Content is not { } content || !content.TryGetValue("approve", out var approve) || approve.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
         {
             return null;

@@ -131,7 +131,7 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
         Assert.Equal(HttpStatusCode.BadRequest, refused);
 
         var records = await _server.State.ListAsync(new AuditQuery(Limit: 10_000), CancellationToken.None);
-        Assert.Contains(records, r => r.Rule == "admin.not_an_admin" && r.Tool == "admin POST /admin/api/agents/disable" && r.Decision == Verdict.Denied);
+        Assert.Contains(records, r => r.Rule == "admin.not_an_admin" && r.Agent == "mallory" && r.Tool == "admin POST /admin/api/agents/disable" && r.Decision == Verdict.Denied);
         Assert.Contains(records, r => r.Rule == "agent.refused" && r.Agent == "alice" && r.Reason.Contains("has spaces at its start or end", StringComparison.Ordinal));
     }
 

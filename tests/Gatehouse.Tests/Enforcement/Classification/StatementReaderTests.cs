@@ -191,7 +191,7 @@ public sealed class StatementReaderTests
     [InlineData("select extract(year from now())")]
     [InlineData("select extract('epoch' from d), extract(\"day\" from d), Extract(iso_year from d) from t")]
     [InlineData("select pg_catalog.extract_year(1)")]
-    [InlineData("select extract('year', now())")]
+    [InlineData("select pg_catalog.extract('year', now())")]
     [InlineData("select count(*) as \"Today's orders\", max(\"Driver's licence\") from t")]
     public void An_extract_whose_unit_is_a_plain_word_is_read(string sql) =>
         Assert.Equal(StatementKind.Select, Assert.Single(StatementReader.Read(sql)).Kind);
