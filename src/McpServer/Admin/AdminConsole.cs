@@ -1,6 +1,5 @@
 using System.Net;
 using System.Reflection;
-using Gatehouse.Enforcement;
 using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Identity;
 using Gatehouse.Enforcement.Policy;
@@ -60,7 +59,7 @@ public static class AdminConsole
             && context.Request.ContentType?.StartsWith("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase) == true;
     }
 
-    private static async Task<IResult> SignInAsync(HttpContext context, AdminGate gate, ConsoleSessions sessions, IAuditStore audit, TimeProvider time, RefusalRecorder limit, ILogger<AdminGate> logger)
+    private static async Task<IResult> SignInAsync(HttpContext context, AdminGate gate, ConsoleSessions sessions, IAuditStore audit, TimeProvider time, RefusalRecorder limit)
     {
         if (!AdminGate.SameOrigin(context) || !context.Request.HasFormContentType)
         {
@@ -95,10 +94,9 @@ public static class AdminConsole
                 time.GetUtcNow(), "console sign-in", "admin-console", admin?.Agent, null, admin is not null, admin is null ? "admin.sign_in_refused" : "admin.signed_in",
                 admin is null ? $"refused: {problem}" : "signed in");
         }
-        catch (Exception e) when ((e is StateUnavailableException || StateUnavailableException.IsStoreFailure(e)) && !context.RequestAborted.IsCancellationRequested)
+        catch (Exception e) when (gate.StoreDown(context, e))
         {
             // Whether the admin is disabled, and the record of the attempt, are in the state store: no sign-in without them.
-            HostLog.AdminStateUnavailable(logger, context.Request.Method, context.Request.Path, e is StateUnavailableException { InnerException: { } inner } ? inner.Message : e.Message);
             context.Response.Headers.RetryAfter = "5";
             return Login(context, "The gateway's state store did not answer, so nobody can be signed in just now; try again in a few seconds.", StatusCodes.Status503ServiceUnavailable);
         }

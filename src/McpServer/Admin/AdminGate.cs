@@ -79,13 +79,9 @@ internal sealed class AdminGate
         {
             return await AdmitAsync(context, body);
         }
-        // The admin's own switches are read first, and a store that does not answer them says so as StateUnavailableException.
-        catch (Exception e) when ((e is StateUnavailableException || (StateUnavailableException.IsStoreFailure(e) && e is not BadHttpRequestException))
-            && !context.RequestAborted.IsCancellationRequested)
+        catch (Exception e) when (StoreDown(context, e))
         {
-            // The requests, grants, switches and audit log all live in the state store: say so, rather than a bare 500. A bad
-            // request body and a client that went away are I/O failures too, but not the store's: Kestrel answers those.
-            HostLog.AdminStateUnavailable(_logger, context.Request.Method, context.Request.Path, e is StateUnavailableException { InnerException: { } inner } ? inner.Message : e.Message);
+            // The requests, grants, switches and audit log all live in the state store: say so, rather than a bare 500.
             context.Response.Headers.RetryAfter = "5";
             return Error("the gateway's state store did not answer, so this could not be read or done; try again, and check the store if it persists", StatusCodes.Status503ServiceUnavailable);
         }
@@ -117,6 +113,24 @@ internal sealed class AdminGate
         }
 
         return await body(admin);
+    }
+
+    /// <summary>
+    /// Whether <paramref name="e"/> is the state store not answering (logged when it is), for an admin request to answer
+    /// <c>503</c>. The admin's own switches are read first, and a store that does not answer them says so as
+    /// <see cref="StateUnavailableException"/>. A bad request body and a client that went away are I/O failures too, but not
+    /// the store's: Kestrel answers those.
+    /// </summary>
+    public bool StoreDown(HttpContext context, Exception e)
+    {
+        if (!(e is StateUnavailableException || (StateUnavailableException.IsStoreFailure(e) && e is not BadHttpRequestException))
+            || context.RequestAborted.IsCancellationRequested)
+        {
+            return false;
+        }
+
+        HostLog.AdminStateUnavailable(_logger, context.Request.Method, context.Request.Path, e is StateUnavailableException { InnerException: { } inner } ? inner.Message : e.Message);
+        return true;
     }
 
     /// <summary>
