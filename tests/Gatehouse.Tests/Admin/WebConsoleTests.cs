@@ -1,8 +1,10 @@
+using System.Text.Json;
 using Deque.AxeCore.Playwright;
 using Gatehouse.Enforcement.Identity;
 using Gatehouse.Tests.EndToEnd;
 using Gatehouse.Tests.Infrastructure;
 using Microsoft.Playwright;
+using ModelContextProtocol.Protocol;
 
 namespace Gatehouse.Tests.Admin;
 
@@ -142,6 +144,40 @@ public sealed class WebConsoleTests(PostgresFixture pg) : IAsyncLifetime
         await Assertions.Expect(_page.Locator("#status")).ToContainTextAsync("Approved");
         await Assertions.Expect(_page.Locator("section[data-request]")).ToHaveCountAsync(0);
         await Browser.ScreenshotAsync(_page, "approvals-approved");
+    }
+
+    [Fact]
+    public async Task The_approvals_list_holds_still_while_the_pointer_is_on_a_request()
+    {
+        // Newest first: a request filed while an admin aims at a card would slide another card, and its Approve button,
+        // under the click. The page waits until the pointer leaves the card.
+        await using var agent = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("ops-bot"));
+        var waiting = new List<Task<CallToolResult>> { agent.QueryAsync("update payments set status = status where id = $1", [2]) };
+        await SignInAsync();
+        await _page.GetByRole(AriaRole.Link, new() { Name = "Approvals" }).ClickAsync();
+        var cards = _page.Locator("section[data-request]");
+        await Assertions.Expect(cards).ToHaveCountAsync(1);
+        var aimed = await cards.First.GetAttributeAsync("data-request");
+
+        await cards.First.GetByRole(AriaRole.Button, new() { NameRegex = new("^Approve ") }).HoverAsync();
+        waiting.Add(agent.QueryAsync("update payments set status = status where id = $1", [3]));
+        await Eventually.HoldsAsync(async () => await PendingStatementsAsync() == 2, TimeSpan.FromSeconds(20));
+        await Assertions.Expect(_page.Locator("#live")).ToHaveTextAsync("Updates paused while you are on a request");
+        await Task.Delay(TimeSpan.FromSeconds(3)); // past another refresh, which must not happen either
+        await Assertions.Expect(cards).ToHaveCountAsync(1);
+        Assert.Equal(aimed, await cards.First.GetAttributeAsync("data-request"));
+
+        await _page.Mouse.MoveAsync(0, 0);
+        await Assertions.Expect(cards).ToHaveCountAsync(2);
+        Assert.NotEqual(aimed, await cards.First.GetAttributeAsync("data-request"));
+        Assert.All(waiting, call => Assert.False(call.IsCompleted));
+    }
+
+    private async Task<int> PendingStatementsAsync()
+    {
+        var response = await _page.APIRequest.GetAsync("/admin/api/requests");
+        using var body = JsonDocument.Parse(await response.TextAsync());
+        return body.RootElement.GetProperty("statements").GetArrayLength();
     }
 
     [Fact]

@@ -643,14 +643,6 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
         }
     }
 
-    private static async Task WaitForAsync(Func<Task<bool>> condition)
-    {
-        // The gateway re-plans once it sees the catalog change (polled every 250 ms).
-        for (var i = 0; i < 40 && !await condition(); i++)
-        {
-            await Task.Delay(100);
-        }
-
-        Assert.True(await condition());
-    }
+    // The gateway re-plans once it sees the catalog change (polled every 250 ms).
+    private static Task WaitForAsync(Func<Task<bool>> condition) => Eventually.HoldsAsync(condition, TimeSpan.FromSeconds(4));
 }

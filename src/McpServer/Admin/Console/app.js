@@ -209,12 +209,20 @@ async function approvalsPage(view) {
       h("p", { class: "muted" }, `Reason: ${a.reason} · asked ${time(a.created_at)}`),
       decide(a))),
   ];
-  put(view, h("h1", {}, "Pending approvals"), h("p", { class: "muted" }, `Updates every 2 seconds · last ${new Date().toLocaleTimeString()}`),
-    cards.length ? cards : h("p", { class: "empty" }, "Nothing is waiting for a decision."));
-  // Live: reload while the page is open and nobody is typing a reason.
-  refresh = setTimeout(() => {
-    if (!(document.activeElement instanceof HTMLTextAreaElement)) route(); else refresh = setTimeout(() => route(), 2000);
-  }, 2000);
+  const live = h("p", { class: "muted", id: "live" }, `Updates every 2 seconds · last ${new Date().toLocaleTimeString()}`);
+  put(view, h("h1", {}, "Pending approvals"), live, cards.length ? cards : h("p", { class: "empty" }, "Nothing is waiting for a decision."));
+  // Live, but never under the admin's hand: while the pointer or the keyboard focus is on a request (aiming at its buttons,
+  // typing its reason), a reload could slide another request's card, and its Approve button, under the click. The page
+  // waits until they leave it, and says so.
+  const busy = () => document.querySelector("section.card:hover, section.card:focus-within") !== null;
+  const tick = () => {
+    refresh = setTimeout(() => {
+      if (!busy()) { route(); return; }
+      live.textContent = "Updates paused while you are on a request";
+      tick();
+    }, 2000);
+  };
+  tick();
 }
 
 async function grantsPage(view) {
