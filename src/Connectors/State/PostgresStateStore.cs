@@ -1,6 +1,9 @@
 using System.Data.Common;
+using System.Security.Cryptography;
+using System.Text;
 using System.Text.Json;
 using Gatehouse.Connectors.Postgres;
+using Gatehouse.Enforcement;
 using Gatehouse.Enforcement.Approvals;
 using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Policy;
@@ -115,31 +118,19 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
         try
         {
             await using var connection = await log._source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-            if (!create)
+            var found = await SchemaMarkAsync(connection, null, cancellationToken).ConfigureAwait(false);
+            if (found is null && !create)
             {
-                await using var exists = new NpgsqlCommand($"SELECT to_regnamespace('{SchemaName}') IS NOT NULL", connection, transaction);
-                if (!(bool)(await exists.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!)
-                {
-                    throw new MissingStateException(
-                        $"no gateway state in database '{connection.Database}' on {connection.Host}",
-                        $"it has no schema {SchemaName}, so no gateway has kept its state there. Point gateway.store at the database the gateway uses; `gatehouse serve` creates the state when it first starts.");
-                }
+                throw new MissingStateException(
+                    $"no gateway state in database '{connection.Database}' on {connection.Host}",
+                    $"it has no schema {SchemaName}, so no gateway has kept its state there. Point gateway.store at the database the gateway uses; `gatehouse serve` creates the state when it first starts.");
             }
 
-            // Two instances starting together must not race on CREATE ... IF NOT EXISTS.
-            await using (var lockCommand = new NpgsqlCommand($"SELECT pg_advisory_xact_lock({ChainLock})", connection, transaction))
+            if (found != SchemaFingerprint)
             {
-                await lockCommand.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                await MigrateAsync(connection, cancellationToken).ConfigureAwait(false);
             }
 
-            foreach (var statement in Schema)
-            {
-                await using var command = new NpgsqlCommand(statement, connection, transaction);
-                await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-            }
-
-            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
             log._snapshots = new StateSnapshots(log.ReadVersionAsync, log.ReadSnapshotAsync, TimeProvider.System);
             return log;
         }
@@ -148,6 +139,66 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
             await log.DisposeAsync().ConfigureAwait(false);
             throw;
         }
+    }
+
+    // What the schema's comment says once every statement above has run: a store already there (every open after the first,
+    // the CLI's included) then runs no DDL, since even ADD COLUMN IF NOT EXISTS takes its table's exclusive lock before it
+    // looks, and would queue every instance's audit writes behind a long read such as `audit verify`.
+    private static readonly string SchemaFingerprint =
+        "gatehouse state " + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(string.Join("\n;\n", Schema))))[..16];
+
+    private static readonly TimeSpan MigrationLockWait = TimeSpan.FromSeconds(10);
+
+    /// <summary>The schema's comment; null when the schema is missing, empty when it has no comment (a store made before the mark).</summary>
+    private static async Task<string?> SchemaMarkAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, CancellationToken cancellationToken)
+    {
+        await using var read = new NpgsqlCommand(
+            $"SELECT CASE WHEN to_regnamespace('{SchemaName}') IS NULL THEN NULL ELSE coalesce(obj_description(to_regnamespace('{SchemaName}'), 'pg_namespace'), '') END",
+            connection,
+            transaction);
+        return await read.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) as string;
+    }
+
+    private static async Task MigrateAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        // Two instances starting together must not race on CREATE ... IF NOT EXISTS; the second finds the first's mark.
+        await using (var lockCommand = new NpgsqlCommand($"SELECT pg_advisory_xact_lock({ChainLock})", connection, transaction))
+        {
+            await lockCommand.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        if (await SchemaMarkAsync(connection, transaction, cancellationToken).ConfigureAwait(false) == SchemaFingerprint)
+        {
+            return;
+        }
+
+        // An upgrade waits a bounded time for the tables' locks, rather than have every call queue behind its wait.
+        await using (var wait = new NpgsqlCommand($"SET LOCAL lock_timeout = '{(int)MigrationLockWait.TotalMilliseconds}ms'", connection, transaction))
+        {
+            await wait.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        try
+        {
+            foreach (var statement in Schema)
+            {
+                await using var command = new NpgsqlCommand(statement, connection, transaction);
+                await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.LockNotAvailable)
+        {
+            throw new StateUnavailableException(
+                $"upgrade its state schema: its tables stayed in use for {MigrationLockWait.TotalSeconds:0} s (by a long read such as `gatehouse audit verify`?); start again once that ends", e);
+        }
+
+        await using (var mark = new NpgsqlCommand($"COMMENT ON SCHEMA {SchemaName} IS '{SchemaFingerprint}'", connection, transaction))
+        {
+            await mark.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     private int _stateReads;

@@ -245,6 +245,71 @@ public sealed class PostgresStateStoreTests(PostgresFixture pg) : StateStoreCont
         await command.ExecuteNonQueryAsync();
     }
 
+    /// <summary>A transaction of an admin's, outside the gateway, reading the audit table until disposed: what `audit verify` holds.</summary>
+    private async Task<NpgsqlConnection> ReadAuditInTransactionAsync()
+    {
+        var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(_connectionString) { SearchPath = PostgresStateStore.SchemaName }.ConnectionString);
+        await connection.OpenAsync();
+        foreach (var sql in new[] { "BEGIN", "SELECT count(*) FROM audit" })
+        {
+            await using var command = new NpgsqlCommand(sql, connection);
+            await command.ExecuteNonQueryAsync();
+        }
+
+        return connection;
+    }
+
+    private async Task<object?> ScalarAsync(string sql)
+    {
+        await using var connection = new NpgsqlConnection(_connectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        return await command.ExecuteScalarAsync();
+    }
+
+    private async Task<string?> SchemaCommentAsync() =>
+        await ScalarAsync($"SELECT obj_description(to_regnamespace('{PostgresStateStore.SchemaName}'), 'pg_namespace')") as string;
+
+    [Fact]
+    public async Task Opening_a_store_already_there_changes_no_table_so_it_does_not_wait_behind_a_long_read()
+    {
+        // ADD COLUMN IF NOT EXISTS takes the table's exclusive lock before it looks: run at every open (an admin's `agents
+        // disable` included), it queued behind a long read, and every instance's audit writes queued behind it.
+        var first = await OpenAsync();
+        await using var reading = await ReadAuditInTransactionAsync();
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        await using var again = await PostgresStateStore.OpenAsync(_connectionString, () => null, timeout.Token, create: false);
+        await again.SetDisabledAsync("bad-agent", true, "alice", timeout.Token);
+        Assert.Equal("bad-agent", await first.FindDisabledAsync(["bad-agent"], CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task A_store_made_before_a_change_to_its_tables_is_upgraded_and_marked_once()
+    {
+        await OpenAsync();
+        var mark = await SchemaCommentAsync();
+        Assert.StartsWith("gatehouse state ", mark);
+        await ExecuteAsync("COMMENT ON SCHEMA gatehouse_state IS NULL");
+        await ExecuteAsync("ALTER TABLE audit DROP COLUMN delegated_by");
+
+        await OpenAsync();
+        Assert.Equal(mark, await SchemaCommentAsync());
+        Assert.Equal(1L, await ScalarAsync("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'gatehouse_state' AND table_name = 'audit' AND column_name = 'delegated_by'"));
+    }
+
+    [Fact]
+    public async Task An_upgrade_whose_tables_stay_in_use_fails_saying_why_instead_of_queueing_every_call_behind_it()
+    {
+        await OpenAsync();
+        await ExecuteAsync("COMMENT ON SCHEMA gatehouse_state IS NULL");
+        await using var reading = await ReadAuditInTransactionAsync();
+
+        var e = await Assert.ThrowsAsync<StateUnavailableException>(() => PostgresStateStore.OpenAsync(_connectionString, () => null, CancellationToken.None));
+        Assert.Contains("upgrade its state schema", e.Message);
+        Assert.Contains("audit verify", e.Message);
+    }
+
     [Fact]
     public async Task A_server_default_of_repeatable_read_does_not_let_filings_at_once_pass_the_cap_or_file_one_statement_twice()
     {
