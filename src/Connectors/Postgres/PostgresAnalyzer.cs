@@ -18,11 +18,14 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
     private const string ProbePrefix = "PREPARE gatehouse_probe AS ";
 
     // For this transaction only: print each statement's parse tree as analysis leaves it (before views are expanded, so its
-    // size follows the statement's), on lines that are only ever broken at a space, and send it to this client (not to the
-    // server log, whose log_min_messages is WARNING unless a DBA lowered it).
+    // size follows the statement's), on lines that are only ever broken at a space, and send it to this client.
     private const string PrintTrees =
         "SELECT set_config('debug_print_parse', 'on', true), set_config('debug_pretty_print', 'off', true), set_config('client_min_messages', 'log', true),"
         + " set_config('debug_print_rewritten', 'off', true), set_config('debug_print_plan', 'off', true)";
+
+    // The tree is a LOG message, which the server log ranks above ERROR: at the default log_min_messages (WARNING) every
+    // probe would write the statement's tree, its literal values included, to the server log. Set first, so before any tree.
+    private const string QuietServerLog = "SELECT set_config('log_min_messages', 'fatal', true)";
 
     /// <summary>A parse tree longer than this is not read: the statement is refused as one the gateway cannot check.</summary>
     public const int MaxTreeLength = 16 * 1024 * 1024;
@@ -74,7 +77,16 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
 
         await using var batch = probe.CreateBatch();
         batch.BatchCommands.Add(new NpgsqlBatchCommand(FixedStatements.BeginReadOnly));
-        batch.BatchCommands.Add(SessionSettings.ForExplain(ExplainTimeout, targets.Config(connection).SearchPath, role));
+        // Quieted as the login role, before the settings take on the caller's role, which may not set it.
+        var config = targets.Config(connection);
+        var quiet = new NpgsqlBatchCommand(QuietServerLog);
+        if (!config.LogParseTrees)
+        {
+            batch.BatchCommands.Add(quiet);
+        }
+
+        batch.BatchCommands.Add(SessionSettings.ForExplain(ExplainTimeout, config.SearchPath, role));
+
         batch.BatchCommands.Add(new NpgsqlBatchCommand(PrintTrees));
         var prepare = new NpgsqlBatchCommand(ProbePrefix + sql);
         batch.BatchCommands.Add(prepare);
@@ -98,6 +110,16 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
             if (e is OperationCanceledException)
             {
                 throw;
+            }
+
+            if (e is PostgresException { SqlState: PostgresErrorCodes.InsufficientPrivilege } denied && denied.BatchCommand == quiet)
+            {
+                throw new DatabaseException(
+                    DatabaseFailure.Rejected,
+                    $"the gateway's login role may not set log_min_messages on connection '{connection}', which keeps PostgreSQL from writing each statement's parse tree, literal values included, to its server log, so no statement is checked or run there;"
+                    + " an admin grants it with `gatehouse setup` or GRANT SET ON PARAMETER log_min_messages TO the login role (or sets log_parse_trees: true on the connection to accept those log lines)",
+                    denied.SqlState,
+                    denied);
             }
 
             throw SessionSettings.ProfileFailure(e, role) ?? PostgresErrors.Map(e, positionOffset: ProbePrefix.Length);

@@ -117,6 +117,12 @@ public sealed record ConnectionConfig(string Name, string ConnectionString, Secr
     /// </summary>
     public IReadOnlyList<(string Group, string Role)> GroupRoles { get; init; } = [];
 
+    /// <summary>
+    /// Let PostgreSQL write each checked statement's parse tree (a LOG message, literal values included) to its server log.
+    /// False (the default): the probe sets log_min_messages to FATAL for its transaction, which the login role needs SET on.
+    /// </summary>
+    public bool LogParseTrees { get; init; }
+
     /// <summary>The search_path every statement (and its EXPLAIN) runs with, so unqualified names resolve the same way each time.</summary>
     public string SearchPath { get; init; } = "public";
 

@@ -14,7 +14,7 @@ public static partial class PolicyLoader
         foreach (var (name, entryNode) in reader.Mapping(node, "connections"))
         {
             var what = $"connection '{name}'";
-            var e = reader.Mapping(entryNode, what, "connection_string", "password_env", "password_file", "functions", "search_path", "observe_only", "masking", "tags", "strategies", "capture", "group_roles", "sslmode", "sslrootcert");
+            var e = reader.Mapping(entryNode, what, "connection_string", "password_env", "password_file", "functions", "search_path", "observe_only", "masking", "tags", "strategies", "capture", "group_roles", "sslmode", "sslrootcert", "log_parse_trees");
             var cs = reader.String(e, "connection_string", $"{what}: connection_string", requiredAt: entryNode);
             if (cs is not null && !IsSafeConnectionString(cs, out var problem))
             {
@@ -31,6 +31,7 @@ public static partial class PolicyLoader
                     AllowedFunctions = functions,
                     SearchPath = reader.String(e, "search_path", $"{what}: search_path") ?? "public",
                     ObserveOnly = e.TryGetValue("observe_only", out var observe) && reader.Bool(observe, $"{what}: observe_only"),
+                    LogParseTrees = e.TryGetValue("log_parse_trees", out var logTrees) && reader.Bool(logTrees, $"{what}: log_parse_trees"),
                     Tags = columnTags,
                     Masking = ReadMaskingMode(reader, e, what),
                     Strategies = e.TryGetValue("strategies", out var strategies) ? ReadStrategies(reader, strategies, what, columnTags.Values.ToHashSet(StringComparer.Ordinal)) : new Dictionary<string, MaskingStrategy>(),

@@ -21,6 +21,11 @@ public static class ShopDatabase
             await ExecuteAsync(admin, $"CREATE DATABASE \"{database}\"", cancellationToken);
             // The generated password is base64url, so it cannot break out of the literal.
             await ExecuteAsync(admin, $"CREATE ROLE \"{role}\" LOGIN PASSWORD '{password}' NOSUPERUSER NOCREATEDB NOCREATEROLE", cancellationToken);
+            // So the gateway's statement probe can keep parse trees out of the server log (PostgreSQL 15 and later).
+            if (admin.PostgreSqlVersion.Major >= 15)
+            {
+                await ExecuteAsync(admin, $"GRANT SET ON PARAMETER log_min_messages TO \"{role}\"", cancellationToken);
+            }
         }
 
         var builder = new NpgsqlConnectionStringBuilder(adminConnectionString) { Database = database };

@@ -296,6 +296,28 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Setup_lets_the_login_role_keep_parse_trees_out_of_the_server_log_and_check_finds_it_taken_away()
+    {
+        // Without SET on log_min_messages the statement probe cannot quiet the server log, so every statement is refused.
+        await pg.AdminScalarAsync($"REVOKE SET ON PARAMETER log_min_messages FROM {_login}");
+        try
+        {
+            var check = await SetupAsync("--check");
+            Assert.Equal(ExitCodes.Drift, check.ExitCode);
+            Assert.Contains($"login role {_login} may not SET log_min_messages", check.Stdout);
+            var refused = await _analyst.QueryAsync("select count(*) from orders where status = 'paid' and id > 17");
+            Assert.Contains("may not set log_min_messages", refused.Text());
+        }
+        finally
+        {
+            Assert.Equal(ExitCodes.Ok, (await SetupAsync()).ExitCode);
+        }
+
+        Assert.Equal(true, await pg.AdminScalarAsync($"SELECT has_parameter_privilege('{_login}', 'log_min_messages', 'SET')"));
+        Assert.NotEqual(true, (await _analyst.QueryAsync("select count(*) from orders where status = 'paid' and id > 18")).IsError);
+    }
+
+    [Fact]
     public async Task A_caller_whose_rights_have_no_profile_is_refused_until_setup_runs()
     {
         var extended = TestGateway.Create(

@@ -26,6 +26,11 @@ public sealed class PostgresFixture : IAsyncLifetime
 
     public int Port { get; private set; }
 
+    /// <summary>What the server writes to its log: the local server's file (a server named by GATEHOUSE_TEST_PG keeps its own log out of reach).</summary>
+    public string ReadServerLog() => _server is null
+        ? throw new InvalidOperationException($"the server log is read only from the server the tests start; unset {EnvironmentVariable} to run this test")
+        : File.ReadAllText(Path.Combine(_server.DataDirectory, "server.log"));
+
     /// <summary>The gateway's connection string, without the password (that comes from a file, as in production).</summary>
     public string GatewayConnectionString => $"Host={Host};Port={Port};Database={Database};Username={GatewayRole};Pooling=true";
 

@@ -215,6 +215,30 @@ public static class ProfileSetup
             }
 
             Run($"GRANT CONNECT ON DATABASE {Id(state.Database)} TO {Id(login)}");
+            PlanQuietProbe();
+        }
+
+        // The statement probe sets log_min_messages for its transaction, or PostgreSQL's server log gets every statement's
+        // parse tree, literal values included.
+        private void PlanQuietProbe()
+        {
+            if (connection.LogParseTrees || state.Login is { MaySetLogLevel: true })
+            {
+                return;
+            }
+
+            if (!state.MayGrantLogLevel)
+            {
+                _blockers.Add($"login role {login} may not SET log_min_messages, which the gateway's statement probe needs to keep parse trees (literal values included) out of the server log, and this admin may not grant it: have a superuser run GRANT SET ON PARAMETER log_min_messages TO {login}, or set log_parse_trees: true on connection '{connection.Name}'");
+                return;
+            }
+
+            if (state.Login is not null)
+            {
+                _drift.Add($"login role {login} may not SET log_min_messages, so the statement probe could not keep parse trees out of the server log; setup grants it");
+            }
+
+            Run($"GRANT SET ON PARAMETER log_min_messages TO {Id(login)}");
         }
 
         // The key is made inside the database and never leaves it. Views read it with their owner's rights (an

@@ -21,6 +21,9 @@ internal sealed record LoginRoleState(bool Superuser, bool Inherits, bool CanLog
 {
     /// <summary>Memberships granted WITH INHERIT TRUE (PostgreSQL 16 and later), which the role's NOINHERIT does not undo.</summary>
     public IReadOnlyList<string> InheritingMemberships { get; init; } = [];
+
+    /// <summary>It may SET log_min_messages, with which the statement probe keeps parse trees out of the server log.</summary>
+    public bool MaySetLogLevel { get; init; }
 }
 
 /// <summary>What setup reads from the target database before deciding what to create: one round trip of catalog queries.</summary>
@@ -59,6 +62,9 @@ internal sealed class SetupState
     /// <summary>For each inheritance child or partition, the tables it descends from, nearest first.</summary>
     public required ILookup<RelationName, RelationName> Ancestors { get; init; }
 
+    /// <summary>The admin running setup may grant SET on log_min_messages (a superuser may).</summary>
+    public bool MayGrantLogLevel { get; init; }
+
     /// <summary>
     /// The columns PUBLIC may read of each partition, and of each inheritance child outside the granted schemas: tables
     /// <see cref="Relations"/> leaves out that the gateway lets a grant on their parent reach.
@@ -92,7 +98,7 @@ internal sealed class SetupState
     public static async Task<SetupState> ReadAsync(NpgsqlConnection admin, string loginRole, string connection, IReadOnlyList<string> schemas, CancellationToken cancellationToken)
     {
         await using var batch = admin.CreateBatch();
-        Add(batch, "SELECT current_database(), current_setting('standard_conforming_strings')");
+        Add(batch, "SELECT current_database(), current_setting('standard_conforming_strings'), has_parameter_privilege('log_min_messages', 'SET WITH GRANT OPTION')");
         Add(
             batch,
             "SELECT n.nspname, c.relname, c.relkind::text, array_agg(a.attname::text ORDER BY a.attnum), array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum),"
@@ -121,7 +127,8 @@ internal sealed class SetupState
             // From PostgreSQL 16 each membership carries its own inherit option, which ALTER ROLE ... NOINHERIT leaves as it
             // was; read through JSON, so the query runs on older servers too (where the column, and the question, are absent).
             + " ARRAY(SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid"
-            + "   AND (to_jsonb(m) ->> 'inherit_option')::boolean AND g.rolname NOT LIKE 'gatehouse\\_p\\_%' ORDER BY 1)"
+            + "   AND (to_jsonb(m) ->> 'inherit_option')::boolean AND g.rolname NOT LIKE 'gatehouse\\_p\\_%' ORDER BY 1),"
+            + " has_parameter_privilege(r.oid, 'log_min_messages', 'SET')"
             + " FROM pg_roles r WHERE r.rolname = $1",
             loginRole);
         Add(batch, "SELECT rolname::text FROM pg_roles WHERE rolname LIKE 'gatehouse\\_p\\_%'");
@@ -176,6 +183,7 @@ internal sealed class SetupState
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
         var database = reader.GetString(0);
+        var mayGrantLogLevel = reader.GetBoolean(2);
         if (reader.GetString(1) != "on")
         {
             throw new InvalidOperationException("standard_conforming_strings is off in this database; setup writes standard SQL literals and will not run without it.");
@@ -210,6 +218,7 @@ internal sealed class SetupState
             login = new LoginRoleState(reader.GetBoolean(0), reader.GetBoolean(1), reader.GetBoolean(2), reader.GetBoolean(3), (int)reader.GetInt64(4), reader.GetFieldValue<string[]>(5), reader.GetFieldValue<string[]>(6))
             {
                 InheritingMemberships = reader.GetFieldValue<string[]>(7),
+                MaySetLogLevel = reader.GetBoolean(8),
             };
         }
 
@@ -260,6 +269,7 @@ internal sealed class SetupState
         return new SetupState
         {
             Database = database,
+            MayGrantLogLevel = mayGrantLogLevel,
             Relations = relations,
             ViewReads = viewReads.ToLookup(r => r.View, r => r.Column),
             DefaultSequences = sequences.ToLookup(s => s.Table, s => s.Sequence),
