@@ -145,6 +145,26 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Partial_email_masking_of_a_value_holding_several_addresses_shows_only_the_first_ones_domain()
+    {
+        // split_part(email, '@', 2) kept everything up to a second '@': the next address's local part.
+        var original = (string)(await pg.AdminScalarAsync("select email from customers where id = 2"))!;
+        await pg.AdminScalarAsync("update customers set email = 'ann.lee@x.example, bob.smith@y.example' where id = 2");
+        try
+        {
+            var result = await _analyst.QueryAsync("select email, array[email, 'carol@z.example'] as list from customers where id = 2");
+            Assert.NotEqual(true, result.IsError);
+            var row = result.Structured().GetProperty("rows")[0];
+            Assert.Equal("***@x.example", row[0].GetString());
+            Assert.DoesNotContain("bob", result.Text());
+        }
+        finally
+        {
+            await pg.AdminScalarAsync($"update customers set email = '{original.Replace("'", "''", StringComparison.Ordinal)}' where id = 2");
+        }
+    }
+
+    [Fact]
     public async Task A_pooled_connection_is_back_to_the_login_role_after_a_profiled_call()
     {
         var single = _gateway.Policy.Connections["shop"] with { ConnectionString = GatewayConnectionString + ";Maximum Pool Size=1" };

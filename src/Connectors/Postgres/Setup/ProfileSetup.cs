@@ -418,7 +418,9 @@ public static class ProfileSetup
                 MaskingStrategy.Token => $"'tok_' || left(encode({Crypto}.hmac(convert_to({text}, 'UTF8'), {key}, 'sha256'), 'hex'), 16)",
                 MaskingStrategy.Partial => className switch
                 {
-                    "email" => $"CASE WHEN {column} IS NULL THEN NULL ELSE '***@' || split_part({text}, '@', 2) END",
+                    // The first address's domain, and only the characters a domain holds: a value with several addresses
+                    // must not show what follows the first (the next one's local part).
+                    "email" => $"CASE WHEN {column} IS NULL THEN NULL ELSE '***@' || coalesce(substring({text} from '@([[:alnum:].-]+)'), '') END",
                     "card" or "phone" or "iban" or "ssn" => $"CASE WHEN {column} IS NULL THEN NULL ELSE '***' || right({text}, 4) END",
                     _ => $"CASE WHEN {column} IS NULL THEN NULL ELSE left({text}, 1) || '***' END",
                 },
