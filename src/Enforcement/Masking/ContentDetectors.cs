@@ -372,8 +372,11 @@ public static partial class ContentDetectors
     [GeneratedRegex(@"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", RegexOptions.CultureInvariant)]
     private static partial Regex IbanPattern();
 
-    [GeneratedRegex(@"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*", RegexOptions.CultureInvariant)]
-    private static partial Regex JwtPattern();
+    // Without backtracking: every "eyJ" in a long run of base64url characters starts a match, and a backtracking engine
+    // scans the rest of the run from each (a 4 MB "eyJeyJ…" took many CPU-minutes). This one's time is linear in the text.
+    private static readonly Regex Jwt = new(@"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*", RegexOptions.CultureInvariant | RegexOptions.NonBacktracking);
+
+    private static Regex JwtPattern() => Jwt;
 
     [GeneratedRegex(@"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----[\s\S]*?(?:-----END (?:[A-Z]+ )*PRIVATE KEY-----|$)", RegexOptions.CultureInvariant)]
     private static partial Regex PrivateKeyPattern();

@@ -183,4 +183,19 @@ public sealed class ContentDetectorsTests
     [InlineData("0f8fad5b-d9cb-469f-a165-70867728950e")]
     [InlineData("c4ca4238a0b923820dcc509a6f75849b")]
     public void Timestamps_uuids_and_digests_pass_untouched(string text) => Assert.Equal(text, Mask(text).Masked);
+
+    [Theory]
+    [InlineData("eyJ")]
+    [InlineData("a@")]
+    [InlineData("1 ")]
+    [InlineData("+1 ")]
+    public void A_value_built_to_make_a_detector_backtrack_is_masked_in_time_linear_in_its_length(string unit)
+    {
+        // Just under the default 4 MiB result cap: "eyJ" repeated made the JWT detector scan the rest of the run from each
+        // repetition, many CPU-minutes for one value; a linear scan takes well under a second.
+        var text = string.Concat(Enumerable.Repeat(unit, 3_900_000 / unit.Length));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        Mask(text);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"masking took {clock.Elapsed}");
+    }
 }
