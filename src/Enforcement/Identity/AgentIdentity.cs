@@ -70,15 +70,36 @@ public static class AgentKeys
         for (var i = 0; i < name.Length; i++)
         {
             var c = name[i];
-            var hidden = char.IsControl(c) || char.GetUnicodeCategory(c) is UnicodeCategory.Format or UnicodeCategory.LineSeparator or UnicodeCategory.ParagraphSeparator;
-            if (hidden && !(c is '\u200C' or '\u200D' && i > 0 && i < name.Length - 1 && JoinsWith(name[i - 1]) && JoinsWith(name[i + 1])))
+            var hidden = char.IsControl(c) || CharUnicodeInfo.GetUnicodeCategory(name, i) is UnicodeCategory.Format or UnicodeCategory.LineSeparator or UnicodeCategory.ParagraphSeparator
+                || Blank(name, i);
+            var joins = c is '\u200C' or '\u200D' && i > 0 && i < name.Length - 1 && JoinsWith(name[i - 1]) && JoinsWith(name[i + 1]);
+            // An emoji's presentation selector, after the emoji.
+            var selects = c is '\uFE0E' or '\uFE0F' && i > 0 && (char.IsSurrogate(name[i - 1]) || name[i - 1] is >= '\u2000' and <= '\u2BFF');
+            if (hidden && !joins && !selects)
             {
                 return "holds control or invisible characters, so it would read as another name";
+            }
+
+            if (char.GetUnicodeCategory(c) == UnicodeCategory.SpaceSeparator && (c != ' ' || name[i - 1] == ' '))
+            {
+                return "holds a space other than one plain space between words, so it would read as another name";
             }
         }
 
         return null;
     }
+
+    // Characters that show as nothing, or as a blank, though Unicode files them as marks or letters: the combining grapheme
+    // joiner, Hangul fillers, Khmer inherent vowels, Mongolian variation selectors, variation selectors (both planes), the
+    // braille blank and tag characters.
+    private static bool Blank(string name, int i) => name[i] switch
+    {
+        '\u034F' or '\u115F' or '\u1160' or '\u17B4' or '\u17B5' or '\u3164' or '\uFFA0' or '\u2800' => true,
+        >= '\u180B' and <= '\u180F' => true,
+        >= '\uFE00' and <= '\uFE0F' => true,
+        '\uDB40' => i + 1 < name.Length && name[i + 1] is >= '\uDC00' and <= '\uDDEF',
+        _ => false,
+    };
 
     // Arabic-script (Persian, Urdu) and Indic letters, and the parts of an emoji (its surrogate halves, its variation
     // selector), which zero-width joiners join.

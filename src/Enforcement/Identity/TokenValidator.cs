@@ -123,6 +123,12 @@ public sealed class TokenValidator
         }
 
         var (delegatedBy, delegatorGroups) = Delegation(jwt, issuer.Config.DelegationClaim);
+        // The person an agent acts for is named to row-level security, to approvers, and in the rule that nobody approves
+        // their own request: a name that reads as another's (or as nobody's) would be taken for that person.
+        if (delegatedBy is not null && AgentKeys.NameProblem(delegatedBy) is { } delegationProblem)
+        {
+            return IdentityResult.Refused("identity.delegation_invalid", $"the person the token says the agent acts for (its '{issuer.Config.DelegationClaim}' claim) {delegationProblem}; ask its issuer for a token with a plain name");
+        }
 
         // A group whose name could pass for another's is left out, as one the issuer may not name is: fewer rights, not more.
         bool Usable(string group) => issuer.Config.MayGroup(group) && AgentKeys.NameProblem(group) is null;
@@ -133,7 +139,8 @@ public sealed class TokenValidator
             issuer.Config.Issuer,
             jwt.Subject ?? agent,
             string.IsNullOrEmpty(jwt.Id) ? null : jwt.Id,
-            new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero).Add(issuer.Config.ClockSkew))
+            // An expiry at the end of time (which the library clamps to DateTime.MaxValue) has no room for the skew.
+            jwt.ValidTo >= DateTime.MaxValue - issuer.Config.ClockSkew ? DateTimeOffset.MaxValue : new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero).Add(issuer.Config.ClockSkew))
         {
             ClientId = ClaimText(jwt, "azp") ?? ClaimText(jwt, "client_id"),
             DelegatedBy = delegatedBy,

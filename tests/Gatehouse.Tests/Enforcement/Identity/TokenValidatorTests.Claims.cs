@@ -125,6 +125,31 @@ public sealed partial class TokenValidatorTests
         Assert.Contains("client:reporting-app", identity.SwitchKeys);
     }
 
+    [Theory]
+    [InlineData("")]
+    [InlineData("ceo\u200B")]
+    [InlineData("ceo\u034F")]
+    [InlineData(" ceo")]
+    public async Task A_delegating_person_whose_name_would_read_as_another_or_nobody_is_refused(string name)
+    {
+        // Row-level security, approvers and the no-self-approval rule all take this name for a person.
+        var result = await _validator.ValidateAsync(MintWith(new Dictionary<string, object> { ["act"] = new Dictionary<string, object> { ["sub"] = name } }), CancellationToken.None);
+
+        Assert.Null(result.Identity);
+        Assert.Equal("identity.delegation_invalid", result.Rule);
+        Assert.Contains("'act' claim", result.Reason);
+    }
+
+    [Fact]
+    public async Task A_token_expiring_at_the_end_of_time_verifies_instead_of_overflowing_its_clock_skew()
+    {
+        var now = DateTimeOffset.UtcNow;
+        var lenient = new TokenValidator([_issuer with { ClockSkew = TimeSpan.FromMinutes(5) }], TimeProvider.System);
+        var result = await lenient.ValidateAsync(DevIssuer.Mint(_issuer, _key, "analyst", [], DateTimeOffset.MaxValue - now - TimeSpan.FromSeconds(1), now), CancellationToken.None);
+        Assert.Equal("analyst", result.Identity?.Agent);
+        Assert.Equal(DateTimeOffset.MaxValue, result.Identity!.ExpiresAt);
+    }
+
     [Fact]
     public async Task A_configured_on_behalf_of_claim_names_the_human()
     {
