@@ -28,6 +28,9 @@ internal static class FixedStatements
     /// </summary>
     public const string ReleaseLocks = $"SELECT pg_advisory_unlock_all() AS {SessionSettings.Marker}";
 
+    /// <summary>Fires a write's deferred triggers and constraint checks where its rows are counted, not at COMMIT after them.</summary>
+    public const string ConstraintsNow = "SET CONSTRAINTS ALL IMMEDIATE";
+
     /// <summary>
     /// Before and after a write, in its transaction: the rows inserted, updated and deleted in tables (not TOAST), triggers'
     /// and foreign-key cascades' too, as the session's statistics count them (0 with track_counts off). The count also holds earlier
