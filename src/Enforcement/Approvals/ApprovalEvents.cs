@@ -25,7 +25,7 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
     /// <summary>The optional AI reviewer, asked in the background about each new statement request.</summary>
     public ApprovalReviewer? Reviewer { get; init; }
 
-    /// <summary>Where a failing reviewer is reported.</summary>
+    /// <summary>Where a failing reviewer, or a decision that could not be read back for its notification, is reported.</summary>
     public ILogger Logger { get; init; } = NullLogger.Instance;
 
     public async ValueTask<int> CreateAsync(AccessRequest request, int maxPending, CancellationToken cancellationToken)
@@ -60,7 +60,20 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
             return false;
         }
 
-        if (await access.GetAsync(id, now, cancellationToken).ConfigureAwait(false) is { } request)
+        // The decision is stored: a failure to read it back for the notification must not report it as failed (the caller
+        // would record no decision, and a retry would find the request no longer pending).
+        AccessRequest? request;
+        try
+        {
+            request = await access.GetAsync(id, now, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (StateUnavailableException.IsStoreFailure(e) || e is StateUnavailableException)
+        {
+            NotificationUnread(Logger, e, id);
+            return true;
+        }
+
+        if (request is not null)
         {
             var status = approve ? "approved" : "denied";
             notifier.Publish(new ApprovalEvent(
@@ -178,6 +191,9 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
         statements.FinishRunAsync(id, result, until, now, cancellationToken);
 
     public ValueTask<string?> TakeResultAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) => statements.TakeResultAsync(id, now, cancellationToken);
+
+    [LoggerMessage(21, LogLevel.Warning, "The decision on access request {RequestId} is stored, but reading it back failed, so approvers are not notified of it")]
+    private static partial void NotificationUnread(ILogger logger, Exception exception, string requestId);
 
     [LoggerMessage(20, LogLevel.Warning, "The AI reviewer could not review request {RequestId}; approvers decide without its summary")]
     private static partial void ReviewFailed(ILogger logger, Exception exception, string requestId);
