@@ -17,6 +17,27 @@ public static class SetupCommand
 {
     public const string AdminEnvironmentVariable = "GATEHOUSE_ADMIN_CONNECTION";
 
+    // A command line is readable by every user of the machine (ps, /proc) and kept in shell history: the admin's password,
+    // which may create roles, has no place there. Refused before anything connects.
+    private static void RefusePasswordInArguments(string? adminDsn)
+    {
+        NpgsqlConnectionStringBuilder builder;
+        try
+        {
+            builder = new NpgsqlConnectionStringBuilder(adminDsn ?? "");
+        }
+        catch (ArgumentException)
+        {
+            return; // reported as invalid where the string is used
+        }
+
+        if (!string.IsNullOrEmpty(builder.Password))
+        {
+            throw new CliException(
+                $"--admin-connection holds a password, which every user of this machine can read in its process list and which shell history keeps; put it in PGPASSWORD or ~/.pgpass, or the whole string in ${AdminEnvironmentVariable}");
+        }
+    }
+
     public static Command Create()
     {
         var config = CliApp.ConfigOption();
@@ -35,6 +56,7 @@ public static class SetupCommand
         };
         command.SetAction(CliApp.Guarded(async (parse, cancellationToken) =>
         {
+            RefusePasswordInArguments(parse.GetValue(admin));
             var policy = PolicyLoader.LoadFile(parse.GetValue(config)!);
             var target = Connection(policy, parse.GetValue(connection)!);
             var readOnly = parse.GetValue(dryRun) || parse.GetValue(check);

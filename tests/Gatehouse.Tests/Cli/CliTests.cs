@@ -283,6 +283,18 @@ public sealed class CliTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task Setup_refuses_an_admin_password_on_the_command_line_before_connecting()
+    {
+        var (exitCode, _, stderr) = await Gatehouse(
+            "setup", "--config", _gateway.PolicyPath, "--connection", "shop", "--admin-connection", $"Host=127.0.0.1;Port={TestGateway.FreePort()};Username=postgres;Password=hunter2-admin");
+
+        Assert.Equal(ExitCodes.Error, exitCode);
+        Assert.Contains("--admin-connection holds a password", stderr);
+        Assert.Contains("PGPASSWORD", stderr);
+        Assert.DoesNotContain("hunter2-admin", stderr);
+    }
+
+    [Fact]
     public async Task Agents_can_be_disabled_and_listed_from_the_cli()
     {
         await using (var client = await GatewayClients.StdioAsync(_gateway, _gateway.Mint("ops-bot")))
