@@ -25,6 +25,12 @@ public sealed record PlanFacts(IReadOnlyList<RelationAccess> Relations, IReadOnl
     public IReadOnlyList<RelationName> UnprintedTargetReads { get; init; } = [];
 
     /// <summary>
+    /// Tables an UPDATE or DELETE changes every row of, by its plan: its condition, if it has one, is always true (WHERE true,
+    /// WHERE 1 = 1), so the planner scans the whole table with no filter. What the text's missing WHERE cannot show.
+    /// </summary>
+    public IReadOnlyList<RelationName> UnfilteredWrites { get; init; } = [];
+
+    /// <summary>
     /// Every function the statement itself names, as its parse tree does (built-ins included), for guardrails that match on
     /// functions: the plan prints only what the planner kept, and <c>md5('x')</c> plans as its result.
     /// </summary>

@@ -80,9 +80,10 @@ public static class PlanReader
         var writeRows = 0.0;
         var writers = new List<string>();
         var unprinted = new List<RelationName>();
+        var unfiltered = new List<RelationName>();
         foreach (var plan in plans)
         {
-            Walk(plan, new Collected(relations, functions, references, bare, aliases, returned, writers, unprinted), ref writeRows);
+            Walk(plan, new Collected(relations, functions, references, bare, aliases, returned, writers, unprinted, unfiltered), ref writeRows);
         }
 
         // The statement's own plan: for an UPDATE or DELETE with rules, PostgreSQL lists the rules' actions first.
@@ -94,6 +95,7 @@ public static class PlanReader
             Writers = writers.Count,
             WriteOperations = writers.Distinct().ToList(),
             UnprintedTargetReads = unprinted.Distinct().ToList(),
+            UnfilteredWrites = unfiltered.Distinct().ToList(),
             Outputs = main.TryGetProperty("Output", out var output) && output.ValueKind == JsonValueKind.Array
                 ? output.EnumerateArray().Where(o => o.ValueKind == JsonValueKind.String).Select(o => o.GetString()!).ToList()
                 : [],
@@ -109,7 +111,8 @@ public static class PlanReader
         List<(string Alias, RelationName Relation)> Aliases,
         List<(RelationName Target, string Alias, string Column)> Returned,
         List<string> Writers,
-        List<RelationName> Unprinted);
+        List<RelationName> Unprinted,
+        List<RelationName> Unfiltered);
 
     // An alias used for several relations in one plan maps to all of them: a reference is charged to each (fail closed).
     // With a single relation, EXPLAIN prints its columns unqualified: every bare name is charged to that relation.
@@ -137,7 +140,7 @@ public static class PlanReader
 
     private static void Walk(JsonElement node, Collected collected, ref double writeRows)
     {
-        var (relations, functions, _, _, aliases, returned, writers, unprinted) = collected;
+        var (relations, functions, _, _, aliases, returned, writers, unprinted, unfiltered) = collected;
         var nodeType = Text(node, "Node Type") ?? "";
         if (PrunedAsItStarted(node))
         {
@@ -195,6 +198,13 @@ public static class PlanReader
                 unprinted.Add(relation);
             }
 
+            if (operation is "update" or "delete" && node.TryGetProperty("Plans", out var source)
+                && source.EnumerateArray().Where(p => Text(p, "Parent Relationship") == "Outer").ToList() is [var outer] && Unfiltered(outer))
+            {
+                // WHERE true, WHERE 1 = 1, WHERE $1 bound to true: a condition the planner drops as always true.
+                unfiltered.Add(relation);
+            }
+
             aliases.Add((Text(node, "Alias") ?? name, relation));
             if (writer && node.TryGetProperty("Target Tables", out var targets) && targets.ValueKind == JsonValueKind.Array)
             {
@@ -235,6 +245,24 @@ public static class PlanReader
                 CollectExpressions(property.Value, collected);
             }
         }
+    }
+
+    // Whether a write's source is every row of its table: plain scans with no condition, under appends (partitions) and
+    // results that filter nothing. A join, a subquery, a limit or any filter may name fewer, and is not judged.
+    private static bool Unfiltered(JsonElement node)
+    {
+        if (node.TryGetProperty("Filter", out _) || node.TryGetProperty("One-Time Filter", out _) || node.TryGetProperty("Join Filter", out _))
+        {
+            return false;
+        }
+
+        return Text(node, "Node Type") switch
+        {
+            "Seq Scan" => true,
+            "Append" or "Merge Append" or "Result" => node.TryGetProperty("Plans", out var children)
+                && children.EnumerateArray().ToList() is { Count: > 0 } list && list.All(Unfiltered),
+            _ => false,
+        };
     }
 
     private const string Extract = "EXTRACT(";

@@ -17,4 +17,10 @@ public static class BuiltInGuards
             Decision.Deny("guard.unbounded_write", $"the {verb} in this statement's WITH has no WHERE clause, so it would change every row of its table; add a WHERE clause that names the rows"),
         _ => null,
     };
+
+    /// <summary>As <see cref="Check(StatementText)"/>, by the plan: a WHERE clause PostgreSQL finds always true bounds nothing.</summary>
+    public static Decision? Check(StatementText statement, PlanFacts plan) =>
+        plan.UnfilteredWrites is [var table, ..]
+            ? Decision.Deny("guard.unbounded_write", $"PostgreSQL plans this {statement.Kind.Name().ToUpperInvariant()} with no condition on {table}: its WHERE clause is true of every row, so it would change every row of the table; add a WHERE clause that names the rows")
+            : null;
 }

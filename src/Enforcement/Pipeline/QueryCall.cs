@@ -172,6 +172,12 @@ public sealed partial class GatewayPipeline
         }
 
         authorizePlan?.Dispose();
+        var unboundedByPlan = BuiltInGuards.Check(statement, plan);
+        if (verdicts.Blocks(unboundedByPlan))
+        {
+            return new StepResult(unboundedByPlan!, Classification: classification);
+        }
+
         using var guard = GatewayTelemetry.Stage("guard");
         var guarded = GuardrailEvaluator.Evaluate(analyzed, plan, scope.Identity, connection, scope.Policy.Guardrails, limits.MaxWriteRows);
         guard?.Dispose();

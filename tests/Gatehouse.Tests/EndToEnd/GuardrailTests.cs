@@ -87,8 +87,9 @@ public sealed class GuardrailTests(PostgresFixture pg)
         await Task.Delay(3 * Gatehouse.Connectors.Postgres.PostgresCatalogVersions.PollInterval);
         Assert.Equal(1, (await client.QueryAsync(sql, [3, "false"])).Structured().GetProperty("affected_rows").GetInt32());
 
+        // With true the condition is dropped as always true: the plan scans every row with no filter.
         var every = await client.QueryAsync(sql, [3, "true"]);
-        Assert.Equal("guard.large_write", every.Rule());
+        Assert.Equal("guard.unbounded_write", every.Rule());
         Assert.Equal(1L, await pg.AdminScalarAsync("select count(*) from orders where note = 'param-flip'"));
     }
 
@@ -108,6 +109,23 @@ public sealed class GuardrailTests(PostgresFixture pg)
         Assert.Contains("rolled back", steered.Text(), StringComparison.Ordinal);
         Assert.Equal(0L, await pg.AdminScalarAsync("select count(*) from orders where note = 'steered'"));
         Assert.Equal(1, (await client.QueryAsync("update orders set note = 'steered' where id = $1", [4])).Structured().GetProperty("affected_rows").GetInt32());
+    }
+
+    [Fact]
+    public async Task A_where_clause_bound_to_true_is_judged_by_the_plan_as_no_where_clause()
+    {
+        // The text has a WHERE; PostgreSQL, planning with the value bound, drops it as always true.
+        var gateway = TestGateway.Create(pg, Agents);
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+
+        var everything = await client.QueryAsync("update orders set note = 'everything' where $1", ["true"]);
+        Assert.Equal("guard.unbounded_write", everything.Rule());
+        Assert.Contains("no condition on public.orders", everything.Text(), StringComparison.Ordinal);
+        Assert.Equal(0L, await pg.AdminScalarAsync("select count(*) from orders where note = 'everything'"));
+
+        var nothing = await client.QueryAsync("update orders set note = 'everything' where $1", ["false"]);
+        Assert.Equal(0, nothing.Structured().GetProperty("affected_rows").GetInt32());
     }
 
     [Fact]

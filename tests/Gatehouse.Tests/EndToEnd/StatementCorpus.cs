@@ -139,6 +139,9 @@ public static class StatementCorpus
         // Guards under a write grant.
         { "ops-bot", "update orders set note = 'x'", "guard.unbounded_write" },
         { "ops-bot", "delete from orders", "guard.unbounded_write" },
+        { "ops-bot", "delete from orders where true", "guard.unbounded_write" },
+        { "ops-bot", "update orders set note = 'x' where 1 = 1", "guard.unbounded_write" },
+        { "ops-bot", "update orders set note = 'x' where 'a' = 'a' or id = 1", "guard.unbounded_write" },
         { "ops-bot", "with d as (delete from orders returning 1) select count(*) from d", "guard.unbounded_write" },
         { "ops-bot", "with u as (update orders set note = 'x' returning id) select count(*) from u", "guard.unbounded_write" },
         { "ops-bot", "merge into orders t using (select 0 as id) s on t.id = s.id when not matched by source then delete", "guard.unbounded_write" },
