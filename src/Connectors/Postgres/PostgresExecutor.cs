@@ -37,6 +37,8 @@ public sealed class PostgresExecutor(PostgresTargets targets) : IQueryExecutor
 
         if (!request.ReadOnly)
         {
+            // Deferred triggers and constraint checks run now rather than at COMMIT, which is after the count and the record.
+            batch.BatchCommands.Add(new NpgsqlBatchCommand(FixedStatements.ConstraintsNow));
             batch.BatchCommands.Add(new NpgsqlBatchCommand(FixedStatements.RowsTouched));
         }
 

@@ -335,6 +335,31 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_write_counts_the_rows_its_deferred_triggers_change_at_commit()
+    {
+        // A trigger DEFERRABLE INITIALLY DEFERRED fires at COMMIT, after the count and the record: its rows went uncounted.
+        await pg.AdminScalarAsync("create table deferred_echo (order_id int)");
+        await pg.AdminScalarAsync($"grant insert on deferred_echo to \"{pg.GatewayRole}\"");
+        await pg.AdminScalarAsync(
+            "create function deferred_echo_rows() returns trigger language plpgsql as $$ begin insert into deferred_echo select new.id from generate_series(1, 20); return null; end $$");
+        await pg.AdminScalarAsync(
+            "create constraint trigger orders_deferred_echo after update on orders deferrable initially deferred for each row execute function deferred_echo_rows()");
+        try
+        {
+            var write = await Run("update orders set note = note where id = 1", readOnly: false);
+            Assert.Equal(1, write.AffectedRows);
+            Assert.Equal(21, write.RowsTouched);
+            Assert.Equal(20L, await pg.AdminScalarAsync("select count(*) from deferred_echo"));
+        }
+        finally
+        {
+            await pg.AdminScalarAsync("drop trigger orders_deferred_echo on orders");
+            await pg.AdminScalarAsync("drop function deferred_echo_rows()");
+            await pg.AdminScalarAsync("drop table deferred_echo");
+        }
+    }
+
+    [Fact]
     public async Task No_session_state_survives_into_the_next_call()
     {
         await Run("select set_config('search_path', 'pg_catalog', false), set_config('work_mem', '77MB', false)");
