@@ -80,7 +80,9 @@ public sealed class PostgresAnalyzer(PostgresTargets targets) : IStatementAnalyz
         // Quieted as the login role, before the settings take on the caller's role, which may not set it.
         var config = targets.Config(connection);
         var quiet = new NpgsqlBatchCommand(QuietServerLog);
-        if (!config.LogParseTrees)
+        // Before 15 nobody but a superuser may set it, and no tree is printed for PREPARE anyway: the statement is refused
+        // below for the server's version.
+        if (!config.LogParseTrees && probe.PostgreSqlVersion.Major >= 15)
         {
             batch.BatchCommands.Add(quiet);
         }

@@ -1,6 +1,6 @@
+using System.Data;
 using System.Data.Common;
-using System.Security.Cryptography;
-using System.Text;
+using System.Globalization;
 using System.Text.Json;
 using Gatehouse.Connectors.Postgres;
 using Gatehouse.Enforcement;
@@ -118,7 +118,7 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
         try
         {
             await using var connection = await log._source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            var found = await SchemaMarkAsync(connection, null, cancellationToken).ConfigureAwait(false);
+            var found = await SchemaVersionAsync(connection, null, cancellationToken).ConfigureAwait(false);
             if (found is null && !create)
             {
                 throw new MissingStateException(
@@ -126,7 +126,7 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
                     $"it has no schema {SchemaName}, so no gateway has kept its state there. Point gateway.store at the database the gateway uses; `gatehouse serve` creates the state when it first starts.");
             }
 
-            if (found != SchemaFingerprint)
+            if (found is null || found < SchemaVersion)
             {
                 await MigrateAsync(connection, cancellationToken).ConfigureAwait(false);
             }
@@ -141,34 +141,39 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
         }
     }
 
-    // What the schema's comment says once every statement above has run: a store already there (every open after the first,
-    // the CLI's included) then runs no DDL, since even ADD COLUMN IF NOT EXISTS takes its table's exclusive lock before it
-    // looks, and would queue every instance's audit writes behind a long read such as `audit verify`.
-    private static readonly string SchemaFingerprint =
-        "gatehouse state " + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(string.Join("\n;\n", Schema))))[..16];
+    // The schema's version, in its comment once every statement above has run: raise it whenever they change. A store at
+    // this version or a later one (every open after the first, the CLI's included, and an older gateway beside a newer one)
+    // runs no DDL, since even ADD COLUMN IF NOT EXISTS takes its table's exclusive lock before it looks, and would queue every
+    // instance's audit writes behind a long read such as `audit verify`.
+    private const int SchemaVersion = 1;
+
+    private const string SchemaMark = "gatehouse state v";
 
     private static readonly TimeSpan MigrationLockWait = TimeSpan.FromSeconds(10);
 
-    /// <summary>The schema's comment; null when the schema is missing, empty when it has no comment (a store made before the mark).</summary>
-    private static async Task<string?> SchemaMarkAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, CancellationToken cancellationToken)
+    /// <summary>The schema's version by its comment; null when the schema is missing, 0 when unmarked (a store made before the mark).</summary>
+    private static async Task<int?> SchemaVersionAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, CancellationToken cancellationToken)
     {
         await using var read = new NpgsqlCommand(
             $"SELECT CASE WHEN to_regnamespace('{SchemaName}') IS NULL THEN NULL ELSE coalesce(obj_description(to_regnamespace('{SchemaName}'), 'pg_namespace'), '') END",
             connection,
             transaction);
-        return await read.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) as string;
+        return await read.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is not string mark ? null
+            : mark.StartsWith(SchemaMark, StringComparison.Ordinal) && int.TryParse(mark.AsSpan(SchemaMark.Length), NumberStyles.None, CultureInfo.InvariantCulture, out var version) ? version
+            : 0;
     }
 
     private static async Task MigrateAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        // Read committed whatever the server's default: the mark is read again after the lock, and must be the latest.
+        await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.ReadCommitted, cancellationToken).ConfigureAwait(false);
         // Two instances starting together must not race on CREATE ... IF NOT EXISTS; the second finds the first's mark.
         await using (var lockCommand = new NpgsqlCommand($"SELECT pg_advisory_xact_lock({ChainLock})", connection, transaction))
         {
             await lockCommand.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        if (await SchemaMarkAsync(connection, transaction, cancellationToken).ConfigureAwait(false) == SchemaFingerprint)
+        if (await SchemaVersionAsync(connection, transaction, cancellationToken).ConfigureAwait(false) >= SchemaVersion)
         {
             return;
         }
@@ -193,7 +198,7 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
                 $"upgrade its state schema: its tables stayed in use for {MigrationLockWait.TotalSeconds:0} s (by a long read such as `gatehouse audit verify`?); start again once that ends", e);
         }
 
-        await using (var mark = new NpgsqlCommand($"COMMENT ON SCHEMA {SchemaName} IS '{SchemaFingerprint}'", connection, transaction))
+        await using (var mark = new NpgsqlCommand($"COMMENT ON SCHEMA {SchemaName} IS '{SchemaMark}{SchemaVersion}'", connection, transaction))
         {
             await mark.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }

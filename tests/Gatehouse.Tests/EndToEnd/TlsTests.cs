@@ -130,11 +130,13 @@ public sealed class TlsTests : IAsyncLifetime
             await password.ExecuteNonQueryAsync();
         }
 
-        var adminDsn = $"Host=localhost;Port={_shop.Server.Port};Username=postgres;Password=setup-admin;Timeout=5";
+        // The password in PGPASSWORD, as the CLI asks: a password in --admin-connection is refused.
+        var adminDsn = $"Host=localhost;Port={_shop.Server.Port};Username=postgres;Timeout=5";
         async Task<(int ExitCode, string Output)> SetupAsync(string tls, string dsn, string inConnectionString = "")
         {
             var gateway = TestGateway.Create($"Host=localhost;Port={_shop.Server.Port};Database=shop;Username=gatehouse_gateway;Timeout=5{inConnectionString}", _shop.GatewayPassword, connectionSettings: tls + "\ntags: { public.customers.ssn: ssn }");
-            var (exitCode, stdout, stderr) = await StdioTests.RunGatehouse(["setup", "--config", gateway.PolicyPath, "--connection", "shop", "--dry-run", "--admin-connection", dsn]);
+            var (exitCode, stdout, stderr) = await StdioTests.RunGatehouse(
+                ["setup", "--config", gateway.PolicyPath, "--connection", "shop", "--dry-run", "--admin-connection", dsn], environment: new Dictionary<string, string> { ["PGPASSWORD"] = "setup-admin" });
             Assert.False(File.Exists(gateway.Policy.Gateway.StatePath), "setup made the gateway's state, which only a gateway makes");
             return (exitCode, stdout + stderr);
         }

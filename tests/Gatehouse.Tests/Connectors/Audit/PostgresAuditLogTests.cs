@@ -285,6 +285,19 @@ public sealed class PostgresStateStoreTests(PostgresFixture pg) : StateStoreCont
     }
 
     [Fact]
+    public async Task An_older_gateway_opening_a_store_a_newer_one_upgraded_changes_no_table()
+    {
+        // Two versions side by side during a rolling upgrade, or an older CLI: neither undoes nor redoes the other's mark.
+        await OpenAsync();
+        await ExecuteAsync("COMMENT ON SCHEMA gatehouse_state IS 'gatehouse state v999'");
+        await using var reading = await ReadAuditInTransactionAsync();
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        await using var older = await PostgresStateStore.OpenAsync(_connectionString, () => null, timeout.Token);
+        Assert.Equal("gatehouse state v999", await SchemaCommentAsync());
+    }
+
+    [Fact]
     public async Task A_store_made_before_a_change_to_its_tables_is_upgraded_and_marked_once()
     {
         await OpenAsync();
