@@ -65,7 +65,8 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
         AccessRequest? request;
         try
         {
-            request = await access.GetAsync(id, now, cancellationToken).ConfigureAwait(false);
+            // Not cancellable either: a cancellation now would report the stored decision as failed all the same.
+            request = await access.GetAsync(id, now, CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception e) when (StateUnavailableException.IsStoreFailure(e) || e is StateUnavailableException)
         {

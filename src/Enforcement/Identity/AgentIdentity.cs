@@ -73,8 +73,8 @@ public static class AgentKeys
             var hidden = char.IsControl(c) || CharUnicodeInfo.GetUnicodeCategory(name, i) is UnicodeCategory.Format or UnicodeCategory.LineSeparator or UnicodeCategory.ParagraphSeparator
                 || Blank(name, i);
             var joins = c is '\u200C' or '\u200D' && i > 0 && i < name.Length - 1 && JoinsWith(name[i - 1]) && JoinsWith(name[i + 1]);
-            // An emoji's presentation selector, after the emoji.
-            var selects = c is '\uFE0E' or '\uFE0F' && i > 0 && (char.IsSurrogate(name[i - 1]) || name[i - 1] is >= '\u2000' and <= '\u2BFF');
+            // An emoji's presentation selector, after the emoji (after anything else it shows as nothing).
+            var selects = c is '\uFE0E' or '\uFE0F' && i > 0 && Emoji(name, i - 1);
             if (hidden && !joins && !selects)
             {
                 return "holds control or invisible characters, so it would read as another name";
@@ -88,6 +88,13 @@ public static class AgentKeys
 
         return null;
     }
+
+    // Whether the character ending at i is one a presentation selector may follow: an emoji beyond the first plane, or a
+    // symbol in the blocks of emoji-capable arrows, technical signs, geometric shapes, dingbats and miscellaneous symbols.
+    private static bool Emoji(string name, int i) =>
+        char.IsLowSurrogate(name[i]) && i > 0 && char.IsHighSurrogate(name[i - 1]) && char.ConvertToUtf32(name[i - 1], name[i]) >= 0x1F000
+        || name[i] is >= '\u2190' and <= '\u21FF' or >= '\u2300' and <= '\u23FF' or >= '\u25A0' and <= '\u27BF' or >= '\u2900' and <= '\u297F'
+            or >= '\u2B00' and <= '\u2BFF' or '\u00A9' or '\u00AE' or '\u203C' or '\u2049' or '\u2122' or '\u2139' or '\u24C2' or '\u3030' or '\u303D' or '\u3297' or '\u3299';
 
     // Characters that show as nothing, or as a blank, though Unicode files them as marks or letters: the combining grapheme
     // joiner, Hangul fillers, Khmer inherent vowels, Mongolian variation selectors, variation selectors (both planes), the

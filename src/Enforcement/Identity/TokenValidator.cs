@@ -223,7 +223,8 @@ public sealed class TokenValidator
                 : (null, []);
         }
 
-        return jwt.TryGetPayloadValue<string>(claim, out var name) && !string.IsNullOrWhiteSpace(name) ? (name, []) : (null, []);
+        // An empty or blank name says the agent acts for someone without saying whom: refused with the other bad names.
+        return jwt.TryGetPayloadValue<string>(claim, out var name) && name is not null ? (name, []) : (null, []);
     }
 
     private static string Printable(string? text) =>

@@ -49,7 +49,8 @@ public static class DatabaseProfiles
             : plan;
 
     // Bumped when the shape of the views changes, so an old setup counts as missing rather than silently different.
-    private const string Format = "gatehouse-profile-v1";
+    // v2: partial email masking shows only the first address's domain (v1 showed up to a second '@').
+    private const string Format = "gatehouse-profile-v2";
 
     /// <summary>The gateway's own schemas (the token key, the profile views): no grant or request may name them.</summary>
     public static bool IsGatewaySchema(string schema) =>

@@ -325,6 +325,7 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
             var check = await SetupAsync("--check");
             Assert.Equal(ExitCodes.Drift, check.ExitCode);
             Assert.Contains($"login role {_login} may not SET log_min_messages", check.Stdout);
+            Assert.Contains("setup grants it", check.Stdout);
             var refused = await _analyst.QueryAsync("select count(*) from orders where status = 'paid' and id > 17");
             Assert.Contains("may not set log_min_messages", refused.Text());
         }

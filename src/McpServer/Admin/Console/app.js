@@ -4,6 +4,7 @@
 
 const session = { csrf: "", admin: "" };
 let refresh = null;
+let lastDecision = -Infinity;
 
 // Agents write much of what the console shows (SQL, reasons, names). Control and format characters, the bidirectional
 // overrides among them, are shown as \uXXXX rather than obeyed, so a statement cannot reorder or hide what an approver
@@ -181,6 +182,10 @@ async function sessionPage(view, id) {
 function decide(request) {
   const reason = h("textarea", { rows: 2, cols: 40, maxlength: 2000, "aria-label": `Reason for deciding ${request.id}` });
   const act = verb => async () => {
+    // A click within half a second of a decision is the second of a double click: the decided card is gone, and the
+    // click would land on whichever request took its place. It decides nothing.
+    if (performance.now() - lastDecision < 500) return;
+    lastDecision = performance.now();
     try {
       const result = await api(`/requests/${encodeURIComponent(request.id)}/${verb}`, { method: "POST", body: { reason: reason.value } });
       say(result.result);
@@ -219,6 +224,7 @@ async function approvalsPage(view) {
     refresh = setTimeout(() => {
       if (!busy()) { route(); return; }
       live.textContent = "Updates paused while you are on a request";
+      updatePendingCount();
       tick();
     }, 2000);
   };
@@ -269,6 +275,8 @@ async function route() {
     else await callsPage(next, params);
   } catch (error) {
     next.append(h("p", { class: "error", role: "alert" }, `Could not load this page: ${error.message}`));
+    // The live page tries again, rather than stop updating after one failed read.
+    if (parts[0] === "approvals") refresh = setTimeout(() => route(), 2000);
   }
   view.replaceChildren(...next.childNodes);
   updatePendingCount();

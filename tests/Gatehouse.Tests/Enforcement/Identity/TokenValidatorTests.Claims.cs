@@ -156,6 +156,7 @@ public sealed partial class TokenValidatorTests
         var obo = new TokenValidator([_issuer with { DelegationClaim = "on_behalf_of" }], TimeProvider.System);
         var identity = (await obo.ValidateAsync(MintWith(new Dictionary<string, object> { ["on_behalf_of"] = "bob" }), CancellationToken.None)).Identity!;
         Assert.Equal("bob", identity.DelegatedBy);
+        Assert.Equal("identity.delegation_invalid", (await obo.ValidateAsync(MintWith(new Dictionary<string, object> { ["on_behalf_of"] = " " }), CancellationToken.None)).Rule);
         Assert.Null((await obo.ValidateAsync(Mint(), CancellationToken.None)).Identity!.DelegatedBy);
     }
 

@@ -167,6 +167,7 @@ public sealed partial class TokenValidatorTests : IDisposable
     [InlineData("analyst\U000E0100", "control or invisible characters")]
     [InlineData("nightly  report", "a space other than one plain space")]
     [InlineData("nightly\u00A0report", "a space other than one plain space")]
+    [InlineData("a\u2010\uFE0Fb", "control or invisible characters")]
     [InlineData("sub:alice", "begins like a subject, client or token switch")]
     [InlineData("jti:leaked-token-1", "begins like a subject, client or token switch")]
     public async Task An_agent_name_that_would_read_as_another_is_refused(string agent, string problem)
