@@ -666,6 +666,29 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_column_of_a_not_null_domain_masked_as_null_is_null_of_its_base_type()
+    {
+        // NULL cast to the domain itself fails on every row: "domain strict_token does not allow null values".
+        await pg.AdminScalarAsync("create domain public.strict_token as text not null");
+        await pg.AdminScalarAsync("create table public.strict_keys (id int, token public.strict_token)");
+        try
+        {
+            var tags = ExfiltrationCorpus.Tags + "\n  public.strict_keys.token: secret\nstrategies:\n  secret: \"null\"";
+            var tagged = TestGateway.Create(GatewayConnectionString, _password, Agents, connectionSettings: tags);
+            var plan = await StdioTests.RunGatehouse(["setup", "--config", tagged.PolicyPath, "--connection", "shop", "--admin-connection", pg.AdminConnectionString, "--dry-run"]);
+            var views = plan.Stdout.Split('\n').Where(l => l.Contains("CREATE VIEW", StringComparison.Ordinal) && l.Contains("\"strict_keys\" t", StringComparison.Ordinal)).ToList();
+            Assert.NotEmpty(views);
+            Assert.Contains(views, v => v.Contains("NULL::text AS \"token\"", StringComparison.Ordinal));
+            Assert.DoesNotContain(views, v => v.Contains("NULL::strict_token", StringComparison.Ordinal) || v.Contains("NULL::public.strict_token", StringComparison.Ordinal));
+        }
+        finally
+        {
+            await pg.AdminScalarAsync("drop table public.strict_keys");
+            await pg.AdminScalarAsync("drop domain public.strict_token");
+        }
+    }
+
+    [Fact]
     public async Task A_tag_on_an_inheritance_childs_column_masks_the_parents_view_too()
     {
         // The parent's view reads the child's rows (no ONLY), so the child's tag must mask the parent's column.

@@ -414,6 +414,7 @@ public static class ProfileSetup
             var key = $"(SELECT k.key FROM {Id(DatabaseProfiles.GatewaySchema)}.mask_key k)";
             return strategy switch
             {
+                // A domain's column is typed by its base type here (setup reads it so): a NOT NULL domain refuses NULL.
                 MaskingStrategy.Null => $"NULL::{type}",
                 MaskingStrategy.Token => $"'tok_' || left(encode({Crypto}.hmac(convert_to({text}, 'UTF8'), {key}, 'sha256'), 'hex'), 16)",
                 MaskingStrategy.Partial => className switch
