@@ -157,8 +157,29 @@ internal static class ResultReader
     private static long ApproximateSize(object? value) => value switch
     {
         null => 4,
-        string s => s.Length + 2,
+        string s => JsonSize(s),
         List<object?> list => list.Sum(ApproximateSize) + 2,
         _ => 16,
     };
+
+    // What a text value takes in the answer: UTF-8, quoted, with JSON's escapes (a control character is six bytes, \u0001).
+    // Counted by characters, three of them such a control character would pass the cap six times over.
+    private static long JsonSize(string s)
+    {
+        long size = 2;
+        foreach (var c in s)
+        {
+            size += c switch
+            {
+                '\n' or '\r' or '\t' or '\b' or '\f' or '"' or '\\' => 2,
+                < ' ' => 6,
+                < '\u0080' => 1,
+                < '\u0800' => 2,
+                _ when char.IsSurrogate(c) => 2,
+                _ => 3,
+            };
+        }
+
+        return size;
+    }
 }

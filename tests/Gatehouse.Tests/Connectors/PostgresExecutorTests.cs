@@ -155,6 +155,17 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Theory]
+    [InlineData("select repeat(chr(1), 100) from generate_series(1, 100)")]
+    [InlineData("select repeat('€', 100) from generate_series(1, 100)")]
+    public async Task The_byte_cap_counts_what_a_value_takes_in_the_answer_not_its_characters(string sql)
+    {
+        // 10,000 characters, under a 20,000-byte cap by count; as JSON they take 60,000 (\u0001) and 30,000 (UTF-8) bytes.
+        var result = await Run(sql, maxBytes: 20_000);
+        Assert.True(result.Truncated);
+        Assert.InRange(result.Rows.Count, 1, 70);
+    }
+
+    [Theory]
     [InlineData("select 1 as small, repeat('x', 300000000) as huge")]
     [InlineData("select array_fill(7, array[40000000]) as huge")]
     public async Task A_single_value_past_the_byte_cap_is_skipped_on_the_wire_never_held(string sql)
