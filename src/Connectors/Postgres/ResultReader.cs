@@ -134,7 +134,15 @@ internal static class ResultReader
         return Convert(value);
     }
 
-    internal static object? Convert(object? value) => value switch
+    /// <summary>
+    /// How deep arrays and records may nest in a value: JSON readers and writers stop at 64 levels, and a deeper value would
+    /// fail the answer after the call was recorded as answered. What lies deeper is a note saying how to read it.
+    /// </summary>
+    public const int MaxNesting = 32;
+
+    internal static object? Convert(object? value) => Convert(value, 0);
+
+    private static object? Convert(object? value, int depth) => value switch
     {
         null or DBNull => null,
         bool or long or decimal or string => value,
@@ -149,7 +157,8 @@ internal static class ResultReader
         TimeOnly time => time.ToString("HH:mm:ss.FFFFFFF", CultureInfo.InvariantCulture),
         TimeSpan span => span.ToString("c", CultureInfo.InvariantCulture),
         byte[] bytes => "\\x" + System.Convert.ToHexString(bytes).ToLowerInvariant(),
-        Array array => array.Cast<object?>().Select(Convert).ToList(),
+        Array when depth >= MaxNesting => $"(arrays or records nested deeper than {MaxNesting} levels; cast the value to text to read it)",
+        Array array => array.Cast<object?>().Select(item => Convert(item, depth + 1)).ToList(),
         IFormattable formattable => formattable.ToString(null, CultureInfo.InvariantCulture),
         _ => value.ToString(),
     };

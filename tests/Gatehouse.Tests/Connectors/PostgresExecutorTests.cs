@@ -147,6 +147,26 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_value_nested_deeper_than_json_allows_is_cut_at_a_depth_every_reader_takes()
+    {
+        var sql = "select " + string.Concat(Enumerable.Repeat("row(", 70)) + "1" + new string(')', 70) + " as deep";
+        var result = await Run(sql);
+
+        var depth = 0;
+        object? value = result.Rows[0][0];
+        while (value is List<object?> list)
+        {
+            depth++;
+            value = list[0];
+        }
+
+        Assert.Equal(ResultReader.MaxNesting, depth);
+        Assert.Contains("nested deeper than", (string)value!);
+        // What the agent receives serializes: the value is no deeper than JSON's readers allow.
+        Assert.NotNull(System.Text.Json.JsonSerializer.Serialize(result.Rows));
+    }
+
+    [Fact]
     public async Task The_byte_cap_stops_wide_results()
     {
         var result = await Run("select repeat('x', 1000) from generate_series(1, 100)", maxBytes: 5000);
