@@ -666,6 +666,42 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Setup_revokes_a_privilege_another_role_granted_the_login_role_not_only_the_owners()
+    {
+        // REVOKE without GRANTED BY removes only the owner's grants: setup said it revoked, and the login role still read
+        // raw values after RESET ROLE.
+        var bob = "strict_bob_" + Guid.NewGuid().ToString("N")[..8];
+        await pg.AdminScalarAsync($"create role {bob}");
+        await pg.AdminScalarAsync($"grant select on public.customers to {bob} with grant option");
+        await using (var asBob = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(pg.AdminConnectionString) { Database = pg.Database }.ConnectionString))
+        {
+            await asBob.OpenAsync();
+            foreach (var sql in new[] { $"set role {bob}", $"grant select on public.customers to {_login}" })
+            {
+                await using var command = new NpgsqlCommand(sql, asBob);
+                await command.ExecuteNonQueryAsync();
+            }
+        }
+
+        try
+        {
+            var check = await SetupAsync("--check");
+            Assert.Equal(ExitCodes.Drift, check.ExitCode);
+            Assert.Contains($"login role {_login} holds privileges on public.customers directly", check.Stdout);
+
+            var setup = await SetupAsync();
+            Assert.True(setup.ExitCode == ExitCodes.Ok, setup.Stdout + setup.Stderr);
+            Assert.Equal(false, await pg.AdminScalarAsync($"select has_table_privilege('{_login}', 'public.customers', 'SELECT')"));
+            Assert.Equal(ExitCodes.Ok, (await SetupAsync("--check")).ExitCode);
+        }
+        finally
+        {
+            await pg.AdminScalarAsync($"revoke all on public.customers from {bob} cascade");
+            await pg.AdminScalarAsync($"drop role {bob}");
+        }
+    }
+
+    [Fact]
     public async Task A_column_of_a_not_null_domain_masked_as_null_is_null_of_its_base_type()
     {
         // NULL cast to the domain itself fails on every row: "domain strict_token does not allow null values".

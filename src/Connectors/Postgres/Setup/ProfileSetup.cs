@@ -202,6 +202,19 @@ public static class ProfileSetup
                 {
                     _drift.Add($"login role {login} holds privileges on {relation} directly; setup revokes them (it may read only through profiles)");
                     Run($"REVOKE ALL ON TABLE {relation} FROM {Id(login)}");
+                    foreach (var (_, grantor) in role.OtherGrantors.Where(g => g.Relation == relation))
+                    {
+                        // What another role granted (one holding the grant option) stays until that role revokes it, and
+                        // PostgreSQL takes a REVOKE ... GRANTED BY only from the grantor itself: so, as the grantor.
+                        var body = $"SET LOCAL ROLE {grantor}; REVOKE ALL ON TABLE {relation} FROM {Id(login)}; RESET ROLE;";
+                        if (body.Contains("$gatehouse$", StringComparison.Ordinal))
+                        {
+                            _blockers.Add($"login role {login} holds privileges on {relation} granted by {grantor}, whose name setup will not write into SQL; revoke them by hand");
+                            continue;
+                        }
+
+                        Run($"DO $gatehouse$ BEGIN {body} END $gatehouse$");
+                    }
                 }
 
                 if (role.InheritingMemberships.Count > 0)

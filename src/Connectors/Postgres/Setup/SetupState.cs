@@ -24,6 +24,9 @@ internal sealed record LoginRoleState(bool Superuser, bool Inherits, bool CanLog
 
     /// <summary>It may SET log_min_messages, with which the statement probe keeps parse trees out of the server log.</summary>
     public bool MaySetLogLevel { get; init; }
+
+    /// <summary>Of <see cref="DirectPrivileges"/>, those granted by a role other than the relation's owner, with that role (both quoted).</summary>
+    public IReadOnlyList<(string Relation, string Grantor)> OtherGrantors { get; init; } = [];
 }
 
 /// <summary>What setup reads from the target database before deciding what to create: one round trip of catalog queries.</summary>
@@ -91,6 +94,14 @@ internal sealed class SetupState
         + " JOIN pg_class t ON t.oid = reads.ref_oid JOIN pg_namespace tn ON tn.oid = t.relnamespace"
         + " LEFT JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = reads.ref_col AND reads.ref_col > 0";
 
+    // The relations the login role (r) holds privileges on that someone other than their owner granted, with each grantor.
+    private const string OtherGrantors =
+        "SELECT DISTINCT format('%I.%I', n.nspname, c.relname) AS rel, quote_ident(pg_get_userbyid(x.grantor)) AS grantor"
+        + " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,"
+        + " LATERAL (SELECT e.grantor, e.grantee FROM aclexplode(c.relacl) e"
+        + "   UNION ALL SELECT e.grantor, e.grantee FROM pg_attribute a, aclexplode(a.attacl) e WHERE a.attrelid = c.oid) x"
+        + " WHERE x.grantee = r.oid AND x.grantor <> c.relowner AND n.nspname NOT LIKE 'gatehouse\\_p\\_%'";
+
     // Whether PUBLIC can reach a relation in schema <alias>: a granted schema (the profile roles get USAGE on those), or one
     // PUBLIC may use.
     private static string PublicReaches(string alias) => $"({alias}.nspname = ANY($1) OR has_schema_privilege('public', {alias}.oid, 'USAGE'))";
@@ -129,7 +140,9 @@ internal sealed class SetupState
             // was; read through JSON, so the query runs on older servers too (where the column, and the question, are absent).
             + " ARRAY(SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid"
             + "   AND (to_jsonb(m) ->> 'inherit_option')::boolean AND g.rolname NOT LIKE 'gatehouse\\_p\\_%' ORDER BY 1),"
-            + " has_parameter_privilege(r.oid, 'log_min_messages', 'SET')"
+            + " has_parameter_privilege(r.oid, 'log_min_messages', 'SET'),"
+            // Who else granted it those privileges: a REVOKE without GRANTED BY removes only the owner's grants.
+            + $" (SELECT array_agg(rel ORDER BY rel, grantor) FROM ({OtherGrantors}) o), (SELECT array_agg(grantor ORDER BY rel, grantor) FROM ({OtherGrantors}) o)"
             + " FROM pg_roles r WHERE r.rolname = $1",
             loginRole);
         Add(batch, "SELECT rolname::text FROM pg_roles WHERE rolname LIKE 'gatehouse\\_p\\_%'");
@@ -220,6 +233,7 @@ internal sealed class SetupState
             {
                 InheritingMemberships = reader.GetFieldValue<string[]>(7),
                 MaySetLogLevel = reader.GetBoolean(8),
+                OtherGrantors = reader.IsDBNull(9) ? [] : reader.GetFieldValue<string[]>(9).Zip(reader.GetFieldValue<string[]>(10)).ToList(),
             };
         }
 
