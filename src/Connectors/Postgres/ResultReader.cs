@@ -171,24 +171,32 @@ internal static class ResultReader
         _ => 16,
     };
 
-    // What a text value takes in the answer: UTF-8, quoted, with JSON's escapes (a control character is six bytes, \u0001).
-    // Counted by characters, three of them such a control character would pass the cap six times over.
+    // What a text value takes in the answer, written with the encoder the answer is (ResultMapper's): UTF-8, quoted, and
+    // \uXXXX for whatever it escapes (control characters, DEL, invisible and private-use characters, and characters beyond
+    // the first plane as two of them). Counted by characters, such a value passed the cap up to six times over.
     private static long JsonSize(string s)
     {
         long size = 2;
-        foreach (var c in s)
+        for (var i = 0; i < s.Length; i++)
         {
-            size += c switch
+            var c = s[i];
+            if (c is '\n' or '\r' or '\t' or '\b' or '\f' or '"' or '\\')
             {
-                '\n' or '\r' or '\t' or '\b' or '\f' or '"' or '\\' => 2,
-                < ' ' => 6,
-                < '\u0080' => 1,
-                < '\u0800' => 2,
-                _ when char.IsSurrogate(c) => 2,
-                _ => 3,
-            };
+                size += 2;
+            }
+            else if (char.IsHighSurrogate(c) && i + 1 < s.Length && char.IsLowSurrogate(s[i + 1]))
+            {
+                size += AnswerEncoder.WillEncode(char.ConvertToUtf32(c, s[i + 1])) ? 12 : 4;
+                i++;
+            }
+            else
+            {
+                size += char.IsSurrogate(c) || AnswerEncoder.WillEncode(c) ? 6 : c < '\u0080' ? 1 : c < '\u0800' ? 2 : 3;
+            }
         }
 
         return size;
     }
+
+    private static readonly System.Text.Encodings.Web.JavaScriptEncoder AnswerEncoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
 }

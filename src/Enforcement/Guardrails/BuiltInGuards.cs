@@ -20,7 +20,14 @@ public static class BuiltInGuards
 
     /// <summary>As <see cref="Check(StatementText)"/>, by the plan: a WHERE clause PostgreSQL finds always true bounds nothing.</summary>
     public static Decision? Check(StatementText statement, PlanFacts plan) =>
-        plan.UnfilteredWrites is [var table, ..]
-            ? Decision.Deny("guard.unbounded_write", $"PostgreSQL plans this {statement.Kind.Name().ToUpperInvariant()} with no condition on {table}: its WHERE clause is true of every row, so it would change every row of the table; add a WHERE clause that names the rows")
+        WritesEveryRow(statement, plan)
+            ? Decision.Deny("guard.unbounded_write", $"PostgreSQL plans this {statement.Kind.Name().ToUpperInvariant()} with no condition on {plan.UnfilteredWrites[0]}: its WHERE clause is true of every row, so it would change every row of the table; add a WHERE clause that names the rows")
             : null;
+
+    /// <summary>
+    /// An UPDATE or DELETE, the statement's only write, that its plan runs on every row of its table. A write a rule or a
+    /// WITH query adds is refused as uncounted instead, with advice of its own.
+    /// </summary>
+    public static bool WritesEveryRow(StatementText statement, PlanFacts plan) =>
+        statement.Kind is StatementKind.Update or StatementKind.Delete && plan.Writers == 1 && plan.UnfilteredWrites.Count > 0;
 }

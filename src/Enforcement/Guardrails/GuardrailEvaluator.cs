@@ -67,7 +67,7 @@ public static class GuardrailEvaluator
         return (match.Kinds.Count == 0 || match.Kinds.Contains(statement.Kind) || statement.Effects.Any(match.Kinds.Contains))
             && (match.Tables.Count == 0 || plan.Relations.Any(r => plan.SelfAndAncestors(r.Relation).Any(match.Tables.Contains)))
             && (match.Operations.Count == 0 || plan.Relations.Any(r => Operations(r, statement).Any(o => match.Operations.Contains(o, StringComparer.Ordinal))))
-            && (match.WithoutWhere is null || match.WithoutWhere == (statement.WritesWithoutWhere || plan.UnfilteredWrites.Count > 0))
+            && (match.WithoutWhere is null || match.WithoutWhere == (statement.WritesWithoutWhere || BuiltInGuards.WritesEveryRow(statement, plan)))
             && (match.MinRows is null || rows >= match.MinRows)
             && (match.Functions.Count == 0 || plan.AllFunctions.Any(f => match.Functions.Contains(f.Name, StringComparer.Ordinal) || match.Functions.Contains(f.ToString(), StringComparer.Ordinal)))
             && (match.Agents.Count == 0 || match.Agents.Contains(identity.Agent, StringComparer.Ordinal))

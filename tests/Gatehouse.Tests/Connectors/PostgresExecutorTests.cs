@@ -177,6 +177,8 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
     [Theory]
     [InlineData("select repeat(chr(1), 100) from generate_series(1, 100)")]
     [InlineData("select repeat('€', 100) from generate_series(1, 100)")]
+    [InlineData("select repeat(chr(127), 100) from generate_series(1, 100)")]
+    [InlineData("select repeat(chr(128512), 50) from generate_series(1, 100)")]
     public async Task The_byte_cap_counts_what_a_value_takes_in_the_answer_not_its_characters(string sql)
     {
         // 10,000 characters, under a 20,000-byte cap by count; as JSON they take 60,000 (\u0001) and 30,000 (UTF-8) bytes.

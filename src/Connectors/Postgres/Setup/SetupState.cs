@@ -112,10 +112,14 @@ internal sealed class SetupState
         Add(batch, "SELECT current_database(), current_setting('standard_conforming_strings'), has_parameter_privilege('log_min_messages', 'SET WITH GRANT OPTION')");
         Add(
             batch,
-            "SELECT n.nspname, c.relname, c.relkind::text, array_agg(a.attname::text ORDER BY a.attnum), array_agg(format_type(CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END, CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END) ORDER BY a.attnum),"
+            "SELECT n.nspname, c.relname, c.relkind::text, array_agg(a.attname::text ORDER BY a.attnum), array_agg(format_type(b.type, b.typmod) ORDER BY a.attnum),"
             + " c.relrowsecurity, array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE has_column_privilege('public', c.oid, a.attnum, 'SELECT'))"
             + " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
-            + " JOIN pg_type t ON t.oid = a.atttypid"
+            // A domain's column by its base type, through domains over domains, with the first type modifier met on the way.
+            + " CROSS JOIN LATERAL (WITH RECURSIVE d(type, typmod, depth) AS (SELECT a.atttypid, a.atttypmod, 0"
+            + "   UNION ALL SELECT t.typbasetype, CASE WHEN d.typmod = -1 THEN t.typtypmod ELSE d.typmod END, d.depth + 1"
+            + "   FROM d JOIN pg_type t ON t.oid = d.type WHERE t.typtype = 'd' AND d.depth < 100)"
+            + "   SELECT type, typmod FROM d ORDER BY depth DESC LIMIT 1) b"
             + " WHERE c.relkind IN ('r','v','m','p','f') AND NOT c.relispartition AND n.nspname = ANY($1) GROUP BY 1, 2, 3, c.relrowsecurity ORDER BY 1, 2",
             schemas.ToArray());
         Add(batch, ViewReadsSql + " WHERE v.relkind IN ('v','m') AND vn.nspname = ANY($1)", schemas.ToArray());

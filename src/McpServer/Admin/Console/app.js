@@ -191,6 +191,8 @@ function decide(request) {
       say(result.result);
     } catch (error) { say(`Refused: ${error.message}`); }
     await route();
+    // The window runs from when the next card is under the pointer, not from the first click.
+    lastDecision = performance.now();
   };
   return h("div", { class: "actions" }, h("label", {}, "Reason (optional)", reason),
     h("button", { class: "primary", onclick: act("approve") }, `Approve ${request.id}`),
