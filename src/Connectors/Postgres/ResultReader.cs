@@ -158,10 +158,40 @@ internal static class ResultReader
         TimeSpan span => span.ToString("c", CultureInfo.InvariantCulture),
         byte[] bytes => "\\x" + System.Convert.ToHexString(bytes).ToLowerInvariant(),
         Array when depth >= MaxNesting => $"(arrays or records nested deeper than {MaxNesting} levels; cast the value to text to read it)",
+        Array { Rank: > 1 } grid => Dimension(grid, new int[grid.Rank], 0, depth),
         Array array => array.Cast<object?>().Select(item => Convert(item, depth + 1)).ToList(),
+        // bit(n > 1) and varbit: the bits as PostgreSQL writes them. hstore: its text form, which the detectors then read.
+        System.Collections.BitArray bits => string.Create(bits.Length, bits, (text, b) =>
+        {
+            for (var i = 0; i < text.Length; i++)
+            {
+                text[i] = b[i] ? '1' : '0';
+            }
+        }),
+        IDictionary<string, string?> pairs => string.Join(", ", pairs.Select(p => $"{Quoted(p.Key)}=>{(p.Value is null ? "NULL" : Quoted(p.Value))}")),
         IFormattable formattable => formattable.ToString(null, CultureInfo.InvariantCulture),
         _ => value.ToString(),
     };
+
+    // A multi-dimensional array as lists of lists, one level per dimension (flattened, {{1,2},{3,4}} read as [1,2,3,4]).
+    private static object? Dimension(Array grid, int[] at, int dimension, int depth)
+    {
+        if (depth >= MaxNesting)
+        {
+            return $"(arrays or records nested deeper than {MaxNesting} levels; cast the value to text to read it)";
+        }
+
+        var items = new List<object?>(grid.GetLength(dimension));
+        for (var i = 0; i < grid.GetLength(dimension); i++)
+        {
+            at[dimension] = i;
+            items.Add(dimension == grid.Rank - 1 ? Convert(grid.GetValue(at), depth + 1) : Dimension(grid, at, dimension + 1, depth + 1));
+        }
+
+        return items;
+    }
+
+    private static string Quoted(string text) => "\"" + text.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
 
     private static long ApproximateSize(object? value) => value switch
     {

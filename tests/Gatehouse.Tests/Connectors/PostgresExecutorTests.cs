@@ -167,6 +167,17 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Bit_strings_and_multi_dimensional_arrays_come_back_as_postgresql_writes_them_not_as_type_names_or_flattened()
+    {
+        var result = await Run("select B'1010'::bit(4), '10011'::varbit, array[[1, 2], [3, 4]], array[[['a']], [['b']]]");
+
+        Assert.Equal("1010", result.Rows[0][0]);
+        Assert.Equal("10011", result.Rows[0][1]);
+        Assert.Equal("[[1,2],[3,4]]", System.Text.Json.JsonSerializer.Serialize(result.Rows[0][2]));
+        Assert.Equal("[[[\"a\"]],[[\"b\"]]]", System.Text.Json.JsonSerializer.Serialize(result.Rows[0][3]));
+    }
+
+    [Fact]
     public async Task The_byte_cap_stops_wide_results()
     {
         var result = await Run("select repeat('x', 1000) from generate_series(1, 100)", maxBytes: 5000);
