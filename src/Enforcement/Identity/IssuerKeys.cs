@@ -69,13 +69,12 @@ internal static class IssuerKeys
         else
         {
             var address = (keys.Discovery ?? keys.JwksUrl)!;
-            var documents = new HttpDocumentRetriever { RequireHttps = !address.IsLoopback };
             IConfigurationRetriever<OpenIdConnectConfiguration> retriever = keys.Discovery is not null
-                ? new OpenIdConnectConfigurationRetriever()
+                ? new DiscoveryRetriever(issuer.Issuer)
                 : new JwksOnlyRetriever();
             // An unknown kid (a key rotation) makes the token handler ask for fresh keys, at most once per KeyRefreshInterval;
             // if the IdP is down, the keys already fetched keep verifying the tokens they signed.
-            parameters.ConfigurationManager = new ConfigurationManager<OpenIdConnectConfiguration>(address.ToString(), retriever, documents)
+            parameters.ConfigurationManager = new ConfigurationManager<OpenIdConnectConfiguration>(address.ToString(), retriever, new HttpsUnlessLoopback())
             {
                 RefreshInterval = issuer.KeyRefreshInterval,
                 AutomaticRefreshInterval = issuer.KeyMaxAge,
@@ -86,6 +85,45 @@ internal static class IssuerKeys
         }
 
         return parameters;
+    }
+
+    /// <summary>
+    /// Fetches each document over HTTPS, or over plain HTTP from this machine only. Judged per address, not by the address
+    /// configured: a discovery document on loopback (a test IdP, a sidecar) may name a key set anywhere, and that one must
+    /// come over HTTPS like any other, or whoever sits on the network path could serve their own keys.
+    /// </summary>
+    private sealed class HttpsUnlessLoopback : IDocumentRetriever
+    {
+        private readonly HttpDocumentRetriever _http = new() { RequireHttps = false };
+
+        public Task<string> GetDocumentAsync(string address, CancellationToken cancel)
+        {
+            if (!Uri.TryCreate(address, UriKind.Absolute, out var uri)
+                || !(uri.Scheme == Uri.UriSchemeHttps || (uri.Scheme == Uri.UriSchemeHttp && uri.IsLoopback)))
+            {
+                throw new IssuerKeysException($"'{address}' is not an HTTPS address (plain HTTP is allowed for this machine's own addresses only)");
+            }
+
+            return _http.GetDocumentAsync(address, cancel);
+        }
+    }
+
+    /// <summary>
+    /// OIDC discovery, holding the document to the issuer it was configured for (OpenID Connect Discovery 1.0, section 4.3):
+    /// a document naming another issuer is another IdP's, or a mix-up, and its keys are not taken.
+    /// </summary>
+    private sealed class DiscoveryRetriever(string issuer) : IConfigurationRetriever<OpenIdConnectConfiguration>
+    {
+        public async Task<OpenIdConnectConfiguration> GetConfigurationAsync(string address, IDocumentRetriever retriever, CancellationToken cancel)
+        {
+            var configuration = await OpenIdConnectConfigurationRetriever.GetAsync(address, retriever, cancel).ConfigureAwait(false);
+            if (!string.Equals(configuration.Issuer, issuer, StringComparison.Ordinal))
+            {
+                throw new IssuerKeysException($"the discovery document at '{address}' names issuer '{configuration.Issuer}', not '{issuer}'");
+            }
+
+            return configuration;
+        }
     }
 
     /// <summary>Treats a bare JWKS document as a configuration whose only content is its signing keys.</summary>
@@ -179,3 +217,6 @@ internal static class IssuerKeys
         }
     }
 }
+
+/// <summary>An issuer's keys could not be fetched, for a reason the gateway found itself (and may say).</summary>
+internal sealed class IssuerKeysException(string message) : Exception(message);

@@ -86,6 +86,11 @@ public sealed class TokenValidator
             return IdentityResult.Refused("identity.untrusted_issuer", $"tokens from issuer '{Printable(unverified.Issuer)}' are not trusted by this gateway");
         }
 
+        if (issuer.Parameters.ConfigurationManager is { } fetched && await KeysUnavailableAsync(fetched, issuer.Config, cancellationToken).ConfigureAwait(false) is { } unavailable)
+        {
+            return unavailable;
+        }
+
         var keys = issuer.KeyFile?.Generation ?? 0;
         var result = await _handler.ValidateTokenAsync(token, issuer.Parameters).ConfigureAwait(false);
         if (result.Exception is SecurityTokenSignatureKeyNotFoundException && await _rotation.RefreshAsync(issuer.Config, issuer.Parameters, unverified.Kid, cancellationToken).ConfigureAwait(false))
@@ -122,10 +127,10 @@ public sealed class TokenValidator
             return IdentityResult.Refused("identity.insufficient_scope", $"the token lacks the scope(s) {string.Join(", ", missing)} that issuer '{issuer.Config.Issuer}' tokens need here; ask its issuer for a token with them");
         }
 
-        var (delegatedBy, delegatorGroups) = Delegation(jwt, issuer.Config.DelegationClaim);
+        var (delegatedBy, delegatorGroups, shapeProblem) = Delegation(jwt, issuer.Config.DelegationClaim);
         // The person an agent acts for is named to row-level security, to approvers, and in the rule that nobody approves
         // their own request: a name that reads as another's (or as nobody's) would be taken for that person.
-        if (delegatedBy is not null && AgentKeys.NameProblem(delegatedBy) is { } delegationProblem)
+        if ((shapeProblem ?? (delegatedBy is null ? null : AgentKeys.NameProblem(delegatedBy))) is { } delegationProblem)
         {
             return IdentityResult.Refused("identity.delegation_invalid", $"the person the token says the agent acts for (its '{issuer.Config.DelegationClaim}' claim) {delegationProblem}; ask its issuer for a token with a plain name");
         }
@@ -154,6 +159,30 @@ public sealed class TokenValidator
 
         _cache[cacheKey] = (identity, issuer.KeyFile, keys, identity.ExpiresAt < now + ReverifyAfter ? identity.ExpiresAt : now + ReverifyAfter);
         return IdentityResult.Verified(identity);
+    }
+
+    /// <summary>
+    /// Keys from a JWKS URL or discovery that were never fetched: said as such, with the reason when the gateway refused them
+    /// itself. Once fetched, keys stay in use while the IdP cannot be reached, so this refuses only before the first success.
+    /// </summary>
+    private static async Task<IdentityResult?> KeysUnavailableAsync(BaseConfigurationManager manager, IssuerConfig issuer, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await manager.GetBaseConfigurationAsync(cancellationToken).ConfigureAwait(false);
+            return null;
+        }
+        catch (InvalidOperationException e)
+        {
+            var own = e.InnerException;
+            while (own is not null and not IssuerKeysException)
+            {
+                own = own.InnerException;
+            }
+
+            var reason = own?.Message ?? $"{issuer.Keys.Describe()} did not answer with them";
+            return IdentityResult.Refused("identity.issuer_keys_unavailable", $"the signing keys of issuer '{issuer.Issuer}' could not be fetched: {reason}; an admin should check the issuer's keys in the policy");
+        }
     }
 
     private void Evict(DateTimeOffset now)
@@ -211,20 +240,33 @@ public sealed class TokenValidator
             .Distinct(StringComparer.Ordinal)
             .ToList();
 
-    // RFC 8693: "act": {"sub": "alice", ...}; a configured claim may also be a plain string naming the human.
-    private static (string? Human, IReadOnlyList<string> Groups) Delegation(JsonWebToken jwt, string claim)
+    // RFC 8693: "act": {"sub": "alice", ...}; a configured claim may also be a plain string naming the human. A claim that is
+    // there but names nobody readable (an object without a string "sub", a number, a list) says the agent acts for someone
+    // without saying whom: it is refused, not read as "acts for nobody", which would drop the person from every rule about them.
+    private static (string? Human, IReadOnlyList<string> Groups, string? Problem) Delegation(JsonWebToken jwt, string claim)
     {
-        if (jwt.TryGetPayloadValue<System.Text.Json.JsonElement>(claim, out var value) && value.ValueKind == System.Text.Json.JsonValueKind.Object)
+        // The library hands objects and arrays back as JSON elements, strings as strings, and anything else only as claims.
+        if (!jwt.TryGetPayloadValue<System.Text.Json.JsonElement>(claim, out var value))
         {
-            return value.TryGetProperty("sub", out var sub) && sub.ValueKind == System.Text.Json.JsonValueKind.String
-                ? (sub.GetString(), value.TryGetProperty("groups", out var groups) && groups.ValueKind == System.Text.Json.JsonValueKind.Array
-                    ? groups.EnumerateArray().Where(g => g.ValueKind == System.Text.Json.JsonValueKind.String).Select(g => g.GetString()!).ToList()
-                    : [])
-                : (null, []);
+            return !jwt.TryGetClaim(claim, out var plain) || plain.ValueType == JsonClaimValueTypes.JsonNull ? (null, [], null)
+                : plain.ValueType == System.Security.Claims.ClaimValueTypes.String ? (plain.Value, [], null)
+                : (null, [], "is neither a name nor an object naming the person in 'sub'");
         }
 
-        // An empty or blank name says the agent acts for someone without saying whom: refused with the other bad names.
-        return jwt.TryGetPayloadValue<string>(claim, out var name) && name is not null ? (name, []) : (null, []);
+        if (value.ValueKind != System.Text.Json.JsonValueKind.Object)
+        {
+            return (null, [], "is neither a name nor an object naming the person in 'sub'");
+        }
+
+        if (!value.TryGetProperty("sub", out var sub) || sub.ValueKind != System.Text.Json.JsonValueKind.String)
+        {
+            return (null, [], "has no 'sub' naming the person (RFC 8693)");
+        }
+
+        var groups = value.TryGetProperty("groups", out var list) && list.ValueKind == System.Text.Json.JsonValueKind.Array
+            ? list.EnumerateArray().Where(g => g.ValueKind == System.Text.Json.JsonValueKind.String).Select(g => g.GetString()!).ToList()
+            : [];
+        return (sub.GetString(), groups, null);
     }
 
     private static string Printable(string? text) =>

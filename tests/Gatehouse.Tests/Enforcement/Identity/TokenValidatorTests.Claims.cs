@@ -140,6 +140,26 @@ public sealed partial class TokenValidatorTests
         Assert.Contains("'act' claim", result.Reason);
     }
 
+    public static TheoryData<object> UnreadableDelegations => new()
+    {
+        new Dictionary<string, object> { ["client_id"] = "reporting-app" },
+        new Dictionary<string, object> { ["sub"] = 7 },
+        42,
+        new[] { "alice" },
+    };
+
+    [Theory]
+    [MemberData(nameof(UnreadableDelegations))]
+    public async Task A_delegation_claim_that_names_nobody_readable_is_refused_rather_than_read_as_no_delegation(object act)
+    {
+        // Read as "acts for nobody", the person would drop out of row-level security, approvals and the no-self-approval rule.
+        var result = await _validator.ValidateAsync(MintWith(new Dictionary<string, object> { ["act"] = act }), CancellationToken.None);
+
+        Assert.Null(result.Identity);
+        Assert.Equal("identity.delegation_invalid", result.Rule);
+        Assert.Contains("'act' claim", result.Reason);
+    }
+
     [Fact]
     public async Task A_token_expiring_at_the_end_of_time_verifies_instead_of_overflowing_its_clock_skew()
     {

@@ -44,6 +44,61 @@ public sealed partial class TokenValidatorTests
         Assert.Equal(TimeSpan.FromMinutes(10), IssuerKeys.Create(sooner, TimeProvider.System).Parameters.ConfigurationManager!.AutomaticRefreshInterval);
     }
 
+    [Fact]
+    public async Task Keys_from_a_discovery_document_that_names_another_issuer_are_not_taken()
+    {
+        using var idp = new JwksServer();
+        var (issuer, token) = DiscoveredFrom(idp);
+
+        // Another IdP's document (a mix-up, or an attacker's) signs nothing here, however good its keys.
+        idp.Discover("https://someone-else.example", idp.Address.ToString());
+        var refused = await new TokenValidator([issuer], TimeProvider.System).ValidateAsync(token, CancellationToken.None);
+        Assert.Null(refused.Identity);
+        Assert.Equal("identity.issuer_keys_unavailable", refused.Rule);
+        Assert.Contains($"names issuer 'https://someone-else.example', not '{issuer.Issuer}'", refused.Reason);
+
+        idp.Discover(issuer.Issuer, idp.Address.ToString());
+        Assert.Equal("analyst", (await new TokenValidator([issuer], TimeProvider.System).ValidateAsync(token, CancellationToken.None)).Identity?.Agent);
+    }
+
+    [Fact]
+    public async Task A_discovery_document_on_loopback_may_not_name_a_key_set_over_plain_http_elsewhere()
+    {
+        using var idp = new JwksServer();
+        var (issuer, token) = DiscoveredFrom(idp);
+        idp.Discover(issuer.Issuer, "http://keys.example/jwks");
+
+        var refused = await new TokenValidator([issuer], TimeProvider.System).ValidateAsync(token, CancellationToken.None);
+
+        Assert.Equal("identity.issuer_keys_unavailable", refused.Rule);
+        Assert.Contains("'http://keys.example/jwks' is not an HTTPS address", refused.Reason);
+    }
+
+    [Fact]
+    public async Task An_idp_that_never_answered_refuses_its_tokens_saying_its_keys_could_not_be_fetched()
+    {
+        Uri address;
+        using (var idp = new JwksServer())
+        {
+            address = idp.Address;
+        }
+
+        var issuer = _issuer with { Keys = new IssuerKeySource(null, null, address, null) };
+        var refused = await new TokenValidator([issuer], TimeProvider.System).ValidateAsync(Mint(issuer: issuer, key: NewKey("k1")), CancellationToken.None);
+
+        Assert.Equal("identity.issuer_keys_unavailable", refused.Rule);
+        Assert.Contains($"JWKS {address} did not answer", refused.Reason);
+    }
+
+    /// <summary>An issuer named by the server's own address, its keys found by discovery there, and a token it signed.</summary>
+    private (IssuerConfig Issuer, string Token) DiscoveredFrom(JwksServer idp)
+    {
+        var key = NewKey("k1");
+        idp.Publish(key);
+        var issuer = _issuer with { Issuer = idp.Address.GetLeftPart(UriPartial.Authority), Keys = new IssuerKeySource(null, null, null, idp.DiscoveryAddress) };
+        return (issuer, Mint(issuer: issuer, key: key));
+    }
+
     private static RsaSecurityKey NewKey(string id) => new(RSA.Create(2048)) { KeyId = id };
 
     private sealed class MovableClock : TimeProvider
@@ -60,6 +115,7 @@ public sealed partial class TokenValidatorTests
     {
         private readonly HttpListener _listener = new();
         private volatile string _document = """{"keys":[]}""";
+        private volatile string? _discovery;
 
         public JwksServer()
         {
@@ -74,6 +130,12 @@ public sealed partial class TokenValidatorTests
         }
 
         public Uri Address { get; }
+
+        public Uri DiscoveryAddress => new(Address, "/.well-known/openid-configuration");
+
+        /// <summary>Serves a discovery document naming this issuer and key set.</summary>
+        public void Discover(string issuer, string jwksUri) =>
+            _discovery = System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, string> { ["issuer"] = issuer, ["jwks_uri"] = jwksUri });
 
         public void Publish(params RsaSecurityKey[] keys) =>
             _document = $$"""{"keys":[{{string.Join(",", keys.Select(Jwk))}}]}""";
@@ -100,7 +162,7 @@ public sealed partial class TokenValidatorTests
                     return;
                 }
 
-                var body = Encoding.UTF8.GetBytes(_document);
+                var body = Encoding.UTF8.GetBytes(context.Request.Url!.AbsolutePath == DiscoveryAddress.AbsolutePath && _discovery is { } discovery ? discovery : _document);
                 context.Response.ContentType = "application/json";
                 await context.Response.OutputStream.WriteAsync(body);
                 context.Response.Close();
