@@ -702,6 +702,47 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Nobody_but_each_profile_reads_its_views_or_the_token_key_whatever_default_privileges_or_grants_say()
+    {
+        // A common DBA setup: a read-only role handed every new table and schema the admin creates. A profile view reads
+        // with its owner's rights, so that role would read every row the profile sees, tables it may not read included.
+        var reader = "strict_ro_" + Guid.NewGuid().ToString("N")[..8];
+        await pg.AdminScalarAsync($"create role {reader}");
+        await pg.AdminScalarAsync($"alter default privileges grant select on tables to {reader}");
+        await pg.AdminScalarAsync($"alter default privileges grant usage on schemas to {reader}");
+        await pg.AdminScalarAsync($"grant usage on schema gatehouse to {reader}");
+        await pg.AdminScalarAsync($"grant select (key) on gatehouse.mask_key to {reader}");
+        try
+        {
+            var check = await SetupAsync("--check");
+            Assert.Equal(ExitCodes.Drift, check.ExitCode);
+            Assert.Contains($"{reader} holds SELECT on gatehouse.mask_key, which setup grants nobody", check.Stdout);
+            Assert.Contains($"{reader} holds USAGE on schema gatehouse", check.Stdout);
+
+            var setup = await SetupAsync();
+            Assert.True(setup.ExitCode == ExitCodes.Ok, setup.Stdout + setup.Stderr);
+            Assert.Contains($"hand new schemas to {reader}, and new tables and views to {reader}; setup revokes them", setup.Stdout);
+
+            Assert.Equal(0L, await pg.AdminScalarAsync(
+                $"select count(*) from pg_namespace n where (n.nspname like 'gatehouse\\_p\\_%' or n.nspname = 'gatehouse') and has_schema_privilege('{reader}', n.oid, 'USAGE')"));
+            Assert.Equal(0L, await pg.AdminScalarAsync(
+                $"select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace where (n.nspname like 'gatehouse\\_p\\_%' or n.nspname = 'gatehouse')"
+                + $" and c.relkind in ('r', 'v') and has_any_column_privilege('{reader}', c.oid, 'SELECT')"));
+            // The profiles still read their views.
+            var read = await _analyst.QueryAsync("select count(*) from customers");
+            Assert.True(read.IsError != true, read.Text());
+            Assert.Equal(ExitCodes.Ok, (await SetupAsync("--check")).ExitCode);
+        }
+        finally
+        {
+            await pg.AdminScalarAsync($"alter default privileges revoke all on tables from {reader}");
+            await pg.AdminScalarAsync($"alter default privileges revoke all on schemas from {reader}");
+            await pg.AdminScalarAsync($"drop owned by {reader}");
+            await pg.AdminScalarAsync($"drop role {reader}");
+        }
+    }
+
+    [Fact]
     public async Task A_column_of_a_not_null_domain_over_a_domain_masked_as_null_is_null_of_its_base_type()
     {
         // NULL cast to the domain itself fails on every row: "domain strict_token does not allow null values".

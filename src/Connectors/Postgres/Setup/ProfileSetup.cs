@@ -89,6 +89,7 @@ public static class ProfileSetup
                 PlanTokenKey();
             }
 
+            PlanForeignGrants();
             foreach (var profile in profiles)
             {
                 PlanProfile(profile);
@@ -231,6 +232,48 @@ public static class ProfileSetup
             PlanQuietProbe();
         }
 
+        // What setup creates must be readable by the profile it is for and nobody else: a profile view reads with its owner's
+        // rights, so whoever may read it gets every row the profile sees, and whoever may read the token key can tell which
+        // value a token stands for. A DBA's ALTER DEFAULT PRIVILEGES (a "readonly" role handed every new table) or a grant
+        // by hand would do exactly that.
+        private void PlanForeignGrants()
+        {
+            if (state.DefaultGrantees.Count > 0)
+            {
+                var described = state.DefaultGrantees.GroupBy(d => d.Kind)
+                    .Select(k => $"new {(k.Key == 'n' ? "schemas" : "tables and views")} to {string.Join(", ", k.Select(d => d.Grantee))}");
+                _notes.Add($"the default privileges of the role running setup hand {string.Join(", and ", described)}; setup revokes them from each schema and view it creates");
+            }
+
+            foreach (var grant in state.ForeignGrants)
+            {
+                var gateway = grant.Schema == DatabaseProfiles.GatewaySchema;
+                if (!gateway && !state.ProfileSchemas.ContainsKey(grant.Schema))
+                {
+                    continue;
+                }
+
+                var target = grant.Relation is null ? $"schema {grant.Schema}" : $"{grant.Schema}.{grant.Relation}";
+                if (gateway)
+                {
+                    _drift.Add($"{grant.Grantee} holds {grant.Privileges} on {target}, which setup grants nobody (it holds the token key); setup revokes it");
+                    Run(grant.Relation is null ? $"REVOKE ALL ON SCHEMA {Id(grant.Schema)} FROM {grant.Grantee}" : $"REVOKE ALL ON {Id(grant.Schema)}.{Id(grant.Relation)} FROM {grant.Grantee}");
+                }
+                else
+                {
+                    _drift.Add($"{grant.Grantee} holds {grant.Privileges} on {target}, which setup grants only its profile (a view reads with its owner's rights); setup makes the profile anew without it");
+                }
+            }
+        }
+
+        private void RevokeDefaults(char kind, string target)
+        {
+            foreach (var (_, grantee) in state.DefaultGrantees.Where(d => d.Kind == kind))
+            {
+                Run($"REVOKE ALL ON {(kind == 'n' ? "SCHEMA " : "")}{target} FROM {grantee}");
+            }
+        }
+
         // The statement probe sets log_min_messages for its transaction, or PostgreSQL's server log gets every statement's
         // parse tree, literal values included.
         private void PlanQuietProbe()
@@ -266,9 +309,11 @@ public static class ProfileSetup
 
             Run($"CREATE SCHEMA IF NOT EXISTS {schema}");
             Run($"REVOKE ALL ON SCHEMA {schema} FROM PUBLIC");
+            RevokeDefaults('n', schema);
             Run($"CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA {schema}");
             Run($"CREATE TABLE IF NOT EXISTS {schema}.mask_key (id boolean PRIMARY KEY DEFAULT true CHECK (id), key bytea NOT NULL)");
             Run($"REVOKE ALL ON TABLE {schema}.mask_key FROM PUBLIC");
+            RevokeDefaults('r', $"{schema}.mask_key");
             Run($"INSERT INTO {schema}.mask_key (key) SELECT {Crypto}.gen_random_bytes(32) WHERE NOT EXISTS (SELECT 1 FROM {schema}.mask_key)");
         }
 
@@ -314,12 +359,14 @@ public static class ProfileSetup
             Run($"DROP OWNED BY {name}");
             Run($"DROP SCHEMA IF EXISTS {name} CASCADE");
             Run($"CREATE SCHEMA {name}");
+            RevokeDefaults('n', name);
             Run($"COMMENT ON SCHEMA {name} IS {Literal(SetupState.SchemaComment(login, connection.Name))}");
             Run($"COMMENT ON ROLE {name} IS {Literal($"Gatehouse masking profile for {string.Join(", ", profile.UsedBy)} on connection {connection.Name}; masks {(profile.Masked.Count == 0 ? "nothing" : string.Join(", ", profile.Masked.Order(StringComparer.Ordinal)))}.")}");
             Run($"GRANT USAGE ON SCHEMA {name} TO {name}");
             foreach (var view in views)
             {
                 Run(view.Create);
+                RevokeDefaults('r', $"{name}.{Id(view.Name)}");
                 Run($"COMMENT ON VIEW {name}.{Id(view.Name)} IS {Literal(view.Fingerprint)}");
                 Run($"GRANT SELECT ON {name}.{Id(view.Name)} TO {name}");
                 if (view.Writable)

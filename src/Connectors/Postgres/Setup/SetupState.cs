@@ -29,6 +29,9 @@ internal sealed record LoginRoleState(bool Superuser, bool Inherits, bool CanLog
     public IReadOnlyList<(string Relation, string Grantor)> OtherGrantors { get; init; } = [];
 }
 
+/// <summary>A privilege on one of the gateway's schemas (<paramref name="Relation"/> null) or on something in it, held by a role setup never grants it to.</summary>
+internal sealed record ForeignGrant(string Schema, string? Relation, string Grantee, string Privileges);
+
 /// <summary>What setup reads from the target database before deciding what to create: one round trip of catalog queries.</summary>
 internal sealed class SetupState
 {
@@ -80,6 +83,19 @@ internal sealed class SetupState
     /// <summary>What each view PUBLIC may read (in any schema it can reach, security_invoker views aside) reads, through views of views.</summary>
     public ILookup<RelationName, ColumnUse> PublicViewReads { get; init; } = Array.Empty<(RelationName, ColumnUse)>().ToLookup(r => r.Item1, r => r.Item2);
 
+    /// <summary>
+    /// Whom the default privileges of the role running setup hand what it creates (ALTER DEFAULT PRIVILEGES): 'n' for
+    /// schemas, 'r' for tables and views, each grantee quoted (or PUBLIC). A profile view read by such a role hands it every
+    /// row the profile sees, with its owner's rights.
+    /// </summary>
+    public IReadOnlyList<(char Kind, string Grantee)> DefaultGrantees { get; init; } = [];
+
+    /// <summary>
+    /// Privileges on the gateway's schemas (its own and the profiles') and what is in them, held by a role setup never
+    /// grants them to: neither the owner nor, in a profile's schema, the profile. Grantees quoted (or PUBLIC).
+    /// </summary>
+    public IReadOnlyList<ForeignGrant> ForeignGrants { get; init; } = [];
+
     public static string SchemaComment(string loginRole, string connection) => $"Gatehouse masking profile. login={loginRole} connection={connection}.";
 
     // Everything a view reads, through views of views: a view over a view over customers.ssn reads customers.ssn.
@@ -101,6 +117,13 @@ internal sealed class SetupState
         + " LATERAL (SELECT e.grantor, e.grantee FROM aclexplode(c.relacl) e"
         + "   UNION ALL SELECT e.grantor, e.grantee FROM pg_attribute a, aclexplode(a.attacl) e WHERE a.attrelid = c.oid) x"
         + " WHERE x.grantee = r.oid AND x.grantor <> c.relowner AND n.nspname NOT LIKE 'gatehouse\\_p\\_%'";
+
+    // The gateway's schemas, and the role each one's objects are for (a profile's schema is named as its role).
+    private const string GatewaySchemas = $"(n.nspname = '{DatabaseProfiles.GatewaySchema}' OR n.nspname LIKE 'gatehouse\\_p\\_%')";
+
+    private const string ProfileRole = "(SELECT oid FROM pg_roles WHERE rolname = n.nspname)";
+
+    private const string Grantee = "CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(x.grantee)) END";
 
     // Whether PUBLIC can reach a relation in schema <alias>: a granted schema (the profile roles get USAGE on those), or one
     // PUBLIC may use.
@@ -198,6 +221,21 @@ internal sealed class SetupState
             + " JOIN pg_attribute r ON r.attrelid = c.oid AND r.attnum = d.refobjsubid AND r.attnum <> a.attnum"
             + " WHERE a.attgenerated <> '' AND NOT a.attisdropped AND n.nspname NOT IN ('pg_catalog', 'information_schema') GROUP BY 1, 2, 3 ORDER BY 1, 2, 3");
 
+        Add(
+            batch,
+            $"SELECT DISTINCT d.defaclobjtype::text, {Grantee} FROM pg_default_acl d CROSS JOIN LATERAL aclexplode(d.defaclacl) x"
+            + " WHERE d.defaclrole = (SELECT oid FROM pg_roles WHERE rolname = current_user) AND d.defaclobjtype IN ('r', 'n') AND x.grantee <> d.defaclrole"
+            + $" AND (d.defaclnamespace = 0 OR d.defaclnamespace = (SELECT oid FROM pg_namespace WHERE nspname = '{DatabaseProfiles.GatewaySchema}')) ORDER BY 1, 2");
+        Add(
+            batch,
+            $"SELECT n.nspname, NULL::text, {Grantee}, string_agg(DISTINCT x.privilege_type, ', ') FROM pg_namespace n CROSS JOIN LATERAL aclexplode(n.nspacl) x"
+            + $" WHERE {GatewaySchemas} AND x.grantee <> n.nspowner AND x.grantee IS DISTINCT FROM {ProfileRole} GROUP BY 1, 2, 3"
+            + $" UNION ALL SELECT n.nspname, c.relname::text, {Grantee}, string_agg(DISTINCT x.privilege_type, ', ')"
+            + " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,"
+            + " LATERAL (SELECT e.grantee, e.privilege_type FROM aclexplode(c.relacl) e"
+            + "   UNION ALL SELECT e.grantee, e.privilege_type FROM pg_attribute a, aclexplode(a.attacl) e WHERE a.attrelid = c.oid) x"
+            + $" WHERE {GatewaySchemas} AND x.grantee <> c.relowner AND x.grantee IS DISTINCT FROM {ProfileRole} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3");
+
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
         var database = reader.GetString(0);
@@ -285,8 +323,24 @@ internal sealed class SetupState
             generated.Add((new ColumnUse(new RelationName(reader.GetString(0), reader.GetString(1)), reader.GetString(2)), reader.GetFieldValue<string[]>(3)));
         }
 
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        var defaults = new List<(char, string)>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            defaults.Add((reader.GetString(0)[0], reader.GetString(1)));
+        }
+
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        var foreign = new List<ForeignGrant>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            foreign.Add(new ForeignGrant(reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetString(2), reader.GetString(3)));
+        }
+
         return new SetupState
         {
+            DefaultGrantees = defaults,
+            ForeignGrants = foreign,
             Database = database,
             MayGrantLogLevel = mayGrantLogLevel,
             Relations = relations,
