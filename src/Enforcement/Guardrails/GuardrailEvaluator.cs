@@ -52,6 +52,15 @@ public static class GuardrailEvaluator
             : null;
     }
 
+    /// <summary>
+    /// The same judgement for a read that ran, by the rows it returned (at least <paramref name="rows"/>: the cursor stops one
+    /// past the row cap), before any leaves: the planner's estimate of a read can be steered as a write's can.
+    /// </summary>
+    public static Decision? EvaluateRead(StatementText statement, PlanFacts plan, AgentIdentity identity, string connection, IReadOnlyList<GuardrailRule> rules, long rows) =>
+        Evaluate(statement, plan with { EstimatedRows = rows }, identity, connection, rules, double.PositiveInfinity) is { } decision
+            ? decision with { Reason = $"{decision.Reason} (this read returned {rows} rows or more, more than the planner estimated, so none of them were sent)" }
+            : null;
+
     // The plan says only "merge" for a MERGE, whatever it does: it does what its WHEN clauses name, and a MERGE the text does
     // not show (a WITH query's, on a server that allows one) may do any of them.
     private static readonly string[] AnyMergeAction = ["insert", "update", "delete"];

@@ -366,7 +366,9 @@ public sealed partial class GatewayPipeline
         string? kept = null;
         try
         {
-            var step = await ExecuteAsync(run, allowed, maxRows, held, CancellationToken.None).ConfigureAwait(false);
+            // An approved read still meets every refusal by the rows it returned, but not again the approval it has.
+            var approvedRun = run.ReadBound is { } bound ? run with { ReadBound = returned => bound(returned) is { NeedsApproval: false } refused ? refused : null } : run;
+            var step = await ExecuteAsync(approvedRun, allowed, maxRows, held, CancellationToken.None).ConfigureAwait(false);
             kept = cancellationToken.IsCancellationRequested && step.Payload is QueryResult result ? QueryResultCodec.Write(result, rights) : null;
             return step;
         }

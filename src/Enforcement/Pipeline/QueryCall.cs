@@ -220,7 +220,12 @@ public sealed partial class GatewayPipeline
         Func<long, Decision?>? writeBound = execution.ReadOnly || connectionConfig.ObserveOnly
             ? null
             : rows => GuardrailEvaluator.EvaluateWritten(analyzed, plan, scope.Identity, connection, scope.Policy.Guardrails, limits.MaxWriteRows, rows);
-        var run = new StatementRun(scope, execution, classification, databaseMasking, writeBound, catalogVersion);
+        // A read is held to the guardrails' row counts by the rows it returned, before any leaves. Only rules with min_rows
+        // can judge a read differently by its rows, so without one there is nothing to hold it to.
+        Func<long, Decision?>? readBound = !execution.ReadOnly || connectionConfig.ObserveOnly || !scope.Policy.Guardrails.Any(r => r.Match.MinRows is not null)
+            ? null
+            : rows => GuardrailEvaluator.EvaluateRead(analyzed, plan, scope.Identity, connection, scope.Policy.Guardrails, rows);
+        var run = new StatementRun(scope, execution, classification, databaseMasking, writeBound, catalogVersion) { ReadBound = readBound };
         if (scope.Explaining)
         {
             return Explained(scope, execution, needsApproval ? guarded! : verdicts.Final(Decision.Allow("query.allowed", byPlan.IsAllowed ? byPlan.Reason : "allowed")));
@@ -235,7 +240,7 @@ public sealed partial class GatewayPipeline
 
         // A write whose rows sent an earlier call of it for approval (a rule its estimate did not match) goes back to that
         // request rather than running again. Only rules with min_rows can do that, so only then is it looked for.
-        if (run.WriteBound is not null && scope.Policy.Guardrails.Any(r => r.Outcome == GuardrailOutcome.RequireApproval && r.Match.MinRows is not null)
+        if ((run.WriteBound ?? run.ReadBound) is not null && scope.Policy.Guardrails.Any(r => r.Outcome == GuardrailOutcome.RequireApproval && r.Match.MinRows is not null)
             && await FindRequestAsync(run, RequestKey.Of(execution, statement), cancellationToken).ConfigureAwait(false) is { } earlier)
         {
             return await WithApprovalAsync(run, Decision.Deny(earlier.Rule, earlier.Reason) with { NeedsApproval = true }, statement, call, RightsText(grants, unmask, connectionConfig), cancellationToken).ConfigureAwait(false);
@@ -243,7 +248,8 @@ public sealed partial class GatewayPipeline
 
         var step = await ExecuteAsync(run, verdicts.Final(Decision.Allow("query.allowed", byPlan.IsAllowed ? byPlan.Reason : "allowed")), maxAffectedRows: null, held: null, cancellationToken).ConfigureAwait(false);
 
-        // It touched enough rows to match a rule that sends it to a human, which its estimate did not: rolled back, and asked for.
+        // It touched (or returned) enough rows to match a rule that sends it to a human, which its estimate did not: rolled back
+        // (or its rows withheld), and asked for.
         return step.Decision.NeedsApproval
             ? await WithApprovalAsync(run, step.Decision, statement, call, RightsText(grants, unmask, connectionConfig), cancellationToken).ConfigureAwait(false)
             : step;
@@ -307,7 +313,11 @@ public sealed partial class GatewayPipeline
         string Classification,
         Func<QueryResult, QueryResult>? DatabaseMasking,
         Func<long, Decision?>? WriteBound,
-        string? CatalogVersion);
+        string? CatalogVersion)
+    {
+        /// <summary>For a read, what the rows it returned would make of it (null: nothing stops it).</summary>
+        public Func<long, Decision?>? ReadBound { get; init; }
+    }
 
     /// <summary>
     /// The Execute and Mask stages. A write commits only once its record is stored, and not at all past
@@ -354,6 +364,13 @@ public sealed partial class GatewayPipeline
             // Nothing was delivered: what it held is free again while the call goes on (to an approval, say).
             run.Scope.Quota?.Release();
             return new StepResult(e.Decision, Classification: run.Classification);
+        }
+
+        if (run.ReadBound?.Invoke(raw.Rows.Count + (raw.Truncated ? 1 : 0)) is { } withheld)
+        {
+            // As a write is rolled back: nothing was delivered, so what it held is free again.
+            run.Scope.Quota?.Release();
+            return new StepResult(withheld, Classification: run.Classification);
         }
 
         var result = maskedWrite ?? MaskResult(raw, run.Scope, run.DatabaseMasking);

@@ -216,6 +216,43 @@ public sealed class GuardrailTests(PostgresFixture pg)
         Assert.Equal(0L, await pg.AdminScalarAsync("select count(*) from orders where note = 'many'"));
     }
 
+    [Fact]
+    public async Task A_read_whose_real_rows_match_a_rule_its_estimate_missed_sends_none_of_them()
+    {
+        var gateway = TestGateway.Create(pg, Agents + """
+
+              - id: bulk-customers
+                match: { tables: [public.customers], operations: [read], min_rows: 5 }
+                outcome: deny
+                message: Customers are read a few at a time
+              - id: bulk-orders
+                match: { tables: [public.orders], operations: [read], min_rows: 5 }
+                outcome: require_approval
+                message: Reading many orders needs a person
+            approvals:
+              approvers: [alice]
+              wait: 0s
+            """);
+        await using var server = await HttpGateway.StartAsync(gateway);
+        await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("analyst"));
+        // Two conditions the planner cannot estimate make a whole-table read look like one row.
+        const string Steered = "where id % 1 = 0 and (id + 0) % 1 = 0";
+
+        var denied = await client.QueryAsync($"select country from customers {Steered}");
+        Assert.True(denied.Rule() == "guard.bulk-customers", denied.Text());
+        Assert.Contains("rows or more, more than the planner estimated, so none of them were sent", denied.Text(), StringComparison.Ordinal);
+        Assert.False(denied.Structured().TryGetProperty("rows", out _), denied.Text());
+        Assert.Equal(Verdict.Denied, (await server.State.GetAsync(denied.AuditId(), CancellationToken.None))!.Decision);
+
+        var held = await client.QueryAsync($"select id from orders {Steered}");
+        Assert.Equal("approval.pending", held.Rule());
+        Assert.Contains("Reading many orders needs a person", held.Text(), StringComparison.Ordinal);
+
+        // A read that really returns few rows is answered.
+        var few = await client.QueryAsync("select country from customers where id = 1");
+        Assert.Equal(1, few.Structured().GetProperty("rows").GetArrayLength());
+    }
+
     [Theory]
     [InlineData("update orders set note = 'ruled' where id = old.id", "guard.uncounted_write", "where PostgreSQL reports no row count")]
     [InlineData("nothing", "database.rejected", "rewrites this statement to nothing")]
