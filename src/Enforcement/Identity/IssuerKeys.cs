@@ -94,7 +94,14 @@ internal static class IssuerKeys
     /// </summary>
     private sealed class HttpsUnlessLoopback : IDocumentRetriever
     {
-        private readonly HttpDocumentRetriever _http = new() { RequireHttps = false };
+        // Redirects are not followed: each address is judged here, and a redirect's target would not be. One client for all
+        // issuers, as the library's own default is.
+        // Key sets and discovery documents are a few kilobytes: a megabyte is plenty, and bounds what an IdP can make us hold.
+        private static readonly HttpClient Client = new(new SocketsHttpHandler { AllowAutoRedirect = false, PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
+        {
+            MaxResponseContentBufferSize = 1024 * 1024,
+        };
+        private readonly HttpDocumentRetriever _http = new(Client) { RequireHttps = false };
 
         public Task<string> GetDocumentAsync(string address, CancellationToken cancel)
         {
@@ -119,7 +126,7 @@ internal static class IssuerKeys
             var configuration = await OpenIdConnectConfigurationRetriever.GetAsync(address, retriever, cancel).ConfigureAwait(false);
             if (!string.Equals(configuration.Issuer, issuer, StringComparison.Ordinal))
             {
-                throw new IssuerKeysException($"the discovery document at '{address}' names issuer '{configuration.Issuer}', not '{issuer}'");
+                throw new IssuerKeysException($"the discovery document at '{address}' names issuer '{TokenValidator.Printable(configuration.Issuer)}', not '{issuer}'");
             }
 
             return configuration;

@@ -248,6 +248,7 @@ public sealed class TokenValidator
         // The library hands objects and arrays back as JSON elements, strings as strings, and anything else only as claims.
         if (!jwt.TryGetPayloadValue<System.Text.Json.JsonElement>(claim, out var value))
         {
+            // A JSON null says nobody, as a missing claim does.
             return !jwt.TryGetClaim(claim, out var plain) || plain.ValueType == JsonClaimValueTypes.JsonNull ? (null, [], null)
                 : plain.ValueType == System.Security.Claims.ClaimValueTypes.String ? (plain.Value, [], null)
                 : (null, [], "is neither a name nor an object naming the person in 'sub'");
@@ -269,7 +270,7 @@ public sealed class TokenValidator
         return (sub.GetString(), groups, null);
     }
 
-    private static string Printable(string? text) =>
+    internal static string Printable(string? text) =>
         text is null ? "(none)" : text.Length > 100 ? text[..100] + "…" : text;
 
     /// <summary>

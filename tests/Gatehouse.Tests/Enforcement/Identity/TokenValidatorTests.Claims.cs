@@ -176,6 +176,11 @@ public sealed partial class TokenValidatorTests
         var obo = new TokenValidator([_issuer with { DelegationClaim = "on_behalf_of" }], TimeProvider.System);
         var identity = (await obo.ValidateAsync(MintWith(new Dictionary<string, object> { ["on_behalf_of"] = "bob" }), CancellationToken.None)).Identity!;
         Assert.Equal("bob", identity.DelegatedBy);
+        // A person id that reads as a date or a number is still the text it is, not a claim of another type.
+        foreach (var id in new[] { "2024-01-01", "3.14", "1-2" })
+        {
+            Assert.Equal(id, (await obo.ValidateAsync(MintWith(new Dictionary<string, object> { ["on_behalf_of"] = id }), CancellationToken.None)).Identity?.DelegatedBy);
+        }
         Assert.Equal("identity.delegation_invalid", (await obo.ValidateAsync(MintWith(new Dictionary<string, object> { ["on_behalf_of"] = " " }), CancellationToken.None)).Rule);
         Assert.Null((await obo.ValidateAsync(Mint(), CancellationToken.None)).Identity!.DelegatedBy);
     }

@@ -75,6 +75,20 @@ public sealed partial class TokenValidatorTests
     }
 
     [Fact]
+    public async Task A_redirect_from_a_key_set_address_is_not_followed()
+    {
+        // Each address is held to HTTPS-or-loopback where it is fetched; a redirect's target would not be.
+        using var idp = new JwksServer();
+        var (issuer, token) = DiscoveredFrom(idp);
+        idp.Discover(issuer.Issuer, idp.MovedAddress.ToString());
+        var refused = await new TokenValidator([issuer], TimeProvider.System).ValidateAsync(token, CancellationToken.None);
+        Assert.Equal("identity.issuer_keys_unavailable", refused.Rule);
+
+        idp.Discover(issuer.Issuer, idp.Address.ToString());
+        Assert.Equal("analyst", (await new TokenValidator([issuer], TimeProvider.System).ValidateAsync(token, CancellationToken.None)).Identity?.Agent);
+    }
+
+    [Fact]
     public async Task An_idp_that_never_answered_refuses_its_tokens_saying_its_keys_could_not_be_fetched()
     {
         Uri address;
@@ -133,6 +147,9 @@ public sealed partial class TokenValidatorTests
 
         public Uri DiscoveryAddress => new(Address, "/.well-known/openid-configuration");
 
+        /// <summary>Answers with a redirect to the key set.</summary>
+        public Uri MovedAddress => new(Address, "/moved");
+
         /// <summary>Serves a discovery document naming this issuer and key set.</summary>
         public void Discover(string issuer, string jwksUri) =>
             _discovery = System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, string> { ["issuer"] = issuer, ["jwks_uri"] = jwksUri });
@@ -162,7 +179,14 @@ public sealed partial class TokenValidatorTests
                     return;
                 }
 
-                var body = Encoding.UTF8.GetBytes(context.Request.Url!.AbsolutePath == DiscoveryAddress.AbsolutePath && _discovery is { } discovery ? discovery : _document);
+                if (context.Request.Url!.AbsolutePath == MovedAddress.AbsolutePath)
+                {
+                    context.Response.Redirect(Address.ToString());
+                    context.Response.Close();
+                    continue;
+                }
+
+                var body = Encoding.UTF8.GetBytes(context.Request.Url.AbsolutePath == DiscoveryAddress.AbsolutePath && _discovery is { } discovery ? discovery : _document);
                 context.Response.ContentType = "application/json";
                 await context.Response.OutputStream.WriteAsync(body);
                 context.Response.Close();
