@@ -673,15 +673,7 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
         var bob = "strict_bob_" + Guid.NewGuid().ToString("N")[..8];
         await pg.AdminScalarAsync($"create role {bob}");
         await pg.AdminScalarAsync($"grant select on public.customers to {bob} with grant option");
-        await using (var asBob = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(pg.AdminConnectionString) { Database = pg.Database }.ConnectionString))
-        {
-            await asBob.OpenAsync();
-            foreach (var sql in new[] { $"set role {bob}", $"grant select on public.customers to {_login}" })
-            {
-                await using var command = new NpgsqlCommand(sql, asBob);
-                await command.ExecuteNonQueryAsync();
-            }
-        }
+        await pg.AdminAsAsync(bob, $"grant select on public.customers to {_login}");
 
         try
         {
@@ -707,27 +699,39 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
         // A common DBA setup: a read-only role handed every new table and schema the admin creates. A profile view reads
         // with its owner's rights, so that role would read every row the profile sees, tables it may not read included.
         var reader = "strict_ro_" + Guid.NewGuid().ToString("N")[..8];
+        var passedOn = reader + "_2";
+        var profile = (string)(await pg.AdminScalarAsync(
+            $"select g.rolname::text from pg_auth_members a join pg_roles g on g.oid = a.roleid join pg_roles m on m.oid = a.member where m.rolname = '{_login}' limit 1"))!;
         await pg.AdminScalarAsync($"create role {reader}");
+        await pg.AdminScalarAsync($"create role {passedOn}");
         await pg.AdminScalarAsync($"alter default privileges grant select on tables to {reader}");
         await pg.AdminScalarAsync($"alter default privileges grant usage on schemas to {reader}");
         await pg.AdminScalarAsync($"grant usage on schema gatehouse to {reader}");
-        await pg.AdminScalarAsync($"grant select (key) on gatehouse.mask_key to {reader}");
+        // Passed on with a grant option: a REVOKE without CASCADE fails on it.
+        await pg.AdminScalarAsync($"grant select (key) on gatehouse.mask_key to {reader} with grant option");
+        await pg.AdminAsAsync(reader, $"grant select (key) on gatehouse.mask_key to {passedOn}");
+        // A member of a profile reads all it sees.
+        await pg.AdminScalarAsync($"grant {profile} to {reader}");
         try
         {
             var check = await SetupAsync("--check");
             Assert.Equal(ExitCodes.Drift, check.ExitCode);
             Assert.Contains($"{reader} holds SELECT on gatehouse.mask_key, which setup grants nobody", check.Stdout);
+            Assert.Contains($"{passedOn} holds SELECT on gatehouse.mask_key", check.Stdout);
             Assert.Contains($"{reader} holds USAGE on schema gatehouse", check.Stdout);
+            Assert.Contains($"{reader} is a member of profile {profile}, which setup grants only login role {_login}", check.Stdout);
 
             var setup = await SetupAsync();
             Assert.True(setup.ExitCode == ExitCodes.Ok, setup.Stdout + setup.Stderr);
             Assert.Contains($"hand new schemas to {reader}, and new tables and views to {reader}; setup revokes them", setup.Stdout);
 
+            const string GatewaySchemas = "(n.nspname like 'gatehouse\\_p\\_%' or n.nspname = 'gatehouse')";
             Assert.Equal(0L, await pg.AdminScalarAsync(
-                $"select count(*) from pg_namespace n where (n.nspname like 'gatehouse\\_p\\_%' or n.nspname = 'gatehouse') and has_schema_privilege('{reader}', n.oid, 'USAGE')"));
+                $"select count(*) from pg_namespace n, (values ('{reader}'), ('{passedOn}')) r(name) where {GatewaySchemas} and has_schema_privilege(r.name, n.oid, 'USAGE')"));
             Assert.Equal(0L, await pg.AdminScalarAsync(
-                $"select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace where (n.nspname like 'gatehouse\\_p\\_%' or n.nspname = 'gatehouse')"
-                + $" and c.relkind in ('r', 'v') and has_any_column_privilege('{reader}', c.oid, 'SELECT')"));
+                $"select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace, (values ('{reader}'), ('{passedOn}')) r(name)"
+                + $" where {GatewaySchemas} and c.relkind in ('r', 'v') and has_any_column_privilege(r.name, c.oid, 'SELECT')"));
+            Assert.Equal(0L, await pg.AdminScalarAsync($"select count(*) from pg_auth_members a join pg_roles m on m.oid = a.member where m.rolname = '{reader}'"));
             // The profiles still read their views.
             var read = await _analyst.QueryAsync("select count(*) from customers");
             Assert.True(read.IsError != true, read.Text());
@@ -737,8 +741,9 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
         {
             await pg.AdminScalarAsync($"alter default privileges revoke all on tables from {reader}");
             await pg.AdminScalarAsync($"alter default privileges revoke all on schemas from {reader}");
-            await pg.AdminScalarAsync($"drop owned by {reader}");
+            await pg.AdminScalarAsync($"drop owned by {reader}, {passedOn}");
             await pg.AdminScalarAsync($"drop role {reader}");
+            await pg.AdminScalarAsync($"drop role {passedOn}");
         }
     }
 
@@ -752,9 +757,7 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
         try
         {
             var tags = ExfiltrationCorpus.Tags + "\n  public.strict_keys.token: secret\nstrategies:\n  secret: \"null\"";
-            var tagged = TestGateway.Create(GatewayConnectionString, _password, Agents, connectionSettings: tags);
-            var plan = await StdioTests.RunGatehouse(["setup", "--config", tagged.PolicyPath, "--connection", "shop", "--admin-connection", pg.AdminConnectionString, "--dry-run"]);
-            var views = plan.Stdout.Split('\n').Where(l => l.Contains("CREATE VIEW", StringComparison.Ordinal) && l.Contains("\"strict_keys\" t", StringComparison.Ordinal)).ToList();
+            var views = await DryRunViewsAsync(tags, "strict_keys");
             Assert.NotEmpty(views);
             Assert.Contains(views, v => v.Contains("NULL::text AS \"token\"", StringComparison.Ordinal));
             Assert.DoesNotContain(views, v => v.Contains("NULL::strict_token", StringComparison.Ordinal) || v.Contains("NULL::public.strict_token", StringComparison.Ordinal));
@@ -779,9 +782,7 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
         try
         {
             var tags = ExfiltrationCorpus.Tags + "\n  public.strict_people_kids.ssn: ssn\nstrategies:\n  ssn: token";
-            var childTagged = TestGateway.Create(GatewayConnectionString, _password, Agents, connectionSettings: tags);
-            var plan = await StdioTests.RunGatehouse(["setup", "--config", childTagged.PolicyPath, "--connection", "shop", "--admin-connection", pg.AdminConnectionString, "--dry-run"]);
-            var parentViews = plan.Stdout.Split('\n').Where(l => l.Contains("CREATE VIEW", StringComparison.Ordinal) && l.Contains("\"strict_people\" t", StringComparison.Ordinal)).ToList();
+            var parentViews = await DryRunViewsAsync(tags, "strict_people");
             Assert.NotEmpty(parentViews);
             Assert.Contains(parentViews, v => v.Contains("hmac(", StringComparison.Ordinal));
         }
@@ -789,6 +790,14 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
         {
             await pg.AdminScalarAsync("drop table public.strict_people cascade");
         }
+    }
+
+    // The CREATE VIEW lines `setup --dry-run` prints for one table, with these tags (and strategies) in the policy.
+    private async Task<List<string>> DryRunViewsAsync(string tags, string table)
+    {
+        var tagged = TestGateway.Create(GatewayConnectionString, _password, Agents, connectionSettings: tags);
+        var plan = await StdioTests.RunGatehouse(["setup", "--config", tagged.PolicyPath, "--connection", "shop", "--admin-connection", pg.AdminConnectionString, "--dry-run"]);
+        return plan.Stdout.Split('\n').Where(l => l.Contains("CREATE VIEW", StringComparison.Ordinal) && l.Contains($"\"{table}\" t", StringComparison.Ordinal)).ToList();
     }
 
     // The gateway re-plans once it sees the catalog change (polled every 250 ms).

@@ -65,6 +65,19 @@ public sealed class PostgresFixture : IAsyncLifetime
         return await command.ExecuteScalarAsync();
     }
 
+    /// <summary>Runs one statement in the test database as <paramref name="role"/> (SET ROLE from the admin's session).</summary>
+    public async Task AdminAsAsync(string role, string sql)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(AdminConnectionString) { Database = Database };
+        await using var connection = new NpgsqlConnection(builder.ConnectionString);
+        await connection.OpenAsync();
+        foreach (var statement in new[] { $"SET ROLE {role}", sql })
+        {
+            await using var command = new NpgsqlCommand(statement, connection);
+            await command.ExecuteNonQueryAsync();
+        }
+    }
+
     /// <summary>Creates an empty database of its own for a test and returns an admin connection string to it.</summary>
     public async Task<string> CreateDatabaseAsync(string prefix)
     {

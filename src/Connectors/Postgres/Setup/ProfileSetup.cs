@@ -240,9 +240,9 @@ public static class ProfileSetup
         {
             if (state.DefaultGrantees.Count > 0)
             {
-                var described = state.DefaultGrantees.GroupBy(d => d.Kind)
-                    .Select(k => $"new {(k.Key == 'n' ? "schemas" : "tables and views")} to {string.Join(", ", k.Select(d => d.Grantee))}");
-                _notes.Add($"the default privileges of the role running setup hand {string.Join(", and ", described)}; setup revokes them from each schema and view it creates");
+                var described = state.DefaultGrantees.GroupBy(d => (d.Kind, d.Global))
+                    .Select(k => $"new {(k.Key.Kind == 'n' ? "schemas" : "tables and views")}{(k.Key.Global ? "" : $" in schema {DatabaseProfiles.GatewaySchema}")} to {string.Join(", ", k.Select(d => d.Grantee).Distinct())}");
+                _notes.Add($"the default privileges of the role running setup hand {string.Join(", and ", described)}; setup revokes them from each schema, table and view it creates");
             }
 
             foreach (var grant in state.ForeignGrants)
@@ -257,7 +257,10 @@ public static class ProfileSetup
                 if (gateway)
                 {
                     _drift.Add($"{grant.Grantee} holds {grant.Privileges} on {target}, which setup grants nobody (it holds the token key); setup revokes it");
-                    Run(grant.Relation is null ? $"REVOKE ALL ON SCHEMA {Id(grant.Schema)} FROM {grant.Grantee}" : $"REVOKE ALL ON {Id(grant.Schema)}.{Id(grant.Relation)} FROM {grant.Grantee}");
+                    // CASCADE: what the grantee passed on with a grant option goes too (and without it the REVOKE fails).
+                    Run(grant.Relation is null
+                        ? $"REVOKE ALL ON SCHEMA {Id(grant.Schema)} FROM {grant.Grantee} CASCADE"
+                        : $"REVOKE ALL ON {Id(grant.Schema)}.{Id(grant.Relation)} FROM {grant.Grantee} CASCADE");
                 }
                 else
                 {
@@ -266,11 +269,12 @@ public static class ProfileSetup
             }
         }
 
-        private void RevokeDefaults(char kind, string target)
+        // The gateway schema's own default privileges hold only on what is created there (the token key).
+        private void RevokeDefaults(char kind, string target, bool gatewaySchema = false)
         {
-            foreach (var (_, grantee) in state.DefaultGrantees.Where(d => d.Kind == kind))
+            foreach (var grantee in state.DefaultGrantees.Where(d => d.Kind == kind && (d.Global || gatewaySchema)).Select(d => d.Grantee).Distinct())
             {
-                Run($"REVOKE ALL ON {(kind == 'n' ? "SCHEMA " : "")}{target} FROM {grantee}");
+                Run($"REVOKE ALL ON {(kind == 'n' ? "SCHEMA " : "")}{target} FROM {grantee} CASCADE");
             }
         }
 
@@ -313,7 +317,7 @@ public static class ProfileSetup
             Run($"CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA {schema}");
             Run($"CREATE TABLE IF NOT EXISTS {schema}.mask_key (id boolean PRIMARY KEY DEFAULT true CHECK (id), key bytea NOT NULL)");
             Run($"REVOKE ALL ON TABLE {schema}.mask_key FROM PUBLIC");
-            RevokeDefaults('r', $"{schema}.mask_key");
+            RevokeDefaults('r', $"{schema}.mask_key", gatewaySchema: true);
             Run($"INSERT INTO {schema}.mask_key (key) SELECT {Crypto}.gen_random_bytes(32) WHERE NOT EXISTS (SELECT 1 FROM {schema}.mask_key)");
         }
 
@@ -329,9 +333,23 @@ public static class ProfileSetup
                 _drift.Add($"profile {profile.Name} ({string.Join(", ", profile.UsedBy)}) does not exist; setup creates it");
                 Run($"CREATE ROLE {name} NOLOGIN NOINHERIT");
             }
-            else if (!state.Memberships.Contains(profile.Name))
+            else
             {
-                _drift.Add($"login role {login} is not a member of profile {profile.Name}; setup grants it");
+                if (!state.Memberships.Contains(profile.Name))
+                {
+                    _drift.Add($"login role {login} is not a member of profile {profile.Name}; setup grants it");
+                }
+
+                // A member reads every row the profile sees, through views with the admin's rights: the profile is the login
+                // role's alone. Made anew, the role has no member but the login role, whoever granted the others.
+                if (state.ForeignMembers[profile.Name].ToList() is { Count: > 0 } members)
+                {
+                    _drift.Add($"{string.Join(", ", members)} {(members.Count == 1 ? "is a member" : "are members")} of profile {profile.Name}, which setup grants only login role {login} (a member reads every row the profile sees); setup makes the profile role anew without them");
+                    Run($"DROP SCHEMA IF EXISTS {name} CASCADE");
+                    Run($"DROP OWNED BY {name}");
+                    Run($"DROP ROLE {name}");
+                    Run($"CREATE ROLE {name} NOLOGIN NOINHERIT");
+                }
             }
 
             state.ProfileSchemas.TryGetValue(profile.Name, out var existing);

@@ -29,6 +29,12 @@ internal sealed record LoginRoleState(bool Superuser, bool Inherits, bool CanLog
     public IReadOnlyList<(string Relation, string Grantor)> OtherGrantors { get; init; } = [];
 }
 
+/// <summary>
+/// A default privilege of the role running setup: <paramref name="Kind"/> 'n' for schemas, 'r' for tables and views, for
+/// <paramref name="Grantee"/> (quoted, or PUBLIC), in every schema or (<paramref name="Global"/> false) the gateway's own only.
+/// </summary>
+internal sealed record DefaultGrant(char Kind, string Grantee, bool Global);
+
 /// <summary>A privilege on one of the gateway's schemas (<paramref name="Relation"/> null) or on something in it, held by a role setup never grants it to.</summary>
 internal sealed record ForeignGrant(string Schema, string? Relation, string Grantee, string Privileges);
 
@@ -88,7 +94,10 @@ internal sealed class SetupState
     /// schemas, 'r' for tables and views, each grantee quoted (or PUBLIC). A profile view read by such a role hands it every
     /// row the profile sees, with its owner's rights.
     /// </summary>
-    public IReadOnlyList<(char Kind, string Grantee)> DefaultGrantees { get; init; } = [];
+    public IReadOnlyList<DefaultGrant> DefaultGrantees { get; init; } = [];
+
+    /// <summary>Roles other than the login role that are members of a profile role, by profile (quoted): each reads all its profile sees.</summary>
+    public ILookup<string, string> ForeignMembers { get; init; } = Array.Empty<(string, string)>().ToLookup(m => m.Item1, m => m.Item2);
 
     /// <summary>
     /// Privileges on the gateway's schemas (its own and the profiles') and what is in them, held by a role setup never
@@ -121,7 +130,7 @@ internal sealed class SetupState
     // The gateway's schemas, and the role each one's objects are for (a profile's schema is named as its role).
     private const string GatewaySchemas = $"(n.nspname = '{DatabaseProfiles.GatewaySchema}' OR n.nspname LIKE 'gatehouse\\_p\\_%')";
 
-    private const string ProfileRole = "(SELECT oid FROM pg_roles WHERE rolname = n.nspname)";
+    private const string ProfileRole = "(CASE WHEN n.nspname LIKE 'gatehouse\\_p\\_%' THEN (SELECT oid FROM pg_roles WHERE rolname = n.nspname) END)";
 
     private const string Grantee = "CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(x.grantee)) END";
 
@@ -223,7 +232,7 @@ internal sealed class SetupState
 
         Add(
             batch,
-            $"SELECT DISTINCT d.defaclobjtype::text, {Grantee} FROM pg_default_acl d CROSS JOIN LATERAL aclexplode(d.defaclacl) x"
+            $"SELECT DISTINCT d.defaclobjtype::text, {Grantee}, d.defaclnamespace = 0 FROM pg_default_acl d CROSS JOIN LATERAL aclexplode(d.defaclacl) x"
             + " WHERE d.defaclrole = (SELECT oid FROM pg_roles WHERE rolname = current_user) AND d.defaclobjtype IN ('r', 'n') AND x.grantee <> d.defaclrole"
             + $" AND (d.defaclnamespace = 0 OR d.defaclnamespace = (SELECT oid FROM pg_namespace WHERE nspname = '{DatabaseProfiles.GatewaySchema}')) ORDER BY 1, 2");
         Add(
@@ -235,6 +244,12 @@ internal sealed class SetupState
             + " LATERAL (SELECT e.grantee, e.privilege_type FROM aclexplode(c.relacl) e"
             + "   UNION ALL SELECT e.grantee, e.privilege_type FROM pg_attribute a, aclexplode(a.attacl) e WHERE a.attrelid = c.oid) x"
             + $" WHERE {GatewaySchemas} AND x.grantee <> c.relowner AND x.grantee IS DISTINCT FROM {ProfileRole} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3");
+
+        Add(
+            batch,
+            "SELECT DISTINCT g.rolname::text, quote_ident(m.rolname) FROM pg_auth_members a JOIN pg_roles g ON g.oid = a.roleid JOIN pg_roles m ON m.oid = a.member"
+            + " WHERE g.rolname LIKE 'gatehouse\\_p\\_%' AND m.rolname <> $1 ORDER BY 1, 2",
+            loginRole);
 
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
@@ -324,10 +339,10 @@ internal sealed class SetupState
         }
 
         await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
-        var defaults = new List<(char, string)>();
+        var defaults = new List<DefaultGrant>();
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            defaults.Add((reader.GetString(0)[0], reader.GetString(1)));
+            defaults.Add(new DefaultGrant(reader.GetString(0)[0], reader.GetString(1), reader.GetBoolean(2)));
         }
 
         await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
@@ -337,9 +352,17 @@ internal sealed class SetupState
             foreign.Add(new ForeignGrant(reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetString(2), reader.GetString(3)));
         }
 
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        var members = new List<(string Profile, string Member)>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            members.Add((reader.GetString(0), reader.GetString(1)));
+        }
+
         return new SetupState
         {
             DefaultGrantees = defaults,
+            ForeignMembers = members.ToLookup(m => m.Profile, m => m.Member, StringComparer.Ordinal),
             ForeignGrants = foreign,
             Database = database,
             MayGrantLogLevel = mayGrantLogLevel,
