@@ -34,13 +34,24 @@ internal static class FixedStatements
     /// <summary>
     /// Before and after a write, in its transaction: the rows inserted, updated and deleted in tables (not TOAST), triggers'
     /// and foreign-key cascades' too, as the session's statistics count them (0 with track_counts off). The count also holds earlier
-    /// transactions' not yet reported, so only the difference is the write's. Qualified throughout: it runs under the
-    /// caller's search_path.
+    /// transactions' not yet reported, so only the difference is the write's. Then, as JSON, each table with rows counted:
+    /// [schema, name, inserted, updated, deleted, is a partition, [[schema, name] of each table it descends from, nearest
+    /// first]], so guardrails on a table see the rows a cascade or trigger wrote there, which the plan does not show. Qualified
+    /// throughout, operators included: it runs under the caller's search_path.
     /// </summary>
     public const string RowsTouched =
-        "SELECT coalesce(pg_catalog.sum(pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid) OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_updated(c.oid)"
-        + " OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_deleted(c.oid)), 0)::pg_catalog.int8"
-        + " FROM pg_catalog.pg_class c WHERE c.relkind OPERATOR(pg_catalog.=) 'r'";
+        "SELECT coalesce(pg_catalog.sum(t.n), 0)::pg_catalog.int8, pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(t.nspname, t.relname, t.i, t.u, t.d, t.relispartition,"
+        + " (WITH RECURSIVE up(rel, depth) AS (SELECT h.inhparent, 1 FROM pg_catalog.pg_inherits h WHERE h.inhrelid OPERATOR(pg_catalog.=) t.oid"
+        + "   UNION ALL SELECT h.inhparent, up.depth OPERATOR(pg_catalog.+) 1 FROM up JOIN pg_catalog.pg_inherits h ON h.inhrelid OPERATOR(pg_catalog.=) up.rel"
+        + "   WHERE up.depth OPERATOR(pg_catalog.<) 100)"
+        + "  SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(an.nspname, ac.relname) ORDER BY up.depth), '[]'::pg_catalog.jsonb)"
+        + "  FROM up JOIN pg_catalog.pg_class ac ON ac.oid OPERATOR(pg_catalog.=) up.rel JOIN pg_catalog.pg_namespace an ON an.oid OPERATOR(pg_catalog.=) ac.relnamespace)))"
+        + " FILTER (WHERE t.n OPERATOR(pg_catalog.>) 0)"
+        + " FROM (SELECT c.oid, n.nspname, c.relname, c.relispartition, s.i, s.u, s.d, s.i OPERATOR(pg_catalog.+) s.u OPERATOR(pg_catalog.+) s.d AS n"
+        + "   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace,"
+        + "   LATERAL (SELECT pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid) AS i, pg_catalog.pg_stat_get_xact_tuples_updated(c.oid) AS u,"
+        + "     pg_catalog.pg_stat_get_xact_tuples_deleted(c.oid) AS d) s"
+        + "   WHERE c.relkind OPERATOR(pg_catalog.=) 'r') t";
 
     /// <summary>
     /// Everything a session can carry from one piece of work to the next, undone: what Npgsql sends on return to the pool

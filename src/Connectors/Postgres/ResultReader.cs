@@ -1,4 +1,6 @@
 using System.Globalization;
+using System.Text.Json;
+using Gatehouse.Enforcement.Classification;
 using Gatehouse.Enforcement.Execution;
 using Npgsql;
 
@@ -42,7 +44,7 @@ internal static class ResultReader
 
             var after = more && before is not null ? await CountAsync(reader, cancellationToken).ConfigureAwait(false) : null;
             await DrainAsync(reader, cancellationToken).ConfigureAwait(false);
-            return new QueryResult([], [], false, null, null) { RowsTouched = after - before };
+            return new QueryResult([], [], false, null, null) { RowsTouched = after?.Total - before?.Total, TablesWritten = TouchCount.Written(before, after) };
         }
 
         var columns = Enumerable.Range(0, reader.FieldCount)
@@ -82,18 +84,68 @@ internal static class ResultReader
         }
 
         // The count after the write follows its rows (read to their end first, past the caps).
-        var rowsTouched = before is not null && await reader.NextResultAsync(cancellationToken).ConfigureAwait(false)
-            ? await CountAsync(reader, cancellationToken).ConfigureAwait(false) - before
+        var counted = before is not null && await reader.NextResultAsync(cancellationToken).ConfigureAwait(false)
+            ? await CountAsync(reader, cancellationToken).ConfigureAwait(false)
             : null;
 
         // What is left of this and later results (at most one extra row for reads), so the batch completes.
         await DrainAsync(reader, cancellationToken).ConfigureAwait(false);
-        return new QueryResult(columns, rows, truncatedBecause is not null, truncatedBecause, null) { Bytes = bytes, RowsTouched = rowsTouched };
+        return new QueryResult(columns, rows, truncatedBecause is not null, truncatedBecause, null)
+        {
+            Bytes = bytes,
+            RowsTouched = counted?.Total - before?.Total,
+            TablesWritten = TouchCount.Written(before, counted),
+        };
     }
 
     // The current result is the one-row count of FixedStatements.RowsTouched; null if it is not there.
-    private static async ValueTask<long?> CountAsync(NpgsqlDataReader reader, CancellationToken cancellationToken) =>
-        reader.FieldCount == 1 && await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? reader.GetInt64(0) : null;
+    private static async ValueTask<TouchCount?> CountAsync(NpgsqlDataReader reader, CancellationToken cancellationToken) =>
+        reader.FieldCount == 2 && await reader.ReadAsync(cancellationToken).ConfigureAwait(false)
+            ? new TouchCount(reader.GetInt64(0), reader.IsDBNull(1) ? null : reader.GetString(1))
+            : null;
+
+    /// <summary>One <see cref="FixedStatements.RowsTouched"/> row: the rows counted in all, and by table (as JSON).</summary>
+    private sealed record TouchCount(long Total, string? Tables)
+    {
+        /// <summary>What the write between two counts wrote to each table: the second count's rows less the first's.</summary>
+        public static IReadOnlyList<TableWrites> Written(TouchCount? before, TouchCount? after)
+        {
+            if (before is null || after?.Tables is null)
+            {
+                return [];
+            }
+
+            var earlier = before.ByTable().ToDictionary(t => t.Table);
+            var written = new List<TableWrites>();
+            foreach (var table in after.ByTable())
+            {
+                var (inserted, updated, deleted) = earlier.TryGetValue(table.Table, out var was) ? (was.Inserted, was.Updated, was.Deleted) : (0L, 0L, 0L);
+                var diff = table with { Inserted = table.Inserted - inserted, Updated = table.Updated - updated, Deleted = table.Deleted - deleted };
+                if (diff.Inserted + diff.Updated + diff.Deleted > 0)
+                {
+                    written.Add(diff);
+                }
+            }
+
+            return written;
+        }
+
+        private IEnumerable<TableWrites> ByTable()
+        {
+            if (Tables is null)
+            {
+                yield break;
+            }
+
+            using var json = JsonDocument.Parse(Tables);
+            foreach (var t in json.RootElement.EnumerateArray())
+            {
+                var ancestors = t[6].EnumerateArray().Select(a => new RelationName(a[0].GetString()!, a[1].GetString()!)).ToList();
+                yield return new TableWrites(
+                    new RelationName(t[0].GetString()!, t[1].GetString()!), t[2].GetInt64(), t[3].GetInt64(), t[4].GetInt64(), new RelationLineage(ancestors, t[5].GetBoolean()));
+            }
+        }
+    }
 
     private static async ValueTask DrainAsync(NpgsqlDataReader reader, CancellationToken cancellationToken)
     {

@@ -1,3 +1,4 @@
+using Gatehouse.Enforcement.Classification;
 using Gatehouse.Enforcement.Identity;
 
 namespace Gatehouse.Enforcement.Execution;
@@ -56,6 +57,12 @@ public sealed record QueryResult(
     /// </summary>
     public long? RowsTouched { get; init; }
 
+    /// <summary>
+    /// For a write: each table its transaction wrote rows to, with how many of each kind, its triggers' and foreign-key
+    /// cascades' included (empty where not counted).
+    /// </summary>
+    public IReadOnlyList<TableWrites> TablesWritten { get; init; } = [];
+
     /// <summary>What a write is held to: the rows it touched in all, never fewer than the statement's own; null when either count is missing.</summary>
     public long? WriteRows => AffectedRows is { } own && RowsTouched is { } touched ? Math.Max(own, touched) : null;
 
@@ -65,6 +72,9 @@ public sealed record QueryResult(
     /// <summary>For each output column the detectors touched, the classes they masked in it.</summary>
     public IReadOnlyDictionary<string, IReadOnlyList<string>> MaskedColumns { get; init; } = new Dictionary<string, IReadOnlyList<string>>();
 }
+
+/// <summary>The rows a write inserted, updated and deleted in one table, and the tables that table descends from (nearest first).</summary>
+public sealed record TableWrites(RelationName Table, long Inserted, long Updated, long Deleted, RelationLineage Lineage);
 
 /// <summary>A result column and its PostgreSQL type name.</summary>
 public sealed record ResultColumn(string Name, string Type);

@@ -1,6 +1,8 @@
 using Gatehouse.Enforcement.Classification;
+using Gatehouse.Enforcement.Execution;
 using Gatehouse.Enforcement.Identity;
 using Gatehouse.Enforcement.Pipeline;
+using Gatehouse.Enforcement.Policy;
 
 namespace Gatehouse.Enforcement.Guardrails;
 
@@ -37,19 +39,61 @@ public static class GuardrailEvaluator
     }
 
     /// <summary>
-    /// The same judgement for a write that ran, by the rows it really touched (the estimate can be steered), before it
-    /// commits: past the limit, or matching a rule the estimate did not, it is rolled back.
+    /// The same judgement for a write that ran, by the rows it really touched (the estimate can be steered) and the tables it
+    /// really wrote (a foreign-key cascade or a trigger writes tables the plan does not show), before it commits: past the
+    /// limit, or matching a rule the plan did not, it is rolled back.
     /// </summary>
-    public static Decision? EvaluateWritten(StatementText statement, PlanFacts plan, AgentIdentity identity, string connection, IReadOnlyList<GuardrailRule> rules, double maxWriteRows, long rows)
+    public static Decision? EvaluateWritten(
+        StatementText statement, PlanFacts plan, AgentIdentity identity, string connection, IReadOnlyList<GuardrailRule> rules, double maxWriteRows, long rows, IReadOnlyList<TableWrites> tables)
     {
         if (rows > maxWriteRows)
         {
             return Decision.Deny("guard.large_write", $"this write touched {rows} rows, more than the limit of {maxWriteRows:0} (the planner estimated about {plan.EstimatedWriteRows:0}), so it was rolled back and nothing changed. Narrow the WHERE clause or split the work");
         }
 
-        return Evaluate(statement, plan with { EstimatedWriteRows = rows }, identity, connection, rules, double.PositiveInfinity) is { } decision
-            ? decision with { Reason = $"{decision.Reason} (this write touched {rows} rows, more than the planner estimated, so it was rolled back and nothing changed)" }
-            : null;
+        var (written, beyondPlan) = WithTablesWritten(plan, tables);
+        if (Evaluate(statement, written with { EstimatedWriteRows = rows }, identity, connection, rules, double.PositiveInfinity) is not { } decision)
+        {
+            return null;
+        }
+
+        var why = beyondPlan.Count == 0 || Evaluate(statement, plan with { EstimatedWriteRows = rows }, identity, connection, rules, double.PositiveInfinity) == decision
+            ? "more than the planner estimated"
+            : $"and wrote to {string.Join(", ", beyondPlan)} through its triggers or foreign-key cascades, which its plan does not show";
+        return decision with { Reason = $"{decision.Reason} (this write touched {rows} rows, {why}, so it was rolled back and nothing changed)" };
+    }
+
+    // The plan, with each kind of write the transaction made to a table as one of its relations: a DELETE that cascades to
+    // payments deletes from payments, whatever its plan says. Also which tables the plan did not name.
+    private static (PlanFacts Plan, IReadOnlyList<RelationName> BeyondPlan) WithTablesWritten(PlanFacts plan, IReadOnlyList<TableWrites> tables)
+    {
+        var added = new List<RelationAccess>();
+        foreach (var table in tables)
+        {
+            foreach (var (operation, count) in new[] { ("insert", table.Inserted), ("update", table.Updated), ("delete", table.Deleted) })
+            {
+                var access = new RelationAccess(table.Table, AccessLevel.Write, operation);
+                if (count > 0 && !plan.Relations.Contains(access))
+                {
+                    added.Add(access);
+                }
+            }
+        }
+
+        if (added.Count == 0)
+        {
+            return (plan, []);
+        }
+
+        var lineage = new Dictionary<RelationName, RelationLineage>(plan.Lineage);
+        foreach (var table in tables.Where(t => t.Lineage.Ancestors.Count > 0))
+        {
+            lineage.TryAdd(table.Table, table.Lineage);
+        }
+
+        var named = plan.Relations.SelectMany(r => plan.SelfAndAncestors(r.Relation)).ToHashSet();
+        var beyond = added.Select(a => a.Relation).Distinct().Where(r => !named.Contains(r)).ToList();
+        return (plan with { Relations = [.. plan.Relations, .. added], Lineage = lineage }, beyond);
     }
 
     /// <summary>

@@ -217,9 +217,9 @@ public sealed partial class GatewayPipeline
             Role = role,
         };
         Func<QueryResult, QueryResult>? databaseMasking = profile is null ? null : r => StrictLineage.Annotate(r, plan, connectionConfig, profile.Masked);
-        Func<long, Decision?>? writeBound = execution.ReadOnly || connectionConfig.ObserveOnly
+        Func<long, IReadOnlyList<TableWrites>, Decision?>? writeBound = execution.ReadOnly || connectionConfig.ObserveOnly
             ? null
-            : rows => GuardrailEvaluator.EvaluateWritten(analyzed, plan, scope.Identity, connection, scope.Policy.Guardrails, limits.MaxWriteRows, rows);
+            : (rows, tables) => GuardrailEvaluator.EvaluateWritten(analyzed, plan, scope.Identity, connection, scope.Policy.Guardrails, limits.MaxWriteRows, rows, tables);
         // A read is held to the guardrails' row counts by the rows it returned, before any leaves. Only rules with min_rows
         // can judge a read differently by its rows, so without one there is nothing to hold it to.
         Func<long, Decision?>? readBound = !execution.ReadOnly || connectionConfig.ObserveOnly || !scope.Policy.Guardrails.Any(r => r.Match.MinRows is not null)
@@ -238,9 +238,11 @@ public sealed partial class GatewayPipeline
             return await WithApprovalAsync(run, guarded!, statement, call, RightsText(grants, unmask, connectionConfig), cancellationToken).ConfigureAwait(false);
         }
 
-        // A write whose rows sent an earlier call of it for approval (a rule its estimate did not match) goes back to that
-        // request rather than running again. Only rules with min_rows can do that, so only then is it looked for.
-        if ((run.WriteBound ?? run.ReadBound) is not null && scope.Policy.Guardrails.Any(r => r.Outcome == GuardrailOutcome.RequireApproval && r.Match.MinRows is not null)
+        // A statement whose rows (or a write's cascades) sent an earlier call of it for approval, by a rule its plan did not
+        // match, goes back to that request rather than running again. Only rules on rows, tables or operations can do that,
+        // so only then is it looked for.
+        if ((run.WriteBound is not null || run.ReadBound is not null)
+            && scope.Policy.Guardrails.Any(r => r.Outcome == GuardrailOutcome.RequireApproval && (r.Match.MinRows is not null || (run.WriteBound is not null && (r.Match.Tables.Count > 0 || r.Match.Operations.Count > 0))))
             && await FindRequestAsync(run, RequestKey.Of(execution, statement), cancellationToken).ConfigureAwait(false) is { } earlier)
         {
             return await WithApprovalAsync(run, Decision.Deny(earlier.Rule, earlier.Reason) with { NeedsApproval = true }, statement, call, RightsText(grants, unmask, connectionConfig), cancellationToken).ConfigureAwait(false);
@@ -312,7 +314,7 @@ public sealed partial class GatewayPipeline
         ExecutionRequest Execution,
         string Classification,
         Func<QueryResult, QueryResult>? DatabaseMasking,
-        Func<long, Decision?>? WriteBound,
+        Func<long, IReadOnlyList<TableWrites>, Decision?>? WriteBound,
         string? CatalogVersion)
     {
         /// <summary>For a read, what the rows it returned would make of it (null: nothing stops it).</summary>
@@ -403,7 +405,7 @@ public sealed partial class GatewayPipeline
             var rows when rows > approvedRows => Decision.Deny(
                 "approval.rows_exceeded",
                 $"the approved write touched {rows} rows, more than the {approvedRows} approved (the dry run's count plus the tolerance), so it was rolled back; ask for a new approval"),
-            var rows => run.WriteBound?.Invoke(rows.Value) is { } refused && !(refused.NeedsApproval && approvedRows is not null) ? refused : null,
+            var rows => run.WriteBound?.Invoke(rows.Value, written.TablesWritten) is { } refused && !(refused.NeedsApproval && approvedRows is not null) ? refused : null,
         };
         return refusal is not null && written.WriteRows > written.AffectedRows
             ? refusal with { Reason = $"{refusal.Reason}. Of those rows, the statement itself changed {written.AffectedRows}; its triggers and foreign-key cascades changed the rest" }

@@ -193,6 +193,64 @@ public sealed class GuardrailTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task A_guardrail_on_a_table_holds_rows_a_cascade_or_trigger_writes_there_though_the_plan_never_names_it()
+    {
+        // The plan of a DELETE on parents names parents alone: its cascade into children (partitions of a partitioned table)
+        // and its trigger's insert into log are PostgreSQL's doing, with the owner's rights.
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+        var (parents, children, log) = ($"guarded_parents_{suffix}", $"guarded_children_{suffix}", $"guarded_log_{suffix}");
+        await pg.AdminScalarAsync($"create table {parents} (id int primary key, note text)");
+        await pg.AdminScalarAsync($"create table {children} (parent_id int not null references {parents} on delete cascade) partition by list (parent_id)");
+        await pg.AdminScalarAsync($"create table {children}_1 partition of {children} for values in (1)");
+        await pg.AdminScalarAsync($"create table {log} (parent_id int)");
+        await pg.AdminScalarAsync($"insert into {parents} values (1, ''), (2, '')");
+        await pg.AdminScalarAsync($"insert into {children} values (1), (1)");
+        await pg.AdminScalarAsync(
+            $"create function {log}_note() returns trigger language plpgsql as $$ begin insert into {log} values (new.id); return new; end $$");
+        await pg.AdminScalarAsync($"create trigger {log}_note after update on {parents} for each row execute function {log}_note()");
+        await pg.AdminScalarAsync($"grant select, update, delete on {parents} to \"{pg.GatewayRole}\"");
+        await pg.AdminScalarAsync($"grant insert on {log} to \"{pg.GatewayRole}\"");
+        try
+        {
+            var gateway = TestGateway.Create(pg, Agents.Replace("public.observed_rows]", $"public.observed_rows, public.{parents}]", StringComparison.Ordinal) + $$"""
+
+                  - id: children-kept
+                    match: { tables: [public.{{children}}], operations: [delete] }
+                    outcome: deny
+                    message: Children are not deleted
+                  - id: log-by-hand
+                    match: { tables: [public.{{log}}] }
+                    outcome: require_approval
+                    message: The log is written by people
+                approvals:
+                  approvers: [alice]
+                  wait: 0s
+                """);
+            await using var server = await HttpGateway.StartAsync(gateway);
+            await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+
+            var cascaded = await client.QueryAsync($"delete from {parents} where id = 1");
+            Assert.True(cascaded.Rule() == "guard.children-kept", cascaded.Text());
+            Assert.Contains($"and wrote to public.{children}_1 through its triggers or foreign-key cascades, which its plan does not show, so it was rolled back", cascaded.Text(), StringComparison.Ordinal);
+            Assert.Equal(2L, await pg.AdminScalarAsync($"select count(*) from {children}"));
+
+            var triggered = await client.QueryAsync($"update {parents} set note = 'x' where id = 2");
+            Assert.True(triggered.Rule() == "approval.pending", triggered.Text());
+            Assert.Contains("The log is written by people", triggered.Text(), StringComparison.Ordinal);
+            Assert.Equal(0L, await pg.AdminScalarAsync($"select count(*) from {log}"));
+
+            // A write that reaches neither runs.
+            var plain = await client.QueryAsync($"delete from {parents} where id = 2");
+            Assert.True(plain.IsError != true, plain.Text());
+        }
+        finally
+        {
+            await pg.AdminScalarAsync($"drop table {children}, {parents}, {log}");
+            await pg.AdminScalarAsync($"drop function {log}_note()");
+        }
+    }
+
+    [Fact]
     public async Task A_write_whose_real_rows_match_an_approval_rule_its_estimate_missed_is_rolled_back_and_sent_for_approval()
     {
         var gateway = TestGateway.Create(pg, Agents + """
