@@ -51,21 +51,28 @@ public static class GuardrailEvaluator
             return Decision.Deny("guard.large_write", $"this write touched {rows} rows, more than the limit of {maxWriteRows:0} (the planner estimated about {plan.EstimatedWriteRows:0}), so it was rolled back and nothing changed. Narrow the WHERE clause or split the work");
         }
 
-        var (written, beyondPlan) = WithTablesWritten(plan, tables);
+        var (written, unplanned) = WithTablesWritten(plan, tables);
         if (Evaluate(statement, written with { EstimatedWriteRows = rows }, identity, connection, rules, double.PositiveInfinity) is not { } decision)
         {
             return null;
         }
 
-        var why = beyondPlan.Count == 0 || Evaluate(statement, plan with { EstimatedWriteRows = rows }, identity, connection, rules, double.PositiveInfinity) == decision
+        var why = unplanned.Count == 0 || Evaluate(statement, plan with { EstimatedWriteRows = rows }, identity, connection, rules, double.PositiveInfinity) == decision
             ? "more than the planner estimated"
-            : $"and wrote to {string.Join(", ", beyondPlan)} through its triggers or foreign-key cascades, which its plan does not show";
+            : $"and also {string.Join(", ", unplanned.Select(Described))} through its triggers or foreign-key cascades, which its plan does not show";
         return decision with { Reason = $"{decision.Reason} (this write touched {rows} rows, {why}, so it was rolled back and nothing changed)" };
+
+        static string Described(RelationAccess access) => access.Operation switch
+        {
+            "insert" => $"inserted into {access.Relation}",
+            "update" => $"updated {access.Relation}",
+            _ => $"deleted from {access.Relation}",
+        };
     }
 
     // The plan, with each kind of write the transaction made to a table as one of its relations: a DELETE that cascades to
-    // payments deletes from payments, whatever its plan says. Also which tables the plan did not name.
-    private static (PlanFacts Plan, IReadOnlyList<RelationName> BeyondPlan) WithTablesWritten(PlanFacts plan, IReadOnlyList<TableWrites> tables)
+    // payments deletes from payments, whatever its plan says. Also those writes, which the plan did not show.
+    private static (PlanFacts Plan, IReadOnlyList<RelationAccess> Unplanned) WithTablesWritten(PlanFacts plan, IReadOnlyList<TableWrites> tables)
     {
         var added = new List<RelationAccess>();
         foreach (var table in tables)
@@ -91,9 +98,7 @@ public static class GuardrailEvaluator
             lineage.TryAdd(table.Table, table.Lineage);
         }
 
-        var named = plan.Relations.SelectMany(r => plan.SelfAndAncestors(r.Relation)).ToHashSet();
-        var beyond = added.Select(a => a.Relation).Distinct().Where(r => !named.Contains(r)).ToList();
-        return (plan with { Relations = [.. plan.Relations, .. added], Lineage = lineage }, beyond);
+        return (plan with { Relations = [.. plan.Relations, .. added], Lineage = lineage }, added);
     }
 
     /// <summary>
@@ -118,8 +123,11 @@ public static class GuardrailEvaluator
     {
         var rows = plan.Writes ? plan.EstimatedWriteRows : plan.EstimatedRows;
         return (match.Kinds.Count == 0 || match.Kinds.Contains(statement.Kind) || statement.Effects.Any(match.Kinds.Contains))
-            && (match.Tables.Count == 0 || plan.Relations.Any(r => plan.SelfAndAncestors(r.Relation).Any(match.Tables.Contains)))
-            && (match.Operations.Count == 0 || plan.Relations.Any(r => Operations(r, statement).Any(o => match.Operations.Contains(o, StringComparer.Ordinal))))
+            // Tables and operations hold on one relation: "updates of payments", not an update of orders whose trigger inserts
+            // into payments.
+            && ((match.Tables.Count == 0 && match.Operations.Count == 0) || plan.Relations.Any(r =>
+                (match.Tables.Count == 0 || plan.SelfAndAncestors(r.Relation).Any(match.Tables.Contains))
+                && (match.Operations.Count == 0 || Operations(r, statement).Any(o => match.Operations.Contains(o, StringComparer.Ordinal)))))
             && (match.WithoutWhere is null || match.WithoutWhere == (statement.WritesWithoutWhere || BuiltInGuards.WritesEveryRow(statement, plan)))
             && (match.MinRows is null || rows >= match.MinRows)
             && (match.Functions.Count == 0 || plan.AllFunctions.Any(f => match.Functions.Contains(f.Name, StringComparer.Ordinal) || match.Functions.Contains(f.ToString(), StringComparer.Ordinal)))

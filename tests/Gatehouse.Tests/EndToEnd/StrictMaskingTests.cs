@@ -719,7 +719,7 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
             Assert.Contains($"{reader} holds SELECT on gatehouse.mask_key, which setup grants nobody", check.Stdout);
             Assert.Contains($"{passedOn} holds SELECT on gatehouse.mask_key", check.Stdout);
             Assert.Contains($"{reader} holds USAGE on schema gatehouse", check.Stdout);
-            Assert.Contains($"{reader} is a member of profile {profile}, which setup grants only login role {_login}", check.Stdout);
+            Assert.Contains($"{reader} is a member of profile {profile}, which setup grants only login role {_login} (a member reads every row the profile sees); setup revokes it", check.Stdout);
 
             var setup = await SetupAsync();
             Assert.True(setup.ExitCode == ExitCodes.Ok, setup.Stdout + setup.Stderr);
@@ -736,6 +736,13 @@ public sealed class StrictMaskingTests(PostgresFixture pg) : IAsyncLifetime
             var read = await _analyst.QueryAsync("select count(*) from customers");
             Assert.True(read.IsError != true, read.Text());
             Assert.Equal(ExitCodes.Ok, (await SetupAsync("--check")).ExitCode);
+
+            // A member of the login role could SET ROLE to it and on to any profile: setup will not paper over that.
+            await pg.AdminScalarAsync($"grant {_login} to {passedOn}");
+            var blocked = await SetupAsync("--check");
+            Assert.NotEqual(ExitCodes.Ok, blocked.ExitCode);
+            Assert.Contains($"{passedOn} may SET ROLE to login role {_login}, and from it to every profile", blocked.Stdout + blocked.Stderr);
+            await pg.AdminScalarAsync($"revoke {_login} from {passedOn}");
         }
         finally
         {

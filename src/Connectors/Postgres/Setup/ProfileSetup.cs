@@ -218,6 +218,11 @@ public static class ProfileSetup
                     }
                 }
 
+                if (state.LoginMembers.Count > 0)
+                {
+                    _blockers.Add($"{string.Join(", ", state.LoginMembers)} may SET ROLE to login role {login}, and from it to every profile, reading all they see: REVOKE {login} FROM them");
+                }
+
                 if (role.InheritingMemberships.Count > 0)
                 {
                     _blockers.Add($"login role {login} inherits the privileges of {string.Join(", ", role.InheritingMemberships)}: from PostgreSQL 16 each membership keeps its own inherit option, which NOINHERIT does not change, so after RESET ROLE it could read what they may; REVOKE them FROM {login}, or GRANT them TO {login} WITH INHERIT FALSE");
@@ -341,14 +346,15 @@ public static class ProfileSetup
                 }
 
                 // A member reads every row the profile sees, through views with the admin's rights: the profile is the login
-                // role's alone. Made anew, the role has no member but the login role, whoever granted the others.
+                // role's alone. Each membership is revoked as granted (from PostgreSQL 16, one grantor's grant at a time).
                 if (state.ForeignMembers[profile.Name].ToList() is { Count: > 0 } members)
                 {
-                    _drift.Add($"{string.Join(", ", members)} {(members.Count == 1 ? "is a member" : "are members")} of profile {profile.Name}, which setup grants only login role {login} (a member reads every row the profile sees); setup makes the profile role anew without them");
-                    Run($"DROP SCHEMA IF EXISTS {name} CASCADE");
-                    Run($"DROP OWNED BY {name}");
-                    Run($"DROP ROLE {name}");
-                    Run($"CREATE ROLE {name} NOLOGIN NOINHERIT");
+                    var names = members.Select(m => m.Member).Distinct().ToList();
+                    _drift.Add($"{string.Join(", ", names)} {(names.Count == 1 ? "is a member" : "are members")} of profile {profile.Name}, which setup grants only login role {login} (a member reads every row the profile sees); setup revokes {(names.Count == 1 ? "it" : "them")}");
+                    foreach (var (member, grantor) in members)
+                    {
+                        Run($"REVOKE {name} FROM {member} GRANTED BY {grantor} CASCADE");
+                    }
                 }
             }
 

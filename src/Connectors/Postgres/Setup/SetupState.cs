@@ -96,8 +96,15 @@ internal sealed class SetupState
     /// </summary>
     public IReadOnlyList<DefaultGrant> DefaultGrantees { get; init; } = [];
 
-    /// <summary>Roles other than the login role that are members of a profile role, by profile (quoted): each reads all its profile sees.</summary>
-    public ILookup<string, string> ForeignMembers { get; init; } = Array.Empty<(string, string)>().ToLookup(m => m.Item1, m => m.Item2);
+    /// <summary>
+    /// Memberships in each profile role (by profile) of roles other than the login role and the admin running setup, with
+    /// who granted each (both quoted): each member reads all its profile sees. A membership with the admin option alone
+    /// (PostgreSQL 16 gives one to a CREATEROLE admin for each role it creates) lends no privilege and is left out.
+    /// </summary>
+    public ILookup<string, (string Member, string Grantor)> ForeignMembers { get; init; } = Array.Empty<(string, (string, string))>().ToLookup(m => m.Item1, m => m.Item2);
+
+    /// <summary>Roles that may SET ROLE to the login role, and from it to any profile (quoted), the admin running setup aside.</summary>
+    public IReadOnlyList<string> LoginMembers { get; init; } = [];
 
     /// <summary>
     /// Privileges on the gateway's schemas (its own and the profiles') and what is in them, held by a role setup never
@@ -131,6 +138,13 @@ internal sealed class SetupState
     private const string GatewaySchemas = $"(n.nspname = '{DatabaseProfiles.GatewaySchema}' OR n.nspname LIKE 'gatehouse\\_p\\_%')";
 
     private const string ProfileRole = "(CASE WHEN n.nspname LIKE 'gatehouse\\_p\\_%' THEN (SELECT oid FROM pg_roles WHERE rolname = n.nspname) END)";
+
+    // Memberships that lend the member something (g is the role, m the member), but the admin's own: from PostgreSQL 16 a
+    // membership may carry the admin option alone (read through JSON, so older servers, where every membership lends all,
+    // run it too).
+    private const string LendingMemberships =
+        "pg_auth_members a JOIN pg_roles g ON g.oid = a.roleid JOIN pg_roles m ON m.oid = a.member"
+        + " AND m.rolname <> current_user AND (coalesce((to_jsonb(a) ->> 'inherit_option')::boolean, true) OR coalesce((to_jsonb(a) ->> 'set_option')::boolean, true))";
 
     private const string Grantee = "CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(x.grantee)) END";
 
@@ -247,9 +261,10 @@ internal sealed class SetupState
 
         Add(
             batch,
-            "SELECT DISTINCT g.rolname::text, quote_ident(m.rolname) FROM pg_auth_members a JOIN pg_roles g ON g.oid = a.roleid JOIN pg_roles m ON m.oid = a.member"
-            + " WHERE g.rolname LIKE 'gatehouse\\_p\\_%' AND m.rolname <> $1 ORDER BY 1, 2",
+            $"SELECT DISTINCT g.rolname::text, quote_ident(m.rolname), quote_ident(pg_get_userbyid(a.grantor)) FROM {LendingMemberships}"
+            + " WHERE g.rolname LIKE 'gatehouse\\_p\\_%' AND m.rolname <> $1 ORDER BY 1, 2, 3",
             loginRole);
+        Add(batch, $"SELECT DISTINCT quote_ident(m.rolname) FROM {LendingMemberships} WHERE g.rolname = $1 ORDER BY 1", loginRole);
 
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
@@ -353,16 +368,19 @@ internal sealed class SetupState
         }
 
         await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
-        var members = new List<(string Profile, string Member)>();
+        var members = new List<(string Profile, (string Member, string Grantor) Membership)>();
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            members.Add((reader.GetString(0), reader.GetString(1)));
+            members.Add((reader.GetString(0), (reader.GetString(1), reader.GetString(2))));
         }
+
+        var loginMembers = await ReadStringsAsync(reader, cancellationToken).ConfigureAwait(false);
 
         return new SetupState
         {
             DefaultGrantees = defaults,
-            ForeignMembers = members.ToLookup(m => m.Profile, m => m.Member, StringComparer.Ordinal),
+            ForeignMembers = members.ToLookup(m => m.Profile, m => m.Membership, StringComparer.Ordinal),
+            LoginMembers = loginMembers,
             ForeignGrants = foreign,
             Database = database,
             MayGrantLogLevel = mayGrantLogLevel,
