@@ -71,18 +71,25 @@ public static class GuardrailEvaluator
     }
 
     // The plan, with each kind of write the transaction made to a table as one of its relations: a DELETE that cascades to
-    // payments deletes from payments, whatever its plan says. Also those writes, which the plan did not show.
+    // payments deletes from payments, whatever its plan says. Also those writes, which the plan did not show. The statement's
+    // own writes, as PostgreSQL counts them, are the plan's already: an INSERT into a partitioned table inserts into the
+    // partition it routes to, an UPDATE that moves a row to another partition deletes and inserts it there, and a MERGE
+    // does whatever its WHEN clauses say.
     private static (PlanFacts Plan, IReadOnlyList<RelationAccess> Unplanned) WithTablesWritten(PlanFacts plan, IReadOnlyList<TableWrites> tables)
     {
+        bool Planned(TableWrites table, string operation) => plan.Relations.Any(r =>
+            r.Access == AccessLevel.Write
+            && (r.Relation == table.Table || table.Lineage.Ancestors.Contains(r.Relation))
+            && (r.Operation == operation || r.Operation == "merge" || (r.Operation == "update" && operation is "insert" or "delete")));
+
         var added = new List<RelationAccess>();
         foreach (var table in tables)
         {
             foreach (var (operation, count) in new[] { ("insert", table.Inserted), ("update", table.Updated), ("delete", table.Deleted) })
             {
-                var access = new RelationAccess(table.Table, AccessLevel.Write, operation);
-                if (count > 0 && !plan.Relations.Contains(access))
+                if (count > 0 && !Planned(table, operation))
                 {
-                    added.Add(access);
+                    added.Add(new RelationAccess(table.Table, AccessLevel.Write, operation));
                 }
             }
         }

@@ -238,11 +238,13 @@ public sealed partial class GatewayPipeline
             return await WithApprovalAsync(run, guarded!, statement, call, RightsText(grants, unmask, connectionConfig), cancellationToken).ConfigureAwait(false);
         }
 
-        // A write whose rows sent an earlier call of it for approval (a rule its estimate did not match) goes back to that
-        // request rather than running again. Only rules with min_rows can do that, so only then is it looked for. (One sent
-        // there by its cascades, or a read by the rows it returned, runs again and is sent to its request then: a lookup in
-        // the state store on every call would cost more than those rare second runs.)
-        if (run.WriteBound is not null && scope.Policy.Guardrails.Any(r => r.Outcome == GuardrailOutcome.RequireApproval && r.Match.MinRows is not null)
+        // A statement that an earlier call of it sent for approval after it ran (by the rows it touched or returned, or a
+        // write's cascades: a rule its plan did not match) goes back to that request rather than running again: run again, it
+        // might no longer match (the row it cascaded from is gone) and commit beside the request. Only rules on rows, or for
+        // a write on tables and operations, can do that, so only then is the state store asked.
+        if (scope.Policy.Guardrails.Any(r => r.Outcome == GuardrailOutcome.RequireApproval
+                && ((run.ReadBound is not null && r.Match.MinRows is not null)
+                    || (run.WriteBound is not null && (r.Match.MinRows is not null || r.Match.Tables.Count > 0 || r.Match.Operations.Count > 0))))
             && await FindRequestAsync(run, RequestKey.Of(execution, statement), cancellationToken).ConfigureAwait(false) is { } earlier)
         {
             return await WithApprovalAsync(run, Decision.Deny(earlier.Rule, earlier.Reason) with { NeedsApproval = true }, statement, call, RightsText(grants, unmask, connectionConfig), cancellationToken).ConfigureAwait(false);

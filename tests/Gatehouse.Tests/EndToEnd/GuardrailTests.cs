@@ -205,8 +205,11 @@ public sealed class GuardrailTests(PostgresFixture pg)
         await pg.AdminScalarAsync($"create table {log} (parent_id int)");
         await pg.AdminScalarAsync($"insert into {parents} values (1, ''), (2, '')");
         await pg.AdminScalarAsync($"insert into {children} values (1), (1)");
+        // A sequence is not rolled back: it counts the trigger's runs.
+        await pg.AdminScalarAsync($"create sequence {log}_runs");
         await pg.AdminScalarAsync(
-            $"create function {log}_note() returns trigger language plpgsql as $$ begin insert into {log} values (new.id); return new; end $$");
+            $"create function {log}_note() returns trigger language plpgsql as $$ begin perform nextval('{log}_runs'); insert into {log} values (new.id); return new; end $$");
+        await pg.AdminScalarAsync($"grant usage on sequence {log}_runs to \"{pg.GatewayRole}\"");
         await pg.AdminScalarAsync($"create trigger {log}_note after update on {parents} for each row execute function {log}_note()");
         await pg.AdminScalarAsync($"grant select, update, delete on {parents} to \"{pg.GatewayRole}\"");
         await pg.AdminScalarAsync($"grant insert on {log} to \"{pg.GatewayRole}\"");
@@ -241,7 +244,15 @@ public sealed class GuardrailTests(PostgresFixture pg)
             var triggered = await client.QueryAsync($"update {parents} set note = 'x' where id = 2");
             Assert.True(triggered.Rule() == "approval.pending", triggered.Text());
             Assert.Contains("The log is written by people", triggered.Text(), StringComparison.Ordinal);
+            Assert.Contains($"and also inserted into public.{log} through its triggers or foreign-key cascades", triggered.Text(), StringComparison.Ordinal);
             Assert.Equal(0L, await pg.AdminScalarAsync($"select count(*) from {log}"));
+
+            // Sent again, it goes back to its request without running (the first call ran it, then dry-ran it for approvers):
+            // run again, it might not match and commit beside the request.
+            var runs = await pg.AdminScalarAsync($"select last_value from {log}_runs");
+            var again = await client.QueryAsync($"update {parents} set note = 'x' where id = 2");
+            Assert.True(again.Rule() == "approval.pending", again.Text());
+            Assert.Equal(runs, await pg.AdminScalarAsync($"select last_value from {log}_runs"));
 
             // A write that reaches neither runs.
             var plain = await client.QueryAsync($"delete from {parents} where id = 2");
@@ -251,6 +262,7 @@ public sealed class GuardrailTests(PostgresFixture pg)
         {
             await pg.AdminScalarAsync($"drop table {children}, {parents}, {log}");
             await pg.AdminScalarAsync($"drop function {log}_note()");
+            await pg.AdminScalarAsync($"drop sequence {log}_runs");
         }
     }
 

@@ -346,14 +346,23 @@ public static class ProfileSetup
                 }
 
                 // A member reads every row the profile sees, through views with the admin's rights: the profile is the login
-                // role's alone. Each membership is revoked as granted (from PostgreSQL 16, one grantor's grant at a time).
-                if (state.ForeignMembers[profile.Name].ToList() is { Count: > 0 } members)
+                // role's alone. From PostgreSQL 16 each grantor's grant is revoked as that grantor's, which takes its privileges.
+                foreach (var membership in state.ForeignMembers[profile.Name])
                 {
-                    var names = members.Select(m => m.Member).Distinct().ToList();
-                    _drift.Add($"{string.Join(", ", names)} {(names.Count == 1 ? "is a member" : "are members")} of profile {profile.Name}, which setup grants only login role {login} (a member reads every row the profile sees); setup revokes {(names.Count == 1 ? "it" : "them")}");
-                    foreach (var (member, grantor) in members)
+                    var what = $"{membership.Member} is a member of profile {profile.Name}, which setup grants only login role {login} (a member reads every row the profile sees)";
+                    if (!membership.PerGrantor)
                     {
-                        Run($"REVOKE {name} FROM {member} GRANTED BY {grantor} CASCADE");
+                        _drift.Add($"{what}; setup revokes it");
+                        Run($"REVOKE {name} FROM {membership.Member} CASCADE");
+                    }
+                    else if (membership is { MayRevoke: true, Grantor: { } grantor })
+                    {
+                        _drift.Add($"{what}; setup revokes it");
+                        Run($"REVOKE {name} FROM {membership.Member} GRANTED BY {grantor} CASCADE");
+                    }
+                    else
+                    {
+                        _blockers.Add($"{what}, granted by {membership.Grantor ?? "a role since dropped"}, whose grant this admin may not revoke: have a superuser run REVOKE {name} FROM {membership.Member}{(membership.Grantor is null ? "" : $" GRANTED BY {membership.Grantor}")}");
                     }
                 }
             }

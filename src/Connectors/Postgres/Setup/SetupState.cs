@@ -35,6 +35,12 @@ internal sealed record LoginRoleState(bool Superuser, bool Inherits, bool CanLog
 /// </summary>
 internal sealed record DefaultGrant(char Kind, string Grantee, bool Global);
 
+/// <summary>
+/// A membership in a profile role setup did not grant: the member and its grantor (quoted; null when the grantor is gone),
+/// whether memberships are per grantor (PostgreSQL 16 on), and whether the admin running setup may revoke this grantor's.
+/// </summary>
+internal sealed record ForeignMembership(string Member, string? Grantor, bool PerGrantor, bool MayRevoke);
+
 /// <summary>A privilege on one of the gateway's schemas (<paramref name="Relation"/> null) or on something in it, held by a role setup never grants it to.</summary>
 internal sealed record ForeignGrant(string Schema, string? Relation, string Grantee, string Privileges);
 
@@ -97,11 +103,10 @@ internal sealed class SetupState
     public IReadOnlyList<DefaultGrant> DefaultGrantees { get; init; } = [];
 
     /// <summary>
-    /// Memberships in each profile role (by profile) of roles other than the login role and the admin running setup, with
-    /// who granted each (both quoted): each member reads all its profile sees. A membership with the admin option alone
-    /// (PostgreSQL 16 gives one to a CREATEROLE admin for each role it creates) lends no privilege and is left out.
+    /// Memberships in each profile role (by profile) of roles other than the login role and the admin running setup: each
+    /// member reads all its profile sees, or (with the admin option alone) may grant itself the rest.
     /// </summary>
-    public ILookup<string, (string Member, string Grantor)> ForeignMembers { get; init; } = Array.Empty<(string, (string, string))>().ToLookup(m => m.Item1, m => m.Item2);
+    public ILookup<string, ForeignMembership> ForeignMembers { get; init; } = Array.Empty<(string, ForeignMembership)>().ToLookup(m => m.Item1, m => m.Item2);
 
     /// <summary>Roles that may SET ROLE to the login role, and from it to any profile (quoted), the admin running setup aside.</summary>
     public IReadOnlyList<string> LoginMembers { get; init; } = [];
@@ -139,12 +144,9 @@ internal sealed class SetupState
 
     private const string ProfileRole = "(CASE WHEN n.nspname LIKE 'gatehouse\\_p\\_%' THEN (SELECT oid FROM pg_roles WHERE rolname = n.nspname) END)";
 
-    // Memberships that lend the member something (g is the role, m the member), but the admin's own: from PostgreSQL 16 a
-    // membership may carry the admin option alone (read through JSON, so older servers, where every membership lends all,
-    // run it too).
-    private const string LendingMemberships =
-        "pg_auth_members a JOIN pg_roles g ON g.oid = a.roleid JOIN pg_roles m ON m.oid = a.member"
-        + " AND m.rolname <> current_user AND (coalesce((to_jsonb(a) ->> 'inherit_option')::boolean, true) OR coalesce((to_jsonb(a) ->> 'set_option')::boolean, true))";
+    // Memberships (g is the role, m the member) but the admin's own: it owns the views anyway, and from PostgreSQL 16 it holds
+    // the admin option on each role it created. Columns new in 16 are read through JSON, so older servers run it too.
+    private const string ForeignMembershipRows = "pg_auth_members a JOIN pg_roles g ON g.oid = a.roleid JOIN pg_roles m ON m.oid = a.member AND m.rolname <> current_user";
 
     private const string Grantee = "CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(x.grantee)) END";
 
@@ -261,10 +263,18 @@ internal sealed class SetupState
 
         Add(
             batch,
-            $"SELECT DISTINCT g.rolname::text, quote_ident(m.rolname), quote_ident(pg_get_userbyid(a.grantor)) FROM {LendingMemberships}"
-            + " WHERE g.rolname LIKE 'gatehouse\\_p\\_%' AND m.rolname <> $1 ORDER BY 1, 2, 3",
+            // From PostgreSQL 16 each grantor's grant is a membership of its own, revoked as that grantor's, which only a role
+            // with the grantor's privileges may do; before, one REVOKE ends the membership whoever granted it.
+            "SELECT DISTINCT g.rolname::text, quote_ident(m.rolname), quote_ident(gr.rolname), current_setting('server_version_num')::int >= 160000,"
+            + " coalesce(pg_has_role(current_user, gr.oid, 'USAGE'), false)"
+            + $" FROM {ForeignMembershipRows} LEFT JOIN pg_roles gr ON gr.oid = a.grantor WHERE g.rolname LIKE 'gatehouse\\_p\\_%' AND m.rolname <> $1 ORDER BY 1, 2, 3",
             loginRole);
-        Add(batch, $"SELECT DISTINCT quote_ident(m.rolname) FROM {LendingMemberships} WHERE g.rolname = $1 ORDER BY 1", loginRole);
+        Add(
+            batch,
+            // Who may SET ROLE to the login role (always, before PostgreSQL 16), or grant itself that.
+            $"SELECT DISTINCT quote_ident(m.rolname) FROM {ForeignMembershipRows} WHERE g.rolname = $1"
+            + " AND (coalesce((to_jsonb(a) ->> 'set_option')::boolean, true) OR a.admin_option) ORDER BY 1",
+            loginRole);
 
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
@@ -368,10 +378,10 @@ internal sealed class SetupState
         }
 
         await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
-        var members = new List<(string Profile, (string Member, string Grantor) Membership)>();
+        var members = new List<(string Profile, ForeignMembership Membership)>();
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            members.Add((reader.GetString(0), (reader.GetString(1), reader.GetString(2))));
+            members.Add((reader.GetString(0), new ForeignMembership(reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.GetBoolean(3), reader.GetBoolean(4))));
         }
 
         var loginMembers = await ReadStringsAsync(reader, cancellationToken).ConfigureAwait(false);

@@ -1,4 +1,5 @@
 using Gatehouse.Enforcement.Classification;
+using Gatehouse.Enforcement.Execution;
 using Gatehouse.Enforcement.Guardrails;
 using Gatehouse.Enforcement.Identity;
 using Gatehouse.Enforcement.Policy;
@@ -34,6 +35,39 @@ public sealed class GuardrailEvaluatorTests
         Assert.Equal("guard.r1", Rule("delete from payments where id = 1", Write(Payments, "delete", 1), match));
         Assert.Null(Rule("update payments set status = 'x' where id = 1", Write(Payments, "update", 1), match));
         Assert.Null(Rule("delete from orders where id = 1", Write(Orders, "delete", 1), match));
+    }
+
+    [Fact]
+    public void A_rules_tables_and_operations_hold_on_one_relation()
+    {
+        // An update of orders that reads payments is not an update of payments.
+        var match = new GuardrailMatch { Tables = [Payments], Operations = ["update"] };
+        var plan = new PlanFacts([new RelationAccess(Orders, AccessLevel.Write, "update"), new RelationAccess(Payments, AccessLevel.Read, "read")], [], 0, 1);
+        Assert.Null(Rule("update orders o set note = 'x' from payments p where p.order_id = o.id", plan, match));
+        Assert.Equal("guard.r1", Rule("update payments set status = 'x' where id = 1", Write(Payments, "update", 1), match));
+    }
+
+    [Fact]
+    public void A_write_is_judged_by_the_tables_its_cascades_and_triggers_wrote_and_its_own_partition_rows_are_not_taken_for_them()
+    {
+        var statement = Statement("delete from orders where id = 1");
+        var rules = new[] { new GuardrailRule("payments-kept", null, new GuardrailMatch { Tables = [Payments], Operations = ["delete"] }, GuardrailOutcome.Deny, null) };
+        var cascaded = new TableWrites(Payments, 0, 0, 3, new RelationLineage([], false));
+        var ownRow = new TableWrites(Orders, 0, 0, 1, new RelationLineage([], false));
+
+        var refused = GuardrailEvaluator.EvaluateWritten(statement, Write(Orders, "delete", 1), OpsBot, "shop", rules, 10_000, 4, [ownRow, cascaded]);
+        Assert.Equal("guard.payments-kept", refused!.Rule);
+        Assert.Contains("and also deleted from public.payments through its triggers or foreign-key cascades", refused.Reason);
+        Assert.Null(GuardrailEvaluator.EvaluateWritten(statement, Write(Orders, "delete", 1), OpsBot, "shop", rules, 10_000, 1, [ownRow]));
+
+        // An UPDATE that moves a row to another partition of payments deletes it from one and inserts it into the other: its
+        // own write, not a delete the rule is about.
+        var moved = new[]
+        {
+            new TableWrites(new RelationName("public", "payments_2025"), 0, 0, 1, new RelationLineage([Payments], true)),
+            new TableWrites(new RelationName("public", "payments_2026"), 1, 0, 0, new RelationLineage([Payments], true)),
+        };
+        Assert.Null(GuardrailEvaluator.EvaluateWritten(Statement("update payments set paid_at = now() where id = 1"), Write(Payments, "update", 1), OpsBot, "shop", rules, 10_000, 2, moved));
     }
 
     [Fact]
