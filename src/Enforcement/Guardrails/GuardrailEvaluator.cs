@@ -51,15 +51,18 @@ public static class GuardrailEvaluator
             return Decision.Deny("guard.large_write", $"this write touched {rows} rows, more than the limit of {maxWriteRows:0} (the planner estimated about {plan.EstimatedWriteRows:0}), so it was rolled back and nothing changed. Narrow the WHERE clause or split the work");
         }
 
-        var (written, unplanned) = WithTablesWritten(plan, tables);
+        var (written, unplanned) = WithTablesWritten(plan, statement, tables);
         if (Evaluate(statement, written with { EstimatedWriteRows = rows }, identity, connection, rules, double.PositiveInfinity) is not { } decision)
         {
             return null;
         }
 
-        var why = unplanned.Count == 0 || Evaluate(statement, plan with { EstimatedWriteRows = rows }, identity, connection, rules, double.PositiveInfinity) == decision
+        var partitions = written.Relations.Except(plan.Relations).Except(unplanned).Select(a => a.Relation).Distinct().ToList();
+        var why = Evaluate(statement, plan with { EstimatedWriteRows = rows }, identity, connection, rules, double.PositiveInfinity) == decision
             ? "more than the planner estimated"
-            : $"and also {string.Join(", ", unplanned.Select(Described))} through its triggers or foreign-key cascades, which its plan does not show";
+            : unplanned.Count > 0
+                ? $"and also {string.Join(", ", unplanned.Select(Described))} through its triggers or foreign-key cascades, which its plan does not show"
+                : $"in {string.Join(", ", partitions)}, which its plan names only by their tables";
         return decision with { Reason = $"{decision.Reason} (this write touched {rows} rows, {why}, so it was rolled back and nothing changed)" };
 
         static string Described(RelationAccess access) => access.Operation switch
@@ -72,31 +75,69 @@ public static class GuardrailEvaluator
 
     // The plan, with each kind of write the transaction made to a table as one of its relations: a DELETE that cascades to
     // payments deletes from payments, whatever its plan says. Also those writes, which the plan did not show. The statement's
-    // own writes, as PostgreSQL counts them, are the plan's already: an INSERT into a partitioned table inserts into the
-    // partition it routes to, an UPDATE that moves a row to another partition deletes and inserts it there, and a MERGE
-    // does whatever its WHEN clauses say.
-    private static (PlanFacts Plan, IReadOnlyList<RelationAccess> Unplanned) WithTablesWritten(PlanFacts plan, IReadOnlyList<TableWrites> tables)
+    // own writes as PostgreSQL counts them are the plan's: rows an INSERT routes to a partition, and a MERGE's actions its
+    // WHEN clauses name, stand as the plan's writes on that partition; so do the deletes and inserts of an UPDATE moving rows
+    // between partitions of the table it updates, as long as each moved row is one of each. Anything else (a trigger's
+    // delete from the table the statement updates, its insert into a sibling partition) is a write the plan did not show.
+    private static (PlanFacts Plan, IReadOnlyList<RelationAccess> Unplanned) WithTablesWritten(PlanFacts plan, StatementText statement, IReadOnlyList<TableWrites> tables)
     {
-        bool Planned(TableWrites table, string operation) => plan.Relations.Any(r =>
-            r.Access == AccessLevel.Write
-            && (r.Relation == table.Table || table.Lineage.Ancestors.Contains(r.Relation))
-            && (r.Operation == operation || r.Operation == "merge" || (r.Operation == "update" && operation is "insert" or "delete")));
+        var planned = plan.Relations.Where(r => r.Access == AccessLevel.Write).Select(r => (r.Relation, Operations: Operations(r, statement).ToList())).ToList();
+
+        // Row movement: an UPDATE of a partitioned table deletes each moved row from one partition and inserts it in another.
+        bool Moved(RelationName parent)
+        {
+            var partitions = tables.Where(t => t.Lineage.Partition && t.Lineage.Ancestors.Contains(parent)).ToList();
+            return partitions.Sum(t => t.Inserted) == partitions.Sum(t => t.Deleted);
+        }
+
+        RelationAccess? AsPlanned(TableWrites table, string operation)
+        {
+            foreach (var (relation, operations) in planned)
+            {
+                var own = relation == table.Table || table.Lineage.Ancestors.Contains(relation);
+                if (own && operations.Contains(operation))
+                {
+                    return new RelationAccess(table.Table, AccessLevel.Write, operation);
+                }
+
+                if (own && relation != table.Table && table.Lineage.Partition && operation is "insert" or "delete" && operations.Contains("update") && Moved(relation))
+                {
+                    return new RelationAccess(table.Table, AccessLevel.Write, "update");
+                }
+            }
+
+            return null;
+        }
 
         var added = new List<RelationAccess>();
+        var unplanned = new List<RelationAccess>();
         foreach (var table in tables)
         {
             foreach (var (operation, count) in new[] { ("insert", table.Inserted), ("update", table.Updated), ("delete", table.Deleted) })
             {
-                if (count > 0 && !Planned(table, operation))
+                if (count == 0)
                 {
-                    added.Add(new RelationAccess(table.Table, AccessLevel.Write, operation));
+                    continue;
+                }
+
+                var access = AsPlanned(table, operation);
+                if (access is null)
+                {
+                    access = new RelationAccess(table.Table, AccessLevel.Write, operation);
+                    unplanned.Add(access);
+                }
+
+                // Each partition written stands in the plan too: a rule may name a partition the plan reaches through its table.
+                if (!plan.Relations.Contains(access) && !added.Contains(access))
+                {
+                    added.Add(access);
                 }
             }
         }
 
         if (added.Count == 0)
         {
-            return (plan, []);
+            return (plan, unplanned);
         }
 
         var lineage = new Dictionary<RelationName, RelationLineage>(plan.Lineage);
@@ -105,7 +146,7 @@ public static class GuardrailEvaluator
             lineage.TryAdd(table.Table, table.Lineage);
         }
 
-        return (plan with { Relations = [.. plan.Relations, .. added], Lineage = lineage }, added);
+        return (plan with { Relations = [.. plan.Relations, .. added], Lineage = lineage }, unplanned);
     }
 
     /// <summary>

@@ -349,7 +349,7 @@ public static class ProfileSetup
                 // role's alone. From PostgreSQL 16 each grantor's grant is revoked as that grantor's, which takes its privileges.
                 foreach (var membership in state.ForeignMembers[profile.Name])
                 {
-                    var what = $"{membership.Member} is a member of profile {profile.Name}, which setup grants only login role {login} (a member reads every row the profile sees)";
+                    var what = $"{membership.Member} is a member of profile {profile.Name}, which setup grants only login role {login} (a member reads every row the profile sees, or with the admin option may grant itself that)";
                     if (!membership.PerGrantor)
                     {
                         _drift.Add($"{what}; setup revokes it");

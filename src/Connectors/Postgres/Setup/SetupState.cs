@@ -266,7 +266,7 @@ internal sealed class SetupState
             // From PostgreSQL 16 each grantor's grant is a membership of its own, revoked as that grantor's, which only a role
             // with the grantor's privileges may do; before, one REVOKE ends the membership whoever granted it.
             "SELECT DISTINCT g.rolname::text, quote_ident(m.rolname), quote_ident(gr.rolname), current_setting('server_version_num')::int >= 160000,"
-            + " coalesce(pg_has_role(current_user, gr.oid, 'USAGE'), false)"
+            + " coalesce(pg_has_role(current_user, gr.oid, 'USAGE'), false) AND pg_has_role(current_user, g.oid, 'USAGE WITH ADMIN OPTION')"
             + $" FROM {ForeignMembershipRows} LEFT JOIN pg_roles gr ON gr.oid = a.grantor WHERE g.rolname LIKE 'gatehouse\\_p\\_%' AND m.rolname <> $1 ORDER BY 1, 2, 3",
             loginRole);
         Add(

@@ -70,6 +70,37 @@ public sealed class GuardrailEvaluatorTests
         Assert.Null(GuardrailEvaluator.EvaluateWritten(Statement("update payments set paid_at = now() where id = 1"), Write(Payments, "update", 1), OpsBot, "shop", rules, 10_000, 2, moved));
     }
 
+    public static TheoryData<string, string, TableWrites[]> WritesThePlanDoesNotShow => new()
+    {
+        // A trigger on an UPDATE that deletes from the table the statement updates.
+        { "update payments set status = 'x' where id = 1", "update", [new TableWrites(Payments, 0, 1, 1, new RelationLineage([], false))] },
+        // A trigger inserting into a sibling partition: no row was moved (nothing deleted), so it is no row movement.
+        { "update payments set status = 'x' where id = 1", "update", [new TableWrites(new RelationName("public", "payments_2026"), 1, 0, 0, new RelationLineage([Payments], true)), new TableWrites(new RelationName("public", "payments_2025"), 0, 1, 0, new RelationLineage([Payments], true))] },
+        // A MERGE whose WHEN clauses only update, and whose trigger deletes.
+        { "merge into payments p using (select 1 as id) s on p.id = s.id when matched then update set status = 'x'", "merge", [new TableWrites(Payments, 0, 1, 1, new RelationLineage([], false))] },
+    };
+
+    [Theory]
+    [MemberData(nameof(WritesThePlanDoesNotShow))]
+    public void A_trigger_write_of_the_kind_a_rule_names_is_judged_even_on_the_table_the_statement_writes(string sql, string operation, TableWrites[] tables)
+    {
+        var rules = new[] { new GuardrailRule("payments-kept", null, new GuardrailMatch { Tables = [Payments], Operations = ["delete", "insert"] }, GuardrailOutcome.Deny, null) };
+        var refused = GuardrailEvaluator.EvaluateWritten(Statement(sql), Write(Payments, operation, 1), OpsBot, "shop", rules, 10_000, tables.Sum(t => t.Inserted + t.Updated + t.Deleted), tables);
+        Assert.Equal("guard.payments-kept", refused?.Rule);
+        Assert.Contains("through its triggers or foreign-key cascades", refused!.Reason);
+    }
+
+    [Fact]
+    public void A_rule_on_a_partition_sees_the_rows_an_insert_into_its_table_routed_there()
+    {
+        var partition = new RelationName("public", "payments_2026");
+        var rules = new[] { new GuardrailRule("this-year", null, new GuardrailMatch { Tables = [partition] }, GuardrailOutcome.Deny, null) };
+        var routed = new[] { new TableWrites(partition, 1, 0, 0, new RelationLineage([Payments], true)) };
+        var refused = GuardrailEvaluator.EvaluateWritten(Statement("insert into payments (amount) values (1)"), Write(Payments, "insert", 1), OpsBot, "shop", rules, 10_000, 1, routed);
+        Assert.Equal("guard.this-year", refused?.Rule);
+        Assert.Contains("in public.payments_2026, which its plan names only by their tables", refused!.Reason);
+    }
+
     [Fact]
     public void A_rule_matches_on_kind_rows_functions_agents_and_groups()
     {
