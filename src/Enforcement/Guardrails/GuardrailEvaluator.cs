@@ -41,28 +41,35 @@ public static class GuardrailEvaluator
     /// <summary>
     /// The same judgement for a write that ran, by the rows it really touched (the estimate can be steered) and the tables it
     /// really wrote (a foreign-key cascade or a trigger writes tables the plan does not show), before it commits: past the
-    /// limit, or matching a rule the plan did not, it is rolled back.
+    /// limit, or matching a rule the plan did not, it is rolled back. <paramref name="ownRows"/> is the count PostgreSQL
+    /// reported for the statement itself (null: none), which tells an UPDATE's row movement from a trigger's writes.
     /// </summary>
     public static Decision? EvaluateWritten(
-        StatementText statement, PlanFacts plan, AgentIdentity identity, string connection, IReadOnlyList<GuardrailRule> rules, double maxWriteRows, long rows, IReadOnlyList<TableWrites> tables)
+        StatementText statement, PlanFacts plan, AgentIdentity identity, string connection, IReadOnlyList<GuardrailRule> rules, double maxWriteRows,
+        long rows, long? ownRows, IReadOnlyList<TableWrites> tables)
     {
         if (rows > maxWriteRows)
         {
             return Decision.Deny("guard.large_write", $"this write touched {rows} rows, more than the limit of {maxWriteRows:0} (the planner estimated about {plan.EstimatedWriteRows:0}), so it was rolled back and nothing changed. Narrow the WHERE clause or split the work");
         }
 
-        var (written, unplanned) = WithTablesWritten(plan, statement, tables);
+        var (written, unplanned) = WithTablesWritten(plan, statement, ownRows, tables);
         if (Evaluate(statement, written with { EstimatedWriteRows = rows }, identity, connection, rules, double.PositiveInfinity) is not { } decision)
         {
             return null;
         }
 
-        var partitions = written.Relations.Except(plan.Relations).Except(unplanned).Select(a => a.Relation).Distinct().ToList();
+        // Named by the writes that meet the rule on their own, where some do: a trigger's write elsewhere is beside the point.
+        bool Meets(RelationAccess access) =>
+            Evaluate(statement, plan with { Relations = [.. plan.Relations, access], Lineage = written.Lineage, EstimatedWriteRows = rows }, identity, connection, rules, double.PositiveInfinity) == decision;
+        IReadOnlyList<RelationAccess> Culprits(IReadOnlyList<RelationAccess> writes) => writes.Where(Meets).ToList() is { Count: > 0 } meeting ? meeting : writes;
+
+        var partitions = written.Relations.Except(plan.Relations).Except(unplanned).ToList();
         var why = Evaluate(statement, plan with { EstimatedWriteRows = rows }, identity, connection, rules, double.PositiveInfinity) == decision
             ? "more than the planner estimated"
-            : unplanned.Count > 0
-                ? $"and also {string.Join(", ", unplanned.Select(Described))} through its triggers or foreign-key cascades, which its plan does not show"
-                : $"in {string.Join(", ", partitions)}, which its plan names only by their tables";
+            : unplanned.Count > 0 && (unplanned.Any(Meets) || !partitions.Any(Meets))
+                ? $"and also {string.Join(", ", Culprits(unplanned).Select(Described))} through its triggers or foreign-key cascades{Moves(Culprits(unplanned))}, which its plan does not show"
+                : $"in {string.Join(", ", Culprits(partitions).Select(a => a.Relation).Distinct())}, which its plan names only by their tables";
         return decision with { Reason = $"{decision.Reason} (this write touched {rows} rows, {why}, so it was rolled back and nothing changed)" };
 
         static string Described(RelationAccess access) => access.Operation switch
@@ -71,23 +78,43 @@ public static class GuardrailEvaluator
             "update" => $"updated {access.Relation}",
             _ => $"deleted from {access.Relation}",
         };
+
+        // A row moved to another partition is counted as deleted from one and inserted into the other, as a trigger's rows
+        // would be: where the two cannot be told apart, the refusal says so.
+        string Moves(IReadOnlyList<RelationAccess> writes) =>
+            writes.Any(w => w.Operation is "insert" or "delete" && written.Lineage.TryGetValue(w.Relation, out var lineage) && lineage.Partition
+                && plan.Relations.Any(r => r.Access == AccessLevel.Write && lineage.Ancestors.Contains(r.Relation) && Operations(r, statement).Contains("update")))
+                ? " (or rows it moved between partitions, which PostgreSQL counts as deleted from one and inserted into another: told apart from a trigger's only when the statement neither inserts nor deletes and every row it changed is accounted for)"
+                : "";
     }
 
     // The plan, with each kind of write the transaction made to a table as one of its relations: a DELETE that cascades to
     // payments deletes from payments, whatever its plan says. Also those writes, which the plan did not show. The statement's
     // own writes as PostgreSQL counts them are the plan's: rows an INSERT routes to a partition, and a MERGE's actions its
     // WHEN clauses name, stand as the plan's writes on that partition; so do the deletes and inserts of an UPDATE moving rows
-    // between partitions of the table it updates, as long as each moved row is one of each. Anything else (a trigger's
-    // delete from the table the statement updates, its insert into a sibling partition) is a write the plan did not show.
-    private static (PlanFacts Plan, IReadOnlyList<RelationAccess> Unplanned) WithTablesWritten(PlanFacts plan, StatementText statement, IReadOnlyList<TableWrites> tables)
+    // between partitions of the table it updates, where they add up to its own. Anything else (a trigger's delete from the
+    // table the statement updates, its insert into a sibling partition) is a write the plan did not show.
+    private static (PlanFacts Plan, IReadOnlyList<RelationAccess> Unplanned) WithTablesWritten(
+        PlanFacts plan, StatementText statement, long? ownRows, IReadOnlyList<TableWrites> tables)
     {
         var planned = plan.Relations.Where(r => r.Access == AccessLevel.Write).Select(r => (r.Relation, Operations: Operations(r, statement).ToList())).ToList();
 
-        // Row movement: an UPDATE of a partitioned table deletes each moved row from one partition and inserts it in another.
+        // Row movement: an UPDATE of a partitioned table deletes each moved row from one partition and inserts it into
+        // another, and PostgreSQL counts the row once among the statement's own. Its partitions' inserts and deletes are the
+        // move only when the sums hold exactly: as many inserted as deleted, and inserted plus updated equal to the statement's
+        // own count (a trigger that deletes and inserts as many rows there breaks the second). Only for a plan with one writer
+        // (its count is this table's) that neither inserts nor deletes itself: a MERGE that inserts could not tell a move
+        // from its insert and a trigger's delete.
         bool Moved(RelationName parent)
         {
+            if (ownRows is not { } own || plan.Writers != 1 || planned.Any(p => p.Operations.Contains("insert") || p.Operations.Contains("delete")))
+            {
+                return false;
+            }
+
             var partitions = tables.Where(t => t.Lineage.Partition && t.Lineage.Ancestors.Contains(parent)).ToList();
-            return partitions.Sum(t => t.Inserted) == partitions.Sum(t => t.Deleted);
+            var (inserted, updated, deleted) = (partitions.Sum(t => t.Inserted), partitions.Sum(t => t.Updated), partitions.Sum(t => t.Deleted));
+            return inserted == deleted && inserted + updated == own;
         }
 
         RelationAccess? AsPlanned(TableWrites table, string operation)

@@ -70,11 +70,12 @@ public sealed partial class GatewayPipeline
                 return TooMany(pending, execution.ReadOnly ? "Nothing was run or filed" : "Nothing was filed, and nothing was written");
             }
 
-            var (dryRun, sample, tables) = execution.ReadOnly ? (null, null, []) : await DryRunAsync(run, statement, cancellationToken).ConfigureAwait(false);
+            var (counted, sample) = execution.ReadOnly ? (null, null) : await DryRunAsync(run, statement, cancellationToken).ConfigureAwait(false);
+            var dryRun = counted?.WriteRows;
 
             // Rows past the write limit, or matching a deny rule (by the tables it wrote too), refuse the write whatever an
             // approver would say: no request.
-            if (dryRun is { } touched && run.WriteBound?.Invoke(touched, tables) is { NeedsApproval: false } refused)
+            if (dryRun is { } touched && run.WriteBound?.Invoke(touched, counted!) is { NeedsApproval: false } refused)
             {
                 return new StepResult(refused, Classification: run.Classification);
             }
@@ -203,7 +204,7 @@ public sealed partial class GatewayPipeline
     // a few of them, masked, as the write leaves them (for a DELETE: the rows it removes). The sample comes from the same
     // statement with RETURNING * added; where that is refused (a column the profile may not read) or could show tagged
     // values the database does not mask (overlay mode, or a caller's profile that unmasks some), approvers get the count alone.
-    private async ValueTask<(long? Rows, string? Sample, IReadOnlyList<TableWrites> Tables)> DryRunAsync(StatementRun run, StatementText statement, CancellationToken cancellationToken)
+    private async ValueTask<(QueryResult Counted, string? Sample)> DryRunAsync(StatementRun run, StatementText statement, CancellationToken cancellationToken)
     {
         var execution = run.Execution with { DryRun = true };
         var connection = run.Scope.Policy.Connections[execution.Connection];
@@ -216,7 +217,7 @@ public sealed partial class GatewayPipeline
             try
             {
                 var sampled = await executor.ExecuteAsync(execution with { Sql = statement.Sql + "\nRETURNING *", MaxRows = 3 }, null, cancellationToken).ConfigureAwait(false);
-                return (sampled.WriteRows, QueryResultCodec.Write(ResultMasker.Mask(sampled, new MaskingCounts())), sampled.TablesWritten);
+                return (sampled, QueryResultCodec.Write(ResultMasker.Mask(sampled, new MaskingCounts())));
             }
             catch (DatabaseException e) when (e.Failure is DatabaseFailure.PermissionDenied or DatabaseFailure.Rejected)
             {
@@ -225,7 +226,7 @@ public sealed partial class GatewayPipeline
         }
 
         var counted = await executor.ExecuteAsync(execution, null, cancellationToken).ConfigureAwait(false);
-        return (counted.WriteRows, null, counted.TablesWritten);
+        return (counted, null);
     }
 
     // When the policy lets the agent's operator approve and the client can ask a human (elicitation), ask once per request.

@@ -217,9 +217,9 @@ public sealed partial class GatewayPipeline
             Role = role,
         };
         Func<QueryResult, QueryResult>? databaseMasking = profile is null ? null : r => StrictLineage.Annotate(r, plan, connectionConfig, profile.Masked);
-        Func<long, IReadOnlyList<TableWrites>, Decision?>? writeBound = execution.ReadOnly || connectionConfig.ObserveOnly
+        Func<long, QueryResult, Decision?>? writeBound = execution.ReadOnly || connectionConfig.ObserveOnly
             ? null
-            : (rows, tables) => GuardrailEvaluator.EvaluateWritten(analyzed, plan, scope.Identity, connection, scope.Policy.Guardrails, limits.MaxWriteRows, rows, tables);
+            : (rows, written) => GuardrailEvaluator.EvaluateWritten(analyzed, plan, scope.Identity, connection, scope.Policy.Guardrails, limits.MaxWriteRows, rows, written.AffectedRows, written.TablesWritten);
         // A read is held to the guardrails' row counts by the rows it returned, before any leaves. Only rules with min_rows
         // can judge a read differently by its rows, so without one there is nothing to hold it to.
         Func<long, Decision?>? readBound = !execution.ReadOnly || connectionConfig.ObserveOnly || !scope.Policy.Guardrails.Any(r => r.Match.MinRows is not null)
@@ -316,7 +316,7 @@ public sealed partial class GatewayPipeline
         ExecutionRequest Execution,
         string Classification,
         Func<QueryResult, QueryResult>? DatabaseMasking,
-        Func<long, IReadOnlyList<TableWrites>, Decision?>? WriteBound,
+        Func<long, QueryResult, Decision?>? WriteBound,
         string? CatalogVersion)
     {
         /// <summary>For a read, what the rows it returned would make of it (null: nothing stops it).</summary>
@@ -407,7 +407,7 @@ public sealed partial class GatewayPipeline
             var rows when rows > approvedRows => Decision.Deny(
                 "approval.rows_exceeded",
                 $"the approved write touched {rows} rows, more than the {approvedRows} approved (the dry run's count plus the tolerance), so it was rolled back; ask for a new approval"),
-            var rows => run.WriteBound?.Invoke(rows.Value, written.TablesWritten) is { } refused && !(refused.NeedsApproval && approvedRows is not null) ? refused : null,
+            var rows => run.WriteBound?.Invoke(rows.Value, written) is { } refused && !(refused.NeedsApproval && approvedRows is not null) ? refused : null,
         };
         return refusal is not null && written.WriteRows > written.AffectedRows
             ? refusal with { Reason = $"{refusal.Reason}. Of those rows, the statement itself changed {written.AffectedRows}; its triggers and foreign-key cascades changed the rest" }

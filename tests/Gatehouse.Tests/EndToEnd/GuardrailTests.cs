@@ -267,6 +267,62 @@ public sealed class GuardrailTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task Rows_an_update_moves_between_partitions_are_its_own_but_a_triggers_delete_and_insert_there_are_not()
+    {
+        // PostgreSQL counts a moved row as deleted from one partition and inserted into another, as it counts a trigger's
+        // delete and insert: only the statement's own count tells them apart.
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+        var ledger = $"moved_ledger_{suffix}";
+        await pg.AdminScalarAsync($"create table {ledger} (id int, region text, note text) partition by list (region)");
+        await pg.AdminScalarAsync($"create table {ledger}_eu partition of {ledger} for values in ('eu')");
+        await pg.AdminScalarAsync($"create table {ledger}_us partition of {ledger} for values in ('us')");
+        await pg.AdminScalarAsync($"insert into {ledger} values (1, 'eu', ''), (2, 'eu', ''), (3, 'us', '')");
+        // On a note 'shift', the trigger moves row 2 by hand: a delete and an insert of its own.
+        await pg.AdminScalarAsync(
+            $"create function {ledger}_shift() returns trigger language plpgsql as $$ begin if new.note = 'shift' then delete from {ledger} where id = 2; insert into {ledger} values (2, 'us', ''); end if; return new; end $$");
+        await pg.AdminScalarAsync($"create trigger {ledger}_shift after update on {ledger}_eu for each row execute function {ledger}_shift()");
+        await pg.AdminScalarAsync($"grant select, insert, update on {ledger} to \"{pg.GatewayRole}\"");
+        await pg.AdminScalarAsync($"grant delete on {ledger} to \"{pg.GatewayRole}\"");
+        try
+        {
+            var gateway = TestGateway.Create(pg, Agents.Replace("public.observed_rows]", $"public.observed_rows, public.{ledger}]", StringComparison.Ordinal) + $$"""
+
+                  - id: ledger-kept
+                    match: { tables: [public.{{ledger}}], operations: [delete] }
+                    outcome: deny
+                    message: Ledger rows are never deleted
+                """);
+            await using var server = await HttpGateway.StartAsync(gateway);
+            await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+
+            // Row 1 moves to us, row 3 is updated in place: two rows, one deleted and one inserted by the move.
+            var moved = await client.QueryAsync($"update {ledger} set region = 'us', note = 'moved' where id in (1, 3)");
+            Assert.True(moved.IsError != true, moved.Text());
+            Assert.Equal(2L, await pg.AdminScalarAsync($"select count(*) from {ledger}_us where note = 'moved'"));
+
+            // Row 2 is updated in place and its trigger deletes it and inserts it into us: as many inserted as deleted, as a
+            // move would be, but one more row than the statement's own.
+            var shifted = await client.QueryAsync($"update {ledger} set note = 'shift' where id = 2");
+            Assert.True(shifted.Rule() == "guard.ledger-kept", shifted.Text());
+            Assert.Contains($"and also deleted from public.{ledger}_eu through its triggers or foreign-key cascades", shifted.Text(), StringComparison.Ordinal);
+            Assert.Equal(1L, await pg.AdminScalarAsync($"select count(*) from {ledger}_eu where id = 2"));
+
+            // A MERGE that inserts and moves: its move cannot be told from an insert and a trigger's delete, so it is refused
+            // with the reason.
+            var merged = await client.QueryAsync(
+                $"merge into {ledger} l using (values (3, 'eu'), (4, 'us')) s(id, region) on l.id = s.id when matched then update set region = s.region when not matched then insert values (s.id, s.region, '')");
+            Assert.True(merged.Rule() == "guard.ledger-kept", merged.Text());
+            Assert.Contains("or rows it moved between partitions", merged.Text(), StringComparison.Ordinal);
+            Assert.Equal(0L, await pg.AdminScalarAsync($"select count(*) from {ledger} where id = 4"));
+        }
+        finally
+        {
+            await pg.AdminScalarAsync($"drop table {ledger}");
+            await pg.AdminScalarAsync($"drop function {ledger}_shift()");
+        }
+    }
+
+    [Fact]
     public async Task A_write_whose_real_rows_match_an_approval_rule_its_estimate_missed_is_rolled_back_and_sent_for_approval()
     {
         var gateway = TestGateway.Create(pg, Agents + """

@@ -2,6 +2,7 @@ using Gatehouse.Enforcement.Classification;
 using Gatehouse.Enforcement.Execution;
 using Gatehouse.Enforcement.Guardrails;
 using Gatehouse.Enforcement.Identity;
+using Gatehouse.Enforcement.Pipeline;
 using Gatehouse.Enforcement.Policy;
 
 namespace Gatehouse.Tests.Enforcement.Guardrails;
@@ -15,7 +16,7 @@ public sealed class GuardrailEvaluatorTests
     private static StatementText Statement(string sql) => StatementReader.Read(sql).Single();
 
     private static PlanFacts Write(RelationName table, string operation, double rows, params FunctionCall[] functions) =>
-        new([new RelationAccess(table, AccessLevel.Write, operation)], functions, 0, rows);
+        new([new RelationAccess(table, AccessLevel.Write, operation)], functions, 0, rows) { Writers = 1 };
 
     private static string? Rule(string sql, PlanFacts plan, GuardrailMatch match, GuardrailOutcome outcome = GuardrailOutcome.Deny, string? connection = null, double maxWriteRows = 10_000) =>
         GuardrailEvaluator.Evaluate(Statement(sql), plan, OpsBot, "shop", [new GuardrailRule("r1", connection, match, outcome, null)], maxWriteRows)?.Rule;
@@ -55,10 +56,10 @@ public sealed class GuardrailEvaluatorTests
         var cascaded = new TableWrites(Payments, 0, 0, 3, new RelationLineage([], false));
         var ownRow = new TableWrites(Orders, 0, 0, 1, new RelationLineage([], false));
 
-        var refused = GuardrailEvaluator.EvaluateWritten(statement, Write(Orders, "delete", 1), OpsBot, "shop", rules, 10_000, 4, [ownRow, cascaded]);
+        var refused = GuardrailEvaluator.EvaluateWritten(statement, Write(Orders, "delete", 1), OpsBot, "shop", rules, 10_000, 4, 1, [ownRow, cascaded]);
         Assert.Equal("guard.payments-kept", refused!.Rule);
         Assert.Contains("and also deleted from public.payments through its triggers or foreign-key cascades", refused.Reason);
-        Assert.Null(GuardrailEvaluator.EvaluateWritten(statement, Write(Orders, "delete", 1), OpsBot, "shop", rules, 10_000, 1, [ownRow]));
+        Assert.Null(GuardrailEvaluator.EvaluateWritten(statement, Write(Orders, "delete", 1), OpsBot, "shop", rules, 10_000, 1, 1, [ownRow]));
 
         // An UPDATE that moves a row to another partition of payments deletes it from one and inserts it into the other: its
         // own write, not a delete the rule is about.
@@ -67,7 +68,7 @@ public sealed class GuardrailEvaluatorTests
             new TableWrites(new RelationName("public", "payments_2025"), 0, 0, 1, new RelationLineage([Payments], true)),
             new TableWrites(new RelationName("public", "payments_2026"), 1, 0, 0, new RelationLineage([Payments], true)),
         };
-        Assert.Null(GuardrailEvaluator.EvaluateWritten(Statement("update payments set paid_at = now() where id = 1"), Write(Payments, "update", 1), OpsBot, "shop", rules, 10_000, 2, moved));
+        Assert.Null(GuardrailEvaluator.EvaluateWritten(Statement("update payments set paid_at = now() where id = 1"), Write(Payments, "update", 1), OpsBot, "shop", rules, 10_000, 2, 1, moved));
     }
 
     public static TheoryData<string, string, TableWrites[]> WritesThePlanDoesNotShow => new()
@@ -78,6 +79,8 @@ public sealed class GuardrailEvaluatorTests
         { "update payments set status = 'x' where id = 1", "update", [new TableWrites(new RelationName("public", "payments_2026"), 1, 0, 0, new RelationLineage([Payments], true)), new TableWrites(new RelationName("public", "payments_2025"), 0, 1, 0, new RelationLineage([Payments], true))] },
         // A MERGE whose WHEN clauses only update, and whose trigger deletes.
         { "merge into payments p using (select 1 as id) s on p.id = s.id when matched then update set status = 'x'", "merge", [new TableWrites(Payments, 0, 1, 1, new RelationLineage([], false))] },
+        // An UPDATE of one row in place whose trigger moves another: as many inserted as deleted, but more rows than its own.
+        { "update payments set status = 'x' where id = 1", "update", [new TableWrites(new RelationName("public", "payments_2025"), 0, 1, 1, new RelationLineage([Payments], true)), new TableWrites(new RelationName("public", "payments_2026"), 1, 0, 0, new RelationLineage([Payments], true))] },
     };
 
     [Theory]
@@ -85,9 +88,51 @@ public sealed class GuardrailEvaluatorTests
     public void A_trigger_write_of_the_kind_a_rule_names_is_judged_even_on_the_table_the_statement_writes(string sql, string operation, TableWrites[] tables)
     {
         var rules = new[] { new GuardrailRule("payments-kept", null, new GuardrailMatch { Tables = [Payments], Operations = ["delete", "insert"] }, GuardrailOutcome.Deny, null) };
-        var refused = GuardrailEvaluator.EvaluateWritten(Statement(sql), Write(Payments, operation, 1), OpsBot, "shop", rules, 10_000, tables.Sum(t => t.Inserted + t.Updated + t.Deleted), tables);
+        var refused = GuardrailEvaluator.EvaluateWritten(Statement(sql), Write(Payments, operation, 1), OpsBot, "shop", rules, 10_000, tables.Sum(t => t.Inserted + t.Updated + t.Deleted), 1, tables);
         Assert.Equal("guard.payments-kept", refused?.Rule);
         Assert.Contains("through its triggers or foreign-key cascades", refused!.Reason);
+    }
+
+    [Fact]
+    public void Rows_moved_between_partitions_are_the_statements_own_only_where_they_add_up_to_its_own_count()
+    {
+        var rules = new[] { new GuardrailRule("payments-kept", null, new GuardrailMatch { Tables = [Payments], Operations = ["delete"] }, GuardrailOutcome.Deny, null) };
+        TableWrites Partition(string name, long inserted, long updated, long deleted) =>
+            new(new RelationName("public", name), inserted, updated, deleted, new RelationLineage([Payments], true));
+        Decision? Written(string sql, string operation, long? own, params TableWrites[] tables) => GuardrailEvaluator.EvaluateWritten(
+            Statement(sql), Write(Payments, operation, 1), OpsBot, "shop", rules, 10_000, tables.Sum(t => t.Inserted + t.Updated + t.Deleted), own, tables);
+
+        // Two rows updated: one in place, one moved.
+        const string Update = "update payments set paid_at = now() where id in (1, 2)";
+        Assert.Null(Written(Update, "update", 2, Partition("payments_2025", 0, 1, 1), Partition("payments_2026", 1, 0, 0)));
+        // The same counts with a third row's delete and insert by a trigger: more than the statement's own.
+        Assert.Equal("guard.payments-kept", Written(Update, "update", 2, Partition("payments_2025", 0, 1, 2), Partition("payments_2026", 2, 0, 0))?.Rule);
+        // No count for the statement: nothing to tell a move by.
+        Assert.Equal("guard.payments-kept", Written(Update, "update", null, Partition("payments_2025", 0, 0, 1), Partition("payments_2026", 1, 0, 0))?.Rule);
+
+        // A MERGE that only updates moves rows as an UPDATE does.
+        Assert.Null(Written(
+            "merge into payments p using (select 1 as id) s on p.id = s.id when matched then update set paid_at = now()", "merge", 1,
+            Partition("payments_2025", 0, 0, 1), Partition("payments_2026", 1, 0, 0)));
+
+        // One that also inserts could have inserted both rows while a trigger deleted one: refused, and the refusal says why.
+        var merged = Written(
+            "merge into payments p using (values (1), (3)) s(id) on p.id = s.id when matched then update set paid_at = now() when not matched then insert (id) values (s.id)",
+            "merge", 2, Partition("payments_2025", 0, 0, 1), Partition("payments_2026", 2, 0, 0));
+        Assert.Equal("guard.payments-kept", merged?.Rule);
+        Assert.Contains("deleted from public.payments_2025 through its triggers or foreign-key cascades (or rows it moved between partitions", merged!.Reason);
+    }
+
+    [Fact]
+    public void A_refusal_names_the_write_that_met_the_rule_not_every_write_the_plan_did_not_show()
+    {
+        var rules = new[] { new GuardrailRule("payments-kept", null, new GuardrailMatch { Tables = [Payments], Operations = ["delete"] }, GuardrailOutcome.Deny, null) };
+        var refused = GuardrailEvaluator.EvaluateWritten(
+            Statement("delete from orders where id = 1"), Write(Orders, "delete", 1), OpsBot, "shop", rules, 10_000, 3, 1,
+            [new TableWrites(Orders, 0, 0, 1, new RelationLineage([], false)), new TableWrites(new RelationName("public", "audit_log"), 1, 0, 0, new RelationLineage([], false)), new TableWrites(Payments, 0, 0, 1, new RelationLineage([], false))]);
+        Assert.Equal("guard.payments-kept", refused?.Rule);
+        Assert.Contains("and also deleted from public.payments through its triggers", refused!.Reason);
+        Assert.DoesNotContain("audit_log", refused.Reason);
     }
 
     [Fact]
@@ -96,7 +141,7 @@ public sealed class GuardrailEvaluatorTests
         var partition = new RelationName("public", "payments_2026");
         var rules = new[] { new GuardrailRule("this-year", null, new GuardrailMatch { Tables = [partition] }, GuardrailOutcome.Deny, null) };
         var routed = new[] { new TableWrites(partition, 1, 0, 0, new RelationLineage([Payments], true)) };
-        var refused = GuardrailEvaluator.EvaluateWritten(Statement("insert into payments (amount) values (1)"), Write(Payments, "insert", 1), OpsBot, "shop", rules, 10_000, 1, routed);
+        var refused = GuardrailEvaluator.EvaluateWritten(Statement("insert into payments (amount) values (1)"), Write(Payments, "insert", 1), OpsBot, "shop", rules, 10_000, 1, 1, routed);
         Assert.Equal("guard.this-year", refused?.Rule);
         Assert.Contains("in public.payments_2026, which its plan names only by their tables", refused!.Reason);
     }
