@@ -142,7 +142,10 @@ internal static class ResultReader
             {
                 var ancestors = t[6].EnumerateArray().Select(a => new RelationName(a[0].GetString()!, a[1].GetString()!)).ToList();
                 yield return new TableWrites(
-                    new RelationName(t[0].GetString()!, t[1].GetString()!), t[2].GetInt64(), t[3].GetInt64(), t[4].GetInt64(), new RelationLineage(ancestors, t[5].GetBoolean()));
+                    new RelationName(t[0].GetString()!, t[1].GetString()!), t[2].GetInt64(), t[3].GetInt64(), t[4].GetInt64(), new RelationLineage(ancestors, t[5].GetBoolean()))
+                {
+                    UncountedPartitions = t[7].GetBoolean(),
+                };
             }
         }
     }

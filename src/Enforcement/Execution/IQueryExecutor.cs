@@ -74,7 +74,14 @@ public sealed record QueryResult(
 }
 
 /// <summary>The rows a write inserted, updated and deleted in one table, and the tables that table descends from (nearest first).</summary>
-public sealed record TableWrites(RelationName Table, long Inserted, long Updated, long Deleted, RelationLineage Lineage);
+public sealed record TableWrites(RelationName Table, long Inserted, long Updated, long Deleted, RelationLineage Lineage)
+{
+    /// <summary>
+    /// A partition whose tree has a leaf PostgreSQL keeps no such counts for (a foreign table, a table of another access
+    /// method): rows a statement changes there are in its own count and in no table's, so its counts cannot be accounted for.
+    /// </summary>
+    public bool UncountedPartitions { get; init; }
+}
 
 /// <summary>A result column and its PostgreSQL type name.</summary>
 public sealed record ResultColumn(string Name, string Type);

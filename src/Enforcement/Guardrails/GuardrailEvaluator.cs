@@ -80,11 +80,15 @@ public static class GuardrailEvaluator
         };
 
         // A row moved to another partition is counted as deleted from one and inserted into the other, as a trigger's rows
-        // would be: where the two cannot be told apart, the refusal says so.
+        // would be: where the two could not be told apart, the refusal says so. (An upsert never moves a row: PostgreSQL
+        // refuses one that would.)
         string Moves(IReadOnlyList<RelationAccess> writes) =>
-            writes.Any(w => w.Operation is "insert" or "delete" && written.Lineage.TryGetValue(w.Relation, out var lineage) && lineage.Partition
+            statement.Kind is StatementKind.Update or StatementKind.Merge
+            && writes.Any(w => w.Operation is "insert" or "delete" && written.Lineage.TryGetValue(w.Relation, out var lineage) && lineage.Partition
                 && plan.Relations.Any(r => r.Access == AccessLevel.Write && lineage.Ancestors.Contains(r.Relation) && Operations(r, statement).Contains("update")))
-                ? " (or rows it moved between partitions, which PostgreSQL counts as deleted from one and inserted into another: told apart from a trigger's only when the statement neither inserts nor deletes and every row it changed is accounted for)"
+                ? statement.Kind == StatementKind.Update
+                    ? " (or rows it moved between partitions, which PostgreSQL counts as deleted from one and inserted into another: they pass as moved only when, with no trigger writing its table's partitions, the counts add up to the rows the statement reports, and no partition of its table is a foreign table or another kind of storage)"
+                    : " (or rows it moved between partitions, which PostgreSQL counts as deleted from one and inserted into another: for a MERGE they cannot be told from a trigger's, so an UPDATE must move them)"
                 : "";
     }
 
@@ -92,7 +96,7 @@ public static class GuardrailEvaluator
     // payments deletes from payments, whatever its plan says. Also those writes, which the plan did not show. The statement's
     // own writes as PostgreSQL counts them are the plan's: rows an INSERT routes to a partition, and a MERGE's actions its
     // WHEN clauses name, stand as the plan's writes on that partition; so do the deletes and inserts of an UPDATE moving rows
-    // between partitions of the table it updates, where they add up to its own. Anything else (a trigger's delete from the
+    // between partitions of the table it updates, where they add up to its own count. Anything else (a trigger's delete from the
     // table the statement updates, its insert into a sibling partition) is a write the plan did not show.
     private static (PlanFacts Plan, IReadOnlyList<RelationAccess> Unplanned) WithTablesWritten(
         PlanFacts plan, StatementText statement, long? ownRows, IReadOnlyList<TableWrites> tables)
@@ -102,19 +106,21 @@ public static class GuardrailEvaluator
         // Row movement: an UPDATE of a partitioned table deletes each moved row from one partition and inserts it into
         // another, and PostgreSQL counts the row once among the statement's own. Its partitions' inserts and deletes are the
         // move only when the sums hold exactly: as many inserted as deleted, and inserted plus updated equal to the statement's
-        // own count (a trigger that deletes and inserts as many rows there breaks the second). Only for a plan with one writer
-        // (its count is this table's) that neither inserts nor deletes itself: a MERGE that inserts could not tell a move
-        // from its insert and a trigger's delete.
+        // own count (a trigger that deletes and inserts as many rows there breaks the second). Only for an UPDATE, the plan's
+        // one writer (its count is this table's): a MERGE may insert or delete too, and one that inserts could not tell a move
+        // from its insert and a trigger's delete (PostgreSQL 15.0 to 15.2 also counted a MERGE's moved row twice). And not
+        // where a partition of the table keeps no such counts (a foreign table): rows changed there are in the statement's
+        // count and no table's, room for a trigger's.
         bool Moved(RelationName parent)
         {
-            if (ownRows is not { } own || plan.Writers != 1 || planned.Any(p => p.Operations.Contains("insert") || p.Operations.Contains("delete")))
+            if (ownRows is not { } own || statement.Kind != StatementKind.Update || plan.Writers != 1)
             {
                 return false;
             }
 
             var partitions = tables.Where(t => t.Lineage.Partition && t.Lineage.Ancestors.Contains(parent)).ToList();
             var (inserted, updated, deleted) = (partitions.Sum(t => t.Inserted), partitions.Sum(t => t.Updated), partitions.Sum(t => t.Deleted));
-            return inserted == deleted && inserted + updated == own;
+            return !partitions.Any(t => t.UncountedPartitions) && inserted == deleted && inserted + updated == own;
         }
 
         RelationAccess? AsPlanned(TableWrites table, string operation)

@@ -27,8 +27,16 @@ internal sealed class PolicyVerdicts(bool observeOnly)
     }
 
     /// <summary>The decision to record when nothing blocked: the given one, or what observe mode let through.</summary>
-    public Decision Final(Decision allowed) =>
-        _observed.Count == 0
-            ? allowed
-            : Decision.Allow("observe.would_deny", "observe_only: this ran, but enforcement would have refused it: " + string.Join("; ", _observed.Select(d => $"{d.Rule}: {d.Reason}")));
+    public Decision Final(Decision allowed) => _observed.Aggregate(allowed, Observed);
+
+    /// <summary>
+    /// <paramref name="allowed"/> with one more refusal observe mode let through: what a statement that ran is recorded under
+    /// when a bound judged by its rows (the rows it touched, the tables it wrote, the rows it returned) would have refused it.
+    /// </summary>
+    public static Decision Observed(Decision allowed, Decision refusal) =>
+        allowed.Rule == WouldDeny
+            ? allowed with { Reason = $"{allowed.Reason}; {refusal.Rule}: {refusal.Reason}" }
+            : Decision.Allow(WouldDeny, $"observe_only: this ran, but enforcement would have refused it: {refusal.Rule}: {refusal.Reason}");
+
+    private const string WouldDeny = "observe.would_deny";
 }

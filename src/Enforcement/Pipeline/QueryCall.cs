@@ -217,15 +217,16 @@ public sealed partial class GatewayPipeline
             Role = role,
         };
         Func<QueryResult, QueryResult>? databaseMasking = profile is null ? null : r => StrictLineage.Annotate(r, plan, connectionConfig, profile.Masked);
-        Func<long, QueryResult, Decision?>? writeBound = execution.ReadOnly || connectionConfig.ObserveOnly
+        // On an observe_only connection both still judge the run, and what they would refuse is recorded, not enforced.
+        Func<long, QueryResult, Decision?>? writeBound = execution.ReadOnly
             ? null
             : (rows, written) => GuardrailEvaluator.EvaluateWritten(analyzed, plan, scope.Identity, connection, scope.Policy.Guardrails, limits.MaxWriteRows, rows, written.AffectedRows, written.TablesWritten);
         // A read is held to the guardrails' row counts by the rows it returned, before any leaves. Only rules with min_rows
         // can judge a read differently by its rows, so without one there is nothing to hold it to.
-        Func<long, Decision?>? readBound = !execution.ReadOnly || connectionConfig.ObserveOnly || !scope.Policy.Guardrails.Any(r => r.Match.MinRows is not null)
+        Func<long, Decision?>? readBound = !execution.ReadOnly || !scope.Policy.Guardrails.Any(r => r.Match.MinRows is not null)
             ? null
             : rows => GuardrailEvaluator.EvaluateRead(analyzed, plan, scope.Identity, connection, scope.Policy.Guardrails, rows);
-        var run = new StatementRun(scope, execution, classification, databaseMasking, writeBound, catalogVersion) { ReadBound = readBound };
+        var run = new StatementRun(scope, execution, classification, databaseMasking, writeBound, catalogVersion) { ReadBound = readBound, Observing = connectionConfig.ObserveOnly };
         if (scope.Explaining)
         {
             return Explained(scope, execution, needsApproval ? guarded! : verdicts.Final(Decision.Allow("query.allowed", byPlan.IsAllowed ? byPlan.Reason : "allowed")));
@@ -242,7 +243,7 @@ public sealed partial class GatewayPipeline
         // write's cascades: a rule its plan did not match) goes back to that request rather than running again: run again, it
         // might no longer match (the row it cascaded from is gone) and commit beside the request. Only rules on rows, or for
         // a write on tables and operations, can do that, so only then is the state store asked.
-        if (scope.Policy.Guardrails.Any(r => r.Outcome == GuardrailOutcome.RequireApproval
+        if (!run.Observing && scope.Policy.Guardrails.Any(r => r.Outcome == GuardrailOutcome.RequireApproval
                 && ((run.ReadBound is not null && r.Match.MinRows is not null)
                     || (run.WriteBound is not null && (r.Match.MinRows is not null || r.Match.Tables.Count > 0 || r.Match.Operations.Count > 0))))
             && await FindRequestAsync(run, RequestKey.Of(execution, statement), cancellationToken).ConfigureAwait(false) is { } earlier)
@@ -321,6 +322,9 @@ public sealed partial class GatewayPipeline
     {
         /// <summary>For a read, what the rows it returned would make of it (null: nothing stops it).</summary>
         public Func<long, Decision?>? ReadBound { get; init; }
+
+        /// <summary>On an observe_only connection: what the bounds would refuse is recorded, and the statement's outcome stands.</summary>
+        public bool Observing { get; init; }
     }
 
     /// <summary>
@@ -349,7 +353,7 @@ public sealed partial class GatewayPipeline
         {
             if (WrittenRefusal(run, written, maxAffectedRows) is { } refused)
             {
-                throw new WriteRolledBackException(refused);
+                allowed = run.Observing ? PolicyVerdicts.Observed(allowed, refused) : throw new WriteRolledBackException(refused);
             }
 
             maskedWrite = MaskResult(written, run.Scope, run.DatabaseMasking);
@@ -370,7 +374,12 @@ public sealed partial class GatewayPipeline
             return new StepResult(e.Decision, Classification: run.Classification);
         }
 
-        if (run.ReadBound?.Invoke(raw.Rows.Count + (raw.Truncated ? 1 : 0)) is { } withheld)
+        var withheld = run.ReadBound?.Invoke(raw.Rows.Count + (raw.Truncated ? 1 : 0));
+        if (withheld is not null && run.Observing)
+        {
+            allowed = PolicyVerdicts.Observed(allowed, withheld);
+        }
+        else if (withheld is not null)
         {
             // As a write is rolled back: nothing was delivered, so what it held is free again.
             run.Scope.Quota?.Release();
@@ -395,8 +404,8 @@ public sealed partial class GatewayPipeline
     }
 
     // Why a write that touched these rows must not commit. An approved one is held to its dry run's count (plus the
-    // tolerance) and to every refusal; one that was not is also sent for approval when its rows match such a rule. Nothing
-    // holds a write on an observe_only connection (no bound, no approval): it commits, as observe mode promises. The rows
+    // tolerance) and to every refusal; one that was not is also sent for approval when its rows match such a rule. On an
+    // observe_only connection the refusal is only recorded: the write commits, as observe mode promises. The rows
     // are all those its transaction changed: a one-row DELETE whose foreign keys cascade to ten thousand touched 10,001.
     private static Decision? WrittenRefusal(StatementRun run, QueryResult written, long? approvedRows)
     {
@@ -410,7 +419,11 @@ public sealed partial class GatewayPipeline
             var rows => run.WriteBound?.Invoke(rows.Value, written) is { } refused && !(refused.NeedsApproval && approvedRows is not null) ? refused : null,
         };
         return refusal is not null && written.WriteRows > written.AffectedRows
-            ? refusal with { Reason = $"{refusal.Reason}. Of those rows, the statement itself changed {written.AffectedRows}; its triggers and foreign-key cascades changed the rest" }
+            ? refusal with
+            {
+                Reason = $"{refusal.Reason}. Of those rows, the statement itself changed {written.AffectedRows}; its triggers and foreign-key cascades changed the rest"
+                    + (written.TablesWritten.Any(t => t.Lineage.Partition) ? ", or they are rows it moved between partitions, counted once deleted and once inserted" : ""),
+            }
             : refusal;
     }
 

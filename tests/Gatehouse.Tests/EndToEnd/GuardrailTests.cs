@@ -308,17 +308,29 @@ public sealed class GuardrailTests(PostgresFixture pg)
             Assert.Equal(1L, await pg.AdminScalarAsync($"select count(*) from {ledger}_eu where id = 2"));
 
             // A MERGE that inserts and moves: its move cannot be told from an insert and a trigger's delete, so it is refused
-            // with the reason.
+            // with the reason, which does not blame a trigger alone.
             var merged = await client.QueryAsync(
                 $"merge into {ledger} l using (values (3, 'eu'), (4, 'us')) s(id, region) on l.id = s.id when matched then update set region = s.region when not matched then insert values (s.id, s.region, '')");
             Assert.True(merged.Rule() == "guard.ledger-kept", merged.Text());
             Assert.Contains("or rows it moved between partitions", merged.Text(), StringComparison.Ordinal);
+            Assert.Contains("changed the rest, or they are rows it moved between partitions, counted once deleted and once inserted", merged.Text(), StringComparison.Ordinal);
             Assert.Equal(0L, await pg.AdminScalarAsync($"select count(*) from {ledger} where id = 4"));
+
+            // Once a partition is a foreign table, rows changed there would be in the statement's count and no table's, room
+            // for a trigger's: no move is credited, even one that never reaches it (pruned, the server is never asked).
+            await pg.AdminScalarAsync("create extension if not exists postgres_fdw");
+            await pg.AdminScalarAsync($"create server {ledger}_remote foreign data wrapper postgres_fdw options (host '/nonexistent', dbname 'none')");
+            await pg.AdminScalarAsync($"create foreign table {ledger}_far partition of {ledger} for values in ('far') server {ledger}_remote");
+            var beside = await client.QueryAsync($"update {ledger} set region = 'eu' where id = 1 and region = 'us'");
+            Assert.True(beside.Rule() == "guard.ledger-kept", beside.Text());
+            Assert.Contains("no partition of its table is a foreign table", beside.Text(), StringComparison.Ordinal);
+            Assert.Equal(1L, await pg.AdminScalarAsync($"select count(*) from {ledger}_us where id = 1"));
         }
         finally
         {
             await pg.AdminScalarAsync($"drop table {ledger}");
             await pg.AdminScalarAsync($"drop function {ledger}_shift()");
+            await pg.AdminScalarAsync($"drop server if exists {ledger}_remote");
         }
     }
 
@@ -505,5 +517,51 @@ public sealed class GuardrailTests(PostgresFixture pg)
         var switched = await client.QueryAsync("select set_config('role', 'postgres', true) as r, count(*) from observed_rows");
         Assert.Equal("function.not_allowed", switched.Rule());
         Assert.Contains("set_config", switched.Text());
+    }
+
+    [Fact]
+    public async Task Observe_only_records_what_the_rows_a_statement_really_touched_or_returned_would_have_refused()
+    {
+        // Two conditions the planner cannot estimate make three rows look like one: only the rows that ran can match.
+        var table = $"observed_bounds_{Guid.NewGuid().ToString("N")[..8]}";
+        await pg.AdminScalarAsync($"create table {table} (id int primary key)");
+        await pg.AdminScalarAsync($"insert into {table} values (1), (2), (3)");
+        await pg.AdminScalarAsync($"analyze {table}");
+        await pg.AdminScalarAsync($"grant select, update on {table} to \"{pg.GatewayRole}\"");
+        try
+        {
+            var gateway = TestGateway.Create(pg, Agents.Replace("public.observed_rows]", $"public.observed_rows, public.{table}]", StringComparison.Ordinal) + $$"""
+
+                  - id: bulk-by-hand
+                    match: { tables: [public.{{table}}], min_rows: 2 }
+                    outcome: require_approval
+                    message: Two rows or more need a human
+                """);
+            File.WriteAllText(gateway.PolicyPath, File.ReadAllText(gateway.PolicyPath).Replace("password_file: shop.password", "password_file: shop.password\n    observe_only: true"));
+            var observing = TestGateway.Reload(gateway);
+            await using var server = await HttpGateway.StartAsync(observing);
+            await using var client = await GatewayClients.HttpAsync(server.Endpoint, observing.Mint("ops-bot"));
+            const string Steered = "where id % 1 = 0 and (id + 0) % 1 = 0";
+
+            var read = await client.QueryAsync($"select id from {table} {Steered}");
+            Assert.True(read.IsError != true, read.Text());
+            Assert.Equal(3, read.Structured().GetProperty("rows").GetArrayLength());
+            var readRecord = await server.State.GetAsync(read.AuditId(), CancellationToken.None);
+            Assert.Equal(Verdict.Allowed, readRecord!.Decision);
+            Assert.Equal("observe.would_deny", readRecord.Rule);
+            Assert.Contains("guard.bulk-by-hand: Two rows or more need a human", readRecord.Reason, StringComparison.Ordinal);
+            Assert.Contains("this read returned 3 rows or more", readRecord.Reason, StringComparison.Ordinal);
+
+            var write = await client.QueryAsync($"update {table} set id = -id {Steered}");
+            Assert.True(write.IsError != true, write.Text());
+            Assert.Equal(3L, await pg.AdminScalarAsync($"select count(*) from {table} where id < 0"));
+            var writeRecord = await server.State.GetAsync(write.AuditId(), CancellationToken.None);
+            Assert.Equal("observe.would_deny", writeRecord!.Rule);
+            Assert.Contains("this write touched 3 rows", writeRecord.Reason, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await pg.AdminScalarAsync($"drop table {table}");
+        }
     }
 }
