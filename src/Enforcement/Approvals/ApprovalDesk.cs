@@ -19,6 +19,8 @@ public sealed record DeskOutcome(bool Done, string Message, bool NotFound = fals
 /// <summary>
 /// What an approver can do, whatever the channel (CLI, admin API): decide a request, cancel a statement request, revoke a
 /// grant. Enforces who may decide, and records every action in the audit log: who, when, through which channel, and why.
+/// The caller's cancellation (a console that hangs up) stops an action only before its change is sent to the store: from
+/// there on, cancelled part-way, the change could be stored and never recorded.
 /// </summary>
 public sealed class ApprovalDesk(LivePolicy livePolicy, NotifyingApprovals approvals, IAuditStore audit, TimeProvider time)
 {
@@ -45,7 +47,7 @@ public sealed class ApprovalDesk(LivePolicy livePolicy, NotifyingApprovals appro
             // An approver who has voted may still cancel: it is how one withdraws an approval given before the rest.
             var request when (request.RefuseRequester(who, verified) ?? livePolicy.Current.Approvals.RefuseApprover(who, verified?.Groups ?? [])) is { } refusal =>
                 DeskOutcome.NotAllowed(refusal),
-            var request when !await approvals.CancelAsync(id, who, now, cancellationToken).ConfigureAwait(false) => NotPending(id, request.Status.ToString()),
+            var request when !await approvals.CancelAsync(id, who, now, CancellationToken.None).ConfigureAwait(false) => NotPending(id, request.Status.ToString()),
             _ => new DeskOutcome(true, $"Cancelled {id}."),
         };
         return await RecordAsync(outcome, "cancel", who, id, null, channel, cancellationToken).ConfigureAwait(false);
@@ -53,10 +55,11 @@ public sealed class ApprovalDesk(LivePolicy livePolicy, NotifyingApprovals appro
 
     public async Task<DeskOutcome> RevokeAsync(string id, string who, string channel, CancellationToken cancellationToken)
     {
+        cancellationToken.ThrowIfCancellationRequested();
         var now = time.GetUtcNow();
-        var outcome = await approvals.RevokeAsync(id, who, now, cancellationToken).ConfigureAwait(false)
+        var outcome = await approvals.RevokeAsync(id, who, now, CancellationToken.None).ConfigureAwait(false)
             ? new DeskOutcome(true, $"Revoked the grant of {id}.")
-            : await approvals.GetAsync(id, now, cancellationToken).ConfigureAwait(false) is { } request
+            : await approvals.GetAsync(id, now, CancellationToken.None).ConfigureAwait(false) is { } request
                 ? DeskOutcome.Refused($"'{id}' is not an active grant (it is {request.Status.ToString().ToLowerInvariant()}); nothing changed")
                 : DeskOutcome.Missing(id);
         return await RecordAsync(outcome, "revoke", who, id, null, channel, cancellationToken).ConfigureAwait(false);
@@ -77,7 +80,7 @@ public sealed class ApprovalDesk(LivePolicy livePolicy, NotifyingApprovals appro
             return DeskOutcome.NotAllowed(refusal);
         }
 
-        var decided = await approvals.VoteAsync(id, new ApprovalVote(who, approve, now, note), policy.Approvals.Required, policy.Approvals.ApprovalLifetime, now, cancellationToken).ConfigureAwait(false);
+        var decided = await approvals.VoteAsync(id, new ApprovalVote(who, approve, now, note), policy.Approvals.Required, policy.Approvals.ApprovalLifetime, now, CancellationToken.None).ConfigureAwait(false);
         return decided is null ? NotPending(id, request.Status.ToString()) : new DeskOutcome(true, Voted(decided, who));
     }
 
@@ -104,12 +107,12 @@ public sealed class ApprovalDesk(LivePolicy livePolicy, NotifyingApprovals appro
             return DeskOutcome.NotAllowed(refusal);
         }
 
-        if (!await approvals.DecideAsync(id, approve, who, note, policy.Approvals.MaxGrant, now, cancellationToken).ConfigureAwait(false))
+        if (!await approvals.DecideAsync(id, approve, who, note, policy.Approvals.MaxGrant, now, CancellationToken.None).ConfigureAwait(false))
         {
             return NotPending(id, request.Status.ToString());
         }
 
-        var decided = (await approvals.GetAsync(id, now, cancellationToken).ConfigureAwait(false))!;
+        var decided = (await approvals.GetAsync(id, now, CancellationToken.None).ConfigureAwait(false))!;
         var setup = approve && policy.Connections.TryGetValue(decided.Connection, out var connection) && Masking.DatabaseProfiles.Apply(connection)
             ? $" Connection {decided.Connection} masks in the database: run gatehouse setup --connection {decided.Connection} so PostgreSQL has a profile for the widened rights."
             : "";

@@ -19,7 +19,9 @@ public sealed class AgentSwitchboard(IAgentDirectory directory, IAuditStore audi
     /// <param name="agent">An agent name, or a subject, client or token key from <see cref="AgentKeys"/>.</param>
     public async Task<string> SetAsync(string agent, bool disable, string who, string channel, CancellationToken cancellationToken)
     {
-        await directory.SetDisabledAsync(agent, disable, who, cancellationToken).ConfigureAwait(false);
+        // Not cancellable once sent: a switch stored and then cancelled would be in force with no record of who flipped it.
+        cancellationToken.ThrowIfCancellationRequested();
+        await directory.SetDisabledAsync(agent, disable, who, CancellationToken.None).ConfigureAwait(false);
         var verb = disable ? "disable" : "enable";
         var described = AgentKeys.Describe(agent);
         var what = char.ToUpperInvariant(described[0]) + described[1..];
