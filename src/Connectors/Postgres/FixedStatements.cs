@@ -36,9 +36,10 @@ internal static class FixedStatements
     /// and foreign-key cascades' too, as the session's statistics count them (0 with track_counts off). The count also holds earlier
     /// transactions' not yet reported, so only the difference is the write's. Then, as JSON, each table with rows counted:
     /// [schema, name, inserted, updated, deleted, is a partition, [[schema, name] of each table it descends from, nearest
-    /// first], whether it is a partition in a tree with a leaf whose rows are not counted so (a foreign table, a table of
-    /// another access method than heap)], so guardrails on a table see the rows a cascade or trigger wrote there, which the
-    /// plan does not show. Qualified throughout, operators included: it runs under the caller's search_path.
+    /// first]], so guardrails on a table see the rows a cascade or trigger wrote there, which the plan does not show. Last, as
+    /// JSON, [schema, name] of each table above a partition whose rows are not counted so (a foreign table, a table of another
+    /// access method than heap), walked up from those through pg_inherits, which locks nothing. Qualified throughout,
+    /// operators included: it runs under the caller's search_path.
     /// </summary>
     public const string RowsTouched =
         "SELECT coalesce(pg_catalog.sum(t.n), 0)::pg_catalog.int8, pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(t.nspname, t.relname, t.i, t.u, t.d, t.relispartition,"
@@ -46,11 +47,15 @@ internal static class FixedStatements
         + "   UNION ALL SELECT h.inhparent, up.depth OPERATOR(pg_catalog.+) 1 FROM up JOIN pg_catalog.pg_inherits h ON h.inhrelid OPERATOR(pg_catalog.=) up.rel"
         + "   WHERE up.depth OPERATOR(pg_catalog.<) 100)"
         + "  SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(an.nspname, ac.relname) ORDER BY up.depth), '[]'::pg_catalog.jsonb)"
-        + "  FROM up JOIN pg_catalog.pg_class ac ON ac.oid OPERATOR(pg_catalog.=) up.rel JOIN pg_catalog.pg_namespace an ON an.oid OPERATOR(pg_catalog.=) ac.relnamespace),"
-        + " t.relispartition AND EXISTS (SELECT 1 FROM pg_catalog.pg_partition_tree(pg_catalog.pg_partition_root(t.oid)) pt"
-        + "   JOIN pg_catalog.pg_class x ON x.oid OPERATOR(pg_catalog.=) pt.relid WHERE pt.isleaf AND (x.relkind OPERATOR(pg_catalog.<>) 'r'"
-        + "   OR x.relam OPERATOR(pg_catalog.<>) (SELECT a.oid FROM pg_catalog.pg_am a WHERE a.amname OPERATOR(pg_catalog.=) 'heap')))))"
-        + " FILTER (WHERE t.n OPERATOR(pg_catalog.>) 0)"
+        + "  FROM up JOIN pg_catalog.pg_class ac ON ac.oid OPERATOR(pg_catalog.=) up.rel JOIN pg_catalog.pg_namespace an ON an.oid OPERATOR(pg_catalog.=) ac.relnamespace)))"
+        + " FILTER (WHERE t.n OPERATOR(pg_catalog.>) 0),"
+        + " (WITH RECURSIVE up(rel, depth) AS (SELECT h.inhparent, 1 FROM pg_catalog.pg_class x JOIN pg_catalog.pg_inherits h ON h.inhrelid OPERATOR(pg_catalog.=) x.oid"
+        + "   WHERE x.relispartition AND (x.relkind OPERATOR(pg_catalog.=) 'f' OR (x.relkind OPERATOR(pg_catalog.=) 'r'"
+        + "   AND x.relam OPERATOR(pg_catalog.<>) (SELECT a.oid FROM pg_catalog.pg_am a WHERE a.amname OPERATOR(pg_catalog.=) 'heap')))"
+        + "   UNION ALL SELECT h.inhparent, up.depth OPERATOR(pg_catalog.+) 1 FROM up JOIN pg_catalog.pg_inherits h ON h.inhrelid OPERATOR(pg_catalog.=) up.rel"
+        + "   WHERE up.depth OPERATOR(pg_catalog.<) 100)"
+        + "  SELECT coalesce(pg_catalog.jsonb_agg(DISTINCT pg_catalog.jsonb_build_array(un.nspname, uc.relname)), '[]'::pg_catalog.jsonb)"
+        + "  FROM up JOIN pg_catalog.pg_class uc ON uc.oid OPERATOR(pg_catalog.=) up.rel JOIN pg_catalog.pg_namespace un ON un.oid OPERATOR(pg_catalog.=) uc.relnamespace)"
         + " FROM (SELECT c.oid, n.nspname, c.relname, c.relispartition, s.i, s.u, s.d, s.i OPERATOR(pg_catalog.+) s.u OPERATOR(pg_catalog.+) s.d AS n"
         + "   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace,"
         + "   LATERAL (SELECT pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid) AS i, pg_catalog.pg_stat_get_xact_tuples_updated(c.oid) AS u,"

@@ -100,12 +100,15 @@ internal static class ResultReader
 
     // The current result is the one-row count of FixedStatements.RowsTouched; null if it is not there.
     private static async ValueTask<TouchCount?> CountAsync(NpgsqlDataReader reader, CancellationToken cancellationToken) =>
-        reader.FieldCount == 2 && await reader.ReadAsync(cancellationToken).ConfigureAwait(false)
-            ? new TouchCount(reader.GetInt64(0), reader.IsDBNull(1) ? null : reader.GetString(1))
+        reader.FieldCount == 3 && await reader.ReadAsync(cancellationToken).ConfigureAwait(false)
+            ? new TouchCount(reader.GetInt64(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetString(2))
             : null;
 
-    /// <summary>One <see cref="FixedStatements.RowsTouched"/> row: the rows counted in all, and by table (as JSON).</summary>
-    private sealed record TouchCount(long Total, string? Tables)
+    /// <summary>
+    /// One <see cref="FixedStatements.RowsTouched"/> row: the rows counted in all, by table, and the tables above a partition
+    /// that keeps no such counts (both as JSON).
+    /// </summary>
+    private sealed record TouchCount(long Total, string? Tables, string Uncounted)
     {
         /// <summary>What the write between two counts wrote to each table: the second count's rows less the first's.</summary>
         public static IReadOnlyList<TableWrites> Written(TouchCount? before, TouchCount? after)
@@ -116,11 +119,18 @@ internal static class ResultReader
             }
 
             var earlier = before.ByTable().ToDictionary(t => t.Table);
+            var uncounted = after.UncountedTrees();
             var written = new List<TableWrites>();
             foreach (var table in after.ByTable())
             {
                 var (inserted, updated, deleted) = earlier.TryGetValue(table.Table, out var was) ? (was.Inserted, was.Updated, was.Deleted) : (0L, 0L, 0L);
-                var diff = table with { Inserted = table.Inserted - inserted, Updated = table.Updated - updated, Deleted = table.Deleted - deleted };
+                var diff = table with
+                {
+                    Inserted = table.Inserted - inserted,
+                    Updated = table.Updated - updated,
+                    Deleted = table.Deleted - deleted,
+                    UncountedPartitions = table.Lineage.Partition && table.Lineage.Ancestors.Any(uncounted.Contains),
+                };
                 if (diff.Inserted + diff.Updated + diff.Deleted > 0)
                 {
                     written.Add(diff);
@@ -142,11 +152,14 @@ internal static class ResultReader
             {
                 var ancestors = t[6].EnumerateArray().Select(a => new RelationName(a[0].GetString()!, a[1].GetString()!)).ToList();
                 yield return new TableWrites(
-                    new RelationName(t[0].GetString()!, t[1].GetString()!), t[2].GetInt64(), t[3].GetInt64(), t[4].GetInt64(), new RelationLineage(ancestors, t[5].GetBoolean()))
-                {
-                    UncountedPartitions = t[7].GetBoolean(),
-                };
+                    new RelationName(t[0].GetString()!, t[1].GetString()!), t[2].GetInt64(), t[3].GetInt64(), t[4].GetInt64(), new RelationLineage(ancestors, t[5].GetBoolean()));
             }
+        }
+
+        private HashSet<RelationName> UncountedTrees()
+        {
+            using var json = JsonDocument.Parse(Uncounted);
+            return [.. json.RootElement.EnumerateArray().Select(a => new RelationName(a[0].GetString()!, a[1].GetString()!))];
         }
     }
 

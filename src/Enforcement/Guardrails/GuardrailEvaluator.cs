@@ -42,15 +42,17 @@ public static class GuardrailEvaluator
     /// The same judgement for a write that ran, by the rows it really touched (the estimate can be steered) and the tables it
     /// really wrote (a foreign-key cascade or a trigger writes tables the plan does not show), before it commits: past the
     /// limit, or matching a rule the plan did not, it is rolled back. <paramref name="ownRows"/> is the count PostgreSQL
-    /// reported for the statement itself (null: none), which tells an UPDATE's row movement from a trigger's writes.
+    /// reported for the statement itself (null: none), which tells an UPDATE's row movement from a trigger's writes. Not
+    /// <paramref name="enforced"/> (observe_only), the refusal is only recorded, and says nothing of a rollback.
     /// </summary>
     public static Decision? EvaluateWritten(
         StatementText statement, PlanFacts plan, AgentIdentity identity, string connection, IReadOnlyList<GuardrailRule> rules, double maxWriteRows,
-        long rows, long? ownRows, IReadOnlyList<TableWrites> tables)
+        long rows, long? ownRows, IReadOnlyList<TableWrites> tables, bool enforced = true)
     {
+        var rolledBack = enforced ? ", so it was rolled back and nothing changed" : "";
         if (rows > maxWriteRows)
         {
-            return Decision.Deny("guard.large_write", $"this write touched {rows} rows, more than the limit of {maxWriteRows:0} (the planner estimated about {plan.EstimatedWriteRows:0}), so it was rolled back and nothing changed. Narrow the WHERE clause or split the work");
+            return Decision.Deny("guard.large_write", $"this write touched {rows} rows, more than the limit of {maxWriteRows:0} (the planner estimated about {plan.EstimatedWriteRows:0}){rolledBack}. Narrow the WHERE clause or split the work");
         }
 
         var (written, unplanned) = WithTablesWritten(plan, statement, ownRows, tables);
@@ -70,7 +72,7 @@ public static class GuardrailEvaluator
             : unplanned.Count > 0 && (unplanned.Any(Meets) || !partitions.Any(Meets))
                 ? $"and also {string.Join(", ", Culprits(unplanned).Select(Described))} through its triggers or foreign-key cascades{Moves(Culprits(unplanned))}, which its plan does not show"
                 : $"in {string.Join(", ", Culprits(partitions).Select(a => a.Relation).Distinct())}, which its plan names only by their tables";
-        return decision with { Reason = $"{decision.Reason} (this write touched {rows} rows, {why}, so it was rolled back and nothing changed)" };
+        return decision with { Reason = $"{decision.Reason} (this write touched {rows} rows, {why}{rolledBack})" };
 
         static string Described(RelationAccess access) => access.Operation switch
         {
@@ -186,9 +188,10 @@ public static class GuardrailEvaluator
     /// The same judgement for a read that ran, by the rows it returned (at least <paramref name="rows"/>: the cursor stops one
     /// past the row cap), before any leaves: the planner's estimate of a read can be steered as a write's can.
     /// </summary>
-    public static Decision? EvaluateRead(StatementText statement, PlanFacts plan, AgentIdentity identity, string connection, IReadOnlyList<GuardrailRule> rules, long rows) =>
+    public static Decision? EvaluateRead(
+        StatementText statement, PlanFacts plan, AgentIdentity identity, string connection, IReadOnlyList<GuardrailRule> rules, long rows, bool enforced = true) =>
         Evaluate(statement, plan with { EstimatedRows = rows }, identity, connection, rules, double.PositiveInfinity) is { } decision
-            ? decision with { Reason = $"{decision.Reason} (this read returned {rows} rows or more, more than the planner estimated, so none of them were sent)" }
+            ? decision with { Reason = $"{decision.Reason} (this read returned {rows} rows or more, more than the planner estimated{(enforced ? ", so none of them were sent" : "")})" }
             : null;
 
     // The plan says only "merge" for a MERGE, whatever it does: it does what its WHEN clauses name, and a MERGE the text does

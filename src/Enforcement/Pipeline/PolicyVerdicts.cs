@@ -26,14 +26,29 @@ internal sealed class PolicyVerdicts(bool observeOnly)
         return false;
     }
 
+    /// <summary>True on an observe_only connection: refusals are recorded, not enforced.</summary>
+    public bool ObserveOnly => observeOnly;
+
     /// <summary>The decision to record when nothing blocked: the given one, or what observe mode let through.</summary>
     public Decision Final(Decision allowed) => _observed.Aggregate(allowed, Observed);
 
     /// <summary>
-    /// <paramref name="allowed"/> with one more refusal observe mode let through: what a statement that ran is recorded under
-    /// when a bound judged by its rows (the rows it touched, the tables it wrote, the rows it returned) would have refused it.
+    /// <paramref name="allowed"/> (what <see cref="Final"/> gave) with a refusal observe mode let through after the statement
+    /// ran: a bound judged by its rows (the rows it touched, the tables it wrote, the rows it returned). A rule already noted
+    /// before the run (its estimate matched) is not noted twice.
     /// </summary>
-    public static Decision Observed(Decision allowed, Decision refusal) =>
+    public Decision AlsoObserved(Decision allowed, Decision refusal)
+    {
+        if (_observed.Any(d => d.Rule == refusal.Rule))
+        {
+            return allowed;
+        }
+
+        _observed.Add(refusal);
+        return Observed(allowed, refusal);
+    }
+
+    private static Decision Observed(Decision allowed, Decision refusal) =>
         allowed.Rule == WouldDeny
             ? allowed with { Reason = $"{allowed.Reason}; {refusal.Rule}: {refusal.Reason}" }
             : Decision.Allow(WouldDeny, $"observe_only: this ran, but enforcement would have refused it: {refusal.Rule}: {refusal.Reason}");

@@ -183,7 +183,7 @@ public sealed partial class GatewayPipeline
         guard?.Dispose();
         scope.Note("guardrails", () => guarded is null ? "no guardrail matched" : $"{guarded.Rule}: {guarded.Reason}");
         var needsApproval = guarded is { NeedsApproval: true } && verdicts.Blocks(guarded);
-        if (!needsApproval && verdicts.Blocks(guarded))
+        if (guarded is not { NeedsApproval: true } && verdicts.Blocks(guarded))
         {
             return new StepResult(guarded!, Classification: classification);
         }
@@ -220,13 +220,19 @@ public sealed partial class GatewayPipeline
         // On an observe_only connection both still judge the run, and what they would refuse is recorded, not enforced.
         Func<long, QueryResult, Decision?>? writeBound = execution.ReadOnly
             ? null
-            : (rows, written) => GuardrailEvaluator.EvaluateWritten(analyzed, plan, scope.Identity, connection, scope.Policy.Guardrails, limits.MaxWriteRows, rows, written.AffectedRows, written.TablesWritten);
+            : (rows, written) => GuardrailEvaluator.EvaluateWritten(
+                analyzed, plan, scope.Identity, connection, scope.Policy.Guardrails, limits.MaxWriteRows, rows, written.AffectedRows, written.TablesWritten, enforced: !verdicts.ObserveOnly);
         // A read is held to the guardrails' row counts by the rows it returned, before any leaves. Only rules with min_rows
         // can judge a read differently by its rows, so without one there is nothing to hold it to.
         Func<long, Decision?>? readBound = !execution.ReadOnly || !scope.Policy.Guardrails.Any(r => r.Match.MinRows is not null)
             ? null
-            : rows => GuardrailEvaluator.EvaluateRead(analyzed, plan, scope.Identity, connection, scope.Policy.Guardrails, rows);
-        var run = new StatementRun(scope, execution, classification, databaseMasking, writeBound, catalogVersion) { ReadBound = readBound, Observing = connectionConfig.ObserveOnly };
+            : rows => GuardrailEvaluator.EvaluateRead(analyzed, plan, scope.Identity, connection, scope.Policy.Guardrails, rows, enforced: !verdicts.ObserveOnly);
+        var run = new StatementRun(scope, execution, classification, databaseMasking, writeBound, catalogVersion)
+        {
+            ReadBound = readBound,
+            Verdicts = verdicts,
+            MayMoveRows = statement.Kind is StatementKind.Update or StatementKind.Merge,
+        };
         if (scope.Explaining)
         {
             return Explained(scope, execution, needsApproval ? guarded! : verdicts.Final(Decision.Allow("query.allowed", byPlan.IsAllowed ? byPlan.Reason : "allowed")));
@@ -243,7 +249,7 @@ public sealed partial class GatewayPipeline
         // write's cascades: a rule its plan did not match) goes back to that request rather than running again: run again, it
         // might no longer match (the row it cascaded from is gone) and commit beside the request. Only rules on rows, or for
         // a write on tables and operations, can do that, so only then is the state store asked.
-        if (!run.Observing && scope.Policy.Guardrails.Any(r => r.Outcome == GuardrailOutcome.RequireApproval
+        if (!verdicts.ObserveOnly && scope.Policy.Guardrails.Any(r => r.Outcome == GuardrailOutcome.RequireApproval
                 && ((run.ReadBound is not null && r.Match.MinRows is not null)
                     || (run.WriteBound is not null && (r.Match.MinRows is not null || r.Match.Tables.Count > 0 || r.Match.Operations.Count > 0))))
             && await FindRequestAsync(run, RequestKey.Of(execution, statement), cancellationToken).ConfigureAwait(false) is { } earlier)
@@ -323,8 +329,13 @@ public sealed partial class GatewayPipeline
         /// <summary>For a read, what the rows it returned would make of it (null: nothing stops it).</summary>
         public Func<long, Decision?>? ReadBound { get; init; }
 
-        /// <summary>On an observe_only connection: what the bounds would refuse is recorded, and the statement's outcome stands.</summary>
-        public bool Observing { get; init; }
+        /// <summary>The call's refusals so far; on an observe_only connection, what the bounds would refuse joins them, recorded only.</summary>
+        public PolicyVerdicts Verdicts { get; init; } = new(observeOnly: false);
+
+        /// <summary>An UPDATE or MERGE, which may move rows between partitions (counted as deleted and inserted).</summary>
+        public bool MayMoveRows { get; init; }
+
+        public bool Observing => Verdicts.ObserveOnly;
     }
 
     /// <summary>
@@ -353,7 +364,7 @@ public sealed partial class GatewayPipeline
         {
             if (WrittenRefusal(run, written, maxAffectedRows) is { } refused)
             {
-                allowed = run.Observing ? PolicyVerdicts.Observed(allowed, refused) : throw new WriteRolledBackException(refused);
+                allowed = run.Observing ? run.Verdicts.AlsoObserved(allowed, refused) : throw new WriteRolledBackException(refused);
             }
 
             maskedWrite = MaskResult(written, run.Scope, run.DatabaseMasking);
@@ -377,7 +388,7 @@ public sealed partial class GatewayPipeline
         var withheld = run.ReadBound?.Invoke(raw.Rows.Count + (raw.Truncated ? 1 : 0));
         if (withheld is not null && run.Observing)
         {
-            allowed = PolicyVerdicts.Observed(allowed, withheld);
+            allowed = run.Verdicts.AlsoObserved(allowed, withheld);
         }
         else if (withheld is not null)
         {
@@ -412,7 +423,7 @@ public sealed partial class GatewayPipeline
         var refusal = written.WriteRows switch
         {
             _ when run.WriteBound is null && approvedRows is null => null,
-            null => Decision.Deny("guard.uncounted_write", "PostgreSQL reported no row count for this write, so it was rolled back: the write limit could not hold it"),
+            null => Decision.Deny("guard.uncounted_write", $"PostgreSQL reported no row count for this write, so {(run.Observing ? "" : "it was rolled back: ")}the write limit could not hold it"),
             var rows when rows > approvedRows => Decision.Deny(
                 "approval.rows_exceeded",
                 $"the approved write touched {rows} rows, more than the {approvedRows} approved (the dry run's count plus the tolerance), so it was rolled back; ask for a new approval"),
@@ -422,7 +433,7 @@ public sealed partial class GatewayPipeline
             ? refusal with
             {
                 Reason = $"{refusal.Reason}. Of those rows, the statement itself changed {written.AffectedRows}; its triggers and foreign-key cascades changed the rest"
-                    + (written.TablesWritten.Any(t => t.Lineage.Partition) ? ", or they are rows it moved between partitions, counted once deleted and once inserted" : ""),
+                    + (run.MayMoveRows && written.TablesWritten.Any(t => t.Lineage.Partition) ? ", or they are rows it moved between partitions, counted once deleted and once inserted" : ""),
             }
             : refusal;
     }

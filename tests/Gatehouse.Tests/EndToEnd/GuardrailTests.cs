@@ -331,6 +331,7 @@ public sealed class GuardrailTests(PostgresFixture pg)
             await pg.AdminScalarAsync($"drop table {ledger}");
             await pg.AdminScalarAsync($"drop function {ledger}_shift()");
             await pg.AdminScalarAsync($"drop server if exists {ledger}_remote");
+            await pg.AdminScalarAsync("drop extension if exists postgres_fdw");
         }
     }
 
@@ -550,14 +551,22 @@ public sealed class GuardrailTests(PostgresFixture pg)
             Assert.Equal(Verdict.Allowed, readRecord!.Decision);
             Assert.Equal("observe.would_deny", readRecord.Rule);
             Assert.Contains("guard.bulk-by-hand: Two rows or more need a human", readRecord.Reason, StringComparison.Ordinal);
-            Assert.Contains("this read returned 3 rows or more", readRecord.Reason, StringComparison.Ordinal);
+            Assert.Contains("this read returned 3 rows or more, more than the planner estimated)", readRecord.Reason, StringComparison.Ordinal);
+
+            // A rule its estimate already matched is noted once, not again by the rows.
+            var estimated = await client.QueryAsync($"select id from {table}");
+            Assert.True(estimated.IsError != true, estimated.Text());
+            var estimatedRecord = await server.State.GetAsync(estimated.AuditId(), CancellationToken.None);
+            Assert.Equal("observe.would_deny", estimatedRecord!.Rule);
+            Assert.Single(System.Text.RegularExpressions.Regex.Matches(estimatedRecord.Reason!, "guard\\.bulk-by-hand"));
 
             var write = await client.QueryAsync($"update {table} set id = -id {Steered}");
             Assert.True(write.IsError != true, write.Text());
             Assert.Equal(3L, await pg.AdminScalarAsync($"select count(*) from {table} where id < 0"));
             var writeRecord = await server.State.GetAsync(write.AuditId(), CancellationToken.None);
             Assert.Equal("observe.would_deny", writeRecord!.Rule);
-            Assert.Contains("this write touched 3 rows", writeRecord.Reason, StringComparison.Ordinal);
+            Assert.Contains("this write touched 3 rows, more than the planner estimated)", writeRecord.Reason, StringComparison.Ordinal);
+            Assert.DoesNotContain("rolled back", writeRecord.Reason, StringComparison.Ordinal);
         }
         finally
         {
