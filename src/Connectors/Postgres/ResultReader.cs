@@ -208,6 +208,9 @@ internal static class ResultReader
     /// </summary>
     public const int MaxNesting = 32;
 
+    // What stands for a value nested deeper than that.
+    private static readonly string TooDeep = $"(arrays or records nested deeper than {MaxNesting} levels; cast the value to text to read it)";
+
     internal static object? Convert(object? value) => Convert(value, 0);
 
     private static object? Convert(object? value, int depth) => value switch
@@ -225,7 +228,7 @@ internal static class ResultReader
         TimeOnly time => time.ToString("HH:mm:ss.FFFFFFF", CultureInfo.InvariantCulture),
         TimeSpan span => span.ToString("c", CultureInfo.InvariantCulture),
         byte[] bytes => "\\x" + System.Convert.ToHexString(bytes).ToLowerInvariant(),
-        Array when depth >= MaxNesting => $"(arrays or records nested deeper than {MaxNesting} levels; cast the value to text to read it)",
+        Array when depth >= MaxNesting => TooDeep,
         Array { Rank: > 1 } grid => Dimension(grid, new int[grid.Rank], 0, depth),
         Array array => array.Cast<object?>().Select(item => Convert(item, depth + 1)).ToList(),
         // bit(n > 1) and varbit: the bits as PostgreSQL writes them. hstore: its text form, which the detectors then read.
@@ -246,7 +249,7 @@ internal static class ResultReader
     {
         if (depth >= MaxNesting)
         {
-            return $"(arrays or records nested deeper than {MaxNesting} levels; cast the value to text to read it)";
+            return TooDeep;
         }
 
         var items = new List<object?>(grid.GetLength(dimension));

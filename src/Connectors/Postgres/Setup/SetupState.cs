@@ -131,12 +131,15 @@ internal sealed class SetupState
         + " JOIN pg_class t ON t.oid = reads.ref_oid JOIN pg_namespace tn ON tn.oid = t.relnamespace"
         + " LEFT JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = reads.ref_col AND reads.ref_col > 0";
 
+    // Each privilege granted on the relation c, or on one of its columns, as x (grantor, grantee, privilege_type).
+    private const string RelationAcl =
+        "LATERAL (SELECT e.grantor, e.grantee, e.privilege_type FROM aclexplode(c.relacl) e"
+        + " UNION ALL SELECT e.grantor, e.grantee, e.privilege_type FROM pg_attribute a, aclexplode(a.attacl) e WHERE a.attrelid = c.oid) x";
+
     // The relations the login role (r) holds privileges on that someone other than their owner granted, with each grantor.
     private const string OtherGrantors =
         "SELECT DISTINCT format('%I.%I', n.nspname, c.relname) AS rel, quote_ident(pg_get_userbyid(x.grantor)) AS grantor"
-        + " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,"
-        + " LATERAL (SELECT e.grantor, e.grantee FROM aclexplode(c.relacl) e"
-        + "   UNION ALL SELECT e.grantor, e.grantee FROM pg_attribute a, aclexplode(a.attacl) e WHERE a.attrelid = c.oid) x"
+        + " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, " + RelationAcl
         + " WHERE x.grantee = r.oid AND x.grantor <> c.relowner AND n.nspname NOT LIKE 'gatehouse\\_p\\_%'";
 
     // The gateway's schemas, and the role each one's objects are for (a profile's schema is named as its role).
@@ -256,9 +259,7 @@ internal sealed class SetupState
             $"SELECT n.nspname, NULL::text, {Grantee}, string_agg(DISTINCT x.privilege_type, ', ') FROM pg_namespace n CROSS JOIN LATERAL aclexplode(n.nspacl) x"
             + $" WHERE {GatewaySchemas} AND x.grantee <> n.nspowner AND x.grantee IS DISTINCT FROM {ProfileRole} GROUP BY 1, 2, 3"
             + $" UNION ALL SELECT n.nspname, c.relname::text, {Grantee}, string_agg(DISTINCT x.privilege_type, ', ')"
-            + " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,"
-            + " LATERAL (SELECT e.grantee, e.privilege_type FROM aclexplode(c.relacl) e"
-            + "   UNION ALL SELECT e.grantee, e.privilege_type FROM pg_attribute a, aclexplode(a.attacl) e WHERE a.attrelid = c.oid) x"
+            + " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, " + RelationAcl
             + $" WHERE {GatewaySchemas} AND x.grantee <> c.relowner AND x.grantee IS DISTINCT FROM {ProfileRole} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3");
 
         Add(
