@@ -112,13 +112,25 @@ public sealed class ApprovalDesk(LivePolicy livePolicy, NotifyingApprovals appro
             return NotPending(id, request.Status.ToString());
         }
 
-        var decided = (await approvals.GetAsync(id, now, CancellationToken.None).ConfigureAwait(false))!;
-        var setup = approve && policy.Connections.TryGetValue(decided.Connection, out var connection) && Masking.DatabaseProfiles.Apply(connection)
-            ? $" Connection {decided.Connection} masks in the database: run gatehouse setup --connection {decided.Connection} so PostgreSQL has a profile for the widened rights."
+        // Read back for the grant's end. The decision is stored: a store that fails now must not keep it off the record, so the
+        // message then does without the end.
+        AccessRequest? decided;
+        try
+        {
+            decided = await approvals.GetAsync(id, now, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (StateUnavailableException.IsStoreFailure(e) || e is StateUnavailableException)
+        {
+            decided = null;
+        }
+
+        var setup = approve && policy.Connections.TryGetValue(request.Connection, out var connection) && Masking.DatabaseProfiles.Apply(connection)
+            ? $" Connection {request.Connection} masks in the database: run gatehouse setup --connection {request.Connection} so PostgreSQL has a profile for the widened rights."
             : "";
+        var until = decided is null ? " (the state store could not be read back for when the grant ends)" : $" until {decided.GrantExpiresAt:u}";
         return new DeskOutcome(true, approve
-            ? $"Approved {decided.Id}: {decided.Agent} may {decided.AccessText} {decided.Scope} on {decided.Connection} until {decided.GrantExpiresAt:u}.{setup}"
-            : $"Denied {decided.Id}.");
+            ? $"Approved {request.Id}: {request.Agent} may {request.AccessText} {request.Scope} on {request.Connection}{until}.{setup}"
+            : $"Denied {request.Id}.");
     }
 
     private static DeskOutcome NotPending(string id, string status) => DeskOutcome.Refused($"request {id} is {status.ToLowerInvariant()}, not pending; nothing changed");

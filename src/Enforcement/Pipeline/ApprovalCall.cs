@@ -75,15 +75,21 @@ public sealed partial class GatewayPipeline
 
             // Rows past the write limit, or matching a deny rule (by the tables it wrote too), refuse the write whatever an
             // approver would say: no request.
-            if (dryRun is { } touched && run.WriteBound?.Invoke(touched, counted!) is { NeedsApproval: false } refused)
+            var bound = dryRun is { } touched ? run.WriteBound?.Invoke(touched, counted!) : null;
+            if (bound is { NeedsApproval: false } refused)
             {
                 return new StepResult(refused, Classification: run.Classification);
             }
 
+            // A dry run that met a require_approval rule its plan did not (its cascade or trigger wrote a table under another
+            // rule): filed under the plan's rule, with that one's reason too, so approvers read what the write would reach.
+            // (The first such rule in the policy's order; the plan's own rule, if it comes first, hides the rest.)
+            var reason = bound is { } also && also.Rule != guard.Rule ? $"{guard.Reason}; its dry run also met {also.Rule}: {also.Reason}" : guard.Reason;
+
             var now = time.GetUtcNow();
             request = new StatementApproval(
                 StatementApproval.NewId(), identity.Agent, identity.Subject, identity.Issuer, execution.Connection, key.StatementHash, key.ParametersHash,
-                execution.Sql, key.Parameters, run.Classification, guard.Rule, guard.Reason, settings.Required, StatementApprovalStatus.Pending, now, now + settings.PendingLifetime)
+                execution.Sql, key.Parameters, run.Classification, guard.Rule, reason, settings.Required, StatementApprovalStatus.Pending, now, now + settings.PendingLifetime)
             {
                 DryRunRows = dryRun,
                 DryRunSample = sample,
@@ -165,7 +171,7 @@ public sealed partial class GatewayPipeline
                 return new StepResult(
                     Decision.Deny(
                         "approval.pending",
-                        $"{guard.Reason}. Request {request.Id} waits for {approvers} ({request.Approvals} of {request.Required} approvals so far)"
+                        $"{request.Reason}. Request {request.Id} waits for {approvers} ({request.Approvals} of {request.Required} approvals so far)"
                         + (request.DryRunRows is { } rows ? $"; a dry run touched {rows} row(s)" : "")
                         + $". Call query again with the same statement and parameters to run it once approved (until {request.ExpiresAt:u}); nothing has run yet"),
                     new PendingApproval(request.Id, settings.Approvers, request.Required, request.Approvals, request.ExpiresAt, request.DryRunRows, "call query again with the same sql and params"),
@@ -264,10 +270,12 @@ public sealed partial class GatewayPipeline
             return request;
         }
 
+        // Not cancellable once sent, as an approver's action in the console is not: a hang-up then could leave the vote stored
+        // without its record.
         var vote = new ApprovalVote(ApprovalSettings.Operator, answer.Approve, time.GetUtcNow(), answer.Reason);
         var decided = await StateUnavailableException.GuardAsync(
             "record the operator's answer",
-            () => statementApprovals.VoteAsync(request.Id, vote, settings.Required, settings.ApprovalLifetime, time.GetUtcNow(), cancellationToken)).ConfigureAwait(false);
+            () => statementApprovals.VoteAsync(request.Id, vote, settings.Required, settings.ApprovalLifetime, time.GetUtcNow(), CancellationToken.None)).ConfigureAwait(false);
 
         // A decision like one made in the CLI or the console, so it is on record as one: who, which way, why, through what.
         var verb = answer.Approve ? "approve" : "deny";

@@ -30,6 +30,10 @@ public sealed class GuardrailTests(PostgresFixture pg)
             message: Payments are changed by people
         """;
 
+    // The agents, with ops-bot also writing the table named.
+    private static string AgentsAlsoWriting(string table) =>
+        Agents.Replace("public.observed_rows]", $"public.observed_rows, public.{table}]", StringComparison.Ordinal);
+
     [Fact]
     public async Task A_write_estimated_past_the_limit_is_refused_and_a_small_one_runs()
     {
@@ -146,7 +150,7 @@ public sealed class GuardrailTests(PostgresFixture pg)
         await pg.AdminScalarAsync($"grant insert on {log} to \"{pg.GatewayRole}\"");
         try
         {
-            var gateway = TestGateway.Create(pg, Agents.Replace("public.observed_rows]", $"public.observed_rows, public.{parents}]", StringComparison.Ordinal), gateway: "limits:\n  max_write_rows: 10");
+            var gateway = TestGateway.Create(pg, AgentsAlsoWriting(parents), gateway: "limits:\n  max_write_rows: 10");
             await using var server = await HttpGateway.StartAsync(gateway);
             await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
 
@@ -215,7 +219,7 @@ public sealed class GuardrailTests(PostgresFixture pg)
         await pg.AdminScalarAsync($"grant insert on {log} to \"{pg.GatewayRole}\"");
         try
         {
-            var gateway = TestGateway.Create(pg, Agents.Replace("public.observed_rows]", $"public.observed_rows, public.{parents}]", StringComparison.Ordinal) + $$"""
+            var gateway = TestGateway.Create(pg, AgentsAlsoWriting(parents) + $$"""
 
                   - id: children-kept
                     match: { tables: [public.{{children}}], operations: [delete] }
@@ -267,6 +271,56 @@ public sealed class GuardrailTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task A_request_whose_dry_run_reaches_a_table_under_another_approval_rule_tells_approvers_so()
+    {
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+        var (parents, log) = ($"asked_parents_{suffix}", $"asked_log_{suffix}");
+        await pg.AdminScalarAsync($"create table {parents} (id int primary key)");
+        await pg.AdminScalarAsync($"create table {log} (parent_id int)");
+        await pg.AdminScalarAsync($"insert into {parents} values (1), (2)");
+        await pg.AdminScalarAsync(
+            $"create function {log}_note() returns trigger language plpgsql as $$ begin insert into {log} values (old.id); return old; end $$");
+        await pg.AdminScalarAsync($"create trigger {log}_note after delete on {parents} for each row execute function {log}_note()");
+        await pg.AdminScalarAsync($"grant select, delete on {parents} to \"{pg.GatewayRole}\"");
+        await pg.AdminScalarAsync($"grant insert on {log} to \"{pg.GatewayRole}\"");
+        try
+        {
+            var gateway = TestGateway.Create(pg, AgentsAlsoWriting(parents) + $$"""
+
+                  - id: log-by-hand
+                    match: { tables: [public.{{log}}] }
+                    outcome: require_approval
+                    message: The log is written by people
+                  - id: parents-by-hand
+                    match: { tables: [public.{{parents}}], operations: [delete] }
+                    outcome: require_approval
+                    message: Parents are deleted by hand
+                approvals:
+                  approvers: [alice]
+                  wait: 0s
+                """);
+            await using var server = await HttpGateway.StartAsync(gateway);
+            await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
+
+            // Its plan meets parents-by-hand; its dry run's trigger writes the log, under log-by-hand, which the plan never shows.
+            var pending = await client.QueryAsync($"delete from {parents} where id = 1");
+            Assert.True(pending.Rule() == "approval.pending", pending.Text());
+            var id = pending.Structured().GetProperty("pending_approval").GetProperty("request_id").GetString()!;
+            var request = await server.State.GetStatementAsync(id, DateTimeOffset.UtcNow, CancellationToken.None);
+            Assert.Equal("guard.parents-by-hand", request!.Rule);
+            Assert.Contains("Parents are deleted by hand. It needs a human's approval (rule 'parents-by-hand'); its dry run also met guard.log-by-hand: The log is written by people", request.Reason, StringComparison.Ordinal);
+            Assert.Contains($"and also inserted into public.{log} through its triggers", request.Reason, StringComparison.Ordinal);
+            Assert.Contains("its dry run also met guard.log-by-hand", pending.Text(), StringComparison.Ordinal);
+            Assert.Equal(0L, await pg.AdminScalarAsync($"select count(*) from {log}"));
+        }
+        finally
+        {
+            await pg.AdminScalarAsync($"drop table {parents}, {log}");
+            await pg.AdminScalarAsync($"drop function {log}_note()");
+        }
+    }
+
+    [Fact]
     public async Task Rows_an_update_moves_between_partitions_are_its_own_but_a_triggers_delete_and_insert_there_are_not()
     {
         // PostgreSQL counts a moved row as deleted from one partition and inserted into another, as it counts a trigger's
@@ -285,7 +339,7 @@ public sealed class GuardrailTests(PostgresFixture pg)
         await pg.AdminScalarAsync($"grant delete on {ledger} to \"{pg.GatewayRole}\"");
         try
         {
-            var gateway = TestGateway.Create(pg, Agents.Replace("public.observed_rows]", $"public.observed_rows, public.{ledger}]", StringComparison.Ordinal) + $$"""
+            var gateway = TestGateway.Create(pg, AgentsAlsoWriting(ledger) + $$"""
 
                   - id: ledger-kept
                     match: { tables: [public.{{ledger}}], operations: [delete] }
@@ -531,7 +585,7 @@ public sealed class GuardrailTests(PostgresFixture pg)
         await pg.AdminScalarAsync($"grant select, update on {table} to \"{pg.GatewayRole}\"");
         try
         {
-            var gateway = TestGateway.Create(pg, Agents.Replace("public.observed_rows]", $"public.observed_rows, public.{table}]", StringComparison.Ordinal) + $$"""
+            var gateway = TestGateway.Create(pg, AgentsAlsoWriting(table) + $$"""
 
                   - id: bulk-by-hand
                     match: { tables: [public.{{table}}], min_rows: 2 }

@@ -31,12 +31,10 @@ public sealed class AdminActionHangUpTests
     private static async Task<SqliteStateStore> StoreAsync() =>
         await SqliteStateStore.OpenAsync(Path.Combine(TestDirectory.Create("hang-up"), "state.db"), CancellationToken.None);
 
-    [Fact]
-    public async Task A_decision_stored_as_its_caller_hangs_up_is_recorded()
+    // An approval desk over the store, with analyst's pending request req_1 for alice to decide.
+    private static async Task<ApprovalDesk> DeskAsync(SqliteStateStore store, InterceptedApprovals intercepted)
     {
-        var store = await StoreAsync();
-        using var hangUp = new CancellationTokenSource();
-        var approvals = new NotifyingApprovals(new InterceptedApprovals(store) { AfterDecide = hangUp.Cancel }, store, new NotifyingApprovalsTests.Events());
+        var approvals = new NotifyingApprovals(intercepted, store, new NotifyingApprovalsTests.Events());
         var policy = PolicyLoader.Parse(
             """
             connections:
@@ -57,19 +55,46 @@ public sealed class AdminActionHangUpTests
               approvers: [alice]
             """,
             "/etc/gatehouse/gatehouse.yaml");
-        var desk = new ApprovalDesk(new LivePolicy(policy), approvals, store, TimeProvider.System);
-        var now = DateTimeOffset.UtcNow;
         await approvals.CreateAsync(
-            new AccessRequest("req_1", "analyst", "analyst", "gatehouse-dev", "shop", [new RelationName("public", "orders")], AccessLevel.Read, "report", TimeSpan.FromHours(1), AccessRequestStatus.Pending, now),
+            new AccessRequest("req_1", "analyst", "analyst", "gatehouse-dev", "shop", [new RelationName("public", "orders")], AccessLevel.Read, "report", TimeSpan.FromHours(1), AccessRequestStatus.Pending, DateTimeOffset.UtcNow),
             20,
             CancellationToken.None);
+        return new ApprovalDesk(new LivePolicy(policy), approvals, store, TimeProvider.System);
+    }
+
+    private static async Task AssertApprovedOnRecordAsync(SqliteStateStore store)
+    {
+        Assert.Equal(AccessRequestStatus.Approved, (await store.GetAsync("req_1", DateTimeOffset.UtcNow, CancellationToken.None))!.Status);
+        var record = Assert.Single(await store.ListAsync(new AuditQuery(Tool: "approvals approve"), CancellationToken.None));
+        Assert.Equal(("approval.approve", "alice", "req_1"), (record.Rule, record.Agent, record.Classification));
+    }
+
+    [Fact]
+    public async Task A_decision_stored_as_its_caller_hangs_up_is_recorded()
+    {
+        var store = await StoreAsync();
+        using var hangUp = new CancellationTokenSource();
+        var desk = await DeskAsync(store, new InterceptedApprovals(store) { AfterDecide = hangUp.Cancel });
 
         var outcome = await desk.DecideAsync("req_1", "alice", null, approve: true, "for the report", "console", hangUp.Token);
 
         Assert.True(outcome.Done, outcome.Message);
-        Assert.Equal(AccessRequestStatus.Approved, (await store.GetAsync("req_1", now, CancellationToken.None))!.Status);
-        var record = Assert.Single(await store.ListAsync(new AuditQuery(Tool: "approvals approve"), CancellationToken.None));
-        Assert.Equal(("approval.approve", "alice", "req_1"), (record.Rule, record.Agent, record.Classification));
+        await AssertApprovedOnRecordAsync(store);
+    }
+
+    [Fact]
+    public async Task A_decision_stored_by_a_store_that_then_stops_answering_is_recorded()
+    {
+        var store = await StoreAsync();
+        var intercepted = new InterceptedApprovals(store);
+        intercepted.AfterDecide = () => intercepted.ReadsFail = true;
+        var desk = await DeskAsync(store, intercepted);
+
+        var outcome = await desk.DecideAsync("req_1", "alice", null, approve: true, null, "console", CancellationToken.None);
+
+        Assert.True(outcome.Done, outcome.Message);
+        Assert.Contains("Approved req_1: analyst may read public.orders on shop (the state store could not be read back for when the grant ends)", outcome.Message, StringComparison.Ordinal);
+        await AssertApprovedOnRecordAsync(store);
     }
 
     [Fact]

@@ -9,10 +9,10 @@ namespace Gatehouse.Tests.Enforcement.Approvals;
 /// </summary>
 internal sealed class InterceptedApprovals(IApprovalStore store) : IApprovalStore
 {
-    public bool ReadsFail { get; init; }
+    public bool ReadsFail { get; set; }
 
     /// <summary>Run once a decision is stored, before the store returns; the decision's own token is then checked.</summary>
-    public Action? AfterDecide { get; init; }
+    public Action? AfterDecide { get; set; }
 
     public ValueTask<int> CreateAsync(AccessRequest request, int maxPending, CancellationToken cancellationToken) => store.CreateAsync(request, maxPending, cancellationToken);
 
