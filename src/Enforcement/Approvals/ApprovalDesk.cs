@@ -119,7 +119,7 @@ public sealed class ApprovalDesk(LivePolicy livePolicy, NotifyingApprovals appro
         {
             decided = await approvals.GetAsync(id, now, CancellationToken.None).ConfigureAwait(false);
         }
-        catch (Exception e) when (StateUnavailableException.IsStoreFailure(e) || e is StateUnavailableException)
+        catch (Exception e) when (e is not OperationCanceledException)
         {
             decided = null;
         }

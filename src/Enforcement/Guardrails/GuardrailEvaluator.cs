@@ -61,6 +61,16 @@ public static class GuardrailEvaluator
             return null;
         }
 
+        // An approval the plan's own rule asks for anyway (a dry run's) names a rule only its writes met, where one does: that
+        // is what an approver must hear of.
+        if (decision.NeedsApproval
+            && Evaluate(statement, plan with { EstimatedWriteRows = rows }, identity, connection, rules, double.PositiveInfinity) == decision
+            && Evaluate(statement, written with { EstimatedWriteRows = rows }, identity, connection, [.. rules.Where(r => $"guard.{r.Id}" != decision.Rule)], double.PositiveInfinity)
+                is { NeedsApproval: true } other)
+        {
+            decision = other;
+        }
+
         // Named by the writes that meet the rule on their own, where some do: a trigger's write elsewhere is beside the point.
         bool Meets(RelationAccess access) =>
             Evaluate(statement, plan with { Relations = [.. plan.Relations, access], Lineage = written.Lineage, EstimatedWriteRows = rows }, identity, connection, rules, double.PositiveInfinity) == decision;

@@ -237,7 +237,8 @@ public sealed partial class GatewayPipeline
 
     // When the policy lets the agent's operator approve and the client can ask a human (elicitation), ask once per request.
     // Declining to answer leaves the request to the other approvers.
-    // The form is withdrawn with formToken; the answer, once given, is stored and recorded under the call's own token.
+    // The form is withdrawn with formToken (or the call's own token); the answer, once given, is stored and recorded whatever
+    // becomes of the call.
     private async ValueTask<StatementApproval> AskOperatorAsync(
         ApprovalSettings settings, StatementApproval request, CallContext call, CancellationToken formToken, CancellationToken cancellationToken)
     {

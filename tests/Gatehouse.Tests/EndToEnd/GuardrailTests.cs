@@ -287,14 +287,14 @@ public sealed class GuardrailTests(PostgresFixture pg)
         {
             var gateway = TestGateway.Create(pg, AgentsAlsoWriting(parents) + $$"""
 
-                  - id: log-by-hand
-                    match: { tables: [public.{{log}}] }
-                    outcome: require_approval
-                    message: The log is written by people
                   - id: parents-by-hand
                     match: { tables: [public.{{parents}}], operations: [delete] }
                     outcome: require_approval
                     message: Parents are deleted by hand
+                  - id: log-by-hand
+                    match: { tables: [public.{{log}}] }
+                    outcome: require_approval
+                    message: The log is written by people
                 approvals:
                   approvers: [alice]
                   wait: 0s
@@ -302,7 +302,8 @@ public sealed class GuardrailTests(PostgresFixture pg)
             await using var server = await HttpGateway.StartAsync(gateway);
             await using var client = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("ops-bot"));
 
-            // Its plan meets parents-by-hand; its dry run's trigger writes the log, under log-by-hand, which the plan never shows.
+            // Its plan meets parents-by-hand; its dry run's trigger writes the log, under log-by-hand, which the plan never shows
+            // (and which comes second: the plan's own rule does not hide it).
             var pending = await client.QueryAsync($"delete from {parents} where id = 1");
             Assert.True(pending.Rule() == "approval.pending", pending.Text());
             var id = pending.Structured().GetProperty("pending_approval").GetProperty("request_id").GetString()!;
