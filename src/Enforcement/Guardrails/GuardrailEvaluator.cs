@@ -61,19 +61,21 @@ public static class GuardrailEvaluator
             return null;
         }
 
-        // An approval the plan's own rule asks for anyway (a dry run's) names a rule only its writes met, where one does: that
-        // is what an approver must hear of.
+        // An approval the plan's own rule asks for anyway (a dry run's) names the first rule only its writes met, where one
+        // does (one its plan meets too says nothing new): that is what an approver must hear of.
+        bool Applies(GuardrailRule rule, PlanFacts facts) =>
+            (rule.Connection is null || rule.Connection == connection) && Matches(rule.Match, statement, facts with { EstimatedWriteRows = rows }, identity);
         if (decision.NeedsApproval
             && Evaluate(statement, plan with { EstimatedWriteRows = rows }, identity, connection, rules, double.PositiveInfinity) == decision
-            && Evaluate(statement, written with { EstimatedWriteRows = rows }, identity, connection, [.. rules.Where(r => $"guard.{r.Id}" != decision.Rule)], double.PositiveInfinity)
-                is { NeedsApproval: true } other)
+            && rules.FirstOrDefault(r => r.Outcome == GuardrailOutcome.RequireApproval && Applies(r, written) && !Applies(r, plan)) is { } other)
         {
-            decision = other;
+            decision = Evaluate(statement, written with { EstimatedWriteRows = rows }, identity, connection, [other], double.PositiveInfinity)!;
         }
 
         // Named by the writes that meet the rule on their own, where some do: a trigger's write elsewhere is beside the point.
+        var rule = rules.FirstOrDefault(r => $"guard.{r.Id}" == decision.Rule);
         bool Meets(RelationAccess access) =>
-            Evaluate(statement, plan with { Relations = [.. plan.Relations, access], Lineage = written.Lineage, EstimatedWriteRows = rows }, identity, connection, rules, double.PositiveInfinity) == decision;
+            rule is not null && Applies(rule, plan with { Relations = [.. plan.Relations, access], Lineage = written.Lineage });
         IReadOnlyList<RelationAccess> Culprits(IReadOnlyList<RelationAccess> writes) => writes.Where(Meets).ToList() is { Count: > 0 } meeting ? meeting : writes;
 
         var partitions = written.Relations.Except(plan.Relations).Except(unplanned).ToList();

@@ -82,8 +82,8 @@ public sealed partial class GatewayPipeline
             }
 
             // A dry run that met a require_approval rule its plan did not (its cascade or trigger wrote a table under another
-            // rule): filed under the plan's rule, with that one's reason too, so approvers read what the write would reach.
-            // (The first such rule in the policy's order; the plan's own rule, if it comes first, hides the rest.)
+            // rule): filed under the plan's rule, with that one's reason too, so approvers read what the write would reach
+            // (the first such rule in the policy's order that its plan does not meet).
             var reason = bound is { } also && also.Rule != guard.Rule ? $"{guard.Reason}; its dry run also met {also.Rule}: {also.Reason}" : guard.Reason;
 
             var now = time.GetUtcNow();

@@ -150,6 +150,35 @@ public sealed class GuardrailEvaluatorTests
     }
 
     [Fact]
+    public void An_approval_its_plan_asks_anyway_names_the_first_rule_only_its_writes_met()
+    {
+        GuardrailRule Approval(string id, GuardrailMatch match) => new(id, null, match, GuardrailOutcome.RequireApproval, null);
+        var rules = new[]
+        {
+            Approval("orders-by-hand", new GuardrailMatch { Tables = [Orders], Operations = ["delete"] }),
+            Approval("deletes-by-hand", new GuardrailMatch { Kinds = [StatementKind.Delete] }),
+            Approval("payments-by-hand", new GuardrailMatch { Tables = [Payments] }),
+        };
+        var statement = Statement("delete from orders where id = 1");
+        var own = new TableWrites(Orders, 0, 0, 1, new RelationLineage([], false));
+        var log = new TableWrites(new RelationName("public", "audit_log"), 1, 0, 0, new RelationLineage([], false));
+        var cascaded = new TableWrites(Payments, 0, 0, 1, new RelationLineage([], false));
+
+        // The plan meets the first two; only the cascade into payments meets the third, which is what is named, and by
+        // that write alone.
+        var reached = GuardrailEvaluator.EvaluateWritten(statement, Write(Orders, "delete", 1), OpsBot, "shop", rules, 10_000, 3, 1, [own, log, cascaded]);
+        Assert.Equal("guard.payments-by-hand", reached?.Rule);
+        Assert.True(reached!.NeedsApproval);
+        Assert.Contains("and also deleted from public.payments through its triggers", reached.Reason);
+        Assert.DoesNotContain("audit_log", reached.Reason);
+
+        // With no write its plan did not show, the plan's own rule stands.
+        var alone = GuardrailEvaluator.EvaluateWritten(statement, Write(Orders, "delete", 1), OpsBot, "shop", rules, 10_000, 1, 1, [own]);
+        Assert.Equal("guard.orders-by-hand", alone?.Rule);
+        Assert.Contains("more than the planner estimated", alone!.Reason);
+    }
+
+    [Fact]
     public void A_rule_on_a_partition_sees_the_rows_an_insert_into_its_table_routed_there()
     {
         var partition = new RelationName("public", "payments_2026");
