@@ -23,7 +23,7 @@ public static class GuardrailEvaluator
         Decision? approval = null;
         foreach (var rule in rules)
         {
-            if ((rule.Connection is null || rule.Connection == connection) && Matches(rule.Match, statement, plan, identity))
+            if (Applies(rule, connection, statement, plan, identity))
             {
                 var message = rule.Message ?? $"guardrail '{rule.Id}' matches this statement";
                 if (rule.Outcome == GuardrailOutcome.Deny)
@@ -55,31 +55,32 @@ public static class GuardrailEvaluator
             return Decision.Deny("guard.large_write", $"this write touched {rows} rows, more than the limit of {maxWriteRows:0} (the planner estimated about {plan.EstimatedWriteRows:0}){rolledBack}. Narrow the WHERE clause or split the work");
         }
 
+        // The plan and the plan with the tables really written, each judged by the rows really touched.
         var (written, unplanned) = WithTablesWritten(plan, statement, ownRows, tables);
-        if (Evaluate(statement, written with { EstimatedWriteRows = rows }, identity, connection, rules, double.PositiveInfinity) is not { } decision)
+        (plan, written) = (plan with { EstimatedWriteRows = rows }, written with { EstimatedWriteRows = rows });
+        if (Evaluate(statement, written, identity, connection, rules, double.PositiveInfinity) is not { } decision)
         {
             return null;
         }
 
         // An approval the plan's own rule asks for anyway (a dry run's) names the first rule only its writes met, where one
         // does (one its plan meets too says nothing new): that is what an approver must hear of.
-        bool Applies(GuardrailRule rule, PlanFacts facts) =>
-            (rule.Connection is null || rule.Connection == connection) && Matches(rule.Match, statement, facts with { EstimatedWriteRows = rows }, identity);
-        if (decision.NeedsApproval
-            && Evaluate(statement, plan with { EstimatedWriteRows = rows }, identity, connection, rules, double.PositiveInfinity) == decision
-            && rules.FirstOrDefault(r => r.Outcome == GuardrailOutcome.RequireApproval && Applies(r, written) && !Applies(r, plan)) is { } other)
+        var byPlan = Evaluate(statement, plan, identity, connection, rules, double.PositiveInfinity);
+        if (decision.NeedsApproval && byPlan == decision
+            && rules.FirstOrDefault(r => r.Outcome == GuardrailOutcome.RequireApproval && Applies(r, connection, statement, written, identity) && !Applies(r, connection, statement, plan, identity))
+                is { } other)
         {
-            decision = Evaluate(statement, written with { EstimatedWriteRows = rows }, identity, connection, [other], double.PositiveInfinity)!;
+            decision = Evaluate(statement, written, identity, connection, [other], double.PositiveInfinity)!;
         }
 
         // Named by the writes that meet the rule on their own, where some do: a trigger's write elsewhere is beside the point.
         var rule = rules.FirstOrDefault(r => $"guard.{r.Id}" == decision.Rule);
         bool Meets(RelationAccess access) =>
-            rule is not null && Applies(rule, plan with { Relations = [.. plan.Relations, access], Lineage = written.Lineage });
+            rule is not null && Applies(rule, connection, statement, plan with { Relations = [.. plan.Relations, access], Lineage = written.Lineage }, identity);
         IReadOnlyList<RelationAccess> Culprits(IReadOnlyList<RelationAccess> writes) => writes.Where(Meets).ToList() is { Count: > 0 } meeting ? meeting : writes;
 
         var partitions = written.Relations.Except(plan.Relations).Except(unplanned).ToList();
-        var why = Evaluate(statement, plan with { EstimatedWriteRows = rows }, identity, connection, rules, double.PositiveInfinity) == decision
+        var why = byPlan == decision
             ? "more than the planner estimated"
             : unplanned.Count > 0 && (unplanned.Any(Meets) || !partitions.Any(Meets))
                 ? $"and also {string.Join(", ", Culprits(unplanned).Select(Described))} through its triggers or foreign-key cascades{Moves(Culprits(unplanned))}, which its plan does not show"
@@ -214,6 +215,10 @@ public static class GuardrailEvaluator
         access.Operation != "merge" ? [access.Operation]
         : statement.Kind == StatementKind.Merge ? ["merge", .. statement.Effects.Select(StatementKinds.Name)]
         : ["merge", .. AnyMergeAction];
+
+    // Whether the rule holds on this connection and matches the statement by this plan.
+    private static bool Applies(GuardrailRule rule, string connection, StatementText statement, PlanFacts plan, AgentIdentity identity) =>
+        (rule.Connection is null || rule.Connection == connection) && Matches(rule.Match, statement, plan, identity);
 
     private static bool Matches(GuardrailMatch match, StatementText statement, PlanFacts plan, AgentIdentity identity)
     {
