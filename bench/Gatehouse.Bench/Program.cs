@@ -11,7 +11,7 @@ using Gatehouse.Enforcement.Identity;
 using Gatehouse.Enforcement.Policy;
 using Gatehouse.McpServer.Demo;
 
-NpgsqlSettings.DisableSqlRewriting();
+NpgsqlSettings.ApplySwitches();
 string[] statements =
 [
     "select c.country, sum(o.total) from customers c join orders o on o.customer_id = c.id where o.status = $1 group by 1 order by 2 desc",

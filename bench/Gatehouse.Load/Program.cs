@@ -49,7 +49,7 @@ var stdioLevels = Levels("--stdio", [1, 8]);
 var floors = !args.Contains("--no-floors");
 const string Sql = "select id, status, total from orders where id = 42";
 
-NpgsqlSettings.DisableSqlRewriting();
+NpgsqlSettings.ApplySwitches();
 var directory = Path.Combine(Path.GetTempPath(), "gatehouse-load-" + Guid.NewGuid().ToString("N")[..8]);
 Directory.CreateDirectory(directory);
 await using var server = await LocalPostgresServer.StartAsync(Path.Combine(directory, "postgres"), CancellationToken.None);

@@ -3,7 +3,7 @@ using Gatehouse.McpServer.Cli;
 using Gatehouse.McpServer.Hosting;
 using Serilog;
 
-NpgsqlSettings.DisableSqlRewriting();
+NpgsqlSettings.ApplySwitches();
 Log.Logger = Logging.CreateLogger();
 try
 {

@@ -14,10 +14,20 @@ public static class NpgsqlSettings
     ];
 
     /// <summary>
-    /// With SQL rewriting on, Npgsql splits <c>a; b</c> and runs both. Off, every command is one prepared statement
-    /// and PostgreSQL itself refuses a second one. Must be set before Npgsql is first used.
+    /// Sets the switches, which must be set before Npgsql is first used:
+    /// <list type="bullet">
+    /// <item>SQL rewriting off. On, Npgsql splits <c>a; b</c> and runs both. Off, every command is one prepared statement
+    /// and PostgreSQL itself refuses a second one.</item>
+    /// <item>No infinity conversions. On, a date or timestamp of <c>infinity</c> reads as 9999-12-31 and <c>-infinity</c> as
+    /// 0001-01-01, both real dates. Off, such a value fails to convert: the result reader reads dates and timestamps raw and
+    /// renders them itself, and an array or range holding one says it cannot be rendered instead of lying.</item>
+    /// </list>
     /// </summary>
-    public static void DisableSqlRewriting() => AppContext.SetSwitch("Npgsql.EnableSqlRewriting", false);
+    public static void ApplySwitches()
+    {
+        AppContext.SetSwitch("Npgsql.EnableSqlRewriting", false);
+        AppContext.SetSwitch("Npgsql.DisableDateTimeInfinityConversions", true);
+    }
 
     /// <summary>Applies a connection's sslmode and sslrootcert (libpq's terms) to Npgsql's settings.</summary>
     public static void ApplyTls(NpgsqlConnectionStringBuilder builder, TlsSettings? tls)

@@ -22,7 +22,7 @@ public sealed class PostgresTargets : IAsyncDisposable
     private readonly ConcurrentDictionary<string, HotConnection> _hot = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, NpgsqlDataSource> _probes = new(StringComparer.Ordinal);
 
-    static PostgresTargets() => NpgsqlSettings.DisableSqlRewriting();
+    static PostgresTargets() => NpgsqlSettings.ApplySwitches();
 
     public PostgresTargets(IReadOnlyDictionary<string, ConnectionConfig> connections) => _connections = () => connections;
 

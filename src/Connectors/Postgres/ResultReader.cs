@@ -180,7 +180,7 @@ internal static class ResultReader
         return await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    private static object? ReadValue(NpgsqlDataReader reader, int ordinal)
+    internal static object? ReadValue(NpgsqlDataReader reader, int ordinal)
     {
         if (reader.IsDBNull(ordinal))
         {
@@ -190,7 +190,15 @@ internal static class ResultReader
         object value;
         try
         {
-            value = reader.GetValue(ordinal);
+            // Dates and timestamps are read as PostgreSQL sends them, so infinity stays infinity. Npgsql's own conversion
+            // (turned off in NpgsqlSettings) makes it 9999-12-31 or 0001-01-01, real dates an agent would then search for.
+            value = reader.GetDataTypeOID(ordinal) switch
+            {
+                PostgresTime.DateOid => PostgresTime.Date(reader.GetFieldValue<int>(ordinal)),
+                PostgresTime.TimestampOid => PostgresTime.Timestamp(reader.GetFieldValue<long>(ordinal), DateTimeKind.Unspecified),
+                PostgresTime.TimestampTzOid => PostgresTime.Timestamp(reader.GetFieldValue<long>(ordinal), DateTimeKind.Utc),
+                _ => reader.GetValue(ordinal),
+            };
         }
         catch (Exception e) when (e is not (NpgsqlException or IOException or TimeoutException or OperationCanceledException))
         {

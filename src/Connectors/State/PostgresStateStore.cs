@@ -106,7 +106,7 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
     /// <param name="create">False: a database without the gateway's schema is refused instead of given an empty one.</param>
     public static async Task<PostgresStateStore> OpenAsync(string connectionString, Func<string?> password, CancellationToken cancellationToken, bool create = true)
     {
-        NpgsqlSettings.DisableSqlRewriting();
+        NpgsqlSettings.ApplySwitches();
         var builder = new NpgsqlDataSourceBuilder(connectionString);
         builder.ConnectionStringBuilder.SearchPath = SchemaName;
         builder.ConnectionStringBuilder.ApplicationName ??= "gatehouse-audit";

@@ -124,6 +124,46 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Infinite_dates_and_timestamps_read_as_infinity_and_the_extreme_real_dates_as_themselves()
+    {
+        var result = await Run("""
+            select 'infinity'::date, '-infinity'::date, 'infinity'::timestamp, '-infinity'::timestamptz,
+                   '9999-12-31'::date, '0001-01-01 00:00'::timestamp, '2025-01-14 09:12:00.123456+00'::timestamptz,
+                   '2025-01-14 09:12'::timestamp, '0044-03-15 BC'::date
+            """);
+
+        // Npgsql's conversion read the first four as 9999-12-31 and 0001-01-01: dates an agent would then look for.
+        Assert.Equal(
+            ["infinity", "-infinity", "infinity", "-infinity", "9999-12-31", "0001-01-01T00:00:00", "2025-01-14T09:12:00.1234560Z", "2025-01-14T09:12:00",
+                "(a date value Gatehouse cannot render; cast it to text to read it)"],
+            result.Rows[0]);
+    }
+
+    [Fact]
+    public async Task An_array_or_range_holding_infinity_says_it_cannot_be_rendered_rather_than_showing_a_real_date()
+    {
+        var result = await Run("select array['infinity'::date, '2020-01-01'], tsrange('2020-01-01', 'infinity'), array['2020-01-01'::date]");
+
+        Assert.Equal("(a date[] value Gatehouse cannot render; cast it to text to read it)", result.Rows[0][0]);
+        Assert.Equal("(a tsrange value Gatehouse cannot render; cast it to text to read it)", result.Rows[0][1]);
+        Assert.Equal(["2020-01-01"], Assert.IsType<List<object?>>(result.Rows[0][2]));
+    }
+
+    [Fact]
+    public async Task Sampling_a_table_for_classification_takes_values_it_cannot_render_in_its_stride()
+    {
+        await pg.AdminScalarAsync("create table public.sampled_extremes (id int, due date, amount numeric)");
+        await pg.AdminScalarAsync("insert into public.sampled_extremes values (1, 'infinity', 'NaN'), (2, '2024-05-01', 12.5)");
+        await pg.AdminScalarAsync($"grant select on public.sampled_extremes to {pg.GatewayRole}");
+
+        // Read with Npgsql's conversion as it stood, NaN threw out of the sampler and failed `gatehouse classify` for the table.
+        var sample = await new PostgresSampler(_targets).SampleAsync("shop", new RelationName("public", "sampled_extremes"), 10, CancellationToken.None);
+
+        Assert.Equal(["infinity", "2024-05-01"], sample["due"]);
+        Assert.Equal(["(a numeric value Gatehouse cannot render; cast it to text to read it)"], sample["amount"]);
+    }
+
+    [Fact]
     public async Task Rows_come_back_with_column_names_types_and_json_friendly_values()
     {
         var result = await Run("select id, full_name, created_at, 12.50::numeric(10,2) as price, true as ok from customers where id = $1", ["1"]);

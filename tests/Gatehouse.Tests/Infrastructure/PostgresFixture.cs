@@ -36,7 +36,7 @@ public sealed class PostgresFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        NpgsqlSettings.DisableSqlRewriting();
+        NpgsqlSettings.ApplySwitches();
         var external = Environment.GetEnvironmentVariable(EnvironmentVariable);
         if (!string.IsNullOrWhiteSpace(external))
         {

@@ -21,7 +21,7 @@ public sealed class ShopServer : IAsyncDisposable
 
     public static async Task<ShopServer> StartAsync(string name, string? binDirectory = null)
     {
-        NpgsqlSettings.DisableSqlRewriting();
+        NpgsqlSettings.ApplySwitches();
         var server = await LocalPostgresServer.StartAsync(TestDirectory.Create(name), CancellationToken.None, binDirectory);
         try
         {
