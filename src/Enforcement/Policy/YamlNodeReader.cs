@@ -57,10 +57,11 @@ internal sealed class YamlNodeReader(string file)
 
     public string? String(YamlNode node, string what)
     {
-        // YAML's null, which would otherwise be read as the text "~" (a sink or state file of that name, say).
-        if (node is YamlScalarNode { Style: ScalarStyle.Plain, Value: "~" })
+        // YAML's null, which would otherwise be read as the text "~" or "null" (a sink or state file of that name, a
+        // guardrail's reason, say).
+        if (node is YamlScalarNode { Style: ScalarStyle.Plain, Value: "~" or "null" or "Null" or "NULL" } empty)
         {
-            Error(node, $"{what} is ~ (YAML's null); leave the key out for its default, or quote \"~\" if that is the text meant.");
+            Error(node, $"{what} is {empty.Value} (YAML's null); leave the key out for its default, or quote \"{empty.Value}\" if that is the text meant.");
             return null;
         }
 

@@ -209,6 +209,8 @@ public sealed class PolicyLoaderTests
     // Each person decides once: two approvals from the names below could never be given.
     [InlineData("approvals:\n  approvers: [alice, alice]\n  required: 2", "approvals.approvers names 'alice' 2 times")]
     [InlineData("approvals:\n  webhook:\n    url: ~", "approvals.webhook.url is ~ (YAML's null)")]
+    [InlineData("approvals:\n  webhook:\n    url: https://hooks.example.com/x\n    secret_file: null", "secret_file is null (YAML's null)")]
+    [InlineData("approvals:\n  approvers: [alice, NULL]", "approvals.approvers is NULL (YAML's null)")]
     public void Bad_approval_settings_are_errors(string section, string message) =>
         Assert.Contains(Errors(Minimal + "\n" + section + "\n"), e => e.Contains(message, StringComparison.Ordinal));
 
