@@ -11,8 +11,8 @@ internal sealed class InterceptedApprovals(IApprovalStore store) : IApprovalStor
 {
     public bool ReadsFail { get; set; }
 
-    /// <summary>Run once a decision is stored, before the store returns; the decision's own token is then checked.</summary>
-    public Action? AfterDecide { get; set; }
+    /// <summary>Run once a decision or revocation is stored, before the store returns; the call's own token is then checked.</summary>
+    public Action? AfterChange { get; set; }
 
     public ValueTask<int> CreateAsync(AccessRequest request, int maxPending, CancellationToken cancellationToken) => store.CreateAsync(request, maxPending, cancellationToken);
 
@@ -25,15 +25,20 @@ internal sealed class InterceptedApprovals(IApprovalStore store) : IApprovalStor
 
     public ValueTask<int> CountPendingAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) => store.CountPendingAsync(agent, now, cancellationToken);
 
-    public async ValueTask<bool> DecideAsync(string id, bool approve, string decidedBy, string? note, TimeSpan maxGrant, DateTimeOffset now, CancellationToken cancellationToken)
-    {
-        var decided = await store.DecideAsync(id, approve, decidedBy, note, maxGrant, now, cancellationToken);
-        AfterDecide?.Invoke();
-        cancellationToken.ThrowIfCancellationRequested();
-        return decided;
-    }
+    public ValueTask<bool> DecideAsync(string id, bool approve, string decidedBy, string? note, TimeSpan maxGrant, DateTimeOffset now, CancellationToken cancellationToken) =>
+        StoredThen(store.DecideAsync(id, approve, decidedBy, note, maxGrant, now, cancellationToken), AfterChange, cancellationToken);
 
-    public ValueTask<bool> RevokeAsync(string id, string revokedBy, DateTimeOffset now, CancellationToken cancellationToken) => store.RevokeAsync(id, revokedBy, now, cancellationToken);
+    public ValueTask<bool> RevokeAsync(string id, string revokedBy, DateTimeOffset now, CancellationToken cancellationToken) =>
+        StoredThen(store.RevokeAsync(id, revokedBy, now, cancellationToken), AfterChange, cancellationToken);
+
+    /// <summary>A store's change, then <paramref name="after"/>, then the call's own token checked, as a store would on its way back.</summary>
+    internal static async ValueTask<T> StoredThen<T>(ValueTask<T> change, Action? after, CancellationToken cancellationToken)
+    {
+        var result = await change;
+        after?.Invoke();
+        cancellationToken.ThrowIfCancellationRequested();
+        return result;
+    }
 
     public ValueTask<IReadOnlyList<Grant>> ActiveGrantsAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) => store.ActiveGrantsAsync(agent, now, cancellationToken);
 }
