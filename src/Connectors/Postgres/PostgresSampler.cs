@@ -37,7 +37,7 @@ public sealed class PostgresSampler(PostgresTargets targets)
                 {
                     for (var i = 0; i < names.Count; i++)
                     {
-                        if (ResultReader.ReadValue(reader, i) is string text)
+                        if (ResultReader.TryReadValue(reader, i, out var value) && value is string text)
                         {
                             values[names[i]].Add(text);
                         }

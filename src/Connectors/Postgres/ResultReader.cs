@@ -70,7 +70,7 @@ internal static class ResultReader
                     break;
                 }
 
-                row[i] = ReadValue(reader, i);
+                TryReadValue(reader, i, out row[i]);
                 bytes += ApproximateSize(row[i]);
             }
 
@@ -180,19 +180,21 @@ internal static class ResultReader
         return await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    internal static object? ReadValue(NpgsqlDataReader reader, int ordinal)
+    /// <summary>A value as the agent receives it; false, with a note saying to cast it to text, for one .NET cannot hold.</summary>
+    internal static bool TryReadValue(NpgsqlDataReader reader, int ordinal, out object? value)
     {
+        value = null;
         if (reader.IsDBNull(ordinal))
         {
-            return null;
+            return true;
         }
 
-        object value;
+        object raw;
         try
         {
             // Dates and timestamps are read as PostgreSQL sends them, so infinity stays infinity. Npgsql's own conversion
             // (turned off in NpgsqlSettings) makes it 9999-12-31 or 0001-01-01, real dates an agent would then search for.
-            value = reader.GetDataTypeOID(ordinal) switch
+            raw = reader.GetDataTypeOID(ordinal) switch
             {
                 PostgresTime.DateOid => PostgresTime.Date(reader.GetFieldValue<int>(ordinal)),
                 PostgresTime.TimestampOid => PostgresTime.Timestamp(reader.GetFieldValue<long>(ordinal), DateTimeKind.Unspecified),
@@ -204,10 +206,12 @@ internal static class ResultReader
         {
             // A value .NET cannot hold (a numeric of 1e30 or NaN, a timestamp in the year 200000) fails this value, not the call
             // (the row is already read, so the rest of it still converts); the agent can ask PostgreSQL for its text instead.
-            return $"(a {reader.GetDataTypeName(ordinal)} value Gatehouse cannot render; cast it to text to read it)";
+            value = $"(a {reader.GetDataTypeName(ordinal)} value Gatehouse cannot render; cast it to text to read it)";
+            return false;
         }
 
-        return Convert(value);
+        value = Convert(raw);
+        return true;
     }
 
     /// <summary>

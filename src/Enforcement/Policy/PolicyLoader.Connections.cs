@@ -1,6 +1,7 @@
 using System.Data.Common;
 using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Classification;
+using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
 namespace Gatehouse.Enforcement.Policy;
@@ -173,7 +174,10 @@ public static partial class PolicyLoader
                 reader.Error(strategyNode, $"{what}: strategies names class '{className}', which no tag of this connection has; the tagged classes are: {(taggedClasses.Count == 0 ? "none" : string.Join(", ", taggedClasses.Order(StringComparer.Ordinal)))}.");
             }
 
-            var text = reader.String(strategyNode, $"{what}: the strategy for {className}");
+            // The strategy named null is written plain (the README does), where elsewhere a plain null is YAML's null.
+            var text = strategyNode is YamlScalarNode { Style: ScalarStyle.Plain, Value: "null" }
+                ? "null"
+                : reader.String(strategyNode, $"{what}: the strategy for {className}");
             if (text is not null && Enum.TryParse<MaskingStrategy>(text, ignoreCase: true, out var strategy) && text == MaskingStrategies.Name(strategy))
             {
                 strategies[className] = strategy;

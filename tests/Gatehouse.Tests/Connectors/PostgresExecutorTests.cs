@@ -150,7 +150,7 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Sampling_a_table_for_classification_takes_values_it_cannot_render_in_its_stride()
+    public async Task Sampling_a_table_for_classification_passes_over_values_it_cannot_render()
     {
         await pg.AdminScalarAsync("create table public.sampled_extremes (id int, due date, amount numeric)");
         await pg.AdminScalarAsync("insert into public.sampled_extremes values (1, 'infinity', 'NaN'), (2, '2024-05-01', 12.5)");
@@ -160,7 +160,8 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
         var sample = await new PostgresSampler(_targets).SampleAsync("shop", new RelationName("public", "sampled_extremes"), 10, CancellationToken.None);
 
         Assert.Equal(["infinity", "2024-05-01"], sample["due"]);
-        Assert.Equal(["(a numeric value Gatehouse cannot render; cast it to text to read it)"], sample["amount"]);
+        // A value it cannot render is no sample: its note would count against the share of values a detector matches.
+        Assert.Empty(sample["amount"]);
     }
 
     [Fact]

@@ -183,6 +183,10 @@ public sealed class PolicyLoaderTests
 
         var overlay = Parse(tagged.Replace("    tags:", "    masking: overlay\n    tags:"));
         Assert.Equal(MaskingMode.Overlay, overlay.Connections["shop"].Masking);
+
+        // The strategy named null, written plain as the README writes it, is that strategy and not YAML's null.
+        Assert.Equal(MaskingStrategy.Null, Parse(tagged.Replace("ssn: token", "ssn: null")).Connections["shop"].StrategyFor("ssn"));
+        Assert.Contains(Errors(tagged.Replace("ssn: token", "ssn: ~")), e => e.Contains("the strategy for ssn is ~ (YAML's null)", StringComparison.Ordinal));
     }
 
     [Theory]
