@@ -13,11 +13,14 @@ namespace Gatehouse.Enforcement.Guardrails;
 /// </summary>
 public static class GuardrailEvaluator
 {
+    /// <summary>The write limit's rule: judged before the policy's rules, and alone.</summary>
+    public const string LargeWrite = "guard.large_write";
+
     public static Decision? Evaluate(StatementText statement, PlanFacts plan, AgentIdentity identity, string connection, IReadOnlyList<GuardrailRule> rules, double maxWriteRows)
     {
         if (plan.Writes && plan.EstimatedWriteRows > maxWriteRows)
         {
-            return Decision.Deny("guard.large_write", $"the planner estimates this write touches about {plan.EstimatedWriteRows:0} rows; the limit is {maxWriteRows:0}. Narrow the WHERE clause or split the work");
+            return Decision.Deny(LargeWrite, $"the planner estimates this write touches about {plan.EstimatedWriteRows:0} rows; the limit is {maxWriteRows:0}. Narrow the WHERE clause or split the work");
         }
 
         Decision? approval = null;
@@ -52,7 +55,7 @@ public static class GuardrailEvaluator
         var rolledBack = enforced ? ", so it was rolled back and nothing changed" : "";
         if (rows > maxWriteRows)
         {
-            return Decision.Deny("guard.large_write", $"this write touched {rows} rows, more than the limit of {maxWriteRows:0} (the planner estimated about {plan.EstimatedWriteRows:0}){rolledBack}. Narrow the WHERE clause or split the work");
+            return Decision.Deny(LargeWrite, $"this write touched {rows} rows, more than the limit of {maxWriteRows:0} (the planner estimated about {plan.EstimatedWriteRows:0}){rolledBack}. Narrow the WHERE clause or split the work");
         }
 
         // The plan and the plan with the tables really written, each judged by the rows really touched.

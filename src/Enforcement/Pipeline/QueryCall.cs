@@ -218,10 +218,9 @@ public sealed partial class GatewayPipeline
         };
         Func<QueryResult, QueryResult>? databaseMasking = profile is null ? null : r => StrictLineage.Annotate(r, plan, connectionConfig, profile.Masked);
         // On an observe_only connection both still judge the run, and what they would refuse is recorded, not enforced.
-        Func<long, QueryResult, Decision?>? writeBound = execution.ReadOnly
-            ? null
-            : (rows, written) => GuardrailEvaluator.EvaluateWritten(
-                analyzed, plan, scope.Identity, connection, scope.Policy.Guardrails, limits.MaxWriteRows, rows, written.AffectedRows, written.TablesWritten, enforced: !verdicts.ObserveOnly);
+        Decision? Written(long rows, QueryResult written, double maxWriteRows) => GuardrailEvaluator.EvaluateWritten(
+            analyzed, plan, scope.Identity, connection, scope.Policy.Guardrails, maxWriteRows, rows, written.AffectedRows, written.TablesWritten, enforced: !verdicts.ObserveOnly);
+        Func<long, QueryResult, Decision?>? writeBound = execution.ReadOnly ? null : (rows, written) => Written(rows, written, limits.MaxWriteRows);
         // A read is held to the guardrails' row counts by the rows it returned, before any leaves. Only rules with min_rows
         // can judge a read differently by its rows, so without one there is nothing to hold it to.
         Func<long, Decision?>? readBound = !execution.ReadOnly || !scope.Policy.Guardrails.Any(r => r.Match.MinRows is not null)
@@ -230,6 +229,7 @@ public sealed partial class GatewayPipeline
         var run = new StatementRun(scope, execution, classification, databaseMasking, writeBound, catalogVersion)
         {
             ReadBound = readBound,
+            WriteRules = execution.ReadOnly || !verdicts.ObserveOnly ? null : (rows, written) => Written(rows, written, double.PositiveInfinity),
             Verdicts = verdicts,
             MayMoveRows = statement.Kind is StatementKind.Update or StatementKind.Merge,
         };
@@ -329,6 +329,12 @@ public sealed partial class GatewayPipeline
         /// <summary>For a read, what the rows it returned would make of it (null: nothing stops it).</summary>
         public Func<long, Decision?>? ReadBound { get; init; }
 
+        /// <summary>
+        /// Observing a write, what the rules make of its rows and tables past the write limit: judged first, the limit's
+        /// refusal stands alone, and a rule only a cascade's table meets would go unrecorded.
+        /// </summary>
+        public Func<long, QueryResult, Decision?>? WriteRules { get; init; }
+
         /// <summary>The call's refusals so far; on an observe_only connection, what the bounds would refuse joins them, recorded only.</summary>
         public PolicyVerdicts Verdicts { get; init; } = new(observeOnly: false);
 
@@ -365,6 +371,10 @@ public sealed partial class GatewayPipeline
             if (WrittenRefusal(run, written, maxAffectedRows) is { } refused)
             {
                 allowed = run.Observing ? run.Verdicts.AlsoObserved(allowed, refused) : throw new WriteRolledBackException(refused);
+                if (refused.Rule == GuardrailEvaluator.LargeWrite && run.WriteRules?.Invoke(written.WriteRows!.Value, written) is { } ruled)
+                {
+                    allowed = run.Verdicts.AlsoObserved(allowed, Counted(run, written, ruled));
+                }
             }
 
             maskedWrite = MaskResult(written, run.Scope, run.DatabaseMasking);
@@ -429,14 +439,17 @@ public sealed partial class GatewayPipeline
                 $"the approved write touched {rows} rows, more than the {approvedRows} approved (the dry run's count plus the tolerance), so it was rolled back; ask for a new approval"),
             var rows => run.WriteBound?.Invoke(rows.Value, written) is { } refused && !(refused.NeedsApproval && approvedRows is not null) ? refused : null,
         };
-        return refusal is not null && written.WriteRows > written.AffectedRows
-            ? refusal with
-            {
-                Reason = $"{refusal.Reason}. Of those rows, the statement itself changed {written.AffectedRows}; its triggers and foreign-key cascades changed the rest"
-                    + (run.MayMoveRows && written.TablesWritten.Any(t => t.Lineage.Partition) ? ", or they are rows it moved between partitions, counted once deleted and once inserted" : ""),
-            }
-            : refusal;
+        return refusal is null ? null : Counted(run, written, refusal);
     }
+
+    // A refusal of a write whose rows were not all its own, saying whose they were.
+    private static Decision Counted(StatementRun run, QueryResult written, Decision refusal) => written.WriteRows > written.AffectedRows
+        ? refusal with
+        {
+            Reason = $"{refusal.Reason}. Of those rows, the statement itself changed {written.AffectedRows}; its triggers and foreign-key cascades changed the rest"
+                + (run.MayMoveRows && written.TablesWritten.Any(t => t.Lineage.Partition) ? ", or they are rows it moved between partitions, counted once deleted and once inserted" : ""),
+        }
+        : refusal;
 
     // Cached under the catalog version read before the statement was resolved: a change since only makes the entry stale
     // sooner. Each profile resolves names to its own views, so its plans are cached apart. On a miss PostgreSQL first resolves

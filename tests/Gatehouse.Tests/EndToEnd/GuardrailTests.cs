@@ -30,6 +30,23 @@ public sealed class GuardrailTests(PostgresFixture pg)
             message: Payments are changed by people
         """;
 
+    // A guardrail denying deletes from the table named.
+    private static string ChildrenKept(string children) => $$"""
+
+              - id: children-kept
+                match: { tables: [public.{{children}}], operations: [delete] }
+                outcome: deny
+                message: Children are not deleted
+
+            """;
+
+    // The gateway with its connection set to observe_only.
+    private static TestGateway Observing(TestGateway gateway)
+    {
+        File.WriteAllText(gateway.PolicyPath, File.ReadAllText(gateway.PolicyPath).Replace("password_file: shop.password", "password_file: shop.password\n    observe_only: true"));
+        return TestGateway.Reload(gateway);
+    }
+
     // The agents, with ops-bot also writing the table named.
     private static string AgentsAlsoWriting(string table) =>
         Agents.Replace("public.observed_rows]", $"public.observed_rows, public.{table}]", StringComparison.Ordinal);
@@ -219,12 +236,7 @@ public sealed class GuardrailTests(PostgresFixture pg)
         await pg.AdminScalarAsync($"grant insert on {log} to \"{pg.GatewayRole}\"");
         try
         {
-            var gateway = TestGateway.Create(pg, AgentsAlsoWriting(parents) + $$"""
-
-                  - id: children-kept
-                    match: { tables: [public.{{children}}], operations: [delete] }
-                    outcome: deny
-                    message: Children are not deleted
+            var gateway = TestGateway.Create(pg, AgentsAlsoWriting(parents) + ChildrenKept(children) + $$"""
                   - id: log-never-updated
                     match: { tables: [public.{{log}}], operations: [update] }
                     outcome: deny
@@ -554,8 +566,7 @@ public sealed class GuardrailTests(PostgresFixture pg)
         await pg.AdminScalarAsync("insert into observed_rows values (1), (2) on conflict do nothing");
         await pg.AdminScalarAsync($"grant select, insert, update, delete on observed_rows to \"{pg.GatewayRole}\"");
         var gateway = TestGateway.Create(pg, Agents);
-        File.WriteAllText(gateway.PolicyPath, File.ReadAllText(gateway.PolicyPath).Replace("password_file: shop.password", "password_file: shop.password\n    observe_only: true"));
-        var observing = TestGateway.Reload(gateway);
+        var observing = Observing(gateway);
         await using var server = await HttpGateway.StartAsync(observing);
         await using var client = await GatewayClients.HttpAsync(server.Endpoint, observing.Mint("analyst"));
 
@@ -576,6 +587,41 @@ public sealed class GuardrailTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task Observe_only_records_a_rule_a_cascade_meets_when_the_write_limit_would_also_have_refused_the_write()
+    {
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+        var (parents, children) = ($"observed_parents_{suffix}", $"observed_children_{suffix}");
+        await pg.AdminScalarAsync($"create table {parents} (id int primary key)");
+        await pg.AdminScalarAsync($"create table {children} (parent_id int not null references {parents} on delete cascade)");
+        await pg.AdminScalarAsync($"insert into {parents} values (1), (2)");
+        await pg.AdminScalarAsync($"insert into {children} values (1), (1), (2)");
+        await pg.AdminScalarAsync($"grant select, delete on {parents} to \"{pg.GatewayRole}\"");
+        try
+        {
+            var gateway = TestGateway.Create(pg, AgentsAlsoWriting(parents) + ChildrenKept(children), gateway: "limits:\n  max_write_rows: 1");
+            var observing = Observing(gateway);
+            await using var server = await HttpGateway.StartAsync(observing);
+            await using var client = await GatewayClients.HttpAsync(server.Endpoint, observing.Mint("ops-bot"));
+
+            // One parent and its two children: past the limit of one row, and a delete from children the plan does not show.
+            // The limit is judged first, and enforced its refusal is the only one; observed, the rule must be on record too.
+            var delete = await client.QueryAsync($"delete from {parents} where id = 1");
+            Assert.True(delete.IsError != true, delete.Text());
+            Assert.Equal(0L, await pg.AdminScalarAsync($"select count(*) from {children} where parent_id = 1"));
+            var record = await server.State.GetAsync(delete.AuditId(), CancellationToken.None);
+            Assert.Equal("observe.would_deny", record!.Rule);
+            Assert.Contains("guard.large_write: this write touched 3 rows, more than the limit of 1", record.Reason, StringComparison.Ordinal);
+            Assert.Contains($"guard.children-kept: Children are not deleted (this write touched 3 rows, and also deleted from public.{children}", record.Reason, StringComparison.Ordinal);
+            Assert.Contains("Of those rows, the statement itself changed 1; its triggers and foreign-key cascades changed the rest", record.Reason, StringComparison.Ordinal);
+            Assert.DoesNotContain("rolled back", record.Reason, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await pg.AdminScalarAsync($"drop table {children}, {parents}");
+        }
+    }
+
+    [Fact]
     public async Task Observe_only_records_what_the_rows_a_statement_really_touched_or_returned_would_have_refused()
     {
         // Two conditions the planner cannot estimate make three rows look like one: only the rows that ran can match.
@@ -593,8 +639,7 @@ public sealed class GuardrailTests(PostgresFixture pg)
                     outcome: require_approval
                     message: Two rows or more need a human
                 """);
-            File.WriteAllText(gateway.PolicyPath, File.ReadAllText(gateway.PolicyPath).Replace("password_file: shop.password", "password_file: shop.password\n    observe_only: true"));
-            var observing = TestGateway.Reload(gateway);
+            var observing = Observing(gateway);
             await using var server = await HttpGateway.StartAsync(observing);
             await using var client = await GatewayClients.HttpAsync(server.Endpoint, observing.Mint("ops-bot"));
             const string Steered = "where id % 1 = 0 and (id + 0) % 1 = 0";
