@@ -63,6 +63,8 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
         "CREATE INDEX IF NOT EXISTS statement_approvals_kept ON statement_approvals (kept_until_ms) WHERE kept_result IS NOT NULL",
         "ALTER TABLE statement_approvals ADD COLUMN IF NOT EXISTS delegated_by text",
         "ALTER TABLE access_requests ADD COLUMN IF NOT EXISTS delegated_by text",
+        "ALTER TABLE access_requests ADD COLUMN IF NOT EXISTS votes_json text",
+        "ALTER TABLE access_requests ADD COLUMN IF NOT EXISTS required bigint",
         "CREATE TABLE IF NOT EXISTS agents (agent text PRIMARY KEY, disabled bigint NOT NULL, changed_by text NOT NULL, changed_ms bigint NOT NULL)",
         "CREATE TABLE IF NOT EXISTS connection_rotations (connection text PRIMARY KEY, generation bigint NOT NULL, requested_by text NOT NULL, requested_ms bigint NOT NULL)",
         // What every call reads (agent switches, approved requests) changes the version in the same transaction, whoever writes

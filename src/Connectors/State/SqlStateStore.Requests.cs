@@ -9,7 +9,7 @@ namespace Gatehouse.Connectors.State;
 public abstract partial class SqlStateStore : IApprovalStore
 {
     private protected const string RequestColumns =
-        "id, agent, subject, issuer, connection, tables_json, access, reason, duration_ms, status, created_ms, decided_ms, decided_by, decision_note, grant_expires_ms, schemas_json, unmask, delegated_by";
+        "id, agent, subject, issuer, connection, tables_json, access, reason, duration_ms, status, created_ms, decided_ms, decided_by, decision_note, grant_expires_ms, schemas_json, unmask, delegated_by, votes_json, required";
 
     private const string CountPendingRequests = "SELECT count(*) FROM access_requests WHERE agent = $1 AND status = 'Pending' AND created_ms > $2";
 
@@ -20,11 +20,12 @@ public abstract partial class SqlStateStore : IApprovalStore
             null,
             (CountPendingRequests, [request.Agent, ToMs(request.CreatedAt - AccessRequest.PendingLifetime)]),
             (
-                $"INSERT INTO access_requests ({RequestColumns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'Pending', $10, NULL, NULL, NULL, NULL, $11, $12, $13)",
+                $"INSERT INTO access_requests ({RequestColumns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'Pending', $10, NULL, NULL, NULL, NULL, $11, $12, $13, '[]', $14)",
                 [
                     request.Id, request.Agent, request.Subject, request.Issuer, request.Connection,
                     JsonSerializer.Serialize(request.Tables.Select(t => t.ToString())), request.Access.ToPolicyString(), request.Reason,
                     (long)request.Duration.TotalMilliseconds, ToMs(request.CreatedAt), JsonSerializer.Serialize(request.Schemas), request.Unmask, request.DelegatedBy,
+                    (long)request.Required,
                 ]),
             cancellationToken).ConfigureAwait(false)).Pending;
 
@@ -58,17 +59,41 @@ public abstract partial class SqlStateStore : IApprovalStore
             r => r.GetInt64(0),
             cancellationToken).ConfigureAwait(false))[0];
 
-    public async ValueTask<bool> DecideAsync(string id, bool approve, string decidedBy, string? note, TimeSpan maxGrant, DateTimeOffset now, CancellationToken cancellationToken) =>
-        // Only a pending, unexpired request changes; the WHERE clause makes the transition atomic across processes.
-        await ExecuteStateAsync(
-            "UPDATE access_requests SET status = $1, decided_ms = $2, decided_by = $3, decision_note = $4,"
-            + " grant_expires_ms = CASE WHEN $5 = 1 THEN $2 + CASE WHEN duration_ms < $8 THEN duration_ms ELSE $8 END ELSE NULL END"
-            + " WHERE id = $6 AND status = 'Pending' AND created_ms > $7",
-            [
-                approve ? nameof(AccessRequestStatus.Approved) : nameof(AccessRequestStatus.Denied), ToMs(now), decidedBy, note, approve ? 1L : 0L, id,
-                ToMs(now - AccessRequest.PendingLifetime), (long)maxGrant.TotalMilliseconds,
-            ],
-            cancellationToken).ConfigureAwait(false) == 1;
+    public async ValueTask<bool> DecideAsync(string id, ApprovalVote vote, int required, TimeSpan maxGrant, DateTimeOffset now, CancellationToken cancellationToken) =>
+        // One write transaction, the row locked: two approvers deciding at once are counted one after the other, and one
+        // person's two decisions arriving at once count once.
+        await InTransactionAsync(
+            async (connection, transaction) =>
+            {
+                var request = (await RowsAsync(
+                    connection, transaction, $"SELECT {RequestColumns} FROM access_requests WHERE id = $1{LockRow}", [id], r => ReadRequest(r, now), cancellationToken)
+                    .ConfigureAwait(false)).FirstOrDefault();
+                if (request is not { Status: AccessRequestStatus.Pending } || request.RefuseApprover(vote.Approver) is not null)
+                {
+                    return false;
+                }
+
+                var (votes, needed, approved) = ApprovalVote.Tally(request.Votes, vote, request.Required, required);
+                var status = approved switch
+                {
+                    true => AccessRequestStatus.Approved,
+                    false => AccessRequestStatus.Denied,
+                    null => AccessRequestStatus.Pending,
+                };
+                var decided = approved is not null;
+                var grantEnds = status == AccessRequestStatus.Approved ? ToMs(now + (request.Duration < maxGrant ? request.Duration : maxGrant)) : (long?)null;
+                await NonQueryAsync(
+                    connection,
+                    transaction,
+                    "UPDATE access_requests SET status = $1, votes_json = $2, required = $3, decided_ms = $4, decided_by = $5, decision_note = $6, grant_expires_ms = $7 WHERE id = $8",
+                    [
+                        status.ToString(), JsonSerializer.Serialize(votes), (long)needed, decided ? ToMs(now) : null, decided ? vote.Approver : null,
+                        decided ? vote.Note : null, grantEnds, id,
+                    ],
+                    cancellationToken).ConfigureAwait(false);
+                return true;
+            },
+            cancellationToken).ConfigureAwait(false);
 
     public async ValueTask<bool> RevokeAsync(string id, string revokedBy, DateTimeOffset now, CancellationToken cancellationToken) =>
         await ExecuteStateAsync(
@@ -109,6 +134,9 @@ public abstract partial class SqlStateStore : IApprovalStore
             Schemas = Text(r, 15) is { } schemas ? JsonSerializer.Deserialize<string[]>(schemas) ?? [] : [],
             Unmask = Text(r, 16),
             DelegatedBy = Text(r, 17),
+            // Stored before approvals were counted per request: one approval decided it.
+            Votes = Text(r, 18) is { } votes ? JsonSerializer.Deserialize<List<ApprovalVote>>(votes) ?? [] : [],
+            Required = Long(r, 19) is { } required ? (int)required : 1,
         };
     }
 }

@@ -91,11 +91,13 @@ public abstract partial class SqlStateStore : IStatementApprovalStore
                     return null;
                 }
 
-                var votes = request.Votes.Append(vote).ToList();
-                var needed = Math.Max(request.Required, required);
-                var status = !vote.Approve ? StatementApprovalStatus.Denied
-                    : votes.Count(v => v.Approve) >= needed ? StatementApprovalStatus.Approved
-                    : StatementApprovalStatus.Pending;
+                var (votes, needed, approved) = ApprovalVote.Tally(request.Votes, vote, request.Required, required);
+                var status = approved switch
+                {
+                    true => StatementApprovalStatus.Approved,
+                    false => StatementApprovalStatus.Denied,
+                    null => StatementApprovalStatus.Pending,
+                };
                 var expires = status == StatementApprovalStatus.Approved ? now + approvalLifetime : request.ExpiresAt;
                 await NonQueryAsync(
                     connection,

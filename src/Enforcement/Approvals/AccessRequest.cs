@@ -76,9 +76,21 @@ public sealed record AccessRequest(
 
     public static string NewId() => "req_" + Guid.CreateVersion7().ToString("N")[..20];
 
-    /// <summary>Null when <paramref name="approver"/> may decide this request; the requester never may, through any channel.</summary>
+    /// <summary>
+    /// Null when <paramref name="approver"/> may decide this request; the requester never may, through any channel, nor anyone
+    /// twice.
+    /// </summary>
     public string? RefuseApprover(string approver, Identity.AgentIdentity? verified = null) =>
-        ApproverRules.Requester(approver, verified, Agent, Subject, Issuer, DelegatedBy);
+        ApproverRules.Requester(approver, verified, Agent, Subject, Issuer, DelegatedBy)
+        ?? (Votes.Any(v => v.Approver == approver) ? $"'{approver}' has already decided this request" : null);
+
+    /// <summary>The approvers' decisions so far: one denial denies, <see cref="Required"/> approvals approve.</summary>
+    public IReadOnlyList<ApprovalVote> Votes { get; init; } = [];
+
+    /// <summary>How many approvals grant it: the policy's <c>approvals.required</c> when filed, or more if raised since.</summary>
+    public int Required { get; init; } = 1;
+
+    public int Approvals => Votes.Count(v => v.Approve);
 
     /// <summary>The person the requesting agent acts for (its token's delegation claim), who may not decide it either.</summary>
     public string? DelegatedBy { get; init; }

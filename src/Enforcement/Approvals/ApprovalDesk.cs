@@ -107,7 +107,7 @@ public sealed class ApprovalDesk(LivePolicy livePolicy, NotifyingApprovals appro
             return DeskOutcome.NotAllowed(refusal);
         }
 
-        if (!await approvals.DecideAsync(id, approve, who, note, policy.Approvals.MaxGrant, now, CancellationToken.None).ConfigureAwait(false))
+        if (!await approvals.DecideAsync(id, new ApprovalVote(who, approve, now, note), policy.Approvals.Required, policy.Approvals.MaxGrant, now, CancellationToken.None).ConfigureAwait(false))
         {
             return NotPending(id, request.Status.ToString());
         }
@@ -127,6 +127,14 @@ public sealed class ApprovalDesk(LivePolicy livePolicy, NotifyingApprovals appro
         var setup = approve && policy.Connections.TryGetValue(request.Connection, out var connection) && Masking.DatabaseProfiles.Apply(connection)
             ? $" Connection {request.Connection} masks in the database: run gatehouse setup --connection {request.Connection} so PostgreSQL has a profile for the widened rights."
             : "";
+        // An approval short of those required leaves the request pending, for the rest.
+        if (approve && (decided is { Status: AccessRequestStatus.Pending } || (decided is null && Math.Max(request.Required, policy.Approvals.Required) > 1)))
+        {
+            return new DeskOutcome(true, decided is null
+                ? $"Recorded {who}'s approval of {request.Id} (the state store could not be read back for how many it has now)."
+                : $"Recorded {who}'s approval of {request.Id}: {decided.Approvals} of {decided.Required} so far.");
+        }
+
         var until = decided is null ? " (the state store could not be read back for when the grant ends)" : $" until {decided.GrantExpiresAt:u}";
         return new DeskOutcome(true, approve
             ? $"Approved {request.Id}: {request.Agent} may {request.AccessText} {request.Scope} on {request.Connection}{until}.{setup}"

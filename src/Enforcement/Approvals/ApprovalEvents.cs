@@ -53,9 +53,9 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
 
     public ValueTask<int> CountPendingAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) => access.CountPendingAsync(agent, now, cancellationToken);
 
-    public async ValueTask<bool> DecideAsync(string id, bool approve, string decidedBy, string? note, TimeSpan maxGrant, DateTimeOffset now, CancellationToken cancellationToken)
+    public async ValueTask<bool> DecideAsync(string id, ApprovalVote vote, int required, TimeSpan maxGrant, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        if (!await access.DecideAsync(id, approve, decidedBy, note, maxGrant, now, cancellationToken).ConfigureAwait(false))
+        if (!await access.DecideAsync(id, vote, required, maxGrant, now, cancellationToken).ConfigureAwait(false))
         {
             return false;
         }
@@ -76,10 +76,11 @@ public sealed partial class NotifyingApprovals(IApprovalStore access, IStatement
 
         if (request is not null)
         {
-            var status = approve ? "approved" : "denied";
+            var status = request.Status.ToString().ToLowerInvariant();
             notifier.Publish(new ApprovalEvent(
                 "request.decided", id, "access", request.Agent, request.Connection, status, $"{request.AccessText} {request.Scope}", now,
-                $"Gatehouse: {decidedBy} {status} {request.Agent}'s access request {id}{(note is null ? "" : $": \"{note}\"")}"));
+                $"Gatehouse: {vote.Approver} {(vote.Approve ? "approved" : "denied")} {request.Agent}'s access request {id}{(vote.Note is null ? "" : $": \"{vote.Note}\"")}"
+                + $" ({request.Approvals} of {request.Required} approvals; now {status})"));
         }
 
         return true;

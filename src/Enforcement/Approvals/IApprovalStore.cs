@@ -22,10 +22,13 @@ public interface IApprovalStore
     ValueTask<int> CountPendingAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Moves a pending request to approved or denied; false when it is no longer pending. An approved grant lasts the
-    /// duration asked, but no longer than <paramref name="maxGrant"/>, the most the policy in force allows.
+    /// Adds an approver's decision to a pending request, atomically: a denial denies it, the approval that makes the more of its
+    /// own <c>Required</c> and <paramref name="required"/> (the policy in force may ask more than when it was filed) approves
+    /// it. False when nothing changed: the request is not pending (or is unknown), or the approver is its requester or has
+    /// already decided it. An approved grant lasts the duration asked, but no longer than <paramref name="maxGrant"/>, the most
+    /// the policy in force allows.
     /// </summary>
-    ValueTask<bool> DecideAsync(string id, bool approve, string decidedBy, string? note, TimeSpan maxGrant, DateTimeOffset now, CancellationToken cancellationToken);
+    ValueTask<bool> DecideAsync(string id, ApprovalVote vote, int required, TimeSpan maxGrant, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>Ends an approved request's grant now; false when it is not an active grant.</summary>
     ValueTask<bool> RevokeAsync(string id, string revokedBy, DateTimeOffset now, CancellationToken cancellationToken);

@@ -18,7 +18,20 @@ public enum StatementApprovalStatus
 }
 
 /// <summary>One approver's decision on a request.</summary>
-public sealed record ApprovalVote(string Approver, bool Approve, DateTimeOffset At, string? Note);
+public sealed record ApprovalVote(string Approver, bool Approve, DateTimeOffset At, string? Note)
+{
+    /// <summary>
+    /// A pending request's decisions with <paramref name="vote"/> added, the approvals now needed (the more of those it was filed
+    /// with and <paramref name="required"/>, the policy in force's), and whether that decides it: one denial denies, the
+    /// approval that makes the number needed approves (true), anything else leaves it pending (null).
+    /// </summary>
+    public static (List<ApprovalVote> Votes, int Needed, bool? Approved) Tally(IReadOnlyList<ApprovalVote> votes, ApprovalVote vote, int filedRequired, int required)
+    {
+        var all = votes.Append(vote).ToList();
+        var needed = Math.Max(filedRequired, required);
+        return (all, needed, !vote.Approve ? false : all.Count(v => v.Approve) >= needed ? true : null);
+    }
+}
 
 /// <summary>
 /// A request to run one exact statement that a guardrail sent to a human. It is bound to the identity, the connection, the

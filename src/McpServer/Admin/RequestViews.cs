@@ -25,6 +25,9 @@ public static class RequestViews
         r.DecidedBy,
         r.DecisionNote,
         r.GrantExpiresAt,
+        r.Approvals,
+        r.Required,
+        Decisions = r.Votes,
     };
 
     public static object Statement(StatementApproval s) => new

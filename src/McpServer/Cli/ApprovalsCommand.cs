@@ -38,7 +38,7 @@ public static class ApprovalsCommand
 
             Output.WriteTable(
                 ["ID", "CREATED", "AGENT", "CONNECTION", "WHAT", "STATUS", "DETAIL"],
-                requests.Select(r => (IReadOnlyList<string>)[r.Id, Output.Time(r.CreatedAt), r.Agent, r.Connection, $"{r.AccessText} {r.Scope} for {Durations.Format(r.Duration)}", r.Status.ToString(), Output.Clip(r.Reason, 60)])
+                requests.Select(r => (IReadOnlyList<string>)[r.Id, Output.Time(r.CreatedAt), r.Agent, r.Connection, $"{r.AccessText} {r.Scope} for {Durations.Format(r.Duration)}", $"{r.Status} ({r.Approvals}/{r.Required})", Output.Clip(r.Reason, 60)])
                     .Concat(statements.Select(s => (IReadOnlyList<string>)[s.Id, Output.Time(s.CreatedAt), s.Agent, s.Connection, Output.Clip(s.Sql, 60), $"{s.Status} ({s.Approvals}/{s.Required})", DryRun(s)])));
             return 0;
         }));

@@ -369,7 +369,9 @@ public static class ResultMapper
         ["schemas"] = new JsonArray(request.Schemas.Select(t => (JsonNode?)t).ToArray()),
         ["access"] = request.AccessText,
         ["duration"] = Durations.Format(request.Duration),
+        ["approvals"] = $"{request.Approvals} of {request.Required}",
         ["expires_if_undecided_at"] = (request.CreatedAt + AccessRequest.PendingLifetime).ToString("O"),
-        ["next_step"] = "An approver must accept this request (gatehouse approvals approve " + request.Id + "). Retry your query after that.",
+        ["next_step"] = (request.Required > 1 ? $"{request.Required} approvers must accept this request" : "An approver must accept this request")
+            + " (gatehouse approvals approve " + request.Id + "). Retry your query after that.",
     };
 }

@@ -497,6 +497,35 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_access_request_needs_as_many_approvers_as_a_statement_and_the_first_approval_grants_nothing()
+    {
+        // Two people for a statement, and (before) one for a grant that could write the table, or see a class unmasked, for hours.
+        var gateway = TestGateway.Create(pg, GuardrailTests.Agents + "\napprovals:\n  required: 2\n  wait: 0s\nadmin:\n  audience: gatehouse-admin\n  users: [alice, bob]\n");
+        await using var server = await HttpGateway.StartAsync(gateway);
+        var api = new Uri(server.Endpoint, "/admin/api/");
+        await using var analyst = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("analyst"));
+        var requested = await analyst.RequestAccessAsync(["public.orders"], "write", "fix a typo in a note");
+        Assert.Equal("0 of 2", requested.Structured().GetProperty("approvals").GetString());
+        var id = requested.Structured().GetProperty("request_id").GetString()!;
+
+        var first = await SendAsync(api, HttpMethod.Post, $"requests/{id}/approve", AdminToken(gateway, "alice"));
+        Assert.Equal(HttpStatusCode.OK, first.Status);
+        Assert.Contains($"Recorded alice's approval of {id}: 1 of 2 so far.", first.Body.GetProperty("result").GetString());
+        var waiting = (await SendAsync(api, HttpMethod.Get, $"requests/{id}", AdminToken(gateway, "bob"))).Body;
+        Assert.Equal(("pending", 1, 2), (waiting.GetProperty("status").GetString(), waiting.GetProperty("approvals").GetInt32(), waiting.GetProperty("required").GetInt32()));
+        Assert.Equal("grant.read_only", (await analyst.QueryAsync("update orders set note = note where id = 1")).Rule());
+
+        // The same person twice is one approval; a second person grants it.
+        var twice = await SendAsync(api, HttpMethod.Post, $"requests/{id}/approve", AdminToken(gateway, "alice"));
+        Assert.Equal(HttpStatusCode.Forbidden, twice.Status);
+        Assert.Contains("has already decided this request", twice.Body.GetProperty("error").GetString());
+        var second = await SendAsync(api, HttpMethod.Post, $"requests/{id}/approve", AdminToken(gateway, "bob"));
+        Assert.Contains($"Approved {id}: analyst may write public.orders on shop until", second.Body.GetProperty("result").GetString());
+        Assert.Equal(1, (await analyst.QueryAsync("update orders set note = note where id = 1")).Structured().GetProperty("affected_rows").GetInt32());
+        Assert.Equal(["alice", "bob"], (await SendAsync(api, HttpMethod.Get, $"requests/{id}", AdminToken(gateway, "bob"))).Body.GetProperty("decisions").EnumerateArray().Select(d => d.GetProperty("approver").GetString()));
+    }
+
+    [Fact]
     public async Task An_admin_can_cancel_a_request_and_revoke_a_grant()
     {
         var id = await PendingStatementAsync(14);

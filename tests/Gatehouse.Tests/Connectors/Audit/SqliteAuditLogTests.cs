@@ -189,7 +189,7 @@ public sealed class SqliteStateStoreTests : StateStoreContract
         var now = DateTimeOffset.UtcNow;
         var granted = Request("analyst", now.AddMinutes(-30));
         await store.CreateAsync(granted, int.MaxValue, CancellationToken.None);
-        Assert.True(await store.DecideAsync(granted.Id, approve: true, "alice", null, TimeSpan.FromDays(30), now.AddMinutes(-30), CancellationToken.None));
+        Assert.True(await store.DecideAsync(granted.Id, new ApprovalVote("alice", true, now.AddMinutes(-30), null), 1, TimeSpan.FromDays(30), now.AddMinutes(-30), CancellationToken.None));
 
         // An agent calling request_access a thousand times (a minute at the default quota) files a thousand newer requests.
         for (var batch = 0; batch < 1_000; batch += 50)

@@ -64,7 +64,7 @@ public abstract class StateStoreContract
         await store.CreateAsync(request, int.MaxValue, CancellationToken.None);
         Assert.Empty(await store.ActiveGrantsAsync("analyst", now, CancellationToken.None));
 
-        Assert.True(await store.DecideAsync(request.Id, approve: true, "alice", "ok", TimeSpan.FromDays(30), now, CancellationToken.None));
+        Assert.True(await store.DecideAsync(request.Id, new ApprovalVote("alice", true, now, "ok"), 1, TimeSpan.FromDays(30), now, CancellationToken.None));
         var grant = Assert.Single(await store.ActiveGrantsAsync("analyst", now.AddMinutes(59), CancellationToken.None));
         Assert.True(grant.Covers(new RelationName("public", "payments")));
         Assert.Empty(await store.ActiveGrantsAsync("analyst", now.AddMinutes(61), CancellationToken.None));
@@ -80,7 +80,7 @@ public abstract class StateStoreContract
         var request = Request("analyst", now);
         await store.CreateAsync(request, int.MaxValue, CancellationToken.None);
 
-        Assert.True(await store.DecideAsync(request.Id, approve: true, "alice", null, TimeSpan.FromMinutes(10), now, CancellationToken.None));
+        Assert.True(await store.DecideAsync(request.Id, new ApprovalVote("alice", true, now, null), 1, TimeSpan.FromMinutes(10), now, CancellationToken.None));
 
         Assert.Equal(now.AddMinutes(10).ToUnixTimeMilliseconds(), (await store.GetAsync(request.Id, now, CancellationToken.None))!.GrantExpiresAt!.Value.ToUnixTimeMilliseconds());
         Assert.Single(await store.ActiveGrantsAsync("analyst", now.AddMinutes(9), CancellationToken.None));
@@ -150,7 +150,7 @@ public abstract class StateStoreContract
             await store.CreateAsync(request, int.MaxValue, CancellationToken.None);
         }
 
-        Assert.True(await store.DecideAsync(denied.Id, approve: false, "alice", null, TimeSpan.FromDays(30), now, CancellationToken.None));
+        Assert.True(await store.DecideAsync(denied.Id, new ApprovalVote("alice", false, now, null), 1, TimeSpan.FromDays(30), now, CancellationToken.None));
         var mine = Statement(now.AddMinutes(-1));
         await store.CreateStatementAsync(mine, int.MaxValue, DateTimeOffset.UnixEpoch, CancellationToken.None);
         await store.CreateStatementAsync(Statement(now) with { Id = StatementApproval.NewId(), Agent = "other-bot" }, int.MaxValue, DateTimeOffset.UnixEpoch, CancellationToken.None);
@@ -163,14 +163,63 @@ public abstract class StateStoreContract
     }
 
     [Fact]
+    public async Task An_access_request_needing_two_approvals_is_granted_by_the_second_approver_and_denied_by_any_one()
+    {
+        var store = await OpenAsync();
+        var now = DateTimeOffset.UtcNow;
+        var request = Request("analyst", now) with { Required = 2 };
+        await store.CreateAsync(request, int.MaxValue, CancellationToken.None);
+
+        Assert.True(await store.DecideAsync(request.Id, new ApprovalVote("alice", true, now, "ok"), 1, TimeSpan.FromDays(30), now, CancellationToken.None));
+        var waiting = (await store.GetAsync(request.Id, now, CancellationToken.None))!;
+        Assert.Equal((AccessRequestStatus.Pending, 1, 2), (waiting.Status, waiting.Approvals, waiting.Required));
+        Assert.Empty(await store.ActiveGrantsAsync("analyst", now, CancellationToken.None));
+
+        // One person's second approval does not count; another's grants it.
+        Assert.False(await store.DecideAsync(request.Id, new ApprovalVote("alice", true, now, null), 1, TimeSpan.FromDays(30), now, CancellationToken.None));
+        Assert.True(await store.DecideAsync(request.Id, new ApprovalVote("bob", true, now, null), 1, TimeSpan.FromDays(30), now, CancellationToken.None));
+        var granted = (await store.GetAsync(request.Id, now, CancellationToken.None))!;
+        Assert.Equal((AccessRequestStatus.Approved, "bob"), (granted.Status, granted.DecidedBy));
+        Assert.Equal(["alice", "bob"], granted.Votes.Select(v => v.Approver));
+        Assert.Equal("ok", granted.Votes[0].Note);
+        Assert.Single(await store.ActiveGrantsAsync("analyst", now, CancellationToken.None));
+
+        // Filed when one approval did, decided when the policy asks two: it waits for the second. One denial then denies it.
+        var raised = Request("analyst", now);
+        await store.CreateAsync(raised, int.MaxValue, CancellationToken.None);
+        Assert.True(await store.DecideAsync(raised.Id, new ApprovalVote("alice", true, now, null), 2, TimeSpan.FromDays(30), now, CancellationToken.None));
+        Assert.Equal(AccessRequestStatus.Pending, (await store.GetAsync(raised.Id, now, CancellationToken.None))!.Status);
+        Assert.True(await store.DecideAsync(raised.Id, new ApprovalVote("bob", false, now, "no"), 2, TimeSpan.FromDays(30), now, CancellationToken.None));
+        var denied = (await store.GetAsync(raised.Id, now, CancellationToken.None))!;
+        Assert.Equal((AccessRequestStatus.Denied, "bob", "no"), (denied.Status, denied.DecidedBy, denied.DecisionNote));
+        Assert.Single(await store.ActiveGrantsAsync("analyst", now, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Two_approvers_deciding_an_access_request_at_once_are_both_counted()
+    {
+        var store = await OpenAsync();
+        var now = DateTimeOffset.UtcNow;
+        var request = Request("analyst", now) with { Required = 2 };
+        await store.CreateAsync(request, int.MaxValue, CancellationToken.None);
+
+        var counted = await Task.WhenAll(new[] { "alice", "bob" }.Select(who =>
+            Task.Run(() => store.DecideAsync(request.Id, new ApprovalVote(who, true, now, null), 2, TimeSpan.FromDays(30), now, CancellationToken.None).AsTask())));
+
+        Assert.Equal([true, true], counted);
+        var granted = (await store.GetAsync(request.Id, now, CancellationToken.None))!;
+        Assert.Equal((AccessRequestStatus.Approved, 2), (granted.Status, granted.Approvals));
+    }
+
+    [Fact]
     public async Task A_request_is_decided_once()
     {
         var store = await OpenAsync();
         var now = DateTimeOffset.UtcNow;
         var request = Request("analyst", now);
         await store.CreateAsync(request, int.MaxValue, CancellationToken.None);
-        Assert.True(await store.DecideAsync(request.Id, approve: false, "alice", "no", TimeSpan.FromDays(30), now, CancellationToken.None));
-        Assert.False(await store.DecideAsync(request.Id, approve: true, "bob", null, TimeSpan.FromDays(30), now, CancellationToken.None));
+        Assert.True(await store.DecideAsync(request.Id, new ApprovalVote("alice", false, now, "no"), 1, TimeSpan.FromDays(30), now, CancellationToken.None));
+        Assert.False(await store.DecideAsync(request.Id, new ApprovalVote("bob", true, now, null), 1, TimeSpan.FromDays(30), now, CancellationToken.None));
         Assert.Equal(AccessRequestStatus.Denied, (await store.GetAsync(request.Id, now, CancellationToken.None))!.Status);
     }
 
@@ -183,7 +232,7 @@ public abstract class StateStoreContract
         await store.CreateAsync(request, int.MaxValue, CancellationToken.None);
         var now = DateTimeOffset.UtcNow;
         Assert.Equal(AccessRequestStatus.Expired, (await store.GetAsync(request.Id, now, CancellationToken.None))!.Status);
-        Assert.False(await store.DecideAsync(request.Id, approve: true, "alice", null, TimeSpan.FromDays(30), now, CancellationToken.None));
+        Assert.False(await store.DecideAsync(request.Id, new ApprovalVote("alice", true, now, null), 1, TimeSpan.FromDays(30), now, CancellationToken.None));
     }
 
     [Fact]
@@ -220,7 +269,7 @@ public abstract class StateStoreContract
         Assert.Empty(await reader.ActiveGrantsAsync("analyst", now, CancellationToken.None));
         var request = Request("analyst", now);
         await writer.CreateAsync(request, int.MaxValue, CancellationToken.None);
-        Assert.True(await writer.DecideAsync(request.Id, approve: true, "alice", "ok", TimeSpan.FromDays(30), now, CancellationToken.None));
+        Assert.True(await writer.DecideAsync(request.Id, new ApprovalVote("alice", true, now, "ok"), 1, TimeSpan.FromDays(30), now, CancellationToken.None));
         await SeenSoonAsync(async () => (await reader.ActiveGrantsAsync("analyst", now, CancellationToken.None)).Count == 1, "approved");
         // Revoked as of a minute from now, and read before that: only the revocation itself ends the grant.
         Assert.True(await writer.RevokeAsync(request.Id, "alice", now.AddMinutes(1), CancellationToken.None));

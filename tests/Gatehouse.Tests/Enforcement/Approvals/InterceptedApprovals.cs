@@ -25,8 +25,8 @@ internal sealed class InterceptedApprovals(IApprovalStore store) : IApprovalStor
 
     public ValueTask<int> CountPendingAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) => store.CountPendingAsync(agent, now, cancellationToken);
 
-    public ValueTask<bool> DecideAsync(string id, bool approve, string decidedBy, string? note, TimeSpan maxGrant, DateTimeOffset now, CancellationToken cancellationToken) =>
-        StoredThen(store.DecideAsync(id, approve, decidedBy, note, maxGrant, now, cancellationToken), AfterChange, cancellationToken);
+    public ValueTask<bool> DecideAsync(string id, ApprovalVote vote, int required, TimeSpan maxGrant, DateTimeOffset now, CancellationToken cancellationToken) =>
+        StoredThen(store.DecideAsync(id, vote, required, maxGrant, now, cancellationToken), AfterChange, cancellationToken);
 
     public ValueTask<bool> RevokeAsync(string id, string revokedBy, DateTimeOffset now, CancellationToken cancellationToken) =>
         StoredThen(store.RevokeAsync(id, revokedBy, now, cancellationToken), AfterChange, cancellationToken);

@@ -26,7 +26,7 @@ public sealed class NotifyingApprovalsTests
             "req_1", "analyst", "analyst", "gatehouse-dev", "shop", [new RelationName("public", "orders")], AccessLevel.Read, "report", TimeSpan.FromHours(1), AccessRequestStatus.Pending, now);
         await approvals.CreateAsync(request, 20, CancellationToken.None);
 
-        Assert.True(await approvals.DecideAsync("req_1", approve: true, "alice", null, TimeSpan.FromHours(24), now, CancellationToken.None));
+        Assert.True(await approvals.DecideAsync("req_1", new ApprovalVote("alice", true, now, null), 1, TimeSpan.FromHours(24), now, CancellationToken.None));
 
         Assert.Equal(AccessRequestStatus.Approved, (await store.GetAsync("req_1", now, CancellationToken.None))!.Status);
         Assert.Equal(["request.created"], events.Published.Select(e => e.Event));

@@ -177,7 +177,7 @@ internal sealed class NoApprovals : IApprovalStore
     public ValueTask<int> CountPendingAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) =>
         ValueTask.FromResult(Filed.Count(r => r.Agent == agent && r.Status == AccessRequestStatus.Pending));
 
-    public ValueTask<bool> DecideAsync(string id, bool approve, string decidedBy, string? note, TimeSpan maxGrant, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(false);
+    public ValueTask<bool> DecideAsync(string id, ApprovalVote vote, int required, TimeSpan maxGrant, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(false);
 
     public ValueTask<bool> RevokeAsync(string id, string revokedBy, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(false);
 
