@@ -13,8 +13,8 @@ namespace Gatehouse.Enforcement.Guardrails;
 /// </summary>
 public static class GuardrailEvaluator
 {
-    /// <summary>The write limit's rule: judged before the policy's rules, and alone.</summary>
-    public const string LargeWrite = "guard.large_write";
+    // The write limit's rule: judged before the policy's rules, and alone.
+    private const string LargeWrite = "guard.large_write";
 
     public static Decision? Evaluate(StatementText statement, PlanFacts plan, AgentIdentity identity, string connection, IReadOnlyList<GuardrailRule> rules, double maxWriteRows)
     {

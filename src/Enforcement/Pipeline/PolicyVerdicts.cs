@@ -26,6 +26,18 @@ internal sealed class PolicyVerdicts(bool observeOnly)
         return false;
     }
 
+    /// <summary>Observing, notes the refusals among <paramref name="decisions"/> whose rule is not noted yet.</summary>
+    public void AlsoNote(IEnumerable<Decision?> decisions)
+    {
+        foreach (var decision in decisions)
+        {
+            if (decision is { IsAllowed: false } && !_observed.Any(d => d.Rule == decision.Rule))
+            {
+                Blocks(decision);
+            }
+        }
+    }
+
     /// <summary>True on an observe_only connection: refusals are recorded, not enforced.</summary>
     public bool ObserveOnly => observeOnly;
 

@@ -188,6 +188,12 @@ public sealed partial class GatewayPipeline
             return new StepResult(guarded!, Classification: classification);
         }
 
+        // The evaluation gives its first refusal only (the write limit's alone): observed, every rule it met goes on record.
+        if (verdicts.ObserveOnly && guarded is not null)
+        {
+            verdicts.AlsoNote(scope.Policy.Guardrails.Select(r => GuardrailEvaluator.Evaluate(analyzed, plan, scope.Identity, connection, [r], double.PositiveInfinity)));
+        }
+
         // A write is held to the row limit and the guardrails' row counts by the rows it really touched, before it commits: the
         // planner's estimate can be steered (two conditions it cannot estimate make a full-table DELETE look like one row).
         // PostgreSQL reports that count for the statement's own INSERT, UPDATE, DELETE or MERGE only, so a write inside a WITH
@@ -218,18 +224,23 @@ public sealed partial class GatewayPipeline
         };
         Func<QueryResult, QueryResult>? databaseMasking = profile is null ? null : r => StrictLineage.Annotate(r, plan, connectionConfig, profile.Masked);
         // On an observe_only connection both still judge the run, and what they would refuse is recorded, not enforced.
-        Decision? Written(long rows, QueryResult written, double maxWriteRows) => GuardrailEvaluator.EvaluateWritten(
-            analyzed, plan, scope.Identity, connection, scope.Policy.Guardrails, maxWriteRows, rows, written.AffectedRows, written.TablesWritten, enforced: !verdicts.ObserveOnly);
-        Func<long, QueryResult, Decision?>? writeBound = execution.ReadOnly ? null : (rows, written) => Written(rows, written, limits.MaxWriteRows);
+        Decision? Written(long rows, QueryResult written, double maxWriteRows, IReadOnlyList<GuardrailRule> rules) => GuardrailEvaluator.EvaluateWritten(
+            analyzed, plan, scope.Identity, connection, rules, maxWriteRows, rows, written.AffectedRows, written.TablesWritten, enforced: !verdicts.ObserveOnly);
+        Decision? Read(long rows, IReadOnlyList<GuardrailRule> rules) =>
+            GuardrailEvaluator.EvaluateRead(analyzed, plan, scope.Identity, connection, rules, rows, enforced: !verdicts.ObserveOnly);
+        Func<long, QueryResult, Decision?>? writeBound = execution.ReadOnly ? null : (rows, written) => Written(rows, written, limits.MaxWriteRows, scope.Policy.Guardrails);
         // A read is held to the guardrails' row counts by the rows it returned, before any leaves. Only rules with min_rows
         // can judge a read differently by its rows, so without one there is nothing to hold it to.
         Func<long, Decision?>? readBound = !execution.ReadOnly || !scope.Policy.Guardrails.Any(r => r.Match.MinRows is not null)
             ? null
-            : rows => GuardrailEvaluator.EvaluateRead(analyzed, plan, scope.Identity, connection, scope.Policy.Guardrails, rows, enforced: !verdicts.ObserveOnly);
+            : rows => Read(rows, scope.Policy.Guardrails);
         var run = new StatementRun(scope, execution, classification, databaseMasking, writeBound, catalogVersion)
         {
             ReadBound = readBound,
-            WriteRules = execution.ReadOnly || !verdicts.ObserveOnly ? null : (rows, written) => Written(rows, written, double.PositiveInfinity),
+            // Each rule on its own, past the write limit: the bounds give the first refusal only.
+            ObservedRules = !verdicts.ObserveOnly ? null
+                : execution.ReadOnly ? (rows, _) => [.. scope.Policy.Guardrails.Select(r => Read(rows, [r])).OfType<Decision>()]
+                : (rows, written) => [.. scope.Policy.Guardrails.Select(r => Written(rows, written, double.PositiveInfinity, [r])).OfType<Decision>()],
             Verdicts = verdicts,
             MayMoveRows = statement.Kind is StatementKind.Update or StatementKind.Merge,
         };
@@ -330,10 +341,10 @@ public sealed partial class GatewayPipeline
         public Func<long, Decision?>? ReadBound { get; init; }
 
         /// <summary>
-        /// Observing a write, what the rules make of its rows and tables past the write limit: judged first, the limit's
-        /// refusal stands alone, and a rule only a cascade's table meets would go unrecorded.
+        /// Observing, what each rule makes of the rows a statement touched or returned (and a write's tables), past the write
+        /// limit: a bound gives its first refusal only (the limit's alone), and a rule met after it would go unrecorded.
         /// </summary>
-        public Func<long, QueryResult, Decision?>? WriteRules { get; init; }
+        public Func<long, QueryResult, IReadOnlyList<Decision>>? ObservedRules { get; init; }
 
         /// <summary>The call's refusals so far; on an observe_only connection, what the bounds would refuse joins them, recorded only.</summary>
         public PolicyVerdicts Verdicts { get; init; } = new(observeOnly: false);
@@ -371,9 +382,9 @@ public sealed partial class GatewayPipeline
             if (WrittenRefusal(run, written, maxAffectedRows) is { } refused)
             {
                 allowed = run.Observing ? run.Verdicts.AlsoObserved(allowed, refused) : throw new WriteRolledBackException(refused);
-                if (refused.Rule == GuardrailEvaluator.LargeWrite && run.WriteRules?.Invoke(written.WriteRows!.Value, written) is { } ruled)
+                if (written.WriteRows is { } rows && run.ObservedRules?.Invoke(rows, written) is { } ruled)
                 {
-                    allowed = run.Verdicts.AlsoObserved(allowed, Counted(run, written, ruled));
+                    allowed = ruled.Aggregate(allowed, (noted, rule) => run.Verdicts.AlsoObserved(noted, Counted(run, written, rule)));
                 }
             }
 
@@ -395,10 +406,11 @@ public sealed partial class GatewayPipeline
             return new StepResult(e.Decision, Classification: run.Classification);
         }
 
-        var withheld = run.ReadBound?.Invoke(raw.Rows.Count + (raw.Truncated ? 1 : 0));
+        var returned = raw.Rows.Count + (raw.Truncated ? 1 : 0);
+        var withheld = run.ReadBound?.Invoke(returned);
         if (withheld is not null && run.Observing)
         {
-            allowed = run.Verdicts.AlsoObserved(allowed, withheld);
+            allowed = (run.ObservedRules?.Invoke(returned, raw) ?? []).Aggregate(run.Verdicts.AlsoObserved(allowed, withheld), run.Verdicts.AlsoObserved);
         }
         else if (withheld is not null)
         {

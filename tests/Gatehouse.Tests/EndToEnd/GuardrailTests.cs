@@ -586,8 +586,11 @@ public sealed class GuardrailTests(PostgresFixture pg)
         Assert.Contains("set_config", switched.Text());
     }
 
-    [Fact]
-    public async Task Observe_only_records_a_rule_a_cascade_meets_when_the_write_limit_would_also_have_refused_the_write()
+    [Theory]
+    [InlineData(1, "", "guard.large_write: this write touched 3 rows, more than the limit of 1")]
+    [InlineData(1000, "  - id: parents-kept\n    match: { tables: [public.PARENTS], operations: [delete] }\n    outcome: deny\n", "guard.parents-kept: guardrail 'parents-kept' matches this statement")]
+    public async Task Observe_only_records_a_rule_a_cascade_meets_when_the_write_limit_or_another_rule_would_also_have_refused_the_write(
+        int maxWriteRows, string firstRule, string firstNote)
     {
         var suffix = Guid.NewGuid().ToString("N")[..8];
         var (parents, children) = ($"observed_parents_{suffix}", $"observed_children_{suffix}");
@@ -598,21 +601,24 @@ public sealed class GuardrailTests(PostgresFixture pg)
         await pg.AdminScalarAsync($"grant select, delete on {parents} to \"{pg.GatewayRole}\"");
         try
         {
-            var gateway = TestGateway.Create(pg, AgentsAlsoWriting(parents) + ChildrenKept(children), gateway: "limits:\n  max_write_rows: 1");
+            var rules = ChildrenKept(children) + firstRule.Replace("PARENTS", parents, StringComparison.Ordinal);
+            var gateway = TestGateway.Create(pg, AgentsAlsoWriting(parents) + rules, gateway: $"limits:\n  max_write_rows: {maxWriteRows}");
             var observing = Observing(gateway);
             await using var server = await HttpGateway.StartAsync(observing);
             await using var client = await GatewayClients.HttpAsync(server.Endpoint, observing.Mint("ops-bot"));
 
-            // One parent and its two children: past the limit of one row, and a delete from children the plan does not show.
-            // The limit is judged first, and enforced its refusal is the only one; observed, the rule must be on record too.
+            // One parent and its two children: a delete from children the plan does not show, after the limit of one row or a
+            // rule the plan meets. Enforced, the first refusal is the only one; observed, every rule must be on record.
             var delete = await client.QueryAsync($"delete from {parents} where id = 1");
             Assert.True(delete.IsError != true, delete.Text());
             Assert.Equal(0L, await pg.AdminScalarAsync($"select count(*) from {children} where parent_id = 1"));
             var record = await server.State.GetAsync(delete.AuditId(), CancellationToken.None);
             Assert.Equal("observe.would_deny", record!.Rule);
-            Assert.Contains("guard.large_write: this write touched 3 rows, more than the limit of 1", record.Reason, StringComparison.Ordinal);
-            Assert.Contains($"guard.children-kept: Children are not deleted (this write touched 3 rows, and also deleted from public.{children}", record.Reason, StringComparison.Ordinal);
-            Assert.Contains("Of those rows, the statement itself changed 1; its triggers and foreign-key cascades changed the rest", record.Reason, StringComparison.Ordinal);
+            Assert.Contains(firstNote, record.Reason, StringComparison.Ordinal);
+            Assert.Contains(
+                $"guard.children-kept: Children are not deleted (this write touched 3 rows, and also deleted from public.{children} through its triggers or foreign-key cascades, which its plan does not show). Of those rows, the statement itself changed 1; its triggers and foreign-key cascades changed the rest",
+                record.Reason,
+                StringComparison.Ordinal);
             Assert.DoesNotContain("rolled back", record.Reason, StringComparison.Ordinal);
         }
         finally
@@ -638,6 +644,10 @@ public sealed class GuardrailTests(PostgresFixture pg)
                     match: { tables: [public.{{table}}], min_rows: 2 }
                     outcome: require_approval
                     message: Two rows or more need a human
+                  - id: three-refused
+                    match: { tables: [public.{{table}}], min_rows: 3 }
+                    outcome: deny
+                    message: Three rows or more are refused
                 """);
             var observing = Observing(gateway);
             await using var server = await HttpGateway.StartAsync(observing);
@@ -650,8 +660,9 @@ public sealed class GuardrailTests(PostgresFixture pg)
             var readRecord = await server.State.GetAsync(read.AuditId(), CancellationToken.None);
             Assert.Equal(Verdict.Allowed, readRecord!.Decision);
             Assert.Equal("observe.would_deny", readRecord.Rule);
+            // Enforced, the deny rule would have ended the call; observed, the approval rule it hides is on record as well.
+            Assert.Contains("guard.three-refused: Three rows or more are refused (this read returned 3 rows or more, more than the planner estimated)", readRecord.Reason, StringComparison.Ordinal);
             Assert.Contains("guard.bulk-by-hand: Two rows or more need a human", readRecord.Reason, StringComparison.Ordinal);
-            Assert.Contains("this read returned 3 rows or more, more than the planner estimated)", readRecord.Reason, StringComparison.Ordinal);
 
             // A rule its estimate already matched is noted once, not again by the rows.
             var estimated = await client.QueryAsync($"select id from {table}");
@@ -659,6 +670,7 @@ public sealed class GuardrailTests(PostgresFixture pg)
             var estimatedRecord = await server.State.GetAsync(estimated.AuditId(), CancellationToken.None);
             Assert.Equal("observe.would_deny", estimatedRecord!.Rule);
             Assert.Single(System.Text.RegularExpressions.Regex.Matches(estimatedRecord.Reason!, "guard\\.bulk-by-hand"));
+            Assert.Single(System.Text.RegularExpressions.Regex.Matches(estimatedRecord.Reason!, "guard\\.three-refused"));
 
             var write = await client.QueryAsync($"update {table} set id = -id {Steered}");
             Assert.True(write.IsError != true, write.Text());
@@ -666,6 +678,7 @@ public sealed class GuardrailTests(PostgresFixture pg)
             var writeRecord = await server.State.GetAsync(write.AuditId(), CancellationToken.None);
             Assert.Equal("observe.would_deny", writeRecord!.Rule);
             Assert.Contains("this write touched 3 rows, more than the planner estimated)", writeRecord.Reason, StringComparison.Ordinal);
+            Assert.Contains("guard.bulk-by-hand", writeRecord.Reason, StringComparison.Ordinal);
             Assert.DoesNotContain("rolled back", writeRecord.Reason, StringComparison.Ordinal);
         }
         finally
