@@ -147,7 +147,8 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
     // this version or a later one (every open after the first, the CLI's included, and an older gateway beside a newer one)
     // runs no DDL, since even ADD COLUMN IF NOT EXISTS takes its table's exclusive lock before it looks, and would queue every
     // instance's audit writes behind a long read such as `audit verify`.
-    private const int SchemaVersion = 1;
+    // 2: access requests' votes and required approvals.
+    private const int SchemaVersion = 2;
 
     private const string SchemaMark = "gatehouse state v";
 

@@ -68,7 +68,7 @@ public abstract partial class SqlStateStore : IApprovalStore
                 var request = (await RowsAsync(
                     connection, transaction, $"SELECT {RequestColumns} FROM access_requests WHERE id = $1{LockRow}", [id], r => ReadRequest(r, now), cancellationToken)
                     .ConfigureAwait(false)).FirstOrDefault();
-                if (request is not { Status: AccessRequestStatus.Pending } || request.RefuseApprover(vote.Approver) is not null)
+                if (request is not { Status: AccessRequestStatus.Pending } || request.RefuseApprover(vote.Approver, denying: !vote.Approve) is not null)
                 {
                     return false;
                 }
@@ -134,8 +134,9 @@ public abstract partial class SqlStateStore : IApprovalStore
             Schemas = Text(r, 15) is { } schemas ? JsonSerializer.Deserialize<string[]>(schemas) ?? [] : [],
             Unmask = Text(r, 16),
             DelegatedBy = Text(r, 17),
-            // Stored before approvals were counted per request: one approval decided it.
-            Votes = Text(r, 18) is { } votes ? JsonSerializer.Deserialize<List<ApprovalVote>>(votes) ?? [] : [],
+            // Stored before approvals were counted per request, its one decision is its one vote (a grant's end: an approval).
+            Votes = Text(r, 18) is { } votes ? JsonSerializer.Deserialize<List<ApprovalVote>>(votes) ?? []
+                : Text(r, 12) is { } by && Long(r, 11) is { } at ? [new ApprovalVote(by, !r.IsDBNull(14), FromMs(at), Text(r, 13))] : [],
             Required = Long(r, 19) is { } required ? (int)required : 1,
         };
     }

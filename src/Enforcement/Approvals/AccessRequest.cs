@@ -78,11 +78,11 @@ public sealed record AccessRequest(
 
     /// <summary>
     /// Null when <paramref name="approver"/> may decide this request; the requester never may, through any channel, nor anyone
-    /// twice.
+    /// twice, except to deny one they approved while it waits for more (how an approval is withdrawn: it ends the request).
     /// </summary>
-    public string? RefuseApprover(string approver, Identity.AgentIdentity? verified = null) =>
+    public string? RefuseApprover(string approver, Identity.AgentIdentity? verified = null, bool denying = false) =>
         ApproverRules.Requester(approver, verified, Agent, Subject, Issuer, DelegatedBy)
-        ?? (Votes.Any(v => v.Approver == approver) ? $"'{approver}' has already decided this request" : null);
+        ?? (Votes.Any(v => v.Approver == approver && (!denying || !v.Approve)) ? $"'{approver}' has already decided this request" : null);
 
     /// <summary>The approvers' decisions so far: one denial denies, <see cref="Required"/> approvals approve.</summary>
     public IReadOnlyList<ApprovalVote> Votes { get; init; } = [];

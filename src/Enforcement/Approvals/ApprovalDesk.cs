@@ -102,12 +102,12 @@ public sealed class ApprovalDesk(LivePolicy livePolicy, NotifyingApprovals appro
             return DeskOutcome.Missing(id);
         }
 
-        if ((request.RefuseApprover(who, verified) ?? policy.Approvals.RefuseApprover(who, verified?.Groups ?? [])) is { } refusal)
+        if ((request.RefuseApprover(who, verified, denying: !approve) ?? policy.Approvals.RefuseApprover(who, verified?.Groups ?? [])) is { } refusal)
         {
             return DeskOutcome.NotAllowed(refusal);
         }
 
-        if (!await approvals.DecideAsync(id, new ApprovalVote(who, approve, now, note), policy.Approvals.Required, policy.Approvals.MaxGrant, now, CancellationToken.None).ConfigureAwait(false))
+        if (!await approvals.DecideAsync(id, new ApprovalVote(who, approve, now, note), policy.Approvals.RequiredForAccess, policy.Approvals.MaxGrant, now, CancellationToken.None).ConfigureAwait(false))
         {
             return NotPending(id, request.Status.ToString());
         }
@@ -128,7 +128,7 @@ public sealed class ApprovalDesk(LivePolicy livePolicy, NotifyingApprovals appro
             ? $" Connection {request.Connection} masks in the database: run gatehouse setup --connection {request.Connection} so PostgreSQL has a profile for the widened rights."
             : "";
         // An approval short of those required leaves the request pending, for the rest.
-        if (approve && (decided is { Status: AccessRequestStatus.Pending } || (decided is null && Math.Max(request.Required, policy.Approvals.Required) > 1)))
+        if (approve && (decided is { Status: AccessRequestStatus.Pending } || (decided is null && Math.Max(request.Required, policy.Approvals.RequiredForAccess) > 1)))
         {
             return new DeskOutcome(true, decided is null
                 ? $"Recorded {who}'s approval of {request.Id} (the state store could not be read back for how many it has now)."

@@ -60,7 +60,7 @@ public sealed partial class GatewayPipeline
             Schemas = input.Schemas.Distinct(StringComparer.Ordinal).ToList(),
             Unmask = unmask,
             DelegatedBy = scope.Identity.DelegatedBy,
-            Required = scope.Policy.Approvals.Required,
+            Required = scope.Policy.Approvals.RequiredForAccess,
         };
         // Counted and filed at once: calls filing at the same moment cannot together pass the cap.
         var pending = await StateUnavailableException.GuardAsync(

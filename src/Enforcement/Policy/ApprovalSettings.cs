@@ -45,6 +45,14 @@ public sealed record ApprovalSettings(
 
     /// <summary>Whether the agent's own operator may approve (listed as <c>operator</c> among the approvers).</summary>
     public bool OperatorMayApprove => Approvers.Contains(Operator);
+
+    /// <summary>
+    /// How many approvals an access request needs: <see cref="Required"/>, but no more than the named approvers who can decide
+    /// one. The operator approves statements only (asked through the client while its call waits), so with operator among
+    /// the approvers and no approver groups, <c>approvers: [alice, operator]</c> and <c>required: 2</c> would leave every
+    /// access request waiting for a second approval nobody can give.
+    /// </summary>
+    public int RequiredForAccess => OperatorMayApprove && ApproverGroups.Count == 0 ? Math.Clamp(Approvers.Count - 1, 1, Required) : Required;
 }
 
 /// <summary>An outgoing webhook; with a secret, each body is signed (X-Gatehouse-Signature: sha256=HMAC of the body).</summary>

@@ -20,14 +20,14 @@ public static class GrantsCommand
             var active = await state.ListAsync(AccessRequestStatus.Approved, DateTimeOffset.UtcNow, cancellationToken);
             if (parse.GetValue(json))
             {
-                Output.WriteJson(active.Select(r => new { r.Id, r.Agent, r.DelegatedBy, r.Connection, Access = r.AccessText, Tables = r.Tables.Select(t => t.ToString()), r.DecidedBy, r.GrantExpiresAt }));
+                Output.WriteJson(active.Select(r => new { r.Id, r.Agent, r.DelegatedBy, r.Connection, Access = r.AccessText, Tables = r.Tables.Select(t => t.ToString()), r.DecidedBy, ApprovedBy = r.Votes.Where(v => v.Approve).Select(v => v.Approver), r.GrantExpiresAt }));
                 return 0;
             }
 
             Output.WriteTable(
                 // FOR: the person the agent asked on behalf of; the grant holds only for calls made for them ("-": its own calls).
                 ["REQUEST", "AGENT", "FOR", "CONNECTION", "ACCESS", "TABLES", "APPROVED BY", "UNTIL"],
-                active.Select(r => (IReadOnlyList<string>)[r.Id, r.Agent, r.DelegatedBy ?? "-", r.Connection, r.AccessText, r.Scope, r.DecidedBy ?? "", Output.Time(r.GrantExpiresAt)]));
+                active.Select(r => (IReadOnlyList<string>)[r.Id, r.Agent, r.DelegatedBy ?? "-", r.Connection, r.AccessText, r.Scope, string.Join(", ", r.Votes.Where(v => v.Approve).Select(v => v.Approver)), Output.Time(r.GrantExpiresAt)]));
             return 0;
         }));
         return command;

@@ -346,6 +346,7 @@ public static class ResultMapper
                 ["kind"] = "access",
                 ["status"] = r.Status.ToString().ToLowerInvariant(),
                 ["what"] = $"{r.AccessText} {r.Scope} on {r.Connection} for {Durations.Format(r.Duration)}",
+                ["approvals"] = $"{r.Approvals} of {r.Required}",
                 ["grant_expires_at"] = r.GrantExpiresAt?.ToString("O"),
             })
             .Concat(status.Statements.Select(s => (JsonNode)new JsonObject

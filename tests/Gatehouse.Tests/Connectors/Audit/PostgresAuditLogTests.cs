@@ -2,7 +2,9 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using Gatehouse.Connectors.State;
 using Gatehouse.Enforcement;
+using Gatehouse.Enforcement.Approvals;
 using Gatehouse.Enforcement.Audit;
+using Gatehouse.Enforcement.Policy;
 using Gatehouse.Tests.Infrastructure;
 using Npgsql;
 
@@ -309,6 +311,30 @@ public sealed class PostgresStateStoreTests(PostgresFixture pg) : StateStoreCont
         await OpenAsync();
         Assert.Equal(mark, await SchemaCommentAsync());
         Assert.Equal(1L, await ScalarAsync("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'gatehouse_state' AND table_name = 'audit' AND column_name = 'delegated_by'"));
+    }
+
+    [Fact]
+    public async Task A_store_marked_at_the_first_version_gets_the_columns_access_request_votes_need()
+    {
+        // Marked v1, it ran no DDL at all: the columns added since were missing, and every read of a request failed.
+        var before = (PostgresStateStore)await OpenAsync();
+        var now = DateTimeOffset.UtcNow;
+        AccessRequest Request(string id) => new(id, "analyst", "analyst", "dev", "shop", [], AccessLevel.Read, "report", TimeSpan.FromHours(1), AccessRequestStatus.Pending, now);
+        await before.CreateAsync(Request("req_decided"), 20, CancellationToken.None);
+        await before.DecideAsync("req_decided", new ApprovalVote("alice", true, now, "ok"), 1, TimeSpan.FromDays(1), now, CancellationToken.None);
+        await ExecuteAsync("ALTER TABLE access_requests DROP COLUMN votes_json");
+        await ExecuteAsync("ALTER TABLE access_requests DROP COLUMN required");
+        await ExecuteAsync("COMMENT ON SCHEMA gatehouse_state IS 'gatehouse state v1'");
+
+        var store = (PostgresStateStore)await OpenAsync();
+        Assert.Equal("gatehouse state v2", await SchemaCommentAsync());
+        await store.CreateAsync(Request("req_upgraded") with { Required = 2 }, 20, CancellationToken.None);
+        Assert.Equal(2, (await store.GetAsync("req_upgraded", now, CancellationToken.None))!.Required);
+
+        // A request decided before votes were kept shows its one decision as its one vote.
+        var decided = (await store.GetAsync("req_decided", now, CancellationToken.None))!;
+        Assert.Equal((AccessRequestStatus.Approved, 1, 1), (decided.Status, decided.Approvals, decided.Required));
+        Assert.Equal(("alice", "ok"), (decided.Votes[0].Approver, decided.Votes[0].Note));
     }
 
     [Fact]

@@ -193,6 +193,14 @@ public abstract class StateStoreContract
         var denied = (await store.GetAsync(raised.Id, now, CancellationToken.None))!;
         Assert.Equal((AccessRequestStatus.Denied, "bob", "no"), (denied.Status, denied.DecidedBy, denied.DecisionNote));
         Assert.Single(await store.ActiveGrantsAsync("analyst", now, CancellationToken.None));
+
+        // An approver withdraws an approval while the request waits for more by denying it, which ends it; once is enough.
+        var withdrawn = Request("analyst", now) with { Required = 2 };
+        await store.CreateAsync(withdrawn, int.MaxValue, CancellationToken.None);
+        Assert.True(await store.DecideAsync(withdrawn.Id, new ApprovalVote("alice", true, now, null), 2, TimeSpan.FromDays(30), now, CancellationToken.None));
+        Assert.True(await store.DecideAsync(withdrawn.Id, new ApprovalVote("alice", false, now, "changed my mind"), 2, TimeSpan.FromDays(30), now, CancellationToken.None));
+        Assert.Equal(AccessRequestStatus.Denied, (await store.GetAsync(withdrawn.Id, now, CancellationToken.None))!.Status);
+        Assert.False(await store.DecideAsync(withdrawn.Id, new ApprovalVote("alice", false, now, null), 2, TimeSpan.FromDays(30), now, CancellationToken.None));
     }
 
     [Fact]

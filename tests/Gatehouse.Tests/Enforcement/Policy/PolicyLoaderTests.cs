@@ -218,6 +218,16 @@ public sealed class PolicyLoaderTests
     public void Bad_approval_settings_are_errors(string section, string message) =>
         Assert.Contains(Errors(Minimal + "\n" + section + "\n"), e => e.Contains(message, StringComparison.Ordinal));
 
+    [Theory]
+    [InlineData("approvers: [alice, bob, carol]\n  required: 2", 2)]
+    [InlineData("approvers: [alice, bob, operator]\n  required: 3", 2)]
+    [InlineData("approvers: [alice, operator]\n  required: 2", 1)]
+    [InlineData("approvers: [operator]", 1)]
+    [InlineData("approvers: [alice, operator]\n  groups: [dba]\n  required: 2", 2)]
+    [InlineData("required: 3", 3)]
+    public void An_access_request_needs_as_many_approvals_as_a_statement_but_none_of_the_operator_who_never_sees_one(string settings, int required) =>
+        Assert.Equal(required, Parse(Minimal + "\napprovals:\n  " + settings + "\n").Approvals.RequiredForAccess);
+
     [Fact]
     public void Approval_settings_are_read_with_their_defaults()
     {
