@@ -392,6 +392,20 @@ public sealed class GuardrailTests(PostgresFixture pg)
             Assert.True(beside.Rule() == "guard.ledger-kept", beside.Text());
             Assert.Contains("no partition of its table is a foreign table", beside.Text(), StringComparison.Ordinal);
             Assert.Equal(1L, await pg.AdminScalarAsync($"select count(*) from {ledger}_us where id = 1"));
+
+            // A foreign table two levels down counts as well: the walk goes up through every level to the table.
+            await pg.AdminScalarAsync($"drop foreign table {ledger}_far");
+            await pg.AdminScalarAsync($"create table {ledger}_asia partition of {ledger} for values in ('asia') partition by list (note)");
+            await pg.AdminScalarAsync($"create foreign table {ledger}_asia_far partition of {ledger}_asia for values in ('far') server {ledger}_remote");
+            var deeper = await client.QueryAsync($"update {ledger} set region = 'eu' where id = 1 and region = 'us'");
+            Assert.True(deeper.Rule() == "guard.ledger-kept", deeper.Text());
+            Assert.Contains("no partition of its table is a foreign table", deeper.Text(), StringComparison.Ordinal);
+
+            // Without it, the same move is credited: the refusal was the foreign table's.
+            await pg.AdminScalarAsync($"drop foreign table {ledger}_asia_far");
+            var credited = await client.QueryAsync($"update {ledger} set region = 'eu' where id = 1 and region = 'us'");
+            Assert.True(credited.IsError != true, credited.Text());
+            Assert.Equal(1L, await pg.AdminScalarAsync($"select count(*) from {ledger}_eu where id = 1"));
         }
         finally
         {
