@@ -65,6 +65,7 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
         "ALTER TABLE access_requests ADD COLUMN IF NOT EXISTS delegated_by text",
         "ALTER TABLE access_requests ADD COLUMN IF NOT EXISTS votes_json text",
         "ALTER TABLE access_requests ADD COLUMN IF NOT EXISTS required bigint",
+        "ALTER TABLE access_requests ADD COLUMN IF NOT EXISTS expires_ms bigint",
         "CREATE TABLE IF NOT EXISTS agents (agent text PRIMARY KEY, disabled bigint NOT NULL, changed_by text NOT NULL, changed_ms bigint NOT NULL)",
         "CREATE TABLE IF NOT EXISTS connection_rotations (connection text PRIMARY KEY, generation bigint NOT NULL, requested_by text NOT NULL, requested_ms bigint NOT NULL)",
         // What every call reads (agent switches, approved requests) changes the version in the same transaction, whoever writes
@@ -147,8 +148,8 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
     // this version or a later one (every open after the first, the CLI's included, and an older gateway beside a newer one)
     // runs no DDL, since even ADD COLUMN IF NOT EXISTS takes its table's exclusive lock before it looks, and would queue every
     // instance's audit writes behind a long read such as `audit verify`.
-    // 2: access requests' votes and required approvals.
-    private const int SchemaVersion = 2;
+    // 2: access requests' votes and required approvals. 3: when an access request expires undecided.
+    private const int SchemaVersion = 3;
 
     private const string SchemaMark = "gatehouse state v";
 

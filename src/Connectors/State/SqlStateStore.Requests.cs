@@ -9,23 +9,26 @@ namespace Gatehouse.Connectors.State;
 public abstract partial class SqlStateStore : IApprovalStore
 {
     private protected const string RequestColumns =
-        "id, agent, subject, issuer, connection, tables_json, access, reason, duration_ms, status, created_ms, decided_ms, decided_by, decision_note, grant_expires_ms, schemas_json, unmask, delegated_by, votes_json, required";
+        "id, agent, subject, issuer, connection, tables_json, access, reason, duration_ms, status, created_ms, decided_ms, decided_by, decision_note, grant_expires_ms, schemas_json, unmask, delegated_by, votes_json, required, expires_ms";
 
-    private const string CountPendingRequests = "SELECT count(*) FROM access_requests WHERE agent = $1 AND status = 'Pending' AND created_ms > $2";
+    // Until a request expires undecided: a request stored before expires_ms was kept, an hour after it was filed.
+    private const string PendingUntil = "coalesce(expires_ms, created_ms + 3600000)";
+
+    private const string CountPendingRequests = $"SELECT count(*) FROM access_requests WHERE agent = $1 AND status = 'Pending' AND {PendingUntil} > $2";
 
     public async ValueTask<int> CreateAsync(AccessRequest request, int maxPending, CancellationToken cancellationToken) =>
         (await FileUnlessAtCapAsync<AccessRequest>(
             request.Agent,
             maxPending,
             null,
-            (CountPendingRequests, [request.Agent, ToMs(request.CreatedAt - AccessRequest.PendingLifetime)]),
+            (CountPendingRequests, [request.Agent, ToMs(request.CreatedAt)]),
             (
-                $"INSERT INTO access_requests ({RequestColumns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'Pending', $10, NULL, NULL, NULL, NULL, $11, $12, $13, '[]', $14)",
+                $"INSERT INTO access_requests ({RequestColumns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'Pending', $10, NULL, NULL, NULL, NULL, $11, $12, $13, '[]', $14, $15)",
                 [
                     request.Id, request.Agent, request.Subject, request.Issuer, request.Connection,
                     JsonSerializer.Serialize(request.Tables.Select(t => t.ToString())), request.Access.ToPolicyString(), request.Reason,
                     (long)request.Duration.TotalMilliseconds, ToMs(request.CreatedAt), JsonSerializer.Serialize(request.Schemas), request.Unmask, request.DelegatedBy,
-                    (long)request.Required,
+                    (long)request.Required, ToMs(request.UndecidedExpiry),
                 ]),
             cancellationToken).ConfigureAwait(false)).Pending;
 
@@ -39,7 +42,7 @@ public abstract partial class SqlStateStore : IApprovalStore
         // (made by one agent in a minute, or over months) an active grant or a pending request would drop out of sight.
         (string Where, object?[] Values) live = status switch
         {
-            AccessRequestStatus.Pending => (" WHERE status = 'Pending' AND created_ms > $1", [ToMs(now - AccessRequest.PendingLifetime)]),
+            AccessRequestStatus.Pending => ($" WHERE status = 'Pending' AND {PendingUntil} > $1", [ToMs(now)]),
             AccessRequestStatus.Approved => (" WHERE status = 'Approved' AND grant_expires_ms > $1", [ToMs(now)]),
             _ => ("", []),
         };
@@ -55,7 +58,7 @@ public abstract partial class SqlStateStore : IApprovalStore
     public async ValueTask<int> CountPendingAsync(string agent, DateTimeOffset now, CancellationToken cancellationToken) =>
         (int)(await AuditQueryAsync(
             CountPendingRequests,
-            [agent, ToMs(now - AccessRequest.PendingLifetime)],
+            [agent, ToMs(now)],
             r => r.GetInt64(0),
             cancellationToken).ConfigureAwait(false))[0];
 
@@ -110,6 +113,10 @@ public abstract partial class SqlStateStore : IApprovalStore
             r => ReadRequest(r, now).ToGrant(),
             cancellationToken).ConfigureAwait(false);
 
+    // A decision's own note, without the revocation RevokeAsync appends to a revoked grant's.
+    private static string? DecisionNoteOf(string? stored, bool revoked) =>
+        revoked && stored?.LastIndexOf("revoked by ", StringComparison.Ordinal) is { } at and >= 0 ? (at >= 2 ? stored[..(at - 2)] : null) : stored;
+
     private protected static AccessRequest ReadRequest(DbDataReader r, DateTimeOffset now)
     {
         var tables = JsonSerializer.Deserialize<string[]>(r.GetString(5))!
@@ -120,7 +127,8 @@ public abstract partial class SqlStateStore : IApprovalStore
         var grantExpires = Long(r, 14) is { } ms ? FromMs(ms) : (DateTimeOffset?)null;
         var status = Enum.Parse<AccessRequestStatus>(r.GetString(9));
         // Expiry is derived on read, so no background job is needed to keep statuses honest.
-        if ((status == AccessRequestStatus.Pending && created + AccessRequest.PendingLifetime <= now)
+        var pendingUntil = Long(r, 20) is { } until ? FromMs(until) : (DateTimeOffset?)null;
+        if ((status == AccessRequestStatus.Pending && (pendingUntil ?? created + AccessRequest.FormerPendingLifetime) <= now)
             || (status == AccessRequestStatus.Approved && grantExpires <= now))
         {
             status = AccessRequestStatus.Expired;
@@ -136,8 +144,9 @@ public abstract partial class SqlStateStore : IApprovalStore
             DelegatedBy = Text(r, 17),
             // Stored before approvals were counted per request, its one decision is its one vote (a grant's end: an approval).
             Votes = Text(r, 18) is { } votes ? JsonSerializer.Deserialize<List<ApprovalVote>>(votes) ?? []
-                : Text(r, 12) is { } by && Long(r, 11) is { } at ? [new ApprovalVote(by, !r.IsDBNull(14), FromMs(at), Text(r, 13))] : [],
+                : Text(r, 12) is { } by && Long(r, 11) is { } at ? [new ApprovalVote(by, !r.IsDBNull(14), FromMs(at), DecisionNoteOf(Text(r, 13), status == AccessRequestStatus.Revoked))] : [],
             Required = Long(r, 19) is { } required ? (int)required : 1,
+            PendingUntil = pendingUntil,
         };
     }
 }

@@ -93,7 +93,7 @@ public sealed partial class SqliteStateStore
     }
 
     // Columns added after a store may already exist; each is added once, idempotently.
-    private static readonly (string Table, string Column, string Type)[] AddedColumns = [("audit", "masking", "TEXT"), ("statement_approvals", "review", "TEXT"), ("access_requests", "schemas_json", "TEXT"), ("access_requests", "unmask", "TEXT"), ("statement_approvals", "dry_run_sample", "TEXT"), ("audit", "result", "TEXT"), ("audit", "client_id", "TEXT"), ("audit", "delegated_by", "TEXT"), ("statement_approvals", "delegated_by", "TEXT"), ("access_requests", "delegated_by", "TEXT"), ("access_requests", "votes_json", "TEXT"), ("access_requests", "required", "INTEGER")];
+    private static readonly (string Table, string Column, string Type)[] AddedColumns = [("audit", "masking", "TEXT"), ("statement_approvals", "review", "TEXT"), ("access_requests", "schemas_json", "TEXT"), ("access_requests", "unmask", "TEXT"), ("statement_approvals", "dry_run_sample", "TEXT"), ("audit", "result", "TEXT"), ("audit", "client_id", "TEXT"), ("audit", "delegated_by", "TEXT"), ("statement_approvals", "delegated_by", "TEXT"), ("access_requests", "delegated_by", "TEXT"), ("access_requests", "votes_json", "TEXT"), ("access_requests", "required", "INTEGER"), ("access_requests", "expires_ms", "INTEGER")];
 
     // In one write transaction, so two processes starting together on an older store do not both add a column (the second
     // would fail to start with "duplicate column name").

@@ -59,8 +59,14 @@ public sealed record AccessRequest(
     string? DecisionNote = null,
     DateTimeOffset? GrantExpiresAt = null)
 {
-    /// <summary>How long a request may wait for a decision before it expires.</summary>
-    public static TimeSpan PendingLifetime { get; } = TimeSpan.FromHours(1);
+    /// <summary>How long a request stored before <see cref="PendingUntil"/> was kept waited for a decision before it expired.</summary>
+    public static TimeSpan FormerPendingLifetime { get; } = TimeSpan.FromHours(1);
+
+    /// <summary>When it expires undecided: <c>approvals.pending_ttl</c> after it was filed, as the policy stood then.</summary>
+    public DateTimeOffset? PendingUntil { get; init; }
+
+    /// <summary>When it expires undecided (one stored before that was kept: an hour after it was filed).</summary>
+    public DateTimeOffset UndecidedExpiry => PendingUntil ?? CreatedAt + FormerPendingLifetime;
 
     /// <summary>Whole schemas asked for, besides <see cref="Tables"/>.</summary>
     public IReadOnlyList<string> Schemas { get; init; } = [];

@@ -107,6 +107,13 @@ public sealed class ApprovalDesk(LivePolicy livePolicy, NotifyingApprovals appro
             return DeskOutcome.NotAllowed(refusal);
         }
 
+        // The operator is asked about statements only, through the agent's client: not counted for an access request, its name
+        // decides none (else one more approver than RequiredForAccess counts on could be typed in with --as operator).
+        if (policy.Approvals.OperatorMayApprove && who == ApprovalSettings.Operator)
+        {
+            return DeskOutcome.NotAllowed($"'{ApprovalSettings.Operator}' approves statements only, through the agent's client; an access request is decided by the other approvers");
+        }
+
         if (!await approvals.DecideAsync(id, new ApprovalVote(who, approve, now, note), policy.Approvals.RequiredForAccess, policy.Approvals.MaxGrant, now, CancellationToken.None).ConfigureAwait(false))
         {
             return NotPending(id, request.Status.ToString());

@@ -44,6 +44,7 @@ public sealed partial class GatewayPipeline
         }
 
         var agent = scope.Identity.Agent;
+        var now = time.GetUtcNow();
         var request = new AccessRequest(
             AccessRequest.NewId(),
             agent,
@@ -55,12 +56,13 @@ public sealed partial class GatewayPipeline
             input.Reason!.Trim(),
             duration,
             AccessRequestStatus.Pending,
-            time.GetUtcNow())
+            now)
         {
             Schemas = input.Schemas.Distinct(StringComparer.Ordinal).ToList(),
             Unmask = unmask,
             DelegatedBy = scope.Identity.DelegatedBy,
             Required = scope.Policy.Approvals.RequiredForAccess,
+            PendingUntil = now + scope.Policy.Approvals.PendingLifetime,
         };
         // Counted and filed at once: calls filing at the same moment cannot together pass the cap.
         var pending = await StateUnavailableException.GuardAsync(

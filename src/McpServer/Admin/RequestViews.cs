@@ -21,6 +21,7 @@ public static class RequestViews
         Duration = Durations.Format(r.Duration),
         r.Status,
         r.CreatedAt,
+        ExpiresAt = r.Status == AccessRequestStatus.Pending ? r.UndecidedExpiry : (DateTimeOffset?)null,
         r.DecidedAt,
         r.DecidedBy,
         r.DecisionNote,

@@ -371,7 +371,7 @@ public static class ResultMapper
         ["access"] = request.AccessText,
         ["duration"] = Durations.Format(request.Duration),
         ["approvals"] = $"{request.Approvals} of {request.Required}",
-        ["expires_if_undecided_at"] = (request.CreatedAt + AccessRequest.PendingLifetime).ToString("O"),
+        ["expires_if_undecided_at"] = request.UndecidedExpiry.ToString("O"),
         ["next_step"] = (request.Required > 1 ? $"{request.Required} approvers must accept this request" : "An approver must accept this request")
             + " (gatehouse approvals approve " + request.Id + "). Retry your query after that.",
     };

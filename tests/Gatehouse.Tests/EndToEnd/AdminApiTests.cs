@@ -500,7 +500,7 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
     public async Task An_access_request_needs_as_many_approvers_as_a_statement_and_the_first_approval_grants_nothing()
     {
         // Two people for a statement, and (before) one for a grant that could write the table, or see a class unmasked, for hours.
-        var gateway = TestGateway.Create(pg, GuardrailTests.Agents + "\napprovals:\n  required: 2\n  wait: 0s\nadmin:\n  audience: gatehouse-admin\n  users: [alice, bob]\n");
+        var gateway = TestGateway.Create(pg, GuardrailTests.Agents + "\napprovals:\n  required: 2\n  pending_ttl: 3h\n  wait: 0s\nadmin:\n  audience: gatehouse-admin\n  users: [alice, bob]\n");
         await using var server = await HttpGateway.StartAsync(gateway);
         var api = new Uri(server.Endpoint, "/admin/api/");
         await using var analyst = await GatewayClients.HttpAsync(server.Endpoint, gateway.Mint("analyst"));
@@ -513,6 +513,8 @@ public sealed class AdminApiTests(PostgresFixture pg) : IAsyncLifetime
         Assert.Contains($"Recorded alice's approval of {id}: 1 of 2 so far.", first.Body.GetProperty("result").GetString());
         var waiting = (await SendAsync(api, HttpMethod.Get, $"requests/{id}", AdminToken(gateway, "bob"))).Body;
         Assert.Equal(("pending", 1, 2), (waiting.GetProperty("status").GetString(), waiting.GetProperty("approvals").GetInt32(), waiting.GetProperty("required").GetInt32()));
+        // Two approvers take longer to find than one: it waits pending_ttl, not a fixed hour.
+        Assert.Equal(TimeSpan.FromHours(3), waiting.GetProperty("expires_at").GetDateTimeOffset() - waiting.GetProperty("created_at").GetDateTimeOffset());
         Assert.Equal("grant.read_only", (await analyst.QueryAsync("update orders set note = note where id = 1")).Rule());
 
         // The same person twice is one approval; a second person grants it.

@@ -213,7 +213,7 @@ async function approvalsPage(view) {
     ...access.map(a => h("section", { class: "card", "data-request": a.id, "aria-label": `Access request ${a.id}` },
       h("h3", {}, `${a.agent} asks for ${a.access} access for ${a.duration}` + (a.delegated_by ? ` on behalf of ${a.delegated_by}` : "")),
       h("p", {}, [...a.tables, ...a.schemas.map(x => `schema ${x}`)].join(", "), ` on ${a.connection}`),
-      h("p", { class: "muted" }, `Reason: ${a.reason} · asked ${time(a.created_at)} · ${a.approvals}/${a.required} approval(s)`),
+      h("p", { class: "muted" }, `Reason: ${a.reason} · asked ${time(a.created_at)} · ${a.approvals}/${a.required} approval(s) · expires ${time(a.expires_at)}`),
       decide(a))),
   ];
   const live = h("p", { class: "muted", id: "live" }, `Updates every 2 seconds · last ${new Date().toLocaleTimeString()}`);

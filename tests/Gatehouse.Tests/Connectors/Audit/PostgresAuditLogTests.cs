@@ -314,7 +314,7 @@ public sealed class PostgresStateStoreTests(PostgresFixture pg) : StateStoreCont
     }
 
     [Fact]
-    public async Task A_store_marked_at_the_first_version_gets_the_columns_access_request_votes_need()
+    public async Task A_store_marked_at_the_first_version_gets_the_columns_access_requests_now_need()
     {
         // Marked v1, it ran no DDL at all: the columns added since were missing, and every read of a request failed.
         var before = (PostgresStateStore)await OpenAsync();
@@ -322,12 +322,16 @@ public sealed class PostgresStateStoreTests(PostgresFixture pg) : StateStoreCont
         AccessRequest Request(string id) => new(id, "analyst", "analyst", "dev", "shop", [], AccessLevel.Read, "report", TimeSpan.FromHours(1), AccessRequestStatus.Pending, now);
         await before.CreateAsync(Request("req_decided"), 20, CancellationToken.None);
         await before.DecideAsync("req_decided", new ApprovalVote("alice", true, now, "ok"), 1, TimeSpan.FromDays(1), now, CancellationToken.None);
+        await before.CreateAsync(Request("req_revoked"), 20, CancellationToken.None);
+        await before.DecideAsync("req_revoked", new ApprovalVote("alice", true, now, "for the report"), 1, TimeSpan.FromDays(1), now, CancellationToken.None);
+        await before.RevokeAsync("req_revoked", "bob", now, CancellationToken.None);
         await ExecuteAsync("ALTER TABLE access_requests DROP COLUMN votes_json");
         await ExecuteAsync("ALTER TABLE access_requests DROP COLUMN required");
+        await ExecuteAsync("ALTER TABLE access_requests DROP COLUMN expires_ms");
         await ExecuteAsync("COMMENT ON SCHEMA gatehouse_state IS 'gatehouse state v1'");
 
         var store = (PostgresStateStore)await OpenAsync();
-        Assert.Equal("gatehouse state v2", await SchemaCommentAsync());
+        Assert.Equal("gatehouse state v3", await SchemaCommentAsync());
         await store.CreateAsync(Request("req_upgraded") with { Required = 2 }, 20, CancellationToken.None);
         Assert.Equal(2, (await store.GetAsync("req_upgraded", now, CancellationToken.None))!.Required);
 
@@ -335,6 +339,9 @@ public sealed class PostgresStateStoreTests(PostgresFixture pg) : StateStoreCont
         var decided = (await store.GetAsync("req_decided", now, CancellationToken.None))!;
         Assert.Equal((AccessRequestStatus.Approved, 1, 1), (decided.Status, decided.Approvals, decided.Required));
         Assert.Equal(("alice", "ok"), (decided.Votes[0].Approver, decided.Votes[0].Note));
+        var revoked = (await store.GetAsync("req_revoked", now, CancellationToken.None))!;
+        Assert.Equal((AccessRequestStatus.Revoked, "for the report; revoked by bob"), (revoked.Status, revoked.DecisionNote));
+        Assert.Equal(("alice", true, "for the report"), (revoked.Votes[0].Approver, revoked.Votes[0].Approve, revoked.Votes[0].Note));
     }
 
     [Fact]

@@ -39,8 +39,12 @@ public abstract class StateStoreContract
         }
     }
 
+    // A request as request_access files one under the default pending_ttl of an hour.
     protected static AccessRequest Request(string agent, DateTimeOffset created) =>
-        new(AccessRequest.NewId(), agent, agent, "dev", "shop", [new RelationName("public", "payments")], AccessLevel.Read, "audit", TimeSpan.FromHours(1), AccessRequestStatus.Pending, created);
+        new(AccessRequest.NewId(), agent, agent, "dev", "shop", [new RelationName("public", "payments")], AccessLevel.Read, "audit", TimeSpan.FromHours(1), AccessRequestStatus.Pending, created)
+        {
+            PendingUntil = created.AddHours(1),
+        };
 
     [Fact]
     public async Task A_request_stored_before_quoted_names_were_refused_still_reads_back()
@@ -144,7 +148,7 @@ public abstract class StateStoreContract
         var older = Request("analyst", now.AddMinutes(-3));
         var newer = Request("analyst", now.AddMinutes(-2));
         var denied = Request("analyst", now.AddMinutes(-1));
-        var lapsed = Request("analyst", now - AccessRequest.PendingLifetime - TimeSpan.FromMinutes(1));
+        var lapsed = Request("analyst", now.AddMinutes(-61));
         foreach (var request in new[] { older, newer, denied, lapsed, Request("ops-bot", now) })
         {
             await store.CreateAsync(request, int.MaxValue, CancellationToken.None);
@@ -217,6 +221,31 @@ public abstract class StateStoreContract
         Assert.Equal([true, true], counted);
         var granted = (await store.GetAsync(request.Id, now, CancellationToken.None))!;
         Assert.Equal((AccessRequestStatus.Approved, 2), (granted.Status, granted.Approvals));
+    }
+
+    [Fact]
+    public async Task An_access_request_waits_as_long_as_the_pending_ttl_it_was_filed_under_and_one_stored_without_waits_an_hour()
+    {
+        var store = await OpenAsync();
+        var now = DateTimeOffset.UtcNow;
+        var patient = Request("analyst", now) with { PendingUntil = now.AddHours(3) };
+        var former = Request("analyst", now) with { PendingUntil = null };
+        await store.CreateAsync(patient, int.MaxValue, CancellationToken.None);
+        await store.CreateAsync(former, int.MaxValue, CancellationToken.None);
+
+        var later = now.AddHours(2);
+        Assert.Equal(AccessRequestStatus.Expired, (await store.GetAsync(former.Id, later, CancellationToken.None))!.Status);
+        Assert.Equal(AccessRequestStatus.Pending, (await store.GetAsync(patient.Id, later, CancellationToken.None))!.Status);
+        Assert.Equal(1, await store.CountPendingAsync("analyst", later, CancellationToken.None));
+        Assert.Equal([patient.Id], (await store.ListAsync(AccessRequestStatus.Pending, later, CancellationToken.None)).Select(r => r.Id));
+        Assert.False(await store.DecideAsync(former.Id, new ApprovalVote("alice", true, later, null), 1, TimeSpan.FromDays(1), later, CancellationToken.None));
+        Assert.True(await store.DecideAsync(patient.Id, new ApprovalVote("alice", true, later, null), 1, TimeSpan.FromDays(1), later, CancellationToken.None));
+        Assert.Equal(AccessRequestStatus.Approved, (await store.GetAsync(patient.Id, later, CancellationToken.None))!.Status);
+
+        var unanswered = Request("analyst", now) with { PendingUntil = now.AddHours(3) };
+        await store.CreateAsync(unanswered, int.MaxValue, CancellationToken.None);
+        Assert.Equal(AccessRequestStatus.Expired, (await store.GetAsync(unanswered.Id, now.AddHours(3), CancellationToken.None))!.Status);
+        Assert.Equal(0, await store.CountPendingAsync("analyst", now.AddHours(3), CancellationToken.None));
     }
 
     [Fact]

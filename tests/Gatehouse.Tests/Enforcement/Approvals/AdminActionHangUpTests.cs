@@ -36,26 +36,7 @@ public sealed class AdminActionHangUpTests
     private static async Task<ApprovalDesk> DeskAsync(SqliteStateStore store, InterceptedApprovals intercepted, InterceptedStatements? statements = null)
     {
         var approvals = new NotifyingApprovals(intercepted, (IStatementApprovalStore?)statements ?? store, new NotifyingApprovalsTests.Events());
-        var policy = PolicyLoader.Parse(
-            """
-            connections:
-              shop:
-                connection_string: "Host=db;Database=shop;Username=gw"
-                password_file: shop.password
-            issuers:
-              - issuer: https://id.example
-                audience: gatehouse
-                jwks_url: https://id.example/jwks
-            agents:
-              analyst:
-                grants:
-                  - connection: shop
-                    access: read
-                    schemas: [public]
-            approvals:
-              approvers: [alice]
-            """,
-            "/etc/gatehouse/gatehouse.yaml");
+        var policy = ApprovalDeskTests.AnalystPolicy("approvers: [alice]");
         await approvals.CreateAsync(
             new AccessRequest("req_1", "analyst", "analyst", "gatehouse-dev", "shop", [new RelationName("public", "orders")], AccessLevel.Read, "report", TimeSpan.FromHours(1), AccessRequestStatus.Pending, DateTimeOffset.UtcNow),
             20,
