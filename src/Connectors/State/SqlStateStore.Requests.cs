@@ -14,6 +14,10 @@ public abstract partial class SqlStateStore : IApprovalStore
     // Until a request expires undecided: a request stored before expires_ms was kept, an hour after it was filed.
     private const string PendingUntil = "coalesce(expires_ms, created_ms + 3600000)";
 
+    /// <summary>What the store's trigger says of an access request approved with fewer approvals than it requires.</summary>
+    private protected const string AccessApprovalsShort =
+        "an access request was approved with fewer approvals than it requires, or after it expired: a gateway older than the store schema decided it; upgrade every gateway sharing the store";
+
     private const string CountPendingRequests = $"SELECT count(*) FROM access_requests WHERE agent = $1 AND status = 'Pending' AND {PendingUntil} > $2";
 
     public async ValueTask<int> CreateAsync(AccessRequest request, int maxPending, CancellationToken cancellationToken) =>

@@ -116,6 +116,22 @@ public sealed partial class SqliteStateStore
             }
         }
 
+        // The store holds the line on approvals itself: a gateway from before they were counted, or an UPDATE by hand,
+        // approves a request that needs two with one, else, or one past its pending_ttl by the fixed hour.
+        await using (var trigger = connection.CreateCommand())
+        {
+            trigger.Transaction = transaction;
+            trigger.CommandText = $"""
+                CREATE TRIGGER IF NOT EXISTS access_approvals_counted BEFORE UPDATE OF status ON access_requests
+                WHEN NEW.status = 'Approved' AND OLD.status = 'Pending'
+                    AND ((coalesce(NEW.required, 1) > 1
+                            AND (SELECT count(*) FROM json_each(coalesce(NEW.votes_json, '[]')) WHERE json_extract(value, '$.Approve') = 1) < NEW.required)
+                        OR NEW.decided_ms >= OLD.expires_ms)
+                BEGIN SELECT RAISE(ABORT, '{AccessApprovalsShort}'); END
+                """;
+            await trigger.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
     }
 

@@ -43,6 +43,14 @@ public sealed partial class GatewayPipeline
             return new StepResult(invalid);
         }
 
+        // Filed, it would only wait out its time and expire.
+        if (scope.Policy.Approvals.NoAccessApprover)
+        {
+            return new StepResult(Decision.Deny(
+                "request.no_approver",
+                $"nobody may decide an access request here: approvals.approvers names only {ApprovalSettings.Operator}, who is asked about statements only; an admin must name approvers or approver groups"));
+        }
+
         var agent = scope.Identity.Agent;
         var now = time.GetUtcNow();
         var request = new AccessRequest(

@@ -53,6 +53,9 @@ public sealed record ApprovalSettings(
     /// access request waiting for a second approval nobody can give.
     /// </summary>
     public int RequiredForAccess => OperatorMayApprove && ApproverGroups.Count == 0 ? Math.Clamp(Approvers.Count - 1, 1, Required) : Required;
+
+    /// <summary>With operator the only approver named and no approver groups, nobody may decide an access request.</summary>
+    public bool NoAccessApprover => OperatorMayApprove && ApproverGroups.Count == 0 && Approvers.Count == 1;
 }
 
 /// <summary>An outgoing webhook; with a secret, each body is signed (X-Gatehouse-Signature: sha256=HMAC of the body).</summary>

@@ -238,7 +238,7 @@ public sealed class PostgresStateStoreTests(PostgresFixture pg) : StateStoreCont
 
     protected override TimeSpan SeenElsewhereWithin => TimeSpan.FromSeconds(1);
 
-    private async Task ExecuteAsync(string sql)
+    protected override async Task ExecuteAsync(string sql)
     {
         // As an admin would with psql: the store's tables, outside the gateway.
         await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(_connectionString) { SearchPath = PostgresStateStore.SchemaName }.ConnectionString);
@@ -325,13 +325,14 @@ public sealed class PostgresStateStoreTests(PostgresFixture pg) : StateStoreCont
         await before.CreateAsync(Request("req_revoked"), 20, CancellationToken.None);
         await before.DecideAsync("req_revoked", new ApprovalVote("alice", true, now, "for the report"), 1, TimeSpan.FromDays(1), now, CancellationToken.None);
         await before.RevokeAsync("req_revoked", "bob", now, CancellationToken.None);
+        await before.CreateAsync(Request("req_waiting") with { CreatedAt = now.AddMinutes(-30) }, 20, CancellationToken.None);
         await ExecuteAsync("ALTER TABLE access_requests DROP COLUMN votes_json");
         await ExecuteAsync("ALTER TABLE access_requests DROP COLUMN required");
         await ExecuteAsync("ALTER TABLE access_requests DROP COLUMN expires_ms");
         await ExecuteAsync("COMMENT ON SCHEMA gatehouse_state IS 'gatehouse state v1'");
 
         var store = (PostgresStateStore)await OpenAsync();
-        Assert.Equal("gatehouse state v3", await SchemaCommentAsync());
+        Assert.Equal("gatehouse state v4", await SchemaCommentAsync());
         await store.CreateAsync(Request("req_upgraded") with { Required = 2 }, 20, CancellationToken.None);
         Assert.Equal(2, (await store.GetAsync("req_upgraded", now, CancellationToken.None))!.Required);
 
@@ -342,6 +343,12 @@ public sealed class PostgresStateStoreTests(PostgresFixture pg) : StateStoreCont
         var revoked = (await store.GetAsync("req_revoked", now, CancellationToken.None))!;
         Assert.Equal((AccessRequestStatus.Revoked, "for the report; revoked by bob"), (revoked.Status, revoked.DecisionNote));
         Assert.Equal(("alice", true, "for the report"), (revoked.Votes[0].Approver, revoked.Votes[0].Approve, revoked.Votes[0].Note));
+
+        // One filed before its time to wait was kept waits an hour, in the store's reads as in its counts.
+        Assert.Equal(AccessRequestStatus.Pending, (await store.GetAsync("req_waiting", now, CancellationToken.None))!.Status);
+        Assert.Equal(2, await store.CountPendingAsync("analyst", now, CancellationToken.None));
+        Assert.Equal(AccessRequestStatus.Expired, (await store.GetAsync("req_waiting", now.AddMinutes(31), CancellationToken.None))!.Status);
+        Assert.Equal(1, await store.CountPendingAsync("analyst", now.AddMinutes(31), CancellationToken.None));
     }
 
     [Fact]

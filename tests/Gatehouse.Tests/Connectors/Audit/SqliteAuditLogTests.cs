@@ -13,9 +13,12 @@ public sealed class SqliteAuditLogTests : AuditLogContract
 
     protected override async Task<IAuditLog> OpenAsync(bool again = false) => await SqliteStateStore.OpenAsync(_path, CancellationToken.None);
 
-    protected override async Task TamperAsync(string sql)
+    protected override Task TamperAsync(string sql) => ExecuteAsync(_path, sql);
+
+    /// <summary>Runs SQL on the state file outside the gateway, as an admin with sqlite3 would.</summary>
+    internal static async Task ExecuteAsync(string path, string sql)
     {
-        await using var connection = new SqliteConnection($"Data Source={_path}");
+        await using var connection = new SqliteConnection($"Data Source={path}");
         await connection.OpenAsync();
         await using var command = connection.CreateCommand();
         command.CommandText = sql;
@@ -179,6 +182,8 @@ public sealed class SqliteStateStoreTests : StateStoreContract
     private readonly string _path = Path.Combine(TestDirectory.Create("state"), "state.db");
 
     protected override async Task<SqlStateStore> OpenAsync(bool again = false) => await SqliteStateStore.OpenAsync(_path, CancellationToken.None);
+
+    protected override Task ExecuteAsync(string sql) => SqliteAuditLogTests.ExecuteAsync(_path, sql);
 
     // The listing's SQL is the same for both stores; the flood is filed here, where a thousand writes take half a second
     // (in PostgreSQL each waits its turn on the change counter's row, 30 s in all).

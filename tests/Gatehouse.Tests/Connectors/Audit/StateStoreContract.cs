@@ -15,6 +15,9 @@ public abstract class StateStoreContract
     /// <summary>A new, empty store; calling again opens a second handle on the same store (another gateway process).</summary>
     protected abstract Task<SqlStateStore> OpenAsync(bool again = false);
 
+    /// <summary>Runs SQL on the store's tables outside the gateway: as an admin by hand, or a gateway of an older version.</summary>
+    protected abstract Task ExecuteAsync(string sql);
+
     /// <summary>
     /// How long a change made through one handle may take to be seen through another: none for SQLite, whose every read goes
     /// to the file; for PostgreSQL, under the second that several gateway instances promise.
@@ -205,6 +208,37 @@ public abstract class StateStoreContract
         Assert.True(await store.DecideAsync(withdrawn.Id, new ApprovalVote("alice", false, now, "changed my mind"), 2, TimeSpan.FromDays(30), now, CancellationToken.None));
         Assert.Equal(AccessRequestStatus.Denied, (await store.GetAsync(withdrawn.Id, now, CancellationToken.None))!.Status);
         Assert.False(await store.DecideAsync(withdrawn.Id, new ApprovalVote("alice", false, now, null), 2, TimeSpan.FromDays(30), now, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task The_store_refuses_an_access_request_approved_with_fewer_approvals_than_it_requires_as_an_older_gateway_would()
+    {
+        var store = await OpenAsync();
+        var now = DateTimeOffset.UtcNow;
+        var twoNeeded = Request("analyst", now) with { Required = 2 };
+        var oneNeeded = Request("analyst", now);
+        await store.CreateAsync(twoNeeded, int.MaxValue, CancellationToken.None);
+        await store.CreateAsync(oneNeeded, int.MaxValue, CancellationToken.None);
+
+        // What a gateway from before votes were counted sends to approve: one update, one approver, no vote.
+        string Approve(string id) =>
+            $"UPDATE access_requests SET status = 'Approved', decided_ms = {now.ToUnixTimeMilliseconds()}, decided_by = 'alice', grant_expires_ms = {now.AddHours(1).ToUnixTimeMilliseconds()} WHERE id = '{id}' AND status = 'Pending'";
+        var refused = await Assert.ThrowsAnyAsync<System.Data.Common.DbException>(() => ExecuteAsync(Approve(twoNeeded.Id)));
+        Assert.Contains("approved with fewer approvals than it requires", refused.Message, StringComparison.Ordinal);
+        Assert.Equal(AccessRequestStatus.Pending, (await store.GetAsync(twoNeeded.Id, now, CancellationToken.None))!.Status);
+
+        // Nor one past the pending_ttl it was filed under, which such a gateway takes for an hour.
+        var brief = Request("analyst", now.AddMinutes(-20)) with { PendingUntil = now.AddMinutes(-10) };
+        await store.CreateAsync(brief, int.MaxValue, CancellationToken.None);
+        await Assert.ThrowsAnyAsync<System.Data.Common.DbException>(() => ExecuteAsync(Approve(brief.Id)));
+        Assert.Equal(AccessRequestStatus.Expired, (await store.GetAsync(brief.Id, now, CancellationToken.None))!.Status);
+
+        // One that needs one approval it decides as it always did; two votes decide the other.
+        await ExecuteAsync(Approve(oneNeeded.Id));
+        Assert.Equal(AccessRequestStatus.Approved, (await store.GetAsync(oneNeeded.Id, now, CancellationToken.None))!.Status);
+        Assert.True(await store.DecideAsync(twoNeeded.Id, new ApprovalVote("alice", true, now, null), 2, TimeSpan.FromDays(1), now, CancellationToken.None));
+        Assert.True(await store.DecideAsync(twoNeeded.Id, new ApprovalVote("bob", true, now, null), 2, TimeSpan.FromDays(1), now, CancellationToken.None));
+        Assert.Equal(AccessRequestStatus.Approved, (await store.GetAsync(twoNeeded.Id, now, CancellationToken.None))!.Status);
     }
 
     [Fact]

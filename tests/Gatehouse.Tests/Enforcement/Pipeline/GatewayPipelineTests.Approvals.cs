@@ -1,6 +1,7 @@
 using Gatehouse.Enforcement.Approvals;
 using Gatehouse.Enforcement.Audit;
 using Gatehouse.Enforcement.Pipeline;
+using Gatehouse.Enforcement.Policy;
 
 namespace Gatehouse.Tests.Enforcement.Pipeline;
 
@@ -193,6 +194,21 @@ public sealed partial class GatewayPipelineTests
         Assert.Equal(StatementApprovalStatus.Running, Assert.Single(_statements.Requests).Status);
         Assert.Equal("approval.running", (await QueryWithApproval()).Decision.Rule);
         Assert.Equal(1, _database.Executions);
+    }
+
+    [Fact]
+    public async Task An_access_request_nobody_may_decide_is_refused_at_once_rather_than_filed_to_expire()
+    {
+        // The operator is asked about statements only: named alone, it leaves no one to decide an access request.
+        var pipeline = Pipeline(_policy with { Approvals = _policy.Approvals with { Approvers = [ApprovalSettings.Operator] } });
+        var request = new AccessRequestInput("shop", ["public.orders"], "read", "monthly report", "1h");
+
+        var outcome = await pipeline.RequestAccessAsync(new CallContext("request_access", Token(), "test", "s1"), request, CancellationToken.None);
+
+        Assert.Equal("request.no_approver", outcome.Decision.Rule);
+        Assert.Contains("approvals.approvers names only operator", outcome.Decision.Reason, StringComparison.Ordinal);
+        Assert.Empty(_approvals.Filed);
+        Assert.Equal(Verdict.Denied, _audit.Completed[outcome.AuditId!].Decision);
     }
 
     [Fact]
