@@ -147,6 +147,24 @@ public sealed class WebConsoleTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_admin_grants_an_access_request_from_its_card_which_shows_its_approvals_and_when_it_expires()
+    {
+        await using var analyst = await GatewayClients.HttpAsync(_server.Endpoint, _gateway.Mint("analyst"));
+        var id = (await analyst.RequestAccessAsync(["public.orders"], "write", "fix a typo in a note")).Structured().GetProperty("request_id").GetString()!;
+        await SignInAsync();
+        await _page.GetByRole(AriaRole.Link, new() { Name = "Approvals" }).ClickAsync();
+
+        var card = _page.Locator($"section[data-request='{id}']");
+        await Assertions.Expect(card).ToContainTextAsync("analyst asks for write access for 10m");
+        await Assertions.Expect(card).ToContainTextAsync("0/1 approval(s) · expires ");
+        await card.GetByRole(AriaRole.Button, new() { Name = $"Approve {id}" }).ClickAsync();
+
+        await Assertions.Expect(_page.Locator("#status")).ToContainTextAsync($"Approved {id}: analyst may write public.orders on shop until");
+        await Assertions.Expect(card).ToHaveCountAsync(0);
+        Assert.Equal(1, (await analyst.QueryAsync("update orders set note = note where id = 1")).Structured().GetProperty("affected_rows").GetInt32());
+    }
+
+    [Fact]
     public async Task The_approvals_list_holds_still_while_the_pointer_is_on_a_request()
     {
         // Newest first: a request filed while an admin aims at a card would slide another card, and its Approve button,
