@@ -66,22 +66,32 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
         "ALTER TABLE access_requests ADD COLUMN IF NOT EXISTS votes_json text",
         "ALTER TABLE access_requests ADD COLUMN IF NOT EXISTS required bigint",
         "ALTER TABLE access_requests ADD COLUMN IF NOT EXISTS expires_ms bigint",
-        // The store holds the line on approvals itself: a gateway from before they were counted (in a rolling upgrade), or an
-        // UPDATE by hand, approves a request that needs two with one, else, or one past its pending_ttl by the fixed hour.
+        // The store holds the line on approvals itself: a gateway of an older version, in a rolling upgrade, approves a request
+        // that needs two with one, else, or one past its pending_ttl by the fixed hour. (An UPDATE by hand that writes votes
+        // is not stopped; one that lowers required or leaves out the time of the decision is.)
         $$"""
         CREATE OR REPLACE FUNCTION {{SchemaName}}.access_approvals_counted() RETURNS trigger LANGUAGE plpgsql AS $f$
         BEGIN
             IF NEW.status = 'Approved' AND OLD.status = 'Pending'
-                AND ((coalesce(NEW.required, 1) > 1
-                        AND (SELECT count(*) FROM json_array_elements(coalesce(NEW.votes_json, '[]')::json) v WHERE (v ->> 'Approve')::boolean) < NEW.required)
-                    OR NEW.decided_ms >= OLD.expires_ms) THEN
+                AND ((greatest(coalesce(OLD.required, 1), coalesce(NEW.required, 1)) > 1
+                        AND (SELECT count(*) FROM json_array_elements(coalesce(NEW.votes_json, '[]')::json) v WHERE (v ->> 'Approve')::boolean)
+                            < greatest(coalesce(OLD.required, 1), coalesce(NEW.required, 1)))
+                    OR coalesce(NEW.decided_ms, OLD.expires_ms) >= OLD.expires_ms) THEN
                 RAISE EXCEPTION '{{AccessApprovalsShort}}';
             END IF;
             RETURN NEW;
         END
         $f$
         """,
-        $"CREATE OR REPLACE TRIGGER access_approvals_counted BEFORE UPDATE ON access_requests FOR EACH ROW EXECUTE FUNCTION {SchemaName}.access_approvals_counted()",
+        // Made only where missing, as the triggers below are (CREATE OR REPLACE TRIGGER needs PostgreSQL 14).
+        $$"""
+        DO $d$ BEGIN
+            IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'access_approvals_counted' AND tgrelid = '{{SchemaName}}.access_requests'::regclass) THEN
+                CREATE TRIGGER access_approvals_counted BEFORE UPDATE ON {{SchemaName}}.access_requests
+                    FOR EACH ROW EXECUTE FUNCTION {{SchemaName}}.access_approvals_counted();
+            END IF;
+        END $d$
+        """,
         "CREATE TABLE IF NOT EXISTS agents (agent text PRIMARY KEY, disabled bigint NOT NULL, changed_by text NOT NULL, changed_ms bigint NOT NULL)",
         "CREATE TABLE IF NOT EXISTS connection_rotations (connection text PRIMARY KEY, generation bigint NOT NULL, requested_by text NOT NULL, requested_ms bigint NOT NULL)",
         // What every call reads (agent switches, approved requests) changes the version in the same transaction, whoever writes
@@ -164,9 +174,9 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
     // this version or a later one (every open after the first, the CLI's included, and an older gateway beside a newer one)
     // runs no DDL, since even ADD COLUMN IF NOT EXISTS takes its table's exclusive lock before it looks, and would queue every
     // instance's audit writes behind a long read such as `audit verify`.
-    // 2: access requests' votes and required approvals. 3: when an access request expires undecided. 4: the trigger that
-    // refuses an access request approved with fewer approvals than it requires.
-    private const int SchemaVersion = 4;
+    // 2: access requests' votes and required approvals. 3: when an access request expires undecided. 4 and 5: the trigger
+    // that refuses an access request approved with fewer approvals than it requires, or too late.
+    private const int SchemaVersion = 5;
 
     private const string SchemaMark = "gatehouse state v";
 

@@ -116,18 +116,22 @@ public sealed partial class SqliteStateStore
             }
         }
 
-        // The store holds the line on approvals itself: a gateway from before they were counted, or an UPDATE by hand,
-        // approves a request that needs two with one, else, or one past its pending_ttl by the fixed hour.
+        // The store holds the line on approvals itself: a gateway of an older version approves a request that needs two with
+        // one, else, or one past its pending_ttl by the fixed hour. (An UPDATE by hand that writes votes is not stopped; one
+        // that lowers required or leaves out the time of the decision is.) A changed trigger takes a new name, the old one
+        // dropped: IF NOT EXISTS never replaces one, and a trigger made anew at every open would change the schema each time.
         await using (var trigger = connection.CreateCommand())
         {
             trigger.Transaction = transaction;
             trigger.CommandText = $"""
-                CREATE TRIGGER IF NOT EXISTS access_approvals_counted BEFORE UPDATE OF status ON access_requests
+                DROP TRIGGER IF EXISTS access_approvals_counted;
+                CREATE TRIGGER IF NOT EXISTS access_approvals_counted_v2 BEFORE UPDATE OF status ON access_requests
                 WHEN NEW.status = 'Approved' AND OLD.status = 'Pending'
-                    AND ((coalesce(NEW.required, 1) > 1
-                            AND (SELECT count(*) FROM json_each(coalesce(NEW.votes_json, '[]')) WHERE json_extract(value, '$.Approve') = 1) < NEW.required)
-                        OR NEW.decided_ms >= OLD.expires_ms)
-                BEGIN SELECT RAISE(ABORT, '{AccessApprovalsShort}'); END
+                    AND ((max(coalesce(OLD.required, 1), coalesce(NEW.required, 1)) > 1
+                            AND (SELECT count(*) FROM json_each(coalesce(NEW.votes_json, '[]')) WHERE json_extract(value, '$.Approve') = 1)
+                                < max(coalesce(OLD.required, 1), coalesce(NEW.required, 1)))
+                        OR coalesce(NEW.decided_ms, OLD.expires_ms) >= OLD.expires_ms)
+                BEGIN SELECT RAISE(ABORT, '{AccessApprovalsShort}'); END;
                 """;
             await trigger.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }

@@ -332,7 +332,7 @@ public sealed class PostgresStateStoreTests(PostgresFixture pg) : StateStoreCont
         await ExecuteAsync("COMMENT ON SCHEMA gatehouse_state IS 'gatehouse state v1'");
 
         var store = (PostgresStateStore)await OpenAsync();
-        Assert.Equal("gatehouse state v4", await SchemaCommentAsync());
+        Assert.Equal("gatehouse state v5", await SchemaCommentAsync());
         await store.CreateAsync(Request("req_upgraded") with { Required = 2 }, 20, CancellationToken.None);
         Assert.Equal(2, (await store.GetAsync("req_upgraded", now, CancellationToken.None))!.Required);
 

@@ -225,6 +225,10 @@ public abstract class StateStoreContract
             $"UPDATE access_requests SET status = 'Approved', decided_ms = {now.ToUnixTimeMilliseconds()}, decided_by = 'alice', grant_expires_ms = {now.AddHours(1).ToUnixTimeMilliseconds()} WHERE id = '{id}' AND status = 'Pending'";
         var refused = await Assert.ThrowsAnyAsync<System.Data.Common.DbException>(() => ExecuteAsync(Approve(twoNeeded.Id)));
         Assert.Contains("approved with fewer approvals than it requires", refused.Message, StringComparison.Ordinal);
+        // Nor does lowering the count in the same UPDATE, or leaving out when it was decided.
+        await Assert.ThrowsAnyAsync<System.Data.Common.DbException>(() => ExecuteAsync(Approve(twoNeeded.Id).Replace("SET status = 'Approved',", "SET status = 'Approved', required = 1,", StringComparison.Ordinal)));
+        await Assert.ThrowsAnyAsync<System.Data.Common.DbException>(
+            () => ExecuteAsync($"UPDATE access_requests SET status = 'Approved', grant_expires_ms = {now.AddHours(1).ToUnixTimeMilliseconds()} WHERE id = '{oneNeeded.Id}'"));
         Assert.Equal(AccessRequestStatus.Pending, (await store.GetAsync(twoNeeded.Id, now, CancellationToken.None))!.Status);
 
         // Nor one past the pending_ttl it was filed under, which such a gateway takes for an hour.
