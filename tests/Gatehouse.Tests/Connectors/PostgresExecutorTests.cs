@@ -165,6 +165,21 @@ public sealed class PostgresExecutorTests(PostgresFixture pg) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_hstore_value_comes_back_as_postgresql_writes_it_with_quotes_escaped_not_as_a_type_name()
+    {
+        // In a schema of its own: its functions and operators stay out of public, which other tests read.
+        await pg.AdminScalarAsync("create schema if not exists hstore_kv");
+        await pg.AdminScalarAsync("create extension if not exists hstore with schema hstore_kv");
+        await pg.AdminScalarAsync($"grant usage on schema hstore_kv to {pg.GatewayRole}");
+
+        // Read by Npgsql as a dictionary, whose own text is its type name: the detectors would have seen nothing in it.
+        var result = await Run("""select 'name=>"Ann \"Q\" Lee", email=>ann@example.com, note=>NULL'::hstore_kv.hstore as h""");
+
+        // In PostgreSQL's own order (shorter keys first), as psql shows it.
+        Assert.Equal("\"name\"=>\"Ann \\\"Q\\\" Lee\", \"note\"=>NULL, \"email\"=>\"ann@example.com\"", result.Rows[0][0]);
+    }
+
+    [Fact]
     public async Task Rows_come_back_with_column_names_types_and_json_friendly_values()
     {
         var result = await Run("select id, full_name, created_at, 12.50::numeric(10,2) as price, true as ok from customers where id = $1", ["1"]);
