@@ -12,13 +12,13 @@ public abstract partial class SqlStateStore : IApprovalStore
         "id, agent, subject, issuer, connection, tables_json, access, reason, duration_ms, status, created_ms, decided_ms, decided_by, decision_note, grant_expires_ms, schemas_json, unmask, delegated_by, votes_json, required, expires_ms";
 
     // Until a request expires undecided: a request stored before expires_ms was kept, an hour after it was filed.
-    private const string PendingUntil = "coalesce(expires_ms, created_ms + 3600000)";
+    private static readonly string PendingUntil = $"coalesce(expires_ms, created_ms + {(long)AccessRequest.FormerPendingLifetime.TotalMilliseconds})";
 
     /// <summary>What the store's trigger says of an access request approved with fewer approvals than it requires.</summary>
     private protected const string AccessApprovalsShort =
         "an access request was approved with fewer approvals than it requires, or after it expired: a gateway older than the store schema decided it; upgrade every gateway sharing the store";
 
-    private const string CountPendingRequests = $"SELECT count(*) FROM access_requests WHERE agent = $1 AND status = 'Pending' AND {PendingUntil} > $2";
+    private static readonly string CountPendingRequests = $"SELECT count(*) FROM access_requests WHERE agent = $1 AND status = 'Pending' AND {PendingUntil} > $2";
 
     public async ValueTask<int> CreateAsync(AccessRequest request, int maxPending, CancellationToken cancellationToken) =>
         (await FileUnlessAtCapAsync<AccessRequest>(
@@ -146,8 +146,9 @@ public abstract partial class SqlStateStore : IApprovalStore
             Schemas = Text(r, 15) is { } schemas ? JsonSerializer.Deserialize<string[]>(schemas) ?? [] : [],
             Unmask = Text(r, 16),
             DelegatedBy = Text(r, 17),
-            // Stored before approvals were counted per request, its one decision is its one vote (a grant's end: an approval).
-            Votes = Text(r, 18) is { } votes ? JsonSerializer.Deserialize<List<ApprovalVote>>(votes) ?? []
+            // Decided without votes (stored before approvals were counted per request, or by a gateway of that version since), its
+            // one decision is its one vote (a grant's end: an approval).
+            Votes = Text(r, 18) is { } votes && JsonSerializer.Deserialize<List<ApprovalVote>>(votes) is { Count: > 0 } counted ? counted
                 : Text(r, 12) is { } by && Long(r, 11) is { } at ? [new ApprovalVote(by, !r.IsDBNull(14), FromMs(at), DecisionNoteOf(Text(r, 13), status == AccessRequestStatus.Revoked))] : [],
             Required = Long(r, 19) is { } required ? (int)required : 1,
             PendingUntil = pendingUntil,

@@ -89,8 +89,10 @@ public sealed class ApprovalDesk(LivePolicy livePolicy, NotifyingApprovals appro
     {
         StatementApprovalStatus.Approved => $"Approved {decided.Id}: {decided.Agent} may run it once, until {decided.ExpiresAt:u}.",
         StatementApprovalStatus.Denied => $"Denied {decided.Id}.",
-        _ => $"Recorded {who}'s approval of {decided.Id}: {decided.Approvals} of {decided.Required} so far.",
+        _ => PartlyApproved(who, decided.Id, decided.Approvals, decided.Required),
     };
+
+    private static string PartlyApproved(string who, string id, int approvals, int required) => $"Recorded {who}'s approval of {id}: {approvals} of {required} so far.";
 
     private async Task<DeskOutcome> DecideAccessAsync(string id, string who, AgentIdentity? verified, bool approve, string? note, CancellationToken cancellationToken)
     {
@@ -116,7 +118,10 @@ public sealed class ApprovalDesk(LivePolicy livePolicy, NotifyingApprovals appro
 
         if (!await approvals.DecideAsync(id, new ApprovalVote(who, approve, now, note), policy.Approvals.RequiredForAccess, policy.Approvals.MaxGrant, now, CancellationToken.None).ConfigureAwait(false))
         {
-            return NotPending(id, request.Status.ToString());
+            // Pending when read above: decided, expired or decided by the same person meanwhile (two clicks at once).
+            return request.Status == AccessRequestStatus.Pending
+                ? DeskOutcome.Refused($"request {id} changed while this decision was made (decided, expired, or already decided by {who}); nothing changed")
+                : NotPending(id, request.Status.ToString());
         }
 
         // Read back for the grant's end. The decision is stored: a store that fails now must not keep it off the record, so the
@@ -139,7 +144,7 @@ public sealed class ApprovalDesk(LivePolicy livePolicy, NotifyingApprovals appro
         {
             return new DeskOutcome(true, decided is null
                 ? $"Recorded {who}'s approval of {request.Id} (the state store could not be read back for how many it has now)."
-                : $"Recorded {who}'s approval of {request.Id}: {decided.Approvals} of {decided.Required} so far.");
+                : PartlyApproved(who, request.Id, decided.Approvals, decided.Required));
         }
 
         var until = decided is null ? " (the state store could not be read back for when the grant ends)" : $" until {decided.GrantExpiresAt:u}";

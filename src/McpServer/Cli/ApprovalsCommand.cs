@@ -72,7 +72,7 @@ public static class ApprovalsCommand
         var approver = new Option<string>("--as") { Description = "Who decides (default: the OS user).", DefaultValueFactory = _ => Environment.UserName };
         var json = CliApp.JsonOption();
         var command = new Command(verb, approve
-            ? "Approve a pending request: an access request becomes a time-boxed grant; a statement may then run once."
+            ? "Approve a pending request: once it has approvals.required approvals, an access request becomes a time-boxed grant and a statement may run once."
             : "Deny a pending request.")
         {
             id, config, reason, approver, json,

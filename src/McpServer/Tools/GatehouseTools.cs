@@ -62,7 +62,7 @@ public sealed class GatehouseTools(GatewayPipeline pipeline, ICallerToken caller
 
     [McpServerTool(Name = "request_access", Title = "Ask a human for more access", ReadOnly = false, Destructive = false, Idempotent = false, OpenWorld = false)]
     [Description("Asks an approver for time-boxed access to specific tables when a query was refused for lack of a grant. "
-        + "Returns a pending request id; once an approver accepts it, the access applies to your calls until it expires. "
+        + "Returns a pending request id and how many approvers must accept it; once they have, the access applies to your calls until it expires. "
         + "Every answer lists where your recent requests stand (access requests and statements waiting for approval); "
         + "with status_only=true it only does that.")]
     public async Task<CallToolResult> RequestAccess(

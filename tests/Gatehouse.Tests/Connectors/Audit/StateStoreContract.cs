@@ -239,7 +239,10 @@ public abstract class StateStoreContract
 
         // One that needs one approval it decides as it always did; two votes decide the other.
         await ExecuteAsync(Approve(oneNeeded.Id));
-        Assert.Equal(AccessRequestStatus.Approved, (await store.GetAsync(oneNeeded.Id, now, CancellationToken.None))!.Status);
+        var byOlder = (await store.GetAsync(oneNeeded.Id, now, CancellationToken.None))!;
+        Assert.Equal(AccessRequestStatus.Approved, byOlder.Status);
+        // It wrote no vote: its decision stands as one, so the grant still names who approved it.
+        Assert.Equal(("alice", true), (Assert.Single(byOlder.Votes).Approver, byOlder.Votes[0].Approve));
         Assert.True(await store.DecideAsync(twoNeeded.Id, new ApprovalVote("alice", true, now, null), 2, TimeSpan.FromDays(1), now, CancellationToken.None));
         Assert.True(await store.DecideAsync(twoNeeded.Id, new ApprovalVote("bob", true, now, null), 2, TimeSpan.FromDays(1), now, CancellationToken.None));
         Assert.Equal(AccessRequestStatus.Approved, (await store.GetAsync(twoNeeded.Id, now, CancellationToken.None))!.Status);
