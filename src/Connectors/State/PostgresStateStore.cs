@@ -68,7 +68,7 @@ public sealed class PostgresStateStore : SqlStateStore, IAsyncDisposable
         "ALTER TABLE access_requests ADD COLUMN IF NOT EXISTS expires_ms bigint",
         // The store holds the line on approvals itself: a gateway of an older version, in a rolling upgrade, approves a request
         // that needs two with one, else, or one past its pending_ttl by the fixed hour. (An UPDATE by hand that writes votes
-        // is not stopped; one that lowers required or leaves out the time of the decision is.)
+        // is not stopped; one that lowers required is, and one that leaves out when it was decided where it has an expiry.)
         $$"""
         CREATE OR REPLACE FUNCTION {{SchemaName}}.access_approvals_counted() RETURNS trigger LANGUAGE plpgsql AS $f$
         BEGIN

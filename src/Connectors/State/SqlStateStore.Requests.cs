@@ -121,6 +121,19 @@ public abstract partial class SqlStateStore : IApprovalStore
     private static string? DecisionNoteOf(string? stored, bool revoked) =>
         revoked && stored?.LastIndexOf("revoked by ", StringComparison.Ordinal) is { } at and >= 0 ? (at >= 2 ? stored[..(at - 2)] : null) : stored;
 
+    // The stored votes. A decision with no vote of its decider's (stored before approvals were counted per request, or made
+    // by a gateway of that version since) joins them as one: a grant's end says it was an approval.
+    private static List<ApprovalVote> ReadVotes(DbDataReader r, AccessRequestStatus status)
+    {
+        var votes = Text(r, 18) is { } stored ? JsonSerializer.Deserialize<List<ApprovalVote>>(stored) ?? [] : [];
+        if (Text(r, 12) is { } by && Long(r, 11) is { } at && !votes.Any(v => v.Approver == by))
+        {
+            votes.Add(new ApprovalVote(by, !r.IsDBNull(14), FromMs(at), DecisionNoteOf(Text(r, 13), status == AccessRequestStatus.Revoked)));
+        }
+
+        return votes;
+    }
+
     private protected static AccessRequest ReadRequest(DbDataReader r, DateTimeOffset now)
     {
         var tables = JsonSerializer.Deserialize<string[]>(r.GetString(5))!
@@ -146,10 +159,7 @@ public abstract partial class SqlStateStore : IApprovalStore
             Schemas = Text(r, 15) is { } schemas ? JsonSerializer.Deserialize<string[]>(schemas) ?? [] : [],
             Unmask = Text(r, 16),
             DelegatedBy = Text(r, 17),
-            // Decided without votes (stored before approvals were counted per request, or by a gateway of that version since), its
-            // one decision is its one vote (a grant's end: an approval).
-            Votes = Text(r, 18) is { } votes && JsonSerializer.Deserialize<List<ApprovalVote>>(votes) is { Count: > 0 } counted ? counted
-                : Text(r, 12) is { } by && Long(r, 11) is { } at ? [new ApprovalVote(by, !r.IsDBNull(14), FromMs(at), DecisionNoteOf(Text(r, 13), status == AccessRequestStatus.Revoked))] : [],
+            Votes = ReadVotes(r, status),
             Required = Long(r, 19) is { } required ? (int)required : 1,
             PendingUntil = pendingUntil,
         };

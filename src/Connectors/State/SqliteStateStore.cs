@@ -118,8 +118,9 @@ public sealed partial class SqliteStateStore
 
         // The store holds the line on approvals itself: a gateway of an older version approves a request that needs two with
         // one, else, or one past its pending_ttl by the fixed hour. (An UPDATE by hand that writes votes is not stopped; one
-        // that lowers required or leaves out the time of the decision is.) A changed trigger takes a new name, the old one
-        // dropped: IF NOT EXISTS never replaces one, and a trigger made anew at every open would change the schema each time.
+        // that lowers required is, and one that leaves out when it was decided where it has an expiry.) A changed trigger
+        // takes a new name, the old one dropped: IF NOT EXISTS never replaces one, and a trigger made anew at every open
+        // would change the schema each time.
         await using (var trigger = connection.CreateCommand())
         {
             trigger.Transaction = transaction;

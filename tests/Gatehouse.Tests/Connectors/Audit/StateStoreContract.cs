@@ -243,6 +243,14 @@ public abstract class StateStoreContract
         Assert.Equal(AccessRequestStatus.Approved, byOlder.Status);
         // It wrote no vote: its decision stands as one, so the grant still names who approved it.
         Assert.Equal(("alice", true), (Assert.Single(byOlder.Votes).Approver, byOlder.Votes[0].Approve));
+
+        // Its denial of a request a new one has an approval for joins that approval as a vote of its own.
+        var mixed = Request("analyst", now) with { Required = 2 };
+        await store.CreateAsync(mixed, int.MaxValue, CancellationToken.None);
+        Assert.True(await store.DecideAsync(mixed.Id, new ApprovalVote("alice", true, now, null), 2, TimeSpan.FromDays(1), now, CancellationToken.None));
+        await ExecuteAsync($"UPDATE access_requests SET status = 'Denied', decided_ms = {now.ToUnixTimeMilliseconds()}, decided_by = 'bob' WHERE id = '{mixed.Id}' AND status = 'Pending'");
+        var denied = (await store.GetAsync(mixed.Id, now, CancellationToken.None))!;
+        Assert.Equal([("alice", true), ("bob", false)], denied.Votes.Select(v => (v.Approver, v.Approve)));
         Assert.True(await store.DecideAsync(twoNeeded.Id, new ApprovalVote("alice", true, now, null), 2, TimeSpan.FromDays(1), now, CancellationToken.None));
         Assert.True(await store.DecideAsync(twoNeeded.Id, new ApprovalVote("bob", true, now, null), 2, TimeSpan.FromDays(1), now, CancellationToken.None));
         Assert.Equal(AccessRequestStatus.Approved, (await store.GetAsync(twoNeeded.Id, now, CancellationToken.None))!.Status);
