@@ -145,7 +145,7 @@ public abstract partial class SqlStateStore : IApprovalStore
         var status = Enum.Parse<AccessRequestStatus>(r.GetString(9));
         // Expiry is derived on read, so no background job is needed to keep statuses honest.
         var pendingUntil = Long(r, 20) is { } until ? FromMs(until) : (DateTimeOffset?)null;
-        if ((status == AccessRequestStatus.Pending && (pendingUntil ?? created + AccessRequest.FormerPendingLifetime) <= now)
+        if ((status == AccessRequestStatus.Pending && AccessRequest.UndecidedExpiryOf(created, pendingUntil) <= now)
             || (status == AccessRequestStatus.Approved && grantExpires <= now))
         {
             status = AccessRequestStatus.Expired;

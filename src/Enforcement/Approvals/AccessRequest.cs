@@ -66,7 +66,10 @@ public sealed record AccessRequest(
     public DateTimeOffset? PendingUntil { get; init; }
 
     /// <summary>When it expires undecided (one stored before that was kept: an hour after it was filed).</summary>
-    public DateTimeOffset UndecidedExpiry => PendingUntil ?? CreatedAt + FormerPendingLifetime;
+    public DateTimeOffset UndecidedExpiry => UndecidedExpiryOf(CreatedAt, PendingUntil);
+
+    /// <summary>When a request filed at <paramref name="created"/> expires undecided, with its <see cref="PendingUntil"/> if kept.</summary>
+    public static DateTimeOffset UndecidedExpiryOf(DateTimeOffset created, DateTimeOffset? pendingUntil) => pendingUntil ?? created + FormerPendingLifetime;
 
     /// <summary>Whole schemas asked for, besides <see cref="Tables"/>.</summary>
     public IReadOnlyList<string> Schemas { get; init; } = [];

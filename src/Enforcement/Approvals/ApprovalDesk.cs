@@ -104,16 +104,9 @@ public sealed class ApprovalDesk(LivePolicy livePolicy, NotifyingApprovals appro
             return DeskOutcome.Missing(id);
         }
 
-        if ((request.RefuseApprover(who, verified, denying: !approve) ?? policy.Approvals.RefuseApprover(who, verified?.Groups ?? [])) is { } refusal)
+        if ((request.RefuseApprover(who, verified, denying: !approve) ?? policy.Approvals.RefuseAccessApprover(who, verified?.Groups ?? [])) is { } refusal)
         {
             return DeskOutcome.NotAllowed(refusal);
-        }
-
-        // The operator is asked about statements only, through the agent's client: not counted for an access request, its name
-        // decides none (else one more approver than RequiredForAccess counts on could be typed in with --as operator).
-        if (policy.Approvals.OperatorMayApprove && who == ApprovalSettings.Operator)
-        {
-            return DeskOutcome.NotAllowed($"'{ApprovalSettings.Operator}' approves statements only, through the agent's client; an access request is decided by the other approvers");
         }
 
         if (!await approvals.DecideAsync(id, new ApprovalVote(who, approve, now, note), policy.Approvals.RequiredForAccess, policy.Approvals.MaxGrant, now, CancellationToken.None).ConfigureAwait(false))

@@ -54,6 +54,15 @@ public sealed record ApprovalSettings(
     /// </summary>
     public int RequiredForAccess => OperatorMayApprove && ApproverGroups.Count == 0 ? Math.Clamp(Approvers.Count - 1, 1, Required) : Required;
 
+    /// <summary>
+    /// <see cref="RefuseApprover"/> for an access request. The operator is asked about statements only, through the agent's
+    /// client: not counted for an access request, its name decides none (else one more approver than
+    /// <see cref="RequiredForAccess"/> counts on could be typed in with <c>--as operator</c>).
+    /// </summary>
+    public string? RefuseAccessApprover(string person, IReadOnlyList<string> groups) =>
+        RefuseApprover(person, groups)
+        ?? (OperatorMayApprove && person == Operator ? $"'{Operator}' approves statements only, through the agent's client; an access request is decided by the other approvers" : null);
+
     /// <summary>With operator the only approver named and no approver groups, nobody may decide an access request.</summary>
     public bool NoAccessApprover => OperatorMayApprove && ApproverGroups.Count == 0 && Approvers.Count == 1;
 }
